@@ -1,0 +1,45 @@
+import { configSchema, type RowfleetConfig, type SiteConfig, type StageConfig } from './schema.ts';
+import { sites } from './sites.ts';
+
+export type { RowfleetConfig, SiteConfig, StageConfig, Limits } from './schema.ts';
+
+/** Raw configuration: stages and sites. Validated once by {@link loadConfig}. */
+export const rawConfig = {
+  stages: [
+    { name: 'local' },
+    { name: 'dev', limits: { maxWorkersPerJob: 2 } },
+    { name: 'stg', limits: { maxWorkersPerJob: 4 } },
+    { name: 'prod', limits: { maxWorkersPerJob: 10, retentionDays: 30 } },
+  ],
+  sites,
+};
+
+let cached: RowfleetConfig | undefined;
+
+/** The validated configuration; throws with every problem listed when it is invalid. */
+export function loadConfig(raw: unknown = rawConfig): RowfleetConfig {
+  if (raw === rawConfig && cached) return cached;
+  const result = configSchema.safeParse(raw);
+  if (!result.success) {
+    const lines = result.error.issues.map((i) => `  ${i.path.join('.') || '(root)'}: ${i.message}`);
+    throw new Error(`Invalid Rowfleet configuration:\n${lines.join('\n')}`);
+  }
+  if (raw === rawConfig) cached = result.data;
+  return result.data;
+}
+
+export function getStage(name: string, config: RowfleetConfig = loadConfig()): StageConfig {
+  const stage = config.stages.find((s) => s.name === name);
+  if (!stage) {
+    throw new Error(`Unknown stage "${name}". Configured stages: ${config.stages.map((s) => s.name).join(', ')}`);
+  }
+  return stage;
+}
+
+export function getSite(id: string, config: RowfleetConfig = loadConfig()): SiteConfig {
+  const site = config.sites.find((s) => s.id === id);
+  if (!site) {
+    throw new Error(`Unknown site "${id}". Configured sites: ${config.sites.map((s) => s.id).join(', ')}`);
+  }
+  return site;
+}

@@ -1,0 +1,96 @@
+import { z } from 'zod';
+
+/** Identifiers that appear in S3 keys, DynamoDB keys and queue names: lower-case, no separators we use. */
+export const siteId = z
+  .string()
+  .regex(/^[a-z][a-z0-9-]{1,30}$/, 'site ids are lower-case letters, digits and dashes (2-31 chars)');
+
+export const recipientSchema = z.object({
+  address: z.string().email(),
+  active: z.boolean().default(true),
+});
+
+export const officeSchema = z.object({
+  id: z.string().regex(/^[a-z0-9-]{1,32}$/),
+  name: z.string().min(1),
+});
+
+export const siteSchema = z.object({
+  id: siteId,
+  name: z.string().min(1),
+  timeZone: z.string().default('Asia/Tokyo'),
+  /** Local send time of the daily usage mail, HH:MM in `timeZone`. */
+  sendAt: z
+    .string()
+    .regex(/^([01]\d|2[0-3]):[0-5]\d$/)
+    .default('07:00'),
+  offices: z.array(officeSchema).min(1),
+  recipients: z.array(recipientSchema).min(1),
+  bcc: z.string().email(),
+});
+
+export const limitsSchema = z.object({
+  /** Largest body accepted by POST /jobs; larger files go through POST /uploads (presigned S3 POST). */
+  directUploadMaxBytes: z
+    .number()
+    .int()
+    .positive()
+    .default(6 * 1024 * 1024 - 64 * 1024),
+  /** Largest file accepted through the presigned route. */
+  presignedUploadMaxBytes: z
+    .number()
+    .int()
+    .positive()
+    .default(2 * 1024 * 1024 * 1024),
+  /** Largest single CSV record, in characters (RECORD_TOO_LARGE above it). */
+  maxRecordBytes: z
+    .number()
+    .int()
+    .positive()
+    .default(1024 * 1024),
+  /** Byte budget of one queue message (SQS allows 1 MiB per message and per batch). */
+  chunkMaxBytes: z
+    .number()
+    .int()
+    .min(1024)
+    .max(1024 * 1024 - 4096)
+    .default(256 * 1024),
+  /** Most records in one message, so one chunk's work stays well inside the visibility timeout. */
+  chunkMaxRecords: z.number().int().positive().default(5000),
+  maxWorkersPerJob: z.number().int().min(1).max(100).default(4),
+  /** Records per worker before another worker is worth starting. */
+  recordsPerWorker: z.number().int().positive().default(50_000),
+  retentionDays: z.number().int().positive().default(14),
+});
+
+export const stageSchema = z.object({
+  name: z.string().regex(/^[a-z][a-z0-9]{1,15}$/, 'stage names are short lower-case words'),
+  account: z.string().optional(),
+  region: z.string().default('ap-northeast-1'),
+  limits: limitsSchema.default(limitsSchema.parse({})),
+  notifications: z
+    .object({
+      success: z.boolean().default(false),
+      partial: z.boolean().default(true),
+      failure: z.boolean().default(true),
+    })
+    .default({ success: false, partial: true, failure: true }),
+});
+
+export const configSchema = z
+  .object({
+    stages: z.array(stageSchema).min(1),
+    sites: z.array(siteSchema).min(1),
+  })
+  .superRefine((cfg, ctx) => {
+    const seen = new Set<string>();
+    for (const s of cfg.sites) {
+      if (seen.has(s.id)) ctx.addIssue({ code: 'custom', message: `duplicate site id "${s.id}"` });
+      seen.add(s.id);
+    }
+  });
+
+export type SiteConfig = z.infer<typeof siteSchema>;
+export type StageConfig = z.infer<typeof stageSchema>;
+export type Limits = z.infer<typeof limitsSchema>;
+export type RowfleetConfig = z.infer<typeof configSchema>;
