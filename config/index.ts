@@ -31,7 +31,9 @@ export function loadConfig(raw: unknown = rawConfig): RowfleetConfig {
 export function getStage(name: string, config: RowfleetConfig = loadConfig()): StageConfig {
   const stage = config.stages.find((s) => s.name === name);
   if (!stage) {
-    throw new Error(`Unknown stage "${name}". Configured stages: ${config.stages.map((s) => s.name).join(', ')}`);
+    throw new Error(
+      `Unknown stage "${name}". Configured stages: ${config.stages.map((s) => s.name).join(', ')}`,
+    );
   }
   return stage;
 }

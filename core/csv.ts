@@ -1,5 +1,5 @@
 import { Readable, pipeline } from 'node:stream';
-import { parse, type CsvError } from 'csv-parse';
+import { parse, type CsvError, type InfoRecord, type Options } from 'csv-parse';
 import { stringify } from 'csv-stringify/sync';
 import { FileRejectedError, type RecordErrorCode } from './errors.ts';
 
@@ -59,7 +59,11 @@ export function validateHeader(header: string[], line: number): void {
   header.forEach((name, i) => {
     const key = name.trim();
     if (key === '') {
-      throw new FileRejectedError('BLANK_HEADER', `Column ${i + 1} of the header (line ${line}) has no name.`, line);
+      throw new FileRejectedError(
+        'BLANK_HEADER',
+        `Column ${i + 1} of the header (line ${line}) has no name.`,
+        line,
+      );
     }
     const prev = seen.get(key);
     if (prev !== undefined) {
@@ -94,7 +98,11 @@ function mapParseError(err: CsvError, line: number, maxRecordBytes: number): Fil
         line,
       );
     default:
-      return new FileRejectedError('INVALID_QUOTE', `The CSV cannot be parsed at line ${line}: ${err.message}`, line);
+      return new FileRejectedError(
+        'INVALID_QUOTE',
+        `The CSV cannot be parsed at line ${line}: ${err.message}`,
+        line,
+      );
   }
 }
 
@@ -103,7 +111,10 @@ function mapParseError(err: CsvError, line: number, maxRecordBytes: number): Fil
  * rejects records with a wrong column count or a NUL byte, and throws {@link FileRejectedError}
  * for problems that make the whole file unusable.
  */
-export async function* readRecords(text: AsyncIterable<string>, opts: ReadOptions): AsyncGenerator<RecordEvent> {
+export async function* readRecords(
+  text: AsyncIterable<string>,
+  opts: ReadOptions,
+): AsyncGenerator<RecordEvent> {
   const it = text[Symbol.asyncIterator]();
   const first = await it.next();
   if (first.done || first.value.trim() === '') {
@@ -136,12 +147,12 @@ async function* readFrom(
     relax_column_count: true,
     skip_empty_lines: true,
     max_record_size: opts.maxRecordBytes,
-    on_record: (fields: string[], ctx: { empty_lines: number }) => {
+    on_record: ((fields: string[], ctx: InfoRecord) => {
       const line = prevEnd + 1 + (ctx.empty_lines - prevEmpty);
       prevEmpty = ctx.empty_lines;
       prevEnd = line + newlinesIn(fields);
       return { line, fields };
-    },
+    }) as unknown as Options['on_record'],
   });
   async function* all(): AsyncGenerator<string> {
     yield firstText;
@@ -210,7 +221,8 @@ async function* readFrom(
     if (err instanceof FileRejectedError) throw err;
     const e = err as CsvError & { empty_lines?: number };
     if (typeof e.code === 'string' && e.code.startsWith('CSV_')) {
-      const emptyNow = (parser as unknown as { info?: { empty_lines?: number } }).info?.empty_lines ?? prevEmpty;
+      const emptyNow =
+        (parser as unknown as { info?: { empty_lines?: number } }).info?.empty_lines ?? prevEmpty;
       const line = prevEnd + 1 + Math.max(0, emptyNow - prevEmpty);
       throw mapParseError(e, line, opts.maxRecordBytes);
     }

@@ -14,7 +14,10 @@ export interface DecodeInfo {
 const SIGNATURES: { bytes: number[]; what: string }[] = [
   { bytes: [0x50, 0x4b, 0x03, 0x04], what: 'a zip archive (an .xlsx/.docx workbook renamed to .csv?)' },
   { bytes: [0x50, 0x4b, 0x05, 0x06], what: 'an empty zip archive' },
-  { bytes: [0xd0, 0xcf, 0x11, 0xe0, 0xa1, 0xb1, 0x1a, 0xe1], what: 'an OLE document (an old .xls workbook?)' },
+  {
+    bytes: [0xd0, 0xcf, 0x11, 0xe0, 0xa1, 0xb1, 0x1a, 0xe1],
+    what: 'an OLE document (an old .xls workbook?)',
+  },
   { bytes: [0x25, 0x50, 0x44, 0x46, 0x2d], what: 'a PDF document' },
   { bytes: [0x89, 0x50, 0x4e, 0x47], what: 'a PNG image' },
   { bytes: [0xff, 0xd8, 0xff], what: 'a JPEG image' },
@@ -127,7 +130,11 @@ function utf8Decoder(linesBefore: () => number): TextDecoderLike {
   };
 }
 
-function iconvDecoder(encoding: string, linesBefore: () => number, checkReplacement: boolean): TextDecoderLike {
+function iconvDecoder(
+  encoding: string,
+  linesBefore: () => number,
+  checkReplacement: boolean,
+): TextDecoderLike {
   const dec = iconv.getDecoder(encoding, { stripBOM: true });
   const check = (s: string): string => {
     if (checkReplacement) {
@@ -148,7 +155,12 @@ function iconvDecoder(encoding: string, linesBefore: () => number, checkReplacem
 
 async function* bytes(source: AsyncIterable<Uint8Array | string>): AsyncGenerator<Buffer> {
   for await (const c of source) {
-    const b = typeof c === 'string' ? Buffer.from(c) : Buffer.isBuffer(c) ? c : Buffer.from(c.buffer, c.byteOffset, c.byteLength);
+    const b =
+      typeof c === 'string'
+        ? Buffer.from(c)
+        : Buffer.isBuffer(c)
+          ? c
+          : Buffer.from(c.buffer, c.byteOffset, c.byteLength);
     if (b.length > 0) yield b;
   }
 }
@@ -162,7 +174,7 @@ export async function* decodeText(
   info: DecodeInfo = {},
 ): AsyncGenerator<string> {
   const it = bytes(source)[Symbol.asyncIterator]();
-  let head = Buffer.alloc(0);
+  let head: Buffer = Buffer.alloc(0);
   let done = false;
   while (head.length < SNIFF_BYTES && !done) {
     const r = await it.next();
@@ -172,7 +184,10 @@ export async function* decodeText(
   if (head.length === 0) throw new FileRejectedError('EMPTY_FILE', 'The file is empty (0 bytes).');
   for (const sig of SIGNATURES) {
     if (startsWith(head, sig.bytes)) {
-      throw new FileRejectedError('NOT_CSV', `This is not a CSV file: it looks like ${sig.what}. Save it as CSV and upload that.`);
+      throw new FileRejectedError(
+        'NOT_CSV',
+        `This is not a CSV file: it looks like ${sig.what}. Save it as CSV and upload that.`,
+      );
     }
   }
 
@@ -197,7 +212,7 @@ export async function* decodeText(
       decoder = utf8Decoder(linesBefore);
     } else {
       // Undecided: ASCII is the same in both encodings; choose at the first non-ASCII byte.
-      let buffered = head;
+      let buffered: Buffer = head;
       let firstHigh = buffered.findIndex((b) => b >= 0x80);
       while (firstHigh === -1 && !done) {
         // Emit the ASCII we already know is safe, keep reading.
@@ -219,7 +234,9 @@ export async function* decodeText(
         else buffered = Buffer.concat([buffered, r.value]);
       }
       const window = firstHigh === -1 ? buffered : buffered.subarray(firstHigh, firstHigh + DECIDE_WINDOW);
-      const isUtf8 = firstHigh === -1 || firstInvalidUtf8(window.subarray(0, done ? window.length : Math.max(0, window.length - 4))) === -1;
+      const isUtf8 =
+        firstHigh === -1 ||
+        firstInvalidUtf8(window.subarray(0, done ? window.length : Math.max(0, window.length - 4))) === -1;
       info.encoding = isUtf8 ? 'utf-8' : 'cp932';
       decoder = isUtf8 ? utf8Decoder(linesBefore) : iconvDecoder('cp932', linesBefore, true);
       pending = [buffered];

@@ -1,0 +1,42 @@
+import { DynamoDBClient } from '@aws-sdk/client-dynamodb';
+import { ECSClient } from '@aws-sdk/client-ecs';
+import { DynamoDBDocumentClient } from '@aws-sdk/lib-dynamodb';
+import { S3Client } from '@aws-sdk/client-s3';
+import { SQSClient } from '@aws-sdk/client-sqs';
+
+/**
+ * AWS clients, created once per process and configured only by the standard environment
+ * (region, credentials, AWS_ENDPOINT_URL / AWS_ENDPOINT_URL_<SERVICE>). Library code takes a client
+ * as an option and falls back to these.
+ */
+let s3: S3Client | undefined;
+let sqs: SQSClient | undefined;
+let ddb: DynamoDBDocumentClient | undefined;
+let ecs: ECSClient | undefined;
+
+/** A custom S3 endpoint (an emulator or LocalStack) serves buckets by path, not by host name. */
+function customS3Endpoint(): boolean {
+  return Boolean(process.env.AWS_ENDPOINT_URL_S3 ?? process.env.AWS_ENDPOINT_URL);
+}
+
+export function s3Client(): S3Client {
+  return (s3 ??= new S3Client({
+    forcePathStyle: customS3Endpoint(),
+    requestChecksumCalculation: 'WHEN_REQUIRED',
+    responseChecksumValidation: 'WHEN_REQUIRED',
+  }));
+}
+
+export function sqsClient(): SQSClient {
+  return (sqs ??= new SQSClient({}));
+}
+
+export function dynamoClient(): DynamoDBDocumentClient {
+  return (ddb ??= DynamoDBDocumentClient.from(new DynamoDBClient({}), {
+    marshallOptions: { removeUndefinedValues: true },
+  }));
+}
+
+export function ecsClient(): ECSClient {
+  return (ecs ??= new ECSClient({}));
+}

@@ -1,0 +1,107 @@
+import { ListTasksCommand, RunTaskCommand, StopTaskCommand, type ECSClient } from '@aws-sdk/client-ecs';
+import { requireEnv } from '../env.ts';
+import { workerEnv, type LaunchRequest, type TaskLauncher } from '../launcher.ts';
+import { ecsClient } from './clients.ts';
+
+export interface EcsLauncherConfig {
+  readonly cluster: string;
+  readonly taskDefinition: string;
+  readonly containerName: string;
+  readonly subnets: string[];
+  readonly securityGroups: string[];
+  readonly assignPublicIp: boolean;
+}
+
+export function ecsLauncherConfigFromEnv(env: NodeJS.ProcessEnv = process.env): EcsLauncherConfig {
+  return {
+    cluster: requireEnv('CLUSTER_ARN', env),
+    taskDefinition: requireEnv('TASK_DEFINITION_ARN', env),
+    containerName: requireEnv('WORKER_CONTAINER_NAME', env),
+    subnets: requireEnv('WORKER_SUBNET_IDS', env).split(','),
+    securityGroups: requireEnv('WORKER_SECURITY_GROUP_IDS', env).split(','),
+    assignPublicIp: env.WORKER_ASSIGN_PUBLIC_IP === 'ENABLED',
+  };
+}
+
+/** `startedBy` is at most 36 characters: the token (a UUID) fits exactly. */
+const startedBy = (token: string) => token;
+
+/** Starts dedicated Fargate row workers for a job with RunTask (≤ 10 per call) and stops them by token. */
+export class EcsTaskLauncher implements TaskLauncher {
+  constructor(
+    private readonly config: () => EcsLauncherConfig = () => ecsLauncherConfigFromEnv(),
+    private readonly ecs: ECSClient = ecsClient(),
+  ) {}
+
+  async launch(req: LaunchRequest): Promise<string[]> {
+    const c = this.config();
+    const ids: string[] = [];
+    for (let left = req.count; left > 0; left -= 10) {
+      const r = await this.ecs.send(
+        new RunTaskCommand({
+          cluster: c.cluster,
+          taskDefinition: c.taskDefinition,
+          launchType: 'FARGATE',
+          count: Math.min(10, left),
+          startedBy: startedBy(req.token),
+          group: `rowfleet:${req.site}`,
+          tags: [
+            { key: 'site', value: req.site },
+            { key: 'token', value: req.token },
+          ],
+          propagateTags: 'TASK_DEFINITION',
+          networkConfiguration: {
+            awsvpcConfiguration: {
+              subnets: c.subnets,
+              securityGroups: c.securityGroups,
+              assignPublicIp: c.assignPublicIp ? 'ENABLED' : 'DISABLED',
+            },
+          },
+          overrides: {
+            containerOverrides: [
+              {
+                name: c.containerName,
+                environment: Object.entries(workerEnv(req)).map(([name, value]) => ({ name, value })),
+              },
+            ],
+          },
+        }),
+      );
+      if (r.failures?.length) {
+        throw new Error(
+          `RunTask failed: ${r.failures.map((f) => `${f.reason ?? ''} ${f.detail ?? ''}`.trim()).join('; ')}`,
+        );
+      }
+      for (const t of r.tasks ?? []) if (t.taskArn) ids.push(t.taskArn);
+    }
+    return ids;
+  }
+
+  async stop(site: string, token: string): Promise<number> {
+    const c = this.config();
+    let stopped = 0;
+    let nextToken: string | undefined;
+    do {
+      const r = await this.ecs.send(
+        new ListTasksCommand({
+          cluster: c.cluster,
+          startedBy: startedBy(token),
+          desiredStatus: 'RUNNING',
+          nextToken,
+        }),
+      );
+      for (const task of r.taskArns ?? []) {
+        await this.ecs.send(
+          new StopTaskCommand({
+            cluster: c.cluster,
+            task,
+            reason: `rowfleet: job ${token} of ${site} finished`,
+          }),
+        );
+        stopped++;
+      }
+      nextToken = r.nextToken;
+    } while (nextToken);
+    return stopped;
+  }
+}

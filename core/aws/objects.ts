@@ -1,0 +1,102 @@
+import { GetObjectCommand, HeadObjectCommand, PutObjectCommand, type S3Client } from '@aws-sdk/client-s3';
+import { createPresignedPost, type PresignedPost } from '@aws-sdk/s3-presigned-post';
+import { getSignedUrl } from '@aws-sdk/s3-request-presigner';
+import { Upload } from '@aws-sdk/lib-storage';
+import { PassThrough, type Readable } from 'node:stream';
+import { s3Client } from './clients.ts';
+
+/** S3 operations of the pipeline, on one bucket. */
+export class Objects {
+  constructor(
+    readonly bucket: string,
+    private readonly s3: S3Client = s3Client(),
+  ) {}
+
+  async put(key: string, body: Buffer | string, contentType = 'application/octet-stream'): Promise<void> {
+    await this.s3.send(
+      new PutObjectCommand({ Bucket: this.bucket, Key: key, Body: body, ContentType: contentType }),
+    );
+  }
+
+  /** The object as a stream of bytes (never buffered whole). */
+  async stream(key: string, range?: { start: number; end?: number }): Promise<Readable> {
+    const r = await this.s3.send(
+      new GetObjectCommand({
+        Bucket: this.bucket,
+        Key: key,
+        Range: range ? `bytes=${range.start}-${range.end ?? ''}` : undefined,
+      }),
+    );
+    if (!r.Body) throw new Error(`s3://${this.bucket}/${key} has no body`);
+    return r.Body as Readable;
+  }
+
+  async bytes(key: string, range?: { start: number; end?: number }): Promise<Buffer> {
+    const chunks: Buffer[] = [];
+    for await (const c of await this.stream(key, range)) chunks.push(c as Buffer);
+    return Buffer.concat(chunks);
+  }
+
+  async size(key: string): Promise<number | undefined> {
+    try {
+      const r = await this.s3.send(new HeadObjectCommand({ Bucket: this.bucket, Key: key }));
+      return r.ContentLength;
+    } catch (err) {
+      const e = err as { name?: string; $metadata?: { httpStatusCode?: number } };
+      if (e.name === 'NotFound' || e.$metadata?.httpStatusCode === 404) return undefined;
+      throw err;
+    }
+  }
+
+  /**
+   * A multipart upload fed through `write` with backpressure; memory stays at about partSize × queueSize.
+   */
+  multipart(
+    key: string,
+    contentType: string,
+  ): { write: (b: Buffer) => Promise<void>; done: () => Promise<void> } {
+    const body = new PassThrough({ highWaterMark: 4 * 1024 * 1024 });
+    const upload = new Upload({
+      client: this.s3,
+      params: { Bucket: this.bucket, Key: key, Body: body, ContentType: contentType },
+      partSize: 8 * 1024 * 1024,
+      queueSize: 4,
+      leavePartsOnError: false,
+    });
+    const finished = upload.done();
+    finished.catch(() => body.destroy());
+    return {
+      write: (b) => (body.write(b) ? Promise.resolve() : new Promise((r) => body.once('drain', r))),
+      done: async () => {
+        body.end();
+        await finished;
+      },
+    };
+  }
+
+  presignGet(key: string, expiresIn = 3600, fileName?: string): Promise<string> {
+    return getSignedUrl(
+      this.s3,
+      new GetObjectCommand({
+        Bucket: this.bucket,
+        Key: key,
+        ResponseContentDisposition: fileName ? `attachment; filename="${fileName}"` : undefined,
+      }),
+      { expiresIn },
+    );
+  }
+
+  /** A presigned POST for exactly `key`, at most `maxBytes`, valid `expiresIn` seconds. */
+  presignPost(key: string, maxBytes: number, expiresIn = 900): Promise<PresignedPost> {
+    return createPresignedPost(this.s3, {
+      Bucket: this.bucket,
+      Key: key,
+      Conditions: [
+        ['content-length-range', 1, maxBytes],
+        ['eq', '$key', key],
+      ],
+      Fields: { 'Content-Type': 'text/csv' },
+      Expires: expiresIn,
+    });
+  }
+}

@@ -1,0 +1,170 @@
+import {
+  ChangeMessageVisibilityCommand,
+  CreateQueueCommand,
+  DeleteMessageCommand,
+  DeleteQueueCommand,
+  GetQueueUrlCommand,
+  QueueDoesNotExist,
+  ReceiveMessageCommand,
+  SendMessageBatchCommand,
+  SendMessageCommand,
+  type Message,
+  type SQSClient,
+} from '@aws-sdk/client-sqs';
+import { sqsClient } from './clients.ts';
+
+/** Message attributes that name the tenant and the job on every message. */
+export function jobAttributes(site: string, token: string) {
+  return {
+    site: { DataType: 'String', StringValue: site },
+    token: { DataType: 'String', StringValue: token },
+  };
+}
+
+export interface JobQueueOptions {
+  readonly name: string;
+  readonly site: string;
+  readonly token: string;
+  readonly dlqArn: string;
+  readonly visibilityTimeoutSeconds?: number;
+  readonly maxReceiveCount?: number;
+}
+
+/** SQS operations of the pipeline: per-job queues, chunk batches, the finalize queue. */
+export class Queues {
+  /** Number of SQS API requests made through this instance (for cost figures). */
+  requests = 0;
+
+  constructor(private readonly sqs: SQSClient = sqsClient()) {}
+
+  private get client(): SQSClient {
+    this.requests++;
+    return this.sqs;
+  }
+
+  async createJobQueue(o: JobQueueOptions): Promise<string> {
+    const r = await this.client.send(
+      new CreateQueueCommand({
+        QueueName: o.name,
+        Attributes: {
+          VisibilityTimeout: String(o.visibilityTimeoutSeconds ?? 120),
+          MessageRetentionPeriod: String(4 * 24 * 3600),
+          ReceiveMessageWaitTimeSeconds: '20',
+          SqsManagedSseEnabled: 'true',
+          RedrivePolicy: JSON.stringify({
+            deadLetterTargetArn: o.dlqArn,
+            maxReceiveCount: o.maxReceiveCount ?? 5,
+          }),
+        },
+        tags: { site: o.site, token: o.token, app: 'rowfleet' },
+      }),
+    );
+    if (!r.QueueUrl) throw new Error(`CreateQueue ${o.name} returned no URL`);
+    return r.QueueUrl;
+  }
+
+  async queueUrl(name: string): Promise<string | undefined> {
+    try {
+      const r = await this.client.send(new GetQueueUrlCommand({ QueueName: name }));
+      return r.QueueUrl;
+    } catch (err) {
+      if (err instanceof QueueDoesNotExist || (err as { name?: string }).name?.includes('NonExistentQueue'))
+        return undefined;
+      throw err;
+    }
+  }
+
+  /**
+   * Sends bodies in batches of up to 10 messages and 1 MiB; retries entries SQS reports as failed.
+   * Returns the number of SendMessageBatch requests made.
+   */
+  async sendBatch(queueUrl: string, site: string, token: string, bodies: readonly string[]): Promise<void> {
+    let pending = bodies.map((body, i) => ({
+      Id: String(i),
+      MessageBody: body,
+      MessageAttributes: jobAttributes(site, token),
+    }));
+    for (let attempt = 0; pending.length > 0; attempt++) {
+      if (attempt >= 5)
+        throw new Error(`SendMessageBatch: ${pending.length} messages still failing after 5 attempts`);
+      if (attempt > 0) await new Promise((r) => setTimeout(r, 100 * 2 ** attempt));
+      const r = await this.client.send(new SendMessageBatchCommand({ QueueUrl: queueUrl, Entries: pending }));
+      const failed = new Set((r.Failed ?? []).map((f) => f.Id));
+      const senderFault = (r.Failed ?? []).find((f) => f.SenderFault);
+      if (senderFault)
+        throw new Error(`SendMessageBatch rejected a message: ${senderFault.Message ?? 'sender fault'}`);
+      pending = pending.filter((e) => failed.has(e.Id));
+    }
+  }
+
+  async sendOne(queueUrl: string, body: string, site: string, token: string): Promise<void> {
+    await this.client.send(
+      new SendMessageCommand({
+        QueueUrl: queueUrl,
+        MessageBody: body,
+        MessageAttributes: jobAttributes(site, token),
+      }),
+    );
+  }
+
+  async receive(
+    queueUrl: string,
+    o: { max: number; waitSeconds: number; visibilitySeconds?: number },
+  ): Promise<Message[]> {
+    const r = await this.client.send(
+      new ReceiveMessageCommand({
+        QueueUrl: queueUrl,
+        MaxNumberOfMessages: o.max,
+        WaitTimeSeconds: o.waitSeconds,
+        VisibilityTimeout: o.visibilitySeconds,
+        MessageAttributeNames: ['All'],
+        MessageSystemAttributeNames: ['ApproximateReceiveCount'],
+      }),
+    );
+    return r.Messages ?? [];
+  }
+
+  async delete(queueUrl: string, receiptHandle: string): Promise<void> {
+    await this.client.send(new DeleteMessageCommand({ QueueUrl: queueUrl, ReceiptHandle: receiptHandle }));
+  }
+
+  async extendVisibility(queueUrl: string, receiptHandle: string, seconds: number): Promise<void> {
+    await this.client.send(
+      new ChangeMessageVisibilityCommand({
+        QueueUrl: queueUrl,
+        ReceiptHandle: receiptHandle,
+        VisibilityTimeout: seconds,
+      }),
+    );
+  }
+
+  /** Deletes a queue; a queue that is already gone is not an error. */
+  async deleteQueue(queueUrl: string): Promise<void> {
+    try {
+      await this.client.send(new DeleteQueueCommand({ QueueUrl: queueUrl }));
+    } catch (err) {
+      if (err instanceof QueueDoesNotExist || (err as { name?: string }).name?.includes('NonExistentQueue'))
+        return;
+      throw err;
+    }
+  }
+}
+
+/** Groups message bodies into SendMessageBatch-sized groups: ≤ 10 entries and ≤ `maxBytes` in total. */
+export function batchBodies(bodies: readonly string[], maxBytes = 1024 * 1024 - 16 * 1024): string[][] {
+  const out: string[][] = [];
+  let cur: string[] = [];
+  let bytes = 0;
+  for (const b of bodies) {
+    const size = Buffer.byteLength(b) + 200;
+    if (cur.length > 0 && (cur.length === 10 || bytes + size > maxBytes)) {
+      out.push(cur);
+      cur = [];
+      bytes = 0;
+    }
+    cur.push(b);
+    bytes += size;
+  }
+  if (cur.length > 0) out.push(cur);
+  return out;
+}

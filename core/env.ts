@@ -1,0 +1,33 @@
+/** Reads a required environment variable once, failing fast with its name. */
+export function requireEnv(name: string, env: NodeJS.ProcessEnv = process.env): string {
+  const v = env[name];
+  if (v === undefined || v === '') throw new Error(`Missing environment variable ${name}`);
+  return v;
+}
+
+export function intEnv(name: string, fallback: number, env: NodeJS.ProcessEnv = process.env): number {
+  const v = env[name];
+  if (v === undefined || v === '') return fallback;
+  const n = Number(v);
+  if (!Number.isFinite(n)) throw new Error(`Environment variable ${name} must be a number, got "${v}"`);
+  return n;
+}
+
+/** The resources every Rowfleet component addresses, as the CDK stack and the local runtime set them. */
+export interface ResourceEnv {
+  readonly stage: string;
+  readonly bucket: string;
+  readonly table: string;
+  readonly finalizeQueueUrl: string;
+  readonly dlqArn: string;
+}
+
+export function resourceEnv(env: NodeJS.ProcessEnv = process.env): ResourceEnv {
+  return {
+    stage: requireEnv('STAGE', env),
+    bucket: requireEnv('BUCKET_NAME', env),
+    table: requireEnv('TABLE_NAME', env),
+    finalizeQueueUrl: requireEnv('FINALIZE_QUEUE_URL', env),
+    dlqArn: requireEnv('DLQ_ARN', env),
+  };
+}

@@ -1,0 +1,162 @@
+import { Readable } from 'node:stream';
+import { jobLogger } from './log.ts';
+import { keys } from './naming.ts';
+import type { PipelineDeps } from './pipeline.ts';
+import {
+  decodePartIndex,
+  entryMetas,
+  errorsCsv,
+  PART_HEAD_BYTES,
+  partIndexLength,
+  type RecordFailure,
+} from './results.ts';
+import { outcome, type RowCounts } from './states.ts';
+import { ZipWriter } from './zip.ts';
+import type { Job } from './jobs.ts';
+
+const HEAD_PROBE = 64 * 1024;
+
+async function mapLimit<T, R>(items: readonly T[], limit: number, fn: (t: T) => Promise<R>): Promise<R[]> {
+  const out: R[] = new Array(items.length);
+  let next = 0;
+  await Promise.all(
+    Array.from({ length: Math.min(limit, items.length) }, async () => {
+      while (next < items.length) {
+        const i = next++;
+        out[i] = await fn(items[i]!);
+      }
+    }),
+  );
+  return out;
+}
+
+/** Reads exactly `n` bytes from the front of a stream; returns them and the rest of the stream. */
+async function splitStream(
+  stream: Readable,
+  n: number,
+): Promise<{ head: Buffer; rest: AsyncIterable<Buffer> }> {
+  const it = stream[Symbol.asyncIterator]() as AsyncIterator<Buffer>;
+  const parts: Buffer[] = [];
+  let have = 0;
+  let extra: Buffer | undefined;
+  while (have < n) {
+    const r = await it.next();
+    if (r.done) throw new Error(`stream ended after ${have} of ${n} bytes`);
+    const need = n - have;
+    if (r.value.length > need) {
+      parts.push(r.value.subarray(0, need));
+      extra = r.value.subarray(need);
+      have = n;
+    } else {
+      parts.push(r.value);
+      have += r.value.length;
+    }
+  }
+  async function* rest(): AsyncGenerator<Buffer> {
+    if (extra?.length) yield extra;
+    for (;;) {
+      const r = await it.next();
+      if (r.done) return;
+      yield r.value;
+    }
+  }
+  return { head: Buffer.concat(parts), rest: rest() };
+}
+
+export interface FinalizeResult {
+  readonly state: 'SUCCEEDED' | 'PARTIAL' | 'FAILED' | 'SKIPPED';
+  readonly resultKey?: string;
+  readonly counts?: RowCounts;
+}
+
+/**
+ * Finalizes a job once: one conditional RUNNING→FINALIZING move, then the zip (manifest.json, errors.csv,
+ * one entry per record) streamed into S3, the outcome state, the queue deleted and idle workers stopped.
+ */
+export async function finalizeJob(deps: PipelineDeps, site: string, token: string): Promise<FinalizeResult> {
+  const log = jobLogger(site, token);
+  const started = new Date();
+  const job = await deps.jobs.transition(site, token, 'FINALIZING', { finalizingAt: started.toISOString() });
+  if (!job) {
+    log.info('finalize skipped: job is not running (already finalized or finalizing)');
+    return { state: 'SKIPPED' };
+  }
+  const chunkIds = Array.from({ length: job.totalChunks ?? 0 }, (_, i) => i);
+
+  // Pass 1: the failures of every part (small range reads), so errors.csv can come before the rows.
+  const failures: RecordFailure[] = [];
+  if (job.rejected) {
+    const text = (await deps.objects.bytes(keys.rejected(site, token))).toString('utf8');
+    for (const line of text.split('\n')) if (line) failures.push(JSON.parse(line) as RecordFailure);
+  }
+  const partFailures = await mapLimit(chunkIds, 8, async (c) => {
+    const key = keys.part(site, token, c);
+    let head = await deps.objects.bytes(key, { start: 0, end: HEAD_PROBE - 1 });
+    const len = partIndexLength(head);
+    if (head.length < PART_HEAD_BYTES + len) {
+      head = Buffer.concat([
+        head,
+        await deps.objects.bytes(key, { start: head.length, end: PART_HEAD_BYTES + len - 1 }),
+      ]);
+    }
+    return decodePartIndex(head.subarray(PART_HEAD_BYTES, PART_HEAD_BYTES + len)).failures;
+  });
+  for (const f of partFailures) failures.push(...f);
+
+  const counts: RowCounts = {
+    total: job.totalRecords ?? 0,
+    succeeded: job.succeeded,
+    failed: job.failed,
+    rejected: job.rejected ?? 0,
+  };
+  const state = outcome(counts);
+  const resultKey = keys.result(site, token);
+  const upload = deps.objects.multipart(resultKey, 'application/zip');
+  const zip = new ZipWriter(upload.write);
+  await zip.addEntry('manifest.json', JSON.stringify(manifest(job, state, counts, started), null, 2) + '\n');
+  await zip.addEntry('errors.csv', errorsCsv(failures));
+
+  // Pass 2: copy each part's prebuilt entries into the zip, in chunk order.
+  for (const c of chunkIds) {
+    const stream = await deps.objects.stream(keys.part(site, token, c));
+    const head = await splitStream(stream, PART_HEAD_BYTES);
+    const idx = await splitStream(Readable.from(head.rest), partIndexLength(head.head));
+    const index = decodePartIndex(idx.head);
+    await zip.addPrebuilt(entryMetas(index), idx.rest);
+  }
+  const written = await zip.finish();
+  await upload.done();
+
+  const finishedAt = new Date().toISOString();
+  await deps.jobs.transition(site, token, state, { resultKey, resultBytes: written.bytes, finishedAt });
+  if (job.queueUrl) await deps.queues.deleteQueue(job.queueUrl);
+  const stopped = await deps.launcher.stop(site, token);
+  log.info('job finalized', {
+    state,
+    ...counts,
+    entries: written.entries,
+    bytes: written.bytes,
+    stoppedWorkers: stopped,
+    ms: Date.now() - started.getTime(),
+  });
+  return { state, resultKey, counts };
+}
+
+export function manifest(job: Job, state: string, counts: RowCounts, finalizingAt: Date) {
+  return {
+    token: job.token,
+    site: job.site,
+    state,
+    fileName: job.fileName,
+    encoding: job.encoding,
+    processor: job.processor,
+    header: job.header,
+    counts,
+    timings: {
+      receivedAt: job.receivedAt,
+      runningAt: job.runningAt,
+      splitDoneAt: job.splitDoneAt,
+      finalizingAt: finalizingAt.toISOString(),
+    },
+  };
+}

@@ -1,0 +1,146 @@
+import { BadRequestError, NotFoundError } from './errors.ts';
+import { jobCounts, type Job } from './jobs.ts';
+import { isJobToken, keys, newJobToken } from './naming.ts';
+import type { PipelineDeps } from './pipeline.ts';
+import { DEFAULT_PROCESSOR, getProcessor } from './processors/index.ts';
+import { splitJob } from './split.ts';
+import { isTerminal } from './states.ts';
+
+/** What a caller asks for when starting a job (query string of POST /jobs or body of POST /uploads). */
+export interface JobRequest {
+  readonly processor?: string;
+  readonly fileName?: string;
+  readonly workers?: number;
+  readonly options?: Record<string, string>;
+}
+
+export interface JobView {
+  readonly token: string;
+  readonly site: string;
+  readonly state: Job['state'];
+  readonly fileName?: string;
+  readonly processor: string;
+  readonly encoding?: string;
+  readonly rows: { total: number; succeeded: number; failed: number; rejected: number };
+  readonly progress: { done: number; total?: number; chunksDone: number; totalChunks?: number };
+  readonly error?: Job['error'];
+  readonly download?: { url: string; expiresInSeconds: number; bytes?: number };
+  readonly receivedAt: string;
+  readonly finishedAt?: string;
+}
+
+export const DOWNLOAD_URL_SECONDS = 3600;
+
+export async function jobView(deps: PipelineDeps, job: Job): Promise<JobView> {
+  const rows = jobCounts(job);
+  const view: JobView = {
+    token: job.token,
+    site: job.site,
+    state: job.state,
+    fileName: job.fileName,
+    processor: job.processor,
+    encoding: job.encoding,
+    rows,
+    progress: {
+      done: job.succeeded + job.failed + (job.rejected ?? 0),
+      total: job.totalRecords,
+      chunksDone: job.chunksDone,
+      totalChunks: job.totalChunks,
+    },
+    error: job.error,
+    receivedAt: job.receivedAt,
+    finishedAt: job.finishedAt,
+  };
+  if (job.resultKey && isTerminal(job.state)) {
+    const url = await deps.objects.presignGet(job.resultKey, DOWNLOAD_URL_SECONDS, `${job.token}.zip`);
+    return { ...view, download: { url, expiresInSeconds: DOWNLOAD_URL_SECONDS, bytes: job.resultBytes } };
+  }
+  return view;
+}
+
+function validated(req: JobRequest): Required<Pick<JobRequest, 'processor'>> & JobRequest {
+  const processor = req.processor ?? DEFAULT_PROCESSOR;
+  getProcessor(processor);
+  if (req.workers !== undefined && (!Number.isInteger(req.workers) || req.workers < 1)) {
+    throw new BadRequestError(
+      'INVALID_WORKERS',
+      `workers must be a positive whole number, got ${req.workers}.`,
+    );
+  }
+  return { ...req, processor };
+}
+
+/** POST /jobs: the CSV in the request body; stored, then split inline. */
+export async function startDirectJob(
+  deps: PipelineDeps,
+  site: string,
+  body: Buffer,
+  req: JobRequest,
+): Promise<JobView> {
+  const r = validated(req);
+  if (body.length > deps.limits.directUploadMaxBytes) {
+    throw new BadRequestError(
+      'PAYLOAD_TOO_LARGE',
+      `The file is ${body.length} bytes; POST /jobs takes up to ${deps.limits.directUploadMaxBytes}. Use POST /uploads for a presigned S3 upload (up to ${deps.limits.presignedUploadMaxBytes} bytes).`,
+      413,
+    );
+  }
+  const token = newJobToken();
+  const sourceKey = keys.source(site, token);
+  await deps.objects.put(sourceKey, body, 'text/csv');
+  await deps.jobs.create({
+    site,
+    token,
+    processor: r.processor,
+    fileName: r.fileName,
+    sourceKey,
+    sourceBytes: body.length,
+    receivedAt: new Date().toISOString(),
+    options: r.options,
+  });
+  await splitJob(deps, site, token, { workers: r.workers });
+  return getJobView(deps, site, token);
+}
+
+/** POST /uploads: a job waiting for its file, and a presigned POST for exactly its source key. */
+export async function startPresignedJob(deps: PipelineDeps, site: string, req: JobRequest) {
+  const r = validated(req);
+  const token = newJobToken();
+  const sourceKey = keys.source(site, token);
+  await deps.jobs.create({
+    site,
+    token,
+    processor: r.processor,
+    fileName: r.fileName,
+    sourceKey,
+    receivedAt: new Date().toISOString(),
+    options: { ...r.options, ...(r.workers ? { workers: String(r.workers) } : {}) },
+  });
+  const upload = await deps.objects.presignPost(sourceKey, deps.limits.presignedUploadMaxBytes);
+  return {
+    token,
+    site,
+    state: 'RECEIVED' as const,
+    upload: { ...upload, maxBytes: deps.limits.presignedUploadMaxBytes },
+  };
+}
+
+/** The S3 event of a presigned upload: split the job whose source key this is. */
+export async function splitUploaded(deps: PipelineDeps, site: string, token: string) {
+  const job = await deps.jobs.get(site, token);
+  const workers = job?.options?.workers ? Number(job.options.workers) : undefined;
+  return splitJob(deps, site, token, { workers });
+}
+
+export async function getJobView(deps: PipelineDeps, site: string, token: string): Promise<JobView> {
+  if (!isJobToken(token)) throw new NotFoundError(`No job ${token}.`);
+  const job = await deps.jobs.get(site, token);
+  // Another site's token is simply not in this site's partition: 404, never its data.
+  if (!job) throw new NotFoundError(`No job ${token}.`);
+  return jobView(deps, job);
+}
+
+export async function listJobViews(deps: PipelineDeps, site: string): Promise<JobView[]> {
+  const jobs = await deps.jobs.list(site);
+  return Promise.all(jobs.map((j) => jobView(deps, j)));
+}

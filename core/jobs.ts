@@ -1,0 +1,250 @@
+import { ConditionalCheckFailedException } from '@aws-sdk/client-dynamodb';
+import {
+  GetCommand,
+  PutCommand,
+  QueryCommand,
+  UpdateCommand,
+  type DynamoDBDocumentClient,
+} from '@aws-sdk/lib-dynamodb';
+import { dynamoClient } from './aws/clients.ts';
+import { allowedFrom, type JobState, type RowCounts } from './states.ts';
+
+export interface JobError {
+  readonly code: string;
+  readonly message: string;
+  readonly line?: number;
+}
+
+/** The job record, one DynamoDB item in the site's partition. */
+export interface Job {
+  readonly site: string;
+  readonly token: string;
+  readonly state: JobState;
+  readonly processor: string;
+  readonly fileName?: string;
+  readonly sourceKey: string;
+  readonly sourceBytes?: number;
+  readonly encoding?: string;
+  readonly header?: string[];
+  readonly queueName?: string;
+  readonly queueUrl?: string;
+  readonly workers?: number;
+  /** Numbered records, rejected ones included; known once the split is done. */
+  readonly totalRecords?: number;
+  readonly rejected?: number;
+  /** Chunks on the queue; known once the split is done. */
+  readonly totalChunks?: number;
+  readonly chunksDone: number;
+  readonly succeeded: number;
+  readonly failed: number;
+  readonly error?: JobError;
+  readonly resultKey?: string;
+  readonly resultBytes?: number;
+  readonly receivedAt: string;
+  readonly runningAt?: string;
+  readonly splitDoneAt?: string;
+  readonly finalizingAt?: string;
+  readonly finishedAt?: string;
+  /** Options for the row processor (e.g. simulated delay), passed to the workers. */
+  readonly options?: Record<string, string>;
+}
+
+/** Partition key: the site. A caller of one site can only ever address its own partition. */
+const pk = (site: string) => `SITE#${site}`;
+const sk = (token: string) => `JOB#${token}`;
+/** Chunk numbers are kept in sets of this many, so no single update returns a large set. */
+const CHUNK_SET_SIZE = 1000;
+
+function isConditionFailure(err: unknown): boolean {
+  return (
+    err instanceof ConditionalCheckFailedException ||
+    (err as { name?: string }).name === 'ConditionalCheckFailedException'
+  );
+}
+
+export function jobCounts(job: Job): RowCounts {
+  const rejected = job.rejected ?? 0;
+  return {
+    total: job.totalRecords ?? job.succeeded + job.failed + rejected,
+    succeeded: job.succeeded,
+    failed: job.failed,
+    rejected,
+  };
+}
+
+export interface ChunkCountResult {
+  /** False when this chunk was already counted (a duplicate delivery). */
+  readonly counted: boolean;
+  /** True for exactly one caller: the one whose write completed the job's last chunk. */
+  readonly complete: boolean;
+}
+
+/** Job state in DynamoDB: conditional state changes, exactly-once chunk counting. */
+export class JobStore {
+  constructor(
+    private readonly table: string,
+    private readonly ddb: DynamoDBDocumentClient = dynamoClient(),
+  ) {}
+
+  async create(job: Omit<Job, 'chunksDone' | 'succeeded' | 'failed' | 'state'>): Promise<Job> {
+    const item: Job = { ...job, state: 'RECEIVED', chunksDone: 0, succeeded: 0, failed: 0 };
+    await this.ddb.send(
+      new PutCommand({
+        TableName: this.table,
+        Item: { pk: pk(job.site), sk: sk(job.token), ...item },
+        ConditionExpression: 'attribute_not_exists(pk)',
+      }),
+    );
+    return item;
+  }
+
+  async get(site: string, token: string, consistent = true): Promise<Job | undefined> {
+    const r = await this.ddb.send(
+      new GetCommand({
+        TableName: this.table,
+        Key: { pk: pk(site), sk: sk(token) },
+        ConsistentRead: consistent,
+      }),
+    );
+    return r.Item ? toJob(r.Item) : undefined;
+  }
+
+  /** The site's jobs, newest first. */
+  async list(site: string, limit = 50): Promise<Job[]> {
+    const jobs: Job[] = [];
+    let start: Record<string, unknown> | undefined;
+    do {
+      const r = await this.ddb.send(
+        new QueryCommand({
+          TableName: this.table,
+          KeyConditionExpression: 'pk = :pk AND begins_with(sk, :job)',
+          ExpressionAttributeValues: { ':pk': pk(site), ':job': 'JOB#' },
+          ExclusiveStartKey: start,
+        }),
+      );
+      for (const i of r.Items ?? []) jobs.push(toJob(i));
+      start = r.LastEvaluatedKey;
+    } while (start);
+    return jobs.sort((a, b) => b.receivedAt.localeCompare(a.receivedAt)).slice(0, limit);
+  }
+
+  /**
+   * Moves the job to `to` if it is in a state that allows it; sets `fields` in the same write.
+   * Returns the new job, or undefined when another caller moved it first.
+   */
+  async transition(
+    site: string,
+    token: string,
+    to: JobState,
+    fields: Partial<Job> = {},
+  ): Promise<Job | undefined> {
+    const from = allowedFrom(to);
+    const names: Record<string, string> = { '#state': 'state' };
+    const values: Record<string, unknown> = { ':to': to };
+    const sets = ['#state = :to'];
+    Object.entries(fields).forEach(([k, v], i) => {
+      if (v === undefined) return;
+      names[`#f${i}`] = k;
+      values[`:f${i}`] = v;
+      sets.push(`#f${i} = :f${i}`);
+    });
+    from.forEach((s, i) => (values[`:from${i}`] = s));
+    try {
+      const r = await this.ddb.send(
+        new UpdateCommand({
+          TableName: this.table,
+          Key: { pk: pk(site), sk: sk(token) },
+          UpdateExpression: `SET ${sets.join(', ')}`,
+          ConditionExpression: `attribute_exists(pk) AND #state IN (${from.map((_, i) => `:from${i}`).join(', ')})`,
+          ExpressionAttributeNames: names,
+          ExpressionAttributeValues: values,
+          ReturnValues: 'ALL_NEW',
+        }),
+      );
+      return toJob(r.Attributes!);
+    } catch (err) {
+      if (isConditionFailure(err)) return undefined;
+      throw err;
+    }
+  }
+
+  /**
+   * Records the split's totals. Returns true when every chunk was already counted by then, i.e. the split
+   * itself must ask for the finalize (the workers were faster).
+   */
+  async completeSplit(
+    site: string,
+    token: string,
+    totals: { totalChunks: number; totalRecords: number; rejected: number; splitDoneAt: string },
+  ): Promise<boolean> {
+    const r = await this.ddb.send(
+      new UpdateCommand({
+        TableName: this.table,
+        Key: { pk: pk(site), sk: sk(token) },
+        UpdateExpression:
+          'SET totalChunks = :tc, totalRecords = :tr, rejected = :rj, splitDoneAt = :at, doneAtSplit = if_not_exists(chunksDone, :zero)',
+        ConditionExpression: 'attribute_exists(pk) AND attribute_not_exists(totalChunks)',
+        ExpressionAttributeValues: {
+          ':tc': totals.totalChunks,
+          ':tr': totals.totalRecords,
+          ':rj': totals.rejected,
+          ':at': totals.splitDoneAt,
+          ':zero': 0,
+        },
+        ReturnValues: 'UPDATED_NEW',
+      }),
+    );
+    return Number(r.Attributes?.doneAtSplit ?? -1) === totals.totalChunks;
+  }
+
+  /**
+   * Counts a chunk exactly once: the chunk number joins a set in the same conditional write that adds its
+   * counts, so a redelivered chunk changes nothing. The write also reads the split's total atomically,
+   * so exactly one caller (a worker or the split) sees the job complete.
+   */
+  async countChunk(
+    site: string,
+    token: string,
+    chunk: number,
+    counts: { succeeded: number; failed: number },
+  ): Promise<ChunkCountResult> {
+    try {
+      const r = await this.ddb.send(
+        new UpdateCommand({
+          TableName: this.table,
+          Key: { pk: pk(site), sk: sk(token) },
+          UpdateExpression:
+            'ADD #set :k, chunksDone :one, succeeded :s, failed :f SET totalSeen = if_not_exists(totalChunks, :none)',
+          ConditionExpression: 'attribute_exists(pk) AND #state = :running AND NOT contains(#set, :chunk)',
+          ExpressionAttributeNames: {
+            '#set': `chunks${Math.floor(chunk / CHUNK_SET_SIZE)}`,
+            '#state': 'state',
+          },
+          ExpressionAttributeValues: {
+            ':k': new Set([chunk]),
+            ':chunk': chunk,
+            ':one': 1,
+            ':s': counts.succeeded,
+            ':f': counts.failed,
+            ':none': -1,
+            ':running': 'RUNNING',
+          },
+          ReturnValues: 'UPDATED_NEW',
+        }),
+      );
+      const done = Number(r.Attributes?.chunksDone);
+      const total = Number(r.Attributes?.totalSeen);
+      return { counted: true, complete: total >= 0 && done === total };
+    } catch (err) {
+      if (isConditionFailure(err)) return { counted: false, complete: false };
+      throw err;
+    }
+  }
+}
+
+function toJob(item: Record<string, unknown>): Job {
+  const { pk: _pk, sk: _sk, ...rest } = item;
+  for (const k of Object.keys(rest))
+    if (/^chunks\d+$/.test(k) || k === 'totalSeen' || k === 'doneAtSplit') delete rest[k];
+  return rest as unknown as Job;
+}

@@ -1,0 +1,29 @@
+/** Starts and stops the row workers of one job. ECS on AWS, child processes locally. */
+export interface TaskLauncher {
+  /** Starts `count` workers for the job; returns their task ids. */
+  launch(req: LaunchRequest): Promise<string[]>;
+  /** Stops every worker still running for the job; returns how many were stopped. */
+  stop(site: string, token: string): Promise<number>;
+}
+
+export interface LaunchRequest {
+  readonly site: string;
+  readonly token: string;
+  readonly count: number;
+}
+
+/** Environment a worker needs besides the stage's resources. */
+export function workerEnv(req: LaunchRequest): Record<string, string> {
+  return { SITE: req.site, JOB_TOKEN: req.token };
+}
+
+/** How many workers a job gets: enough for its records, never more than the stage allows. */
+export function workerCount(
+  records: number,
+  limits: { maxWorkersPerJob: number; recordsPerWorker: number },
+  requested?: number,
+): number {
+  if (records <= 0) return 0;
+  const wanted = requested ?? Math.ceil(records / limits.recordsPerWorker);
+  return Math.max(1, Math.min(limits.maxWorkersPerJob, wanted));
+}

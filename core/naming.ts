@@ -1,0 +1,40 @@
+import { createHash, randomUUID } from 'node:crypto';
+
+/** A new job token: a random UUID. */
+export function newJobToken(): string {
+  return randomUUID();
+}
+
+const TOKEN_RE = /^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$/;
+
+export function isJobToken(value: string): boolean {
+  return TOKEN_RE.test(value);
+}
+
+/** Prefix shared by every per-job queue of a stage (IAM scopes the worker role to it). */
+export function reportQueuePrefix(stage: string): string {
+  return `${stage}-report-`;
+}
+
+/** `<stage>-report-<sha1(token)>`: one queue per job, never reused (AWS blocks a deleted name for 60 s). */
+export function reportQueueName(stage: string, token: string): string {
+  const name = reportQueuePrefix(stage) + createHash('sha1').update(token).digest('hex');
+  if (name.length > 80) throw new Error(`queue name too long for SQS (80 max): ${name}`);
+  return name;
+}
+
+/** S3 keys. The site is the first path element after the area, so one prefix holds one tenant's data. */
+export const keys = {
+  source: (site: string, token: string) => `uploads/${site}/${token}/source.csv`,
+  rejected: (site: string, token: string) => `jobs/${site}/${token}/rejected.jsonl`,
+  part: (site: string, token: string, chunk: number) =>
+    `jobs/${site}/${token}/parts/${String(chunk).padStart(7, '0')}.part`,
+  result: (site: string, token: string) => `results/${site}/${token}/${token}.zip`,
+};
+
+/** Parses an uploads/<site>/<token>/source.csv key (S3 events); undefined for any other key. */
+export function parseSourceKey(key: string): { site: string; token: string } | undefined {
+  const m = /^uploads\/([a-z][a-z0-9-]{1,30})\/([0-9a-f-]{36})\/source\.csv$/.exec(key);
+  if (!m || !isJobToken(m[2]!)) return undefined;
+  return { site: m[1]!, token: m[2]! };
+}

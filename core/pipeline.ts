@@ -1,0 +1,26 @@
+import type { Limits } from '../config/index.ts';
+import type { ResourceEnv } from './env.ts';
+import type { JobStore } from './jobs.ts';
+import type { TaskLauncher } from './launcher.ts';
+import type { Objects } from './aws/objects.ts';
+import type { Queues } from './aws/queues.ts';
+
+/** Everything the pipeline's steps use, injected: the handlers, the worker and tests build one. */
+export interface PipelineDeps {
+  readonly env: ResourceEnv;
+  readonly limits: Limits;
+  readonly jobs: JobStore;
+  readonly objects: Objects;
+  readonly queues: Queues;
+  readonly launcher: TaskLauncher;
+}
+
+/** The message a finalize request carries (finalize queue). */
+export interface FinalizeRequest {
+  readonly site: string;
+  readonly token: string;
+}
+
+export async function requestFinalize(deps: PipelineDeps, req: FinalizeRequest): Promise<void> {
+  await deps.queues.sendOne(deps.env.finalizeQueueUrl, JSON.stringify(req), req.site, req.token);
+}

@@ -1,0 +1,25 @@
+import type { RowContext, RowInput, RowOutput, RowProcessor } from './types.ts';
+
+const keyCache = new WeakMap<readonly string[], string[]>();
+
+function keyPrefixes(header: readonly string[]): string[] {
+  let k = keyCache.get(header);
+  if (!k) {
+    k = header.map((h, i) => (i === 0 ? '{' : ',') + JSON.stringify(h) + ':');
+    keyCache.set(header, k);
+  }
+  return k;
+}
+
+/** `rows/<n>.json`: the record as an object keyed by header name, values exactly as decoded. */
+export const jsonProcessor: RowProcessor = {
+  name: 'json',
+  description: 'rows/<n>.json: each record as a JSON object keyed by header name',
+  process(row: RowInput, ctx: RowContext): RowOutput[] {
+    // Built as text: header names such as "__proto__" stay plain keys, and it is faster than an object.
+    const keys = keyPrefixes(ctx.header);
+    let s = '';
+    for (let i = 0; i < keys.length; i++) s += keys[i]! + JSON.stringify(row.fields[i] ?? '');
+    return [{ name: `rows/${row.n}.json`, data: (keys.length === 0 ? '{' : s) + '}' }];
+  },
+};

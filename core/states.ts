@@ -1,0 +1,38 @@
+/** Job states. REJECTED: a file-level problem; no queue or worker was ever created. */
+export type JobState =
+  'RECEIVED' | 'RUNNING' | 'FINALIZING' | 'SUCCEEDED' | 'PARTIAL' | 'FAILED' | 'REJECTED';
+
+export const TERMINAL_STATES: readonly JobState[] = ['SUCCEEDED', 'PARTIAL', 'FAILED', 'REJECTED'];
+
+const TRANSITIONS: Record<JobState, readonly JobState[]> = {
+  RECEIVED: ['RUNNING', 'REJECTED', 'FAILED'],
+  RUNNING: ['FINALIZING', 'FAILED'],
+  FINALIZING: ['SUCCEEDED', 'PARTIAL', 'FAILED'],
+  SUCCEEDED: [],
+  PARTIAL: [],
+  FAILED: [],
+  REJECTED: [],
+};
+
+export function isTerminal(state: JobState): boolean {
+  return TERMINAL_STATES.includes(state);
+}
+
+/** The states a job may be in for it to move to `to` (used as the condition of the write). */
+export function allowedFrom(to: JobState): JobState[] {
+  return (Object.keys(TRANSITIONS) as JobState[]).filter((from) => TRANSITIONS[from].includes(to));
+}
+
+export interface RowCounts {
+  /** Every numbered record, rejected ones included. */
+  readonly total: number;
+  readonly succeeded: number;
+  readonly failed: number;
+  readonly rejected: number;
+}
+
+/** SUCCEEDED when every record succeeded, FAILED when none did, PARTIAL otherwise. */
+export function outcome(c: RowCounts): 'SUCCEEDED' | 'PARTIAL' | 'FAILED' {
+  if (c.succeeded === 0) return 'FAILED';
+  return c.failed + c.rejected === 0 ? 'SUCCEEDED' : 'PARTIAL';
+}

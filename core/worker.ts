@@ -1,0 +1,151 @@
+import { setTimeout as sleep } from 'node:timers/promises';
+import type { Message } from '@aws-sdk/client-sqs';
+import { decodeChunk, type ChunkMessage } from './chunk.ts';
+import { recordToRaw } from './csv.ts';
+import { errorMessage } from './errors.ts';
+import { jobLogger } from './log.ts';
+import { keys } from './naming.ts';
+import { requestFinalize, type PipelineDeps } from './pipeline.ts';
+import { getProcessor, type RowProcessor } from './processors/index.ts';
+import { encodePart, type PartIndex, type RecordFailure } from './results.ts';
+import { buildLocalEntry } from './zip.ts';
+import type { Job } from './jobs.ts';
+
+export interface ProcessedChunk {
+  readonly part: Buffer;
+  readonly succeeded: number;
+  readonly failed: number;
+}
+
+/** Runs the processor over one chunk's records and builds its part object (zip entries + index). */
+export async function processChunk(
+  job: Job,
+  msg: ChunkMessage,
+  processor: RowProcessor,
+): Promise<ProcessedChunk> {
+  const ctx = { site: job.site, token: job.token, header: job.header ?? [] };
+  const entries: PartIndex['entries'] = [];
+  const bytes: Buffer[] = [];
+  const failures: RecordFailure[] = [];
+  let succeeded = 0;
+  for (const [n, line, fields] of msg.records) {
+    try {
+      const outputs = await processor.process({ n, line, fields }, ctx);
+      const built = outputs.map((o) =>
+        buildLocalEntry(o.name, typeof o.data === 'string' ? Buffer.from(o.data, 'utf8') : o.data),
+      );
+      for (const b of built) {
+        entries.push([b.meta.name, b.meta.crc, b.meta.csize, b.meta.usize, b.meta.method]);
+        bytes.push(b.bytes);
+      }
+      succeeded++;
+    } catch (err) {
+      failures.push({
+        n,
+        line,
+        code: 'PROCESSING_FAILED',
+        message: errorMessage(err),
+        raw: recordToRaw(fields),
+      });
+    }
+  }
+  const index: PartIndex = {
+    v: 1,
+    site: job.site,
+    token: job.token,
+    chunk: msg.chunk,
+    succeeded,
+    failed: failures.length,
+    entries,
+    failures,
+  };
+  return { part: encodePart(index, bytes), succeeded, failed: failures.length };
+}
+
+export interface WorkerOptions {
+  readonly site: string;
+  readonly token: string;
+  /** Long-poll wait per receive (20 on AWS). */
+  readonly waitSeconds: number;
+  /** Empty receives in a row, once the split is done, before the worker exits. */
+  readonly idlePolls: number;
+  readonly visibilitySeconds: number;
+  /** Stops the loop from outside (SIGTERM). */
+  readonly signal?: AbortSignal;
+}
+
+export interface WorkerSummary {
+  readonly chunks: number;
+  readonly duplicates: number;
+  readonly records: number;
+  readonly reason: 'idle' | 'job-finished' | 'stopped' | 'no-job';
+}
+
+/**
+ * The row worker: long-polls the job's queue, processes chunks, writes each chunk's part under a
+ * deterministic key, counts it once, then deletes the message. The worker whose count completes the
+ * job asks for the finalize. Visibility is extended while a chunk is being worked on.
+ */
+export async function runWorker(deps: PipelineDeps, o: WorkerOptions): Promise<WorkerSummary> {
+  const log = jobLogger(o.site, o.token);
+  const job = await deps.jobs.get(o.site, o.token);
+  if (!job?.queueUrl || job.state !== 'RUNNING') {
+    log.info('worker: nothing to do', { state: job?.state });
+    return { chunks: 0, duplicates: 0, records: 0, reason: job ? 'job-finished' : 'no-job' };
+  }
+  const processor = getProcessor(job.processor);
+  const queueUrl = job.queueUrl;
+  let chunks = 0;
+  let duplicates = 0;
+  let records = 0;
+  let idle = 0;
+
+  const handle = async (m: Message): Promise<void> => {
+    const heartbeat = setInterval(
+      () => {
+        deps.queues
+          .extendVisibility(queueUrl, m.ReceiptHandle!, o.visibilitySeconds)
+          .catch((err: unknown) => log.warn('heartbeat failed', { error: errorMessage(err) }));
+      },
+      Math.max(1000, (o.visibilitySeconds * 1000) / 3),
+    );
+    try {
+      const msg = decodeChunk(m.Body ?? '');
+      if (msg.site !== o.site || msg.token !== o.token) {
+        // Never process another tenant's or job's data; leave it to the DLQ and say so.
+        log.error('foreign message on job queue', { messageSite: msg.site, messageToken: msg.token });
+        return;
+      }
+      const done = await processChunk(job, msg, processor);
+      await deps.objects.put(keys.part(o.site, o.token, msg.chunk), done.part);
+      const counted = await deps.jobs.countChunk(o.site, o.token, msg.chunk, done);
+      if (counted.counted) {
+        chunks++;
+        records += done.succeeded + done.failed;
+      } else duplicates++;
+      if (counted.complete) await requestFinalize(deps, { site: o.site, token: o.token });
+      await deps.queues.delete(queueUrl, m.ReceiptHandle!);
+    } finally {
+      clearInterval(heartbeat);
+    }
+  };
+
+  while (!o.signal?.aborted) {
+    const messages = await deps.queues.receive(queueUrl, {
+      max: 10,
+      waitSeconds: o.waitSeconds,
+      visibilitySeconds: o.visibilitySeconds,
+    });
+    if (messages.length > 0) {
+      idle = 0;
+      await Promise.all(messages.map(handle));
+      continue;
+    }
+    const now = await deps.jobs.get(o.site, o.token, false);
+    if (!now || now.state !== 'RUNNING') return { chunks, duplicates, records, reason: 'job-finished' };
+    if (now.totalChunks !== undefined && ++idle >= o.idlePolls)
+      return { chunks, duplicates, records, reason: 'idle' };
+    if (o.waitSeconds === 0) await sleep(200);
+  }
+  return { chunks, duplicates, records, reason: 'stopped' };
+}

@@ -1,0 +1,218 @@
+import { crc32, deflateRawSync } from 'node:zlib';
+
+/**
+ * A streaming ZIP writer with ZIP64 support, built for archives of a million small entries.
+ *
+ * Why not a library: archiver/zip-stream keep ~10 KB per entry until the central directory is written
+ * (~10 GB for 1M entries), fflate's Zip writes no ZIP64 records (wrong entry count past 65,535), and
+ * yazl compresses every buffered entry at once. Here each entry costs one central-directory record
+ * (~60 bytes, kept in large slabs), and entries can be prebuilt elsewhere (by the row workers) because
+ * a local header does not depend on its position in the archive.
+ */
+
+export interface EntryMeta {
+  readonly name: string;
+  readonly crc: number;
+  readonly csize: number;
+  readonly usize: number;
+  readonly method: 0 | 8;
+}
+
+export interface LocalEntry {
+  readonly bytes: Buffer;
+  readonly meta: EntryMeta;
+}
+
+const LOCAL_SIG = 0x04034b50;
+const CENTRAL_SIG = 0x02014b50;
+const EOCD_SIG = 0x06054b50;
+const ZIP64_EOCD_SIG = 0x06064b50;
+const ZIP64_LOCATOR_SIG = 0x07064b50;
+const UTF8_FLAG = 0x0800;
+const U32_MAX = 0xffffffff;
+const U16_MAX = 0xffff;
+/** Entries smaller than this are stored: deflate gains little on them and costs time. */
+const COMPRESS_MIN = 256;
+
+export const LOCAL_HEADER_SIZE = 30;
+
+/** The DOS date/time pair used for every entry of an archive (one timestamp per archive). */
+export function dosDateTime(d: Date): { time: number; date: number } {
+  const year = Math.max(1980, d.getUTCFullYear());
+  return {
+    time: (d.getUTCHours() << 11) | (d.getUTCMinutes() << 5) | Math.floor(d.getUTCSeconds() / 2),
+    date: ((year - 1980) << 9) | ((d.getUTCMonth() + 1) << 5) | d.getUTCDate(),
+  };
+}
+
+const FIXED_STAMP = dosDateTime(new Date(Date.UTC(2020, 0, 1)));
+
+/** Builds one local entry (header + data). Position-independent, so it can be built before its offset is known. */
+export function buildLocalEntry(name: string, data: Buffer, stamp = FIXED_STAMP): LocalEntry {
+  const nameBuf = Buffer.from(name, 'utf8');
+  const crc = crc32(data);
+  let method: 0 | 8 = 0;
+  let body = data;
+  if (data.length >= COMPRESS_MIN) {
+    const deflated = deflateRawSync(data, { level: 6 });
+    if (deflated.length < data.length) {
+      method = 8;
+      body = deflated;
+    }
+  }
+  if (body.length >= U32_MAX || data.length >= U32_MAX) throw new Error(`zip entry ${name} is too large`);
+  const bytes = Buffer.allocUnsafe(LOCAL_HEADER_SIZE + nameBuf.length + body.length);
+  bytes.writeUInt32LE(LOCAL_SIG, 0);
+  bytes.writeUInt16LE(20, 4);
+  bytes.writeUInt16LE(UTF8_FLAG, 6);
+  bytes.writeUInt16LE(method, 8);
+  bytes.writeUInt16LE(stamp.time, 10);
+  bytes.writeUInt16LE(stamp.date, 12);
+  bytes.writeUInt32LE(crc, 14);
+  bytes.writeUInt32LE(body.length, 18);
+  bytes.writeUInt32LE(data.length, 22);
+  bytes.writeUInt16LE(nameBuf.length, 26);
+  bytes.writeUInt16LE(0, 28);
+  nameBuf.copy(bytes, LOCAL_HEADER_SIZE);
+  body.copy(bytes, LOCAL_HEADER_SIZE + nameBuf.length);
+  return { bytes, meta: { name, crc, csize: body.length, usize: data.length, method } };
+}
+
+/** Size in the archive of a local entry described by `meta`. */
+export function localEntrySize(meta: EntryMeta): number {
+  return LOCAL_HEADER_SIZE + Buffer.byteLength(meta.name, 'utf8') + meta.csize;
+}
+
+const SLAB = 1 << 20;
+
+/** Writes a ZIP archive to `write`, which must apply backpressure by returning a promise. */
+export class ZipWriter {
+  private offset = 0;
+  private count = 0;
+  private readonly slabs: Buffer[] = [];
+  private slab = Buffer.allocUnsafe(SLAB);
+  private slabUsed = 0;
+
+  constructor(
+    private readonly write: (chunk: Buffer) => Promise<void>,
+    private readonly stamp = FIXED_STAMP,
+  ) {}
+
+  get entries(): number {
+    return this.count;
+  }
+
+  /** Adds an entry from data in memory. */
+  async addEntry(name: string, data: Buffer | string): Promise<void> {
+    const entry = buildLocalEntry(
+      name,
+      typeof data === 'string' ? Buffer.from(data, 'utf8') : data,
+      this.stamp,
+    );
+    this.recordCentral(entry.meta, this.offset);
+    this.offset += entry.bytes.length;
+    await this.write(entry.bytes);
+  }
+
+  /**
+   * Adds prebuilt local entries: `bytes` must be exactly the concatenation of the entries `metas` describe,
+   * in order (as written by {@link buildLocalEntry}).
+   */
+  async addPrebuilt(metas: readonly EntryMeta[], bytes: AsyncIterable<Buffer | Uint8Array>): Promise<void> {
+    let expected = 0;
+    for (const m of metas) {
+      this.recordCentral(m, this.offset + expected);
+      expected += localEntrySize(m);
+    }
+    let seen = 0;
+    for await (const chunk of bytes) {
+      const b = Buffer.isBuffer(chunk)
+        ? chunk
+        : Buffer.from(chunk.buffer, chunk.byteOffset, chunk.byteLength);
+      seen += b.length;
+      await this.write(b);
+    }
+    if (seen !== expected) throw new Error(`prebuilt zip entries: expected ${expected} bytes, got ${seen}`);
+    this.offset += seen;
+  }
+
+  private recordCentral(m: EntryMeta, offset: number): void {
+    const nameLen = Buffer.byteLength(m.name, 'utf8');
+    const zip64 = offset >= U32_MAX;
+    const size = 46 + nameLen + (zip64 ? 12 : 0);
+    if (this.slabUsed + size > this.slab.length) {
+      this.slabs.push(this.slab.subarray(0, this.slabUsed));
+      this.slab = Buffer.allocUnsafe(Math.max(SLAB, size));
+      this.slabUsed = 0;
+    }
+    const b = this.slab;
+    const o = this.slabUsed;
+    b.writeUInt32LE(CENTRAL_SIG, o);
+    b.writeUInt16LE((3 << 8) | 45, o + 4);
+    b.writeUInt16LE(zip64 ? 45 : 20, o + 6);
+    b.writeUInt16LE(UTF8_FLAG, o + 8);
+    b.writeUInt16LE(m.method, o + 10);
+    b.writeUInt16LE(this.stamp.time, o + 12);
+    b.writeUInt16LE(this.stamp.date, o + 14);
+    b.writeUInt32LE(m.crc >>> 0, o + 16);
+    b.writeUInt32LE(m.csize, o + 20);
+    b.writeUInt32LE(m.usize, o + 24);
+    b.writeUInt16LE(nameLen, o + 28);
+    b.writeUInt16LE(zip64 ? 12 : 0, o + 30);
+    b.writeUInt16LE(0, o + 32);
+    b.writeUInt16LE(0, o + 34);
+    b.writeUInt16LE(0, o + 36);
+    b.writeUInt32LE((0o100644 << 16) >>> 0, o + 38);
+    b.writeUInt32LE(zip64 ? U32_MAX : offset, o + 42);
+    b.write(m.name, o + 46, nameLen, 'utf8');
+    if (zip64) {
+      b.writeUInt16LE(0x0001, o + 46 + nameLen);
+      b.writeUInt16LE(8, o + 48 + nameLen);
+      b.writeBigUInt64LE(BigInt(offset), o + 50 + nameLen);
+    }
+    this.slabUsed += size;
+    this.count++;
+  }
+
+  /** Writes the central directory and the end records (ZIP64 ones when needed). */
+  async finish(): Promise<{ bytes: number; entries: number }> {
+    this.slabs.push(this.slab.subarray(0, this.slabUsed));
+    const cdOffset = this.offset;
+    let cdSize = 0;
+    for (const s of this.slabs) {
+      cdSize += s.length;
+      await this.write(s);
+    }
+    this.slabs.length = 0;
+    this.offset += cdSize;
+    const needZip64 = this.count >= U16_MAX || cdOffset >= U32_MAX || cdSize >= U32_MAX;
+    if (needZip64) {
+      const z = Buffer.alloc(56 + 20);
+      z.writeUInt32LE(ZIP64_EOCD_SIG, 0);
+      z.writeBigUInt64LE(44n, 4);
+      z.writeUInt16LE((3 << 8) | 45, 12);
+      z.writeUInt16LE(45, 14);
+      z.writeUInt32LE(0, 16);
+      z.writeUInt32LE(0, 20);
+      z.writeBigUInt64LE(BigInt(this.count), 24);
+      z.writeBigUInt64LE(BigInt(this.count), 32);
+      z.writeBigUInt64LE(BigInt(cdSize), 40);
+      z.writeBigUInt64LE(BigInt(cdOffset), 48);
+      z.writeUInt32LE(ZIP64_LOCATOR_SIG, 56);
+      z.writeUInt32LE(0, 60);
+      z.writeBigUInt64LE(BigInt(this.offset), 64);
+      z.writeUInt32LE(1, 72);
+      this.offset += z.length;
+      await this.write(z);
+    }
+    const e = Buffer.alloc(22);
+    e.writeUInt32LE(EOCD_SIG, 0);
+    e.writeUInt16LE(needZip64 ? U16_MAX : this.count, 8);
+    e.writeUInt16LE(needZip64 ? U16_MAX : this.count, 10);
+    e.writeUInt32LE(needZip64 ? U32_MAX : cdSize, 12);
+    e.writeUInt32LE(needZip64 ? U32_MAX : cdOffset, 16);
+    this.offset += e.length;
+    await this.write(e);
+    return { bytes: this.offset, entries: this.count };
+  }
+}

@@ -1,0 +1,38 @@
+/**
+ * Fargate row worker entry point: works through one job's queue, then exits.
+ * SITE and JOB_TOKEN come from the RunTask overrides (or the local launcher); resources from the task's env.
+ */
+import { depsFromEnv } from '../lambdas/shared/deps.ts';
+import { intEnv, requireEnv } from '../core/env.ts';
+import { jobLogger } from '../core/log.ts';
+import { runWorker } from '../core/worker.ts';
+
+const site = requireEnv('SITE');
+const token = requireEnv('JOB_TOKEN');
+const log = jobLogger(site, token);
+const stop = new AbortController();
+process.on('SIGTERM', () => {
+  log.info('SIGTERM: finishing the chunks in hand, then exiting');
+  stop.abort();
+});
+
+const noLauncher = {
+  launch: () => Promise.reject(new Error('workers do not launch workers')),
+  stop: () => Promise.resolve(0),
+};
+
+try {
+  const summary = await runWorker(depsFromEnv(noLauncher), {
+    site,
+    token,
+    waitSeconds: intEnv('WAIT_SECONDS', 20),
+    idlePolls: intEnv('IDLE_POLLS', 2),
+    visibilitySeconds: intEnv('VISIBILITY_SECONDS', 120),
+    signal: stop.signal,
+  });
+  log.info('worker done', { ...summary });
+  process.exit(0);
+} catch (err) {
+  log.error('worker failed', { error: err as Error });
+  process.exit(1);
+}
