@@ -129,7 +129,8 @@ export async function finalizeJob(deps: PipelineDeps, site: string, token: strin
 
   const finishedAt = new Date().toISOString();
   await deps.jobs.transition(site, token, state, { resultKey, resultBytes: written.bytes, finishedAt });
-  if (job.queueUrl) await deps.queues.deleteQueue(job.queueUrl);
+  const queueUrl = job.queueName ? await deps.queues.queueUrl(job.queueName) : undefined;
+  if (queueUrl) await deps.queues.deleteQueue(queueUrl);
   const stopped = await deps.launcher.stop(site, token);
   log.info('job finalized', {
     state,

@@ -87,10 +87,10 @@ export async function startDirectJob(
   }
   const token = newJobToken();
   const sourceKey = keys.source(site, token);
-  await deps.objects.put(sourceKey, body, 'text/csv');
   await deps.jobs.create({
     site,
     token,
+    upload: 'direct',
     processor: r.processor,
     fileName: r.fileName,
     sourceKey,
@@ -98,6 +98,7 @@ export async function startDirectJob(
     receivedAt: new Date().toISOString(),
     options: r.options,
   });
+  await deps.objects.put(sourceKey, body, 'text/csv');
   await splitJob(deps, site, token, { workers: r.workers });
   return getJobView(deps, site, token);
 }
@@ -110,6 +111,7 @@ export async function startPresignedJob(deps: PipelineDeps, site: string, req: J
   await deps.jobs.create({
     site,
     token,
+    upload: 'presigned',
     processor: r.processor,
     fileName: r.fileName,
     sourceKey,
@@ -128,7 +130,9 @@ export async function startPresignedJob(deps: PipelineDeps, site: string, req: J
 /** The S3 event of a presigned upload: split the job whose source key this is. */
 export async function splitUploaded(deps: PipelineDeps, site: string, token: string) {
   const job = await deps.jobs.get(site, token);
-  const workers = job?.options?.workers ? Number(job.options.workers) : undefined;
+  // Direct uploads are split inline; their S3 event must not start a second split.
+  if (!job || job.upload !== 'presigned') return { state: 'SKIPPED' as const };
+  const workers = job.options?.workers ? Number(job.options.workers) : undefined;
   return splitJob(deps, site, token, { workers });
 }
 

@@ -26,8 +26,10 @@ export interface Job {
   readonly sourceBytes?: number;
   readonly encoding?: string;
   readonly header?: string[];
+  /** The job's own queue; its URL is looked up by name (it depends on the endpoint). */
   readonly queueName?: string;
-  readonly queueUrl?: string;
+  /** How the file arrived: in the request (split inline) or by a presigned POST (split on the S3 event). */
+  readonly upload: 'direct' | 'presigned';
   readonly workers?: number;
   /** Numbered records, rejected ones included; known once the split is done. */
   readonly totalRecords?: number;

@@ -128,7 +128,6 @@ export async function splitJob(
       header,
       encoding: info.encoding,
       queueName: queueUrl ? queueName : undefined,
-      queueUrl,
       workers,
       runningAt: new Date().toISOString(),
     };

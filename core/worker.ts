@@ -89,12 +89,12 @@ export interface WorkerSummary {
 export async function runWorker(deps: PipelineDeps, o: WorkerOptions): Promise<WorkerSummary> {
   const log = jobLogger(o.site, o.token);
   const job = await deps.jobs.get(o.site, o.token);
-  if (!job?.queueUrl || job.state !== 'RUNNING') {
+  const queueUrl = job?.queueName ? await deps.queues.queueUrl(job.queueName) : undefined;
+  if (!job || !queueUrl || job.state !== 'RUNNING') {
     log.info('worker: nothing to do', { state: job?.state });
     return { chunks: 0, duplicates: 0, records: 0, reason: job ? 'job-finished' : 'no-job' };
   }
   const processor = getProcessor(job.processor);
-  const queueUrl = job.queueUrl;
   let chunks = 0;
   let duplicates = 0;
   let records = 0;

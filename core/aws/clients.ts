@@ -28,7 +28,8 @@ export function s3Client(): S3Client {
 }
 
 export function sqsClient(): SQSClient {
-  return (sqs ??= new SQSClient({}));
+  // Queue URLs are used as given (an emulator's URL host may not resolve); the endpoint comes from config.
+  return (sqs ??= new SQSClient({ useQueueUrlAsEndpoint: false }));
 }
 
 export function dynamoClient(): DynamoDBDocumentClient {

@@ -1,0 +1,38 @@
+import { createHash, randomBytes } from 'node:crypto';
+import { GetCommand, PutCommand, type DynamoDBDocumentClient } from '@aws-sdk/lib-dynamodb';
+import { dynamoClient } from './aws/clients.ts';
+
+/**
+ * API tokens: each is bound to exactly one site. Only the SHA-256 of a token is stored; the token itself
+ * is shown once, when it is issued.
+ */
+const hashToken = (token: string) => createHash('sha256').update(token, 'utf8').digest('hex');
+const key = (hash: string) => ({ pk: `APITOKEN#${hash}`, sk: 'APITOKEN' });
+
+export class ApiTokens {
+  constructor(
+    private readonly table: string,
+    private readonly ddb: DynamoDBDocumentClient = dynamoClient(),
+  ) {}
+
+  async issue(site: string, label = ''): Promise<string> {
+    const token = `rf_${site}_${randomBytes(24).toString('base64url')}`;
+    await this.ddb.send(
+      new PutCommand({
+        TableName: this.table,
+        Item: { ...key(hashToken(token)), site, label, createdAt: new Date().toISOString() },
+        ConditionExpression: 'attribute_not_exists(pk)',
+      }),
+    );
+    return token;
+  }
+
+  /** The site a bearer token is bound to, or undefined for an unknown token. */
+  async authenticate(authorization: string | undefined): Promise<string | undefined> {
+    const m = /^Bearer\s+(\S+)$/i.exec(authorization ?? '');
+    if (!m) return undefined;
+    const r = await this.ddb.send(new GetCommand({ TableName: this.table, Key: key(hashToken(m[1]!)) }));
+    const site = r.Item?.site;
+    return typeof site === 'string' ? site : undefined;
+  }
+}

@@ -1,0 +1,24 @@
+import type { APIGatewayAuthorizerResult, APIGatewayRequestAuthorizerEvent } from 'aws-lambda';
+import { ApiTokens } from '../../core/auth.ts';
+import { requireEnv } from '../../core/env.ts';
+
+/** Lambda REQUEST authorizer: the bearer token decides the site; the site goes into the request context. */
+export function createAuthorizer(tokens: ApiTokens) {
+  return async (event: APIGatewayRequestAuthorizerEvent): Promise<APIGatewayAuthorizerResult> => {
+    const header = event.headers?.Authorization ?? event.headers?.authorization;
+    const site = await tokens.authenticate(header);
+    if (!site) throw new Error('Unauthorized'); // API Gateway answers 401
+    return {
+      principalId: `site:${site}`,
+      policyDocument: {
+        Version: '2012-10-17',
+        Statement: [{ Action: 'execute-api:Invoke', Effect: 'Allow', Resource: event.methodArn.replace(/\/[^/]+\/[^/]+\/.*$/, '/*/*') }],
+      },
+      context: { site },
+    };
+  };
+}
+
+let cached: ReturnType<typeof createAuthorizer> | undefined;
+export const handler = (event: APIGatewayRequestAuthorizerEvent) =>
+  (cached ??= createAuthorizer(new ApiTokens(requireEnv('TABLE_NAME'))))(event);

@@ -1,0 +1,21 @@
+/**
+ * Child-process entry that runs the embedded emulators, so their work (HTTP, storage) runs on its own
+ * core, beside the handlers and the workers. Talks to its parent over IPC.
+ */
+import { startEmulators, type EmulatorOptions } from './emulators.ts';
+
+const options = JSON.parse(process.env.ROWFLEET_EMULATOR_OPTIONS ?? '{}') as EmulatorOptions;
+const emulators = await startEmulators(options);
+let stopping = false;
+const stop = async () => {
+  if (stopping) return;
+  stopping = true;
+  await emulators.stop();
+  process.send?.({ type: 'stopped' });
+  process.exit(0);
+};
+process.on('message', (m: { type?: string }) => {
+  if (m.type === 'stop') void stop();
+});
+process.on('disconnect', () => void stop());
+process.send?.({ type: 'ready', endpoints: emulators.endpoints });

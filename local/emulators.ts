@@ -1,0 +1,173 @@
+import { mkdirSync, readdirSync, readFileSync, rmSync, statSync, writeFileSync, existsSync } from 'node:fs';
+import type { AddressInfo } from 'node:net';
+import type { Server } from 'node:http';
+import { dirname, join, relative, resolve, sep } from 'node:path';
+import { buildApp } from 'fauxqs';
+import dynalite from 'dynalite';
+import sesModule from 'aws-ses-v2-local';
+import { handlePresignedPost } from './presigned-post.ts';
+
+// aws-ses-v2-local is CommonJS with a default export.
+type SesServer = (config?: { host?: string; port?: number }) => Promise<Server>;
+const sesLocal: SesServer = (sesModule as unknown as { default?: SesServer }).default ?? (sesModule as unknown as SesServer);
+const QUEUE_SETTINGS = ['VisibilityTimeout', 'MessageRetentionPeriod', 'ReceiveMessageWaitTimeSeconds', 'RedrivePolicy', 'DelaySeconds', 'MaximumMessageSize'];
+
+// fauxqs does not export its store classes from the package root; they are plain modules in dist.
+import { S3Store } from '../node_modules/fauxqs/dist/s3/s3Store.js';
+import { SqsStore } from '../node_modules/fauxqs/dist/sqs/sqsStore.js';
+import { SnsStore } from '../node_modules/fauxqs/dist/sns/snsStore.js';
+
+export interface EmulatorOptions {
+  /** Where S3 objects, queues and DynamoDB data persist between runs; in memory when undefined. */
+  readonly stateDir?: string;
+  readonly region: string;
+  readonly secretAccessKey: string;
+  /** Buckets whose `uploads/` objects raise an S3 ObjectCreated event on `eventsQueue`. */
+  readonly notify?: { readonly bucket: string; readonly prefix: string; readonly queueName: string };
+}
+
+export interface Emulators {
+  readonly endpoints: { readonly s3sqs: string; readonly dynamodb: string; readonly ses: string };
+  stop(): Promise<void>;
+}
+
+interface SavedQueue {
+  name: string;
+  attributes: Record<string, string>;
+  messages: unknown[];
+}
+
+/** S3 store that writes through to the state directory and raises S3 events for new uploads. */
+function persistentS3Store(root: string | undefined, onCreated: (bucket: string, key: string, size: number) => void): S3Store {
+  const store = new S3Store();
+  const file = (bucket: string, key: string) => {
+    const p = resolve(root!, bucket, key);
+    if (!p.startsWith(resolve(root!, bucket) + sep)) throw new Error(`refusing key outside the bucket: ${key}`);
+    return p;
+  };
+  const put = store.putObject.bind(store);
+  store.putObject = (bucket, key, body, contentType, metadata) => {
+    const obj = put(bucket, key, body, contentType, metadata);
+    if (root) {
+      const p = file(bucket, key);
+      mkdirSync(dirname(p), { recursive: true });
+      writeFileSync(p, body);
+    }
+    onCreated(bucket, key, body.length);
+    return obj;
+  };
+  const complete = store.completeMultipartUpload.bind(store);
+  store.completeMultipartUpload = (uploadId, parts) => {
+    const upload = (store as unknown as { multipartUploads: Map<string, { bucket: string; key: string }> }).multipartUploads.get(uploadId);
+    const obj = complete(uploadId, parts);
+    if (upload) {
+      if (root) {
+        const p = file(upload.bucket, upload.key);
+        mkdirSync(dirname(p), { recursive: true });
+        writeFileSync(p, obj.body);
+      }
+      onCreated(upload.bucket, upload.key, obj.body.length);
+    }
+    return obj;
+  };
+  const del = store.deleteObject.bind(store);
+  store.deleteObject = (bucket, key) => {
+    del(bucket, key);
+    if (root) rmSync(file(bucket, key), { force: true });
+  };
+  if (root && existsSync(root)) {
+    for (const bucket of readdirSync(root)) {
+      store.createBucket(bucket);
+      const walk = (dir: string) => {
+        for (const name of readdirSync(dir)) {
+          const p = join(dir, name);
+          if (statSync(p).isDirectory()) walk(p);
+          else put(bucket, relative(join(root, bucket), p).split(sep).join('/'), readFileSync(p));
+        }
+      };
+      walk(join(root, bucket));
+    }
+  }
+  return store;
+}
+
+/**
+ * Starts the embedded AWS emulators in this process: fauxqs (SQS + S3) with S3 POST uploads and S3 event
+ * notifications added, dynalite (DynamoDB), aws-ses-v2-local (SES v2). Each listens on a free port.
+ */
+export async function startEmulators(o: EmulatorOptions): Promise<Emulators> {
+  const s3Root = o.stateDir ? join(o.stateDir, 's3') : undefined;
+  const queuesFile = o.stateDir ? join(o.stateDir, 'queues.json') : undefined;
+  const sqsStore = new SqsStore();
+  let port = 0;
+  const s3Store = persistentS3Store(s3Root, (bucket, key, size) => {
+    const n = o.notify;
+    if (!n || bucket !== n.bucket || !key.startsWith(n.prefix)) return;
+    const q = sqsStore.getQueueByName(n.queueName);
+    if (!q) return;
+    const event = {
+      Records: [
+        {
+          eventVersion: '2.1',
+          eventSource: 'aws:s3',
+          awsRegion: o.region,
+          eventTime: new Date().toISOString(),
+          eventName: 'ObjectCreated:Post',
+          s3: { bucket: { name: bucket, arn: `arn:aws:s3:::${bucket}` }, object: { key: encodeURIComponent(key).replace(/%2F/g, '/'), size } },
+        },
+      ],
+    };
+    q.enqueue(SqsStore.createMessage(JSON.stringify(event)));
+  });
+  const app = buildApp({ logger: false, defaultRegion: o.region, stores: { sqsStore, s3Store, snsStore: new SnsStore() } });
+  app.addHook('onRequest', async (request, reply) => {
+    const ct = request.headers['content-type'] ?? '';
+    const m = /^\/([^/?]+)\/?(\?.*)?$/.exec(request.url);
+    if (request.method !== 'POST' || !ct.startsWith('multipart/form-data') || !m) return;
+    const bucket = decodeURIComponent(m[1]!);
+    const r = await handlePresignedPost(request.raw, bucket, o.secretAccessKey, (key, body, contentType) =>
+      s3Store.putObject(bucket, key, body, contentType),
+    );
+    return reply.status(r.status).header('content-type', 'application/xml').send(r.body);
+  });
+  const address = await app.listen({ port: 0, host: '127.0.0.1' });
+  port = Number(new URL(address).port);
+
+  // Restore queues (with their messages) saved by the previous run.
+  if (queuesFile && existsSync(queuesFile)) {
+    const saved = JSON.parse(readFileSync(queuesFile, 'utf8')) as SavedQueue[];
+    for (const s of saved) {
+      const url = sqsStore.buildQueueUrl(s.name, String(port), `127.0.0.1:${port}`, o.region);
+      const q = sqsStore.createQueue(s.name, url, `arn:aws:sqs:${o.region}:000000000000:${s.name}`, s.attributes);
+      for (const m of s.messages) q.enqueue(m as Parameters<typeof q.enqueue>[0]);
+    }
+  }
+
+  const ddbDir = o.stateDir ? join(o.stateDir, 'dynamodb') : undefined;
+  if (ddbDir) mkdirSync(ddbDir, { recursive: true });
+  const ddb = dynalite({ path: ddbDir, createTableMs: 0, deleteTableMs: 0, updateTableMs: 0 });
+  await new Promise<void>((r) => ddb.listen(0, '127.0.0.1', () => r()));
+  const ses: Server = await sesLocal({ host: '127.0.0.1', port: 0 });
+
+  const url = (s: { address(): AddressInfo | string | null }) => `http://127.0.0.1:${(s.address() as AddressInfo).port}`;
+  return {
+    endpoints: { s3sqs: `http://127.0.0.1:${port}`, dynamodb: url(ddb), ses: url(ses) },
+    async stop() {
+      if (queuesFile) {
+        const saved: SavedQueue[] = sqsStore.listQueues().map((q) => {
+          const m = q.inspectMessages();
+          return {
+            name: q.name,
+            attributes: Object.fromEntries(Object.entries(q.getAllAttributes(['All'])).filter(([k]) => QUEUE_SETTINGS.includes(k))),
+            messages: [...m.ready, ...m.delayed, ...m.inflight.map((i) => i.message)],
+          };
+        });
+        writeFileSync(queuesFile, JSON.stringify(saved));
+      }
+      await app.close();
+      await new Promise<void>((r) => ddb.close(() => r()));
+      await new Promise<void>((r) => ses.close(() => r()));
+    },
+  };
+}
+

@@ -1,0 +1,297 @@
+import { fork, type ChildProcess } from 'node:child_process';
+import { mkdirSync, readFileSync, writeFileSync, existsSync } from 'node:fs';
+import { join, resolve } from 'node:path';
+import { fileURLToPath } from 'node:url';
+import { CreateBucketCommand, HeadBucketCommand, PutBucketNotificationConfigurationCommand } from '@aws-sdk/client-s3';
+import { CreateTableCommand, DescribeTableCommand, ResourceNotFoundException } from '@aws-sdk/client-dynamodb';
+import { CreateQueueCommand, DeleteMessageBatchCommand, GetQueueAttributesCommand, ReceiveMessageCommand } from '@aws-sdk/client-sqs';
+import type { SQSEvent, SQSRecord } from 'aws-lambda';
+import { getStage } from '../config/index.ts';
+import { ApiTokens } from '../core/auth.ts';
+import { dynamoClient, s3Client, sqsClient } from '../core/aws/clients.ts';
+import { Objects } from '../core/aws/objects.ts';
+import { Queues } from '../core/aws/queues.ts';
+import { errorMessage } from '../core/errors.ts';
+import { JobStore } from '../core/jobs.ts';
+import type { PipelineDeps } from '../core/pipeline.ts';
+import { createFinalizeHandler } from '../lambdas/finalize/handler.ts';
+import { createStatusHandler } from '../lambdas/status/handler.ts';
+import { createUploadHandler } from '../lambdas/upload/handler.ts';
+import { LocalApi } from './api.ts';
+import { LocalTaskLauncher } from './launcher.ts';
+import type { EmulatorOptions } from './emulators.ts';
+
+const TSX = import.meta.resolve('tsx');
+const EMULATOR_HOST = fileURLToPath(new URL('./emulator-host.ts', import.meta.url));
+
+export interface RuntimeOptions {
+  /** Local state (objects, queues, DynamoDB, API tokens, worker logs). */
+  readonly stateDir: string;
+  /** An AWS-compatible endpoint (e.g. LocalStack) to use instead of the embedded emulators. */
+  readonly endpoint?: string;
+  readonly stage?: string;
+  /** Extra environment for the workers (poll timing). */
+  readonly workerEnv?: Record<string, string>;
+}
+
+/** Names of the stage's shared resources when run locally (the CDK stack names them on AWS). */
+export function localResourceNames(stage: string) {
+  return {
+    bucket: `rowfleet-${stage}-data`,
+    table: `rowfleet-${stage}-jobs`,
+    finalizeQueue: `${stage}-finalize`,
+    dlq: `${stage}-dlq`,
+    uploadEventsQueue: `${stage}-upload-events`,
+  };
+}
+
+async function startEmulatorHost(options: EmulatorOptions): Promise<{ child: ChildProcess; endpoints: Record<string, string> }> {
+  const child = fork(EMULATOR_HOST, [], {
+    execArgv: ['--import', TSX],
+    env: { ...process.env, ROWFLEET_EMULATOR_OPTIONS: JSON.stringify(options) },
+    stdio: ['ignore', 'inherit', 'inherit', 'ipc'],
+  });
+  const endpoints = await new Promise<Record<string, string>>((res, rej) => {
+    child.once('message', (m: { type: string; endpoints: Record<string, string> }) => res(m.endpoints));
+    child.once('exit', (code) => rej(new Error(`embedded emulators exited during start (code ${code})`)));
+  });
+  child.removeAllListeners('exit');
+  return { child, endpoints };
+}
+
+/**
+ * The embedded local runtime: emulators (or an external endpoint), the stage's resources, the real
+ * handlers behind a local API Gateway, the S3-event and finalize-queue wiring, and workers as processes.
+ */
+export class LocalRuntime {
+  private pollers: Promise<void>[] = [];
+  private stopped = false;
+
+  private constructor(
+    readonly stage: string,
+    readonly stateDir: string,
+    readonly api: LocalApi,
+    readonly deps: PipelineDeps,
+    readonly launcher: LocalTaskLauncher,
+    private readonly tokens: ApiTokens,
+    private readonly emulatorHost: ChildProcess | undefined,
+    readonly endpoints: Record<string, string>,
+  ) {}
+
+  get apiUrl(): string {
+    return this.api.url;
+  }
+
+  static async start(o: RuntimeOptions): Promise<LocalRuntime> {
+    const stage = o.stage ?? 'local';
+    const stageConfig = getStage(stage);
+    const stateDir = resolve(o.stateDir);
+    mkdirSync(stateDir, { recursive: true });
+    const names = localResourceNames(stage);
+    process.env.AWS_REGION ??= stageConfig.region;
+    process.env.AWS_ACCESS_KEY_ID ??= 'local';
+    process.env.AWS_SECRET_ACCESS_KEY ??= 'local';
+    process.env.POWERTOOLS_LOG_LEVEL ??= 'WARN';
+
+    let host: ChildProcess | undefined;
+    let endpoints: Record<string, string>;
+    if (o.endpoint) {
+      process.env.AWS_ENDPOINT_URL = o.endpoint;
+      endpoints = { all: o.endpoint };
+    } else {
+      const started = await startEmulatorHost({
+        stateDir: join(stateDir, 'emulators'),
+        region: process.env.AWS_REGION,
+        secretAccessKey: process.env.AWS_SECRET_ACCESS_KEY,
+        notify: { bucket: names.bucket, prefix: 'uploads/', queueName: names.uploadEventsQueue },
+      });
+      host = started.child;
+      endpoints = started.endpoints;
+      process.env.AWS_ENDPOINT_URL_S3 = endpoints.s3sqs;
+      process.env.AWS_ENDPOINT_URL_SQS = endpoints.s3sqs;
+      process.env.AWS_ENDPOINT_URL_DYNAMODB = endpoints.dynamodb;
+      process.env.AWS_ENDPOINT_URL_SESV2 = endpoints.ses;
+    }
+
+    let resources: Awaited<ReturnType<typeof ensureResources>>;
+    try {
+      resources = await ensureResources(names, Boolean(o.endpoint));
+    } catch (err) {
+      host?.kill();
+      throw new Error(`could not prepare local resources at ${JSON.stringify(endpoints)}: ${errorMessage(err)}`);
+    }
+    const { finalizeQueueUrl, dlqArn, uploadEventsUrl } = resources;
+    const resourceEnv = {
+      STAGE: stage,
+      BUCKET_NAME: names.bucket,
+      TABLE_NAME: names.table,
+      FINALIZE_QUEUE_URL: finalizeQueueUrl,
+      DLQ_ARN: dlqArn,
+    };
+    Object.assign(process.env, resourceEnv);
+
+    const launcher = new LocalTaskLauncher(
+      () => ({ WAIT_SECONDS: '1', IDLE_POLLS: '2', VISIBILITY_SECONDS: '30', ...o.workerEnv, ...resourceEnv }),
+      join(stateDir, 'logs'),
+    );
+    const deps: PipelineDeps = {
+      env: { stage, bucket: names.bucket, table: names.table, finalizeQueueUrl, dlqArn },
+      limits: stageConfig.limits,
+      jobs: new JobStore(names.table),
+      objects: new Objects(names.bucket),
+      queues: new Queues(),
+      launcher,
+    };
+    const upload = createUploadHandler(deps);
+    const status = createStatusHandler(deps);
+    const finalize = createFinalizeHandler(deps);
+    const tokens = new ApiTokens(names.table);
+    const api = new LocalApi(
+      [
+        { method: 'POST', resource: '/jobs', handler: upload, auth: true },
+        { method: 'POST', resource: '/uploads', handler: upload, auth: true },
+        { method: 'GET', resource: '/jobs', handler: status, auth: true },
+        { method: 'GET', resource: '/jobs/{token}', handler: status, auth: true },
+        { method: 'GET', resource: '/health', handler: status, auth: false },
+      ],
+      (h) => tokens.authenticate(h),
+      stage,
+    );
+    await api.listen();
+    const rt = new LocalRuntime(stage, stateDir, api, deps, launcher, tokens, host, endpoints);
+    rt.poll(finalizeQueueUrl, async (e) => (await finalize(e)).batchItemFailures.map((f) => f.itemIdentifier));
+    rt.poll(uploadEventsUrl, async (e) => {
+      await upload(e);
+      return [];
+    });
+    return rt;
+  }
+
+  /** Issues a new API token bound to `site`. */
+  issueToken(site: string): Promise<string> {
+    return this.tokens.issue(site, 'cli');
+  }
+
+  /** A bearer token for the site, issued once and kept in the state directory. */
+  async tokenFor(site: string): Promise<string> {
+    const file = join(this.stateDir, 'api-tokens.json');
+    const saved = existsSync(file) ? (JSON.parse(readFileSync(file, 'utf8')) as Record<string, string>) : {};
+    const known = saved[site];
+    if (known && (await this.tokens.authenticate(`Bearer ${known}`)) === site) return known;
+    const token = await this.tokens.issue(site, 'local');
+    writeFileSync(file, JSON.stringify({ ...saved, [site]: token }, null, 2), { mode: 0o600 });
+    return token;
+  }
+
+  /** Delivers a queue's messages to a handler as SQS events (the Lambda event source mapping). */
+  private poll(queueUrl: string, deliver: (e: SQSEvent) => Promise<string[]>): void {
+    const sqs = sqsClient();
+    const loop = async () => {
+      while (!this.stopped) {
+        try {
+          const r = await sqs.send(new ReceiveMessageCommand({ QueueUrl: queueUrl, MaxNumberOfMessages: 10, WaitTimeSeconds: 1, MessageAttributeNames: ['All'] }));
+          const msgs = r.Messages ?? [];
+          if (msgs.length === 0 || this.stopped) continue;
+          const records = msgs.map(
+            (m) =>
+              ({
+                messageId: m.MessageId!,
+                receiptHandle: m.ReceiptHandle!,
+                body: m.Body ?? '',
+                attributes: {},
+                messageAttributes: {},
+                md5OfBody: m.MD5OfBody ?? '',
+                eventSource: 'aws:sqs',
+                eventSourceARN: queueUrl,
+                awsRegion: process.env.AWS_REGION ?? '',
+              }) as unknown as SQSRecord,
+          );
+          let failed: string[];
+          try {
+            failed = await deliver({ Records: records });
+          } catch (err) {
+            process.stderr.write(`local runtime: handler failed: ${errorMessage(err)}\n`);
+            failed = records.map((x) => x.messageId);
+          }
+          const done = msgs.filter((m) => !failed.includes(m.MessageId!));
+          if (done.length) {
+            await sqs.send(new DeleteMessageBatchCommand({ QueueUrl: queueUrl, Entries: done.map((m, i) => ({ Id: String(i), ReceiptHandle: m.ReceiptHandle! })) }));
+          }
+        } catch (err) {
+          if (!this.stopped) {
+            process.stderr.write(`local runtime: polling ${queueUrl} failed: ${errorMessage(err)}\n`);
+            await new Promise((r) => setTimeout(r, 500));
+          }
+        }
+      }
+    };
+    this.pollers.push(loop());
+  }
+
+  async stop(): Promise<void> {
+    if (this.stopped) return;
+    this.stopped = true;
+    await this.launcher.stopAll();
+    await Promise.all(this.pollers);
+    await this.api.close();
+    const host = this.emulatorHost;
+    if (host && host.exitCode === null) {
+      await new Promise<void>((r) => {
+        host.once('exit', () => r());
+        host.send({ type: 'stop' });
+      });
+    }
+  }
+}
+
+async function ensureResources(names: ReturnType<typeof localResourceNames>, external: boolean) {
+  const s3 = s3Client();
+  const sqs = sqsClient();
+  const ddb = dynamoClient();
+  try {
+    await s3.send(new HeadBucketCommand({ Bucket: names.bucket }));
+  } catch {
+    await s3.send(new CreateBucketCommand({ Bucket: names.bucket }));
+  }
+  try {
+    await ddb.send(new DescribeTableCommand({ TableName: names.table }));
+  } catch (err) {
+    if (!(err instanceof ResourceNotFoundException) && (err as { name?: string }).name !== 'ResourceNotFoundException') throw err;
+    await ddb.send(
+      new CreateTableCommand({
+        TableName: names.table,
+        BillingMode: 'PAY_PER_REQUEST',
+        AttributeDefinitions: [
+          { AttributeName: 'pk', AttributeType: 'S' },
+          { AttributeName: 'sk', AttributeType: 'S' },
+        ],
+        KeySchema: [
+          { AttributeName: 'pk', KeyType: 'HASH' },
+          { AttributeName: 'sk', KeyType: 'RANGE' },
+        ],
+      }),
+    );
+  }
+  const queue = async (name: string, attrs: Record<string, string> = {}) =>
+    (await sqs.send(new CreateQueueCommand({ QueueName: name, Attributes: attrs }))).QueueUrl!;
+  const dlqUrl = await queue(names.dlq, { MessageRetentionPeriod: String(14 * 24 * 3600) });
+  const dlqArn = (await sqs.send(new GetQueueAttributesCommand({ QueueUrl: dlqUrl, AttributeNames: ['QueueArn'] }))).Attributes!.QueueArn!;
+  const redrive = JSON.stringify({ deadLetterTargetArn: dlqArn, maxReceiveCount: 5 });
+  const finalizeQueueUrl = await queue(names.finalizeQueue, { VisibilityTimeout: '120', RedrivePolicy: redrive });
+  const uploadEventsUrl = await queue(names.uploadEventsQueue, { VisibilityTimeout: '300', RedrivePolicy: redrive });
+  if (external) {
+    // A real S3 API (LocalStack) raises the ObjectCreated events itself.
+    const arn = (await sqs.send(new GetQueueAttributesCommand({ QueueUrl: uploadEventsUrl, AttributeNames: ['QueueArn'] }))).Attributes!.QueueArn!;
+    await s3.send(
+      new PutBucketNotificationConfigurationCommand({
+        Bucket: names.bucket,
+        NotificationConfiguration: {
+          QueueConfigurations: [
+            { QueueArn: arn, Events: ['s3:ObjectCreated:*'], Filter: { Key: { FilterRules: [{ Name: 'prefix', Value: 'uploads/' }] } } },
+          ],
+        },
+      }),
+    );
+  }
+  return { finalizeQueueUrl, dlqArn, uploadEventsUrl };
+}

@@ -1,0 +1,107 @@
+import { Command, InvalidArgumentError, Option } from 'commander';
+import { existsSync } from 'node:fs';
+import { getSite, getStage, loadConfig } from '../config/index.ts';
+import { processorNames } from '../core/processors/index.ts';
+import { LocalRuntime } from '../local/runtime.ts';
+import { runJob } from './run-job.ts';
+
+const positiveInt = (v: string) => {
+  const n = Number(v);
+  if (!Number.isInteger(n) || n < 1) throw new InvalidArgumentError('expected a positive whole number');
+  return n;
+};
+
+const program = new Command()
+  .name('rowfleet')
+  .description('Rowfleet: CSV in, one result per row from parallel workers, a zip out.\nRuns on embedded local emulators by default; --endpoint points at LocalStack or another AWS-compatible endpoint.')
+  .showHelpAfterError();
+
+const stateDirOption = () => new Option('--state-dir <dir>', 'local state kept between commands').default('.rowfleet');
+const endpointOption = () => new Option('--endpoint <url>', 'use an AWS-compatible endpoint (e.g. LocalStack) instead of the embedded emulators');
+
+program
+  .command('run')
+  .description('upload a CSV as a site, run the job to its end and download the result zip')
+  .argument('<file>', 'CSV file (UTF-8, UTF-8 with BOM, CP932/Shift_JIS, or UTF-16 with BOM)')
+  .requiredOption('--site <id>', 'the site (tenant) the job belongs to')
+  .addOption(new Option('--processor <name>', 'row processor').choices(processorNames()).default('report'))
+  .option('--workers <n>', 'number of row workers (default: by size, up to the stage limit)', positiveInt)
+  .option('--out <dir>', 'where to write <token>.zip', 'out')
+  .addOption(stateDirOption())
+  .addOption(endpointOption())
+  .option('--json', 'print one JSON summary as the last line of stdout')
+  .action(async (file: string, o: { site: string; processor: string; workers?: number; out: string; stateDir: string; endpoint?: string; json?: boolean }) => {
+    getSite(o.site);
+    if (!existsSync(file)) throw new InvalidArgumentError(`no such file: ${file}`);
+    const rt = await LocalRuntime.start({ stateDir: o.stateDir, endpoint: o.endpoint });
+    let code = 1;
+    try {
+      const summary = await runJob({
+        apiUrl: rt.apiUrl,
+        apiToken: await rt.tokenFor(o.site),
+        file,
+        processor: o.processor,
+        workers: o.workers,
+        outDir: o.out,
+        directMaxBytes: getStage(rt.stage).limits.directUploadMaxBytes,
+        progress: true,
+      });
+      code = summary.state === 'SUCCEEDED' || summary.state === 'PARTIAL' ? 0 : summary.state === 'REJECTED' ? 2 : 1;
+      const { seconds, ...out } = summary;
+      if (o.json) {
+        process.stdout.write(JSON.stringify(out) + '\n');
+      } else {
+        const r = summary.rows;
+        process.stdout.write(
+          `${summary.state}: ${r.total} records — ${r.succeeded} succeeded, ${r.failed} failed, ${r.rejected} rejected (${seconds.toFixed(1)} s)\n` +
+            (summary.error ? `${summary.error.code}: ${summary.error.message}\n` : '') +
+            (summary.zip ? `zip: ${summary.zip}\n` : ''),
+        );
+      }
+    } finally {
+      await rt.stop();
+    }
+    process.exitCode = code;
+  });
+
+program
+  .command('sites')
+  .description('list the configured sites')
+  .option('--json', 'as a JSON array')
+  .action((o: { json?: boolean }) => {
+    const sites = loadConfig().sites.map((s) => ({
+      id: s.id,
+      name: s.name,
+      timeZone: s.timeZone,
+      sendAt: s.sendAt,
+      offices: s.offices,
+      recipients: s.recipients.filter((r) => r.active).map((r) => r.address),
+      bcc: s.bcc,
+    }));
+    if (o.json) process.stdout.write(JSON.stringify(sites) + '\n');
+    else for (const s of sites) process.stdout.write(`${s.id}\t${s.name}\t${s.timeZone} ${s.sendAt}\t${s.recipients.join(', ')}\n`);
+  });
+
+const token = program.command('token').description('API tokens (each bound to one site)');
+token
+  .command('create')
+  .description('issue an API token for a site (only its hash is stored)')
+  .requiredOption('--site <id>', 'the site the token is bound to')
+  .addOption(stateDirOption())
+  .addOption(endpointOption())
+  .action(async (o: { site: string; stateDir: string; endpoint?: string }) => {
+    getSite(o.site);
+    const rt = await LocalRuntime.start({ stateDir: o.stateDir, endpoint: o.endpoint });
+    try {
+      process.stdout.write((await rt.issueToken(o.site)) + '\n');
+    } finally {
+      await rt.stop();
+    }
+  });
+
+try {
+  await program.parseAsync();
+} catch (err) {
+  process.stderr.write(`rowfleet: ${err instanceof Error ? err.message : String(err)}\n`);
+  process.exitCode = 1;
+}

@@ -1,0 +1,10 @@
+#!/usr/bin/env node
+// The `rowfleet` command: runs the TypeScript CLI through tsx, so it works right after `npm ci`.
+import { register } from 'tsx/esm/api';
+
+// The SDK's notice about its future Node 22 requirement is for us, not for every command's output.
+process.env.AWS_SDK_JS_NODE_VERSION_SUPPORT_WARNING_DISABLED ??= 'true';
+// Handlers log JSON for CloudWatch; in a terminal only warnings and errors are worth showing.
+process.env.POWERTOOLS_LOG_LEVEL ??= 'WARN';
+register();
+await import('./cli.ts');

@@ -1,0 +1,161 @@
+import { createWriteStream, openAsBlob, statSync } from 'node:fs';
+import { mkdir } from 'node:fs/promises';
+import { basename, join, resolve } from 'node:path';
+import { Readable } from 'node:stream';
+import { pipeline } from 'node:stream/promises';
+import cliProgress from 'cli-progress';
+import type { JobView } from '../core/jobs-api.ts';
+import { isTerminal } from '../core/states.ts';
+
+export interface RunOptions {
+  readonly apiUrl: string;
+  readonly apiToken: string;
+  readonly file: string;
+  readonly processor?: string;
+  readonly workers?: number;
+  readonly outDir: string;
+  readonly directMaxBytes: number;
+  /** Progress to stderr: a bar on a TTY, a line every few seconds otherwise, nothing when false. */
+  readonly progress: boolean;
+}
+
+export interface RunSummary {
+  token: string;
+  site: string;
+  state: string;
+  rows: { total: number; succeeded: number; failed: number; rejected: number };
+  zip?: string;
+  error?: { code: string; message: string };
+  seconds: number;
+}
+
+class ApiError extends Error {
+  constructor(
+    readonly status: number,
+    readonly code: string,
+    message: string,
+  ) {
+    super(message);
+  }
+}
+
+async function call<T>(o: RunOptions, method: string, path: string, body?: Blob | string, type?: string): Promise<{ status: number; body: T }> {
+  const res = await fetch(o.apiUrl + path, {
+    method,
+    headers: { authorization: `Bearer ${o.apiToken}`, ...(type ? { 'content-type': type } : {}) },
+    body,
+  });
+  const text = await res.text();
+  const parsed = (text ? JSON.parse(text) : {}) as T & { error?: { code: string; message: string } };
+  if (res.status >= 400 && !(res.status === 422 && (parsed as { token?: string }).token)) {
+    throw new ApiError(res.status, parsed.error?.code ?? `HTTP_${res.status}`, parsed.error?.message ?? text);
+  }
+  return { status: res.status, body: parsed };
+}
+
+function query(o: RunOptions): string {
+  const q = new URLSearchParams({ fileName: basename(o.file) });
+  if (o.processor) q.set('processor', o.processor);
+  if (o.workers) q.set('workers', String(o.workers));
+  return q.toString();
+}
+
+/** Starts the job through the API: the body of POST /jobs when small, a presigned S3 POST otherwise. */
+async function start(o: RunOptions): Promise<JobView> {
+  const size = statSync(o.file).size;
+  if (size <= o.directMaxBytes) {
+    const body = await openAsBlob(o.file);
+    return (await call<JobView>(o, 'POST', `/jobs?${query(o)}`, body, 'text/csv')).body;
+  }
+  const created = await call<{ token: string; upload: { url: string; fields: Record<string, string> } }>(
+    o,
+    'POST',
+    `/uploads?${query(o)}`,
+    JSON.stringify({}),
+    'application/json',
+  );
+  const form = new FormData();
+  for (const [k, v] of Object.entries(created.body.upload.fields)) form.append(k, v);
+  form.append('file', await openAsBlob(o.file), basename(o.file));
+  const res = await fetch(created.body.upload.url, { method: 'POST', body: form });
+  if (!res.ok) throw new ApiError(res.status, 'UPLOAD_FAILED', `S3 refused the upload: ${await res.text()}`);
+  return (await call<JobView>(o, 'GET', `/jobs/${created.body.token}`)).body;
+}
+
+function progressReporter(enabled: boolean) {
+  if (!enabled) return { update: (_v: JobView) => {}, stop: () => {} };
+  const started = Date.now();
+  if (process.stderr.isTTY) {
+    const bar = new cliProgress.SingleBar(
+      { format: ' {bar} {percentage}% | {value}/{total} records | {rate} rec/s | ETA {eta_formatted} | {state}', stream: process.stderr, etaBuffer: 20 },
+      cliProgress.Presets.shades_classic,
+    );
+    let begun = false;
+    return {
+      update(v: JobView) {
+        const total = v.progress.total ?? Math.max(v.progress.done, 1);
+        const rate = Math.round(v.progress.done / Math.max(0.001, (Date.now() - started) / 1000));
+        if (!begun) {
+          bar.start(total, v.progress.done, { rate, state: v.state });
+          begun = true;
+        }
+        bar.setTotal(total);
+        bar.update(v.progress.done, { rate, state: v.state });
+      },
+      stop: () => bar.stop(),
+    };
+  }
+  let last = 0;
+  return {
+    update(v: JobView) {
+      if (Date.now() - last < 2000 && !isTerminal(v.state)) return;
+      last = Date.now();
+      const secs = (Date.now() - started) / 1000;
+      const rate = v.progress.done / Math.max(0.001, secs);
+      const total = v.progress.total;
+      const eta = total && rate > 0 ? Math.max(0, (total - v.progress.done) / rate).toFixed(0) + 's' : '?';
+      process.stderr.write(`${v.state} ${v.progress.done}/${total ?? '?'} records, ${rate.toFixed(0)} rec/s, ETA ${eta}\n`);
+    },
+    stop: () => {},
+  };
+}
+
+/** Uploads a CSV, follows the job to its end, downloads the zip. */
+export async function runJob(o: RunOptions): Promise<RunSummary> {
+  const t0 = Date.now();
+  let view: JobView;
+  try {
+    view = await start(o);
+  } catch (err) {
+    if (err instanceof ApiError) {
+      return { token: '', site: '', state: err.status === 422 ? 'REJECTED' : 'FAILED', rows: { total: 0, succeeded: 0, failed: 0, rejected: 0 }, error: { code: err.code, message: err.message }, seconds: (Date.now() - t0) / 1000 };
+    }
+    throw err;
+  }
+  const progress = progressReporter(o.progress);
+  while (!isTerminal(view.state)) {
+    progress.update(view);
+    await new Promise((r) => setTimeout(r, 250));
+    view = (await call<JobView>(o, 'GET', `/jobs/${view.token}`)).body;
+  }
+  progress.update(view);
+  progress.stop();
+  const summary: RunSummary = {
+    token: view.token,
+    site: view.site,
+    state: view.state,
+    rows: view.rows,
+    seconds: 0,
+    ...(view.error ? { error: { code: view.error.code, message: view.error.message } } : {}),
+  };
+  if (view.download) {
+    await mkdir(o.outDir, { recursive: true });
+    const zip = resolve(join(o.outDir, `${view.token}.zip`));
+    const res = await fetch(view.download.url);
+    if (!res.ok || !res.body) throw new Error(`download failed: HTTP ${res.status}`);
+    await pipeline(Readable.fromWeb(res.body as import('node:stream/web').ReadableStream), createWriteStream(zip));
+    summary.zip = zip;
+  }
+  summary.seconds = (Date.now() - t0) / 1000;
+  return summary;
+}
