@@ -1,5 +1,6 @@
 import { Readable } from 'node:stream';
 import { jobLogger } from './log.ts';
+import { publishMetrics } from './metrics.ts';
 import { keys } from './naming.ts';
 import type { PipelineDeps } from './pipeline.ts';
 import {
@@ -132,6 +133,10 @@ export async function finalizeJob(deps: PipelineDeps, site: string, token: strin
   const queueUrl = job.queueName ? await deps.queues.queueUrl(job.queueName) : undefined;
   if (queueUrl) await deps.queues.deleteQueue(queueUrl);
   const stopped = await deps.launcher.stop(site, token);
+  publishMetrics(deps.env.stage, {
+    FinalizeDuration: Date.now() - started.getTime(),
+    [state === 'SUCCEEDED' ? 'JobsSucceeded' : state === 'PARTIAL' ? 'JobsPartial' : 'JobsFailed']: 1,
+  });
   log.info('job finalized', {
     state,
     ...counts,

@@ -10,6 +10,7 @@ import { decodeText, type DecodeInfo } from './decode.ts';
 import { FileRejectedError } from './errors.ts';
 import { workerCount } from './launcher.ts';
 import { jobLogger } from './log.ts';
+import { publishMetrics } from './metrics.ts';
 import { keys, reportQueueName } from './naming.ts';
 import { requestFinalize, type PipelineDeps } from './pipeline.ts';
 import { batchBodies } from './aws/queues.ts';
@@ -110,6 +111,7 @@ export async function splitJob(
         finishedAt: new Date().toISOString(),
       });
       log.warn('file rejected', { code: err.code, line: err.line });
+      publishMetrics(deps.env.stage, { JobsRejected: 1, SplitDuration: Date.now() - started });
       return { state: 'REJECTED', error };
     }
     await Promise.all([chunks.close(), rejects.close()]);
@@ -145,6 +147,7 @@ export async function splitJob(
       splitDoneAt: new Date().toISOString(),
     });
     if (complete) await requestFinalize(deps, { site, token });
+    publishMetrics(deps.env.stage, { SplitDuration: Date.now() - started, RecordsRejected: rejects.count, WorkersLaunched: workers });
     log.info('split done', {
       records,
       rejected: rejects.count,

@@ -4,6 +4,7 @@ import { decodeChunk, type ChunkMessage } from './chunk.ts';
 import { recordToRaw } from './csv.ts';
 import { errorMessage } from './errors.ts';
 import { jobLogger } from './log.ts';
+import { publishMetrics } from './metrics.ts';
 import { keys } from './naming.ts';
 import { requestFinalize, type PipelineDeps } from './pipeline.ts';
 import { getProcessor, type RowProcessor } from './processors/index.ts';
@@ -116,12 +117,14 @@ export async function runWorker(deps: PipelineDeps, o: WorkerOptions): Promise<W
         log.error('foreign message on job queue', { messageSite: msg.site, messageToken: msg.token });
         return;
       }
+      const t0 = Date.now();
       const done = await processChunk(job, msg, processor);
       await deps.objects.put(keys.part(o.site, o.token, msg.chunk), done.part);
       const counted = await deps.jobs.countChunk(o.site, o.token, msg.chunk, done);
       if (counted.counted) {
         chunks++;
         records += done.succeeded + done.failed;
+        publishMetrics(deps.env.stage, { ChunksProcessed: 1, RecordsProcessed: done.succeeded, RecordsFailed: done.failed, ChunkLatency: Date.now() - t0 });
       } else duplicates++;
       if (counted.complete) await requestFinalize(deps, { site: o.site, token: o.token });
       await deps.queues.delete(queueUrl, m.ReceiptHandle!);

@@ -1,0 +1,44 @@
+import { Metrics, MetricUnit } from '@aws-lambda-powertools/metrics';
+
+/**
+ * Every metric the code emits (CloudWatch EMF through Powertools), in namespace {@link METRIC_NAMESPACE},
+ * with the dimension `stage` (and `site` where noted). The dashboard and the alarms name metrics only from here.
+ */
+export const METRIC_NAMESPACE = 'Rowfleet';
+
+export const METRICS = {
+  /** Records a worker processed successfully. */
+  RecordsProcessed: MetricUnit.Count,
+  /** Records a processor failed on. */
+  RecordsFailed: MetricUnit.Count,
+  /** Records rejected at the split (wrong column count, NUL byte). */
+  RecordsRejected: MetricUnit.Count,
+  /** Chunks counted (duplicates excluded). */
+  ChunksProcessed: MetricUnit.Count,
+  /** Time to process and store one chunk. */
+  ChunkLatency: MetricUnit.Milliseconds,
+  /** Workers started for jobs. */
+  WorkersLaunched: MetricUnit.Count,
+  /** Time to validate, chunk and enqueue one file. */
+  SplitDuration: MetricUnit.Milliseconds,
+  /** Time to build and store one job's zip. */
+  FinalizeDuration: MetricUnit.Milliseconds,
+  JobsSucceeded: MetricUnit.Count,
+  JobsPartial: MetricUnit.Count,
+  JobsFailed: MetricUnit.Count,
+  JobsRejected: MetricUnit.Count,
+} as const;
+
+export type MetricName = keyof typeof METRICS;
+
+const metrics = new Metrics({ namespace: METRIC_NAMESPACE, serviceName: 'rowfleet' });
+
+/** Publishes a set of values at once, with the stage as dimension. */
+export function publishMetrics(stage: string, values: Partial<Record<MetricName, number>>): void {
+  const m = metrics.singleMetric();
+  m.addDimension('stage', stage);
+  for (const [name, value] of Object.entries(values) as [MetricName, number][]) {
+    if (value !== undefined) m.addMetric(name, METRICS[name], value);
+  }
+  m.publishStoredMetrics();
+}
