@@ -1,7 +1,7 @@
 import { configSchema, type RowfleetConfig, type SiteConfig, type StageConfig } from './schema.ts';
 import { sites } from './sites.ts';
 
-export type { RowfleetConfig, SiteConfig, StageConfig, Limits } from './schema.ts';
+export type { RowfleetConfig, SiteConfig, StageConfig, Limits, InfraConfig } from './schema.ts';
 
 /** Raw configuration: stages and sites. Validated once by {@link loadConfig}. */
 export const rawConfig = {
@@ -9,7 +9,11 @@ export const rawConfig = {
     { name: 'local' },
     { name: 'dev', limits: { maxWorkersPerJob: 2 } },
     { name: 'stg', limits: { maxWorkersPerJob: 4 } },
-    { name: 'prod', limits: { maxWorkersPerJob: 10, retentionDays: 30 } },
+    {
+      name: 'prod',
+      limits: { maxWorkersPerJob: 10, retentionDays: 30 },
+      infra: { retainData: true, logRetentionDays: 90 },
+    },
   ],
   sites,
 };

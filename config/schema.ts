@@ -63,6 +63,34 @@ export const limitsSchema = z.object({
   retentionDays: z.number().int().positive().default(14),
 });
 
+/** CloudWatch Logs accepts only these retention periods (days). */
+export const LOG_RETENTION_DAYS = [
+  1, 3, 5, 7, 14, 30, 60, 90, 120, 150, 180, 365, 400, 545, 731, 1096, 1827, 2192, 2557, 2922, 3288, 3653,
+] as const;
+
+/** Infrastructure settings of a stage, read by the CDK app only (the local runtime ignores them). */
+export const infraSchema = z.object({
+  /** Retention of every log group (Lambda, worker, API access logs) and of the S3 access/flow logs. */
+  logRetentionDays: z
+    .number()
+    .int()
+    .refine((d) => (LOG_RETENTION_DAYS as readonly number[]).includes(d), {
+      message: `must be one of ${LOG_RETENTION_DAYS.join(', ')}`,
+    })
+    .default(30),
+  /** Keep the bucket, table and log groups when the stack is deleted (and protect the table). */
+  retainData: z.boolean().default(false),
+  /** API Gateway stage throttling: steady requests per second and burst. */
+  apiRateLimit: z.number().positive().default(20),
+  apiBurstLimit: z.number().int().positive().default(40),
+  /** Fargate worker size (a valid Fargate cpu/memory pair) and CPU architecture. */
+  workerCpu: z.number().int().default(512),
+  workerMemoryMiB: z.number().int().default(1024),
+  workerArchitecture: z.enum(['ARM64', 'X86_64']).default('ARM64'),
+  /** Subscribed by e-mail to the ops alarm topic when set. */
+  opsEmail: z.string().email().optional(),
+});
+
 export const stageSchema = z.object({
   name: z.string().regex(/^[a-z][a-z0-9]{1,15}$/, 'stage names are short lower-case words'),
   account: z.string().optional(),
@@ -75,6 +103,7 @@ export const stageSchema = z.object({
       failure: z.boolean().default(true),
     })
     .default({ success: false, partial: true, failure: true }),
+  infra: infraSchema.default(infraSchema.parse({})),
 });
 
 export const configSchema = z
@@ -93,4 +122,5 @@ export const configSchema = z
 export type SiteConfig = z.infer<typeof siteSchema>;
 export type StageConfig = z.infer<typeof stageSchema>;
 export type Limits = z.infer<typeof limitsSchema>;
+export type InfraConfig = z.infer<typeof infraSchema>;
 export type RowfleetConfig = z.infer<typeof configSchema>;
