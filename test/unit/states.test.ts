@@ -1,0 +1,54 @@
+import { describe, expect, it } from 'vitest';
+import { allowedFrom, isTerminal, outcome } from '../../core/states.ts';
+
+describe('Function: outcome', () => {
+  it.each([
+    [{ total: 3, succeeded: 3, failed: 0, rejected: 0 }, 'SUCCEEDED'],
+    [{ total: 3, succeeded: 2, failed: 1, rejected: 0 }, 'PARTIAL'],
+    [{ total: 3, succeeded: 2, failed: 0, rejected: 1 }, 'PARTIAL'],
+    [{ total: 3, succeeded: 0, failed: 2, rejected: 1 }, 'FAILED'],
+    [{ total: 2, succeeded: 0, failed: 0, rejected: 2 }, 'FAILED'],
+  ] as const)('%j → %s', (counts, expected) => {
+    // Prepare
+    const c = { ...counts };
+
+    // Act
+    const state = outcome(c);
+
+    // Assess
+    expect(state).toBe(expected);
+  });
+});
+
+describe('Function: allowedFrom', () => {
+  it.each([
+    ['RECEIVED', []],
+    ['RUNNING', ['RECEIVED']],
+    ['REJECTED', ['RECEIVED']],
+    ['FINALIZING', ['RUNNING']],
+    ['SUCCEEDED', ['FINALIZING']],
+    ['PARTIAL', ['FINALIZING']],
+    ['FAILED', ['RECEIVED', 'RUNNING', 'FINALIZING']],
+  ] as const)('a job may move to %s only from %j', (to, from) => {
+    // Prepare
+    const target = to;
+
+    // Act
+    const allowed = allowedFrom(target);
+
+    // Assess
+    expect([...allowed].sort()).toEqual([...from].sort());
+  });
+
+  it('never leaves a terminal state', () => {
+    // Prepare
+    const all = ['RECEIVED', 'RUNNING', 'FINALIZING', 'SUCCEEDED', 'PARTIAL', 'FAILED', 'REJECTED'] as const;
+
+    // Act
+    const fromTerminal = all.flatMap((to) => allowedFrom(to)).filter(isTerminal);
+
+    // Assess
+    expect(fromTerminal).toEqual([]);
+    expect(all.filter(isTerminal)).toEqual(['SUCCEEDED', 'PARTIAL', 'FAILED', 'REJECTED']);
+  });
+});

@@ -1,0 +1,181 @@
+import { execFileSync, spawnSync } from 'node:child_process';
+import { createHash } from 'node:crypto';
+import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { buildLocalEntry, ZipWriter } from '../../core/zip.ts';
+import { chunksOf } from '../helpers/streams.ts';
+import { readZip } from '../helpers/zip.ts';
+
+const ENTRIES = 70_000;
+
+/** Entry i: small JSON for most, a compressible text above the deflate threshold for every 10th. */
+function content(i: number): Buffer {
+  if (i % 10 === 0) return Buffer.from(`record ${i}: ${'山田太郎 '.repeat(40)}\n`, 'utf8');
+  return Buffer.from(JSON.stringify({ n: i, name: `name-${i}` }), 'utf8');
+}
+const entryName = (i: number) => `rows/${i + 1}.json`;
+
+async function writeZip(build: (zip: ZipWriter) => Promise<void>): Promise<Buffer> {
+  const parts: Buffer[] = [];
+  const zip = new ZipWriter(async (b) => void parts.push(Buffer.from(b)));
+  await build(zip);
+  await zip.finish();
+  return Buffer.concat(parts);
+}
+
+/** Reads a zip with Python's zipfile: entry count, testzip() result and a SHA-256 over names and data. */
+function pythonSummary(path: string): { count: number; bad: string | null; digest: string; names: string[] } {
+  const script = `
+import hashlib, json, sys, zipfile
+with zipfile.ZipFile(sys.argv[1]) as z:
+    infos = z.infolist()
+    h = hashlib.sha256()
+    for i in infos:
+        h.update(i.filename.encode('utf-8') + b'\\0' + z.read(i) + b'\\0')
+    print(json.dumps({'count': len(infos), 'bad': z.testzip(), 'digest': h.hexdigest(),
+                      'names': [i.filename for i in infos[:3]] + [i.filename for i in infos[-2:]]}))
+`;
+  return JSON.parse(
+    execFileSync('python3', ['-c', script, path], { encoding: 'utf8', maxBuffer: 1 << 24 }),
+  ) as {
+    count: number;
+    bad: string | null;
+    digest: string;
+    names: string[];
+  };
+}
+
+function digestOf(entries: { name: string; data: Buffer }[]): string {
+  const h = createHash('sha256');
+  for (const e of entries)
+    h.update(Buffer.concat([Buffer.from(e.name, 'utf8'), Buffer.from([0]), e.data, Buffer.from([0])]));
+  return h.digest('hex');
+}
+
+describe('Class: ZipWriter', () => {
+  let dir: string;
+  let bigPath: string;
+  let big: Buffer;
+
+  beforeAll(async () => {
+    dir = mkdtempSync(join(tmpdir(), 'rowfleet-zip-'));
+    bigPath = join(dir, 'big.zip');
+    big = await writeZip(async (zip) => {
+      for (let i = 0; i < ENTRIES; i++) await zip.addEntry(entryName(i), content(i));
+    });
+    writeFileSync(bigPath, big);
+  });
+
+  afterAll(() => rmSync(dir, { recursive: true, force: true }));
+
+  it(`writes ${ENTRIES} entries (ZIP64) that yauzl reads back complete and byte-exact`, async () => {
+    // Prepare
+    const expected = Array.from({ length: ENTRIES }, (_, i) => ({ name: entryName(i), data: content(i) }));
+
+    // Act
+    const entries = await readZip(big);
+
+    // Assess
+    expect(entries).toHaveLength(ENTRIES);
+    expect(big.readUInt32LE(big.length - 22 - 20 - 56)).toBe(0x06064b50); // ZIP64 end of central directory
+    expect(big.readUInt16LE(big.length - 22 + 10)).toBe(0xffff); // classic EOCD defers to ZIP64
+    expect(entries.map((e) => e.name)).toEqual(expected.map((e) => e.name));
+    const mismatched = entries.filter((e, i) => !e.data.equals(expected[i]!.data)).map((e) => e.name);
+    expect(mismatched).toEqual([]);
+  });
+
+  it(`writes ${ENTRIES} entries that unzip -t tests without errors`, () => {
+    // Prepare
+    const args = ['-t', '-qq', bigPath];
+
+    // Act
+    const r = spawnSync('/usr/bin/unzip', args, { encoding: 'utf8', maxBuffer: 1 << 26 });
+
+    // Assess
+    expect(r.stderr).toBe('');
+    expect(r.status).toBe(0);
+    const listing = spawnSync('/usr/bin/unzip', ['-l', bigPath], { encoding: 'utf8', maxBuffer: 1 << 26 });
+    expect(listing.stdout).toMatch(new RegExp(`\\s${ENTRIES} files\\s*$`));
+  });
+
+  it(`writes ${ENTRIES} entries that Python's zipfile reads complete and byte-exact`, () => {
+    // Prepare
+    const expected = digestOf(
+      Array.from({ length: ENTRIES }, (_, i) => ({ name: entryName(i), data: content(i) })),
+    );
+
+    // Act
+    const r = pythonSummary(bigPath);
+
+    // Assess
+    expect(r.count).toBe(ENTRIES);
+    expect(r.bad).toBeNull();
+    expect(r.digest).toBe(expected);
+    expect(r.names).toEqual([
+      'rows/1.json',
+      'rows/2.json',
+      'rows/3.json',
+      `rows/${ENTRIES - 1}.json`,
+      `rows/${ENTRIES}.json`,
+    ]);
+  });
+
+  it('copies prebuilt local entries (addPrebuilt) between in-memory ones, whatever the chunking', async () => {
+    // Prepare: entries built elsewhere (as the row workers do), then fed in odd-sized pieces
+    const built = Array.from({ length: 50 }, (_, i) => buildLocalEntry(`rows/${i + 1}.json`, content(i)));
+    const bytes = Buffer.concat(built.map((b) => b.bytes));
+
+    // Act
+    const zip = await writeZip(async (z) => {
+      await z.addEntry('manifest.json', '{"a":1}');
+      await z.addPrebuilt(
+        built.map((b) => b.meta),
+        chunksOf(bytes, 333),
+      );
+      await z.addEntry('errors.csv', Buffer.from('line,record\r\n'));
+    });
+    const entries = await readZip(zip);
+
+    // Assess
+    expect(entries.map((e) => e.name)).toEqual([
+      'manifest.json',
+      ...built.map((b) => b.meta.name),
+      'errors.csv',
+    ]);
+    expect(entries[0]!.data.toString()).toBe('{"a":1}');
+    entries.slice(1, 51).forEach((e, i) => expect(e.data.equals(content(i))).toBe(true));
+    expect(built.some((b) => b.meta.method === 8)).toBe(true);
+  });
+
+  it('refuses prebuilt bytes that do not match their metadata', async () => {
+    // Prepare
+    const built = buildLocalEntry('rows/1.json', Buffer.from('{"x":1}'));
+    const zip = new ZipWriter(async () => {});
+
+    // Act
+    const act = zip.addPrebuilt([built.meta], chunksOf(built.bytes.subarray(0, built.bytes.length - 1), 10));
+
+    // Assess
+    await expect(act).rejects.toThrow(/expected \d+ bytes, got \d+/);
+  });
+
+  it('stores a non-ASCII entry name as UTF-8 that yauzl, unzip and Python read back', async () => {
+    // Prepare
+    const name = 'reports/山田太郎①.html';
+    const data = Buffer.from('<p>こんにちは</p>', 'utf8');
+    const path = join(dir, 'names.zip');
+
+    // Act
+    writeFileSync(path, await writeZip((z) => z.addEntry(name, data)));
+
+    // Assess
+    const entries = await readZip(path);
+    expect(entries).toEqual([{ name, data }]);
+    expect(pythonSummary(path).names).toEqual([name, name]);
+    const extract = spawnSync('/usr/bin/unzip', ['-p', path], { maxBuffer: 1 << 20 });
+    expect(extract.status).toBe(0);
+    expect(Buffer.from(extract.stdout).equals(data)).toBe(true);
+  });
+});
