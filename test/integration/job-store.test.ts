@@ -1,0 +1,288 @@
+import { createHash } from 'node:crypto';
+import { ScanCommand } from '@aws-sdk/lib-dynamodb';
+import { afterAll, beforeAll, describe, expect, it, vi } from 'vitest';
+import { ApiTokens } from '../../core/auth.ts';
+import { dynamoClient } from '../../core/aws/clients.ts';
+import { JobStore, type Job } from '../../core/jobs.ts';
+import { keys, newJobToken } from '../../core/naming.ts';
+import { startTestAws, type TestAws } from '../helpers/aws.ts';
+
+vi.hoisted(() => {
+  process.env.POWERTOOLS_LOG_LEVEL = 'SILENT';
+  process.env.POWERTOOLS_METRICS_DISABLED = 'true';
+});
+
+let aws: TestAws;
+let jobs: JobStore;
+
+beforeAll(async () => {
+  aws = await startTestAws();
+  jobs = new JobStore(aws.table);
+});
+
+afterAll(async () => {
+  await aws?.stop();
+});
+
+async function newJob(site = 'sakai'): Promise<Job> {
+  const token = newJobToken();
+  return jobs.create({
+    site,
+    token,
+    upload: 'direct',
+    processor: 'json',
+    sourceKey: keys.source(site, token),
+    receivedAt: new Date().toISOString(),
+  });
+}
+
+/** A RUNNING job whose split is done with `totalChunks` chunks. */
+async function runningJob(totalChunks?: number): Promise<Job> {
+  const job = await newJob();
+  await jobs.transition(job.site, job.token, 'RUNNING', { runningAt: new Date().toISOString() });
+  if (totalChunks !== undefined) {
+    await jobs.completeSplit(job.site, job.token, {
+      totalChunks,
+      totalRecords: totalChunks * 10,
+      rejected: 0,
+      splitDoneAt: new Date().toISOString(),
+    });
+  }
+  return job;
+}
+
+describe('Class: JobStore', () => {
+  it('creates a RECEIVED job once; a second create of the same token is refused', async () => {
+    // Prepare
+    const job = await newJob();
+
+    // Act
+    const again = await jobs.create({ ...job }).catch((err: unknown) => err);
+    const stored = await jobs.get(job.site, job.token);
+
+    // Assess
+    expect((again as Error).name).toBe('ConditionalCheckFailedException');
+    expect(stored).toMatchObject({
+      site: 'sakai',
+      token: job.token,
+      state: 'RECEIVED',
+      chunksDone: 0,
+      succeeded: 0,
+      failed: 0,
+    });
+    expect(Object.keys(stored!)).not.toContain('pk');
+  });
+
+  it('moves RUNNING→FINALIZING once: a second transition returns undefined', async () => {
+    // Prepare
+    const job = await runningJob(1);
+
+    // Act
+    const first = await jobs.transition(job.site, job.token, 'FINALIZING', { finalizingAt: 'a' });
+    const second = await jobs.transition(job.site, job.token, 'FINALIZING', { finalizingAt: 'b' });
+
+    // Assess
+    expect(first?.state).toBe('FINALIZING');
+    expect(second).toBeUndefined();
+    expect((await jobs.get(job.site, job.token))?.finalizingAt).toBe('a');
+  });
+
+  it('lets exactly one of many concurrent callers move a job to FINALIZING', async () => {
+    // Prepare
+    const job = await runningJob(1);
+
+    // Act
+    const results = await Promise.all(
+      Array.from({ length: 8 }, (_, i) =>
+        jobs.transition(job.site, job.token, 'FINALIZING', { finalizingAt: String(i) }),
+      ),
+    );
+
+    // Assess
+    expect(results.filter((r) => r !== undefined)).toHaveLength(1);
+  });
+
+  it('refuses transitions the state machine does not allow, and unknown jobs', async () => {
+    // Prepare
+    const job = await newJob();
+
+    // Act
+    const skip = await jobs.transition(job.site, job.token, 'FINALIZING');
+    const done = await jobs.transition(job.site, job.token, 'SUCCEEDED');
+    const unknown = await jobs.transition('sakai', newJobToken(), 'RUNNING');
+
+    // Assess
+    expect(skip).toBeUndefined();
+    expect(done).toBeUndefined();
+    expect(unknown).toBeUndefined();
+    expect((await jobs.get(job.site, job.token))?.state).toBe('RECEIVED');
+    expect(await jobs.get('sakai', newJobToken())).toBeUndefined();
+  });
+
+  it('counts a chunk once when it is delivered twice', async () => {
+    // Prepare
+    const job = await runningJob(2);
+
+    // Act
+    const first = await jobs.countChunk(job.site, job.token, 0, { succeeded: 9, failed: 1 });
+    const again = await jobs.countChunk(job.site, job.token, 0, { succeeded: 9, failed: 1 });
+
+    // Assess
+    expect(first).toEqual({ counted: true, complete: false });
+    expect(again).toEqual({ counted: false, complete: false });
+    expect(await jobs.get(job.site, job.token)).toMatchObject({ chunksDone: 1, succeeded: 9, failed: 1 });
+  });
+
+  it('counts a chunk once under concurrent duplicate deliveries', async () => {
+    // Prepare
+    const job = await runningJob(3);
+
+    // Act
+    const results = await Promise.all(
+      Array.from({ length: 10 }, () => jobs.countChunk(job.site, job.token, 1, { succeeded: 5, failed: 0 })),
+    );
+
+    // Assess
+    expect(results.filter((r) => r.counted)).toHaveLength(1);
+    expect(await jobs.get(job.site, job.token)).toMatchObject({ chunksDone: 1, succeeded: 5, failed: 0 });
+  });
+
+  it('tells exactly one caller that the job is complete (chunks counted concurrently, each three times)', async () => {
+    // Prepare
+    const chunks = 12;
+    const job = await runningJob(chunks);
+
+    // Act
+    const results = await Promise.all(
+      Array.from({ length: chunks * 3 }, (_, i) =>
+        jobs.countChunk(job.site, job.token, i % chunks, { succeeded: 10, failed: 0 }),
+      ),
+    );
+
+    // Assess
+    expect(results.filter((r) => r.counted)).toHaveLength(chunks);
+    expect(results.filter((r) => r.complete)).toHaveLength(1);
+    expect(await jobs.get(job.site, job.token)).toMatchObject({
+      chunksDone: chunks,
+      succeeded: chunks * 10,
+      totalChunks: chunks,
+    });
+  });
+
+  it('tells exactly one party (a worker or the split) that the job is complete when they race', async () => {
+    // Prepare
+    const chunks = 5;
+    const trials = await Promise.all(Array.from({ length: 12 }, () => runningJob()));
+
+    // Act
+    const outcomes = await Promise.all(
+      trials.map(async (job, t) => {
+        const split = jobs.completeSplit(job.site, job.token, {
+          totalChunks: chunks,
+          totalRecords: 50,
+          rejected: 0,
+          splitDoneAt: new Date().toISOString(),
+        });
+        // Stagger the split among the counts differently per trial.
+        const counts = Array.from({ length: chunks }, (_, c) =>
+          new Promise((r) => setTimeout(r, (c * 3 + t) % 7)).then(() =>
+            jobs.countChunk(job.site, job.token, c, { succeeded: 10, failed: 0 }),
+          ),
+        );
+        const [splitSawComplete, ...counted] = await Promise.all([split, ...counts]);
+        return { splitSawComplete, workersSawComplete: counted.filter((r) => r.complete).length };
+      }),
+    );
+
+    // Assess
+    for (const o of outcomes) expect(Number(o.splitSawComplete) + o.workersSawComplete).toBe(1);
+  });
+
+  it('lets the split ask for the finalize when every chunk was counted before it finished', async () => {
+    // Prepare
+    const job = await runningJob();
+    await jobs.countChunk(job.site, job.token, 0, { succeeded: 1, failed: 0 });
+    const lastCount = await jobs.countChunk(job.site, job.token, 1, { succeeded: 1, failed: 0 });
+
+    // Act
+    const complete = await jobs.completeSplit(job.site, job.token, {
+      totalChunks: 2,
+      totalRecords: 2,
+      rejected: 0,
+      splitDoneAt: new Date().toISOString(),
+    });
+
+    // Assess
+    expect(lastCount.complete).toBe(false);
+    expect(complete).toBe(true);
+  });
+
+  it('does not count chunks of a job that is not RUNNING', async () => {
+    // Prepare
+    const job = await runningJob(1);
+    await jobs.transition(job.site, job.token, 'FINALIZING');
+
+    // Act
+    const r = await jobs.countChunk(job.site, job.token, 0, { succeeded: 1, failed: 0 });
+
+    // Assess
+    expect(r).toEqual({ counted: false, complete: false });
+    expect((await jobs.get(job.site, job.token))?.chunksDone).toBe(0);
+  });
+
+  it("keeps each site's jobs in its own partition", async () => {
+    // Prepare
+    const a = await newJob('sakai');
+    const b = await newJob('kawasaki');
+
+    // Act
+    const crossA = await jobs.get('kawasaki', a.token);
+    const crossB = await jobs.get('sakai', b.token);
+    const listB = await jobs.list('kawasaki');
+    const crossMove = await jobs.transition('kawasaki', a.token, 'RUNNING');
+
+    // Assess
+    expect(crossA).toBeUndefined();
+    expect(crossB).toBeUndefined();
+    expect(listB.map((j) => j.token)).toEqual([b.token]);
+    expect(crossMove).toBeUndefined();
+    expect((await jobs.get('sakai', a.token))?.state).toBe('RECEIVED');
+  });
+});
+
+describe('Class: ApiTokens', () => {
+  it('issues a token bound to one site and authenticates it', async () => {
+    // Prepare
+    const tokens = new ApiTokens(aws.table);
+
+    // Act
+    const sakai = await tokens.issue('sakai', 'test');
+    const kawasaki = await tokens.issue('kawasaki');
+
+    // Assess
+    expect(sakai).not.toBe(kawasaki);
+    expect(await tokens.authenticate(`Bearer ${sakai}`)).toBe('sakai');
+    expect(await tokens.authenticate(`bearer ${kawasaki}`)).toBe('kawasaki');
+    expect(await tokens.authenticate(`Bearer ${sakai}x`)).toBeUndefined();
+    expect(await tokens.authenticate(sakai)).toBeUndefined();
+    expect(await tokens.authenticate('Bearer ')).toBeUndefined();
+    expect(await tokens.authenticate(undefined)).toBeUndefined();
+  });
+
+  it('stores only a hash of the token, never the token itself', async () => {
+    // Prepare
+    const tokens = new ApiTokens(aws.table);
+    const token = await tokens.issue('kashima', 'scan');
+    const secret = token.slice(token.lastIndexOf('_') + 1);
+
+    // Act
+    const items = (await dynamoClient().send(new ScanCommand({ TableName: aws.table }))).Items ?? [];
+    const dump = JSON.stringify(items);
+
+    // Assess
+    expect(dump).not.toContain(token);
+    expect(dump).not.toContain(secret);
+    expect(dump).toContain(createHash('sha256').update(token).digest('hex'));
+    expect(items.find((i) => i.site === 'kashima' && i.label === 'scan')).toBeDefined();
+  });
+});

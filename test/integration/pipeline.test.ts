@@ -1,0 +1,301 @@
+import { parse } from 'csv-parse/sync';
+import { afterAll, beforeAll, describe, expect, it, vi } from 'vitest';
+import { NotFoundError } from '../../core/errors.ts';
+import { finalizeJob } from '../../core/finalize.ts';
+import { getJobView, listJobViews, startDirectJob } from '../../core/jobs-api.ts';
+import { keys, reportQueueName } from '../../core/naming.ts';
+import type { PipelineDeps } from '../../core/pipeline.ts';
+import { runWorker, type WorkerSummary } from '../../core/worker.ts';
+import { RecordingLauncher, startTestAws, testDeps, type TestAws } from '../helpers/aws.ts';
+import { readZip } from '../helpers/zip.ts';
+
+vi.hoisted(() => {
+  process.env.POWERTOOLS_LOG_LEVEL = 'SILENT';
+  process.env.POWERTOOLS_METRICS_DISABLED = 'true';
+});
+
+let aws: TestAws;
+
+beforeAll(async () => {
+  aws = await startTestAws();
+});
+
+afterAll(async () => {
+  await aws?.stop();
+});
+
+const HEADER = ['id', '氏名', 'memo', 'amount'];
+
+/**
+ * 40 records; record 13 (line 16) has a missing column, record 27 (line 35) a NUL byte. Every fifth record
+ * spans two lines (a quoted newline); a blank line and an all-empty record follow record 20.
+ */
+function sampleCsv(): { text: string; valid: Map<number, string[]> } {
+  const lines = [HEADER.join(',')];
+  const valid = new Map<number, string[]>();
+  for (let n = 1; n <= 40; n++) {
+    if (n === 13) lines.push('13,short');
+    else if (n === 27) lines.push('27,nul\u0000here,x,1');
+    else {
+      const fields = [
+        String(n),
+        `山田 ${n}号`,
+        n % 5 === 0 ? `line one\nline "two" ${n}` : n === 7 ? '=1+1' : ` spaced ${n} `,
+        `${n * 100}`,
+      ];
+      valid.set(n, fields);
+      lines.push(fields.map((f) => (/[",\n]/.test(f) ? `"${f.replace(/"/g, '""')}"` : f)).join(','));
+    }
+    if (n === 20) lines.push('', ',,,');
+  }
+  return { text: lines.join('\r\n') + '\r\n', valid };
+}
+
+/** Runs the job's launched workers in this process until they go idle. */
+async function runWorkers(
+  deps: PipelineDeps,
+  launcher: RecordingLauncher,
+  token: string,
+): Promise<WorkerSummary[]> {
+  const launch = launcher.launches.find((l) => l.token === token);
+  if (!launch) return [];
+  return Promise.all(
+    Array.from({ length: launch.count }, () =>
+      runWorker(deps, { site: launch.site, token, waitSeconds: 0, idlePolls: 3, visibilitySeconds: 30 }),
+    ),
+  );
+}
+
+/** Drains the finalize queue; returns the finalize requests it held. */
+async function finalizeRequests(deps: PipelineDeps): Promise<{ site: string; token: string }[]> {
+  const out: { site: string; token: string }[] = [];
+  for (let empty = 0; empty < 2;) {
+    const msgs = await deps.queues.receive(deps.env.finalizeQueueUrl, { max: 10, waitSeconds: 1 });
+    if (msgs.length === 0) empty++;
+    for (const m of msgs) {
+      out.push(JSON.parse(m.Body!) as { site: string; token: string });
+      await deps.queues.delete(deps.env.finalizeQueueUrl, m.ReceiptHandle!);
+    }
+  }
+  return out;
+}
+
+describe('Pipeline: split → workers → finalize on the embedded emulators', () => {
+  let deps: PipelineDeps;
+  let launcher: RecordingLauncher;
+  let token: string;
+  let summaries: WorkerSummary[];
+  let requests: { site: string; token: string }[];
+  let zipBytes: Buffer;
+  const { text, valid } = sampleCsv();
+
+  beforeAll(async () => {
+    launcher = new RecordingLauncher();
+    deps = testDeps(aws, {
+      launcher,
+      limits: { chunkMaxRecords: 7, recordsPerWorker: 10, maxWorkersPerJob: 3 },
+    });
+    const view = await startDirectJob(deps, 'sakai', Buffer.from(text, 'utf8'), {
+      processor: 'json',
+      fileName: 'clients.csv',
+    });
+    token = view.token;
+    // A redelivered chunk: put a copy of one message back on the job queue.
+    const queueUrl = (await deps.queues.queueUrl(reportQueueName('local', token)))!;
+    const [m] = await deps.queues.receive(queueUrl, { max: 1, waitSeconds: 1, visibilitySeconds: 0 });
+    await deps.queues.sendOne(queueUrl, m!.Body!, 'sakai', token);
+    summaries = await runWorkers(deps, launcher, token);
+    requests = await finalizeRequests(deps);
+    for (const r of requests) await finalizeJob(deps, r.site, r.token);
+    zipBytes = await deps.objects.bytes(keys.result('sakai', token));
+  });
+
+  it('splits into chunks on its own queue and launches workers by size', async () => {
+    // Prepare
+    const chunks = Math.ceil(38 / 7);
+
+    // Act
+    const job = await deps.jobs.get('sakai', token);
+
+    // Assess
+    expect(launcher.launches).toEqual([{ site: 'sakai', token, count: 3 }]);
+    expect(job).toMatchObject({
+      totalRecords: 40,
+      rejected: 2,
+      totalChunks: chunks,
+      chunksDone: chunks,
+      encoding: 'utf-8',
+      header: HEADER,
+    });
+    expect(job?.queueName).toBe(reportQueueName('local', token));
+  });
+
+  it('processes every chunk once although one was delivered twice', async () => {
+    // Prepare
+    const total = summaries.reduce(
+      (s, w) => ({
+        chunks: s.chunks + w.chunks,
+        duplicates: s.duplicates + w.duplicates,
+        records: s.records + w.records,
+      }),
+      {
+        chunks: 0,
+        duplicates: 0,
+        records: 0,
+      },
+    );
+
+    // Act
+    const job = await deps.jobs.get('sakai', token);
+
+    // Assess
+    expect(total).toEqual({ chunks: Math.ceil(38 / 7), duplicates: 1, records: 38 });
+    expect(job).toMatchObject({ succeeded: 38, failed: 0 });
+  });
+
+  it('sends exactly one finalize request; finalizing again is a no-op', async () => {
+    // Prepare
+    const again = { site: 'sakai', token };
+
+    // Act
+    const second = await finalizeJob(deps, again.site, again.token);
+
+    // Assess
+    expect(requests).toEqual([{ site: 'sakai', token }]);
+    expect(second.state).toBe('SKIPPED');
+  });
+
+  it('ends PARTIAL, deletes the job queue and stops the workers', async () => {
+    // Prepare
+    const name = reportQueueName('local', token);
+
+    // Act
+    const job = await deps.jobs.get('sakai', token);
+
+    // Assess
+    expect(job?.state).toBe('PARTIAL');
+    expect(job?.resultKey).toBe(keys.result('sakai', token));
+    expect(await deps.queues.queueUrl(name)).toBeUndefined();
+    expect(launcher.stops).toEqual([{ site: 'sakai', token }]);
+  });
+
+  it('writes a zip whose entries match the records: manifest.json, errors.csv, rows/<n>.json', async () => {
+    // Prepare
+    const expectedRows = [...valid.keys()].map((n) => `rows/${n}.json`);
+
+    // Act
+    const entries = await readZip(zipBytes);
+
+    // Assess
+    expect(entries.map((e) => e.name)).toEqual(['manifest.json', 'errors.csv', ...expectedRows]);
+    for (const e of entries.slice(2)) {
+      const n = Number(/rows\/(\d+)\.json/.exec(e.name)![1]);
+      const obj = JSON.parse(e.data.toString('utf8')) as Record<string, string>;
+      expect(Object.entries(obj)).toEqual(HEADER.map((h, i) => [h, valid.get(n)![i]]));
+    }
+    const manifest = JSON.parse(entries[0]!.data.toString('utf8')) as Record<string, unknown>;
+    expect(manifest).toMatchObject({
+      token,
+      site: 'sakai',
+      state: 'PARTIAL',
+      encoding: 'utf-8',
+      processor: 'json',
+      fileName: 'clients.csv',
+      counts: { total: 40, succeeded: 38, failed: 0, rejected: 2 },
+    });
+    expect(Object.keys(manifest.timings as object)).toEqual(
+      expect.arrayContaining(['receivedAt', 'runningAt', 'splitDoneAt', 'finalizingAt']),
+    );
+  });
+
+  it('lists the rejected records in errors.csv with their physical line and number', async () => {
+    // Prepare
+    const entries = await readZip(zipBytes);
+    const errors = entries.find((e) => e.name === 'errors.csv')!.data;
+
+    // Act
+    const rows = parse(errors.subarray(3).toString('utf8')) as string[][];
+
+    // Assess
+    expect([...errors.subarray(0, 3)]).toEqual([0xef, 0xbb, 0xbf]);
+    expect(rows.map((r) => r.slice(0, 3))).toEqual([
+      ['line', 'record', 'code'],
+      ['16', '13', 'COLUMN_COUNT'],
+      ['35', '27', 'NUL_BYTE'],
+    ]);
+    expect(rows[2]![4]).toBe('27,nul\u2400here,x,1');
+  });
+
+  it('serves the job view with a download URL that returns the zip', async () => {
+    // Prepare
+    const view = await getJobView(deps, 'sakai', token);
+
+    // Act
+    const res = await fetch(view.download!.url);
+
+    // Assess
+    expect(view).toMatchObject({
+      state: 'PARTIAL',
+      rows: { total: 40, succeeded: 38, failed: 0, rejected: 2 },
+    });
+    expect(Buffer.from(await res.arrayBuffer()).equals(zipBytes)).toBe(true);
+  });
+
+  it("never shows a site another site's job", async () => {
+    // Prepare
+    const other = 'kawasaki';
+
+    // Act
+    const err = await getJobView(deps, other, token).catch((e: unknown) => e);
+    const list = await listJobViews(deps, other);
+
+    // Assess
+    expect(err).toBeInstanceOf(NotFoundError);
+    expect(list.map((v) => v.token)).not.toContain(token);
+    expect(await deps.objects.size(keys.part(other, token, 0))).toBeUndefined();
+    expect(await deps.objects.size(keys.part('sakai', token, 0))).toBeGreaterThan(0);
+  });
+});
+
+describe('Pipeline: file-level rejection', () => {
+  it('rejects a bad file without creating a queue or launching a worker', async () => {
+    // Prepare
+    const launcher = new RecordingLauncher();
+    const deps = testDeps(aws, { launcher });
+    const body = Buffer.from('id,name,id\n1,a,b\n');
+
+    // Act
+    const view = await startDirectJob(deps, 'sakai', body, { processor: 'json' });
+
+    // Assess
+    expect(view.state).toBe('REJECTED');
+    expect(view.error).toMatchObject({ code: 'DUPLICATE_HEADER', line: 1 });
+    expect(launcher.launches).toEqual([]);
+    expect(await deps.queues.queueUrl(reportQueueName('local', view.token))).toBeUndefined();
+  });
+});
+
+describe('Pipeline: any decoded text reaches the zip unchanged', () => {
+  it.each([
+    ['characters outside the BMP (emoji, CJK extension B)', ['smile 😀 ok', '𠮷野家']],
+    ['the noncharacters U+FFFE and U+FFFF (valid UTF-8)', ['a\uffffb', 'c\ufffed']],
+  ])('carries %s through the queue to the zip', async (_what, names) => {
+    // Prepare
+    const launcher = new RecordingLauncher();
+    const deps = testDeps(aws, { launcher });
+    const fields = names.map((name, i) => [String(i + 1), name] as const);
+    const body = Buffer.from(['id,name', ...fields.map((f) => f.join(','))].join('\n') + '\n', 'utf8');
+
+    // Act
+    const view = await startDirectJob(deps, 'sakai', body, { processor: 'json' });
+    await runWorkers(deps, launcher, view.token);
+    for (const r of await finalizeRequests(deps)) await finalizeJob(deps, r.site, r.token);
+    const entries = await readZip(await deps.objects.bytes(keys.result('sakai', view.token)));
+
+    // Assess
+    const rows = entries
+      .filter((e) => e.name.startsWith('rows/'))
+      .map((e) => JSON.parse(e.data.toString('utf8')) as Record<string, string>);
+    expect(rows).toEqual(fields.map(([id, name]) => ({ id, name })));
+  });
+});
