@@ -1,37 +1,56 @@
-import type { CsvRecord } from './csv.ts';
+import type { RecordPosition } from './csv.ts';
 
-/** One queue message: many records up to a byte budget (SQS bills per request and per 64 KiB). */
+/**
+ * One queue message: a claim check for a run of records — a byte range of the job's UTF-8 source in S3,
+ * with the number and line of its first record. Messages stay ~200 bytes whatever the records hold, so
+ * SQS costs one request per chunk (never per row, never per 64 KiB of payload) and the parsing of the
+ * records is spread over the workers.
+ */
 export interface ChunkMessage {
-  readonly v: 1;
+  readonly v: 2;
   readonly site: string;
   readonly token: string;
   readonly chunk: number;
-  /** [n, line, fields] */
-  readonly records: [number, number, string[]][];
+  /** S3 key of the UTF-8 source the range refers to. */
+  readonly key: string;
+  /** Byte range [start, end) of the source. */
+  readonly start: number;
+  readonly end: number;
+  /** Number of the first record in the range and the physical line the range starts on. */
+  readonly n: number;
+  readonly line: number;
+  /** Numbered records in the range (rejected ones included), checked by the worker. */
+  readonly records: number;
 }
 
 export interface ChunkLimits {
+  /** Source bytes per chunk. */
   readonly maxBytes: number;
   readonly maxRecords: number;
 }
 
-/**
- * Packs records into message bodies. `add` returns a finished body when the next record would not fit.
- * Bodies are JSON: control characters are escaped, so any decoded text is valid SQS message content.
- */
+/** Groups consecutive records into chunks by a byte budget and a record cap. */
 export class Chunker {
-  private parts: string[] = [];
-  private bytes = 0;
   private next = 0;
-  private readonly prefix: (chunk: number) => string;
+  private start: number;
+  private line: number;
+  private firstN = 0;
+  private count = 0;
+  private lastEnd: number;
+  private lastLine: number;
 
+  /** `after` is the position of the header: the first chunk starts right behind it. */
   constructor(
-    site: string,
-    token: string,
+    private readonly site: string,
+    private readonly token: string,
+    private readonly key: string,
+    after: RecordPosition,
     private readonly limits: ChunkLimits,
+    /** Added to every offset (the bytes of a BOM the source keeps but the parser did not see). */
+    private readonly shift = 0,
   ) {
-    const head = `{"v":1,"site":${JSON.stringify(site)},"token":${JSON.stringify(token)},"chunk":`;
-    this.prefix = (chunk) => `${head}${chunk},"records":[`;
+    this.start = this.lastEnd = after.end;
+    this.line = this.lastLine = after.endLine + 1;
   }
 
   /** Number of chunks emitted so far. */
@@ -39,42 +58,47 @@ export class Chunker {
     return this.next;
   }
 
-  add(record: CsvRecord): string | undefined {
-    const s = JSON.stringify([record.n, record.line, record.fields]);
-    const size = Buffer.byteLength(s) + 1;
-    if (size + 128 > this.limits.maxBytes) {
-      // The record alone exceeds the budget; RECORD_TOO_LARGE guards this in practice.
-      throw new Error(`record ${record.n} does not fit in a message (${size} bytes)`);
-    }
-    let out: string | undefined;
-    if (
-      this.parts.length > 0 &&
-      (this.bytes + size + 128 > this.limits.maxBytes || this.parts.length >= this.limits.maxRecords)
-    ) {
-      out = this.flush();
-    }
-    this.parts.push(s);
-    this.bytes += size;
-    return out;
+  /** Adds a numbered record (accepted or rejected); returns a chunk when one is full. */
+  add(rec: { n: number } & RecordPosition): ChunkMessage | undefined {
+    if (this.count === 0) this.firstN = rec.n;
+    this.count++;
+    this.lastEnd = rec.end;
+    this.lastLine = rec.endLine;
+    if (this.lastEnd - this.start >= this.limits.maxBytes || this.count >= this.limits.maxRecords)
+      return this.flush();
+    return undefined;
   }
 
-  flush(): string | undefined {
-    if (this.parts.length === 0) return undefined;
-    const body = this.prefix(this.next++) + this.parts.join(',') + ']}';
-    this.parts = [];
-    this.bytes = 0;
-    return body;
+  flush(): ChunkMessage | undefined {
+    if (this.count === 0) return undefined;
+    const msg: ChunkMessage = {
+      v: 2,
+      site: this.site,
+      token: this.token,
+      chunk: this.next++,
+      key: this.key,
+      start: this.start + this.shift,
+      end: this.lastEnd + this.shift,
+      n: this.firstN,
+      line: this.line,
+      records: this.count,
+    };
+    this.start = this.lastEnd;
+    this.line = this.lastLine + 1;
+    this.count = 0;
+    return msg;
   }
 }
 
 export function decodeChunk(body: string): ChunkMessage {
   const msg = JSON.parse(body) as Partial<ChunkMessage>;
+  const numbers = [msg.chunk, msg.start, msg.end, msg.n, msg.line, msg.records];
   if (
-    msg.v !== 1 ||
+    msg.v !== 2 ||
     typeof msg.site !== 'string' ||
     typeof msg.token !== 'string' ||
-    typeof msg.chunk !== 'number' ||
-    !Array.isArray(msg.records)
+    typeof msg.key !== 'string' ||
+    !numbers.every((x) => Number.isInteger(x))
   ) {
     throw new Error('not a Rowfleet chunk message');
   }

@@ -1,5 +1,4 @@
-import { Readable, pipeline } from 'node:stream';
-import { parse, type CsvError, type InfoRecord, type Options } from 'csv-parse';
+import { Parser, type CsvError } from 'csv-parse';
 import { stringify } from 'csv-stringify/sync';
 import { FileRejectedError, type RecordErrorCode } from './errors.ts';
 
@@ -25,9 +24,14 @@ export interface ReadOptions {
 }
 
 export type RecordEvent =
-  | { readonly kind: 'header'; readonly header: string[]; readonly line: number; readonly delimiter: string }
-  | ({ readonly kind: 'record' } & CsvRecord)
-  | ({ readonly kind: 'rejected' } & RejectedRecord);
+  | ({
+      readonly kind: 'header';
+      readonly header: string[];
+      readonly line: number;
+      readonly delimiter: string;
+    } & RecordPosition)
+  | ({ readonly kind: 'record' } & CsvRecord & RecordPosition)
+  | ({ readonly kind: 'rejected' } & RejectedRecord & RecordPosition);
 
 function newlinesIn(fields: string[]): number {
   let n = 0;
@@ -106,130 +110,217 @@ function mapParseError(err: CsvError, line: number, maxRecordBytes: number): Fil
   }
 }
 
-/**
- * Reads a decoded CSV text stream strictly: validates the header, numbers the non-empty records,
- * rejects records with a wrong column count or a NUL byte, and throws {@link FileRejectedError}
- * for problems that make the whole file unusable.
- */
-export async function* readRecords(
-  text: AsyncIterable<string>,
-  opts: ReadOptions,
-): AsyncGenerator<RecordEvent> {
-  const it = text[Symbol.asyncIterator]();
-  const first = await it.next();
-  if (first.done || first.value.trim() === '') {
-    // Only whitespace so far: look further before calling the file empty.
-    let rest = first.done ? '' : first.value;
-    while (rest.trim() === '') {
-      const r = await it.next();
-      if (r.done) throw new FileRejectedError('EMPTY_FILE', 'The file has no content (only blank lines).');
-      rest = r.value;
-    }
-    yield* readFrom(rest, it, opts);
-    return;
-  }
-  yield* readFrom(first.value, it, opts);
+/** Position of a record in the UTF-8 byte stream the parser read. */
+export interface RecordPosition {
+  /** Byte offset just after the record (and its line ending). */
+  readonly end: number;
+  /** Physical line the record ends on. */
+  readonly endLine: number;
 }
 
-async function* readFrom(
-  firstText: string,
-  rest: AsyncIterator<string>,
-  opts: ReadOptions,
-): AsyncGenerator<RecordEvent> {
-  const delimiter = detectDelimiter(firstText.replace(/^\s+/, ''));
-  // Physical line numbers are tracked inside the parser (on_record runs in order), so they are
-  // exact even for quoted newlines and mixed line endings, and current when a parse error occurs.
-  let prevEnd = 0;
-  let prevEmpty = 0;
-  const parser = parse({
-    delimiter,
+/** The parser options every reader of a Rowfleet CSV uses (the split and the workers parse alike). */
+function parserFor(delimiter: string, maxRecordBytes: number): ParserCore {
+  return new Parser({
+    // An explicit ',' takes csv-parse off its fast path (about 1.6× slower); ',' is its default.
+    ...(delimiter === ',' ? {} : { delimiter }),
     record_delimiter: ['\r\n', '\n', '\r'],
     relax_column_count: true,
-    skip_empty_lines: true,
-    max_record_size: opts.maxRecordBytes,
-    on_record: ((fields: string[], ctx: InfoRecord) => {
-      const line = prevEnd + 1 + (ctx.empty_lines - prevEmpty);
-      prevEmpty = ctx.empty_lines;
-      prevEnd = line + newlinesIn(fields);
-      return { line, fields };
-    }) as unknown as Options['on_record'],
-  });
-  async function* all(): AsyncGenerator<string> {
-    yield firstText;
-    for (;;) {
-      const r = await rest.next();
-      if (r.done) return;
-      yield r.value;
-    }
-  }
-  // pipeline() forwards a decoding error (e.g. UNDECODABLE) into the parser, where the loop below sees it.
-  pipeline(Readable.from(all(), { objectMode: false }), parser, () => {});
+    max_record_size: maxRecordBytes,
+  }) as unknown as ParserCore;
+}
 
-  let header: string[] | undefined;
-  let width = 0;
-  let n = 0;
-  try {
-    for await (const { line, fields } of parser as AsyncIterable<{ line: number; fields: string[] }>) {
-      if (!header) {
-        validateHeader(fields, line);
-        header = fields;
-        width = fields.length;
-        yield { kind: 'header', header, line, delimiter };
-        continue;
-      }
-      let allEmpty = true;
-      for (const f of fields) {
-        if (f !== '') {
-          allEmpty = false;
-          break;
-        }
-      }
-      if (allEmpty) continue;
-      n++;
-      if (fields.length !== width) {
-        yield {
-          kind: 'rejected',
-          n,
-          line,
-          code: 'COLUMN_COUNT',
-          message: `Expected ${width} fields as in the header, found ${fields.length}.`,
-          raw: recordToRaw(fields, delimiter),
-        };
-        continue;
-      }
-      let nul = -1;
-      for (let i = 0; i < fields.length; i++) {
-        if (fields[i]!.indexOf('\0') !== -1) {
-          nul = i;
-          break;
-        }
-      }
-      if (nul !== -1) {
-        yield {
-          kind: 'rejected',
-          n,
-          line,
-          code: 'NUL_BYTE',
-          message: `Field ${nul + 1} ("${header[nul] ?? ''}") contains a NUL byte.`,
-          raw: recordToRaw(fields, delimiter),
-        };
-        continue;
-      }
-      yield { kind: 'record', n, line, fields };
+/**
+ * The record rules, once: blank lines and all-empty records are skipped (but counted as lines),
+ * every other record gets the next number; a wrong column count or a NUL byte rejects the record.
+ */
+class RecordRules {
+  n: number;
+  prevEnd: number;
+  header: string[] | undefined;
+  width = 0;
+
+  constructor(
+    readonly delimiter: string,
+    first: { n: number; line: number },
+    header?: string[],
+  ) {
+    this.n = first.n - 1;
+    this.prevEnd = first.line - 1;
+    if (header) {
+      this.header = header;
+      this.width = header.length;
     }
-  } catch (err) {
-    if (err instanceof FileRejectedError) throw err;
-    const e = err as CsvError & { empty_lines?: number };
-    if (typeof e.code === 'string' && e.code.startsWith('CSV_')) {
-      const emptyNow =
-        (parser as unknown as { info?: { empty_lines?: number } }).info?.empty_lines ?? prevEmpty;
-      const line = prevEnd + 1 + Math.max(0, emptyNow - prevEmpty);
-      throw mapParseError(e, line, opts.maxRecordBytes);
-    }
-    throw err;
   }
-  if (!header) throw new FileRejectedError('EMPTY_FILE', 'The file has no content (only blank lines).');
-  if (n === 0) {
+
+  /** Classifies one parsed record; `end` is the byte offset after it. */
+  take(fields: string[], end: number, out: RecordEvent[]): void {
+    const line = this.prevEnd + 1;
+    const endLine = line + newlinesIn(fields);
+    this.prevEnd = endLine;
+    let allEmpty = true;
+    for (let i = 0; i < fields.length; i++) {
+      if (fields[i] !== '') {
+        allEmpty = false;
+        break;
+      }
+    }
+    if (allEmpty) return;
+    const header = this.header;
+    if (!header) {
+      validateHeader(fields, line);
+      this.header = fields;
+      this.width = fields.length;
+      out.push({ kind: 'header', header: fields, line, delimiter: this.delimiter, end, endLine });
+      return;
+    }
+    const n = ++this.n;
+    if (fields.length !== this.width) {
+      out.push({
+        kind: 'rejected',
+        n,
+        line,
+        end,
+        endLine,
+        code: 'COLUMN_COUNT',
+        message: `Expected ${this.width} fields as in the header, found ${fields.length}.`,
+        raw: recordToRaw(fields, this.delimiter),
+      });
+      return;
+    }
+    for (let i = 0; i < fields.length; i++) {
+      if (fields[i]!.indexOf('\0') !== -1) {
+        out.push({
+          kind: 'rejected',
+          n,
+          line,
+          end,
+          endLine,
+          code: 'NUL_BYTE',
+          message: `Field ${i + 1} ("${header[i] ?? ''}") contains a NUL byte.`,
+          raw: recordToRaw(fields, this.delimiter),
+        });
+        return;
+      }
+    }
+    out.push({ kind: 'record', n, line, end, endLine, fields });
+  }
+}
+
+/**
+ * Reads a CSV (as UTF-8 bytes, see decodeToUtf8) strictly: validates the header, numbers the non-empty
+ * records, rejects records with a wrong column count or a NUL byte, and throws {@link FileRejectedError}
+ * for problems that make the whole file unusable. Yields the events of each input chunk together (one
+ * await per chunk, not per record). Every event carries its byte offset, so a chunk of records can be
+ * addressed as a byte range of the file.
+ */
+export async function* readRecordBatches(
+  input: AsyncIterable<Buffer | string>,
+  opts: ReadOptions,
+): AsyncGenerator<RecordEvent[]> {
+  let parser: ParserCore | undefined;
+  let rules: RecordRules | undefined;
+  let batch: RecordEvent[] = [];
+  let leading = 0;
+  let leadingLines = 0;
+
+  const feed = (chunk: Buffer | undefined, end: boolean) => {
+    const p = parser!;
+    const r = rules!;
+    const err = p.api.parse(
+      chunk,
+      end,
+      (fields) => r.take(fields, leading + p.api.info.bytes, batch),
+      () => {},
+    );
+    if (err !== undefined) throw mapParseError(err as CsvError, r.prevEnd + 1, opts.maxRecordBytes);
+  };
+
+  for await (const piece of input) {
+    let chunk = typeof piece === 'string' ? Buffer.from(piece, 'utf8') : piece;
+    if (!parser) {
+      // Leading blank (or whitespace-only) lines: skipped here and counted, so the header is found and
+      // the delimiter detected on it; a file of nothing else is EMPTY_FILE.
+      let i = 0;
+      let lines = 0;
+      for (;;) {
+        let j = i;
+        while (j < chunk.length && (chunk[j] === 0x20 || chunk[j] === 0x09)) j++;
+        if (j < chunk.length && (chunk[j] === 0x0a || chunk[j] === 0x0d)) {
+          i = chunk[j] === 0x0d && chunk[j + 1] === 0x0a ? j + 2 : j + 1;
+          lines++;
+        } else {
+          if (j === chunk.length) i = j;
+          break;
+        }
+      }
+      leadingLines += lines;
+      if (i === chunk.length) {
+        leading += chunk.length;
+        continue;
+      }
+      leading += i;
+      chunk = chunk.subarray(i);
+      const delimiter = detectDelimiter(chunk.subarray(0, 4096).toString('utf8'));
+      parser = parserFor(delimiter, opts.maxRecordBytes);
+      rules = new RecordRules(delimiter, { n: 1, line: 1 + leadingLines });
+    }
+    feed(chunk, false);
+    if (batch.length > 0) {
+      yield batch;
+      batch = [];
+    }
+  }
+  if (!parser || !rules)
+    throw new FileRejectedError('EMPTY_FILE', 'The file has no content (only blank lines).');
+  feed(undefined, true);
+  if (batch.length > 0) yield batch;
+  if (!rules.header) throw new FileRejectedError('EMPTY_FILE', 'The file has no content (only blank lines).');
+  if (rules.n === 0) {
     throw new FileRejectedError('NO_DATA_ROWS', `The file has a header (line 1) but no data records.`, 1);
   }
+}
+
+/** Where a range of a file starts, for {@link readRange}. */
+export interface RangeStart {
+  readonly header: string[];
+  readonly delimiter: string;
+  /** Number of the first record in the range. */
+  readonly n: number;
+  /** Physical line the range starts on. */
+  readonly line: number;
+  readonly maxRecordBytes: number;
+}
+
+/** Reads a byte range of a CSV that the split already validated, with the same rules and numbering. */
+export function readRange(bytes: Buffer, start: RangeStart): RecordEvent[] {
+  const parser = parserFor(start.delimiter, start.maxRecordBytes);
+  const rules = new RecordRules(start.delimiter, start, start.header);
+  const out: RecordEvent[] = [];
+  const push = (fields: string[]) => rules.take(fields, parser.api.info.bytes, out);
+  for (const end of [false, true]) {
+    const err = parser.api.parse(end ? undefined : bytes, end, push, () => {});
+    if (err !== undefined) throw mapParseError(err as CsvError, rules.prevEnd + 1, start.maxRecordBytes);
+  }
+  return out;
+}
+
+/** The csv-parse engine behind its stream wrapper, fed synchronously chunk by chunk. */
+interface ParserCore {
+  api: {
+    parse(
+      buf: Buffer | undefined,
+      end: boolean,
+      push: (record: string[]) => void,
+      close: () => void,
+    ): Error | undefined;
+    info: { bytes: number };
+  };
+}
+
+/** {@link readRecordBatches}, one event at a time. */
+export async function* readRecords(
+  input: AsyncIterable<Buffer | string>,
+  opts: ReadOptions,
+): AsyncGenerator<RecordEvent> {
+  for await (const batch of readRecordBatches(input, opts)) yield* batch;
 }

@@ -1,3 +1,4 @@
+import { isUtf8 } from 'node:buffer';
 import iconv from 'iconv-lite';
 import { FileRejectedError } from './errors.ts';
 
@@ -9,6 +10,8 @@ export type DetectedEncoding = 'utf-8' | 'utf-8-bom' | 'cp932' | 'utf-16le' | 'u
 
 export interface DecodeInfo {
   encoding?: DetectedEncoding;
+  /** Bytes of the file before the decoded text (a UTF-8 BOM). */
+  bomBytes?: number;
 }
 
 const SIGNATURES: { bytes: number[]; what: string }[] = [
@@ -80,9 +83,13 @@ export function firstInvalidUtf8(buf: Uint8Array): number {
   return -1;
 }
 
-function countNewlines(buf: Uint8Array, end: number): number {
+function countNewlines(buf: Buffer, end: number): number {
   let n = 0;
-  for (let i = 0; i < end; i++) if (buf[i] === 0x0a) n++;
+  let i = buf.indexOf(0x0a);
+  while (i !== -1 && i < end) {
+    n++;
+    i = buf.indexOf(0x0a, i + 1);
+  }
   return n;
 }
 
@@ -96,59 +103,58 @@ function countNewlinesInString(s: string, end = s.length): number {
   return n;
 }
 
-interface TextDecoderLike {
-  write(buf: Buffer): string;
-  end(): string;
+/** Turns input bytes into UTF-8 bytes; throws FileRejectedError(UNDECODABLE) where input is invalid. */
+interface Transcoder {
+  write(buf: Buffer): Buffer;
+  end(): Buffer;
 }
 
-function utf8Decoder(linesBefore: () => number): TextDecoderLike {
-  const dec = new TextDecoder('utf-8', { fatal: true, ignoreBOM: true });
-  const fail = (buf: Buffer): never => {
-    const at = firstInvalidUtf8(buf);
-    const line = linesBefore() + 1 + countNewlines(buf, at === -1 ? buf.length : at);
-    throw new FileRejectedError(
-      'UNDECODABLE',
-      `The file is neither valid UTF-8 nor CP932 (Shift_JIS): undecodable bytes at line ${line}. Save it again as "CSV UTF-8" or "CSV (Comma delimited)".`,
-      line,
-    );
-  };
-  return {
-    write(buf) {
-      try {
-        return dec.decode(buf, { stream: true });
-      } catch {
-        return fail(buf);
-      }
-    },
-    end() {
-      try {
-        return dec.decode();
-      } catch {
-        return fail(Buffer.alloc(0));
-      }
-    },
-  };
+function undecodable(line: number): FileRejectedError {
+  return new FileRejectedError(
+    'UNDECODABLE',
+    `The file is neither valid UTF-8 nor CP932 (Shift_JIS): undecodable bytes at line ${line}. Save it again as "CSV UTF-8" or "CSV (Comma delimited)".`,
+    line,
+  );
 }
 
-function iconvDecoder(
-  encoding: string,
-  linesBefore: () => number,
-  checkReplacement: boolean,
-): TextDecoderLike {
-  const dec = iconv.getDecoder(encoding, { stripBOM: true });
-  const check = (s: string): string => {
-    if (checkReplacement) {
-      const at = s.indexOf('\uFFFD');
-      if (at !== -1) {
-        const line = linesBefore() + 1 + countNewlinesInString(s, at);
-        throw new FileRejectedError(
-          'UNDECODABLE',
-          `The file is neither valid UTF-8 nor CP932 (Shift_JIS): undecodable bytes at line ${line}.`,
-          line,
-        );
+/** UTF-8 in, UTF-8 out: validated (natively) and passed through, a split character carried to the next chunk. */
+function utf8PassThrough(linesBefore: () => number): Transcoder {
+  let carry: Buffer | undefined;
+  const check = (buf: Buffer, final: boolean): Buffer => {
+    const b = carry ? Buffer.concat([carry, buf]) : buf;
+    carry = undefined;
+    let cut = b.length;
+    if (!final) {
+      // Hold back an incomplete character at the end (at most 3 bytes).
+      let i = b.length - 1;
+      while (i >= 0 && i >= b.length - 3 && (b[i]! & 0xc0) === 0x80) i--;
+      if (i >= 0 && b[i]! >= 0xc0) {
+        const need = b[i]! >= 0xf0 ? 4 : b[i]! >= 0xe0 ? 3 : 2;
+        if (b.length - i < need) cut = i;
       }
     }
-    return s;
+    const body = cut === b.length ? b : b.subarray(0, cut);
+    if (!isUtf8(body)) {
+      const at = firstInvalidUtf8(body);
+      throw undecodable(linesBefore() + 1 + countNewlines(body, at === -1 ? body.length : at));
+    }
+    if (cut !== b.length) carry = Buffer.from(b.subarray(cut));
+    return body;
+  };
+  return {
+    write: (buf) => check(buf, false),
+    end: () => (carry ? check(Buffer.alloc(0), true) : Buffer.alloc(0)),
+  };
+}
+
+function iconvTranscoder(encoding: string, linesBefore: () => number, checkReplacement: boolean): Transcoder {
+  const dec = iconv.getDecoder(encoding, { stripBOM: true });
+  const check = (s: string): Buffer => {
+    if (checkReplacement) {
+      const at = s.indexOf('\uFFFD');
+      if (at !== -1) throw undecodable(linesBefore() + 1 + countNewlinesInString(s, at));
+    }
+    return Buffer.from(s, 'utf8');
   };
   return { write: (buf) => check(dec.write(buf)), end: () => check(dec.end() ?? '') };
 }
@@ -166,13 +172,15 @@ async function* bytes(source: AsyncIterable<Uint8Array | string>): AsyncGenerato
 }
 
 /**
- * Decodes a byte stream into text, detecting the encoding as it goes, in constant memory.
- * Rejects non-text files (NOT_CSV), empty files (EMPTY_FILE) and bytes valid in no accepted encoding (UNDECODABLE).
+ * Turns a CSV byte stream of any accepted encoding into UTF-8 bytes, detecting the encoding as it goes,
+ * in constant memory. UTF-8 input passes through unchanged (after its BOM, whose length is
+ * `info.bomBytes`), so byte offsets in the output are offsets in the file. Rejects non-text files
+ * (NOT_CSV), empty files (EMPTY_FILE) and bytes valid in no accepted encoding (UNDECODABLE).
  */
-export async function* decodeText(
+export async function* decodeToUtf8(
   source: AsyncIterable<Uint8Array | string>,
   info: DecodeInfo = {},
-): AsyncGenerator<string> {
+): AsyncGenerator<Buffer> {
   const it = bytes(source)[Symbol.asyncIterator]();
   let head: Buffer = Buffer.alloc(0);
   let done = false;
@@ -193,32 +201,32 @@ export async function* decodeText(
 
   let newlines = 0;
   const linesBefore = () => newlines;
-  let decoder: TextDecoderLike;
+  let coder: Transcoder;
   let pending: Buffer[] = [head];
+  info.bomBytes = 0;
 
   if (startsWith(head, [0xff, 0xfe])) {
     info.encoding = 'utf-16le';
-    decoder = iconvDecoder('utf-16le', linesBefore, false);
+    coder = iconvTranscoder('utf-16le', linesBefore, false);
   } else if (startsWith(head, [0xfe, 0xff])) {
     info.encoding = 'utf-16be';
-    decoder = iconvDecoder('utf-16be', linesBefore, false);
+    coder = iconvTranscoder('utf-16be', linesBefore, false);
   } else {
     if (looksBinary(head)) {
       throw new FileRejectedError('NOT_CSV', 'This is not a CSV file: it contains binary data.');
     }
     if (startsWith(head, [0xef, 0xbb, 0xbf])) {
       info.encoding = 'utf-8-bom';
+      info.bomBytes = 3;
       pending = [head.subarray(3)];
-      decoder = utf8Decoder(linesBefore);
+      coder = utf8PassThrough(linesBefore);
     } else {
       // Undecided: ASCII is the same in both encodings; choose at the first non-ASCII byte.
       let buffered: Buffer = head;
       let firstHigh = buffered.findIndex((b) => b >= 0x80);
       while (firstHigh === -1 && !done) {
-        // Emit the ASCII we already know is safe, keep reading.
-        const text = buffered.toString('latin1');
-        newlines += countNewlinesInString(text);
-        yield text;
+        newlines += countNewlines(buffered, buffered.length);
+        yield buffered;
         const r = await it.next();
         if (r.done) {
           done = true;
@@ -234,28 +242,41 @@ export async function* decodeText(
         else buffered = Buffer.concat([buffered, r.value]);
       }
       const window = firstHigh === -1 ? buffered : buffered.subarray(firstHigh, firstHigh + DECIDE_WINDOW);
-      const isUtf8 =
+      const isUtf8Text =
         firstHigh === -1 ||
         firstInvalidUtf8(window.subarray(0, done ? window.length : Math.max(0, window.length - 4))) === -1;
-      info.encoding = isUtf8 ? 'utf-8' : 'cp932';
-      decoder = isUtf8 ? utf8Decoder(linesBefore) : iconvDecoder('cp932', linesBefore, true);
+      info.encoding = isUtf8Text ? 'utf-8' : 'cp932';
+      coder = isUtf8Text ? utf8PassThrough(linesBefore) : iconvTranscoder('cp932', linesBefore, true);
       pending = [buffered];
     }
   }
 
   for (const buf of pending) {
-    const s = decoder.write(buf);
-    newlines += countNewlinesInString(s);
-    if (s) yield s;
+    const out = coder.write(buf);
+    newlines += countNewlines(out, out.length);
+    if (out.length) yield out;
   }
-  pending = [];
   while (!done) {
     const r = await it.next();
     if (r.done) break;
-    const s = decoder.write(r.value);
-    newlines += countNewlinesInString(s);
+    const out = coder.write(r.value);
+    newlines += countNewlines(out, out.length);
+    if (out.length) yield out;
+  }
+  const tail = coder.end();
+  if (tail.length) yield tail;
+}
+
+/** {@link decodeToUtf8} as text. */
+export async function* decodeText(
+  source: AsyncIterable<Uint8Array | string>,
+  info: DecodeInfo = {},
+): AsyncGenerator<string> {
+  const dec = new TextDecoder('utf-8');
+  for await (const b of decodeToUtf8(source, info)) {
+    const s = dec.decode(b, { stream: true });
     if (s) yield s;
   }
-  const tail = decoder.end();
+  const tail = dec.decode();
   if (tail) yield tail;
 }

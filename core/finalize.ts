@@ -4,11 +4,13 @@ import { publishMetrics } from './metrics.ts';
 import { keys } from './naming.ts';
 import type { PipelineDeps } from './pipeline.ts';
 import {
-  decodePartIndex,
+  decodeJson,
   entryMetas,
   errorsCsv,
-  PART_HEAD_BYTES,
-  partIndexLength,
+  PART_META_OFFSET,
+  partMetaLength,
+  type PartEntries,
+  type PartMeta,
   type RecordFailure,
 } from './results.ts';
 import { outcome, type RowCounts } from './states.ts';
@@ -84,7 +86,7 @@ export async function finalizeJob(deps: PipelineDeps, site: string, token: strin
   }
   const chunkIds = Array.from({ length: job.totalChunks ?? 0 }, (_, i) => i);
 
-  // Pass 1: the failures of every part (small range reads), so errors.csv can come before the rows.
+  // Pass 1: the failures of every part (one short range read each), so errors.csv comes before the rows.
   const failures: RecordFailure[] = [];
   if (job.rejected) {
     const text = (await deps.objects.bytes(keys.rejected(site, token))).toString('utf8');
@@ -93,14 +95,10 @@ export async function finalizeJob(deps: PipelineDeps, site: string, token: strin
   const partFailures = await mapLimit(chunkIds, 8, async (c) => {
     const key = keys.part(site, token, c);
     let head = await deps.objects.bytes(key, { start: 0, end: HEAD_PROBE - 1 });
-    const len = partIndexLength(head);
-    if (head.length < PART_HEAD_BYTES + len) {
-      head = Buffer.concat([
-        head,
-        await deps.objects.bytes(key, { start: head.length, end: PART_HEAD_BYTES + len - 1 }),
-      ]);
-    }
-    return decodePartIndex(head.subarray(PART_HEAD_BYTES, PART_HEAD_BYTES + len)).failures;
+    const end = PART_META_OFFSET + partMetaLength(head);
+    if (head.length < end)
+      head = Buffer.concat([head, await deps.objects.bytes(key, { start: head.length, end: end - 1 })]);
+    return decodeJson<PartMeta>(head.subarray(PART_META_OFFSET, end)).failures;
   });
   for (const f of partFailures) failures.push(...f);
 
@@ -120,10 +118,11 @@ export async function finalizeJob(deps: PipelineDeps, site: string, token: strin
   // Pass 2: copy each part's prebuilt entries into the zip, in chunk order.
   for (const c of chunkIds) {
     const stream = await deps.objects.stream(keys.part(site, token, c));
-    const head = await splitStream(stream, PART_HEAD_BYTES);
-    const idx = await splitStream(Readable.from(head.rest), partIndexLength(head.head));
-    const index = decodePartIndex(idx.head);
-    await zip.addPrebuilt(entryMetas(index), idx.rest);
+    let r = await splitStream(stream, PART_META_OFFSET);
+    r = await splitStream(Readable.from(r.rest), partMetaLength(r.head) + 4);
+    const entriesLength = r.head.readUInt32LE(r.head.length - 4);
+    r = await splitStream(Readable.from(r.rest), entriesLength);
+    await zip.addPrebuilt(entryMetas(decodeJson<PartEntries>(r.head)), r.rest);
   }
   const written = await zip.finish();
   await upload.done();
@@ -133,6 +132,8 @@ export async function finalizeJob(deps: PipelineDeps, site: string, token: strin
   const queueUrl = job.queueName ? await deps.queues.queueUrl(job.queueName) : undefined;
   if (queueUrl) await deps.queues.deleteQueue(queueUrl);
   const stopped = await deps.launcher.stop(site, token);
+  // The parts are in the zip now; the source stays (for retries) until the bucket's lifecycle expires it.
+  await deps.objects.deleteMany(chunkIds.map((c) => keys.part(site, token, c)));
   publishMetrics(deps.env.stage, {
     FinalizeDuration: Date.now() - started.getTime(),
     [state === 'SUCCEEDED' ? 'JobsSucceeded' : state === 'PARTIAL' ? 'JobsPartial' : 'JobsFailed']: 1,

@@ -26,6 +26,8 @@ export interface Job {
   readonly sourceBytes?: number;
   readonly encoding?: string;
   readonly header?: string[];
+  /** Field delimiter detected on the header (',' or TAB). */
+  readonly delimiter?: string;
   /** The job's own queue; its URL is looked up by name (it depends on the endpoint). */
   readonly queueName?: string;
   /** How the file arrived: in the request (split inline) or by a presigned POST (split on the S3 event). */
@@ -43,6 +45,7 @@ export interface Job {
   readonly resultKey?: string;
   readonly resultBytes?: number;
   readonly receivedAt: string;
+  readonly splitStartedAt?: string;
   readonly runningAt?: string;
   readonly splitDoneAt?: string;
   readonly finalizingAt?: string;

@@ -32,9 +32,12 @@ export const METRICS = {
 export type MetricName = keyof typeof METRICS;
 
 const metrics = new Metrics({ namespace: METRIC_NAMESPACE, serviceName: 'rowfleet' });
+/** Read once at load: Powertools' own switch (the local CLI turns metrics off). */
+const disabled = process.env.POWERTOOLS_METRICS_DISABLED === 'true';
 
 /** Publishes a set of values at once, with the stage as dimension. */
 export function publishMetrics(stage: string, values: Partial<Record<MetricName, number>>): void {
+  if (disabled) return;
   const m = metrics.singleMetric();
   m.addDimension('stage', stage);
   for (const [name, value] of Object.entries(values) as [MetricName, number][]) {

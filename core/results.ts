@@ -12,46 +12,54 @@ export interface RecordFailure {
 }
 
 /**
- * A chunk's result object ("part"): `RFP1`, u32 index length, the JSON index, then the zip local entries
- * of its successful records, ready to be copied into the job's zip. Its key is deterministic per chunk,
- * so a redelivered chunk overwrites the same object.
+ * A chunk's result object ("part"), written under a deterministic key per chunk (a redelivered chunk
+ * overwrites the same object):
+ *   `RFP2` | u32 meta length | meta JSON (counts, failures) | u32 index length | entries JSON | entry bytes
+ * The meta comes first and is small, so finalize reads every chunk's failures with one short range read;
+ * the entry bytes are zip local entries, copied into the job's zip as they are.
  */
-export interface PartIndex {
-  readonly v: 1;
+export interface PartMeta {
+  readonly v: 2;
   readonly site: string;
   readonly token: string;
   readonly chunk: number;
   readonly succeeded: number;
   readonly failed: number;
-  /** [name, crc, csize, usize, method] per entry, in byte order. */
-  readonly entries: [string, number, number, number, 0 | 8][];
   readonly failures: RecordFailure[];
 }
 
-const MAGIC = Buffer.from('RFP1');
-export const PART_HEAD_BYTES = 8;
+/** [name, crc, csize, usize, method] per entry, in byte order. */
+export type PartEntries = [string, number, number, number, 0 | 8][];
 
-export function encodePart(index: PartIndex, entryBytes: Buffer[]): Buffer {
-  const json = Buffer.from(JSON.stringify(index), 'utf8');
-  const head = Buffer.allocUnsafe(PART_HEAD_BYTES);
-  MAGIC.copy(head, 0);
-  head.writeUInt32LE(json.length, 4);
-  return Buffer.concat([head, json, ...entryBytes]);
+const MAGIC = Buffer.from('RFP2');
+
+function u32(n: number): Buffer {
+  const b = Buffer.allocUnsafe(4);
+  b.writeUInt32LE(n, 0);
+  return b;
 }
 
-/** Length of the index that follows the 8-byte head. */
-export function partIndexLength(head: Buffer): number {
-  if (head.length < PART_HEAD_BYTES || !head.subarray(0, 4).equals(MAGIC))
+export function encodePart(meta: PartMeta, entries: PartEntries, entryBytes: Buffer[]): Buffer {
+  const m = Buffer.from(JSON.stringify(meta), 'utf8');
+  const e = Buffer.from(JSON.stringify(entries), 'utf8');
+  return Buffer.concat([MAGIC, u32(m.length), m, u32(e.length), e, ...entryBytes]);
+}
+
+/** Bytes before the meta JSON; the meta's length is the u32 at offset 4. */
+export const PART_META_OFFSET = 8;
+
+export function partMetaLength(head: Buffer): number {
+  if (head.length < PART_META_OFFSET || !head.subarray(0, 4).equals(MAGIC))
     throw new Error('not a Rowfleet part object');
   return head.readUInt32LE(4);
 }
 
-export function decodePartIndex(json: Buffer): PartIndex {
-  return JSON.parse(json.toString('utf8')) as PartIndex;
+export function decodeJson<T>(bytes: Buffer): T {
+  return JSON.parse(bytes.toString('utf8')) as T;
 }
 
-export function entryMetas(index: PartIndex): EntryMeta[] {
-  return index.entries.map(([name, crc, csize, usize, method]) => ({ name, crc, csize, usize, method }));
+export function entryMetas(entries: PartEntries): EntryMeta[] {
+  return entries.map(([name, crc, csize, usize, method]) => ({ name, crc, csize, usize, method }));
 }
 
 /** OWASP CSV injection: a cell that a spreadsheet would read as a formula gets a leading apostrophe. */

@@ -1,14 +1,15 @@
 import { setTimeout as sleep } from 'node:timers/promises';
 import type { Message } from '@aws-sdk/client-sqs';
 import { decodeChunk, type ChunkMessage } from './chunk.ts';
-import { recordToRaw } from './csv.ts';
+import { readRange, recordToRaw } from './csv.ts';
+import type { Objects } from './aws/objects.ts';
 import { errorMessage } from './errors.ts';
 import { jobLogger } from './log.ts';
 import { publishMetrics } from './metrics.ts';
 import { keys } from './naming.ts';
 import { requestFinalize, type PipelineDeps } from './pipeline.ts';
 import { getProcessor, type RowProcessor } from './processors/index.ts';
-import { encodePart, type PartIndex, type RecordFailure } from './results.ts';
+import { encodePart, type PartEntries, type PartMeta, type RecordFailure } from './results.ts';
 import { buildLocalEntry } from './zip.ts';
 import type { Job } from './jobs.ts';
 
@@ -18,18 +19,49 @@ export interface ProcessedChunk {
   readonly failed: number;
 }
 
-/** Runs the processor over one chunk's records and builds its part object (zip entries + index). */
+/** Reads a chunk's records from its byte range of the source (same parser and rules as the split). */
+export async function chunkRecords(
+  job: Job,
+  msg: ChunkMessage,
+  objects: Objects,
+  maxRecordBytes: number,
+): Promise<[number, number, string[]][]> {
+  const bytes =
+    msg.end > msg.start
+      ? await objects.bytes(msg.key, { start: msg.start, end: msg.end - 1 })
+      : Buffer.alloc(0);
+  const events = readRange(bytes, {
+    header: job.header ?? [],
+    delimiter: job.delimiter ?? ',',
+    n: msg.n,
+    line: msg.line,
+    maxRecordBytes,
+  });
+  const numbered = events.filter((e) => e.kind !== 'header');
+  if (numbered.length !== msg.records || numbered[0]?.n !== msg.n) {
+    throw new Error(
+      `chunk ${msg.chunk}: expected ${msg.records} records from ${msg.n}, read ${numbered.length} from ${numbered[0]?.n}`,
+    );
+  }
+  // Rejected records were reported by the split; only the accepted ones are processed.
+  return events.flatMap((e) =>
+    e.kind === 'record' ? [[e.n, e.line, e.fields] as [number, number, string[]]] : [],
+  );
+}
+
+/** Runs the processor over one chunk's records and builds its part object (zip entries, counts, failures). */
 export async function processChunk(
   job: Job,
   msg: ChunkMessage,
+  records: readonly [number, number, string[]][],
   processor: RowProcessor,
 ): Promise<ProcessedChunk> {
   const ctx = { site: job.site, token: job.token, header: job.header ?? [] };
-  const entries: PartIndex['entries'] = [];
+  const entries: PartEntries = [];
   const bytes: Buffer[] = [];
   const failures: RecordFailure[] = [];
   let succeeded = 0;
-  for (const [n, line, fields] of msg.records) {
+  for (const [n, line, fields] of records) {
     try {
       const outputs = await processor.process({ n, line, fields }, ctx);
       const built = outputs.map((o) =>
@@ -50,17 +82,16 @@ export async function processChunk(
       });
     }
   }
-  const index: PartIndex = {
-    v: 1,
+  const meta: PartMeta = {
+    v: 2,
     site: job.site,
     token: job.token,
     chunk: msg.chunk,
     succeeded,
     failed: failures.length,
-    entries,
     failures,
   };
-  return { part: encodePart(index, bytes), succeeded, failed: failures.length };
+  return { part: encodePart(meta, entries, bytes), succeeded, failed: failures.length };
 }
 
 export interface WorkerOptions {
@@ -118,13 +149,19 @@ export async function runWorker(deps: PipelineDeps, o: WorkerOptions): Promise<W
         return;
       }
       const t0 = Date.now();
-      const done = await processChunk(job, msg, processor);
+      const rows = await chunkRecords(job, msg, deps.objects, deps.limits.maxRecordBytes);
+      const done = await processChunk(job, msg, rows, processor);
       await deps.objects.put(keys.part(o.site, o.token, msg.chunk), done.part);
       const counted = await deps.jobs.countChunk(o.site, o.token, msg.chunk, done);
       if (counted.counted) {
         chunks++;
         records += done.succeeded + done.failed;
-        publishMetrics(deps.env.stage, { ChunksProcessed: 1, RecordsProcessed: done.succeeded, RecordsFailed: done.failed, ChunkLatency: Date.now() - t0 });
+        publishMetrics(deps.env.stage, {
+          ChunksProcessed: 1,
+          RecordsProcessed: done.succeeded,
+          RecordsFailed: done.failed,
+          ChunkLatency: Date.now() - t0,
+        });
       } else duplicates++;
       if (counted.complete) await requestFinalize(deps, { site: o.site, token: o.token });
       await deps.queues.delete(queueUrl, m.ReceiptHandle!);

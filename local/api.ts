@@ -81,10 +81,17 @@ export class LocalApi {
       if (!body) {
         return send({
           statusCode: 413,
-          body: JSON.stringify({ error: { code: 'PAYLOAD_TOO_LARGE', message: 'Request Too Long: use POST /uploads for large files.' } }),
+          body: JSON.stringify({
+            error: {
+              code: 'PAYLOAD_TOO_LARGE',
+              message: 'Request Too Long: use POST /uploads for large files.',
+            },
+          }),
         });
       }
-      const headers = Object.fromEntries(Object.entries(req.headers).map(([k, v]) => [k, Array.isArray(v) ? v.join(',') : (v ?? '')]));
+      const headers = Object.fromEntries(
+        Object.entries(req.headers).map(([k, v]) => [k, Array.isArray(v) ? v.join(',') : (v ?? '')]),
+      );
       let site: string | undefined;
       if (route.auth) {
         site = await this.authenticate(headers.authorization);

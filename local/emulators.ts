@@ -1,4 +1,5 @@
-import { mkdirSync, readdirSync, readFileSync, rmSync, statSync, writeFileSync, existsSync } from 'node:fs';
+import { mkdirSync, readdirSync, readFileSync, statSync, writeFileSync, existsSync } from 'node:fs';
+import { mkdir, rm, writeFile } from 'node:fs/promises';
 import type { AddressInfo } from 'node:net';
 import type { Server } from 'node:http';
 import { dirname, join, relative, resolve, sep } from 'node:path';
@@ -9,8 +10,16 @@ import { handlePresignedPost } from './presigned-post.ts';
 
 // aws-ses-v2-local is CommonJS with a default export.
 type SesServer = (config?: { host?: string; port?: number }) => Promise<Server>;
-const sesLocal: SesServer = (sesModule as unknown as { default?: SesServer }).default ?? (sesModule as unknown as SesServer);
-const QUEUE_SETTINGS = ['VisibilityTimeout', 'MessageRetentionPeriod', 'ReceiveMessageWaitTimeSeconds', 'RedrivePolicy', 'DelaySeconds', 'MaximumMessageSize'];
+const sesLocal: SesServer =
+  (sesModule as unknown as { default?: SesServer }).default ?? (sesModule as unknown as SesServer);
+const QUEUE_SETTINGS = [
+  'VisibilityTimeout',
+  'MessageRetentionPeriod',
+  'ReceiveMessageWaitTimeSeconds',
+  'RedrivePolicy',
+  'DelaySeconds',
+  'MaximumMessageSize',
+];
 
 // fauxqs does not export its store classes from the package root; they are plain modules in dist.
 import { S3Store } from '../node_modules/fauxqs/dist/s3/s3Store.js';
@@ -31,41 +40,124 @@ export interface Emulators {
   stop(): Promise<void>;
 }
 
+export interface QueueStats {
+  /** SQS API requests naming the queue. */
+  requests: number;
+  /** Billed requests: every 64 KiB chunk of a request's or response's payload counts as one. */
+  billed: number;
+  /** Message payload bytes sent and received. */
+  payloadBytes: number;
+}
+
+const BILLING_CHUNK = 64 * 1024;
+
+/** Counts SQS requests per queue, as AWS would bill them; served at GET /_rowfleet/sqs-stats. */
+function countSqsRequests(app: ReturnType<typeof buildApp>): void {
+  const stats = new Map<string, QueueStats>();
+  const queueOf = (body: { QueueUrl?: string; QueueName?: string }) =>
+    body.QueueName ?? body.QueueUrl?.split('/').pop();
+  const entry = (q: string) => {
+    let e = stats.get(q);
+    if (!e) stats.set(q, (e = { requests: 0, billed: 0, payloadBytes: 0 }));
+    return e;
+  };
+  app.addHook('preHandler', async (request) => {
+    if (request.method !== 'POST' || !String(request.headers['content-type']).includes('amz-json')) return;
+    const body = (request.body ?? {}) as {
+      QueueUrl?: string;
+      QueueName?: string;
+      MessageBody?: string;
+      Entries?: { MessageBody?: string }[];
+    };
+    const q = queueOf(body);
+    if (!q) return;
+    const e = entry(q);
+    const payload =
+      Buffer.byteLength(body.MessageBody ?? '') +
+      (body.Entries ?? []).reduce((n, x) => n + Buffer.byteLength(x.MessageBody ?? ''), 0);
+    e.requests++;
+    e.payloadBytes += payload;
+    e.billed += Math.max(1, Math.ceil(payload / BILLING_CHUNK));
+    (request as unknown as { rowfleetQueue?: string }).rowfleetQueue = String(
+      request.headers['x-amz-target'],
+    ).endsWith('.ReceiveMessage')
+      ? q
+      : undefined;
+  });
+  app.addHook('onSend', async (request, _reply, payload) => {
+    const q = (request as unknown as { rowfleetQueue?: string }).rowfleetQueue;
+    if (!q || typeof payload !== 'string') return payload;
+    // A receive is billed by the payload it returns: count what goes beyond the first 64 KiB chunk.
+    const bytes = Buffer.byteLength(payload);
+    const e = entry(q);
+    e.payloadBytes += bytes;
+    e.billed += Math.max(1, Math.ceil(bytes / BILLING_CHUNK)) - 1;
+    return payload;
+  });
+  app.get('/_rowfleet/sqs-stats', async () => Object.fromEntries(stats));
+}
+
 interface SavedQueue {
   name: string;
   attributes: Record<string, string>;
   messages: unknown[];
 }
 
+/** Writes and deletes files in the background, in order per path, so the emulator never blocks on disk. */
+class FileWriter {
+  private readonly chains = new Map<string, Promise<void>>();
+  private chain(path: string, op: () => Promise<unknown>): void {
+    const next = (this.chains.get(path) ?? Promise.resolve()).then(op).then(
+      () => undefined,
+      (err: unknown) => void process.stderr.write(`emulator: persisting ${path} failed: ${String(err)}\n`),
+    );
+    this.chains.set(path, next);
+    void next.then(() => {
+      if (this.chains.get(path) === next) this.chains.delete(path);
+    });
+  }
+  write(path: string, body: Buffer): void {
+    this.chain(path, async () => {
+      await mkdir(dirname(path), { recursive: true });
+      await writeFile(path, body);
+    });
+  }
+  remove(path: string): void {
+    this.chain(path, () => rm(path, { force: true }));
+  }
+  async flush(): Promise<void> {
+    while (this.chains.size) await Promise.all(this.chains.values());
+  }
+}
+
 /** S3 store that writes through to the state directory and raises S3 events for new uploads. */
-function persistentS3Store(root: string | undefined, onCreated: (bucket: string, key: string, size: number) => void): S3Store {
+function persistentS3Store(
+  root: string | undefined,
+  files: FileWriter,
+  onCreated: (bucket: string, key: string, size: number) => void,
+): S3Store {
   const store = new S3Store();
   const file = (bucket: string, key: string) => {
     const p = resolve(root!, bucket, key);
-    if (!p.startsWith(resolve(root!, bucket) + sep)) throw new Error(`refusing key outside the bucket: ${key}`);
+    if (!p.startsWith(resolve(root!, bucket) + sep))
+      throw new Error(`refusing key outside the bucket: ${key}`);
     return p;
   };
   const put = store.putObject.bind(store);
   store.putObject = (bucket, key, body, contentType, metadata) => {
     const obj = put(bucket, key, body, contentType, metadata);
-    if (root) {
-      const p = file(bucket, key);
-      mkdirSync(dirname(p), { recursive: true });
-      writeFileSync(p, body);
-    }
+    if (root) files.write(file(bucket, key), body);
     onCreated(bucket, key, body.length);
     return obj;
   };
   const complete = store.completeMultipartUpload.bind(store);
   store.completeMultipartUpload = (uploadId, parts) => {
-    const upload = (store as unknown as { multipartUploads: Map<string, { bucket: string; key: string }> }).multipartUploads.get(uploadId);
+    const upload = (
+      store as unknown as { multipartUploads: Map<string, { bucket: string; key: string }> }
+    ).multipartUploads.get(uploadId);
     const obj = complete(uploadId, parts);
     if (upload) {
-      if (root) {
-        const p = file(upload.bucket, upload.key);
-        mkdirSync(dirname(p), { recursive: true });
-        writeFileSync(p, obj.body);
-      }
+      if (root) files.write(file(upload.bucket, upload.key), obj.body);
       onCreated(upload.bucket, upload.key, obj.body.length);
     }
     return obj;
@@ -73,7 +165,7 @@ function persistentS3Store(root: string | undefined, onCreated: (bucket: string,
   const del = store.deleteObject.bind(store);
   store.deleteObject = (bucket, key) => {
     del(bucket, key);
-    if (root) rmSync(file(bucket, key), { force: true });
+    if (root) files.remove(file(bucket, key));
   };
   if (root && existsSync(root)) {
     for (const bucket of readdirSync(root)) {
@@ -99,8 +191,8 @@ export async function startEmulators(o: EmulatorOptions): Promise<Emulators> {
   const s3Root = o.stateDir ? join(o.stateDir, 's3') : undefined;
   const queuesFile = o.stateDir ? join(o.stateDir, 'queues.json') : undefined;
   const sqsStore = new SqsStore();
-  let port = 0;
-  const s3Store = persistentS3Store(s3Root, (bucket, key, size) => {
+  const files = new FileWriter();
+  const s3Store = persistentS3Store(s3Root, files, (bucket, key, size) => {
     const n = o.notify;
     if (!n || bucket !== n.bucket || !key.startsWith(n.prefix)) return;
     const q = sqsStore.getQueueByName(n.queueName);
@@ -113,13 +205,20 @@ export async function startEmulators(o: EmulatorOptions): Promise<Emulators> {
           awsRegion: o.region,
           eventTime: new Date().toISOString(),
           eventName: 'ObjectCreated:Post',
-          s3: { bucket: { name: bucket, arn: `arn:aws:s3:::${bucket}` }, object: { key: encodeURIComponent(key).replace(/%2F/g, '/'), size } },
+          s3: {
+            bucket: { name: bucket, arn: `arn:aws:s3:::${bucket}` },
+            object: { key: encodeURIComponent(key).replace(/%2F/g, '/'), size },
+          },
         },
       ],
     };
     q.enqueue(SqsStore.createMessage(JSON.stringify(event)));
   });
-  const app = buildApp({ logger: false, defaultRegion: o.region, stores: { sqsStore, s3Store, snsStore: new SnsStore() } });
+  const app = buildApp({
+    logger: false,
+    defaultRegion: o.region,
+    stores: { sqsStore, s3Store, snsStore: new SnsStore() },
+  });
   app.addHook('onRequest', async (request, reply) => {
     const ct = request.headers['content-type'] ?? '';
     const m = /^\/([^/?]+)\/?(\?.*)?$/.exec(request.url);
@@ -130,15 +229,21 @@ export async function startEmulators(o: EmulatorOptions): Promise<Emulators> {
     );
     return reply.status(r.status).header('content-type', 'application/xml').send(r.body);
   });
+  countSqsRequests(app);
   const address = await app.listen({ port: 0, host: '127.0.0.1' });
-  port = Number(new URL(address).port);
+  const port = Number(new URL(address).port);
 
   // Restore queues (with their messages) saved by the previous run.
   if (queuesFile && existsSync(queuesFile)) {
     const saved = JSON.parse(readFileSync(queuesFile, 'utf8')) as SavedQueue[];
     for (const s of saved) {
       const url = sqsStore.buildQueueUrl(s.name, String(port), `127.0.0.1:${port}`, o.region);
-      const q = sqsStore.createQueue(s.name, url, `arn:aws:sqs:${o.region}:000000000000:${s.name}`, s.attributes);
+      const q = sqsStore.createQueue(
+        s.name,
+        url,
+        `arn:aws:sqs:${o.region}:000000000000:${s.name}`,
+        s.attributes,
+      );
       for (const m of s.messages) q.enqueue(m as Parameters<typeof q.enqueue>[0]);
     }
   }
@@ -149,7 +254,8 @@ export async function startEmulators(o: EmulatorOptions): Promise<Emulators> {
   await new Promise<void>((r) => ddb.listen(0, '127.0.0.1', () => r()));
   const ses: Server = await sesLocal({ host: '127.0.0.1', port: 0 });
 
-  const url = (s: { address(): AddressInfo | string | null }) => `http://127.0.0.1:${(s.address() as AddressInfo).port}`;
+  const url = (s: { address(): AddressInfo | string | null }) =>
+    `http://127.0.0.1:${(s.address() as AddressInfo).port}`;
   return {
     endpoints: { s3sqs: `http://127.0.0.1:${port}`, dynamodb: url(ddb), ses: url(ses) },
     async stop() {
@@ -158,16 +264,18 @@ export async function startEmulators(o: EmulatorOptions): Promise<Emulators> {
           const m = q.inspectMessages();
           return {
             name: q.name,
-            attributes: Object.fromEntries(Object.entries(q.getAllAttributes(['All'])).filter(([k]) => QUEUE_SETTINGS.includes(k))),
+            attributes: Object.fromEntries(
+              Object.entries(q.getAllAttributes(['All'])).filter(([k]) => QUEUE_SETTINGS.includes(k)),
+            ),
             messages: [...m.ready, ...m.delayed, ...m.inflight.map((i) => i.message)],
           };
         });
         writeFileSync(queuesFile, JSON.stringify(saved));
       }
       await app.close();
+      await files.flush();
       await new Promise<void>((r) => ddb.close(() => r()));
       await new Promise<void>((r) => ses.close(() => r()));
     },
   };
 }
-

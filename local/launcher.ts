@@ -1,5 +1,5 @@
-import { spawn, type ChildProcess } from 'node:child_process';
-import { openSync, closeSync, mkdirSync } from 'node:fs';
+import { spawn } from 'node:child_process';
+import { closeSync, mkdirSync, openSync, readdirSync, rmSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { workerEnv, type LaunchRequest, type TaskLauncher } from '../core/launcher.ts';
@@ -7,62 +7,87 @@ import { workerEnv, type LaunchRequest, type TaskLauncher } from '../core/launch
 const WORKER_ENTRY = fileURLToPath(new URL('../fargate-worker/main.ts', import.meta.url));
 const TSX = import.meta.resolve('tsx');
 
+function alive(pid: number): boolean {
+  try {
+    process.kill(pid, 0);
+    return true;
+  } catch {
+    return false;
+  }
+}
+
 /**
  * Runs each row worker as a separate OS process (`node --import tsx …/fargate-worker/main.ts`), the local
  * stand-in for a Fargate task: same entry point, same environment contract, killable like a task.
+ * Running workers are recorded as pid files under `<stateDir>/tasks/<token>/`, so any process of the
+ * local runtime (the upload function starts them, the finalize function stops them) sees the same tasks.
  */
 export class LocalTaskLauncher implements TaskLauncher {
-  private readonly tasks = new Map<string, ChildProcess[]>();
+  private readonly tasksDir: string;
+  private readonly logDir: string;
 
   constructor(
     private readonly env: () => Record<string, string>,
-    private readonly logDir?: string,
-  ) {}
+    stateDir: string,
+  ) {
+    this.tasksDir = join(stateDir, 'tasks');
+    this.logDir = join(stateDir, 'logs');
+  }
 
   async launch(req: LaunchRequest): Promise<string[]> {
+    const dir = join(this.tasksDir, req.token);
+    mkdirSync(dir, { recursive: true });
+    mkdirSync(this.logDir, { recursive: true });
     const ids: string[] = [];
-    const list = this.tasks.get(req.token) ?? [];
     for (let i = 0; i < req.count; i++) {
-      let out: number | 'ignore' = 'ignore';
-      if (this.logDir) {
-        mkdirSync(this.logDir, { recursive: true });
-        out = openSync(join(this.logDir, `worker-${req.token}-${list.length}.log`), 'a');
-      }
+      const out = openSync(join(this.logDir, `worker-${req.site}-${req.token}.log`), 'a');
       const child = spawn(process.execPath, ['--import', TSX, WORKER_ENTRY], {
-        env: { ...process.env, ...this.env(), ...workerEnv(req) },
+        env: { ...process.env, POWERTOOLS_LOG_LEVEL: 'INFO', ...this.env(), ...workerEnv(req) },
         stdio: ['ignore', out, out],
       });
-      if (typeof out === 'number') closeSync(out);
-      list.push(child);
-      ids.push(`local-${child.pid}`);
+      closeSync(out);
+      const pid = child.pid!;
+      writeFileSync(join(dir, String(pid)), req.site);
+      child.once('exit', () => rmSync(join(dir, String(pid)), { force: true }));
+      ids.push(`local-${pid}`);
     }
-    this.tasks.set(req.token, list);
     return ids;
   }
 
-  /** The worker processes of a job that are still running. */
-  running(token: string): ChildProcess[] {
-    return (this.tasks.get(token) ?? []).filter((c) => c.exitCode === null && c.signalCode === null);
+  /** Process ids of the job's workers that are still running. */
+  running(token: string): number[] {
+    const dir = join(this.tasksDir, token);
+    let pids: number[];
+    try {
+      pids = readdirSync(dir).map(Number);
+    } catch {
+      return [];
+    }
+    return pids.filter((pid) => {
+      if (alive(pid)) return true;
+      rmSync(join(dir, String(pid)), { force: true });
+      return false;
+    });
   }
 
   async stop(_site: string, token: string): Promise<number> {
     const live = this.running(token);
-    for (const c of live) c.kill('SIGTERM');
+    for (const pid of live) process.kill(pid, 'SIGTERM');
     return live.length;
   }
 
-  /** Stops every worker this launcher started and waits for them to exit. */
+  /** Stops every worker of every job and waits (up to 10 s, then SIGKILL) for them to exit. */
   async stopAll(): Promise<void> {
-    const all = [...this.tasks.values()].flat().filter((c) => c.exitCode === null && c.signalCode === null);
-    await Promise.all(
-      all.map(
-        (c) =>
-          new Promise<void>((r) => {
-            c.once('exit', () => r());
-            c.kill('SIGTERM');
-            setTimeout(() => c.kill('SIGKILL'), 5000).unref();
-          }),
-      ),
-    );
+    let tokens: string[];
+    try {
+      tokens = readdirSync(this.tasksDir);
+    } catch {
+      return;
+    }
+    const pids = tokens.flatMap((t) => this.running(t));
+    for (const pid of pids) process.kill(pid, 'SIGTERM');
+    const deadline = Date.now() + 10_000;
+    while (pids.some(alive) && Date.now() < deadline) await new Promise((r) => setTimeout(r, 50));
+    for (const pid of pids.filter(alive)) process.kill(pid, 'SIGKILL');
   }
 }

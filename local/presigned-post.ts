@@ -17,7 +17,10 @@ function hmac(key: Buffer | string, data: string): Buffer {
 }
 
 function s3Error(status: number, code: string, message: string): PostResult {
-  return { status, body: `<?xml version="1.0" encoding="UTF-8"?><Error><Code>${code}</Code><Message>${message}</Message></Error>` };
+  return {
+    status,
+    body: `<?xml version="1.0" encoding="UTF-8"?><Error><Code>${code}</Code><Message>${message}</Message></Error>`,
+  };
 }
 
 interface Policy {
@@ -25,20 +28,46 @@ interface Policy {
   conditions: unknown[];
 }
 
-function checkPolicy(policy: Policy, fields: Record<string, string>, bucket: string, size: number): PostResult | undefined {
-  if (Date.parse(policy.expiration) < Date.now()) return s3Error(403, 'AccessDenied', 'Invalid according to Policy: Policy expired.');
+function checkPolicy(
+  policy: Policy,
+  fields: Record<string, string>,
+  bucket: string,
+  size: number,
+): PostResult | undefined {
+  if (Date.parse(policy.expiration) < Date.now())
+    return s3Error(403, 'AccessDenied', 'Invalid according to Policy: Policy expired.');
   for (const c of policy.conditions) {
     if (Array.isArray(c) && c[0] === 'content-length-range') {
       const [min, max] = [Number(c[1]), Number(c[2])];
-      if (size > max) return s3Error(400, 'EntityTooLarge', `Your proposed upload exceeds the maximum allowed size (${max} bytes).`);
-      if (size < min) return s3Error(400, 'EntityTooSmall', `Your proposed upload is smaller than the minimum allowed size (${min} bytes).`);
+      if (size > max)
+        return s3Error(
+          400,
+          'EntityTooLarge',
+          `Your proposed upload exceeds the maximum allowed size (${max} bytes).`,
+        );
+      if (size < min)
+        return s3Error(
+          400,
+          'EntityTooSmall',
+          `Your proposed upload is smaller than the minimum allowed size (${min} bytes).`,
+        );
     } else if (Array.isArray(c) && c[0] === 'eq') {
       const name = String(c[1]).replace(/^\$/, '');
-      if (fields[name] !== String(c[2])) return s3Error(403, 'AccessDenied', `Invalid according to Policy: Policy Condition failed: ["eq", "$${name}", "${c[2]}"]`);
+      if (fields[name] !== String(c[2]))
+        return s3Error(
+          403,
+          'AccessDenied',
+          `Invalid according to Policy: Policy Condition failed: ["eq", "$${name}", "${c[2]}"]`,
+        );
     } else if (c && typeof c === 'object' && !Array.isArray(c)) {
       for (const [k, v] of Object.entries(c)) {
         const actual = k === 'bucket' ? bucket : fields[k];
-        if (actual !== v) return s3Error(403, 'AccessDenied', `Invalid according to Policy: Policy Condition failed: {"${k}": "${String(v)}"}`);
+        if (actual !== v)
+          return s3Error(
+            403,
+            'AccessDenied',
+            `Invalid according to Policy: Policy Condition failed: {"${k}": "${String(v)}"}`,
+          );
       }
     }
   }
@@ -70,11 +99,23 @@ export async function handlePresignedPost(
   const policyB64 = fields.Policy ?? fields.policy;
   const credential = fields['X-Amz-Credential'];
   const signature = fields['X-Amz-Signature'];
-  if (!policyB64 || !credential || !signature || !fields.key) return s3Error(400, 'InvalidArgument', 'POST requires key, Policy, X-Amz-Credential and X-Amz-Signature.');
+  if (!policyB64 || !credential || !signature || !fields.key)
+    return s3Error(
+      400,
+      'InvalidArgument',
+      'POST requires key, Policy, X-Amz-Credential and X-Amz-Signature.',
+    );
   const [, date, region, service] = credential.split('/');
-  const signingKey = hmac(hmac(hmac(hmac(`AWS4${secretAccessKey}`, date ?? ''), region ?? ''), service ?? ''), 'aws4_request');
+  const signingKey = hmac(
+    hmac(hmac(hmac(`AWS4${secretAccessKey}`, date ?? ''), region ?? ''), service ?? ''),
+    'aws4_request',
+  );
   if (hmac(signingKey, policyB64).toString('hex') !== signature) {
-    return s3Error(403, 'SignatureDoesNotMatch', 'The request signature we calculated does not match the signature you provided.');
+    return s3Error(
+      403,
+      'SignatureDoesNotMatch',
+      'The request signature we calculated does not match the signature you provided.',
+    );
   }
   const policy = JSON.parse(Buffer.from(policyB64, 'base64').toString('utf8')) as Policy;
   const refused = checkPolicy(policy, fields, bucket, size);

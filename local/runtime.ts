@@ -2,23 +2,38 @@ import { fork, type ChildProcess } from 'node:child_process';
 import { mkdirSync, readFileSync, writeFileSync, existsSync } from 'node:fs';
 import { join, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
-import { CreateBucketCommand, HeadBucketCommand, PutBucketNotificationConfigurationCommand } from '@aws-sdk/client-s3';
-import { CreateTableCommand, DescribeTableCommand, ResourceNotFoundException } from '@aws-sdk/client-dynamodb';
-import { CreateQueueCommand, DeleteMessageBatchCommand, GetQueueAttributesCommand, ReceiveMessageCommand } from '@aws-sdk/client-sqs';
-import type { SQSEvent, SQSRecord } from 'aws-lambda';
+import {
+  CreateBucketCommand,
+  HeadBucketCommand,
+  PutBucketNotificationConfigurationCommand,
+} from '@aws-sdk/client-s3';
+import {
+  CreateTableCommand,
+  DescribeTableCommand,
+  ResourceNotFoundException,
+} from '@aws-sdk/client-dynamodb';
+import {
+  CreateQueueCommand,
+  DeleteMessageBatchCommand,
+  GetQueueAttributesCommand,
+  ReceiveMessageCommand,
+} from '@aws-sdk/client-sqs';
+import type {
+  APIGatewayProxyEvent,
+  APIGatewayProxyResult,
+  SQSBatchResponse,
+  SQSEvent,
+  SQSRecord,
+} from 'aws-lambda';
 import { getStage } from '../config/index.ts';
 import { ApiTokens } from '../core/auth.ts';
 import { dynamoClient, s3Client, sqsClient } from '../core/aws/clients.ts';
-import { Objects } from '../core/aws/objects.ts';
-import { Queues } from '../core/aws/queues.ts';
 import { errorMessage } from '../core/errors.ts';
-import { JobStore } from '../core/jobs.ts';
 import type { PipelineDeps } from '../core/pipeline.ts';
-import { createFinalizeHandler } from '../lambdas/finalize/handler.ts';
-import { createStatusHandler } from '../lambdas/status/handler.ts';
-import { createUploadHandler } from '../lambdas/upload/handler.ts';
+import { depsFromEnv } from '../lambdas/shared/deps.ts';
 import { LocalApi } from './api.ts';
-import { LocalTaskLauncher } from './launcher.ts';
+import { IsolatedFunction, inProcess, localLauncher, type FunctionName, type Invoke } from './functions.ts';
+import type { LocalTaskLauncher } from './launcher.ts';
 import type { EmulatorOptions } from './emulators.ts';
 
 const TSX = import.meta.resolve('tsx');
@@ -32,6 +47,8 @@ export interface RuntimeOptions {
   readonly stage?: string;
   /** Extra environment for the workers (poll timing). */
   readonly workerEnv?: Record<string, string>;
+  /** Run each function in its own process (as separate Lambda sandboxes) instead of in this one. */
+  readonly isolateFunctions?: boolean;
 }
 
 /** Names of the stage's shared resources when run locally (the CDK stack names them on AWS). */
@@ -45,7 +62,9 @@ export function localResourceNames(stage: string) {
   };
 }
 
-async function startEmulatorHost(options: EmulatorOptions): Promise<{ child: ChildProcess; endpoints: Record<string, string> }> {
+async function startEmulatorHost(
+  options: EmulatorOptions,
+): Promise<{ child: ChildProcess; endpoints: Record<string, string> }> {
   const child = fork(EMULATOR_HOST, [], {
     execArgv: ['--import', TSX],
     env: { ...process.env, ROWFLEET_EMULATOR_OPTIONS: JSON.stringify(options) },
@@ -76,7 +95,13 @@ export class LocalRuntime {
     private readonly tokens: ApiTokens,
     private readonly emulatorHost: ChildProcess | undefined,
     readonly endpoints: Record<string, string>,
+    private readonly isolated: IsolatedFunction[],
   ) {}
+
+  /** Peak RSS per isolated function, in bytes (empty unless `isolateFunctions`). */
+  functionMemory(): Record<string, number> {
+    return Object.fromEntries(this.isolated.map((f) => [f.name, f.maxRss]));
+  }
 
   get apiUrl(): string {
     return this.api.url;
@@ -118,7 +143,10 @@ export class LocalRuntime {
       resources = await ensureResources(names, Boolean(o.endpoint));
     } catch (err) {
       host?.kill();
-      throw new Error(`could not prepare local resources at ${JSON.stringify(endpoints)}: ${errorMessage(err)}`);
+      throw new Error(
+        `could not prepare local resources at ${JSON.stringify(endpoints)}: ${errorMessage(err)}`,
+        { cause: err },
+      );
     }
     const { finalizeQueueUrl, dlqArn, uploadEventsUrl } = resources;
     const resourceEnv = {
@@ -130,21 +158,18 @@ export class LocalRuntime {
     };
     Object.assign(process.env, resourceEnv);
 
-    const launcher = new LocalTaskLauncher(
-      () => ({ WAIT_SECONDS: '1', IDLE_POLLS: '2', VISIBILITY_SECONDS: '30', ...o.workerEnv, ...resourceEnv }),
-      join(stateDir, 'logs'),
-    );
-    const deps: PipelineDeps = {
-      env: { stage, bucket: names.bucket, table: names.table, finalizeQueueUrl, dlqArn },
-      limits: stageConfig.limits,
-      jobs: new JobStore(names.table),
-      objects: new Objects(names.bucket),
-      queues: new Queues(),
-      launcher,
-    };
-    const upload = createUploadHandler(deps);
-    const status = createStatusHandler(deps);
-    const finalize = createFinalizeHandler(deps);
+    const launcher = localLauncher(stateDir, o.workerEnv);
+    const deps = depsFromEnv(launcher);
+    const isolated = o.isolateFunctions
+      ? (['upload', 'status', 'finalize'] as const).map((n) => new IsolatedFunction(n, stateDir, o.workerEnv))
+      : [];
+    const fn = (name: FunctionName): Invoke =>
+      isolated.find((f) => f.name === name)?.invoke ?? inProcess(name, launcher);
+    const upload = fn('upload') as (
+      e: APIGatewayProxyEvent | SQSEvent,
+    ) => Promise<APIGatewayProxyResult | undefined>;
+    const status = fn('status') as (e: APIGatewayProxyEvent) => Promise<APIGatewayProxyResult>;
+    const finalize = fn('finalize') as (e: SQSEvent) => Promise<SQSBatchResponse>;
     const tokens = new ApiTokens(names.table);
     const api = new LocalApi(
       [
@@ -158,8 +183,10 @@ export class LocalRuntime {
       stage,
     );
     await api.listen();
-    const rt = new LocalRuntime(stage, stateDir, api, deps, launcher, tokens, host, endpoints);
-    rt.poll(finalizeQueueUrl, async (e) => (await finalize(e)).batchItemFailures.map((f) => f.itemIdentifier));
+    const rt = new LocalRuntime(stage, stateDir, api, deps, launcher, tokens, host, endpoints, isolated);
+    rt.poll(finalizeQueueUrl, async (e) =>
+      (await finalize(e)).batchItemFailures.map((f) => f.itemIdentifier),
+    );
     rt.poll(uploadEventsUrl, async (e) => {
       await upload(e);
       return [];
@@ -189,7 +216,14 @@ export class LocalRuntime {
     const loop = async () => {
       while (!this.stopped) {
         try {
-          const r = await sqs.send(new ReceiveMessageCommand({ QueueUrl: queueUrl, MaxNumberOfMessages: 10, WaitTimeSeconds: 1, MessageAttributeNames: ['All'] }));
+          const r = await sqs.send(
+            new ReceiveMessageCommand({
+              QueueUrl: queueUrl,
+              MaxNumberOfMessages: 10,
+              WaitTimeSeconds: 1,
+              MessageAttributeNames: ['All'],
+            }),
+          );
           const msgs = r.Messages ?? [];
           if (msgs.length === 0 || this.stopped) continue;
           const records = msgs.map(
@@ -215,7 +249,12 @@ export class LocalRuntime {
           }
           const done = msgs.filter((m) => !failed.includes(m.MessageId!));
           if (done.length) {
-            await sqs.send(new DeleteMessageBatchCommand({ QueueUrl: queueUrl, Entries: done.map((m, i) => ({ Id: String(i), ReceiptHandle: m.ReceiptHandle! })) }));
+            await sqs.send(
+              new DeleteMessageBatchCommand({
+                QueueUrl: queueUrl,
+                Entries: done.map((m, i) => ({ Id: String(i), ReceiptHandle: m.ReceiptHandle! })),
+              }),
+            );
           }
         } catch (err) {
           if (!this.stopped) {
@@ -234,6 +273,7 @@ export class LocalRuntime {
     await this.launcher.stopAll();
     await Promise.all(this.pollers);
     await this.api.close();
+    await Promise.all(this.isolated.map((f) => f.stop()));
     const host = this.emulatorHost;
     if (host && host.exitCode === null) {
       await new Promise<void>((r) => {
@@ -256,7 +296,11 @@ async function ensureResources(names: ReturnType<typeof localResourceNames>, ext
   try {
     await ddb.send(new DescribeTableCommand({ TableName: names.table }));
   } catch (err) {
-    if (!(err instanceof ResourceNotFoundException) && (err as { name?: string }).name !== 'ResourceNotFoundException') throw err;
+    if (
+      !(err instanceof ResourceNotFoundException) &&
+      (err as { name?: string }).name !== 'ResourceNotFoundException'
+    )
+      throw err;
     await ddb.send(
       new CreateTableCommand({
         TableName: names.table,
@@ -275,19 +319,35 @@ async function ensureResources(names: ReturnType<typeof localResourceNames>, ext
   const queue = async (name: string, attrs: Record<string, string> = {}) =>
     (await sqs.send(new CreateQueueCommand({ QueueName: name, Attributes: attrs }))).QueueUrl!;
   const dlqUrl = await queue(names.dlq, { MessageRetentionPeriod: String(14 * 24 * 3600) });
-  const dlqArn = (await sqs.send(new GetQueueAttributesCommand({ QueueUrl: dlqUrl, AttributeNames: ['QueueArn'] }))).Attributes!.QueueArn!;
+  const dlqArn = (
+    await sqs.send(new GetQueueAttributesCommand({ QueueUrl: dlqUrl, AttributeNames: ['QueueArn'] }))
+  ).Attributes!.QueueArn!;
   const redrive = JSON.stringify({ deadLetterTargetArn: dlqArn, maxReceiveCount: 5 });
-  const finalizeQueueUrl = await queue(names.finalizeQueue, { VisibilityTimeout: '120', RedrivePolicy: redrive });
-  const uploadEventsUrl = await queue(names.uploadEventsQueue, { VisibilityTimeout: '300', RedrivePolicy: redrive });
+  const finalizeQueueUrl = await queue(names.finalizeQueue, {
+    VisibilityTimeout: '120',
+    RedrivePolicy: redrive,
+  });
+  const uploadEventsUrl = await queue(names.uploadEventsQueue, {
+    VisibilityTimeout: '300',
+    RedrivePolicy: redrive,
+  });
   if (external) {
     // A real S3 API (LocalStack) raises the ObjectCreated events itself.
-    const arn = (await sqs.send(new GetQueueAttributesCommand({ QueueUrl: uploadEventsUrl, AttributeNames: ['QueueArn'] }))).Attributes!.QueueArn!;
+    const arn = (
+      await sqs.send(
+        new GetQueueAttributesCommand({ QueueUrl: uploadEventsUrl, AttributeNames: ['QueueArn'] }),
+      )
+    ).Attributes!.QueueArn!;
     await s3.send(
       new PutBucketNotificationConfigurationCommand({
         Bucket: names.bucket,
         NotificationConfiguration: {
           QueueConfigurations: [
-            { QueueArn: arn, Events: ['s3:ObjectCreated:*'], Filter: { Key: { FilterRules: [{ Name: 'prefix', Value: 'uploads/' }] } } },
+            {
+              QueueArn: arn,
+              Events: ['s3:ObjectCreated:*'],
+              Filter: { Key: { FilterRules: [{ Name: 'prefix', Value: 'uploads/' }] } },
+            },
           ],
         },
       }),

@@ -5,6 +5,12 @@ import { processorNames } from '../core/processors/index.ts';
 import { LocalRuntime } from '../local/runtime.ts';
 import { runJob } from './run-job.ts';
 
+/** 0 for SUCCEEDED or PARTIAL, 2 for REJECTED, 1 otherwise. */
+function exitCode(state: string): number {
+  if (state === 'SUCCEEDED' || state === 'PARTIAL') return 0;
+  return state === 'REJECTED' ? 2 : 1;
+}
+
 const positiveInt = (v: string) => {
   const n = Number(v);
   if (!Number.isInteger(n) || n < 1) throw new InvalidArgumentError('expected a positive whole number');
@@ -13,11 +19,18 @@ const positiveInt = (v: string) => {
 
 const program = new Command()
   .name('rowfleet')
-  .description('Rowfleet: CSV in, one result per row from parallel workers, a zip out.\nRuns on embedded local emulators by default; --endpoint points at LocalStack or another AWS-compatible endpoint.')
+  .description(
+    'Rowfleet: CSV in, one result per row from parallel workers, a zip out.\nRuns on embedded local emulators by default; --endpoint points at LocalStack or another AWS-compatible endpoint.',
+  )
   .showHelpAfterError();
 
-const stateDirOption = () => new Option('--state-dir <dir>', 'local state kept between commands').default('.rowfleet');
-const endpointOption = () => new Option('--endpoint <url>', 'use an AWS-compatible endpoint (e.g. LocalStack) instead of the embedded emulators');
+const stateDirOption = () =>
+  new Option('--state-dir <dir>', 'local state kept between commands').default('.rowfleet');
+const endpointOption = () =>
+  new Option(
+    '--endpoint <url>',
+    'use an AWS-compatible endpoint (e.g. LocalStack) instead of the embedded emulators',
+  );
 
 program
   .command('run')
@@ -30,39 +43,51 @@ program
   .addOption(stateDirOption())
   .addOption(endpointOption())
   .option('--json', 'print one JSON summary as the last line of stdout')
-  .action(async (file: string, o: { site: string; processor: string; workers?: number; out: string; stateDir: string; endpoint?: string; json?: boolean }) => {
-    getSite(o.site);
-    if (!existsSync(file)) throw new InvalidArgumentError(`no such file: ${file}`);
-    const rt = await LocalRuntime.start({ stateDir: o.stateDir, endpoint: o.endpoint });
-    let code = 1;
-    try {
-      const summary = await runJob({
-        apiUrl: rt.apiUrl,
-        apiToken: await rt.tokenFor(o.site),
-        file,
-        processor: o.processor,
-        workers: o.workers,
-        outDir: o.out,
-        directMaxBytes: getStage(rt.stage).limits.directUploadMaxBytes,
-        progress: true,
-      });
-      code = summary.state === 'SUCCEEDED' || summary.state === 'PARTIAL' ? 0 : summary.state === 'REJECTED' ? 2 : 1;
-      const { seconds, ...out } = summary;
-      if (o.json) {
-        process.stdout.write(JSON.stringify(out) + '\n');
-      } else {
-        const r = summary.rows;
-        process.stdout.write(
-          `${summary.state}: ${r.total} records — ${r.succeeded} succeeded, ${r.failed} failed, ${r.rejected} rejected (${seconds.toFixed(1)} s)\n` +
-            (summary.error ? `${summary.error.code}: ${summary.error.message}\n` : '') +
-            (summary.zip ? `zip: ${summary.zip}\n` : ''),
-        );
+  .action(
+    async (
+      file: string,
+      o: {
+        site: string;
+        processor: string;
+        workers?: number;
+        out: string;
+        stateDir: string;
+        endpoint?: string;
+        json?: boolean;
+      },
+    ) => {
+      getSite(o.site);
+      if (!existsSync(file)) throw new InvalidArgumentError(`no such file: ${file}`);
+      const rt = await LocalRuntime.start({ stateDir: o.stateDir, endpoint: o.endpoint });
+      let summary;
+      try {
+        summary = await runJob({
+          apiUrl: rt.apiUrl,
+          apiToken: await rt.tokenFor(o.site),
+          file,
+          processor: o.processor,
+          workers: o.workers,
+          outDir: o.out,
+          directMaxBytes: getStage(rt.stage).limits.directUploadMaxBytes,
+          progress: true,
+        });
+        const { seconds, ...out } = summary;
+        if (o.json) {
+          process.stdout.write(JSON.stringify(out) + '\n');
+        } else {
+          const r = summary.rows;
+          process.stdout.write(
+            `${summary.state}: ${r.total} records — ${r.succeeded} succeeded, ${r.failed} failed, ${r.rejected} rejected (${seconds.toFixed(1)} s)\n` +
+              (summary.error ? `${summary.error.code}: ${summary.error.message}\n` : '') +
+              (summary.zip ? `zip: ${summary.zip}\n` : ''),
+          );
+        }
+      } finally {
+        await rt.stop();
       }
-    } finally {
-      await rt.stop();
-    }
-    process.exitCode = code;
-  });
+      process.exitCode = exitCode(summary.state);
+    },
+  );
 
 program
   .command('sites')
@@ -79,7 +104,9 @@ program
       bcc: s.bcc,
     }));
     if (o.json) process.stdout.write(JSON.stringify(sites) + '\n');
-    else for (const s of sites) process.stdout.write(`${s.id}\t${s.name}\t${s.timeZone} ${s.sendAt}\t${s.recipients.join(', ')}\n`);
+    else
+      for (const s of sites)
+        process.stdout.write(`${s.id}\t${s.name}\t${s.timeZone} ${s.sendAt}\t${s.recipients.join(', ')}\n`);
   });
 
 const token = program.command('token').description('API tokens (each bound to one site)');

@@ -39,7 +39,13 @@ class ApiError extends Error {
   }
 }
 
-async function call<T>(o: RunOptions, method: string, path: string, body?: Blob | string, type?: string): Promise<{ status: number; body: T }> {
+async function call<T>(
+  o: RunOptions,
+  method: string,
+  path: string,
+  body?: Blob | string,
+  type?: string,
+): Promise<{ status: number; body: T }> {
   const res = await fetch(o.apiUrl + path, {
     method,
     headers: { authorization: `Bearer ${o.apiToken}`, ...(type ? { 'content-type': type } : {}) },
@@ -87,7 +93,12 @@ function progressReporter(enabled: boolean) {
   const started = Date.now();
   if (process.stderr.isTTY) {
     const bar = new cliProgress.SingleBar(
-      { format: ' {bar} {percentage}% | {value}/{total} records | {rate} rec/s | ETA {eta_formatted} | {state}', stream: process.stderr, etaBuffer: 20 },
+      {
+        format:
+          ' {bar} {percentage}% | {value}/{total} records | {rate} rec/s | ETA {eta_formatted} | {state}',
+        stream: process.stderr,
+        etaBuffer: 20,
+      },
       cliProgress.Presets.shades_classic,
     );
     let begun = false;
@@ -114,7 +125,9 @@ function progressReporter(enabled: boolean) {
       const rate = v.progress.done / Math.max(0.001, secs);
       const total = v.progress.total;
       const eta = total && rate > 0 ? Math.max(0, (total - v.progress.done) / rate).toFixed(0) + 's' : '?';
-      process.stderr.write(`${v.state} ${v.progress.done}/${total ?? '?'} records, ${rate.toFixed(0)} rec/s, ETA ${eta}\n`);
+      process.stderr.write(
+        `${v.state} ${v.progress.done}/${total ?? '?'} records, ${rate.toFixed(0)} rec/s, ETA ${eta}\n`,
+      );
     },
     stop: () => {},
   };
@@ -128,7 +141,14 @@ export async function runJob(o: RunOptions): Promise<RunSummary> {
     view = await start(o);
   } catch (err) {
     if (err instanceof ApiError) {
-      return { token: '', site: '', state: err.status === 422 ? 'REJECTED' : 'FAILED', rows: { total: 0, succeeded: 0, failed: 0, rejected: 0 }, error: { code: err.code, message: err.message }, seconds: (Date.now() - t0) / 1000 };
+      return {
+        token: '',
+        site: '',
+        state: err.status === 422 ? 'REJECTED' : 'FAILED',
+        rows: { total: 0, succeeded: 0, failed: 0, rejected: 0 },
+        error: { code: err.code, message: err.message },
+        seconds: (Date.now() - t0) / 1000,
+      };
     }
     throw err;
   }
@@ -153,7 +173,10 @@ export async function runJob(o: RunOptions): Promise<RunSummary> {
     const zip = resolve(join(o.outDir, `${view.token}.zip`));
     const res = await fetch(view.download.url);
     if (!res.ok || !res.body) throw new Error(`download failed: HTTP ${res.status}`);
-    await pipeline(Readable.fromWeb(res.body as import('node:stream/web').ReadableStream), createWriteStream(zip));
+    await pipeline(
+      Readable.fromWeb(res.body as import('node:stream/web').ReadableStream),
+      createWriteStream(zip),
+    );
     summary.zip = zip;
   }
   summary.seconds = (Date.now() - t0) / 1000;

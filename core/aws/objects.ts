@@ -1,4 +1,10 @@
-import { GetObjectCommand, HeadObjectCommand, PutObjectCommand, type S3Client } from '@aws-sdk/client-s3';
+import {
+  DeleteObjectsCommand,
+  GetObjectCommand,
+  HeadObjectCommand,
+  PutObjectCommand,
+  type S3Client,
+} from '@aws-sdk/client-s3';
 import { createPresignedPost, type PresignedPost } from '@aws-sdk/s3-presigned-post';
 import { getSignedUrl } from '@aws-sdk/s3-request-presigner';
 import { Upload } from '@aws-sdk/lib-storage';
@@ -37,6 +43,20 @@ export class Objects {
     return Buffer.concat(chunks);
   }
 
+  /** Deletes keys, 1,000 per request. */
+  async deleteMany(keys: readonly string[]): Promise<void> {
+    for (let i = 0; i < keys.length; i += 1000) {
+      const r = await this.s3.send(
+        new DeleteObjectsCommand({
+          Bucket: this.bucket,
+          Delete: { Objects: keys.slice(i, i + 1000).map((Key) => ({ Key })), Quiet: true },
+        }),
+      );
+      if (r.Errors?.length)
+        throw new Error(`DeleteObjects: ${r.Errors.map((e) => `${e.Key}: ${e.Code}`).join(', ')}`);
+    }
+  }
+
   async size(key: string): Promise<number | undefined> {
     try {
       const r = await this.s3.send(new HeadObjectCommand({ Bucket: this.bucket, Key: key }));
@@ -54,7 +74,7 @@ export class Objects {
   multipart(
     key: string,
     contentType: string,
-  ): { write: (b: Buffer) => Promise<void>; done: () => Promise<void> } {
+  ): { write: (b: Buffer) => Promise<void>; done: () => Promise<void>; abort: () => Promise<void> } {
     const body = new PassThrough({ highWaterMark: 4 * 1024 * 1024 });
     const upload = new Upload({
       client: this.s3,
@@ -70,6 +90,11 @@ export class Objects {
       done: async () => {
         body.end();
         await finished;
+      },
+      abort: async () => {
+        await upload.abort();
+        body.destroy();
+        await finished.catch(() => undefined);
       },
     };
   }

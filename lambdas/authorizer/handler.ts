@@ -12,7 +12,13 @@ export function createAuthorizer(tokens: ApiTokens) {
       principalId: `site:${site}`,
       policyDocument: {
         Version: '2012-10-17',
-        Statement: [{ Action: 'execute-api:Invoke', Effect: 'Allow', Resource: event.methodArn.replace(/\/[^/]+\/[^/]+\/.*$/, '/*/*') }],
+        Statement: [
+          {
+            Action: 'execute-api:Invoke',
+            Effect: 'Allow',
+            Resource: event.methodArn.replace(/\/[^/]+\/[^/]+\/.*$/, '/*/*'),
+          },
+        ],
       },
       context: { site },
     };

@@ -50,7 +50,7 @@ export function createUploadHandler(deps: PipelineDeps) {
         return json(202, view);
       }
       if (event.httpMethod === 'POST' && event.resource === '/uploads') {
-        let body: Record<string, unknown> = {};
+        let body: Record<string, unknown>;
         try {
           body = event.body
             ? (JSON.parse(requestBody(event).toString('utf8')) as Record<string, unknown>)

@@ -1,0 +1,87 @@
+import { fork, type ChildProcess } from 'node:child_process';
+import { fileURLToPath } from 'node:url';
+import { depsFromEnv } from '../lambdas/shared/deps.ts';
+import { createFinalizeHandler } from '../lambdas/finalize/handler.ts';
+import { createStatusHandler } from '../lambdas/status/handler.ts';
+import { createUploadHandler } from '../lambdas/upload/handler.ts';
+import { LocalTaskLauncher } from './launcher.ts';
+
+/** The local runtime's functions: the real handler factories, each given deps built from the environment. */
+export const FUNCTIONS = {
+  upload: createUploadHandler,
+  status: createStatusHandler,
+  finalize: createFinalizeHandler,
+} as const;
+
+export type FunctionName = keyof typeof FUNCTIONS;
+export type Invoke = (event: unknown) => Promise<unknown>;
+
+/** Poll timing for local workers (on AWS the worker defaults apply: 20 s long polls). */
+export const LOCAL_WORKER_ENV = { WAIT_SECONDS: '1', IDLE_POLLS: '2', VISIBILITY_SECONDS: '30' };
+
+export function localLauncher(stateDir: string, workerEnv: Record<string, string> = {}): LocalTaskLauncher {
+  return new LocalTaskLauncher(() => ({ ...LOCAL_WORKER_ENV, ...workerEnv }), stateDir);
+}
+
+/** A handler invoked in this process. */
+export function inProcess(name: FunctionName, launcher: LocalTaskLauncher): Invoke {
+  return FUNCTIONS[name](depsFromEnv(launcher)) as Invoke;
+}
+
+const HOST = fileURLToPath(new URL('./lambda-host.ts', import.meta.url));
+const TSX = import.meta.resolve('tsx');
+
+/**
+ * A handler in its own long-lived child process, as a warm Lambda sandbox: memory is measured per
+ * function (peak RSS) and one function's state cannot leak into another's.
+ */
+export class IsolatedFunction {
+  private readonly child: ChildProcess;
+  private readonly pending = new Map<number, { resolve: (v: unknown) => void; reject: (e: Error) => void }>();
+  private next = 0;
+  /** Peak resident memory of the function's process, in bytes. */
+  maxRss = 0;
+
+  constructor(
+    readonly name: FunctionName,
+    stateDir: string,
+    workerEnv: Record<string, string> = {},
+  ) {
+    this.child = fork(HOST, [], {
+      execArgv: ['--import', TSX],
+      env: {
+        ...process.env,
+        ROWFLEET_FUNCTION: name,
+        ROWFLEET_STATE_DIR: stateDir,
+        ROWFLEET_WORKER_ENV: JSON.stringify(workerEnv),
+      },
+      stdio: ['ignore', 'inherit', 'inherit', 'ipc'],
+    });
+    this.child.on('message', (m: { id: number; result?: unknown; error?: string; maxRss: number }) => {
+      this.maxRss = Math.max(this.maxRss, m.maxRss);
+      const p = this.pending.get(m.id);
+      this.pending.delete(m.id);
+      if (m.error !== undefined) p?.reject(new Error(`${name}: ${m.error}`));
+      else p?.resolve(m.result);
+    });
+    this.child.on('exit', (code) => {
+      for (const p of this.pending.values()) p.reject(new Error(`function ${name} exited (code ${code})`));
+      this.pending.clear();
+    });
+  }
+
+  readonly invoke: Invoke = (event) =>
+    new Promise((resolve, reject) => {
+      const id = this.next++;
+      this.pending.set(id, { resolve, reject });
+      this.child.send({ id, event });
+    });
+
+  async stop(): Promise<void> {
+    if (this.child.exitCode !== null) return;
+    await new Promise<void>((r) => {
+      this.child.once('exit', () => r());
+      this.child.disconnect();
+    });
+  }
+}

@@ -1,0 +1,22 @@
+/** Child-process entry of an isolated local function (see IsolatedFunction). */
+import { errorMessage } from '../core/errors.ts';
+import { FUNCTIONS, inProcess, localLauncher, type FunctionName } from './functions.ts';
+
+const name = process.env.ROWFLEET_FUNCTION as FunctionName;
+if (!(name in FUNCTIONS)) throw new Error(`unknown function ${name}`);
+const invoke = inProcess(
+  name,
+  localLauncher(
+    process.env.ROWFLEET_STATE_DIR ?? '.rowfleet',
+    JSON.parse(process.env.ROWFLEET_WORKER_ENV ?? '{}') as Record<string, string>,
+  ),
+);
+const maxRss = () => process.resourceUsage().maxRSS * 1024;
+
+process.on('message', (m: { id: number; event: unknown }) => {
+  invoke(m.event).then(
+    (result) => process.send?.({ id: m.id, result, maxRss: maxRss() }),
+    (err: unknown) => process.send?.({ id: m.id, error: errorMessage(err), maxRss: maxRss() }),
+  );
+});
+process.on('disconnect', () => process.exit(0));

@@ -1,0 +1,171 @@
+/**
+ * `npm run bench`: measures, in one run on the same generated file,
+ *  1. split throughput vs raw csv-parse throughput of the same bytes,
+ *  2. SQS requests per 1,000 records (counted by the emulator, every process included),
+ *  3. end-to-end records/s on the embedded runtime vs a single-process floor,
+ *  4. peak RSS of the split and of the finalize (each function runs in its own process here).
+ * Options: --records N (default 1,000,000), --dir DIR (work directory, default $TMPDIR/rowfleet-bench).
+ */
+import { createReadStream, createWriteStream, existsSync, rmSync, statSync } from 'node:fs';
+import { mkdir } from 'node:fs/promises';
+import { once } from 'node:events';
+import { cpus, tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { parseArgs } from 'node:util';
+import { parse } from 'csv-parse';
+import { getStage } from '../config/index.ts';
+import { readRecordBatches } from '../core/csv.ts';
+import { decodeText } from '../core/decode.ts';
+import { reportQueueName } from '../core/naming.ts';
+import { jsonProcessor } from '../core/processors/json.ts';
+import { ZipWriter } from '../core/zip.ts';
+import { LocalRuntime } from '../local/runtime.ts';
+import type { QueueStats } from '../local/emulators.ts';
+import { writeSampleCsv } from './gen-data.ts';
+import { runJob } from './run-job.ts';
+
+const { values } = parseArgs({
+  options: { records: { type: 'string', default: '1000000' }, dir: { type: 'string' } },
+});
+const records = Number(values.records);
+const dir = values.dir ?? join(tmpdir(), 'rowfleet-bench');
+const MB = 1024 * 1024;
+const say = (s: string) => process.stderr.write(s + '\n');
+
+async function timed<T>(fn: () => Promise<T>): Promise<{ value: T; seconds: number }> {
+  const t0 = performance.now();
+  const value = await fn();
+  return { value, seconds: (performance.now() - t0) / 1000 };
+}
+
+await mkdir(dir, { recursive: true });
+const file = join(dir, `records-${records}.csv`);
+if (!existsSync(file)) {
+  say(`generating ${records} records…`);
+  await writeSampleCsv(file, records);
+}
+const bytes = statSync(file).size;
+say(
+  `file: ${file} (${(bytes / MB).toFixed(1)} MiB, ${records} records); ${cpus().length} cores, node ${process.version}`,
+);
+
+// 1a. Raw csv-parse of the same bytes (arrays, default options).
+say('raw csv-parse…');
+const raw = await timed(async () => {
+  let n = 0;
+  for await (const _ of createReadStream(file).pipe(parse())) n++;
+  return n;
+});
+
+// 3a. Single-process floor: decode → parse → json processor → zip, same libraries, one process.
+say('single-process floor…');
+const floor = await timed(async () => {
+  const out = createWriteStream(join(dir, 'floor.zip'));
+  const zip = new ZipWriter(async (b) => {
+    if (!out.write(b)) await once(out, 'drain');
+  });
+  let header: string[] = [];
+  let n = 0;
+  for await (const batch of readRecordBatches(decodeText(createReadStream(file)), {
+    maxRecordBytes: 1 << 20,
+  })) {
+    for (const e of batch) {
+      if (e.kind === 'header') header = e.header;
+      else if (e.kind === 'record') {
+        for (const o of await jsonProcessor.process(e, { site: 'bench', token: 'floor', header }))
+          await zip.addEntry(o.name, o.data);
+        n++;
+      }
+    }
+  }
+  await zip.finish();
+  out.end();
+  await once(out, 'close');
+  return n;
+});
+
+// 3b/2/4. End to end through the local API on the embedded runtime, each function in its own process.
+const stateDir = join(dir, 'state');
+rmSync(stateDir, { recursive: true, force: true });
+say('end-to-end run on the embedded runtime…');
+const e2eStarted = Date.now();
+const rt = await LocalRuntime.start({ stateDir, isolateFunctions: true });
+let e2e: Awaited<ReturnType<typeof timed<Awaited<ReturnType<typeof runJob>>>>>;
+let job;
+let stats: Record<string, QueueStats>;
+let memory: Record<string, number>;
+try {
+  const apiToken = await rt.tokenFor('sakai');
+  e2e = await timed(() =>
+    runJob({
+      apiUrl: rt.apiUrl,
+      apiToken,
+      file,
+      processor: 'json',
+      outDir: join(dir, 'out'),
+      directMaxBytes: getStage(rt.stage).limits.directUploadMaxBytes,
+      progress: true,
+    }),
+  );
+  job = await rt.deps.jobs.get('sakai', e2e.value.token);
+  stats = (await (await fetch(`${rt.endpoints.s3sqs}/_rowfleet/sqs-stats`)).json()) as Record<
+    string,
+    QueueStats
+  >;
+  memory = rt.functionMemory();
+} finally {
+  await rt.stop();
+}
+if (e2e.value.state !== 'SUCCEEDED' || !job?.splitStartedAt || !job.runningAt || !job.splitDoneAt) {
+  throw new Error(`end-to-end job did not succeed: ${JSON.stringify(e2e.value)}`);
+}
+const splitSeconds = (Date.parse(job.splitDoneAt) - Date.parse(job.splitStartedAt)) / 1000;
+const validateSeconds = (Date.parse(job.runningAt) - Date.parse(job.splitStartedAt)) / 1000;
+const q = stats[reportQueueName(rt.stage, e2e.value.token)] ?? { requests: 0, billed: 0, payloadBytes: 0 };
+
+const rawMBs = bytes / MB / raw.seconds;
+const splitMBs = bytes / MB / splitSeconds;
+const floorRate = floor.value / floor.seconds;
+const e2eRate = records / e2e.seconds;
+const result = {
+  records,
+  fileMiB: +(bytes / MB).toFixed(1),
+  rawCsvParseMiBs: +rawMBs.toFixed(1),
+  splitMiBs: +splitMBs.toFixed(1),
+  splitVsRaw: +(splitMBs / rawMBs).toFixed(2),
+  splitValidateSeconds: +validateSeconds.toFixed(2),
+  splitSeconds: +splitSeconds.toFixed(2),
+  sqsRequestsPer1000: +((q.requests * 1000) / records).toFixed(2),
+  sqsBilledPer1000: +((q.billed * 1000) / records).toFixed(2),
+  e2eSeconds: +e2e.seconds.toFixed(2),
+  e2eRecordsPerSecond: Math.round(e2eRate),
+  floorSeconds: +floor.seconds.toFixed(2),
+  floorRecordsPerSecond: Math.round(floorRate),
+  e2eVsFloor: +(e2eRate / floorRate).toFixed(2),
+  splitPeakRssMiB: Math.round((memory.upload ?? 0) / MB),
+  finalizePeakRssMiB: Math.round((memory.finalize ?? 0) / MB),
+};
+const at = (iso: string | undefined) => (iso ? Date.parse(iso) : NaN);
+const phases = {
+  uploadAndEvent: (at(job.splitStartedAt) - e2eStarted) / 1000,
+  split: splitSeconds,
+  workersAfterSplit: (at(job.finalizingAt) - at(job.splitDoneAt)) / 1000,
+  finalize: (at(job.finishedAt) - at(job.finalizingAt)) / 1000,
+  download: (e2eStarted + e2e.seconds * 1000 - at(job.finishedAt)) / 1000,
+};
+const check = (ok: boolean) => (ok ? 'ok' : 'MISSED');
+console.log(`
+Rowfleet benchmark — ${records.toLocaleString('en')} records, ${result.fileMiB} MiB, ${cpus().length} cores, node ${process.version}
+1. split throughput       ${result.splitMiBs} MiB/s (validate ${result.splitValidateSeconds} s + enqueue, ${result.splitSeconds} s in all)
+   raw csv-parse          ${result.rawCsvParseMiBs} MiB/s (same bytes, default options)
+   ratio                  ${result.splitVsRaw}   target ≥ 0.8  ${check(result.splitVsRaw >= 0.8)}
+2. SQS requests / 1,000   ${result.sqsRequestsPer1000} API requests (${result.sqsBilledPer1000} billed 64 KiB units)   target ≤ 10  ${check(result.sqsRequestsPer1000 <= 10)}
+3. end to end             ${result.e2eRecordsPerSecond} records/s (${result.e2eSeconds} s: upload → zip downloaded, json processor)
+   phases (s)             ${Object.entries(phases)
+     .map(([k, v]) => `${k} ${v.toFixed(1)}`)
+     .join(', ')}
+   single-process floor   ${result.floorRecordsPerSecond} records/s (${result.floorSeconds} s)
+   ratio                  ${result.e2eVsFloor}   target ≥ 0.5  ${check(result.e2eVsFloor >= 0.5)}
+4. peak RSS  split        ${result.splitPeakRssMiB} MiB   target < 300  ${check(result.splitPeakRssMiB < 300)}
+             finalize     ${result.finalizePeakRssMiB} MiB   target < 512  ${check(result.finalizePeakRssMiB < 512)}
+${JSON.stringify(result)}`);
