@@ -14,7 +14,7 @@ import {
   type RecordFailure,
 } from './results.ts';
 import { outcome, type RowCounts } from './states.ts';
-import { ZipWriter } from './zip.ts';
+import { dosDateTime, ZipWriter } from './zip.ts';
 import type { Job } from './jobs.ts';
 
 const HEAD_PROBE = 64 * 1024;
@@ -111,7 +111,8 @@ export async function finalizeJob(deps: PipelineDeps, site: string, token: strin
   const state = outcome(counts);
   const resultKey = keys.result(site, token);
   const upload = deps.objects.multipart(resultKey, 'application/zip');
-  const zip = new ZipWriter(upload.write);
+  // Every entry carries the job's receipt time (the workers stamped theirs the same way).
+  const zip = new ZipWriter(upload.write, dosDateTime(new Date(job.receivedAt)));
   await zip.addEntry('manifest.json', JSON.stringify(manifest(job, state, counts, started), null, 2) + '\n');
   await zip.addEntry('errors.csv', errorsCsv(failures));
 

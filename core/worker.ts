@@ -10,7 +10,7 @@ import { keys } from './naming.ts';
 import { requestFinalize, type PipelineDeps } from './pipeline.ts';
 import { getProcessor, type RowProcessor } from './processors/index.ts';
 import { encodePart, type PartEntries, type PartMeta, type RecordFailure } from './results.ts';
-import { buildLocalEntry } from './zip.ts';
+import { buildLocalEntry, dosDateTime } from './zip.ts';
 import type { Job } from './jobs.ts';
 
 export interface ProcessedChunk {
@@ -57,6 +57,7 @@ export async function processChunk(
   processor: RowProcessor,
 ): Promise<ProcessedChunk> {
   const ctx = { site: job.site, token: job.token, header: job.header ?? [] };
+  const stamp = dosDateTime(new Date(job.receivedAt));
   const entries: PartEntries = [];
   const bytes: Buffer[] = [];
   const failures: RecordFailure[] = [];
@@ -65,7 +66,7 @@ export async function processChunk(
     try {
       const outputs = await processor.process({ n, line, fields }, ctx);
       const built = outputs.map((o) =>
-        buildLocalEntry(o.name, typeof o.data === 'string' ? Buffer.from(o.data, 'utf8') : o.data),
+        buildLocalEntry(o.name, typeof o.data === 'string' ? Buffer.from(o.data, 'utf8') : o.data, stamp),
       );
       for (const b of built) {
         entries.push([b.meta.name, b.meta.crc, b.meta.csize, b.meta.usize, b.meta.method]);
