@@ -1,4 +1,3 @@
-import { Readable } from 'node:stream';
 import { jobLogger } from './log.ts';
 import { publishMetrics } from './metrics.ts';
 import { keys } from './naming.ts';
@@ -9,7 +8,7 @@ import {
   errorsCsv,
   PART_META_OFFSET,
   partMetaLength,
-  type PartEntries,
+  splitPart,
   type PartMeta,
   type RecordFailure,
 } from './results.ts';
@@ -18,6 +17,7 @@ import { dosDateTime, ZipWriter } from './zip.ts';
 import type { Job } from './jobs.ts';
 
 const HEAD_PROBE = 64 * 1024;
+const PREFETCH = 4;
 
 async function mapLimit<T, R>(items: readonly T[], limit: number, fn: (t: T) => Promise<R>): Promise<R[]> {
   const out: R[] = new Array(items.length);
@@ -31,39 +31,6 @@ async function mapLimit<T, R>(items: readonly T[], limit: number, fn: (t: T) => 
     }),
   );
   return out;
-}
-
-/** Reads exactly `n` bytes from the front of a stream; returns them and the rest of the stream. */
-async function splitStream(
-  stream: Readable,
-  n: number,
-): Promise<{ head: Buffer; rest: AsyncIterable<Buffer> }> {
-  const it = stream[Symbol.asyncIterator]() as AsyncIterator<Buffer>;
-  const parts: Buffer[] = [];
-  let have = 0;
-  let extra: Buffer | undefined;
-  while (have < n) {
-    const r = await it.next();
-    if (r.done) throw new Error(`stream ended after ${have} of ${n} bytes`);
-    const need = n - have;
-    if (r.value.length > need) {
-      parts.push(r.value.subarray(0, need));
-      extra = r.value.subarray(need);
-      have = n;
-    } else {
-      parts.push(r.value);
-      have += r.value.length;
-    }
-  }
-  async function* rest(): AsyncGenerator<Buffer> {
-    if (extra?.length) yield extra;
-    for (;;) {
-      const r = await it.next();
-      if (r.done) return;
-      yield r.value;
-    }
-  }
-  return { head: Buffer.concat(parts), rest: rest() };
 }
 
 export interface FinalizeResult {
@@ -116,14 +83,15 @@ export async function finalizeJob(deps: PipelineDeps, site: string, token: strin
   await zip.addEntry('manifest.json', JSON.stringify(manifest(job, state, counts, started), null, 2) + '\n');
   await zip.addEntry('errors.csv', errorsCsv(failures));
 
-  // Pass 2: copy each part's prebuilt entries into the zip, in chunk order.
+  // Pass 2: copy each part's prebuilt entries into the zip, in chunk order, a few parts read ahead
+  // (a part is one chunk's output, a few MB at most, so memory stays bounded).
+  const fetchPart = (c: number) => deps.objects.bytes(keys.part(site, token, c));
+  const ahead: Promise<Buffer>[] = chunkIds.slice(0, PREFETCH).map(fetchPart);
   for (const c of chunkIds) {
-    const stream = await deps.objects.stream(keys.part(site, token, c));
-    let r = await splitStream(stream, PART_META_OFFSET);
-    r = await splitStream(Readable.from(r.rest), partMetaLength(r.head) + 4);
-    const entriesLength = r.head.readUInt32LE(r.head.length - 4);
-    r = await splitStream(Readable.from(r.rest), entriesLength);
-    await zip.addPrebuilt(entryMetas(decodeJson<PartEntries>(r.head)), r.rest);
+    const part = await ahead.shift()!;
+    if (c + PREFETCH < chunkIds.length) ahead.push(fetchPart(c + PREFETCH));
+    const { entries, data } = splitPart(part);
+    await zip.addPrebuilt(entryMetas(entries), [data]);
   }
   const written = await zip.finish();
   await upload.done();

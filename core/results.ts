@@ -54,6 +54,17 @@ export function partMetaLength(head: Buffer): number {
   return head.readUInt32LE(4);
 }
 
+/** A whole part object: its entry index and the entry bytes. */
+export function splitPart(part: Buffer): { meta: PartMeta; entries: PartEntries; data: Buffer } {
+  const metaEnd = PART_META_OFFSET + partMetaLength(part);
+  const entriesEnd = metaEnd + 4 + part.readUInt32LE(metaEnd);
+  return {
+    meta: decodeJson<PartMeta>(part.subarray(PART_META_OFFSET, metaEnd)),
+    entries: decodeJson<PartEntries>(part.subarray(metaEnd + 4, entriesEnd)),
+    data: part.subarray(entriesEnd),
+  };
+}
+
 export function decodeJson<T>(bytes: Buffer): T {
   return JSON.parse(bytes.toString('utf8')) as T;
 }

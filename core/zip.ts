@@ -118,7 +118,10 @@ export class ZipWriter {
    * Adds prebuilt local entries: `bytes` must be exactly the concatenation of the entries `metas` describe,
    * in order (as written by {@link buildLocalEntry}).
    */
-  async addPrebuilt(metas: readonly EntryMeta[], bytes: AsyncIterable<Buffer | Uint8Array>): Promise<void> {
+  async addPrebuilt(
+    metas: readonly EntryMeta[],
+    bytes: AsyncIterable<Buffer | Uint8Array> | Iterable<Buffer | Uint8Array>,
+  ): Promise<void> {
     let expected = 0;
     for (const m of metas) {
       this.recordCentral(m, this.offset + expected);

@@ -11,6 +11,7 @@ import {
   CreateTableCommand,
   DescribeTableCommand,
   ResourceNotFoundException,
+  waitUntilTableExists,
 } from '@aws-sdk/client-dynamodb';
 import {
   CreateQueueCommand,
@@ -314,6 +315,11 @@ async function ensureResources(names: ReturnType<typeof localResourceNames>, ext
           { AttributeName: 'sk', KeyType: 'RANGE' },
         ],
       }),
+    );
+    // A new table is CREATING for a moment; requests before it is ACTIVE fail.
+    await waitUntilTableExists(
+      { client: ddb, maxWaitTime: 30, minDelay: 0.05, maxDelay: 0.2 },
+      { TableName: names.table },
     );
   }
   const queue = async (name: string, attrs: Record<string, string> = {}) =>
