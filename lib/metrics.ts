@@ -1,0 +1,49 @@
+import { Duration } from 'aws-cdk-lib';
+import * as cloudwatch from 'aws-cdk-lib/aws-cloudwatch';
+
+/**
+ * The custom metrics the dashboard and the alarms read. The code emits them (CloudWatch EMF through Powertools)
+ * from the catalogue in core/metrics.ts; lib may not import core, so the names are repeated here and
+ * test/infra checks that every one of them is in that catalogue, with the same namespace and dimensions.
+ */
+export const METRIC_NAMESPACE = 'Rowfleet';
+
+/** Powertools adds the service name as a dimension; core/metrics.ts sets it to this value. */
+export const POWERTOOLS_SERVICE_NAME = 'rowfleet';
+
+export const CUSTOM_METRICS = [
+  'RecordsProcessed',
+  'RecordsFailed',
+  'RecordsRejected',
+  'ChunksProcessed',
+  'ChunkLatency',
+  'WorkersLaunched',
+  'SplitDuration',
+  'FinalizeDuration',
+  'JobsSucceeded',
+  'JobsPartial',
+  'JobsFailed',
+  'JobsRejected',
+] as const;
+
+export type CustomMetricName = (typeof CUSTOM_METRICS)[number];
+
+/** The dimension set every custom metric is published with (see publishMetrics in core/metrics.ts). */
+export function customMetricDimensions(stage: string): Record<string, string> {
+  return { service: POWERTOOLS_SERVICE_NAME, stage };
+}
+
+export function customMetric(
+  stage: string,
+  name: CustomMetricName,
+  options: { readonly statistic?: string; readonly period?: Duration; readonly label?: string } = {},
+): cloudwatch.Metric {
+  return new cloudwatch.Metric({
+    namespace: METRIC_NAMESPACE,
+    metricName: name,
+    dimensionsMap: customMetricDimensions(stage),
+    statistic: options.statistic ?? cloudwatch.Stats.SUM,
+    period: options.period ?? Duration.minutes(5),
+    label: options.label ?? name,
+  });
+}

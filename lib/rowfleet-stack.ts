@@ -1,0 +1,206 @@
+import { Annotations, CfnOutput, Duration, RemovalPolicy, Stack, Tags, type StackProps } from 'aws-cdk-lib';
+import { SqsEventSource } from 'aws-cdk-lib/aws-lambda-event-sources';
+import type * as logs from 'aws-cdk-lib/aws-logs';
+import { Construct } from 'constructs';
+import type { SiteConfig, StageConfig } from '../config/index.ts';
+import { RowfleetApi } from './api.ts';
+import { Monitoring } from './monitoring.ts';
+import { KEY_PREFIXES } from './names.ts';
+import { RowfleetFunction } from './rowfleet-function.ts';
+import { Schedules } from './schedules.ts';
+import { Storage } from './storage.ts';
+import { Workers } from './workers.ts';
+
+export interface RowfleetStackProps extends StackProps {
+  readonly stage: StageConfig;
+  readonly sites: readonly SiteConfig[];
+}
+
+/** Largest Lambda request payload (synchronous invocation): API Gateway passes binary bodies base64-encoded. */
+const LAMBDA_SYNC_PAYLOAD_BYTES = 6 * 1024 * 1024;
+
+/** Lambda entry points, relative to the project root; each exports `handler`. */
+export const FUNCTION_ENTRIES = {
+  upload: 'lambdas/upload/handler.ts',
+  status: 'lambdas/status/handler.ts',
+  finalize: 'lambdas/finalize/handler.ts',
+  authorizer: 'lambdas/authorizer/handler.ts',
+} as const;
+
+export type FunctionName = keyof typeof FUNCTION_ENTRIES;
+
+/** Name of the stack of a stage. */
+export function stackName(stage: string): string {
+  return `Rowfleet-${stage}`;
+}
+
+/**
+ * One stage of Rowfleet on AWS: storage, the row workers (ECS on Fargate), the functions, the REST API,
+ * the schedules and the monitoring. Everything the code addresses reaches it through the environment
+ * (core/env.ts resourceEnv, core/aws/ecs-launcher.ts).
+ */
+export class RowfleetStack extends Stack {
+  readonly storage: Storage;
+  readonly workers: Workers;
+  readonly functions: Record<FunctionName, RowfleetFunction>;
+  readonly api: RowfleetApi;
+  readonly schedules: Schedules;
+  readonly monitoring: Monitoring;
+
+  constructor(scope: Construct, id: string, props: RowfleetStackProps) {
+    const { stage: stageConfig, sites: _sites, ...stackProps } = props;
+    super(scope, id, {
+      description: `Rowfleet ${stageConfig.name}: CSV in, one result per row from Fargate workers, a zip out`,
+      terminationProtection: stageConfig.infra.retainData,
+      ...stackProps,
+    });
+    const stage = props.stage.name;
+    const { infra, limits } = props.stage;
+    Tags.of(this).add('app', 'rowfleet');
+    Tags.of(this).add('stage', stage);
+
+    const logRetention = infra.logRetentionDays as logs.RetentionDays;
+    const logRemovalPolicy = infra.retainData ? RemovalPolicy.RETAIN : RemovalPolicy.DESTROY;
+    const fnTimeout = { upload: Duration.minutes(10), finalize: Duration.minutes(10) };
+
+    this.storage = new Storage(this, 'Storage', {
+      stage,
+      retentionDays: limits.retentionDays,
+      logRetentionDays: infra.logRetentionDays,
+      retainData: infra.retainData,
+      // Visibility at least the consumer's timeout (+ margin), so a message is never handled twice at once.
+      uploadEventsVisibility: fnTimeout.upload.plus(Duration.minutes(5)),
+      finalizeVisibility: fnTimeout.finalize.plus(Duration.minutes(5)),
+    });
+    const { bucket, table, finalizeQueue, deadLetterQueue, uploadEventsQueue } = this.storage;
+
+    this.workers = new Workers(this, 'Workers', {
+      stage,
+      infra,
+      bucket,
+      table,
+      finalizeQueue,
+      deadLetterQueue,
+      logBucket: this.storage.logBucket,
+      logRetention,
+      logRemovalPolicy,
+    });
+
+    const fn = (
+      name: FunctionName,
+      description: string,
+      extra: Partial<ConstructorParameters<typeof RowfleetFunction>[2]> = {},
+    ) =>
+      new RowfleetFunction(this, `${name[0]!.toUpperCase()}${name.slice(1)}Function`, {
+        entry: FUNCTION_ENTRIES[name],
+        description: `Rowfleet ${stage}: ${description}`,
+        logRetention,
+        logRemovalPolicy,
+        logGroupName: `/rowfleet/${stage}/lambda/${name}`,
+        ...extra,
+      });
+
+    // upload: POST /jobs (direct), POST /uploads (presigned POST), S3 events of presigned uploads → split.
+    const upload = fn('upload', 'upload and split', {
+      memorySize: 2048,
+      timeout: fnTimeout.upload,
+    })
+      .bindStage(stage)
+      .bindBucket(bucket, { read: [KEY_PREFIXES.uploads], write: [KEY_PREFIXES.uploads, KEY_PREFIXES.jobs] })
+      .bindTable(table, 'RW')
+      .bindFinalizeQueue(finalizeQueue, { send: true })
+      .bindDeadLetterQueue(deadLetterQueue)
+      .bindReportQueues(stage, ['sqs:CreateQueue', 'sqs:GetQueueUrl', 'sqs:SendMessage', 'sqs:TagQueue'])
+      .bindWorkers(this.workers, { launch: true });
+    // The handler throws on a failed split: the event is retried, then goes to the DLQ.
+    upload.addEventSource(new SqsEventSource(uploadEventsQueue, { batchSize: 1 }));
+
+    // status: GET /health, GET /jobs, GET /jobs/{token} (presigned download URL of results/).
+    const status = fn('status', 'job status')
+      .bindStage(stage)
+      .bindBucket(bucket, { read: [KEY_PREFIXES.results] })
+      .bindTable(table, 'RO')
+      .bindFinalizeQueue(finalizeQueue, { send: false })
+      .bindDeadLetterQueue(deadLetterQueue);
+
+    // finalize: finalize queue → zip of the parts into results/, delete the job queue, stop the workers.
+    const finalize = fn('finalize', 'finalize jobs', { memorySize: 2048, timeout: fnTimeout.finalize })
+      .bindStage(stage)
+      .bindBucket(bucket, { read: [KEY_PREFIXES.jobs], write: [KEY_PREFIXES.results] })
+      .bindTable(table, 'RW')
+      .bindFinalizeQueue(finalizeQueue, { send: false })
+      .bindDeadLetterQueue(deadLetterQueue)
+      .bindReportQueues(stage, ['sqs:GetQueueUrl', 'sqs:DeleteQueue'])
+      .bindWorkers(this.workers, { stop: true });
+    // One job per invocation: a large zip never shares a timeout with another job.
+    finalize.addEventSource(
+      new SqsEventSource(finalizeQueue, { batchSize: 1, reportBatchItemFailures: true }),
+    );
+
+    const authorizer = fn('authorizer', 'API token authorizer', {
+      memorySize: 256,
+      timeout: Duration.seconds(10),
+    }).bindTable(table, 'RO');
+
+    this.functions = { upload, status, finalize, authorizer };
+
+    this.api = new RowfleetApi(this, 'Api', {
+      stage,
+      upload,
+      status,
+      authorizer,
+      rateLimit: infra.apiRateLimit,
+      burstLimit: infra.apiBurstLimit,
+      logRetention,
+      logRemovalPolicy,
+    });
+    if ((limits.directUploadMaxBytes * 4) / 3 > LAMBDA_SYNC_PAYLOAD_BYTES - 64 * 1024) {
+      Annotations.of(this.api).addWarningV2(
+        'rowfleet:directUploadLimit',
+        `limits.directUploadMaxBytes (${limits.directUploadMaxBytes}) is larger than POST /jobs can carry on AWS: ` +
+          'API Gateway base64-encodes binary bodies and Lambda accepts 6 MB per request, so bodies above about ' +
+          '4.4 MiB fail with 413. Lower it to 4_500_000 for the AWS stages; larger files go through POST /uploads.',
+      );
+    }
+
+    // Schedules: the usage mail (one per site) and the reaper plug in here when their functions exist:
+    //   this.schedules.addSiteSchedules('UsageMail', usageMail, props.sites);
+    //   this.schedules.addRecurring('Reaper', reaper, Duration.minutes(5));
+    this.schedules = new Schedules(this, 'Schedules', { stage });
+
+    this.monitoring = new Monitoring(this, 'Monitoring', {
+      stage,
+      functions: [
+        { name: 'upload', fn: upload },
+        { name: 'status', fn: status },
+        { name: 'finalize', fn: finalize },
+        { name: 'authorizer', fn: authorizer, alarmOnErrors: false },
+      ],
+      api: this.api.api,
+      deadLetterQueue,
+      schedulesDeadLetterQueue: this.schedules.deadLetterQueue,
+      finalizeQueue,
+      uploadEventsQueue,
+      cluster: this.workers.cluster,
+      opsEmail: infra.opsEmail,
+    });
+
+    const out = (id: string, value: string, description: string) =>
+      new CfnOutput(this, id, { value, description });
+    out('ApiUrl', this.api.url, 'Base URL of the REST API (rowfleet smoke --api <url>)');
+    out('BucketName', bucket.bucketName, 'Data bucket (uploads/, jobs/, results/)');
+    out('TableName', table.tableName, 'Job table (jobs, chunk markers, API token hashes)');
+    out('ClusterName', this.workers.cluster.clusterName, 'ECS cluster of the row workers');
+    out('FinalizeQueueUrl', finalizeQueue.queueUrl, 'Finalize queue');
+    out('DeadLetterQueueUrl', deadLetterQueue.queueUrl, 'Shared dead-letter queue');
+    out(
+      'SchedulesDeadLetterQueueUrl',
+      this.schedules.deadLetterQueue.queueUrl,
+      'Dead-letter queue of the schedules',
+    );
+    out('OpsTopicArn', this.monitoring.opsTopic.topicArn, 'SNS topic of the ops alarms');
+    out('JobsTopicArn', this.monitoring.jobsTopic.topicArn, 'SNS topic of job outcomes');
+    out('DashboardName', this.monitoring.dashboard.dashboardName, 'CloudWatch dashboard');
+    out('WorkerLogGroup', this.workers.logGroup.logGroupName, 'Log group of the Fargate workers');
+  }
+}

@@ -1,0 +1,114 @@
+import { Duration, TimeZone } from 'aws-cdk-lib';
+import type * as lambda from 'aws-cdk-lib/aws-lambda';
+import * as scheduler from 'aws-cdk-lib/aws-scheduler';
+import * as targets from 'aws-cdk-lib/aws-scheduler-targets';
+import * as sqs from 'aws-cdk-lib/aws-sqs';
+import { Construct } from 'constructs';
+import type { SiteConfig } from '../config/index.ts';
+import { resourceNames } from './names.ts';
+import { acknowledge } from './nag.ts';
+
+/** Minute and hour fields of a cron expression from a site's local send time ("07:00" → minute 0, hour 7). */
+export function sendAtCron(sendAt: string): { readonly minute: string; readonly hour: string } {
+  const m = /^([01]\d|2[0-3]):([0-5]\d)$/.exec(sendAt);
+  if (!m) throw new Error(`sendAt must be HH:MM (00:00-23:59), got "${sendAt}"`);
+  return { hour: String(Number(m[1])), minute: String(Number(m[2])) };
+}
+
+function checkTimeZone(site: SiteConfig): TimeZone {
+  try {
+    new Intl.DateTimeFormat('en', { timeZone: site.timeZone });
+  } catch {
+    throw new Error(
+      `site ${site.id}: unknown time zone "${site.timeZone}" (use an IANA name such as Asia/Tokyo)`,
+    );
+  }
+  return TimeZone.of(site.timeZone);
+}
+
+export interface SchedulesProps {
+  readonly stage: string;
+}
+
+/** How often a schedule retries a failed invocation, and for how long an invocation is still worth making. */
+export const SCHEDULE_RETRY = { retryAttempts: 5, maxEventAge: Duration.hours(2) } as const;
+
+/**
+ * The stage's EventBridge Scheduler schedules: one group, one dead-letter queue for invocations that fail
+ * after the retries, and the targets that plug in — the daily usage mail (one schedule per site, in the
+ * site's own time zone, input naming the site) and recurring jobs such as the reaper.
+ */
+export class Schedules extends Construct {
+  readonly group: scheduler.ScheduleGroup;
+  readonly deadLetterQueue: sqs.Queue;
+  private readonly stage: string;
+
+  constructor(scope: Construct, id: string, props: SchedulesProps) {
+    super(scope, id);
+    this.stage = props.stage;
+    const names = resourceNames(props.stage);
+    this.group = new scheduler.ScheduleGroup(this, 'Group', { scheduleGroupName: names.scheduleGroup });
+    this.deadLetterQueue = new sqs.Queue(this, 'DeadLetterQueue', {
+      queueName: names.schedulesDlq,
+      encryption: sqs.QueueEncryption.SQS_MANAGED,
+      enforceSSL: true,
+      retentionPeriod: Duration.days(14),
+    });
+    acknowledge(this.deadLetterQueue, {
+      id: 'AwsSolutions-SQS3',
+      reason:
+        'This is the dead-letter queue of the schedules; a dead-letter queue of its own would never be read.',
+    });
+  }
+
+  /**
+   * One schedule per site: `cron(<mm> <hh> * * ? *)` from the site's `sendAt` in the site's `timeZone`, input
+   * `{"site":"<id>","scheduledTime":"<aws.scheduler.scheduled-time>"}`. The site comes only from this input.
+   */
+  addSiteSchedules(id: string, target: lambda.IFunction, sites: readonly SiteConfig[]): scheduler.Schedule[] {
+    const scope = new Construct(this, id);
+    return sites.map((site) => {
+      const { minute, hour } = sendAtCron(site.sendAt);
+      return new scheduler.Schedule(scope, `Site-${site.id}`, {
+        scheduleName: `${this.stage}-${id.toLowerCase()}-${site.id}`,
+        description: `Rowfleet ${this.stage}: ${id} for site ${site.id} at ${site.sendAt} ${site.timeZone}`,
+        scheduleGroup: this.group,
+        schedule: scheduler.ScheduleExpression.cron({
+          minute,
+          hour,
+          day: '*',
+          month: '*',
+          year: '*',
+          timeZone: checkTimeZone(site),
+        }),
+        target: new targets.LambdaInvoke(target, {
+          input: scheduler.ScheduleTargetInput.fromObject({
+            site: site.id,
+            scheduledTime: scheduler.ContextAttribute.scheduledTime,
+          }),
+          deadLetterQueue: this.deadLetterQueue,
+          ...SCHEDULE_RETRY,
+        }),
+      });
+    });
+  }
+
+  /** A schedule at a fixed rate (e.g. the reaper every 5 minutes), input `{"scheduledTime": …}`. */
+  addRecurring(id: string, target: lambda.IFunction, rate: Duration): scheduler.Schedule {
+    return new scheduler.Schedule(this, id, {
+      scheduleName: `${this.stage}-${id.toLowerCase()}`,
+      description: `Rowfleet ${this.stage}: ${id} every ${rate.toHumanString()}`,
+      scheduleGroup: this.group,
+      schedule: scheduler.ScheduleExpression.rate(rate),
+      target: new targets.LambdaInvoke(target, {
+        input: scheduler.ScheduleTargetInput.fromObject({
+          scheduledTime: scheduler.ContextAttribute.scheduledTime,
+        }),
+        deadLetterQueue: this.deadLetterQueue,
+        // A late reaper run is useless: the next one is minutes away.
+        retryAttempts: 2,
+        maxEventAge: Duration.minutes(5),
+      }),
+    });
+  }
+}

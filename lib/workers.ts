@@ -1,0 +1,296 @@
+import { Duration, RemovalPolicy, Stack } from 'aws-cdk-lib';
+import type * as dynamodb from 'aws-cdk-lib/aws-dynamodb';
+import * as ec2 from 'aws-cdk-lib/aws-ec2';
+import * as ecrAssets from 'aws-cdk-lib/aws-ecr-assets';
+import * as ecs from 'aws-cdk-lib/aws-ecs';
+import * as iam from 'aws-cdk-lib/aws-iam';
+import * as logs from 'aws-cdk-lib/aws-logs';
+import type * as s3 from 'aws-cdk-lib/aws-s3';
+import type * as sqs from 'aws-cdk-lib/aws-sqs';
+import { Construct } from 'constructs';
+import type { InfraConfig } from '../config/index.ts';
+import { METRIC_NAMESPACE, POWERTOOLS_SERVICE_NAME } from './metrics.ts';
+import { KEY_PREFIXES, reportQueuePrefix, resourceNames } from './names.ts';
+import { acknowledge, acknowledgeFindings, arnFinding, escapeRegExp } from './nag.ts';
+import { PROJECT_ROOT } from './paths.ts';
+
+/** The worker's container name; RunTask overrides address it (WORKER_CONTAINER_NAME). */
+export const WORKER_CONTAINER_NAME = 'worker';
+
+/**
+ * The worker image's build context, as an allow-list: everything is excluded but what the build stage copies
+ * (lock file, npm settings, tsconfig, and the sources the worker imports). Nothing else reaches the Docker
+ * build or the asset hash, so editing tests, docs, the CDK app or the local runtime never rebuilds the image.
+ * /.dockerignore holds the same list for a plain `docker build` (test/infra checks they agree).
+ */
+export const WORKER_IMAGE_EXCLUDE = [
+  '*',
+  '!package.json',
+  '!package-lock.json',
+  '!.npmrc',
+  '!tsconfig.json',
+  '!config',
+  '!core',
+  '!lambdas/shared',
+  '!fargate-worker',
+  '**/node_modules',
+  '**/*.test.ts',
+] as const;
+
+export interface WorkersProps {
+  readonly stage: string;
+  readonly infra: InfraConfig;
+  readonly bucket: s3.IBucket;
+  readonly table: dynamodb.ITable;
+  readonly finalizeQueue: sqs.IQueue;
+  readonly deadLetterQueue: sqs.IQueue;
+  /** Receives the VPC flow logs. */
+  readonly logBucket: s3.IBucket;
+  readonly logRetention: logs.RetentionDays;
+  readonly logRemovalPolicy: RemovalPolicy;
+}
+
+/**
+ * The Fargate row workers: a VPC with public subnets only (no NAT gateway), the cluster, the task definition
+ * built from fargate-worker/Dockerfile, and the security group of the tasks (no inbound, HTTPS out).
+ * Tasks are standalone RunTask tasks started by the upload function (EcsTaskLauncher in core/aws).
+ */
+export class Workers extends Construct {
+  readonly vpc: ec2.Vpc;
+  readonly cluster: ecs.Cluster;
+  readonly taskDefinition: ecs.FargateTaskDefinition;
+  readonly container: ecs.ContainerDefinition;
+  readonly securityGroup: ec2.SecurityGroup;
+  readonly logGroup: logs.LogGroup;
+  /** The environment EcsTaskLauncher reads (core/aws/ecs-launcher.ts). */
+  readonly launcherEnv: Record<string, string>;
+
+  constructor(scope: Construct, id: string, props: WorkersProps) {
+    super(scope, id);
+    const names = resourceNames(props.stage);
+
+    // Public subnets, tasks with a public IP: the tasks reach SQS, ECR and CloudWatch Logs through the
+    // internet gateway, with no NAT gateway to pay for. S3 and DynamoDB go through free gateway endpoints.
+    // Nothing can connect in: the security group has no inbound rule. See docs/DEPLOY.md, "Networking".
+    this.vpc = new ec2.Vpc(this, 'Vpc', {
+      ipAddresses: ec2.IpAddresses.cidr('10.40.0.0/16'),
+      maxAzs: 2,
+      natGateways: 0,
+      subnetConfiguration: [{ name: 'public', subnetType: ec2.SubnetType.PUBLIC, cidrMask: 20 }],
+      gatewayEndpoints: {
+        s3: { service: ec2.GatewayVpcEndpointAwsService.S3 },
+        dynamodb: { service: ec2.GatewayVpcEndpointAwsService.DYNAMODB },
+      },
+      restrictDefaultSecurityGroup: false,
+      flowLogs: {
+        rejected: {
+          destination: ec2.FlowLogDestination.toS3(props.logBucket, 'vpc-flow-logs/'),
+          trafficType: ec2.FlowLogTrafficType.REJECT,
+        },
+      },
+    });
+
+    this.securityGroup = new ec2.SecurityGroup(this, 'TaskSecurityGroup', {
+      vpc: this.vpc,
+      description: `Rowfleet ${props.stage} workers: no inbound, HTTPS to AWS APIs only`,
+      allowAllOutbound: false,
+    });
+    this.securityGroup.addEgressRule(
+      ec2.Peer.anyIpv4(),
+      ec2.Port.tcp(443),
+      'HTTPS to SQS, S3, DynamoDB, ECR and CloudWatch Logs',
+    );
+
+    this.cluster = new ecs.Cluster(this, 'Cluster', {
+      clusterName: names.cluster,
+      vpc: this.vpc,
+      containerInsightsV2: ecs.ContainerInsights.ENABLED,
+    });
+
+    const arm = props.infra.workerArchitecture === 'ARM64';
+    this.taskDefinition = new ecs.FargateTaskDefinition(this, 'TaskDefinition', {
+      family: names.workerFamily,
+      cpu: props.infra.workerCpu,
+      memoryLimitMiB: props.infra.workerMemoryMiB,
+      runtimePlatform: {
+        cpuArchitecture: arm ? ecs.CpuArchitecture.ARM64 : ecs.CpuArchitecture.X86_64,
+        operatingSystemFamily: ecs.OperatingSystemFamily.LINUX,
+      },
+    });
+
+    this.logGroup = new logs.LogGroup(this, 'LogGroup', {
+      logGroupName: names.logGroup('worker'),
+      retention: props.logRetention,
+      removalPolicy: props.logRemovalPolicy,
+    });
+
+    this.container = this.taskDefinition.addContainer('Worker', {
+      containerName: WORKER_CONTAINER_NAME,
+      image: ecs.ContainerImage.fromAsset(PROJECT_ROOT, {
+        file: 'fargate-worker/Dockerfile',
+        exclude: [...WORKER_IMAGE_EXCLUDE],
+        platform: arm ? ecrAssets.Platform.LINUX_ARM64 : ecrAssets.Platform.LINUX_AMD64,
+      }),
+      // SIGTERM → the worker finishes the chunks in hand (visibility ≤ 120 s) → exit; SIGKILL only after this.
+      stopTimeout: Duration.seconds(120),
+      readonlyRootFilesystem: true,
+      logging: ecs.LogDrivers.awsLogs({
+        streamPrefix: 'worker',
+        logGroup: this.logGroup,
+        mode: ecs.AwsLogDriverMode.NON_BLOCKING,
+      }),
+      environment: {
+        STAGE: props.stage,
+        BUCKET_NAME: props.bucket.bucketName,
+        TABLE_NAME: props.table.tableName,
+        FINALIZE_QUEUE_URL: props.finalizeQueue.queueUrl,
+        DLQ_ARN: props.deadLetterQueue.queueArn,
+        WAIT_SECONDS: '20',
+        IDLE_POLLS: '2',
+        VISIBILITY_SECONDS: '120',
+        POWERTOOLS_SERVICE_NAME,
+        POWERTOOLS_METRICS_NAMESPACE: METRIC_NAMESPACE,
+      },
+    });
+
+    this.grantWorkerAccess(props);
+
+    this.launcherEnv = {
+      CLUSTER_ARN: this.cluster.clusterArn,
+      TASK_DEFINITION_ARN: this.taskDefinition.taskDefinitionArn,
+      WORKER_CONTAINER_NAME,
+      WORKER_SUBNET_IDS: this.vpc.publicSubnets.map((s) => s.subnetId).join(','),
+      WORKER_SECURITY_GROUP_IDS: this.securityGroup.securityGroupId,
+      WORKER_ASSIGN_PUBLIC_IP: 'ENABLED',
+    };
+
+    acknowledge(this.taskDefinition, {
+      id: 'AwsSolutions-ECS2',
+      reason:
+        'The environment holds resource names and poll timings only (bucket, table, queue URL, DLQ ARN); no secrets. Job identity comes as RunTask overrides.',
+    });
+    acknowledgeFindings(this.taskDefinition.obtainExecutionRole(), {
+      rule: 'AwsSolutions-IAM5',
+      match: /^Resource::\*$/,
+      reason:
+        'ecr:GetAuthorizationToken supports no resource-level permission (AWS requires "*"); image pulls and log writes are scoped to the asset repository and the worker log group.',
+    });
+  }
+
+  /** The task role: this stage's job queues, jobs/ (read/write) and uploads/ (read), the job table, finalize requests. */
+  private grantWorkerAccess(props: WorkersProps): void {
+    const role = this.taskDefinition.taskRole;
+    const reportQueues = Stack.of(this).formatArn({
+      service: 'sqs',
+      resource: `${reportQueuePrefix(props.stage)}*`,
+    });
+    role.addToPrincipalPolicy(
+      new iam.PolicyStatement({
+        sid: 'JobQueues',
+        actions: [
+          'sqs:GetQueueUrl',
+          'sqs:ReceiveMessage',
+          'sqs:DeleteMessage',
+          'sqs:ChangeMessageVisibility',
+        ],
+        resources: [reportQueues],
+      }),
+    );
+    role.addToPrincipalPolicy(
+      new iam.PolicyStatement({
+        sid: 'JobObjects',
+        actions: ['s3:PutObject', 's3:GetObject'],
+        resources: [props.bucket.arnForObjects(`${KEY_PREFIXES.jobs}*`)],
+      }),
+    );
+    // Chunks are byte ranges of the UTF-8 source: the upload itself when it is UTF-8 (read-only).
+    role.addToPrincipalPolicy(
+      new iam.PolicyStatement({
+        sid: 'SourceRanges',
+        actions: ['s3:GetObject'],
+        resources: [props.bucket.arnForObjects(`${KEY_PREFIXES.uploads}*`)],
+      }),
+    );
+    role.addToPrincipalPolicy(
+      new iam.PolicyStatement({
+        sid: 'JobTable',
+        actions: ['dynamodb:GetItem', 'dynamodb:UpdateItem'],
+        resources: [props.table.tableArn],
+      }),
+    );
+    role.addToPrincipalPolicy(
+      new iam.PolicyStatement({
+        sid: 'FinalizeRequests',
+        actions: ['sqs:SendMessage'],
+        resources: [props.finalizeQueue.queueArn],
+      }),
+    );
+    acknowledgeFindings(
+      role,
+      {
+        rule: 'AwsSolutions-IAM5',
+        match: arnFinding('sqs', `${escapeRegExp(reportQueuePrefix(props.stage))}\\*`),
+        reason: `Workers read the per-job queues the split creates at run time (${reportQueuePrefix(props.stage)}<sha1(token)>); the wildcard covers only this stage's job queues.`,
+      },
+      {
+        rule: 'AwsSolutions-IAM5',
+        match: /^Resource::<[A-Za-z0-9]+\.Arn>\/(jobs|uploads)\/\*$/,
+        reason:
+          'Workers read their chunk ranges of the job source (uploads/ or its UTF-8 copy under jobs/) and write chunk parts under jobs/<site>/<token>/; the keys exist only at run time. Nothing under results/ is reachable.',
+      },
+    );
+  }
+
+  /** RunTask of this task definition on this cluster, tagging the tasks, and passing its two roles. */
+  grantRun(grantee: iam.IGrantable): void {
+    const stack = Stack.of(this);
+    const family = stack.formatArn({
+      service: 'ecs',
+      resource: 'task-definition',
+      resourceName: `${this.taskDefinition.family}:*`,
+    });
+    iam.Grant.addToPrincipal({
+      grantee,
+      actions: ['ecs:RunTask'],
+      resourceArns: [family],
+      conditions: { ArnEquals: { 'ecs:cluster': this.cluster.clusterArn } },
+    });
+    iam.Grant.addToPrincipal({
+      grantee,
+      actions: ['ecs:TagResource'],
+      resourceArns: [this.taskArns()],
+      conditions: { StringEquals: { 'ecs:CreateAction': 'RunTask' } },
+    });
+    iam.Grant.addToPrincipal({
+      grantee,
+      actions: ['iam:PassRole'],
+      resourceArns: [this.taskDefinition.taskRole.roleArn, this.taskDefinition.obtainExecutionRole().roleArn],
+      conditions: { StringEquals: { 'iam:PassedToService': 'ecs-tasks.amazonaws.com' } },
+    });
+  }
+
+  /** ListTasks and StopTask on this cluster only. */
+  grantStop(grantee: iam.IGrantable): void {
+    // ListTasks has no task resource: it is scoped by the ecs:cluster condition key.
+    iam.Grant.addToPrincipal({
+      grantee,
+      actions: ['ecs:ListTasks'],
+      resourceArns: ['*'],
+      conditions: { ArnEquals: { 'ecs:cluster': this.cluster.clusterArn } },
+    });
+    iam.Grant.addToPrincipal({
+      grantee,
+      actions: ['ecs:StopTask'],
+      resourceArns: [this.taskArns()],
+      conditions: { ArnEquals: { 'ecs:cluster': this.cluster.clusterArn } },
+    });
+  }
+
+  private taskArns(): string {
+    return Stack.of(this).formatArn({
+      service: 'ecs',
+      resource: 'task',
+      resourceName: `${this.cluster.clusterName}/*`,
+    });
+  }
+}
