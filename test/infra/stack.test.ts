@@ -1,0 +1,486 @@
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { Match, type Template } from 'aws-cdk-lib/assertions';
+import { getStage } from '../../config/index.ts';
+import { synthStage, type Synthesized } from './support.ts';
+
+/** Statements of the IAM policies attached to the role whose logical id starts with `rolePrefix`. */
+function statementsOf(template: Template, rolePrefix: string): Record<string, unknown>[] {
+  const policies = template.findResources('AWS::IAM::Policy');
+  const out: Record<string, unknown>[] = [];
+  for (const p of Object.values(policies)) {
+    const roles = (p.Properties.Roles ?? []) as { Ref: string }[];
+    if (roles.some((r) => r.Ref.startsWith(rolePrefix))) out.push(...p.Properties.PolicyDocument.Statement);
+  }
+  return out;
+}
+
+/** The tests synthesize for account 123456789012 in ap-northeast-1 (see support.ts): ARNs are literals. */
+const reportQueues = (stage: string) => `arn:aws:sqs:ap-northeast-1:123456789012:${stage}-report-*`;
+const bucketObjects = (prefix: string) =>
+  Match.objectLike({
+    'Fn::Join': [
+      '',
+      [{ 'Fn::GetAtt': [Match.stringLikeRegexp('^StorageDataBucket'), 'Arn'] }, `/${prefix}*`],
+    ],
+  });
+
+describe('Stack: Rowfleet-dev', () => {
+  let s: Synthesized;
+  let template: Template;
+
+  beforeAll(() => {
+    // Prepare, Act: one synth for the whole file
+    s = synthStage('dev');
+    template = s.template;
+  });
+  afterAll(() => s.cleanup());
+
+  describe('IAM scoping', () => {
+    it('limits the worker task role to the stage report queues, jobs/ and uploads/ reads, the table and finalize', () => {
+      // Act
+      const statements = statementsOf(template, 'WorkersTaskDefinitionTaskRole');
+
+      // Assess
+      expect(statements).toEqual([
+        {
+          Sid: 'JobQueues',
+          Effect: 'Allow',
+          Action: [
+            'sqs:ChangeMessageVisibility',
+            'sqs:DeleteMessage',
+            'sqs:GetQueueUrl',
+            'sqs:ReceiveMessage',
+          ],
+          Resource: reportQueues('dev'),
+        },
+        expect.objectContaining({ Sid: 'JobObjects', Action: ['s3:GetObject', 's3:PutObject'] }),
+        expect.objectContaining({ Sid: 'SourceRanges', Action: 's3:GetObject' }),
+        expect.objectContaining({
+          Sid: 'JobTable',
+          Action: ['dynamodb:GetItem', 'dynamodb:UpdateItem'],
+          Resource: { 'Fn::GetAtt': [expect.stringMatching(/^StorageTable/), 'Arn'] },
+        }),
+        expect.objectContaining({
+          Sid: 'FinalizeRequests',
+          Action: 'sqs:SendMessage',
+          Resource: { 'Fn::GetAtt': [expect.stringMatching(/^StorageFinalizeQueue/), 'Arn'] },
+        }),
+      ]);
+      template.hasResourceProperties('AWS::IAM::Policy', {
+        Roles: [{ Ref: Match.stringLikeRegexp('^WorkersTaskDefinitionTaskRole') }],
+        PolicyDocument: {
+          Statement: Match.arrayWith([
+            Match.objectLike({ Sid: 'JobObjects', Resource: bucketObjects('jobs/') }),
+            Match.objectLike({ Sid: 'SourceRanges', Resource: bucketObjects('uploads/') }),
+          ]),
+        },
+      });
+    });
+
+    it('never grants results/ or another stage to the workers', () => {
+      // Act
+      const text = JSON.stringify(statementsOf(template, 'WorkersTaskDefinitionTaskRole'));
+
+      // Assess
+      expect(text).not.toContain('results/');
+      expect(text).not.toMatch(/(stg|prod)-report/);
+    });
+
+    it('lets upload create, tag and fill the stage report queues and launch workers of its task definition only', () => {
+      // Act, Assess
+      template.hasResourceProperties('AWS::IAM::Policy', {
+        Roles: [{ Ref: Match.stringLikeRegexp('^UploadFunctionRole') }],
+        PolicyDocument: {
+          // arrayWith matches in order: the order CDK writes the grants in
+          Statement: Match.arrayWith([
+            Match.objectLike({
+              Action: ['sqs:GetQueueAttributes', 'sqs:GetQueueUrl', 'sqs:SendMessage'],
+              Resource: { 'Fn::GetAtt': [Match.stringLikeRegexp('^StorageFinalizeQueue'), 'Arn'] },
+            }),
+            Match.objectLike({
+              Action: ['sqs:CreateQueue', 'sqs:GetQueueUrl', 'sqs:SendMessage', 'sqs:TagQueue'],
+              Resource: reportQueues('dev'),
+            }),
+            Match.objectLike({
+              Action: 'ecs:RunTask',
+              Resource: 'arn:aws:ecs:ap-northeast-1:123456789012:task-definition/rowfleet-dev-worker:*',
+              Condition: {
+                ArnEquals: {
+                  'ecs:cluster': { 'Fn::GetAtt': [Match.stringLikeRegexp('^WorkersCluster'), 'Arn'] },
+                },
+              },
+            }),
+            Match.objectLike({
+              Action: 'iam:PassRole',
+              Resource: [
+                { 'Fn::GetAtt': [Match.stringLikeRegexp('^WorkersTaskDefinitionExecutionRole'), 'Arn'] },
+                { 'Fn::GetAtt': [Match.stringLikeRegexp('^WorkersTaskDefinitionTaskRole'), 'Arn'] },
+              ],
+              Condition: { StringEquals: { 'iam:PassedToService': 'ecs-tasks.amazonaws.com' } },
+            }),
+          ]),
+        },
+      });
+    });
+
+    it('lets finalize delete report queues and list/stop tasks of the worker cluster only', () => {
+      // Act, Assess
+      template.hasResourceProperties('AWS::IAM::Policy', {
+        Roles: [{ Ref: Match.stringLikeRegexp('^FinalizeFunctionRole') }],
+        PolicyDocument: {
+          Statement: Match.arrayWith([
+            Match.objectLike({
+              Action: ['sqs:DeleteQueue', 'sqs:GetQueueUrl'],
+              Resource: reportQueues('dev'),
+            }),
+            Match.objectLike({
+              Action: 'ecs:ListTasks',
+              Resource: '*',
+              Condition: {
+                ArnEquals: {
+                  'ecs:cluster': { 'Fn::GetAtt': [Match.stringLikeRegexp('^WorkersCluster'), 'Arn'] },
+                },
+              },
+            }),
+            Match.objectLike({ Action: 'ecs:StopTask' }),
+          ]),
+        },
+      });
+      const finalize = JSON.stringify(statementsOf(template, 'FinalizeFunctionRole'));
+      expect(finalize).not.toContain('ecs:RunTask');
+      expect(finalize).not.toContain('iam:PassRole');
+    });
+
+    it('keeps status and the authorizer read-only', () => {
+      // Act
+      const status = statementsOf(template, 'StatusFunctionRole');
+      const authorizer = statementsOf(template, 'AuthorizerFunctionRole');
+
+      // Assess
+      const actions = (sts: Record<string, unknown>[]) =>
+        sts.flatMap((st) => [st.Action].flat() as string[]).filter((a) => !a.startsWith('logs:'));
+      expect(actions(status)).toEqual(
+        expect.arrayContaining(['s3:GetObject', 'dynamodb:GetItem', 'dynamodb:Query']),
+      );
+      for (const a of [...actions(status), ...actions(authorizer)]) {
+        expect(a).not.toMatch(/Put|Update|Delete|Send|Create|RunTask|StopTask/);
+      }
+      expect(status).toContainEqual(
+        expect.objectContaining({ Action: 's3:GetObject', Resource: expect.anything() }),
+      );
+      expect(JSON.stringify(status)).toContain('/results/*');
+      expect(JSON.stringify(authorizer)).not.toContain('s3:');
+    });
+
+    it('has no statement allowing "*" on "*"', () => {
+      // Act
+      const policies = template.findResources('AWS::IAM::Policy');
+      const all = Object.values(policies).flatMap(
+        (p) => p.Properties.PolicyDocument.Statement as Record<string, unknown>[],
+      );
+
+      // Assess
+      for (const st of all) {
+        const actions = [st.Action].flat() as string[];
+        const resources = [st.Resource].flat();
+        expect(actions.some((a) => a === '*' || a.endsWith(':*')) && resources.includes('*')).toBe(false);
+      }
+    });
+  });
+
+  describe('event sources', () => {
+    it('feeds the finalize function from the finalize queue with partial batch responses', () => {
+      template.hasResourceProperties('AWS::Lambda::EventSourceMapping', {
+        EventSourceArn: { 'Fn::GetAtt': [Match.stringLikeRegexp('^StorageFinalizeQueue'), 'Arn'] },
+        FunctionName: { Ref: Match.stringLikeRegexp('^FinalizeFunction') },
+        FunctionResponseTypes: ['ReportBatchItemFailures'],
+        BatchSize: 1,
+      });
+    });
+
+    it('feeds the upload function from the upload-events queue', () => {
+      template.hasResourceProperties('AWS::Lambda::EventSourceMapping', {
+        EventSourceArn: { 'Fn::GetAtt': [Match.stringLikeRegexp('^StorageUploadEventsQueue'), 'Arn'] },
+        FunctionName: { Ref: Match.stringLikeRegexp('^UploadFunction') },
+      });
+    });
+
+    it('sends ObjectCreated events under uploads/ to the upload-events queue', () => {
+      template.hasResourceProperties('Custom::S3BucketNotifications', {
+        NotificationConfiguration: {
+          QueueConfigurations: [
+            {
+              Events: ['s3:ObjectCreated:*'],
+              Filter: { Key: { FilterRules: [{ Name: 'prefix', Value: 'uploads/' }] } },
+              QueueArn: { 'Fn::GetAtt': [Match.stringLikeRegexp('^StorageUploadEventsQueue'), 'Arn'] },
+            },
+          ],
+        },
+      });
+    });
+
+    it('gives each consumer queue a visibility timeout above its function timeout and the shared DLQ', () => {
+      const fns = template.findResources('AWS::Lambda::Function');
+      const timeout = (prefix: string) =>
+        Object.entries(fns).find(([id]) => id.startsWith(prefix))![1].Properties.Timeout as number;
+      template.hasResourceProperties('AWS::SQS::Queue', {
+        QueueName: 'dev-finalize',
+        VisibilityTimeout: Match.anyValue(),
+        RedrivePolicy: {
+          deadLetterTargetArn: { 'Fn::GetAtt': [Match.stringLikeRegexp('^StorageDeadLetterQueue'), 'Arn'] },
+          maxReceiveCount: 5,
+        },
+      });
+      const queues = template.findResources('AWS::SQS::Queue');
+      const visibility = (name: string) =>
+        Object.values(queues).find((q) => q.Properties.QueueName === name)!.Properties
+          .VisibilityTimeout as number;
+      expect(visibility('dev-finalize')).toBeGreaterThan(timeout('FinalizeFunction'));
+      expect(visibility('dev-upload-events')).toBeGreaterThan(timeout('UploadFunction'));
+    });
+  });
+
+  describe('encryption and TLS', () => {
+    it('encrypts every queue (SSE-SQS) and refuses non-TLS access to each', () => {
+      const queues = template.findResources('AWS::SQS::Queue');
+      expect(Object.keys(queues)).toHaveLength(4);
+      for (const q of Object.values(queues)) expect(q.Properties.SqsManagedSseEnabled).toBe(true);
+      const policies = template.findResources('AWS::SQS::QueuePolicy', {
+        Properties: {
+          PolicyDocument: {
+            Statement: Match.arrayWith([
+              Match.objectLike({ Effect: 'Deny', Condition: { Bool: { 'aws:SecureTransport': 'false' } } }),
+            ]),
+          },
+        },
+      });
+      const covered = Object.values(policies).flatMap((p) =>
+        (p.Properties.Queues as { Ref: string }[]).map((q) => q.Ref),
+      );
+      expect(covered.sort()).toEqual(Object.keys(queues).sort());
+    });
+
+    it('blocks public access, encrypts and enforces TLS on both buckets, with access logs and retention', () => {
+      const buckets = template.findResources('AWS::S3::Bucket');
+      for (const b of Object.values(buckets)) {
+        expect(b.Properties.PublicAccessBlockConfiguration).toEqual({
+          BlockPublicAcls: true,
+          BlockPublicPolicy: true,
+          IgnorePublicAcls: true,
+          RestrictPublicBuckets: true,
+        });
+        expect(
+          b.Properties.BucketEncryption.ServerSideEncryptionConfiguration[0].ServerSideEncryptionByDefault,
+        ).toEqual({
+          SSEAlgorithm: 'AES256',
+        });
+      }
+      const tlsOnly = template.findResources('AWS::S3::BucketPolicy', {
+        Properties: {
+          PolicyDocument: {
+            Statement: Match.arrayWith([
+              Match.objectLike({ Effect: 'Deny', Condition: { Bool: { 'aws:SecureTransport': 'false' } } }),
+            ]),
+          },
+        },
+      });
+      expect(Object.keys(tlsOnly)).toHaveLength(2);
+      const days = getStage('dev').limits.retentionDays;
+      template.hasResourceProperties('AWS::S3::Bucket', {
+        LoggingConfiguration: {
+          DestinationBucketName: { Ref: Match.stringLikeRegexp('^StorageLogBucket') },
+          LogFilePrefix: 'data-bucket/',
+        },
+        LifecycleConfiguration: {
+          Rules: Match.arrayWith(
+            ['uploads/', 'jobs/', 'results/'].map((prefix) =>
+              Match.objectLike({ Prefix: prefix, ExpirationInDays: days, Status: 'Enabled' }),
+            ),
+          ),
+        },
+      });
+    });
+
+    it('encrypts both topics with a rotating customer managed key and refuses non-TLS publishing', () => {
+      template.resourceCountIs('AWS::SNS::Topic', 2);
+      template.allResourcesProperties('AWS::SNS::Topic', {
+        KmsMasterKeyId: { 'Fn::GetAtt': [Match.stringLikeRegexp('^MonitoringTopicKey'), 'Arn'] },
+      });
+      template.hasResourceProperties('AWS::KMS::Key', { EnableKeyRotation: true });
+      template.allResourcesProperties('AWS::SNS::TopicPolicy', {
+        PolicyDocument: {
+          Statement: Match.arrayWith([
+            Match.objectLike({ Effect: 'Deny', Condition: { Bool: { 'aws:SecureTransport': 'false' } } }),
+          ]),
+        },
+      });
+    });
+
+    it('keeps the job table on demand with point-in-time recovery and TTL on expiresAt', () => {
+      template.hasResourceProperties('AWS::DynamoDB::Table', {
+        KeySchema: [
+          { AttributeName: 'pk', KeyType: 'HASH' },
+          { AttributeName: 'sk', KeyType: 'RANGE' },
+        ],
+        BillingMode: 'PAY_PER_REQUEST',
+        PointInTimeRecoverySpecification: { PointInTimeRecoveryEnabled: true },
+        TimeToLiveSpecification: { AttributeName: 'expiresAt', Enabled: true },
+        SSESpecification: { SSEEnabled: true },
+      });
+    });
+  });
+
+  describe('functions', () => {
+    it('runs every function on nodejs22.x/arm64 with its own log group and the Powertools settings', () => {
+      const fns = Object.entries(template.findResources('AWS::Lambda::Function')).filter(([id]) =>
+        /^(Upload|Status|Finalize|Authorizer)Function/.test(id),
+      );
+      expect(fns).toHaveLength(4);
+      for (const [, fn] of fns) {
+        expect(fn.Properties).toMatchObject({
+          Runtime: 'nodejs22.x',
+          Architectures: ['arm64'],
+          Handler: 'index.handler',
+          LoggingConfig: { LogGroup: { Ref: expect.stringMatching(/LogGroup/) } },
+          Environment: {
+            Variables: expect.objectContaining({
+              POWERTOOLS_SERVICE_NAME: 'rowfleet',
+              POWERTOOLS_METRICS_NAMESPACE: 'Rowfleet',
+              NODE_OPTIONS: '--enable-source-maps',
+            }),
+          },
+        });
+      }
+      template.hasResourceProperties('AWS::Logs::LogGroup', {
+        LogGroupName: '/rowfleet/dev/lambda/upload',
+        RetentionInDays: getStage('dev').infra.logRetentionDays,
+      });
+    });
+
+    it('gives upload, status and finalize the resource env, and upload/finalize the ECS launcher env', () => {
+      const resourceEnv = {
+        STAGE: 'dev',
+        BUCKET_NAME: { Ref: Match.stringLikeRegexp('^StorageDataBucket') },
+        TABLE_NAME: { Ref: Match.stringLikeRegexp('^StorageTable') },
+        FINALIZE_QUEUE_URL: { Ref: Match.stringLikeRegexp('^StorageFinalizeQueue') },
+        DLQ_ARN: { 'Fn::GetAtt': [Match.stringLikeRegexp('^StorageDeadLetterQueue'), 'Arn'] },
+      };
+      const launcherEnv = {
+        CLUSTER_ARN: { 'Fn::GetAtt': [Match.stringLikeRegexp('^WorkersCluster'), 'Arn'] },
+        TASK_DEFINITION_ARN: { Ref: Match.stringLikeRegexp('^WorkersTaskDefinition') },
+        WORKER_CONTAINER_NAME: 'worker',
+        WORKER_SUBNET_IDS: Match.anyValue(),
+        WORKER_SECURITY_GROUP_IDS: {
+          'Fn::GetAtt': [Match.stringLikeRegexp('^WorkersTaskSecurityGroup'), 'GroupId'],
+        },
+        WORKER_ASSIGN_PUBLIC_IP: 'ENABLED',
+      };
+      for (const name of ['Upload', 'Finalize']) {
+        template.hasResourceProperties('AWS::Lambda::Function', {
+          Description: Match.stringLikeRegexp(name === 'Upload' ? 'upload' : 'finalize'),
+          Environment: { Variables: Match.objectLike({ ...resourceEnv, ...launcherEnv }) },
+        });
+      }
+      template.hasResourceProperties('AWS::Lambda::Function', {
+        Description: Match.stringLikeRegexp('job status'),
+        Environment: { Variables: Match.objectLike(resourceEnv) },
+      });
+      template.hasResourceProperties('AWS::Lambda::Function', {
+        Description: Match.stringLikeRegexp('authorizer'),
+        Environment: {
+          Variables: Match.objectLike({ TABLE_NAME: { Ref: Match.stringLikeRegexp('^StorageTable') } }),
+        },
+      });
+    });
+  });
+
+  describe('API', () => {
+    it('is a REST API with binary CSV bodies, throttling and JSON access logs naming the site', () => {
+      template.hasResourceProperties('AWS::ApiGateway::RestApi', {
+        Name: 'rowfleet-dev',
+        BinaryMediaTypes: Match.arrayWith(['text/csv', 'application/octet-stream']),
+      });
+      template.hasResourceProperties('AWS::ApiGateway::Stage', {
+        StageName: 'dev',
+        AccessLogSetting: {
+          DestinationArn: Match.anyValue(),
+          Format: Match.stringLikeRegexp('"site":"\\$context.authorizer.site"'),
+        },
+        MethodSettings: [
+          Match.objectLike({
+            ThrottlingRateLimit: getStage('dev').infra.apiRateLimit,
+            ThrottlingBurstLimit: getStage('dev').infra.apiBurstLimit,
+            LoggingLevel: 'ERROR',
+            DataTraceEnabled: false,
+          }),
+        ],
+      });
+    });
+
+    it('puts the token authorizer and a request validator on every route but GET /health', () => {
+      const methods = template.findResources('AWS::ApiGateway::Method');
+      const byAuth = Object.values(methods).map((m) => m.Properties.AuthorizationType as string);
+      expect(byAuth.sort()).toEqual(['CUSTOM', 'CUSTOM', 'CUSTOM', 'CUSTOM', 'NONE']);
+      for (const m of Object.values(methods)) {
+        if (m.Properties.AuthorizationType === 'CUSTOM') {
+          expect(m.Properties.AuthorizerId).toEqual({ Ref: expect.stringMatching(/^ApiAuthorizer/) });
+          expect(m.Properties.RequestValidatorId).toEqual({ Ref: expect.stringMatching(/^ApiValidator/) });
+          expect(m.Properties.Integration.Type).toBe('AWS_PROXY');
+        }
+      }
+      template.hasResourceProperties('AWS::ApiGateway::Authorizer', {
+        Type: 'REQUEST',
+        IdentitySource: 'method.request.header.Authorization',
+      });
+      template.hasResourceProperties('AWS::ApiGateway::Method', {
+        HttpMethod: 'POST',
+        RequestModels: { 'application/json': { Ref: Match.stringLikeRegexp('UploadsRequest') } },
+      });
+    });
+  });
+
+  describe('workers', () => {
+    it('runs the worker on Fargate from the Dockerfile with a graceful stop, awslogs and the worker env', () => {
+      template.hasResourceProperties('AWS::ECS::TaskDefinition', {
+        Family: 'rowfleet-dev-worker',
+        RequiresCompatibilities: ['FARGATE'],
+        RuntimePlatform: { CpuArchitecture: 'ARM64', OperatingSystemFamily: 'LINUX' },
+        ContainerDefinitions: [
+          Match.objectLike({
+            Name: 'worker',
+            StopTimeout: 120,
+            ReadonlyRootFilesystem: true,
+            LogConfiguration: Match.objectLike({ LogDriver: 'awslogs' }),
+            Environment: Match.arrayWith(
+              [
+                'STAGE',
+                'BUCKET_NAME',
+                'TABLE_NAME',
+                'FINALIZE_QUEUE_URL',
+                'DLQ_ARN',
+                'WAIT_SECONDS',
+                'IDLE_POLLS',
+                'VISIBILITY_SECONDS',
+              ].map((name) => Match.objectLike({ Name: name })),
+            ),
+          }),
+        ],
+      });
+      template.hasResourceProperties('AWS::ECS::Cluster', {
+        ClusterName: 'rowfleet-dev',
+        ClusterSettings: [{ Name: 'containerInsights', Value: 'enabled' }],
+      });
+    });
+
+    it('has no NAT gateway: public subnets, gateway endpoints, a task security group without ingress', () => {
+      template.resourceCountIs('AWS::EC2::NatGateway', 0);
+      template.resourceCountIs('AWS::EC2::VPCEndpoint', 2);
+      template.hasResourceProperties('AWS::EC2::SecurityGroup', {
+        SecurityGroupEgress: [
+          Match.objectLike({ IpProtocol: 'tcp', FromPort: 443, ToPort: 443, CidrIp: '0.0.0.0/0' }),
+        ],
+        SecurityGroupIngress: Match.absent(),
+      });
+    });
+  });
+});
