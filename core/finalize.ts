@@ -4,7 +4,6 @@ import { keys } from './naming.ts';
 import type { PipelineDeps } from './pipeline.ts';
 import {
   decodeJson,
-  entryMetas,
   errorsCsv,
   PART_META_OFFSET,
   partMetaLength,
@@ -90,8 +89,7 @@ export async function finalizeJob(deps: PipelineDeps, site: string, token: strin
   for (const c of chunkIds) {
     const part = await ahead.shift()!;
     if (c + PREFETCH < chunkIds.length) ahead.push(fetchPart(c + PREFETCH));
-    const { entries, data } = splitPart(part);
-    await zip.addPrebuilt(entryMetas(entries), [data]);
+    await zip.addPrebuilt(splitPart(part).entries);
   }
   const written = await zip.finish();
   await upload.done();

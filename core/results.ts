@@ -1,6 +1,5 @@
 import { stringify } from 'csv-stringify/sync';
 import type { RecordErrorCode } from './errors.ts';
-import type { EntryMeta } from './zip.ts';
 
 /** One line of errors.csv. */
 export interface RecordFailure {
@@ -13,40 +12,33 @@ export interface RecordFailure {
 
 /**
  * A chunk's result object ("part"), written under a deterministic key per chunk (a redelivered chunk
- * overwrites the same object):
- *   `RFP2` | u32 meta length | meta JSON (counts, failures) | u32 index length | entries JSON | entry bytes
+ * overwrites the same object):  `RFP3` | u32 meta length | meta JSON (counts, failures) | zip local entries.
  * The meta comes first and is small, so finalize reads every chunk's failures with one short range read;
- * the entry bytes are zip local entries, copied into the job's zip as they are.
+ * the entries are copied into the job's zip as they are (their headers say all the central directory needs).
  */
 export interface PartMeta {
-  readonly v: 2;
+  readonly v: 3;
   readonly site: string;
   readonly token: string;
   readonly chunk: number;
   readonly succeeded: number;
   readonly failed: number;
+  readonly entries: number;
   readonly failures: RecordFailure[];
 }
 
-/** [name, crc, csize, usize, method] per entry, in byte order. */
-export type PartEntries = [string, number, number, number, 0 | 8][];
-
-const MAGIC = Buffer.from('RFP2');
-
-function u32(n: number): Buffer {
-  const b = Buffer.allocUnsafe(4);
-  b.writeUInt32LE(n, 0);
-  return b;
-}
-
-export function encodePart(meta: PartMeta, entries: PartEntries, entryBytes: Buffer[]): Buffer {
-  const m = Buffer.from(JSON.stringify(meta), 'utf8');
-  const e = Buffer.from(JSON.stringify(entries), 'utf8');
-  return Buffer.concat([MAGIC, u32(m.length), m, u32(e.length), e, ...entryBytes]);
-}
+const MAGIC = Buffer.from('RFP3');
 
 /** Bytes before the meta JSON; the meta's length is the u32 at offset 4. */
 export const PART_META_OFFSET = 8;
+
+export function encodePart(meta: PartMeta, entries: Buffer): Buffer {
+  const m = Buffer.from(JSON.stringify(meta), 'utf8');
+  const head = Buffer.allocUnsafe(PART_META_OFFSET);
+  MAGIC.copy(head, 0);
+  head.writeUInt32LE(m.length, 4);
+  return Buffer.concat([head, m, entries]);
+}
 
 export function partMetaLength(head: Buffer): number {
   if (head.length < PART_META_OFFSET || !head.subarray(0, 4).equals(MAGIC))
@@ -54,23 +46,17 @@ export function partMetaLength(head: Buffer): number {
   return head.readUInt32LE(4);
 }
 
-/** A whole part object: its entry index and the entry bytes. */
-export function splitPart(part: Buffer): { meta: PartMeta; entries: PartEntries; data: Buffer } {
+/** A whole part object: its meta and its zip entries. */
+export function splitPart(part: Buffer): { meta: PartMeta; entries: Buffer } {
   const metaEnd = PART_META_OFFSET + partMetaLength(part);
-  const entriesEnd = metaEnd + 4 + part.readUInt32LE(metaEnd);
   return {
     meta: decodeJson<PartMeta>(part.subarray(PART_META_OFFSET, metaEnd)),
-    entries: decodeJson<PartEntries>(part.subarray(metaEnd + 4, entriesEnd)),
-    data: part.subarray(entriesEnd),
+    entries: part.subarray(metaEnd),
   };
 }
 
 export function decodeJson<T>(bytes: Buffer): T {
   return JSON.parse(bytes.toString('utf8')) as T;
-}
-
-export function entryMetas(entries: PartEntries): EntryMeta[] {
-  return entries.map(([name, crc, csize, usize, method]) => ({ name, crc, csize, usize, method }));
 }
 
 /** OWASP CSV injection: a cell that a spreadsheet would read as a formula gets a leading apostrophe. */

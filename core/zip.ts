@@ -83,6 +83,83 @@ export function localEntrySize(meta: EntryMeta): number {
   return LOCAL_HEADER_SIZE + Buffer.byteLength(meta.name, 'utf8') + meta.csize;
 }
 
+function writeLocalHeader(
+  b: Buffer,
+  o: number,
+  m: EntryMeta,
+  nameLen: number,
+  stamp: { time: number; date: number },
+): void {
+  b.writeUInt32LE(LOCAL_SIG, o);
+  b.writeUInt16LE(20, o + 4);
+  b.writeUInt16LE(UTF8_FLAG, o + 6);
+  b.writeUInt16LE(m.method, o + 8);
+  b.writeUInt16LE(stamp.time, o + 10);
+  b.writeUInt16LE(stamp.date, o + 12);
+  b.writeUInt32LE(m.crc >>> 0, o + 14);
+  b.writeUInt32LE(m.csize, o + 18);
+  b.writeUInt32LE(m.usize, o + 22);
+  b.writeUInt16LE(nameLen, o + 26);
+  b.writeUInt16LE(0, o + 28);
+}
+
+/**
+ * Builds many local entries into one growing buffer: no buffer per entry, text written in place.
+ * The result can be appended to an archive as it is ({@link ZipWriter.addPrebuilt}).
+ */
+export class LocalEntries {
+  private buf = Buffer.allocUnsafe(256 * 1024);
+  private used = 0;
+  count = 0;
+
+  constructor(private readonly stamp = FIXED_STAMP) {}
+
+  private reserve(n: number): void {
+    if (this.used + n <= this.buf.length) return;
+    const next = Buffer.allocUnsafe(Math.max(this.buf.length * 2, this.used + n));
+    this.buf.copy(next, 0, 0, this.used);
+    this.buf = next;
+  }
+
+  add(name: string, data: string | Buffer): void {
+    const nameLen = Buffer.byteLength(name, 'utf8');
+    const usize = typeof data === 'string' ? Buffer.byteLength(data, 'utf8') : data.length;
+    if (usize >= COMPRESS_MIN) {
+      const raw = typeof data === 'string' ? Buffer.from(data, 'utf8') : data;
+      const deflated = deflateRawSync(raw, { level: 6 });
+      const [method, body] = deflated.length < raw.length ? ([8, deflated] as const) : ([0, raw] as const);
+      this.reserve(LOCAL_HEADER_SIZE + nameLen + body.length);
+      const o = this.used;
+      writeLocalHeader(
+        this.buf,
+        o,
+        { name, crc: crc32(raw), csize: body.length, usize, method },
+        nameLen,
+        this.stamp,
+      );
+      this.buf.write(name, o + LOCAL_HEADER_SIZE, nameLen, 'utf8');
+      body.copy(this.buf, o + LOCAL_HEADER_SIZE + nameLen);
+      this.used += LOCAL_HEADER_SIZE + nameLen + body.length;
+    } else {
+      this.reserve(LOCAL_HEADER_SIZE + nameLen + usize);
+      const o = this.used;
+      const at = o + LOCAL_HEADER_SIZE + nameLen;
+      this.buf.write(name, o + LOCAL_HEADER_SIZE, nameLen, 'utf8');
+      if (typeof data === 'string') this.buf.write(data, at, usize, 'utf8');
+      else data.copy(this.buf, at);
+      const crc = crc32(this.buf.subarray(at, at + usize));
+      writeLocalHeader(this.buf, o, { name, crc, csize: usize, usize, method: 0 }, nameLen, this.stamp);
+      this.used += LOCAL_HEADER_SIZE + nameLen + usize;
+    }
+    this.count++;
+  }
+
+  /** The entries built so far (a view, valid until the next add). */
+  bytes(): Buffer {
+    return this.buf.subarray(0, this.used);
+  }
+}
+
 const SLAB = 1 << 20;
 
 /** Writes a ZIP archive to `write`, which must apply backpressure by returning a promise. */
@@ -115,28 +192,37 @@ export class ZipWriter {
   }
 
   /**
-   * Adds prebuilt local entries: `bytes` must be exactly the concatenation of the entries `metas` describe,
-   * in order (as written by {@link buildLocalEntry}).
+   * Appends prebuilt local entries (as {@link LocalEntries} or {@link buildLocalEntry} write them).
+   * Their central-directory records are read back from the local headers, so nothing else is needed.
    */
-  async addPrebuilt(
-    metas: readonly EntryMeta[],
-    bytes: AsyncIterable<Buffer | Uint8Array> | Iterable<Buffer | Uint8Array>,
-  ): Promise<void> {
-    let expected = 0;
-    for (const m of metas) {
-      this.recordCentral(m, this.offset + expected);
-      expected += localEntrySize(m);
+  async addPrebuilt(bytes: Buffer): Promise<number> {
+    let o = 0;
+    let n = 0;
+    while (o < bytes.length) {
+      if (o + LOCAL_HEADER_SIZE > bytes.length || bytes.readUInt32LE(o) !== LOCAL_SIG) {
+        throw new Error(`prebuilt zip entries: no local header at byte ${o}`);
+      }
+      const nameLen = bytes.readUInt16LE(o + 26);
+      const extraLen = bytes.readUInt16LE(o + 28);
+      const csize = bytes.readUInt32LE(o + 18);
+      const end = o + LOCAL_HEADER_SIZE + nameLen + extraLen + csize;
+      if (end > bytes.length) throw new Error(`prebuilt zip entries: entry at byte ${o} is cut short`);
+      this.recordCentral(
+        {
+          name: bytes.toString('utf8', o + LOCAL_HEADER_SIZE, o + LOCAL_HEADER_SIZE + nameLen),
+          crc: bytes.readUInt32LE(o + 14),
+          csize,
+          usize: bytes.readUInt32LE(o + 22),
+          method: bytes.readUInt16LE(o + 8) as 0 | 8,
+        },
+        this.offset + o,
+      );
+      o = end;
+      n++;
     }
-    let seen = 0;
-    for await (const chunk of bytes) {
-      const b = Buffer.isBuffer(chunk)
-        ? chunk
-        : Buffer.from(chunk.buffer, chunk.byteOffset, chunk.byteLength);
-      seen += b.length;
-      await this.write(b);
-    }
-    if (seen !== expected) throw new Error(`prebuilt zip entries: expected ${expected} bytes, got ${seen}`);
-    this.offset += seen;
+    this.offset += bytes.length;
+    await this.write(bytes);
+    return n;
   }
 
   private recordCentral(m: EntryMeta, offset: number): void {
