@@ -1,4 +1,5 @@
-import { Duration, TimeZone } from 'aws-cdk-lib';
+import { Duration, Stack, TimeZone } from 'aws-cdk-lib';
+import * as iam from 'aws-cdk-lib/aws-iam';
 import type * as lambda from 'aws-cdk-lib/aws-lambda';
 import * as scheduler from 'aws-cdk-lib/aws-scheduler';
 import * as targets from 'aws-cdk-lib/aws-scheduler-targets';
@@ -6,7 +7,7 @@ import * as sqs from 'aws-cdk-lib/aws-sqs';
 import { Construct } from 'constructs';
 import type { SiteConfig } from '../config/index.ts';
 import { resourceNames } from './names.ts';
-import { acknowledge } from './nag.ts';
+import { acknowledge, acknowledgeFindings } from './nag.ts';
 
 /** Minute and hour fields of a cron expression from a site's local send time ("07:00" → minute 0, hour 7). */
 export function sendAtCron(sendAt: string): { readonly minute: string; readonly hour: string } {
@@ -41,7 +42,10 @@ export const SCHEDULE_RETRY = { retryAttempts: 5, maxEventAge: Duration.hours(2)
 export class Schedules extends Construct {
   readonly group: scheduler.ScheduleGroup;
   readonly deadLetterQueue: sqs.Queue;
+  /** The role the scheduler assumes to invoke the targets and write to the DLQ. */
+  readonly role: iam.Role;
   private readonly stage: string;
+  private invokeAcknowledged = false;
 
   constructor(scope: Construct, id: string, props: SchedulesProps) {
     super(scope, id);
@@ -53,6 +57,12 @@ export class Schedules extends Construct {
       encryption: sqs.QueueEncryption.SQS_MANAGED,
       enforceSSL: true,
       retentionPeriod: Duration.days(14),
+    });
+    this.role = new iam.Role(this, 'Role', {
+      description: `Rowfleet ${props.stage}: EventBridge Scheduler invokes the scheduled functions`,
+      assumedBy: new iam.ServicePrincipal('scheduler.amazonaws.com', {
+        conditions: { StringEquals: { 'aws:SourceAccount': Stack.of(this).account } },
+      }),
     });
     acknowledge(this.deadLetterQueue, {
       id: 'AwsSolutions-SQS3',
@@ -69,46 +79,67 @@ export class Schedules extends Construct {
     const scope = new Construct(this, id);
     return sites.map((site) => {
       const { minute, hour } = sendAtCron(site.sendAt);
-      return new scheduler.Schedule(scope, `Site-${site.id}`, {
-        scheduleName: `${this.stage}-${id.toLowerCase()}-${site.id}`,
-        description: `Rowfleet ${this.stage}: ${id} for site ${site.id} at ${site.sendAt} ${site.timeZone}`,
-        scheduleGroup: this.group,
-        schedule: scheduler.ScheduleExpression.cron({
-          minute,
-          hour,
-          day: '*',
-          month: '*',
-          year: '*',
-          timeZone: checkTimeZone(site),
-        }),
-        target: new targets.LambdaInvoke(target, {
-          input: scheduler.ScheduleTargetInput.fromObject({
-            site: site.id,
-            scheduledTime: scheduler.ContextAttribute.scheduledTime,
+      return this.inGroup(
+        new scheduler.Schedule(scope, `Site-${site.id}`, {
+          scheduleName: `${this.stage}-${id.toLowerCase()}-${site.id}`,
+          description: `Rowfleet ${this.stage}: ${id} for site ${site.id} at ${site.sendAt} ${site.timeZone}`,
+          scheduleGroup: this.group,
+          schedule: scheduler.ScheduleExpression.cron({
+            minute,
+            hour,
+            day: '*',
+            month: '*',
+            year: '*',
+            timeZone: checkTimeZone(site),
           }),
-          deadLetterQueue: this.deadLetterQueue,
-          ...SCHEDULE_RETRY,
+          target: new targets.LambdaInvoke(target, {
+            input: scheduler.ScheduleTargetInput.fromObject({
+              site: site.id,
+              scheduledTime: scheduler.ContextAttribute.scheduledTime,
+            }),
+            deadLetterQueue: this.deadLetterQueue,
+            role: this.role,
+            ...SCHEDULE_RETRY,
+          }),
         }),
-      });
+      );
     });
   }
 
   /** A schedule at a fixed rate (e.g. the reaper every 5 minutes), input `{"scheduledTime": …}`. */
   addRecurring(id: string, target: lambda.IFunction, rate: Duration): scheduler.Schedule {
-    return new scheduler.Schedule(this, id, {
-      scheduleName: `${this.stage}-${id.toLowerCase()}`,
-      description: `Rowfleet ${this.stage}: ${id} every ${rate.toHumanString()}`,
-      scheduleGroup: this.group,
-      schedule: scheduler.ScheduleExpression.rate(rate),
-      target: new targets.LambdaInvoke(target, {
-        input: scheduler.ScheduleTargetInput.fromObject({
-          scheduledTime: scheduler.ContextAttribute.scheduledTime,
+    return this.inGroup(
+      new scheduler.Schedule(this, id, {
+        scheduleName: `${this.stage}-${id.toLowerCase()}`,
+        description: `Rowfleet ${this.stage}: ${id} every ${rate.toHumanString()}`,
+        scheduleGroup: this.group,
+        schedule: scheduler.ScheduleExpression.rate(rate),
+        target: new targets.LambdaInvoke(target, {
+          input: scheduler.ScheduleTargetInput.fromObject({
+            scheduledTime: scheduler.ContextAttribute.scheduledTime,
+          }),
+          deadLetterQueue: this.deadLetterQueue,
+          role: this.role,
+          // A late reaper run is useless: the next one is minutes away.
+          retryAttempts: 2,
+          maxEventAge: Duration.minutes(5),
         }),
-        deadLetterQueue: this.deadLetterQueue,
-        // A late reaper run is useless: the next one is minutes away.
-        retryAttempts: 2,
-        maxEventAge: Duration.minutes(5),
       }),
-    });
+    );
+  }
+
+  /** The group is referenced by its name, which carries no dependency: create it before the schedules. */
+  private inGroup(schedule: scheduler.Schedule): scheduler.Schedule {
+    schedule.node.addDependency(this.group);
+    if (!this.invokeAcknowledged) {
+      this.invokeAcknowledged = true;
+      acknowledgeFindings(this.role, {
+        rule: 'AwsSolutions-IAM5',
+        match: /^Resource::<[A-Za-z0-9]+\.Arn>:\*$/,
+        reason:
+          'CDK grants lambda:InvokeFunction on each scheduled function and its versions/aliases (<function ARN>:*); nothing beyond the functions added to these schedules.',
+      });
+    }
+    return schedule;
   }
 }

@@ -1,0 +1,109 @@
+import { readFileSync } from 'node:fs';
+import { describe, expect, it } from 'vitest';
+import { getStage, loadConfig } from '../../config/index.ts';
+import { keys, reportQueuePrefix as coreReportQueuePrefix } from '../../core/naming.ts';
+import { localResourceNames } from '../../local/runtime.ts';
+import { deployableStages, resolveStage, stageEnvironment } from '../../lib/app.ts';
+import { KEY_PREFIXES, reportQueuePrefix, resourceNames } from '../../lib/names.ts';
+import { projectPath } from '../../lib/paths.ts';
+import { WORKER_IMAGE_EXCLUDE } from '../../lib/workers.ts';
+
+describe('Stack: app entry and shared names', () => {
+  describe('stage selection', () => {
+    it('deploys dev, stg and prod, never the local stage', () => {
+      expect(deployableStages().map((s) => s.name)).toEqual(['dev', 'stg', 'prod']);
+    });
+
+    it('refuses a missing stage and lists the deployable ones', () => {
+      expect(() => resolveStage(undefined)).toThrow(
+        'No stage given. Pick one with -c stage=<name>; deployable stages: dev, stg, prod.',
+      );
+    });
+
+    it('refuses an unknown stage and the local stage with a clear message', () => {
+      expect(() => resolveStage('qa')).toThrow('Unknown stage "qa". Deployable stages: dev, stg, prod.');
+      expect(() => resolveStage('local')).toThrow(/runs on the embedded runtime/);
+    });
+
+    it('resolves a configured stage', () => {
+      expect(resolveStage('prod').infra.retainData).toBe(true);
+      expect(resolveStage('dev').infra.retainData).toBe(false);
+    });
+  });
+
+  describe('account and region', () => {
+    it('takes the region from the stage and the account from the credentials', () => {
+      // Prepare
+      const stage = getStage('dev');
+
+      // Act
+      const env = stageEnvironment(stage, {
+        CDK_DEFAULT_ACCOUNT: '111111111111',
+        CDK_DEFAULT_REGION: 'us-east-1',
+      });
+
+      // Assess
+      expect(env).toEqual({ account: '111111111111', region: stage.region });
+    });
+
+    it('refuses credentials of another account than the one a stage is pinned to', () => {
+      // Prepare
+      const pinned = { ...getStage('prod'), account: '222222222222' };
+
+      // Act, Assess
+      expect(() => stageEnvironment(pinned, { CDK_DEFAULT_ACCOUNT: '111111111111' })).toThrow(
+        /deploys to account 222222222222/,
+      );
+      expect(stageEnvironment(pinned, {})).toMatchObject({ account: '222222222222' });
+    });
+  });
+
+  describe('names shared with core/ and local/', () => {
+    it.each(loadConfig().stages.map((s) => s.name))(
+      'uses the report-queue prefix of core/naming.ts (%s)',
+      (stage) => {
+        expect(reportQueuePrefix(stage)).toBe(coreReportQueuePrefix(stage));
+      },
+    );
+
+    it('scopes IAM to the key areas core/naming.ts writes', () => {
+      const token = '00000000-0000-4000-8000-000000000000';
+      expect(keys.source('sakai', token).startsWith(KEY_PREFIXES.uploads)).toBe(true);
+      expect(keys.part('sakai', token, 0).startsWith(KEY_PREFIXES.jobs)).toBe(true);
+      expect(keys.rejected('sakai', token).startsWith(KEY_PREFIXES.jobs)).toBe(true);
+      expect(keys.result('sakai', token).startsWith(KEY_PREFIXES.results)).toBe(true);
+    });
+
+    it('names the queues as the local runtime does', () => {
+      const local = localResourceNames('dev');
+      const aws = resourceNames('dev');
+      expect({ finalize: aws.finalizeQueue, dlq: aws.dlq, uploadEvents: aws.uploadEventsQueue }).toEqual({
+        finalize: local.finalizeQueue,
+        dlq: local.dlq,
+        uploadEvents: local.uploadEventsQueue,
+      });
+    });
+  });
+
+  describe('worker image', () => {
+    it('keeps .dockerignore equal to the asset exclude list', () => {
+      const lines = readFileSync(projectPath('.dockerignore'), 'utf8')
+        .split('\n')
+        .map((l) => l.trim())
+        .filter((l) => l && !l.startsWith('#'));
+      expect(lines).toEqual([...WORKER_IMAGE_EXCLUDE]);
+    });
+
+    it('builds in two stages from node:22-slim and runs worker.mjs as a non-root user', () => {
+      const dockerfile = readFileSync(projectPath('fargate-worker/Dockerfile'), 'utf8');
+      expect(dockerfile.match(/^FROM node:22-slim/gm)).toHaveLength(2);
+      expect(dockerfile).toMatch(/^RUN npm ci /m);
+      expect(dockerfile).toMatch(/^USER node$/m);
+      expect(dockerfile).toMatch(/^CMD \["node", "worker\.mjs"\]$/m);
+      for (const dir of ['config', 'core', 'lambdas/shared', 'fargate-worker']) {
+        expect(WORKER_IMAGE_EXCLUDE).toContain(`!${dir}`);
+        expect(dockerfile).toContain(`COPY ${dir} ./${dir}`);
+      }
+    });
+  });
+});
