@@ -252,8 +252,8 @@ describe('Pipeline: split → workers → finalize on the embedded emulators', (
     // Assess
     expect(err).toBeInstanceOf(NotFoundError);
     expect(list.map((v) => v.token)).not.toContain(token);
-    expect(await deps.objects.size(keys.part(other, token, 0))).toBeUndefined();
-    expect(await deps.objects.size(keys.part('sakai', token, 0))).toBeGreaterThan(0);
+    expect(await deps.objects.size(keys.result(other, token))).toBeUndefined();
+    expect(await deps.objects.size(keys.result('sakai', token))).toBeGreaterThan(0);
   });
 });
 
@@ -272,6 +272,39 @@ describe('Pipeline: file-level rejection', () => {
     expect(view.error).toMatchObject({ code: 'DUPLICATE_HEADER', line: 1 });
     expect(launcher.launches).toEqual([]);
     expect(await deps.queues.queueUrl(reportQueueName('local', view.token))).toBeUndefined();
+  });
+});
+
+describe('Pipeline: a file whose every record is rejected', () => {
+  it('ends FAILED with every record in errors.csv, instead of waiting for workers forever', async () => {
+    // Prepare: a valid header, then only records with a wrong column count
+    const launcher = new RecordingLauncher();
+    const deps = testDeps(aws, { launcher });
+    const body = Buffer.from('id,name\n1\n2,b,extra\n3\n', 'utf8');
+
+    // Act
+    const view = await startDirectJob(deps, 'sakai', body, { processor: 'json' });
+    await runWorkers(deps, launcher, view.token);
+    const requests = await finalizeRequests(deps);
+    for (const r of requests) await finalizeJob(deps, r.site, r.token);
+    const job = await deps.jobs.get('sakai', view.token);
+
+    // Assess
+    expect(requests).toEqual([{ site: 'sakai', token: view.token }]);
+    expect(job?.state).toBe('FAILED');
+    expect(job).toMatchObject({ totalRecords: 3, rejected: 3, succeeded: 0 });
+    const entries = await readZip(await deps.objects.bytes(keys.result('sakai', view.token)));
+    const errors = parse(
+      entries
+        .find((e) => e.name === 'errors.csv')!
+        .data.subarray(3)
+        .toString('utf8'),
+    ) as string[][];
+    expect(errors.slice(1).map((r) => [r[0], r[1], r[2]])).toEqual([
+      ['2', '1', 'COLUMN_COUNT'],
+      ['3', '2', 'COLUMN_COUNT'],
+      ['4', '3', 'COLUMN_COUNT'],
+    ]);
   });
 });
 

@@ -17,18 +17,19 @@ function positions(events: RecordEvent[]): [string, number, number][] {
 }
 
 describe('Function: readRecords', () => {
-  it('yields the header, then records numbered from 1 with their fields', async () => {
+  it('yields the header, then records numbered from 1 with their fields and byte positions', async () => {
     // Prepare
-    const text = 'id,name,city\n1,山田,堺\n2,"鈴木, 花子",川崎\n';
+    const lines = ['id,name,city\n', '1,山田,堺\n', '2,"鈴木, 花子",川崎\n'];
+    const ends = lines.map((_, i) => Buffer.byteLength(lines.slice(0, i + 1).join('')));
 
     // Act
-    const events = await read(text);
+    const events = await read(lines.join(''));
 
     // Assess
     expect(events).toEqual([
-      { kind: 'header', header: ['id', 'name', 'city'], line: 1, delimiter: ',' },
-      { kind: 'record', n: 1, line: 2, fields: ['1', '山田', '堺'] },
-      { kind: 'record', n: 2, line: 3, fields: ['2', '鈴木, 花子', '川崎'] },
+      { kind: 'header', header: ['id', 'name', 'city'], line: 1, delimiter: ',', end: ends[0], endLine: 1 },
+      { kind: 'record', n: 1, line: 2, fields: ['1', '山田', '堺'], end: ends[1], endLine: 2 },
+      { kind: 'record', n: 2, line: 3, fields: ['2', '鈴木, 花子', '川崎'], end: ends[2], endLine: 3 },
     ]);
   });
 

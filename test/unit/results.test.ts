@@ -1,14 +1,14 @@
 import { parse } from 'csv-parse/sync';
 import { describe, expect, it } from 'vitest';
 import {
-  decodePartIndex,
+  decodeJson,
   encodePart,
-  entryMetas,
   errorsCsv,
   neutraliseCell,
-  partIndexLength,
-  PART_HEAD_BYTES,
-  type PartIndex,
+  PART_META_OFFSET,
+  partMetaLength,
+  splitPart,
+  type PartMeta,
   type RecordFailure,
 } from '../../core/results.ts';
 import { buildLocalEntry } from '../../core/zip.ts';
@@ -101,28 +101,29 @@ describe('Function: neutraliseCell', () => {
 });
 
 describe('Function: encodePart', () => {
-  it('round-trips the index and keeps the entry bytes after it', () => {
+  it('round-trips the meta and keeps the zip entries after it', () => {
     // Prepare
     const e = buildLocalEntry('rows/1.json', Buffer.from('{"a":"1"}'));
-    const index: PartIndex = {
-      v: 1,
+    const meta: PartMeta = {
+      v: 3,
       site: 'sakai',
       token: '0f8fad5b-d9cb-469f-a165-70867728950e',
       chunk: 4,
       succeeded: 1,
-      failed: 0,
-      entries: [[e.meta.name, e.meta.crc, e.meta.csize, e.meta.usize, e.meta.method]],
-      failures: [],
+      failed: 1,
+      entries: 1,
+      failures: [failure(2, '=x', 'boom')],
     };
 
     // Act
-    const part = encodePart(index, [e.bytes]);
+    const part = encodePart(meta, e.bytes);
 
     // Assess
-    const len = partIndexLength(part.subarray(0, PART_HEAD_BYTES));
-    expect(decodePartIndex(part.subarray(PART_HEAD_BYTES, PART_HEAD_BYTES + len))).toEqual(index);
-    expect(entryMetas(index)).toEqual([e.meta]);
-    expect(part.subarray(PART_HEAD_BYTES + len).equals(e.bytes)).toBe(true);
-    expect(() => partIndexLength(Buffer.from('NOPE0000'))).toThrow(/not a Rowfleet part/);
+    const split = splitPart(part);
+    expect(split.meta).toEqual(meta);
+    expect(split.entries.equals(e.bytes)).toBe(true);
+    const metaEnd = PART_META_OFFSET + partMetaLength(part.subarray(0, PART_META_OFFSET));
+    expect(decodeJson<PartMeta>(part.subarray(PART_META_OFFSET, metaEnd))).toEqual(meta);
+    expect(() => partMetaLength(Buffer.from('NOPE0000'))).toThrow(/not a Rowfleet part/);
   });
 });

@@ -4,8 +4,7 @@ import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { buildLocalEntry, ZipWriter } from '../../core/zip.ts';
-import { chunksOf } from '../helpers/streams.ts';
+import { buildLocalEntry, LocalEntries, ZipWriter } from '../../core/zip.ts';
 import { readZip } from '../helpers/zip.ts';
 
 const ENTRIES = 70_000;
@@ -122,43 +121,49 @@ describe('Class: ZipWriter', () => {
     ]);
   });
 
-  it('copies prebuilt local entries (addPrebuilt) between in-memory ones, whatever the chunking', async () => {
-    // Prepare: entries built elsewhere (as the row workers do), then fed in odd-sized pieces
-    const built = Array.from({ length: 50 }, (_, i) => buildLocalEntry(`rows/${i + 1}.json`, content(i)));
-    const bytes = Buffer.concat(built.map((b) => b.bytes));
+  it('copies prebuilt local entries (addPrebuilt) between in-memory ones', async () => {
+    // Prepare: entries built elsewhere, as the row workers do, some deflated, some stored
+    const built = new LocalEntries();
+    for (let i = 0; i < 50; i++)
+      built.add(`rows/${i + 1}.json`, i % 2 === 0 ? content(i) : content(i).toString('utf8'));
+    const single = buildLocalEntry('reports/x.html', Buffer.from('<p>x</p>'));
 
     // Act
+    let counted = 0;
     const zip = await writeZip(async (z) => {
       await z.addEntry('manifest.json', '{"a":1}');
-      await z.addPrebuilt(
-        built.map((b) => b.meta),
-        chunksOf(bytes, 333),
-      );
+      counted += await z.addPrebuilt(built.bytes());
+      counted += await z.addPrebuilt(single.bytes);
       await z.addEntry('errors.csv', Buffer.from('line,record\r\n'));
     });
     const entries = await readZip(zip);
 
     // Assess
+    expect(built.count).toBe(50);
+    expect(counted).toBe(51);
     expect(entries.map((e) => e.name)).toEqual([
       'manifest.json',
-      ...built.map((b) => b.meta.name),
+      ...Array.from({ length: 50 }, (_, i) => `rows/${i + 1}.json`),
+      'reports/x.html',
       'errors.csv',
     ]);
-    expect(entries[0]!.data.toString()).toBe('{"a":1}');
     entries.slice(1, 51).forEach((e, i) => expect(e.data.equals(content(i))).toBe(true));
-    expect(built.some((b) => b.meta.method === 8)).toBe(true);
+    expect(entries[51]!.data.toString()).toBe('<p>x</p>');
+    expect(entries[52]!.data.toString()).toBe('line,record\r\n');
   });
 
-  it('refuses prebuilt bytes that do not match their metadata', async () => {
+  it('refuses prebuilt bytes that are cut short or are not local entries', async () => {
     // Prepare
     const built = buildLocalEntry('rows/1.json', Buffer.from('{"x":1}'));
     const zip = new ZipWriter(async () => {});
 
     // Act
-    const act = zip.addPrebuilt([built.meta], chunksOf(built.bytes.subarray(0, built.bytes.length - 1), 10));
+    const short = zip.addPrebuilt(built.bytes.subarray(0, built.bytes.length - 1));
+    const garbage = zip.addPrebuilt(Buffer.from('not a zip entry at all, no PK header here'));
 
     // Assess
-    await expect(act).rejects.toThrow(/expected \d+ bytes, got \d+/);
+    await expect(short).rejects.toThrow(/cut short/);
+    await expect(garbage).rejects.toThrow(/no local header/);
   });
 
   it('stores a non-ASCII entry name as UTF-8 that yauzl, unzip and Python read back', async () => {
