@@ -14,6 +14,7 @@ import type * as sqs from 'aws-cdk-lib/aws-sqs';
 import { Construct } from 'constructs';
 import { customMetric, type CustomMetricName } from './metrics.ts';
 import { resourceNames } from './names.ts';
+import { MAX_RECEIVE_COUNT } from './storage.ts';
 
 export interface MonitoredFunction {
   /** Short name used in alarm names and widget labels (upload, status, …). */
@@ -106,7 +107,7 @@ export class Monitoring extends Construct {
       'DlqNotEmpty',
       dlqDepth,
       1,
-      `Messages in ${names.dlq}: a job chunk, finalize request or upload event failed ${5} times. RUNBOOK.md#dlq-not-empty`,
+      `Messages in ${names.dlq}: a job chunk, finalize request or upload event failed ${MAX_RECEIVE_COUNT} times. RUNBOOK.md#dlq-not-empty`,
     );
     this.alarm(
       'SchedulesDlqNotEmpty',
