@@ -1,5 +1,6 @@
 import { Command, InvalidArgumentError, Option } from 'commander';
 import { existsSync } from 'node:fs';
+import { fileURLToPath } from 'node:url';
 import { getSite, getStage, loadConfig } from '../config/index.ts';
 import { processorNames } from '../core/processors/index.ts';
 import { LocalRuntime } from '../local/runtime.ts';
@@ -107,6 +108,29 @@ program
     else
       for (const s of sites)
         process.stdout.write(`${s.id}\t${s.name}\t${s.timeZone} ${s.sendAt}\t${s.recipients.join(', ')}\n`);
+  });
+
+program
+  .command('smoke')
+  .description('post-deploy check: run the sample file through a deployed API and check the zip')
+  .requiredOption('--api <url>', 'the API base URL (the stack output ApiUrl)')
+  .requiredOption('--token <token>', 'an API token of the site to test as')
+  .option('--file <file>', 'CSV to send', fileURLToPath(new URL('../samples/clients.csv', import.meta.url)))
+  .option('--out <dir>', 'where to write the zip', 'out')
+  .action(async (o: { api: string; token: string; file: string; out: string }) => {
+    const health = await fetch(new URL('health', o.api.endsWith('/') ? o.api : o.api + '/'));
+    if (!health.ok) throw new Error(`GET /health answered ${health.status}`);
+    const summary = await runJob({
+      apiUrl: o.api.replace(/\/$/, ''),
+      apiToken: o.token,
+      file: o.file,
+      outDir: o.out,
+      directMaxBytes: getStage('prod').limits.directUploadMaxBytes,
+      progress: true,
+    });
+    const ok = summary.state === 'SUCCEEDED' && Boolean(summary.zip) && summary.rows.total > 0;
+    process.stdout.write(JSON.stringify({ ok, ...summary }) + '\n');
+    process.exitCode = ok ? 0 : 1;
   });
 
 const token = program.command('token').description('API tokens (each bound to one site)');
