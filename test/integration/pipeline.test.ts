@@ -1,4 +1,5 @@
 import { parse } from 'csv-parse/sync';
+import iconv from 'iconv-lite';
 import { afterAll, beforeAll, describe, expect, it, vi } from 'vitest';
 import { NotFoundError } from '../../core/errors.ts';
 import { finalizeJob } from '../../core/finalize.ts';
@@ -66,11 +67,11 @@ async function runWorkers(
   );
 }
 
-/** Drains the finalize queue; returns the finalize requests it held. */
+/** Drains the finalize queue (the split and the workers send their requests before they return). */
 async function finalizeRequests(deps: PipelineDeps): Promise<{ site: string; token: string }[]> {
   const out: { site: string; token: string }[] = [];
   for (let empty = 0; empty < 2;) {
-    const msgs = await deps.queues.receive(deps.env.finalizeQueueUrl, { max: 10, waitSeconds: 1 });
+    const msgs = await deps.queues.receive(deps.env.finalizeQueueUrl, { max: 10, waitSeconds: 0 });
     if (msgs.length === 0) empty++;
     for (const m of msgs) {
       out.push(JSON.parse(m.Body!) as { site: string; token: string });
@@ -272,6 +273,43 @@ describe('Pipeline: file-level rejection', () => {
     expect(view.error).toMatchObject({ code: 'DUPLICATE_HEADER', line: 1 });
     expect(launcher.launches).toEqual([]);
     expect(await deps.queues.queueUrl(reportQueueName('local', view.token))).toBeUndefined();
+  });
+});
+
+describe('Pipeline: every accepted encoding', () => {
+  const header = ['id', '氏名', 'memo'];
+  const records = [
+    ['1', 'ソフト表示', 'C:\\dir~x'],
+    ['2', '髙橋①', 'a, b'],
+    ['3', 'ミ～ル', 'line1\r\nline2'],
+  ];
+  const text = (sep: string) =>
+    [header, ...records]
+      .map((r) => r.map((f) => (/[",\r\n\t]/.test(f) ? `"${f.replace(/"/g, '""')}"` : f)).join(sep))
+      .join('\r\n') + '\r\n';
+
+  it.each([
+    ['utf-8-bom', () => Buffer.concat([Buffer.from([0xef, 0xbb, 0xbf]), Buffer.from(text(','), 'utf8')])],
+    ['cp932', () => iconv.encode(text(','), 'cp932')],
+    ['utf-16le', () => Buffer.concat([Buffer.from([0xff, 0xfe]), iconv.encode(text('\t'), 'utf-16le')])],
+  ])('processes a %s file: the workers read the records exactly as the split did', async (encoding, make) => {
+    // Prepare
+    const launcher = new RecordingLauncher();
+    const deps = testDeps(aws, { launcher, limits: { chunkMaxRecords: 1 } });
+
+    // Act
+    const view = await startDirectJob(deps, 'sakai', make(), { processor: 'json' });
+    await runWorkers(deps, launcher, view.token);
+    for (const r of await finalizeRequests(deps)) await finalizeJob(deps, r.site, r.token);
+    const entries = await readZip(await deps.objects.bytes(keys.result('sakai', view.token)));
+
+    // Assess
+    const manifest = JSON.parse(entries[0]!.data.toString('utf8')) as Record<string, unknown>;
+    expect(manifest).toMatchObject({ state: 'SUCCEEDED', encoding, header });
+    const rows = entries
+      .filter((e) => e.name.startsWith('rows/'))
+      .map((e) => JSON.parse(e.data.toString('utf8')) as unknown);
+    expect(rows).toEqual(records.map((r) => Object.fromEntries(header.map((h, i) => [h, r[i]]))));
   });
 });
 

@@ -172,6 +172,21 @@ describe('Function: decodeText', () => {
     expect(whole.text).toBe(text);
   });
 
+  it('detects UTF-8 whose first non-ASCII byte comes after 100 KB of ASCII', async () => {
+    // Prepare
+    const ascii = ['id,name'];
+    while (ascii.join('\n').length < 100 * 1024) ascii.push(`${ascii.length},abcdefghij`);
+    const text = ascii.join('\n') + '\n' + '99999,山田太郎\n100000,😀\n';
+    const bytes = Buffer.from(text, 'utf8');
+
+    // Act
+    const streamed = await decode(bytes, 16 * 1024 + 1);
+
+    // Assess
+    expect(streamed.info.encoding).toBe('utf-8');
+    expect(streamed.text).toBe(text);
+  });
+
   it('rejects bytes valid in no encoding as UNDECODABLE, naming the line (CP932 file)', async () => {
     // Prepare: 0x85 0x40 and 0xA0 are unmapped in CP932; invalid in UTF-8 as well
     const bytes = Buffer.concat([

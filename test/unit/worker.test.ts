@@ -1,0 +1,85 @@
+import { describe, expect, it } from 'vitest';
+import type { ChunkMessage } from '../../core/chunk.ts';
+import type { Job } from '../../core/jobs.ts';
+import type { RowProcessor } from '../../core/processors/index.ts';
+import { splitPart } from '../../core/results.ts';
+import { processChunk } from '../../core/worker.ts';
+import { ZipWriter } from '../../core/zip.ts';
+import { readZip } from '../helpers/zip.ts';
+
+const TOKEN = '0f8fad5b-d9cb-469f-a165-70867728950e';
+const job: Job = {
+  site: 'sakai',
+  token: TOKEN,
+  state: 'RUNNING',
+  processor: 'test',
+  sourceKey: `uploads/sakai/${TOKEN}/source.csv`,
+  upload: 'direct',
+  header: ['id', 'name'],
+  chunksDone: 0,
+  succeeded: 0,
+  failed: 0,
+  receivedAt: '2026-01-02T03:04:05.000Z',
+};
+const msg: ChunkMessage = {
+  v: 2,
+  site: 'sakai',
+  token: TOKEN,
+  chunk: 7,
+  key: job.sourceKey,
+  start: 0,
+  end: 1,
+  n: 1,
+  line: 2,
+  records: 3,
+};
+
+/** Fails on record 2; writes one file per record otherwise (sync for 1, async for 3). */
+const flaky: RowProcessor = {
+  name: 'test',
+  description: 'test processor',
+  process(row, ctx) {
+    if (row.n === 2) throw new Error(`cannot handle ${row.fields[1]}`);
+    const out = [{ name: `out/${row.n}.txt`, data: `${ctx.site}:${row.fields.join('|')}` }];
+    return row.n === 3 ? Promise.resolve(out) : out;
+  },
+};
+
+describe('Function: processChunk', () => {
+  it('fails only the record whose processor throws and reports it as PROCESSING_FAILED', async () => {
+    // Prepare
+    const records: [number, number, string[]][] = [
+      [1, 2, ['1', '山田']],
+      [2, 3, ['2', '=bad']],
+      [3, 5, ['3', 'multi\nline']],
+    ];
+
+    // Act
+    const done = await processChunk(job, msg, records, flaky);
+
+    // Assess
+    expect({ succeeded: done.succeeded, failed: done.failed }).toEqual({ succeeded: 2, failed: 1 });
+    const { meta, entries } = splitPart(done.part);
+    expect(meta).toMatchObject({
+      v: 3,
+      site: 'sakai',
+      token: TOKEN,
+      chunk: 7,
+      succeeded: 2,
+      failed: 1,
+      entries: 2,
+    });
+    expect(meta.failures).toEqual([
+      { n: 2, line: 3, code: 'PROCESSING_FAILED', message: 'cannot handle =bad', raw: '2,=bad' },
+    ]);
+    const parts: Buffer[] = [];
+    const zip = new ZipWriter(async (b) => void parts.push(Buffer.from(b)));
+    expect(await zip.addPrebuilt(entries)).toBe(2);
+    await zip.finish();
+    const files = await readZip(Buffer.concat(parts));
+    expect(files.map((f) => [f.name, f.data.toString('utf8')])).toEqual([
+      ['out/1.txt', 'sakai:1|山田'],
+      ['out/3.txt', 'sakai:3|multi\nline'],
+    ]);
+  });
+});
