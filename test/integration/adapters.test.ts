@@ -119,11 +119,11 @@ describe('Class: Queues', () => {
       dlqArn: aws.dlqArn,
     });
     await queues.sendOne(url, 'work', 'sakai', token);
-    const [m] = await queues.receive(url, { max: 1, waitSeconds: 1, visibilitySeconds: 1 });
+    const [m] = await queues.receive(url, { max: 1, waitSeconds: 1, visibilitySeconds: 2 });
 
     // Act
     await queues.extendVisibility(url, m!.ReceiptHandle!, 30);
-    await new Promise((r) => setTimeout(r, 1500));
+    await new Promise((r) => setTimeout(r, 2500));
     const again = await queues.receive(url, { max: 1, waitSeconds: 0 });
 
     // Assess
