@@ -13,7 +13,7 @@ import {
 } from './results.ts';
 import { outcome, type RowCounts } from './states.ts';
 import { dosDateTime, ZipWriter } from './zip.ts';
-import type { Job } from './jobs.ts';
+import { expiresAt, type Job } from './jobs.ts';
 
 const HEAD_PROBE = 64 * 1024;
 const PREFETCH = 4;
@@ -95,7 +95,12 @@ export async function finalizeJob(deps: PipelineDeps, site: string, token: strin
   await upload.done();
 
   const finishedAt = new Date().toISOString();
-  await deps.jobs.transition(site, token, state, { resultKey, resultBytes: written.bytes, finishedAt });
+  await deps.jobs.transition(site, token, state, {
+    resultKey,
+    resultBytes: written.bytes,
+    finishedAt,
+    expiresAt: expiresAt(deps.limits.retentionDays),
+  });
   const queueUrl = job.queueName ? await deps.queues.queueUrl(job.queueName) : undefined;
   if (queueUrl) await deps.queues.deleteQueue(queueUrl);
   const stopped = await deps.launcher.stop(site, token);

@@ -1,3 +1,4 @@
+import { loadConfig } from '../config/index.ts';
 import { BadRequestError, NotFoundError } from './errors.ts';
 import { jobCounts, type Job } from './jobs.ts';
 import { isJobToken, keys, newJobToken } from './naming.ts';
@@ -9,6 +10,8 @@ import { isTerminal } from './states.ts';
 /** What a caller asks for when starting a job (query string of POST /jobs or body of POST /uploads). */
 export interface JobRequest {
   readonly processor?: string;
+  /** One of the site's offices (default: its first); usage figures are kept per office. */
+  readonly office?: string;
   readonly fileName?: string;
   readonly workers?: number;
   readonly options?: Record<string, string>;
@@ -19,6 +22,7 @@ export interface JobView {
   readonly site: string;
   readonly state: Job['state'];
   readonly fileName?: string;
+  readonly office?: string;
   readonly processor: string;
   readonly encoding?: string;
   readonly rows: { total: number; succeeded: number; failed: number; rejected: number };
@@ -38,6 +42,7 @@ export async function jobView(deps: PipelineDeps, job: Job): Promise<JobView> {
     site: job.site,
     state: job.state,
     fileName: job.fileName,
+    office: job.office,
     processor: job.processor,
     encoding: job.encoding,
     rows,
@@ -58,16 +63,27 @@ export async function jobView(deps: PipelineDeps, job: Job): Promise<JobView> {
   return view;
 }
 
-function validated(req: JobRequest): Required<Pick<JobRequest, 'processor'>> & JobRequest {
+function validated(
+  site: string,
+  req: JobRequest,
+): Required<Pick<JobRequest, 'processor' | 'office'>> & JobRequest {
   const processor = req.processor ?? DEFAULT_PROCESSOR;
   getProcessor(processor);
+  const offices = loadConfig().sites.find((s) => s.id === site)?.offices ?? [];
+  const office = req.office ?? offices[0]?.id;
+  if (!office || !offices.some((o) => o.id === office)) {
+    throw new BadRequestError(
+      'UNKNOWN_OFFICE',
+      `Unknown office "${req.office ?? ''}" for site ${site}. Offices: ${offices.map((o) => o.id).join(', ')}.`,
+    );
+  }
   if (req.workers !== undefined && (!Number.isInteger(req.workers) || req.workers < 1)) {
     throw new BadRequestError(
       'INVALID_WORKERS',
       `workers must be a positive whole number, got ${req.workers}.`,
     );
   }
-  return { ...req, processor };
+  return { ...req, processor, office };
 }
 
 /** POST /jobs: the CSV in the request body; stored, then split inline. */
@@ -77,7 +93,7 @@ export async function startDirectJob(
   body: Buffer,
   req: JobRequest,
 ): Promise<JobView> {
-  const r = validated(req);
+  const r = validated(site, req);
   if (body.length > deps.limits.directUploadMaxBytes) {
     throw new BadRequestError(
       'PAYLOAD_TOO_LARGE',
@@ -91,6 +107,7 @@ export async function startDirectJob(
     site,
     token,
     upload: 'direct',
+    office: r.office,
     processor: r.processor,
     fileName: r.fileName,
     sourceKey,
@@ -105,13 +122,14 @@ export async function startDirectJob(
 
 /** POST /uploads: a job waiting for its file, and a presigned POST for exactly its source key. */
 export async function startPresignedJob(deps: PipelineDeps, site: string, req: JobRequest) {
-  const r = validated(req);
+  const r = validated(site, req);
   const token = newJobToken();
   const sourceKey = keys.source(site, token);
   await deps.jobs.create({
     site,
     token,
     upload: 'presigned',
+    office: r.office,
     processor: r.processor,
     fileName: r.fileName,
     sourceKey,

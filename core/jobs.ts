@@ -50,6 +50,10 @@ export interface Job {
   readonly splitDoneAt?: string;
   readonly finalizingAt?: string;
   readonly finishedAt?: string;
+  /** Epoch seconds after which DynamoDB's TTL removes the record (set when the job ends). */
+  readonly expiresAt?: number;
+  /** The site's office the job was run for (usage figures are kept per office); the API always sets it. */
+  readonly office?: string;
   /** Options for the row processor (e.g. simulated delay), passed to the workers. */
   readonly options?: Record<string, string>;
 }
@@ -65,6 +69,11 @@ function isConditionFailure(err: unknown): boolean {
     err instanceof ConditionalCheckFailedException ||
     (err as { name?: string }).name === 'ConditionalCheckFailedException'
   );
+}
+
+/** When a finished job's record may go: its results expire from S3 after the same number of days. */
+export function expiresAt(retentionDays: number, now = Date.now()): number {
+  return Math.floor(now / 1000) + retentionDays * 86_400;
 }
 
 export function jobCounts(job: Job): RowCounts {

@@ -8,7 +8,7 @@ import { publishMetrics } from './metrics.ts';
 import { keys, reportQueueName } from './naming.ts';
 import { requestFinalize, type PipelineDeps } from './pipeline.ts';
 import { batchBodies } from './aws/queues.ts';
-import type { Job, JobError } from './jobs.ts';
+import { expiresAt, type Job, type JobError } from './jobs.ts';
 
 export interface SplitResult {
   readonly state: 'RUNNING' | 'REJECTED' | 'SKIPPED';
@@ -92,6 +92,7 @@ export async function splitJob(
       error,
       encoding: info.encoding,
       finishedAt: new Date().toISOString(),
+      expiresAt: expiresAt(deps.limits.retentionDays),
     });
     log.warn('file rejected', { code: err.code, line: err.line });
     publishMetrics(deps.env.stage, { JobsRejected: 1, SplitDuration: Date.now() - started });

@@ -2,7 +2,7 @@
  * Fargate row worker entry point: works through one job's queue, then exits.
  * SITE and JOB_TOKEN come from the RunTask overrides (or the local launcher); resources from the task's env.
  */
-import { depsFromEnv } from '../lambdas/shared/deps.ts';
+import { depsFromEnv } from '../core/deps.ts';
 import { intEnv, requireEnv } from '../core/env.ts';
 import { jobLogger } from '../core/log.ts';
 import { runWorker } from '../core/worker.ts';

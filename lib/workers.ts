@@ -31,7 +31,6 @@ export const WORKER_IMAGE_EXCLUDE = [
   '!tsconfig.json',
   '!config',
   '!core',
-  '!lambdas/shared',
   '!fargate-worker',
   '**/node_modules',
   '**/*.test.ts',

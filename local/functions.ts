@@ -1,6 +1,6 @@
 import { fork, type ChildProcess } from 'node:child_process';
 import { fileURLToPath } from 'node:url';
-import { depsFromEnv } from '../lambdas/shared/deps.ts';
+import { depsFromEnv } from '../core/deps.ts';
 import { createFinalizeHandler } from '../lambdas/finalize/handler.ts';
 import { createStatusHandler } from '../lambdas/status/handler.ts';
 import { createUploadHandler } from '../lambdas/upload/handler.ts';

@@ -31,7 +31,7 @@ import { ApiTokens } from '../core/auth.ts';
 import { dynamoClient, s3Client, sqsClient } from '../core/aws/clients.ts';
 import { errorMessage } from '../core/errors.ts';
 import type { PipelineDeps } from '../core/pipeline.ts';
-import { depsFromEnv } from '../lambdas/shared/deps.ts';
+import { depsFromEnv } from '../core/deps.ts';
 import { LocalApi } from './api.ts';
 import { IsolatedFunction, inProcess, localLauncher, type FunctionName, type Invoke } from './functions.ts';
 import type { LocalTaskLauncher } from './launcher.ts';

@@ -2,6 +2,7 @@ import { Command, InvalidArgumentError, Option } from 'commander';
 import { existsSync } from 'node:fs';
 import { fileURLToPath } from 'node:url';
 import { getSite, getStage, loadConfig } from '../config/index.ts';
+import { ApiTokens } from '../core/auth.ts';
 import { processorNames } from '../core/processors/index.ts';
 import { LocalRuntime } from '../local/runtime.ts';
 import { runJob } from './run-job.ts';
@@ -39,6 +40,7 @@ program
   .argument('<file>', 'CSV file (UTF-8, UTF-8 with BOM, CP932/Shift_JIS, or UTF-16 with BOM)')
   .requiredOption('--site <id>', 'the site (tenant) the job belongs to')
   .addOption(new Option('--processor <name>', 'row processor').choices(processorNames()).default('report'))
+  .option('--office <id>', "one of the site's offices (default: its first)")
   .option('--workers <n>', 'number of row workers (default: by size, up to the stage limit)', positiveInt)
   .option('--out <dir>', 'where to write <token>.zip', 'out')
   .addOption(stateDirOption())
@@ -49,6 +51,7 @@ program
       file: string,
       o: {
         site: string;
+        office?: string;
         processor: string;
         workers?: number;
         out: string;
@@ -57,7 +60,12 @@ program
         json?: boolean;
       },
     ) => {
-      getSite(o.site);
+      const site = getSite(o.site);
+      if (o.office && !site.offices.some((f) => f.id === o.office)) {
+        throw new InvalidArgumentError(
+          `unknown office "${o.office}" for ${o.site}; offices: ${site.offices.map((f) => f.id).join(', ')}`,
+        );
+      }
       if (!existsSync(file)) throw new InvalidArgumentError(`no such file: ${file}`);
       const rt = await LocalRuntime.start({ stateDir: o.stateDir, endpoint: o.endpoint });
       let summary;
@@ -67,6 +75,7 @@ program
           apiToken: await rt.tokenFor(o.site),
           file,
           processor: o.processor,
+          office: o.office,
           workers: o.workers,
           outDir: o.out,
           directMaxBytes: getStage(rt.stage).limits.directUploadMaxBytes,
@@ -138,10 +147,15 @@ token
   .command('create')
   .description('issue an API token for a site (only its hash is stored)')
   .requiredOption('--site <id>', 'the site the token is bound to')
+  .option('--table <name>', "a deployed stage's table (stack output TableName); uses your AWS credentials")
   .addOption(stateDirOption())
   .addOption(endpointOption())
-  .action(async (o: { site: string; stateDir: string; endpoint?: string }) => {
+  .action(async (o: { site: string; table?: string; stateDir: string; endpoint?: string }) => {
     getSite(o.site);
+    if (o.table) {
+      process.stdout.write((await new ApiTokens(o.table).issue(o.site, 'cli')) + '\n');
+      return;
+    }
     const rt = await LocalRuntime.start({ stateDir: o.stateDir, endpoint: o.endpoint });
     try {
       process.stdout.write((await rt.issueToken(o.site)) + '\n');

@@ -12,6 +12,7 @@ export interface RunOptions {
   readonly apiToken: string;
   readonly file: string;
   readonly processor?: string;
+  readonly office?: string;
   readonly workers?: number;
   readonly outDir: string;
   readonly directMaxBytes: number;
@@ -62,6 +63,7 @@ async function call<T>(
 function query(o: RunOptions): string {
   const q = new URLSearchParams({ fileName: basename(o.file) });
   if (o.processor) q.set('processor', o.processor);
+  if (o.office) q.set('office', o.office);
   if (o.workers) q.set('workers', String(o.workers));
   return q.toString();
 }

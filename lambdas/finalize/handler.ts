@@ -3,7 +3,7 @@ import { errorMessage } from '../../core/errors.ts';
 import { finalizeJob } from '../../core/finalize.ts';
 import { logger } from '../../core/log.ts';
 import type { FinalizeRequest, PipelineDeps } from '../../core/pipeline.ts';
-import { depsFromEnv } from '../shared/deps.ts';
+import { depsFromEnv } from '../../core/deps.ts';
 
 /** Finalize Lambda (finalize queue): one zip per job; failed records are reported for redelivery. */
 export function createFinalizeHandler(deps: PipelineDeps) {

@@ -1,7 +1,7 @@
 import type { APIGatewayProxyEvent, APIGatewayProxyResult } from 'aws-lambda';
 import { getJobView, listJobViews } from '../../core/jobs-api.ts';
 import type { PipelineDeps } from '../../core/pipeline.ts';
-import { depsFromEnv } from '../shared/deps.ts';
+import { depsFromEnv } from '../../core/deps.ts';
 import { json, withSite } from '../shared/http.ts';
 
 /** Status Lambda: GET /health, GET /jobs, GET /jobs/{token} — only ever the caller's site. */

@@ -4,14 +4,19 @@ import { splitUploaded, startDirectJob, startPresignedJob, type JobRequest } fro
 import { jobLogger, logger } from '../../core/log.ts';
 import { parseSourceKey } from '../../core/naming.ts';
 import type { PipelineDeps } from '../../core/pipeline.ts';
-import { depsFromEnv } from '../shared/deps.ts';
+import { depsFromEnv } from '../../core/deps.ts';
 import { intParam, json, requestBody, withSite } from '../shared/http.ts';
 
 type UploadEvent = APIGatewayProxyEvent | SQSEvent | S3Event;
 
 function jobRequest(q: Record<string, string | undefined>, body?: Record<string, unknown>): JobRequest {
   const get = (k: string) => (body?.[k] !== undefined ? String(body[k]) : q[k]);
-  return { processor: get('processor'), fileName: get('fileName'), workers: intParam(get('workers')) };
+  return {
+    processor: get('processor'),
+    office: get('office'),
+    fileName: get('fileName'),
+    workers: intParam(get('workers')),
+  };
 }
 
 function s3Records(event: SQSEvent | S3Event): { key: string }[] {

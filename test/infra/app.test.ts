@@ -100,7 +100,7 @@ describe('Stack: app entry and shared names', () => {
       expect(dockerfile).toMatch(/^RUN npm ci /m);
       expect(dockerfile).toMatch(/^USER node$/m);
       expect(dockerfile).toMatch(/^CMD \["node", "worker\.mjs"\]$/m);
-      for (const dir of ['config', 'core', 'lambdas/shared', 'fargate-worker']) {
+      for (const dir of ['config', 'core', 'fargate-worker']) {
         expect(WORKER_IMAGE_EXCLUDE).toContain(`!${dir}`);
         expect(dockerfile).toContain(`COPY ${dir} ./${dir}`);
       }

@@ -1,0 +1,21 @@
+import { getStage } from '../config/index.ts';
+import { Objects } from './aws/objects.ts';
+import { Queues } from './aws/queues.ts';
+import { EcsTaskLauncher } from './aws/ecs-launcher.ts';
+import { resourceEnv } from './env.ts';
+import { JobStore } from './jobs.ts';
+import type { TaskLauncher } from './launcher.ts';
+import type { PipelineDeps } from './pipeline.ts';
+
+/** Builds the pipeline's dependencies from the environment the CDK stack (or the local runtime) sets. */
+export function depsFromEnv(launcher: TaskLauncher = new EcsTaskLauncher()): PipelineDeps {
+  const env = resourceEnv();
+  return {
+    env,
+    limits: getStage(env.stage).limits,
+    jobs: new JobStore(env.table),
+    objects: new Objects(env.bucket),
+    queues: new Queues(),
+    launcher,
+  };
+}
