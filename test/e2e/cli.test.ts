@@ -208,6 +208,38 @@ describe('CLI: rowfleet run', { timeout: 120_000 }, () => {
   });
 });
 
+describe('CLI: rowfleet run with bad arguments', () => {
+  it('exits 1 with a message naming the problem for an unknown site or a missing file', async () => {
+    // Prepare
+    const file = join(dir, 'exists.csv');
+    writeFileSync(file, 'id\n1\n');
+
+    // Act
+    const unknownSite = await rowfleet([
+      'run',
+      file,
+      '--site',
+      'nowhere',
+      '--state-dir',
+      join(dir, 'bad.state'),
+    ]);
+    const missingFile = await rowfleet([
+      'run',
+      join(dir, 'missing.csv'),
+      '--site',
+      'sakai',
+      '--state-dir',
+      join(dir, 'bad.state'),
+    ]);
+
+    // Assess
+    expect(unknownSite.code).toBe(1);
+    expect(unknownSite.stderr).toMatch(/Unknown site "nowhere"/);
+    expect(missingFile.code).toBe(1);
+    expect(missingFile.stderr).toMatch(/missing\.csv/);
+  });
+});
+
 describe('CLI: rowfleet sites', () => {
   it('prints the configured sites as a JSON array of {id, name, ...}', async () => {
     // Prepare

@@ -1,14 +1,17 @@
 import { parse } from 'csv-parse/sync';
 import iconv from 'iconv-lite';
 import { afterAll, beforeAll, describe, expect, it, vi } from 'vitest';
+import type { SQSEvent } from 'aws-lambda';
+import { decodeChunk } from '../../core/chunk.ts';
 import { NotFoundError } from '../../core/errors.ts';
 import { finalizeJob } from '../../core/finalize.ts';
-import { getJobView, listJobViews, startDirectJob } from '../../core/jobs-api.ts';
+import { getJobView, listJobViews, startDirectJob, startPresignedJob } from '../../core/jobs-api.ts';
 import { keys, reportQueueName } from '../../core/naming.ts';
 import type { PipelineDeps } from '../../core/pipeline.ts';
 import { runWorker, type WorkerSummary } from '../../core/worker.ts';
 import { RecordingLauncher, startTestAws, testDeps, type TestAws } from '../helpers/aws.ts';
 import { readZip } from '../helpers/zip.ts';
+import { createUploadHandler } from '../../lambdas/upload/handler.ts';
 
 vi.hoisted(() => {
   process.env.POWERTOOLS_LOG_LEVEL = 'SILENT';
@@ -273,6 +276,40 @@ describe('Pipeline: file-level rejection', () => {
     expect(view.error).toMatchObject({ code: 'DUPLICATE_HEADER', line: 1 });
     expect(launcher.launches).toEqual([]);
     expect(await deps.queues.queueUrl(reportQueueName('local', view.token))).toBeUndefined();
+  });
+});
+
+describe('Pipeline: presigned upload split on its S3 event', () => {
+  it('splits once when the same S3 event is delivered twice at the same time', async () => {
+    // Prepare: a presigned job whose file has arrived, and its S3 event wrapped in an SQS message
+    const launcher = new RecordingLauncher();
+    const deps = testDeps(aws, { launcher, limits: { chunkMaxRecords: 2 } });
+    const { token } = await startPresignedJob(deps, 'sakai', { processor: 'json', fileName: 'p.csv' });
+    await deps.objects.put(keys.source('sakai', token), 'id,name\n1,a\n2,b\n3,c\n4,d\n5,e\n');
+    const s3Event = {
+      Records: [
+        { s3: { object: { key: encodeURIComponent(keys.source('sakai', token)).replace(/%2F/g, '/') } } },
+      ],
+    };
+    const sqsEvent = { Records: [{ messageId: 'm1', body: JSON.stringify(s3Event) }] } as unknown as SQSEvent;
+    const handler = createUploadHandler(deps);
+
+    // Act
+    await Promise.all([handler(sqsEvent), handler(sqsEvent)]);
+    const queueUrl = (await deps.queues.queueUrl(reportQueueName('local', token)))!;
+    const messages = [];
+    for (let batch; (batch = await deps.queues.receive(queueUrl, { max: 10, waitSeconds: 0 })).length > 0;)
+      messages.push(...batch);
+
+    // Assess
+    expect(launcher.launches).toEqual([{ site: 'sakai', token, count: 1 }]);
+    expect(await deps.jobs.get('sakai', token)).toMatchObject({
+      state: 'RUNNING',
+      upload: 'presigned',
+      totalRecords: 5,
+      totalChunks: 3,
+    });
+    expect(messages.map((m) => decodeChunk(m.Body!).chunk).sort()).toEqual([0, 1, 2]);
   });
 });
 
