@@ -17,6 +17,8 @@ import { expiresAt, type Job } from './jobs.ts';
 
 const HEAD_PROBE = 64 * 1024;
 const PREFETCH = 4;
+/** A finalize that started longer ago than this and never finished is taken over (the Lambda timeout is 15 min). */
+export const FINALIZE_LEASE_SECONDS = 16 * 60;
 
 async function mapLimit<T, R>(items: readonly T[], limit: number, fn: (t: T) => Promise<R>): Promise<R[]> {
   const out: R[] = new Array(items.length);
@@ -45,9 +47,9 @@ export interface FinalizeResult {
 export async function finalizeJob(deps: PipelineDeps, site: string, token: string): Promise<FinalizeResult> {
   const log = jobLogger(site, token);
   const started = new Date();
-  const job = await deps.jobs.transition(site, token, 'FINALIZING', { finalizingAt: started.toISOString() });
+  const job = await deps.jobs.beginFinalize(site, token, started, FINALIZE_LEASE_SECONDS);
   if (!job) {
-    log.info('finalize skipped: job is not running (already finalized or finalizing)');
+    log.info('finalize skipped: job is not running, or another finalize holds it');
     return { state: 'SKIPPED' };
   }
   const chunkIds = Array.from({ length: job.totalChunks ?? 0 }, (_, i) => i);

@@ -183,6 +183,41 @@ export class JobStore {
   }
 
   /**
+   * Starts the finalize: RUNNING→FINALIZING, or takes over a FINALIZING job whose finalize started more
+   * than `leaseSeconds` ago and never finished (its Lambda died). Exactly one caller wins at a time.
+   */
+  async beginFinalize(
+    site: string,
+    token: string,
+    now: Date,
+    leaseSeconds: number,
+  ): Promise<Job | undefined> {
+    try {
+      const r = await this.ddb.send(
+        new UpdateCommand({
+          TableName: this.table,
+          Key: { pk: pk(site), sk: sk(token) },
+          UpdateExpression: 'SET #state = :finalizing, finalizingAt = :now',
+          ConditionExpression:
+            'attribute_exists(pk) AND (#state = :running OR (#state = :finalizing AND finalizingAt < :stale))',
+          ExpressionAttributeNames: { '#state': 'state' },
+          ExpressionAttributeValues: {
+            ':finalizing': 'FINALIZING',
+            ':running': 'RUNNING',
+            ':now': now.toISOString(),
+            ':stale': new Date(now.getTime() - leaseSeconds * 1000).toISOString(),
+          },
+          ReturnValues: 'ALL_NEW',
+        }),
+      );
+      return toJob(r.Attributes!);
+    } catch (err) {
+      if (isConditionFailure(err)) return undefined;
+      throw err;
+    }
+  }
+
+  /**
    * Records the split's totals. Returns true when every chunk was already counted by then, i.e. the split
    * itself must ask for the finalize (the workers were faster).
    */
