@@ -137,6 +137,7 @@ class RecordRules {
   n: number;
   prevEnd: number;
   header: string[] | undefined;
+  headerLine = 0;
   width = 0;
 
   constructor(
@@ -169,6 +170,7 @@ class RecordRules {
     if (!header) {
       validateHeader(fields, line);
       this.header = fields;
+      this.headerLine = line;
       this.width = fields.length;
       out.push({ kind: 'header', header: fields, line, delimiter: this.delimiter, end, endLine });
       return;
@@ -276,7 +278,8 @@ export async function* readRecordBatches(
   if (batch.length > 0) yield batch;
   if (!rules.header) throw new FileRejectedError('EMPTY_FILE', 'The file has no content (only blank lines).');
   if (rules.n === 0) {
-    throw new FileRejectedError('NO_DATA_ROWS', `The file has a header (line 1) but no data records.`, 1);
+    const line = rules.headerLine;
+    throw new FileRejectedError('NO_DATA_ROWS', `The file has a header (line ${line}) but no data records.`, line);
   }
 }
 
