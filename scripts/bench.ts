@@ -88,14 +88,15 @@ const floor = await timed(async () => {
 const stateDir = join(dir, 'state');
 rmSync(stateDir, { recursive: true, force: true });
 say('end-to-end run on the embedded runtime…');
-const e2eStarted = Date.now();
 const rt = await LocalRuntime.start({ stateDir, isolateFunctions: true });
 let e2e: Awaited<ReturnType<typeof timed<Awaited<ReturnType<typeof runJob>>>>>;
 let job;
 let stats: Record<string, QueueStats>;
 let memory: Record<string, number>;
+let e2eStarted: number | undefined;
 try {
   const apiToken = await rt.tokenFor('sakai');
+  e2eStarted = Date.now();
   e2e = await timed(() =>
     runJob({
       apiUrl: rt.apiUrl,
@@ -146,12 +147,13 @@ const result = {
   finalizePeakRssMiB: Math.round((memory.finalize ?? 0) / MB),
 };
 const at = (iso: string | undefined) => (iso ? Date.parse(iso) : NaN);
+const e2eStart = e2eStarted ?? NaN;
 const phases = {
-  uploadAndEvent: (at(job.splitStartedAt) - e2eStarted) / 1000,
+  uploadAndEvent: (at(job.splitStartedAt) - e2eStart) / 1000,
   split: splitSeconds,
   workersAfterSplit: (at(job.finalizingAt) - at(job.splitDoneAt)) / 1000,
   finalize: (at(job.finishedAt) - at(job.finalizingAt)) / 1000,
-  download: (e2eStarted + e2e.seconds * 1000 - at(job.finishedAt)) / 1000,
+  download: (e2eStart + e2e.seconds * 1000 - at(job.finishedAt)) / 1000,
 };
 const check = (ok: boolean) => (ok ? 'ok' : 'MISSED');
 console.log(`
