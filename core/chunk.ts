@@ -36,6 +36,7 @@ export class Chunker {
   private line: number;
   private firstN = 0;
   private count = 0;
+  private accepted = 0;
   private lastEnd: number;
   private lastLine: number;
 
@@ -58,10 +59,14 @@ export class Chunker {
     return this.next;
   }
 
-  /** Adds a numbered record (accepted or rejected); returns a chunk when one is full. */
-  add(rec: { n: number } & RecordPosition): ChunkMessage | undefined {
+  /**
+   * Adds a numbered record (accepted, or rejected: `kind: 'rejected'`); returns a chunk when one is full.
+   * A run of rejected records only is never a chunk: there is nothing for a worker to do in it.
+   */
+  add(rec: { n: number; kind?: string } & RecordPosition): ChunkMessage | undefined {
     if (this.count === 0) this.firstN = rec.n;
     this.count++;
+    if (rec.kind !== 'rejected') this.accepted++;
     this.lastEnd = rec.end;
     this.lastLine = rec.endLine;
     if (this.lastEnd - this.start >= this.limits.maxBytes || this.count >= this.limits.maxRecords)
@@ -71,6 +76,10 @@ export class Chunker {
 
   flush(): ChunkMessage | undefined {
     if (this.count === 0) return undefined;
+    if (this.accepted === 0) {
+      this.skip();
+      return undefined;
+    }
     const msg: ChunkMessage = {
       v: 2,
       site: this.site,
@@ -83,10 +92,16 @@ export class Chunker {
       line: this.line,
       records: this.count,
     };
+    this.skip();
+    return msg;
+  }
+
+  /** Moves past the records taken so far: the next chunk starts behind them. */
+  private skip(): void {
     this.start = this.lastEnd;
     this.line = this.lastLine + 1;
     this.count = 0;
-    return msg;
+    this.accepted = 0;
   }
 }
 

@@ -99,7 +99,6 @@ export async function splitJob(
     return { state: 'REJECTED', error };
   }
 
-  // Chunks made only of rejected records need no worker; they are settled here.
   const valid = records - rejected.length;
   const workers = workerCount(valid, deps.limits, opts.workers);
   const queueName = reportQueueName(deps.env.stage, token);

@@ -74,7 +74,7 @@ export async function processChunk(
         line,
         code: 'PROCESSING_FAILED',
         message: errorMessage(err),
-        raw: recordToRaw(fields),
+        raw: recordToRaw(fields, job.delimiter),
       });
     }
   }

@@ -79,6 +79,9 @@ export class LocalApi {
       if (!params) continue;
       const body = await readBody(req);
       if (!body) {
+        // Like API Gateway: refuse, and close the connection rather than read the rest of the body.
+        res.setHeader('connection', 'close');
+        res.once('finish', () => req.destroy());
         return send({
           statusCode: 413,
           body: JSON.stringify({
