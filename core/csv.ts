@@ -279,7 +279,11 @@ export async function* readRecordBatches(
   if (!rules.header) throw new FileRejectedError('EMPTY_FILE', 'The file has no content (only blank lines).');
   if (rules.n === 0) {
     const line = rules.headerLine;
-    throw new FileRejectedError('NO_DATA_ROWS', `The file has a header (line ${line}) but no data records.`, line);
+    throw new FileRejectedError(
+      'NO_DATA_ROWS',
+      `The file has a header (line ${line}) but no data records.`,
+      line,
+    );
   }
 }
 
