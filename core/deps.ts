@@ -6,6 +6,7 @@ import { resourceEnv } from './env.ts';
 import { JobStore } from './jobs.ts';
 import type { TaskLauncher } from './launcher.ts';
 import type { PipelineDeps } from './pipeline.ts';
+import { UsageStore } from './usage.ts';
 
 /** Builds the pipeline's dependencies from the environment the CDK stack (or the local runtime) sets. */
 export function depsFromEnv(launcher: TaskLauncher = new EcsTaskLauncher()): PipelineDeps {
@@ -17,5 +18,6 @@ export function depsFromEnv(launcher: TaskLauncher = new EcsTaskLauncher()): Pip
     objects: new Objects(env.bucket),
     queues: new Queues(),
     launcher,
+    usage: new UsageStore(env.table),
   };
 }

@@ -14,6 +14,7 @@ import {
 import { outcome, type RowCounts } from './states.ts';
 import { dosDateTime, ZipWriter } from './zip.ts';
 import { expiresAt, type Job } from './jobs.ts';
+import { recordJobUsage, usageStoreOf } from './usage.ts';
 
 const HEAD_PROBE = 64 * 1024;
 const PREFETCH = 4;
@@ -97,12 +98,13 @@ export async function finalizeJob(deps: PipelineDeps, site: string, token: strin
   await upload.done();
 
   const finishedAt = new Date().toISOString();
-  await deps.jobs.transition(site, token, state, {
+  const finished = await deps.jobs.transition(site, token, state, {
     resultKey,
     resultBytes: written.bytes,
     finishedAt,
     expiresAt: expiresAt(deps.limits.retentionDays),
   });
+  if (finished) await recordJobUsage(usageStoreOf(deps), finished);
   const queueUrl = job.queueName ? await deps.queues.queueUrl(job.queueName) : undefined;
   if (queueUrl) await deps.queues.deleteQueue(queueUrl);
   const stopped = await deps.launcher.stop(site, token);

@@ -4,6 +4,7 @@ import type { JobStore } from './jobs.ts';
 import type { TaskLauncher } from './launcher.ts';
 import type { Objects } from './aws/objects.ts';
 import type { Queues } from './aws/queues.ts';
+import type { UsageStore } from './usage.ts';
 
 /** Everything the pipeline's steps use, injected: the handlers, the worker and tests build one. */
 export interface PipelineDeps {
@@ -13,6 +14,8 @@ export interface PipelineDeps {
   readonly objects: Objects;
   readonly queues: Queues;
   readonly launcher: TaskLauncher;
+  /** Usage counters per site, day and office (core/usage.ts). @default a UsageStore on `env.table` */
+  readonly usage?: UsageStore;
 }
 
 /** The message a finalize request carries (finalize queue). */

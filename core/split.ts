@@ -9,6 +9,7 @@ import { keys, reportQueueName } from './naming.ts';
 import { requestFinalize, type PipelineDeps } from './pipeline.ts';
 import { batchBodies } from './aws/queues.ts';
 import { expiresAt, type Job, type JobError } from './jobs.ts';
+import { recordJobUsage, usageStoreOf } from './usage.ts';
 
 export interface SplitResult {
   readonly state: 'RUNNING' | 'REJECTED' | 'SKIPPED';
@@ -88,12 +89,13 @@ export async function splitJob(
     await copy?.abort();
     if (!(err instanceof FileRejectedError)) throw err;
     const error: JobError = { code: err.code, message: err.message, ...(err.line ? { line: err.line } : {}) };
-    await deps.jobs.transition(site, token, 'REJECTED', {
+    const finished = await deps.jobs.transition(site, token, 'REJECTED', {
       error,
       encoding: info.encoding,
       finishedAt: new Date().toISOString(),
       expiresAt: expiresAt(deps.limits.retentionDays),
     });
+    if (finished) await recordJobUsage(usageStoreOf(deps), finished);
     log.warn('file rejected', { code: err.code, line: err.line });
     publishMetrics(deps.env.stage, { JobsRejected: 1, SplitDuration: Date.now() - started });
     return { state: 'REJECTED', error };

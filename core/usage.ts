@@ -1,0 +1,185 @@
+import { ConditionalCheckFailedException } from '@aws-sdk/client-dynamodb';
+import { QueryCommand, UpdateCommand, type DynamoDBDocumentClient } from '@aws-sdk/lib-dynamodb';
+import { loadConfig } from '../config/index.ts';
+import { dynamoClient } from './aws/clients.ts';
+import type { Job } from './jobs.ts';
+import { jobLogger } from './log.ts';
+import { localDay } from './usage-day.ts';
+
+/** Usage of a site: what the daily mail reports, per office and in total. */
+export interface UsageFigures {
+  /** Jobs that ended (SUCCEEDED, PARTIAL, FAILED or REJECTED). */
+  readonly jobs: number;
+  /** Records processed successfully. */
+  readonly rows: number;
+  /** Records that failed in a processor or were rejected at the split. */
+  readonly failedRows: number;
+  /** Jobs whose whole file was rejected (counted in `jobs`, with no records). */
+  readonly rejectedJobs: number;
+}
+
+export const NO_USAGE: UsageFigures = { jobs: 0, rows: 0, failedRows: 0, rejectedJobs: 0 };
+
+export function addUsage(a: UsageFigures, b: UsageFigures): UsageFigures {
+  return {
+    jobs: a.jobs + b.jobs,
+    rows: a.rows + b.rows,
+    failedRows: a.failedRows + b.failedRows,
+    rejectedJobs: a.rejectedJobs + b.rejectedJobs,
+  };
+}
+
+/** The office key of a job recorded without an office (office ids never contain `_`). */
+export const NO_OFFICE = '_none';
+
+/** What one finished job adds: one job; a REJECTED job has no records. */
+export function jobUsage(job: Job): UsageFigures {
+  if (job.state === 'REJECTED') return { jobs: 1, rows: 0, failedRows: 0, rejectedJobs: 1 };
+  return { jobs: 1, rows: job.succeeded, failedRows: job.failed + (job.rejected ?? 0), rejectedJobs: 0 };
+}
+
+/** Figures per office (office id → figures) of a site over some days. */
+export type OfficeUsage = ReadonlyMap<string, UsageFigures>;
+
+/** Usage counters live in the site's own partition, one item per day and office. */
+const pk = (site: string) => `SITE#${site}`;
+const sk = (day: string, office: string) => `USAGE#${day}#${office}`;
+
+function isConditionFailure(err: unknown): boolean {
+  return (
+    err instanceof ConditionalCheckFailedException ||
+    (err as { name?: string }).name === 'ConditionalCheckFailedException'
+  );
+}
+
+/**
+ * Usage counters in DynamoDB: pk `SITE#<site>`, sk `USAGE#<day>#<office>`. A job is added once: one UpdateItem
+ * ADDs its figures and its token to the item's token set, on the condition that the set does not hold the token
+ * yet — so a redelivered or concurrent recording changes nothing. (One item holds the tokens of its day and
+ * office: about 10,000 jobs per office and day fit in DynamoDB's 400 KB item limit.)
+ */
+export class UsageStore {
+  constructor(
+    private readonly table: string,
+    private readonly ddb: DynamoDBDocumentClient = dynamoClient(),
+  ) {}
+
+  /** Adds `figures` for job `token`; false when that job was already counted. */
+  async add(
+    site: string,
+    day: string,
+    office: string,
+    token: string,
+    figures: UsageFigures,
+  ): Promise<boolean> {
+    try {
+      await this.ddb.send(
+        new UpdateCommand({
+          TableName: this.table,
+          Key: { pk: pk(site), sk: sk(day, office) },
+          UpdateExpression:
+            'ADD #tokens :token, #jobs :jobs, #rows :rows, #failedRows :failedRows, #rejectedJobs :rejectedJobs SET #site = :site, #day = :day, #office = :office',
+          ConditionExpression: 'NOT contains(#tokens, :tokenValue)',
+          ExpressionAttributeNames: {
+            '#tokens': 'tokens',
+            '#jobs': 'jobs',
+            '#rows': 'rows',
+            '#failedRows': 'failedRows',
+            '#rejectedJobs': 'rejectedJobs',
+            '#site': 'site',
+            '#day': 'day',
+            '#office': 'office',
+          },
+          ExpressionAttributeValues: {
+            ':token': new Set([token]),
+            ':tokenValue': token,
+            ':jobs': figures.jobs,
+            ':rows': figures.rows,
+            ':failedRows': figures.failedRows,
+            ':rejectedJobs': figures.rejectedJobs,
+            ':site': site,
+            ':day': day,
+            ':office': office,
+          },
+        }),
+      );
+      return true;
+    } catch (err) {
+      if (isConditionFailure(err)) return false;
+      throw err;
+    }
+  }
+
+  /** The site's figures per office, summed over the days `from`..`to` (inclusive). Only `site`'s partition is read. */
+  async offices(site: string, from: string, to: string): Promise<OfficeUsage> {
+    const out = new Map<string, UsageFigures>();
+    let start: Record<string, unknown> | undefined;
+    do {
+      const r = await this.ddb.send(
+        new QueryCommand({
+          TableName: this.table,
+          KeyConditionExpression: 'pk = :pk AND sk BETWEEN :from AND :to',
+          // The token sets stay in the table: only the figures are read back.
+          ProjectionExpression: '#office, #jobs, #rows, #failedRows, #rejectedJobs',
+          ExpressionAttributeNames: {
+            '#office': 'office',
+            '#jobs': 'jobs',
+            '#rows': 'rows',
+            '#failedRows': 'failedRows',
+            '#rejectedJobs': 'rejectedJobs',
+          },
+          ExpressionAttributeValues: {
+            ':pk': pk(site),
+            ':from': `USAGE#${from}#`,
+            ':to': `USAGE#${to}#\uffff`,
+          },
+          ConsistentRead: true,
+          ExclusiveStartKey: start,
+        }),
+      );
+      for (const item of r.Items ?? []) {
+        const office = String(item.office);
+        out.set(
+          office,
+          addUsage(out.get(office) ?? NO_USAGE, {
+            jobs: Number(item.jobs ?? 0),
+            rows: Number(item.rows ?? 0),
+            failedRows: Number(item.failedRows ?? 0),
+            rejectedJobs: Number(item.rejectedJobs ?? 0),
+          }),
+        );
+      }
+      start = r.LastEvaluatedKey;
+    } while (start);
+    return out;
+  }
+}
+
+/** The usage store of a pipeline: the injected one, else one on the job table. */
+export function usageStoreOf(deps: {
+  readonly usage?: UsageStore;
+  readonly env: { readonly table: string };
+}) {
+  return deps.usage ?? new UsageStore(deps.env.table);
+}
+
+/**
+ * Adds a finished job to its site's usage: the day is the job's finish day in the site's time zone, the office the
+ * job's. Called right after the job's final state change, with the job that change returned. Safe to repeat.
+ */
+export async function recordJobUsage(usage: UsageStore, job: Job): Promise<boolean> {
+  const log = jobLogger(job.site, job.token);
+  const site = loadConfig().sites.find((s) => s.id === job.site);
+  if (!site || !job.finishedAt) {
+    log.error('usage not recorded: the site is not configured or the job has no finish time', {
+      finishedAt: job.finishedAt,
+    });
+    return false;
+  }
+  const day = localDay(new Date(job.finishedAt), site.timeZone);
+  const office = job.office ?? NO_OFFICE;
+  const figures = jobUsage(job);
+  const added = await usage.add(job.site, day, office, job.token, figures);
+  log.info(added ? 'usage recorded' : 'usage already recorded', { day, office, ...figures });
+  return added;
+}
