@@ -1,7 +1,7 @@
 import { configSchema, type RowfleetConfig, type SiteConfig, type StageConfig } from './schema.ts';
 import { sites } from './sites.ts';
 
-export type { RowfleetConfig, SiteConfig, StageConfig, Limits, InfraConfig } from './schema.ts';
+export type { RowfleetConfig, SiteConfig, StageConfig, Limits, InfraConfig, MailConfig } from './schema.ts';
 
 /** Raw configuration: stages and sites. Validated once by {@link loadConfig}. */
 export const rawConfig = {

@@ -91,6 +91,16 @@ export const infraSchema = z.object({
   opsEmail: z.string().email().optional(),
 });
 
+/** The usage mails' sender: the From address and the SES identity (domain or address) it is verified under. */
+export const mailSchema = z
+  .object({
+    /** From address of the usage mails; SES must have it (or its domain) verified in the stage's region. */
+    from: z.string().email().default('no-reply@rowfleet.example.com'),
+    /** The SES identity the From address sends under. @default the From address's domain */
+    identity: z.string().min(1).optional(),
+  })
+  .transform((m) => ({ ...m, identity: m.identity ?? m.from.slice(m.from.indexOf('@') + 1) }));
+
 export const stageSchema = z.object({
   name: z.string().regex(/^[a-z][a-z0-9]{1,15}$/, 'stage names are short lower-case words'),
   account: z.string().optional(),
@@ -104,6 +114,7 @@ export const stageSchema = z.object({
     })
     .default({ success: false, partial: true, failure: true }),
   infra: infraSchema.default(infraSchema.parse({})),
+  mail: mailSchema.prefault({}),
 });
 
 export const configSchema = z
@@ -123,4 +134,5 @@ export type SiteConfig = z.infer<typeof siteSchema>;
 export type StageConfig = z.infer<typeof stageSchema>;
 export type Limits = z.infer<typeof limitsSchema>;
 export type InfraConfig = z.infer<typeof infraSchema>;
+export type MailConfig = z.infer<typeof mailSchema>;
 export type RowfleetConfig = z.infer<typeof configSchema>;

@@ -27,6 +27,10 @@ export const METRICS = {
   JobsPartial: MetricUnit.Count,
   JobsFailed: MetricUnit.Count,
   JobsRejected: MetricUnit.Count,
+  /** Usage mails SES accepted (dimensions stage and site). */
+  MailsSent: MetricUnit.Count,
+  /** Usage mails SES refused for good (dimensions stage and site); never retried. */
+  MailsFailed: MetricUnit.Count,
 } as const;
 
 export type MetricName = keyof typeof METRICS;
@@ -40,6 +44,22 @@ export function publishMetrics(stage: string, values: Partial<Record<MetricName,
   if (disabled) return;
   const m = metrics.singleMetric();
   m.addDimension('stage', stage);
+  for (const [name, value] of Object.entries(values) as [MetricName, number][]) {
+    if (value !== undefined) m.addMetric(name, METRICS[name], value);
+  }
+  m.publishStoredMetrics();
+}
+
+/** Publishes a set of values with the dimensions stage and site (per-site figures such as the usage mails). */
+export function publishSiteMetrics(
+  stage: string,
+  site: string,
+  values: Partial<Record<MetricName, number>>,
+): void {
+  if (disabled) return;
+  const m = metrics.singleMetric();
+  m.addDimension('stage', stage);
+  m.addDimension('site', site);
   for (const [name, value] of Object.entries(values) as [MetricName, number][]) {
     if (value !== undefined) m.addMetric(name, METRICS[name], value);
   }

@@ -3,6 +3,7 @@ import { ECSClient } from '@aws-sdk/client-ecs';
 import { DynamoDBDocumentClient } from '@aws-sdk/lib-dynamodb';
 import { S3Client } from '@aws-sdk/client-s3';
 import { SQSClient } from '@aws-sdk/client-sqs';
+import { SESv2Client } from '@aws-sdk/client-sesv2';
 
 /**
  * AWS clients, created once per process and configured only by the standard environment
@@ -13,6 +14,7 @@ let s3: S3Client | undefined;
 let sqs: SQSClient | undefined;
 let ddb: DynamoDBDocumentClient | undefined;
 let ecs: ECSClient | undefined;
+let ses: SESv2Client | undefined;
 
 /** A custom S3 endpoint (an emulator or LocalStack) serves buckets by path, not by host name. */
 function customS3Endpoint(): boolean {
@@ -40,4 +42,12 @@ export function dynamoClient(): DynamoDBDocumentClient {
 
 export function ecsClient(): ECSClient {
   return (ecs ??= new ECSClient({}));
+}
+
+/**
+ * SES v2 (AWS_ENDPOINT_URL_SESV2 locally). One attempt per call: SES has no idempotency token, so a retry after
+ * an unclear failure could send a mail twice; core/mail-sender.ts retries only what SES refused (throttling).
+ */
+export function sesClient(): SESv2Client {
+  return (ses ??= new SESv2Client({ maxAttempts: 1 }));
 }

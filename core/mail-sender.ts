@@ -1,0 +1,111 @@
+import { SendEmailCommand, type SESv2Client } from '@aws-sdk/client-sesv2';
+import { sesClient } from './aws/clients.ts';
+import type { Log } from './log.ts';
+
+/** One mail as it goes to SES: a text and an HTML part, UTF-8. */
+export interface OutgoingMail {
+  readonly from: string;
+  readonly to: readonly string[];
+  readonly bcc: readonly string[];
+  readonly subject: string;
+  readonly text: string;
+  readonly html: string;
+  /** SES message tags (name → value), e.g. site and day, for SES event publishing. */
+  readonly tags?: Readonly<Record<string, string>>;
+}
+
+export interface MailSender {
+  /** Sends the mail; resolves to SES's message id. */
+  send(mail: OutgoingMail): Promise<string>;
+}
+
+/** SES v2 SendEmail with simple (text + HTML) content. */
+export class SesMailSender implements MailSender {
+  constructor(private readonly ses: SESv2Client = sesClient()) {}
+
+  async send(mail: OutgoingMail): Promise<string> {
+    const r = await this.ses.send(
+      new SendEmailCommand({
+        FromEmailAddress: mail.from,
+        Destination: { ToAddresses: [...mail.to], BccAddresses: [...mail.bcc] },
+        Content: {
+          Simple: {
+            Subject: { Data: mail.subject, Charset: 'UTF-8' },
+            Body: {
+              Text: { Data: mail.text, Charset: 'UTF-8' },
+              Html: { Data: mail.html, Charset: 'UTF-8' },
+            },
+          },
+        },
+        EmailTags: Object.entries(mail.tags ?? {}).map(([Name, Value]) => ({ Name, Value })),
+      }),
+    );
+    if (!r.MessageId) throw new Error('SES accepted the mail without a message id');
+    return r.MessageId;
+  }
+}
+
+/** SES errors that mean "not sent, slow down": the request was refused before any mail went out. */
+const THROTTLING = new Set([
+  'TooManyRequestsException',
+  'ThrottlingException',
+  'Throttling',
+  'LimitExceededException',
+]);
+
+export function isThrottling(err: unknown): boolean {
+  const e = err as { name?: string; $metadata?: { httpStatusCode?: number } } | undefined;
+  return THROTTLING.has(e?.name ?? '') || e?.$metadata?.httpStatusCode === 429;
+}
+
+/** SES kept throttling after every attempt: the mail was not sent. */
+export class MailThrottledError extends Error {
+  override readonly name = 'MailThrottledError';
+  constructor(
+    readonly attempts: number,
+    options: { cause: unknown },
+  ) {
+    super(`SES throttled the mail ${attempts} times; it was not sent`, options);
+  }
+}
+
+export interface RetryOptions {
+  /** Attempts in all, the first included. @default 5 */
+  readonly attempts?: number;
+  /** First backoff ceiling in ms; it doubles per attempt (full jitter). @default 500 */
+  readonly baseMs?: number;
+  /** Largest backoff in ms. @default 8000 */
+  readonly maxMs?: number;
+  readonly sleep?: (ms: number) => Promise<void>;
+  readonly random?: () => number;
+}
+
+const sleeper = (ms: number) => new Promise<void>((r) => setTimeout(r, ms));
+
+/**
+ * Sends once, retrying only throttling, with exponential backoff and full jitter. Any other error is thrown at
+ * once: SES may or may not have taken the mail, and a mail must never go out twice.
+ */
+export async function sendWithRetry(
+  sender: MailSender,
+  mail: OutgoingMail,
+  log: Log,
+  o: RetryOptions = {},
+): Promise<{ readonly messageId: string; readonly attempts: number }> {
+  const attempts = o.attempts ?? 5;
+  const base = o.baseMs ?? 500;
+  const max = o.maxMs ?? 8000;
+  const sleep = o.sleep ?? sleeper;
+  const random = o.random ?? Math.random;
+  for (let attempt = 1; ; attempt++) {
+    try {
+      return { messageId: await sender.send(mail), attempts: attempt };
+    } catch (err) {
+      if (!isThrottling(err)) throw err;
+      if (attempt >= attempts) throw new MailThrottledError(attempt, { cause: err });
+      const ms = Math.round(random() * Math.min(max, base * 2 ** (attempt - 1)));
+      log.warn('SES throttled the mail; retrying', { attempt, backoffMs: ms, error: (err as Error).name });
+      await sleep(ms);
+    }
+  }
+}
