@@ -7,7 +7,7 @@ import {
   type DynamoDBDocumentClient,
 } from '@aws-sdk/lib-dynamodb';
 import { dynamoClient } from './aws/clients.ts';
-import { allowedFrom, type JobState, type RowCounts } from './states.ts';
+import { allowedFrom, isTerminal, type JobState, type RowCounts } from './states.ts';
 
 export interface JobError {
   readonly code: string;
@@ -63,6 +63,9 @@ const pk = (site: string) => `SITE#${site}`;
 const sk = (token: string) => `JOB#${token}`;
 /** Chunk numbers are kept in sets of this many, so no single update returns a large set. */
 const CHUNK_SET_SIZE = 1000;
+/** The sparse index of jobs in flight: only RUNNING and FINALIZING jobs carry its key attribute. */
+export const ACTIVE_INDEX = 'active';
+const ACTIVE = 'Y';
 
 function isConditionFailure(err: unknown): boolean {
   return (
@@ -163,12 +166,18 @@ export class JobStore {
       sets.push(`#f${i} = :f${i}`);
     });
     from.forEach((s, i) => (values[`:from${i}`] = s));
+    // Jobs in flight carry the `active` attribute, so the reaper finds them through a small sparse index.
+    if (to === 'RUNNING') {
+      values[':active'] = ACTIVE;
+      sets.push('active = :active');
+    }
+    const remove = isTerminal(to) ? ' REMOVE active' : '';
     try {
       const r = await this.ddb.send(
         new UpdateCommand({
           TableName: this.table,
           Key: { pk: pk(site), sk: sk(token) },
-          UpdateExpression: `SET ${sets.join(', ')}`,
+          UpdateExpression: `SET ${sets.join(', ')}${remove}`,
           ConditionExpression: `attribute_exists(pk) AND #state IN (${from.map((_, i) => `:from${i}`).join(', ')})`,
           ExpressionAttributeNames: names,
           ExpressionAttributeValues: values,
@@ -180,6 +189,26 @@ export class JobStore {
       if (isConditionFailure(err)) return undefined;
       throw err;
     }
+  }
+
+  /** Jobs in flight (RUNNING or FINALIZING) of every site, through the sparse `active` index. */
+  async listActive(): Promise<Job[]> {
+    const jobs: Job[] = [];
+    let start: Record<string, unknown> | undefined;
+    do {
+      const r = await this.ddb.send(
+        new QueryCommand({
+          TableName: this.table,
+          IndexName: ACTIVE_INDEX,
+          KeyConditionExpression: 'active = :a',
+          ExpressionAttributeValues: { ':a': ACTIVE },
+          ExclusiveStartKey: start,
+        }),
+      );
+      for (const i of r.Items ?? []) jobs.push(toJob(i));
+      start = r.LastEvaluatedKey;
+    } while (start);
+    return jobs;
   }
 
   /**
@@ -294,6 +323,6 @@ export class JobStore {
 function toJob(item: Record<string, unknown>): Job {
   const { pk: _pk, sk: _sk, ...rest } = item;
   for (const k of Object.keys(rest))
-    if (/^chunks\d+$/.test(k) || k === 'totalSeen' || k === 'doneAtSplit') delete rest[k];
+    if (/^chunks\d+$/.test(k) || k === 'totalSeen' || k === 'doneAtSplit' || k === 'active') delete rest[k];
   return rest as unknown as Job;
 }

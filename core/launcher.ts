@@ -4,6 +4,14 @@ export interface TaskLauncher {
   launch(req: LaunchRequest): Promise<string[]>;
   /** Stops every worker still running for the job; returns how many were stopped. */
   stop(site: string, token: string): Promise<number>;
+  /** Every worker task still running, with the job it works for (for the reaper). */
+  list(): Promise<TaskInfo[]>;
+}
+
+export interface TaskInfo {
+  readonly id: string;
+  readonly site: string;
+  readonly token: string;
 }
 
 export interface LaunchRequest {

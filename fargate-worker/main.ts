@@ -19,6 +19,7 @@ process.on('SIGTERM', () => {
 const noLauncher = {
   launch: () => Promise.reject(new Error('workers do not launch workers')),
   stop: () => Promise.resolve(0),
+  list: () => Promise.resolve([]),
 };
 
 try {

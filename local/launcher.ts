@@ -4,6 +4,7 @@ import {
   mkdirSync,
   openSync,
   readdirSync,
+  readFileSync,
   renameSync,
   rmSync,
   statSync,
@@ -11,7 +12,7 @@ import {
 } from 'node:fs';
 import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
-import { workerEnv, type LaunchRequest, type TaskLauncher } from '../core/launcher.ts';
+import { workerEnv, type LaunchRequest, type TaskInfo, type TaskLauncher } from '../core/launcher.ts';
 
 const ROOT = fileURLToPath(new URL('..', import.meta.url));
 const WORKER_ENTRY = join(ROOT, 'fargate-worker', 'main.ts');
@@ -121,6 +122,22 @@ export class LocalTaskLauncher implements TaskLauncher {
       rmSync(join(dir, String(pid)), { force: true });
       return false;
     });
+  }
+
+  async list(): Promise<TaskInfo[]> {
+    let tokens: string[];
+    try {
+      tokens = readdirSync(this.tasksDir);
+    } catch {
+      return [];
+    }
+    return tokens.flatMap((token) =>
+      this.running(token).map((pid) => ({
+        id: `local-${pid}`,
+        token,
+        site: readFileSync(join(this.tasksDir, token, String(pid)), 'utf8'),
+      })),
+    );
   }
 
   async stop(_site: string, token: string): Promise<number> {

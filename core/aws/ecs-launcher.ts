@@ -1,6 +1,12 @@
-import { ListTasksCommand, RunTaskCommand, StopTaskCommand, type ECSClient } from '@aws-sdk/client-ecs';
+import {
+  DescribeTasksCommand,
+  ListTasksCommand,
+  RunTaskCommand,
+  StopTaskCommand,
+  type ECSClient,
+} from '@aws-sdk/client-ecs';
 import { requireEnv } from '../env.ts';
-import { workerEnv, type LaunchRequest, type TaskLauncher } from '../launcher.ts';
+import { workerEnv, type LaunchRequest, type TaskInfo, type TaskLauncher } from '../launcher.ts';
 import { ecsClient } from './clients.ts';
 
 export interface EcsLauncherConfig {
@@ -75,6 +81,33 @@ export class EcsTaskLauncher implements TaskLauncher {
       for (const t of r.tasks ?? []) if (t.taskArn) ids.push(t.taskArn);
     }
     return ids;
+  }
+
+  /** Running worker tasks of the cluster, with site and token from their tags. */
+  async list(): Promise<TaskInfo[]> {
+    const c = this.config();
+    const arns: string[] = [];
+    let nextToken: string | undefined;
+    do {
+      const r = await this.ecs.send(
+        new ListTasksCommand({ cluster: c.cluster, desiredStatus: 'RUNNING', nextToken }),
+      );
+      arns.push(...(r.taskArns ?? []));
+      nextToken = r.nextToken;
+    } while (nextToken);
+    const out: TaskInfo[] = [];
+    for (let i = 0; i < arns.length; i += 100) {
+      const r = await this.ecs.send(
+        new DescribeTasksCommand({ cluster: c.cluster, tasks: arns.slice(i, i + 100), include: ['TAGS'] }),
+      );
+      for (const t of r.tasks ?? []) {
+        const tag = (k: string) => t.tags?.find((x) => x.key === k)?.value;
+        const site = tag('site');
+        const token = tag('token') ?? t.startedBy;
+        if (t.taskArn && site && token) out.push({ id: t.taskArn, site, token });
+      }
+    }
+    return out;
   }
 
   async stop(site: string, token: string): Promise<number> {

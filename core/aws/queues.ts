@@ -4,6 +4,8 @@ import {
   DeleteMessageCommand,
   DeleteQueueCommand,
   GetQueueUrlCommand,
+  ListQueuesCommand,
+  ListQueueTagsCommand,
   QueueDoesNotExist,
   ReceiveMessageCommand,
   SendMessageBatchCommand,
@@ -136,6 +138,25 @@ export class Queues {
         VisibilityTimeout: seconds,
       }),
     );
+  }
+
+  /** Queues whose name starts with `prefix`, with their tags (site and token on job queues). */
+  async listWithTags(prefix: string): Promise<{ url: string; tags: Record<string, string> }[]> {
+    const urls: string[] = [];
+    let next: string | undefined;
+    do {
+      const r = await this.client.send(
+        new ListQueuesCommand({ QueueNamePrefix: prefix, NextToken: next, MaxResults: 1000 }),
+      );
+      urls.push(...(r.QueueUrls ?? []));
+      next = r.NextToken;
+    } while (next);
+    const out: { url: string; tags: Record<string, string> }[] = [];
+    for (const url of urls) {
+      const r = await this.client.send(new ListQueueTagsCommand({ QueueUrl: url }));
+      out.push({ url, tags: r.Tags ?? {} });
+    }
+    return out;
   }
 
   /** Deletes a queue; a queue that is already gone is not an error. */

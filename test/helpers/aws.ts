@@ -5,13 +5,14 @@
  */
 import { CreateBucketCommand } from '@aws-sdk/client-s3';
 import { CreateTableCommand } from '@aws-sdk/client-dynamodb';
+import { tableDefinition } from '../../core/table.ts';
 import { CreateQueueCommand, GetQueueAttributesCommand } from '@aws-sdk/client-sqs';
 import { getStage, type Limits } from '../../config/index.ts';
 import { dynamoClient, s3Client, sqsClient } from '../../core/aws/clients.ts';
 import { Objects } from '../../core/aws/objects.ts';
 import { Queues } from '../../core/aws/queues.ts';
 import { JobStore } from '../../core/jobs.ts';
-import type { LaunchRequest, TaskLauncher } from '../../core/launcher.ts';
+import type { LaunchRequest, TaskInfo, TaskLauncher } from '../../core/launcher.ts';
 import type { PipelineDeps } from '../../core/pipeline.ts';
 import { startEmulators, type Emulators } from '../../local/emulators.ts';
 
@@ -45,20 +46,7 @@ export async function startTestAws(): Promise<TestAws> {
   const bucket = `rowfleet-test-data-${suffix}`;
   const table = `rowfleet-test-jobs-${suffix}`;
   await s3Client().send(new CreateBucketCommand({ Bucket: bucket }));
-  await dynamoClient().send(
-    new CreateTableCommand({
-      TableName: table,
-      BillingMode: 'PAY_PER_REQUEST',
-      AttributeDefinitions: [
-        { AttributeName: 'pk', AttributeType: 'S' },
-        { AttributeName: 'sk', AttributeType: 'S' },
-      ],
-      KeySchema: [
-        { AttributeName: 'pk', KeyType: 'HASH' },
-        { AttributeName: 'sk', KeyType: 'RANGE' },
-      ],
-    }),
-  );
+  await dynamoClient().send(new CreateTableCommand(tableDefinition(table)));
   const sqs = sqsClient();
   const dlqUrl = (await sqs.send(new CreateQueueCommand({ QueueName: `${TEST_STAGE}-dlq-${suffix}` })))
     .QueueUrl!;
@@ -89,6 +77,10 @@ export class RecordingLauncher implements TaskLauncher {
   async stop(site: string, token: string): Promise<number> {
     this.stops.push({ site, token });
     return 0;
+  }
+
+  async list(): Promise<TaskInfo[]> {
+    return [];
   }
 }
 

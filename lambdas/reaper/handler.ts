@@ -1,0 +1,11 @@
+import { depsFromEnv } from '../../core/deps.ts';
+import type { PipelineDeps } from '../../core/pipeline.ts';
+import { reap, type ReapReport } from '../../core/reaper.ts';
+
+/** Reaper Lambda (EventBridge Scheduler, every few minutes): relaunch stalled jobs, stop idle tasks, delete orphan queues. */
+export function createReaperHandler(deps: PipelineDeps, graceSeconds = 180) {
+  return async (): Promise<ReapReport> => reap(deps, { graceSeconds });
+}
+
+let cached: ReturnType<typeof createReaperHandler> | undefined;
+export const handler = () => (cached ??= createReaperHandler(depsFromEnv()))();
