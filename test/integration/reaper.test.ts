@@ -1,0 +1,145 @@
+import { ReceiveMessageCommand } from '@aws-sdk/client-sqs';
+import { afterAll, beforeAll, describe, expect, it, vi } from 'vitest';
+import { sqsClient } from '../../core/aws/clients.ts';
+import { JobStore, type Job } from '../../core/jobs.ts';
+import type { LaunchRequest, TaskInfo, TaskLauncher } from '../../core/launcher.ts';
+import { keys, newJobToken, reportQueueName } from '../../core/naming.ts';
+import { reap } from '../../core/reaper.ts';
+import { startTestAws, testDeps, TEST_STAGE, type TestAws } from '../helpers/aws.ts';
+
+vi.hoisted(() => {
+  process.env.POWERTOOLS_LOG_LEVEL = 'SILENT';
+  process.env.POWERTOOLS_METRICS_DISABLED = 'true';
+});
+
+/** A launcher whose running tasks the test decides. */
+class FakeLauncher implements TaskLauncher {
+  tasks: TaskInfo[] = [];
+  launches: LaunchRequest[] = [];
+  stopped: string[] = [];
+  async launch(req: LaunchRequest): Promise<string[]> {
+    this.launches.push(req);
+    return [];
+  }
+  async stop(_site: string, token: string): Promise<number> {
+    const n = this.tasks.filter((t) => t.token === token).length;
+    this.tasks = this.tasks.filter((t) => t.token !== token);
+    this.stopped.push(token);
+    return n;
+  }
+  async list(): Promise<TaskInfo[]> {
+    return this.tasks;
+  }
+}
+
+let aws: TestAws;
+let jobs: JobStore;
+let launcher: FakeLauncher;
+let deps: ReturnType<typeof testDeps>;
+
+beforeAll(async () => {
+  aws = await startTestAws();
+  jobs = new JobStore(aws.table);
+  launcher = new FakeLauncher();
+  deps = testDeps(aws, { launcher });
+});
+
+afterAll(async () => {
+  await aws?.stop();
+});
+
+async function job(o: {
+  state: 'RUNNING' | 'SUCCEEDED' | 'RECEIVED';
+  runningSecondsAgo?: number;
+  chunks?: number;
+  done?: number;
+  queue?: boolean;
+}) {
+  const site = 'kashima';
+  const token = newJobToken();
+  await jobs.create({
+    site,
+    token,
+    upload: 'direct',
+    processor: 'json',
+    sourceKey: keys.source(site, token),
+    receivedAt: new Date().toISOString(),
+  });
+  let queueUrl: string | undefined;
+  if (o.queue) {
+    queueUrl = await deps.queues.createJobQueue({
+      name: reportQueueName(TEST_STAGE, token),
+      site,
+      token,
+      dlqArn: aws.dlqArn,
+    });
+  }
+  if (o.state !== 'RECEIVED') {
+    const runningAt = new Date(Date.now() - (o.runningSecondsAgo ?? 0) * 1000).toISOString();
+    await jobs.transition(site, token, 'RUNNING', {
+      runningAt,
+      workers: 2,
+      queueName: o.queue ? reportQueueName(TEST_STAGE, token) : undefined,
+    });
+    if (o.chunks !== undefined) {
+      await jobs.completeSplit(site, token, {
+        totalChunks: o.chunks,
+        totalRecords: o.chunks * 10,
+        rejected: 0,
+        splitDoneAt: runningAt,
+      });
+      for (let c = 0; c < (o.done ?? 0); c++)
+        await jobs.countChunk(site, token, c, { succeeded: 10, failed: 0 });
+    }
+  }
+  if (o.state === 'SUCCEEDED') {
+    await jobs.beginFinalize(site, token, new Date(), 60);
+    await jobs.transition(site, token, 'SUCCEEDED', { finishedAt: new Date().toISOString() });
+  }
+  return { site, token, queueUrl, job: (await jobs.get(site, token)) as Job };
+}
+
+describe('Function: reap', () => {
+  it('relaunches a stalled job, leaves a young or staffed one alone, and re-asks a lost finalize', async () => {
+    // Prepare
+    const stalled = await job({ state: 'RUNNING', runningSecondsAgo: 600, chunks: 5, done: 2 });
+    const young = await job({ state: 'RUNNING', runningSecondsAgo: 5, chunks: 5, done: 1 });
+    const staffed = await job({ state: 'RUNNING', runningSecondsAgo: 600, chunks: 5, done: 1 });
+    const allCounted = await job({ state: 'RUNNING', runningSecondsAgo: 600, chunks: 3, done: 3 });
+    launcher.tasks = [{ id: 't1', site: staffed.site, token: staffed.token }];
+
+    // Act
+    const report = await reap(deps, { graceSeconds: 60 });
+
+    // Assess
+    expect(report.relaunched).toEqual([{ site: stalled.site, token: stalled.token, workers: 2 }]);
+    expect(launcher.launches.map((l) => l.token)).toEqual([stalled.token]);
+    expect(report.relaunched.map((r) => r.token)).not.toContain(young.token);
+    expect(report.finalizeRequested).toEqual([{ site: allCounted.site, token: allCounted.token }]);
+    const msgs = await sqsClient().send(
+      new ReceiveMessageCommand({ QueueUrl: aws.finalizeQueueUrl, MaxNumberOfMessages: 10 }),
+    );
+    expect(
+      (msgs.Messages ?? []).map((m) => JSON.parse(m.Body!) as { token: string }).map((m) => m.token),
+    ).toContain(allCounted.token);
+  });
+
+  it("stops a finished job's tasks and deletes its queue, but keeps the queue of a job being split", async () => {
+    // Prepare
+    const finished = await job({ state: 'SUCCEEDED', chunks: 1, done: 1, queue: true });
+    const splitting = await job({ state: 'RECEIVED', queue: true });
+    launcher.tasks = [
+      { id: 'a', site: finished.site, token: finished.token },
+      { id: 'b', site: finished.site, token: finished.token },
+    ];
+
+    // Act
+    const report = await reap(deps, { graceSeconds: 60 });
+
+    // Assess
+    expect(report.tasksStopped).toBe(2);
+    expect(launcher.stopped).toContain(finished.token);
+    expect(await deps.queues.queueUrl(reportQueueName(TEST_STAGE, finished.token))).toBeUndefined();
+    expect(await deps.queues.queueUrl(reportQueueName(TEST_STAGE, splitting.token))).toBeDefined();
+  });
+});
