@@ -32,6 +32,8 @@ import { dynamoClient, s3Client, sqsClient } from '../core/aws/clients.ts';
 import { errorMessage } from '../core/errors.ts';
 import type { PipelineDeps } from '../core/pipeline.ts';
 import { depsFromEnv } from '../core/deps.ts';
+import { usageMailDepsFromEnv, type UsageMailDeps, type UsageMailResult } from '../core/mail.ts';
+import { createUsageMailHandler, type UsageMailInput } from '../lambdas/usage-mail/handler.ts';
 import { LocalApi } from './api.ts';
 import { IsolatedFunction, inProcess, localLauncher, type FunctionName, type Invoke } from './functions.ts';
 import type { LocalTaskLauncher } from './launcher.ts';
@@ -70,6 +72,9 @@ async function startEmulatorHost(
     execArgv: ['--import', TSX],
     env: { ...process.env, ROWFLEET_EMULATOR_OPTIONS: JSON.stringify(options) },
     stdio: ['ignore', 'inherit', 'inherit', 'ipc'],
+    // Its own process group: a terminal's Ctrl-C reaches only the CLI, which stops the emulators in order (state
+    // saved). If the CLI dies, the host still stops on its own when the IPC channel closes.
+    detached: true,
   });
   const endpoints = await new Promise<Record<string, string>>((res, rej) => {
     child.once('message', (m: { type: string; endpoints: Record<string, string> }) => res(m.endpoints));
@@ -97,7 +102,16 @@ export class LocalRuntime {
     private readonly emulatorHost: ChildProcess | undefined,
     readonly endpoints: Record<string, string>,
     private readonly isolated: IsolatedFunction[],
+    /** The usage mail's dependencies (the CLI's `mail send/preview` use them directly). */
+    readonly mailDeps: UsageMailDeps,
+    /** The usage-mail function (lambdas/usage-mail/handler.ts), invoked with the input its schedule sends. */
+    readonly usageMail: (input: UsageMailInput) => Promise<UsageMailResult>,
   ) {}
+
+  /** The embedded SES emulator's mail viewer (its root page); undefined on an external endpoint. */
+  get mailViewerUrl(): string | undefined {
+    return this.endpoints.ses ? `${this.endpoints.ses}/` : undefined;
+  }
 
   /** Peak RSS per isolated function, in bytes (empty unless `isolateFunctions`). */
   functionMemory(): Record<string, number> {
@@ -184,7 +198,20 @@ export class LocalRuntime {
       stage,
     );
     await api.listen();
-    const rt = new LocalRuntime(stage, stateDir, api, deps, launcher, tokens, host, endpoints, isolated);
+    const mailDeps = usageMailDepsFromEnv();
+    const rt = new LocalRuntime(
+      stage,
+      stateDir,
+      api,
+      deps,
+      launcher,
+      tokens,
+      host,
+      endpoints,
+      isolated,
+      mailDeps,
+      createUsageMailHandler(mailDeps),
+    );
     rt.poll(finalizeQueueUrl, async (e) =>
       (await finalize(e)).batchItemFailures.map((f) => f.itemIdentifier),
     );
@@ -276,7 +303,7 @@ export class LocalRuntime {
     await this.api.close();
     await Promise.all(this.isolated.map((f) => f.stop()));
     const host = this.emulatorHost;
-    if (host && host.exitCode === null) {
+    if (host && host.exitCode === null && host.signalCode === null && host.connected) {
       await new Promise<void>((r) => {
         host.once('exit', () => r());
         host.send({ type: 'stop' });

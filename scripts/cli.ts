@@ -5,6 +5,8 @@ import { getSite, getStage, loadConfig } from '../config/index.ts';
 import { ApiTokens } from '../core/auth.ts';
 import { processorNames } from '../core/processors/index.ts';
 import { LocalRuntime } from '../local/runtime.ts';
+import { runDev } from './dev.ts';
+import { mailPreview, mailSend } from './mail.ts';
 import { runJob } from './run-job.ts';
 
 /** 0 for SUCCEEDED or PARTIAL, 2 for REJECTED, 1 otherwise. */
@@ -162,6 +164,52 @@ token
     } finally {
       await rt.stop();
     }
+  });
+
+const mail = program.command('mail').description("a site's daily usage mail, against the local state");
+mail
+  .command('send')
+  .description("send a site's usage mail for a day (at most once per site and day; a repeat reports skipped)")
+  .requiredOption('--site <id>', 'the site whose mail to send')
+  .option('--day <YYYY-MM-DD>', "the reported day (default: yesterday in the site's time zone)")
+  .addOption(stateDirOption())
+  .addOption(endpointOption())
+  .option('--json', 'print one JSON summary as the last line of stdout')
+  .action(async (o: { site: string; day?: string; stateDir: string; endpoint?: string; json?: boolean }) => {
+    process.exitCode = await mailSend(o);
+  });
+mail
+  .command('preview')
+  .description("render a site's usage mail for a day without sending it")
+  .requiredOption('--site <id>', 'the site whose mail to render')
+  .option('--day <YYYY-MM-DD>', "the reported day (default: yesterday in the site's time zone)")
+  .option('--html', 'print the HTML part instead of the text part')
+  .option('--json', 'print subject, recipients, totals and both parts as one JSON line')
+  .addOption(stateDirOption())
+  .addOption(endpointOption())
+  .action(
+    async (o: {
+      site: string;
+      day?: string;
+      html?: boolean;
+      json?: boolean;
+      stateDir: string;
+      endpoint?: string;
+    }) => {
+      process.exitCode = await mailPreview(o);
+    },
+  );
+
+program
+  .command('dev')
+  .description(
+    "keep the local runtime up (API, workers) and fire each site's usage-mail schedule at its local send time; Ctrl-C stops",
+  )
+  .addOption(stateDirOption())
+  .addOption(endpointOption())
+  .option('--send-now', "also fire every site's usage-mail schedule once at start")
+  .action(async (o: { stateDir: string; endpoint?: string; sendNow?: boolean }) => {
+    await runDev(o);
   });
 
 try {
