@@ -172,7 +172,9 @@ export async function runWorker(deps: PipelineDeps, o: WorkerOptions): Promise<W
       max: 10,
       waitSeconds: o.waitSeconds,
       visibilitySeconds: o.visibilitySeconds,
+      signal: o.signal,
     });
+    if (o.signal?.aborted && messages.length === 0) break;
     if (messages.length > 0) {
       idle = 0;
       await Promise.all(messages.map(handle));

@@ -111,18 +111,26 @@ export class Queues {
 
   async receive(
     queueUrl: string,
-    o: { max: number; waitSeconds: number; visibilitySeconds?: number },
+    o: { max: number; waitSeconds: number; visibilitySeconds?: number; signal?: AbortSignal },
   ): Promise<Message[]> {
-    const r = await this.client.send(
-      new ReceiveMessageCommand({
-        QueueUrl: queueUrl,
-        MaxNumberOfMessages: o.max,
-        WaitTimeSeconds: o.waitSeconds,
-        VisibilityTimeout: o.visibilitySeconds,
-        MessageAttributeNames: ['All'],
-        MessageSystemAttributeNames: ['ApproximateReceiveCount'],
-      }),
-    );
+    if (o.signal?.aborted) return [];
+    const r = await this.client
+      .send(
+        new ReceiveMessageCommand({
+          QueueUrl: queueUrl,
+          MaxNumberOfMessages: o.max,
+          WaitTimeSeconds: o.waitSeconds,
+          VisibilityTimeout: o.visibilitySeconds,
+          MessageAttributeNames: ['All'],
+          MessageSystemAttributeNames: ['ApproximateReceiveCount'],
+        }),
+        // A stop (SIGTERM) ends a long poll at once instead of after up to 20 s.
+        { abortSignal: o.signal },
+      )
+      .catch((err: unknown) => {
+        if (o.signal?.aborted) return { Messages: [] };
+        throw err;
+      });
     return r.Messages ?? [];
   }
 

@@ -1,0 +1,59 @@
+import { afterAll, beforeAll, describe, expect, it, vi } from 'vitest';
+import { JobStore } from '../../core/jobs.ts';
+import { keys, newJobToken, reportQueueName } from '../../core/naming.ts';
+import { runWorker } from '../../core/worker.ts';
+import { startTestAws, testDeps, TEST_STAGE, type TestAws } from '../helpers/aws.ts';
+
+vi.hoisted(() => {
+  process.env.POWERTOOLS_LOG_LEVEL = 'SILENT';
+  process.env.POWERTOOLS_METRICS_DISABLED = 'true';
+});
+
+let aws: TestAws;
+
+beforeAll(async () => {
+  aws = await startTestAws();
+});
+
+afterAll(async () => {
+  await aws?.stop();
+});
+
+describe('Function: runWorker', () => {
+  it('ends a 20 s long poll at once when stopped (SIGTERM) and reports it', async () => {
+    // Prepare: a running job with an empty queue
+    const deps = testDeps(aws);
+    const jobs = new JobStore(aws.table);
+    const site = 'marifu';
+    const token = newJobToken();
+    await jobs.create({
+      site,
+      token,
+      upload: 'direct',
+      processor: 'json',
+      sourceKey: keys.source(site, token),
+      receivedAt: new Date().toISOString(),
+    });
+    const queueName = reportQueueName(TEST_STAGE, token);
+    await deps.queues.createJobQueue({ name: queueName, site, token, dlqArn: aws.dlqArn });
+    await jobs.transition(site, token, 'RUNNING', { queueName, header: ['a'] });
+    const stop = new AbortController();
+
+    // Act
+    const started = Date.now();
+    const running = runWorker(deps, {
+      site,
+      token,
+      waitSeconds: 20,
+      idlePolls: 2,
+      visibilitySeconds: 30,
+      signal: stop.signal,
+    });
+    setTimeout(() => stop.abort(), 300);
+    const summary = await running;
+
+    // Assess
+    expect(summary.reason).toBe('stopped');
+    expect(Date.now() - started).toBeLessThan(5000);
+  });
+});
