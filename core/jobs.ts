@@ -5,6 +5,7 @@ import {
   QueryCommand,
   UpdateCommand,
   type DynamoDBDocumentClient,
+  type QueryCommandInput,
 } from '@aws-sdk/lib-dynamodb';
 import { dynamoClient } from './aws/clients.ts';
 import { allowedFrom, isTerminal, type JobState, type RowCounts } from './states.ts';
@@ -128,21 +129,33 @@ export class JobStore {
 
   /** The site's jobs, newest first. */
   async list(site: string, limit = 50): Promise<Job[]> {
+    const jobs = await this.queryAll({
+      KeyConditionExpression: 'pk = :pk AND begins_with(sk, :job)',
+      ExpressionAttributeValues: { ':pk': pk(site), ':job': 'JOB#' },
+    });
+    return jobs.sort((a, b) => b.receivedAt.localeCompare(a.receivedAt)).slice(0, limit);
+  }
+
+  /** Jobs in flight (RUNNING or FINALIZING) of every site, through the sparse `active` index. */
+  listActive(): Promise<Job[]> {
+    return this.queryAll({
+      IndexName: ACTIVE_INDEX,
+      KeyConditionExpression: 'active = :a',
+      ExpressionAttributeValues: { ':a': ACTIVE },
+    });
+  }
+
+  private async queryAll(q: Omit<QueryCommandInput, 'TableName' | 'ExclusiveStartKey'>): Promise<Job[]> {
     const jobs: Job[] = [];
     let start: Record<string, unknown> | undefined;
     do {
       const r = await this.ddb.send(
-        new QueryCommand({
-          TableName: this.table,
-          KeyConditionExpression: 'pk = :pk AND begins_with(sk, :job)',
-          ExpressionAttributeValues: { ':pk': pk(site), ':job': 'JOB#' },
-          ExclusiveStartKey: start,
-        }),
+        new QueryCommand({ ...q, TableName: this.table, ExclusiveStartKey: start }),
       );
       for (const i of r.Items ?? []) jobs.push(toJob(i));
       start = r.LastEvaluatedKey;
     } while (start);
-    return jobs.sort((a, b) => b.receivedAt.localeCompare(a.receivedAt)).slice(0, limit);
+    return jobs;
   }
 
   /**
@@ -189,26 +202,6 @@ export class JobStore {
       if (isConditionFailure(err)) return undefined;
       throw err;
     }
-  }
-
-  /** Jobs in flight (RUNNING or FINALIZING) of every site, through the sparse `active` index. */
-  async listActive(): Promise<Job[]> {
-    const jobs: Job[] = [];
-    let start: Record<string, unknown> | undefined;
-    do {
-      const r = await this.ddb.send(
-        new QueryCommand({
-          TableName: this.table,
-          IndexName: ACTIVE_INDEX,
-          KeyConditionExpression: 'active = :a',
-          ExpressionAttributeValues: { ':a': ACTIVE },
-          ExclusiveStartKey: start,
-        }),
-      );
-      for (const i of r.Items ?? []) jobs.push(toJob(i));
-      start = r.LastEvaluatedKey;
-    } while (start);
-    return jobs;
   }
 
   /**
