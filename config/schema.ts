@@ -48,15 +48,17 @@ export const limitsSchema = z.object({
     .int()
     .positive()
     .default(1024 * 1024),
-  /** Byte budget of one queue message (SQS allows 1 MiB per message and per batch). */
+  /**
+   * Source bytes per chunk. A chunk is a ~200-byte message naming a byte range of the source, so this sets
+   * the work unit of a worker (one range read, one part written, one count), not a message size.
+   */
   chunkMaxBytes: z
     .number()
     .int()
     .min(1024)
-    .max(1024 * 1024 - 4096)
-    .default(256 * 1024),
-  /** Most records in one message, so one chunk's work stays well inside the visibility timeout. */
-  chunkMaxRecords: z.number().int().positive().default(5000),
+    .default(1024 * 1024),
+  /** Most records in one chunk, so one chunk's work stays well inside the visibility timeout. */
+  chunkMaxRecords: z.number().int().positive().default(10_000),
   maxWorkersPerJob: z.number().int().min(1).max(100).default(4),
   /** Records per worker before another worker is worth starting. */
   recordsPerWorker: z.number().int().positive().default(50_000),
