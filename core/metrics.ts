@@ -27,6 +27,14 @@ export const METRICS = {
   JobsPartial: MetricUnit.Count,
   JobsFailed: MetricUnit.Count,
   JobsRejected: MetricUnit.Count,
+  /** Jobs the reaper found with chunks left and no live worker (workers relaunched). */
+  JobsStalled: MetricUnit.Count,
+  /** Finalizes the reaper asked for again (lost request, or a finalize that died). */
+  FinalizesRequeued: MetricUnit.Count,
+  /** Worker tasks the reaper stopped because their job had ended. */
+  IdleTasksStopped: MetricUnit.Count,
+  /** Job queues the reaper deleted because their job had ended or is gone. */
+  OrphanQueuesDeleted: MetricUnit.Count,
   /** Usage mails SES accepted (dimensions stage and site). */
   MailsSent: MetricUnit.Count,
   /** Usage mails SES refused for good (dimensions stage and site); never retried. */

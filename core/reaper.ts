@@ -1,4 +1,5 @@
 import { jobLogger, logger } from './log.ts';
+import { publishMetrics } from './metrics.ts';
 import { reportQueuePrefix } from './naming.ts';
 import { requestFinalize, type PipelineDeps } from './pipeline.ts';
 import type { Job } from './jobs.ts';
@@ -80,6 +81,12 @@ export async function reap(deps: PipelineDeps, o: ReapOptions): Promise<ReapRepo
     queuesDeleted++;
   }
   const report = { relaunched, finalizeRequested, tasksStopped, queuesDeleted };
+  publishMetrics(deps.env.stage, {
+    JobsStalled: relaunched.length,
+    FinalizesRequeued: finalizeRequested.length,
+    IdleTasksStopped: tasksStopped,
+    OrphanQueuesDeleted: queuesDeleted,
+  });
   logger.info('reaper pass', { active: active.length, tasks: tasks.length, ...report });
   return report;
 }
