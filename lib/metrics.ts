@@ -47,3 +47,28 @@ export function customMetric(
     label: options.label ?? name,
   });
 }
+
+/** Metrics published per site (publishSiteMetrics in core/metrics.ts): dimensions service, stage and site. */
+export const SITE_METRICS = ['MailsSent', 'MailsFailed'] as const;
+
+export type SiteMetricName = (typeof SITE_METRICS)[number];
+
+export function siteMetricDimensions(stage: string, site: string): Record<string, string> {
+  return { ...customMetricDimensions(stage), site };
+}
+
+export function siteMetric(
+  stage: string,
+  site: string,
+  name: SiteMetricName,
+  options: { readonly statistic?: string; readonly period?: Duration; readonly label?: string } = {},
+): cloudwatch.Metric {
+  return new cloudwatch.Metric({
+    namespace: METRIC_NAMESPACE,
+    metricName: name,
+    dimensionsMap: siteMetricDimensions(stage, site),
+    statistic: options.statistic ?? cloudwatch.Stats.SUM,
+    period: options.period ?? Duration.hours(1),
+    label: options.label ?? `${name} ${site}`,
+  });
+}

@@ -12,7 +12,7 @@ import * as sns from 'aws-cdk-lib/aws-sns';
 import * as subscriptions from 'aws-cdk-lib/aws-sns-subscriptions';
 import type * as sqs from 'aws-cdk-lib/aws-sqs';
 import { Construct } from 'constructs';
-import { customMetric, type CustomMetricName } from './metrics.ts';
+import { customMetric, siteMetric, type CustomMetricName } from './metrics.ts';
 import { resourceNames } from './names.ts';
 import { MAX_RECEIVE_COUNT } from './storage.ts';
 
@@ -38,6 +38,8 @@ export interface MonitoringProps {
   readonly cluster: ecs.ICluster;
   /** Subscribed by e-mail to the ops topic. @default no subscription */
   readonly opsEmail?: string;
+  /** Site ids whose usage mails the dashboard draws (sent and failed per site). @default no usage-mail widget */
+  readonly sites?: readonly string[];
 }
 
 /** Age after which a message waiting on the finalize or upload-events queue means the pipeline is stuck. */
@@ -338,6 +340,21 @@ export class Monitoring extends Construct {
         }),
       ]),
     );
+    if (props.sites?.length) {
+      const sites = props.sites;
+      dashboard.addWidgets(
+        graph(
+          'Usage mails sent per site',
+          sites.map((site) => siteMetric(stage, site, 'MailsSent', { label: site })),
+          { width: 12 },
+        ),
+        graph(
+          'Usage mails refused by SES per site',
+          sites.map((site) => siteMetric(stage, site, 'MailsFailed', { label: site })),
+          { width: 12 },
+        ),
+      );
+    }
     return dashboard;
   }
 }

@@ -8,6 +8,7 @@ import type * as s3 from 'aws-cdk-lib/aws-s3';
 import type * as dynamodb from 'aws-cdk-lib/aws-dynamodb';
 import type * as sqs from 'aws-cdk-lib/aws-sqs';
 import { Construct } from 'constructs';
+import type { MailConfig } from '../config/index.ts';
 import { METRIC_NAMESPACE, POWERTOOLS_SERVICE_NAME } from './metrics.ts';
 import { PROJECT_ROOT, projectPath } from './paths.ts';
 import { acknowledge, acknowledgeFindings, arnFinding, escapeRegExp } from './nag.ts';
@@ -167,6 +168,23 @@ export class RowfleetFunction extends NodejsFunction {
   bindTable(table: dynamodb.ITable, access: TableAccess = 'RO'): this {
     table.grant(this, ...TABLE_ACTIONS[access]);
     this.addEnvironment('TABLE_NAME', table.tableName);
+    return this;
+  }
+
+  /**
+   * ses:SendEmail through the stage's SES identity only, and only from its configured From address (config:
+   * the stage's `mail`). The code takes the address from the same configuration, so no variable is needed.
+   */
+  bindMailSender(mail: MailConfig): this {
+    this.addToRolePolicy(
+      new iam.PolicyStatement({
+        actions: ['ses:SendEmail'],
+        resources: [
+          Stack.of(this).formatArn({ service: 'ses', resource: 'identity', resourceName: mail.identity }),
+        ],
+        conditions: { StringEquals: { 'ses:FromAddress': mail.from } },
+      }),
+    );
     return this;
   }
 

@@ -25,6 +25,7 @@ export const FUNCTION_ENTRIES = {
   status: 'lambdas/status/handler.ts',
   finalize: 'lambdas/finalize/handler.ts',
   authorizer: 'lambdas/authorizer/handler.ts',
+  usageMail: 'lambdas/usage-mail/handler.ts',
 } as const;
 
 export type FunctionName = keyof typeof FUNCTION_ENTRIES;
@@ -142,7 +143,17 @@ export class RowfleetStack extends Stack {
       timeout: Duration.seconds(10),
     }).bindTable(table, 'RO');
 
-    this.functions = { upload, status, finalize, authorizer };
+    // usageMail: invoked by one schedule per site with {site, scheduledTime} → that site's usage mail through SES.
+    // It reads usage counters and writes mail markers in the job table; nothing in S3, SQS or ECS.
+    const usageMail = fn('usageMail', 'daily usage mail per site', {
+      memorySize: 256,
+      timeout: Duration.minutes(1),
+    })
+      .bindStage(stage)
+      .bindTable(table, 'RW')
+      .bindMailSender(props.stage.mail);
+
+    this.functions = { upload, status, finalize, authorizer, usageMail };
 
     this.api = new RowfleetApi(this, 'Api', {
       stage,
@@ -163,10 +174,11 @@ export class RowfleetStack extends Stack {
       );
     }
 
-    // Schedules: the usage mail (one per site) and the reaper plug in here when their functions exist:
-    //   this.schedules.addSiteSchedules('UsageMail', usageMail, props.sites);
+    // Schedules: the usage mail, one schedule per site (07:00 in the site's time zone, input naming the site).
+    // The reaper plugs in here when its function exists:
     //   this.schedules.addRecurring('Reaper', reaper, Duration.minutes(5));
     this.schedules = new Schedules(this, 'Schedules', { stage });
+    this.schedules.addSiteSchedules('UsageMail', usageMail, props.sites);
 
     this.monitoring = new Monitoring(this, 'Monitoring', {
       stage,
@@ -175,6 +187,7 @@ export class RowfleetStack extends Stack {
         { name: 'status', fn: status },
         { name: 'finalize', fn: finalize },
         { name: 'authorizer', fn: authorizer, alarmOnErrors: false },
+        { name: 'usage-mail', fn: usageMail },
       ],
       api: this.api.api,
       deadLetterQueue,
@@ -183,6 +196,7 @@ export class RowfleetStack extends Stack {
       uploadEventsQueue,
       cluster: this.workers.cluster,
       opsEmail: infra.opsEmail,
+      sites: props.sites.map((s) => s.id),
     });
 
     const out = (id: string, value: string, description: string) =>

@@ -1,10 +1,25 @@
 import { afterAll, beforeAll, describe, expect, it, vi } from 'vitest';
 import { Match, type Template } from 'aws-cdk-lib/assertions';
-import { METRIC_NAMESPACE as CORE_NAMESPACE, METRICS, publishMetrics } from '../../core/metrics.ts';
-import { CUSTOM_METRICS, METRIC_NAMESPACE, customMetricDimensions } from '../../lib/metrics.ts';
+import { loadConfig } from '../../config/index.ts';
+import {
+  METRIC_NAMESPACE as CORE_NAMESPACE,
+  METRICS,
+  publishMetrics,
+  publishSiteMetrics,
+} from '../../core/metrics.ts';
+import {
+  CUSTOM_METRICS,
+  METRIC_NAMESPACE,
+  SITE_METRICS,
+  customMetricDimensions,
+  siteMetricDimensions,
+} from '../../lib/metrics.ts';
 import { joinedText, synthStage, type Synthesized } from './support.ts';
 
 type MetricRow = [string, string, ...unknown[]];
+
+/** Metrics published with the site as a dimension (usage mails). */
+const perSite = (name: string) => (SITE_METRICS as readonly string[]).includes(name);
 
 /** Every metric the dashboard draws, as [namespace, name, dim1, value1, …]. */
 function dashboardMetrics(template: Template): MetricRow[] {
@@ -68,7 +83,7 @@ describe('Stack: Rowfleet-dev monitoring', () => {
     it('names in lib/metrics.ts only metrics of the core/metrics.ts catalogue, in its namespace', () => {
       // Assess
       expect(METRIC_NAMESPACE).toBe(CORE_NAMESPACE);
-      for (const name of CUSTOM_METRICS) expect(Object.keys(METRICS)).toContain(name);
+      for (const name of [...CUSTOM_METRICS, ...SITE_METRICS]) expect(Object.keys(METRICS)).toContain(name);
     });
 
     it('draws on the dashboard only catalogued metrics, with the dimensions the code publishes', () => {
@@ -79,10 +94,62 @@ describe('Stack: Rowfleet-dev monitoring', () => {
       expect(custom.length).toBeGreaterThanOrEqual(12);
       for (const [, name, ...dims] of custom) {
         expect(Object.keys(METRICS)).toContain(name);
-        expect(dims).toEqual(Object.entries(customMetricDimensions('dev')).flat());
+        const drawnDims = Object.fromEntries(
+          Array.from({ length: dims.length / 2 }, (_, i) => [dims[2 * i], dims[2 * i + 1]]),
+        );
+        if (perSite(name)) expect(drawnDims).toEqual(siteMetricDimensions('dev', String(drawnDims.site)));
+        else expect(dims).toEqual(Object.entries(customMetricDimensions('dev')).flat());
       }
       const drawn = new Set(custom.map(([, name]) => name));
-      expect([...drawn].sort()).toEqual([...CUSTOM_METRICS].sort());
+      expect([...drawn].sort()).toEqual([...CUSTOM_METRICS, ...SITE_METRICS].sort());
+    });
+
+    it('draws MailsSent and MailsFailed for every configured site, one line per site', () => {
+      // Prepare
+      const sites = loadConfig()
+        .sites.map((s) => s.id)
+        .sort();
+
+      // Act
+      const rows = dashboardMetrics(template).filter(
+        ([ns, name]) => ns === METRIC_NAMESPACE && perSite(name),
+      );
+      const sitesOf = (metric: string) =>
+        rows
+          .filter(([, name]) => name === metric)
+          .map(([, , ...dims]) => String(dims[dims.indexOf('site') + 1]))
+          .sort();
+
+      // Assess
+      expect(sitesOf('MailsSent')).toEqual(sites);
+      expect(sitesOf('MailsFailed')).toEqual(sites);
+    });
+
+    it('matches what publishSiteMetrics really emits (dimensions service, stage and site)', () => {
+      // Prepare
+      const lines: string[] = [];
+      const spy = vi.spyOn(process.stdout, 'write').mockImplementation((chunk: string | Uint8Array) => {
+        lines.push(String(chunk));
+        return true;
+      });
+
+      // Act
+      try {
+        publishSiteMetrics('dev', 'kawasaki', { MailsSent: 1 });
+      } finally {
+        spy.mockRestore();
+      }
+
+      // Assess
+      const emf = lines.map((l) => JSON.parse(l) as Record<string, unknown>).find((l) => '_aws' in l);
+      const directive = (emf!._aws as { CloudWatchMetrics: { Namespace: string; Dimensions: string[][] }[] })
+        .CloudWatchMetrics[0]!;
+      expect(directive.Namespace).toBe(METRIC_NAMESPACE);
+      expect([...directive.Dimensions[0]!].sort()).toEqual(
+        Object.keys(siteMetricDimensions('dev', 'kawasaki')).sort(),
+      );
+      for (const [k, v] of Object.entries(siteMetricDimensions('dev', 'kawasaki'))) expect(emf![k]).toBe(v);
+      expect(emf!.MailsSent).toBe(1);
     });
 
     it('alarms only on catalogued metrics', () => {
@@ -150,13 +217,14 @@ describe('Stack: Rowfleet-dev monitoring', () => {
       }
     });
 
-    it('alarms on errors of upload, status and finalize, but not of the authorizer', () => {
+    it('alarms on errors of upload, status, finalize and usage-mail, but not of the authorizer', () => {
       const alarms = allAlarms(template).filter((a) => alarmMetric(a).namespace === 'AWS/Lambda');
       const names = alarms.map((a) => a.Properties.AlarmName as string).sort();
       expect(names).toEqual([
         'rowfleet-dev-finalize-errors',
         'rowfleet-dev-status-errors',
         'rowfleet-dev-upload-errors',
+        'rowfleet-dev-usage-mail-errors',
       ]);
       for (const a of alarms) {
         expect(alarmMetric(a).name).toBe('Errors');

@@ -9,8 +9,8 @@ import { Schedules, sendAtCron } from '../../lib/schedules.ts';
 import { cdkJsonContext } from './support.ts';
 
 /**
- * The usage-mail and reaper functions belong to other issues; their schedules are tested here on the
- * Schedules construct with a stand-in target defined in this test only.
+ * The Schedules construct on its own, with a stand-in target defined in this test only (the reaper's function
+ * belongs to another issue). stack.test.ts checks the usage-mail schedules of the real stack.
  */
 describe('Stack: schedules', () => {
   const sites = loadConfig().sites;

@@ -1,6 +1,6 @@
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { Match, type Template } from 'aws-cdk-lib/assertions';
-import { getStage } from '../../config/index.ts';
+import { getStage, loadConfig } from '../../config/index.ts';
 import { synthStage, type Synthesized } from './support.ts';
 
 /** Statements of the IAM policies attached to the role whose logical id starts with `rolePrefix`. */
@@ -333,9 +333,9 @@ describe('Stack: Rowfleet-dev', () => {
   describe('functions', () => {
     it('runs every function on nodejs22.x/arm64 with its own log group and the Powertools settings', () => {
       const fns = Object.entries(template.findResources('AWS::Lambda::Function')).filter(([id]) =>
-        /^(Upload|Status|Finalize|Authorizer)Function/.test(id),
+        /^(Upload|Status|Finalize|Authorizer|UsageMail)Function/.test(id),
       );
-      expect(fns).toHaveLength(4);
+      expect(fns).toHaveLength(5);
       for (const [, fn] of fns) {
         expect(fn.Properties).toMatchObject({
           Runtime: 'nodejs22.x',
@@ -480,6 +480,127 @@ describe('Stack: Rowfleet-dev', () => {
           Match.objectLike({ IpProtocol: 'tcp', FromPort: 443, ToPort: 443, CidrIp: '0.0.0.0/0' }),
         ],
         SecurityGroupIngress: Match.absent(),
+      });
+    });
+  });
+
+  describe('usage mail', () => {
+    const sites = loadConfig().sites;
+    const usageMailFunction = () => {
+      const fns = Object.entries(template.findResources('AWS::Lambda::Function')).filter(([id]) =>
+        id.startsWith('UsageMailFunction'),
+      );
+      expect(fns).toHaveLength(1);
+      return fns[0]!;
+    };
+
+    it('has exactly one schedule per configured site, each naming its site and nothing else', () => {
+      // Act
+      const schedules = Object.values(
+        template.findResources('AWS::Scheduler::Schedule', {
+          Properties: { Name: Match.stringLikeRegexp('^dev-usagemail-') },
+        }),
+      );
+      const inputs = schedules.map((s) => JSON.parse(s.Properties.Target.Input as string) as object);
+
+      // Assess
+      expect(schedules).toHaveLength(sites.length);
+      expect(inputs).toEqual(
+        expect.arrayContaining(
+          sites.map((site) => ({ site: site.id, scheduledTime: '<aws.scheduler.scheduled-time>' })),
+        ),
+      );
+      expect(new Set(inputs.map((i) => JSON.stringify(i))).size).toBe(sites.length);
+    });
+
+    it.each(sites.map((s) => s.id))(
+      'fires %s at 07:00 Asia/Tokyo at the usage-mail function, with retries and the schedules DLQ',
+      (id) => {
+        // Prepare
+        const [logicalId] = usageMailFunction();
+
+        // Act, Assess
+        template.hasResourceProperties('AWS::Scheduler::Schedule', {
+          Name: `dev-usagemail-${id}`,
+          GroupName: 'rowfleet-dev',
+          ScheduleExpression: 'cron(0 7 * * ? *)',
+          ScheduleExpressionTimezone: 'Asia/Tokyo',
+          State: 'ENABLED',
+          Target: {
+            Arn: { 'Fn::GetAtt': [logicalId, 'Arn'] },
+            Input: `{"site":"${id}","scheduledTime":"<aws.scheduler.scheduled-time>"}`,
+            RoleArn: { 'Fn::GetAtt': [Match.stringLikeRegexp('^SchedulesRole'), 'Arn'] },
+            RetryPolicy: { MaximumRetryAttempts: 5, MaximumEventAgeInSeconds: 7200 },
+            DeadLetterConfig: {
+              Arn: { 'Fn::GetAtt': [Match.stringLikeRegexp('^SchedulesDeadLetterQueue'), 'Arn'] },
+            },
+          },
+        });
+      },
+    );
+
+    it('lets the scheduler role invoke the usage-mail function', () => {
+      // Prepare
+      const [logicalId] = usageMailFunction();
+
+      // Act
+      const statements = statementsOf(template, 'SchedulesRole');
+
+      // Assess
+      expect(statements).toContainEqual(
+        expect.objectContaining({
+          Action: 'lambda:InvokeFunction',
+          Resource: expect.arrayContaining([{ 'Fn::GetAtt': [logicalId, 'Arn'] }]),
+        }),
+      );
+    });
+
+    it('gives the function only the table (read, put, update) and ses:SendEmail on the stage identity from its address', () => {
+      // Act
+      const statements = statementsOf(template, 'UsageMailFunctionRole').filter(
+        (st) => !([st.Action].flat() as string[]).every((a) => a.startsWith('logs:')),
+      );
+      const mail = getStage('dev').mail;
+
+      // Assess
+      expect(statements).toEqual([
+        {
+          Effect: 'Allow',
+          Action: [
+            'dynamodb:BatchGetItem',
+            'dynamodb:GetItem',
+            'dynamodb:PutItem',
+            'dynamodb:Query',
+            'dynamodb:UpdateItem',
+          ],
+          Resource: { 'Fn::GetAtt': [expect.stringMatching(/^StorageTable/), 'Arn'] },
+        },
+        {
+          Effect: 'Allow',
+          Action: 'ses:SendEmail',
+          Resource: `arn:aws:ses:ap-northeast-1:123456789012:identity/${mail.identity}`,
+          Condition: { StringEquals: { 'ses:FromAddress': mail.from } },
+        },
+      ]);
+      const text = JSON.stringify(statements);
+      for (const forbidden of ['s3:', 'sqs:', 'ecs:', 'iam:PassRole', 'dynamodb:DeleteItem', 'dynamodb:Scan'])
+        expect(text).not.toContain(forbidden);
+    });
+
+    it('sets only STAGE and TABLE_NAME for the code, with its own log group', () => {
+      // Act
+      const [, fn] = usageMailFunction();
+
+      // Assess
+      expect(fn.Properties.Environment.Variables).toEqual({
+        STAGE: 'dev',
+        TABLE_NAME: { Ref: expect.stringMatching(/^StorageTable/) },
+        NODE_OPTIONS: '--enable-source-maps',
+        POWERTOOLS_SERVICE_NAME: 'rowfleet',
+        POWERTOOLS_METRICS_NAMESPACE: 'Rowfleet',
+      });
+      template.hasResourceProperties('AWS::Logs::LogGroup', {
+        LogGroupName: '/rowfleet/dev/lambda/usageMail',
       });
     });
   });
