@@ -1,0 +1,77 @@
+/** Runs whole jobs through the core pipeline in this process: split, workers, finalize (each finalize delivered twice). */
+import { finalizeJob } from '../../core/finalize.ts';
+import type { Job } from '../../core/jobs.ts';
+import { startDirectJob } from '../../core/jobs-api.ts';
+import type { PipelineDeps } from '../../core/pipeline.ts';
+import { runWorker } from '../../core/worker.ts';
+import type { RecordingLauncher } from './aws.ts';
+
+export interface JobSpec {
+  readonly site: string;
+  readonly office: string;
+  /** The CSV file's content. */
+  readonly csv: string;
+}
+
+/** `id,name` and `records` records; the records numbered in `bad` get an extra field (COLUMN_COUNT, rejected). */
+export function csvOf(records: number, bad: readonly number[] = []): string {
+  const lines = ['id,name'];
+  for (let n = 1; n <= records; n++) lines.push(bad.includes(n) ? `${n},name ${n},extra` : `${n},name ${n}`);
+  return lines.join('\n') + '\n';
+}
+
+async function drainFinalizeRequests(deps: PipelineDeps): Promise<{ site: string; token: string }[]> {
+  const out: { site: string; token: string }[] = [];
+  for (let empty = 0; empty < 2;) {
+    const msgs = await deps.queues.receive(deps.env.finalizeQueueUrl, { max: 10, waitSeconds: 0 });
+    if (msgs.length === 0) empty++;
+    for (const m of msgs) {
+      out.push(JSON.parse(m.Body!) as { site: string; token: string });
+      await deps.queues.delete(deps.env.finalizeQueueUrl, m.ReceiptHandle!);
+    }
+  }
+  return out;
+}
+
+/**
+ * Starts every job at once (direct upload, split inline), runs the launched workers, then delivers every finalize
+ * request twice at the same time, as SQS may. Returns the finished job records, in the order of `specs`.
+ */
+export async function runJobs(
+  deps: PipelineDeps,
+  launcher: RecordingLauncher,
+  specs: readonly JobSpec[],
+): Promise<Job[]> {
+  const views = await Promise.all(
+    specs.map((s) =>
+      startDirectJob(deps, s.site, Buffer.from(s.csv, 'utf8'), { processor: 'json', office: s.office }),
+    ),
+  );
+  const tokens = new Set(views.map((v) => v.token));
+  await Promise.all(
+    launcher.launches
+      .filter((l) => tokens.has(l.token))
+      .flatMap((l) =>
+        Array.from({ length: l.count }, () =>
+          runWorker(deps, {
+            site: l.site,
+            token: l.token,
+            waitSeconds: 0,
+            idlePolls: 3,
+            visibilitySeconds: 30,
+          }),
+        ),
+      ),
+  );
+  const requests = await drainFinalizeRequests(deps);
+  await Promise.all(
+    requests.flatMap((r) => [finalizeJob(deps, r.site, r.token), finalizeJob(deps, r.site, r.token)]),
+  );
+  return Promise.all(
+    views.map(async (v) => {
+      const job = await deps.jobs.get(v.site, v.token);
+      if (!job) throw new Error(`job ${v.site}/${v.token} vanished`);
+      return job;
+    }),
+  );
+}

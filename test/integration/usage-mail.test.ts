@@ -1,0 +1,225 @@
+import { afterAll, beforeAll, describe, expect, it, vi } from 'vitest';
+import { TooManyRequestsException } from '@aws-sdk/client-sesv2';
+import { getSite } from '../../config/index.ts';
+import { MailMarkers, sendUsageMail, type UsageMailDeps } from '../../core/mail.ts';
+import {
+  MailThrottledError,
+  SesMailSender,
+  type MailSender,
+  type OutgoingMail,
+} from '../../core/mail-sender.ts';
+import { recordJobUsage, UsageStore, type UsageFigures } from '../../core/usage.ts';
+import { localDay } from '../../core/usage-day.ts';
+import { RecordingLauncher, startTestAws, testDeps, type TestAws } from '../helpers/aws.ts';
+import { csvOf, runJobs } from '../helpers/pipeline-jobs.ts';
+import { caught } from '../helpers/streams.ts';
+
+vi.hoisted(() => {
+  process.env.POWERTOOLS_LOG_LEVEL = 'SILENT';
+  process.env.POWERTOOLS_METRICS_DISABLED = 'true';
+});
+
+let aws: TestAws;
+let usage: UsageStore;
+let markers: MailMarkers;
+
+beforeAll(async () => {
+  aws = await startTestAws();
+  usage = new UsageStore(aws.table);
+  markers = new MailMarkers(aws.table);
+});
+
+afterAll(async () => {
+  await aws?.stop();
+});
+
+interface StoredMail {
+  messageId: string;
+  destination: { to: string[]; bcc: string[] };
+  subject: string;
+  body: { text?: string; html?: string };
+}
+
+async function sentMails(): Promise<StoredMail[]> {
+  const r = await fetch(`${aws.emulators.endpoints.ses}/store`);
+  return ((await r.json()) as { emails: StoredMail[] }).emails;
+}
+
+const f = (jobs: number, rows: number, failedRows: number, rejectedJobs = 0): UsageFigures => ({
+  jobs,
+  rows,
+  failedRows,
+  rejectedJobs,
+});
+
+function mailDeps(sender: MailSender = new SesMailSender()): UsageMailDeps {
+  return {
+    stage: 'local',
+    from: 'no-reply@rowfleet.example.com',
+    usage,
+    markers,
+    sender,
+    retry: { baseMs: 1 },
+  };
+}
+
+describe('UsageStore: exactly once per finished job', () => {
+  it('counts a job once under 20 concurrent and 5 later duplicate recordings', async () => {
+    // Prepare
+    const add = () => usage.add('kashima', '2026-10-01', 'main', 'job-1', f(1, 7, 2));
+
+    // Act
+    const concurrent = await Promise.all(Array.from({ length: 20 }, add));
+    const later = [];
+    for (let i = 0; i < 5; i++) later.push(await add());
+    const other = await usage.add('kashima', '2026-10-01', 'main', 'job-2', f(1, 3, 0));
+
+    // Assess
+    expect(concurrent.filter(Boolean)).toHaveLength(1);
+    expect(later).toEqual([false, false, false, false, false]);
+    expect(other).toBe(true);
+    expect(await usage.offices('kashima', '2026-10-01', '2026-10-01')).toEqual(
+      new Map([['main', f(2, 10, 2)]]),
+    );
+  });
+
+  it("keeps each site's counters in its own partition and each day apart", async () => {
+    // Prepare
+    await usage.add('marifu', '2026-10-02', 'main', 'job-m', f(1, 5, 0));
+    await usage.add('kawasaki', '2026-10-02', 'main', 'job-k', f(1, 9, 1));
+    await usage.add('marifu', '2026-10-03', 'main', 'job-m2', f(1, 4, 0));
+
+    // Act
+    const marifuDay = await usage.offices('marifu', '2026-10-02', '2026-10-02');
+    const marifuMonth = await usage.offices('marifu', '2026-10-01', '2026-10-31');
+    const kawasaki = await usage.offices('kawasaki', '2026-10-01', '2026-10-31');
+    const sakai = await usage.offices('sakai', '2026-10-01', '2026-10-31');
+
+    // Assess
+    expect(marifuDay).toEqual(new Map([['main', f(1, 5, 0)]]));
+    expect(marifuMonth).toEqual(new Map([['main', f(2, 9, 0)]]));
+    expect(kawasaki).toEqual(new Map([['main', f(1, 9, 1)]]));
+    expect(sakai.size).toBe(0);
+  });
+
+  it('records finished jobs through the pipeline once, though every finalize is delivered twice', async () => {
+    // Prepare
+    const launcher = new RecordingLauncher();
+    const deps = testDeps(aws, { launcher, limits: { chunkMaxRecords: 4 } });
+
+    // Act
+    const [partial, rejected, ok] = await runJobs(deps, launcher, [
+      { site: 'mizushima', office: 'west', csv: csvOf(9, [2, 5]) },
+      { site: 'mizushima', office: 'main', csv: '' },
+      { site: 'mizushima', office: 'main', csv: csvOf(3) },
+    ]);
+    const again = await recordJobUsage(usage, partial!); // a redelivered finalize or split: no effect
+    const day = localDay(new Date(partial!.finishedAt!), 'Asia/Tokyo');
+
+    // Assess
+    expect([partial!.state, rejected!.state, ok!.state]).toEqual(['PARTIAL', 'REJECTED', 'SUCCEEDED']);
+    expect(again).toBe(false);
+    expect(localDay(new Date(ok!.finishedAt!), 'Asia/Tokyo')).toBe(day);
+    expect(await usage.offices('mizushima', day, day)).toEqual(
+      new Map([
+        ['main', f(2, 3, 0, 1)], // the REJECTED job counts as a job with no records
+        ['west', f(1, 7, 2)],
+      ]),
+    );
+  });
+});
+
+describe('Usage mail: at most once per site and day', () => {
+  it('sends exactly one mail when 10 invocations for the same site and day run at once', async () => {
+    // Prepare
+    await usage.add('marifu', '2026-09-10', 'main', 'job-a', f(1, 42, 3));
+    const site = getSite('marifu');
+    const deps = mailDeps();
+
+    // Act
+    const results = await Promise.all(
+      Array.from({ length: 10 }, () => sendUsageMail(deps, site, '2026-09-10')),
+    );
+    const late = await sendUsageMail(deps, site, '2026-09-10');
+
+    // Assess
+    const sent = results.filter((r) => r.status === 'sent');
+    expect(sent).toHaveLength(1);
+    expect(results.filter((r) => r.status === 'skipped')).toHaveLength(9);
+    expect(late).toMatchObject({ status: 'skipped', messageId: sent[0]!.messageId, reason: 'ALREADY_SENT' });
+    expect(late.totals).toEqual({ jobs: 1, rows: 42, failedRows: 3 });
+    const mails = (await sentMails()).filter(
+      (m) => m.subject.includes('麻里布') && m.subject.includes('2026-09-10'),
+    );
+    expect(mails).toHaveLength(1);
+    expect(mails[0]!.messageId).toBe(sent[0]!.messageId);
+    expect(await markers.get('marifu', '2026-09-10')).toMatchObject({
+      status: 'SENT',
+      messageId: sent[0]!.messageId,
+    });
+  });
+
+  it('retries throttling with backoff and sends once', async () => {
+    // Prepare
+    const ses = new SesMailSender();
+    let calls = 0;
+    const sender: MailSender = {
+      async send(mail: OutgoingMail) {
+        calls++;
+        if (calls <= 2) throw new TooManyRequestsException({ message: 'slow down', $metadata: {} });
+        return ses.send(mail);
+      },
+    };
+
+    // Act
+    const r = await sendUsageMail(mailDeps(sender), getSite('kashima'), '2026-09-11');
+
+    // Assess
+    expect(r.status).toBe('sent');
+    expect(calls).toBe(3);
+    expect((await sentMails()).filter((m) => m.messageId === r.messageId)).toHaveLength(1);
+  });
+
+  it('gives the day back when SES throttles throughout, so a later retry sends it', async () => {
+    // Prepare
+    const site = getSite('kawasaki');
+    const throttling: MailSender = {
+      send: async () => {
+        throw new TooManyRequestsException({ message: 'slow down', $metadata: {} });
+      },
+    };
+
+    // Act
+    const err = await caught(() => sendUsageMail(mailDeps(throttling), site, '2026-09-12'));
+    const released = await markers.get('kawasaki', '2026-09-12');
+    const retry = await sendUsageMail(mailDeps(), site, '2026-09-12');
+
+    // Assess
+    expect(err).toBeInstanceOf(MailThrottledError);
+    expect(released?.status).toBe('RELEASED');
+    expect(retry.status).toBe('sent');
+    expect(await markers.get('kawasaki', '2026-09-12')).toMatchObject({ status: 'SENT' });
+  });
+
+  it('logs a permanent SES error as failed, never retries it, and skips later invocations', async () => {
+    // Prepare
+    let calls = 0;
+    const refusing: MailSender = {
+      send: async () => {
+        calls++;
+        throw Object.assign(new Error('Email address is not verified.'), { name: 'MessageRejected' });
+      },
+    };
+    const site = getSite('sakai');
+
+    // Act
+    const first = await sendUsageMail(mailDeps(refusing), site, '2026-09-13');
+    const second = await sendUsageMail(mailDeps(refusing), site, '2026-09-13');
+
+    // Assess
+    expect(first).toMatchObject({ status: 'failed', reason: expect.stringContaining('MessageRejected') });
+    expect(second).toMatchObject({ status: 'skipped', reason: 'ALREADY_FAILED' });
+    expect(calls).toBe(1);
+    expect(await markers.get('sakai', '2026-09-13')).toMatchObject({ status: 'FAILED' });
+  });
+});
