@@ -11,10 +11,13 @@ const site = requireEnv('SITE');
 const token = requireEnv('JOB_TOKEN');
 const log = jobLogger(site, token);
 const stop = new AbortController();
-process.on('SIGTERM', () => {
-  log.info('SIGTERM: finishing the chunks in hand, then exiting');
-  stop.abort();
-});
+// ECS stops a task with SIGTERM (SIGKILL after stopTimeout); a terminal's Ctrl-C sends SIGINT locally.
+for (const signal of ['SIGTERM', 'SIGINT'] as const) {
+  process.on(signal, () => {
+    log.info(`${signal}: finishing the chunks in hand, then exiting`);
+    stop.abort();
+  });
+}
 
 const noLauncher = {
   launch: () => Promise.reject(new Error('workers do not launch workers')),

@@ -30,6 +30,8 @@ import { getStage } from '../config/index.ts';
 import { ApiTokens } from '../core/auth.ts';
 import { dynamoClient, s3Client, sqsClient } from '../core/aws/clients.ts';
 import { errorMessage } from '../core/errors.ts';
+import { reap } from '../core/reaper.ts';
+import { tableDefinition } from '../core/table.ts';
 import type { PipelineDeps } from '../core/pipeline.ts';
 import { depsFromEnv } from '../core/deps.ts';
 import { usageMailDepsFromEnv, type UsageMailDeps, type UsageMailResult } from '../core/mail.ts';
@@ -52,7 +54,12 @@ export interface RuntimeOptions {
   readonly workerEnv?: Record<string, string>;
   /** Run each function in its own process (as separate Lambda sandboxes) instead of in this one. */
   readonly isolateFunctions?: boolean;
+  /** Seconds between reaper passes (the reaper schedule on AWS); 0 turns the reaper off. Default 10. */
+  readonly reaperSeconds?: number;
 }
+
+/** Locally a worker starts in well under a second; on AWS a Fargate task takes up to a minute or two. */
+const LOCAL_REAPER_GRACE_SECONDS = 30;
 
 /** Names of the stage's shared resources when run locally (the CDK stack names them on AWS). */
 export function localResourceNames(stage: string) {
@@ -219,6 +226,9 @@ export class LocalRuntime {
       await upload(e);
       return [];
     });
+    const reaperSeconds = o.reaperSeconds ?? 10;
+    if (reaperSeconds > 0)
+      rt.every(reaperSeconds, () => reap(deps, { graceSeconds: LOCAL_REAPER_GRACE_SECONDS }));
     return rt;
   }
 
@@ -239,6 +249,24 @@ export class LocalRuntime {
   }
 
   /** Delivers a queue's messages to a handler as SQS events (the Lambda event source mapping). */
+  /** Runs `task` every `seconds` until the runtime stops (the reaper's schedule, locally). */
+  private every(seconds: number, task: () => Promise<unknown>): void {
+    const loop = async () => {
+      while (!this.stopped) {
+        for (let waited = 0; waited < seconds * 1000 && !this.stopped; waited += 100) {
+          await new Promise((r) => setTimeout(r, 100));
+        }
+        if (this.stopped) return;
+        try {
+          await task();
+        } catch (err) {
+          process.stderr.write(`local runtime: reaper failed: ${errorMessage(err)}\n`);
+        }
+      }
+    };
+    this.pollers.push(loop());
+  }
+
   private poll(queueUrl: string, deliver: (e: SQSEvent) => Promise<string[]>): void {
     const sqs = sqsClient();
     const loop = async () => {
@@ -329,20 +357,7 @@ async function ensureResources(names: ReturnType<typeof localResourceNames>, ext
       (err as { name?: string }).name !== 'ResourceNotFoundException'
     )
       throw err;
-    await ddb.send(
-      new CreateTableCommand({
-        TableName: names.table,
-        BillingMode: 'PAY_PER_REQUEST',
-        AttributeDefinitions: [
-          { AttributeName: 'pk', AttributeType: 'S' },
-          { AttributeName: 'sk', AttributeType: 'S' },
-        ],
-        KeySchema: [
-          { AttributeName: 'pk', KeyType: 'HASH' },
-          { AttributeName: 'sk', KeyType: 'RANGE' },
-        ],
-      }),
-    );
+    await ddb.send(new CreateTableCommand(tableDefinition(names.table)));
     // A new table is CREATING for a moment; requests before it is ACTIVE fail.
     await waitUntilTableExists(
       { client: ddb, maxWaitTime: 30, minDelay: 0.05, maxDelay: 0.2 },
