@@ -24,6 +24,7 @@ export const CUSTOM_METRICS = [
   'JobsPartial',
   'JobsFailed',
   'JobsRejected',
+  'JobsStalled',
 ] as const;
 
 export type CustomMetricName = (typeof CUSTOM_METRICS)[number];

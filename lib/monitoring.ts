@@ -176,6 +176,21 @@ export class Monitoring extends Construct {
     failedJobs.addAlarmAction(new actions.SnsAction(this.jobsTopic));
     this.alarms.push(failedJobs);
 
+    this.alarm(
+      'JobsStalled',
+      customMetric(props.stage, 'JobsStalled', { period: Duration.minutes(15) }),
+      1,
+      'The reaper found a job with chunks left and no live worker and relaunched its workers. RUNBOOK.md#jobs-stalled',
+    );
+    for (const site of props.sites ?? []) {
+      this.alarm(
+        `MailsFailed${pascal(site)}`,
+        siteMetric(props.stage, site, 'MailsFailed', { period: Duration.hours(1) }),
+        1,
+        `SES refused the usage mail of ${site} for good (it is not retried). RUNBOOK.md#mails-failed`,
+      );
+    }
+
     // Worker tasks that stop with a non-zero exit code, or never start (image pull, ENI, capacity).
     this.workerFailedRule = new events.Rule(this, 'WorkerFailedRule', {
       ruleName: `rowfleet-${props.stage}-worker-failed`,
@@ -269,7 +284,7 @@ export class Monitoring extends Construct {
         },
       ),
       graph('Records', [sum('RecordsProcessed'), sum('RecordsFailed'), sum('RecordsRejected')]),
-      graph('Chunks and workers', [sum('ChunksProcessed'), sum('WorkersLaunched')], {
+      graph('Chunks and workers', [sum('ChunksProcessed'), sum('WorkersLaunched'), sum('JobsStalled')], {
         right: [
           new cloudwatch.Metric({
             namespace: 'ECS/ContainerInsights',

@@ -166,8 +166,19 @@ export class RowfleetFunction extends NodejsFunction {
 
   /** TABLE_NAME, read-only (GetItem/Query/BatchGetItem) unless `RW` (adds PutItem/UpdateItem). */
   bindTable(table: dynamodb.ITable, access: TableAccess = 'RO'): this {
-    table.grant(this, ...TABLE_ACTIONS[access]);
+    // The table itself only: `table.grant` would add every index (`index/*`), which only the reaper reads.
+    this.addToRolePolicy(
+      new iam.PolicyStatement({ actions: [...TABLE_ACTIONS[access]], resources: [table.tableArn] }),
+    );
     this.addEnvironment('TABLE_NAME', table.tableName);
+    return this;
+  }
+
+  /** Query on the sparse index of jobs in flight, by its exact ARN (the reaper). */
+  bindActiveJobsIndex(table: dynamodb.ITable): this {
+    this.addToRolePolicy(
+      new iam.PolicyStatement({ actions: ['dynamodb:Query'], resources: [`${table.tableArn}/index/active`] }),
+    );
     return this;
   }
 
@@ -201,6 +212,18 @@ export class RowfleetFunction extends NodejsFunction {
     return this;
   }
 
+  /** sqs:ListQueues, which has no resource-level permission (the reaper lists the stage's job queues by prefix). */
+  bindQueueListing(): this {
+    this.addToRolePolicy(new iam.PolicyStatement({ actions: ['sqs:ListQueues'], resources: ['*'] }));
+    acknowledgeFindings(this.role!, {
+      rule: 'AwsSolutions-IAM5',
+      match: /^Resource::\*$/,
+      reason:
+        'sqs:ListQueues supports no resource-level permission; the reaper lists only queues named with its stage prefix and reads nothing else with it.',
+    });
+    return this;
+  }
+
   /** Actions on the stage's per-job queues (`<stage>-report-*`), which the code creates and deletes at run time. */
   bindReportQueues(stage: string, actions: readonly string[]): this {
     this.addToRolePolicy(
@@ -218,7 +241,10 @@ export class RowfleetFunction extends NodejsFunction {
    * The ECS launcher's environment (core/aws/ecs-launcher.ts reads all of it, for launch and stop alike), with
    * RunTask + PassRole of the worker task definition (`launch`) and ListTasks/StopTask on its cluster (`stop`).
    */
-  bindWorkers(workers: Workers, access: { readonly launch?: boolean; readonly stop?: boolean }): this {
+  bindWorkers(
+    workers: Workers,
+    access: { readonly launch?: boolean; readonly stop?: boolean; readonly list?: boolean },
+  ): this {
     if (!access.launch && !access.stop)
       throw new Error(`${this.node.path}: bindWorkers needs launch or stop`);
     for (const [k, v] of Object.entries(workers.launcherEnv)) this.addEnvironment(k, v);
@@ -232,6 +258,7 @@ export class RowfleetFunction extends NodejsFunction {
       });
     }
     if (access.stop) workers.grantStop(this);
+    if (access.list) workers.grantDescribe(this);
     acknowledgeFindings(this.role!, {
       rule: 'AwsSolutions-IAM5',
       match: arnFinding('ecs', 'task/<[A-Za-z0-9]+>/\\*'),

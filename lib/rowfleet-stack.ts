@@ -26,6 +26,7 @@ export const FUNCTION_ENTRIES = {
   finalize: 'lambdas/finalize/handler.ts',
   authorizer: 'lambdas/authorizer/handler.ts',
   usageMail: 'lambdas/usage-mail/handler.ts',
+  reaper: 'lambdas/reaper/handler.ts',
 } as const;
 
 export type FunctionName = keyof typeof FUNCTION_ENTRIES;
@@ -153,7 +154,21 @@ export class RowfleetStack extends Stack {
       .bindTable(table, 'RW')
       .bindMailSender(props.stage.mail);
 
-    this.functions = { upload, status, finalize, authorizer, usageMail };
+    // reaper (every 5 minutes): relaunch stalled jobs, re-ask lost finalizes, stop idle tasks, delete orphan queues.
+    const reaper = fn('reaper', 'reaper of stalled jobs, idle tasks and orphan queues', {
+      memorySize: 512,
+      timeout: Duration.minutes(2),
+    })
+      .bindStage(stage)
+      .bindTable(table, 'RW')
+      .bindActiveJobsIndex(table)
+      .bindFinalizeQueue(finalizeQueue, { send: true })
+      .bindDeadLetterQueue(deadLetterQueue)
+      .bindReportQueues(stage, ['sqs:GetQueueUrl', 'sqs:ListQueueTags', 'sqs:DeleteQueue'])
+      .bindQueueListing()
+      .bindWorkers(this.workers, { launch: true, stop: true, list: true });
+
+    this.functions = { upload, status, finalize, authorizer, usageMail, reaper };
 
     this.api = new RowfleetApi(this, 'Api', {
       stage,
@@ -175,10 +190,10 @@ export class RowfleetStack extends Stack {
     }
 
     // Schedules: the usage mail, one schedule per site (07:00 in the site's time zone, input naming the site).
-    // The reaper plugs in here when its function exists:
-    //   this.schedules.addRecurring('Reaper', reaper, Duration.minutes(5));
+    // And the reaper, every 5 minutes.
     this.schedules = new Schedules(this, 'Schedules', { stage });
     this.schedules.addSiteSchedules('UsageMail', usageMail, props.sites);
+    this.schedules.addRecurring('Reaper', reaper, Duration.minutes(5));
 
     this.monitoring = new Monitoring(this, 'Monitoring', {
       stage,
@@ -188,6 +203,7 @@ export class RowfleetStack extends Stack {
         { name: 'finalize', fn: finalize },
         { name: 'authorizer', fn: authorizer, alarmOnErrors: false },
         { name: 'usage-mail', fn: usageMail },
+        { name: 'reaper', fn: reaper },
       ],
       api: this.api.api,
       deadLetterQueue,

@@ -83,6 +83,13 @@ export class Storage extends Construct {
       deletionProtection: props.retainData,
       removalPolicy: props.retainData ? RemovalPolicy.RETAIN : RemovalPolicy.DESTROY,
     });
+    // Sparse index of jobs in flight (only RUNNING/FINALIZING jobs carry `active`): the reaper's query
+    // (core/table.ts defines the same index for the local runtime).
+    this.table.addGlobalSecondaryIndex({
+      indexName: 'active',
+      partitionKey: { name: 'active', type: dynamodb.AttributeType.STRING },
+      sortKey: { name: 'sk', type: dynamodb.AttributeType.STRING },
+    });
 
     this.deadLetterQueue = new sqs.Queue(this, 'DeadLetterQueue', {
       queueName: names.dlq,

@@ -268,6 +268,16 @@ export class Workers extends Construct {
     });
   }
 
+  /** DescribeTasks (with tags) on this cluster's tasks only: the reaper lists the tasks of every job. */
+  grantDescribe(grantee: iam.IGrantable): void {
+    iam.Grant.addToPrincipal({
+      grantee,
+      actions: ['ecs:DescribeTasks'],
+      resourceArns: [this.taskArns()],
+      conditions: { ArnEquals: { 'ecs:cluster': this.cluster.clusterArn } },
+    });
+  }
+
   /** ListTasks and StopTask on this cluster only. */
   grantStop(grantee: iam.IGrantable): void {
     // ListTasks has no task resource: it is scoped by the ecs:cluster condition key.

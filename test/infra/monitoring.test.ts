@@ -161,9 +161,11 @@ describe('Stack: Rowfleet-dev monitoring', () => {
       expect(custom.length).toBeGreaterThan(0);
       for (const a of custom) {
         expect(Object.keys(METRICS)).toContain(a.name);
-        expect(a.dimensions).toEqual(
-          Object.entries(customMetricDimensions('dev')).map(([Name, Value]) => ({ Name, Value })),
+        const dims = Object.fromEntries(
+          (a.dimensions as { Name: string; Value: string }[]).map((d) => [d.Name, d.Value]),
         );
+        if (perSite(a.name)) expect(dims).toEqual(siteMetricDimensions('dev', String(dims.site)));
+        else expect(dims).toEqual(customMetricDimensions('dev'));
       }
     });
 
@@ -217,11 +219,12 @@ describe('Stack: Rowfleet-dev monitoring', () => {
       }
     });
 
-    it('alarms on errors of upload, status, finalize and usage-mail, but not of the authorizer', () => {
+    it('alarms on errors of upload, status, finalize, usage-mail and reaper, but not of the authorizer', () => {
       const alarms = allAlarms(template).filter((a) => alarmMetric(a).namespace === 'AWS/Lambda');
       const names = alarms.map((a) => a.Properties.AlarmName as string).sort();
       expect(names).toEqual([
         'rowfleet-dev-finalize-errors',
+        'rowfleet-dev-reaper-errors',
         'rowfleet-dev-status-errors',
         'rowfleet-dev-upload-errors',
         'rowfleet-dev-usage-mail-errors',
