@@ -5,13 +5,14 @@
  */
 import { CreateBucketCommand } from '@aws-sdk/client-s3';
 import { CreateTableCommand } from '@aws-sdk/client-dynamodb';
+import { keys, newJobToken } from '../../core/naming.ts';
 import { tableDefinition } from '../../core/table.ts';
 import { CreateQueueCommand, GetQueueAttributesCommand } from '@aws-sdk/client-sqs';
 import { getStage, type Limits } from '../../config/index.ts';
 import { dynamoClient, s3Client, sqsClient } from '../../core/aws/clients.ts';
 import { Objects } from '../../core/aws/objects.ts';
 import { Queues } from '../../core/aws/queues.ts';
-import { JobStore } from '../../core/jobs.ts';
+import { JobStore, type Job } from '../../core/jobs.ts';
 import type { LaunchRequest, TaskInfo, TaskLauncher } from '../../core/launcher.ts';
 import type { PipelineDeps } from '../../core/pipeline.ts';
 import { startEmulators, type Emulators } from '../../local/emulators.ts';
@@ -103,4 +104,17 @@ export function testDeps(
     queues: new Queues(),
     launcher: o.launcher ?? new RecordingLauncher(),
   };
+}
+
+/** A new job record (RECEIVED, direct upload, json processor) for `site`. */
+export function createTestJob(jobs: JobStore, site: string): Promise<Job> {
+  const token = newJobToken();
+  return jobs.create({
+    site,
+    token,
+    upload: 'direct',
+    processor: 'json',
+    sourceKey: keys.source(site, token),
+    receivedAt: new Date().toISOString(),
+  });
 }

@@ -4,8 +4,8 @@ import { afterAll, beforeAll, describe, expect, it, vi } from 'vitest';
 import { ApiTokens } from '../../core/auth.ts';
 import { dynamoClient } from '../../core/aws/clients.ts';
 import { JobStore, type Job } from '../../core/jobs.ts';
-import { keys, newJobToken } from '../../core/naming.ts';
-import { startTestAws, type TestAws } from '../helpers/aws.ts';
+import { newJobToken } from '../../core/naming.ts';
+import { createTestJob, startTestAws, type TestAws } from '../helpers/aws.ts';
 
 vi.hoisted(() => {
   process.env.POWERTOOLS_LOG_LEVEL = 'SILENT';
@@ -24,17 +24,7 @@ afterAll(async () => {
   await aws?.stop();
 });
 
-async function newJob(site = 'sakai'): Promise<Job> {
-  const token = newJobToken();
-  return jobs.create({
-    site,
-    token,
-    upload: 'direct',
-    processor: 'json',
-    sourceKey: keys.source(site, token),
-    receivedAt: new Date().toISOString(),
-  });
-}
+const newJob = (site = 'sakai'): Promise<Job> => createTestJob(jobs, site);
 
 /** A RUNNING job whose split is done with `totalChunks` chunks. */
 async function runningJob(totalChunks?: number): Promise<Job> {

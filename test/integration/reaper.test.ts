@@ -3,9 +3,9 @@ import { afterAll, beforeAll, describe, expect, it, vi } from 'vitest';
 import { sqsClient } from '../../core/aws/clients.ts';
 import { JobStore, type Job } from '../../core/jobs.ts';
 import type { LaunchRequest, TaskInfo, TaskLauncher } from '../../core/launcher.ts';
-import { keys, newJobToken, reportQueueName } from '../../core/naming.ts';
+import { reportQueueName } from '../../core/naming.ts';
 import { reap } from '../../core/reaper.ts';
-import { startTestAws, testDeps, TEST_STAGE, type TestAws } from '../helpers/aws.ts';
+import { createTestJob, startTestAws, testDeps, TEST_STAGE, type TestAws } from '../helpers/aws.ts';
 
 vi.hoisted(() => {
   process.env.POWERTOOLS_LOG_LEVEL = 'SILENT';
@@ -55,16 +55,7 @@ async function job(o: {
   done?: number;
   queue?: boolean;
 }) {
-  const site = 'kashima';
-  const token = newJobToken();
-  await jobs.create({
-    site,
-    token,
-    upload: 'direct',
-    processor: 'json',
-    sourceKey: keys.source(site, token),
-    receivedAt: new Date().toISOString(),
-  });
+  const { site, token } = await createTestJob(jobs, 'kashima');
   let queueUrl: string | undefined;
   if (o.queue) {
     queueUrl = await deps.queues.createJobQueue({

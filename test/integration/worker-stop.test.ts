@@ -1,8 +1,8 @@
 import { afterAll, beforeAll, describe, expect, it, vi } from 'vitest';
 import { JobStore } from '../../core/jobs.ts';
-import { keys, newJobToken, reportQueueName } from '../../core/naming.ts';
+import { reportQueueName } from '../../core/naming.ts';
 import { runWorker } from '../../core/worker.ts';
-import { startTestAws, testDeps, TEST_STAGE, type TestAws } from '../helpers/aws.ts';
+import { createTestJob, startTestAws, testDeps, TEST_STAGE, type TestAws } from '../helpers/aws.ts';
 
 vi.hoisted(() => {
   process.env.POWERTOOLS_LOG_LEVEL = 'SILENT';
@@ -24,16 +24,7 @@ describe('Function: runWorker', () => {
     // Prepare: a running job with an empty queue
     const deps = testDeps(aws);
     const jobs = new JobStore(aws.table);
-    const site = 'marifu';
-    const token = newJobToken();
-    await jobs.create({
-      site,
-      token,
-      upload: 'direct',
-      processor: 'json',
-      sourceKey: keys.source(site, token),
-      receivedAt: new Date().toISOString(),
-    });
+    const { site, token } = await createTestJob(jobs, 'marifu');
     const queueName = reportQueueName(TEST_STAGE, token);
     await deps.queues.createJobQueue({ name: queueName, site, token, dlqArn: aws.dlqArn });
     await jobs.transition(site, token, 'RUNNING', { queueName, header: ['a'] });
