@@ -86,6 +86,31 @@ function validated(
   return { ...req, processor, office };
 }
 
+/** A new job record (RECEIVED) in the site's partition, for a validated request. */
+async function createJob(
+  deps: PipelineDeps,
+  site: string,
+  r: ReturnType<typeof validated>,
+  upload: Job['upload'],
+  extra: Partial<Pick<Job, 'sourceBytes' | 'options'>>,
+): Promise<{ token: string; sourceKey: string }> {
+  const token = newJobToken();
+  const sourceKey = keys.source(site, token);
+  await deps.jobs.create({
+    site,
+    token,
+    upload,
+    office: r.office,
+    processor: r.processor,
+    fileName: r.fileName,
+    sourceKey,
+    receivedAt: new Date().toISOString(),
+    options: r.options,
+    ...extra,
+  });
+  return { token, sourceKey };
+}
+
 /** POST /jobs: the CSV in the request body; stored, then split inline. */
 export async function startDirectJob(
   deps: PipelineDeps,
@@ -101,20 +126,7 @@ export async function startDirectJob(
       413,
     );
   }
-  const token = newJobToken();
-  const sourceKey = keys.source(site, token);
-  await deps.jobs.create({
-    site,
-    token,
-    upload: 'direct',
-    office: r.office,
-    processor: r.processor,
-    fileName: r.fileName,
-    sourceKey,
-    sourceBytes: body.length,
-    receivedAt: new Date().toISOString(),
-    options: r.options,
-  });
+  const { token, sourceKey } = await createJob(deps, site, r, 'direct', { sourceBytes: body.length });
   await deps.objects.put(sourceKey, body, 'text/csv');
   await splitJob(deps, site, token, { workers: r.workers });
   return getJobView(deps, site, token);
@@ -123,17 +135,8 @@ export async function startDirectJob(
 /** POST /uploads: a job waiting for its file, and a presigned POST for exactly its source key. */
 export async function startPresignedJob(deps: PipelineDeps, site: string, req: JobRequest) {
   const r = validated(site, req);
-  const token = newJobToken();
-  const sourceKey = keys.source(site, token);
-  await deps.jobs.create({
-    site,
-    token,
-    upload: 'presigned',
-    office: r.office,
-    processor: r.processor,
-    fileName: r.fileName,
-    sourceKey,
-    receivedAt: new Date().toISOString(),
+  // The split runs later, on the S3 event: the requested worker count waits in the job's options.
+  const { token, sourceKey } = await createJob(deps, site, r, 'presigned', {
     options: { ...r.options, ...(r.workers ? { workers: String(r.workers) } : {}) },
   });
   const upload = await deps.objects.presignPost(sourceKey, deps.limits.presignedUploadMaxBytes);
