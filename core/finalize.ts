@@ -11,7 +11,7 @@ import {
   type PartMeta,
   type RecordFailure,
 } from './results.ts';
-import { outcome, type RowCounts } from './states.ts';
+import { isTerminal, outcome, type RowCounts } from './states.ts';
 import { dosDateTime, ZipWriter } from './zip.ts';
 import { expiresAt, type Job } from './jobs.ts';
 import { recordJobUsage, usageStoreOf } from './usage.ts';
@@ -51,6 +51,10 @@ export async function finalizeJob(deps: PipelineDeps, site: string, token: strin
   const job = await deps.jobs.beginFinalize(site, token, started, FINALIZE_LEASE_SECONDS);
   if (!job) {
     log.info('finalize skipped: job is not running, or another finalize holds it');
+    // A finalize that died between the final state and its usage write left the figures out; recording
+    // is exactly-once, so a redelivered request completes it and otherwise changes nothing.
+    const finished = await deps.jobs.get(site, token);
+    if (finished && isTerminal(finished.state)) await recordJobUsage(usageStoreOf(deps), finished);
     return { state: 'SKIPPED' };
   }
   const chunkIds = Array.from({ length: job.totalChunks ?? 0 }, (_, i) => i);
