@@ -119,3 +119,34 @@ export function decodeChunk(body: string): ChunkMessage {
   }
   return msg as ChunkMessage;
 }
+
+export interface MergeLimits {
+  /** Records per chunk to aim for (so every worker gets several chunks). */
+  readonly targetRecords: number;
+  readonly maxBytes: number;
+  readonly maxRecords: number;
+}
+
+/**
+ * Joins consecutive fine-grained chunks into work units once the split knows how many records and workers
+ * there are: small jobs get enough chunks for every worker, large ones get chunks up to the limits.
+ * A gap between two chunks holds only rejected records; a merged range takes it in (the workers skip
+ * rejected records by the same rules), so its record count spans from the first to the last chunk.
+ */
+export function mergeChunks(subs: readonly ChunkMessage[], o: MergeLimits): ChunkMessage[] {
+  const out: ChunkMessage[] = [];
+  let cur: ChunkMessage | undefined;
+  for (const s of subs) {
+    if (cur) {
+      const records = s.n + s.records - cur.n;
+      if (records <= Math.min(o.targetRecords, o.maxRecords) && s.end - cur.start <= o.maxBytes) {
+        cur = { ...cur, end: s.end, records };
+        continue;
+      }
+      out.push(cur);
+    }
+    cur = { ...s, chunk: out.length };
+  }
+  if (cur) out.push(cur);
+  return out;
+}

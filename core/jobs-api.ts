@@ -14,6 +14,9 @@ export interface JobRequest {
   readonly office?: string;
   readonly fileName?: string;
   readonly workers?: number;
+  /** Demo/load-test switches: a delay per record, and a share of records whose first attempt fails. */
+  readonly simulateDelayMs?: number;
+  readonly simulateErrorRate?: number;
   readonly options?: Record<string, string>;
 }
 
@@ -83,7 +86,19 @@ function validated(
       `workers must be a positive whole number, got ${req.workers}.`,
     );
   }
-  return { ...req, processor, office };
+  const { simulateDelayMs: delay, simulateErrorRate: rate } = req;
+  if (delay !== undefined && !(Number.isFinite(delay) && delay >= 0 && delay <= 60_000)) {
+    throw new BadRequestError('INVALID_SIMULATION', `simulateDelayMs must be 0..60000, got ${delay}.`);
+  }
+  if (rate !== undefined && !(Number.isFinite(rate) && rate >= 0 && rate <= 1)) {
+    throw new BadRequestError('INVALID_SIMULATION', `simulateErrorRate must be 0..1, got ${rate}.`);
+  }
+  const options = {
+    ...req.options,
+    ...(delay ? { simulateDelayMs: String(delay) } : {}),
+    ...(rate ? { simulateErrorRate: String(rate) } : {}),
+  };
+  return { ...req, processor, office, options };
 }
 
 /** A new job record (RECEIVED) in the site's partition, for a validated request. */

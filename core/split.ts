@@ -1,4 +1,4 @@
-import { Chunker, type ChunkMessage } from './chunk.ts';
+import { Chunker, mergeChunks, type ChunkMessage } from './chunk.ts';
 import { readRecordBatches, type RejectedRecord } from './csv.ts';
 import { decodeToUtf8, type DecodeInfo } from './decode.ts';
 import { FileRejectedError } from './errors.ts';
@@ -10,6 +10,12 @@ import { requestFinalize, type PipelineDeps } from './pipeline.ts';
 import { batchBodies } from './aws/queues.ts';
 import { expiresAt, type Job, type JobError } from './jobs.ts';
 import { recordJobUsage, usageStoreOf } from './usage.ts';
+
+/** The pieces the split cuts while validating (joined into chunks afterwards). */
+const SUB_CHUNK_BYTES = 64 * 1024;
+const SUB_CHUNK_RECORDS = 1000;
+/** Enough chunks per worker that a slow or killed worker's share is picked up by the others. */
+const CHUNKS_PER_WORKER = 4;
 
 export interface SplitResult {
   readonly state: 'RUNNING' | 'REJECTED' | 'SKIPPED';
@@ -39,7 +45,7 @@ export async function splitJob(
   }
   const started = Date.now();
   const info: DecodeInfo = {};
-  const chunks: ChunkMessage[] = [];
+  const pieces: ChunkMessage[] = [];
   const rejected: RejectedRecord[] = [];
   let header: string[] = [];
   let delimiter = ',';
@@ -70,7 +76,11 @@ export async function splitJob(
             token,
             utf8Source ? job.sourceKey : keys.utf8Source(site, token),
             ev,
-            { maxBytes: deps.limits.chunkMaxBytes, maxRecords: deps.limits.chunkMaxRecords },
+            // Fine pieces first; they are joined into work units once the counts are known.
+            {
+              maxBytes: Math.min(SUB_CHUNK_BYTES, deps.limits.chunkMaxBytes),
+              maxRecords: Math.min(SUB_CHUNK_RECORDS, deps.limits.chunkMaxRecords),
+            },
             utf8Source ? (info.bomBytes ?? 0) : 0,
           );
           continue;
@@ -79,11 +89,11 @@ export async function splitJob(
         if (ev.kind === 'rejected')
           rejected.push({ n: ev.n, line: ev.line, code: ev.code, message: ev.message, raw: ev.raw });
         const full = chunker!.add(ev);
-        if (full) chunks.push(full);
+        if (full) pieces.push(full);
       }
     }
     const last = chunker?.flush();
-    if (last) chunks.push(last);
+    if (last) pieces.push(last);
     await copy?.done();
   } catch (err) {
     await copy?.abort();
@@ -103,6 +113,12 @@ export async function splitJob(
 
   const valid = records - rejected.length;
   const workers = workerCount(valid, deps.limits, opts.workers);
+  // About CHUNKS_PER_WORKER chunks per worker, within the configured chunk limits.
+  const chunks = mergeChunks(pieces, {
+    targetRecords: Math.max(1, Math.ceil(valid / Math.max(1, workers * CHUNKS_PER_WORKER))),
+    maxBytes: deps.limits.chunkMaxBytes,
+    maxRecords: deps.limits.chunkMaxRecords,
+  });
   const queueName = reportQueueName(deps.env.stage, token);
   const queueUrl =
     chunks.length > 0

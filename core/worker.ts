@@ -9,6 +9,7 @@ import { publishMetrics } from './metrics.ts';
 import { keys } from './naming.ts';
 import { requestFinalize, type PipelineDeps } from './pipeline.ts';
 import { getProcessor, type RowProcessor } from './processors/index.ts';
+import { simulated, simulationOf } from './processors/simulate.ts';
 import { encodePart, type PartMeta, type RecordFailure } from './results.ts';
 import { dosDateTime, LocalEntries } from './zip.ts';
 import type { Job } from './jobs.ts';
@@ -49,6 +50,16 @@ export async function chunkRecords(
   );
 }
 
+/**
+ * Chunks a worker takes per receive (and works on at once): two overlap one chunk's I/O with the other's CPU,
+ * while the rest stay on the queue for the other workers (and are not at stake if this one dies).
+ */
+const CHUNKS_PER_RECEIVE = 2;
+
+/** A record the processor fails on is tried this many times (with a short backoff) before it counts as failed. */
+export const RECORD_ATTEMPTS = 3;
+const RECORD_RETRY_BASE_MS = 10;
+
 /** Runs the processor over one chunk's records and builds its part object (zip entries, counts, failures). */
 export async function processChunk(
   job: Job,
@@ -62,20 +73,28 @@ export async function processChunk(
   const failures: RecordFailure[] = [];
   let succeeded = 0;
   for (const [n, line, fields] of records) {
-    try {
-      // Await only what is a promise: a microtask per record is measurable at a million records.
-      const result = processor.process({ n, line, fields }, ctx);
-      const outputs = result instanceof Promise ? await result : result;
-      for (const o of outputs) entries.add(o.name, o.data);
-      succeeded++;
-    } catch (err) {
-      failures.push({
-        n,
-        line,
-        code: 'PROCESSING_FAILED',
-        message: errorMessage(err),
-        raw: recordToRaw(fields, job.delimiter),
-      });
+    for (let attempt = 1; ; attempt++) {
+      try {
+        // Await only what is a promise: a microtask per record is measurable at a million records.
+        const result = processor.process({ n, line, fields }, ctx);
+        const outputs = result instanceof Promise ? await result : result;
+        for (const o of outputs) entries.add(o.name, o.data);
+        succeeded++;
+        break;
+      } catch (err) {
+        if (attempt < RECORD_ATTEMPTS) {
+          await sleep(RECORD_RETRY_BASE_MS * 2 ** (attempt - 1));
+          continue;
+        }
+        failures.push({
+          n,
+          line,
+          code: 'PROCESSING_FAILED',
+          message: errorMessage(err),
+          raw: recordToRaw(fields, job.delimiter),
+        });
+        break;
+      }
     }
   }
   const meta: PartMeta = {
@@ -128,6 +147,7 @@ export async function runWorker(deps: PipelineDeps, o: WorkerOptions): Promise<W
   let duplicates = 0;
   let records = 0;
   let idle = 0;
+  let idleSince = Date.now();
 
   const handle = async (m: Message): Promise<void> => {
     const heartbeat = setInterval(
@@ -147,7 +167,8 @@ export async function runWorker(deps: PipelineDeps, o: WorkerOptions): Promise<W
       }
       const t0 = Date.now();
       const rows = await chunkRecords(job, msg, deps.objects, deps.limits.maxRecordBytes);
-      const done = await processChunk(job, msg, rows, processor);
+      const sim = simulationOf(job.options);
+      const done = await processChunk(job, msg, rows, sim ? simulated(processor, sim) : processor);
       await deps.objects.put(keys.part(o.site, o.token, msg.chunk), done.part);
       const counted = await deps.jobs.countChunk(o.site, o.token, msg.chunk, done);
       if (counted.counted) {
@@ -169,7 +190,7 @@ export async function runWorker(deps: PipelineDeps, o: WorkerOptions): Promise<W
 
   while (!o.signal?.aborted) {
     const messages = await deps.queues.receive(queueUrl, {
-      max: 10,
+      max: CHUNKS_PER_RECEIVE,
       waitSeconds: o.waitSeconds,
       visibilitySeconds: o.visibilitySeconds,
       signal: o.signal,
@@ -182,8 +203,15 @@ export async function runWorker(deps: PipelineDeps, o: WorkerOptions): Promise<W
     }
     const now = await deps.jobs.get(o.site, o.token, false);
     if (!now || now.state !== 'RUNNING') return { chunks, duplicates, records, reason: 'job-finished' };
-    if (now.totalChunks !== undefined && ++idle >= o.idlePolls)
+    // Idle: every chunk is counted (the finalize is coming), or nothing came back for longer than a
+    // visibility timeout (by then the chunks of a worker that died are visible again and would have come).
+    if (idle === 0) idleSince = Date.now();
+    idle++;
+    const allCounted = now.totalChunks !== undefined && now.chunksDone >= now.totalChunks;
+    const waitedOut = Date.now() - idleSince > (o.visibilitySeconds + 2 * o.waitSeconds) * 1000;
+    if (now.totalChunks !== undefined && ((allCounted && idle >= o.idlePolls) || waitedOut)) {
       return { chunks, duplicates, records, reason: 'idle' };
+    }
     if (o.waitSeconds === 0) await sleep(200);
   }
   return { chunks, duplicates, records, reason: 'stopped' };

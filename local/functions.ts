@@ -17,7 +17,7 @@ export type FunctionName = keyof typeof FUNCTIONS;
 export type Invoke = (event: unknown) => Promise<unknown>;
 
 /** Poll timing for local workers (on AWS the worker defaults apply: 20 s long polls). */
-export const LOCAL_WORKER_ENV = { WAIT_SECONDS: '1', IDLE_POLLS: '2', VISIBILITY_SECONDS: '30' };
+export const LOCAL_WORKER_ENV = { WAIT_SECONDS: '1', IDLE_POLLS: '2', VISIBILITY_SECONDS: '15' };
 
 export function localLauncher(stateDir: string, workerEnv: Record<string, string> = {}): LocalTaskLauncher {
   return new LocalTaskLauncher(() => ({ ...LOCAL_WORKER_ENV, ...workerEnv }), stateDir);

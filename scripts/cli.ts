@@ -44,6 +44,12 @@ program
   .addOption(new Option('--processor <name>', 'row processor').choices(processorNames()).default('report'))
   .option('--office <id>', "one of the site's offices (default: its first)")
   .option('--workers <n>', 'number of row workers (default: by size, up to the stage limit)', positiveInt)
+  .option('--simulate-delay-ms <ms>', 'a delay per record, to watch a long job (0..60000)', Number)
+  .option(
+    '--simulate-error-rate <r>',
+    'share of records (0..1) whose first attempt fails transiently; the retry succeeds',
+    Number,
+  )
   .option('--out <dir>', 'where to write <token>.zip', 'out')
   .addOption(stateDirOption())
   .addOption(endpointOption())
@@ -56,6 +62,8 @@ program
         office?: string;
         processor: string;
         workers?: number;
+        simulateDelayMs?: number;
+        simulateErrorRate?: number;
         out: string;
         stateDir: string;
         endpoint?: string;
@@ -79,6 +87,8 @@ program
           processor: o.processor,
           office: o.office,
           workers: o.workers,
+          simulateDelayMs: o.simulateDelayMs,
+          simulateErrorRate: o.simulateErrorRate,
           outDir: o.out,
           directMaxBytes: getStage(rt.stage).limits.directUploadMaxBytes,
           progress: true,

@@ -14,6 +14,8 @@ export interface RunOptions {
   readonly processor?: string;
   readonly office?: string;
   readonly workers?: number;
+  readonly simulateDelayMs?: number;
+  readonly simulateErrorRate?: number;
   readonly outDir: string;
   readonly directMaxBytes: number;
   /** Progress to stderr: a bar on a TTY, a line every few seconds otherwise, nothing when false. */
@@ -65,6 +67,8 @@ function query(o: RunOptions): string {
   if (o.processor) q.set('processor', o.processor);
   if (o.office) q.set('office', o.office);
   if (o.workers) q.set('workers', String(o.workers));
+  if (o.simulateDelayMs) q.set('simulateDelayMs', String(o.simulateDelayMs));
+  if (o.simulateErrorRate) q.set('simulateErrorRate', String(o.simulateErrorRate));
   return q.toString();
 }
 

@@ -49,6 +49,14 @@ export function requestBody(event: APIGatewayProxyEvent): Buffer {
   return event.isBase64Encoded ? Buffer.from(event.body, 'base64') : Buffer.from(event.body, 'utf8');
 }
 
+export function numberParam(value: string | undefined): number | undefined {
+  if (value === undefined || value === '') return undefined;
+  const n = Number(value);
+  if (!Number.isFinite(n))
+    throw new BadRequestError('INVALID_PARAMETER', `Expected a number, got "${value}".`);
+  return n;
+}
+
 export function intParam(value: string | undefined): number | undefined {
   if (value === undefined || value === '') return undefined;
   const n = Number(value);

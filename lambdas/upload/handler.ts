@@ -5,7 +5,7 @@ import { jobLogger, logger } from '../../core/log.ts';
 import { parseSourceKey } from '../../core/naming.ts';
 import type { PipelineDeps } from '../../core/pipeline.ts';
 import { depsFromEnv } from '../../core/deps.ts';
-import { intParam, json, requestBody, withSite } from '../shared/http.ts';
+import { intParam, json, numberParam, requestBody, withSite } from '../shared/http.ts';
 
 type UploadEvent = APIGatewayProxyEvent | SQSEvent | S3Event;
 
@@ -16,6 +16,8 @@ function jobRequest(q: Record<string, string | undefined>, body?: Record<string,
     office: get('office'),
     fileName: get('fileName'),
     workers: intParam(get('workers')),
+    simulateDelayMs: numberParam(get('simulateDelayMs')),
+    simulateErrorRate: numberParam(get('simulateErrorRate')),
   };
 }
 

@@ -1,0 +1,78 @@
+import { mkdtemp, readdir, rm } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { afterAll, describe, expect, it } from 'vitest';
+import { writeSampleCsv } from '../../scripts/gen-data.ts';
+import { lastJsonLine, rowfleet } from '../helpers/cli.ts';
+import { readZip } from '../helpers/zip.ts';
+
+const dirs: string[] = [];
+afterAll(async () => {
+  for (const d of dirs) await rm(d, { recursive: true, force: true });
+});
+
+/** Pids of the job's running workers, from the local launcher's task files. */
+async function workerPids(stateDir: string): Promise<number[]> {
+  const tasks = join(stateDir, 'tasks');
+  const pids: number[] = [];
+  for (const token of await readdir(tasks).catch(() => [] as string[])) {
+    for (const pid of await readdir(join(tasks, token)).catch(() => [] as string[])) pids.push(Number(pid));
+  }
+  return pids;
+}
+
+describe('Scenario: workers killed mid-job', () => {
+  it('ends SUCCEEDED with every record exactly once after two of three workers get SIGKILL', async () => {
+    // Prepare: a job long enough (delay per record) to kill workers while they hold chunks
+    const dir = await mkdtemp(join(tmpdir(), 'rowfleet-kill-'));
+    dirs.push(dir);
+    const records = 6000;
+    const file = join(dir, 'jobs.csv');
+    await writeSampleCsv(file, records);
+    const stateDir = join(dir, 'state');
+
+    // Act
+    const run = rowfleet(
+      [
+        'run',
+        file,
+        '--site',
+        'sakai',
+        '--processor',
+        'json',
+        '--workers',
+        '3',
+        '--simulate-delay-ms',
+        '2',
+        '--json',
+        '--state-dir',
+        stateDir,
+        '--out',
+        join(dir, 'out'),
+      ],
+      150_000,
+    );
+    let pids: number[] = [];
+    for (let i = 0; i < 200 && pids.length < 3; i++) {
+      await new Promise((r) => setTimeout(r, 100));
+      pids = await workerPids(stateDir);
+    }
+    expect(pids).toHaveLength(3);
+    await new Promise((r) => setTimeout(r, 1500)); // let them take chunks
+    const killed = pids.slice(0, 2);
+    for (const pid of killed) process.kill(pid, 'SIGKILL');
+    const result = await run;
+
+    // Assess: the job recovered, and the zip holds each record once
+    const summary = lastJsonLine(result.stdout);
+    expect(result.code, result.stderr).toBe(0);
+    expect(summary.state).toBe('SUCCEEDED');
+    expect(summary.rows).toEqual({ total: records, succeeded: records, failed: 0, rejected: 0 });
+    const names = (await readZip(summary.zip!)).map((e) => e.name).filter((n) => n.startsWith('rows/'));
+    expect(names).toHaveLength(records);
+    expect(new Set(names).size).toBe(records);
+    const numbers = names.map((n) => Number(/rows\/(\d+)\.json/.exec(n)![1])).sort((a, b) => a - b);
+    expect(numbers[0]).toBe(1);
+    expect(numbers[records - 1]).toBe(records);
+  });
+});
