@@ -12,7 +12,8 @@ export type FileErrorCode =
   | 'FILE_TOO_LARGE';
 
 /** Record-level problems: only that record is rejected and listed in errors.csv. */
-export type RecordErrorCode = 'COLUMN_COUNT' | 'NUL_BYTE' | 'PROCESSING_FAILED';
+/** CHUNK_FAILED: the record's whole chunk failed on every attempt (a poison chunk). */
+export type RecordErrorCode = 'COLUMN_COUNT' | 'NUL_BYTE' | 'PROCESSING_FAILED' | 'CHUNK_FAILED';
 
 export class FileRejectedError extends Error {
   override readonly name = 'FileRejectedError';

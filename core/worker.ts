@@ -56,6 +56,56 @@ export async function chunkRecords(
  */
 const CHUNKS_PER_RECEIVE = 2;
 
+/**
+ * Attempts at a chunk before it counts as a poison chunk: its records are then recorded as failed with the
+ * last error (the job ends PARTIAL, not stuck). Below the queues' redrive count (5), so the DLQ only gets
+ * what even that could not settle.
+ */
+export const MAX_CHUNK_ATTEMPTS = 3;
+
+/** The part of a chunk given up on: every record it holds (rejected ones excepted) failed with `error`. */
+export async function failedChunk(
+  deps: PipelineDeps,
+  job: Job,
+  msg: ChunkMessage,
+  error: string,
+): Promise<ProcessedChunk> {
+  let failures: RecordFailure[];
+  try {
+    const rows = await chunkRecords(job, msg, deps.objects, deps.limits.maxRecordBytes);
+    failures = rows.map(([n, line, fields]) => ({
+      n,
+      line,
+      code: 'CHUNK_FAILED',
+      message: error,
+      raw: recordToRaw(fields, job.delimiter),
+    }));
+  } catch {
+    // The range itself cannot be read: the numbers are known, the lines only for the first record.
+    const rejected = new Set<number>();
+    if (job.rejected) {
+      const text = (await deps.objects.bytes(keys.rejected(job.site, job.token))).toString('utf8');
+      for (const l of text.split('\n')) if (l) rejected.add((JSON.parse(l) as { n: number }).n);
+    }
+    failures = [];
+    for (let n = msg.n; n < msg.n + msg.records; n++) {
+      if (!rejected.has(n))
+        failures.push({ n, line: n === msg.n ? msg.line : 0, code: 'CHUNK_FAILED', message: error, raw: '' });
+    }
+  }
+  const meta: PartMeta = {
+    v: 3,
+    site: job.site,
+    token: job.token,
+    chunk: msg.chunk,
+    succeeded: 0,
+    failed: failures.length,
+    entries: 0,
+    failures,
+  };
+  return { part: encodePart(meta, Buffer.alloc(0)), succeeded: 0, failed: failures.length };
+}
+
 /** A record the processor fails on is tried this many times (with a short backoff) before it counts as failed. */
 export const RECORD_ATTEMPTS = 3;
 const RECORD_RETRY_BASE_MS = 10;
@@ -158,34 +208,75 @@ export async function runWorker(deps: PipelineDeps, o: WorkerOptions): Promise<W
       },
       Math.max(1000, (o.visibilitySeconds * 1000) / 3),
     );
+    const attempt = Number(m.Attributes?.ApproximateReceiveCount ?? '1');
+    let msg: ChunkMessage | undefined;
     try {
-      const msg = decodeChunk(m.Body ?? '');
+      msg = decodeChunk(m.Body ?? '');
       if (msg.site !== o.site || msg.token !== o.token) {
         // Never process another tenant's or job's data; leave it to the DLQ and say so.
         log.error('foreign message on job queue', { messageSite: msg.site, messageToken: msg.token });
         return;
       }
       const t0 = Date.now();
-      const rows = await chunkRecords(job, msg, deps.objects, deps.limits.maxRecordBytes);
-      const sim = simulationOf(job.options);
-      const done = await processChunk(job, msg, rows, sim ? simulated(processor, sim) : processor);
-      await deps.objects.put(keys.part(o.site, o.token, msg.chunk), done.part);
-      const counted = await deps.jobs.countChunk(o.site, o.token, msg.chunk, done);
-      if (counted.counted) {
-        chunks++;
-        records += done.succeeded + done.failed;
-        publishMetrics(deps.env.stage, {
-          ChunksProcessed: 1,
-          RecordsProcessed: done.succeeded,
-          RecordsFailed: done.failed,
-          ChunkLatency: Date.now() - t0,
-        });
-      } else duplicates++;
-      if (counted.complete) await requestFinalize(deps, { site: o.site, token: o.token });
-      await deps.queues.delete(queueUrl, m.ReceiptHandle!);
+      let done: ProcessedChunk;
+      if (attempt > MAX_CHUNK_ATTEMPTS) {
+        // The attempts before this one crashed their worker (they never reached the catch below).
+        done = await failedChunk(
+          deps,
+          job,
+          msg,
+          `gave up after ${MAX_CHUNK_ATTEMPTS} attempts that ended their worker`,
+        );
+      } else {
+        const rows = await chunkRecords(job, msg, deps.objects, deps.limits.maxRecordBytes);
+        const sim = simulationOf(job.options);
+        done = await processChunk(job, msg, rows, sim ? simulated(processor, sim) : processor);
+      }
+      await settle(m, msg, done, t0);
+    } catch (err) {
+      if (!msg || msg.site !== o.site || msg.token !== o.token) {
+        log.error('undecodable message on job queue; left for the DLQ', { error: errorMessage(err) });
+        return;
+      }
+      const error = errorMessage(err);
+      if (attempt < MAX_CHUNK_ATTEMPTS) {
+        // Released with a short backoff; another attempt (here or in another worker) follows.
+        log.warn('chunk failed; it will be retried', { chunk: msg.chunk, attempt, error });
+        await deps.queues.extendVisibility(
+          queueUrl,
+          m.ReceiptHandle!,
+          Math.min(o.visibilitySeconds, 2 * attempt),
+        );
+        return;
+      }
+      // A poison chunk: its records are recorded as failed with the last error, so the job ends PARTIAL.
+      log.error('chunk failed on its last attempt; its records are recorded as failed', {
+        chunk: msg.chunk,
+        attempt,
+        error,
+      });
+      await settle(m, msg, await failedChunk(deps, job, msg, error), Date.now());
     } finally {
       clearInterval(heartbeat);
     }
+  };
+
+  /** Stores a chunk's part, counts it once, asks for the finalize if it was the last, deletes the message. */
+  const settle = async (m: Message, msg: ChunkMessage, done: ProcessedChunk, t0: number): Promise<void> => {
+    await deps.objects.put(keys.part(o.site, o.token, msg.chunk), done.part);
+    const counted = await deps.jobs.countChunk(o.site, o.token, msg.chunk, done);
+    if (counted.counted) {
+      chunks++;
+      records += done.succeeded + done.failed;
+      publishMetrics(deps.env.stage, {
+        ChunksProcessed: 1,
+        RecordsProcessed: done.succeeded,
+        RecordsFailed: done.failed,
+        ChunkLatency: Date.now() - t0,
+      });
+    } else duplicates++;
+    if (counted.complete) await requestFinalize(deps, { site: o.site, token: o.token });
+    await deps.queues.delete(queueUrl, m.ReceiptHandle!);
   };
 
   while (!o.signal?.aborted) {
@@ -198,7 +289,11 @@ export async function runWorker(deps: PipelineDeps, o: WorkerOptions): Promise<W
     if (o.signal?.aborted && messages.length === 0) break;
     if (messages.length > 0) {
       idle = 0;
-      await Promise.all(messages.map(handle));
+      // A chunk whose settling failed (storage down) stays on the queue; the worker goes on.
+      for (const r of await Promise.allSettled(messages.map(handle))) {
+        if (r.status === 'rejected')
+          log.error('chunk not settled; it will come back', { error: errorMessage(r.reason) });
+      }
       continue;
     }
     const now = await deps.jobs.get(o.site, o.token, false);
