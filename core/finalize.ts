@@ -108,7 +108,10 @@ export async function finalizeJob(deps: PipelineDeps, site: string, token: strin
     finishedAt,
     expiresAt: expiresAt(deps.limits.retentionDays),
   });
-  if (finished) await recordJobUsage(usageStoreOf(deps), finished);
+  if (finished) {
+    await recordJobUsage(usageStoreOf(deps), finished);
+    await deps.notifier?.jobFinished(finished, state, counts);
+  }
   const queueUrl = job.queueName ? await deps.queues.queueUrl(job.queueName) : undefined;
   if (queueUrl) await deps.queues.deleteQueue(queueUrl);
   const stopped = await deps.launcher.stop(site, token);

@@ -5,6 +5,7 @@ import type { TaskLauncher } from './launcher.ts';
 import type { Objects } from './aws/objects.ts';
 import type { Queues } from './aws/queues.ts';
 import type { UsageStore } from './usage.ts';
+import type { JobNotifier } from './notify.ts';
 
 /** Everything the pipeline's steps use, injected: the handlers, the worker and tests build one. */
 export interface PipelineDeps {
@@ -16,6 +17,8 @@ export interface PipelineDeps {
   readonly launcher: TaskLauncher;
   /** Usage counters per site, day and office (core/usage.ts). @default a UsageStore on `env.table` */
   readonly usage?: UsageStore;
+  /** Job-outcome notifications (core/notify.ts). @default none (JOBS_TOPIC_ARN unset) */
+  readonly notifier?: JobNotifier;
 }
 
 /** The message a finalize request carries (finalize queue). */

@@ -105,7 +105,15 @@ export async function splitJob(
       finishedAt: new Date().toISOString(),
       expiresAt: expiresAt(deps.limits.retentionDays),
     });
-    if (finished) await recordJobUsage(usageStoreOf(deps), finished);
+    if (finished) {
+      await recordJobUsage(usageStoreOf(deps), finished);
+      await deps.notifier?.jobFinished(finished, 'REJECTED', {
+        total: 0,
+        succeeded: 0,
+        failed: 0,
+        rejected: 0,
+      });
+    }
     log.warn('file rejected', { code: err.code, line: err.line });
     publishMetrics(deps.env.stage, { JobsRejected: 1, SplitDuration: Date.now() - started });
     return { state: 'REJECTED', error };

@@ -6,6 +6,8 @@ import { NodejsFunction, OutputFormat } from 'aws-cdk-lib/aws-lambda-nodejs';
 import * as logs from 'aws-cdk-lib/aws-logs';
 import type * as s3 from 'aws-cdk-lib/aws-s3';
 import type * as dynamodb from 'aws-cdk-lib/aws-dynamodb';
+import type * as kms from 'aws-cdk-lib/aws-kms';
+import type * as sns from 'aws-cdk-lib/aws-sns';
 import type * as sqs from 'aws-cdk-lib/aws-sqs';
 import { Construct } from 'constructs';
 import type { MailConfig } from '../config/index.ts';
@@ -171,6 +173,19 @@ export class RowfleetFunction extends NodejsFunction {
       new iam.PolicyStatement({ actions: [...TABLE_ACTIONS[access]], resources: [table.tableArn] }),
     );
     this.addEnvironment('TABLE_NAME', table.tableName);
+    return this;
+  }
+
+  /**
+   * sns:Publish on the job-outcomes topic and the two KMS actions its key needs for that (exact actions:
+   * `grantPublish` would add `kms:GenerateDataKey*`), paired with JOBS_TOPIC_ARN.
+   */
+  bindJobOutcomes(topic: sns.ITopic, key: kms.IKey): this {
+    this.addToRolePolicy(new iam.PolicyStatement({ actions: ['sns:Publish'], resources: [topic.topicArn] }));
+    this.addToRolePolicy(
+      new iam.PolicyStatement({ actions: ['kms:GenerateDataKey', 'kms:Decrypt'], resources: [key.keyArn] }),
+    );
+    this.addEnvironment('JOBS_TOPIC_ARN', topic.topicArn);
     return this;
   }
 

@@ -214,6 +214,8 @@ export class RowfleetStack extends Stack {
       opsEmail: infra.opsEmail,
       sites: props.sites.map((s) => s.id),
     });
+    // Job outcomes (core/notify.ts): finalize announces finished jobs, the split rejected files.
+    for (const f of [finalize, upload]) f.bindJobOutcomes(this.monitoring.jobsTopic, this.monitoring.key);
 
     const out = (id: string, value: string, description: string) =>
       new CfnOutput(this, id, { value, description });

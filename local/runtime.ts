@@ -28,7 +28,8 @@ import type {
 } from 'aws-lambda';
 import { getStage } from '../config/index.ts';
 import { ApiTokens } from '../core/auth.ts';
-import { dynamoClient, s3Client, sqsClient } from '../core/aws/clients.ts';
+import { CreateTopicCommand } from '@aws-sdk/client-sns';
+import { dynamoClient, s3Client, snsClient, sqsClient } from '../core/aws/clients.ts';
 import { errorMessage } from '../core/errors.ts';
 import { reap } from '../core/reaper.ts';
 import { tableDefinition } from '../core/table.ts';
@@ -69,6 +70,7 @@ export function localResourceNames(stage: string) {
     finalizeQueue: `${stage}-finalize`,
     dlq: `${stage}-dlq`,
     uploadEventsQueue: `${stage}-upload-events`,
+    jobsTopic: `rowfleet-${stage}-job-outcomes`,
   };
 }
 
@@ -156,6 +158,7 @@ export class LocalRuntime {
       endpoints = started.endpoints;
       process.env.AWS_ENDPOINT_URL_S3 = endpoints.s3sqs;
       process.env.AWS_ENDPOINT_URL_SQS = endpoints.s3sqs;
+      process.env.AWS_ENDPOINT_URL_SNS = endpoints.s3sqs;
       process.env.AWS_ENDPOINT_URL_DYNAMODB = endpoints.dynamodb;
       process.env.AWS_ENDPOINT_URL_SESV2 = endpoints.ses;
     }
@@ -170,12 +173,13 @@ export class LocalRuntime {
         { cause: err },
       );
     }
-    const { finalizeQueueUrl, dlqArn, uploadEventsUrl } = resources;
+    const { finalizeQueueUrl, dlqArn, uploadEventsUrl, jobsTopicArn } = resources;
     const resourceEnv = {
       STAGE: stage,
       BUCKET_NAME: names.bucket,
       TABLE_NAME: names.table,
       FINALIZE_QUEUE_URL: finalizeQueueUrl,
+      JOBS_TOPIC_ARN: jobsTopicArn,
       DLQ_ARN: dlqArn,
     };
     Object.assign(process.env, resourceEnv);
@@ -401,5 +405,6 @@ async function ensureResources(names: ReturnType<typeof localResourceNames>, ext
       }),
     );
   }
-  return { finalizeQueueUrl, dlqArn, uploadEventsUrl };
+  const jobsTopicArn = (await snsClient().send(new CreateTopicCommand({ Name: names.jobsTopic }))).TopicArn!;
+  return { finalizeQueueUrl, dlqArn, uploadEventsUrl, jobsTopicArn };
 }

@@ -2,6 +2,7 @@ import { DynamoDBClient } from '@aws-sdk/client-dynamodb';
 import { ECSClient } from '@aws-sdk/client-ecs';
 import { DynamoDBDocumentClient } from '@aws-sdk/lib-dynamodb';
 import { S3Client } from '@aws-sdk/client-s3';
+import { SNSClient } from '@aws-sdk/client-sns';
 import { SQSClient } from '@aws-sdk/client-sqs';
 import { SESv2Client } from '@aws-sdk/client-sesv2';
 
@@ -50,4 +51,10 @@ export function ecsClient(): ECSClient {
  */
 export function sesClient(): SESv2Client {
   return (ses ??= new SESv2Client({ maxAttempts: 1 }));
+}
+
+let sns: SNSClient | undefined;
+
+export function snsClient(): SNSClient {
+  return (sns ??= new SNSClient({}));
 }

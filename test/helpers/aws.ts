@@ -40,6 +40,7 @@ export async function startTestAws(): Promise<TestAws> {
   });
   process.env.AWS_ENDPOINT_URL_S3 = emulators.endpoints.s3sqs;
   process.env.AWS_ENDPOINT_URL_SQS = emulators.endpoints.s3sqs;
+  process.env.AWS_ENDPOINT_URL_SNS = emulators.endpoints.s3sqs;
   process.env.AWS_ENDPOINT_URL_DYNAMODB = emulators.endpoints.dynamodb;
   process.env.AWS_ENDPOINT_URL_SESV2 = emulators.endpoints.ses;
 

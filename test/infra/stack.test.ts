@@ -484,6 +484,69 @@ describe('Stack: Rowfleet-dev', () => {
     });
   });
 
+  describe('reaper and job outcomes', () => {
+    const fnNamed = (prefix: string) => {
+      const fns = Object.entries(template.findResources('AWS::Lambda::Function')).filter(([id]) =>
+        id.startsWith(prefix),
+      );
+      expect(fns).toHaveLength(1);
+      return fns[0]!;
+    };
+    const policyOf = (logicalId: string) => {
+      const fn = template.findResources('AWS::Lambda::Function')[logicalId]!;
+      const role = (fn.Properties.Role as { 'Fn::GetAtt': [string, string] })['Fn::GetAtt'][0];
+      const statements = Object.values(template.findResources('AWS::IAM::Policy'))
+        .filter((p) => (p.Properties.Roles as { Ref: string }[]).some((r) => r.Ref === role))
+        .flatMap(
+          (p) => p.Properties.PolicyDocument.Statement as { Action: string | string[]; Resource: unknown }[],
+        );
+      return statements;
+    };
+
+    it('runs the reaper every 5 minutes', () => {
+      // Prepare
+      const [logicalId] = fnNamed('ReaperFunction');
+
+      // Act
+      const schedules = Object.values(
+        template.findResources('AWS::Scheduler::Schedule', { Properties: { Name: 'dev-reaper' } }),
+      );
+
+      // Assess
+      expect(schedules).toHaveLength(1);
+      expect(schedules[0]!.Properties.ScheduleExpression).toBe('rate(5 minutes)');
+      expect(JSON.stringify(schedules[0]!.Properties.Target.Arn)).toContain(logicalId);
+    });
+
+    it('lets the reaper query only the active-jobs index, by its exact ARN', () => {
+      // Act
+      const statements = policyOf(fnNamed('ReaperFunction')[0]);
+      const onIndexes = statements.filter((st) => JSON.stringify(st.Resource).includes('/index/'));
+
+      // Assess
+      expect(onIndexes).toHaveLength(1);
+      expect(onIndexes[0]!.Action).toBe('dynamodb:Query');
+      expect(JSON.stringify(onIndexes[0]!.Resource)).toContain('/index/active');
+      expect(JSON.stringify(statements)).not.toContain('/index/*');
+    });
+
+    it('lets finalize and upload publish job outcomes, with the topic in their environment', () => {
+      for (const prefix of ['FinalizeFunction', 'UploadFunction']) {
+        // Prepare
+        const [logicalId, fn] = fnNamed(prefix);
+
+        // Act
+        const env = fn.Properties.Environment.Variables as Record<string, unknown>;
+        const publish = policyOf(logicalId).filter((st) => st.Action === 'sns:Publish');
+
+        // Assess
+        expect(env.JOBS_TOPIC_ARN).toBeDefined();
+        expect(publish).toHaveLength(1);
+        expect(publish[0]!.Resource).toEqual(env.JOBS_TOPIC_ARN);
+      }
+    });
+  });
+
   describe('usage mail', () => {
     const sites = loadConfig().sites;
     const usageMailFunction = () => {
