@@ -8,6 +8,7 @@ import { LocalRuntime } from '../local/runtime.ts';
 import { runDev } from './dev.ts';
 import { mailPreview, mailSend } from './mail.ts';
 import { runJob } from './run-job.ts';
+import { loadtest } from './loadtest.ts';
 
 /** 0 for SUCCEEDED or PARTIAL, 2 for REJECTED, 1 otherwise. */
 function exitCode(state: string): number {
@@ -108,6 +109,49 @@ program
         await rt.stop();
       }
       process.exitCode = exitCode(summary.state);
+    },
+  );
+
+program
+  .command('loadtest')
+  .description('generate a job of n records, run it on the local runtime, print throughput and the outcome')
+  .requiredOption('--records <n>', 'how many records (1000, 5000, 10000 … 1000000)', positiveInt)
+  .option('--site <id>', 'the site to run as', 'sakai')
+  .addOption(new Option('--processor <name>', 'row processor').choices(processorNames()).default('json'))
+  .option('--workers <n>', 'number of row workers', positiveInt)
+  .option('--simulate-delay-ms <ms>', 'a delay per record', Number)
+  .option('--simulate-error-rate <r>', 'share of records whose first attempt fails transiently', Number)
+  .option('--out <dir>', 'where to write the zip', 'out')
+  .addOption(stateDirOption())
+  .option('--json', 'print one JSON summary as the last line of stdout')
+  .action(
+    async (o: {
+      records: number;
+      site: string;
+      processor: string;
+      workers?: number;
+      simulateDelayMs?: number;
+      simulateErrorRate?: number;
+      out: string;
+      stateDir: string;
+      json?: boolean;
+    }) => {
+      getSite(o.site);
+      const rt = await LocalRuntime.start({ stateDir: o.stateDir });
+      try {
+        const r = await loadtest(rt, { ...o, outDir: o.out, progress: true });
+        if (o.json) process.stdout.write(JSON.stringify(r) + '\n');
+        else {
+          process.stdout.write(
+            `${r.state}: ${r.records} records (${(r.fileBytes / 1048576).toFixed(1)} MiB) in ${r.seconds.toFixed(1)} s — ` +
+              `${r.recordsPerSecond} records/s; ${r.rows.succeeded} succeeded, ${r.rows.failed} failed, ${r.rows.rejected} rejected` +
+              (r.zip ? `\nzip: ${r.zip}\n` : '\n'),
+          );
+        }
+        process.exitCode = exitCode(r.state);
+      } finally {
+        await rt.stop();
+      }
     },
   );
 

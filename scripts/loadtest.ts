@@ -1,0 +1,53 @@
+import { mkdir, rm } from 'node:fs/promises';
+import { join } from 'node:path';
+import { getStage } from '../config/index.ts';
+import type { LocalRuntime } from '../local/runtime.ts';
+import { writeSampleCsv } from './gen-data.ts';
+import { runJob, type RunSummary } from './run-job.ts';
+
+export interface LoadtestOptions {
+  readonly records: number;
+  readonly site: string;
+  readonly processor: string;
+  readonly workers?: number;
+  readonly simulateDelayMs?: number;
+  readonly simulateErrorRate?: number;
+  readonly outDir: string;
+  readonly progress: boolean;
+}
+
+export interface LoadtestResult extends RunSummary {
+  readonly records: number;
+  readonly fileBytes: number;
+  readonly recordsPerSecond: number;
+}
+
+/** Generates `records` sample records, runs them as one job through the local API, measures throughput. */
+export async function loadtest(rt: LocalRuntime, o: LoadtestOptions): Promise<LoadtestResult> {
+  const dir = join(rt.stateDir, 'loadtest');
+  await mkdir(dir, { recursive: true });
+  const file = join(dir, `loadtest-${o.records}.csv`);
+  const fileBytes = await writeSampleCsv(file, o.records);
+  try {
+    const summary = await runJob({
+      apiUrl: rt.apiUrl,
+      apiToken: await rt.tokenFor(o.site),
+      file,
+      processor: o.processor,
+      workers: o.workers,
+      simulateDelayMs: o.simulateDelayMs,
+      simulateErrorRate: o.simulateErrorRate,
+      outDir: o.outDir,
+      directMaxBytes: getStage(rt.stage).limits.directUploadMaxBytes,
+      progress: o.progress,
+    });
+    return {
+      ...summary,
+      records: o.records,
+      fileBytes,
+      recordsPerSecond: Math.round(o.records / summary.seconds),
+    };
+  } finally {
+    await rm(file, { force: true });
+  }
+}
