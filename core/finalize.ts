@@ -116,6 +116,13 @@ export async function finalizeJob(deps: PipelineDeps, site: string, token: strin
   if (queueUrl) await deps.queues.deleteQueue(queueUrl);
   const stopped = await deps.launcher.stop(site, token);
   // The parts are in the zip now; the source stays (for retries) until the bucket's lifecycle expires it.
+  const failed = failures.filter((f) => f.code === 'PROCESSING_FAILED' || f.code === 'CHUNK_FAILED');
+  if (failed.length > 0) {
+    await deps.objects.put(
+      keys.failed(site, token),
+      failed.map((f) => JSON.stringify({ n: f.n, line: f.line })).join('\n') + '\n',
+    );
+  }
   await deps.objects.deleteMany(chunkIds.map((c) => keys.part(site, token, c)));
   publishMetrics(deps.env.stage, {
     FinalizeDuration: Date.now() - started.getTime(),
@@ -140,6 +147,7 @@ export function manifest(job: Job, state: string, counts: RowCounts, finalizingA
     fileName: job.fileName,
     encoding: job.encoding,
     processor: job.processor,
+    ...(job.retryOf ? { retryOf: job.retryOf } : {}),
     header: job.header,
     counts,
     timings: {

@@ -66,7 +66,7 @@ export async function jobView(deps: PipelineDeps, job: Job): Promise<JobView> {
   return view;
 }
 
-function validated(
+export function validated(
   site: string,
   req: JobRequest,
 ): Required<Pick<JobRequest, 'processor' | 'office'>> & JobRequest {
@@ -102,12 +102,12 @@ function validated(
 }
 
 /** A new job record (RECEIVED) in the site's partition, for a validated request. */
-async function createJob(
+export async function createJob(
   deps: PipelineDeps,
   site: string,
   r: ReturnType<typeof validated>,
   upload: Job['upload'],
-  extra: Partial<Pick<Job, 'sourceBytes' | 'options'>>,
+  extra: Partial<Pick<Job, 'sourceBytes' | 'options' | 'retryOf'>>,
 ): Promise<{ token: string; sourceKey: string }> {
   const token = newJobToken();
   const sourceKey = keys.source(site, token);

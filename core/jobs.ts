@@ -57,6 +57,8 @@ export interface Job {
   readonly office?: string;
   /** Options for the row processor (e.g. simulated delay), passed to the workers. */
   readonly options?: Record<string, string>;
+  /** The job whose failed records this job re-runs (`rowfleet retry`). */
+  readonly retryOf?: string;
 }
 
 /** Partition key: the site. A caller of one site can only ever address its own partition. */

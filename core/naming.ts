@@ -29,6 +29,8 @@ export const keys = {
   /** The source transcoded to UTF-8, kept when the upload was CP932 or UTF-16 (workers read ranges of it). */
   utf8Source: (site: string, token: string) => `jobs/${site}/${token}/source.utf8.csv`,
   rejected: (site: string, token: string) => `jobs/${site}/${token}/rejected.jsonl`,
+  /** Numbers of the records that failed in processing (kept after the parts are gone, for `retry`). */
+  failed: (site: string, token: string) => `jobs/${site}/${token}/failed.jsonl`,
   part: (site: string, token: string, chunk: number) =>
     `jobs/${site}/${token}/parts/${String(chunk).padStart(7, '0')}.part`,
   result: (site: string, token: string) => `results/${site}/${token}/${token}.zip`,

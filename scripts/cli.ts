@@ -7,7 +7,8 @@ import { processorNames } from '../core/processors/index.ts';
 import { LocalRuntime } from '../local/runtime.ts';
 import { runDev } from './dev.ts';
 import { mailPreview, mailSend } from './mail.ts';
-import { runJob } from './run-job.ts';
+import { followJob, runJob } from './run-job.ts';
+import { retryFailedRecords } from '../core/retry.ts';
 import { loadtest } from './loadtest.ts';
 
 /** 0 for SUCCEEDED or PARTIAL, 2 for REJECTED, 1 otherwise. */
@@ -154,6 +155,38 @@ program
       }
     },
   );
+
+program
+  .command('retry')
+  .description('re-run only the failed records of a finished job, as a new job linked to it')
+  .argument('<token>', 'the finished job')
+  .requiredOption('--site <id>', 'the site the job belongs to')
+  .option('--out <dir>', 'where to write <token>.zip', 'out')
+  .addOption(stateDirOption())
+  .option('--json', 'print one JSON summary as the last line of stdout')
+  .action(async (jobToken: string, o: { site: string; out: string; stateDir: string; json?: boolean }) => {
+    getSite(o.site);
+    const rt = await LocalRuntime.start({ stateDir: o.stateDir });
+    try {
+      const started = await retryFailedRecords(rt.deps, o.site, jobToken);
+      const summary = await followJob(
+        { apiUrl: rt.apiUrl, apiToken: await rt.tokenFor(o.site), outDir: o.out, progress: true },
+        started,
+      );
+      const { seconds, ...out } = summary;
+      if (o.json) process.stdout.write(JSON.stringify({ ...out, retryOf: jobToken }) + '\n');
+      else {
+        const r = summary.rows;
+        process.stdout.write(
+          `retry of ${jobToken}: ${summary.state}, ${r.total} records — ${r.succeeded} succeeded, ${r.failed} failed (${seconds.toFixed(1)} s)\n` +
+            (summary.zip ? `zip: ${summary.zip}\n` : ''),
+        );
+      }
+      process.exitCode = exitCode(summary.state);
+    } finally {
+      await rt.stop();
+    }
+  });
 
 program
   .command('sites')

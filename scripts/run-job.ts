@@ -43,7 +43,7 @@ class ApiError extends Error {
 }
 
 async function call<T>(
-  o: RunOptions,
+  o: Pick<RunOptions, 'apiUrl' | 'apiToken'>,
   method: string,
   path: string,
   body?: Blob | string,
@@ -158,6 +158,16 @@ export async function runJob(o: RunOptions): Promise<RunSummary> {
     }
     throw err;
   }
+  return followJob(o, view, t0);
+}
+
+/** Follows a started job to its end (progress on stderr) and downloads its zip. */
+export async function followJob(
+  o: Pick<RunOptions, 'apiUrl' | 'apiToken' | 'outDir' | 'progress'>,
+  started: JobView,
+  t0 = Date.now(),
+): Promise<RunSummary> {
+  let view = started;
   const progress = progressReporter(o.progress);
   while (!isTerminal(view.state)) {
     progress.update(view);

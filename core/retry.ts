@@ -1,0 +1,55 @@
+import { stringify } from 'csv-stringify/sync';
+import { readRecordBatches } from './csv.ts';
+import { decodeToUtf8 } from './decode.ts';
+import { BadRequestError, NotFoundError } from './errors.ts';
+import { createJob, getJobView, validated, type JobView } from './jobs-api.ts';
+import { keys } from './naming.ts';
+import type { PipelineDeps } from './pipeline.ts';
+import { splitJob } from './split.ts';
+import { isTerminal } from './states.ts';
+
+/**
+ * Re-runs only the records that failed in processing (PROCESSING_FAILED, CHUNK_FAILED) of a finished job,
+ * as a new job of the same site, office and processor, linked to it by `retryOf`. The records are taken
+ * from the original upload (not from errors.csv, whose cells are neutralised for spreadsheets); rejected
+ * records are not re-run — they would be rejected again.
+ */
+export async function retryFailedRecords(deps: PipelineDeps, site: string, token: string): Promise<JobView> {
+  const job = await deps.jobs.get(site, token);
+  if (!job) throw new NotFoundError(`No job ${token}.`);
+  if (!isTerminal(job.state) || job.failed === 0) {
+    throw new BadRequestError(
+      'NOTHING_TO_RETRY',
+      `Job ${token} is ${job.state} with ${job.failed} failed records: nothing to retry.`,
+    );
+  }
+  const wanted = new Set<number>();
+  const text = (await deps.objects.bytes(keys.failed(site, token))).toString('utf8');
+  for (const line of text.split('\n')) if (line) wanted.add((JSON.parse(line) as { n: number }).n);
+
+  const rows: string[][] = [];
+  let header: string[] = [];
+  for await (const batch of readRecordBatches(decodeToUtf8(await deps.objects.stream(job.sourceKey)), {
+    maxRecordBytes: deps.limits.maxRecordBytes,
+  })) {
+    for (const ev of batch) {
+      if (ev.kind === 'header') header = ev.header;
+      else if (ev.kind === 'record' && wanted.has(ev.n)) rows.push(ev.fields);
+    }
+  }
+  const csv = Buffer.from(stringify([header, ...rows], { record_delimiter: '\r\n' }), 'utf8');
+  const r = validated(site, { processor: job.processor, office: job.office, fileName: job.fileName });
+  const { token: retryToken, sourceKey } = await createJob(
+    deps,
+    site,
+    { ...r, options: job.options },
+    'direct',
+    {
+      sourceBytes: csv.length,
+      retryOf: token,
+    },
+  );
+  await deps.objects.put(sourceKey, csv, 'text/csv');
+  await splitJob(deps, site, retryToken);
+  return getJobView(deps, site, retryToken);
+}
