@@ -11,6 +11,11 @@ import { batchBodies } from './aws/queues.ts';
 import { expiresAt, type Job, type JobError } from './jobs.ts';
 import { recordJobUsage, usageStoreOf } from './usage.ts';
 
+/** UTF-8 uploads are read by the workers as they are; any other encoding through a transcoded copy. */
+const isUtf8Upload = (e: string | undefined) => e === 'utf-8' || e === 'utf-8-bom';
+/** Bytes held while the encoding is still open (ASCII so far) before they go to the copy anyway. */
+const HOLD_UNDECIDED_BYTES = 16 * 1024 * 1024;
+
 /** The pieces the split cuts while validating (joined into chunks afterwards). */
 const SUB_CHUNK_BYTES = 64 * 1024;
 const SUB_CHUNK_RECORDS = 1000;
@@ -55,12 +60,28 @@ export async function splitJob(
   try {
     const source = await deps.objects.stream(job.sourceKey);
     const utf8 = decodeToUtf8(source, info);
-    // Workers read ranges of UTF-8: the upload itself when it is UTF-8, else a transcoded copy.
+    // Workers read ranges of UTF-8: the upload itself when it is UTF-8, else a transcoded copy holding
+    // every byte the parser saw. Until the decoder has seen a non-ASCII byte the encoding is open (ASCII
+    // reads the same either way): those bytes are held, up to a bound, then written to the copy too.
+    const held: Buffer[] = [];
+    let heldBytes = 0;
+    const startCopy = async () => {
+      copy ??= deps.objects.multipart(keys.utf8Source(site, token), 'text/csv; charset=utf-8');
+      for (const h of held.splice(0)) await copy.write(h);
+      heldBytes = 0;
+    };
     async function* teed(): AsyncGenerator<Buffer> {
       for await (const b of utf8) {
-        if (info.encoding !== 'utf-8' && info.encoding !== 'utf-8-bom') {
-          copy ??= deps.objects.multipart(keys.utf8Source(site, token), 'text/csv; charset=utf-8');
-          await copy.write(b);
+        if (info.encoding === undefined) {
+          held.push(b);
+          heldBytes += b.length;
+          if (copy || heldBytes > HOLD_UNDECIDED_BYTES) await startCopy();
+        } else if (!isUtf8Upload(info.encoding)) {
+          await startCopy();
+          await copy!.write(b);
+        } else {
+          held.length = 0;
+          heldBytes = 0;
         }
         yield b;
       }
@@ -70,18 +91,17 @@ export async function splitJob(
         if (ev.kind === 'header') {
           header = ev.header;
           delimiter = ev.delimiter;
-          const utf8Source = info.encoding === 'utf-8' || info.encoding === 'utf-8-bom';
+          // The key and the BOM shift are set once the whole file is read (the encoding may still be open).
           chunker = new Chunker(
             site,
             token,
-            utf8Source ? job.sourceKey : keys.utf8Source(site, token),
+            '',
             ev,
             // Fine pieces first; they are joined into work units once the counts are known.
             {
               maxBytes: Math.min(SUB_CHUNK_BYTES, deps.limits.chunkMaxBytes),
               maxRecords: Math.min(SUB_CHUNK_RECORDS, deps.limits.chunkMaxRecords),
             },
-            utf8Source ? (info.bomBytes ?? 0) : 0,
           );
           continue;
         }
@@ -94,7 +114,20 @@ export async function splitJob(
     }
     const last = chunker?.flush();
     if (last) pieces.push(last);
-    await copy?.done();
+    const fromUpload = isUtf8Upload(info.encoding);
+    if (fromUpload) {
+      await copy?.abort();
+    } else {
+      await startCopy();
+      await copy!.done();
+    }
+    const key = fromUpload ? job.sourceKey : keys.utf8Source(site, token);
+    const shift = fromUpload ? (info.bomBytes ?? 0) : 0;
+    pieces.splice(
+      0,
+      pieces.length,
+      ...pieces.map((p) => ({ ...p, key, start: p.start + shift, end: p.end + shift })),
+    );
   } catch (err) {
     await copy?.abort();
     if (!(err instanceof FileRejectedError)) throw err;
