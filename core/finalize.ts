@@ -57,6 +57,22 @@ export async function finalizeJob(deps: PipelineDeps, site: string, token: strin
     if (finished && isTerminal(finished.state)) await recordJobUsage(usageStoreOf(deps), finished);
     return { state: 'SKIPPED' };
   }
+  try {
+    return await buildAndFinish(deps, job, started, log);
+  } catch (err) {
+    // Let the redelivered request (or the reaper) finalize again now, not after the lease runs out.
+    await deps.jobs.releaseFinalize(site, token, started).catch(() => undefined);
+    throw err;
+  }
+}
+
+async function buildAndFinish(
+  deps: PipelineDeps,
+  job: Job,
+  started: Date,
+  log: ReturnType<typeof jobLogger>,
+): Promise<FinalizeResult> {
+  const { site, token } = job;
   const chunkIds = Array.from({ length: job.totalChunks ?? 0 }, (_, i) => i);
 
   // Pass 1: the failures of every part (one short range read each), so errors.csv comes before the rows.

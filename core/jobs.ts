@@ -275,6 +275,44 @@ export class JobStore {
    * counts, so a redelivered chunk changes nothing. The write also reads the split's total atomically,
    * so exactly one caller (a worker or the split) sees the job complete.
    */
+  /** Gives up a finalize's lease (it failed): the next finalize request may start at once. */
+  async releaseFinalize(site: string, token: string, since: Date): Promise<void> {
+    try {
+      await this.ddb.send(
+        new UpdateCommand({
+          TableName: this.table,
+          Key: { pk: pk(site), sk: sk(token) },
+          UpdateExpression: 'SET finalizingAt = :released',
+          ConditionExpression: '#state = :finalizing AND finalizingAt = :mine',
+          ExpressionAttributeNames: { '#state': 'state' },
+          ExpressionAttributeValues: {
+            ':finalizing': 'FINALIZING',
+            ':mine': since.toISOString(),
+            ':released': new Date(0).toISOString(),
+          },
+        }),
+      );
+    } catch (err) {
+      if (!isConditionFailure(err)) throw err;
+    }
+  }
+
+  /** Whether a chunk was counted already (its number is in the job's chunk sets). */
+  async isChunkCounted(site: string, token: string, chunk: number): Promise<boolean> {
+    const set = `chunks${Math.floor(chunk / CHUNK_SET_SIZE)}`;
+    const r = await this.ddb.send(
+      new GetCommand({
+        TableName: this.table,
+        Key: { pk: pk(site), sk: sk(token) },
+        ProjectionExpression: '#set',
+        ExpressionAttributeNames: { '#set': set },
+        ConsistentRead: true,
+      }),
+    );
+    const counted = r.Item?.[set] as Set<number> | undefined;
+    return counted?.has(chunk) ?? false;
+  }
+
   async countChunk(
     site: string,
     token: string,

@@ -219,7 +219,8 @@ export async function runWorker(deps: PipelineDeps, o: WorkerOptions): Promise<W
       }
       const t0 = Date.now();
       let done: ProcessedChunk;
-      if (attempt > MAX_CHUNK_ATTEMPTS) {
+      const giveUp = attempt > MAX_CHUNK_ATTEMPTS;
+      if (giveUp) {
         // The attempts before this one crashed their worker (they never reached the catch below).
         done = await failedChunk(
           deps,
@@ -232,7 +233,7 @@ export async function runWorker(deps: PipelineDeps, o: WorkerOptions): Promise<W
         const sim = simulationOf(job.options);
         done = await processChunk(job, msg, rows, sim ? simulated(processor, sim) : processor);
       }
-      await settle(m, msg, done, t0);
+      await settle(m, msg, done, t0, giveUp);
     } catch (err) {
       if (!msg || msg.site !== o.site || msg.token !== o.token) {
         log.error('undecodable message on job queue; left for the DLQ', { error: errorMessage(err) });
@@ -255,14 +256,27 @@ export async function runWorker(deps: PipelineDeps, o: WorkerOptions): Promise<W
         attempt,
         error,
       });
-      await settle(m, msg, await failedChunk(deps, job, msg, error), Date.now());
+      await settle(m, msg, await failedChunk(deps, job, msg, error), Date.now(), true);
     } finally {
       clearInterval(heartbeat);
     }
   };
 
   /** Stores a chunk's part, counts it once, asks for the finalize if it was the last, deletes the message. */
-  const settle = async (m: Message, msg: ChunkMessage, done: ProcessedChunk, t0: number): Promise<void> => {
+  const settle = async (
+    m: Message,
+    msg: ChunkMessage,
+    done: ProcessedChunk,
+    t0: number,
+    giveUp = false,
+  ): Promise<void> => {
+    // A give-up must never replace the part of a chunk an earlier attempt stored and counted (its answer
+    // may have been lost on the way back): then the chunk is done and only its message is left.
+    if (giveUp && (await deps.jobs.isChunkCounted(o.site, o.token, msg.chunk))) {
+      duplicates++;
+      await deps.queues.delete(queueUrl, m.ReceiptHandle!);
+      return;
+    }
     await deps.objects.put(keys.part(o.site, o.token, msg.chunk), done.part);
     const counted = await deps.jobs.countChunk(o.site, o.token, msg.chunk, done);
     if (counted.counted) {

@@ -15,6 +15,13 @@ import {
 } from '@aws-sdk/client-sqs';
 import { sqsClient } from './clients.ts';
 
+function isMissingQueue(err: unknown): boolean {
+  const name = (err as { name?: string }).name ?? '';
+  return (
+    err instanceof QueueDoesNotExist || name.includes('NonExistentQueue') || name === 'QueueDoesNotExist'
+  );
+}
+
 /** Message attributes that name the tenant and the job on every message. */
 export function jobAttributes(site: string, token: string) {
   return {
@@ -70,8 +77,7 @@ export class Queues {
       const r = await this.client.send(new GetQueueUrlCommand({ QueueName: name }));
       return r.QueueUrl;
     } catch (err) {
-      if (err instanceof QueueDoesNotExist || (err as { name?: string }).name?.includes('NonExistentQueue'))
-        return undefined;
+      if (isMissingQueue(err)) return undefined;
       throw err;
     }
   }
@@ -161,8 +167,13 @@ export class Queues {
     } while (next);
     const out: { url: string; tags: Record<string, string> }[] = [];
     for (const url of urls) {
-      const r = await this.client.send(new ListQueueTagsCommand({ QueueUrl: url }));
-      out.push({ url, tags: r.Tags ?? {} });
+      try {
+        const r = await this.client.send(new ListQueueTagsCommand({ QueueUrl: url }));
+        out.push({ url, tags: r.Tags ?? {} });
+      } catch (err) {
+        // Deleted since it was listed (a finalize just finished its job): nothing to reap.
+        if (!isMissingQueue(err)) throw err;
+      }
     }
     return out;
   }
@@ -172,8 +183,7 @@ export class Queues {
     try {
       await this.client.send(new DeleteQueueCommand({ QueueUrl: queueUrl }));
     } catch (err) {
-      if (err instanceof QueueDoesNotExist || (err as { name?: string }).name?.includes('NonExistentQueue'))
-        return;
+      if (isMissingQueue(err)) return;
       throw err;
     }
   }
