@@ -20,7 +20,7 @@ import { UsageStore, type UsageFigures } from '../../core/usage.ts';
 import { dynamoClient } from '../../core/aws/clients.ts';
 import { tableDefinition } from '../../core/table.ts';
 import { CreateTableCommand } from '@aws-sdk/client-dynamodb';
-import { MAX_CHUNK_ATTEMPTS } from '../../core/worker.ts';
+import { MAX_CHUNK_ATTEMPTS, runWorker } from '../../core/worker.ts';
 import { startTestAws, testDeps, TEST_STAGE, type TestAws } from '../helpers/aws.ts';
 import { SQSClient } from '@aws-sdk/client-sqs';
 import { Queues } from '../../core/aws/queues.ts';
@@ -793,6 +793,118 @@ describe.concurrent('Fault injection: every record exactly once', () => {
     // Assess: the records counted as succeeded are in the zip, once
     const context = `counted chunk ${chunks()[0].chunk}: ${faults.join(', ')}`;
     expect(readFailures, context).toBe(2);
+    await expectJobExact(s, spec, run, usageBefore, context);
+  });
+
+  it('never lets a give-up replace the part that a concurrent delivery of the chunk stores and counts', async () => {
+    // Prepare: chunk c cannot be read on its first 3 attempts, so the third gives up on it. Right after the
+    // give-up has checked that c is not counted, a second delivery of c (SQS delivers at least once) reaches
+    // another worker, which reads, stores and counts it; then the give-up writes its part.
+    const s = await scenario('giveup-race');
+    const rng = rngFor(SEED, 'giveup-race');
+    const spec = specFor(rng, 'marifu', 'main');
+    const capture = capturingChunks(s.deps);
+    let target: ChunkMessage | undefined;
+    const chunk = () => (target ??= rng.pick(capture.chunks));
+    let readFailures = 0;
+    let raced = false;
+    let otherCounted = () => {};
+    const countedByOther = new Promise<void>((r) => (otherCounted = r));
+    let giveUpStored = () => {};
+    const storedByGiveUp = new Promise<void>((r) => (giveUpStored = r));
+    const others: Promise<unknown>[] = [];
+    const reads = (base: PipelineDeps) =>
+      withAdapters(base, {
+        objects: {
+          around: {
+            bytes: async (call, key, range) => {
+              if (
+                key === chunk().key &&
+                range?.start === chunk().start &&
+                readFailures < MAX_CHUNK_ATTEMPTS
+              ) {
+                readFailures++;
+                throw new InjectedFault('injected: GetObject failed');
+              }
+              return call();
+            },
+          },
+        },
+      });
+    const secondDelivery = async (site: string, token: string) => {
+      await s.deps.queues.sendOne(capture.queueUrl(), JSON.stringify(chunk()), site, token);
+      const counting = withAdapters(s.deps, {
+        jobs: {
+          around: {
+            countChunk: async (call, _site, _token, c) => {
+              const r = await call();
+              if (c === chunk().chunk) otherCounted();
+              return r;
+            },
+          },
+        },
+      });
+      // A worker of the fleet (the finalize stops it), started here so that it is surely polling now.
+      const stop = new AbortController();
+      const untrack = s.launcher.track(site, token, stop);
+      const worker = runWorker(counting, {
+        site,
+        token,
+        waitSeconds: 0,
+        idlePolls: 3,
+        visibilitySeconds: 2,
+        signal: stop.signal,
+      });
+      others.push(worker.catch(() => undefined).finally(untrack));
+      await countedByOther;
+    };
+    const usageBefore = await usageAround(s.deps, spec.site, spec.office);
+
+    // Act
+    const run = await runFaultyJob(s.deps, s.launcher, {
+      ...spec,
+      splitDeps: capture.deps,
+      deadlineMs: DEADLINE_MS,
+      context: REPLAY,
+      workerDeps: () =>
+        withAdapters(reads(s.deps), {
+          jobs: {
+            around: {
+              isChunkCounted: async (call, site, token, c) => {
+                const counted = await call();
+                if (c !== chunk().chunk || counted || raced) return counted;
+                raced = true;
+                await secondDelivery(site, token);
+                return counted;
+              },
+            },
+          },
+          objects: {
+            around: {
+              put: async (call, key) => {
+                await call();
+                if (raced && partChunk(key) === chunk().chunk) giveUpStored();
+              },
+            },
+          },
+        }),
+      // The finalize reads the parts once the give-up has stored its part (or could not have).
+      finalizeDeps: withAdapters(s.deps, {
+        jobs: {
+          around: {
+            beginFinalize: async (call) => {
+              await Promise.race([storedByGiveUp, sleep(1500)]);
+              return call();
+            },
+          },
+        },
+      }),
+    });
+    await Promise.allSettled(others);
+
+    // Assess: chunk c's records were processed and counted by the second delivery: they are in the zip
+    const context = `give-up race on chunk ${chunk().chunk}`;
+    expect(raced, context).toBe(true);
     await expectJobExact(s, spec, run, usageBefore, context);
   });
 
