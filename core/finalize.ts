@@ -73,6 +73,9 @@ async function buildAndFinish(
   log: ReturnType<typeof jobLogger>,
 ): Promise<FinalizeResult> {
   const { site, token } = job;
+  // The count decided which variant of a chunk's part is the real one.
+  const partKey = (c: number) =>
+    job.gaveUpChunks?.has(c) ? keys.gaveUpPart(site, token, c) : keys.part(site, token, c);
   const chunkIds = Array.from({ length: job.totalChunks ?? 0 }, (_, i) => i);
 
   // Pass 1: the failures of every part (one short range read each), so errors.csv comes before the rows.
@@ -82,7 +85,7 @@ async function buildAndFinish(
     for (const line of text.split('\n')) if (line) failures.push(JSON.parse(line) as RecordFailure);
   }
   const partFailures = await mapLimit(chunkIds, 8, async (c) => {
-    const key = keys.part(site, token, c);
+    const key = partKey(c);
     let head = await deps.objects.bytes(key, { start: 0, end: HEAD_PROBE - 1 });
     const end = PART_META_OFFSET + partMetaLength(head);
     if (head.length < end)
@@ -107,7 +110,7 @@ async function buildAndFinish(
 
   // Pass 2: copy each part's prebuilt entries into the zip, in chunk order, a few parts read ahead
   // (a part is one chunk's output, a few MB at most, so memory stays bounded).
-  const fetchPart = (c: number) => deps.objects.bytes(keys.part(site, token, c));
+  const fetchPart = (c: number) => deps.objects.bytes(partKey(c));
   const ahead: Promise<Buffer>[] = chunkIds.slice(0, PREFETCH).map(fetchPart);
   for (const c of chunkIds) {
     const part = await ahead.shift()!;
@@ -139,7 +142,10 @@ async function buildAndFinish(
       failed.map((f) => JSON.stringify({ n: f.n, line: f.line })).join('\n') + '\n',
     );
   }
-  await deps.objects.deleteMany(chunkIds.map((c) => keys.part(site, token, c)));
+  // Both variants: a losing delivery may have left the other one behind.
+  await deps.objects.deleteMany(
+    chunkIds.flatMap((c) => [keys.part(site, token, c), keys.gaveUpPart(site, token, c)]),
+  );
   publishMetrics(deps.env.stage, {
     FinalizeDuration: Date.now() - started.getTime(),
     [state === 'SUCCEEDED' ? 'JobsSucceeded' : state === 'PARTIAL' ? 'JobsPartial' : 'JobsFailed']: 1,

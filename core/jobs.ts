@@ -40,6 +40,8 @@ export interface Job {
   /** Chunks on the queue; known once the split is done. */
   readonly totalChunks?: number;
   readonly chunksDone: number;
+  /** Chunks counted as given up (poison): their part is stored under the give-up key. */
+  readonly gaveUpChunks?: Set<number>;
   readonly succeeded: number;
   readonly failed: number;
   readonly error?: JobError;
@@ -318,6 +320,8 @@ export class JobStore {
     token: string,
     chunk: number,
     counts: { succeeded: number; failed: number },
+    /** The chunk was given up on: its part is the give-up variant (finalize reads the counted one). */
+    gaveUp = false,
   ): Promise<ChunkCountResult> {
     try {
       const r = await this.ddb.send(
@@ -325,7 +329,8 @@ export class JobStore {
           TableName: this.table,
           Key: { pk: pk(site), sk: sk(token) },
           UpdateExpression:
-            'ADD #set :k, chunksDone :one, succeeded :s, failed :f SET totalSeen = if_not_exists(totalChunks, :none)',
+            `ADD #set :k, chunksDone :one, succeeded :s, failed :f${gaveUp ? ', gaveUpChunks :k' : ''} ` +
+            'SET totalSeen = if_not_exists(totalChunks, :none)',
           ConditionExpression: 'attribute_exists(pk) AND #state = :running AND NOT contains(#set, :chunk)',
           ExpressionAttributeNames: {
             '#set': `chunks${Math.floor(chunk / CHUNK_SET_SIZE)}`,

@@ -33,6 +33,9 @@ export const keys = {
   failed: (site: string, token: string) => `jobs/${site}/${token}/failed.jsonl`,
   part: (site: string, token: string, chunk: number) =>
     `jobs/${site}/${token}/parts/${String(chunk).padStart(7, '0')}.part`,
+  /** A chunk's part when it was given up on: never the same object as a processed chunk's part. */
+  gaveUpPart: (site: string, token: string, chunk: number) =>
+    `jobs/${site}/${token}/parts/${String(chunk).padStart(7, '0')}.gave-up.part`,
   result: (site: string, token: string) => `results/${site}/${token}/${token}.zip`,
 };
 

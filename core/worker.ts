@@ -277,8 +277,11 @@ export async function runWorker(deps: PipelineDeps, o: WorkerOptions): Promise<W
       await deps.queues.delete(queueUrl, m.ReceiptHandle!);
       return;
     }
-    await deps.objects.put(keys.part(o.site, o.token, msg.chunk), done.part);
-    const counted = await deps.jobs.countChunk(o.site, o.token, msg.chunk, done);
+    // A give-up stores its part under its own key, so it can never replace a processed chunk's part; the
+    // count (exactly once) records which of the two the finalize reads.
+    const key = giveUp ? keys.gaveUpPart(o.site, o.token, msg.chunk) : keys.part(o.site, o.token, msg.chunk);
+    await deps.objects.put(key, done.part);
+    const counted = await deps.jobs.countChunk(o.site, o.token, msg.chunk, done, giveUp);
     if (counted.counted) {
       chunks++;
       records += done.succeeded + done.failed;
