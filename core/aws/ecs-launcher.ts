@@ -2,6 +2,7 @@ import {
   DescribeTasksCommand,
   ListTasksCommand,
   RunTaskCommand,
+  type RunTaskCommandInput,
   StopTaskCommand,
   type ECSClient,
 } from '@aws-sdk/client-ecs';
@@ -29,6 +30,9 @@ export function ecsLauncherConfigFromEnv(env: NodeJS.ProcessEnv = process.env): 
   };
 }
 
+const THROTTLE_ATTEMPTS = 6;
+const THROTTLE_BASE_MS = 250;
+
 /** `startedBy` is at most 36 characters: the token (a UUID) fits exactly. */
 const startedBy = (token: string) => token;
 
@@ -37,42 +41,55 @@ export class EcsTaskLauncher implements TaskLauncher {
   constructor(
     private readonly config: () => EcsLauncherConfig = () => ecsLauncherConfigFromEnv(),
     private readonly ecs: ECSClient = ecsClient(),
+    private readonly sleep: (ms: number) => Promise<void> = (ms) => new Promise((r) => setTimeout(r, ms)),
   ) {}
+
+  /** Retries ECS throttling with exponential backoff (RunTask is rate-limited per account and region). */
+  private async retrying<T>(call: () => Promise<T>): Promise<T> {
+    for (let attempt = 1; ; attempt++) {
+      try {
+        return await call();
+      } catch (err) {
+        const name = (err as { name?: string }).name ?? '';
+        if (attempt >= THROTTLE_ATTEMPTS || !/Throttl|RequestLimitExceeded/.test(name)) throw err;
+        await this.sleep(THROTTLE_BASE_MS * 2 ** (attempt - 1));
+      }
+    }
+  }
 
   async launch(req: LaunchRequest): Promise<string[]> {
     const c = this.config();
     const ids: string[] = [];
     for (let left = req.count; left > 0; left -= 10) {
-      const r = await this.ecs.send(
-        new RunTaskCommand({
-          cluster: c.cluster,
-          taskDefinition: c.taskDefinition,
-          launchType: 'FARGATE',
-          count: Math.min(10, left),
-          startedBy: startedBy(req.token),
-          group: `rowfleet:${req.site}`,
-          tags: [
-            { key: 'site', value: req.site },
-            { key: 'token', value: req.token },
-          ],
-          propagateTags: 'TASK_DEFINITION',
-          networkConfiguration: {
-            awsvpcConfiguration: {
-              subnets: c.subnets,
-              securityGroups: c.securityGroups,
-              assignPublicIp: c.assignPublicIp ? 'ENABLED' : 'DISABLED',
+      const input: RunTaskCommandInput = {
+        cluster: c.cluster,
+        taskDefinition: c.taskDefinition,
+        launchType: 'FARGATE',
+        count: Math.min(10, left),
+        startedBy: startedBy(req.token),
+        group: `rowfleet:${req.site}`,
+        tags: [
+          { key: 'site', value: req.site },
+          { key: 'token', value: req.token },
+        ],
+        propagateTags: 'TASK_DEFINITION',
+        networkConfiguration: {
+          awsvpcConfiguration: {
+            subnets: c.subnets,
+            securityGroups: c.securityGroups,
+            assignPublicIp: c.assignPublicIp ? 'ENABLED' : 'DISABLED',
+          },
+        },
+        overrides: {
+          containerOverrides: [
+            {
+              name: c.containerName,
+              environment: Object.entries(workerEnv(req)).map(([name, value]) => ({ name, value })),
             },
-          },
-          overrides: {
-            containerOverrides: [
-              {
-                name: c.containerName,
-                environment: Object.entries(workerEnv(req)).map(([name, value]) => ({ name, value })),
-              },
-            ],
-          },
-        }),
-      );
+          ],
+        },
+      };
+      const r = await this.retrying(() => this.ecs.send(new RunTaskCommand(input)));
       if (r.failures?.length) {
         throw new Error(
           `RunTask failed: ${r.failures.map((f) => `${f.reason ?? ''} ${f.detail ?? ''}`.trim()).join('; ')}`,

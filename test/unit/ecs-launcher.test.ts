@@ -1,0 +1,141 @@
+import {
+  DescribeTasksCommand,
+  ECSClient,
+  ListTasksCommand,
+  RunTaskCommand,
+  StopTaskCommand,
+} from '@aws-sdk/client-ecs';
+import { mockClient } from 'aws-sdk-client-mock';
+import { beforeEach, describe, expect, it } from 'vitest';
+import { EcsTaskLauncher, type EcsLauncherConfig } from '../../core/aws/ecs-launcher.ts';
+
+const config: EcsLauncherConfig = {
+  cluster: 'arn:aws:ecs:ap-northeast-1:123456789012:cluster/rowfleet-dev',
+  taskDefinition: 'arn:aws:ecs:ap-northeast-1:123456789012:task-definition/rowfleet-dev-worker:7',
+  containerName: 'worker',
+  subnets: ['subnet-a', 'subnet-b'],
+  securityGroups: ['sg-1'],
+  assignPublicIp: true,
+};
+const token = '0b6c1c9e-1111-4222-8333-444455556666';
+const ecs = mockClient(ECSClient);
+const sleeps: number[] = [];
+const launcher = () =>
+  new EcsTaskLauncher(
+    () => config,
+    new ECSClient({}),
+    async (ms) => void sleeps.push(ms),
+  );
+
+beforeEach(() => {
+  ecs.reset();
+  sleeps.length = 0;
+});
+
+describe('Class: EcsTaskLauncher', () => {
+  it('starts workers with RunTask, at most 10 per call, naming token and site and passing them as env overrides', async () => {
+    // Prepare
+    ecs.on(RunTaskCommand).callsFake((input: { count: number }) => ({
+      tasks: Array.from({ length: input.count }, (_, i) => ({ taskArn: `arn:task/${i}` })),
+    }));
+
+    // Act
+    const ids = await launcher().launch({ site: 'sakai', token, count: 23 });
+
+    // Assess
+    const calls = ecs.commandCalls(RunTaskCommand).map((c) => c.args[0].input);
+    expect(calls.map((c) => c.count)).toEqual([10, 10, 3]);
+    expect(ids).toHaveLength(23);
+    expect(calls[0]).toEqual({
+      cluster: config.cluster,
+      taskDefinition: config.taskDefinition,
+      launchType: 'FARGATE',
+      count: 10,
+      startedBy: token,
+      group: 'rowfleet:sakai',
+      tags: [
+        { key: 'site', value: 'sakai' },
+        { key: 'token', value: token },
+      ],
+      propagateTags: 'TASK_DEFINITION',
+      networkConfiguration: {
+        awsvpcConfiguration: {
+          subnets: ['subnet-a', 'subnet-b'],
+          securityGroups: ['sg-1'],
+          assignPublicIp: 'ENABLED',
+        },
+      },
+      overrides: {
+        containerOverrides: [
+          {
+            name: 'worker',
+            environment: [
+              { name: 'SITE', value: 'sakai' },
+              { name: 'JOB_TOKEN', value: token },
+            ],
+          },
+        ],
+      },
+    });
+  });
+
+  it('retries RunTask throttling with backoff, and reports RunTask failures', async () => {
+    // Prepare
+    ecs
+      .on(RunTaskCommand)
+      .rejectsOnce(Object.assign(new Error('Rate exceeded'), { name: 'ThrottlingException' }))
+      .resolvesOnce({ tasks: [{ taskArn: 'arn:task/1' }] })
+      .resolves({ failures: [{ reason: 'RESOURCE:CPU', detail: 'no capacity' }] });
+
+    // Act
+    const ids = await launcher().launch({ site: 'kawasaki', token, count: 1 });
+
+    // Assess
+    expect(ids).toEqual(['arn:task/1']);
+    expect(sleeps).toEqual([250]);
+    await expect(launcher().launch({ site: 'kawasaki', token, count: 1 })).rejects.toThrow(
+      /RESOURCE:CPU no capacity/,
+    );
+  });
+
+  it("stops every running task of the job (ListTasks by startedBy, page by page), and lists tasks with their job's tags", async () => {
+    // Prepare
+    ecs
+      .on(ListTasksCommand, { startedBy: token })
+      .resolvesOnce({ taskArns: ['t1', 't2'], nextToken: 'p2' })
+      .resolvesOnce({ taskArns: ['t3'] });
+    ecs.on(ListTasksCommand, { startedBy: undefined }).resolves({ taskArns: ['t9'] });
+    ecs.on(StopTaskCommand).resolves({});
+    ecs.on(DescribeTasksCommand).resolves({
+      tasks: [
+        {
+          taskArn: 't9',
+          tags: [
+            { key: 'site', value: 'marifu' },
+            { key: 'token', value: token },
+          ],
+        },
+      ],
+    });
+
+    // Act
+    const stopped = await launcher().stop('sakai', token);
+    const tasks = await launcher().list();
+
+    // Assess
+    expect(stopped).toBe(3);
+    expect(
+      ecs.commandCalls(StopTaskCommand).map((c) => [c.args[0].input.cluster, c.args[0].input.task]),
+    ).toEqual([
+      [config.cluster, 't1'],
+      [config.cluster, 't2'],
+      [config.cluster, 't3'],
+    ]);
+    expect(ecs.commandCalls(ListTasksCommand)[0]!.args[0].input).toMatchObject({
+      cluster: config.cluster,
+      startedBy: token,
+      desiredStatus: 'RUNNING',
+    });
+    expect(tasks).toEqual([{ id: 't9', site: 'marifu', token }]);
+  });
+});
