@@ -78,11 +78,6 @@ export function buildLocalEntry(name: string, data: Buffer, stamp = FIXED_STAMP)
   return { bytes, meta: { name, crc, csize: body.length, usize: data.length, method } };
 }
 
-/** Size in the archive of a local entry described by `meta`. */
-export function localEntrySize(meta: EntryMeta): number {
-  return LOCAL_HEADER_SIZE + Buffer.byteLength(meta.name, 'utf8') + meta.csize;
-}
-
 function writeLocalHeader(
   b: Buffer,
   o: number,

@@ -4,6 +4,7 @@
  * caches one client per process), then creates the stage's shared resources as local/runtime.ts does.
  */
 import { CreateBucketCommand } from '@aws-sdk/client-s3';
+import { afterAll, beforeAll } from 'vitest';
 import { CreateTableCommand } from '@aws-sdk/client-dynamodb';
 import { keys, newJobToken } from '../../core/naming.ts';
 import { tableDefinition } from '../../core/table.ts';
@@ -118,4 +119,19 @@ export function createTestJob(jobs: JobStore, site: string): Promise<Job> {
     sourceKey: keys.source(site, token),
     receivedAt: new Date().toISOString(),
   });
+}
+
+/**
+ * The test file's emulators: started before its tests, stopped after. The returned object is filled in
+ * `beforeAll`, so tests (and later `beforeAll` hooks) use it as it is.
+ */
+export function useTestAws(): TestAws {
+  const aws = {} as TestAws;
+  beforeAll(async () => {
+    Object.assign(aws, await startTestAws());
+  });
+  afterAll(async () => {
+    await aws.stop?.();
+  });
+  return aws;
 }

@@ -1,24 +1,16 @@
 import { createHash, randomBytes } from 'node:crypto';
-import { afterAll, beforeAll, describe, expect, it, vi } from 'vitest';
+import { describe, expect, it, vi } from 'vitest';
 import { Objects } from '../../core/aws/objects.ts';
 import { batchBodies, Queues } from '../../core/aws/queues.ts';
 import { newJobToken, reportQueueName } from '../../core/naming.ts';
-import { startTestAws, type TestAws } from '../helpers/aws.ts';
+import { useTestAws } from '../helpers/aws.ts';
 
 vi.hoisted(() => {
   process.env.POWERTOOLS_LOG_LEVEL = 'SILENT';
   process.env.POWERTOOLS_METRICS_DISABLED = 'true';
 });
 
-let aws: TestAws;
-
-beforeAll(async () => {
-  aws = await startTestAws();
-});
-
-afterAll(async () => {
-  await aws?.stop();
-});
+const aws = useTestAws();
 
 async function drain(
   queues: Queues,

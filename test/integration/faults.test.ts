@@ -11,7 +11,7 @@
  * iterations, larger files and more faults (CHAOS=1).
  */
 import { setTimeout as sleep } from 'node:timers/promises';
-import { afterAll, beforeAll, describe, expect, it, vi } from 'vitest';
+import { beforeAll, describe, expect, it, vi } from 'vitest';
 import { decodeChunk, type ChunkMessage } from '../../core/chunk.ts';
 import type { Job } from '../../core/jobs.ts';
 import { keys, newJobToken, reportQueueName } from '../../core/naming.ts';
@@ -21,7 +21,7 @@ import { dynamoClient } from '../../core/aws/clients.ts';
 import { tableDefinition } from '../../core/table.ts';
 import { CreateTableCommand } from '@aws-sdk/client-dynamodb';
 import { MAX_CHUNK_ATTEMPTS, runWorker } from '../../core/worker.ts';
-import { startTestAws, testDeps, TEST_STAGE, type TestAws } from '../helpers/aws.ts';
+import { testDeps, TEST_STAGE, useTestAws } from '../helpers/aws.ts';
 import { SQSClient } from '@aws-sdk/client-sqs';
 import { Queues } from '../../core/aws/queues.ts';
 import { reap } from '../../core/reaper.ts';
@@ -59,15 +59,10 @@ const DEADLINE_MS = CHAOS ? 120_000 : 30_000;
 /** Failed receives a chunk may take from injected faults and still be expected to succeed (one in reserve). */
 const STRIKE_BUDGET = MAX_CHUNK_ATTEMPTS - 2;
 
-let aws: TestAws;
+const aws = useTestAws();
 
 beforeAll(async () => {
-  aws = await startTestAws();
   console.log(`faults: ${REPLAY}`);
-});
-
-afterAll(async () => {
-  await aws?.stop();
 });
 
 // ---------------------------------------------------------------------------------------------------------

@@ -1,27 +1,22 @@
 import { createHash } from 'node:crypto';
 import { ScanCommand } from '@aws-sdk/lib-dynamodb';
-import { afterAll, beforeAll, describe, expect, it, vi } from 'vitest';
+import { beforeAll, describe, expect, it, vi } from 'vitest';
 import { ApiTokens } from '../../core/auth.ts';
 import { dynamoClient } from '../../core/aws/clients.ts';
 import { JobStore, type Job } from '../../core/jobs.ts';
 import { newJobToken } from '../../core/naming.ts';
-import { createTestJob, startTestAws, type TestAws } from '../helpers/aws.ts';
+import { createTestJob, useTestAws } from '../helpers/aws.ts';
 
 vi.hoisted(() => {
   process.env.POWERTOOLS_LOG_LEVEL = 'SILENT';
   process.env.POWERTOOLS_METRICS_DISABLED = 'true';
 });
 
-let aws: TestAws;
+const aws = useTestAws();
 let jobs: JobStore;
 
 beforeAll(async () => {
-  aws = await startTestAws();
   jobs = new JobStore(aws.table);
-});
-
-afterAll(async () => {
-  await aws?.stop();
 });
 
 const newJob = (site = 'sakai'): Promise<Job> => createTestJob(jobs, site);

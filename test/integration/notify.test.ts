@@ -1,10 +1,10 @@
 import { CreateTopicCommand, SubscribeCommand } from '@aws-sdk/client-sns';
 import { CreateQueueCommand, GetQueueAttributesCommand, ReceiveMessageCommand } from '@aws-sdk/client-sqs';
-import { afterAll, beforeAll, describe, expect, it, vi } from 'vitest';
+import { beforeAll, describe, expect, it, vi } from 'vitest';
 import { snsClient, sqsClient } from '../../core/aws/clients.ts';
 import { JobNotifier } from '../../core/notify.ts';
 import { startDirectJob } from '../../core/jobs-api.ts';
-import { RecordingLauncher, startTestAws, testDeps, type TestAws } from '../helpers/aws.ts';
+import { RecordingLauncher, testDeps, useTestAws } from '../helpers/aws.ts';
 import { csvOf, runJobs } from '../helpers/pipeline-jobs.ts';
 
 vi.hoisted(() => {
@@ -12,12 +12,11 @@ vi.hoisted(() => {
   process.env.POWERTOOLS_METRICS_DISABLED = 'true';
 });
 
-let aws: TestAws;
+const aws = useTestAws();
 let inbox: string;
 let topicArn: string;
 
 beforeAll(async () => {
-  aws = await startTestAws();
   topicArn = (await snsClient().send(new CreateTopicCommand({ Name: 'job-outcomes-test' }))).TopicArn!;
   inbox = (await sqsClient().send(new CreateQueueCommand({ QueueName: 'job-outcomes-inbox' }))).QueueUrl!;
   const arn = (
@@ -31,10 +30,6 @@ beforeAll(async () => {
       Attributes: { RawMessageDelivery: 'true' },
     }),
   );
-});
-
-afterAll(async () => {
-  await aws?.stop();
 });
 
 async function received(): Promise<{ site: string; token: string; state: string }[]> {

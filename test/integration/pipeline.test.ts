@@ -1,6 +1,6 @@
 import { parse } from 'csv-parse/sync';
 import iconv from 'iconv-lite';
-import { afterAll, beforeAll, describe, expect, it, vi } from 'vitest';
+import { beforeAll, describe, expect, it, vi } from 'vitest';
 import type { SQSEvent } from 'aws-lambda';
 import { decodeChunk } from '../../core/chunk.ts';
 import { NotFoundError } from '../../core/errors.ts';
@@ -9,7 +9,7 @@ import { getJobView, listJobViews, startDirectJob, startPresignedJob } from '../
 import { keys, reportQueueName } from '../../core/naming.ts';
 import type { PipelineDeps } from '../../core/pipeline.ts';
 import { runWorker, type WorkerSummary } from '../../core/worker.ts';
-import { RecordingLauncher, startTestAws, testDeps, type TestAws } from '../helpers/aws.ts';
+import { RecordingLauncher, testDeps, useTestAws } from '../helpers/aws.ts';
 import { readZip } from '../helpers/zip.ts';
 import { createUploadHandler } from '../../lambdas/upload/handler.ts';
 
@@ -18,15 +18,7 @@ vi.hoisted(() => {
   process.env.POWERTOOLS_METRICS_DISABLED = 'true';
 });
 
-let aws: TestAws;
-
-beforeAll(async () => {
-  aws = await startTestAws();
-});
-
-afterAll(async () => {
-  await aws?.stop();
-});
+const aws = useTestAws();
 
 const HEADER = ['id', '氏名', 'memo', 'amount'];
 

@@ -1,11 +1,11 @@
 import { ReceiveMessageCommand } from '@aws-sdk/client-sqs';
-import { afterAll, beforeAll, describe, expect, it, vi } from 'vitest';
+import { beforeAll, describe, expect, it, vi } from 'vitest';
 import { sqsClient } from '../../core/aws/clients.ts';
 import { JobStore, type Job } from '../../core/jobs.ts';
 import type { LaunchRequest, TaskInfo, TaskLauncher } from '../../core/launcher.ts';
 import { reportQueueName } from '../../core/naming.ts';
 import { reap } from '../../core/reaper.ts';
-import { createTestJob, startTestAws, testDeps, TEST_STAGE, type TestAws } from '../helpers/aws.ts';
+import { createTestJob, testDeps, TEST_STAGE, useTestAws } from '../helpers/aws.ts';
 
 vi.hoisted(() => {
   process.env.POWERTOOLS_LOG_LEVEL = 'SILENT';
@@ -32,20 +32,15 @@ class FakeLauncher implements TaskLauncher {
   }
 }
 
-let aws: TestAws;
+const aws = useTestAws();
 let jobs: JobStore;
 let launcher: FakeLauncher;
 let deps: ReturnType<typeof testDeps>;
 
 beforeAll(async () => {
-  aws = await startTestAws();
   jobs = new JobStore(aws.table);
   launcher = new FakeLauncher();
   deps = testDeps(aws, { launcher });
-});
-
-afterAll(async () => {
-  await aws?.stop();
 });
 
 async function job(o: {

@@ -1,11 +1,11 @@
 import { UpdateCommand } from '@aws-sdk/lib-dynamodb';
-import { afterAll, beforeAll, describe, expect, it, vi } from 'vitest';
+import { describe, expect, it, vi } from 'vitest';
 import { dynamoClient } from '../../core/aws/clients.ts';
 import { finalizeJob } from '../../core/finalize.ts';
 import { keys } from '../../core/naming.ts';
 import { retryFailedRecords } from '../../core/retry.ts';
 import { runWorker } from '../../core/worker.ts';
-import { RecordingLauncher, startTestAws, testDeps, type TestAws } from '../helpers/aws.ts';
+import { RecordingLauncher, testDeps, useTestAws } from '../helpers/aws.ts';
 import { csvOf, runJobs } from '../helpers/pipeline-jobs.ts';
 import { readZipText } from '../helpers/zip.ts';
 
@@ -14,15 +14,7 @@ vi.hoisted(() => {
   process.env.POWERTOOLS_METRICS_DISABLED = 'true';
 });
 
-let aws: TestAws;
-
-beforeAll(async () => {
-  aws = await startTestAws();
-});
-
-afterAll(async () => {
-  await aws?.stop();
-});
+const aws = useTestAws();
 
 describe('Function: retryFailedRecords', () => {
   it('re-runs exactly the failed records of a finished job from its original upload, as a linked job', async () => {

@@ -5,9 +5,9 @@
  * every record must come out exactly once, as decoded.
  */
 import iconv from 'iconv-lite';
-import { afterAll, beforeAll, describe, expect, it, vi } from 'vitest';
+import { describe, expect, it, vi } from 'vitest';
 import { keys } from '../../core/naming.ts';
-import { startTestAws, testDeps, type TestAws } from '../helpers/aws.ts';
+import { testDeps, useTestAws } from '../helpers/aws.ts';
 import { FleetLauncher, ownFinalizeQueue, runFaultyJob } from '../helpers/faults.ts';
 import { checkZip, describeCheck, expectExactlyOnce } from '../helpers/jepsen.ts';
 
@@ -16,15 +16,7 @@ vi.hoisted(() => {
   process.env.POWERTOOLS_METRICS_DISABLED = 'true';
 });
 
-let aws: TestAws;
-
-beforeAll(async () => {
-  aws = await startTestAws();
-});
-
-afterAll(async () => {
-  await aws?.stop();
-});
+const aws = useTestAws();
 
 /** 20,000 records (~300 KB, many stream reads); record `late` (if any) holds the file's only non-ASCII text. */
 const RECORDS = 20_000;

@@ -1,4 +1,4 @@
-import { afterAll, beforeAll, describe, expect, it, vi } from 'vitest';
+import { beforeAll, describe, expect, it, vi } from 'vitest';
 import { TooManyRequestsException } from '@aws-sdk/client-sesv2';
 import { getSite } from '../../config/index.ts';
 import { MailMarkers, sendUsageMail, type UsageMailDeps } from '../../core/mail.ts';
@@ -10,7 +10,7 @@ import {
 } from '../../core/mail-sender.ts';
 import { recordJobUsage, UsageStore, type UsageFigures } from '../../core/usage.ts';
 import { localDay } from '../../core/usage-day.ts';
-import { RecordingLauncher, startTestAws, testDeps, type TestAws } from '../helpers/aws.ts';
+import { RecordingLauncher, testDeps, useTestAws } from '../helpers/aws.ts';
 import { csvOf, runJobs } from '../helpers/pipeline-jobs.ts';
 import { caught } from '../helpers/streams.ts';
 
@@ -19,18 +19,13 @@ vi.hoisted(() => {
   process.env.POWERTOOLS_METRICS_DISABLED = 'true';
 });
 
-let aws: TestAws;
+const aws = useTestAws();
 let usage: UsageStore;
 let markers: MailMarkers;
 
 beforeAll(async () => {
-  aws = await startTestAws();
   usage = new UsageStore(aws.table);
   markers = new MailMarkers(aws.table);
-});
-
-afterAll(async () => {
-  await aws?.stop();
 });
 
 interface StoredMail {

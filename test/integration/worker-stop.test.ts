@@ -1,23 +1,15 @@
-import { afterAll, beforeAll, describe, expect, it, vi } from 'vitest';
+import { describe, expect, it, vi } from 'vitest';
 import { JobStore } from '../../core/jobs.ts';
 import { reportQueueName } from '../../core/naming.ts';
 import { runWorker } from '../../core/worker.ts';
-import { createTestJob, startTestAws, testDeps, TEST_STAGE, type TestAws } from '../helpers/aws.ts';
+import { createTestJob, testDeps, TEST_STAGE, useTestAws } from '../helpers/aws.ts';
 
 vi.hoisted(() => {
   process.env.POWERTOOLS_LOG_LEVEL = 'SILENT';
   process.env.POWERTOOLS_METRICS_DISABLED = 'true';
 });
 
-let aws: TestAws;
-
-beforeAll(async () => {
-  aws = await startTestAws();
-});
-
-afterAll(async () => {
-  await aws?.stop();
-});
+const aws = useTestAws();
 
 describe('Function: runWorker', () => {
   it('ends a 20 s long poll at once when stopped (SIGTERM) and reports it', async () => {
