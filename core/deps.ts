@@ -2,12 +2,27 @@ import { getStage } from '../config/index.ts';
 import { Objects } from './aws/objects.ts';
 import { Queues } from './aws/queues.ts';
 import { EcsTaskLauncher } from './aws/ecs-launcher.ts';
-import { resourceEnv } from './env.ts';
-import { JobStore } from './jobs.ts';
-import type { TaskLauncher } from './launcher.ts';
-import type { PipelineDeps } from './pipeline.ts';
-import { UsageStore } from './usage.ts';
-import { JobNotifier } from './notify.ts';
+import { resourceEnv } from './shared/env.ts';
+import { JobStore } from './jobs/store.ts';
+import type { TaskLauncher } from './ops/launcher.ts';
+import type { Limits } from '../config/index.ts';
+import type { ResourceEnv } from './shared/env.ts';
+import { UsageStore } from './usage/store.ts';
+import { JobNotifier } from './ops/notify.ts';
+
+/** Everything the pipeline's steps use, injected: the handlers, the worker and tests build one. */
+export interface PipelineDeps {
+  readonly env: ResourceEnv;
+  readonly limits: Limits;
+  readonly jobs: JobStore;
+  readonly objects: Objects;
+  readonly queues: Queues;
+  readonly launcher: TaskLauncher;
+  /** Usage counters per site, day and office (core/usage/store.ts). @default a UsageStore on `env.table` */
+  readonly usage?: UsageStore;
+  /** Job-outcome notifications (core/ops/notify.ts). @default none (JOBS_TOPIC_ARN unset) */
+  readonly notifier?: JobNotifier;
+}
 
 /** Builds the pipeline's dependencies from the environment the CDK stack (or the local runtime) sets. */
 export function depsFromEnv(launcher: TaskLauncher = new EcsTaskLauncher()): PipelineDeps {

@@ -3,9 +3,9 @@
  * SITE and JOB_TOKEN come from the RunTask overrides (or the local launcher); resources from the task's env.
  */
 import { depsFromEnv } from '../core/deps.ts';
-import { intEnv, requireEnv } from '../core/env.ts';
-import { jobLogger } from '../core/log.ts';
-import { runWorker } from '../core/worker.ts';
+import { intEnv, requireEnv } from '../core/shared/env.ts';
+import { jobLogger } from '../core/shared/log.ts';
+import { runWorker } from '../core/work/worker.ts';
 
 const site = requireEnv('SITE');
 const token = requireEnv('JOB_TOKEN');

@@ -3,12 +3,12 @@ import * as cloudwatch from 'aws-cdk-lib/aws-cloudwatch';
 
 /**
  * The custom metrics the dashboard and the alarms read. The code emits them (CloudWatch EMF through Powertools)
- * from the catalogue in core/metrics.ts; lib may not import core, so the names are repeated here and
+ * from the catalogue in core/shared/metrics.ts; lib may not import core, so the names are repeated here and
  * test/infra checks that every one of them is in that catalogue, with the same namespace and dimensions.
  */
 export const METRIC_NAMESPACE = 'Rowfleet';
 
-/** Powertools adds the service name as a dimension; core/metrics.ts sets it to this value. */
+/** Powertools adds the service name as a dimension; core/shared/metrics.ts sets it to this value. */
 export const POWERTOOLS_SERVICE_NAME = 'rowfleet';
 
 export const CUSTOM_METRICS = [
@@ -29,7 +29,7 @@ export const CUSTOM_METRICS = [
 
 export type CustomMetricName = (typeof CUSTOM_METRICS)[number];
 
-/** The dimension set every custom metric is published with (see publishMetrics in core/metrics.ts). */
+/** The dimension set every custom metric is published with (see publishMetrics in core/shared/metrics.ts). */
 export function customMetricDimensions(stage: string): Record<string, string> {
   return { service: POWERTOOLS_SERVICE_NAME, stage };
 }
@@ -49,7 +49,7 @@ export function customMetric(
   });
 }
 
-/** Metrics published per site (publishSiteMetrics in core/metrics.ts): dimensions service, stage and site. */
+/** Metrics published per site (publishSiteMetrics in core/shared/metrics.ts): dimensions service, stage and site. */
 export const SITE_METRICS = ['MailsSent', 'MailsFailed'] as const;
 
 export type SiteMetricName = (typeof SITE_METRICS)[number];

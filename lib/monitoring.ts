@@ -47,7 +47,7 @@ export const BACKLOG_AGE_ALARM = Duration.minutes(15);
 
 /**
  * Topics (ops alarms; job outcomes), the alarms, the worker-failure rule and the stage's dashboard. Custom
- * metrics are read only through lib/metrics.ts, whose names test/infra checks against core/metrics.ts.
+ * metrics are read only through lib/metrics.ts, whose names test/infra checks against core/shared/metrics.ts.
  */
 export class Monitoring extends Construct {
   readonly key: kms.Key;

@@ -1,6 +1,6 @@
 /**
  * Names the infrastructure shares with the code in core/ (lib may not import core; test/infra checks that
- * these agree with core/naming.ts).
+ * these agree with core/jobs/keys.ts).
  */
 
 /** Prefix of the per-job queues the code creates at run time: `<stage>-report-<sha1(token)>`. */

@@ -39,7 +39,7 @@ export function stackName(stage: string): string {
 /**
  * One stage of Rowfleet on AWS: storage, the row workers (ECS on Fargate), the functions, the REST API,
  * the schedules and the monitoring. Everything the code addresses reaches it through the environment
- * (core/env.ts resourceEnv, core/aws/ecs-launcher.ts).
+ * (core/shared/env.ts resourceEnv, core/aws/ecs-launcher.ts).
  */
 export class RowfleetStack extends Stack {
   readonly storage: Storage;
@@ -214,7 +214,7 @@ export class RowfleetStack extends Stack {
       opsEmail: infra.opsEmail,
       sites: props.sites.map((s) => s.id),
     });
-    // Job outcomes (core/notify.ts): finalize announces finished jobs, the split rejected files.
+    // Job outcomes (core/ops/notify.ts): finalize announces finished jobs, the split rejected files.
     for (const f of [finalize, upload]) f.bindJobOutcomes(this.monitoring.jobsTopic, this.monitoring.key);
 
     const out = (id: string, value: string, description: string) =>

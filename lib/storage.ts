@@ -84,7 +84,7 @@ export class Storage extends Construct {
       removalPolicy: props.retainData ? RemovalPolicy.RETAIN : RemovalPolicy.DESTROY,
     });
     // Sparse index of jobs in flight (only RUNNING/FINALIZING jobs carry `active`): the reaper's query
-    // (core/table.ts defines the same index for the local runtime).
+    // (core/jobs/table.ts defines the same index for the local runtime).
     this.table.addGlobalSecondaryIndex({
       indexName: 'active',
       partitionKey: { name: 'active', type: dynamodb.AttributeType.STRING },

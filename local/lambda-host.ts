@@ -1,5 +1,5 @@
 /** Child-process entry of an isolated local function (see IsolatedFunction). */
-import { errorMessage } from '../core/errors.ts';
+import { errorMessage } from '../core/shared/errors.ts';
 import { FUNCTIONS, inProcess, localLauncher, type FunctionName } from './functions.ts';
 
 const name = process.env.ROWFLEET_FUNCTION as FunctionName;

@@ -27,15 +27,15 @@ import type {
   SQSRecord,
 } from 'aws-lambda';
 import { getStage } from '../config/index.ts';
-import { ApiTokens } from '../core/auth.ts';
+import { ApiTokens } from '../core/intake/tokens.ts';
 import { CreateTopicCommand } from '@aws-sdk/client-sns';
 import { dynamoClient, s3Client, snsClient, sqsClient } from '../core/aws/clients.ts';
-import { errorMessage } from '../core/errors.ts';
-import { reap } from '../core/reaper.ts';
-import { tableDefinition } from '../core/table.ts';
-import type { PipelineDeps } from '../core/pipeline.ts';
+import { errorMessage } from '../core/shared/errors.ts';
+import { reap } from '../core/ops/reaper.ts';
+import { tableDefinition } from '../core/jobs/table.ts';
+import type { PipelineDeps } from '../core/deps.ts';
 import { depsFromEnv } from '../core/deps.ts';
-import { usageMailDepsFromEnv, type UsageMailDeps, type UsageMailResult } from '../core/mail.ts';
+import { usageMailDepsFromEnv, type UsageMailDeps, type UsageMailResult } from '../core/usage/mail.ts';
 import { createUsageMailHandler, type UsageMailInput } from '../lambdas/usage-mail/handler.ts';
 import { LocalApi } from './api.ts';
 import { IsolatedFunction, inProcess, localLauncher, type FunctionName, type Invoke } from './functions.ts';

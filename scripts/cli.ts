@@ -2,13 +2,13 @@ import { Command, InvalidArgumentError, Option } from 'commander';
 import { existsSync } from 'node:fs';
 import { fileURLToPath } from 'node:url';
 import { getSite, getStage, loadConfig } from '../config/index.ts';
-import { ApiTokens } from '../core/auth.ts';
-import { processorNames } from '../core/processors/index.ts';
+import { ApiTokens } from '../core/intake/tokens.ts';
+import { processorNames } from '../core/work/processors/index.ts';
 import { LocalRuntime } from '../local/runtime.ts';
 import { runDev } from './dev.ts';
 import { mailPreview, mailSend } from './mail.ts';
 import { followJob, runJob } from './run-job.ts';
-import { retryFailedRecords } from '../core/retry.ts';
+import { retryFailedRecords } from '../core/intake/rerun-failed.ts';
 import { loadtest } from './loadtest.ts';
 
 /** 0 for SUCCEEDED or PARTIAL, 2 for REJECTED, 1 otherwise. */

@@ -3,8 +3,8 @@
  * at its local send time with the input EventBridge Scheduler sends, through the same usage-mail handler.
  */
 import { loadConfig } from '../config/index.ts';
-import type { UsageMailResult } from '../core/mail.ts';
-import { errorMessage } from '../core/errors.ts';
+import type { UsageMailResult } from '../core/usage/mail.ts';
+import { errorMessage } from '../core/shared/errors.ts';
 import { LocalRuntime } from '../local/runtime.ts';
 import { LocalSiteSchedules, type FiredSchedule } from '../local/scheduler.ts';
 

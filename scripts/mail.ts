@@ -1,8 +1,8 @@
 /** `rowfleet mail send|preview`: a site's usage mail against the local state (or an --endpoint). */
 import { InvalidArgumentError } from 'commander';
 import { getSite, type SiteConfig } from '../config/index.ts';
-import { prepareUsageMail, sendUsageMail, type UsageMailResult } from '../core/mail.ts';
-import { isDay, reportedDay } from '../core/usage-day.ts';
+import { prepareUsageMail, sendUsageMail, type UsageMailResult } from '../core/usage/mail.ts';
+import { isDay, reportedDay } from '../core/usage/days.ts';
 import { LocalRuntime } from '../local/runtime.ts';
 
 export interface MailCommandOptions {

@@ -4,8 +4,8 @@ import { basename, join, resolve } from 'node:path';
 import { Readable } from 'node:stream';
 import { pipeline } from 'node:stream/promises';
 import cliProgress from 'cli-progress';
-import type { JobView } from '../core/jobs-api.ts';
-import { isTerminal } from '../core/states.ts';
+import type { JobView } from '../core/intake/api.ts';
+import { isTerminal } from '../core/jobs/states.ts';
 
 export interface RunOptions {
   readonly apiUrl: string;

@@ -47,7 +47,7 @@ export function ecsClient(): ECSClient {
 
 /**
  * SES v2 (AWS_ENDPOINT_URL_SESV2 locally). One attempt per call: SES has no idempotency token, so a retry after
- * an unclear failure could send a mail twice; core/mail-sender.ts retries only what SES refused (throttling).
+ * an unclear failure could send a mail twice; core/usage/ses-sender.ts retries only what SES refused (throttling).
  */
 export function sesClient(): SESv2Client {
   return (ses ??= new SESv2Client({ maxAttempts: 1 }));

@@ -6,8 +6,8 @@ import {
   StopTaskCommand,
   type ECSClient,
 } from '@aws-sdk/client-ecs';
-import { requireEnv } from '../env.ts';
-import { workerEnv, type LaunchRequest, type TaskInfo, type TaskLauncher } from '../launcher.ts';
+import { requireEnv } from '../shared/env.ts';
+import { workerEnv, type LaunchRequest, type TaskInfo, type TaskLauncher } from '../ops/launcher.ts';
 import { ecsClient } from './clients.ts';
 
 export interface EcsLauncherConfig {

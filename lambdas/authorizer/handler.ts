@@ -1,6 +1,6 @@
 import type { APIGatewayAuthorizerResult, APIGatewayRequestAuthorizerEvent } from 'aws-lambda';
-import { ApiTokens } from '../../core/auth.ts';
-import { requireEnv } from '../../core/env.ts';
+import { ApiTokens } from '../../core/intake/tokens.ts';
+import { requireEnv } from '../../core/shared/env.ts';
 
 /** Lambda REQUEST authorizer: the bearer token decides the site; the site goes into the request context. */
 export function createAuthorizer(tokens: ApiTokens) {

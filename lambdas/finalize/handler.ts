@@ -1,8 +1,9 @@
 import type { SQSBatchResponse, SQSEvent } from 'aws-lambda';
-import { errorMessage } from '../../core/errors.ts';
-import { finalizeJob } from '../../core/finalize.ts';
-import { logger } from '../../core/log.ts';
-import type { FinalizeRequest, PipelineDeps } from '../../core/pipeline.ts';
+import { errorMessage } from '../../core/shared/errors.ts';
+import { finalizeJob } from '../../core/finalize/finalize.ts';
+import { logger } from '../../core/shared/log.ts';
+import type { PipelineDeps } from '../../core/deps.ts';
+import type { FinalizeRequest } from '../../core/messages/finalize-request.ts';
 import { depsFromEnv } from '../../core/deps.ts';
 
 /** Finalize Lambda (finalize queue): one zip per job; failed records are reported for redelivery. */

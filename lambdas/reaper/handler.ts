@@ -1,6 +1,6 @@
 import { depsFromEnv } from '../../core/deps.ts';
-import type { PipelineDeps } from '../../core/pipeline.ts';
-import { reap, type ReapReport } from '../../core/reaper.ts';
+import type { PipelineDeps } from '../../core/deps.ts';
+import { reap, type ReapReport } from '../../core/ops/reaper.ts';
 
 /** Reaper Lambda (EventBridge Scheduler, every few minutes): relaunch stalled jobs, stop idle tasks, delete orphan queues. */
 export function createReaperHandler(deps: PipelineDeps, graceSeconds = 180) {

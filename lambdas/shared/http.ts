@@ -1,6 +1,6 @@
 import type { APIGatewayProxyEvent, APIGatewayProxyResult } from 'aws-lambda';
-import { BadRequestError, FileRejectedError, NotFoundError } from '../../core/errors.ts';
-import { logger } from '../../core/log.ts';
+import { BadRequestError, FileRejectedError, NotFoundError } from '../../core/shared/errors.ts';
+import { logger } from '../../core/shared/log.ts';
 
 export function json(statusCode: number, body: unknown): APIGatewayProxyResult {
   return {

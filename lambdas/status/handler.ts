@@ -1,6 +1,6 @@
 import type { APIGatewayProxyEvent, APIGatewayProxyResult } from 'aws-lambda';
-import { getJobView, listJobViews } from '../../core/jobs-api.ts';
-import type { PipelineDeps } from '../../core/pipeline.ts';
+import { getJobView, listJobViews } from '../../core/intake/api.ts';
+import type { PipelineDeps } from '../../core/deps.ts';
 import { depsFromEnv } from '../../core/deps.ts';
 import { json, withSite } from '../shared/http.ts';
 

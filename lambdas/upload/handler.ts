@@ -1,9 +1,9 @@
 import type { APIGatewayProxyEvent, APIGatewayProxyResult, S3Event, SQSEvent } from 'aws-lambda';
-import { BadRequestError } from '../../core/errors.ts';
-import { splitUploaded, startDirectJob, startPresignedJob, type JobRequest } from '../../core/jobs-api.ts';
-import { jobLogger, logger } from '../../core/log.ts';
-import { parseSourceKey } from '../../core/naming.ts';
-import type { PipelineDeps } from '../../core/pipeline.ts';
+import { BadRequestError } from '../../core/shared/errors.ts';
+import { splitUploaded, startDirectJob, startPresignedJob, type JobRequest } from '../../core/intake/api.ts';
+import { jobLogger, logger } from '../../core/shared/log.ts';
+import { parseSourceKey } from '../../core/jobs/keys.ts';
+import type { PipelineDeps } from '../../core/deps.ts';
 import { depsFromEnv } from '../../core/deps.ts';
 import { intParam, json, numberParam, requestBody, withSite } from '../shared/http.ts';
 

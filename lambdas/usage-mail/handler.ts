@@ -6,7 +6,7 @@ import {
   usageMailDepsFromEnv,
   type UsageMailDeps,
   type UsageMailResult,
-} from '../../core/mail.ts';
+} from '../../core/usage/mail.ts';
 
 /** The input each site's EventBridge Scheduler schedule sends (lib/schedules.ts addSiteSchedules). */
 export const usageMailInput = z.object({

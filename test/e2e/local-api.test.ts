@@ -4,10 +4,10 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it, vi } from 'vitest';
 import { getStage } from '../../config/index.ts';
-import type { JobView } from '../../core/jobs-api.ts';
-import { reportQueueName } from '../../core/naming.ts';
-import { isTerminal } from '../../core/states.ts';
-import { ZipWriter } from '../../core/zip.ts';
+import type { JobView } from '../../core/intake/api.ts';
+import { reportQueueName } from '../../core/jobs/keys.ts';
+import { isTerminal } from '../../core/jobs/states.ts';
+import { ZipWriter } from '../../core/finalize/zip.ts';
 import { LocalRuntime } from '../../local/runtime.ts';
 import { readZipText } from '../helpers/zip.ts';
 

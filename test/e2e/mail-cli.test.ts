@@ -5,7 +5,7 @@ import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { loadConfig } from '../../config/index.ts';
-import { localDay } from '../../core/usage-day.ts';
+import { localDay } from '../../core/usage/days.ts';
 import { lastJsonLine, REPO_ROOT, rowfleet } from '../helpers/cli.ts';
 
 const ROWFLEET = fileURLToPath(new URL('../../scripts/rowfleet.mjs', import.meta.url));

@@ -6,16 +6,16 @@
 import { CreateBucketCommand } from '@aws-sdk/client-s3';
 import { afterAll, beforeAll } from 'vitest';
 import { CreateTableCommand } from '@aws-sdk/client-dynamodb';
-import { keys, newJobToken } from '../../core/naming.ts';
-import { tableDefinition } from '../../core/table.ts';
+import { keys, newJobToken } from '../../core/jobs/keys.ts';
+import { tableDefinition } from '../../core/jobs/table.ts';
 import { CreateQueueCommand, GetQueueAttributesCommand } from '@aws-sdk/client-sqs';
 import { getStage, type Limits } from '../../config/index.ts';
 import { dynamoClient, s3Client, sqsClient } from '../../core/aws/clients.ts';
 import { Objects } from '../../core/aws/objects.ts';
 import { Queues } from '../../core/aws/queues.ts';
-import { JobStore, type Job } from '../../core/jobs.ts';
-import type { LaunchRequest, TaskInfo, TaskLauncher } from '../../core/launcher.ts';
-import type { PipelineDeps } from '../../core/pipeline.ts';
+import { JobStore, type Job } from '../../core/jobs/store.ts';
+import type { LaunchRequest, TaskInfo, TaskLauncher } from '../../core/ops/launcher.ts';
+import type { PipelineDeps } from '../../core/deps.ts';
 import { startEmulators, type Emulators } from '../../local/emulators.ts';
 
 export const TEST_STAGE = 'local';

@@ -10,17 +10,17 @@ import { setTimeout as sleep } from 'node:timers/promises';
 import { CreateQueueCommand } from '@aws-sdk/client-sqs';
 import { loadConfig } from '../../config/index.ts';
 import { sqsClient } from '../../core/aws/clients.ts';
-import { decodeChunk, type ChunkMessage } from '../../core/chunk.ts';
-import { finalizeJob, type FinalizeResult } from '../../core/finalize.ts';
-import type { Job } from '../../core/jobs.ts';
-import { startDirectJob } from '../../core/jobs-api.ts';
-import type { LaunchRequest, TaskInfo, TaskLauncher } from '../../core/launcher.ts';
-import type { PipelineDeps } from '../../core/pipeline.ts';
-import { reap } from '../../core/reaper.ts';
-import { isTerminal } from '../../core/states.ts';
-import { addDays, localDay } from '../../core/usage-day.ts';
-import { NO_USAGE, usageStoreOf, type UsageFigures } from '../../core/usage.ts';
-import { runWorker, type WorkerSummary } from '../../core/worker.ts';
+import { decodeChunk, type ChunkMessage } from '../../core/messages/chunk.ts';
+import { finalizeJob, type FinalizeResult } from '../../core/finalize/finalize.ts';
+import type { Job } from '../../core/jobs/store.ts';
+import { startDirectJob } from '../../core/intake/api.ts';
+import type { LaunchRequest, TaskInfo, TaskLauncher } from '../../core/ops/launcher.ts';
+import type { PipelineDeps } from '../../core/deps.ts';
+import { reap } from '../../core/ops/reaper.ts';
+import { isTerminal } from '../../core/jobs/states.ts';
+import { addDays, localDay } from '../../core/usage/days.ts';
+import { NO_USAGE, usageStoreOf, type UsageFigures } from '../../core/usage/store.ts';
+import { runWorker, type WorkerSummary } from '../../core/work/worker.ts';
 
 // ---------------------------------------------------------------------------------------------------------
 // Seeds

@@ -1,7 +1,7 @@
 import { readFileSync } from 'node:fs';
 import { describe, expect, it } from 'vitest';
 import { getStage, loadConfig } from '../../config/index.ts';
-import { keys, reportQueuePrefix as coreReportQueuePrefix } from '../../core/naming.ts';
+import { keys, reportQueuePrefix as coreReportQueuePrefix } from '../../core/jobs/keys.ts';
 import { localResourceNames } from '../../local/runtime.ts';
 import { deployableStages, resolveStage, stageEnvironment } from '../../lib/app.ts';
 import { KEY_PREFIXES, reportQueuePrefix, resourceNames } from '../../lib/names.ts';
@@ -60,13 +60,13 @@ describe('Stack: app entry and shared names', () => {
 
   describe('names shared with core/ and local/', () => {
     it.each(loadConfig().stages.map((s) => s.name))(
-      'uses the report-queue prefix of core/naming.ts (%s)',
+      'uses the report-queue prefix of core/jobs/keys.ts (%s)',
       (stage) => {
         expect(reportQueuePrefix(stage)).toBe(coreReportQueuePrefix(stage));
       },
     );
 
-    it('scopes IAM to the key areas core/naming.ts writes', () => {
+    it('scopes IAM to the key areas core/jobs/keys.ts writes', () => {
       const token = '00000000-0000-4000-8000-000000000000';
       expect(keys.source('sakai', token).startsWith(KEY_PREFIXES.uploads)).toBe(true);
       expect(keys.part('sakai', token, 0).startsWith(KEY_PREFIXES.jobs)).toBe(true);

@@ -6,7 +6,7 @@ import {
   METRICS,
   publishMetrics,
   publishSiteMetrics,
-} from '../../core/metrics.ts';
+} from '../../core/shared/metrics.ts';
 import {
   CUSTOM_METRICS,
   METRIC_NAMESPACE,
@@ -80,7 +80,7 @@ describe('Stack: Rowfleet-dev monitoring', () => {
   afterAll(() => s.cleanup());
 
   describe('custom metrics', () => {
-    it('names in lib/metrics.ts only metrics of the core/metrics.ts catalogue, in its namespace', () => {
+    it('names in lib/metrics.ts only metrics of the core/shared/metrics.ts catalogue, in its namespace', () => {
       // Assess
       expect(METRIC_NAMESPACE).toBe(CORE_NAMESPACE);
       for (const name of [...CUSTOM_METRICS, ...SITE_METRICS]) expect(Object.keys(METRICS)).toContain(name);

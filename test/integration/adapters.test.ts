@@ -2,7 +2,7 @@ import { createHash, randomBytes } from 'node:crypto';
 import { describe, expect, it, vi } from 'vitest';
 import { Objects } from '../../core/aws/objects.ts';
 import { batchBodies, Queues } from '../../core/aws/queues.ts';
-import { newJobToken, reportQueueName } from '../../core/naming.ts';
+import { newJobToken, reportQueueName } from '../../core/jobs/keys.ts';
 import { useTestAws } from '../helpers/aws.ts';
 
 vi.hoisted(() => {

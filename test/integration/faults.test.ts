@@ -12,19 +12,19 @@
  */
 import { setTimeout as sleep } from 'node:timers/promises';
 import { beforeAll, describe, expect, it, vi } from 'vitest';
-import { decodeChunk, type ChunkMessage } from '../../core/chunk.ts';
-import type { Job } from '../../core/jobs.ts';
-import { keys, newJobToken, reportQueueName } from '../../core/naming.ts';
-import type { PipelineDeps } from '../../core/pipeline.ts';
-import { UsageStore, type UsageFigures } from '../../core/usage.ts';
+import { decodeChunk, type ChunkMessage } from '../../core/messages/chunk.ts';
+import type { Job } from '../../core/jobs/store.ts';
+import { keys, newJobToken, reportQueueName } from '../../core/jobs/keys.ts';
+import type { PipelineDeps } from '../../core/deps.ts';
+import { UsageStore, type UsageFigures } from '../../core/usage/store.ts';
 import { dynamoClient } from '../../core/aws/clients.ts';
-import { tableDefinition } from '../../core/table.ts';
+import { tableDefinition } from '../../core/jobs/table.ts';
 import { CreateTableCommand } from '@aws-sdk/client-dynamodb';
-import { MAX_CHUNK_ATTEMPTS, runWorker } from '../../core/worker.ts';
+import { MAX_CHUNK_ATTEMPTS, runWorker } from '../../core/work/worker.ts';
 import { testDeps, TEST_STAGE, useTestAws } from '../helpers/aws.ts';
 import { SQSClient } from '@aws-sdk/client-sqs';
 import { Queues } from '../../core/aws/queues.ts';
-import { reap } from '../../core/reaper.ts';
+import { reap } from '../../core/ops/reaper.ts';
 import {
   capturingChunks,
   faultSeed,

@@ -1,10 +1,10 @@
 import { createHash } from 'node:crypto';
 import { ScanCommand } from '@aws-sdk/lib-dynamodb';
 import { beforeAll, describe, expect, it, vi } from 'vitest';
-import { ApiTokens } from '../../core/auth.ts';
+import { ApiTokens } from '../../core/intake/tokens.ts';
 import { dynamoClient } from '../../core/aws/clients.ts';
-import { JobStore, type Job } from '../../core/jobs.ts';
-import { newJobToken } from '../../core/naming.ts';
+import { JobStore, type Job } from '../../core/jobs/store.ts';
+import { newJobToken } from '../../core/jobs/keys.ts';
 import { createTestJob, useTestAws } from '../helpers/aws.ts';
 
 vi.hoisted(() => {

@@ -6,10 +6,10 @@
  */
 import { afterAll, beforeAll, describe, expect, it, vi } from 'vitest';
 import { loadConfig, type SiteConfig } from '../../config/index.ts';
-import { MailMarkers, type UsageMailDeps, type UsageMailResult } from '../../core/mail.ts';
-import { SesMailSender, type MailSender } from '../../core/mail-sender.ts';
-import { UsageStore } from '../../core/usage.ts';
-import { addDays, localDay } from '../../core/usage-day.ts';
+import { MailMarkers, type UsageMailDeps, type UsageMailResult } from '../../core/usage/mail.ts';
+import { SesMailSender, type MailSender } from '../../core/usage/ses-sender.ts';
+import { UsageStore } from '../../core/usage/store.ts';
+import { addDays, localDay } from '../../core/usage/days.ts';
 import { createUsageMailHandler } from '../../lambdas/usage-mail/handler.ts';
 import { RecordingLauncher, startTestAws, testDeps, type TestAws } from '../helpers/aws.ts';
 import { csvOf, runJobs, type JobSpec } from '../helpers/pipeline-jobs.ts';

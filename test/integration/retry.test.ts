@@ -1,10 +1,10 @@
 import { UpdateCommand } from '@aws-sdk/lib-dynamodb';
 import { describe, expect, it, vi } from 'vitest';
 import { dynamoClient } from '../../core/aws/clients.ts';
-import { finalizeJob } from '../../core/finalize.ts';
-import { keys } from '../../core/naming.ts';
-import { retryFailedRecords } from '../../core/retry.ts';
-import { runWorker } from '../../core/worker.ts';
+import { finalizeJob } from '../../core/finalize/finalize.ts';
+import { keys } from '../../core/jobs/keys.ts';
+import { retryFailedRecords } from '../../core/intake/rerun-failed.ts';
+import { runWorker } from '../../core/work/worker.ts';
 import { RecordingLauncher, testDeps, useTestAws } from '../helpers/aws.ts';
 import { csvOf, runJobs } from '../helpers/pipeline-jobs.ts';
 import { readZipText } from '../helpers/zip.ts';

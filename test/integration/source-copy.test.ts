@@ -6,7 +6,7 @@
  */
 import iconv from 'iconv-lite';
 import { describe, expect, it, vi } from 'vitest';
-import { keys } from '../../core/naming.ts';
+import { keys } from '../../core/jobs/keys.ts';
 import { testDeps, useTestAws } from '../helpers/aws.ts';
 import { FleetLauncher, ownFinalizeQueue, runFaultyJob } from '../helpers/faults.ts';
 import { checkZip, describeCheck, expectExactlyOnce } from '../helpers/jepsen.ts';

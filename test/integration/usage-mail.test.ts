@@ -1,15 +1,15 @@
 import { beforeAll, describe, expect, it, vi } from 'vitest';
 import { TooManyRequestsException } from '@aws-sdk/client-sesv2';
 import { getSite } from '../../config/index.ts';
-import { MailMarkers, sendUsageMail, type UsageMailDeps } from '../../core/mail.ts';
+import { MailMarkers, sendUsageMail, type UsageMailDeps } from '../../core/usage/mail.ts';
 import {
   MailThrottledError,
   SesMailSender,
   type MailSender,
   type OutgoingMail,
-} from '../../core/mail-sender.ts';
-import { recordJobUsage, UsageStore, type UsageFigures } from '../../core/usage.ts';
-import { localDay } from '../../core/usage-day.ts';
+} from '../../core/usage/ses-sender.ts';
+import { recordJobUsage, UsageStore, type UsageFigures } from '../../core/usage/store.ts';
+import { localDay } from '../../core/usage/days.ts';
 import { RecordingLauncher, testDeps, useTestAws } from '../helpers/aws.ts';
 import { csvOf, runJobs } from '../helpers/pipeline-jobs.ts';
 import { caught } from '../helpers/streams.ts';

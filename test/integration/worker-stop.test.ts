@@ -1,7 +1,7 @@
 import { describe, expect, it, vi } from 'vitest';
-import { JobStore } from '../../core/jobs.ts';
-import { reportQueueName } from '../../core/naming.ts';
-import { runWorker } from '../../core/worker.ts';
+import { JobStore } from '../../core/jobs/store.ts';
+import { reportQueueName } from '../../core/jobs/keys.ts';
+import { runWorker } from '../../core/work/worker.ts';
 import { createTestJob, testDeps, TEST_STAGE, useTestAws } from '../helpers/aws.ts';
 
 vi.hoisted(() => {

@@ -1,7 +1,7 @@
 import { describe, expect, it } from 'vitest';
-import { Chunker, decodeChunk, type ChunkMessage } from '../../core/chunk.ts';
-import { readRange, readRecords, type RecordEvent } from '../../core/csv.ts';
-import { decodeToUtf8, type DecodeInfo } from '../../core/decode.ts';
+import { Chunker, decodeChunk, type ChunkMessage } from '../../core/messages/chunk.ts';
+import { readRange, readRecords, type RecordEvent } from '../../core/source/csv.ts';
+import { decodeToUtf8, type DecodeInfo } from '../../core/source/decode.ts';
 import { chunksOf, collect } from '../helpers/streams.ts';
 
 const TOKEN = '0f8fad5b-d9cb-469f-a165-70867728950e';

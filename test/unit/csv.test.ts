@@ -1,6 +1,6 @@
 import { describe, expect, it } from 'vitest';
-import { readRecords, type RecordEvent } from '../../core/csv.ts';
-import { FileRejectedError } from '../../core/errors.ts';
+import { readRecords, type RecordEvent } from '../../core/source/csv.ts';
+import { FileRejectedError } from '../../core/shared/errors.ts';
 import { caught, collect, strings } from '../helpers/streams.ts';
 
 const OPTS = { maxRecordBytes: 1024 * 1024 };

@@ -1,7 +1,7 @@
 import { describe, expect, it } from 'vitest';
 import { getSite, loadConfig } from '../../config/index.ts';
-import { periodUsage, renderUsageMail, type UsageReport } from '../../core/mail-content.ts';
-import { NO_OFFICE, type UsageFigures } from '../../core/usage.ts';
+import { periodUsage, renderUsageMail, type UsageReport } from '../../core/usage/mail-content.ts';
+import { NO_OFFICE, type UsageFigures } from '../../core/usage/store.ts';
 
 const figures = (jobs: number, rows: number, failedRows: number, rejectedJobs = 0): UsageFigures => ({
   jobs,

@@ -8,8 +8,8 @@ import {
   sendWithRetry,
   type MailSender,
   type OutgoingMail,
-} from '../../core/mail-sender.ts';
-import { mailLogger } from '../../core/mail.ts';
+} from '../../core/usage/ses-sender.ts';
+import { mailLogger } from '../../core/usage/mail.ts';
 import { caught } from '../helpers/streams.ts';
 
 vi.hoisted(() => {

@@ -1,6 +1,6 @@
 import { createHash } from 'node:crypto';
 import { describe, expect, it } from 'vitest';
-import { isJobToken, keys, newJobToken, parseSourceKey, reportQueueName } from '../../core/naming.ts';
+import { isJobToken, keys, newJobToken, parseSourceKey, reportQueueName } from '../../core/jobs/keys.ts';
 
 const TOKEN = '0f8fad5b-d9cb-469f-a165-70867728950e';
 

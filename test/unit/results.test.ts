@@ -10,8 +10,8 @@ import {
   splitPart,
   type PartMeta,
   type RecordFailure,
-} from '../../core/results.ts';
-import { buildLocalEntry } from '../../core/zip.ts';
+} from '../../core/messages/part.ts';
+import { buildLocalEntry } from '../../core/finalize/zip.ts';
 
 const failure = (
   n: number,

@@ -1,5 +1,5 @@
 import { describe, expect, it } from 'vitest';
-import { allowedFrom, isTerminal, outcome } from '../../core/states.ts';
+import { allowedFrom, isTerminal, outcome } from '../../core/jobs/states.ts';
 
 describe('Function: outcome', () => {
   it.each([

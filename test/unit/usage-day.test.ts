@@ -7,7 +7,7 @@ import {
   monthRange,
   monthToReport,
   reportedDay,
-} from '../../core/usage-day.ts';
+} from '../../core/usage/days.ts';
 
 const TOKYO = 'Asia/Tokyo';
 

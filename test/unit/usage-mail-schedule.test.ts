@@ -1,7 +1,7 @@
 import { afterEach, describe, expect, it, vi } from 'vitest';
 import { loadConfig } from '../../config/index.ts';
-import type { UsageMailDeps } from '../../core/mail.ts';
-import { reportedDay } from '../../core/usage-day.ts';
+import type { UsageMailDeps } from '../../core/usage/mail.ts';
+import { reportedDay } from '../../core/usage/days.ts';
 import { createUsageMailHandler, usageMailInput } from '../../lambdas/usage-mail/handler.ts';
 import {
   dailyCronPattern,

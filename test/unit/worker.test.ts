@@ -1,10 +1,10 @@
 import { describe, expect, it } from 'vitest';
-import type { ChunkMessage } from '../../core/chunk.ts';
-import type { Job } from '../../core/jobs.ts';
-import type { RowProcessor } from '../../core/processors/index.ts';
-import { splitPart } from '../../core/results.ts';
-import { processChunk } from '../../core/worker.ts';
-import { ZipWriter } from '../../core/zip.ts';
+import type { ChunkMessage } from '../../core/messages/chunk.ts';
+import type { Job } from '../../core/jobs/store.ts';
+import type { RowProcessor } from '../../core/work/processors/index.ts';
+import { splitPart } from '../../core/messages/part.ts';
+import { processChunk } from '../../core/work/worker.ts';
+import { ZipWriter } from '../../core/finalize/zip.ts';
 import { readZip } from '../helpers/zip.ts';
 
 const TOKEN = '0f8fad5b-d9cb-469f-a165-70867728950e';

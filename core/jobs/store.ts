@@ -7,7 +7,7 @@ import {
   type DynamoDBDocumentClient,
   type QueryCommandInput,
 } from '@aws-sdk/lib-dynamodb';
-import { dynamoClient } from './aws/clients.ts';
+import { dynamoClient } from '../aws/clients.ts';
 import { allowedFrom, isTerminal, type JobState, type RowCounts } from './states.ts';
 
 export interface JobError {

@@ -1,5 +1,5 @@
 import type { CreateTableCommandInput } from '@aws-sdk/client-dynamodb';
-import { ACTIVE_INDEX } from './jobs.ts';
+import { ACTIVE_INDEX } from './store.ts';
 
 /**
  * The one DynamoDB table's key schema: `pk` (the site's partition, `SITE#<site>`, or `APITOKEN#<hash>`) and

@@ -1,11 +1,11 @@
 import { randomUUID } from 'node:crypto';
 import { ConditionalCheckFailedException } from '@aws-sdk/client-dynamodb';
 import { GetCommand, PutCommand, UpdateCommand, type DynamoDBDocumentClient } from '@aws-sdk/lib-dynamodb';
-import { getStage, type SiteConfig } from '../config/index.ts';
-import { dynamoClient } from './aws/clients.ts';
-import { requireEnv } from './env.ts';
-import { errorMessage } from './errors.ts';
-import { logger, type Log } from './log.ts';
+import { getStage, type SiteConfig } from '../../config/index.ts';
+import { dynamoClient } from '../aws/clients.ts';
+import { requireEnv } from '../shared/env.ts';
+import { errorMessage } from '../shared/errors.ts';
+import { logger, type Log } from '../shared/log.ts';
 import { periodUsage, renderUsageMail, type UsageReport } from './mail-content.ts';
 import {
   MailThrottledError,
@@ -14,10 +14,10 @@ import {
   type MailSender,
   type OutgoingMail,
   type RetryOptions,
-} from './mail-sender.ts';
-import { publishSiteMetrics } from './metrics.ts';
-import { UsageStore } from './usage.ts';
-import { monthRange, monthToReport, reportedDay } from './usage-day.ts';
+} from './ses-sender.ts';
+import { publishSiteMetrics } from '../shared/metrics.ts';
+import { UsageStore } from './store.ts';
+import { monthRange, monthToReport, reportedDay } from './days.ts';
 
 /**
  * The daily usage mail of one site. The site is a parameter of every function here — it comes from the

@@ -1,4 +1,4 @@
-import type { RecordPosition } from './csv.ts';
+import type { RecordPosition } from '../source/csv.ts';
 
 /**
  * One queue message: a claim check for a run of records — a byte range of the job's UTF-8 source in S3,

@@ -1,6 +1,6 @@
 import { Parser, type CsvError } from 'csv-parse';
 import { stringify } from 'csv-stringify/sync';
-import { FileRejectedError, type RecordErrorCode } from './errors.ts';
+import { FileRejectedError, type RecordErrorCode } from '../shared/errors.ts';
 
 /** A data record: `n` counts non-empty data records from 1; `line` is the physical line it starts on (header = 1). */
 export interface CsvRecord {

@@ -1,5 +1,5 @@
 import { stringify } from 'csv-stringify/sync';
-import type { RecordErrorCode } from './errors.ts';
+import type { RecordErrorCode } from '../shared/errors.ts';
 
 /** One line of errors.csv. */
 export interface RecordFailure {

@@ -1,6 +1,6 @@
 import { SendEmailCommand, type SESv2Client } from '@aws-sdk/client-sesv2';
-import { sesClient } from './aws/clients.ts';
-import type { Log } from './log.ts';
+import { sesClient } from '../aws/clients.ts';
+import type { Log } from '../shared/log.ts';
 
 /** One mail as it goes to SES: a text and an HTML part, UTF-8. */
 export interface OutgoingMail {

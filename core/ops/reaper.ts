@@ -1,10 +1,11 @@
-import { jobLogger, logger } from './log.ts';
-import { publishMetrics } from './metrics.ts';
-import { reportQueuePrefix } from './naming.ts';
-import { requestFinalize, type PipelineDeps } from './pipeline.ts';
-import type { Job } from './jobs.ts';
-import { isTerminal } from './states.ts';
-import { FINALIZE_LEASE_SECONDS } from './finalize.ts';
+import { jobLogger, logger } from '../shared/log.ts';
+import { publishMetrics } from '../shared/metrics.ts';
+import { reportQueuePrefix } from '../jobs/keys.ts';
+import type { PipelineDeps } from '../deps.ts';
+import { requestFinalize } from '../messages/finalize-request.ts';
+import type { Job } from '../jobs/store.ts';
+import { isTerminal } from '../jobs/states.ts';
+import { FINALIZE_LEASE_SECONDS } from '../finalize/finalize.ts';
 
 /** What one pass of the reaper did. */
 export interface ReapReport {

@@ -1,18 +1,19 @@
 import { setTimeout as sleep } from 'node:timers/promises';
 import type { Message } from '@aws-sdk/client-sqs';
-import { decodeChunk, type ChunkMessage } from './chunk.ts';
-import { readRange, recordToRaw } from './csv.ts';
-import type { Objects } from './aws/objects.ts';
-import { errorMessage } from './errors.ts';
-import { jobLogger } from './log.ts';
-import { publishMetrics } from './metrics.ts';
-import { keys } from './naming.ts';
-import { requestFinalize, type PipelineDeps } from './pipeline.ts';
+import { decodeChunk, type ChunkMessage } from '../messages/chunk.ts';
+import { readRange, recordToRaw } from '../source/csv.ts';
+import type { Objects } from '../aws/objects.ts';
+import { errorMessage } from '../shared/errors.ts';
+import { jobLogger } from '../shared/log.ts';
+import { publishMetrics } from '../shared/metrics.ts';
+import { keys } from '../jobs/keys.ts';
+import type { PipelineDeps } from '../deps.ts';
+import { requestFinalize } from '../messages/finalize-request.ts';
 import { getProcessor, type RowProcessor } from './processors/index.ts';
 import { simulated, simulationOf } from './processors/simulate.ts';
-import { encodePart, type PartMeta, type RecordFailure } from './results.ts';
-import { dosDateTime, LocalEntries } from './zip.ts';
-import type { Job } from './jobs.ts';
+import { encodePart, type PartMeta, type RecordFailure } from '../messages/part.ts';
+import { dosDateTime, LocalEntries } from '../finalize/zip.ts';
+import type { Job } from '../jobs/store.ts';
 
 export interface ProcessedChunk {
   readonly part: Buffer;

@@ -1,10 +1,10 @@
 import { ConditionalCheckFailedException } from '@aws-sdk/client-dynamodb';
 import { QueryCommand, UpdateCommand, type DynamoDBDocumentClient } from '@aws-sdk/lib-dynamodb';
-import { loadConfig } from '../config/index.ts';
-import { dynamoClient } from './aws/clients.ts';
-import type { Job } from './jobs.ts';
-import { jobLogger } from './log.ts';
-import { localDay } from './usage-day.ts';
+import { loadConfig } from '../../config/index.ts';
+import { dynamoClient } from '../aws/clients.ts';
+import type { Job } from '../jobs/store.ts';
+import { jobLogger } from '../shared/log.ts';
+import { localDay } from './days.ts';
 
 /** Usage of a site: what the daily mail reports, per office and in total. */
 export interface UsageFigures {

@@ -1,7 +1,7 @@
-import { jobLogger } from './log.ts';
-import { publishMetrics } from './metrics.ts';
-import { keys } from './naming.ts';
-import type { PipelineDeps } from './pipeline.ts';
+import { jobLogger } from '../shared/log.ts';
+import { publishMetrics } from '../shared/metrics.ts';
+import { keys } from '../jobs/keys.ts';
+import type { PipelineDeps } from '../deps.ts';
 import {
   decodeJson,
   errorsCsv,
@@ -10,11 +10,11 @@ import {
   splitPart,
   type PartMeta,
   type RecordFailure,
-} from './results.ts';
-import { isTerminal, outcome, type RowCounts } from './states.ts';
+} from '../messages/part.ts';
+import { isTerminal, outcome, type RowCounts } from '../jobs/states.ts';
 import { dosDateTime, ZipWriter } from './zip.ts';
-import { expiresAt, type Job } from './jobs.ts';
-import { recordJobUsage, usageStoreOf } from './usage.ts';
+import { expiresAt, type Job } from '../jobs/store.ts';
+import { recordJobUsage, usageStoreOf } from '../usage/store.ts';
 
 const HEAD_PROBE = 64 * 1024;
 const PREFETCH = 4;

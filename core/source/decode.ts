@@ -1,6 +1,6 @@
 import { isUtf8 } from 'node:buffer';
 import iconv from 'iconv-lite';
-import { FileRejectedError } from './errors.ts';
+import { FileRejectedError } from '../shared/errors.ts';
 
 /**
  * Encodings Rowfleet accepts. Detection order: BOM → strict UTF-8 → CP932 (Japanese Excel's "CSV").

@@ -1,12 +1,12 @@
 import { stringify } from 'csv-stringify/sync';
-import { readRecordBatches } from './csv.ts';
-import { decodeToUtf8 } from './decode.ts';
-import { BadRequestError, NotFoundError } from './errors.ts';
-import { createJob, getJobView, validated, type JobView } from './jobs-api.ts';
-import { keys } from './naming.ts';
-import type { PipelineDeps } from './pipeline.ts';
-import { splitJob } from './split.ts';
-import { isTerminal } from './states.ts';
+import { readRecordBatches } from '../source/csv.ts';
+import { decodeToUtf8 } from '../source/decode.ts';
+import { BadRequestError, NotFoundError } from '../shared/errors.ts';
+import { createJob, getJobView, validated, type JobView } from './api.ts';
+import { keys } from '../jobs/keys.ts';
+import type { PipelineDeps } from '../deps.ts';
+import { splitJob } from '../split/split.ts';
+import { isTerminal } from '../jobs/states.ts';
 
 /**
  * Re-runs only the records that failed in processing (PROCESSING_FAILED, CHUNK_FAILED) of a finished job,

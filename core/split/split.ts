@@ -1,15 +1,16 @@
-import { Chunker, mergeChunks, type ChunkMessage } from './chunk.ts';
-import { readRecordBatches, type RejectedRecord } from './csv.ts';
-import { decodeToUtf8, type DecodeInfo } from './decode.ts';
-import { FileRejectedError } from './errors.ts';
-import { workerCount } from './launcher.ts';
-import { jobLogger } from './log.ts';
-import { publishMetrics } from './metrics.ts';
-import { keys, reportQueueName } from './naming.ts';
-import { requestFinalize, type PipelineDeps } from './pipeline.ts';
-import { batchBodies } from './aws/queues.ts';
-import { expiresAt, type Job, type JobError } from './jobs.ts';
-import { recordJobUsage, usageStoreOf } from './usage.ts';
+import { Chunker, mergeChunks, type ChunkMessage } from '../messages/chunk.ts';
+import { readRecordBatches, type RejectedRecord } from '../source/csv.ts';
+import { decodeToUtf8, type DecodeInfo } from '../source/decode.ts';
+import { FileRejectedError } from '../shared/errors.ts';
+import { workerCount } from '../ops/launcher.ts';
+import { jobLogger } from '../shared/log.ts';
+import { publishMetrics } from '../shared/metrics.ts';
+import { keys, reportQueueName } from '../jobs/keys.ts';
+import type { PipelineDeps } from '../deps.ts';
+import { requestFinalize } from '../messages/finalize-request.ts';
+import { batchBodies } from '../aws/queues.ts';
+import { expiresAt, type Job, type JobError } from '../jobs/store.ts';
+import { recordJobUsage, usageStoreOf } from '../usage/store.ts';
 
 /** UTF-8 uploads are read by the workers as they are; any other encoding through a transcoded copy. */
 const isUtf8Upload = (e: string | undefined) => e === 'utf-8' || e === 'utf-8-bom';

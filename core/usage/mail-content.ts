@@ -1,6 +1,6 @@
-import type { SiteConfig } from '../config/index.ts';
-import { addUsage, NO_OFFICE, NO_USAGE, type OfficeUsage, type UsageFigures } from './usage.ts';
-import { japaneseDate, japaneseMonth } from './usage-day.ts';
+import type { SiteConfig } from '../../config/index.ts';
+import { addUsage, NO_OFFICE, NO_USAGE, type OfficeUsage, type UsageFigures } from './store.ts';
+import { japaneseDate, japaneseMonth } from './days.ts';
 
 /** One line of the mail's table: an office and its figures. */
 export interface OfficeLine {

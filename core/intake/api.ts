@@ -1,11 +1,11 @@
-import { loadConfig } from '../config/index.ts';
-import { BadRequestError, NotFoundError } from './errors.ts';
-import { jobCounts, type Job } from './jobs.ts';
-import { isJobToken, keys, newJobToken } from './naming.ts';
-import type { PipelineDeps } from './pipeline.ts';
-import { DEFAULT_PROCESSOR, getProcessor } from './processors/index.ts';
-import { splitJob } from './split.ts';
-import { isTerminal } from './states.ts';
+import { loadConfig } from '../../config/index.ts';
+import { BadRequestError, NotFoundError } from '../shared/errors.ts';
+import { jobCounts, type Job } from '../jobs/store.ts';
+import { isJobToken, keys, newJobToken } from '../jobs/keys.ts';
+import type { PipelineDeps } from '../deps.ts';
+import { DEFAULT_PROCESSOR, getProcessor } from '../work/processors/index.ts';
+import { splitJob } from '../split/split.ts';
+import { isTerminal } from '../jobs/states.ts';
 
 /** What a caller asks for when starting a job (query string of POST /jobs or body of POST /uploads). */
 export interface JobRequest {

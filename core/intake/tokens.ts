@@ -1,6 +1,6 @@
 import { createHash, randomBytes } from 'node:crypto';
 import { GetCommand, PutCommand, type DynamoDBDocumentClient } from '@aws-sdk/lib-dynamodb';
-import { dynamoClient } from './aws/clients.ts';
+import { dynamoClient } from '../aws/clients.ts';
 
 /**
  * API tokens: each is bound to exactly one site. Only the SHA-256 of a token is stored; the token itself

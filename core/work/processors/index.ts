@@ -1,4 +1,4 @@
-import { BadRequestError } from '../errors.ts';
+import { BadRequestError } from '../../shared/errors.ts';
 import { jsonProcessor } from './json.ts';
 import { reportProcessor } from './report.ts';
 import type { RowProcessor } from './types.ts';
