@@ -1,12 +1,35 @@
 import { configSchema, type RowfleetConfig, type SiteConfig, type StageConfig } from './schema.ts';
 import { sites } from './sites.ts';
 
-export type { RowfleetConfig, SiteConfig, StageConfig, Limits, InfraConfig, MailConfig } from './schema.ts';
+export type {
+  RowfleetConfig,
+  SiteConfig,
+  StageConfig,
+  Limits,
+  Timings,
+  InfraConfig,
+  MailConfig,
+} from './schema.ts';
+export { derivedTimings } from './schema.ts';
 
 /** Raw configuration: stages and sites. Validated once by {@link loadConfig}. */
 export const rawConfig = {
   stages: [
-    { name: 'local' },
+    // The local override of the timings: workers poll for 1 s and a dead worker's chunk is back in 15 s, so
+    // local jobs (and the tests) react in seconds; the reaper runs every 10 s and relaunches after 30 s; a
+    // failed finalize is delivered again after 90 s (its lease is taken over after 150 s).
+    {
+      name: 'local',
+      timings: {
+        chunkVisibilitySeconds: 15,
+        workerWaitSeconds: 1,
+        stallGraceSeconds: 30,
+        reaperIntervalSeconds: 10,
+        uploadTimeoutSeconds: 270,
+        finalizeTimeoutSeconds: 60,
+        queueMarginSeconds: 30,
+      },
+    },
     { name: 'dev', limits: { maxWorkersPerJob: 2 } },
     { name: 'stg', limits: { maxWorkersPerJob: 4 } },
     {

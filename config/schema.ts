@@ -15,19 +15,28 @@ export const officeSchema = z.object({
   name: z.string().min(1),
 });
 
-export const siteSchema = z.object({
-  id: siteId,
-  name: z.string().min(1),
-  timeZone: z.string().default('Asia/Tokyo'),
-  /** Local send time of the daily usage mail, HH:MM in `timeZone`. */
-  sendAt: z
-    .string()
-    .regex(/^([01]\d|2[0-3]):[0-5]\d$/)
-    .default('07:00'),
-  offices: z.array(officeSchema).min(1),
-  recipients: z.array(recipientSchema).min(1),
-  bcc: z.string().email(),
-});
+/** `HH:MM` (00:00-23:59) → hour and minute; undefined for anything else. The one parser of `sendAt`. */
+export function parseSendAt(sendAt: string): { readonly hour: number; readonly minute: number } | undefined {
+  const m = /^([01]\d|2[0-3]):([0-5]\d)$/.exec(sendAt);
+  return m ? { hour: Number(m[1]), minute: Number(m[2]) } : undefined;
+}
+
+export const siteSchema = z
+  .object({
+    id: siteId,
+    name: z.string().min(1),
+    timeZone: z.string().default('Asia/Tokyo'),
+    /** Local send time of the daily usage mail, HH:MM in `timeZone`. */
+    sendAt: z
+      .string()
+      .refine((v) => parseSendAt(v) !== undefined, 'sendAt must be HH:MM (00:00-23:59)')
+      .default('07:00'),
+    offices: z.array(officeSchema).min(1),
+    recipients: z.array(recipientSchema).min(1),
+    bcc: z.string().email(),
+  })
+  /** `sendAt` parsed once: the CDK schedule and the local scheduler read hour and minute from here. */
+  .transform((s) => ({ ...s, sendAtTime: parseSendAt(s.sendAt)! }));
 
 export const limitsSchema = z.object({
   /**
@@ -64,6 +73,50 @@ export const limitsSchema = z.object({
   recordsPerWorker: z.number().int().positive().default(50_000),
   retentionDays: z.number().int().positive().default(14),
 });
+
+/**
+ * The pipeline's timings, each defined once: read by core (worker, reaper, finalize), the CDK stack (queue
+ * attributes, task stop timeout, Lambda timeouts, the reaper's schedule) and the local runtime. The `local`
+ * stage overrides a few of them (config/index.ts) so a local job reacts in seconds, not minutes.
+ */
+export const timingsSchema = z.object({
+  /** Visibility timeout of a chunk message; a worker extends it while it works (heartbeat every third). */
+  chunkVisibilitySeconds: z.number().int().min(2).max(43_200).default(120),
+  /** Long-poll wait of a worker's receive (SQS allows 0-20). */
+  workerWaitSeconds: z.number().int().min(0).max(20).default(20),
+  /** Empty receives in a row, once every chunk is counted, before a worker exits. */
+  workerIdlePolls: z.number().int().min(1).default(2),
+  /** Receives of one message before SQS moves it to the stage's dead-letter queue. */
+  maxReceiveCount: z.number().int().min(2).max(1000).default(5),
+  /** A running job with chunks left and no live worker for this long is stalled: the reaper relaunches. */
+  stallGraceSeconds: z.number().int().min(0).default(180),
+  /** Seconds between two passes of the reaper. */
+  reaperIntervalSeconds: z.number().int().min(1).default(300),
+  /** Timeout of the upload function (it splits inline and on S3 events). */
+  uploadTimeoutSeconds: z.number().int().min(1).max(900).default(600),
+  /** Timeout of the finalize function. */
+  finalizeTimeoutSeconds: z.number().int().min(1).max(900).default(600),
+  /** How much longer than its function's timeout a queue keeps a message invisible. */
+  queueMarginSeconds: z.number().int().min(0).default(300),
+});
+
+export type Timings = z.infer<typeof timingsSchema>;
+
+/**
+ * Timings that follow from the others, derived in one place. A queue feeding a function keeps a message
+ * invisible longer than the function may run (+ the margin), so one message is never handled twice at once; a
+ * finalize that started longer ago than its queue's visibility (+ 1 min) died, and its lease may be taken over.
+ */
+export function derivedTimings(t: Timings) {
+  const finalizeVisibilitySeconds = t.finalizeTimeoutSeconds + t.queueMarginSeconds;
+  return {
+    uploadEventsVisibilitySeconds: t.uploadTimeoutSeconds + t.queueMarginSeconds,
+    finalizeVisibilitySeconds,
+    finalizeLeaseSeconds: finalizeVisibilitySeconds + 60,
+    /** A stopped worker (SIGTERM) finishes the chunks in hand: ECS waits this long before SIGKILL. */
+    workerStopTimeoutSeconds: Math.min(120, t.chunkVisibilitySeconds),
+  };
+}
 
 /** CloudWatch Logs accepts only these retention periods (days). */
 export const LOG_RETENTION_DAYS = [
@@ -108,6 +161,7 @@ export const stageSchema = z.object({
   account: z.string().optional(),
   region: z.string().default('ap-northeast-1'),
   limits: limitsSchema.default(limitsSchema.parse({})),
+  timings: timingsSchema.default(timingsSchema.parse({})),
   notifications: z
     .object({
       success: z.boolean().default(false),

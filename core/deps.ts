@@ -5,7 +5,7 @@ import { EcsTaskLauncher } from './aws/ecs-launcher.ts';
 import { resourceEnv } from './shared/env.ts';
 import { JobStore } from './jobs/store.ts';
 import type { TaskLauncher } from './ops/launcher.ts';
-import type { Limits } from '../config/index.ts';
+import type { Limits, Timings } from '../config/index.ts';
 import type { ResourceEnv } from './shared/env.ts';
 import { UsageStore } from './usage/store.ts';
 import { JobNotifier } from './ops/notify.ts';
@@ -14,6 +14,8 @@ import { JobNotifier } from './ops/notify.ts';
 export interface PipelineDeps {
   readonly env: ResourceEnv;
   readonly limits: Limits;
+  /** The stage's timings (config/schema.ts timingsSchema). */
+  readonly timings: Timings;
   readonly jobs: JobStore;
   readonly objects: Objects;
   readonly queues: Queues;
@@ -32,6 +34,7 @@ export function depsFromEnv(launcher: TaskLauncher = new EcsTaskLauncher()): Pip
   return {
     env,
     limits: stage.limits,
+    timings: stage.timings,
     jobs: new JobStore(env.table),
     objects: new Objects(env.bucket),
     queues: new Queues(),

@@ -3,7 +3,7 @@
  * SITE and JOB_TOKEN come from the RunTask overrides (or the local launcher); resources from the task's env.
  */
 import { depsFromEnv } from '../core/deps.ts';
-import { intEnv, requireEnv } from '../core/shared/env.ts';
+import { requireEnv } from '../core/shared/env.ts';
 import { jobLogger } from '../core/shared/log.ts';
 import { runWorker } from '../core/work/worker.ts';
 
@@ -26,14 +26,8 @@ const noLauncher = {
 };
 
 try {
-  const summary = await runWorker(depsFromEnv(noLauncher), {
-    site,
-    token,
-    waitSeconds: intEnv('WAIT_SECONDS', 20),
-    idlePolls: intEnv('IDLE_POLLS', 2),
-    visibilitySeconds: intEnv('VISIBILITY_SECONDS', 120),
-    signal: stop.signal,
-  });
+  // Poll timing and visibility: the stage's timings (config/), like every other part of the pipeline.
+  const summary = await runWorker(depsFromEnv(noLauncher), { site, token, signal: stop.signal });
   log.info('worker done', { ...summary });
   process.exit(0);
 } catch (err) {

@@ -3,7 +3,7 @@ import * as apigw from 'aws-cdk-lib/aws-apigateway';
 import type * as lambda from 'aws-cdk-lib/aws-lambda';
 import * as logs from 'aws-cdk-lib/aws-logs';
 import { Construct } from 'constructs';
-import { resourceNames } from './names.ts';
+import { resourceNames } from '../config/names.ts';
 import { acknowledge, acknowledgeFindings } from './nag.ts';
 
 export interface RowfleetApiProps {

@@ -13,8 +13,7 @@ import * as subscriptions from 'aws-cdk-lib/aws-sns-subscriptions';
 import type * as sqs from 'aws-cdk-lib/aws-sqs';
 import { Construct } from 'constructs';
 import { customMetric, siteMetric, type CustomMetricName } from './metrics.ts';
-import { resourceNames } from './names.ts';
-import { MAX_RECEIVE_COUNT } from './storage.ts';
+import { resourceNames } from '../config/names.ts';
 
 export interface MonitoredFunction {
   /** Short name used in alarm names and widget labels (upload, status, …). */
@@ -36,6 +35,8 @@ export interface MonitoringProps {
   readonly finalizeQueue: sqs.IQueue;
   readonly uploadEventsQueue: sqs.IQueue;
   readonly cluster: ecs.ICluster;
+  /** Receives before a message goes to the dead-letter queue (named in the DLQ alarm's description). */
+  readonly maxReceiveCount: number;
   /** Subscribed by e-mail to the ops topic. @default no subscription */
   readonly opsEmail?: string;
   /** Site ids whose usage mails the dashboard draws (sent and failed per site). @default no usage-mail widget */
@@ -109,7 +110,7 @@ export class Monitoring extends Construct {
       'DlqNotEmpty',
       dlqDepth,
       1,
-      `Messages in ${names.dlq}: a job chunk, finalize request or upload event failed ${MAX_RECEIVE_COUNT} times. RUNBOOK.md#dlq-not-empty`,
+      `Messages in ${names.dlq}: a job chunk, finalize request or upload event failed ${props.maxReceiveCount} times. RUNBOOK.md#dlq-not-empty`,
     );
     this.alarm(
       'SchedulesDlqNotEmpty',

@@ -14,7 +14,7 @@ import type { MailConfig } from '../config/index.ts';
 import { METRIC_NAMESPACE, POWERTOOLS_SERVICE_NAME } from './metrics.ts';
 import { PROJECT_ROOT, projectPath } from './paths.ts';
 import { acknowledge, acknowledgeFindings, arnFinding, escapeRegExp } from './nag.ts';
-import { reportQueuePrefix } from './names.ts';
+import { reportQueuePrefix } from '../config/names.ts';
 import type { Workers } from './workers.ts';
 
 /** Lets an ESM bundle load CommonJS dependencies that call `require` (AWS SDK, Powertools, iconv-lite). */

@@ -2,10 +2,10 @@ import { Annotations, CfnOutput, Duration, RemovalPolicy, Stack, Tags, type Stac
 import { SqsEventSource } from 'aws-cdk-lib/aws-lambda-event-sources';
 import type * as logs from 'aws-cdk-lib/aws-logs';
 import { Construct } from 'constructs';
-import type { SiteConfig, StageConfig } from '../config/index.ts';
+import { derivedTimings, type SiteConfig, type StageConfig } from '../config/index.ts';
 import { RowfleetApi } from './api.ts';
 import { Monitoring } from './monitoring.ts';
-import { KEY_PREFIXES } from './names.ts';
+import { KEY_PREFIXES } from '../config/names.ts';
 import { RowfleetFunction } from './rowfleet-function.ts';
 import { Schedules } from './schedules.ts';
 import { Storage } from './storage.ts';
@@ -57,13 +57,17 @@ export class RowfleetStack extends Stack {
       ...stackProps,
     });
     const stage = props.stage.name;
-    const { infra, limits } = props.stage;
+    const { infra, limits, timings } = props.stage;
+    const derived = derivedTimings(timings);
     Tags.of(this).add('app', 'rowfleet');
     Tags.of(this).add('stage', stage);
 
     const logRetention = infra.logRetentionDays as logs.RetentionDays;
     const logRemovalPolicy = infra.retainData ? RemovalPolicy.RETAIN : RemovalPolicy.DESTROY;
-    const fnTimeout = { upload: Duration.minutes(10), finalize: Duration.minutes(10) };
+    const fnTimeout = {
+      upload: Duration.seconds(timings.uploadTimeoutSeconds),
+      finalize: Duration.seconds(timings.finalizeTimeoutSeconds),
+    };
 
     this.storage = new Storage(this, 'Storage', {
       stage,
@@ -71,14 +75,16 @@ export class RowfleetStack extends Stack {
       logRetentionDays: infra.logRetentionDays,
       retainData: infra.retainData,
       // Visibility at least the consumer's timeout (+ margin), so a message is never handled twice at once.
-      uploadEventsVisibility: fnTimeout.upload.plus(Duration.minutes(5)),
-      finalizeVisibility: fnTimeout.finalize.plus(Duration.minutes(5)),
+      uploadEventsVisibility: Duration.seconds(derived.uploadEventsVisibilitySeconds),
+      finalizeVisibility: Duration.seconds(derived.finalizeVisibilitySeconds),
+      maxReceiveCount: timings.maxReceiveCount,
     });
     const { bucket, table, finalizeQueue, deadLetterQueue, uploadEventsQueue } = this.storage;
 
     this.workers = new Workers(this, 'Workers', {
       stage,
       infra,
+      timings,
       bucket,
       table,
       finalizeQueue,
@@ -193,7 +199,7 @@ export class RowfleetStack extends Stack {
     // And the reaper, every 5 minutes.
     this.schedules = new Schedules(this, 'Schedules', { stage });
     this.schedules.addSiteSchedules('UsageMail', usageMail, props.sites);
-    this.schedules.addRecurring('Reaper', reaper, Duration.minutes(5));
+    this.schedules.addRecurring('Reaper', reaper, Duration.seconds(timings.reaperIntervalSeconds));
 
     this.monitoring = new Monitoring(this, 'Monitoring', {
       stage,
@@ -211,6 +217,7 @@ export class RowfleetStack extends Stack {
       finalizeQueue,
       uploadEventsQueue,
       cluster: this.workers.cluster,
+      maxReceiveCount: timings.maxReceiveCount,
       opsEmail: infra.opsEmail,
       sites: props.sites.map((s) => s.id),
     });

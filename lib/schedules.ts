@@ -6,14 +6,12 @@ import * as targets from 'aws-cdk-lib/aws-scheduler-targets';
 import * as sqs from 'aws-cdk-lib/aws-sqs';
 import { Construct } from 'constructs';
 import type { SiteConfig } from '../config/index.ts';
-import { resourceNames } from './names.ts';
+import { resourceNames } from '../config/names.ts';
 import { acknowledge, acknowledgeFindings } from './nag.ts';
 
-/** Minute and hour fields of a cron expression from a site's local send time ("07:00" → minute 0, hour 7). */
-export function sendAtCron(sendAt: string): { readonly minute: string; readonly hour: string } {
-  const m = /^([01]\d|2[0-3]):([0-5]\d)$/.exec(sendAt);
-  if (!m) throw new Error(`sendAt must be HH:MM (00:00-23:59), got "${sendAt}"`);
-  return { hour: String(Number(m[1])), minute: String(Number(m[2])) };
+/** Minute and hour fields of a cron expression from a site's parsed local send time (07:00 → minute 0, hour 7). */
+export function sendAtCron(t: SiteConfig['sendAtTime']): { readonly minute: string; readonly hour: string } {
+  return { hour: String(t.hour), minute: String(t.minute) };
 }
 
 function checkTimeZone(site: SiteConfig): TimeZone {
@@ -78,7 +76,7 @@ export class Schedules extends Construct {
   addSiteSchedules(id: string, target: lambda.IFunction, sites: readonly SiteConfig[]): scheduler.Schedule[] {
     const scope = new Construct(this, id);
     return sites.map((site) => {
-      const { minute, hour } = sendAtCron(site.sendAt);
+      const { minute, hour } = sendAtCron(site.sendAtTime);
       return this.inGroup(
         new scheduler.Schedule(scope, `Site-${site.id}`, {
           scheduleName: `${this.stage}-${id.toLowerCase()}-${site.id}`,

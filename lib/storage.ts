@@ -4,7 +4,7 @@ import * as s3 from 'aws-cdk-lib/aws-s3';
 import * as s3n from 'aws-cdk-lib/aws-s3-notifications';
 import * as sqs from 'aws-cdk-lib/aws-sqs';
 import { Construct } from 'constructs';
-import { KEY_PREFIXES, resourceNames } from './names.ts';
+import { KEY_PREFIXES, resourceNames } from '../config/names.ts';
 import { acknowledge, acknowledgeFindings } from './nag.ts';
 
 export interface StorageProps {
@@ -19,10 +19,9 @@ export interface StorageProps {
   readonly uploadEventsVisibility: Duration;
   /** Visibility timeout of the finalize queue: at least the finalize function's timeout. */
   readonly finalizeVisibility: Duration;
+  /** Receives of one message before it goes to the dead-letter queue (timings.maxReceiveCount). */
+  readonly maxReceiveCount: number;
 }
-
-/** Deliveries before a message goes to the DLQ (the local runtime uses the same count). */
-export const MAX_RECEIVE_COUNT = 5;
 
 /**
  * The stage's state: the data bucket (with its access-log bucket), the job table, the finalize queue, the
@@ -102,7 +101,7 @@ export class Storage extends Construct {
       reason:
         'This is the shared dead-letter queue of the stage; a dead-letter queue of its own would never be read.',
     });
-    const deadLetterQueue = { queue: this.deadLetterQueue, maxReceiveCount: MAX_RECEIVE_COUNT };
+    const deadLetterQueue = { queue: this.deadLetterQueue, maxReceiveCount: props.maxReceiveCount };
 
     this.finalizeQueue = new sqs.Queue(this, 'FinalizeQueue', {
       queueName: names.finalizeQueue,

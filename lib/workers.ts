@@ -8,9 +8,9 @@ import * as logs from 'aws-cdk-lib/aws-logs';
 import type * as s3 from 'aws-cdk-lib/aws-s3';
 import type * as sqs from 'aws-cdk-lib/aws-sqs';
 import { Construct } from 'constructs';
-import type { InfraConfig } from '../config/index.ts';
+import { derivedTimings, type InfraConfig, type Timings } from '../config/index.ts';
 import { METRIC_NAMESPACE, POWERTOOLS_SERVICE_NAME } from './metrics.ts';
-import { KEY_PREFIXES, reportQueuePrefix, resourceNames } from './names.ts';
+import { KEY_PREFIXES, reportQueuePrefix, resourceNames } from '../config/names.ts';
 import { acknowledge, acknowledgeFindings, arnFinding, escapeRegExp } from './nag.ts';
 import { PROJECT_ROOT } from './paths.ts';
 
@@ -39,6 +39,8 @@ export const WORKER_IMAGE_EXCLUDE = [
 export interface WorkersProps {
   readonly stage: string;
   readonly infra: InfraConfig;
+  /** The stage's timings: the worker's graceful-stop window follows the chunk visibility. */
+  readonly timings: Timings;
   readonly bucket: s3.IBucket;
   readonly table: dynamodb.ITable;
   readonly finalizeQueue: sqs.IQueue;
@@ -130,8 +132,8 @@ export class Workers extends Construct {
         exclude: [...WORKER_IMAGE_EXCLUDE],
         platform: arm ? ecrAssets.Platform.LINUX_ARM64 : ecrAssets.Platform.LINUX_AMD64,
       }),
-      // SIGTERM → the worker finishes the chunks in hand (visibility ≤ 120 s) → exit; SIGKILL only after this.
-      stopTimeout: Duration.seconds(120),
+      // SIGTERM → the worker finishes the chunks in hand → exit; SIGKILL only after this (ECS allows ≤ 120 s).
+      stopTimeout: Duration.seconds(derivedTimings(props.timings).workerStopTimeoutSeconds),
       readonlyRootFilesystem: true,
       logging: ecs.LogDrivers.awsLogs({
         streamPrefix: 'worker',
@@ -144,9 +146,6 @@ export class Workers extends Construct {
         TABLE_NAME: props.table.tableName,
         FINALIZE_QUEUE_URL: props.finalizeQueue.queueUrl,
         DLQ_ARN: props.deadLetterQueue.queueArn,
-        WAIT_SECONDS: '20',
-        IDLE_POLLS: '2',
-        VISIBILITY_SECONDS: '120',
         POWERTOOLS_SERVICE_NAME,
         POWERTOOLS_METRICS_NAMESPACE: METRIC_NAMESPACE,
       },
@@ -166,7 +165,7 @@ export class Workers extends Construct {
     acknowledge(this.taskDefinition, {
       id: 'AwsSolutions-ECS2',
       reason:
-        'The environment holds resource names and poll timings only (bucket, table, queue URL, DLQ ARN); no secrets. Job identity comes as RunTask overrides.',
+        'The environment holds resource names only (bucket, table, queue URL, DLQ ARN); no secrets. Job identity comes as RunTask overrides.',
     });
     acknowledgeFindings(this.taskDefinition.obtainExecutionRole(), {
       rule: 'AwsSolutions-IAM5',

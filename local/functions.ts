@@ -16,11 +16,8 @@ export const FUNCTIONS = {
 export type FunctionName = keyof typeof FUNCTIONS;
 export type Invoke = (event: unknown) => Promise<unknown>;
 
-/** Poll timing for local workers (on AWS the worker defaults apply: 20 s long polls). */
-export const LOCAL_WORKER_ENV = { WAIT_SECONDS: '1', IDLE_POLLS: '2', VISIBILITY_SECONDS: '15' };
-
-export function localLauncher(stateDir: string, workerEnv: Record<string, string> = {}): LocalTaskLauncher {
-  return new LocalTaskLauncher(() => ({ ...LOCAL_WORKER_ENV, ...workerEnv }), stateDir);
+export function localLauncher(stateDir: string): LocalTaskLauncher {
+  return new LocalTaskLauncher(stateDir);
 }
 
 /** A handler invoked in this process. */
@@ -45,7 +42,6 @@ export class IsolatedFunction {
   constructor(
     readonly name: FunctionName,
     stateDir: string,
-    workerEnv: Record<string, string> = {},
   ) {
     this.child = fork(HOST, [], {
       execArgv: ['--import', TSX],
@@ -53,7 +49,6 @@ export class IsolatedFunction {
         ...process.env,
         ROWFLEET_FUNCTION: name,
         ROWFLEET_STATE_DIR: stateDir,
-        ROWFLEET_WORKER_ENV: JSON.stringify(workerEnv),
       },
       stdio: ['ignore', 'inherit', 'inherit', 'ipc'],
     });

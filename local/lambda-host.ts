@@ -4,13 +4,7 @@ import { FUNCTIONS, inProcess, localLauncher, type FunctionName } from './functi
 
 const name = process.env.ROWFLEET_FUNCTION as FunctionName;
 if (!(name in FUNCTIONS)) throw new Error(`unknown function ${name}`);
-const invoke = inProcess(
-  name,
-  localLauncher(
-    process.env.ROWFLEET_STATE_DIR ?? '.rowfleet',
-    JSON.parse(process.env.ROWFLEET_WORKER_ENV ?? '{}') as Record<string, string>,
-  ),
-);
+const invoke = inProcess(name, localLauncher(process.env.ROWFLEET_STATE_DIR ?? '.rowfleet'));
 const maxRss = () => process.resourceUsage().maxRSS * 1024;
 
 process.on('message', (m: { id: number; event: unknown }) => {

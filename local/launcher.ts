@@ -79,10 +79,7 @@ export class LocalTaskLauncher implements TaskLauncher {
   private readonly tasksDir: string;
   private readonly logDir: string;
 
-  constructor(
-    private readonly env: () => Record<string, string>,
-    stateDir: string,
-  ) {
+  constructor(stateDir: string) {
     this.tasksDir = join(stateDir, 'tasks');
     this.logDir = join(stateDir, 'logs');
   }
@@ -96,7 +93,7 @@ export class LocalTaskLauncher implements TaskLauncher {
     for (let i = 0; i < req.count; i++) {
       const out = openSync(join(this.logDir, `worker-${req.site}-${req.token}.log`), 'a');
       const child = spawn(process.execPath, ['--enable-source-maps', entry], {
-        env: { ...process.env, POWERTOOLS_LOG_LEVEL: 'INFO', ...this.env(), ...workerEnv(req) },
+        env: { ...process.env, POWERTOOLS_LOG_LEVEL: 'INFO', ...workerEnv(req) },
         stdio: ['ignore', out, out],
       });
       closeSync(out);

@@ -26,7 +26,8 @@ import type {
   SQSEvent,
   SQSRecord,
 } from 'aws-lambda';
-import { getStage } from '../config/index.ts';
+import { derivedTimings, getStage, type Timings } from '../config/index.ts';
+import { localResourceNames } from '../config/names.ts';
 import { ApiTokens } from '../core/intake/tokens.ts';
 import { CreateTopicCommand } from '@aws-sdk/client-sns';
 import { dynamoClient, s3Client, snsClient, sqsClient } from '../core/aws/clients.ts';
@@ -51,27 +52,10 @@ export interface RuntimeOptions {
   /** An AWS-compatible endpoint (e.g. LocalStack) to use instead of the embedded emulators. */
   readonly endpoint?: string;
   readonly stage?: string;
-  /** Extra environment for the workers (poll timing). */
-  readonly workerEnv?: Record<string, string>;
   /** Run each function in its own process (as separate Lambda sandboxes) instead of in this one. */
   readonly isolateFunctions?: boolean;
-  /** Seconds between reaper passes (the reaper schedule on AWS); 0 turns the reaper off. Default 10. */
+  /** Seconds between reaper passes; 0 turns the reaper off. @default the stage's `reaperIntervalSeconds` */
   readonly reaperSeconds?: number;
-}
-
-/** Locally a worker starts in well under a second; on AWS a Fargate task takes up to a minute or two. */
-const LOCAL_REAPER_GRACE_SECONDS = 30;
-
-/** Names of the stage's shared resources when run locally (the CDK stack names them on AWS). */
-export function localResourceNames(stage: string) {
-  return {
-    bucket: `rowfleet-${stage}-data`,
-    table: `rowfleet-${stage}-jobs`,
-    finalizeQueue: `${stage}-finalize`,
-    dlq: `${stage}-dlq`,
-    uploadEventsQueue: `${stage}-upload-events`,
-    jobsTopic: `rowfleet-${stage}-job-outcomes`,
-  };
 }
 
 async function startEmulatorHost(
@@ -165,7 +149,7 @@ export class LocalRuntime {
 
     let resources: Awaited<ReturnType<typeof ensureResources>>;
     try {
-      resources = await ensureResources(names, Boolean(o.endpoint));
+      resources = await ensureResources(names, stageConfig.timings, Boolean(o.endpoint));
     } catch (err) {
       host?.kill();
       throw new Error(
@@ -184,10 +168,10 @@ export class LocalRuntime {
     };
     Object.assign(process.env, resourceEnv);
 
-    const launcher = localLauncher(stateDir, o.workerEnv);
+    const launcher = localLauncher(stateDir);
     const deps = depsFromEnv(launcher);
     const isolated = o.isolateFunctions
-      ? (['upload', 'status', 'finalize'] as const).map((n) => new IsolatedFunction(n, stateDir, o.workerEnv))
+      ? (['upload', 'status', 'finalize'] as const).map((n) => new IsolatedFunction(n, stateDir))
       : [];
     const fn = (name: FunctionName): Invoke =>
       isolated.find((f) => f.name === name)?.invoke ?? inProcess(name, launcher);
@@ -230,9 +214,8 @@ export class LocalRuntime {
       await upload(e);
       return [];
     });
-    const reaperSeconds = o.reaperSeconds ?? 10;
-    if (reaperSeconds > 0)
-      rt.every(reaperSeconds, () => reap(deps, { graceSeconds: LOCAL_REAPER_GRACE_SECONDS }));
+    const reaperSeconds = o.reaperSeconds ?? stageConfig.timings.reaperIntervalSeconds;
+    if (reaperSeconds > 0) rt.every(reaperSeconds, () => reap(deps));
     return rt;
   }
 
@@ -344,7 +327,11 @@ export class LocalRuntime {
   }
 }
 
-async function ensureResources(names: ReturnType<typeof localResourceNames>, external: boolean) {
+async function ensureResources(
+  names: ReturnType<typeof localResourceNames>,
+  timings: Timings,
+  external: boolean,
+) {
   const s3 = s3Client();
   const sqs = sqsClient();
   const ddb = dynamoClient();
@@ -374,13 +361,14 @@ async function ensureResources(names: ReturnType<typeof localResourceNames>, ext
   const dlqArn = (
     await sqs.send(new GetQueueAttributesCommand({ QueueUrl: dlqUrl, AttributeNames: ['QueueArn'] }))
   ).Attributes!.QueueArn!;
-  const redrive = JSON.stringify({ deadLetterTargetArn: dlqArn, maxReceiveCount: 5 });
+  const redrive = JSON.stringify({ deadLetterTargetArn: dlqArn, maxReceiveCount: timings.maxReceiveCount });
+  const derived = derivedTimings(timings);
   const finalizeQueueUrl = await queue(names.finalizeQueue, {
-    VisibilityTimeout: '120',
+    VisibilityTimeout: String(derived.finalizeVisibilitySeconds),
     RedrivePolicy: redrive,
   });
   const uploadEventsUrl = await queue(names.uploadEventsQueue, {
-    VisibilityTimeout: '300',
+    VisibilityTimeout: String(derived.uploadEventsVisibilitySeconds),
     RedrivePolicy: redrive,
   });
   if (external) {

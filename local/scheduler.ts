@@ -7,11 +7,9 @@ export interface SiteScheduleInput {
   readonly scheduledTime: string;
 }
 
-/** `HH:MM` → a croner pattern firing at that local minute every day (second 0). */
-export function dailyCronPattern(sendAt: string): string {
-  const m = /^([01]\d|2[0-3]):([0-5]\d)$/.exec(sendAt);
-  if (!m) throw new Error(`sendAt must be HH:MM (00:00-23:59), got "${sendAt}"`);
-  return `0 ${Number(m[2])} ${Number(m[1])} * * *`;
+/** A site's parsed send time → a croner pattern firing at that local minute every day (second 0). */
+export function dailyCronPattern(t: SiteConfig['sendAtTime']): string {
+  return `0 ${t.minute} ${t.hour} * * *`;
 }
 
 /** An instant as `<aws.scheduler.scheduled-time>` writes it: UTC, whole seconds (2026-11-21T22:00:00Z). */
@@ -42,7 +40,7 @@ export class LocalSiteSchedules {
 
   start(): this {
     for (const site of this.sites) {
-      const pattern = dailyCronPattern(site.sendAt);
+      const pattern = dailyCronPattern(site.sendAtTime);
       const job = new Cron(pattern, { timezone: site.timeZone, protect: true }, async () => {
         // Croner fires at second 0 of the minute (a few ms late): the scheduled time is that minute.
         await this.fire(site.id, new Date(Math.floor(Date.now() / 60_000) * 60_000));
@@ -58,7 +56,7 @@ export class LocalSiteSchedules {
       site: s.id,
       at:
         this.jobs.get(s.id)?.nextRun() ??
-        new Cron(dailyCronPattern(s.sendAt), { timezone: s.timeZone }).nextRun()!,
+        new Cron(dailyCronPattern(s.sendAtTime), { timezone: s.timeZone }).nextRun()!,
     }));
   }
 

@@ -13,6 +13,7 @@ import {
   type Message,
   type SQSClient,
 } from '@aws-sdk/client-sqs';
+import type { Timings } from '../../config/index.ts';
 import { sqsClient } from './clients.ts';
 
 function isMissingQueue(err: unknown): boolean {
@@ -35,8 +36,8 @@ export interface JobQueueOptions {
   readonly site: string;
   readonly token: string;
   readonly dlqArn: string;
-  readonly visibilityTimeoutSeconds?: number;
-  readonly maxReceiveCount?: number;
+  /** The stage's chunk visibility and redrive count. */
+  readonly timings: Pick<Timings, 'chunkVisibilitySeconds' | 'maxReceiveCount'>;
 }
 
 /** SQS operations of the pipeline: per-job queues, chunk batches, the finalize queue. */
@@ -56,13 +57,13 @@ export class Queues {
       new CreateQueueCommand({
         QueueName: o.name,
         Attributes: {
-          VisibilityTimeout: String(o.visibilityTimeoutSeconds ?? 120),
+          VisibilityTimeout: String(o.timings.chunkVisibilitySeconds),
           MessageRetentionPeriod: String(4 * 24 * 3600),
           ReceiveMessageWaitTimeSeconds: '20',
           SqsManagedSseEnabled: 'true',
           RedrivePolicy: JSON.stringify({
             deadLetterTargetArn: o.dlqArn,
-            maxReceiveCount: o.maxReceiveCount ?? 5,
+            maxReceiveCount: o.timings.maxReceiveCount,
           }),
         },
         tags: { site: o.site, token: o.token, app: 'rowfleet' },

@@ -1,3 +1,4 @@
+import { derivedTimings } from '../../config/index.ts';
 import { jobLogger } from '../shared/log.ts';
 import { publishMetrics } from '../shared/metrics.ts';
 import { keys } from '../jobs/keys.ts';
@@ -18,8 +19,6 @@ import { recordJobUsage, usageStoreOf } from '../usage/store.ts';
 
 const HEAD_PROBE = 64 * 1024;
 const PREFETCH = 4;
-/** A finalize that started longer ago than this and never finished is taken over (the Lambda timeout is 15 min). */
-export const FINALIZE_LEASE_SECONDS = 16 * 60;
 
 async function mapLimit<T, R>(items: readonly T[], limit: number, fn: (t: T) => Promise<R>): Promise<R[]> {
   const out: R[] = new Array(items.length);
@@ -48,7 +47,9 @@ export interface FinalizeResult {
 export async function finalizeJob(deps: PipelineDeps, site: string, token: string): Promise<FinalizeResult> {
   const log = jobLogger(site, token);
   const started = new Date();
-  const job = await deps.jobs.beginFinalize(site, token, started, FINALIZE_LEASE_SECONDS);
+  // A finalize that started longer ago than its lease and never finished died: it is taken over.
+  const lease = derivedTimings(deps.timings).finalizeLeaseSeconds;
+  const job = await deps.jobs.beginFinalize(site, token, started, lease);
   if (!job) {
     log.info('finalize skipped: job is not running, or another finalize holds it');
     // A finalize that died between the final state and its usage write left the figures out; recording

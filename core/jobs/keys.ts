@@ -1,4 +1,5 @@
 import { createHash, randomUUID } from 'node:crypto';
+import { reportQueuePrefix } from '../../config/names.ts';
 
 /** A new job token: a random UUID. */
 export function newJobToken(): string {
@@ -9,11 +10,6 @@ const TOKEN_RE = /^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$
 
 export function isJobToken(value: string): boolean {
   return TOKEN_RE.test(value);
-}
-
-/** Prefix shared by every per-job queue of a stage (IAM scopes the worker role to it). */
-export function reportQueuePrefix(stage: string): string {
-  return `${stage}-report-`;
 }
 
 /** `<stage>-report-<sha1(token)>`: one queue per job, never reused (AWS blocks a deleted name for 60 s). */

@@ -1,4 +1,3 @@
-import { ConditionalCheckFailedException } from '@aws-sdk/client-dynamodb';
 import {
   GetCommand,
   PutCommand,
@@ -8,6 +7,16 @@ import {
   type QueryCommandInput,
 } from '@aws-sdk/lib-dynamodb';
 import { dynamoClient } from '../aws/clients.ts';
+import { setFields, sitePk, unlessConditionFails, type TableRef } from '../shared/dynamo.ts';
+import {
+  countChunk,
+  completeSplit,
+  isChunkCounted,
+  isCountingAttribute,
+  type ChunkCountResult,
+  type SplitTotals,
+} from './chunk-count.ts';
+import { beginFinalize, releaseFinalize } from './lease.ts';
 import { allowedFrom, isTerminal, type JobState, type RowCounts } from './states.ts';
 
 export interface JobError {
@@ -63,21 +72,11 @@ export interface Job {
   readonly retryOf?: string;
 }
 
-/** Partition key: the site. A caller of one site can only ever address its own partition. */
-const pk = (site: string) => `SITE#${site}`;
-const sk = (token: string) => `JOB#${token}`;
-/** Chunk numbers are kept in sets of this many, so no single update returns a large set. */
-const CHUNK_SET_SIZE = 1000;
+/** A job's item: in its site's partition (a caller of one site can only ever address its own partition). */
+export const jobKey = (site: string, token: string) => ({ pk: sitePk(site), sk: `JOB#${token}` });
 /** The sparse index of jobs in flight: only RUNNING and FINALIZING jobs carry its key attribute. */
 export const ACTIVE_INDEX = 'active';
 const ACTIVE = 'Y';
-
-function isConditionFailure(err: unknown): boolean {
-  return (
-    err instanceof ConditionalCheckFailedException ||
-    (err as { name?: string }).name === 'ConditionalCheckFailedException'
-  );
-}
 
 /** When a finished job's record may go: its results expire from S3 after the same number of days. */
 export function expiresAt(retentionDays: number, now = Date.now()): number {
@@ -94,26 +93,23 @@ export function jobCounts(job: Job): RowCounts {
   };
 }
 
-export interface ChunkCountResult {
-  /** False when this chunk was already counted (a duplicate delivery). */
-  readonly counted: boolean;
-  /** True for exactly one caller: the one whose write completed the job's last chunk. */
-  readonly complete: boolean;
-}
-
-/** Job state in DynamoDB: conditional state changes, exactly-once chunk counting. */
+/**
+ * Job state in DynamoDB: the job record and its conditional state changes. Two rules with their own modules
+ * are reached through it too: exactly-once chunk counting (chunk-count.ts) and the finalize lease (lease.ts).
+ */
 export class JobStore {
-  constructor(
-    private readonly table: string,
-    private readonly ddb: DynamoDBDocumentClient = dynamoClient(),
-  ) {}
+  private readonly ref: TableRef;
+
+  constructor(table: string, ddb: DynamoDBDocumentClient = dynamoClient()) {
+    this.ref = { table, ddb };
+  }
 
   async create(job: Omit<Job, 'chunksDone' | 'succeeded' | 'failed' | 'state'>): Promise<Job> {
     const item: Job = { ...job, state: 'RECEIVED', chunksDone: 0, succeeded: 0, failed: 0 };
-    await this.ddb.send(
+    await this.ref.ddb.send(
       new PutCommand({
-        TableName: this.table,
-        Item: { pk: pk(job.site), sk: sk(job.token), ...item },
+        TableName: this.ref.table,
+        Item: { ...jobKey(job.site, job.token), ...item },
         ConditionExpression: 'attribute_not_exists(pk)',
       }),
     );
@@ -121,12 +117,8 @@ export class JobStore {
   }
 
   async get(site: string, token: string, consistent = true): Promise<Job | undefined> {
-    const r = await this.ddb.send(
-      new GetCommand({
-        TableName: this.table,
-        Key: { pk: pk(site), sk: sk(token) },
-        ConsistentRead: consistent,
-      }),
+    const r = await this.ref.ddb.send(
+      new GetCommand({ TableName: this.ref.table, Key: jobKey(site, token), ConsistentRead: consistent }),
     );
     return r.Item ? toJob(r.Item) : undefined;
   }
@@ -135,7 +127,7 @@ export class JobStore {
   async list(site: string, limit = 50): Promise<Job[]> {
     const jobs = await this.queryAll({
       KeyConditionExpression: 'pk = :pk AND begins_with(sk, :job)',
-      ExpressionAttributeValues: { ':pk': pk(site), ':job': 'JOB#' },
+      ExpressionAttributeValues: { ':pk': sitePk(site), ':job': 'JOB#' },
     });
     return jobs.sort((a, b) => b.receivedAt.localeCompare(a.receivedAt)).slice(0, limit);
   }
@@ -153,8 +145,8 @@ export class JobStore {
     const jobs: Job[] = [];
     let start: Record<string, unknown> | undefined;
     do {
-      const r = await this.ddb.send(
-        new QueryCommand({ ...q, TableName: this.table, ExclusiveStartKey: start }),
+      const r = await this.ref.ddb.send(
+        new QueryCommand({ ...q, TableName: this.ref.table, ExclusiveStartKey: start }),
       );
       for (const i of r.Items ?? []) jobs.push(toJob(i));
       start = r.LastEvaluatedKey;
@@ -163,7 +155,7 @@ export class JobStore {
   }
 
   /**
-   * Moves the job to `to` if it is in a state that allows it; sets `fields` in the same write.
+   * Moves the job to `to` if it is in a state that allows it (states.ts); sets `fields` in the same write.
    * Returns the new job, or undefined when another caller moved it first.
    */
   async transition(
@@ -173,15 +165,8 @@ export class JobStore {
     fields: Partial<Job> = {},
   ): Promise<Job | undefined> {
     const from = allowedFrom(to);
-    const names: Record<string, string> = { '#state': 'state' };
-    const values: Record<string, unknown> = { ':to': to };
-    const sets = ['#state = :to'];
-    Object.entries(fields).forEach(([k, v], i) => {
-      if (v === undefined) return;
-      names[`#f${i}`] = k;
-      values[`:f${i}`] = v;
-      sets.push(`#f${i} = :f${i}`);
-    });
+    const { sets, names, values } = setFields(fields);
+    sets.unshift('#state = :to');
     from.forEach((s, i) => (values[`:from${i}`] = s));
     // Jobs in flight carry the `active` attribute, so the reaper finds them through a small sparse index.
     if (to === 'RUNNING') {
@@ -189,133 +174,50 @@ export class JobStore {
       sets.push('active = :active');
     }
     const remove = isTerminal(to) ? ' REMOVE active' : '';
-    try {
-      const r = await this.ddb.send(
+    const r = await unlessConditionFails(() =>
+      this.ref.ddb.send(
         new UpdateCommand({
-          TableName: this.table,
-          Key: { pk: pk(site), sk: sk(token) },
+          TableName: this.ref.table,
+          Key: jobKey(site, token),
           UpdateExpression: `SET ${sets.join(', ')}${remove}`,
           ConditionExpression: `attribute_exists(pk) AND #state IN (${from.map((_, i) => `:from${i}`).join(', ')})`,
-          ExpressionAttributeNames: names,
-          ExpressionAttributeValues: values,
+          ExpressionAttributeNames: { ...names, '#state': 'state' },
+          ExpressionAttributeValues: { ...values, ':to': to },
           ReturnValues: 'ALL_NEW',
         }),
-      );
-      return toJob(r.Attributes!);
-    } catch (err) {
-      if (isConditionFailure(err)) return undefined;
-      throw err;
-    }
+      ),
+    );
+    return r ? toJob(r.Attributes!) : undefined;
   }
 
-  /**
-   * Starts the finalize: RUNNING→FINALIZING, or takes over a FINALIZING job whose finalize started more
-   * than `leaseSeconds` ago and never finished (its Lambda died). Exactly one caller wins at a time.
-   */
+  /** Starts (or takes over) the job's finalize: lease.ts. */
   async beginFinalize(
     site: string,
     token: string,
     now: Date,
     leaseSeconds: number,
   ): Promise<Job | undefined> {
-    try {
-      const r = await this.ddb.send(
-        new UpdateCommand({
-          TableName: this.table,
-          Key: { pk: pk(site), sk: sk(token) },
-          UpdateExpression: 'SET #state = :finalizing, finalizingAt = :now',
-          ConditionExpression:
-            'attribute_exists(pk) AND (#state = :running OR (#state = :finalizing AND finalizingAt < :stale))',
-          ExpressionAttributeNames: { '#state': 'state' },
-          ExpressionAttributeValues: {
-            ':finalizing': 'FINALIZING',
-            ':running': 'RUNNING',
-            ':now': now.toISOString(),
-            ':stale': new Date(now.getTime() - leaseSeconds * 1000).toISOString(),
-          },
-          ReturnValues: 'ALL_NEW',
-        }),
-      );
-      return toJob(r.Attributes!);
-    } catch (err) {
-      if (isConditionFailure(err)) return undefined;
-      throw err;
-    }
+    const item = await beginFinalize(this.ref, jobKey(site, token), now, leaseSeconds);
+    return item ? toJob(item) : undefined;
   }
 
-  /**
-   * Records the split's totals. Returns true when every chunk was already counted by then, i.e. the split
-   * itself must ask for the finalize (the workers were faster).
-   */
-  async completeSplit(
-    site: string,
-    token: string,
-    totals: { totalChunks: number; totalRecords: number; rejected: number; splitDoneAt: string },
-  ): Promise<boolean> {
-    const r = await this.ddb.send(
-      new UpdateCommand({
-        TableName: this.table,
-        Key: { pk: pk(site), sk: sk(token) },
-        UpdateExpression:
-          'SET totalChunks = :tc, totalRecords = :tr, rejected = :rj, splitDoneAt = :at, doneAtSplit = if_not_exists(chunksDone, :zero)',
-        ConditionExpression: 'attribute_exists(pk) AND attribute_not_exists(totalChunks)',
-        ExpressionAttributeValues: {
-          ':tc': totals.totalChunks,
-          ':tr': totals.totalRecords,
-          ':rj': totals.rejected,
-          ':at': totals.splitDoneAt,
-          ':zero': 0,
-        },
-        ReturnValues: 'UPDATED_NEW',
-      }),
-    );
-    return Number(r.Attributes?.doneAtSplit ?? -1) === totals.totalChunks;
+  /** Gives up a finalize's lease (it failed): lease.ts. */
+  releaseFinalize(site: string, token: string, since: Date): Promise<void> {
+    return releaseFinalize(this.ref, jobKey(site, token), since);
   }
 
-  /**
-   * Counts a chunk exactly once: the chunk number joins a set in the same conditional write that adds its
-   * counts, so a redelivered chunk changes nothing. The write also reads the split's total atomically,
-   * so exactly one caller (a worker or the split) sees the job complete.
-   */
-  /** Gives up a finalize's lease (it failed): the next finalize request may start at once. */
-  async releaseFinalize(site: string, token: string, since: Date): Promise<void> {
-    try {
-      await this.ddb.send(
-        new UpdateCommand({
-          TableName: this.table,
-          Key: { pk: pk(site), sk: sk(token) },
-          UpdateExpression: 'SET finalizingAt = :released',
-          ConditionExpression: '#state = :finalizing AND finalizingAt = :mine',
-          ExpressionAttributeNames: { '#state': 'state' },
-          ExpressionAttributeValues: {
-            ':finalizing': 'FINALIZING',
-            ':mine': since.toISOString(),
-            ':released': new Date(0).toISOString(),
-          },
-        }),
-      );
-    } catch (err) {
-      if (!isConditionFailure(err)) throw err;
-    }
+  /** Records the split's totals; true when the split must ask for the finalize itself (chunk-count.ts). */
+  completeSplit(site: string, token: string, totals: SplitTotals): Promise<boolean> {
+    return completeSplit(this.ref, jobKey(site, token), totals);
   }
 
-  /** Whether a chunk was counted already (its number is in the job's chunk sets). */
-  async isChunkCounted(site: string, token: string, chunk: number): Promise<boolean> {
-    const set = `chunks${Math.floor(chunk / CHUNK_SET_SIZE)}`;
-    const r = await this.ddb.send(
-      new GetCommand({
-        TableName: this.table,
-        Key: { pk: pk(site), sk: sk(token) },
-        ProjectionExpression: '#set',
-        ExpressionAttributeNames: { '#set': set },
-        ConsistentRead: true,
-      }),
-    );
-    const counted = r.Item?.[set] as Set<number> | undefined;
-    return counted?.has(chunk) ?? false;
+  /** Whether a chunk was counted already (chunk-count.ts). */
+  isChunkCounted(site: string, token: string, chunk: number): Promise<boolean> {
+    return isChunkCounted(this.ref, jobKey(site, token), chunk);
   }
 
-  async countChunk(
+  /** Counts a chunk exactly once (chunk-count.ts). */
+  countChunk(
     site: string,
     token: string,
     chunk: number,
@@ -323,44 +225,12 @@ export class JobStore {
     /** The chunk was given up on: its part is the give-up variant (finalize reads the counted one). */
     gaveUp = false,
   ): Promise<ChunkCountResult> {
-    try {
-      const r = await this.ddb.send(
-        new UpdateCommand({
-          TableName: this.table,
-          Key: { pk: pk(site), sk: sk(token) },
-          UpdateExpression:
-            `ADD #set :k, chunksDone :one, succeeded :s, failed :f${gaveUp ? ', gaveUpChunks :k' : ''} ` +
-            'SET totalSeen = if_not_exists(totalChunks, :none)',
-          ConditionExpression: 'attribute_exists(pk) AND #state = :running AND NOT contains(#set, :chunk)',
-          ExpressionAttributeNames: {
-            '#set': `chunks${Math.floor(chunk / CHUNK_SET_SIZE)}`,
-            '#state': 'state',
-          },
-          ExpressionAttributeValues: {
-            ':k': new Set([chunk]),
-            ':chunk': chunk,
-            ':one': 1,
-            ':s': counts.succeeded,
-            ':f': counts.failed,
-            ':none': -1,
-            ':running': 'RUNNING',
-          },
-          ReturnValues: 'UPDATED_NEW',
-        }),
-      );
-      const done = Number(r.Attributes?.chunksDone);
-      const total = Number(r.Attributes?.totalSeen);
-      return { counted: true, complete: total >= 0 && done === total };
-    } catch (err) {
-      if (isConditionFailure(err)) return { counted: false, complete: false };
-      throw err;
-    }
+    return countChunk(this.ref, jobKey(site, token), chunk, counts, gaveUp);
   }
 }
 
 function toJob(item: Record<string, unknown>): Job {
   const { pk: _pk, sk: _sk, ...rest } = item;
-  for (const k of Object.keys(rest))
-    if (/^chunks\d+$/.test(k) || k === 'totalSeen' || k === 'doneAtSplit' || k === 'active') delete rest[k];
+  for (const k of Object.keys(rest)) if (isCountingAttribute(k) || k === 'active') delete rest[k];
   return rest as unknown as Job;
 }

@@ -1,11 +1,11 @@
 import { jobLogger, logger } from '../shared/log.ts';
 import { publishMetrics } from '../shared/metrics.ts';
-import { reportQueuePrefix } from '../jobs/keys.ts';
+import { derivedTimings } from '../../config/index.ts';
+import { reportQueuePrefix } from '../../config/names.ts';
 import type { PipelineDeps } from '../deps.ts';
 import { requestFinalize } from '../messages/finalize-request.ts';
 import type { Job } from '../jobs/store.ts';
 import { isTerminal } from '../jobs/states.ts';
-import { FINALIZE_LEASE_SECONDS } from '../finalize/finalize.ts';
 
 /** What one pass of the reaper did. */
 export interface ReapReport {
@@ -20,8 +20,11 @@ export interface ReapReport {
 }
 
 export interface ReapOptions {
-  /** A job is stalled only once it has been running without a worker this long (workers take time to start). */
-  readonly graceSeconds: number;
+  /**
+   * A job is stalled only once it has been running without a worker this long (workers take time to start).
+   * @default the stage's `stallGraceSeconds`
+   */
+  readonly graceSeconds?: number;
   readonly now?: Date;
 }
 
@@ -33,8 +36,10 @@ const age = (iso: string | undefined, now: Date) =>
  * replaced by ECS, a worker can die after counting the last chunk, a finalize can die mid-way.
  * Safe to run any time and concurrently with the pipeline: every action is idempotent or guarded.
  */
-export async function reap(deps: PipelineDeps, o: ReapOptions): Promise<ReapReport> {
+export async function reap(deps: PipelineDeps, o: ReapOptions = {}): Promise<ReapReport> {
   const now = o.now ?? new Date();
+  const graceSeconds = o.graceSeconds ?? deps.timings.stallGraceSeconds;
+  const leaseSeconds = derivedTimings(deps.timings).finalizeLeaseSeconds;
   const active = await deps.jobs.listActive();
   const tasks = await deps.launcher.list();
   const live = new Map<string, number>();
@@ -48,13 +53,13 @@ export async function reap(deps: PipelineDeps, o: ReapOptions): Promise<ReapRepo
       log.warn('reaper: every chunk counted but the job is still running; asking for the finalize');
       await requestFinalize(deps, { site: job.site, token: job.token });
       finalizeRequested.push({ site: job.site, token: job.token });
-    } else if (job.state === 'RUNNING' && stalled(job, live, now, o.graceSeconds)) {
+    } else if (job.state === 'RUNNING' && stalled(job, live, now, graceSeconds)) {
       const left = (job.totalChunks ?? job.chunksDone + 1) - job.chunksDone;
       const workers = Math.max(1, Math.min(job.workers ?? 1, left));
       log.warn('reaper: job stalled (chunks left, no live worker); relaunching workers', { left, workers });
       await deps.launcher.launch({ site: job.site, token: job.token, count: workers });
       relaunched.push({ site: job.site, token: job.token, workers });
-    } else if (job.state === 'FINALIZING' && age(job.finalizingAt, now) > FINALIZE_LEASE_SECONDS) {
+    } else if (job.state === 'FINALIZING' && age(job.finalizingAt, now) > leaseSeconds) {
       log.warn('reaper: a finalize died; asking for it again');
       await requestFinalize(deps, { site: job.site, token: job.token });
       finalizeRequested.push({ site: job.site, token: job.token });

@@ -164,7 +164,13 @@ export async function splitJob(
   const queueName = reportQueueName(deps.env.stage, token);
   const queueUrl =
     chunks.length > 0
-      ? await deps.queues.createJobQueue({ name: queueName, site, token, dlqArn: deps.env.dlqArn })
+      ? await deps.queues.createJobQueue({
+          name: queueName,
+          site,
+          token,
+          dlqArn: deps.env.dlqArn,
+          timings: deps.timings,
+        })
       : undefined;
   if (rejected.length > 0) {
     await deps.objects.put(

@@ -1,5 +1,5 @@
 import { randomUUID } from 'node:crypto';
-import { ConditionalCheckFailedException } from '@aws-sdk/client-dynamodb';
+import { setFields, sitePk, unlessConditionFails } from '../shared/dynamo.ts';
 import { GetCommand, PutCommand, UpdateCommand, type DynamoDBDocumentClient } from '@aws-sdk/lib-dynamodb';
 import { getStage, type SiteConfig } from '../../config/index.ts';
 import { dynamoClient } from '../aws/clients.ts';
@@ -98,15 +98,7 @@ export interface MailMarker {
   readonly error?: string;
 }
 
-const pk = (site: string) => `SITE#${site}`;
 const markerSk = (day: string) => `MAIL#USAGE#${day}`;
-
-function isConditionFailure(err: unknown): boolean {
-  return (
-    err instanceof ConditionalCheckFailedException ||
-    (err as { name?: string }).name === 'ConditionalCheckFailedException'
-  );
-}
 
 /**
  * Mail markers in the site's partition (sk `MAIL#USAGE#<day>`). A sender first claims the day with a conditional
@@ -126,28 +118,25 @@ export class MailMarkers {
   ): Promise<string | undefined> {
     const claimId = randomUUID();
     const item: MailMarker = { ...m, status: 'SENDING', claimId, claimedAt: now.toISOString() };
-    try {
-      await this.ddb.send(
+    const claimed = await unlessConditionFails(() =>
+      this.ddb.send(
         new PutCommand({
           TableName: this.table,
-          Item: { pk: pk(m.site), sk: markerSk(m.day), ...item },
+          Item: { pk: sitePk(m.site), sk: markerSk(m.day), ...item },
           ConditionExpression: 'attribute_not_exists(pk) OR #status = :released',
           ExpressionAttributeNames: { '#status': 'status' },
           ExpressionAttributeValues: { ':released': 'RELEASED' },
         }),
-      );
-      return claimId;
-    } catch (err) {
-      if (isConditionFailure(err)) return undefined;
-      throw err;
-    }
+      ),
+    );
+    return claimed ? claimId : undefined;
   }
 
   async get(site: string, day: string): Promise<MailMarker | undefined> {
     const r = await this.ddb.send(
       new GetCommand({
         TableName: this.table,
-        Key: { pk: pk(site), sk: markerSk(day) },
+        Key: { pk: sitePk(site), sk: markerSk(day) },
         ConsistentRead: true,
       }),
     );
@@ -170,21 +159,15 @@ export class MailMarkers {
   }
 
   private async update(site: string, day: string, claimId: string, fields: Record<string, string>) {
-    const names: Record<string, string> = {};
-    const values: Record<string, unknown> = { ':claim': claimId };
-    const sets = Object.entries(fields).map(([k, v], i) => {
-      names[`#f${i}`] = k;
-      values[`:f${i}`] = v;
-      return `#f${i} = :f${i}`;
-    });
+    const { sets, names, values } = setFields(fields);
     await this.ddb.send(
       new UpdateCommand({
         TableName: this.table,
-        Key: { pk: pk(site), sk: markerSk(day) },
+        Key: { pk: sitePk(site), sk: markerSk(day) },
         UpdateExpression: `SET ${sets.join(', ')}`,
         ConditionExpression: 'claimId = :claim',
         ExpressionAttributeNames: names,
-        ExpressionAttributeValues: values,
+        ExpressionAttributeValues: { ...values, ':claim': claimId },
       }),
     );
   }

@@ -1,8 +1,8 @@
-import { ConditionalCheckFailedException } from '@aws-sdk/client-dynamodb';
 import { QueryCommand, UpdateCommand, type DynamoDBDocumentClient } from '@aws-sdk/lib-dynamodb';
 import { loadConfig } from '../../config/index.ts';
 import { dynamoClient } from '../aws/clients.ts';
 import type { Job } from '../jobs/store.ts';
+import { sitePk, unlessConditionFails } from '../shared/dynamo.ts';
 import { jobLogger } from '../shared/log.ts';
 import { localDay } from './days.ts';
 
@@ -42,15 +42,7 @@ export function jobUsage(job: Job): UsageFigures {
 export type OfficeUsage = ReadonlyMap<string, UsageFigures>;
 
 /** Usage counters live in the site's own partition, one item per day and office. */
-const pk = (site: string) => `SITE#${site}`;
 const sk = (day: string, office: string) => `USAGE#${day}#${office}`;
-
-function isConditionFailure(err: unknown): boolean {
-  return (
-    err instanceof ConditionalCheckFailedException ||
-    (err as { name?: string }).name === 'ConditionalCheckFailedException'
-  );
-}
 
 /**
  * Usage counters in DynamoDB: pk `SITE#<site>`, sk `USAGE#<day>#<office>`. A job is added once: one UpdateItem
@@ -72,11 +64,11 @@ export class UsageStore {
     token: string,
     figures: UsageFigures,
   ): Promise<boolean> {
-    try {
-      await this.ddb.send(
+    const added = await unlessConditionFails(() =>
+      this.ddb.send(
         new UpdateCommand({
           TableName: this.table,
-          Key: { pk: pk(site), sk: sk(day, office) },
+          Key: { pk: sitePk(site), sk: sk(day, office) },
           UpdateExpression:
             'ADD #tokens :token, #jobs :jobs, #rows :rows, #failedRows :failedRows, #rejectedJobs :rejectedJobs SET #site = :site, #day = :day, #office = :office',
           ConditionExpression: 'NOT contains(#tokens, :tokenValue)',
@@ -102,12 +94,9 @@ export class UsageStore {
             ':office': office,
           },
         }),
-      );
-      return true;
-    } catch (err) {
-      if (isConditionFailure(err)) return false;
-      throw err;
-    }
+      ),
+    );
+    return added !== undefined;
   }
 
   /** The site's figures per office, summed over the days `from`..`to` (inclusive). Only `site`'s partition is read. */
@@ -129,7 +118,7 @@ export class UsageStore {
             '#rejectedJobs': 'rejectedJobs',
           },
           ExpressionAttributeValues: {
-            ':pk': pk(site),
+            ':pk': sitePk(site),
             ':from': `USAGE#${from}#`,
             ':to': `USAGE#${to}#\uffff`,
           },

@@ -164,11 +164,12 @@ export async function processChunk(
 export interface WorkerOptions {
   readonly site: string;
   readonly token: string;
-  /** Long-poll wait per receive (20 on AWS). */
-  readonly waitSeconds: number;
-  /** Empty receives in a row, once the split is done, before the worker exits. */
-  readonly idlePolls: number;
-  readonly visibilitySeconds: number;
+  /** Long-poll wait per receive. @default the stage's `workerWaitSeconds` */
+  readonly waitSeconds?: number;
+  /** Empty receives in a row, once the split is done, before the worker exits. @default `workerIdlePolls` */
+  readonly idlePolls?: number;
+  /** @default the stage's `chunkVisibilitySeconds` */
+  readonly visibilitySeconds?: number;
   /** Stops the loop from outside (SIGTERM). */
   readonly signal?: AbortSignal;
 }
@@ -185,7 +186,13 @@ export interface WorkerSummary {
  * deterministic key, counts it once, then deletes the message. The worker whose count completes the
  * job asks for the finalize. Visibility is extended while a chunk is being worked on.
  */
-export async function runWorker(deps: PipelineDeps, o: WorkerOptions): Promise<WorkerSummary> {
+export async function runWorker(deps: PipelineDeps, options: WorkerOptions): Promise<WorkerSummary> {
+  const o = {
+    waitSeconds: deps.timings.workerWaitSeconds,
+    idlePolls: deps.timings.workerIdlePolls,
+    visibilitySeconds: deps.timings.chunkVisibilitySeconds,
+    ...options,
+  };
   const log = jobLogger(o.site, o.token);
   const job = await deps.jobs.get(o.site, o.token);
   const queueUrl = job?.queueName ? await deps.queues.queueUrl(job.queueName) : undefined;

@@ -19,6 +19,8 @@ import type { PipelineDeps } from '../../core/deps.ts';
 import { startEmulators, type Emulators } from '../../local/emulators.ts';
 
 export const TEST_STAGE = 'local';
+/** The test stage's timings (the local override). */
+export const TEST_TIMINGS = getStage(TEST_STAGE).timings;
 
 export interface TestAws {
   readonly emulators: Emulators;
@@ -101,6 +103,7 @@ export function testDeps(
       dlqArn: aws.dlqArn,
     },
     limits: { ...getStage(TEST_STAGE).limits, ...o.limits },
+    timings: TEST_TIMINGS,
     jobs: new JobStore(aws.table),
     objects: new Objects(aws.bucket),
     queues: new Queues(),

@@ -1,10 +1,9 @@
 import { readFileSync } from 'node:fs';
 import { describe, expect, it } from 'vitest';
 import { getStage, loadConfig } from '../../config/index.ts';
-import { keys, reportQueuePrefix as coreReportQueuePrefix } from '../../core/jobs/keys.ts';
-import { localResourceNames } from '../../local/runtime.ts';
+import { keys, reportQueueName } from '../../core/jobs/keys.ts';
 import { deployableStages, resolveStage, stageEnvironment } from '../../lib/app.ts';
-import { KEY_PREFIXES, reportQueuePrefix, resourceNames } from '../../lib/names.ts';
+import { KEY_PREFIXES, reportQueuePrefix } from '../../config/names.ts';
 import { projectPath } from '../../lib/paths.ts';
 import { WORKER_IMAGE_EXCLUDE } from '../../lib/workers.ts';
 
@@ -60,9 +59,11 @@ describe('Stack: app entry and shared names', () => {
 
   describe('names shared with core/ and local/', () => {
     it.each(loadConfig().stages.map((s) => s.name))(
-      'uses the report-queue prefix of core/jobs/keys.ts (%s)',
+      'names job queues under the prefix IAM is scoped to, within the SQS limit (%s)',
       (stage) => {
-        expect(reportQueuePrefix(stage)).toBe(coreReportQueuePrefix(stage));
+        const name = reportQueueName(stage, '00000000-0000-4000-8000-000000000000');
+        expect(name.startsWith(reportQueuePrefix(stage))).toBe(true);
+        expect(name.length).toBeLessThanOrEqual(80);
       },
     );
 
@@ -72,16 +73,6 @@ describe('Stack: app entry and shared names', () => {
       expect(keys.part('sakai', token, 0).startsWith(KEY_PREFIXES.jobs)).toBe(true);
       expect(keys.rejected('sakai', token).startsWith(KEY_PREFIXES.jobs)).toBe(true);
       expect(keys.result('sakai', token).startsWith(KEY_PREFIXES.results)).toBe(true);
-    });
-
-    it('names the queues as the local runtime does', () => {
-      const local = localResourceNames('dev');
-      const aws = resourceNames('dev');
-      expect({ finalize: aws.finalizeQueue, dlq: aws.dlq, uploadEvents: aws.uploadEventsQueue }).toEqual({
-        finalize: local.finalizeQueue,
-        dlq: local.dlq,
-        uploadEvents: local.uploadEventsQueue,
-      });
     });
   });
 

@@ -4,6 +4,7 @@ import { Match, Template } from 'aws-cdk-lib/assertions';
 import * as lambda from 'aws-cdk-lib/aws-lambda';
 import { AwsSolutionsChecks } from 'cdk-nag';
 import { loadConfig, type SiteConfig } from '../../config/index.ts';
+import { parseSendAt } from '../../config/schema.ts';
 import { acknowledge } from '../../lib/nag.ts';
 import { Schedules, sendAtCron } from '../../lib/schedules.ts';
 import { cdkJsonContext } from './support.ts';
@@ -122,9 +123,9 @@ describe('Stack: schedules', () => {
   });
 
   it('derives the cron fields from sendAt and refuses malformed times', () => {
-    expect(sendAtCron('07:00')).toEqual({ hour: '7', minute: '0' });
-    expect(sendAtCron('23:05')).toEqual({ hour: '23', minute: '5' });
-    expect(() => sendAtCron('7:00')).toThrow(/HH:MM/);
-    expect(() => sendAtCron('24:00')).toThrow(/HH:MM/);
+    expect(sendAtCron(parseSendAt('07:00')!)).toEqual({ hour: '7', minute: '0' });
+    expect(sendAtCron(parseSendAt('23:05')!)).toEqual({ hour: '23', minute: '5' });
+    expect(parseSendAt('7:00')).toBeUndefined();
+    expect(parseSendAt('24:00')).toBeUndefined();
   });
 });

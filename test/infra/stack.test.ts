@@ -452,16 +452,9 @@ describe('Stack: Rowfleet-dev', () => {
             ReadonlyRootFilesystem: true,
             LogConfiguration: Match.objectLike({ LogDriver: 'awslogs' }),
             Environment: Match.arrayWith(
-              [
-                'STAGE',
-                'BUCKET_NAME',
-                'TABLE_NAME',
-                'FINALIZE_QUEUE_URL',
-                'DLQ_ARN',
-                'WAIT_SECONDS',
-                'IDLE_POLLS',
-                'VISIBILITY_SECONDS',
-              ].map((name) => Match.objectLike({ Name: name })),
+              ['STAGE', 'BUCKET_NAME', 'TABLE_NAME', 'FINALIZE_QUEUE_URL', 'DLQ_ARN'].map((name) =>
+                Match.objectLike({ Name: name }),
+              ),
             ),
           }),
         ],

@@ -3,7 +3,7 @@ import { describe, expect, it, vi } from 'vitest';
 import { Objects } from '../../core/aws/objects.ts';
 import { batchBodies, Queues } from '../../core/aws/queues.ts';
 import { newJobToken, reportQueueName } from '../../core/jobs/keys.ts';
-import { useTestAws } from '../helpers/aws.ts';
+import { TEST_TIMINGS, useTestAws } from '../helpers/aws.ts';
 
 vi.hoisted(() => {
   process.env.POWERTOOLS_LOG_LEVEL = 'SILENT';
@@ -37,7 +37,13 @@ describe('Class: Queues', () => {
     const queues = new Queues();
     const token = newJobToken();
     const name = reportQueueName('local', token);
-    const url = await queues.createJobQueue({ name, site: 'sakai', token, dlqArn: aws.dlqArn });
+    const url = await queues.createJobQueue({
+      name,
+      site: 'sakai',
+      token,
+      dlqArn: aws.dlqArn,
+      timings: TEST_TIMINGS,
+    });
     const bodies = ['{"a":1}', '山田', 'x'.repeat(1000)];
 
     // Act
@@ -64,7 +70,13 @@ describe('Class: Queues', () => {
 
     // Act
     const before = await queues.queueUrl(name);
-    const url = await queues.createJobQueue({ name, site: 'kawasaki', token, dlqArn: aws.dlqArn });
+    const url = await queues.createJobQueue({
+      name,
+      site: 'kawasaki',
+      token,
+      dlqArn: aws.dlqArn,
+      timings: TEST_TIMINGS,
+    });
 
     // Assess
     expect(before).toBeUndefined();
@@ -80,6 +92,7 @@ describe('Class: Queues', () => {
       site: 'sakai',
       token,
       dlqArn: aws.dlqArn,
+      timings: TEST_TIMINGS,
     });
     const bodies = Array.from({ length: 7 }, (_, i) => String(i).repeat(300 * 1024));
 
@@ -109,6 +122,7 @@ describe('Class: Queues', () => {
       site: 'sakai',
       token,
       dlqArn: aws.dlqArn,
+      timings: TEST_TIMINGS,
     });
     await queues.sendOne(url, 'work', 'sakai', token);
     const [m] = await queues.receive(url, { max: 1, waitSeconds: 1, visibilitySeconds: 2 });

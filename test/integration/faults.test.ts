@@ -21,7 +21,7 @@ import { dynamoClient } from '../../core/aws/clients.ts';
 import { tableDefinition } from '../../core/jobs/table.ts';
 import { CreateTableCommand } from '@aws-sdk/client-dynamodb';
 import { MAX_CHUNK_ATTEMPTS, runWorker } from '../../core/work/worker.ts';
-import { testDeps, TEST_STAGE, useTestAws } from '../helpers/aws.ts';
+import { testDeps, TEST_STAGE, TEST_TIMINGS, useTestAws } from '../helpers/aws.ts';
 import { SQSClient } from '@aws-sdk/client-sqs';
 import { Queues } from '../../core/aws/queues.ts';
 import { reap } from '../../core/ops/reaper.ts';
@@ -952,6 +952,7 @@ describe.concurrent('Fault injection: every record exactly once', () => {
       site: 'marifu',
       token,
       dlqArn: aws.dlqArn,
+      timings: TEST_TIMINGS,
     });
     const sqs = new SQSClient({ useQueueUrlAsEndpoint: false });
     let deleted = false;

@@ -5,7 +5,7 @@ import { JobStore, type Job } from '../../core/jobs/store.ts';
 import type { LaunchRequest, TaskInfo, TaskLauncher } from '../../core/ops/launcher.ts';
 import { reportQueueName } from '../../core/jobs/keys.ts';
 import { reap } from '../../core/ops/reaper.ts';
-import { createTestJob, testDeps, TEST_STAGE, useTestAws } from '../helpers/aws.ts';
+import { createTestJob, testDeps, TEST_STAGE, TEST_TIMINGS, useTestAws } from '../helpers/aws.ts';
 
 vi.hoisted(() => {
   process.env.POWERTOOLS_LOG_LEVEL = 'SILENT';
@@ -58,6 +58,7 @@ async function job(o: {
       site,
       token,
       dlqArn: aws.dlqArn,
+      timings: TEST_TIMINGS,
     });
   }
   if (o.state !== 'RECEIVED') {

@@ -2,7 +2,7 @@ import { describe, expect, it, vi } from 'vitest';
 import { JobStore } from '../../core/jobs/store.ts';
 import { reportQueueName } from '../../core/jobs/keys.ts';
 import { runWorker } from '../../core/work/worker.ts';
-import { createTestJob, testDeps, TEST_STAGE, useTestAws } from '../helpers/aws.ts';
+import { createTestJob, testDeps, TEST_STAGE, TEST_TIMINGS, useTestAws } from '../helpers/aws.ts';
 
 vi.hoisted(() => {
   process.env.POWERTOOLS_LOG_LEVEL = 'SILENT';
@@ -18,7 +18,13 @@ describe('Function: runWorker', () => {
     const jobs = new JobStore(aws.table);
     const { site, token } = await createTestJob(jobs, 'marifu');
     const queueName = reportQueueName(TEST_STAGE, token);
-    await deps.queues.createJobQueue({ name: queueName, site, token, dlqArn: aws.dlqArn });
+    await deps.queues.createJobQueue({
+      name: queueName,
+      site,
+      token,
+      dlqArn: aws.dlqArn,
+      timings: TEST_TIMINGS,
+    });
     await jobs.transition(site, token, 'RUNNING', { queueName, header: ['a'] });
     const stop = new AbortController();
 

@@ -1,5 +1,6 @@
 import { afterEach, describe, expect, it, vi } from 'vitest';
 import { loadConfig } from '../../config/index.ts';
+import { parseSendAt } from '../../config/schema.ts';
 import type { UsageMailDeps } from '../../core/usage/mail.ts';
 import { reportedDay } from '../../core/usage/days.ts';
 import { createUsageMailHandler, usageMailInput } from '../../lambdas/usage-mail/handler.ts';
@@ -47,9 +48,9 @@ describe('Class: LocalSiteSchedules', () => {
 
   it('turns sendAt into a daily pattern and refuses malformed times', () => {
     // Act, Assess
-    expect(dailyCronPattern('07:00')).toBe('0 0 7 * * *');
-    expect(dailyCronPattern('23:05')).toBe('0 5 23 * * *');
-    expect(() => dailyCronPattern('7:00')).toThrow(/HH:MM/);
+    expect(dailyCronPattern(parseSendAt('07:00')!)).toBe('0 0 7 * * *');
+    expect(dailyCronPattern(parseSendAt('23:05')!)).toBe('0 5 23 * * *');
+    expect(parseSendAt('7:00')).toBeUndefined();
   });
 
   it('plans every site at 07:00 Asia/Tokyo, 22:00 UTC the day before, all year (no DST)', () => {

@@ -1,9 +1,10 @@
 /**
- * Names the infrastructure shares with the code in core/ (lib may not import core; test/infra checks that
- * these agree with core/jobs/keys.ts).
+ * Names the code and the infrastructure share (config/ is the one folder both core/ and lib/ import): the
+ * stage's queue names, the per-job queue prefix, the bucket's key areas, and the physical names the local
+ * runtime gives what the CDK stack names on AWS.
  */
 
-/** Prefix of the per-job queues the code creates at run time: `<stage>-report-<sha1(token)>`. */
+/** Prefix of the per-job queues the split creates at run time: `<stage>-report-<sha1(token)>`. */
 export function reportQueuePrefix(stage: string): string {
   return `${stage}-report-`;
 }
@@ -28,5 +29,21 @@ export function resourceNames(stage: string) {
     dashboard: `rowfleet-${stage}`,
     scheduleGroup: `rowfleet-${stage}`,
     logGroup: (name: string) => `/rowfleet/${stage}/${name}`,
+  };
+}
+
+/**
+ * The stage's shared resources when the local runtime creates them: the queues as on AWS, and fixed names
+ * for what CloudFormation names on AWS (bucket, table, topic).
+ */
+export function localResourceNames(stage: string) {
+  const aws = resourceNames(stage);
+  return {
+    bucket: `rowfleet-${stage}-data`,
+    table: `rowfleet-${stage}-jobs`,
+    finalizeQueue: aws.finalizeQueue,
+    dlq: aws.dlq,
+    uploadEventsQueue: aws.uploadEventsQueue,
+    jobsTopic: `rowfleet-${stage}-job-outcomes`,
   };
 }
