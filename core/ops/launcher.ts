@@ -24,14 +24,3 @@ export interface LaunchRequest {
 export function workerEnv(req: LaunchRequest): Record<string, string> {
   return { SITE: req.site, JOB_TOKEN: req.token };
 }
-
-/** How many workers a job gets: enough for its records, never more than the stage allows. */
-export function workerCount(
-  records: number,
-  limits: { maxWorkersPerJob: number; recordsPerWorker: number },
-  requested?: number,
-): number {
-  if (records <= 0) return 0;
-  const wanted = requested ?? Math.ceil(records / limits.recordsPerWorker);
-  return Math.max(1, Math.min(limits.maxWorkersPerJob, wanted));
-}

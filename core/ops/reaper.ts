@@ -6,6 +6,7 @@ import type { PipelineDeps } from '../deps.ts';
 import { requestFinalize } from '../messages/finalize-request.ts';
 import type { Job } from '../jobs/store.ts';
 import { isTerminal } from '../jobs/states.ts';
+import { relaunchCount } from '../split/worker-count.ts';
 
 /** What one pass of the reaper did. */
 export interface ReapReport {
@@ -54,9 +55,8 @@ export async function reap(deps: PipelineDeps, o: ReapOptions = {}): Promise<Rea
       await requestFinalize(deps, { site: job.site, token: job.token });
       finalizeRequested.push({ site: job.site, token: job.token });
     } else if (job.state === 'RUNNING' && stalled(job, live, now, graceSeconds)) {
-      const left = (job.totalChunks ?? job.chunksDone + 1) - job.chunksDone;
-      const workers = Math.max(1, Math.min(job.workers ?? 1, left));
-      log.warn('reaper: job stalled (chunks left, no live worker); relaunching workers', { left, workers });
+      const workers = relaunchCount(job);
+      log.warn('reaper: job stalled (chunks left, no live worker); relaunching workers', { workers });
       await deps.launcher.launch({ site: job.site, token: job.token, count: workers });
       relaunched.push({ site: job.site, token: job.token, workers });
     } else if (job.state === 'FINALIZING' && age(job.finalizingAt, now) > leaseSeconds) {

@@ -2,7 +2,6 @@ import { Chunker, mergeChunks, type ChunkMessage } from '../messages/chunk.ts';
 import { readRecordBatches, type RejectedRecord } from '../source/csv.ts';
 import { decodeToUtf8, type DecodeInfo } from '../source/decode.ts';
 import { FileRejectedError } from '../shared/errors.ts';
-import { workerCount } from '../ops/launcher.ts';
 import { jobLogger } from '../shared/log.ts';
 import { publishMetrics } from '../shared/metrics.ts';
 import { keys, reportQueueName } from '../jobs/keys.ts';
@@ -11,11 +10,8 @@ import { requestFinalize } from '../messages/finalize-request.ts';
 import { batchBodies } from '../aws/queues.ts';
 import { expiresAt, type Job, type JobError } from '../jobs/store.ts';
 import { recordJobUsage, usageStoreOf } from '../usage/store.ts';
-
-/** UTF-8 uploads are read by the workers as they are; any other encoding through a transcoded copy. */
-const isUtf8Upload = (e: string | undefined) => e === 'utf-8' || e === 'utf-8-bom';
-/** Bytes held while the encoding is still open (ASCII so far) before they go to the copy anyway. */
-const HOLD_UNDECIDED_BYTES = 16 * 1024 * 1024;
+import { Utf8SourceCopy } from './source-copy.ts';
+import { workerCount } from './worker-count.ts';
 
 /** The pieces the split cuts while validating (joined into chunks afterwards). */
 const SUB_CHUNK_BYTES = 64 * 1024;
@@ -31,11 +27,27 @@ export interface SplitResult {
   readonly workers?: number;
 }
 
+/** What reading the whole file found, when nothing in it rejects the file. */
+interface ValidatedFile {
+  readonly header: string[];
+  readonly delimiter: string;
+  readonly encoding: DecodeInfo['encoding'];
+  /** Numbered records, rejected ones included. */
+  readonly records: number;
+  readonly rejected: RejectedRecord[];
+  /** Fine-grained byte ranges of the UTF-8 source (joined into chunks once the counts are known). */
+  readonly pieces: ChunkMessage[];
+}
+
+/** A file rejected as a whole. */
+interface RejectedFile {
+  readonly rejection: FileRejectedError;
+  readonly encoding: DecodeInfo['encoding'];
+}
+
 /**
- * Splits a received job. The whole file is validated first (decoded, parsed, every record classified),
- * so a rejected file never gets a queue or a worker. Records are grouped into chunks — byte ranges of
- * the UTF-8 source — as they go by; then the queue is created, workers launched and the chunks sent.
- * A CP932 or UTF-16 upload is transcoded to a UTF-8 copy during the same pass.
+ * Splits a received job: validates the whole file first, so a rejected file never gets a queue or a worker;
+ * then puts the job to work.
  */
 export async function splitJob(
   deps: PipelineDeps,
@@ -43,120 +55,120 @@ export async function splitJob(
   token: string,
   opts: { workers?: number } = {},
 ): Promise<SplitResult> {
-  const log = jobLogger(site, token);
   const job = await deps.jobs.get(site, token);
   if (!job || job.state !== 'RECEIVED') {
-    log.info('split skipped: job is not waiting to be split', { state: job?.state });
+    jobLogger(site, token).info('split skipped: job is not waiting to be split', { state: job?.state });
     return { state: 'SKIPPED' };
   }
   const started = Date.now();
+  const file = await validateWholeFile(deps, job);
+  if ('rejection' in file) return rejectFile(deps, job, file, started);
+  return startWork(deps, job, file, started, opts.workers);
+}
+
+/**
+ * Reads the whole upload once: decodes it (BOM / UTF-8 / CP932 / UTF-16), checks every record, and cuts the
+ * UTF-8 source into byte ranges as the records go by. A CP932 or UTF-16 upload is transcoded to a UTF-8 copy
+ * during the same pass. File-level problems come back as a rejection; anything else (storage down) throws.
+ */
+async function validateWholeFile(deps: PipelineDeps, job: Job): Promise<ValidatedFile | RejectedFile> {
   const info: DecodeInfo = {};
+  const copy = new Utf8SourceCopy(deps.objects, job.site, job.token, info);
+  try {
+    const utf8 = decodeToUtf8(await deps.objects.stream(job.sourceKey), info);
+    const read = await cutIntoPieces(copy.tee(utf8), job, deps);
+    // The key and the BOM shift are known once the whole file is read (the encoding may be open until then).
+    const { key, shift } = await copy.finish(job.sourceKey);
+    const pieces = read.pieces.map((p) => ({ ...p, key, start: p.start + shift, end: p.end + shift }));
+    return { ...read, pieces, encoding: info.encoding };
+  } catch (err) {
+    await copy.abort();
+    if (err instanceof FileRejectedError) return { rejection: err, encoding: info.encoding };
+    throw err;
+  }
+}
+
+/** Parses the UTF-8 stream strictly and groups its records into fine pieces (keys and offsets set later). */
+async function cutIntoPieces(
+  utf8: AsyncIterable<Buffer>,
+  job: Job,
+  deps: PipelineDeps,
+): Promise<Omit<ValidatedFile, 'encoding'>> {
   const pieces: ChunkMessage[] = [];
   const rejected: RejectedRecord[] = [];
   let header: string[] = [];
   let delimiter = ',';
   let records = 0;
-  let copy: ReturnType<typeof deps.objects.multipart> | undefined;
   let chunker: Chunker | undefined;
-  try {
-    const source = await deps.objects.stream(job.sourceKey);
-    const utf8 = decodeToUtf8(source, info);
-    // Workers read ranges of UTF-8: the upload itself when it is UTF-8, else a transcoded copy holding
-    // every byte the parser saw. Until the decoder has seen a non-ASCII byte the encoding is open (ASCII
-    // reads the same either way): those bytes are held, up to a bound, then written to the copy too.
-    const held: Buffer[] = [];
-    let heldBytes = 0;
-    const startCopy = async () => {
-      copy ??= deps.objects.multipart(keys.utf8Source(site, token), 'text/csv; charset=utf-8');
-      for (const h of held.splice(0)) await copy.write(h);
-      heldBytes = 0;
-    };
-    async function* teed(): AsyncGenerator<Buffer> {
-      for await (const b of utf8) {
-        if (info.encoding === undefined) {
-          held.push(b);
-          heldBytes += b.length;
-          if (copy || heldBytes > HOLD_UNDECIDED_BYTES) await startCopy();
-        } else if (!isUtf8Upload(info.encoding)) {
-          await startCopy();
-          await copy!.write(b);
-        } else {
-          held.length = 0;
-          heldBytes = 0;
-        }
-        yield b;
+  for await (const batch of readRecordBatches(utf8, { maxRecordBytes: deps.limits.maxRecordBytes })) {
+    for (const ev of batch) {
+      if (ev.kind === 'header') {
+        header = ev.header;
+        delimiter = ev.delimiter;
+        chunker = new Chunker(job.site, job.token, '', ev, {
+          maxBytes: Math.min(SUB_CHUNK_BYTES, deps.limits.chunkMaxBytes),
+          maxRecords: Math.min(SUB_CHUNK_RECORDS, deps.limits.chunkMaxRecords),
+        });
+        continue;
       }
+      records = ev.n;
+      if (ev.kind === 'rejected')
+        rejected.push({ n: ev.n, line: ev.line, code: ev.code, message: ev.message, raw: ev.raw });
+      const full = chunker!.add(ev);
+      if (full) pieces.push(full);
     }
-    for await (const batch of readRecordBatches(teed(), { maxRecordBytes: deps.limits.maxRecordBytes })) {
-      for (const ev of batch) {
-        if (ev.kind === 'header') {
-          header = ev.header;
-          delimiter = ev.delimiter;
-          // The key and the BOM shift are set once the whole file is read (the encoding may still be open).
-          chunker = new Chunker(
-            site,
-            token,
-            '',
-            ev,
-            // Fine pieces first; they are joined into work units once the counts are known.
-            {
-              maxBytes: Math.min(SUB_CHUNK_BYTES, deps.limits.chunkMaxBytes),
-              maxRecords: Math.min(SUB_CHUNK_RECORDS, deps.limits.chunkMaxRecords),
-            },
-          );
-          continue;
-        }
-        records = ev.n;
-        if (ev.kind === 'rejected')
-          rejected.push({ n: ev.n, line: ev.line, code: ev.code, message: ev.message, raw: ev.raw });
-        const full = chunker!.add(ev);
-        if (full) pieces.push(full);
-      }
-    }
-    const last = chunker?.flush();
-    if (last) pieces.push(last);
-    const fromUpload = isUtf8Upload(info.encoding);
-    if (fromUpload) {
-      await copy?.abort();
-    } else {
-      await startCopy();
-      await copy!.done();
-    }
-    const key = fromUpload ? job.sourceKey : keys.utf8Source(site, token);
-    const shift = fromUpload ? (info.bomBytes ?? 0) : 0;
-    pieces.splice(
-      0,
-      pieces.length,
-      ...pieces.map((p) => ({ ...p, key, start: p.start + shift, end: p.end + shift })),
-    );
-  } catch (err) {
-    await copy?.abort();
-    if (!(err instanceof FileRejectedError)) throw err;
-    const error: JobError = { code: err.code, message: err.message, ...(err.line ? { line: err.line } : {}) };
-    const finished = await deps.jobs.transition(site, token, 'REJECTED', {
-      error,
-      encoding: info.encoding,
-      finishedAt: new Date().toISOString(),
-      expiresAt: expiresAt(deps.limits.retentionDays),
-    });
-    if (finished) {
-      await recordJobUsage(usageStoreOf(deps), finished);
-      await deps.notifier?.jobFinished(finished, 'REJECTED', {
-        total: 0,
-        succeeded: 0,
-        failed: 0,
-        rejected: 0,
-      });
-    }
-    log.warn('file rejected', { code: err.code, line: err.line });
-    publishMetrics(deps.env.stage, { JobsRejected: 1, SplitDuration: Date.now() - started });
-    return { state: 'REJECTED', error };
   }
+  const last = chunker?.flush();
+  if (last) pieces.push(last);
+  return { header, delimiter, records, rejected, pieces };
+}
 
-  const valid = records - rejected.length;
-  const workers = workerCount(valid, deps.limits, opts.workers);
-  // About CHUNKS_PER_WORKER chunks per worker, within the configured chunk limits.
-  const chunks = mergeChunks(pieces, {
+/** A rejected file: the job ends REJECTED (counted in the usage, announced), with no queue and no worker. */
+async function rejectFile(
+  deps: PipelineDeps,
+  job: Job,
+  file: RejectedFile,
+  started: number,
+): Promise<SplitResult> {
+  const err = file.rejection;
+  const error: JobError = { code: err.code, message: err.message, ...(err.line ? { line: err.line } : {}) };
+  const finished = await deps.jobs.transition(job.site, job.token, 'REJECTED', {
+    error,
+    encoding: file.encoding,
+    finishedAt: new Date().toISOString(),
+    expiresAt: expiresAt(deps.limits.retentionDays),
+  });
+  if (finished) {
+    await recordJobUsage(usageStoreOf(deps), finished);
+    await deps.notifier?.jobFinished(finished, 'REJECTED', {
+      total: 0,
+      succeeded: 0,
+      failed: 0,
+      rejected: 0,
+    });
+  }
+  jobLogger(job.site, job.token).warn('file rejected', { code: err.code, line: err.line });
+  publishMetrics(deps.env.stage, { JobsRejected: 1, SplitDuration: Date.now() - started });
+  return { state: 'REJECTED', error };
+}
+
+/**
+ * A valid file goes to work: its pieces joined into chunks (about CHUNKS_PER_WORKER per worker), its queue,
+ * its rejected records, the RUNNING state, its workers, its chunks on the queue, and the split's totals (the
+ * split asks for the finalize itself if the workers already counted every chunk).
+ */
+async function startWork(
+  deps: PipelineDeps,
+  job: Job,
+  file: ValidatedFile,
+  started: number,
+  requestedWorkers: number | undefined,
+): Promise<SplitResult> {
+  const { site, token } = job;
+  const log = jobLogger(site, token);
+  const valid = file.records - file.rejected.length;
+  const workers = workerCount(valid, deps.limits, requestedWorkers);
+  const chunks = mergeChunks(file.pieces, {
     targetRecords: Math.max(1, Math.ceil(valid / Math.max(1, workers * CHUNKS_PER_WORKER))),
     maxBytes: deps.limits.chunkMaxBytes,
     maxRecords: deps.limits.chunkMaxRecords,
@@ -172,17 +184,17 @@ export async function splitJob(
           timings: deps.timings,
         })
       : undefined;
-  if (rejected.length > 0) {
+  if (file.rejected.length > 0) {
     await deps.objects.put(
       keys.rejected(site, token),
-      rejected.map((r) => JSON.stringify(r)).join('\n') + '\n',
+      file.rejected.map((r) => JSON.stringify(r)).join('\n') + '\n',
       'application/x-ndjson',
     );
   }
   const running: Partial<Job> = {
-    header,
-    delimiter,
-    encoding: info.encoding,
+    header: file.header,
+    delimiter: file.delimiter,
+    encoding: file.encoding,
     queueName: queueUrl ? queueName : undefined,
     workers,
     splitStartedAt: new Date(started).toISOString(),
@@ -202,23 +214,23 @@ export async function splitJob(
   }
   const complete = await deps.jobs.completeSplit(site, token, {
     totalChunks: chunks.length,
-    totalRecords: records,
-    rejected: rejected.length,
+    totalRecords: file.records,
+    rejected: file.rejected.length,
     splitDoneAt: new Date().toISOString(),
   });
   if (complete) await requestFinalize(deps, { site, token });
   publishMetrics(deps.env.stage, {
     SplitDuration: Date.now() - started,
-    RecordsRejected: rejected.length,
+    RecordsRejected: file.rejected.length,
     WorkersLaunched: workers,
   });
   log.info('split done', {
-    records,
-    rejected: rejected.length,
+    records: file.records,
+    rejected: file.rejected.length,
     chunks: chunks.length,
     workers,
     ms: Date.now() - started,
-    encoding: info.encoding,
+    encoding: file.encoding,
   });
-  return { state: 'RUNNING', records, chunks: chunks.length, workers };
+  return { state: 'RUNNING', records: file.records, chunks: chunks.length, workers };
 }

@@ -1,55 +1,16 @@
 import { setTimeout as sleep } from 'node:timers/promises';
 import type { Message } from '@aws-sdk/client-sqs';
 import { decodeChunk, type ChunkMessage } from '../messages/chunk.ts';
-import { readRange, recordToRaw } from '../source/csv.ts';
-import type { Objects } from '../aws/objects.ts';
 import { errorMessage } from '../shared/errors.ts';
-import { jobLogger } from '../shared/log.ts';
+import { jobLogger, type Log } from '../shared/log.ts';
 import { publishMetrics } from '../shared/metrics.ts';
 import { keys } from '../jobs/keys.ts';
 import type { PipelineDeps } from '../deps.ts';
 import { requestFinalize } from '../messages/finalize-request.ts';
 import { getProcessor, type RowProcessor } from './processors/index.ts';
 import { simulated, simulationOf } from './processors/simulate.ts';
-import { encodePart, type PartMeta, type RecordFailure } from '../messages/part.ts';
-import { dosDateTime, LocalEntries } from '../finalize/zip.ts';
 import type { Job } from '../jobs/store.ts';
-
-export interface ProcessedChunk {
-  readonly part: Buffer;
-  readonly succeeded: number;
-  readonly failed: number;
-}
-
-/** Reads a chunk's records from its byte range of the source (same parser and rules as the split). */
-export async function chunkRecords(
-  job: Job,
-  msg: ChunkMessage,
-  objects: Objects,
-  maxRecordBytes: number,
-): Promise<[number, number, string[]][]> {
-  const bytes =
-    msg.end > msg.start
-      ? await objects.bytes(msg.key, { start: msg.start, end: msg.end - 1 })
-      : Buffer.alloc(0);
-  const events = readRange(bytes, {
-    header: job.header ?? [],
-    delimiter: job.delimiter ?? ',',
-    n: msg.n,
-    line: msg.line,
-    maxRecordBytes,
-  });
-  const numbered = events.filter((e) => e.kind !== 'header');
-  if (numbered.length !== msg.records || numbered[0]?.n !== msg.n) {
-    throw new Error(
-      `chunk ${msg.chunk}: expected ${msg.records} records from ${msg.n}, read ${numbered.length} from ${numbered[0]?.n}`,
-    );
-  }
-  // Rejected records were reported by the split; only the accepted ones are processed.
-  return events.flatMap((e) =>
-    e.kind === 'record' ? [[e.n, e.line, e.fields] as [number, number, string[]]] : [],
-  );
-}
+import { chunkRecords, failedChunk, processChunk, type ProcessedChunk } from './process-chunk.ts';
 
 /**
  * Chunks a worker takes per receive (and works on at once): two overlap one chunk's I/O with the other's CPU,
@@ -59,107 +20,10 @@ const CHUNKS_PER_RECEIVE = 2;
 
 /**
  * Attempts at a chunk before it counts as a poison chunk: its records are then recorded as failed with the
- * last error (the job ends PARTIAL, not stuck). Below the queues' redrive count (5), so the DLQ only gets
- * what even that could not settle.
+ * last error (the job ends PARTIAL, not stuck). Below the queues' redrive count (timings.maxReceiveCount), so
+ * the DLQ only gets what even that could not settle.
  */
 export const MAX_CHUNK_ATTEMPTS = 3;
-
-/** The part of a chunk given up on: every record it holds (rejected ones excepted) failed with `error`. */
-export async function failedChunk(
-  deps: PipelineDeps,
-  job: Job,
-  msg: ChunkMessage,
-  error: string,
-): Promise<ProcessedChunk> {
-  let failures: RecordFailure[];
-  try {
-    const rows = await chunkRecords(job, msg, deps.objects, deps.limits.maxRecordBytes);
-    failures = rows.map(([n, line, fields]) => ({
-      n,
-      line,
-      code: 'CHUNK_FAILED',
-      message: error,
-      raw: recordToRaw(fields, job.delimiter),
-    }));
-  } catch {
-    // The range itself cannot be read: the numbers are known, the lines only for the first record.
-    const rejected = new Set<number>();
-    if (job.rejected) {
-      const text = (await deps.objects.bytes(keys.rejected(job.site, job.token))).toString('utf8');
-      for (const l of text.split('\n')) if (l) rejected.add((JSON.parse(l) as { n: number }).n);
-    }
-    failures = [];
-    for (let n = msg.n; n < msg.n + msg.records; n++) {
-      if (!rejected.has(n))
-        failures.push({ n, line: n === msg.n ? msg.line : 0, code: 'CHUNK_FAILED', message: error, raw: '' });
-    }
-  }
-  const meta: PartMeta = {
-    v: 3,
-    site: job.site,
-    token: job.token,
-    chunk: msg.chunk,
-    succeeded: 0,
-    failed: failures.length,
-    entries: 0,
-    failures,
-  };
-  return { part: encodePart(meta, Buffer.alloc(0)), succeeded: 0, failed: failures.length };
-}
-
-/** A record the processor fails on is tried this many times (with a short backoff) before it counts as failed. */
-export const RECORD_ATTEMPTS = 3;
-const RECORD_RETRY_BASE_MS = 10;
-
-/** Runs the processor over one chunk's records and builds its part object (zip entries, counts, failures). */
-export async function processChunk(
-  job: Job,
-  msg: ChunkMessage,
-  records: readonly [number, number, string[]][],
-  processor: RowProcessor,
-): Promise<ProcessedChunk> {
-  const ctx = { site: job.site, token: job.token, header: job.header ?? [] };
-  const stamp = dosDateTime(new Date(job.receivedAt));
-  const entries = new LocalEntries(stamp);
-  const failures: RecordFailure[] = [];
-  let succeeded = 0;
-  for (const [n, line, fields] of records) {
-    for (let attempt = 1; ; attempt++) {
-      try {
-        // Await only what is a promise: a microtask per record is measurable at a million records.
-        const result = processor.process({ n, line, fields }, ctx);
-        const outputs = result instanceof Promise ? await result : result;
-        for (const o of outputs) entries.add(o.name, o.data);
-        succeeded++;
-        break;
-      } catch (err) {
-        if (attempt < RECORD_ATTEMPTS) {
-          await sleep(RECORD_RETRY_BASE_MS * 2 ** (attempt - 1));
-          continue;
-        }
-        failures.push({
-          n,
-          line,
-          code: 'PROCESSING_FAILED',
-          message: errorMessage(err),
-          raw: recordToRaw(fields, job.delimiter),
-        });
-        break;
-      }
-    }
-  }
-  const meta: PartMeta = {
-    v: 3,
-    site: job.site,
-    token: job.token,
-    chunk: msg.chunk,
-    succeeded,
-    failed: failures.length,
-    entries: entries.count,
-    failures,
-  };
-  return { part: encodePart(meta, entries.bytes()), succeeded, failed: failures.length };
-}
 
 export interface WorkerOptions {
   readonly site: string;
@@ -181,6 +45,17 @@ export interface WorkerSummary {
   readonly reason: 'idle' | 'job-finished' | 'stopped' | 'no-job';
 }
 
+/** One worker's view of its job while it runs, and its tally. */
+interface Worker {
+  readonly deps: PipelineDeps;
+  readonly job: Job;
+  readonly queueUrl: string;
+  readonly processor: RowProcessor;
+  readonly visibilitySeconds: number;
+  readonly log: Log;
+  readonly tally: { chunks: number; duplicates: number; records: number };
+}
+
 /**
  * The row worker: long-polls the job's queue, processes chunks, writes each chunk's part under a
  * deterministic key, counts it once, then deletes the message. The worker whose count completes the
@@ -200,110 +75,17 @@ export async function runWorker(deps: PipelineDeps, options: WorkerOptions): Pro
     log.info('worker: nothing to do', { state: job?.state });
     return { chunks: 0, duplicates: 0, records: 0, reason: job ? 'job-finished' : 'no-job' };
   }
-  const processor = getProcessor(job.processor);
-  let chunks = 0;
-  let duplicates = 0;
-  let records = 0;
+  const w: Worker = {
+    deps,
+    job,
+    queueUrl,
+    processor: getProcessor(job.processor),
+    visibilitySeconds: o.visibilitySeconds,
+    log,
+    tally: { chunks: 0, duplicates: 0, records: 0 },
+  };
   let idle = 0;
   let idleSince = Date.now();
-
-  const handle = async (m: Message): Promise<void> => {
-    const heartbeat = setInterval(
-      () => {
-        deps.queues
-          .extendVisibility(queueUrl, m.ReceiptHandle!, o.visibilitySeconds)
-          .catch((err: unknown) => log.warn('heartbeat failed', { error: errorMessage(err) }));
-      },
-      Math.max(1000, (o.visibilitySeconds * 1000) / 3),
-    );
-    const attempt = Number(m.Attributes?.ApproximateReceiveCount ?? '1');
-    let msg: ChunkMessage | undefined;
-    try {
-      msg = decodeChunk(m.Body ?? '');
-      if (msg.site !== o.site || msg.token !== o.token) {
-        // Never process another tenant's or job's data; leave it to the DLQ and say so.
-        log.error('foreign message on job queue', { messageSite: msg.site, messageToken: msg.token });
-        return;
-      }
-      const t0 = Date.now();
-      let done: ProcessedChunk;
-      const giveUp = attempt > MAX_CHUNK_ATTEMPTS;
-      if (giveUp) {
-        // The attempts before this one crashed their worker (they never reached the catch below).
-        done = await failedChunk(
-          deps,
-          job,
-          msg,
-          `gave up after ${MAX_CHUNK_ATTEMPTS} attempts that ended their worker`,
-        );
-      } else {
-        const rows = await chunkRecords(job, msg, deps.objects, deps.limits.maxRecordBytes);
-        const sim = simulationOf(job.options);
-        done = await processChunk(job, msg, rows, sim ? simulated(processor, sim) : processor);
-      }
-      await settle(m, msg, done, t0, giveUp);
-    } catch (err) {
-      if (!msg || msg.site !== o.site || msg.token !== o.token) {
-        log.error('undecodable message on job queue; left for the DLQ', { error: errorMessage(err) });
-        return;
-      }
-      const error = errorMessage(err);
-      if (attempt < MAX_CHUNK_ATTEMPTS) {
-        // Released with a short backoff; another attempt (here or in another worker) follows.
-        log.warn('chunk failed; it will be retried', { chunk: msg.chunk, attempt, error });
-        await deps.queues.extendVisibility(
-          queueUrl,
-          m.ReceiptHandle!,
-          Math.min(o.visibilitySeconds, 2 * attempt),
-        );
-        return;
-      }
-      // A poison chunk: its records are recorded as failed with the last error, so the job ends PARTIAL.
-      log.error('chunk failed on its last attempt; its records are recorded as failed', {
-        chunk: msg.chunk,
-        attempt,
-        error,
-      });
-      await settle(m, msg, await failedChunk(deps, job, msg, error), Date.now(), true);
-    } finally {
-      clearInterval(heartbeat);
-    }
-  };
-
-  /** Stores a chunk's part, counts it once, asks for the finalize if it was the last, deletes the message. */
-  const settle = async (
-    m: Message,
-    msg: ChunkMessage,
-    done: ProcessedChunk,
-    t0: number,
-    giveUp = false,
-  ): Promise<void> => {
-    // A give-up must never replace the part of a chunk an earlier attempt stored and counted (its answer
-    // may have been lost on the way back): then the chunk is done and only its message is left.
-    if (giveUp && (await deps.jobs.isChunkCounted(o.site, o.token, msg.chunk))) {
-      duplicates++;
-      await deps.queues.delete(queueUrl, m.ReceiptHandle!);
-      return;
-    }
-    // A give-up stores its part under its own key, so it can never replace a processed chunk's part; the
-    // count (exactly once) records which of the two the finalize reads.
-    const key = giveUp ? keys.gaveUpPart(o.site, o.token, msg.chunk) : keys.part(o.site, o.token, msg.chunk);
-    await deps.objects.put(key, done.part);
-    const counted = await deps.jobs.countChunk(o.site, o.token, msg.chunk, done, giveUp);
-    if (counted.counted) {
-      chunks++;
-      records += done.succeeded + done.failed;
-      publishMetrics(deps.env.stage, {
-        ChunksProcessed: 1,
-        RecordsProcessed: done.succeeded,
-        RecordsFailed: done.failed,
-        ChunkLatency: Date.now() - t0,
-      });
-    } else duplicates++;
-    if (counted.complete) await requestFinalize(deps, { site: o.site, token: o.token });
-    await deps.queues.delete(queueUrl, m.ReceiptHandle!);
-  };
-
   while (!o.signal?.aborted) {
     const messages = await deps.queues.receive(queueUrl, {
       max: CHUNKS_PER_RECEIVE,
@@ -315,24 +97,139 @@ export async function runWorker(deps: PipelineDeps, options: WorkerOptions): Pro
     if (messages.length > 0) {
       idle = 0;
       // A chunk whose settling failed (storage down) stays on the queue; the worker goes on.
-      for (const r of await Promise.allSettled(messages.map(handle))) {
-        if (r.status === 'rejected')
-          log.error('chunk not settled; it will come back', { error: errorMessage(r.reason) });
+      for (const r of await Promise.allSettled(messages.map((m) => handleMessage(w, m)))) {
+        if (r.status === 'rejected') log.error('chunk not settled; it will come back', { error: r.reason });
       }
       continue;
     }
     const now = await deps.jobs.get(o.site, o.token, false);
-    if (!now || now.state !== 'RUNNING') return { chunks, duplicates, records, reason: 'job-finished' };
-    // Idle: every chunk is counted (the finalize is coming), or nothing came back for longer than a
-    // visibility timeout (by then the chunks of a worker that died are visible again and would have come).
+    if (!now || now.state !== 'RUNNING') return { ...w.tally, reason: 'job-finished' };
     if (idle === 0) idleSince = Date.now();
     idle++;
-    const allCounted = now.totalChunks !== undefined && now.chunksDone >= now.totalChunks;
-    const waitedOut = Date.now() - idleSince > (o.visibilitySeconds + 2 * o.waitSeconds) * 1000;
-    if (now.totalChunks !== undefined && ((allCounted && idle >= o.idlePolls) || waitedOut)) {
-      return { chunks, duplicates, records, reason: 'idle' };
-    }
+    if (idleEnough(now, { idle, idleMs: Date.now() - idleSince }, o)) return { ...w.tally, reason: 'idle' };
     if (o.waitSeconds === 0) await sleep(200);
   }
-  return { chunks, duplicates, records, reason: 'stopped' };
+  return { ...w.tally, reason: 'stopped' };
+}
+
+/**
+ * When an idle worker leaves its running job: every chunk is counted (the finalize is coming) and the last
+ * `idlePolls` receives came back empty; or nothing came back for longer than a visibility timeout (by then the
+ * chunks of a worker that died are visible again and would have come). Never before the split is done.
+ */
+export function idleEnough(
+  job: Pick<Job, 'totalChunks' | 'chunksDone'>,
+  idle: { readonly idle: number; readonly idleMs: number },
+  o: { readonly idlePolls: number; readonly visibilitySeconds: number; readonly waitSeconds: number },
+): boolean {
+  if (job.totalChunks === undefined) return false;
+  const allCounted = job.chunksDone >= job.totalChunks;
+  const waitedOut = idle.idleMs > (o.visibilitySeconds + 2 * o.waitSeconds) * 1000;
+  return (allCounted && idle.idle >= o.idlePolls) || waitedOut;
+}
+
+/** Whether a chunk message belongs to this worker's site and job: another tenant's data is never processed. */
+export function isOwnChunk(msg: Pick<ChunkMessage, 'site' | 'token'>, job: Pick<Job, 'site' | 'token'>) {
+  return msg.site === job.site && msg.token === job.token;
+}
+
+/**
+ * Works on one received chunk: keeps it invisible while busy (heartbeat), processes its records — or, past
+ * MAX_CHUNK_ATTEMPTS, gives it up — and settles it. A failed attempt is released with a short backoff; the
+ * last failure records the chunk's records as failed (a poison chunk), so the job ends PARTIAL, never stuck.
+ */
+async function handleMessage(w: Worker, m: Message): Promise<void> {
+  const { deps, job, log } = w;
+  const heartbeat = setInterval(
+    () => {
+      deps.queues
+        .extendVisibility(w.queueUrl, m.ReceiptHandle!, w.visibilitySeconds)
+        .catch((err: unknown) => log.warn('heartbeat failed', { error: err as Error }));
+    },
+    Math.max(1000, (w.visibilitySeconds * 1000) / 3),
+  );
+  const attempt = Number(m.Attributes?.ApproximateReceiveCount ?? '1');
+  let msg: ChunkMessage | undefined;
+  try {
+    msg = decodeChunk(m.Body ?? '');
+    if (!isOwnChunk(msg, job)) {
+      // Never process another tenant's or job's data; leave it to the DLQ and say so.
+      log.error('foreign message on job queue', { messageSite: msg.site, messageToken: msg.token });
+      return;
+    }
+    const t0 = Date.now();
+    if (attempt > MAX_CHUNK_ATTEMPTS) {
+      // The attempts before this one crashed their worker (they never reached the catch below).
+      const reason = `gave up after ${MAX_CHUNK_ATTEMPTS} attempts that ended their worker`;
+      await settleChunk(w, m, msg, await failedChunk(deps, job, msg, reason), t0, true);
+      return;
+    }
+    const rows = await chunkRecords(job, msg, deps.objects, deps.limits.maxRecordBytes);
+    const sim = simulationOf(job.options);
+    const done = await processChunk(job, msg, rows, sim ? simulated(w.processor, sim) : w.processor);
+    await settleChunk(w, m, msg, done, t0, false);
+  } catch (err) {
+    if (!msg || !isOwnChunk(msg, job)) {
+      log.error('undecodable message on job queue; left for the DLQ', { error: err as Error });
+      return;
+    }
+    if (attempt < MAX_CHUNK_ATTEMPTS) {
+      // Released with a short backoff; another attempt (here or in another worker) follows.
+      log.warn('chunk failed; it will be retried', { chunk: msg.chunk, attempt, error: err as Error });
+      await deps.queues.extendVisibility(
+        w.queueUrl,
+        m.ReceiptHandle!,
+        Math.min(w.visibilitySeconds, 2 * attempt),
+      );
+      return;
+    }
+    log.error('chunk failed on its last attempt; its records are recorded as failed', {
+      chunk: msg.chunk,
+      attempt,
+      error: err as Error,
+    });
+    await settleChunk(w, m, msg, await failedChunk(deps, job, msg, errorMessage(err)), Date.now(), true);
+  } finally {
+    clearInterval(heartbeat);
+  }
+}
+
+/**
+ * Stores a chunk's part, counts it once, asks for the finalize if it was the last, deletes the message — in
+ * that order, so a crash anywhere leaves the chunk to be delivered again and counted at most once.
+ */
+async function settleChunk(
+  w: Worker,
+  m: Message,
+  msg: ChunkMessage,
+  done: ProcessedChunk,
+  t0: number,
+  giveUp: boolean,
+): Promise<void> {
+  const { deps, job } = w;
+  const { site, token } = job;
+  // A give-up must never replace the part of a chunk an earlier attempt stored and counted (its answer
+  // may have been lost on the way back): then the chunk is done and only its message is left.
+  if (giveUp && (await deps.jobs.isChunkCounted(site, token, msg.chunk))) {
+    w.tally.duplicates++;
+    await deps.queues.delete(w.queueUrl, m.ReceiptHandle!);
+    return;
+  }
+  // A give-up stores its part under its own key, so it can never replace a processed chunk's part; the
+  // count (exactly once) records which of the two the finalize reads.
+  const key = giveUp ? keys.gaveUpPart(site, token, msg.chunk) : keys.part(site, token, msg.chunk);
+  await deps.objects.put(key, done.part);
+  const counted = await deps.jobs.countChunk(site, token, msg.chunk, done, giveUp);
+  if (counted.counted) {
+    w.tally.chunks++;
+    w.tally.records += done.succeeded + done.failed;
+    publishMetrics(deps.env.stage, {
+      ChunksProcessed: 1,
+      RecordsProcessed: done.succeeded,
+      RecordsFailed: done.failed,
+      ChunkLatency: Date.now() - t0,
+    });
+  } else w.tally.duplicates++;
+  if (counted.complete) await requestFinalize(deps, { site, token });
+  await deps.queues.delete(w.queueUrl, m.ReceiptHandle!);
 }

@@ -3,7 +3,9 @@ import type { ChunkMessage } from '../../core/messages/chunk.ts';
 import type { Job } from '../../core/jobs/store.ts';
 import type { RowProcessor } from '../../core/work/processors/index.ts';
 import { splitPart } from '../../core/messages/part.ts';
-import { processChunk } from '../../core/work/worker.ts';
+import { processChunk } from '../../core/work/process-chunk.ts';
+import { idleEnough, isOwnChunk } from '../../core/work/worker.ts';
+import { relaunchCount } from '../../core/split/worker-count.ts';
 import { ZipWriter } from '../../core/finalize/zip.ts';
 import { readZip } from '../helpers/zip.ts';
 
@@ -81,5 +83,41 @@ describe('Function: processChunk', () => {
       ['out/1.txt', 'sakai:1|山田'],
       ['out/3.txt', 'sakai:3|multi\nline'],
     ]);
+  });
+});
+
+describe('Function: idleEnough', () => {
+  const o = { idlePolls: 2, visibilitySeconds: 15, waitSeconds: 1 };
+
+  it('never lets a worker leave before the split has recorded its totals', () => {
+    expect(idleEnough({ chunksDone: 0 }, { idle: 100, idleMs: 3_600_000 }, o)).toBe(false);
+  });
+
+  it('leaves once every chunk is counted and enough receives came back empty', () => {
+    const job = { totalChunks: 4, chunksDone: 4 };
+    expect(idleEnough(job, { idle: 1, idleMs: 1000 }, o)).toBe(false);
+    expect(idleEnough(job, { idle: 2, idleMs: 2000 }, o)).toBe(true);
+  });
+
+  it('stays while chunks are in flight elsewhere, until a visibility timeout (+ two polls) passed', () => {
+    const job = { totalChunks: 4, chunksDone: 3 };
+    expect(idleEnough(job, { idle: 50, idleMs: 17_000 }, o)).toBe(false);
+    expect(idleEnough(job, { idle: 50, idleMs: 17_001 }, o)).toBe(true);
+  });
+});
+
+describe('Function: isOwnChunk', () => {
+  it("accepts only its own site's and job's chunks", () => {
+    expect(isOwnChunk(msg, job)).toBe(true);
+    expect(isOwnChunk({ ...msg, site: 'kawasaki' }, job)).toBe(false);
+    expect(isOwnChunk({ ...msg, token: '7c9e6679-7425-40de-944b-e07fc1f90ae7' }, job)).toBe(false);
+  });
+});
+
+describe('Function: relaunchCount', () => {
+  it('relaunches as many workers as the job had, never more than its chunks left, at least one', () => {
+    expect(relaunchCount({ workers: 4, totalChunks: 10, chunksDone: 2 })).toBe(4);
+    expect(relaunchCount({ workers: 4, totalChunks: 10, chunksDone: 8 })).toBe(2);
+    expect(relaunchCount({ workers: undefined, totalChunks: undefined, chunksDone: 0 })).toBe(1);
   });
 });

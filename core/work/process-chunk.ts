@@ -1,0 +1,149 @@
+import { setTimeout as sleep } from 'node:timers/promises';
+import type { ChunkMessage } from '../messages/chunk.ts';
+import { readRange, recordToRaw } from '../source/csv.ts';
+import type { Objects } from '../aws/objects.ts';
+import { errorMessage } from '../shared/errors.ts';
+import { keys } from '../jobs/keys.ts';
+import type { PipelineDeps } from '../deps.ts';
+import type { RowProcessor } from './processors/index.ts';
+import { encodePart, type RecordFailure } from '../messages/part.ts';
+import { dosDateTime, LocalEntries } from '../finalize/zip.ts';
+import type { Job } from '../jobs/store.ts';
+
+/** A chunk's result: its part object (zip entries, counts, failures) and its counts. */
+export interface ProcessedChunk {
+  readonly part: Buffer;
+  readonly succeeded: number;
+  readonly failed: number;
+}
+
+/** A record the processor fails on is tried this many times (with a short backoff) before it counts as failed. */
+export const RECORD_ATTEMPTS = 3;
+const RECORD_RETRY_BASE_MS = 10;
+
+/** Reads a chunk's records from its byte range of the source (same parser and rules as the split). */
+export async function chunkRecords(
+  job: Job,
+  msg: ChunkMessage,
+  objects: Objects,
+  maxRecordBytes: number,
+): Promise<[number, number, string[]][]> {
+  const bytes =
+    msg.end > msg.start
+      ? await objects.bytes(msg.key, { start: msg.start, end: msg.end - 1 })
+      : Buffer.alloc(0);
+  const events = readRange(bytes, {
+    header: job.header ?? [],
+    delimiter: job.delimiter ?? ',',
+    n: msg.n,
+    line: msg.line,
+    maxRecordBytes,
+  });
+  const numbered = events.filter((e) => e.kind !== 'header');
+  if (numbered.length !== msg.records || numbered[0]?.n !== msg.n) {
+    throw new Error(
+      `chunk ${msg.chunk}: expected ${msg.records} records from ${msg.n}, read ${numbered.length} from ${numbered[0]?.n}`,
+    );
+  }
+  // Rejected records were reported by the split; only the accepted ones are processed.
+  return events.flatMap((e) =>
+    e.kind === 'record' ? [[e.n, e.line, e.fields] as [number, number, string[]]] : [],
+  );
+}
+
+/** A chunk's part object: its meta (site, token, counts, failures) and its prebuilt zip entries. */
+function chunkPart(
+  job: Job,
+  msg: ChunkMessage,
+  succeeded: number,
+  failures: RecordFailure[],
+  entries?: LocalEntries,
+): ProcessedChunk {
+  const meta = {
+    v: 3 as const,
+    site: job.site,
+    token: job.token,
+    chunk: msg.chunk,
+    succeeded,
+    failed: failures.length,
+    entries: entries?.count ?? 0,
+    failures,
+  };
+  return {
+    part: encodePart(meta, entries?.bytes() ?? Buffer.alloc(0)),
+    succeeded,
+    failed: failures.length,
+  };
+}
+
+/** The part of a chunk given up on: every record it holds (rejected ones excepted) failed with `error`. */
+export async function failedChunk(
+  deps: PipelineDeps,
+  job: Job,
+  msg: ChunkMessage,
+  error: string,
+): Promise<ProcessedChunk> {
+  let failures: RecordFailure[];
+  try {
+    const rows = await chunkRecords(job, msg, deps.objects, deps.limits.maxRecordBytes);
+    failures = rows.map(([n, line, fields]) => ({
+      n,
+      line,
+      code: 'CHUNK_FAILED',
+      message: error,
+      raw: recordToRaw(fields, job.delimiter),
+    }));
+  } catch {
+    // The range itself cannot be read: the numbers are known, the lines only for the first record.
+    const rejected = new Set<number>();
+    if (job.rejected) {
+      const text = (await deps.objects.bytes(keys.rejected(job.site, job.token))).toString('utf8');
+      for (const l of text.split('\n')) if (l) rejected.add((JSON.parse(l) as { n: number }).n);
+    }
+    failures = [];
+    for (let n = msg.n; n < msg.n + msg.records; n++) {
+      if (!rejected.has(n))
+        failures.push({ n, line: n === msg.n ? msg.line : 0, code: 'CHUNK_FAILED', message: error, raw: '' });
+    }
+  }
+  return chunkPart(job, msg, 0, failures);
+}
+
+/** Runs the processor over one chunk's records and builds its part object (zip entries, counts, failures). */
+export async function processChunk(
+  job: Job,
+  msg: ChunkMessage,
+  records: readonly [number, number, string[]][],
+  processor: RowProcessor,
+): Promise<ProcessedChunk> {
+  const ctx = { site: job.site, token: job.token, header: job.header ?? [] };
+  const entries = new LocalEntries(dosDateTime(new Date(job.receivedAt)));
+  const failures: RecordFailure[] = [];
+  let succeeded = 0;
+  for (const [n, line, fields] of records) {
+    for (let attempt = 1; ; attempt++) {
+      try {
+        // Await only what is a promise: a microtask per record is measurable at a million records.
+        const result = processor.process({ n, line, fields }, ctx);
+        const outputs = result instanceof Promise ? await result : result;
+        for (const o of outputs) entries.add(o.name, o.data);
+        succeeded++;
+        break;
+      } catch (err) {
+        if (attempt < RECORD_ATTEMPTS) {
+          await sleep(RECORD_RETRY_BASE_MS * 2 ** (attempt - 1));
+          continue;
+        }
+        failures.push({
+          n,
+          line,
+          code: 'PROCESSING_FAILED',
+          message: errorMessage(err),
+          raw: recordToRaw(fields, job.delimiter),
+        });
+        break;
+      }
+    }
+  }
+  return chunkPart(job, msg, succeeded, failures, entries);
+}
