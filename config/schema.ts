@@ -10,8 +10,16 @@ export const recipientSchema = z.object({
   active: z.boolean().default(true),
 });
 
+/** Office ids: they appear in DynamoDB keys (usage counters) and in job requests. */
+export const officeId = z
+  .string()
+  .regex(/^[a-z0-9-]{1,32}$/, 'office ids are lower-case letters, digits and dashes');
+
+/** The most workers one job may run at once, in any stage (also the most a job request may ask for). */
+export const MAX_WORKERS_PER_JOB = 100;
+
 export const officeSchema = z.object({
-  id: z.string().regex(/^[a-z0-9-]{1,32}$/),
+  id: officeId,
   name: z.string().min(1),
 });
 
@@ -68,7 +76,7 @@ export const limitsSchema = z.object({
     .default(1024 * 1024),
   /** Most records in one chunk, so one chunk's work stays well inside the visibility timeout. */
   chunkMaxRecords: z.number().int().positive().default(10_000),
-  maxWorkersPerJob: z.number().int().min(1).max(100).default(4),
+  maxWorkersPerJob: z.number().int().min(1).max(MAX_WORKERS_PER_JOB).default(4),
   /** Records per worker before another worker is worth starting. */
   recordsPerWorker: z.number().int().positive().default(50_000),
   retentionDays: z.number().int().positive().default(14),

@@ -1,10 +1,22 @@
+import { readFileSync } from 'node:fs';
 import { Duration, RemovalPolicy } from 'aws-cdk-lib';
 import * as apigw from 'aws-cdk-lib/aws-apigateway';
 import type * as lambda from 'aws-cdk-lib/aws-lambda';
 import * as logs from 'aws-cdk-lib/aws-logs';
 import { Construct } from 'constructs';
+import { API_ROUTES, BINARY_MEDIA_TYPES } from '../config/api.ts';
 import { resourceNames } from '../config/names.ts';
 import { acknowledge, acknowledgeFindings } from './nag.ts';
+import { projectPath } from './paths.ts';
+
+/**
+ * The request models generated from core/'s request schemas by `npm run gen:api-models` (lib may not import
+ * core; test/infra/api-models.test.ts fails when this file is stale).
+ */
+export const API_MODELS = JSON.parse(readFileSync(projectPath('lib/api-models.json'), 'utf8')) as {
+  readonly jobRequest: Record<string, unknown>;
+  readonly jobRequestQuery: readonly string[];
+};
 
 export interface RowfleetApiProps {
   readonly stage: string;
@@ -19,16 +31,6 @@ export interface RowfleetApiProps {
   readonly logRetention: logs.RetentionDays;
   readonly logRemovalPolicy: RemovalPolicy;
 }
-
-/**
- * Bodies API Gateway hands to the upload function base64-encoded and unchanged (CSV bytes in any encoding,
- * CP932 included). JSON stays text so that POST /uploads can be validated against its model.
- */
-export const BINARY_MEDIA_TYPES = [
-  'text/csv',
-  'application/octet-stream',
-  'application/vnd.ms-excel',
-] as const;
 
 /**
  * One JSON error shape for API Gateway's own answers, as the handlers use ({ error: { code, message } }).
@@ -104,49 +106,41 @@ export class RowfleetApi extends Construct {
       validateRequestParameters: true,
       validateRequestBody: true,
     });
+    // The model is generated from the job-request schema in core/ (lib/api-models.json): one description.
+    const { $schema: _draft, ...jobRequest } = API_MODELS.jobRequest;
     const uploadsModel = this.api.addModel('UploadsRequest', {
       contentType: 'application/json',
       modelName: 'UploadsRequest',
-      schema: {
-        schema: apigw.JsonSchemaVersion.DRAFT4,
-        type: apigw.JsonSchemaType.OBJECT,
-        additionalProperties: false,
-        properties: {
-          fileName: { type: apigw.JsonSchemaType.STRING, minLength: 1, maxLength: 255 },
-          processor: { type: apigw.JsonSchemaType.STRING, pattern: '^[a-z0-9-]{1,32}$' },
-          workers: { type: apigw.JsonSchemaType.INTEGER, minimum: 1, maximum: 100 },
-        },
-      },
+      schema: { schema: apigw.JsonSchemaVersion.DRAFT4, ...(jobRequest as apigw.JsonSchema) },
     });
 
-    const upload = new apigw.LambdaIntegration(props.upload, { allowTestInvoke: false });
-    const status = new apigw.LambdaIntegration(props.status, { allowTestInvoke: false });
+    const integrations = {
+      upload: new apigw.LambdaIntegration(props.upload, { allowTestInvoke: false }),
+      status: new apigw.LambdaIntegration(props.status, { allowTestInvoke: false }),
+    };
+    // The Authorization header is the authorizer's identity source: a request without it is refused with 401.
     const authorized: apigw.MethodOptions = {
       authorizer,
       authorizationType: apigw.AuthorizationType.CUSTOM,
       requestValidator: validator,
     };
-    // The Authorization header is the authorizer's identity source: a request without it is refused with 401.
-    const jobQuery = {
-      'method.request.querystring.fileName': false,
-      'method.request.querystring.processor': false,
-      'method.request.querystring.workers': false,
-    };
-
-    const jobs = this.api.root.addResource('jobs');
-    jobs.addMethod('POST', upload, { ...authorized, requestParameters: jobQuery });
-    jobs.addMethod('GET', status, authorized);
-    jobs.addResource('{token}').addMethod('GET', status, {
-      ...authorized,
-      requestParameters: { 'method.request.path.token': true },
-    });
-    this.api.root.addResource('uploads').addMethod('POST', upload, {
-      ...authorized,
-      requestParameters: jobQuery,
-      requestModels: { 'application/json': uploadsModel },
-    });
-    const health = this.api.root.addResource('health').addMethod('GET', status, {
-      authorizationType: apigw.AuthorizationType.NONE,
+    const jobQuery = Object.fromEntries(
+      API_MODELS.jobRequestQuery.map((name) => [`method.request.querystring.${name}`, false]),
+    );
+    // Every route of config/api.ts, with its path parameters required and its job request's model.
+    const methods = API_ROUTES.map((route) => {
+      const resource = this.api.root.resourceForPath(route.path);
+      const pathParams = [...route.path.matchAll(/\{(\w+)\}/g)].map((m) => m[1]!);
+      const requestParameters = {
+        ...Object.fromEntries(pathParams.map((p) => [`method.request.path.${p}`, true])),
+        ...(route.jobRequest === 'query' ? jobQuery : {}),
+      };
+      const options: apigw.MethodOptions = {
+        ...(route.auth ? authorized : { authorizationType: apigw.AuthorizationType.NONE }),
+        ...(Object.keys(requestParameters).length > 0 ? { requestParameters } : {}),
+        ...(route.jobRequest === 'body' ? { requestModels: { 'application/json': uploadsModel } } : {}),
+      };
+      return { route, method: resource.addMethod(route.method, integrations[route.function], options) };
     });
 
     this.api.addGatewayResponse('Unauthorized', {
@@ -191,11 +185,15 @@ export class RowfleetApi extends Construct {
       reason:
         'AmazonAPIGatewayPushToCloudWatchLogs is the AWS-documented policy of the account-level role API Gateway uses to write access and execution logs.',
     });
-    acknowledge(health, {
-      id: 'AwsSolutions-APIG4',
-      reason:
-        'GET /health is the unauthenticated liveness probe: it returns only {status, stage} and reads no tenant data.',
-    });
+    for (const { route, method } of methods.filter((m) => !m.route.auth)) {
+      if (route.path !== '/health')
+        throw new Error(`RowfleetApi: ${route.method} ${route.path} has no authorizer`);
+      acknowledge(method, {
+        id: 'AwsSolutions-APIG4',
+        reason:
+          'GET /health is the unauthenticated liveness probe: it returns only {status, stage} and reads no tenant data.',
+      });
+    }
   }
 
   get url(): string {

@@ -120,8 +120,10 @@ export class RowfleetStack extends Stack {
       .bindDeadLetterQueue(deadLetterQueue)
       .bindReportQueues(stage, ['sqs:CreateQueue', 'sqs:GetQueueUrl', 'sqs:SendMessage', 'sqs:TagQueue'])
       .bindWorkers(this.workers, { launch: true });
-    // The handler throws on a failed split: the event is retried, then goes to the DLQ.
-    upload.addEventSource(new SqsEventSource(uploadEventsQueue, { batchSize: 1 }));
+    // A failed split reports its message (Powertools batch): it is retried, then goes to the DLQ.
+    upload.addEventSource(
+      new SqsEventSource(uploadEventsQueue, { batchSize: 1, reportBatchItemFailures: true }),
+    );
 
     // status: GET /health, GET /jobs, GET /jobs/{token} (presigned download URL of results/).
     const status = fn('status', 'job status')

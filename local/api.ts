@@ -2,6 +2,7 @@ import { createServer, type IncomingMessage, type Server, type ServerResponse } 
 import type { AddressInfo } from 'node:net';
 import { randomUUID } from 'node:crypto';
 import type { APIGatewayProxyEvent, APIGatewayProxyResult } from 'aws-lambda';
+import { isBinaryMediaType } from '../config/api.ts';
 
 /** API Gateway's own payload limit: bodies above it never reach a Lambda. */
 const API_GATEWAY_MAX_BODY = 10 * 1024 * 1024;
@@ -20,11 +21,22 @@ function match(resource: string, path: string): Record<string, string> | undefin
   const params: Record<string, string> = {};
   for (let i = 0; i < r.length; i++) {
     const seg = r[i]!;
-    if (seg.startsWith('{') && seg.endsWith('}')) params[seg.slice(1, -1)] = decodeURIComponent(p[i]!);
+    if (seg.startsWith('{') && seg.endsWith('}')) params[seg.slice(1, -1)] = decodePathPart(p[i]!);
     else if (seg !== p[i]) return undefined;
   }
   return params;
 }
+
+/** A path segment decoded as API Gateway does; malformed percent-encoding is the caller's error (400). */
+function decodePathPart(part: string): string {
+  try {
+    return decodeURIComponent(part);
+  } catch {
+    throw new MalformedPath(part);
+  }
+}
+
+class MalformedPath extends Error {}
 
 async function readBody(req: IncomingMessage): Promise<Buffer | undefined> {
   const chunks: Buffer[] = [];
@@ -75,7 +87,18 @@ export class LocalApi {
     };
     for (const route of this.routes) {
       if (route.method !== req.method) continue;
-      const params = match(route.resource, url.pathname);
+      let params: Record<string, string> | undefined;
+      try {
+        params = match(route.resource, url.pathname);
+      } catch (err) {
+        if (!(err instanceof MalformedPath)) throw err;
+        return send({
+          statusCode: 400,
+          body: JSON.stringify({
+            error: { code: 'INVALID_REQUEST', message: 'Malformed percent-encoding in the path.' },
+          }),
+        });
+      }
       if (!params) continue;
       const body = await readBody(req);
       if (!body) {
@@ -100,6 +123,7 @@ export class LocalApi {
         site = await this.authenticate(headers.authorization);
         if (!site) return send({ statusCode: 401, body: JSON.stringify({ message: 'Unauthorized' }) });
       }
+      const binary = isBinaryMediaType(headers['content-type']);
       const event = {
         resource: route.resource,
         path: url.pathname,
@@ -110,8 +134,8 @@ export class LocalApi {
         multiValueQueryStringParameters: null,
         pathParameters: Object.keys(params).length ? params : null,
         stageVariables: null,
-        body: body.length ? body.toString('base64') : null,
-        isBase64Encoded: body.length > 0,
+        body: body.length ? body.toString(binary ? 'base64' : 'utf8') : null,
+        isBase64Encoded: body.length > 0 && binary,
         requestContext: {
           resourcePath: route.resource,
           httpMethod: route.method,

@@ -4,6 +4,8 @@ import { depsFromEnv } from '../core/deps.ts';
 import { createFinalizeHandler } from '../lambdas/finalize/handler.ts';
 import { createStatusHandler } from '../lambdas/status/handler.ts';
 import { createUploadHandler } from '../lambdas/upload/handler.ts';
+import type { Context } from 'aws-lambda';
+import { localContext } from '../lambdas/shared/middleware.ts';
 import { LocalTaskLauncher } from './launcher.ts';
 
 /** The local runtime's functions: the real handler factories, each given deps built from the environment. */
@@ -20,9 +22,10 @@ export function localLauncher(stateDir: string): LocalTaskLauncher {
   return new LocalTaskLauncher(stateDir);
 }
 
-/** A handler invoked in this process. */
+/** A handler invoked in this process, each invocation with a Lambda context of its own (a new request id). */
 export function inProcess(name: FunctionName, launcher: LocalTaskLauncher): Invoke {
-  return FUNCTIONS[name](depsFromEnv(launcher)) as Invoke;
+  const handler = FUNCTIONS[name](depsFromEnv(launcher)) as (e: unknown, c: Context) => Promise<unknown>;
+  return (event) => handler(event, localContext(`rowfleet-local-${name}`));
 }
 
 const HOST = fileURLToPath(new URL('./lambda-host.ts', import.meta.url));

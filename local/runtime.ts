@@ -27,6 +27,7 @@ import type {
   SQSRecord,
 } from 'aws-lambda';
 import { derivedTimings, getStage, type Timings } from '../config/index.ts';
+import { API_ROUTES } from '../config/api.ts';
 import { localResourceNames } from '../config/names.ts';
 import { ApiTokens } from '../core/intake/tokens.ts';
 import { CreateTopicCommand } from '@aws-sdk/client-sns';
@@ -36,8 +37,14 @@ import { reap } from '../core/ops/reaper.ts';
 import { tableDefinition } from '../core/jobs/table.ts';
 import type { PipelineDeps } from '../core/deps.ts';
 import { depsFromEnv } from '../core/deps.ts';
-import { usageMailDepsFromEnv, type UsageMailDeps, type UsageMailResult } from '../core/usage/mail.ts';
-import { createUsageMailHandler, type UsageMailInput } from '../lambdas/usage-mail/handler.ts';
+import {
+  usageMailDepsFromEnv,
+  type UsageMailDeps,
+  type UsageMailInput,
+  type UsageMailResult,
+} from '../core/usage/mail.ts';
+import { createUsageMailHandler } from '../lambdas/usage-mail/handler.ts';
+import { localContext } from '../lambdas/shared/middleware.ts';
 import { LocalApi } from './api.ts';
 import { IsolatedFunction, inProcess, localLauncher, type FunctionName, type Invoke } from './functions.ts';
 import type { LocalTaskLauncher } from './launcher.ts';
@@ -181,19 +188,20 @@ export class LocalRuntime {
     const status = fn('status') as (e: APIGatewayProxyEvent) => Promise<APIGatewayProxyResult>;
     const finalize = fn('finalize') as (e: SQSEvent) => Promise<SQSBatchResponse>;
     const tokens = new ApiTokens(names.table);
+    const handlers = { upload, status };
     const api = new LocalApi(
-      [
-        { method: 'POST', resource: '/jobs', handler: upload, auth: true },
-        { method: 'POST', resource: '/uploads', handler: upload, auth: true },
-        { method: 'GET', resource: '/jobs', handler: status, auth: true },
-        { method: 'GET', resource: '/jobs/{token}', handler: status, auth: true },
-        { method: 'GET', resource: '/health', handler: status, auth: false },
-      ],
+      API_ROUTES.map((r) => ({
+        method: r.method,
+        resource: r.path,
+        handler: handlers[r.function],
+        auth: r.auth,
+      })),
       (h) => tokens.authenticate(h),
       stage,
     );
     await api.listen();
     const mailDeps = usageMailDepsFromEnv();
+    const usageMail = createUsageMailHandler(mailDeps);
     const rt = new LocalRuntime(
       stage,
       stateDir,
@@ -205,7 +213,7 @@ export class LocalRuntime {
       endpoints,
       isolated,
       mailDeps,
-      createUsageMailHandler(mailDeps),
+      (input) => usageMail(input, localContext('usage-mail')),
     );
     rt.poll(finalizeQueueUrl, async (e) =>
       (await finalize(e)).batchItemFailures.map((f) => f.itemIdentifier),

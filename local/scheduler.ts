@@ -1,11 +1,9 @@
 import { Cron } from 'croner';
 import type { SiteConfig } from '../config/index.ts';
+import type { UsageMailInput } from '../core/usage/mail.ts';
 
-/** The input EventBridge Scheduler sends a site's usage-mail target (lib/schedules.ts addSiteSchedules). */
-export interface SiteScheduleInput {
-  readonly site: string;
-  readonly scheduledTime: string;
-}
+/** The input EventBridge Scheduler sends a site's usage-mail target (core's schema of it). */
+export type SiteScheduleInput = UsageMailInput;
 
 /** A site's parsed send time → a croner pattern firing at that local minute every day (second 0). */
 export function dailyCronPattern(t: SiteConfig['sendAtTime']): string {

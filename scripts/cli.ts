@@ -72,12 +72,7 @@ program
         json?: boolean;
       },
     ) => {
-      const site = getSite(o.site);
-      if (o.office && !site.offices.some((f) => f.id === o.office)) {
-        throw new InvalidArgumentError(
-          `unknown office "${o.office}" for ${o.site}; offices: ${site.offices.map((f) => f.id).join(', ')}`,
-        );
-      }
+      getSite(o.site);
       if (!existsSync(file)) throw new InvalidArgumentError(`no such file: ${file}`);
       const rt = await LocalRuntime.start({ stateDir: o.stateDir, endpoint: o.endpoint });
       let summary;

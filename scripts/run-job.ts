@@ -5,6 +5,7 @@ import { Readable } from 'node:stream';
 import { pipeline } from 'node:stream/promises';
 import cliProgress from 'cli-progress';
 import type { JobView } from '../core/intake/api.ts';
+import type { JobRequest } from '../core/intake/request.ts';
 import { isTerminal } from '../core/jobs/states.ts';
 
 export interface RunOptions {
@@ -62,14 +63,17 @@ async function call<T>(
   return { status: res.status, body: parsed };
 }
 
-function query(o: RunOptions): string {
-  const q = new URLSearchParams({ fileName: basename(o.file) });
-  if (o.processor) q.set('processor', o.processor);
-  if (o.office) q.set('office', o.office);
-  if (o.workers) q.set('workers', String(o.workers));
-  if (o.simulateDelayMs) q.set('simulateDelayMs', String(o.simulateDelayMs));
-  if (o.simulateErrorRate) q.set('simulateErrorRate', String(o.simulateErrorRate));
-  return q.toString();
+/** The job request (core/intake/request.ts) the options make: the API checks it, locally and on AWS alike. */
+function jobRequest(o: RunOptions): JobRequest {
+  const r: JobRequest = {
+    fileName: basename(o.file),
+    processor: o.processor,
+    office: o.office,
+    workers: o.workers,
+    simulateDelayMs: o.simulateDelayMs,
+    simulateErrorRate: o.simulateErrorRate,
+  };
+  return Object.fromEntries(Object.entries(r).filter(([, v]) => v !== undefined)) as JobRequest;
 }
 
 /** Starts the job through the API: the body of POST /jobs when small, a presigned S3 POST otherwise. */
@@ -77,13 +81,16 @@ async function start(o: RunOptions): Promise<JobView> {
   const size = statSync(o.file).size;
   if (size <= o.directMaxBytes) {
     const body = await openAsBlob(o.file);
-    return (await call<JobView>(o, 'POST', `/jobs?${query(o)}`, body, 'text/csv')).body;
+    const query = new URLSearchParams(
+      Object.entries(jobRequest(o)).map(([k, v]): [string, string] => [k, String(v)]),
+    );
+    return (await call<JobView>(o, 'POST', `/jobs?${query}`, body, 'text/csv')).body;
   }
   const created = await call<{ token: string; upload: { url: string; fields: Record<string, string> } }>(
     o,
     'POST',
-    `/uploads?${query(o)}`,
-    JSON.stringify({}),
+    '/uploads',
+    JSON.stringify(jobRequest(o)),
     'application/json',
   );
   const form = new FormData();

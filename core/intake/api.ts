@@ -1,24 +1,13 @@
 import { loadConfig } from '../../config/index.ts';
 import { BadRequestError, NotFoundError } from '../shared/errors.ts';
 import { jobCounts, type Job } from '../jobs/store.ts';
-import { isJobToken, keys, newJobToken } from '../jobs/keys.ts';
+import { isJobToken, keys, newJobToken, parseSourceKey } from '../jobs/keys.ts';
+import { jobLogger, logger } from '../shared/log.ts';
 import type { PipelineDeps } from '../deps.ts';
 import { DEFAULT_PROCESSOR, getProcessor } from '../work/processors/index.ts';
 import { splitJob } from '../split/split.ts';
 import { isTerminal } from '../jobs/states.ts';
-
-/** What a caller asks for when starting a job (query string of POST /jobs or body of POST /uploads). */
-export interface JobRequest {
-  readonly processor?: string;
-  /** One of the site's offices (default: its first); usage figures are kept per office. */
-  readonly office?: string;
-  readonly fileName?: string;
-  readonly workers?: number;
-  /** Demo/load-test switches: a delay per record, and a share of records whose first attempt fails. */
-  readonly simulateDelayMs?: number;
-  readonly simulateErrorRate?: number;
-  readonly options?: Record<string, string>;
-}
+import { parseJobRequest, type JobRequest } from './request.ts';
 
 export interface JobView {
   readonly token: string;
@@ -66,10 +55,19 @@ export async function jobView(deps: PipelineDeps, job: Job): Promise<JobView> {
   return view;
 }
 
-export function validated(
-  site: string,
-  req: JobRequest,
-): Required<Pick<JobRequest, 'processor' | 'office'>> & JobRequest {
+/** A job request checked against the site and the deployment, with its defaults and its worker options. */
+export interface ValidatedRequest extends JobRequest {
+  readonly processor: string;
+  readonly office: string;
+  /** Options passed to the workers (the simulation switches). */
+  readonly options: Record<string, string>;
+}
+
+/**
+ * The rules of a job request beyond its shape (request.ts): the processor is installed, the office is one of
+ * the site's (default: its first).
+ */
+export function validated(site: string, req: JobRequest): ValidatedRequest {
   const processor = req.processor ?? DEFAULT_PROCESSOR;
   getProcessor(processor);
   const offices = loadConfig().sites.find((s) => s.id === site)?.offices ?? [];
@@ -80,21 +78,8 @@ export function validated(
       `Unknown office "${req.office ?? ''}" for site ${site}. Offices: ${offices.map((o) => o.id).join(', ')}.`,
     );
   }
-  if (req.workers !== undefined && (!Number.isInteger(req.workers) || req.workers < 1)) {
-    throw new BadRequestError(
-      'INVALID_WORKERS',
-      `workers must be a positive whole number, got ${req.workers}.`,
-    );
-  }
   const { simulateDelayMs: delay, simulateErrorRate: rate } = req;
-  if (delay !== undefined && !(Number.isFinite(delay) && delay >= 0 && delay <= 60_000)) {
-    throw new BadRequestError('INVALID_SIMULATION', `simulateDelayMs must be 0..60000, got ${delay}.`);
-  }
-  if (rate !== undefined && !(Number.isFinite(rate) && rate >= 0 && rate <= 1)) {
-    throw new BadRequestError('INVALID_SIMULATION', `simulateErrorRate must be 0..1, got ${rate}.`);
-  }
   const options = {
-    ...req.options,
     ...(delay ? { simulateDelayMs: String(delay) } : {}),
     ...(rate ? { simulateErrorRate: String(rate) } : {}),
   };
@@ -105,7 +90,7 @@ export function validated(
 export async function createJob(
   deps: PipelineDeps,
   site: string,
-  r: ReturnType<typeof validated>,
+  r: ValidatedRequest,
   upload: Job['upload'],
   extra: Partial<Pick<Job, 'sourceBytes' | 'options' | 'retryOf'>>,
 ): Promise<{ token: string; sourceKey: string }> {
@@ -126,14 +111,14 @@ export async function createJob(
   return { token, sourceKey };
 }
 
-/** POST /jobs: the CSV in the request body; stored, then split inline. */
+/** POST /jobs: the CSV in the request body (options in `input`, see request.ts); stored, then split inline. */
 export async function startDirectJob(
   deps: PipelineDeps,
   site: string,
   body: Buffer,
-  req: JobRequest,
+  input: unknown,
 ): Promise<JobView> {
-  const r = validated(site, req);
+  const r = validated(site, parseJobRequest(input));
   if (body.length > deps.limits.directUploadMaxBytes) {
     throw new BadRequestError(
       'PAYLOAD_TOO_LARGE',
@@ -148,8 +133,8 @@ export async function startDirectJob(
 }
 
 /** POST /uploads: a job waiting for its file, and a presigned POST for exactly its source key. */
-export async function startPresignedJob(deps: PipelineDeps, site: string, req: JobRequest) {
-  const r = validated(site, req);
+export async function startPresignedJob(deps: PipelineDeps, site: string, input: unknown) {
+  const r = validated(site, parseJobRequest(input));
   // The split runs later, on the S3 event: the requested worker count waits in the job's options.
   const { token, sourceKey } = await createJob(deps, site, r, 'presigned', {
     options: { ...r.options, ...(r.workers ? { workers: String(r.workers) } : {}) },
@@ -163,13 +148,33 @@ export async function startPresignedJob(deps: PipelineDeps, site: string, req: J
   };
 }
 
-/** The S3 event of a presigned upload: split the job whose source key this is. */
-export async function splitUploaded(deps: PipelineDeps, site: string, token: string) {
-  const job = await deps.jobs.get(site, token);
+/**
+ * The object keys an S3 event notification (the body of an upload-events message) names, decoded. S3's test
+ * event (sent when the notification is configured) names none.
+ */
+export function uploadedSourceKeys(body: string): string[] {
+  const event = JSON.parse(body) as { Records?: { s3?: { object?: { key?: string } } }[] };
+  return (event.Records ?? []).flatMap((r) => {
+    const key = r.s3?.object?.key;
+    // S3 URL-encodes keys in notifications, with '+' for a space.
+    return key === undefined ? [] : [decodeURIComponent(key.replace(/\+/g, ' '))];
+  });
+}
+
+/** The S3 event of a presigned upload: split the job whose source key this is (any other key is ignored). */
+export async function splitUploaded(deps: PipelineDeps, key: string) {
+  const ids = parseSourceKey(key);
+  if (!ids) {
+    logger.warn('ignored object outside uploads/<site>/<token>/source.csv', { key });
+    return { state: 'SKIPPED' as const };
+  }
+  const job = await deps.jobs.get(ids.site, ids.token);
   // Direct uploads are split inline; their S3 event must not start a second split.
   if (!job || job.upload !== 'presigned') return { state: 'SKIPPED' as const };
   const workers = job.options?.workers ? Number(job.options.workers) : undefined;
-  return splitJob(deps, site, token, { workers });
+  const r = await splitJob(deps, ids.site, ids.token, { workers });
+  jobLogger(ids.site, ids.token).info('split from S3 event', { state: r.state });
+  return r;
 }
 
 export async function getJobView(deps: PipelineDeps, site: string, token: string): Promise<JobView> {

@@ -42,12 +42,9 @@ export async function retryFailedRecords(deps: PipelineDeps, site: string, token
   const { token: retryToken, sourceKey } = await createJob(
     deps,
     site,
-    { ...r, options: job.options },
+    { ...r, options: job.options ?? {} },
     'direct',
-    {
-      sourceBytes: csv.length,
-      retryOf: token,
-    },
+    { sourceBytes: csv.length, retryOf: token },
   );
   await deps.objects.put(sourceKey, csv, 'text/csv');
   await splitJob(deps, site, retryToken);

@@ -1,11 +1,21 @@
+import { z } from 'zod';
+import { siteId } from '../../config/schema.ts';
 import type { PipelineDeps } from '../deps.ts';
+import { isJobToken } from '../jobs/keys.ts';
 
 /** The message a finalize request carries (finalize queue): the worker or split that completes a job sends it. */
-export interface FinalizeRequest {
-  readonly site: string;
-  readonly token: string;
-}
+export const finalizeRequestSchema = z.object({
+  site: siteId,
+  token: z.string().refine(isJobToken, 'a job token (UUID)'),
+});
+
+export type FinalizeRequest = z.infer<typeof finalizeRequestSchema>;
 
 export async function requestFinalize(deps: PipelineDeps, req: FinalizeRequest): Promise<void> {
   await deps.queues.sendOne(deps.env.finalizeQueueUrl, JSON.stringify(req), req.site, req.token);
+}
+
+/** A finalize request from its message body; throws for anything else (the message goes to the DLQ). */
+export function parseFinalizeRequest(body: string): FinalizeRequest {
+  return finalizeRequestSchema.parse(JSON.parse(body));
 }

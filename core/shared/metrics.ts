@@ -1,4 +1,5 @@
 import { Metrics, MetricUnit } from '@aws-lambda-powertools/metrics';
+import { logger } from './log.ts';
 
 /**
  * Every metric the code emits (CloudWatch EMF through Powertools), in namespace {@link METRIC_NAMESPACE},
@@ -43,19 +44,26 @@ export const METRICS = {
 
 export type MetricName = keyof typeof METRICS;
 
-const metrics = new Metrics({ namespace: METRIC_NAMESPACE, serviceName: 'rowfleet' });
-/** Read once at load: Powertools' own switch (the local CLI turns metrics off). */
-const disabled = process.env.POWERTOOLS_METRICS_DISABLED === 'true';
+/**
+ * The process-wide Metrics instance, flushed by the functions' `logMetrics` middleware (the cold-start metric);
+ * Powertools honours POWERTOOLS_METRICS_DISABLED (the local CLI sets it). Its own notices go to our logger at
+ * debug level: every invocation would otherwise warn that it stored nothing, since the pipeline's figures are
+ * published as they happen ({@link publishMetrics}).
+ */
+export const metrics = new Metrics({
+  namespace: METRIC_NAMESPACE,
+  serviceName: 'rowfleet',
+  logger: {
+    debug: (...a: unknown[]) => logger.debug(String(a[0]), { detail: a.slice(1) }),
+    info: (...a: unknown[]) => logger.debug(String(a[0]), { detail: a.slice(1) }),
+    warn: (...a: unknown[]) => logger.debug(String(a[0]), { detail: a.slice(1) }),
+    error: (...a: unknown[]) => logger.error(String(a[0]), { detail: a.slice(1) }),
+  },
+});
 
 /** Publishes a set of values at once, with the stage as dimension. */
 export function publishMetrics(stage: string, values: Partial<Record<MetricName, number>>): void {
-  if (disabled) return;
-  const m = metrics.singleMetric();
-  m.addDimension('stage', stage);
-  for (const [name, value] of Object.entries(values) as [MetricName, number][]) {
-    if (value !== undefined) m.addMetric(name, METRICS[name], value);
-  }
-  m.publishStoredMetrics();
+  publish({ stage }, values);
 }
 
 /** Publishes a set of values with the dimensions stage and site (per-site figures such as the usage mails). */
@@ -64,12 +72,23 @@ export function publishSiteMetrics(
   site: string,
   values: Partial<Record<MetricName, number>>,
 ): void {
-  if (disabled) return;
-  const m = metrics.singleMetric();
-  m.addDimension('stage', stage);
-  m.addDimension('site', site);
-  for (const [name, value] of Object.entries(values) as [MetricName, number][]) {
-    if (value !== undefined) m.addMetric(name, METRICS[name], value);
-  }
+  publish({ stage, site }, values);
+}
+
+/**
+ * One EMF record with its own dimension set, flushed at once (the worker has no handler to flush at its end, and
+ * concurrent jobs must not share dimensions). Powertools' singleMetric() would write one record per value.
+ */
+function publish(dimensions: Record<string, string>, values: Partial<Record<MetricName, number>>): void {
+  const entries = (Object.entries(values) as [MetricName, number | undefined][]).filter(
+    (e): e is [MetricName, number] => e[1] !== undefined,
+  );
+  if (entries.length === 0) return;
+  const m = new Metrics({
+    namespace: METRIC_NAMESPACE,
+    serviceName: 'rowfleet',
+    defaultDimensions: dimensions,
+  });
+  for (const [name, value] of entries) m.addMetric(name, METRICS[name], value);
   m.publishStoredMetrics();
 }

@@ -1,4 +1,6 @@
 import { randomUUID } from 'node:crypto';
+import { z } from 'zod';
+import { siteId } from '../../config/schema.ts';
 import { setFields, sitePk, unlessConditionFails } from '../shared/dynamo.ts';
 import { GetCommand, PutCommand, UpdateCommand, type DynamoDBDocumentClient } from '@aws-sdk/lib-dynamodb';
 import { getStage, type SiteConfig } from '../../config/index.ts';
@@ -18,6 +20,17 @@ import {
 import { publishSiteMetrics } from '../shared/metrics.ts';
 import { UsageStore } from './store.ts';
 import { monthRange, monthToReport, reportedDay } from './days.ts';
+
+/**
+ * The input each site's EventBridge Scheduler schedule sends (lib/schedules.ts addSiteSchedules, and the local
+ * scheduler): the site, and `<aws.scheduler.scheduled-time>` — the same on every retry of one firing.
+ */
+export const usageMailInput = z.object({
+  site: siteId,
+  scheduledTime: z.iso.datetime({ offset: true }),
+});
+
+export type UsageMailInput = z.infer<typeof usageMailInput>;
 
 /**
  * The daily usage mail of one site. The site is a parameter of every function here — it comes from the

@@ -1,10 +1,11 @@
-import type { APIGatewayAuthorizerResult, APIGatewayRequestAuthorizerEvent } from 'aws-lambda';
+import type { APIGatewayAuthorizerResult, APIGatewayRequestAuthorizerEvent, Context } from 'aws-lambda';
 import { ApiTokens } from '../../core/intake/tokens.ts';
 import { requireEnv } from '../../core/shared/env.ts';
+import { lambda } from '../shared/middleware.ts';
 
 /** Lambda REQUEST authorizer: the bearer token decides the site; the site goes into the request context. */
 export function createAuthorizer(tokens: ApiTokens) {
-  return async (event: APIGatewayRequestAuthorizerEvent): Promise<APIGatewayAuthorizerResult> => {
+  return lambda(async (event: APIGatewayRequestAuthorizerEvent): Promise<APIGatewayAuthorizerResult> => {
     const header = event.headers?.Authorization ?? event.headers?.authorization;
     const site = await tokens.authenticate(header);
     if (!site) throw new Error('Unauthorized'); // API Gateway answers 401
@@ -22,9 +23,9 @@ export function createAuthorizer(tokens: ApiTokens) {
       },
       context: { site },
     };
-  };
+  });
 }
 
 let cached: ReturnType<typeof createAuthorizer> | undefined;
-export const handler = (event: APIGatewayRequestAuthorizerEvent) =>
-  (cached ??= createAuthorizer(new ApiTokens(requireEnv('TABLE_NAME'))))(event);
+export const handler = (event: APIGatewayRequestAuthorizerEvent, context: Context) =>
+  (cached ??= createAuthorizer(new ApiTokens(requireEnv('TABLE_NAME'))))(event, context);

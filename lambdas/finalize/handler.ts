@@ -1,27 +1,36 @@
-import type { SQSBatchResponse, SQSEvent } from 'aws-lambda';
-import { errorMessage } from '../../core/shared/errors.ts';
+import { BatchProcessor, EventType, processPartialResponse } from '@aws-lambda-powertools/batch';
+import type { Context, SQSEvent, SQSRecord } from 'aws-lambda';
 import { finalizeJob } from '../../core/finalize/finalize.ts';
+import { parseFinalizeRequest } from '../../core/messages/finalize-request.ts';
 import { logger } from '../../core/shared/log.ts';
-import type { PipelineDeps } from '../../core/deps.ts';
-import type { FinalizeRequest } from '../../core/messages/finalize-request.ts';
-import { depsFromEnv } from '../../core/deps.ts';
+import { depsFromEnv, type PipelineDeps } from '../../core/deps.ts';
+import { lambda } from '../shared/middleware.ts';
 
-/** Finalize Lambda (finalize queue): one zip per job; failed records are reported for redelivery. */
+/**
+ * Finalize Lambda (finalize queue, one request per invocation): one zip per job. A failed finalize is logged
+ * with its stack and reported back for redelivery (Powertools batch); its lease was released by core.
+ */
 export function createFinalizeHandler(deps: PipelineDeps) {
-  return async (event: SQSEvent): Promise<SQSBatchResponse> => {
-    const batchItemFailures: SQSBatchResponse['batchItemFailures'] = [];
-    for (const record of event.Records) {
-      try {
-        const req = JSON.parse(record.body) as FinalizeRequest;
-        await finalizeJob(deps, req.site, req.token);
-      } catch (err) {
-        logger.error('finalize failed', { messageId: record.messageId, error: errorMessage(err) });
-        batchItemFailures.push({ itemIdentifier: record.messageId });
-      }
+  const processor = new BatchProcessor(EventType.SQS);
+  const finalize = async (record: SQSRecord) => {
+    const req = parseFinalizeRequest(record.body);
+    try {
+      await finalizeJob(deps, req.site, req.token);
+    } catch (err) {
+      logger.error('finalize failed', {
+        messageId: record.messageId,
+        site: req.site,
+        token: req.token,
+        error: err as Error,
+      });
+      throw err;
     }
-    return { batchItemFailures };
   };
+  return lambda(async (event: SQSEvent, context: Context) =>
+    processPartialResponse(event, finalize, processor, { context, throwOnFullBatchFailure: false }),
+  );
 }
 
 let cached: ReturnType<typeof createFinalizeHandler> | undefined;
-export const handler = (event: SQSEvent) => (cached ??= createFinalizeHandler(depsFromEnv()))(event);
+export const handler = (event: SQSEvent, context: Context) =>
+  (cached ??= createFinalizeHandler(depsFromEnv()))(event, context);

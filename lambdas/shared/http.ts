@@ -1,6 +1,16 @@
-import type { APIGatewayProxyEvent, APIGatewayProxyResult } from 'aws-lambda';
+import httpErrorHandler from '@middy/http-error-handler';
+import httpRouterHandler, { type Route } from '@middy/http-router';
+import type { MiddlewareObj } from '@middy/core';
+import type { APIGatewayProxyEvent, APIGatewayProxyResult, Context } from 'aws-lambda';
 import { BadRequestError, FileRejectedError, NotFoundError } from '../../core/shared/errors.ts';
 import { logger } from '../../core/shared/log.ts';
+import { lambda } from './middleware.ts';
+
+export type ApiRoute = Route<APIGatewayProxyEvent, APIGatewayProxyResult>;
+
+/** The JSON error body of every answer the API gives: `{ error: { code, message, line? } }`. */
+const errorBody = (code: string, message: string, line?: number) =>
+  JSON.stringify({ error: { code, message, ...(line ? { line } : {}) } });
 
 export function json(statusCode: number, body: unknown): APIGatewayProxyResult {
   return {
@@ -10,38 +20,16 @@ export function json(statusCode: number, body: unknown): APIGatewayProxyResult {
   };
 }
 
-/** The caller's site, as the authorizer put it in the request context. Never from the body. */
-export function callerSite(event: APIGatewayProxyEvent): string | undefined {
+/** A request without a site in its authorizer context (401): the API Gateway authorizer always sets one. */
+class UnauthenticatedError extends Error {
+  readonly statusCode = 401;
+}
+
+/** The caller's site, as the authorizer put it in the request context. Never from the body or the query. */
+export function callerSite(event: APIGatewayProxyEvent): string {
   const site = (event.requestContext?.authorizer as { site?: unknown } | null | undefined)?.site;
-  return typeof site === 'string' && site !== '' ? site : undefined;
-}
-
-/** Maps typed domain errors to responses; anything else is a 500 whose details stay in the logs. */
-export function errorResponse(err: unknown): APIGatewayProxyResult {
-  if (err instanceof FileRejectedError)
-    return json(422, { error: { code: err.code, message: err.message, line: err.line } });
-  if (err instanceof BadRequestError)
-    return json(err.status, { error: { code: err.code, message: err.message } });
-  if (err instanceof NotFoundError) return json(404, { error: { code: err.code, message: err.message } });
-  logger.error('unhandled error', { error: err as Error });
-  return json(500, { error: { code: 'INTERNAL', message: 'Internal error; see the logs.' } });
-}
-
-/** Runs `fn` with the caller's site; 401 when there is none. */
-export async function withSite(
-  event: APIGatewayProxyEvent,
-  fn: (site: string) => Promise<APIGatewayProxyResult>,
-): Promise<APIGatewayProxyResult> {
-  const site = callerSite(event);
-  if (!site)
-    return json(401, {
-      error: { code: 'UNAUTHENTICATED', message: 'A bearer token bound to a site is required.' },
-    });
-  try {
-    return await fn(site);
-  } catch (err) {
-    return errorResponse(err);
-  }
+  if (typeof site === 'string' && site !== '') return site;
+  throw new UnauthenticatedError('A bearer token bound to a site is required.');
 }
 
 export function requestBody(event: APIGatewayProxyEvent): Buffer {
@@ -49,18 +37,48 @@ export function requestBody(event: APIGatewayProxyEvent): Buffer {
   return event.isBase64Encoded ? Buffer.from(event.body, 'base64') : Buffer.from(event.body, 'utf8');
 }
 
-export function numberParam(value: string | undefined): number | undefined {
-  if (value === undefined || value === '') return undefined;
-  const n = Number(value);
-  if (!Number.isFinite(n))
-    throw new BadRequestError('INVALID_PARAMETER', `Expected a number, got "${value}".`);
-  return n;
+/** The HTTP status of a typed domain error (and its code), or undefined for anything else. */
+function statusOf(err: unknown): { status: number; body: string } | undefined {
+  if (err instanceof FileRejectedError)
+    return { status: 422, body: errorBody(err.code, err.message, err.line) };
+  if (err instanceof BadRequestError) return { status: err.status, body: errorBody(err.code, err.message) };
+  if (err instanceof NotFoundError) return { status: 404, body: errorBody(err.code, err.message) };
+  if (err instanceof UnauthenticatedError)
+    return { status: 401, body: errorBody('UNAUTHENTICATED', err.message) };
+  return undefined;
 }
 
-export function intParam(value: string | undefined): number | undefined {
-  if (value === undefined || value === '') return undefined;
-  const n = Number(value);
-  if (!Number.isInteger(n))
-    throw new BadRequestError('INVALID_PARAMETER', `Expected a whole number, got "${value}".`);
-  return n;
+/** Turns the domain's typed errors into HTTP errors that @middy/http-error-handler answers with. */
+const domainErrors = (): MiddlewareObj<APIGatewayProxyEvent, APIGatewayProxyResult> => ({
+  onError: (request) => {
+    const mapped = statusOf(request.error);
+    if (mapped)
+      Object.assign(request.error!, { statusCode: mapped.status, expose: true, message: mapped.body });
+  },
+});
+
+/**
+ * An HTTP function: the routes (@middy/http-router, matched on method and path), typed errors mapped to their
+ * status with a JSON error body, anything else a 500 whose details (stack included) go to the log only.
+ */
+export function httpApi(routes: ApiRoute[]) {
+  const router = httpRouterHandler<APIGatewayProxyEvent, APIGatewayProxyResult>({
+    routes,
+    notFoundResponse: ({ method, path }) => {
+      throw new NotFoundError(`No route ${method} ${path}.`);
+    },
+  });
+  return lambda<APIGatewayProxyEvent, APIGatewayProxyResult>(
+    (event: APIGatewayProxyEvent, context: Context) => router(event, context),
+  )
+    .use(
+      httpErrorHandler({
+        logger: (err: unknown) => {
+          const status = (err as { statusCode?: number }).statusCode;
+          if (status === undefined || status >= 500) logger.error('unhandled error', { error: err as Error });
+        },
+        fallbackMessage: errorBody('INTERNAL', 'Internal error; see the logs.'),
+      }),
+    )
+    .use(domainErrors());
 }

@@ -1,79 +1,57 @@
-import type { APIGatewayProxyEvent, APIGatewayProxyResult, S3Event, SQSEvent } from 'aws-lambda';
-import { BadRequestError } from '../../core/shared/errors.ts';
-import { splitUploaded, startDirectJob, startPresignedJob, type JobRequest } from '../../core/intake/api.ts';
-import { jobLogger, logger } from '../../core/shared/log.ts';
-import { parseSourceKey } from '../../core/jobs/keys.ts';
-import type { PipelineDeps } from '../../core/deps.ts';
-import { depsFromEnv } from '../../core/deps.ts';
-import { intParam, json, numberParam, requestBody, withSite } from '../shared/http.ts';
+import { BatchProcessor, EventType, processPartialResponse } from '@aws-lambda-powertools/batch';
+import type { APIGatewayProxyEvent, APIGatewayProxyResult, Context, SQSEvent, SQSRecord } from 'aws-lambda';
+import {
+  splitUploaded,
+  startDirectJob,
+  startPresignedJob,
+  uploadedSourceKeys,
+} from '../../core/intake/api.ts';
+import { jobRequestFromJsonBody, jobRequestFromQuery } from '../../core/intake/request.ts';
+import { depsFromEnv, type PipelineDeps } from '../../core/deps.ts';
+import { callerSite, httpApi, json, requestBody } from '../shared/http.ts';
+import { lambda } from '../shared/middleware.ts';
 
-type UploadEvent = APIGatewayProxyEvent | SQSEvent | S3Event;
+type UploadEvent = APIGatewayProxyEvent | SQSEvent;
 
-function jobRequest(q: Record<string, string | undefined>, body?: Record<string, unknown>): JobRequest {
-  const get = (k: string) => (body?.[k] !== undefined ? String(body[k]) : q[k]);
-  return {
-    processor: get('processor'),
-    office: get('office'),
-    fileName: get('fileName'),
-    workers: intParam(get('workers')),
-    simulateDelayMs: numberParam(get('simulateDelayMs')),
-    simulateErrorRate: numberParam(get('simulateErrorRate')),
-  };
-}
-
-function s3Records(event: SQSEvent | S3Event): { key: string }[] {
-  const out: { key: string }[] = [];
-  for (const r of event.Records) {
-    if ('s3' in r) out.push({ key: decodeURIComponent(r.s3.object.key.replace(/\+/g, ' ')) });
-    else if ('body' in r) {
-      const inner = JSON.parse(r.body) as Partial<S3Event>;
-      for (const s of inner.Records ?? [])
-        out.push({ key: decodeURIComponent(s.s3.object.key.replace(/\+/g, ' ')) });
-    }
-  }
-  return out;
-}
-
-/** Upload Lambda: POST /jobs (direct), POST /uploads (presigned) and the S3 events that split presigned uploads. */
+/**
+ * Upload Lambda: POST /jobs (the CSV in the body, split inline), POST /uploads (a presigned S3 POST), and the
+ * upload-events queue (S3 notifications of presigned uploads → split). A failed split reports its record for
+ * redelivery (Powertools batch); the others of the batch are kept.
+ */
 export function createUploadHandler(deps: PipelineDeps) {
-  return async (event: UploadEvent): Promise<APIGatewayProxyResult | undefined> => {
-    if ('Records' in event) {
-      for (const { key } of s3Records(event)) {
-        const ids = parseSourceKey(key);
-        if (!ids) {
-          logger.warn('ignored object outside uploads/<site>/<token>/source.csv', { key });
-          continue;
-        }
-        const r = await splitUploaded(deps, ids.site, ids.token);
-        jobLogger(ids.site, ids.token).info('split from S3 event', { state: r.state });
-      }
-      return undefined;
-    }
-    return withSite(event, async (site) => {
-      const q = event.queryStringParameters ?? {};
-      if (event.httpMethod === 'POST' && event.resource === '/jobs') {
-        const view = await startDirectJob(deps, site, requestBody(event), jobRequest(q));
-        if (view.state === 'REJECTED') return json(422, { ...view, error: view.error });
-        return json(202, view);
-      }
-      if (event.httpMethod === 'POST' && event.resource === '/uploads') {
-        let body: Record<string, unknown>;
-        try {
-          body = event.body
-            ? (JSON.parse(requestBody(event).toString('utf8')) as Record<string, unknown>)
-            : {};
-        } catch {
-          throw new BadRequestError(
-            'INVALID_JSON',
-            'The body of POST /uploads must be JSON, e.g. {"fileName":"a.csv"}.',
-          );
-        }
-        return json(201, await startPresignedJob(deps, site, jobRequest(q, body)));
-      }
-      return json(404, { error: { code: 'NO_ROUTE', message: `${event.httpMethod} ${event.resource}` } });
-    });
+  const api = httpApi([
+    {
+      method: 'POST',
+      path: '/jobs',
+      handler: async (e: APIGatewayProxyEvent) => {
+        const input = jobRequestFromQuery(e.queryStringParameters);
+        const view = await startDirectJob(deps, callerSite(e), requestBody(e), input);
+        return json(view.state === 'REJECTED' ? 422 : 202, view);
+      },
+    },
+    {
+      method: 'POST',
+      path: '/uploads',
+      handler: async (e: APIGatewayProxyEvent) => {
+        const input = jobRequestFromJsonBody(requestBody(e).toString('utf8'), e.queryStringParameters);
+        return json(201, await startPresignedJob(deps, callerSite(e), input));
+      },
+    },
+  ]);
+  const processor = new BatchProcessor(EventType.SQS);
+  const split = async (record: SQSRecord) => {
+    for (const key of uploadedSourceKeys(record.body)) await splitUploaded(deps, key);
   };
+  const events = lambda(async (event: SQSEvent, context: Context) =>
+    processPartialResponse(event, split, processor, { context, throwOnFullBatchFailure: false }),
+  );
+  return (
+    event: UploadEvent,
+    context: Context,
+  ): Promise<APIGatewayProxyResult | { batchItemFailures: unknown[] }> =>
+    'Records' in event ? events(event, context) : api(event, context);
 }
 
 let cached: ReturnType<typeof createUploadHandler> | undefined;
-export const handler = (event: UploadEvent) => (cached ??= createUploadHandler(depsFromEnv()))(event);
+export const handler = (event: UploadEvent, context: Context) =>
+  (cached ??= createUploadHandler(depsFromEnv()))(event, context);

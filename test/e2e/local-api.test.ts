@@ -239,23 +239,33 @@ describe('Local API: tenant isolation', () => {
   it('takes the site from the token only, never from the request', async () => {
     // Prepare
     const body = 'id,name\n1,a\n';
+    const kawasakiJobs = (await rt.deps.jobs.list('kawasaki')).length;
 
     // Act
-    const r = await api('POST', '/jobs?processor=json&site=kawasaki', {
+    const named = await api('POST', '/jobs?processor=json&site=kawasaki', {
       token: sakai,
       body,
       type: 'text/csv',
     });
-    const presigned = await api<{ token: string; site: string }>('POST', '/uploads?site=kawasaki', {
+    const namedInBody = await api('POST', '/uploads', {
       token: sakai,
       body: JSON.stringify({ site: 'kawasaki', fileName: 'a.csv' }),
       type: 'application/json',
     });
+    const r = await api('POST', '/jobs?processor=json', { token: sakai, body, type: 'text/csv' });
+    const presigned = await api<{ token: string; site: string }>('POST', '/uploads', {
+      token: sakai,
+      body: JSON.stringify({ fileName: 'a.csv' }),
+      type: 'application/json',
+    });
 
-    // Assess
+    // Assess: a request naming a site is refused (the schema knows no such option), and nothing reaches kawasaki
+    expect([named.status, named.body.error?.code]).toEqual([400, 'INVALID_REQUEST']);
+    expect([namedInBody.status, namedInBody.body.error?.code]).toEqual([400, 'INVALID_REQUEST']);
     expect(r.body.site).toBe('sakai');
     expect(presigned.body.site).toBe('sakai');
     expect(await rt.deps.jobs.get('kawasaki', presigned.body.token)).toBeUndefined();
+    expect((await rt.deps.jobs.list('kawasaki')).length).toBe(kawasakiJobs);
     expect((await api('GET', `/jobs/${r.body.token}`, { token: kawasaki })).status).toBe(404);
   });
 
@@ -280,9 +290,9 @@ describe('Local API: presigned upload route', () => {
     const created = await api<{
       token: string;
       upload: { url: string; fields: Record<string, string>; maxBytes: number };
-    }>('POST', '/uploads?processor=json', {
+    }>('POST', '/uploads', {
       token: sakai,
-      body: JSON.stringify({ fileName: 'up.csv' }),
+      body: JSON.stringify({ fileName: 'up.csv', processor: 'json' }),
       type: 'application/json',
     });
     const form = new FormData();

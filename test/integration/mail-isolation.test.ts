@@ -11,6 +11,7 @@ import { SesMailSender, type MailSender } from '../../core/usage/ses-sender.ts';
 import { UsageStore } from '../../core/usage/store.ts';
 import { addDays, localDay } from '../../core/usage/days.ts';
 import { createUsageMailHandler } from '../../lambdas/usage-mail/handler.ts';
+import { localContext } from '../../lambdas/shared/middleware.ts';
 import { RecordingLauncher, startTestAws, testDeps, type TestAws } from '../helpers/aws.ts';
 import { csvOf, runJobs, type JobSpec } from '../helpers/pipeline-jobs.ts';
 
@@ -179,7 +180,7 @@ beforeAll(async () => {
     const j = Math.floor(random() * (i + 1));
     [events[i], events[j]] = [events[j]!, events[i]!];
   }
-  results = await Promise.all(events.map((e) => handler(e)));
+  results = await Promise.all(events.map((e) => handler(e, localContext('usage-mail'))));
   const store = (await (await fetch(`${aws.emulators.endpoints.ses}/store`)).json()) as {
     emails: StoredMail[];
   };

@@ -12,6 +12,7 @@ import { runWorker, type WorkerSummary } from '../../core/work/worker.ts';
 import { RecordingLauncher, testDeps, useTestAws } from '../helpers/aws.ts';
 import { readZip } from '../helpers/zip.ts';
 import { createUploadHandler } from '../../lambdas/upload/handler.ts';
+import { localContext } from '../../lambdas/shared/middleware.ts';
 
 vi.hoisted(() => {
   process.env.POWERTOOLS_LOG_LEVEL = 'SILENT';
@@ -287,7 +288,7 @@ describe('Pipeline: presigned upload split on its S3 event', () => {
     const handler = createUploadHandler(deps);
 
     // Act
-    await Promise.all([handler(sqsEvent), handler(sqsEvent)]);
+    await Promise.all([handler(sqsEvent, localContext('upload')), handler(sqsEvent, localContext('upload'))]);
     const queueUrl = (await deps.queues.queueUrl(reportQueueName('local', token)))!;
     const messages = [];
     for (let batch; (batch = await deps.queues.receive(queueUrl, { max: 10, waitSeconds: 0 })).length > 0;)

@@ -3,7 +3,9 @@ import { loadConfig } from '../../config/index.ts';
 import { parseSendAt } from '../../config/schema.ts';
 import type { UsageMailDeps } from '../../core/usage/mail.ts';
 import { reportedDay } from '../../core/usage/days.ts';
-import { createUsageMailHandler, usageMailInput } from '../../lambdas/usage-mail/handler.ts';
+import { createUsageMailHandler } from '../../lambdas/usage-mail/handler.ts';
+import { usageMailInput, type UsageMailInput } from '../../core/usage/mail.ts';
+import { localContext } from '../../lambdas/shared/middleware.ts';
 import {
   dailyCronPattern,
   LocalSiteSchedules,
@@ -23,18 +25,20 @@ describe('Handler: usage-mail input', () => {
     [{ site: 'sakai' }, /scheduledTime/],
     [{ site: 'sakai', scheduledTime: 'yesterday' }, /scheduledTime/],
     [{ site: 'Sakai!', scheduledTime: '2026-11-21T22:00:00Z' }, /site/],
-    [null, /Invalid usage-mail input/],
+    [null, /Failed to parse schema/],
   ])('refuses %j', async (event, message) => {
     // Act
-    const err = await caught(() => handler(event));
+    const err = await caught(() => handler(event as UsageMailInput, localContext('usage-mail')));
 
-    // Assess
-    expect(err.message).toMatch(message);
+    // Assess: the parser's error names what is wrong (its cause lists the schema's issues)
+    expect(`${err.message} ${JSON.stringify(err.cause)}`).toMatch(message);
   });
 
   it('refuses a well-formed but unknown site', async () => {
     // Act
-    const err = await caught(() => handler({ site: 'nowhere', scheduledTime: '2026-11-21T22:00:00Z' }));
+    const err = await caught(() =>
+      handler({ site: 'nowhere', scheduledTime: '2026-11-21T22:00:00Z' }, localContext('usage-mail')),
+    );
 
     // Assess
     expect(err.message).toMatch(/Unknown site "nowhere"/);

@@ -1,0 +1,38 @@
+/**
+ * The REST API's routes, once: lib/api.ts builds API Gateway's resources and methods from them, the local
+ * runtime its local API, and test/infra checks that each function's router answers exactly its routes.
+ */
+export interface ApiRouteSpec {
+  readonly method: 'GET' | 'POST' | 'DELETE';
+  readonly path: string;
+  /** The function that serves it. */
+  readonly function: 'upload' | 'status';
+  /** Behind the token authorizer (the site comes from the caller's token). */
+  readonly auth: boolean;
+  /** The job request travels as query parameters (POST /jobs) or as a JSON body with a model (POST /uploads). */
+  readonly jobRequest?: 'query' | 'body';
+}
+
+export const API_ROUTES: readonly ApiRouteSpec[] = [
+  { method: 'GET', path: '/health', function: 'status', auth: false },
+  { method: 'GET', path: '/jobs', function: 'status', auth: true },
+  { method: 'POST', path: '/jobs', function: 'upload', auth: true, jobRequest: 'query' },
+  { method: 'GET', path: '/jobs/{token}', function: 'status', auth: true },
+  { method: 'POST', path: '/uploads', function: 'upload', auth: true, jobRequest: 'body' },
+];
+
+/**
+ * Bodies API Gateway hands to the functions base64-encoded and unchanged (CSV bytes in any encoding, CP932
+ * included); any other body (JSON) arrives as text, so that POST /uploads can be validated against its model.
+ */
+export const BINARY_MEDIA_TYPES = [
+  'text/csv',
+  'application/octet-stream',
+  'application/vnd.ms-excel',
+] as const;
+
+/** Whether API Gateway passes a body of this Content-Type base64-encoded. */
+export function isBinaryMediaType(contentType: string | undefined): boolean {
+  const type = (contentType ?? '').split(';')[0]!.trim().toLowerCase();
+  return (BINARY_MEDIA_TYPES as readonly string[]).includes(type);
+}

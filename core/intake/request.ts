@@ -1,0 +1,103 @@
+import { z } from 'zod';
+import { MAX_WORKERS_PER_JOB, officeId } from '../../config/schema.ts';
+import { BadRequestError } from '../shared/errors.ts';
+
+/** Processor names: lower-case words (they appear in the API, the CLI and the manifest). */
+const processorName = z
+  .string()
+  .regex(/^[a-z][a-z0-9-]{0,31}$/, 'processor names are lower-case letters, digits and dashes');
+
+/**
+ * A job request: what a caller may ask for when starting a job — the query string of `POST /jobs`, the JSON body
+ * of `POST /uploads`, the options of `rowfleet run`. The one description of its shape: the upload handler and
+ * the local API parse with it, the CLI sends it, and the API Gateway model of `POST /uploads` is generated from
+ * it (`npm run gen:api-models`; test/infra checks the generated model is current). Rules that depend on the
+ * site or the deployment (its offices, the processors installed) are checked after it, in intake/api.ts.
+ */
+export const jobRequestSchema = z.strictObject({
+  /** The uploaded file's name, kept for the job view and the manifest. */
+  fileName: z.string().min(1).max(255).optional(),
+  processor: processorName.optional(),
+  /** One of the site's offices (default: its first); usage figures are kept per office. */
+  office: officeId.optional(),
+  /** Workers for this job (default: by size, up to the stage's maxWorkersPerJob, which also caps this). */
+  workers: z.number().int().min(1).max(MAX_WORKERS_PER_JOB).optional(),
+  /** Demo and load-test switches: a delay per record, and a share of records whose first attempt fails. */
+  simulateDelayMs: z.number().min(0).max(60_000).optional(),
+  simulateErrorRate: z.number().min(0).max(1).optional(),
+});
+
+export type JobRequest = z.infer<typeof jobRequestSchema>;
+
+/** The request's keys whose values are numbers (a query string carries them as text). */
+const NUMERIC_KEYS = new Set(
+  Object.entries(jobRequestSchema.shape)
+    .filter(([, s]) => s.unwrap() instanceof z.ZodNumber)
+    .map(([k]) => k),
+);
+
+/**
+ * A query string as a job request's input: numeric keys become numbers when they read as one (anything else
+ * stays text and fails the schema with a clear message). Empty values count as absent.
+ */
+export function jobRequestFromQuery(q: Readonly<Record<string, string | undefined>> | null): unknown {
+  const out: Record<string, unknown> = {};
+  for (const [k, v] of Object.entries(q ?? {})) {
+    if (v === undefined || v === '') continue;
+    out[k] = NUMERIC_KEYS.has(k) && /^-?\d+(\.\d+)?([eE][-+]?\d+)?$/.test(v.trim()) ? Number(v) : v;
+  }
+  return out;
+}
+
+/** Parses a job request; a request the schema refuses is a 400 INVALID_REQUEST naming every problem. */
+export function parseJobRequest(input: unknown): JobRequest {
+  return parseOrBadRequest(jobRequestSchema, input ?? {});
+}
+
+/** Parses `input` with `schema`, or throws BadRequestError(INVALID_REQUEST) listing what is wrong. */
+export function parseOrBadRequest<T>(schema: z.ZodType<T>, input: unknown): T {
+  const r = schema.safeParse(input);
+  if (r.success) return r.data;
+  const problems = r.error.issues.map((i) => `${i.path.join('.') || '(request)'}: ${i.message}`);
+  throw new BadRequestError('INVALID_REQUEST', `Invalid request: ${problems.join('; ')}.`);
+}
+
+/** The API Gateway model of a JSON job request (draft 4, as API Gateway reads it); see scripts/gen-api-models.ts. */
+export function jobRequestJsonSchema(): Record<string, unknown> {
+  return z.toJSONSchema(jobRequestSchema, { target: 'draft-04' }) as Record<string, unknown>;
+}
+
+/** What lib/api.ts needs of the request schemas (written to lib/api-models.json by `npm run gen:api-models`). */
+export function apiModels() {
+  return {
+    /** Body model of POST /uploads (JSON Schema draft 4). */
+    jobRequest: jobRequestJsonSchema(),
+    /** Query parameters of POST /jobs (all optional). */
+    jobRequestQuery: Object.keys(jobRequestSchema.shape).sort(),
+  };
+}
+
+/**
+ * The JSON body of `POST /uploads` as a job request's input. Its options travel in the body only (the model
+ * API Gateway validates), so a query string is refused rather than silently ignored; malformed JSON is a 400.
+ */
+export function jobRequestFromJsonBody(
+  body: string,
+  query: Readonly<Record<string, string | undefined>> | null,
+): unknown {
+  if (Object.keys(query ?? {}).length > 0) {
+    throw new BadRequestError(
+      'INVALID_REQUEST',
+      'POST /uploads takes its options in the JSON body, e.g. {"fileName":"a.csv"}, not in the query string.',
+    );
+  }
+  if (body.trim() === '') return {};
+  try {
+    return JSON.parse(body) as unknown;
+  } catch {
+    throw new BadRequestError(
+      'INVALID_REQUEST',
+      'The body of POST /uploads must be JSON, e.g. {"fileName":"a.csv"}.',
+    );
+  }
+}
