@@ -233,9 +233,11 @@ export function planGrants(
   policy: BudgetPolicy,
   demand: readonly JobDemand[],
   allocation: Allocation = allocate(policy, demand),
+  /** Workers held by jobs outside the demand (ended, not yet given back): they count against the budget. */
+  heldElsewhere = 0,
 ): Map<string, number> {
   const held = new Map(demand.map((j) => [jobKey(j.site, j.token), j.held]));
-  let free = policy.maxWorkers - demand.reduce((n, j) => n + j.held, 0);
+  let free = policy.maxWorkers - heldElsewhere - demand.reduce((n, j) => n + j.held, 0);
   const seen = new Map<string, number>();
   const grants = new Map<string, number>();
   for (const key of allocation.sequence.slice(0, policy.maxWorkers)) {

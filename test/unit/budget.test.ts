@@ -327,13 +327,13 @@ describe('Properties: allocate', () => {
 describe('Properties: planGrants and queueOrder', () => {
   it('never grants past the budget or a target, and fills the free workers while some job is short', () => {
     fc.assert(
-      fc.property(arbPolicy, arbDemand, (policy, demand) => {
+      fc.property(arbPolicy, arbDemand, fc.integer({ min: 0, max: 8 }), (policy, demand, elsewhere) => {
         // Act
         const a = allocate(policy, demand);
-        const grants = planGrants(policy, demand, a);
+        const grants = planGrants(policy, demand, a, elsewhere);
 
-        // Assess
-        const held = sum(demand.map((j) => j.held));
+        // Assess: workers held by ended jobs count against the budget too.
+        const held = sum(demand.map((j) => j.held)) + elsewhere;
         const granted = sum(grants.values());
         expect(held + granted).toBeLessThanOrEqual(Math.max(policy.maxWorkers, held));
         if (held >= policy.maxWorkers) expect(granted).toBe(0);
