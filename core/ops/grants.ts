@@ -436,6 +436,9 @@ export class GrantStore {
           ExpressionAttributeValues: values,
         }),
       );
+      // Fewer chunks left than workers: the job asks for no more than that from now on, so the next pass
+      // does not hand the place straight back to it.
+      if (usable !== undefined) await this.lowerDemand(site, token, usable);
       return 'leave';
     } catch (err) {
       if (isConditionFailure(err)) return 'stay';
@@ -535,6 +538,22 @@ export class GrantStore {
       ...(i >= 0 ? { position: i + 1 } : {}),
       queued: order.length,
     };
+  }
+
+  private async lowerDemand(site: string, token: string, maxWorkers: number): Promise<void> {
+    try {
+      await this.ddb.send(
+        new UpdateCommand({
+          TableName: this.table,
+          Key: { pk: PK, sk: demandSk(site, token) },
+          UpdateExpression: 'SET maxWorkers = :max',
+          ConditionExpression: 'attribute_exists(pk) AND maxWorkers > :max',
+          ExpressionAttributeValues: { ':max': maxWorkers },
+        }),
+      );
+    } catch (err) {
+      if (!isConditionFailure(err)) throw err;
+    }
   }
 
   private async markFirstGrant(site: string, token: string, now: number): Promise<void> {

@@ -170,8 +170,10 @@ describe('Class: GrantStore', () => {
     // Act
     const decisions = await Promise.all([1, 2, 3, 4].map(() => grants.shouldLeave('sakai', token, 1)));
 
-    // Assess
+    // Assess: three leave, and the job asks for one worker from now on (no place handed straight back).
     expect(decisions.filter((d) => d === 'leave')).toHaveLength(3);
+    expect((await grants.read()).demand).toMatchObject([{ token, maxWorkers: 1 }]);
+    expect((await grants.pass(policy, { launcher: new RecordingLauncher() })).granted).toEqual([]);
   });
 
   it('gives the places of a launch that failed back, and grants them again on the next pass', async () => {
