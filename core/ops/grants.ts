@@ -167,6 +167,28 @@ function sameHolders(a: Readonly<Record<string, Holding>>, b: Readonly<Record<st
   });
 }
 
+/**
+ * The figures for the metrics (the reaper publishes them each pass): workers held, jobs waiting for their
+ * first worker, and how long the oldest of them has waited — the alarm's input, since a wait measured only
+ * when a job is finally granted would never show a job that is never granted.
+ */
+export function queueStats(
+  state: BudgetState,
+  demand: readonly Demand[],
+  now: number,
+): { used: number; queued: number; oldestWaitMs: number } {
+  let queued = 0;
+  let oldestWaitMs = 0;
+  for (const d of demand) {
+    if (d.firstGrantAt !== undefined || d.maxWorkers <= 0) continue;
+    if ((state.holders[jobKey(d.site, d.token)]?.held ?? 0) > 0) continue;
+    queued++;
+    oldestWaitMs = Math.max(oldestWaitMs, now - d.requestedAt);
+  }
+  const used = Object.values(state.holders).reduce((n, h) => n + h.held, 0);
+  return { used, queued, oldestWaitMs };
+}
+
 /** What a worker should do between receives (see {@link GrantStore.shouldLeave}). */
 export type LeaveDecision =
   /** Its job holds no more than it should: go on. */

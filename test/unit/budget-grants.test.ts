@@ -6,6 +6,7 @@ import {
   mustShed,
   planPass,
   planReconcile,
+  queueStats,
   type BudgetState,
   type Demand,
 } from '../../core/ops/grants.ts';
@@ -117,5 +118,26 @@ describe('Function: demandOfJob', () => {
     // Assess
     expect(d).toEqual({ remaining: 200, maxWorkers: 2 });
     expect(demandOfJob({ chunksDone: 0 } as unknown as Job, 4)).toBeUndefined();
+  });
+});
+
+describe('Function: queueStats', () => {
+  it('counts the jobs still waiting for a first worker and the age of the oldest', () => {
+    // Prepare
+    const state: BudgetState = {
+      version: 1,
+      holders: { [jobKey('a', 'run')]: { held: 2, target: 2, grantedAt: 0 } },
+    };
+    const demand = [
+      ask('a', 'run', { requestedAt: 0, firstGrantAt: 10 }),
+      ask('b', 'w1', { requestedAt: 400 }),
+      ask('c', 'w2', { requestedAt: 900 }),
+    ];
+
+    // Act
+    const stats = queueStats(state, demand, 1000);
+
+    // Assess
+    expect(stats).toEqual({ used: 2, queued: 2, oldestWaitMs: 600 });
   });
 });
