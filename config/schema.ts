@@ -154,6 +154,37 @@ export const infraSchema = z.object({
   opsEmail: z.string().email().optional(),
 });
 
+/** The grant item keeps one entry per job holding workers, so a budget this large still fits in one item. */
+export const MAX_BUDGET_WORKERS = 2000;
+
+/**
+ * The stage-wide worker budget (core/ops/budget.ts, core/ops/grants.ts): the most row workers running at once
+ * in the stage, shared fairly among the sites with work. Sized by default for a new account: Fargate's
+ * default "Fargate On-Demand vCPU resource count" quota is 6 vCPUs per Region (AWS General Reference, ECS
+ * endpoints and quotas), so 12 workers of 0.5 vCPU (`infra.workerCpu` 512). See config/budget.ts.
+ */
+export const workerBudgetSchema = z.object({
+  /** Most workers running at once. @default the account's vCPU quota ÷ the worker's vCPUs (12 for 6 ÷ 0.5) */
+  maxWorkers: z.number().int().min(1).max(MAX_BUDGET_WORKERS).optional(),
+  /** The account's Fargate On-Demand vCPU quota in the stage's Region, which the default is sized from. */
+  vcpuQuota: z.number().positive().default(6),
+  /** Weights (default 1) and caps of sites, by site id; a site not listed has weight 1 and no cap. */
+  sites: z
+    .record(
+      siteId,
+      z.object({
+        weight: z.number().positive().default(1),
+        /** Most workers the site's jobs may hold at once. */
+        maxWorkers: z.number().int().min(0).optional(),
+      }),
+    )
+    .default({}),
+  /** A granted worker missing from the task list this long after its grant gives its place back. */
+  startGraceSeconds: z.number().int().positive().default(180),
+  /** The alarm fires when a job has waited this long for its first worker. */
+  queueWaitAlarmSeconds: z.number().int().positive().default(600),
+});
+
 /** The usage mails' sender: the From address and the SES identity (domain or address) it is verified under. */
 export const mailSchema = z
   .object({
@@ -179,6 +210,7 @@ export const stageSchema = z.object({
     .default({ success: false, partial: true, failure: true }),
   infra: infraSchema.default(infraSchema.parse({})),
   mail: mailSchema.prefault({}),
+  workerBudget: workerBudgetSchema.prefault({}),
 });
 
 export const configSchema = z
@@ -192,6 +224,15 @@ export const configSchema = z
       if (seen.has(s.id)) ctx.addIssue({ code: 'custom', message: `duplicate site id "${s.id}"` });
       seen.add(s.id);
     }
+    for (const st of cfg.stages) {
+      for (const id of Object.keys(st.workerBudget.sites)) {
+        if (!seen.has(id))
+          ctx.addIssue({
+            code: 'custom',
+            message: `stage ${st.name}: workerBudget names unknown site "${id}"`,
+          });
+      }
+    }
   });
 
 export type SiteConfig = z.infer<typeof siteSchema>;
@@ -199,4 +240,5 @@ export type StageConfig = z.infer<typeof stageSchema>;
 export type Limits = z.infer<typeof limitsSchema>;
 export type InfraConfig = z.infer<typeof infraSchema>;
 export type MailConfig = z.infer<typeof mailSchema>;
+export type WorkerBudgetConfig = z.infer<typeof workerBudgetSchema>;
 export type RowfleetConfig = z.infer<typeof configSchema>;

@@ -1,0 +1,644 @@
+/**
+ * Worker grants: who may run how many workers right now, kept in the job table so that any process can
+ * grant (the split, a finalize, a worker leaving, the reaper) — concurrently, idempotently, with no
+ * scheduler in memory — and a crash loses nothing.
+ *
+ * **Items** (partition `BUDGET`, one per stage's table):
+ * - `BUDGET` / `STAGE` — the budget item: `version`, `used` (workers held) and `holders`, a map from
+ *   `<site>#<token>` to `{ h: held, t: target, g: last grant (epoch ms) }` for every job holding workers or
+ *   due some. Every grant, leave and release is one conditional write of this one item, so the budget can
+ *   never be passed by any interleaving: a pass replaces the map only if `version` is still the one it read
+ *   (optimistic concurrency); a release or leave decrements in place under a condition and bumps `version`.
+ * - `BUDGET` / `DEMAND#<site>#<token>` — a job that wants workers: arrival, request time, records left, the
+ *   most workers it can use, and when it got its first one. Written when the job asks, deleted when it ends.
+ *
+ * Why one item and not per-slot items or transactions: DynamoDB transactions are not in dynalite (the local
+ * runtime and the tests would not run them); per-slot items make "how many does job X hold" a read of every
+ * slot, and "exactly (held − target) workers leave" a multi-item race. One item makes every rule a single
+ * conditional write. Its cost: writes are billed by item size (about 60 bytes per holder, so ~12 KB ≈ 12 WCU
+ * at 200 workers) and one item takes ~1,000 WCU/s — dozens of grant writes per second, far above the rate at
+ * which jobs arrive and workers leave. Both partition items are strongly readable with one Query.
+ *
+ * **Crashes.** A pass writes its grants first, then launches. A granter that dies in between leaves grants
+ * without tasks: {@link GrantStore.reconcile} (each reaper pass) gives back every held place that has no live
+ * task once its grant is older than the start grace. A worker killed without leaving is found the same way.
+ */
+import { ConditionalCheckFailedException } from '@aws-sdk/client-dynamodb';
+import {
+  DeleteCommand,
+  GetCommand,
+  PutCommand,
+  QueryCommand,
+  UpdateCommand,
+  type DynamoDBDocumentClient,
+} from '@aws-sdk/lib-dynamodb';
+import { setTimeout as sleep } from 'node:timers/promises';
+import { dynamoClient } from '../aws/clients.ts';
+import type { Job } from '../jobs/store.ts';
+import { allocate, jobKey, planGrants, queueOrder, type BudgetPolicy, type JobDemand } from './budget.ts';
+import type { TaskInfo, TaskLauncher } from './launcher.ts';
+
+/** What the budget item keeps per job. */
+export interface Holding {
+  /** Workers the job holds (granted, starting or running). */
+  readonly held: number;
+  /** Workers it should have; above it, its workers leave after their chunks in hand. */
+  readonly target: number;
+  /** Epoch ms of its last grant (reconciliation leaves younger grants alone: their tasks may be starting). */
+  readonly grantedAt: number;
+}
+
+export interface BudgetState {
+  /** 0 before the first write. */
+  readonly version: number;
+  /** By {@link jobKey}. */
+  readonly holders: Readonly<Record<string, Holding>>;
+}
+
+export const EMPTY_BUDGET: BudgetState = { version: 0, holders: {} };
+
+/** A job that asked for workers. */
+export interface Demand {
+  readonly site: string;
+  readonly token: string;
+  /** When the job arrived (epoch ms; its upload): decides the site's oldest job. */
+  readonly arrivedAt: number;
+  /** When it asked for workers (epoch ms; its split done): the start of its queue wait. */
+  readonly requestedAt: number;
+  /** Records left. */
+  readonly remaining: number;
+  /** Most workers it can use now. */
+  readonly maxWorkers: number;
+  /** When it got its first worker (epoch ms). */
+  readonly firstGrantAt?: number;
+}
+
+/** Workers a pass granted one job, to be launched. */
+export interface Grant {
+  readonly site: string;
+  readonly token: string;
+  readonly count: number;
+  /** The job's first worker ever: it leaves the queue now (QUEUED → RUNNING). */
+  readonly first: boolean;
+  /** For a first grant: how long the job waited since it asked (ms). */
+  readonly waitedMs?: number;
+}
+
+export interface PassPlan {
+  readonly holders: Record<string, Holding>;
+  readonly grants: Grant[];
+  /** False when nothing would change: no write needed. */
+  readonly changed: boolean;
+  /** Workers held after the pass. */
+  readonly used: number;
+  /** Jobs that want workers and hold none after the pass. */
+  readonly queued: number;
+}
+
+/** The budget's view of the demand: each asking job with the workers it holds. */
+export function demandOf(state: BudgetState, demand: readonly Demand[]): JobDemand[] {
+  return demand.map((d) => ({
+    site: d.site,
+    token: d.token,
+    arrivedAt: d.arrivedAt,
+    remaining: d.remaining,
+    maxWorkers: d.maxWorkers,
+    held: state.holders[jobKey(d.site, d.token)]?.held ?? 0,
+  }));
+}
+
+/**
+ * One granter pass, decided (pure; the store and the simulation both run it): new targets for every job
+ * from core/ops/budget.ts, and the free workers granted to the jobs furthest below their share. Jobs that
+ * hold workers but asked for none any more (ended, not yet released) keep them at target 0.
+ */
+export function planPass(
+  policy: BudgetPolicy,
+  state: BudgetState,
+  demand: readonly Demand[],
+  now: number,
+): PassPlan {
+  const jobs = demandOf(state, demand);
+  const allocation = allocate(policy, jobs);
+  const holders: Record<string, Holding> = {};
+  const asking = new Set(jobs.map((j) => jobKey(j.site, j.token)));
+  let heldElsewhere = 0;
+  for (const [key, h] of Object.entries(state.holders)) {
+    if (!asking.has(key) && h.held > 0) {
+      holders[key] = { ...h, target: 0 };
+      heldElsewhere += h.held;
+    }
+  }
+  const granted = planGrants(policy, jobs, allocation, heldElsewhere);
+  const grants: Grant[] = [];
+  let queued = 0;
+  demand.forEach((d, i) => {
+    const key = jobKey(d.site, d.token);
+    const held = jobs[i]!.held;
+    const count = granted.get(key) ?? 0;
+    const target = allocation.targets.get(key)!;
+    const before = state.holders[key];
+    if (held + count > 0 || target > 0) {
+      holders[key] = { held: held + count, target, grantedAt: count > 0 ? now : (before?.grantedAt ?? 0) };
+    }
+    if (count > 0) {
+      const first = held === 0 && d.firstGrantAt === undefined;
+      grants.push({
+        site: d.site,
+        token: d.token,
+        count,
+        first,
+        ...(first ? { waitedMs: Math.max(0, now - d.requestedAt) } : {}),
+      });
+    }
+    if (held + count === 0 && d.maxWorkers > 0) queued++;
+  });
+  const used = Object.values(holders).reduce((n, h) => n + h.held, 0);
+  return { holders, grants, changed: !sameHolders(state.holders, holders), used, queued };
+}
+
+function sameHolders(a: Readonly<Record<string, Holding>>, b: Readonly<Record<string, Holding>>): boolean {
+  const ka = Object.keys(a);
+  if (ka.length !== Object.keys(b).length) return false;
+  return ka.every((k) => {
+    const x = a[k]!;
+    const y = b[k];
+    return y !== undefined && x.held === y.held && x.target === y.target && x.grantedAt === y.grantedAt;
+  });
+}
+
+/**
+ * The figures for the metrics (the reaper publishes them each pass): workers held, jobs waiting for their
+ * first worker, and how long the oldest of them has waited — the alarm's input, since a wait measured only
+ * when a job is finally granted would never show a job that is never granted.
+ */
+export function queueStats(
+  state: BudgetState,
+  demand: readonly Demand[],
+  now: number,
+): { used: number; queued: number; oldestWaitMs: number } {
+  let queued = 0;
+  let oldestWaitMs = 0;
+  for (const d of demand) {
+    if (d.firstGrantAt !== undefined || d.maxWorkers <= 0) continue;
+    if ((state.holders[jobKey(d.site, d.token)]?.held ?? 0) > 0) continue;
+    queued++;
+    oldestWaitMs = Math.max(oldestWaitMs, now - d.requestedAt);
+  }
+  const used = Object.values(state.holders).reduce((n, h) => n + h.held, 0);
+  return { used, queued, oldestWaitMs };
+}
+
+/** What a worker should do between receives (see {@link GrantStore.shouldLeave}). */
+export type LeaveDecision =
+  /** Its job holds no more than it should: go on. */
+  | 'stay'
+  /** Its job held more than its target: this worker's place was given back; exit now. */
+  | 'leave'
+  /** Its job holds no place at all (ended, or given back by reconciliation): exit now, nothing to give back. */
+  | 'unheld';
+
+/** The leave rule (pure): a job above its target, or above the chunks it has left, sheds one worker. */
+export function mustShed(h: Holding | undefined, usable = Infinity): boolean {
+  return h !== undefined && h.held > Math.min(h.target, usable);
+}
+
+/**
+ * Reconciliation (pure): each job's held workers brought down to its live tasks, unless its last grant is
+ * younger than `graceMs` before `listedAt` (those tasks may still be starting). Returns the new holders and
+ * how many places were given back.
+ */
+export function planReconcile(
+  state: BudgetState,
+  tasks: readonly TaskInfo[],
+  listedAt: number,
+  graceMs: number,
+): { holders: Record<string, Holding>; released: number } {
+  const live = new Map<string, number>();
+  for (const t of tasks) live.set(jobKey(t.site, t.token), (live.get(jobKey(t.site, t.token)) ?? 0) + 1);
+  const holders: Record<string, Holding> = {};
+  let released = 0;
+  for (const [key, h] of Object.entries(state.holders)) {
+    const alive = live.get(key) ?? 0;
+    if (h.held > alive && h.grantedAt < listedAt - graceMs) {
+      released += h.held - alive;
+      if (alive > 0 || h.target > 0) holders[key] = { ...h, held: alive };
+    } else {
+      holders[key] = h;
+    }
+  }
+  return { holders, released };
+}
+
+/** The demand of a running job from its record (for the reaper's refresh): records and chunks left. */
+export function demandOfJob(
+  job: Job,
+  maxWorkers: number,
+): Pick<Demand, 'remaining' | 'maxWorkers'> | undefined {
+  if (job.totalChunks === undefined || job.totalRecords === undefined) return undefined;
+  const chunksLeft = Math.max(0, job.totalChunks - job.chunksDone);
+  const valid = job.totalRecords - (job.rejected ?? 0);
+  const remaining =
+    job.totalChunks === 0 ? 0 : Math.ceil((valid * chunksLeft) / Math.max(1, job.totalChunks));
+  return { remaining, maxWorkers: Math.min(maxWorkers, chunksLeft) };
+}
+
+export interface PassOptions {
+  readonly launcher: TaskLauncher;
+  /**
+   * Called before a job's granted workers are launched: make the job RUNNING if it is QUEUED (whatever
+   * `first` says: a first grant whose launch was lost is granted again). False means the job wants no
+   * workers any more (it ended meanwhile): its demand and places are dropped instead.
+   */
+  readonly beforeLaunch?: (g: Grant) => Promise<boolean>;
+  /** @default Date.now */
+  readonly now?: () => number;
+  /** Passes retried after losing a race to another granter. @default 12 */
+  readonly maxAttempts?: number;
+}
+
+export interface PassReport {
+  /** Writes lost to concurrent granters before this pass's decision held (or gave up). */
+  readonly conflicts: number;
+  /** The pass could not write within its attempts (every attempt lost a race); the next pass will grant. */
+  readonly gaveUp: boolean;
+  readonly granted: Grant[];
+  /** Grants whose launch failed or was refused by `beforeLaunch`; their places were given back. */
+  readonly notLaunched: { site: string; token: string; count: number; error?: string }[];
+  /** Workers held after the pass (unknown when it gave up). */
+  readonly used?: number;
+  /** Jobs asking for workers and holding none after the pass (unknown when it gave up). */
+  readonly queued?: number;
+}
+
+export interface GrantStatus {
+  readonly held: number;
+  readonly target: number;
+  /** 1 = next to get a worker; only for a job that wants workers and holds none. */
+  readonly position?: number;
+  /** Jobs waiting for their first worker, stage-wide. */
+  readonly queued: number;
+}
+
+const PK = 'BUDGET';
+const BUDGET_SK = 'STAGE';
+const DEMAND_PREFIX = 'DEMAND#';
+const demandSk = (site: string, token: string) => `${DEMAND_PREFIX}${site}#${token}`;
+
+interface StoredHolding {
+  h: number;
+  t: number;
+  g: number;
+}
+
+function isConditionFailure(err: unknown): boolean {
+  return (
+    err instanceof ConditionalCheckFailedException ||
+    (err as { name?: string }).name === 'ConditionalCheckFailedException'
+  );
+}
+
+const backoff = (attempt: number) => sleep(Math.min(500, 10 * 2 ** attempt) * (0.5 + Math.random()));
+
+/** The grant store on the job table. */
+export class GrantStore {
+  constructor(
+    private readonly table: string,
+    private readonly ddb: DynamoDBDocumentClient = dynamoClient(),
+  ) {}
+
+  /** A job asks for workers (idempotent: a repeated request keeps its first request time). */
+  async request(d: Omit<Demand, 'firstGrantAt' | 'requestedAt'> & { requestedAt?: number }): Promise<void> {
+    await this.ddb.send(
+      new UpdateCommand({
+        TableName: this.table,
+        Key: { pk: PK, sk: demandSk(d.site, d.token) },
+        UpdateExpression:
+          'SET site = :site, #token = :token, arrivedAt = if_not_exists(arrivedAt, :arrived), ' +
+          'requestedAt = if_not_exists(requestedAt, :requested), remaining = :remaining, maxWorkers = :max',
+        ExpressionAttributeNames: { '#token': 'token' },
+        ExpressionAttributeValues: {
+          ':site': d.site,
+          ':token': d.token,
+          ':arrived': d.arrivedAt,
+          ':requested': d.requestedAt ?? Date.now(),
+          ':remaining': d.remaining,
+          ':max': d.maxWorkers,
+        },
+      }),
+    );
+  }
+
+  /** Updates what a job still needs (records left, workers it can use); no-op for a job that asked for none. */
+  async refresh(site: string, token: string, d: Pick<Demand, 'remaining' | 'maxWorkers'>): Promise<boolean> {
+    try {
+      await this.ddb.send(
+        new UpdateCommand({
+          TableName: this.table,
+          Key: { pk: PK, sk: demandSk(site, token) },
+          UpdateExpression: 'SET remaining = :remaining, maxWorkers = :max',
+          ConditionExpression: 'attribute_exists(pk)',
+          ExpressionAttributeValues: { ':remaining': d.remaining, ':max': d.maxWorkers },
+        }),
+      );
+      return true;
+    } catch (err) {
+      if (isConditionFailure(err)) return false;
+      throw err;
+    }
+  }
+
+  /** The budget item and every job's demand, in one strongly consistent Query of the budget partition. */
+  async read(consistent = true): Promise<{ state: BudgetState; demand: Demand[] }> {
+    let state: BudgetState = EMPTY_BUDGET;
+    const demand: Demand[] = [];
+    let start: Record<string, unknown> | undefined;
+    do {
+      const r = await this.ddb.send(
+        new QueryCommand({
+          TableName: this.table,
+          KeyConditionExpression: 'pk = :pk',
+          ExpressionAttributeValues: { ':pk': PK },
+          ConsistentRead: consistent,
+          ExclusiveStartKey: start,
+        }),
+      );
+      for (const item of r.Items ?? []) {
+        if (item.sk === BUDGET_SK) state = toState(item);
+        else if (String(item.sk).startsWith(DEMAND_PREFIX)) demand.push(toDemand(item));
+      }
+      start = r.LastEvaluatedKey;
+    } while (start);
+    return { state, demand };
+  }
+
+  /**
+   * One granter pass: reads the demand, computes targets and grants (core/ops/budget.ts), writes them with
+   * one conditional write of the budget item, then launches what it granted. A pass that loses the race to
+   * another granter reads again and decides again; one that finds nothing to change writes nothing.
+   */
+  async pass(policy: BudgetPolicy, o: PassOptions): Promise<PassReport> {
+    const clock = o.now ?? Date.now;
+    const attempts = o.maxAttempts ?? 12;
+    let conflicts = 0;
+    for (let attempt = 0; attempt < attempts; attempt++) {
+      const { state, demand } = await this.read();
+      const now = clock();
+      const plan = planPass(policy, state, demand, now);
+      if (plan.changed && !(await this.writeHolders(state.version, plan.holders))) {
+        conflicts++;
+        await backoff(attempt);
+        continue;
+      }
+      const firsts = plan.grants.filter((g) => g.first);
+      await Promise.all(firsts.map((g) => this.markFirstGrant(g.site, g.token, now)));
+      const notLaunched = (await Promise.all(plan.grants.map((g) => this.launch(g, o)))).flat();
+      return {
+        conflicts,
+        gaveUp: false,
+        granted: plan.grants,
+        notLaunched,
+        used: plan.used - notLaunched.reduce((n, f) => n + f.count, 0),
+        queued: plan.queued,
+      };
+    }
+    return { conflicts, gaveUp: true, granted: [], notLaunched: [] };
+  }
+
+  private async launch(g: Grant, o: PassOptions): Promise<PassReport['notLaunched']> {
+    try {
+      if (o.beforeLaunch && !(await o.beforeLaunch(g))) {
+        await this.finish(g.site, g.token);
+        return [{ site: g.site, token: g.token, count: g.count, error: 'the job wants no workers any more' }];
+      }
+      await o.launcher.launch({ site: g.site, token: g.token, count: g.count });
+      return [];
+    } catch (err) {
+      // The job stays asking: the next pass grants it again.
+      await this.release(g.site, g.token, g.count);
+      const error = err instanceof Error ? err.message : String(err);
+      return [{ site: g.site, token: g.token, count: g.count, error }];
+    }
+  }
+
+  /**
+   * Between receives, a worker asks whether to go: when its job holds more workers than its target (or than
+   * `usable`, the chunks it has left), exactly that many of its workers get 'leave' — each such answer has
+   * already given its place back (one conditional decrement, so two workers asking at once cannot both
+   * leave when one should). One eventually consistent read when the answer is 'stay'.
+   */
+  async shouldLeave(site: string, token: string, usable?: number): Promise<LeaveDecision> {
+    const key = jobKey(site, token);
+    const r = await this.ddb.send(
+      new GetCommand({
+        TableName: this.table,
+        Key: { pk: PK, sk: BUDGET_SK },
+        ProjectionExpression: 'holders.#j',
+        ExpressionAttributeNames: { '#j': key },
+      }),
+    );
+    const stored = (r.Item?.holders as Record<string, StoredHolding> | undefined)?.[key];
+    if (!stored || stored.h <= 0) return 'unheld';
+    if (!mustShed(fromStored(stored), usable)) return 'stay';
+    const values: Record<string, unknown> = { ':one': 1 };
+    let condition = 'holders.#j.h > holders.#j.t';
+    if (usable !== undefined) {
+      values[':usable'] = usable;
+      condition = `(${condition} OR holders.#j.h > :usable)`;
+    }
+    try {
+      await this.ddb.send(
+        new UpdateCommand({
+          TableName: this.table,
+          Key: { pk: PK, sk: BUDGET_SK },
+          UpdateExpression:
+            'SET holders.#j.h = holders.#j.h - :one, used = used - :one, version = version + :one',
+          ConditionExpression: `${condition} AND holders.#j.h >= :one`,
+          ExpressionAttributeNames: { '#j': key },
+          ExpressionAttributeValues: values,
+        }),
+      );
+      // Fewer chunks left than workers: the job asks for no more than that from now on, so the next pass
+      // does not hand the place straight back to it.
+      if (usable !== undefined) await this.lowerDemand(site, token, usable);
+      return 'leave';
+    } catch (err) {
+      if (isConditionFailure(err)) return 'stay';
+      throw err;
+    }
+  }
+
+  /** Gives back `count` places of a job (a worker exiting idle, a launch that failed). */
+  async release(site: string, token: string, count = 1): Promise<boolean> {
+    try {
+      await this.ddb.send(
+        new UpdateCommand({
+          TableName: this.table,
+          Key: { pk: PK, sk: BUDGET_SK },
+          UpdateExpression:
+            'SET holders.#j.h = holders.#j.h - :n, used = used - :n, version = version + :one',
+          ConditionExpression: 'holders.#j.h >= :n',
+          ExpressionAttributeNames: { '#j': jobKey(site, token) },
+          ExpressionAttributeValues: { ':n': count, ':one': 1 },
+        }),
+      );
+      return true;
+    } catch (err) {
+      if (isConditionFailure(err)) return false;
+      throw err;
+    }
+  }
+
+  /**
+   * A job ended: its demand is deleted first (so no pass grants it again), then every place it holds is
+   * given back. A crash between the two leaves places that reconciliation returns. Returns places released.
+   */
+  async finish(site: string, token: string): Promise<number> {
+    await this.ddb.send(
+      new DeleteCommand({ TableName: this.table, Key: { pk: PK, sk: demandSk(site, token) } }),
+    );
+    const key = jobKey(site, token);
+    for (let attempt = 0; attempt < 12; attempt++) {
+      const r = await this.ddb.send(
+        new GetCommand({
+          TableName: this.table,
+          Key: { pk: PK, sk: BUDGET_SK },
+          ProjectionExpression: 'holders.#j',
+          ExpressionAttributeNames: { '#j': key },
+          ConsistentRead: true,
+        }),
+      );
+      const stored = (r.Item?.holders as Record<string, StoredHolding> | undefined)?.[key];
+      if (!stored) return 0;
+      try {
+        await this.ddb.send(
+          new UpdateCommand({
+            TableName: this.table,
+            Key: { pk: PK, sk: BUDGET_SK },
+            UpdateExpression: 'REMOVE holders.#j SET used = used - :h, version = version + :one',
+            ConditionExpression: 'holders.#j.h = :h',
+            ExpressionAttributeNames: { '#j': key },
+            ExpressionAttributeValues: { ':h': stored.h, ':one': 1 },
+          }),
+        );
+        return stored.h;
+      } catch (err) {
+        if (!isConditionFailure(err)) throw err;
+        await backoff(attempt);
+      }
+    }
+    return 0;
+  }
+
+  /**
+   * Brings every job's held places down to its live tasks (`tasks`, listed at `listedAt`), except grants
+   * younger than `graceMs`: what a granter that died between its write and its launch, or a worker killed
+   * without leaving, would otherwise hold forever. Returns the places given back.
+   */
+  async reconcile(tasks: readonly TaskInfo[], listedAt: number, graceMs: number): Promise<number> {
+    for (let attempt = 0; attempt < 12; attempt++) {
+      const { state } = await this.read();
+      const plan = planReconcile(state, tasks, listedAt, graceMs);
+      if (plan.released === 0) return 0;
+      if (await this.writeHolders(state.version, plan.holders)) return plan.released;
+      await backoff(attempt);
+    }
+    return 0;
+  }
+
+  /** What the job view shows: workers held and due, and the job's place in the queue. */
+  async status(policy: BudgetPolicy, site: string, token: string): Promise<GrantStatus> {
+    const { state, demand } = await this.read(false);
+    const jobs = demandOf(state, demand);
+    const key = jobKey(site, token);
+    const h = state.holders[key];
+    const order = queueOrder(policy, jobs);
+    const i = order.indexOf(key);
+    return {
+      held: h?.held ?? 0,
+      target: allocate(policy, jobs).targets.get(key) ?? 0,
+      ...(i >= 0 ? { position: i + 1 } : {}),
+      queued: order.length,
+    };
+  }
+
+  private async lowerDemand(site: string, token: string, maxWorkers: number): Promise<void> {
+    try {
+      await this.ddb.send(
+        new UpdateCommand({
+          TableName: this.table,
+          Key: { pk: PK, sk: demandSk(site, token) },
+          UpdateExpression: 'SET maxWorkers = :max',
+          ConditionExpression: 'attribute_exists(pk) AND maxWorkers > :max',
+          ExpressionAttributeValues: { ':max': maxWorkers },
+        }),
+      );
+    } catch (err) {
+      if (!isConditionFailure(err)) throw err;
+    }
+  }
+
+  private async markFirstGrant(site: string, token: string, now: number): Promise<void> {
+    try {
+      await this.ddb.send(
+        new UpdateCommand({
+          TableName: this.table,
+          Key: { pk: PK, sk: demandSk(site, token) },
+          UpdateExpression: 'SET firstGrantAt = if_not_exists(firstGrantAt, :now)',
+          ConditionExpression: 'attribute_exists(pk)',
+          ExpressionAttributeValues: { ':now': now },
+        }),
+      );
+    } catch (err) {
+      if (!isConditionFailure(err)) throw err;
+    }
+  }
+
+  /** Replaces the holders if the budget item is still at `version`; false when another writer came first. */
+  private async writeHolders(version: number, holders: Record<string, Holding>): Promise<boolean> {
+    const stored: Record<string, StoredHolding> = {};
+    let used = 0;
+    for (const [k, h] of Object.entries(holders)) {
+      stored[k] = { h: h.held, t: h.target, g: h.grantedAt };
+      used += h.held;
+    }
+    try {
+      await this.ddb.send(
+        new PutCommand({
+          TableName: this.table,
+          Item: { pk: PK, sk: BUDGET_SK, version: version + 1, used, holders: stored },
+          ConditionExpression: version === 0 ? 'attribute_not_exists(pk)' : 'version = :v',
+          ...(version === 0 ? {} : { ExpressionAttributeValues: { ':v': version } }),
+        }),
+      );
+      return true;
+    } catch (err) {
+      if (isConditionFailure(err)) return false;
+      throw err;
+    }
+  }
+}
+
+function fromStored(s: StoredHolding): Holding {
+  return { held: Number(s.h), target: Number(s.t), grantedAt: Number(s.g) };
+}
+
+function toState(item: Record<string, unknown>): BudgetState {
+  const holders: Record<string, Holding> = {};
+  for (const [k, v] of Object.entries((item.holders ?? {}) as Record<string, StoredHolding>)) {
+    holders[k] = fromStored(v);
+  }
+  return { version: Number(item.version ?? 0), holders };
+}
+
+function toDemand(item: Record<string, unknown>): Demand {
+  return {
+    site: String(item.site),
+    token: String(item.token),
+    arrivedAt: Number(item.arrivedAt),
+    requestedAt: Number(item.requestedAt),
+    remaining: Number(item.remaining),
+    maxWorkers: Number(item.maxWorkers),
+    ...(item.firstGrantAt !== undefined ? { firstGrantAt: Number(item.firstGrantAt) } : {}),
+  };
+}
