@@ -37,7 +37,7 @@ import {
   type Demand,
   type Holding,
 } from '../core/ops/grants.ts';
-import { workerCount } from '../core/ops/launcher.ts';
+import { workerCount } from '../core/split/worker-count.ts';
 import type { Job } from '../core/jobs/store.ts';
 import type { TaskInfo } from '../core/ops/launcher.ts';
 
