@@ -41,8 +41,15 @@ export function dynamoClient(): DynamoDBDocumentClient {
   }));
 }
 
+/**
+ * ECS: RunTask is rate-limited per account and Region, so the client retries throttling itself, adaptively
+ * (client-side rate limiting and jittered backoff), up to 6 attempts. RunTask carries a clientToken, so these
+ * retries cannot start tasks twice (aws/ecs-launcher.ts).
+ */
+export const ECS_MAX_ATTEMPTS = 6;
+
 export function ecsClient(): ECSClient {
-  return (ecs ??= new ECSClient({}));
+  return (ecs ??= new ECSClient({ maxAttempts: ECS_MAX_ATTEMPTS, retryMode: 'adaptive' }));
 }
 
 /**

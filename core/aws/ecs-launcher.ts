@@ -6,6 +6,7 @@ import {
   StopTaskCommand,
   type ECSClient,
 } from '@aws-sdk/client-ecs';
+import { randomUUID } from 'node:crypto';
 import { requireEnv } from '../shared/env.ts';
 import { workerEnv, type LaunchRequest, type TaskInfo, type TaskLauncher } from '../ops/launcher.ts';
 import { ecsClient } from './clients.ts';
@@ -30,32 +31,16 @@ export function ecsLauncherConfigFromEnv(env: NodeJS.ProcessEnv = process.env): 
   };
 }
 
-const THROTTLE_ATTEMPTS = 6;
-const THROTTLE_BASE_MS = 250;
-
 /** `startedBy` is at most 36 characters: the token (a UUID) fits exactly. */
 const startedBy = (token: string) => token;
 
 /** Starts dedicated Fargate row workers for a job with RunTask (≤ 10 per call) and stops them by token. */
 export class EcsTaskLauncher implements TaskLauncher {
+  /** Throttling and transient errors are retried by the client itself (clients.ts ecsClient: adaptive mode). */
   constructor(
     private readonly config: () => EcsLauncherConfig = () => ecsLauncherConfigFromEnv(),
     private readonly ecs: ECSClient = ecsClient(),
-    private readonly sleep: (ms: number) => Promise<void> = (ms) => new Promise((r) => setTimeout(r, ms)),
   ) {}
-
-  /** Retries ECS throttling with exponential backoff (RunTask is rate-limited per account and region). */
-  private async retrying<T>(call: () => Promise<T>): Promise<T> {
-    for (let attempt = 1; ; attempt++) {
-      try {
-        return await call();
-      } catch (err) {
-        const name = (err as { name?: string }).name ?? '';
-        if (attempt >= THROTTLE_ATTEMPTS || !/Throttl|RequestLimitExceeded/.test(name)) throw err;
-        await this.sleep(THROTTLE_BASE_MS * 2 ** (attempt - 1));
-      }
-    }
-  }
 
   async launch(req: LaunchRequest): Promise<string[]> {
     const c = this.config();
@@ -66,6 +51,9 @@ export class EcsTaskLauncher implements TaskLauncher {
         taskDefinition: c.taskDefinition,
         launchType: 'FARGATE',
         count: Math.min(10, left),
+        // Idempotency: the SDK's retries of this call send the same token, so a retry after a lost answer
+        // cannot start a second batch of workers. A later launch (the reaper's) is a new intent, a new token.
+        clientToken: randomUUID(),
         startedBy: startedBy(req.token),
         group: `rowfleet:${req.site}`,
         tags: [
@@ -89,7 +77,7 @@ export class EcsTaskLauncher implements TaskLauncher {
           ],
         },
       };
-      const r = await this.retrying(() => this.ecs.send(new RunTaskCommand(input)));
+      const r = await this.ecs.send(new RunTaskCommand(input));
       if (r.failures?.length) {
         throw new Error(
           `RunTask failed: ${r.failures.map((f) => `${f.reason ?? ''} ${f.detail ?? ''}`.trim()).join('; ')}`,
