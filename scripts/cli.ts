@@ -1,6 +1,5 @@
 import { Command, InvalidArgumentError, Option } from 'commander';
 import { existsSync } from 'node:fs';
-import { fileURLToPath } from 'node:url';
 import { getSite, getStage, loadConfig } from '../config/index.ts';
 import { ApiTokens } from '../core/intake/tokens.ts';
 import { processorNames } from '../core/work/processors/index.ts';
@@ -10,6 +9,7 @@ import { mailPreview, mailSend } from './mail.ts';
 import { followJob, runJob } from './run-job.ts';
 import { retryFailedRecords } from '../core/intake/rerun-failed.ts';
 import { loadtest } from './loadtest.ts';
+import { smoke } from './smoke.ts';
 
 /** 0 for SUCCEEDED or PARTIAL, 2 for REJECTED, 1 otherwise. */
 function exitCode(state: string): number {
@@ -205,24 +205,22 @@ program
 
 program
   .command('smoke')
-  .description('post-deploy check: run the sample file through a deployed API and check the zip')
+  .description(
+    'post-deploy check through the public API: health, 401 without a token, a job with one bad record ending PARTIAL, its zip',
+  )
   .requiredOption('--api <url>', 'the API base URL (the stack output ApiUrl)')
   .requiredOption('--token <token>', 'an API token of the site to test as')
-  .option('--file <file>', 'CSV to send', fileURLToPath(new URL('../samples/clients.csv', import.meta.url)))
   .option('--out <dir>', 'where to write the zip', 'out')
-  .action(async (o: { api: string; token: string; file: string; out: string }) => {
-    const health = await fetch(new URL('health', o.api.endsWith('/') ? o.api : o.api + '/'));
-    if (!health.ok) throw new Error(`GET /health answered ${health.status}`);
-    const summary = await runJob({
-      apiUrl: o.api.replace(/\/$/, ''),
-      apiToken: o.token,
-      file: o.file,
-      outDir: o.out,
-      directMaxBytes: getStage('prod').limits.directUploadMaxBytes,
-      progress: true,
-    });
-    const ok = summary.state === 'SUCCEEDED' && Boolean(summary.zip) && summary.rows.total > 0;
-    process.stdout.write(JSON.stringify({ ok, ...summary }) + '\n');
+  .option('--json', 'print the steps as one JSON object as the last line of stdout')
+  .action(async (o: { api: string; token: string; out: string; json?: boolean }) => {
+    const steps = await smoke(o.api, o.token, o.out);
+    const ok = steps.length > 0 && steps.every((s) => s.ok);
+    if (o.json) process.stdout.write(JSON.stringify({ ok, steps }) + '\n');
+    else
+      for (const s of steps)
+        process.stdout.write(
+          `${s.ok ? 'ok  ' : 'FAIL'} ${s.step} (${s.ms} ms)${s.detail ? ` — ${s.detail}` : ''}\n`,
+        );
     process.exitCode = ok ? 0 : 1;
   });
 

@@ -75,10 +75,12 @@ export async function smoke(api: string, token: string, outDir: string): Promise
       },
     ],
     [
-      'GET /jobs without a token answers 401',
+      'GET /jobs answers 401 without a token and 200 with it',
       async () => {
-        const r = await fetch(`${base}/jobs`);
-        expect(r.status === 401, `HTTP ${r.status}`);
+        const without = await fetch(`${base}/jobs`);
+        expect(without.status === 401, `without a token: HTTP ${without.status}`);
+        const withToken = await fetch(`${base}/jobs`, { headers: { authorization: `Bearer ${token}` } });
+        expect(withToken.status === 200, `with the token: HTTP ${withToken.status}`);
         return undefined;
       },
     ],

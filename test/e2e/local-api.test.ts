@@ -10,6 +10,7 @@ import { isTerminal } from '../../core/jobs/states.ts';
 import { ZipWriter } from '../../core/finalize/zip.ts';
 import { LocalRuntime } from '../../local/runtime.ts';
 import { readZipText } from '../helpers/zip.ts';
+import { smoke } from '../../scripts/smoke.ts';
 
 vi.hoisted(() => {
   process.env.POWERTOOLS_LOG_LEVEL = 'SILENT';
@@ -315,5 +316,29 @@ describe('Local API: presigned upload route', () => {
     expect((await rt.deps.jobs.get('sakai', created.body.token))?.upload).toBe('presigned');
     const zip = await readZipText(Buffer.from(await (await fetch(view.download!.url)).arrayBuffer()));
     expect(JSON.parse(zip.get('rows/2.json')!)).toEqual({ id: '2', name: '鈴木' });
+  });
+});
+
+describe('Post-deploy check: rowfleet smoke', () => {
+  it('passes every documented step against a working API (here the local one)', async () => {
+    // Act
+    const steps = await smoke(rt.apiUrl, sakai, join(dir, 'smoke-out'));
+
+    // Assess
+    expect(steps.map((s) => [s.step, s.ok, s.ok ? '' : s.detail])).toEqual([
+      ['GET /health without a token answers 200', true, ''],
+      ['GET /jobs answers 401 without a token and 200 with it', true, ''],
+      ['a job with one bad record ends PARTIAL', true, ''],
+      ['the zip names the job and lists the bad record', true, ''],
+    ]);
+  });
+
+  it('names the first failing step and stops there (a token the API does not know)', async () => {
+    // Act
+    const steps = await smoke(rt.apiUrl, 'rf_sakai_not-a-real-token', join(dir, 'smoke-out'));
+
+    // Assess
+    expect(steps.map((s) => s.ok)).toEqual([true, false]);
+    expect(steps[1]!.detail).toMatch(/with the token: HTTP 401/);
   });
 });
