@@ -1,0 +1,297 @@
+/**
+ * PENDING — browser tests of the console screens that need API routes the local API does not serve yet:
+ *   GET /jobs/{token}/errors, DELETE /jobs/{token}, POST /jobs/{token}/retry, GET /usage, the `maxFailureRate`
+ *   option, and CORS on the S3 emulator's POST object (for presigned uploads from a browser).
+ * The file name does not match vitest's include (`test/**\/*.test.ts`), so these tests do not run yet; they are
+ * type-checked with the other browser tests. To enable them once the routes exist: rename this file to
+ * `console-routes.test.ts` (and delete console-presigned.test.ts, whose --disable-web-security stand-in for the
+ * CORS rule is then no longer needed). The JSON each route must answer is in web/README.md.
+ */
+import { readFileSync } from 'node:fs';
+import { UpdateCommand } from '@aws-sdk/lib-dynamodb';
+import { afterAll, beforeAll, describe, expect, it, vi } from 'vitest';
+import { dynamoClient } from '../../core/aws/clients.ts';
+import type { JobView } from '../../core/intake/api.ts';
+import { keys, reportQueueName } from '../../core/jobs/keys.ts';
+import { isTerminal } from '../../core/jobs/states.ts';
+import { localResourceNames } from '../../local/runtime.ts';
+import { readZip } from '../helpers/zip.ts';
+import {
+  expectAccessible,
+  openConsole,
+  sample,
+  screenshotPath,
+  shownToken,
+  signIn,
+  startConsoleWorld,
+  waitForState,
+  writeTemp,
+  type ConsoleWorld,
+} from './support.ts';
+
+vi.hoisted(() => {
+  process.env.POWERTOOLS_LOG_LEVEL = 'SILENT';
+  process.env.POWERTOOLS_METRICS_DISABLED = 'true';
+});
+
+let world: ConsoleWorld;
+
+beforeAll(async () => {
+  world = await startConsoleWorld();
+});
+
+afterAll(async () => {
+  await world?.stop();
+});
+
+async function apiJob(csv: string, query: string, site: 'sakai' | 'kawasaki' = 'sakai'): Promise<JobView> {
+  const res = await fetch(`${world.rt.apiUrl}/jobs?${query}`, {
+    method: 'POST',
+    headers: { authorization: `Bearer ${world.tokens[site]}`, 'content-type': 'text/csv' },
+    body: csv,
+  });
+  return (await res.json()) as JobView;
+}
+
+async function finished(token: string, site: 'sakai' | 'kawasaki' = 'sakai'): Promise<JobView> {
+  for (let i = 0; i < 300; i++) {
+    const res = await fetch(`${world.rt.apiUrl}/jobs/${token}`, {
+      headers: { authorization: `Bearer ${world.tokens[site]}` },
+    });
+    const view = (await res.json()) as JobView;
+    if (isTerminal(view.state)) return view;
+    await new Promise((r) => setTimeout(r, 100));
+  }
+  throw new Error(`job ${token} did not finish`);
+}
+
+describe('Console: errors table (GET /jobs/{token}/errors)', () => {
+  it('shows the first errors of samples/bad-rows.csv: line, record, code, message and raw', async () => {
+    // Prepare
+    const c = await openConsole(world, { hash: '#/upload' });
+    await signIn(c.page, world.tokens.sakai);
+
+    // Act
+    await c.page.getByLabel('Choose a file').setInputFiles(sample('bad-rows.csv'));
+    await c.page.getByLabel('Processor').selectOption('json');
+    await c.page.getByRole('button', { name: 'Upload', exact: true }).click();
+    await c.page.waitForURL(/#\/jobs\/[0-9a-f-]{36}$/);
+    await waitForState(c.page, ['PARTIAL']);
+    const table = c.page.getByTestId('errors-table');
+    await table.waitFor();
+    const caption = await table.locator('caption').textContent();
+    const cells = await table.locator('tbody tr').first().locator('td').allTextContents();
+
+    // Assess
+    expect(caption).toBe('Rows 1–1 of 1');
+    expect(cells[0]).toBe('3');
+    expect(cells[1]).toBe('2');
+    expect(cells[2]).toBe('COLUMN_COUNT');
+    expect(cells[3]!.length).toBeGreaterThan(5);
+    expect(cells[4]).toBe('2,鈴木');
+    await expectAccessible(c.page, 'job detail with errors');
+    await c.page.evaluate(() => (document.activeElement as HTMLElement | null)?.blur());
+    await c.page.screenshot({ path: screenshotPath('job-errors'), fullPage: true });
+    expect(await c.problems()).toEqual([]);
+    await c.close();
+  });
+
+  it('pages through more errors than fit one page', async () => {
+    // Prepare: 25 records with a wrong number of fields among 30
+    const rows = Array.from({ length: 30 }, (_, i) => (i < 25 ? `${i + 1}` : `${i + 1},ok`));
+    const job = await apiJob(`id,name\n${rows.join('\n')}\n`, 'processor=json&fileName=many-bad.csv');
+    await finished(job.token);
+    const c = await openConsole(world, { hash: `#/jobs/${job.token}` });
+    await signIn(c.page, world.tokens.sakai);
+    const caption = c.page.getByTestId('errors-table').locator('caption');
+
+    // Act
+    await caption.waitFor();
+    const first = await caption.textContent();
+    await c.page.getByRole('button', { name: 'Next' }).click();
+    await expect.poll(() => caption.textContent()).toBe('Rows 21–25 of 25');
+    const lastLines = await c.page
+      .getByTestId('errors-table')
+      .locator('tbody tr td:first-child')
+      .allTextContents();
+
+    // Assess
+    expect(first).toBe('Rows 1–20 of 25');
+    expect(lastLines).toEqual(['22', '23', '24', '25', '26']);
+    expect(await c.problems()).toEqual([]);
+    await c.close();
+  });
+});
+
+describe('Console: cancel (DELETE /jobs/{token})', () => {
+  it('cancels a slow job: CANCELLED within 10 s, no worker left, its queue gone, a zip of what was done', async () => {
+    // Prepare: 10,000 records at 20 ms each: minutes of work
+    const c = await openConsole(world, { hash: '#/loadtest' });
+    await signIn(c.page, world.tokens.sakai);
+    await c.page.getByLabel('Delay per record (ms)').fill('20');
+    await c.page.getByRole('button', { name: '10,000 records' }).click();
+    await c.page.getByRole('link', { name: 'Open the job' }).click();
+    await c.page.waitForURL(/#\/jobs\/[0-9a-f-]{36}$/);
+    const token = shownToken(c.page);
+    await waitForState(c.page, ['RUNNING']);
+
+    // Act
+    await c.page.getByRole('button', { name: 'Cancel job' }).click();
+    const asked = Date.now();
+    await c.page.getByRole('button', { name: 'Yes, cancel' }).click();
+    const state = await waitForState(c.page, ['CANCELLED', 'SUCCEEDED', 'PARTIAL', 'FAILED'], 10_000);
+    const seconds = (Date.now() - asked) / 1000;
+    const downloading = c.page.waitForEvent('download');
+    await c.page.getByTestId('download').click();
+    const zip = await readZip((await (await downloading).path())!);
+    const manifest = JSON.parse(zip[0]!.data.toString('utf8')) as {
+      state: string;
+      counts: { succeeded: number };
+    };
+    const rows = zip.filter((e) => e.name.startsWith('rows/')).map((e) => e.name);
+
+    // Assess
+    expect(state).toBe('CANCELLED');
+    expect(seconds).toBeLessThan(10);
+    expect(await c.page.getByRole('button', { name: 'Cancel job' }).count()).toBe(0);
+    expect(world.rt.launcher.running(token)).toEqual([]);
+    expect(await world.rt.deps.queues.queueUrl(reportQueueName(world.rt.stage, token))).toBeUndefined();
+    expect(manifest.state).toBe('CANCELLED');
+    expect(new Set(rows).size).toBe(rows.length);
+    expect(rows.length).toBe(manifest.counts.succeeded);
+    expect(await c.problems()).toEqual([]);
+    await c.close();
+  });
+});
+
+describe('Console: retry failed records (POST /jobs/{token}/retry)', () => {
+  it('starts a new job of the failed records only, linked to the original by retryOf', async () => {
+    // Prepare: a finished job whose records 2 and 4 failed in processing (as in test/integration/retry.test.ts)
+    const csv = 'id,name\n' + [1, 2, 3, 4, 5].map((n) => `${n},name ${n}`).join('\n') + '\n';
+    const original = await finished((await apiJob(csv, 'processor=json&fileName=flaky.csv')).token);
+    await world.rt.deps.objects.put(
+      keys.failed('sakai', original.token),
+      '{"n":2,"line":3}\n{"n":4,"line":5}\n',
+    );
+    await dynamoClient().send(
+      new UpdateCommand({
+        TableName: localResourceNames(world.rt.stage).table,
+        Key: { pk: 'SITE#sakai', sk: `JOB#${original.token}` },
+        UpdateExpression: 'SET succeeded = :s, failed = :f, #state = :p',
+        ExpressionAttributeNames: { '#state': 'state' },
+        ExpressionAttributeValues: { ':s': 3, ':f': 2, ':p': 'PARTIAL' },
+      }),
+    );
+    const c = await openConsole(world, { hash: `#/jobs/${original.token}` });
+    await signIn(c.page, world.tokens.sakai);
+    await waitForState(c.page, ['PARTIAL']);
+
+    // Act
+    await c.page.getByRole('button', { name: 'Retry failed records' }).click();
+    await c.page.waitForURL(
+      (u) => /#\/jobs\/[0-9a-f-]{36}$/.test(u.hash) && !u.hash.includes(original.token),
+    );
+    const state = await waitForState(c.page, ['SUCCEEDED', 'PARTIAL', 'FAILED']);
+    const retryOf = await c.page.getByTestId('retry-of').textContent();
+    const retried = await world.rt.deps.jobs.get('sakai', shownToken(c.page));
+
+    // Assess
+    expect(state).toBe('SUCCEEDED');
+    expect(retryOf).toBe(original.token);
+    expect(retried).toMatchObject({ retryOf: original.token, totalRecords: 2, processor: 'json' });
+    expect(await c.page.getByTestId('count-total').textContent()).toBe('2');
+    expect(await c.problems()).toEqual([]);
+    await c.close();
+  });
+});
+
+describe('Console: usage (GET /usage)', () => {
+  it("shows the site's figures per day and office and a preview of the next usage mail, none of another site", async () => {
+    // Prepare: sakai: clients.csv at main (10 ok), bad-rows.csv at port (2 ok, 1 rejected), a rejected file;
+    // kawasaki: one job that must not show
+    const jobs = await Promise.all([
+      apiJob(readFileSync(sample('clients.csv'), 'utf8'), 'fileName=clients.csv&office=main'),
+      apiJob(readFileSync(sample('bad-rows.csv'), 'utf8'), 'processor=json&office=port'),
+      apiJob('', 'fileName=empty.csv&office=main'),
+    ]);
+    for (const j of jobs) await finished(j.token);
+    await finished((await apiJob('id\n1\n2\n3\n', 'processor=json', 'kawasaki')).token, 'kawasaki');
+    const c = await openConsole(world, { hash: '#/usage' });
+    await signIn(c.page, world.tokens.sakai);
+
+    // Act
+    const table = c.page.getByTestId('usage-table');
+    await table.waitFor();
+    const total = await c.page.getByTestId('usage-total').locator('td').allTextContents();
+    const subject = await c.page.getByTestId('mail-subject').textContent();
+    const text = await c.page.getByTestId('mail-text').textContent();
+    const main = await c.page.locator('main').textContent();
+
+    // Assess: figures of everything this file ran for sakai so far include these three jobs
+    expect(total[0]).toBe('Total');
+    expect(Number(total[1]!.replace(/,/g, ''))).toBeGreaterThanOrEqual(3);
+    expect(subject).toContain('【Rowfleet】堺 ご利用状況のお知らせ');
+    expect(text).toContain('堺本社');
+    expect(main).not.toContain('川崎');
+    await expectAccessible(c.page, 'usage');
+    await c.page.evaluate(() => (document.activeElement as HTMLElement | null)?.blur());
+    await c.page.screenshot({ path: screenshotPath('usage'), fullPage: true });
+    expect(await c.problems()).toEqual([]);
+    await c.close();
+  });
+});
+
+describe('Console: maxFailureRate', () => {
+  it('sends the failure threshold of "More options" with the job, which keeps it', async () => {
+    // Prepare
+    const c = await openConsole(world, { hash: '#/upload' });
+    await signIn(c.page, world.tokens.sakai);
+    const sent: string[] = [];
+    c.page.on('request', (r) => {
+      if (r.method() === 'POST') sent.push(r.url());
+    });
+
+    // Act
+    await c.page.getByLabel('Choose a file').setInputFiles(sample('clients.csv'));
+    await c.page.getByText('More options').click();
+    await c.page.getByLabel(/Stop when more than this share/).fill('0.1');
+    await c.page.getByRole('button', { name: 'Upload', exact: true }).click();
+    await c.page.waitForURL(/#\/jobs\/[0-9a-f-]{36}$/);
+    const job = await world.rt.deps.jobs.get('sakai', shownToken(c.page));
+
+    // Assess
+    expect(
+      new URL(sent.find((u) => new URL(u).pathname === '/jobs')!).searchParams.get('maxFailureRate'),
+    ).toBe('0.1');
+    expect(JSON.stringify(job)).toContain('maxFailureRate');
+    await c.close();
+  });
+});
+
+describe('Console: presigned upload with the S3 CORS rule', () => {
+  it('sends a file above the direct-upload limit through the presigned POST, in a browser with web security on', async () => {
+    // Prepare
+    const big = 'x'.repeat(950_000);
+    const file = writeTemp(
+      'large.csv',
+      'id,data\n' + [1, 2, 3, 4, 5].map((n) => `${n},${big}`).join('\n') + '\n',
+    );
+    const c = await openConsole(world, { hash: '#/upload' });
+    await signIn(c.page, world.tokens.sakai);
+
+    // Act
+    await c.page.getByLabel('Choose a file').setInputFiles(file);
+    await c.page.getByRole('button', { name: 'Upload', exact: true }).click();
+    await c.page.waitForURL(/#\/jobs\/[0-9a-f-]{36}$/);
+    const state = await waitForState(c.page, ['SUCCEEDED', 'PARTIAL', 'FAILED', 'REJECTED']);
+
+    // Assess
+    expect(state).toBe('SUCCEEDED');
+    expect(await world.rt.deps.jobs.get('sakai', shownToken(c.page))).toMatchObject({
+      upload: 'presigned',
+      totalRecords: 5,
+    });
+    expect(await c.problems()).toEqual([]);
+    await c.close();
+  });
+});

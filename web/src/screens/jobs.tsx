@@ -1,0 +1,80 @@
+import { useEffect } from 'preact/hooks';
+import { ErrorBox, Screen, StateBadge } from '../components.tsx';
+import { usePoll } from '../hooks.ts';
+import { useI18n } from '../i18n.ts';
+import { href } from '../router.ts';
+import { useSession } from '../session.ts';
+import { useSpeed } from '../speed.ts';
+
+const POLL_MS = 2000;
+
+/** GET /jobs, newest first, polled: state, records done/total, rate and ETA. */
+export function Jobs() {
+  const i = useI18n();
+  const { t } = i;
+  const { api, noteSite } = useSession();
+  const jobs = usePoll((signal) => api.listJobs(signal), POLL_MS, 'jobs');
+  const speed = useSpeed();
+  const first = jobs.data?.[0];
+  useEffect(() => {
+    if (first) noteSite(first.site);
+  }, [first?.site]);
+
+  return (
+    <Screen title={t('jobs.title')}>
+      {jobs.error ? <ErrorBox title={t('common.error')} error={jobs.error} /> : null}
+      {!jobs.data && !jobs.error ? <p role="status">{t('common.loading')}</p> : null}
+      {jobs.data && jobs.data.length === 0 ? <p>{t('jobs.empty')}</p> : null}
+      {jobs.data && jobs.data.length > 0 ? (
+        <div class="table-wrap">
+          <table class="jobs responsive" data-testid="jobs-table">
+            <caption>
+              {t('jobs.caption')}{' '}
+              {jobs.at ? <span class="muted">{t('jobs.updated', { time: i.time(jobs.at) })}</span> : null}
+            </caption>
+            <thead>
+              <tr>
+                <th scope="col">{t('jobs.file')}</th>
+                <th scope="col">{t('jobs.state')}</th>
+                <th scope="col">{t('jobs.records')}</th>
+                <th scope="col">{t('jobs.rate')}</th>
+                <th scope="col">{t('jobs.eta')}</th>
+                <th scope="col">{t('jobs.received')}</th>
+              </tr>
+            </thead>
+            <tbody>
+              {jobs.data.map((j) => {
+                const s = speed(j, jobs.at);
+                const total = j.progress.total;
+                return (
+                  <tr key={j.token} data-token={j.token} data-state={j.state}>
+                    <th scope="row">
+                      <a href={href({ name: 'job', token: j.token })}>{j.fileName || t('jobs.unnamed')}</a>
+                    </th>
+                    <td data-label={t('jobs.state')}>
+                      <StateBadge state={j.state} />
+                    </td>
+                    <td data-label={t('jobs.records')} class="num" data-testid="records">
+                      {j.state === 'REJECTED'
+                        ? t('common.none')
+                        : `${i.number(j.progress.done)} / ${total === undefined ? '?' : i.number(total)}`}
+                    </td>
+                    <td data-label={t('jobs.rate')} class="num">
+                      {s.rate === undefined
+                        ? t('common.none')
+                        : t('common.perSecond', { n: i.number(s.rate) })}
+                    </td>
+                    <td data-label={t('jobs.eta')} class="num">
+                      {s.etaSeconds === undefined ? t('common.none') : i.duration(s.etaSeconds)}
+                    </td>
+                    <td data-label={t('jobs.received')}>{i.dateTime(j.receivedAt)}</td>
+                  </tr>
+                );
+              })}
+            </tbody>
+          </table>
+        </div>
+      ) : null}
+    </Screen>
+  );
+}
