@@ -4,7 +4,7 @@ import { Queues } from './aws/queues.ts';
 import { EcsTaskLauncher } from './aws/ecs-launcher.ts';
 import { resourceEnv } from './shared/env.ts';
 import { JobStore } from './jobs/store.ts';
-import type { TaskLauncher } from './ops/launcher.ts';
+import type { TaskLauncher } from './aws/task-launcher.ts';
 import type { Limits, Timings } from '../config/index.ts';
 import type { ResourceEnv } from './shared/env.ts';
 import { UsageStore } from './usage/store.ts';

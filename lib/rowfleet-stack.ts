@@ -1,4 +1,4 @@
-import { Annotations, CfnOutput, Duration, RemovalPolicy, Stack, Tags, type StackProps } from 'aws-cdk-lib';
+import { CfnOutput, Duration, RemovalPolicy, Stack, Tags, type StackProps } from 'aws-cdk-lib';
 import { SqsEventSource } from 'aws-cdk-lib/aws-lambda-event-sources';
 import type * as logs from 'aws-cdk-lib/aws-logs';
 import { Construct } from 'constructs';
@@ -15,9 +15,6 @@ export interface RowfleetStackProps extends StackProps {
   readonly stage: StageConfig;
   readonly sites: readonly SiteConfig[];
 }
-
-/** Largest Lambda request payload (synchronous invocation): API Gateway passes binary bodies base64-encoded. */
-const LAMBDA_SYNC_PAYLOAD_BYTES = 6 * 1024 * 1024;
 
 /** Lambda entry points, relative to the project root; each exports `handler`. */
 export const FUNCTION_ENTRIES = {
@@ -188,15 +185,6 @@ export class RowfleetStack extends Stack {
       logRetention,
       logRemovalPolicy,
     });
-    if ((limits.directUploadMaxBytes * 4) / 3 > LAMBDA_SYNC_PAYLOAD_BYTES - 64 * 1024) {
-      Annotations.of(this.api).addWarningV2(
-        'rowfleet:directUploadLimit',
-        `limits.directUploadMaxBytes (${limits.directUploadMaxBytes}) is larger than POST /jobs can carry on AWS: ` +
-          'API Gateway base64-encodes binary bodies and Lambda accepts 6 MB per request, so bodies above about ' +
-          '4.4 MiB fail with 413. Lower it to 4_500_000 for the AWS stages; larger files go through POST /uploads.',
-      );
-    }
-
     // Schedules: the usage mail, one schedule per site (07:00 in the site's time zone, input naming the site).
     // And the reaper, every 5 minutes.
     this.schedules = new Schedules(this, 'Schedules', { stage });

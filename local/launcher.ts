@@ -12,7 +12,12 @@ import {
 } from 'node:fs';
 import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
-import { workerEnv, type LaunchRequest, type TaskInfo, type TaskLauncher } from '../core/ops/launcher.ts';
+import {
+  workerEnv,
+  type LaunchRequest,
+  type TaskInfo,
+  type TaskLauncher,
+} from '../core/aws/task-launcher.ts';
 
 const ROOT = fileURLToPath(new URL('..', import.meta.url));
 const WORKER_ENTRY = join(ROOT, 'fargate-worker', 'main.ts');

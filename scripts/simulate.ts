@@ -10,7 +10,7 @@
  *   one: after a job's split, after a worker leaves or a job ends, and on each reaper pass (which also
  *   refreshes every job's records and chunks left).
  * - **today**: no budget: every job launches `workerCount()` workers at once when its split ends (the real
- *   function from core/ops/launcher.ts). The account runs at most `--budget` tasks (the Fargate quota); a
+ *   function from core/aws/task-launcher.ts). The account runs at most `--budget` tasks (the Fargate quota); a
  *   launch past it fails, and a job left with no worker waits for the reaper (every 300 s, after its 180 s
  *   grace), which launches min(its workers, chunks left) again, as core/ops/reaper.ts does.
  * - **fifo**: jobs take workers in arrival order up to the budget; nothing is taken back.
@@ -39,7 +39,7 @@ import {
 } from '../core/ops/grants.ts';
 import { workerCount } from '../core/split/worker-count.ts';
 import type { Job } from '../core/jobs/store.ts';
-import type { TaskInfo } from '../core/ops/launcher.ts';
+import type { TaskInfo } from '../core/aws/task-launcher.ts';
 
 const { values: args } = parseArgs({
   options: {

@@ -8,7 +8,7 @@ import {
 } from '@aws-sdk/client-ecs';
 import { randomUUID } from 'node:crypto';
 import { requireEnv } from '../shared/env.ts';
-import { workerEnv, type LaunchRequest, type TaskInfo, type TaskLauncher } from '../ops/launcher.ts';
+import { workerEnv, type LaunchRequest, type TaskInfo, type TaskLauncher } from './task-launcher.ts';
 import { ecsClient } from './clients.ts';
 
 export interface EcsLauncherConfig {

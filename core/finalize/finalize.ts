@@ -1,5 +1,5 @@
 import { derivedTimings } from '../../config/index.ts';
-import { jobLogger } from '../shared/log.ts';
+import { jobLogger, type Log } from '../shared/log.ts';
 import { publishMetrics } from '../shared/metrics.ts';
 import { keys } from '../jobs/keys.ts';
 import type { PipelineDeps } from '../deps.ts';
@@ -71,7 +71,7 @@ async function buildAndFinish(
   deps: PipelineDeps,
   job: Job,
   started: Date,
-  log: ReturnType<typeof jobLogger>,
+  log: Log,
 ): Promise<FinalizeResult> {
   const { site, token } = job;
   // The count decided which variant of a chunk's part is the real one.

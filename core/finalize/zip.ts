@@ -47,35 +47,35 @@ export function dosDateTime(d: Date): { time: number; date: number } {
 
 const FIXED_STAMP = dosDateTime(new Date(Date.UTC(2020, 0, 1)));
 
+/**
+ * An entry this writer can describe: its name fits the header's 16-bit length and its sizes the 32-bit fields
+ * (entries carry no ZIP64 extra field; only the archive's count and offsets go ZIP64). Anything else would be
+ * written as a corrupt archive, so it is refused with the entry's name.
+ */
+function checkEntry(name: string, nameLen: number, usize: number, csize: number): void {
+  if (nameLen > U16_MAX)
+    throw new Error(`zip entry name is ${nameLen} bytes; the limit is ${U16_MAX}: ${name.slice(0, 80)}…`);
+  if (usize >= U32_MAX || csize >= U32_MAX) throw new Error(`zip entry ${name} is too large (4 GiB or more)`);
+}
+
+/** Deflated when that makes it smaller and it is not tiny; stored otherwise. */
+function compressed(raw: Buffer): { method: 0 | 8; body: Buffer } {
+  if (raw.length < COMPRESS_MIN) return { method: 0, body: raw };
+  const deflated = deflateRawSync(raw, { level: 6 });
+  return deflated.length < raw.length ? { method: 8, body: deflated } : { method: 0, body: raw };
+}
+
 /** Builds one local entry (header + data). Position-independent, so it can be built before its offset is known. */
 export function buildLocalEntry(name: string, data: Buffer, stamp = FIXED_STAMP): LocalEntry {
-  const nameBuf = Buffer.from(name, 'utf8');
-  const crc = crc32(data);
-  let method: 0 | 8 = 0;
-  let body = data;
-  if (data.length >= COMPRESS_MIN) {
-    const deflated = deflateRawSync(data, { level: 6 });
-    if (deflated.length < data.length) {
-      method = 8;
-      body = deflated;
-    }
-  }
-  if (body.length >= U32_MAX || data.length >= U32_MAX) throw new Error(`zip entry ${name} is too large`);
-  const bytes = Buffer.allocUnsafe(LOCAL_HEADER_SIZE + nameBuf.length + body.length);
-  bytes.writeUInt32LE(LOCAL_SIG, 0);
-  bytes.writeUInt16LE(20, 4);
-  bytes.writeUInt16LE(UTF8_FLAG, 6);
-  bytes.writeUInt16LE(method, 8);
-  bytes.writeUInt16LE(stamp.time, 10);
-  bytes.writeUInt16LE(stamp.date, 12);
-  bytes.writeUInt32LE(crc, 14);
-  bytes.writeUInt32LE(body.length, 18);
-  bytes.writeUInt32LE(data.length, 22);
-  bytes.writeUInt16LE(nameBuf.length, 26);
-  bytes.writeUInt16LE(0, 28);
-  nameBuf.copy(bytes, LOCAL_HEADER_SIZE);
-  body.copy(bytes, LOCAL_HEADER_SIZE + nameBuf.length);
-  return { bytes, meta: { name, crc, csize: body.length, usize: data.length, method } };
+  const nameLen = Buffer.byteLength(name, 'utf8');
+  const { method, body } = compressed(data);
+  checkEntry(name, nameLen, data.length, body.length);
+  const meta: EntryMeta = { name, crc: crc32(data), csize: body.length, usize: data.length, method };
+  const bytes = Buffer.allocUnsafe(LOCAL_HEADER_SIZE + nameLen + body.length);
+  writeLocalHeader(bytes, 0, meta, nameLen, stamp);
+  bytes.write(name, LOCAL_HEADER_SIZE, nameLen, 'utf8');
+  body.copy(bytes, LOCAL_HEADER_SIZE + nameLen);
+  return { bytes, meta };
 }
 
 function writeLocalHeader(
@@ -121,8 +121,8 @@ export class LocalEntries {
     const usize = typeof data === 'string' ? Buffer.byteLength(data, 'utf8') : data.length;
     if (usize >= COMPRESS_MIN) {
       const raw = typeof data === 'string' ? Buffer.from(data, 'utf8') : data;
-      const deflated = deflateRawSync(raw, { level: 6 });
-      const [method, body] = deflated.length < raw.length ? ([8, deflated] as const) : ([0, raw] as const);
+      const { method, body } = compressed(raw);
+      checkEntry(name, nameLen, usize, body.length);
       this.reserve(LOCAL_HEADER_SIZE + nameLen + body.length);
       const o = this.used;
       writeLocalHeader(
@@ -136,6 +136,7 @@ export class LocalEntries {
       body.copy(this.buf, o + LOCAL_HEADER_SIZE + nameLen);
       this.used += LOCAL_HEADER_SIZE + nameLen + body.length;
     } else {
+      checkEntry(name, nameLen, usize, usize);
       this.reserve(LOCAL_HEADER_SIZE + nameLen + usize);
       const o = this.used;
       const at = o + LOCAL_HEADER_SIZE + nameLen;

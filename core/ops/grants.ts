@@ -36,7 +36,7 @@ import { setTimeout as sleep } from 'node:timers/promises';
 import { dynamoClient } from '../aws/clients.ts';
 import type { Job } from '../jobs/store.ts';
 import { allocate, jobKey, planGrants, queueOrder, type BudgetPolicy, type JobDemand } from './budget.ts';
-import type { TaskInfo, TaskLauncher } from './launcher.ts';
+import type { TaskInfo, TaskLauncher } from '../aws/task-launcher.ts';
 
 /** What the budget item keeps per job. */
 export interface Holding {

@@ -7,7 +7,7 @@ import { getStage, type SiteConfig } from '../../config/index.ts';
 import { dynamoClient } from '../aws/clients.ts';
 import { requireEnv } from '../shared/env.ts';
 import { errorMessage } from '../shared/errors.ts';
-import { logger, type Log } from '../shared/log.ts';
+import { logger, withKeys, type Log } from '../shared/log.ts';
 import { periodUsage, renderUsageMail, type UsageReport } from './mail-content.ts';
 import {
   MailThrottledError,
@@ -87,8 +87,8 @@ export interface UsageMailResult {
 }
 
 /** A log whose every line names the site and the reported day. */
-export function mailLogger(site: string, day: string, base: Log = logger): Log {
-  return base.createChild({ persistentKeys: { site, day, mail: 'usage' } });
+export function mailLogger(site: string, day: string, base = logger): Log {
+  return withKeys({ site, day, mail: 'usage' }, base);
 }
 
 // ---------------------------------------------------------------------------------------------------------------

@@ -14,7 +14,7 @@ import { dynamoClient, s3Client, sqsClient } from '../../core/aws/clients.ts';
 import { Objects } from '../../core/aws/objects.ts';
 import { Queues } from '../../core/aws/queues.ts';
 import { JobStore, type Job } from '../../core/jobs/store.ts';
-import type { LaunchRequest, TaskInfo, TaskLauncher } from '../../core/ops/launcher.ts';
+import type { LaunchRequest, TaskInfo, TaskLauncher } from '../../core/aws/task-launcher.ts';
 import type { PipelineDeps } from '../../core/deps.ts';
 import { startEmulators, type Emulators } from '../../local/emulators.ts';
 

@@ -14,7 +14,7 @@ import { decodeChunk, type ChunkMessage } from '../../core/messages/chunk.ts';
 import { finalizeJob, type FinalizeResult } from '../../core/finalize/finalize.ts';
 import type { Job } from '../../core/jobs/store.ts';
 import { startDirectJob } from '../../core/intake/api.ts';
-import type { LaunchRequest, TaskInfo, TaskLauncher } from '../../core/ops/launcher.ts';
+import type { LaunchRequest, TaskInfo, TaskLauncher } from '../../core/aws/task-launcher.ts';
 import type { PipelineDeps } from '../../core/deps.ts';
 import { reap } from '../../core/ops/reaper.ts';
 import { isTerminal } from '../../core/jobs/states.ts';

@@ -3,7 +3,7 @@ import { beforeEach, describe, expect, it, vi } from 'vitest';
 import { dynamoClient } from '../../core/aws/clients.ts';
 import { allocate, jobKey, type BudgetPolicy } from '../../core/ops/budget.ts';
 import { demandOf, GrantStore, type Demand } from '../../core/ops/grants.ts';
-import type { LaunchRequest, TaskInfo, TaskLauncher } from '../../core/ops/launcher.ts';
+import type { LaunchRequest, TaskInfo, TaskLauncher } from '../../core/aws/task-launcher.ts';
 import { newJobToken } from '../../core/jobs/keys.ts';
 import { RecordingLauncher, useTestAws } from '../helpers/aws.ts';
 import { CreateTableCommand } from '@aws-sdk/client-dynamodb';

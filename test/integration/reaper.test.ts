@@ -2,7 +2,7 @@ import { ReceiveMessageCommand } from '@aws-sdk/client-sqs';
 import { beforeAll, describe, expect, it, vi } from 'vitest';
 import { sqsClient } from '../../core/aws/clients.ts';
 import { JobStore, type Job } from '../../core/jobs/store.ts';
-import type { LaunchRequest, TaskInfo, TaskLauncher } from '../../core/ops/launcher.ts';
+import type { LaunchRequest, TaskInfo, TaskLauncher } from '../../core/aws/task-launcher.ts';
 import { reportQueueName } from '../../core/jobs/keys.ts';
 import { reap } from '../../core/ops/reaper.ts';
 import { createTestJob, testDeps, TEST_STAGE, TEST_TIMINGS, useTestAws } from '../helpers/aws.ts';

@@ -184,3 +184,17 @@ describe('Class: ZipWriter', () => {
     expect(Buffer.from(extract.stdout).equals(data)).toBe(true);
   });
 });
+
+describe('Class: LocalEntries (limits of the entry format)', () => {
+  it('refuses a name longer than the 16-bit length field instead of writing a corrupt archive', () => {
+    // Prepare
+    const entries = new LocalEntries();
+    const long = 'n'.repeat(65_536);
+
+    // Act / Assess
+    expect(() => entries.add(long, 'x')).toThrow(/65535/);
+    expect(() => buildLocalEntry(long, Buffer.from('x'))).toThrow(/65535/);
+    expect(entries.count).toBe(0);
+    expect(() => entries.add('n'.repeat(65_535), 'x')).not.toThrow();
+  });
+});
