@@ -25,6 +25,9 @@ export const CUSTOM_METRICS = [
   'JobsFailed',
   'JobsRejected',
   'JobsStalled',
+  'FinalizesRequeued',
+  'IdleTasksStopped',
+  'OrphanQueuesDeleted',
 ] as const;
 
 export type CustomMetricName = (typeof CUSTOM_METRICS)[number];

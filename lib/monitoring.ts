@@ -285,7 +285,13 @@ export class Monitoring extends Construct {
         },
       ),
       graph('Records', [sum('RecordsProcessed'), sum('RecordsFailed'), sum('RecordsRejected')]),
-      graph('Chunks and workers', [sum('ChunksProcessed'), sum('WorkersLaunched'), sum('JobsStalled')], {
+      graph('Reaper', [
+        sum('JobsStalled'),
+        sum('FinalizesRequeued'),
+        sum('IdleTasksStopped'),
+        sum('OrphanQueuesDeleted'),
+      ]),
+      graph('Chunks and workers', [sum('ChunksProcessed'), sum('WorkersLaunched')], {
         right: [
           new cloudwatch.Metric({
             namespace: 'ECS/ContainerInsights',
