@@ -1,5 +1,6 @@
 import { Chunker, mergeChunks, type ChunkMessage } from '../messages/chunk.ts';
-import { readRecordBatches, type RejectedRecord } from '../source/csv.ts';
+import type { RejectedRecord } from '../source/csv.ts';
+import { scanRecordBatches } from '../source/scan.ts';
 import { decodeToUtf8, type DecodeInfo } from '../source/decode.ts';
 import { FileRejectedError } from '../shared/errors.ts';
 import { workerCount } from '../ops/launcher.ts';
@@ -87,7 +88,7 @@ export async function splitJob(
         yield b;
       }
     }
-    for await (const batch of readRecordBatches(teed(), { maxRecordBytes: deps.limits.maxRecordBytes })) {
+    for await (const batch of scanRecordBatches(teed(), { maxRecordBytes: deps.limits.maxRecordBytes })) {
       for (const ev of batch) {
         if (ev.kind === 'header') {
           header = ev.header;
