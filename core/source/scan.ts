@@ -165,8 +165,9 @@ export class BoundaryScanner {
   private newlines = 0;
   private hasNul = false;
   private crAt = 0;
-  /** Its bytes in earlier chunks (while no decoder follows it). */
-  private pieces: Buffer[] = [];
+  /** Its bytes in earlier chunks (while no decoder follows it); `carried` when there are any. */
+  private readonly pieces: Buffer[] = [];
+  private carried = false;
   /** The decoder following it, and how far it has been fed (offset in the input). */
   private decoder: RecordDecoder | undefined;
   private decodedTo = 0;
@@ -350,7 +351,10 @@ export class BoundaryScanner {
         w1 = this.width - 1;
       }
       this.recStart = fieldStart = base + e!;
-      if (this.pieces.length !== 0) this.pieces = [];
+      if (this.carried) {
+        this.pieces.length = 0;
+        this.carried = false;
+      }
       this.decoder = undefined;
       this.hasNul = false;
       state = OUTSIDE;
@@ -377,6 +381,7 @@ export class BoundaryScanner {
         if (this.decoder) this.decode(buf, to);
         else {
           this.pieces.push(buf.subarray(Math.max(0, this.recStart - base)));
+          this.carried = true;
           if (to - this.recStart > this.bound && this.decode(buf, to).over)
             throw csvErrors.recordTooLarge(this.prevEnd + 1, this.max);
         }
@@ -406,7 +411,8 @@ export class BoundaryScanner {
         if (k > 0) dec.feed(p, 0, k);
         at += p.length;
       }
-      this.pieces = [];
+      this.pieces.length = 0;
+      this.carried = false;
       this.decodedTo = Math.max(this.recStart, Math.min(at, to));
     }
     if (to > this.decodedTo) {
