@@ -8,15 +8,20 @@ import { FileRejectedError } from '../../core/shared/errors.ts';
 /**
  * Generators of CSV files for the equivalence of the boundary scanner and the csv-parse reader, and the
  * comparison itself. `FUZZ_SECONDS` (set by `npm run test:fuzz`) turns the bounded runs of `npm test` into
- * long ones.
+ * long ones; `FUZZ_SEED` replays a run.
  */
 export const fuzzSeconds = Number(process.env.FUZZ_SECONDS ?? 0);
 
 /** fast-check parameters: a few seconds inside `npm test`, FUZZ_SECONDS per property when fuzzing. */
 export function budget(quickRuns: number, quickMs = 3000): fc.Parameters<unknown> {
+  const seed = process.env.FUZZ_SEED ? { seed: Number(process.env.FUZZ_SEED) } : {};
   if (fuzzSeconds > 0)
-    return { numRuns: Number.MAX_SAFE_INTEGER, plugins: [fc.interruptAfterTimeLimit(fuzzSeconds * 1000)] };
-  return { numRuns: quickRuns, plugins: [fc.interruptAfterTimeLimit(quickMs)] };
+    return {
+      ...seed,
+      numRuns: Number.MAX_SAFE_INTEGER,
+      plugins: [fc.interruptAfterTimeLimit(fuzzSeconds * 1000)],
+    };
+  return { ...seed, numRuns: quickRuns, plugins: [fc.interruptAfterTimeLimit(quickMs)] };
 }
 
 /** Field text: ASCII, 2-, 3- and 4-byte UTF-8, a BOM character, no-break space, spaces. */
