@@ -143,34 +143,38 @@ export interface TextStart {
   readonly lines: number;
   /** The delimiter, once the first line is known; undefined while more bytes are needed. */
   readonly delimiter?: string;
+  /** Without a delimiter: how many of the bytes after `skip` are known spaces or tabs (pass it back as `blank`). */
+  readonly blank: number;
 }
 
 /**
  * Leading blank (or whitespace-only) lines are skipped and counted, so the header is found and the delimiter
  * detected on its first line (within its first 4096 bytes). `final`: no more bytes follow. Without a
- * delimiter in the answer, the caller drops `skip` bytes and asks again with more bytes (a file of nothing
- * but blank lines never gets one: EMPTY_FILE). The answer does not depend on how the bytes were chunked.
+ * delimiter in the answer, the caller drops `skip` bytes and asks again with more bytes, passing `blank`
+ * back (so a long run of spaces is looked at once); a file of nothing but blank lines never gets one:
+ * EMPTY_FILE. The answer does not depend on how the bytes were chunked.
  */
-export function textStart(buf: Uint8Array, final: boolean): TextStart {
+export function textStart(buf: Uint8Array, final: boolean, blank = 0): TextStart {
   let i = 0;
   let lines = 0;
+  let j = blank;
   for (;;) {
-    let j = i;
     while (j < buf.length && (buf[j] === 0x20 || buf[j] === 0x09)) j++;
-    if (j === buf.length) return { skip: final ? j : i, lines };
+    if (j === buf.length) return final ? { skip: j, lines, blank: 0 } : { skip: i, lines, blank: j - i };
     if (buf[j] === 0x0a) {
       i = j + 1;
       lines++;
     } else if (buf[j] === 0x0d) {
-      if (j + 1 === buf.length && !final) return { skip: i, lines };
+      if (j + 1 === buf.length && !final) return { skip: i, lines, blank: 0 };
       i = buf[j + 1] === 0x0a ? j + 2 : j + 1;
       lines++;
     } else break;
+    j = i;
   }
   const first = buf.subarray(i, i + DETECT_BYTES);
   if (!final && first.length < DETECT_BYTES && first.indexOf(0x0a) === -1 && first.indexOf(0x0d) === -1)
-    return { skip: i, lines };
-  return { skip: i, lines, delimiter: detectDelimiter(Buffer.from(first).toString('utf8')) };
+    return { skip: i, lines, blank: 0 };
+  return { skip: i, lines, blank: 0, delimiter: detectDelimiter(Buffer.from(first).toString('utf8')) };
 }
 
 /** Position of a record in the UTF-8 byte stream the parser read. */
@@ -288,8 +292,9 @@ export async function* readRecordBatches(
   let batch: RecordEvent[] = [];
   let leading = 0;
   let leadingLines = 0;
-  /** Bytes read before the text start is known (leading blank lines dropped). */
+  /** Bytes read before the text start is known (leading blank lines dropped), `blank` of them spaces or tabs. */
   let pending: Buffer | undefined;
+  let blank = 0;
 
   const feed = (chunk: Buffer | undefined, end: boolean) => {
     const p = parser!;
@@ -303,7 +308,8 @@ export async function* readRecordBatches(
     if (err !== undefined) throw mapParseError(err as CsvError, r.prevEnd + 1, opts.maxRecordBytes);
   };
   const start = (buf: Buffer, final: boolean): Buffer | undefined => {
-    const s = textStart(buf, final);
+    const s = textStart(buf, final, blank);
+    blank = s.blank;
     leading += s.skip;
     leadingLines += s.lines;
     const rest = buf.subarray(s.skip);

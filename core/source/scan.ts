@@ -139,8 +139,11 @@ export class BoundaryScanner {
   private readonly max: number;
   /** The record size limit in bytes: the quick bound (a record's bytes bound csv-parse's measure). */
   private readonly bound: number;
-  /** Bytes read while the start of the text is still open. */
+  /** Bytes read while the start of the text is still open (in `pendingStore`, once more than one chunk). */
   private pending: Buffer | undefined;
+  private pendingStore: Buffer | undefined;
+  /** How many of the pending bytes are known spaces or tabs. */
+  private blank = 0;
   private started = false;
   private leadLines = 0;
   private firstLine = 1;
@@ -189,11 +192,30 @@ export class BoundaryScanner {
   /** Scans the next chunk of input, adding the events of the records it completes to `out`. */
   push(chunk: Buffer, out: BoundaryEvent[]): void {
     if (!this.started) {
-      const rest = this.start(this.pending?.length ? Buffer.concat([this.pending, chunk]) : chunk, false);
+      const rest = this.start(this.pending?.length ? this.morePending(chunk) : chunk, false);
       if (!rest) return;
       chunk = rest;
     }
     this.scan(chunk, false, out);
+  }
+
+  /** The undecided bytes and `chunk`, in a buffer that grows by doubling (a long blank prefix costs no more). */
+  private morePending(chunk: Buffer): Buffer {
+    const p = this.pending!;
+    const length = p.length + chunk.length;
+    const store = this.pendingStore;
+    if (store && p.buffer === store.buffer) {
+      const from = p.byteOffset - store.byteOffset;
+      if (from + length <= store.length) {
+        chunk.copy(store, from + p.length);
+        return store.subarray(from, from + length);
+      }
+    }
+    const bigger = Buffer.allocUnsafe(Math.max(2 * length, 8192));
+    p.copy(bigger);
+    chunk.copy(bigger, p.length);
+    this.pendingStore = bigger;
+    return bigger.subarray(0, length);
   }
 
   /** Ends the input: the last record's events; throws a file-level error found at the end. */
@@ -212,14 +234,15 @@ export class BoundaryScanner {
   }
 
   private start(buf: Buffer, final: boolean): Buffer | undefined {
-    const s = textStart(buf, final);
+    const s = textStart(buf, final, this.blank);
+    this.blank = s.blank;
     this.base += s.skip;
     this.leadLines += s.lines;
     if (s.delimiter === undefined) {
       this.pending = buf.subarray(s.skip);
       return undefined;
     }
-    this.pending = undefined;
+    this.pending = this.pendingStore = undefined;
     this.started = true;
     this.delimiter = s.delimiter;
     this.delim = s.delimiter.charCodeAt(0);
@@ -378,13 +401,14 @@ export class BoundaryScanner {
       if (this.recStart < end) {
         if (nul !== -1) this.hasNul = true;
         const to = state === CR_SEEN ? crAt : end;
-        if (this.decoder) this.decode(buf, to);
-        else {
+        if (!this.decoder) {
           this.pieces.push(buf.subarray(Math.max(0, this.recStart - base)));
           this.carried = true;
-          if (to - this.recStart > this.bound && this.decode(buf, to).over)
-            throw csvErrors.recordTooLarge(this.prevEnd + 1, this.max);
         }
+        // Longer than the limit in bytes: from here on the decoder follows it, and stops it where
+        // csv-parse would (so a never-ending field is never held whole).
+        if ((this.decoder || to - this.recStart > this.bound) && this.decode(buf, to).over)
+          throw csvErrors.recordTooLarge(this.prevEnd + 1, this.max);
       }
       this.base = end;
       return;

@@ -138,6 +138,20 @@ describe('Function: scanRecords', () => {
     expect(events).toEqual(withoutFields(await reference(text)));
   });
 
+  it('reads a long whitespace-only first line in small pieces in linear time', async () => {
+    // Prepare: 4 MiB of spaces in 512-byte reads (a copy of all held bytes per read would be 16 GB)
+    const text = Buffer.concat([Buffer.alloc(4 * 1024 * 1024, 0x20), Buffer.from('\na,b\n1,2\n')]);
+
+    // Act
+    const events = await scan(text, 512);
+
+    // Assess
+    expect(events).toEqual([
+      { kind: 'header', header: ['a', 'b'], line: 2, delimiter: ',', end: text.length - 4, endLine: 2 },
+      { kind: 'record', n: 1, line: 3, end: text.length, endLine: 3 },
+    ]);
+  });
+
   describe('record size: the limit and the unit of csv-parse max_record_size', () => {
     const limit = { maxRecordBytes: 10 };
 
@@ -179,6 +193,26 @@ describe('Function: scanRecords', () => {
       expect(err.code).toBe('RECORD_TOO_LARGE');
       expect(err.line).toBe(3);
       expect(err.message).toContain('1000');
+    });
+
+    it('stops a quoted field that never ends as soon as it passes the limit, without reading on', async () => {
+      // Prepare: an endless input
+      let read = 0;
+      async function* endless(): AsyncGenerator<Buffer> {
+        yield Buffer.from('a,b\n1,"');
+        for (;;) {
+          read += 4096;
+          yield Buffer.alloc(4096, 0x78);
+        }
+      }
+
+      // Act
+      const err = await caught(() => collect(scanRecords(endless(), { maxRecordBytes: 100_000 })));
+
+      // Assess
+      expect(err.code).toBe('RECORD_TOO_LARGE');
+      expect(err.line).toBe(2);
+      expect(read).toBeLessThan(100_000 + 2 * 4096);
     });
 
     it('accepts a record of empty quoted fields longer in bytes than the limit (csv-parse counts none)', async () => {
