@@ -346,7 +346,7 @@ export async function* readRecordBatches(
   if (rules.n === 0) throw csvErrors.noDataRows(rules.headerLine);
 }
 
-/** Where a range of a file starts, for {@link readRange}. */
+/** Where a range of a file starts, for the range readers. */
 export interface RangeStart {
   readonly header: string[];
   readonly delimiter: string;
@@ -357,8 +357,11 @@ export interface RangeStart {
   readonly maxRecordBytes: number;
 }
 
-/** Reads a byte range of a CSV that the split already validated, with the same rules and numbering. */
-export function readRange(bytes: Buffer, start: RangeStart): RecordEvent[] {
+/**
+ * Reads a byte range of a CSV that the split already validated, with the same rules and numbering, through
+ * csv-parse: the reference of the workers' reader (`readRange` in scan.ts).
+ */
+export function readRangeCsvParse(bytes: Buffer, start: RangeStart): RecordEvent[] {
   const parser = parserFor(start.delimiter, start.maxRecordBytes);
   const rules = new RecordRules(start.delimiter, start, start.header);
   const out: RecordEvent[] = [];

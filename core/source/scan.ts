@@ -4,6 +4,7 @@ import {
   recordToRaw,
   textStart,
   validateHeader,
+  type RangeStart,
   type ReadOptions,
   type RecordEvent,
   type RecordPosition,
@@ -12,12 +13,22 @@ import {
 /**
  * What the split needs of a record: where it is and whether it is accepted. The same events as
  * {@link readRecordBatches} (the csv-parse reader, kept as the reference), but accepted records come
- * without their fields.
+ * without their fields unless asked for (`withFields`).
  */
 export type BoundaryEvent =
   | Extract<RecordEvent, { kind: 'header' }>
   | Extract<RecordEvent, { kind: 'rejected' }>
-  | ({ readonly kind: 'record'; readonly n: number; readonly line: number } & RecordPosition);
+  | ({
+      readonly kind: 'record';
+      readonly n: number;
+      readonly line: number;
+      readonly fields?: string[];
+    } & RecordPosition);
+
+export interface ScanOptions extends ReadOptions {
+  /** Accepted records with their fields too (the workers' reads); the split needs none. */
+  readonly withFields?: boolean;
+}
 
 const QUOTE = 0x22;
 const LF = 0x0a;
@@ -184,9 +195,23 @@ export class BoundaryScanner {
   private headerLine = 0;
   private width = 0;
 
-  constructor(opts: ReadOptions) {
+  private readonly withFields: boolean;
+
+  /** `range`: the input is a range of a validated file that starts with the record it names. */
+  constructor(opts: ScanOptions, range?: RangeStart) {
     this.max = opts.maxRecordBytes;
     this.bound = opts.maxRecordBytes === 0 ? Infinity : opts.maxRecordBytes;
+    this.withFields = opts.withFields ?? false;
+    if (range) {
+      this.started = true;
+      this.delimiter = range.delimiter;
+      this.delim = range.delimiter.charCodeAt(0);
+      this.header = range.header;
+      this.width = range.header.length;
+      this.n = range.n - 1;
+      this.prevEnd = range.line - 1;
+      this.firstLine = range.line;
+    }
   }
 
   /** Scans the next chunk of input, adding the events of the records it completes to `out`. */
@@ -368,7 +393,16 @@ export class BoundaryScanner {
         const line = this.prevEnd + 1;
         const endLine = line + newlines;
         this.prevEnd = endLine;
-        out.push({ kind: 'record', n: ++this.n, line, end: base + e!, endLine });
+        if (this.withFields)
+          out.push({
+            kind: 'record',
+            n: ++this.n,
+            line,
+            end: base + e!,
+            endLine,
+            fields: this.fieldsOf(buf, ce!),
+          });
+        else out.push({ kind: 'record', n: ++this.n, line, end: base + e!, endLine });
       } else {
         this.decodedRecord(buf, base + ce!, base + e!, fields, newlines, nulIn, out);
         w1 = this.width - 1;
@@ -488,7 +522,16 @@ export class BoundaryScanner {
     else if (nulIn || this.hasNul) {
       const at = fields.findIndex((f) => f.includes('\0'));
       reject('NUL_BYTE', recordErrors.nulByte(at, header));
-    } else out.push({ kind: 'record', n, line, end, endLine });
+    } else out.push({ kind: 'record', n, line, end, endLine, ...(this.withFields ? { fields } : {}) });
+  }
+
+  /**
+   * The fields of an accepted record that ends at `ce` in `buf`. Without a quote, its text split at the
+   * delimiter: in valid UTF-8 (what the split passes on) a delimiter byte is never part of a character.
+   */
+  private fieldsOf(buf: Buffer, ce: number): string[] {
+    if (this.carried || this.quoteAt >= this.recStart) return this.decode(buf, this.base + ce).finish();
+    return buf.toString('utf8', this.recStart - this.base, ce).split(this.delimiter);
   }
 
   /** `err`, found at offset `at`, unless the record passed the size limit before it (csv-parse stops there). */
@@ -516,12 +559,26 @@ export class BoundaryScanner {
 }
 
 /**
+ * Reads a byte range of a CSV that the split already validated, with the same rules and numbering: the
+ * workers' read, the same events as csv-parse gives ({@link readRangeCsvParse}, its reference) at a few
+ * times its speed.
+ */
+export function readRange(bytes: Buffer, start: RangeStart): RecordEvent[] {
+  const scanner = new BoundaryScanner({ maxRecordBytes: start.maxRecordBytes, withFields: true }, start);
+  const out: BoundaryEvent[] = [];
+  scanner.push(bytes, out);
+  scanner.end(out);
+  // With `withFields`, every accepted record carries its fields.
+  return out as RecordEvent[];
+}
+
+/**
  * Scans a CSV (as UTF-8 bytes, see decodeToUtf8) with {@link BoundaryScanner}: the events of each input
  * chunk together, as {@link readRecordBatches} yields them, and the same file-level errors.
  */
 export async function* scanRecordBatches(
   input: AsyncIterable<Buffer | string>,
-  opts: ReadOptions,
+  opts: ScanOptions,
 ): AsyncGenerator<BoundaryEvent[]> {
   const scanner = new BoundaryScanner(opts);
   for await (const piece of input) {
@@ -538,7 +595,7 @@ export async function* scanRecordBatches(
 /** {@link scanRecordBatches}, one event at a time. */
 export async function* scanRecords(
   input: AsyncIterable<Buffer | string>,
-  opts: ReadOptions,
+  opts: ScanOptions,
 ): AsyncGenerator<BoundaryEvent> {
   for await (const batch of scanRecordBatches(input, opts)) yield* batch;
 }

@@ -1,7 +1,8 @@
 import { setTimeout as sleep } from 'node:timers/promises';
 import type { Message } from '@aws-sdk/client-sqs';
 import { decodeChunk, type ChunkMessage } from '../messages/chunk.ts';
-import { readRange, recordToRaw } from '../source/csv.ts';
+import { recordToRaw } from '../source/csv.ts';
+import { readRange } from '../source/scan.ts';
 import type { Objects } from '../aws/objects.ts';
 import { errorMessage } from '../shared/errors.ts';
 import { jobLogger } from '../shared/log.ts';
