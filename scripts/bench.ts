@@ -17,9 +17,8 @@ import { parseArgs } from 'node:util';
 import { parse } from 'csv-parse';
 import iconv from 'iconv-lite';
 import { getStage } from '../config/index.ts';
-import { readRecordBatches } from '../core/source/csv.ts';
 import { scanRecordBatches } from '../core/source/scan.ts';
-import { decodeText, decodeToUtf8 } from '../core/source/decode.ts';
+import { decodeToUtf8 } from '../core/source/decode.ts';
 import { Chunker } from '../core/messages/chunk.ts';
 import { reportQueueName } from '../core/jobs/keys.ts';
 import { jsonProcessor } from '../core/work/processors/json.ts';
@@ -112,7 +111,8 @@ const raw = await timed(async () => {
   return n;
 });
 
-// 3a. Single-process floor: decode → parse → json processor → zip, same libraries, one process.
+// 3a. Single-process floor: decode → parse → json processor → zip, one process, with the readers the
+// pipeline uses (the split's decoder, the scanner with fields as the workers read their ranges).
 say('single-process floor…');
 const floor = await timed(async () => {
   const out = createWriteStream(join(dir, 'floor.zip'));
@@ -121,13 +121,15 @@ const floor = await timed(async () => {
   });
   let header: string[] = [];
   let n = 0;
-  for await (const batch of readRecordBatches(decodeText(createReadStream(file)), {
-    maxRecordBytes: 1 << 20,
+  for await (const batch of scanRecordBatches(decodeToUtf8(createReadStream(file)), {
+    maxRecordBytes: getStage('local').limits.maxRecordBytes,
+    withFields: true,
   })) {
     for (const e of batch) {
       if (e.kind === 'header') header = e.header;
       else if (e.kind === 'record') {
-        for (const o of await jsonProcessor.process(e, { site: 'bench', token: 'floor', header }))
+        const record = { n: e.n, line: e.line, fields: e.fields! };
+        for (const o of await jsonProcessor.process(record, { site: 'bench', token: 'floor', header }))
           await zip.addEntry(o.name, o.data);
         n++;
       }
