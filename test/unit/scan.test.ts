@@ -1,4 +1,8 @@
+import { readdirSync, readFileSync } from 'node:fs';
+import { createRequire } from 'node:module';
+import { dirname, join } from 'node:path';
 import { describe, expect, it } from 'vitest';
+import { decodeToUtf8 } from '../../core/source/decode.ts';
 import { readRecords, type RecordEvent } from '../../core/source/csv.ts';
 import { scanRecords, type BoundaryEvent } from '../../core/source/scan.ts';
 import { caught, chunksOf, collect } from '../helpers/streams.ts';
@@ -272,4 +276,60 @@ describe('Function: readRecords and scanRecords at the start of the text', () =>
     expect(split[0]).toMatchObject({ kind: 'header', delimiter: ',' });
     expect(scanned[0]).toMatchObject({ kind: 'header', delimiter: ',' });
   });
+});
+
+describe('Function: scanRecords on the csv-spectrum corpus and the samples', () => {
+  const spectrum = dirname(createRequire(import.meta.url).resolve('csv-spectrum/package.json'));
+  const cases = readdirSync(join(spectrum, 'csvs')).map((f) => f.replace(/\.csv$/, ''));
+
+  it.each(cases)(
+    '%s: the records csv-spectrum expects (strict: a stray quote is refused), as the csv-parse reader does',
+    async (name) => {
+      // Prepare
+      const csv = readFileSync(join(spectrum, 'csvs', `${name}.csv`));
+      const expected = JSON.parse(readFileSync(join(spectrum, 'json', `${name}.json`), 'utf8')) as Record<
+        string,
+        string
+      >[];
+      const ref = await reference(csv, 5).catch((err: Error) => err);
+
+      // Act
+      const events = await collect(scanRecords(chunksOf(csv, 7), { ...OPTS, withFields: true })).catch(
+        (err: Error) => err,
+      );
+
+      // Assess
+      if (ref instanceof Error) {
+        // location_coordinates.csv has a quote inside an unquoted field (37°36'37.8"N): INVALID_QUOTE.
+        expect(events).toBeInstanceOf(Error);
+        expect(events).toMatchObject({ code: 'INVALID_QUOTE', line: 2, message: ref.message });
+        return;
+      }
+      const [header, ...records] = events as BoundaryEvent[];
+      const names = header?.kind === 'header' ? header.header : [];
+      expect(
+        records.map((r) =>
+          r.kind === 'record' ? Object.fromEntries(names.map((h, k) => [h, r.fields![k]])) : r,
+        ),
+      ).toEqual(expected);
+      expect(ref).toEqual(events);
+    },
+  );
+
+  it.each(['clients.csv', 'clients-cp932.csv', 'bad-rows.csv'])(
+    'samples/%s: the events of the csv-parse reader behind the decoder',
+    async (name) => {
+      // Prepare
+      const bytes = readFileSync(join('samples', name));
+
+      // Act
+      const events = await collect(scanRecords(decodeToUtf8(chunksOf(bytes, 13)), OPTS));
+
+      // Assess
+      expect(events.length).toBeGreaterThan(1);
+      expect(events).toEqual(
+        withoutFields(await collect(readRecords(decodeToUtf8(chunksOf(bytes, 4096)), OPTS))),
+      );
+    },
+  );
 });
