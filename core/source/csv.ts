@@ -81,33 +81,100 @@ export function validateHeader(header: string[], line: number): void {
   });
 }
 
+/**
+ * The file-level CSV errors, worded once for the csv-parse reader and the boundary scanner. `line` is the
+ * physical line the record in progress starts on.
+ */
+export const csvErrors = {
+  unterminatedQuote: (line: number) =>
+    new FileRejectedError(
+      'UNTERMINATED_QUOTE',
+      `A quoted field opened at line ${line} is never closed.`,
+      line,
+    ),
+  recordTooLarge: (line: number, maxRecordBytes: number) =>
+    new FileRejectedError(
+      'RECORD_TOO_LARGE',
+      `The record at line ${line} is larger than the limit of ${maxRecordBytes} characters.`,
+      line,
+    ),
+  invalidClosingQuote: (line: number) =>
+    new FileRejectedError(
+      'INVALID_QUOTE',
+      `A quoted field at line ${line} is followed by other characters before the next delimiter.`,
+      line,
+    ),
+  /** Any other parse error (a quote inside an unquoted field), with csv-parse's own description. */
+  unparsable: (line: number, detail: string) =>
+    new FileRejectedError('INVALID_QUOTE', `The CSV cannot be parsed at line ${line}: ${detail}`, line),
+  emptyFile: () => new FileRejectedError('EMPTY_FILE', 'The file has no content (only blank lines).'),
+  noDataRows: (line: number) =>
+    new FileRejectedError('NO_DATA_ROWS', `The file has a header (line ${line}) but no data records.`, line),
+};
+
+/** The messages of the record-level rejections. */
+export const recordErrors = {
+  columnCount: (width: number, found: number) => `Expected ${width} fields as in the header, found ${found}.`,
+  nulByte: (field: number, header: readonly string[]) =>
+    `Field ${field + 1} ("${header[field] ?? ''}") contains a NUL byte.`,
+};
+
 function mapParseError(err: CsvError, line: number, maxRecordBytes: number): FileRejectedError {
   switch (err.code) {
     case 'CSV_QUOTE_NOT_CLOSED':
-      return new FileRejectedError(
-        'UNTERMINATED_QUOTE',
-        `A quoted field opened at line ${line} is never closed.`,
-        line,
-      );
+      return csvErrors.unterminatedQuote(line);
     case 'CSV_MAX_RECORD_SIZE':
-      return new FileRejectedError(
-        'RECORD_TOO_LARGE',
-        `The record at line ${line} is larger than the limit of ${maxRecordBytes} characters.`,
-        line,
-      );
+      return csvErrors.recordTooLarge(line, maxRecordBytes);
     case 'CSV_INVALID_CLOSING_QUOTE':
-      return new FileRejectedError(
-        'INVALID_QUOTE',
-        `A quoted field at line ${line} is followed by other characters before the next delimiter.`,
-        line,
-      );
+      return csvErrors.invalidClosingQuote(line);
     default:
-      return new FileRejectedError(
-        'INVALID_QUOTE',
-        `The CSV cannot be parsed at line ${line}: ${err.message}`,
-        line,
-      );
+      return csvErrors.unparsable(line, err.message);
   }
+}
+
+/** Bytes of the first line the delimiter is told from. */
+const DETECT_BYTES = 4096;
+
+/** Where the CSV text starts in the bytes read so far: see {@link textStart}. */
+export interface TextStart {
+  /** Bytes of leading blank lines (and, at the end of the input, of a whitespace-only last line). */
+  readonly skip: number;
+  /** Leading blank lines in those bytes. */
+  readonly lines: number;
+  /** The delimiter, once the first line is known; undefined while more bytes are needed. */
+  readonly delimiter?: string;
+  /** Without a delimiter: how many of the bytes after `skip` are known spaces or tabs (pass it back as `blank`). */
+  readonly blank: number;
+}
+
+/**
+ * Leading blank (or whitespace-only) lines are skipped and counted, so the header is found and the delimiter
+ * detected on its first line (within its first 4096 bytes). `final`: no more bytes follow. Without a
+ * delimiter in the answer, the caller drops `skip` bytes and asks again with more bytes, passing `blank`
+ * back (so a long run of spaces is looked at once); a file of nothing but blank lines never gets one:
+ * EMPTY_FILE. The answer does not depend on how the bytes were chunked.
+ */
+export function textStart(buf: Uint8Array, final: boolean, blank = 0): TextStart {
+  let i = 0;
+  let lines = 0;
+  let j = blank;
+  for (;;) {
+    while (j < buf.length && (buf[j] === 0x20 || buf[j] === 0x09)) j++;
+    if (j === buf.length) return final ? { skip: j, lines, blank: 0 } : { skip: i, lines, blank: j - i };
+    if (buf[j] === 0x0a) {
+      i = j + 1;
+      lines++;
+    } else if (buf[j] === 0x0d) {
+      if (j + 1 === buf.length && !final) return { skip: i, lines, blank: 0 };
+      i = buf[j + 1] === 0x0a ? j + 2 : j + 1;
+      lines++;
+    } else break;
+    j = i;
+  }
+  const first = buf.subarray(i, i + DETECT_BYTES);
+  if (!final && first.length < DETECT_BYTES && first.indexOf(0x0a) === -1 && first.indexOf(0x0d) === -1)
+    return { skip: i, lines, blank: 0 };
+  return { skip: i, lines, blank: 0, delimiter: detectDelimiter(Buffer.from(first).toString('utf8')) };
 }
 
 /** Position of a record in the UTF-8 byte stream the parser read. */
@@ -184,7 +251,7 @@ class RecordRules {
         end,
         endLine,
         code: 'COLUMN_COUNT',
-        message: `Expected ${this.width} fields as in the header, found ${fields.length}.`,
+        message: recordErrors.columnCount(this.width, fields.length),
         raw: recordToRaw(fields, this.delimiter),
       });
       return;
@@ -198,7 +265,7 @@ class RecordRules {
           end,
           endLine,
           code: 'NUL_BYTE',
-          message: `Field ${i + 1} ("${header[i] ?? ''}") contains a NUL byte.`,
+          message: recordErrors.nulByte(i, header),
           raw: recordToRaw(fields, this.delimiter),
         });
         return;
@@ -213,7 +280,8 @@ class RecordRules {
  * records, rejects records with a wrong column count or a NUL byte, and throws {@link FileRejectedError}
  * for problems that make the whole file unusable. Yields the events of each input chunk together (one
  * await per chunk, not per record). Every event carries its byte offset, so a chunk of records can be
- * addressed as a byte range of the file.
+ * addressed as a byte range of the file. The split validates with the faster boundary scanner
+ * (`scan.ts`), which gives the same events without the fields; this reader is its reference.
  */
 export async function* readRecordBatches(
   input: AsyncIterable<Buffer | string>,
@@ -224,6 +292,9 @@ export async function* readRecordBatches(
   let batch: RecordEvent[] = [];
   let leading = 0;
   let leadingLines = 0;
+  /** Bytes read before the text start is known (leading blank lines dropped), `blank` of them spaces or tabs. */
+  let pending: Buffer | undefined;
+  let blank = 0;
 
   const feed = (chunk: Buffer | undefined, end: boolean) => {
     const p = parser!;
@@ -236,35 +307,27 @@ export async function* readRecordBatches(
     );
     if (err !== undefined) throw mapParseError(err as CsvError, r.prevEnd + 1, opts.maxRecordBytes);
   };
+  const start = (buf: Buffer, final: boolean): Buffer | undefined => {
+    const s = textStart(buf, final, blank);
+    blank = s.blank;
+    leading += s.skip;
+    leadingLines += s.lines;
+    const rest = buf.subarray(s.skip);
+    if (s.delimiter === undefined) {
+      pending = rest;
+      return undefined;
+    }
+    pending = undefined;
+    parser = parserFor(s.delimiter, opts.maxRecordBytes);
+    rules = new RecordRules(s.delimiter, { n: 1, line: 1 + leadingLines });
+    return rest;
+  };
 
   for await (const piece of input) {
-    let chunk = typeof piece === 'string' ? Buffer.from(piece, 'utf8') : piece;
+    let chunk: Buffer | undefined = typeof piece === 'string' ? Buffer.from(piece, 'utf8') : piece;
     if (!parser) {
-      // Leading blank (or whitespace-only) lines: skipped here and counted, so the header is found and
-      // the delimiter detected on it; a file of nothing else is EMPTY_FILE.
-      let i = 0;
-      let lines = 0;
-      for (;;) {
-        let j = i;
-        while (j < chunk.length && (chunk[j] === 0x20 || chunk[j] === 0x09)) j++;
-        if (j < chunk.length && (chunk[j] === 0x0a || chunk[j] === 0x0d)) {
-          i = chunk[j] === 0x0d && chunk[j + 1] === 0x0a ? j + 2 : j + 1;
-          lines++;
-        } else {
-          if (j === chunk.length) i = j;
-          break;
-        }
-      }
-      leadingLines += lines;
-      if (i === chunk.length) {
-        leading += chunk.length;
-        continue;
-      }
-      leading += i;
-      chunk = chunk.subarray(i);
-      const delimiter = detectDelimiter(chunk.subarray(0, 4096).toString('utf8'));
-      parser = parserFor(delimiter, opts.maxRecordBytes);
-      rules = new RecordRules(delimiter, { n: 1, line: 1 + leadingLines });
+      chunk = start(pending?.length ? Buffer.concat([pending, chunk]) : chunk, false);
+      if (!chunk) continue;
     }
     feed(chunk, false);
     if (batch.length > 0) {
@@ -272,22 +335,18 @@ export async function* readRecordBatches(
       batch = [];
     }
   }
-  if (!parser || !rules)
-    throw new FileRejectedError('EMPTY_FILE', 'The file has no content (only blank lines).');
+  if (!parser) {
+    const rest = start(pending ?? Buffer.alloc(0), true);
+    if (rest) feed(rest, false);
+  }
+  if (!parser || !rules) throw csvErrors.emptyFile();
   feed(undefined, true);
   if (batch.length > 0) yield batch;
-  if (!rules.header) throw new FileRejectedError('EMPTY_FILE', 'The file has no content (only blank lines).');
-  if (rules.n === 0) {
-    const line = rules.headerLine;
-    throw new FileRejectedError(
-      'NO_DATA_ROWS',
-      `The file has a header (line ${line}) but no data records.`,
-      line,
-    );
-  }
+  if (!rules.header) throw csvErrors.emptyFile();
+  if (rules.n === 0) throw csvErrors.noDataRows(rules.headerLine);
 }
 
-/** Where a range of a file starts, for {@link readRange}. */
+/** Where a range of a file starts, for the range readers. */
 export interface RangeStart {
   readonly header: string[];
   readonly delimiter: string;
@@ -298,8 +357,11 @@ export interface RangeStart {
   readonly maxRecordBytes: number;
 }
 
-/** Reads a byte range of a CSV that the split already validated, with the same rules and numbering. */
-export function readRange(bytes: Buffer, start: RangeStart): RecordEvent[] {
+/**
+ * Reads a byte range of a CSV that the split already validated, with the same rules and numbering, through
+ * csv-parse: the reference of the workers' reader (`readRange` in scan.ts).
+ */
+export function readRangeCsvParse(bytes: Buffer, start: RangeStart): RecordEvent[] {
   const parser = parserFor(start.delimiter, start.maxRecordBytes);
   const rules = new RecordRules(start.delimiter, start, start.header);
   const out: RecordEvent[] = [];

@@ -1,5 +1,6 @@
 import { Chunker, mergeChunks, type ChunkMessage } from '../messages/chunk.ts';
-import { readRecordBatches, type RejectedRecord } from '../source/csv.ts';
+import type { RejectedRecord } from '../source/csv.ts';
+import { scanRecordBatches } from '../source/scan.ts';
 import { decodeToUtf8, type DecodeInfo } from '../source/decode.ts';
 import { FileRejectedError } from '../shared/errors.ts';
 import { jobLogger } from '../shared/log.ts';
@@ -100,7 +101,7 @@ async function cutIntoPieces(
   let delimiter = ',';
   let records = 0;
   let chunker: Chunker | undefined;
-  for await (const batch of readRecordBatches(utf8, { maxRecordBytes: deps.limits.maxRecordBytes })) {
+  for await (const batch of scanRecordBatches(utf8, { maxRecordBytes: deps.limits.maxRecordBytes })) {
     for (const ev of batch) {
       if (ev.kind === 'header') {
         header = ev.header;

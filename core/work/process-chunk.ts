@@ -1,6 +1,7 @@
 import { setTimeout as sleep } from 'node:timers/promises';
 import type { ChunkMessage } from '../messages/chunk.ts';
-import { readRange, recordToRaw } from '../source/csv.ts';
+import { recordToRaw } from '../source/csv.ts';
+import { readRange } from '../source/scan.ts';
 import type { Objects } from '../aws/objects.ts';
 import { errorMessage } from '../shared/errors.ts';
 import { keys } from '../jobs/keys.ts';

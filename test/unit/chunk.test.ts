@@ -1,6 +1,7 @@
 import { describe, expect, it } from 'vitest';
 import { Chunker, decodeChunk, type ChunkMessage } from '../../core/messages/chunk.ts';
-import { readRange, readRecords, type RecordEvent } from '../../core/source/csv.ts';
+import { readRecords, type RecordEvent } from '../../core/source/csv.ts';
+import { readRange } from '../../core/source/scan.ts';
 import { decodeToUtf8, type DecodeInfo } from '../../core/source/decode.ts';
 import { chunksOf, collect } from '../helpers/streams.ts';
 
