@@ -192,9 +192,12 @@ describe('Console: keyboard', () => {
     await c.page.keyboard.type(world.tokens.sakai);
     await c.page.keyboard.press('Enter');
     await c.page.getByRole('navigation').waitFor();
-    // Skip link, then on to the navigation: "Upload" is its first link
-    await c.page.keyboard.press('Tab');
-    await c.page.keyboard.press('Tab');
+    // The signed-in screen takes the focus on its heading (announced by screen readers); from there, back up
+    // (Shift+Tab) to the navigation's "Upload" link.
+    await expect.poll(async () => (await focused()).id).toBe('screen-title');
+    const afterSignIn = await focused();
+    guard = 0;
+    while ((await focused()).text !== 'Upload' && guard++ < 15) await c.page.keyboard.press('Shift+Tab');
     const uploadLink = await focused();
     await c.page.keyboard.press('Enter');
     await c.page.getByRole('heading', { name: 'Upload a CSV' }).waitFor();
@@ -202,6 +205,7 @@ describe('Console: keyboard', () => {
     const afterNavigate = await focused();
 
     // Assess
+    expect(afterSignIn.tag).toBe('h1');
     expect(skip.text).toBe('Skip to content');
     expect(skip.outline).toMatch(/^solid [3-9]px$/);
     expect(uploadLink).toMatchObject({ tag: 'a', text: 'Upload' });
