@@ -124,7 +124,12 @@ export const timingsSchema = z.object({
   launchRetryBaseSeconds: z.number().int().min(1).default(60),
   launchRetryMaxSeconds: z.number().int().min(1).default(1800),
   /** How long a presigned upload form (POST /uploads) may be used. */
-  uploadFormSeconds: z.number().int().min(60).max(7 * 86_400).default(900),
+  uploadFormSeconds: z
+    .number()
+    .int()
+    .min(60)
+    .max(7 * 86_400)
+    .default(900),
   /** A presigned job whose file has not arrived this long after its form expired is EXPIRED by the reaper. */
   uploadExpiryGraceSeconds: z.number().int().min(0).default(300),
 });

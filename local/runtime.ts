@@ -217,22 +217,7 @@ export class LocalRuntime {
       await rt.resume();
       rt.wireEvents(fn, aws.env, o.reaperSeconds ?? stageConfig.timings.reaperIntervalSeconds);
       for (const s of loadConfig().sites) await rt.tokenFor(s.id);
-      await rt.control.listen();
-      writeOwner({
-        pid: process.pid,
-        processStart: processStart(process.pid),
-        instance,
-        stage,
-        stateDir,
-        ...(o.endpoint ? { endpoint: o.endpoint } : {}),
-        apiUrl: api.url,
-        controlUrl: rt.control.url,
-        secret: rt.control.secret,
-        endpoints: aws.endpoints,
-        ...(host?.pid ? { emulatorPid: host.pid } : {}),
-        env: aws.env,
-        startedAt: new Date().toISOString(),
-      });
+      await rt.announce(aws, o.endpoint);
       return rt;
     } catch (err) {
       host?.kill();
@@ -279,6 +264,29 @@ export class LocalRuntime {
         finalizeRequested: report.finalizeRequested.length,
       });
     }
+  }
+
+  /** Opens the control endpoint and names this runtime in its state directory: commands attach from now on. */
+  private async announce(
+    aws: { host?: ChildProcess; endpoints: Record<string, string>; env: Record<string, string> },
+    endpoint: string | undefined,
+  ): Promise<void> {
+    await this.control.listen();
+    writeOwner({
+      pid: process.pid,
+      processStart: processStart(process.pid),
+      instance: this.instance,
+      stage: this.stage,
+      stateDir: this.stateDir,
+      ...(endpoint ? { endpoint } : {}),
+      apiUrl: this.api.url,
+      controlUrl: this.control.url,
+      secret: this.control.secret,
+      endpoints: aws.endpoints,
+      ...(aws.host?.pid ? { emulatorPid: aws.host.pid } : {}),
+      env: aws.env,
+      startedAt: new Date().toISOString(),
+    });
   }
 
   /** The event sources: S3 upload events and finalize requests to their functions, the reaper's schedule. */

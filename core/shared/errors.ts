@@ -17,12 +17,7 @@ export type FileErrorCode =
 /** SOURCE_CHANGED: the bytes of the record's range are not the ones the split validated (the job fails). */
 /** COUNTS_DISAGREE: finalize found the record in no result and no error line (the job fails). */
 export type RecordErrorCode =
-  | 'COLUMN_COUNT'
-  | 'NUL_BYTE'
-  | 'PROCESSING_FAILED'
-  | 'CHUNK_FAILED'
-  | 'SOURCE_CHANGED'
-  | 'COUNTS_DISAGREE';
+  'COLUMN_COUNT' | 'NUL_BYTE' | 'PROCESSING_FAILED' | 'CHUNK_FAILED' | 'SOURCE_CHANGED' | 'COUNTS_DISAGREE';
 
 export class FileRejectedError extends Error {
   override readonly name = 'FileRejectedError';

@@ -115,7 +115,9 @@ describe('Class: EcsTaskLauncher', () => {
 
   it('counts every task as not started when the first RunTask call throws', async () => {
     // Prepare
-    ecs.on(RunTaskCommand).rejects(Object.assign(new Error('Rate exceeded'), { name: 'ThrottlingException' }));
+    ecs
+      .on(RunTaskCommand)
+      .rejects(Object.assign(new Error('Rate exceeded'), { name: 'ThrottlingException' }));
 
     // Act
     const err = await launcher()
