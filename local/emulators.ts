@@ -201,9 +201,15 @@ function persistentS3Store(
   return store;
 }
 
-/** SQS actions that change what a restart must find (receives and visibility changes do not: a restart re-delivers). */
+/**
+ * SQS actions that change what a restart must find, answered only once saved (receives and visibility changes are
+ * not saved: a restart delivers again).
+ */
 const SQS_CHANGES =
-  /\.(CreateQueue|DeleteQueue|TagQueue|UntagQueue|SetQueueAttributes|SendMessage|SendMessageBatch|DeleteMessage|DeleteMessageBatch|PurgeQueue)$/;
+  /\.(CreateQueue|DeleteQueue|TagQueue|UntagQueue|SetQueueAttributes|SendMessage|SendMessageBatch|PurgeQueue)$/;
+/** Deletes are saved soon after, not awaited: a delete lost to a kill -9 is a redelivery, which counts nothing twice. */
+const SQS_DELETES = /\.(DeleteMessage|DeleteMessageBatch)$/;
+const DELETE_SAVE_DELAY_MS = 500;
 
 /** The queues (attributes, tags, messages) as saved in the state directory. */
 function queueSnapshot(sqsStore: SqsStore): string {
@@ -254,6 +260,13 @@ export async function startEmulators(o: EmulatorOptions): Promise<Emulators> {
   const sqsStore = new SqsStore();
   const files = new FileWriter();
   const saveQueues = queueSaver(queuesFile, sqsStore);
+  let deleteSave: NodeJS.Timeout | undefined;
+  const saveSoon = () => {
+    deleteSave ??= setTimeout(() => {
+      deleteSave = undefined;
+      void saveQueues().catch(() => undefined);
+    }, DELETE_SAVE_DELAY_MS);
+  };
   const s3Store = persistentS3Store(s3Root, files, (bucket, key, size) => {
     const n = o.notify;
     if (!n || bucket !== n.bucket || !key.startsWith(n.prefix)) return;
@@ -298,6 +311,7 @@ export async function startEmulators(o: EmulatorOptions): Promise<Emulators> {
     const target = request.headers['x-amz-target'];
     if (typeof target === 'string') {
       if (SQS_CHANGES.test(target)) await saveQueues();
+      else if (SQS_DELETES.test(target)) saveSoon();
       return payload;
     }
     await Promise.all([files.flush(), saveQueues()]);
@@ -334,6 +348,7 @@ export async function startEmulators(o: EmulatorOptions): Promise<Emulators> {
   return {
     endpoints: { s3sqs: `http://127.0.0.1:${port}`, dynamodb: url(ddb), ses: url(ses) },
     async stop() {
+      clearTimeout(deleteSave);
       if (queuesFile) writeFileSync(queuesFile, queueSnapshot(sqsStore));
       await app.close();
       await files.flush();

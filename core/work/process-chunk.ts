@@ -34,9 +34,10 @@ export async function splitRejected(job: Job, objects: Objects): Promise<Readonl
  * Reads a chunk's records from its byte range of the source (same parser and rules as the split), pinned to the
  * version the split validated (S3 If-Match on the ETag the chunk names). Every numbered record of the range is
  * accounted for: the accepted ones are returned, and the rejected ones must be exactly those the split rejected
- * (`rejected`, from {@link splitRejected}). Bytes that are not what the split saw — another version of the object,
- * another record count, a record one side accepts and the other rejects — throw {@link SourceChangedError}: the
- * chunk fails loudly, and no record is ever dropped.
+ * (`rejected`, from {@link splitRejected}). Bytes that are not what the split saw — another version of the object
+ * (412), a record one side accepts and the other rejects — throw {@link SourceChangedError}: the chunk fails
+ * loudly, and no record is ever dropped. A short read, or another record count, is a read that went wrong: an
+ * error retried like any other (the chunk's records end CHUNK_FAILED if it never reads right).
  */
 export async function chunkRecords(
   job: Job,
@@ -49,6 +50,9 @@ export async function chunkRecords(
     msg.end > msg.start
       ? await objects.bytes(msg.key, { start: msg.start, end: msg.end - 1 }, msg.etag)
       : Buffer.alloc(0);
+  if (bytes.length !== Math.max(0, msg.end - msg.start)) {
+    throw new Error(`chunk ${msg.chunk}: read ${bytes.length} bytes of a ${msg.end - msg.start}-byte range`);
+  }
   const events = readRange(bytes, {
     header: job.header ?? [],
     delimiter: job.delimiter ?? ',',
@@ -58,7 +62,7 @@ export async function chunkRecords(
   });
   const numbered = events.filter((e) => e.kind !== 'header');
   if (numbered.length !== msg.records || numbered[0]?.n !== msg.n) {
-    throw new SourceChangedError(
+    throw new Error(
       `chunk ${msg.chunk}: expected ${msg.records} records from ${msg.n}, read ${numbered.length} from ${numbered[0]?.n}`,
     );
   }

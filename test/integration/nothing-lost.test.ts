@@ -15,7 +15,9 @@ import { runWorker } from '../../core/work/worker.ts';
 import { createUploadHandler } from '../../lambdas/upload/handler.ts';
 import { localContext } from '../../lambdas/shared/middleware.ts';
 import { RecordingLauncher, testDeps, useTestAws } from '../helpers/aws.ts';
-import { withAdapters } from '../helpers/faults.ts';
+import { capturingChunks, withAdapters } from '../helpers/faults.ts';
+import { chunkRecords } from '../../core/work/process-chunk.ts';
+import { SourceChangedError } from '../../core/shared/errors.ts';
 import { checkZip, expectExactlyOnce } from '../helpers/jepsen.ts';
 import { csvOf } from '../helpers/pipeline-jobs.ts';
 
@@ -131,6 +133,30 @@ describe('Scenario: the upload form is posted again while the job runs', () => {
     expect(check.duplicated).toEqual([]);
     expect(new Set(check.errors.map((e) => e.code))).toEqual(new Set(['SOURCE_CHANGED']));
     expect(check.errors).toHaveLength(records);
+  });
+});
+
+describe('Function: chunkRecords', () => {
+  it("fails loudly (SourceChangedError) when its parse and the split's disagree on which records are rejected", async () => {
+    // Prepare: a job whose record 3 the split rejected (an extra field); its first chunk as the split sent it
+    const capture = capturingChunks(deps);
+    const view = await startDirectJob(capture.deps, 'sakai', Buffer.from(csvOf(8, [3])), {
+      processor: 'json',
+    });
+    const job = (await deps.jobs.get('sakai', view.token))!;
+    const chunk = capture.chunks.find((c) => c.n <= 3 && 3 < c.n + c.records)!;
+    const max = deps.limits.maxRecordBytes;
+
+    // Act
+    const right = await chunkRecords(job, chunk, deps.objects, max, new Set([3]));
+    const forgotten = chunkRecords(job, chunk, deps.objects, max, new Set());
+    const extra = chunkRecords(job, chunk, deps.objects, max, new Set([3, chunk.n]));
+
+    // Assess
+    expect(right.map(([n]) => n)).not.toContain(3);
+    expect(right).toHaveLength(chunk.records - 1);
+    await expect(forgotten).rejects.toBeInstanceOf(SourceChangedError);
+    await expect(extra).rejects.toBeInstanceOf(SourceChangedError);
   });
 });
 
