@@ -16,7 +16,7 @@ import { writeSampleCsv } from '../../scripts/gen-data.ts';
 import { REPO_ROOT, rowfleet } from '../helpers/cli.ts';
 import { checkZip, expectExactlyOnce } from '../helpers/jepsen.ts';
 
-const RECORDS = Number(process.env.RESTART_RECORDS ?? 12_000);
+const RECORDS = Number(process.env.RESTART_RECORDS ?? 6000);
 /** Slows the workers a little so a small job is still running when it is killed. */
 const DELAY_MS = RECORDS >= 100_000 ? 0 : 1;
 
