@@ -29,6 +29,11 @@ function describe(f: FiredSchedule): string {
  * command uses it (workers, then the emulators, whose state is saved).
  */
 export async function runDev(o: DevOptions, out: NodeJS.WritableStream = process.stdout): Promise<void> {
+  // Listening first: a Ctrl-C while the runtime starts still stops in order (after it is up).
+  const stop = new Promise<string>((resolve) => {
+    process.once('SIGINT', () => resolve('SIGINT'));
+    process.once('SIGTERM', () => resolve('SIGTERM'));
+  });
   const rt = await attachRuntime({ stateDir: o.stateDir, endpoint: o.endpoint });
   const sites = loadConfig().sites;
   const schedules = new LocalSiteSchedules(
@@ -36,10 +41,6 @@ export async function runDev(o: DevOptions, out: NodeJS.WritableStream = process
     (input) => rt.usageMail(input),
     (f) => (f.error === undefined ? out : process.stderr).write(describe(f) + '\n'),
   ).start();
-  const stop = new Promise<string>((resolve) => {
-    process.once('SIGINT', () => resolve('SIGINT'));
-    process.once('SIGTERM', () => resolve('SIGTERM'));
-  });
   try {
     const lines = [
       `Rowfleet local runtime (stage ${rt.stage}, state ${rt.stateDir}; ${rt.started ? 'started' : 'already running, attached'})`,

@@ -156,7 +156,7 @@ async function scenario(kill: 'run-client' | 'runtime-running' | 'runtime-finali
   expect(done.rows).toEqual({ total: RECORDS, succeeded: RECORDS, failed: 0, rejected: 0 });
   expectExactlyOnce(await checkZip(zip, RECORDS));
   expect(seconds).toBeLessThan(60);
-  expect(dev.exitCode).toBe(0);
+  expect({ code: dev.exitCode, signal: dev.signalCode }).toEqual({ code: 0, signal: null });
   return { at, seconds };
 }
 
