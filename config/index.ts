@@ -17,7 +17,8 @@ export const rawConfig = {
   stages: [
     // The local override of the timings: workers poll for 1 s and a dead worker's chunk is back in 15 s, so
     // local jobs (and the tests) react in seconds; the reaper runs every 10 s and relaunches after 30 s; a
-    // failed finalize is delivered again after 90 s (its lease is taken over after 150 s).
+    // failed finalize is delivered again after 90 s (its lease is taken over after 150 s); a refused worker launch
+    // is retried after 2 s, then 4, 8, … up to 20 s.
     {
       name: 'local',
       timings: {
@@ -28,6 +29,8 @@ export const rawConfig = {
         uploadTimeoutSeconds: 270,
         finalizeTimeoutSeconds: 60,
         queueMarginSeconds: 30,
+        launchRetryBaseSeconds: 2,
+        launchRetryMaxSeconds: 20,
       },
     },
     { name: 'dev', limits: { maxWorkersPerJob: 2 } },

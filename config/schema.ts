@@ -80,6 +80,17 @@ export const limitsSchema = z.object({
   /** Records per worker before another worker is worth starting. */
   recordsPerWorker: z.number().int().positive().default(50_000),
   retentionDays: z.number().int().positive().default(14),
+  /**
+   * The header line is kept in the job's DynamoDB item (400 KB at most, with everything else): a longer header,
+   * or more columns, rejects the file (HEADER_TOO_LARGE) before anything is created for it.
+   */
+  maxHeaderBytes: z
+    .number()
+    .int()
+    .positive()
+    .max(128 * 1024)
+    .default(64 * 1024),
+  maxColumns: z.number().int().positive().max(10_000).default(2000),
 });
 
 /**
@@ -106,6 +117,21 @@ export const timingsSchema = z.object({
   finalizeTimeoutSeconds: z.number().int().min(1).max(900).default(600),
   /** How much longer than its function's timeout a queue keeps a message invisible. */
   queueMarginSeconds: z.number().int().min(0).default(300),
+  /**
+   * A failed worker launch (RunTask refused: vCPU quota, capacity, throttling) is retried by the reaper after
+   * this long, doubling with each failure in a row up to `launchRetryMaxSeconds`.
+   */
+  launchRetryBaseSeconds: z.number().int().min(1).default(60),
+  launchRetryMaxSeconds: z.number().int().min(1).default(1800),
+  /** How long a presigned upload form (POST /uploads) may be used. */
+  uploadFormSeconds: z
+    .number()
+    .int()
+    .min(60)
+    .max(7 * 86_400)
+    .default(900),
+  /** A presigned job whose file has not arrived this long after its form expired is EXPIRED by the reaper. */
+  uploadExpiryGraceSeconds: z.number().int().min(0).default(300),
 });
 
 export type Timings = z.infer<typeof timingsSchema>;

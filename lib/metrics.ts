@@ -18,6 +18,7 @@ export const CUSTOM_METRICS = [
   'ChunksProcessed',
   'ChunkLatency',
   'WorkersLaunched',
+  'WorkersLaunchFailed',
   'SplitDuration',
   'FinalizeDuration',
   'JobsSucceeded',

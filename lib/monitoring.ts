@@ -183,6 +183,12 @@ export class Monitoring extends Construct {
       1,
       'The reaper found a job with chunks left and no live worker and relaunched its workers. RUNBOOK.md#jobs-stalled',
     );
+    this.alarm(
+      'WorkerLaunchFailed',
+      customMetric(props.stage, 'WorkersLaunchFailed', { period: Duration.minutes(15) }),
+      1,
+      'RunTask refused worker tasks (vCPU quota, capacity, throttling); the reaper retries with backoff. RUNBOOK.md#worker-launch-failed',
+    );
     for (const site of props.sites ?? []) {
       this.alarm(
         `MailsFailed${pascal(site)}`,
@@ -291,18 +297,22 @@ export class Monitoring extends Construct {
         sum('IdleTasksStopped'),
         sum('OrphanQueuesDeleted'),
       ]),
-      graph('Chunks and workers', [sum('ChunksProcessed'), sum('WorkersLaunched')], {
-        right: [
-          new cloudwatch.Metric({
-            namespace: 'ECS/ContainerInsights',
-            metricName: 'TaskCount',
-            dimensionsMap: { ClusterName: props.cluster.clusterName },
-            statistic: cloudwatch.Stats.MAXIMUM,
-            period: Duration.minutes(1),
-            label: 'worker tasks running',
-          }),
-        ],
-      }),
+      graph(
+        'Chunks and workers',
+        [sum('ChunksProcessed'), sum('WorkersLaunched'), sum('WorkersLaunchFailed')],
+        {
+          right: [
+            new cloudwatch.Metric({
+              namespace: 'ECS/ContainerInsights',
+              metricName: 'TaskCount',
+              dimensionsMap: { ClusterName: props.cluster.clusterName },
+              statistic: cloudwatch.Stats.MAXIMUM,
+              period: Duration.minutes(1),
+              label: 'worker tasks running',
+            }),
+          ],
+        },
+      ),
     );
     dashboard.addWidgets(
       graph('Chunk latency (ms)', [

@@ -45,6 +45,8 @@ export interface BucketAccess {
   readonly read?: readonly string[];
   /** Prefixes the function writes with PutObject (multipart included). @default none */
   readonly write?: readonly string[];
+  /** Prefixes the function deletes objects of (DeleteObject). @default none */
+  readonly delete?: readonly string[];
 }
 
 export type TableAccess = 'RO' | 'RW';
@@ -132,10 +134,14 @@ export class RowfleetFunction extends NodejsFunction {
     return this;
   }
 
-  /** BUCKET_NAME, with GetObject on the `read` prefixes and PutObject/AbortMultipartUpload on the `write` prefixes. */
+  /**
+   * BUCKET_NAME, with GetObject on the `read` prefixes, PutObject/AbortMultipartUpload on the `write` prefixes and
+   * DeleteObject on the `delete` prefixes.
+   */
   bindBucket(bucket: s3.IBucket, access: BucketAccess): this {
     const read = access.read ?? [];
     const write = access.write ?? [];
+    const remove = access.delete ?? [];
     if (read.length + write.length === 0)
       throw new Error(`${this.node.path}: bindBucket needs read or write prefixes`);
     if (read.length) {
@@ -154,8 +160,16 @@ export class RowfleetFunction extends NodejsFunction {
         }),
       );
     }
+    if (remove.length) {
+      this.addToRolePolicy(
+        new iam.PolicyStatement({
+          actions: ['s3:DeleteObject'],
+          resources: remove.map((p) => bucket.arnForObjects(`${p}*`)),
+        }),
+      );
+    }
     this.addEnvironment('BUCKET_NAME', bucket.bucketName);
-    const prefixes = [...new Set([...read, ...write])];
+    const prefixes = [...new Set([...read, ...write, ...remove])];
     acknowledgeFindings(this.role!, {
       rule: 'AwsSolutions-IAM5',
       match: new RegExp(

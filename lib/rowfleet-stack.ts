@@ -111,7 +111,12 @@ export class RowfleetStack extends Stack {
       timeout: fnTimeout.upload,
     })
       .bindStage(stage)
-      .bindBucket(bucket, { read: [KEY_PREFIXES.uploads], write: [KEY_PREFIXES.uploads, KEY_PREFIXES.jobs] })
+      // The split moves a presigned upload to jobs/ (CopyObject, then DeleteObject of the upload) and reads it there.
+      .bindBucket(bucket, {
+        read: [KEY_PREFIXES.uploads, KEY_PREFIXES.jobs],
+        write: [KEY_PREFIXES.uploads, KEY_PREFIXES.jobs],
+        delete: [KEY_PREFIXES.uploads],
+      })
       .bindTable(table, 'RW')
       .bindFinalizeQueue(finalizeQueue, { send: true })
       .bindDeadLetterQueue(deadLetterQueue)
@@ -165,6 +170,8 @@ export class RowfleetStack extends Stack {
       timeout: Duration.minutes(2),
     })
       .bindStage(stage)
+      // HeadObject of uploads/: a presigned job whose file never came expires.
+      .bindBucket(bucket, { read: [KEY_PREFIXES.uploads] })
       .bindTable(table, 'RW')
       .bindActiveJobsIndex(table)
       .bindFinalizeQueue(finalizeQueue, { send: true })

@@ -18,4 +18,6 @@ process.on('message', (m: { type?: string }) => {
   if (m.type === 'stop') void stop();
 });
 process.on('disconnect', () => void stop());
+// A runtime replacing a killed one may ask this host (left behind) to go: it saves first.
+process.on('SIGTERM', () => void stop());
 process.send?.({ type: 'ready', endpoints: emulators.endpoints });

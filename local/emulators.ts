@@ -1,5 +1,5 @@
 import { mkdirSync, readdirSync, readFileSync, statSync, writeFileSync, existsSync } from 'node:fs';
-import { mkdir, rm, writeFile } from 'node:fs/promises';
+import { mkdir, rename, rm, writeFile } from 'node:fs/promises';
 import type { AddressInfo } from 'node:net';
 import type { Server } from 'node:http';
 import { dirname, join, relative, resolve, sep } from 'node:path';
@@ -7,6 +7,7 @@ import { buildApp } from 'fauxqs';
 import dynalite from 'dynalite';
 import sesModule from 'aws-ses-v2-local';
 import { handlePresignedPost } from './presigned-post.ts';
+import { persistMails } from './ses-persistence.ts';
 
 // aws-ses-v2-local is CommonJS with a default export.
 type SesServer = (config?: { host?: string; port?: number }) => Promise<Server>;
@@ -100,10 +101,26 @@ function countSqsRequests(app: ReturnType<typeof buildApp>): void {
 interface SavedQueue {
   name: string;
   attributes: Record<string, string>;
+  /** The queue's tags (a job queue's site and token: the reaper keeps a queue whose job is in flight). */
+  tags?: Record<string, string>;
   messages: unknown[];
 }
 
-/** Writes and deletes files in the background, in order per path, so the emulator never blocks on disk. */
+/** Temporary files of atomic writes (never read back as objects). */
+const TMP_SUFFIX = /\.rowfleet-tmp-\d+$/;
+let tmpCounter = 0;
+
+/** Writes `body` to a temporary file, then renames it into place: a killed process leaves the old or the new. */
+async function writeAtomic(path: string, body: Buffer | string): Promise<void> {
+  const tmp = `${path}.rowfleet-tmp-${++tmpCounter}`;
+  await writeFile(tmp, body);
+  await rename(tmp, path);
+}
+
+/**
+ * Writes and deletes files in order per path, without blocking the emulator; `flush` waits for what was asked so
+ * far (the emulator answers a write only once its file is on disk, so a kill -9 loses nothing it acknowledged).
+ */
 class FileWriter {
   private readonly chains = new Map<string, Promise<void>>();
   private chain(path: string, op: () => Promise<unknown>): void {
@@ -119,7 +136,7 @@ class FileWriter {
   write(path: string, body: Buffer): void {
     this.chain(path, async () => {
       await mkdir(dirname(path), { recursive: true });
-      await writeFile(path, body);
+      await writeAtomic(path, body);
     });
   }
   remove(path: string): void {
@@ -174,13 +191,63 @@ function persistentS3Store(
         for (const name of readdirSync(dir)) {
           const p = join(dir, name);
           if (statSync(p).isDirectory()) walk(p);
-          else put(bucket, relative(join(root, bucket), p).split(sep).join('/'), readFileSync(p));
+          else if (!TMP_SUFFIX.test(name))
+            put(bucket, relative(join(root, bucket), p).split(sep).join('/'), readFileSync(p));
         }
       };
       walk(join(root, bucket));
     }
   }
   return store;
+}
+
+/**
+ * SQS actions that change what a restart must find, answered only once saved (receives and visibility changes are
+ * not saved: a restart delivers again).
+ */
+const SQS_CHANGES =
+  /\.(CreateQueue|DeleteQueue|TagQueue|UntagQueue|SetQueueAttributes|SendMessage|SendMessageBatch|PurgeQueue)$/;
+/** Deletes are saved soon after, not awaited: a delete lost to a kill -9 is a redelivery, which counts nothing twice. */
+const SQS_DELETES = /\.(DeleteMessage|DeleteMessageBatch)$/;
+const DELETE_SAVE_DELAY_MS = 500;
+
+/** The queues (attributes, tags, messages) as saved in the state directory. */
+function queueSnapshot(sqsStore: SqsStore): string {
+  const saved: SavedQueue[] = sqsStore.listQueues().map((q) => {
+    const m = q.inspectMessages();
+    return {
+      name: q.name,
+      attributes: Object.fromEntries(
+        Object.entries(q.getAllAttributes(['All'])).filter(([k]) => QUEUE_SETTINGS.includes(k)),
+      ),
+      tags: Object.fromEntries(q.tags),
+      messages: [...m.ready, ...m.delayed, ...m.inflight.map((i) => i.message)],
+    };
+  });
+  return JSON.stringify(saved);
+}
+
+/**
+ * Saves the queues after every change, grouped: a caller waits for a snapshot taken after its change, and the
+ * changes that arrive while one is written share the next one.
+ */
+function queueSaver(file: string | undefined, sqsStore: SqsStore): () => Promise<void> {
+  let current: Promise<void> | undefined;
+  let next: Promise<void> | undefined;
+  const write = () => {
+    const p = file ? writeAtomic(file, queueSnapshot(sqsStore)) : Promise.resolve();
+    current = p.finally(() => (current = undefined));
+    return current;
+  };
+  return () => {
+    if (next) return next;
+    if (!current) return write();
+    next = current.then(
+      () => ((next = undefined), write()),
+      () => ((next = undefined), write()),
+    );
+    return next;
+  };
 }
 
 /**
@@ -192,6 +259,14 @@ export async function startEmulators(o: EmulatorOptions): Promise<Emulators> {
   const queuesFile = o.stateDir ? join(o.stateDir, 'queues.json') : undefined;
   const sqsStore = new SqsStore();
   const files = new FileWriter();
+  const saveQueues = queueSaver(queuesFile, sqsStore);
+  let deleteSave: NodeJS.Timeout | undefined;
+  const saveSoon = () => {
+    deleteSave ??= setTimeout(() => {
+      deleteSave = undefined;
+      void saveQueues().catch(() => undefined);
+    }, DELETE_SAVE_DELAY_MS);
+  };
   const s3Store = persistentS3Store(s3Root, files, (bucket, key, size) => {
     const n = o.notify;
     if (!n || bucket !== n.bucket || !key.startsWith(n.prefix)) return;
@@ -230,6 +305,18 @@ export async function startEmulators(o: EmulatorOptions): Promise<Emulators> {
     return reply.status(r.status).header('content-type', 'application/xml').send(r.body);
   });
   countSqsRequests(app);
+  // Nothing is acknowledged before it is on disk: a write to S3 (and the event it raises), a queue change.
+  app.addHook('onSend', async (request, _reply, payload) => {
+    if (!o.stateDir || request.method === 'GET' || request.method === 'HEAD') return payload;
+    const target = request.headers['x-amz-target'];
+    if (typeof target === 'string') {
+      if (SQS_CHANGES.test(target)) await saveQueues();
+      else if (SQS_DELETES.test(target)) saveSoon();
+      return payload;
+    }
+    await Promise.all([files.flush(), saveQueues()]);
+    return payload;
+  });
   const address = await app.listen({ port: 0, host: '127.0.0.1' });
   const port = Number(new URL(address).port);
 
@@ -243,6 +330,7 @@ export async function startEmulators(o: EmulatorOptions): Promise<Emulators> {
         url,
         `arn:aws:sqs:${o.region}:000000000000:${s.name}`,
         s.attributes,
+        s.tags,
       );
       for (const m of s.messages) q.enqueue(m as Parameters<typeof q.enqueue>[0]);
     }
@@ -253,25 +341,15 @@ export async function startEmulators(o: EmulatorOptions): Promise<Emulators> {
   const ddb = dynalite({ path: ddbDir, createTableMs: 0, deleteTableMs: 0, updateTableMs: 0 });
   await new Promise<void>((r) => ddb.listen(0, '127.0.0.1', () => r()));
   const ses: Server = await sesLocal({ host: '127.0.0.1', port: 0 });
+  if (o.stateDir) persistMails(join(o.stateDir, 'ses-mails.json'));
 
   const url = (s: { address(): AddressInfo | string | null }) =>
     `http://127.0.0.1:${(s.address() as AddressInfo).port}`;
   return {
     endpoints: { s3sqs: `http://127.0.0.1:${port}`, dynamodb: url(ddb), ses: url(ses) },
     async stop() {
-      if (queuesFile) {
-        const saved: SavedQueue[] = sqsStore.listQueues().map((q) => {
-          const m = q.inspectMessages();
-          return {
-            name: q.name,
-            attributes: Object.fromEntries(
-              Object.entries(q.getAllAttributes(['All'])).filter(([k]) => QUEUE_SETTINGS.includes(k)),
-            ),
-            messages: [...m.ready, ...m.delayed, ...m.inflight.map((i) => i.message)],
-          };
-        });
-        writeFileSync(queuesFile, JSON.stringify(saved));
-      }
+      clearTimeout(deleteSave);
+      if (queuesFile) writeFileSync(queuesFile, queueSnapshot(sqsStore));
       await app.close();
       await files.flush();
       await new Promise<void>((r) => ddb.close(() => r()));

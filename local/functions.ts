@@ -18,8 +18,8 @@ export const FUNCTIONS = {
 export type FunctionName = keyof typeof FUNCTIONS;
 export type Invoke = (event: unknown) => Promise<unknown>;
 
-export function localLauncher(stateDir: string): LocalTaskLauncher {
-  return new LocalTaskLauncher(stateDir);
+export function localLauncher(stateDir: string, instance?: string): LocalTaskLauncher {
+  return new LocalTaskLauncher(stateDir, instance);
 }
 
 /** A handler invoked in this process, each invocation with a Lambda context of its own (a new request id). */

@@ -4,7 +4,10 @@ import { FUNCTIONS, inProcess, localLauncher, type FunctionName } from './functi
 
 const name = process.env.ROWFLEET_FUNCTION as FunctionName;
 if (!(name in FUNCTIONS)) throw new Error(`unknown function ${name}`);
-const invoke = inProcess(name, localLauncher(process.env.ROWFLEET_STATE_DIR ?? '.rowfleet'));
+const invoke = inProcess(
+  name,
+  localLauncher(process.env.ROWFLEET_STATE_DIR ?? '.rowfleet', process.env.ROWFLEET_RUNTIME_INSTANCE),
+);
 const maxRss = () => process.resourceUsage().maxRSS * 1024;
 
 process.on('message', (m: { id: number; event: unknown }) => {

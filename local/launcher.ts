@@ -1,4 +1,4 @@
-import { spawn } from 'node:child_process';
+import { execFileSync, spawn } from 'node:child_process';
 import {
   closeSync,
   mkdirSync,
@@ -74,6 +74,33 @@ function alive(pid: number): boolean {
   }
 }
 
+/** A process's command line ('' when it is gone): /proc on Linux, `ps` elsewhere (macOS). */
+export function commandLine(pid: number): string {
+  try {
+    return readFileSync(`/proc/${pid}/cmdline`, 'utf8').split('\0').join(' ');
+  } catch {
+    try {
+      return execFileSync('ps', ['-p', String(pid), '-o', 'command='], { encoding: 'utf8' }).trim();
+    } catch {
+      return '';
+    }
+  }
+}
+
+/**
+ * Whether `pid` is still one of our workers: alive, and running the worker bundle. A pid file left by a crashed
+ * runtime may name a pid the system gave to another process since; that one is never signalled.
+ */
+function isWorker(pid: number): boolean {
+  return alive(pid) && commandLine(pid).includes(BUNDLE);
+}
+
+/** What a task's pid file holds: the job's site and the runtime instance that started it. */
+interface TaskFile {
+  readonly site: string;
+  readonly instance?: string;
+}
+
 /**
  * Runs each row worker as a separate OS process (`node …/fargate-worker.mjs`, the bundled entry point), the local
  * stand-in for a Fargate task: same entry point, same environment contract, killable like a task.
@@ -84,9 +111,18 @@ export class LocalTaskLauncher implements TaskLauncher {
   private readonly tasksDir: string;
   private readonly logDir: string;
 
-  constructor(stateDir: string) {
+  constructor(
+    stateDir: string,
+    /** The runtime instance that starts workers (kept in their pid files). */
+    private readonly instance?: string,
+  ) {
     this.tasksDir = join(stateDir, 'tasks');
     this.logDir = join(stateDir, 'logs');
+  }
+
+  private taskFile(token: string, pid: number): TaskFile {
+    const text = readFileSync(join(this.tasksDir, token, String(pid)), 'utf8');
+    return text.startsWith('{') ? (JSON.parse(text) as TaskFile) : { site: text };
   }
 
   async launch(req: LaunchRequest): Promise<string[]> {
@@ -103,14 +139,15 @@ export class LocalTaskLauncher implements TaskLauncher {
       });
       closeSync(out);
       const pid = child.pid!;
-      writeFileSync(join(dir, String(pid)), req.site);
+      const task: TaskFile = { site: req.site, ...(this.instance ? { instance: this.instance } : {}) };
+      writeFileSync(join(dir, String(pid)), JSON.stringify(task));
       child.once('exit', () => rmSync(join(dir, String(pid)), { force: true }));
       ids.push(`local-${pid}`);
     }
     return ids;
   }
 
-  /** Process ids of the job's workers that are still running. */
+  /** Process ids of the job's workers that are still running (pid files of anything else are removed). */
   running(token: string): number[] {
     const dir = join(this.tasksDir, token);
     let pids: number[];
@@ -120,10 +157,28 @@ export class LocalTaskLauncher implements TaskLauncher {
       return [];
     }
     return pids.filter((pid) => {
-      if (alive(pid)) return true;
+      if (isWorker(pid)) return true;
       rmSync(join(dir, String(pid)), { force: true });
       return false;
     });
+  }
+
+  /**
+   * Stops the workers a previous runtime of this state directory started (it was killed: their endpoints are
+   * gone); the reaper starts new ones for their jobs. Returns how many were stopped.
+   */
+  async stopOthers(): Promise<number> {
+    let tokens: string[];
+    try {
+      tokens = readdirSync(this.tasksDir);
+    } catch {
+      return 0;
+    }
+    const pids = tokens.flatMap((t) =>
+      this.running(t).filter((pid) => this.taskFile(t, pid).instance !== this.instance),
+    );
+    await this.terminate(pids);
+    return pids.length;
   }
 
   async list(): Promise<TaskInfo[]> {
@@ -137,14 +192,14 @@ export class LocalTaskLauncher implements TaskLauncher {
       this.running(token).map((pid) => ({
         id: `local-${pid}`,
         token,
-        site: readFileSync(join(this.tasksDir, token, String(pid)), 'utf8'),
+        site: this.taskFile(token, pid).site,
       })),
     );
   }
 
   async stop(_site: string, token: string): Promise<number> {
     const live = this.running(token);
-    for (const pid of live) process.kill(pid, 'SIGTERM');
+    for (const pid of live) if (isWorker(pid)) process.kill(pid, 'SIGTERM');
     return live.length;
   }
 
@@ -156,10 +211,17 @@ export class LocalTaskLauncher implements TaskLauncher {
     } catch {
       return;
     }
-    const pids = tokens.flatMap((t) => this.running(t));
-    for (const pid of pids) process.kill(pid, 'SIGTERM');
+    await this.terminate(tokens.flatMap((t) => this.running(t)));
+  }
+
+  /** SIGTERM (the chunks in hand are finished), then SIGKILL after 10 s; only ever processes that are our workers. */
+  private async terminate(pids: number[]): Promise<void> {
+    const signal = (pid: number, s: NodeJS.Signals) => {
+      if (isWorker(pid)) process.kill(pid, s);
+    };
+    for (const pid of pids) signal(pid, 'SIGTERM');
     const deadline = Date.now() + 10_000;
-    while (pids.some(alive) && Date.now() < deadline) await new Promise((r) => setTimeout(r, 50));
-    for (const pid of pids.filter(alive)) process.kill(pid, 'SIGKILL');
+    while (pids.some(isWorker) && Date.now() < deadline) await new Promise((r) => setTimeout(r, 50));
+    for (const pid of pids) signal(pid, 'SIGKILL');
   }
 }

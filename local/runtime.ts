@@ -1,40 +1,17 @@
 import { fork, type ChildProcess } from 'node:child_process';
-import { mkdirSync, readFileSync, writeFileSync, existsSync } from 'node:fs';
+import { randomUUID } from 'node:crypto';
+import { existsSync, mkdirSync, readFileSync, writeFileSync } from 'node:fs';
 import { join, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
-import {
-  CreateBucketCommand,
-  HeadBucketCommand,
-  PutBucketNotificationConfigurationCommand,
-} from '@aws-sdk/client-s3';
-import {
-  CreateTableCommand,
-  DescribeTableCommand,
-  ResourceNotFoundException,
-  waitUntilTableExists,
-} from '@aws-sdk/client-dynamodb';
-import {
-  CreateQueueCommand,
-  DeleteMessageBatchCommand,
-  GetQueueAttributesCommand,
-  ReceiveMessageCommand,
-} from '@aws-sdk/client-sqs';
-import type {
-  APIGatewayProxyEvent,
-  APIGatewayProxyResult,
-  SQSBatchResponse,
-  SQSEvent,
-  SQSRecord,
-} from 'aws-lambda';
-import { derivedTimings, getStage, type Timings } from '../config/index.ts';
+import type { APIGatewayProxyEvent, APIGatewayProxyResult, SQSBatchResponse, SQSEvent } from 'aws-lambda';
+import { getStage, loadConfig } from '../config/index.ts';
 import { API_ROUTES } from '../config/api.ts';
 import { localResourceNames } from '../config/names.ts';
 import { ApiTokens } from '../core/intake/tokens.ts';
-import { CreateTopicCommand } from '@aws-sdk/client-sns';
-import { dynamoClient, s3Client, snsClient, sqsClient } from '../core/aws/clients.ts';
 import { errorMessage } from '../core/shared/errors.ts';
-import { reap } from '../core/ops/reaper.ts';
-import { tableDefinition } from '../core/jobs/table.ts';
+import { logger } from '../core/shared/log.ts';
+import { reap, releaseDeadLeases } from '../core/ops/reaper.ts';
+import { splitJob } from '../core/split/split.ts';
 import type { PipelineDeps } from '../core/deps.ts';
 import { depsFromEnv } from '../core/deps.ts';
 import {
@@ -46,9 +23,13 @@ import {
 import { createUsageMailHandler } from '../lambdas/usage-mail/handler.ts';
 import { localContext } from '../lambdas/shared/middleware.ts';
 import { LocalApi } from './api.ts';
+import { ControlServer } from './control.ts';
+import { EventSources } from './event-sources.ts';
 import { IsolatedFunction, inProcess, localLauncher, type FunctionName, type Invoke } from './functions.ts';
 import type { LocalTaskLauncher } from './launcher.ts';
 import type { EmulatorOptions } from './emulators.ts';
+import { acquireStateDir, processStart, removeOwner, writeOwner } from './ownership.ts';
+import { ensureResources, setLocalAwsDefaults, type StageResources } from './resources.ts';
 
 const TSX = import.meta.resolve('tsx');
 const EMULATOR_HOST = fileURLToPath(new URL('./emulator-host.ts', import.meta.url));
@@ -63,8 +44,13 @@ export interface RuntimeOptions {
   readonly isolateFunctions?: boolean;
   /** Seconds between reaper passes; 0 turns the reaper off. @default the stage's `reaperIntervalSeconds` */
   readonly reaperSeconds?: number;
+  /** Called when the number of commands attached to this runtime changes (local/daemon.ts). */
+  readonly onClients?: (count: number) => void;
+  /** Called if another process takes the state directory from this one (it must stop at once). */
+  readonly onLost?: (err: Error) => void;
 }
 
+/** The embedded emulators in a child process, each on a free port; their state in `<state>/emulators`. */
 async function startEmulatorHost(
   options: EmulatorOptions,
 ): Promise<{ child: ChildProcess; endpoints: Record<string, string> }> {
@@ -84,17 +70,78 @@ async function startEmulatorHost(
   return { child, endpoints };
 }
 
+/** The AWS endpoints every process of the runtime addresses (the SDK clients follow AWS_ENDPOINT_URL_*). */
+function endpointEnv(endpoints: Record<string, string>, external?: string): Record<string, string> {
+  if (external) return { AWS_ENDPOINT_URL: external };
+  return {
+    AWS_ENDPOINT_URL_S3: endpoints.s3sqs!,
+    AWS_ENDPOINT_URL_SQS: endpoints.s3sqs!,
+    AWS_ENDPOINT_URL_SNS: endpoints.s3sqs!,
+    AWS_ENDPOINT_URL_DYNAMODB: endpoints.dynamodb!,
+    AWS_ENDPOINT_URL_SESV2: endpoints.ses!,
+  };
+}
+
+/** The emulators (or the external endpoint) and the stage's resources on them. */
+async function prepareAws(
+  o: RuntimeOptions,
+  stage: string,
+  stateDir: string,
+): Promise<{ host?: ChildProcess; endpoints: Record<string, string>; env: Record<string, string> }> {
+  const names = localResourceNames(stage);
+  let host: ChildProcess | undefined;
+  let endpoints: Record<string, string> = { all: o.endpoint ?? '' };
+  if (!o.endpoint) {
+    const started = await startEmulatorHost({
+      stateDir: join(stateDir, 'emulators'),
+      region: process.env.AWS_REGION!,
+      secretAccessKey: process.env.AWS_SECRET_ACCESS_KEY!,
+      notify: { bucket: names.bucket, prefix: 'uploads/', queueName: names.uploadEventsQueue },
+    });
+    host = started.child;
+    endpoints = started.endpoints;
+  }
+  Object.assign(process.env, endpointEnv(endpoints, o.endpoint));
+  let resources: StageResources;
+  try {
+    resources = await ensureResources(names, getStage(stage).timings, Boolean(o.endpoint));
+  } catch (err) {
+    host?.kill();
+    throw new Error(
+      `could not prepare local resources at ${JSON.stringify(endpoints)}: ${errorMessage(err)}`,
+      { cause: err },
+    );
+  }
+  const env = {
+    ...endpointEnv(endpoints, o.endpoint),
+    STAGE: stage,
+    BUCKET_NAME: names.bucket,
+    TABLE_NAME: names.table,
+    FINALIZE_QUEUE_URL: resources.finalizeQueueUrl,
+    JOBS_TOPIC_ARN: resources.jobsTopicArn,
+    DLQ_ARN: resources.dlqArn,
+    UPLOAD_EVENTS_URL: resources.uploadEventsUrl,
+  };
+  return { host, endpoints, env };
+}
+
 /**
  * The embedded local runtime: emulators (or an external endpoint), the stage's resources, the real
  * handlers behind a local API Gateway, the S3-event and finalize-queue wiring, and workers as processes.
+ * It owns its state directory (local/ownership.ts) and names itself in it, so the commands of that state
+ * directory attach to it (local/attach.ts); when it starts on a state directory a killed runtime left behind, it
+ * resumes that runtime's work first (see {@link resume}).
  */
 export class LocalRuntime {
-  private pollers: Promise<void>[] = [];
   private stopped = false;
+  private readonly sources = new EventSources();
+  private readonly background = new Set<Promise<unknown>>();
 
   private constructor(
     readonly stage: string,
     readonly stateDir: string,
+    /** This runtime's id (finalize leases and worker pid files name it). */
+    readonly instance: string,
     readonly api: LocalApi,
     readonly deps: PipelineDeps,
     readonly launcher: LocalTaskLauncher,
@@ -106,6 +153,8 @@ export class LocalRuntime {
     readonly mailDeps: UsageMailDeps,
     /** The usage-mail function (lambdas/usage-mail/handler.ts), invoked with the input its schedule sends. */
     readonly usageMail: (input: UsageMailInput) => Promise<UsageMailResult>,
+    readonly control: ControlServer,
+    private readonly releaseStateDir: () => Promise<void>,
   ) {}
 
   /** The embedded SES emulator's mail viewer (its root page); undefined on an external endpoint. */
@@ -127,104 +176,136 @@ export class LocalRuntime {
     const stageConfig = getStage(stage);
     const stateDir = resolve(o.stateDir);
     mkdirSync(stateDir, { recursive: true });
-    const names = localResourceNames(stage);
-    process.env.AWS_REGION ??= stageConfig.region;
-    process.env.AWS_ACCESS_KEY_ID ??= 'local';
-    process.env.AWS_SECRET_ACCESS_KEY ??= 'local';
-    process.env.POWERTOOLS_LOG_LEVEL ??= 'WARN';
-
+    setLocalAwsDefaults(stage);
+    const instance = randomUUID();
+    const release = await acquireStateDir(stateDir, {
+      waitMs: 30_000,
+      onLost: o.onLost ?? ((err) => process.stderr.write(`local runtime: ${errorMessage(err)}\n`)),
+    });
     let host: ChildProcess | undefined;
-    let endpoints: Record<string, string>;
-    if (o.endpoint) {
-      process.env.AWS_ENDPOINT_URL = o.endpoint;
-      endpoints = { all: o.endpoint };
-    } else {
-      const started = await startEmulatorHost({
-        stateDir: join(stateDir, 'emulators'),
-        region: process.env.AWS_REGION,
-        secretAccessKey: process.env.AWS_SECRET_ACCESS_KEY,
-        notify: { bucket: names.bucket, prefix: 'uploads/', queueName: names.uploadEventsQueue },
-      });
-      host = started.child;
-      endpoints = started.endpoints;
-      process.env.AWS_ENDPOINT_URL_S3 = endpoints.s3sqs;
-      process.env.AWS_ENDPOINT_URL_SQS = endpoints.s3sqs;
-      process.env.AWS_ENDPOINT_URL_SNS = endpoints.s3sqs;
-      process.env.AWS_ENDPOINT_URL_DYNAMODB = endpoints.dynamodb;
-      process.env.AWS_ENDPOINT_URL_SESV2 = endpoints.ses;
-    }
-
-    let resources: Awaited<ReturnType<typeof ensureResources>>;
     try {
-      resources = await ensureResources(names, stageConfig.timings, Boolean(o.endpoint));
+      const aws = await prepareAws(o, stage, stateDir);
+      host = aws.host;
+      Object.assign(process.env, aws.env, { ROWFLEET_RUNTIME_INSTANCE: instance });
+      const launcher = localLauncher(stateDir, instance);
+      const deps = depsFromEnv(launcher);
+      const isolated = o.isolateFunctions
+        ? (['upload', 'status', 'finalize'] as const).map((n) => new IsolatedFunction(n, stateDir))
+        : [];
+      const fn = (name: FunctionName): Invoke =>
+        isolated.find((f) => f.name === name)?.invoke ?? inProcess(name, launcher);
+      const tokens = new ApiTokens(deps.env.table);
+      const api = await serveApi(stage, fn, tokens);
+      const mailDeps = usageMailDepsFromEnv();
+      const usageMail = createUsageMailHandler(mailDeps);
+      const rt = new LocalRuntime(
+        stage,
+        stateDir,
+        instance,
+        api,
+        deps,
+        launcher,
+        tokens,
+        host,
+        aws.endpoints,
+        isolated,
+        mailDeps,
+        (input) => usageMail(input, localContext('usage-mail')),
+        new ControlServer(launcher, o.onClients),
+        release,
+      );
+      await rt.resume();
+      rt.wireEvents(fn, aws.env, o.reaperSeconds ?? stageConfig.timings.reaperIntervalSeconds);
+      for (const s of loadConfig().sites) await rt.tokenFor(s.id);
+      await rt.announce(aws, o.endpoint);
+      return rt;
     } catch (err) {
       host?.kill();
-      throw new Error(
-        `could not prepare local resources at ${JSON.stringify(endpoints)}: ${errorMessage(err)}`,
-        { cause: err },
+      await release().catch(() => undefined);
+      throw err;
+    }
+  }
+
+  /**
+   * Picks up what a runtime of this state directory that was killed left: its workers (their emulators are gone)
+   * are stopped; its finalize leases are released (it is known dead: only one runtime owns a state directory);
+   * the splits it had under way are run again; and one reaper pass relaunches the workers of running jobs and asks
+   * for the finalizes at once, so a job resumes within seconds.
+   */
+  private async resume(): Promise<void> {
+    const { deps } = this;
+    const stopped = await this.launcher.stopOthers();
+    const released = await releaseDeadLeases(
+      deps,
+      (holder) => holder.startsWith('local:') && !holder.startsWith(`local:${this.instance}:`),
+    );
+    let resplit = 0;
+    for (const job of await deps.jobs.listActive()) {
+      if (job.state !== 'RECEIVED' || (!job.splitStartedAt && job.upload !== 'direct')) continue;
+      if ((await deps.objects.size(job.sourceKey)) === undefined) continue;
+      resplit++;
+      const workers = job.options?.workers ? Number(job.options.workers) : undefined;
+      this.track(
+        splitJob(deps, job.site, job.token, { workers, takeOver: true }).catch((err: unknown) =>
+          process.stderr.write(`local runtime: split of ${job.token} failed: ${errorMessage(err)}\n`),
+        ),
       );
     }
-    const { finalizeQueueUrl, dlqArn, uploadEventsUrl, jobsTopicArn } = resources;
-    const resourceEnv = {
-      STAGE: stage,
-      BUCKET_NAME: names.bucket,
-      TABLE_NAME: names.table,
-      FINALIZE_QUEUE_URL: finalizeQueueUrl,
-      JOBS_TOPIC_ARN: jobsTopicArn,
-      DLQ_ARN: dlqArn,
-    };
-    Object.assign(process.env, resourceEnv);
+    const report = await reap(deps, { graceSeconds: 0 });
+    if (
+      stopped + released.length + resplit + report.relaunched.length + report.finalizeRequested.length >
+      0
+    ) {
+      logger.warn('local runtime: resumed the work of a runtime that was stopped or killed', {
+        workersStopped: stopped,
+        leasesReleased: released.length,
+        splitsResumed: resplit,
+        relaunched: report.relaunched.length,
+        finalizeRequested: report.finalizeRequested.length,
+      });
+    }
+  }
 
-    const launcher = localLauncher(stateDir);
-    const deps = depsFromEnv(launcher);
-    const isolated = o.isolateFunctions
-      ? (['upload', 'status', 'finalize'] as const).map((n) => new IsolatedFunction(n, stateDir))
-      : [];
-    const fn = (name: FunctionName): Invoke =>
-      isolated.find((f) => f.name === name)?.invoke ?? inProcess(name, launcher);
-    const upload = fn('upload') as (
-      e: APIGatewayProxyEvent | SQSEvent,
-    ) => Promise<APIGatewayProxyResult | undefined>;
-    const status = fn('status') as (e: APIGatewayProxyEvent) => Promise<APIGatewayProxyResult>;
+  /** Opens the control endpoint and names this runtime in its state directory: commands attach from now on. */
+  private async announce(
+    aws: { host?: ChildProcess; endpoints: Record<string, string>; env: Record<string, string> },
+    endpoint: string | undefined,
+  ): Promise<void> {
+    await this.control.listen();
+    writeOwner({
+      pid: process.pid,
+      processStart: processStart(process.pid),
+      instance: this.instance,
+      stage: this.stage,
+      stateDir: this.stateDir,
+      ...(endpoint ? { endpoint } : {}),
+      apiUrl: this.api.url,
+      controlUrl: this.control.url,
+      secret: this.control.secret,
+      endpoints: aws.endpoints,
+      ...(aws.host?.pid ? { emulatorPid: aws.host.pid } : {}),
+      env: aws.env,
+      startedAt: new Date().toISOString(),
+    });
+  }
+
+  /** The event sources: S3 upload events and finalize requests to their functions, the reaper's schedule. */
+  private wireEvents(fn: (name: FunctionName) => Invoke, env: Record<string, string>, reaperSeconds: number) {
     const finalize = fn('finalize') as (e: SQSEvent) => Promise<SQSBatchResponse>;
-    const tokens = new ApiTokens(names.table);
-    const handlers = { upload, status };
-    const api = new LocalApi(
-      API_ROUTES.map((r) => ({
-        method: r.method,
-        resource: r.path,
-        handler: handlers[r.function],
-        auth: r.auth,
-      })),
-      (h) => tokens.authenticate(h),
-      stage,
-    );
-    await api.listen();
-    const mailDeps = usageMailDepsFromEnv();
-    const usageMail = createUsageMailHandler(mailDeps);
-    const rt = new LocalRuntime(
-      stage,
-      stateDir,
-      api,
-      deps,
-      launcher,
-      tokens,
-      host,
-      endpoints,
-      isolated,
-      mailDeps,
-      (input) => usageMail(input, localContext('usage-mail')),
-    );
-    rt.poll(finalizeQueueUrl, async (e) =>
+    const upload = fn('upload') as (e: SQSEvent) => Promise<unknown>;
+    this.sources.poll(env.FINALIZE_QUEUE_URL!, async (e) =>
       (await finalize(e)).batchItemFailures.map((f) => f.itemIdentifier),
     );
-    rt.poll(uploadEventsUrl, async (e) => {
+    this.sources.poll(env.UPLOAD_EVENTS_URL!, async (e) => {
       await upload(e);
       return [];
     });
-    const reaperSeconds = o.reaperSeconds ?? stageConfig.timings.reaperIntervalSeconds;
-    if (reaperSeconds > 0) rt.every(reaperSeconds, () => reap(deps));
-    return rt;
+    if (reaperSeconds > 0) this.sources.every(reaperSeconds, 'reaper', () => reap(this.deps));
+  }
+
+  private track(p: Promise<unknown>): void {
+    this.background.add(p);
+    void p.finally(() => this.background.delete(p));
   }
 
   /** Issues a new API token bound to `site`. */
@@ -243,88 +324,21 @@ export class LocalRuntime {
     return token;
   }
 
-  /** Delivers a queue's messages to a handler as SQS events (the Lambda event source mapping). */
-  /** Runs `task` every `seconds` until the runtime stops (the reaper's schedule, locally). */
-  private every(seconds: number, task: () => Promise<unknown>): void {
-    const loop = async () => {
-      while (!this.stopped) {
-        for (let waited = 0; waited < seconds * 1000 && !this.stopped; waited += 100) {
-          await new Promise((r) => setTimeout(r, 100));
-        }
-        if (this.stopped) return;
-        try {
-          await task();
-        } catch (err) {
-          process.stderr.write(`local runtime: reaper failed: ${errorMessage(err)}\n`);
-        }
-      }
-    };
-    this.pollers.push(loop());
-  }
-
-  private poll(queueUrl: string, deliver: (e: SQSEvent) => Promise<string[]>): void {
-    const sqs = sqsClient();
-    const loop = async () => {
-      while (!this.stopped) {
-        try {
-          const r = await sqs.send(
-            new ReceiveMessageCommand({
-              QueueUrl: queueUrl,
-              MaxNumberOfMessages: 10,
-              WaitTimeSeconds: 1,
-              MessageAttributeNames: ['All'],
-            }),
-          );
-          const msgs = r.Messages ?? [];
-          if (msgs.length === 0 || this.stopped) continue;
-          const records = msgs.map(
-            (m) =>
-              ({
-                messageId: m.MessageId!,
-                receiptHandle: m.ReceiptHandle!,
-                body: m.Body ?? '',
-                attributes: {},
-                messageAttributes: {},
-                md5OfBody: m.MD5OfBody ?? '',
-                eventSource: 'aws:sqs',
-                eventSourceARN: queueUrl,
-                awsRegion: process.env.AWS_REGION ?? '',
-              }) as unknown as SQSRecord,
-          );
-          let failed: string[];
-          try {
-            failed = await deliver({ Records: records });
-          } catch (err) {
-            process.stderr.write(`local runtime: handler failed: ${errorMessage(err)}\n`);
-            failed = records.map((x) => x.messageId);
-          }
-          const done = msgs.filter((m) => !failed.includes(m.MessageId!));
-          if (done.length) {
-            await sqs.send(
-              new DeleteMessageBatchCommand({
-                QueueUrl: queueUrl,
-                Entries: done.map((m, i) => ({ Id: String(i), ReceiptHandle: m.ReceiptHandle! })),
-              }),
-            );
-          }
-        } catch (err) {
-          if (!this.stopped) {
-            process.stderr.write(`local runtime: polling ${queueUrl} failed: ${errorMessage(err)}\n`);
-            await new Promise((r) => setTimeout(r, 500));
-          }
-        }
-      }
-    };
-    this.pollers.push(loop());
-  }
-
+  /**
+   * Stops cleanly, in order: no new attachments, the workers (they finish the chunks in hand), the event sources
+   * (deliveries under way finish: a split or a finalize is never cut in half), the API, the functions, the
+   * emulators (their state saved); then the state directory is given up.
+   */
   async stop(): Promise<void> {
     if (this.stopped) return;
     this.stopped = true;
+    this.control.refuseAttach();
     await this.launcher.stopAll();
-    await Promise.all(this.pollers);
+    await Promise.all(this.background);
+    await this.sources.stop();
     await this.api.close();
     await Promise.all(this.isolated.map((f) => f.stop()));
+    await this.control.close();
     const host = this.emulatorHost;
     if (host && host.exitCode === null && host.signalCode === null && host.connected) {
       await new Promise<void>((r) => {
@@ -332,75 +346,31 @@ export class LocalRuntime {
         host.send({ type: 'stop' });
       });
     }
+    removeOwner(this.stateDir, this.instance);
+    await this.releaseStateDir().catch(() => undefined);
   }
 }
 
-async function ensureResources(
-  names: ReturnType<typeof localResourceNames>,
-  timings: Timings,
-  external: boolean,
-) {
-  const s3 = s3Client();
-  const sqs = sqsClient();
-  const ddb = dynamoClient();
-  try {
-    await s3.send(new HeadBucketCommand({ Bucket: names.bucket }));
-  } catch {
-    await s3.send(new CreateBucketCommand({ Bucket: names.bucket }));
-  }
-  try {
-    await ddb.send(new DescribeTableCommand({ TableName: names.table }));
-  } catch (err) {
-    if (
-      !(err instanceof ResourceNotFoundException) &&
-      (err as { name?: string }).name !== 'ResourceNotFoundException'
-    )
-      throw err;
-    await ddb.send(new CreateTableCommand(tableDefinition(names.table)));
-    // A new table is CREATING for a moment; requests before it is ACTIVE fail.
-    await waitUntilTableExists(
-      { client: ddb, maxWaitTime: 30, minDelay: 0.05, maxDelay: 0.2 },
-      { TableName: names.table },
-    );
-  }
-  const queue = async (name: string, attrs: Record<string, string> = {}) =>
-    (await sqs.send(new CreateQueueCommand({ QueueName: name, Attributes: attrs }))).QueueUrl!;
-  const dlqUrl = await queue(names.dlq, { MessageRetentionPeriod: String(14 * 24 * 3600) });
-  const dlqArn = (
-    await sqs.send(new GetQueueAttributesCommand({ QueueUrl: dlqUrl, AttributeNames: ['QueueArn'] }))
-  ).Attributes!.QueueArn!;
-  const redrive = JSON.stringify({ deadLetterTargetArn: dlqArn, maxReceiveCount: timings.maxReceiveCount });
-  const derived = derivedTimings(timings);
-  const finalizeQueueUrl = await queue(names.finalizeQueue, {
-    VisibilityTimeout: String(derived.finalizeVisibilitySeconds),
-    RedrivePolicy: redrive,
-  });
-  const uploadEventsUrl = await queue(names.uploadEventsQueue, {
-    VisibilityTimeout: String(derived.uploadEventsVisibilitySeconds),
-    RedrivePolicy: redrive,
-  });
-  if (external) {
-    // A real S3 API (LocalStack) raises the ObjectCreated events itself.
-    const arn = (
-      await sqs.send(
-        new GetQueueAttributesCommand({ QueueUrl: uploadEventsUrl, AttributeNames: ['QueueArn'] }),
-      )
-    ).Attributes!.QueueArn!;
-    await s3.send(
-      new PutBucketNotificationConfigurationCommand({
-        Bucket: names.bucket,
-        NotificationConfiguration: {
-          QueueConfigurations: [
-            {
-              QueueArn: arn,
-              Events: ['s3:ObjectCreated:*'],
-              Filter: { Key: { FilterRules: [{ Name: 'prefix', Value: 'uploads/' }] } },
-            },
-          ],
-        },
-      }),
-    );
-  }
-  const jobsTopicArn = (await snsClient().send(new CreateTopicCommand({ Name: names.jobsTopic }))).TopicArn!;
-  return { finalizeQueueUrl, dlqArn, uploadEventsUrl, jobsTopicArn };
+/** The local API Gateway in front of the upload and status functions, with the authorizer's token check. */
+async function serveApi(
+  stage: string,
+  fn: (name: FunctionName) => Invoke,
+  tokens: ApiTokens,
+): Promise<LocalApi> {
+  const handlers = {
+    upload: fn('upload') as (e: APIGatewayProxyEvent) => Promise<APIGatewayProxyResult | undefined>,
+    status: fn('status') as (e: APIGatewayProxyEvent) => Promise<APIGatewayProxyResult>,
+  };
+  const api = new LocalApi(
+    API_ROUTES.map((r) => ({
+      method: r.method,
+      resource: r.path,
+      handler: handlers[r.function],
+      auth: r.auth,
+    })),
+    (h) => tokens.authenticate(h),
+    stage,
+  );
+  await api.listen();
+  return api;
 }

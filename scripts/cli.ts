@@ -3,10 +3,10 @@ import { existsSync } from 'node:fs';
 import { getSite, getStage, loadConfig } from '../config/index.ts';
 import { ApiTokens } from '../core/intake/tokens.ts';
 import { processorNames } from '../core/work/processors/index.ts';
-import { LocalRuntime } from '../local/runtime.ts';
+import { attachRuntime, type AttachOptions, type AttachedRuntime } from '../local/attach.ts';
 import { runDev } from './dev.ts';
 import { mailPreview, mailSend } from './mail.ts';
-import { followJob, runJob } from './run-job.ts';
+import { DEFAULT_STALL_SECONDS, followJob, runJob } from './run-job.ts';
 import { retryFailedRecords } from '../core/intake/rerun-failed.ts';
 import { loadtest } from './loadtest.ts';
 import { smoke } from './smoke.ts';
@@ -28,7 +28,27 @@ const program = new Command()
   .description(
     'Rowfleet: CSV in, one result per row from parallel workers, a zip out.\nRuns on embedded local emulators by default; --endpoint points at LocalStack or another AWS-compatible endpoint.',
   )
-  .showHelpAfterError();
+  .showHelpAfterError()
+  // Parse errors are thrown (not an exit), so a command asked for JSON still ends with its JSON line.
+  .exitOverride();
+
+/** Runs `fn` attached to the state directory's local runtime (started when none runs), then detaches. */
+async function withRuntime<T>(o: AttachOptions, fn: (rt: AttachedRuntime) => Promise<T>): Promise<T> {
+  const rt = await attachRuntime(o);
+  try {
+    return await fn(rt);
+  } finally {
+    await rt.detach();
+  }
+}
+
+const stallOption = () =>
+  new Option(
+    '--stall-timeout <s>',
+    'give up (exit 1, naming the likely cause) when the job makes no progress for this long',
+  )
+    .argParser(positiveInt)
+    .default(DEFAULT_STALL_SECONDS);
 
 const stateDirOption = () =>
   new Option('--state-dir <dir>', 'local state kept between commands').default('.rowfleet');
@@ -53,6 +73,7 @@ program
     Number,
   )
   .option('--out <dir>', 'where to write <token>.zip', 'out')
+  .addOption(stallOption())
   .addOption(stateDirOption())
   .addOption(endpointOption())
   .option('--json', 'print one JSON summary as the last line of stdout')
@@ -67,6 +88,7 @@ program
         simulateDelayMs?: number;
         simulateErrorRate?: number;
         out: string;
+        stallTimeout: number;
         stateDir: string;
         endpoint?: string;
         json?: boolean;
@@ -74,10 +96,8 @@ program
     ) => {
       getSite(o.site);
       if (!existsSync(file)) throw new InvalidArgumentError(`no such file: ${file}`);
-      const rt = await LocalRuntime.start({ stateDir: o.stateDir, endpoint: o.endpoint });
-      let summary;
-      try {
-        summary = await runJob({
+      const summary = await withRuntime(o, async (rt) =>
+        runJob({
           apiUrl: rt.apiUrl,
           apiToken: await rt.tokenFor(o.site),
           file,
@@ -89,7 +109,10 @@ program
           outDir: o.out,
           directMaxBytes: getStage(rt.stage).limits.directUploadMaxBytes,
           progress: true,
-        });
+          stallSeconds: o.stallTimeout,
+        }),
+      );
+      {
         const { seconds, ...out } = summary;
         if (o.json) {
           process.stdout.write(JSON.stringify(out) + '\n');
@@ -101,8 +124,6 @@ program
               (summary.zip ? `zip: ${summary.zip}\n` : ''),
           );
         }
-      } finally {
-        await rt.stop();
       }
       process.exitCode = exitCode(summary.state);
     },
@@ -118,7 +139,9 @@ program
   .option('--simulate-delay-ms <ms>', 'a delay per record', Number)
   .option('--simulate-error-rate <r>', 'share of records whose first attempt fails transiently', Number)
   .option('--out <dir>', 'where to write the zip', 'out')
+  .addOption(stallOption())
   .addOption(stateDirOption())
+  .addOption(endpointOption())
   .option('--json', 'print one JSON summary as the last line of stdout')
   .action(
     async (o: {
@@ -129,13 +152,14 @@ program
       simulateDelayMs?: number;
       simulateErrorRate?: number;
       out: string;
+      stallTimeout: number;
       stateDir: string;
+      endpoint?: string;
       json?: boolean;
     }) => {
       getSite(o.site);
-      const rt = await LocalRuntime.start({ stateDir: o.stateDir });
-      try {
-        const r = await loadtest(rt, { ...o, outDir: o.out, progress: true });
+      await withRuntime(o, async (rt) => {
+        const r = await loadtest(rt, { ...o, outDir: o.out, progress: true, stallSeconds: o.stallTimeout });
         if (o.json) process.stdout.write(JSON.stringify(r) + '\n');
         else {
           process.stdout.write(
@@ -145,9 +169,7 @@ program
           );
         }
         process.exitCode = exitCode(r.state);
-      } finally {
-        await rt.stop();
-      }
+      });
     },
   );
 
@@ -157,31 +179,48 @@ program
   .argument('<token>', 'the finished job')
   .requiredOption('--site <id>', 'the site the job belongs to')
   .option('--out <dir>', 'where to write <token>.zip', 'out')
+  .addOption(stallOption())
   .addOption(stateDirOption())
+  .addOption(endpointOption())
   .option('--json', 'print one JSON summary as the last line of stdout')
-  .action(async (jobToken: string, o: { site: string; out: string; stateDir: string; json?: boolean }) => {
-    getSite(o.site);
-    const rt = await LocalRuntime.start({ stateDir: o.stateDir });
-    try {
-      const started = await retryFailedRecords(rt.deps, o.site, jobToken);
-      const summary = await followJob(
-        { apiUrl: rt.apiUrl, apiToken: await rt.tokenFor(o.site), outDir: o.out, progress: true },
-        started,
-      );
-      const { seconds, ...out } = summary;
-      if (o.json) process.stdout.write(JSON.stringify({ ...out, retryOf: jobToken }) + '\n');
-      else {
-        const r = summary.rows;
-        process.stdout.write(
-          `retry of ${jobToken}: ${summary.state}, ${r.total} records — ${r.succeeded} succeeded, ${r.failed} failed (${seconds.toFixed(1)} s)\n` +
-            (summary.zip ? `zip: ${summary.zip}\n` : ''),
+  .action(
+    async (
+      jobToken: string,
+      o: {
+        site: string;
+        out: string;
+        stallTimeout: number;
+        stateDir: string;
+        endpoint?: string;
+        json?: boolean;
+      },
+    ) => {
+      getSite(o.site);
+      await withRuntime(o, async (rt) => {
+        const started = await retryFailedRecords(rt.deps, o.site, jobToken);
+        const summary = await followJob(
+          {
+            apiUrl: rt.apiUrl,
+            apiToken: await rt.tokenFor(o.site),
+            outDir: o.out,
+            progress: true,
+            stallSeconds: o.stallTimeout,
+          },
+          started,
         );
-      }
-      process.exitCode = exitCode(summary.state);
-    } finally {
-      await rt.stop();
-    }
-  });
+        const { seconds, ...out } = summary;
+        if (o.json) process.stdout.write(JSON.stringify({ ...out, retryOf: jobToken }) + '\n');
+        else {
+          const r = summary.rows;
+          process.stdout.write(
+            `retry of ${jobToken}: ${summary.state}, ${r.total} records — ${r.succeeded} succeeded, ${r.failed} failed (${seconds.toFixed(1)} s)\n` +
+              (summary.zip ? `zip: ${summary.zip}\n` : ''),
+          );
+        }
+        process.exitCode = exitCode(summary.state);
+      });
+    },
+  );
 
 program
   .command('sites')
@@ -211,9 +250,10 @@ program
   .requiredOption('--api <url>', 'the API base URL (the stack output ApiUrl)')
   .requiredOption('--token <token>', 'an API token of the site to test as')
   .option('--out <dir>', 'where to write the zip', 'out')
+  .addOption(stallOption())
   .option('--json', 'print the steps as one JSON object as the last line of stdout')
-  .action(async (o: { api: string; token: string; out: string; json?: boolean }) => {
-    const steps = await smoke(o.api, o.token, o.out);
+  .action(async (o: { api: string; token: string; out: string; stallTimeout: number; json?: boolean }) => {
+    const steps = await smoke(o.api, o.token, o.out, o.stallTimeout);
     const ok = steps.length > 0 && steps.every((s) => s.ok);
     if (o.json) process.stdout.write(JSON.stringify({ ok, steps }) + '\n');
     else
@@ -238,12 +278,8 @@ token
       process.stdout.write((await new ApiTokens(o.table).issue(o.site, 'cli')) + '\n');
       return;
     }
-    const rt = await LocalRuntime.start({ stateDir: o.stateDir, endpoint: o.endpoint });
-    try {
-      process.stdout.write((await rt.issueToken(o.site)) + '\n');
-    } finally {
-      await rt.stop();
-    }
+    const token = await withRuntime(o, (rt) => rt.issueToken(o.site));
+    process.stdout.write(token + '\n');
   });
 
 const mail = program.command('mail').description("a site's daily usage mail, against the local state");
@@ -295,6 +331,17 @@ program
 try {
   await program.parseAsync();
 } catch (err) {
-  process.stderr.write(`rowfleet: ${err instanceof Error ? err.message : String(err)}\n`);
+  const code = (err as { code?: string }).code ?? '';
+  if (code === 'commander.helpDisplayed' || code === 'commander.version' || code === 'commander.help') {
+    process.exit(0);
+  }
+  const message = err instanceof Error ? err.message : String(err);
+  process.stderr.write(`rowfleet: ${message}\n`);
+  // A command asked for JSON always ends with its JSON line, an error one when it could not do its work.
+  if (process.argv.includes('--json')) {
+    process.stdout.write(
+      JSON.stringify({ state: 'FAILED', error: { code: 'COMMAND_FAILED', message } }) + '\n',
+    );
+  }
   process.exitCode = 1;
 }

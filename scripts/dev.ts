@@ -5,7 +5,7 @@
 import { loadConfig } from '../config/index.ts';
 import type { UsageMailResult } from '../core/usage/mail.ts';
 import { errorMessage } from '../core/shared/errors.ts';
-import { LocalRuntime } from '../local/runtime.ts';
+import { attachRuntime } from '../local/attach.ts';
 import { LocalSiteSchedules, type FiredSchedule } from '../local/scheduler.ts';
 
 export interface DevOptions {
@@ -23,22 +23,27 @@ function describe(f: FiredSchedule): string {
   return `${at}: ${r.day} ${r.status}${id} → ${r.to.join(', ')} (bcc ${r.bcc.join(', ')})${r.reason ? ` ${r.reason}` : ''}`;
 }
 
-/** Runs until SIGINT/SIGTERM, then stops the schedules, the workers and the emulators. */
+/**
+ * Runs until SIGINT/SIGTERM, attached to the state directory's runtime (started when none runs): other commands
+ * of the same state directory share it meanwhile. Then the schedules stop, and the runtime too when no other
+ * command uses it (workers, then the emulators, whose state is saved).
+ */
 export async function runDev(o: DevOptions, out: NodeJS.WritableStream = process.stdout): Promise<void> {
-  const rt = await LocalRuntime.start({ stateDir: o.stateDir, endpoint: o.endpoint });
+  // Listening first: a Ctrl-C while the runtime starts still stops in order (after it is up).
+  const stop = new Promise<string>((resolve) => {
+    process.once('SIGINT', () => resolve('SIGINT'));
+    process.once('SIGTERM', () => resolve('SIGTERM'));
+  });
+  const rt = await attachRuntime({ stateDir: o.stateDir, endpoint: o.endpoint });
   const sites = loadConfig().sites;
   const schedules = new LocalSiteSchedules(
     sites,
     (input) => rt.usageMail(input),
     (f) => (f.error === undefined ? out : process.stderr).write(describe(f) + '\n'),
   ).start();
-  const stop = new Promise<string>((resolve) => {
-    process.once('SIGINT', () => resolve('SIGINT'));
-    process.once('SIGTERM', () => resolve('SIGTERM'));
-  });
   try {
     const lines = [
-      `Rowfleet local runtime (stage ${rt.stage}, state ${rt.stateDir})`,
+      `Rowfleet local runtime (stage ${rt.stage}, state ${rt.stateDir}; ${rt.started ? 'started' : 'already running, attached'})`,
       `  API:         ${rt.apiUrl}`,
       `  mail viewer: ${rt.mailViewerUrl ?? '(external endpoint: see its own console)'}`,
       '  API tokens (Authorization: Bearer <token>), one per site:',
@@ -59,7 +64,7 @@ export async function runDev(o: DevOptions, out: NodeJS.WritableStream = process
     out.write(`${signal}: stopping…\n`);
   } finally {
     await schedules.stop();
-    await rt.stop();
+    await rt.detach();
   }
   out.write('Stopped.\n');
 }

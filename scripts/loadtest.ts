@@ -1,7 +1,7 @@
 import { mkdir, rm } from 'node:fs/promises';
 import { join } from 'node:path';
 import { getStage } from '../config/index.ts';
-import type { LocalRuntime } from '../local/runtime.ts';
+import type { AttachedRuntime } from '../local/attach.ts';
 import { writeSampleCsv } from './gen-data.ts';
 import { runJob, type RunSummary } from './run-job.ts';
 
@@ -14,6 +14,7 @@ export interface LoadtestOptions {
   readonly simulateErrorRate?: number;
   readonly outDir: string;
   readonly progress: boolean;
+  readonly stallSeconds?: number;
 }
 
 export interface LoadtestResult extends RunSummary {
@@ -23,7 +24,10 @@ export interface LoadtestResult extends RunSummary {
 }
 
 /** Generates `records` sample records, runs them as one job through the local API, measures throughput. */
-export async function loadtest(rt: LocalRuntime, o: LoadtestOptions): Promise<LoadtestResult> {
+export async function loadtest(
+  rt: Pick<AttachedRuntime, 'stateDir' | 'apiUrl' | 'tokenFor' | 'stage'>,
+  o: LoadtestOptions,
+): Promise<LoadtestResult> {
   const dir = join(rt.stateDir, 'loadtest');
   await mkdir(dir, { recursive: true });
   const file = join(dir, `loadtest-${o.records}.csv`);
@@ -40,6 +44,7 @@ export async function loadtest(rt: LocalRuntime, o: LoadtestOptions): Promise<Lo
       outDir: o.outDir,
       directMaxBytes: getStage(rt.stage).limits.directUploadMaxBytes,
       progress: o.progress,
+      stallSeconds: o.stallSeconds,
     });
     return {
       ...summary,

@@ -3,7 +3,7 @@ import { InvalidArgumentError } from 'commander';
 import { getSite, type SiteConfig } from '../config/index.ts';
 import { prepareUsageMail, sendUsageMail, type UsageMailResult } from '../core/usage/mail.ts';
 import { isDay, reportedDay } from '../core/usage/days.ts';
-import { LocalRuntime } from '../local/runtime.ts';
+import { attachRuntime, type AttachedRuntime } from '../local/attach.ts';
 
 export interface MailCommandOptions {
   readonly site: string;
@@ -36,12 +36,12 @@ export function mailSummary(r: UsageMailResult) {
   };
 }
 
-async function withRuntime<T>(o: MailCommandOptions, fn: (rt: LocalRuntime) => Promise<T>): Promise<T> {
-  const rt = await LocalRuntime.start({ stateDir: o.stateDir, endpoint: o.endpoint });
+async function withRuntime<T>(o: MailCommandOptions, fn: (rt: AttachedRuntime) => Promise<T>): Promise<T> {
+  const rt = await attachRuntime({ stateDir: o.stateDir, endpoint: o.endpoint });
   try {
     return await fn(rt);
   } finally {
-    await rt.stop();
+    await rt.detach();
   }
 }
 

@@ -21,6 +21,24 @@ export interface RunOptions {
   readonly directMaxBytes: number;
   /** Progress to stderr: a bar on a TTY, a line every few seconds otherwise, nothing when false. */
   readonly progress: boolean;
+  /** Give up (NO_PROGRESS) when the job has not moved for this long. @default DEFAULT_STALL_SECONDS */
+  readonly stallSeconds?: number;
+}
+
+/** How long `run`, `retry`, `loadtest` and `smoke` wait for a job that makes no progress before giving up. */
+export const DEFAULT_STALL_SECONDS = 120;
+
+/** The likely cause of a job that stopped moving, by where it stands. */
+export function stallCause(v: Pick<JobView, 'state' | 'progress'>): string {
+  if (v.state === 'RECEIVED')
+    return 'the split never started or never finished: for a presigned upload its S3 event did not arrive (is the bucket notification and the upload-events queue wired? locally: is the runtime up?)';
+  if (v.state === 'RUNNING' && v.progress.chunksDone === 0)
+    return 'no chunk was processed: no worker is running (the launch was refused — quota, capacity — and is being retried, or the workers die at start: see the worker logs)';
+  if (v.state === 'RUNNING')
+    return 'the workers stopped making progress (they died, or a chunk takes longer than expected); the reaper relaunches workers of stalled jobs';
+  if (v.state === 'FINALIZING')
+    return 'the finalize has not finished: it may have died (it is asked again once its lease ends), or the zip is very large';
+  return `the job is ${v.state}`;
 }
 
 export interface RunSummary {
@@ -170,16 +188,34 @@ export async function runJob(o: RunOptions): Promise<RunSummary> {
 
 /** Follows a started job to its end (progress on stderr) and downloads its zip. */
 export async function followJob(
-  o: Pick<RunOptions, 'apiUrl' | 'apiToken' | 'outDir' | 'progress'>,
+  o: Pick<RunOptions, 'apiUrl' | 'apiToken' | 'outDir' | 'progress' | 'stallSeconds'>,
   started: JobView,
   t0 = Date.now(),
 ): Promise<RunSummary> {
   let view = started;
   const progress = progressReporter(o.progress);
+  const stallMs = (o.stallSeconds ?? DEFAULT_STALL_SECONDS) * 1000;
+  const moved = (v: JobView) => `${v.state} ${v.progress.done} ${v.progress.chunksDone}`;
+  let last = { mark: moved(view), at: Date.now() };
   while (!isTerminal(view.state)) {
     progress.update(view);
+    if (Date.now() - last.at > stallMs) {
+      progress.stop();
+      return {
+        token: view.token,
+        site: view.site,
+        state: view.state,
+        rows: view.rows,
+        error: {
+          code: 'NO_PROGRESS',
+          message: `no progress for ${Math.round(stallMs / 1000)} s (${view.state}, ${view.progress.done}/${view.progress.total ?? '?'} records): ${stallCause(view)}`,
+        },
+        seconds: (Date.now() - t0) / 1000,
+      };
+    }
     await new Promise((r) => setTimeout(r, 250));
     view = (await call<JobView>(o, 'GET', `/jobs/${view.token}`)).body;
+    if (moved(view) !== last.mark) last = { mark: moved(view), at: Date.now() };
   }
   progress.update(view);
   progress.stop();

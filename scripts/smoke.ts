@@ -40,7 +40,12 @@ async function zipEntries(path: string): Promise<Map<string, Buffer>> {
  * Post-deploy check through the public API only: health without a token, 401 without a token, a job with
  * one bad record that must end PARTIAL, and its zip (manifest naming the job, errors.csv holding the record).
  */
-export async function smoke(api: string, token: string, outDir: string): Promise<SmokeStep[]> {
+export async function smoke(
+  api: string,
+  token: string,
+  outDir: string,
+  stallSeconds?: number,
+): Promise<SmokeStep[]> {
   const base = api.replace(/\/$/, '');
   const steps: SmokeStep[] = [];
   const step = async (name: string, fn: () => Promise<string | undefined>) => {
@@ -97,6 +102,7 @@ export async function smoke(api: string, token: string, outDir: string): Promise
           outDir,
           directMaxBytes: 1 << 20,
           progress: true,
+          stallSeconds,
         });
         jobToken = s.token;
         site = s.site;

@@ -8,7 +8,14 @@ import {
 } from '@aws-sdk/client-ecs';
 import { randomUUID } from 'node:crypto';
 import { requireEnv } from '../shared/env.ts';
-import { workerEnv, type LaunchRequest, type TaskInfo, type TaskLauncher } from './task-launcher.ts';
+import { errorMessage } from '../shared/errors.ts';
+import {
+  LaunchFailedError,
+  workerEnv,
+  type LaunchRequest,
+  type TaskInfo,
+  type TaskLauncher,
+} from './task-launcher.ts';
 import { ecsClient } from './clients.ts';
 
 export interface EcsLauncherConfig {
@@ -42,6 +49,11 @@ export class EcsTaskLauncher implements TaskLauncher {
     private readonly ecs: ECSClient = ecsClient(),
   ) {}
 
+  /**
+   * RunTask takes at most 10 tasks per call. The first call that fails (an error after the client's retries, or
+   * tasks refused in its `failures`) ends the launch with {@link LaunchFailedError}: the tasks started so far are
+   * named in it, every other one counts as not started (the caller retries exactly those later).
+   */
   async launch(req: LaunchRequest): Promise<string[]> {
     const c = this.config();
     const ids: string[] = [];
@@ -77,13 +89,19 @@ export class EcsTaskLauncher implements TaskLauncher {
           ],
         },
       };
-      const r = await this.ecs.send(new RunTaskCommand(input));
-      if (r.failures?.length) {
-        throw new Error(
-          `RunTask failed: ${r.failures.map((f) => `${f.reason ?? ''} ${f.detail ?? ''}`.trim()).join('; ')}`,
-        );
+      let r;
+      try {
+        r = await this.ecs.send(new RunTaskCommand(input));
+      } catch (err) {
+        throw new LaunchFailedError(ids, req.count - ids.length, `RunTask failed: ${errorMessage(err)}`, {
+          cause: err,
+        });
       }
       for (const t of r.tasks ?? []) if (t.taskArn) ids.push(t.taskArn);
+      if (r.failures?.length) {
+        const reasons = r.failures.map((f) => `${f.reason ?? ''} ${f.detail ?? ''}`.trim()).join('; ');
+        throw new LaunchFailedError(ids, req.count - ids.length, `RunTask refused tasks: ${reasons}`);
+      }
     }
     return ids;
   }

@@ -1,4 +1,6 @@
 import {
+  CopyObjectCommand,
+  DeleteObjectCommand,
   DeleteObjectsCommand,
   GetObjectCommand,
   HeadObjectCommand,
@@ -9,7 +11,19 @@ import { createPresignedPost, type PresignedPost } from '@aws-sdk/s3-presigned-p
 import { getSignedUrl } from '@aws-sdk/s3-request-presigner';
 import { Upload } from '@aws-sdk/lib-storage';
 import { PassThrough, type Readable } from 'node:stream';
+import { SourceChangedError } from '../shared/errors.ts';
 import { s3Client } from './clients.ts';
+
+/** A byte range, inclusive (as HTTP Range), and the ETag the object must still have (S3 answers 412 otherwise). */
+export interface ReadOptions {
+  readonly start: number;
+  readonly end?: number;
+}
+
+function isPreconditionFailed(err: unknown): boolean {
+  const e = err as { name?: string; Code?: string; $metadata?: { httpStatusCode?: number } };
+  return e.name === 'PreconditionFailed' || e.$metadata?.httpStatusCode === 412;
+}
 
 /** S3 operations of the pipeline, on one bucket. */
 export class Objects {
@@ -25,22 +39,56 @@ export class Objects {
   }
 
   /** The object as a stream of bytes (never buffered whole). */
-  async stream(key: string, range?: { start: number; end?: number }): Promise<Readable> {
-    const r = await this.s3.send(
-      new GetObjectCommand({
-        Bucket: this.bucket,
-        Key: key,
-        Range: range ? `bytes=${range.start}-${range.end ?? ''}` : undefined,
-      }),
-    );
-    if (!r.Body) throw new Error(`s3://${this.bucket}/${key} has no body`);
-    return r.Body as Readable;
+  async stream(key: string, range?: ReadOptions, ifMatch?: string): Promise<Readable> {
+    return (await this.open(key, range, ifMatch)).body;
   }
 
-  async bytes(key: string, range?: { start: number; end?: number }): Promise<Buffer> {
+  /**
+   * The object as a stream, with the ETag of the version being read. With `ifMatch`, S3 refuses (412) unless the
+   * object still has that ETag: that is {@link SourceChangedError}.
+   */
+  async open(key: string, range?: ReadOptions, ifMatch?: string): Promise<{ body: Readable; etag: string }> {
+    let r;
+    try {
+      r = await this.s3.send(
+        new GetObjectCommand({
+          Bucket: this.bucket,
+          Key: key,
+          Range: range ? `bytes=${range.start}-${range.end ?? ''}` : undefined,
+          IfMatch: ifMatch,
+        }),
+      );
+    } catch (err) {
+      if (ifMatch && isPreconditionFailed(err))
+        throw new SourceChangedError(`s3://${this.bucket}/${key} is no longer the version ${ifMatch}`, {
+          cause: err,
+        });
+      throw err;
+    }
+    if (!r.Body) throw new Error(`s3://${this.bucket}/${key} has no body`);
+    return { body: r.Body as Readable, etag: r.ETag ?? '' };
+  }
+
+  async bytes(key: string, range?: ReadOptions, ifMatch?: string): Promise<Buffer> {
     const chunks: Buffer[] = [];
-    for await (const c of await this.stream(key, range)) chunks.push(c as Buffer);
+    for await (const c of await this.stream(key, range, ifMatch)) chunks.push(c as Buffer);
     return Buffer.concat(chunks);
+  }
+
+  /** A server-side copy (one request, up to 5 GB); the ETag of the copy. */
+  async copy(from: string, to: string): Promise<string> {
+    const r = await this.s3.send(
+      new CopyObjectCommand({
+        Bucket: this.bucket,
+        Key: to,
+        CopySource: `${this.bucket}/${from.split('/').map(encodeURIComponent).join('/')}`,
+      }),
+    );
+    return r.CopyObjectResult?.ETag ?? '';
+  }
+
+  async delete(key: string): Promise<void> {
+    await this.s3.send(new DeleteObjectCommand({ Bucket: this.bucket, Key: key }));
   }
 
   /** Deletes keys, 1,000 per request. */
@@ -74,7 +122,12 @@ export class Objects {
   multipart(
     key: string,
     contentType: string,
-  ): { write: (b: Buffer) => Promise<void>; done: () => Promise<void>; abort: () => Promise<void> } {
+  ): {
+    write: (b: Buffer) => Promise<void>;
+    /** Completes the upload; the object's ETag. */
+    done: () => Promise<string | undefined>;
+    abort: () => Promise<void>;
+  } {
     const body = new PassThrough({ highWaterMark: 4 * 1024 * 1024 });
     const upload = new Upload({
       client: this.s3,
@@ -89,7 +142,7 @@ export class Objects {
       write: (b) => (body.write(b) ? Promise.resolve() : new Promise((r) => body.once('drain', r))),
       done: async () => {
         body.end();
-        await finished;
+        return (await finished).ETag;
       },
       abort: async () => {
         await upload.abort();
@@ -112,7 +165,7 @@ export class Objects {
   }
 
   /** A presigned POST for exactly `key`, at most `maxBytes`, valid `expiresIn` seconds. */
-  presignPost(key: string, maxBytes: number, expiresIn = 900): Promise<PresignedPost> {
+  presignPost(key: string, maxBytes: number, expiresIn: number): Promise<PresignedPost> {
     return createPresignedPost(this.s3, {
       Bucket: this.bucket,
       Key: key,

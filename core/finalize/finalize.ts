@@ -12,9 +12,10 @@ import {
   type PartMeta,
   type RecordFailure,
 } from '../messages/part.ts';
-import { isTerminal, outcome, type RowCounts } from '../jobs/states.ts';
+import { randomUUID } from 'node:crypto';
+import { countsAgree, isTerminal, outcome, type RowCounts } from '../jobs/states.ts';
 import { dosDateTime, ZipWriter } from './zip.ts';
-import { expiresAt, type Job } from '../jobs/store.ts';
+import { expiresAt, type Job, type JobError } from '../jobs/store.ts';
 import { recordJobUsage, usageStoreOf } from '../usage/store.ts';
 
 const HEAD_PROBE = 64 * 1024;
@@ -40,16 +41,28 @@ export interface FinalizeResult {
   readonly counts?: RowCounts;
 }
 
+/** Who holds a finalize lease: the local runtime instance (known dead once another one owns the state), or Lambda. */
+export function leaseHolder(instance: string | undefined, requestId: string): string {
+  return instance ? `local:${instance}:${requestId}` : `lambda:${requestId}`;
+}
+
 /**
  * Finalizes a job once: one conditional RUNNING→FINALIZING move, then the zip (manifest.json, errors.csv,
  * one entry per record) streamed into S3, the outcome state, the queue deleted and idle workers stopped.
+ * `requestId` names this invocation in the lease (the Lambda request id on AWS).
  */
-export async function finalizeJob(deps: PipelineDeps, site: string, token: string): Promise<FinalizeResult> {
+export async function finalizeJob(
+  deps: PipelineDeps,
+  site: string,
+  token: string,
+  requestId: string = randomUUID(),
+): Promise<FinalizeResult> {
   const log = jobLogger(site, token);
   const started = new Date();
   // A finalize that started longer ago than its lease and never finished died: it is taken over.
   const lease = derivedTimings(deps.timings).finalizeLeaseSeconds;
-  const job = await deps.jobs.beginFinalize(site, token, started, lease);
+  const holder = leaseHolder(deps.env.instance, requestId);
+  const job = await deps.jobs.beginFinalize(site, token, started, lease, holder);
   if (!job) {
     log.info('finalize skipped: job is not running, or another finalize holds it');
     // A finalize that died between the final state and its usage write left the figures out; recording
@@ -79,21 +92,21 @@ async function buildAndFinish(
     job.gaveUpChunks?.has(c) ? keys.gaveUpPart(site, token, c) : keys.part(site, token, c);
   const chunkIds = Array.from({ length: job.totalChunks ?? 0 }, (_, i) => i);
 
-  // Pass 1: the failures of every part (one short range read each), so errors.csv comes before the rows.
+  // Pass 1: the meta of every part (one short range read each), so errors.csv comes before the rows.
   const failures: RecordFailure[] = [];
   if (job.rejected) {
     const text = (await deps.objects.bytes(keys.rejected(site, token))).toString('utf8');
     for (const line of text.split('\n')) if (line) failures.push(JSON.parse(line) as RecordFailure);
   }
-  const partFailures = await mapLimit(chunkIds, 8, async (c) => {
+  const metas = await mapLimit(chunkIds, 8, async (c) => {
     const key = partKey(c);
     let head = await deps.objects.bytes(key, { start: 0, end: HEAD_PROBE - 1 });
     const end = PART_META_OFFSET + partMetaLength(head);
     if (head.length < end)
       head = Buffer.concat([head, await deps.objects.bytes(key, { start: head.length, end: end - 1 })]);
-    return decodeJson<PartMeta>(head.subarray(PART_META_OFFSET, end)).failures;
+    return decodeJson<PartMeta>(head.subarray(PART_META_OFFSET, end));
   });
-  for (const f of partFailures) failures.push(...f);
+  for (const m of metas) failures.push(...m.failures);
 
   const counts: RowCounts = {
     total: job.totalRecords ?? 0,
@@ -101,7 +114,11 @@ async function buildAndFinish(
     failed: job.failed,
     rejected: job.rejected ?? 0,
   };
-  const state = outcome(counts);
+  const problem = jobProblem(job, counts, metas, failures);
+  if (problem?.code === 'COUNTS_DISAGREE') {
+    log.error('finalize: the counts disagree; the job fails', { ...counts, error: problem.message });
+  }
+  const state = problem ? 'FAILED' : outcome(counts);
   const resultKey = keys.result(site, token);
   const upload = deps.objects.multipart(resultKey, 'application/zip');
   // Every entry carries the job's receipt time (the workers stamped theirs the same way).
@@ -123,6 +140,7 @@ async function buildAndFinish(
 
   const finishedAt = new Date().toISOString();
   const finished = await deps.jobs.transition(site, token, state, {
+    ...(problem ? { error: problem } : {}),
     resultKey,
     resultBytes: written.bytes,
     finishedAt,
@@ -160,6 +178,73 @@ async function buildAndFinish(
     ms: Date.now() - started.getTime(),
   });
   return { state, resultKey, counts };
+}
+
+/**
+ * Why a job must not end as its counts say, or undefined. SOURCE_CHANGED: a chunk's bytes were not the ones the
+ * split validated. COUNTS_DISAGREE: succeeded + failed + rejected is not the total, or the counts the workers
+ * recorded are not those of the parts; then every record found in no part and no error line is added to
+ * `failures` (so errors.csv names it).
+ */
+function jobProblem(
+  job: Job,
+  counts: RowCounts,
+  metas: readonly PartMeta[],
+  failures: RecordFailure[],
+): JobError | undefined {
+  const changed = failures.filter((f) => f.code === 'SOURCE_CHANGED').length;
+  if (changed > 0) {
+    return {
+      code: 'SOURCE_CHANGED',
+      message: `${changed} records were not read from the bytes the split validated (the source changed); errors.csv lists them.`,
+    };
+  }
+  const parts = metas.reduce((a, m) => ({ s: a.s + m.succeeded, f: a.f + m.failed }), { s: 0, f: 0 });
+  if (countsAgree(counts) && parts.s === counts.succeeded && parts.f === counts.failed) return undefined;
+  const missing = unaccounted(counts.total, metas, failures);
+  for (const n of missing) {
+    failures.push({
+      n,
+      line: 0,
+      code: 'COUNTS_DISAGREE',
+      message: 'record found in no result and no error line',
+      raw: '',
+    });
+  }
+  return {
+    code: 'COUNTS_DISAGREE',
+    message:
+      `The counts disagree: ${counts.total} records, but ${counts.succeeded} succeeded + ${counts.failed} failed + ` +
+      `${counts.rejected} rejected were counted (the parts hold ${parts.s} + ${parts.f}); ` +
+      `${missing.length} records unaccounted for are listed in errors.csv.`,
+  };
+}
+
+/**
+ * Records 1..total in no error line and in no part's range of successes. A part's range (its chunk's first
+ * record and record count) minus its failures and the rejected records are its successes, when its count says so;
+ * a part whose count does not match its range accounts for none of them.
+ */
+function unaccounted(
+  total: number,
+  metas: readonly PartMeta[],
+  failures: readonly RecordFailure[],
+): number[] {
+  const seen = new Uint8Array(total + 1);
+  for (const f of failures) if (f.n >= 1 && f.n <= total) seen[f.n] = 1;
+  const rejectedOrFailed = new Set(failures.map((f) => f.n));
+  for (const m of metas) {
+    if (m.first === undefined || m.records === undefined) continue;
+    const successes: number[] = [];
+    for (let n = m.first; n < m.first + m.records && n <= total; n++) {
+      if (!rejectedOrFailed.has(n)) successes.push(n);
+    }
+    if (successes.length !== m.succeeded) continue;
+    for (const n of successes) seen[n] = 1;
+  }
+  const missing: number[] = [];
+  for (let n = 1; n <= total; n++) if (!seen[n]) missing.push(n);
+  return missing;
 }
 
 export function manifest(job: Job, state: string, counts: RowCounts, finalizingAt: Date) {

@@ -96,18 +96,21 @@ export async function createJob(
 ): Promise<{ token: string; sourceKey: string }> {
   const token = newJobToken();
   const sourceKey = keys.source(site, token);
-  await deps.jobs.create({
-    site,
-    token,
-    upload,
-    office: r.office,
-    processor: r.processor,
-    fileName: r.fileName,
-    sourceKey,
-    receivedAt: new Date().toISOString(),
-    options: r.options,
-    ...extra,
-  });
+  await deps.jobs.create(
+    {
+      site,
+      token,
+      upload,
+      office: r.office,
+      processor: r.processor,
+      fileName: r.fileName,
+      sourceKey,
+      receivedAt: new Date().toISOString(),
+      options: r.options,
+      ...extra,
+    },
+    deps.limits.retentionDays,
+  );
   return { token, sourceKey };
 }
 
@@ -139,12 +142,20 @@ export async function startPresignedJob(deps: PipelineDeps, site: string, input:
   const { token, sourceKey } = await createJob(deps, site, r, 'presigned', {
     options: { ...r.options, ...(r.workers ? { workers: String(r.workers) } : {}) },
   });
-  const upload = await deps.objects.presignPost(sourceKey, deps.limits.presignedUploadMaxBytes);
+  const upload = await deps.objects.presignPost(
+    sourceKey,
+    deps.limits.presignedUploadMaxBytes,
+    deps.timings.uploadFormSeconds,
+  );
   return {
     token,
     site,
     state: 'RECEIVED' as const,
-    upload: { ...upload, maxBytes: deps.limits.presignedUploadMaxBytes },
+    upload: {
+      ...upload,
+      maxBytes: deps.limits.presignedUploadMaxBytes,
+      expiresInSeconds: deps.timings.uploadFormSeconds,
+    },
   };
 }
 

@@ -7,7 +7,7 @@ const chunkSet = (chunk: number) => `chunks${Math.floor(chunk / CHUNK_SET_SIZE)}
 
 /** Attributes of the job item that only the counting uses (never part of the Job a caller sees). */
 export function isCountingAttribute(name: string): boolean {
-  return /^chunks\d+$/.test(name) || name === 'totalSeen' || name === 'doneAtSplit';
+  return /^chunks\d+$/.test(name) || name === 'totalSeen';
 }
 
 export interface ChunkCountResult {
@@ -17,40 +17,7 @@ export interface ChunkCountResult {
   readonly complete: boolean;
 }
 
-export interface SplitTotals {
-  readonly totalChunks: number;
-  readonly totalRecords: number;
-  readonly rejected: number;
-  readonly splitDoneAt: string;
-}
-
 type Key = Record<string, string>;
-
-/**
- * Records the split's totals, once. Returns true when every chunk was already counted by then, i.e. the split
- * itself must ask for the finalize (the workers were faster). Together with {@link countChunk} this makes
- * exactly one caller — a worker or the split — see the job complete.
- */
-export async function completeSplit(ref: TableRef, key: Key, totals: SplitTotals): Promise<boolean> {
-  const r = await ref.ddb.send(
-    new UpdateCommand({
-      TableName: ref.table,
-      Key: key,
-      UpdateExpression:
-        'SET totalChunks = :tc, totalRecords = :tr, rejected = :rj, splitDoneAt = :at, doneAtSplit = if_not_exists(chunksDone, :zero)',
-      ConditionExpression: 'attribute_exists(pk) AND attribute_not_exists(totalChunks)',
-      ExpressionAttributeValues: {
-        ':tc': totals.totalChunks,
-        ':tr': totals.totalRecords,
-        ':rj': totals.rejected,
-        ':at': totals.splitDoneAt,
-        ':zero': 0,
-      },
-      ReturnValues: 'UPDATED_NEW',
-    }),
-  );
-  return Number(r.Attributes?.doneAtSplit ?? -1) === totals.totalChunks;
-}
 
 /** Whether a chunk was counted already (its number is in the job's chunk sets). */
 export async function isChunkCounted(ref: TableRef, key: Key, chunk: number): Promise<boolean> {
@@ -70,8 +37,8 @@ export async function isChunkCounted(ref: TableRef, key: Key, chunk: number): Pr
 
 /**
  * Counts a chunk exactly once: the chunk number joins a set in the same conditional write that adds its
- * counts, so a redelivered chunk changes nothing. The write also reads the split's total atomically, so
- * exactly one caller (a worker or the split) sees the job complete.
+ * counts, so a redelivered chunk changes nothing. The split records its totals before the job is RUNNING (and
+ * only RUNNING jobs count), so the write that counts the last chunk is the one that sees the job complete.
  */
 export async function countChunk(
   ref: TableRef,

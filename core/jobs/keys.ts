@@ -22,6 +22,11 @@ export function reportQueueName(stage: string, token: string): string {
 /** S3 keys. The site is the first path element after the area, so one prefix holds one tenant's data. */
 export const keys = {
   source: (site: string, token: string) => `uploads/${site}/${token}/source.csv`,
+  /**
+   * A presigned upload moved out of its form's reach when the split starts: a form can be posted again until
+   * it expires, so the split validates (and the workers read) this copy, which nothing else writes.
+   */
+  movedSource: (site: string, token: string) => `jobs/${site}/${token}/source.csv`,
   /** The source transcoded to UTF-8, kept when the upload was CP932 or UTF-16 (workers read ranges of it). */
   utf8Source: (site: string, token: string) => `jobs/${site}/${token}/source.utf8.csv`,
   rejected: (site: string, token: string) => `jobs/${site}/${token}/rejected.jsonl`,

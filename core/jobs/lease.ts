@@ -6,20 +6,22 @@ type Key = Record<string, string>;
 /**
  * The finalize lease. Starts the finalize: RUNNING→FINALIZING, or takes over a FINALIZING job whose finalize
  * started more than `leaseSeconds` ago and never finished (it died). Exactly one caller wins at a time; the
- * job item as it is now, or undefined for every other caller.
+ * job item as it is now, or undefined for every other caller. The lease names its `holder`, so a holder known
+ * to be dead (a local runtime that was killed) can have its lease released at once instead of waited out.
  */
 export async function beginFinalize(
   ref: TableRef,
   key: Key,
   now: Date,
   leaseSeconds: number,
+  holder: string,
 ): Promise<Record<string, unknown> | undefined> {
   const r = await unlessConditionFails(() =>
     ref.ddb.send(
       new UpdateCommand({
         TableName: ref.table,
         Key: key,
-        UpdateExpression: 'SET #state = :finalizing, finalizingAt = :now',
+        UpdateExpression: 'SET #state = :finalizing, finalizingAt = :now, finalizeHolder = :holder',
         ConditionExpression:
           'attribute_exists(pk) AND (#state = :running OR (#state = :finalizing AND finalizingAt < :stale))',
         ExpressionAttributeNames: { '#state': 'state' },
@@ -27,6 +29,7 @@ export async function beginFinalize(
           ':finalizing': 'FINALIZING',
           ':running': 'RUNNING',
           ':now': now.toISOString(),
+          ':holder': holder,
           ':stale': new Date(now.getTime() - leaseSeconds * 1000).toISOString(),
         },
         ReturnValues: 'ALL_NEW',
@@ -36,9 +39,12 @@ export async function beginFinalize(
   return r?.Attributes;
 }
 
-/** Gives up a finalize's lease (it failed), if it is still the holder's: the next request may start at once. */
-export async function releaseFinalize(ref: TableRef, key: Key, since: Date): Promise<void> {
-  await unlessConditionFails(() =>
+/**
+ * Gives up a finalize's lease (it failed, or its holder is known dead), if it is still the one that started at
+ * `since`: the next request may start at once. True when it was released.
+ */
+export async function releaseFinalize(ref: TableRef, key: Key, since: Date | string): Promise<boolean> {
+  const r = await unlessConditionFails(() =>
     ref.ddb.send(
       new UpdateCommand({
         TableName: ref.table,
@@ -48,10 +54,11 @@ export async function releaseFinalize(ref: TableRef, key: Key, since: Date): Pro
         ExpressionAttributeNames: { '#state': 'state' },
         ExpressionAttributeValues: {
           ':finalizing': 'FINALIZING',
-          ':mine': since.toISOString(),
+          ':mine': typeof since === 'string' ? since : since.toISOString(),
           ':released': new Date(0).toISOString(),
         },
       }),
     ),
   );
+  return r !== undefined;
 }

@@ -1,17 +1,21 @@
-/** Job states. REJECTED: a file-level problem; no queue or worker was ever created. */
+/**
+ * Job states. REJECTED: a file-level problem; no queue or worker was ever created. EXPIRED: a presigned job
+ * whose file never arrived before its upload form expired (plus a grace); nothing was created for it either.
+ */
 export type JobState =
-  'RECEIVED' | 'RUNNING' | 'FINALIZING' | 'SUCCEEDED' | 'PARTIAL' | 'FAILED' | 'REJECTED';
+  'RECEIVED' | 'RUNNING' | 'FINALIZING' | 'SUCCEEDED' | 'PARTIAL' | 'FAILED' | 'REJECTED' | 'EXPIRED';
 
-export const TERMINAL_STATES: readonly JobState[] = ['SUCCEEDED', 'PARTIAL', 'FAILED', 'REJECTED'];
+export const TERMINAL_STATES: readonly JobState[] = ['SUCCEEDED', 'PARTIAL', 'FAILED', 'REJECTED', 'EXPIRED'];
 
 const TRANSITIONS: Record<JobState, readonly JobState[]> = {
-  RECEIVED: ['RUNNING', 'REJECTED', 'FAILED'],
+  RECEIVED: ['RUNNING', 'REJECTED', 'FAILED', 'EXPIRED'],
   RUNNING: ['FINALIZING', 'FAILED'],
   FINALIZING: ['SUCCEEDED', 'PARTIAL', 'FAILED'],
   SUCCEEDED: [],
   PARTIAL: [],
   FAILED: [],
   REJECTED: [],
+  EXPIRED: [],
 };
 
 export function isTerminal(state: JobState): boolean {
@@ -29,6 +33,11 @@ export interface RowCounts {
   readonly succeeded: number;
   readonly failed: number;
   readonly rejected: number;
+}
+
+/** The invariant of every finished job: each numbered record succeeded, failed or was rejected, once. */
+export function countsAgree(c: RowCounts): boolean {
+  return c.succeeded + c.failed + c.rejected === c.total;
 }
 
 /** SUCCEEDED when every record succeeded, FAILED when none did, PARTIAL otherwise. */

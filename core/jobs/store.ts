@@ -8,14 +8,7 @@ import {
 } from '@aws-sdk/lib-dynamodb';
 import { dynamoClient } from '../aws/clients.ts';
 import { setFields, sitePk, unlessConditionFails, type TableRef } from '../shared/dynamo.ts';
-import {
-  countChunk,
-  completeSplit,
-  isChunkCounted,
-  isCountingAttribute,
-  type ChunkCountResult,
-  type SplitTotals,
-} from './chunk-count.ts';
+import { countChunk, isChunkCounted, isCountingAttribute, type ChunkCountResult } from './chunk-count.ts';
 import { beginFinalize, releaseFinalize } from './lease.ts';
 import { allowedFrom, isTerminal, type JobState, type RowCounts } from './states.ts';
 
@@ -32,6 +25,7 @@ export interface Job {
   readonly state: JobState;
   readonly processor: string;
   readonly fileName?: string;
+  /** The source the split validated and the workers read (a presigned upload is moved here, out of the form's reach). */
   readonly sourceKey: string;
   readonly sourceBytes?: number;
   readonly encoding?: string;
@@ -70,6 +64,39 @@ export interface Job {
   readonly options?: Record<string, string>;
   /** The job whose failed records this job re-runs (`rowfleet retry`). */
   readonly retryOf?: string;
+  /** Workers asked for and not started yet (a refused launch): the reaper launches them, with backoff. */
+  readonly launchPending?: number;
+  /** Failed launches in a row (0 after one that started every task). */
+  readonly launchFailures?: number;
+  readonly lastLaunchAt?: string;
+  /** The reaper's next launch attempt is not before this. */
+  readonly nextLaunchAt?: string;
+  readonly lastLaunchError?: string;
+  /** Who holds the finalize lease: `local:<runtime instance>:<id>` or `lambda:<request id>` (lease.ts). */
+  readonly finalizeHolder?: string;
+}
+
+/** What the split records on the job before any queue, message or worker exists for it. */
+export interface SplitPlan {
+  readonly header: string[];
+  readonly delimiter: string;
+  readonly encoding?: string;
+  readonly queueName?: string;
+  readonly workers: number;
+  readonly totalChunks: number;
+  /** Numbered records, rejected ones included. */
+  readonly totalRecords: number;
+  readonly rejected: number;
+  readonly splitDoneAt: string;
+}
+
+/** The launch bookkeeping launchWorkers (core/ops/launch.ts) keeps on a running job. */
+export interface LaunchRecord {
+  readonly launchPending: number;
+  readonly launchFailures: number;
+  readonly lastLaunchAt: Date;
+  readonly nextLaunchAt?: Date;
+  readonly lastLaunchError?: string;
 }
 
 /** A job's item: in its site's partition (a caller of one site can only ever address its own partition). */
@@ -104,12 +131,27 @@ export class JobStore {
     this.ref = { table, ddb };
   }
 
-  async create(job: Omit<Job, 'chunksDone' | 'succeeded' | 'failed' | 'state'>): Promise<Job> {
-    const item: Job = { ...job, state: 'RECEIVED', chunksDone: 0, succeeded: 0, failed: 0 };
+  /**
+   * A new RECEIVED job. It is in the index of jobs in flight from the start (the reaper expires a presigned job
+   * whose file never comes, and re-drives a split that died), and carries a TTL from the start, so even a job
+   * nothing ever touches again goes away.
+   */
+  async create(
+    job: Omit<Job, 'chunksDone' | 'succeeded' | 'failed' | 'state'>,
+    retentionDays = 14,
+  ): Promise<Job> {
+    const item: Job = {
+      expiresAt: expiresAt(retentionDays, Date.parse(job.receivedAt)),
+      ...job,
+      state: 'RECEIVED',
+      chunksDone: 0,
+      succeeded: 0,
+      failed: 0,
+    };
     await this.ref.ddb.send(
       new PutCommand({
         TableName: this.ref.table,
-        Item: { ...jobKey(job.site, job.token), ...item },
+        Item: { ...jobKey(job.site, job.token), ...item, active: ACTIVE },
         ConditionExpression: 'attribute_not_exists(pk)',
       }),
     );
@@ -132,7 +174,7 @@ export class JobStore {
     return jobs.sort((a, b) => b.receivedAt.localeCompare(a.receivedAt)).slice(0, limit);
   }
 
-  /** Jobs in flight (RUNNING or FINALIZING) of every site, through the sparse `active` index. */
+  /** Jobs not finished yet (RECEIVED, RUNNING or FINALIZING) of every site, through the sparse `active` index. */
   listActive(): Promise<Job[]> {
     return this.queryAll({
       IndexName: ACTIVE_INDEX,
@@ -196,19 +238,122 @@ export class JobStore {
     token: string,
     now: Date,
     leaseSeconds: number,
+    holder = 'unknown',
   ): Promise<Job | undefined> {
-    const item = await beginFinalize(this.ref, jobKey(site, token), now, leaseSeconds);
+    const item = await beginFinalize(this.ref, jobKey(site, token), now, leaseSeconds, holder);
     return item ? toJob(item) : undefined;
   }
 
-  /** Gives up a finalize's lease (it failed): lease.ts. */
-  releaseFinalize(site: string, token: string, since: Date): Promise<void> {
+  /** Gives up a finalize's lease (it failed, or its holder is known dead), if it is still the one given: lease.ts. */
+  releaseFinalize(site: string, token: string, since: Date | string): Promise<boolean> {
     return releaseFinalize(this.ref, jobKey(site, token), since);
   }
 
-  /** Records the split's totals; true when the split must ask for the finalize itself (chunk-count.ts). */
-  completeSplit(site: string, token: string, totals: SplitTotals): Promise<boolean> {
-    return completeSplit(this.ref, jobKey(site, token), totals);
+  /**
+   * Claims a RECEIVED job's split: one split at a time (an S3 event delivered twice at once splits once). A split
+   * that started more than `leaseSeconds` ago died (its function timed out): it is taken over. The claimed job,
+   * or undefined.
+   */
+  async beginSplit(site: string, token: string, now: Date, leaseSeconds: number): Promise<Job | undefined> {
+    const r = await unlessConditionFails(() =>
+      this.ref.ddb.send(
+        new UpdateCommand({
+          TableName: this.ref.table,
+          Key: jobKey(site, token),
+          UpdateExpression: 'SET splitStartedAt = :now',
+          ConditionExpression:
+            'attribute_exists(pk) AND #state = :received AND (attribute_not_exists(splitStartedAt) OR splitStartedAt < :stale)',
+          ExpressionAttributeNames: { '#state': 'state' },
+          ExpressionAttributeValues: {
+            ':now': now.toISOString(),
+            ':received': 'RECEIVED',
+            ':stale': new Date(now.getTime() - leaseSeconds * 1000).toISOString(),
+          },
+          ReturnValues: 'ALL_NEW',
+        }),
+      ),
+    );
+    return r ? toJob(r.Attributes!) : undefined;
+  }
+
+  /** Gives up a split's claim (it failed): a redelivered event may split at once. */
+  async releaseSplit(site: string, token: string, since: Date): Promise<void> {
+    await unlessConditionFails(() =>
+      this.ref.ddb.send(
+        new UpdateCommand({
+          TableName: this.ref.table,
+          Key: jobKey(site, token),
+          UpdateExpression: 'REMOVE splitStartedAt',
+          ConditionExpression: '#state = :received AND splitStartedAt = :mine',
+          ExpressionAttributeNames: { '#state': 'state' },
+          ExpressionAttributeValues: { ':received': 'RECEIVED', ':mine': since.toISOString() },
+        }),
+      ),
+    );
+  }
+
+  /**
+   * Records the split's plan and totals on a RECEIVED job, before its queue, messages or workers exist: so the
+   * item is known to hold them (a header too large for it was refused earlier), and the worker that counts the
+   * last chunk always knows it is the last. A split run again (a redelivered event) writes the same values.
+   * False when the job is no longer RECEIVED.
+   */
+  async recordSplit(site: string, token: string, plan: SplitPlan): Promise<boolean> {
+    const { sets, names, values } = setFields({ ...plan });
+    const r = await unlessConditionFails(() =>
+      this.ref.ddb.send(
+        new UpdateCommand({
+          TableName: this.ref.table,
+          Key: jobKey(site, token),
+          UpdateExpression: `SET ${sets.join(', ')}`,
+          ConditionExpression: 'attribute_exists(pk) AND #state = :received',
+          ExpressionAttributeNames: { ...names, '#state': 'state' },
+          ExpressionAttributeValues: { ...values, ':received': 'RECEIVED' },
+        }),
+      ),
+    );
+    return r !== undefined;
+  }
+
+  /** Points a RECEIVED job at the source the split moved out of the upload form's reach. */
+  async moveSource(site: string, token: string, sourceKey: string): Promise<boolean> {
+    const r = await unlessConditionFails(() =>
+      this.ref.ddb.send(
+        new UpdateCommand({
+          TableName: this.ref.table,
+          Key: jobKey(site, token),
+          UpdateExpression: 'SET sourceKey = :key',
+          ConditionExpression: 'attribute_exists(pk) AND #state = :received',
+          ExpressionAttributeNames: { '#state': 'state' },
+          ExpressionAttributeValues: { ':key': sourceKey, ':received': 'RECEIVED' },
+        }),
+      ),
+    );
+    return r !== undefined;
+  }
+
+  /** The launch bookkeeping of a running job (core/ops/launch.ts); nothing once the job left RUNNING. */
+  async recordLaunch(site: string, token: string, l: LaunchRecord): Promise<void> {
+    const { sets, names, values } = setFields({
+      launchPending: l.launchPending,
+      launchFailures: l.launchFailures,
+      lastLaunchAt: l.lastLaunchAt.toISOString(),
+      nextLaunchAt: l.nextLaunchAt?.toISOString(),
+      lastLaunchError: l.lastLaunchError,
+    });
+    const remove = l.nextLaunchAt ? '' : ' REMOVE nextLaunchAt, lastLaunchError';
+    await unlessConditionFails(() =>
+      this.ref.ddb.send(
+        new UpdateCommand({
+          TableName: this.ref.table,
+          Key: jobKey(site, token),
+          UpdateExpression: `SET ${sets.join(', ')}${remove}`,
+          ConditionExpression: 'attribute_exists(pk) AND #state = :running',
+          ExpressionAttributeNames: { ...names, '#state': 'state' },
+          ExpressionAttributeValues: { ...values, ':running': 'RUNNING' },
+        }),
+      ),
+    );
   }
 
   /** Whether a chunk was counted already (chunk-count.ts). */

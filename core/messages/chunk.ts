@@ -21,6 +21,11 @@ export interface ChunkMessage {
   readonly line: number;
   /** Numbered records in the range (rejected ones included), checked by the worker. */
   readonly records: number;
+  /**
+   * The ETag of the source version the split validated: every range read carries it (S3 If-Match), so a worker
+   * never reads bytes the split did not see. Absent only in messages of splits older than this field.
+   */
+  readonly etag?: string;
 }
 
 export interface ChunkLimits {
@@ -113,6 +118,7 @@ export function decodeChunk(body: string): ChunkMessage {
     typeof msg.site !== 'string' ||
     typeof msg.token !== 'string' ||
     typeof msg.key !== 'string' ||
+    (msg.etag !== undefined && typeof msg.etag !== 'string') ||
     !numbers.every((x) => Number.isInteger(x))
   ) {
     throw new Error('not a Rowfleet chunk message');

@@ -21,6 +21,9 @@ export interface PartMeta {
   readonly site: string;
   readonly token: string;
   readonly chunk: number;
+  /** The chunk's range: its first record and its numbered records (finalize accounts for every record). */
+  readonly first?: number;
+  readonly records?: number;
   readonly succeeded: number;
   readonly failed: number;
   readonly entries: number;

@@ -4,14 +4,21 @@ import { derivedTimings } from '../../config/index.ts';
 import { reportQueuePrefix } from '../../config/names.ts';
 import type { PipelineDeps } from '../deps.ts';
 import { requestFinalize } from '../messages/finalize-request.ts';
-import type { Job } from '../jobs/store.ts';
+import { expiresAt, type Job } from '../jobs/store.ts';
 import { isTerminal } from '../jobs/states.ts';
+import { keys } from '../jobs/keys.ts';
 import { relaunchCount } from '../split/worker-count.ts';
+import { launchWorkers } from './launch.ts';
 
 /** What one pass of the reaper did. */
 export interface ReapReport {
-  /** Jobs with chunks left and no live worker: workers started again. */
-  readonly relaunched: { site: string; token: string; workers: number }[];
+  /**
+   * Jobs with chunks left and no live worker, or workers still owed from a refused launch: workers launched
+   * (`workers` asked, `failed` of them refused again).
+   */
+  readonly relaunched: { site: string; token: string; workers: number; failed?: number }[];
+  /** Presigned jobs whose file never came before the form expired (plus a grace): EXPIRED. */
+  readonly expired: { site: string; token: string }[];
   /** Jobs whose every chunk was counted but whose finalize was never asked for (or died): asked again. */
   readonly finalizeRequested: { site: string; token: string }[];
   /** Worker tasks still running for jobs that are no longer running. */
@@ -48,17 +55,34 @@ export async function reap(deps: PipelineDeps, o: ReapOptions = {}): Promise<Rea
 
   const relaunched: ReapReport['relaunched'] = [];
   const finalizeRequested: ReapReport['finalizeRequested'] = [];
+  const expired: ReapReport['expired'] = [];
   for (const job of active) {
     const log = jobLogger(job.site, job.token);
-    if (job.state === 'RUNNING' && job.totalChunks !== undefined && job.chunksDone >= job.totalChunks) {
+    if (job.state === 'RECEIVED') {
+      if (await expire(deps, job, now)) expired.push({ site: job.site, token: job.token });
+    } else if (
+      job.state === 'RUNNING' &&
+      job.totalChunks !== undefined &&
+      job.chunksDone >= job.totalChunks
+    ) {
       log.warn('reaper: every chunk counted but the job is still running; asking for the finalize');
       await requestFinalize(deps, { site: job.site, token: job.token });
       finalizeRequested.push({ site: job.site, token: job.token });
-    } else if (job.state === 'RUNNING' && stalled(job, live, now, graceSeconds)) {
-      const workers = relaunchCount(job);
-      log.warn('reaper: job stalled (chunks left, no live worker); relaunching workers', { workers });
-      await deps.launcher.launch({ site: job.site, token: job.token, count: workers });
-      relaunched.push({ site: job.site, token: job.token, workers });
+    } else if (job.state === 'RUNNING') {
+      const workers = workersOwed(job, live.get(job.token) ?? 0, now, graceSeconds);
+      if (workers === 0) continue;
+      log.warn('reaper: launching workers (chunks left and no live worker, or a refused launch)', {
+        workers,
+        launchPending: job.launchPending ?? 0,
+        launchFailures: job.launchFailures ?? 0,
+      });
+      const r = await launchWorkers(deps, job, workers, 'reaper');
+      relaunched.push({
+        site: job.site,
+        token: job.token,
+        workers,
+        ...(r.failed ? { failed: r.failed } : {}),
+      });
     } else if (job.state === 'FINALIZING' && age(job.finalizingAt, now) > leaseSeconds) {
       log.warn('reaper: a finalize died; asking for it again');
       await requestFinalize(deps, { site: job.site, token: job.token });
@@ -86,9 +110,10 @@ export async function reap(deps: PipelineDeps, o: ReapOptions = {}): Promise<Rea
     await deps.queues.deleteQueue(q.url);
     queuesDeleted++;
   }
-  const report = { relaunched, finalizeRequested, tasksStopped, queuesDeleted };
+  const report = { relaunched, expired, finalizeRequested, tasksStopped, queuesDeleted };
   publishMetrics(deps.env.stage, {
     JobsStalled: relaunched.length,
+    JobsExpired: expired.length,
     FinalizesRequeued: finalizeRequested.length,
     IdleTasksStopped: tasksStopped,
     OrphanQueuesDeleted: queuesDeleted,
@@ -97,7 +122,62 @@ export async function reap(deps: PipelineDeps, o: ReapOptions = {}): Promise<Rea
   return report;
 }
 
-function stalled(job: Job, live: Map<string, number>, now: Date, graceSeconds: number): boolean {
-  if ((live.get(job.token) ?? 0) > 0) return false;
-  return age(job.runningAt, now) > graceSeconds;
+/**
+ * Workers a running job is owed now: none before its backoff after a refused launch; with no live worker once the
+ * grace after its last launch is over, as many as it had (relaunchCount); else the ones a refused launch did not
+ * start.
+ */
+export function workersOwed(job: Job, live: number, now: Date, graceSeconds: number): number {
+  if (job.nextLaunchAt && Date.parse(job.nextLaunchAt) > now.getTime()) return 0;
+  const lastLaunch =
+    job.lastLaunchAt && job.lastLaunchAt > (job.runningAt ?? '') ? job.lastLaunchAt : job.runningAt;
+  const pending = job.launchPending ?? 0;
+  if (live === 0 && (pending > 0 || age(lastLaunch, now) > graceSeconds))
+    return Math.max(pending, relaunchCount(job));
+  return pending;
+}
+
+/**
+ * A presigned job whose upload form expired (plus a grace) without its file arriving: EXPIRED, with nothing to
+ * clean (no queue, no worker was ever made for it), its item kept for the retention period. A file that did
+ * arrive is left to its split (its S3 event is on the way).
+ */
+async function expire(deps: PipelineDeps, job: Job, now: Date): Promise<boolean> {
+  const t = deps.timings;
+  if (job.upload !== 'presigned' || job.sourceKey !== keys.source(job.site, job.token)) return false;
+  if (age(job.receivedAt, now) <= t.uploadFormSeconds + t.uploadExpiryGraceSeconds) return false;
+  if ((await deps.objects.size(job.sourceKey)) !== undefined) return false;
+  const done = await deps.jobs.transition(job.site, job.token, 'EXPIRED', {
+    error: {
+      code: 'UPLOAD_EXPIRED',
+      message: `No file was uploaded before the upload form expired (${t.uploadFormSeconds} s).`,
+    },
+    finishedAt: now.toISOString(),
+    expiresAt: expiresAt(deps.limits.retentionDays, now.getTime()),
+  });
+  if (done) jobLogger(job.site, job.token).info('reaper: presigned job never uploaded; EXPIRED');
+  return done !== undefined;
+}
+
+/**
+ * Releases the finalize leases whose holder is known to be dead (a local runtime that was killed: only one runs
+ * per state directory, so any other instance's lease is a dead one) and asks for those finalizes again at once,
+ * instead of waiting the lease out. On AWS nothing is known dead: the lease timeout stays the rule.
+ */
+export async function releaseDeadLeases(
+  deps: PipelineDeps,
+  isDead: (holder: string) => boolean,
+): Promise<{ site: string; token: string }[]> {
+  const released: { site: string; token: string }[] = [];
+  for (const job of await deps.jobs.listActive()) {
+    if (job.state !== 'FINALIZING' || !job.finalizingAt || !job.finalizeHolder) continue;
+    if (!isDead(job.finalizeHolder)) continue;
+    if (!(await deps.jobs.releaseFinalize(job.site, job.token, job.finalizingAt))) continue;
+    jobLogger(job.site, job.token).warn('finalize lease of a dead holder released; finalizing again', {
+      holder: job.finalizeHolder,
+    });
+    await requestFinalize(deps, { site: job.site, token: job.token });
+    released.push({ site: job.site, token: job.token });
+  }
+  return released;
 }

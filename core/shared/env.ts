@@ -20,14 +20,21 @@ export interface ResourceEnv {
   readonly table: string;
   readonly finalizeQueueUrl: string;
   readonly dlqArn: string;
+  /**
+   * The local runtime instance this process belongs to (ROWFLEET_RUNTIME_INSTANCE, set only by the local runtime):
+   * it names the holder of a finalize lease, so a later runtime can release the leases of one that was killed.
+   */
+  readonly instance?: string;
 }
 
 export function resourceEnv(env: NodeJS.ProcessEnv = process.env): ResourceEnv {
+  const instance = env.ROWFLEET_RUNTIME_INSTANCE;
   return {
     stage: requireEnv('STAGE', env),
     bucket: requireEnv('BUCKET_NAME', env),
     table: requireEnv('TABLE_NAME', env),
     finalizeQueueUrl: requireEnv('FINALIZE_QUEUE_URL', env),
     dlqArn: requireEnv('DLQ_ARN', env),
+    ...(instance ? { instance } : {}),
   };
 }

@@ -9,11 +9,15 @@ export type FileErrorCode =
   | 'DUPLICATE_HEADER'
   | 'BLANK_HEADER'
   | 'RECORD_TOO_LARGE'
-  | 'FILE_TOO_LARGE';
+  | 'FILE_TOO_LARGE'
+  | 'HEADER_TOO_LARGE';
 
 /** Record-level problems: only that record is rejected and listed in errors.csv. */
 /** CHUNK_FAILED: the record's whole chunk failed on every attempt (a poison chunk). */
-export type RecordErrorCode = 'COLUMN_COUNT' | 'NUL_BYTE' | 'PROCESSING_FAILED' | 'CHUNK_FAILED';
+/** SOURCE_CHANGED: the bytes of the record's range are not the ones the split validated (the job fails). */
+/** COUNTS_DISAGREE: finalize found the record in no result and no error line (the job fails). */
+export type RecordErrorCode =
+  'COLUMN_COUNT' | 'NUL_BYTE' | 'PROCESSING_FAILED' | 'CHUNK_FAILED' | 'SOURCE_CHANGED' | 'COUNTS_DISAGREE';
 
 export class FileRejectedError extends Error {
   override readonly name = 'FileRejectedError';
@@ -41,6 +45,14 @@ export class BadRequestError extends Error {
 export class NotFoundError extends Error {
   override readonly name = 'NotFoundError';
   readonly code = 'NOT_FOUND';
+}
+
+/**
+ * The bytes a chunk names are not the ones the split validated: the object changed (S3 answered 412 to the
+ * pinned ETag), or the worker's parse of the range disagrees with the split's. Never retried into a result.
+ */
+export class SourceChangedError extends Error {
+  override readonly name = 'SourceChangedError';
 }
 
 export function errorMessage(err: unknown): string {

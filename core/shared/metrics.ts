@@ -20,6 +20,8 @@ export const METRICS = {
   ChunkLatency: MetricUnit.Milliseconds,
   /** Workers started for jobs. */
   WorkersLaunched: MetricUnit.Count,
+  /** Workers asked for and not started (RunTask refused: quota, capacity, throttling); the reaper retries them. */
+  WorkersLaunchFailed: MetricUnit.Count,
   /** Time to validate, chunk and enqueue one file. */
   SplitDuration: MetricUnit.Milliseconds,
   /** Time to build and store one job's zip. */
@@ -30,6 +32,8 @@ export const METRICS = {
   JobsRejected: MetricUnit.Count,
   /** Jobs the reaper found with chunks left and no live worker (workers relaunched). */
   JobsStalled: MetricUnit.Count,
+  /** Presigned jobs the reaper expired: their file never arrived before the upload form expired. */
+  JobsExpired: MetricUnit.Count,
   /** Finalizes the reaper asked for again (lost request, or a finalize that died). */
   FinalizesRequeued: MetricUnit.Count,
   /** Worker tasks the reaper stopped because their job had ended. */

@@ -45,17 +45,18 @@ export class Utf8SourceCopy {
   }
 
   /**
-   * Once the whole file is read: the key workers read ranges of, and the shift of its offsets (the BOM bytes
-   * the upload keeps and the parser did not see). The copy is completed, or dropped for a UTF-8 upload.
+   * Once the whole file is read: the key workers read ranges of, its ETag (the version the split saw, pinned on
+   * every range read), and the shift of its offsets (the BOM bytes the upload keeps and the parser did not see).
+   * The copy is completed, or dropped for a UTF-8 upload.
    */
-  async finish(sourceKey: string): Promise<{ key: string; shift: number }> {
+  async finish(source: { key: string; etag: string }): Promise<{ key: string; etag: string; shift: number }> {
     if (isUtf8Upload(this.info.encoding)) {
       await this.copy?.abort();
-      return { key: sourceKey, shift: this.info.bomBytes ?? 0 };
+      return { key: source.key, etag: source.etag, shift: this.info.bomBytes ?? 0 };
     }
     await this.start();
-    await this.copy!.done();
-    return { key: keys.utf8Source(this.site, this.token), shift: 0 };
+    const etag = (await this.copy!.done()) ?? '';
+    return { key: keys.utf8Source(this.site, this.token), etag, shift: 0 };
   }
 
   async abort(): Promise<void> {

@@ -11,6 +11,8 @@ import { requestFinalize } from '../messages/finalize-request.ts';
 import { batchBodies } from '../aws/queues.ts';
 import { expiresAt, type Job, type JobError } from '../jobs/store.ts';
 import { recordJobUsage, usageStoreOf } from '../usage/store.ts';
+import { launchWorkers } from '../ops/launch.ts';
+import type { Limits } from '../../config/index.ts';
 import { Utf8SourceCopy } from './source-copy.ts';
 import { workerCount } from './worker-count.ts';
 
@@ -26,6 +28,8 @@ export interface SplitResult {
   readonly records?: number;
   readonly chunks?: number;
   readonly workers?: number;
+  /** Workers not started (the launch was refused): the reaper launches them later. */
+  readonly launchFailed?: number;
 }
 
 /** What reading the whole file found, when nothing in it rejects the file. */
@@ -47,45 +51,109 @@ interface RejectedFile {
 }
 
 /**
- * Splits a received job: validates the whole file first, so a rejected file never gets a queue or a worker;
- * then puts the job to work.
+ * Splits a received job: takes its source out of the upload form's reach, validates the whole file first (so
+ * a rejected file never gets a queue or a worker), then puts the job to work.
  */
 export async function splitJob(
   deps: PipelineDeps,
   site: string,
   token: string,
-  opts: { workers?: number } = {},
+  opts: {
+    workers?: number;
+    /** Take over a split that is known dead (a killed local runtime), without waiting out its lease. */
+    takeOver?: boolean;
+  } = {},
 ): Promise<SplitResult> {
-  const job = await deps.jobs.get(site, token);
-  if (!job || job.state !== 'RECEIVED') {
-    jobLogger(site, token).info('split skipped: job is not waiting to be split', { state: job?.state });
+  const started = Date.now();
+  // The split may run as long as the upload function does; one that started longer ago died.
+  const lease = opts.takeOver ? 0 : deps.timings.uploadTimeoutSeconds;
+  const claimed = await deps.jobs.beginSplit(site, token, new Date(started), lease);
+  const job = claimed ? await claimUpload(deps, claimed) : undefined;
+  if (!job) {
+    jobLogger(site, token).info('split skipped: job is not waiting to be split, or another split has it');
     return { state: 'SKIPPED' };
   }
-  const started = Date.now();
-  const file = await validateWholeFile(deps, job);
-  if ('rejection' in file) return rejectFile(deps, job, file, started);
-  return startWork(deps, job, file, started, opts.workers);
+  try {
+    const file = await validateWholeFile(deps, job);
+    if ('rejection' in file) return await rejectFile(deps, job, file, started);
+    return await startWork(deps, job, file, started, opts.workers);
+  } catch (err) {
+    // Let the redelivered event (or a retry) split again now, not after the claim runs out.
+    await deps.jobs.releaseSplit(site, token, new Date(started)).catch(() => undefined);
+    throw err;
+  }
+}
+
+/**
+ * A presigned upload's form can be posted again until it expires (as on S3): the split moves the upload to a key
+ * only it writes (one server-side copy, then the upload is deleted), and validates and serves that. A later
+ * post to the form lands on the old key, which nothing reads. Direct uploads are stored by the API itself under
+ * a key no form names, and are read where they are. Undefined when the job stopped being RECEIVED meanwhile.
+ */
+async function claimUpload(deps: PipelineDeps, job: Job): Promise<Job | undefined> {
+  const upload = keys.source(job.site, job.token);
+  if (job.upload !== 'presigned' || job.sourceKey !== upload) return job;
+  const moved = keys.movedSource(job.site, job.token);
+  await deps.objects.copy(upload, moved);
+  if (!(await deps.jobs.moveSource(job.site, job.token, moved))) return undefined;
+  await deps.objects.delete(upload).catch((err: unknown) => {
+    // Only storage is at stake (the bucket's lifecycle removes it): nothing reads the upload key any more.
+    jobLogger(job.site, job.token).warn('could not delete the moved upload', { error: err as Error });
+  });
+  return { ...job, sourceKey: moved };
 }
 
 /**
  * Reads the whole upload once: decodes it (BOM / UTF-8 / CP932 / UTF-16), checks every record, and cuts the
  * UTF-8 source into byte ranges as the records go by. A CP932 or UTF-16 upload is transcoded to a UTF-8 copy
  * during the same pass. File-level problems come back as a rejection; anything else (storage down) throws.
+ * Each range names the source version read (its ETag), which every worker read is pinned to.
  */
 async function validateWholeFile(deps: PipelineDeps, job: Job): Promise<ValidatedFile | RejectedFile> {
   const info: DecodeInfo = {};
   const copy = new Utf8SourceCopy(deps.objects, job.site, job.token, info);
   try {
-    const utf8 = decodeToUtf8(await deps.objects.stream(job.sourceKey), info);
+    const source = await deps.objects.open(job.sourceKey);
+    const utf8 = decodeToUtf8(source.body, info);
     const read = await cutIntoPieces(copy.tee(utf8), job, deps);
+    checkHeader(read.header, read.delimiter, deps.limits);
     // The key and the BOM shift are known once the whole file is read (the encoding may be open until then).
-    const { key, shift } = await copy.finish(job.sourceKey);
-    const pieces = read.pieces.map((p) => ({ ...p, key, start: p.start + shift, end: p.end + shift }));
+    const { key, etag, shift } = await copy.finish({ key: job.sourceKey, etag: source.etag });
+    const pieces = read.pieces.map((p) => ({
+      ...p,
+      key,
+      ...(etag ? { etag } : {}),
+      start: p.start + shift,
+      end: p.end + shift,
+    }));
     return { ...read, pieces, encoding: info.encoding };
   } catch (err) {
     await copy.abort();
     if (err instanceof FileRejectedError) return { rejection: err, encoding: info.encoding };
     throw err;
+  }
+}
+
+/** The header is kept in the job's item (400 KB at most): a header above the stage's limits rejects the file. */
+export function checkHeader(
+  header: readonly string[],
+  delimiter: string,
+  limits: Pick<Limits, 'maxHeaderBytes' | 'maxColumns'>,
+): void {
+  if (header.length > limits.maxColumns) {
+    throw new FileRejectedError(
+      'HEADER_TOO_LARGE',
+      `The header has ${header.length} columns; at most ${limits.maxColumns} are accepted.`,
+      1,
+    );
+  }
+  const bytes = Buffer.byteLength(header.join(delimiter), 'utf8');
+  if (bytes > limits.maxHeaderBytes) {
+    throw new FileRejectedError(
+      'HEADER_TOO_LARGE',
+      `The header line is ${bytes} bytes; at most ${limits.maxHeaderBytes} are accepted.`,
+      1,
+    );
   }
 }
 
@@ -154,9 +222,12 @@ async function rejectFile(
 }
 
 /**
- * A valid file goes to work: its pieces joined into chunks (about CHUNKS_PER_WORKER per worker), its queue,
- * its rejected records, the RUNNING state, its workers, its chunks on the queue, and the split's totals (the
- * split asks for the finalize itself if the workers already counted every chunk).
+ * A valid file goes to work, in an order that never strands it: its pieces joined into chunks (about
+ * CHUNKS_PER_WORKER per worker); its plan and totals on the job item (before anything exists that the item must
+ * name); its rejected records, its queue and its chunks; RUNNING; then its workers. A launch that fails leaves
+ * a RUNNING job whose chunks and totals are all recorded: the reaper launches its workers later (ops/launch.ts).
+ * A split that dies anywhere before RUNNING is run again whole (same plan, same chunks; a chunk sent twice is
+ * counted once).
  */
 async function startWork(
   deps: PipelineDeps,
@@ -174,17 +245,22 @@ async function startWork(
     maxBytes: deps.limits.chunkMaxBytes,
     maxRecords: deps.limits.chunkMaxRecords,
   });
-  const queueName = reportQueueName(deps.env.stage, token);
-  const queueUrl =
-    chunks.length > 0
-      ? await deps.queues.createJobQueue({
-          name: queueName,
-          site,
-          token,
-          dlqArn: deps.env.dlqArn,
-          timings: deps.timings,
-        })
-      : undefined;
+  const queueName = chunks.length > 0 ? reportQueueName(deps.env.stage, token) : undefined;
+  const recorded = await deps.jobs.recordSplit(site, token, {
+    header: file.header,
+    delimiter: file.delimiter,
+    encoding: file.encoding,
+    queueName,
+    workers,
+    totalChunks: chunks.length,
+    totalRecords: file.records,
+    rejected: file.rejected.length,
+    splitDoneAt: new Date().toISOString(),
+  });
+  if (!recorded) {
+    log.info('split skipped: another split started this job');
+    return { state: 'SKIPPED' };
+  }
   if (file.rejected.length > 0) {
     await deps.objects.put(
       keys.rejected(site, token),
@@ -192,46 +268,46 @@ async function startWork(
       'application/x-ndjson',
     );
   }
-  const running: Partial<Job> = {
-    header: file.header,
-    delimiter: file.delimiter,
-    encoding: file.encoding,
-    queueName: queueUrl ? queueName : undefined,
-    workers,
-    splitStartedAt: new Date(started).toISOString(),
-    runningAt: new Date().toISOString(),
-  };
-  if (!(await deps.jobs.transition(site, token, 'RUNNING', running))) {
-    log.info('split skipped: another split started this job');
-    return { state: 'SKIPPED' };
-  }
-  if (workers > 0) await deps.launcher.launch({ site, token, count: workers });
-  if (queueUrl) {
+  if (queueName) {
+    const queueUrl = await deps.queues.createJobQueue({
+      name: queueName,
+      site,
+      token,
+      dlqArn: deps.env.dlqArn,
+      timings: deps.timings,
+    });
     await Promise.all(
       batchBodies(chunks.map((c) => JSON.stringify(c))).map((b) =>
         deps.queues.sendBatch(queueUrl, site, token, b),
       ),
     );
   }
-  const complete = await deps.jobs.completeSplit(site, token, {
-    totalChunks: chunks.length,
-    totalRecords: file.records,
-    rejected: file.rejected.length,
-    splitDoneAt: new Date().toISOString(),
-  });
-  if (complete) await requestFinalize(deps, { site, token });
+  const running = await deps.jobs.transition(site, token, 'RUNNING', { runningAt: new Date().toISOString() });
+  if (!running) {
+    log.info('split skipped: another split started this job');
+    return { state: 'SKIPPED' };
+  }
+  // Nothing for a worker to do (every record rejected): the split asks for the finalize itself.
+  if (chunks.length === 0) await requestFinalize(deps, { site, token });
+  const launched = await launchWorkers(deps, running, chunks.length > 0 ? workers : 0, 'split');
   publishMetrics(deps.env.stage, {
     SplitDuration: Date.now() - started,
     RecordsRejected: file.rejected.length,
-    WorkersLaunched: workers,
   });
   log.info('split done', {
     records: file.records,
     rejected: file.rejected.length,
     chunks: chunks.length,
     workers,
+    launchFailed: launched.failed,
     ms: Date.now() - started,
     encoding: file.encoding,
   });
-  return { state: 'RUNNING', records: file.records, chunks: chunks.length, workers };
+  return {
+    state: 'RUNNING',
+    records: file.records,
+    chunks: chunks.length,
+    workers,
+    ...(launched.failed > 0 ? { launchFailed: launched.failed } : {}),
+  };
 }

@@ -1,7 +1,7 @@
 import { setTimeout as sleep } from 'node:timers/promises';
 import type { Message } from '@aws-sdk/client-sqs';
 import { decodeChunk, type ChunkMessage } from '../messages/chunk.ts';
-import { errorMessage } from '../shared/errors.ts';
+import { errorMessage, SourceChangedError } from '../shared/errors.ts';
 import { jobLogger, type Log } from '../shared/log.ts';
 import { publishMetrics } from '../shared/metrics.ts';
 import { keys } from '../jobs/keys.ts';
@@ -10,7 +10,13 @@ import { requestFinalize } from '../messages/finalize-request.ts';
 import { getProcessor, type RowProcessor } from './processors/index.ts';
 import { simulated, simulationOf } from './processors/simulate.ts';
 import type { Job } from '../jobs/store.ts';
-import { chunkRecords, failedChunk, processChunk, type ProcessedChunk } from './process-chunk.ts';
+import {
+  chunkRecords,
+  failedChunk,
+  processChunk,
+  splitRejected,
+  type ProcessedChunk,
+} from './process-chunk.ts';
 
 /**
  * Chunks a worker takes per receive (and works on at once): two overlap one chunk's I/O with the other's CPU,
@@ -54,6 +60,8 @@ interface Worker {
   readonly visibilitySeconds: number;
   readonly log: Log;
   readonly tally: { chunks: number; duplicates: number; records: number };
+  /** The split's rejected record numbers, read once (only when it rejected any). */
+  rejected?: Promise<ReadonlySet<number>>;
 }
 
 /**
@@ -164,13 +172,29 @@ async function handleMessage(w: Worker, m: Message): Promise<void> {
       await settleChunk(w, m, msg, await failedChunk(deps, job, msg, reason), t0, true);
       return;
     }
-    const rows = await chunkRecords(job, msg, deps.objects, deps.limits.maxRecordBytes);
+    w.rejected ??= splitRejected(job, deps.objects);
+    const rows = await chunkRecords(job, msg, deps.objects, deps.limits.maxRecordBytes, await w.rejected);
     const sim = simulationOf(job.options);
     const done = await processChunk(job, msg, rows, sim ? simulated(w.processor, sim) : w.processor);
+    if (done.succeeded + done.failed !== rows.length) {
+      throw new Error(
+        `chunk ${msg.chunk}: ${done.succeeded} succeeded + ${done.failed} failed, for ${rows.length} records`,
+      );
+    }
     await settleChunk(w, m, msg, done, t0, false);
   } catch (err) {
     if (!msg || !isOwnChunk(msg, job)) {
       log.error('undecodable message on job queue; left for the DLQ', { error: err as Error });
+      return;
+    }
+    if (err instanceof SourceChangedError) {
+      // Not what the split validated: retrying reads the same wrong bytes. Its records fail now, loudly.
+      log.error('chunk source is not what the split validated; its records fail', {
+        chunk: msg.chunk,
+        error: err,
+      });
+      const given = await failedChunk(deps, job, msg, errorMessage(err), 'SOURCE_CHANGED');
+      await settleChunk(w, m, msg, given, Date.now(), true);
       return;
     }
     if (attempt < MAX_CHUNK_ATTEMPTS) {

@@ -12,10 +12,11 @@ import { lambda } from '../shared/middleware.ts';
  */
 export function createFinalizeHandler(deps: PipelineDeps) {
   const processor = new BatchProcessor(EventType.SQS);
+  let requestId: string | undefined;
   const finalize = async (record: SQSRecord) => {
     const req = parseFinalizeRequest(record.body);
     try {
-      await finalizeJob(deps, req.site, req.token);
+      await finalizeJob(deps, req.site, req.token, requestId);
     } catch (err) {
       logger.error('finalize failed', {
         messageId: record.messageId,
@@ -26,9 +27,11 @@ export function createFinalizeHandler(deps: PipelineDeps) {
       throw err;
     }
   };
-  return lambda(async (event: SQSEvent, context: Context) =>
-    processPartialResponse(event, finalize, processor, { context, throwOnFullBatchFailure: false }),
-  );
+  return lambda(async (event: SQSEvent, context: Context) => {
+    // The lease names the invocation that holds it.
+    requestId = context.awsRequestId;
+    return processPartialResponse(event, finalize, processor, { context, throwOnFullBatchFailure: false });
+  });
 }
 
 let cached: ReturnType<typeof createFinalizeHandler> | undefined;

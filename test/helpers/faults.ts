@@ -14,7 +14,12 @@ import { decodeChunk, type ChunkMessage } from '../../core/messages/chunk.ts';
 import { finalizeJob, type FinalizeResult } from '../../core/finalize/finalize.ts';
 import type { Job } from '../../core/jobs/store.ts';
 import { startDirectJob } from '../../core/intake/api.ts';
-import type { LaunchRequest, TaskInfo, TaskLauncher } from '../../core/aws/task-launcher.ts';
+import {
+  LaunchFailedError,
+  type LaunchRequest,
+  type TaskInfo,
+  type TaskLauncher,
+} from '../../core/aws/task-launcher.ts';
 import type { PipelineDeps } from '../../core/deps.ts';
 import { reap } from '../../core/ops/reaper.ts';
 import { isTerminal } from '../../core/jobs/states.ts';
@@ -267,16 +272,31 @@ export function mortal(
 // ---------------------------------------------------------------------------------------------------------
 // The fleet
 
-/** A TaskLauncher whose "tasks" are runWorker loops in this process: stop() aborts them (SIGTERM). */
+/**
+ * A TaskLauncher whose "tasks" are runWorker loops in this process: stop() aborts them (SIGTERM). `refuse` says
+ * how many tasks of a launch RunTask refuses (quota, capacity): those are not started, and the launch throws
+ * LaunchFailedError naming the ones that were, as EcsTaskLauncher does.
+ */
 export class FleetLauncher implements TaskLauncher {
+  /** Launches as far as they started (refused tasks left out). */
   readonly launches: LaunchRequest[] = [];
   readonly stops: { site: string; token: string }[] = [];
+  /** Every launch asked for, with how many of its tasks were refused. */
+  readonly asked: (LaunchRequest & { refused: number })[] = [];
+  refuse: (req: LaunchRequest, attempt: number) => number = () => 0;
   private readonly live = new Map<string, { info: TaskInfo; stop: AbortController }>();
   private next = 0;
 
   async launch(req: LaunchRequest): Promise<string[]> {
-    this.launches.push(req);
-    return Array.from({ length: req.count }, (_, i) => `fleet-${req.token}-${this.launches.length}-${i}`);
+    const attempt = this.asked.filter((a) => a.token === req.token).length + 1;
+    const refused = Math.min(req.count, Math.max(0, this.refuse(req, attempt)));
+    this.asked.push({ ...req, refused });
+    const started = req.count - refused;
+    if (started > 0) this.launches.push({ ...req, count: started });
+    const ids = Array.from({ length: started }, (_, i) => `fleet-${req.token}-${this.asked.length}-${i}`);
+    if (refused > 0)
+      throw new LaunchFailedError(ids, refused, `injected: RunTask refused ${refused} of ${req.count} tasks`);
+    return ids;
   }
 
   async stop(site: string, token: string): Promise<number> {

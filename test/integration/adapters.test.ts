@@ -203,7 +203,7 @@ describe('Class: Objects', () => {
       // Prepare
       const objects = new Objects(aws.bucket);
       const key = `uploads/sakai/${newJobToken()}/source.csv`;
-      const upload = await objects.presignPost(key, 1000);
+      const upload = await objects.presignPost(key, 1000, 900);
       const body = Buffer.from('id,name\n1,山田\n');
 
       // Act
@@ -218,7 +218,7 @@ describe('Class: Objects', () => {
       // Prepare
       const objects = new Objects(aws.bucket);
       const key = `uploads/sakai/${newJobToken()}/source.csv`;
-      const upload = await objects.presignPost(key, 1000);
+      const upload = await objects.presignPost(key, 1000, 900);
 
       // Act
       const r = await post(upload, Buffer.alloc(1001, 0x41));
@@ -234,7 +234,7 @@ describe('Class: Objects', () => {
       const objects = new Objects(aws.bucket);
       const key = `uploads/sakai/${newJobToken()}/source.csv`;
       const other = `uploads/kawasaki/${newJobToken()}/source.csv`;
-      const upload = await objects.presignPost(key, 1000);
+      const upload = await objects.presignPost(key, 1000, 900);
 
       // Act
       const r = await post(upload, Buffer.from('a,b\n1,2\n'), { key: other });
@@ -250,7 +250,7 @@ describe('Class: Objects', () => {
       // Prepare: a policy allowing 10 MB, signed for 1000 bytes
       const objects = new Objects(aws.bucket);
       const key = `uploads/sakai/${newJobToken()}/source.csv`;
-      const upload = await objects.presignPost(key, 1000);
+      const upload = await objects.presignPost(key, 1000, 900);
       const policy = JSON.parse(Buffer.from(upload.fields.Policy!, 'base64').toString()) as {
         conditions: unknown[];
       };

@@ -982,4 +982,58 @@ describe.concurrent('Fault injection: every record exactly once', () => {
     expect(deleted).toBe(true);
     expect(failure).toBeUndefined();
   });
+
+  // -------------------------------------------------------------------------------------------------------
+  // Refused launches (RunTask: vCPU quota, capacity, throttling beyond the client's retries)
+
+  type RefusalPlan = 'all-refused-then-accepted' | 'half-refused' | 'intermittent';
+  it.each<RefusalPlan>(['all-refused-then-accepted', 'half-refused', 'intermittent'])(
+    'completes every job exactly once when worker launches are refused (%s): the reaper launches the rest, with backoff',
+    async (plan) => {
+      const s = await scenario(`launch-${plan}`);
+      // A short backoff, so that a few refusals in a row fit the deadline.
+      const deps = {
+        ...s.deps,
+        timings: { ...s.deps.timings, launchRetryBaseSeconds: 1, launchRetryMaxSeconds: 2 },
+      };
+      for (let i = 0; i < ITERATIONS; i++) {
+        // Prepare: the launch policy of the plan
+        const rng = rngFor(SEED, `launch-${plan}-${i}`);
+        const spec = specFor(rng, 'kawasaki', 'main');
+        const refusedFirst = rng.int(2, CHAOS ? 5 : 3);
+        s.launcher.refuse = (req, attempt) => {
+          if (plan === 'all-refused-then-accepted') return attempt <= refusedFirst ? req.count : 0;
+          if (plan === 'half-refused') return Math.ceil(req.count / 2);
+          // The split's launch is always cut short; later ones are refused (some or all tasks) at random.
+          const r = rngFor(SEED, `launch-${plan}-${i}-${attempt}`);
+          return attempt === 1 || r.chance(0.5) ? r.int(1, req.count) : 0;
+        };
+        const usageBefore = await usageAround(deps, spec.site, spec.office);
+
+        // Act
+        const run = await runFaultyJob(deps, s.launcher, {
+          ...spec,
+          deadlineMs: DEADLINE_MS,
+          context: REPLAY,
+        });
+
+        // Assess: every record exactly once, and the refusals really happened and were made up for
+        const asked = s.launcher.asked.filter((a) => a.token === run.token);
+        const context = `launch ${plan} #${i}: ${JSON.stringify(asked.map((a) => [a.count, a.refused]))}`;
+        await expectJobExact(s, spec, run, usageBefore, context);
+        expect(
+          asked.reduce((n, a) => n + a.refused, 0),
+          context,
+        ).toBeGreaterThan(0);
+        if (plan === 'all-refused-then-accepted') {
+          expect(
+            asked.slice(0, refusedFirst).every((a) => a.refused === a.count),
+            context,
+          ).toBe(true);
+        }
+        expect(s.launcher.launches.filter((l) => l.token === run.token).length, context).toBeGreaterThan(0);
+      }
+      s.launcher.refuse = () => 0;
+    },
+  );
 });

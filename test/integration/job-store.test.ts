@@ -21,18 +21,25 @@ beforeAll(async () => {
 
 const newJob = (site = 'sakai'): Promise<Job> => createTestJob(jobs, site);
 
-/** A RUNNING job whose split is done with `totalChunks` chunks. */
-async function runningJob(totalChunks?: number): Promise<Job> {
+/** The split's plan of a job of `totalChunks` chunks of 10 records. */
+function plan(totalChunks: number) {
+  const at = new Date().toISOString();
+  return {
+    header: ['id', 'name'],
+    delimiter: ',',
+    workers: 1,
+    totalChunks,
+    totalRecords: totalChunks * 10,
+    rejected: 0,
+    splitDoneAt: at,
+  };
+}
+
+/** A RUNNING job whose split recorded `totalChunks` chunks (as the split does: before RUNNING). */
+async function runningJob(totalChunks = 1): Promise<Job> {
   const job = await newJob();
+  await jobs.recordSplit(job.site, job.token, plan(totalChunks));
   await jobs.transition(job.site, job.token, 'RUNNING', { runningAt: new Date().toISOString() });
-  if (totalChunks !== undefined) {
-    await jobs.completeSplit(job.site, job.token, {
-      totalChunks,
-      totalRecords: totalChunks * 10,
-      rejected: 0,
-      splitDoneAt: new Date().toISOString(),
-    });
-  }
   return job;
 }
 
@@ -154,52 +161,40 @@ describe('Class: JobStore', () => {
     });
   });
 
-  it('tells exactly one party (a worker or the split) that the job is complete when they race', async () => {
+  it('tells exactly one of the workers that race on the last chunks that the job is complete', async () => {
     // Prepare
     const chunks = 5;
-    const trials = await Promise.all(Array.from({ length: 12 }, () => runningJob()));
+    const trials = await Promise.all(Array.from({ length: 12 }, () => runningJob(chunks)));
 
     // Act
     const outcomes = await Promise.all(
       trials.map(async (job, t) => {
-        const split = jobs.completeSplit(job.site, job.token, {
-          totalChunks: chunks,
-          totalRecords: 50,
-          rejected: 0,
-          splitDoneAt: new Date().toISOString(),
-        });
-        // Stagger the split among the counts differently per trial.
         const counts = Array.from({ length: chunks }, (_, c) =>
           new Promise((r) => setTimeout(r, (c * 3 + t) % 7)).then(() =>
             jobs.countChunk(job.site, job.token, c, { succeeded: 10, failed: 0 }),
           ),
         );
-        const [splitSawComplete, ...counted] = await Promise.all([split, ...counts]);
-        return { splitSawComplete, workersSawComplete: counted.filter((r) => r.complete).length };
+        return (await Promise.all(counts)).filter((r) => r.complete).length;
       }),
     );
 
     // Assess
-    for (const o of outcomes) expect(Number(o.splitSawComplete) + o.workersSawComplete).toBe(1);
+    expect(outcomes).toEqual(trials.map(() => 1));
   });
 
-  it('lets the split ask for the finalize when every chunk was counted before it finished', async () => {
+  it('records the split plan only while the job is RECEIVED, and the same plan again when the split is re-run', async () => {
     // Prepare
-    const job = await runningJob();
-    await jobs.countChunk(job.site, job.token, 0, { succeeded: 1, failed: 0 });
-    const lastCount = await jobs.countChunk(job.site, job.token, 1, { succeeded: 1, failed: 0 });
+    const job = await newJob();
 
     // Act
-    const complete = await jobs.completeSplit(job.site, job.token, {
-      totalChunks: 2,
-      totalRecords: 2,
-      rejected: 0,
-      splitDoneAt: new Date().toISOString(),
-    });
+    const first = await jobs.recordSplit(job.site, job.token, plan(3));
+    const again = await jobs.recordSplit(job.site, job.token, plan(3));
+    await jobs.transition(job.site, job.token, 'RUNNING', { runningAt: new Date().toISOString() });
+    const late = await jobs.recordSplit(job.site, job.token, plan(4));
 
     // Assess
-    expect(lastCount.complete).toBe(false);
-    expect(complete).toBe(true);
+    expect([first, again, late]).toEqual([true, true, false]);
+    expect(await jobs.get(job.site, job.token)).toMatchObject({ state: 'RUNNING', totalChunks: 3 });
   });
 
   it('does not count chunks of a job that is not RUNNING', async () => {

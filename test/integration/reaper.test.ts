@@ -63,18 +63,18 @@ async function job(o: {
   }
   if (o.state !== 'RECEIVED') {
     const runningAt = new Date(Date.now() - (o.runningSecondsAgo ?? 0) * 1000).toISOString();
-    await jobs.transition(site, token, 'RUNNING', {
-      runningAt,
+    await jobs.recordSplit(site, token, {
+      header: ['id'],
+      delimiter: ',',
       workers: 2,
       queueName: o.queue ? reportQueueName(TEST_STAGE, token) : undefined,
+      totalChunks: o.chunks ?? 1,
+      totalRecords: (o.chunks ?? 1) * 10,
+      rejected: 0,
+      splitDoneAt: runningAt,
     });
+    await jobs.transition(site, token, 'RUNNING', { runningAt });
     if (o.chunks !== undefined) {
-      await jobs.completeSplit(site, token, {
-        totalChunks: o.chunks,
-        totalRecords: o.chunks * 10,
-        rejected: 0,
-        splitDoneAt: runningAt,
-      });
       for (let c = 0; c < (o.done ?? 0); c++)
         await jobs.countChunk(site, token, c, { succeeded: 10, failed: 0 });
     }

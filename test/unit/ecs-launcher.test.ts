@@ -8,6 +8,7 @@ import {
 import { mockClient } from 'aws-sdk-client-mock';
 import { beforeEach, describe, expect, it } from 'vitest';
 import { EcsTaskLauncher, type EcsLauncherConfig } from '../../core/aws/ecs-launcher.ts';
+import { LaunchFailedError } from '../../core/aws/task-launcher.ts';
 
 const config: EcsLauncherConfig = {
   cluster: 'arn:aws:ecs:ap-northeast-1:123456789012:cluster/rowfleet-dev',
@@ -82,6 +83,54 @@ describe('Class: EcsTaskLauncher', () => {
 
     // Assess
     await expect(launched).rejects.toThrow(/RESOURCE:CPU no capacity/);
+  });
+
+  it('names the tasks that started when a later RunTask call is refused (half of a launch), and counts the rest as failed', async () => {
+    // Prepare: 20 tasks in two calls; the second starts 3 and refuses 7 (vCPU quota)
+    const arns = (from: number, n: number) =>
+      Array.from({ length: n }, (_, i) => ({ taskArn: `arn:task/${from + i}` }));
+    ecs
+      .on(RunTaskCommand)
+      .resolvesOnce({ tasks: arns(0, 10) })
+      .resolvesOnce({
+        tasks: arns(10, 3),
+        failures: Array.from({ length: 7 }, () => ({ reason: 'RESOURCE:VCPU', detail: 'quota' })),
+      });
+
+    // Act
+    const err = await launcher()
+      .launch({ site: 'sakai', token, count: 20 })
+      .then(
+        () => undefined,
+        (e: unknown) => e,
+      );
+
+    // Assess
+    expect(err).toBeInstanceOf(LaunchFailedError);
+    const failed = err as LaunchFailedError;
+    expect(failed.started).toHaveLength(13);
+    expect(failed.failed).toBe(7);
+    expect(failed.message).toMatch(/RESOURCE:VCPU quota/);
+  });
+
+  it('counts every task as not started when the first RunTask call throws', async () => {
+    // Prepare
+    ecs
+      .on(RunTaskCommand)
+      .rejects(Object.assign(new Error('Rate exceeded'), { name: 'ThrottlingException' }));
+
+    // Act
+    const err = await launcher()
+      .launch({ site: 'sakai', token, count: 4 })
+      .then(
+        () => undefined,
+        (e: unknown) => e,
+      );
+
+    // Assess
+    expect(err).toBeInstanceOf(LaunchFailedError);
+    expect((err as LaunchFailedError).started).toEqual([]);
+    expect((err as LaunchFailedError).failed).toBe(4);
   });
 
   it("stops every running task of the job (ListTasks by startedBy, page by page), and lists tasks with their job's tags", async () => {

@@ -74,6 +74,7 @@ const en = {
   'state.PARTIAL': 'Partial',
   'state.FAILED': 'Failed',
   'state.REJECTED': 'Rejected',
+  'state.EXPIRED': 'Expired',
   'state.CANCELLED': 'Cancelled',
 
   'detail.title': 'Job',
@@ -235,6 +236,7 @@ const ja: Messages = {
   'state.PARTIAL': '一部失敗',
   'state.FAILED': '失敗',
   'state.REJECTED': '取込不可',
+  'state.EXPIRED': '期限切れ',
   'state.CANCELLED': '取消済み',
 
   'detail.title': 'ジョブ',

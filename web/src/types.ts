@@ -6,9 +6,24 @@
  */
 
 export type JobState =
-  'RECEIVED' | 'RUNNING' | 'FINALIZING' | 'SUCCEEDED' | 'PARTIAL' | 'FAILED' | 'REJECTED' | 'CANCELLED';
+  | 'RECEIVED'
+  | 'RUNNING'
+  | 'FINALIZING'
+  | 'SUCCEEDED'
+  | 'PARTIAL'
+  | 'FAILED'
+  | 'REJECTED'
+  | 'EXPIRED'
+  | 'CANCELLED';
 
-export const TERMINAL: readonly JobState[] = ['SUCCEEDED', 'PARTIAL', 'FAILED', 'REJECTED', 'CANCELLED'];
+export const TERMINAL: readonly JobState[] = [
+  'SUCCEEDED',
+  'PARTIAL',
+  'FAILED',
+  'REJECTED',
+  'EXPIRED',
+  'CANCELLED',
+];
 
 export const isFinished = (s: JobState): boolean => TERMINAL.includes(s);
 

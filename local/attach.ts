@@ -1,0 +1,248 @@
+/**
+ * How a command uses the local runtime of its state directory: it attaches to the one running (named in
+ * `<state>/runtime.json`, see ownership.ts), or starts one in the background (local/daemon.ts) and attaches to
+ * it. Commands started together never start two: the start is serialised by a lock file, and the runtime itself
+ * takes the state directory's lock. The runtime stops once the last command detaches (a killed command detaches
+ * too); a command that detaches last waits for that stop, so nothing is left running when it returns.
+ */
+import { spawn } from 'node:child_process';
+import { randomUUID } from 'node:crypto';
+import { mkdirSync, openSync, closeSync, readFileSync, existsSync } from 'node:fs';
+import { request, type ClientRequest } from 'node:http';
+import { join, resolve } from 'node:path';
+import { fileURLToPath } from 'node:url';
+import lockfile from 'proper-lockfile';
+import type { PipelineDeps } from '../core/deps.ts';
+import { depsFromEnv } from '../core/deps.ts';
+import { ApiTokens } from '../core/intake/tokens.ts';
+import {
+  LaunchFailedError,
+  type LaunchRequest,
+  type TaskInfo,
+  type TaskLauncher,
+} from '../core/aws/task-launcher.ts';
+import {
+  usageMailDepsFromEnv,
+  type UsageMailDeps,
+  type UsageMailInput,
+  type UsageMailResult,
+} from '../core/usage/mail.ts';
+import { createUsageMailHandler } from '../lambdas/usage-mail/handler.ts';
+import { localContext } from '../lambdas/shared/middleware.ts';
+import { ownerAlive, readOwner, sameProcess, type RuntimeOwner } from './ownership.ts';
+import { setLocalAwsDefaults } from './resources.ts';
+
+const TSX = import.meta.resolve('tsx');
+const DAEMON = fileURLToPath(new URL('./daemon.ts', import.meta.url));
+const START_TIMEOUT_MS = 90_000;
+
+export interface AttachOptions {
+  readonly stateDir: string;
+  readonly endpoint?: string;
+}
+
+/** A command's view of the runtime it is attached to. */
+export interface AttachedRuntime {
+  readonly stage: string;
+  readonly stateDir: string;
+  readonly apiUrl: string;
+  readonly endpoints: Record<string, string>;
+  /** The embedded SES emulator's mail viewer; undefined on an external endpoint. */
+  readonly mailViewerUrl?: string;
+  /** Whether this command started the runtime (false: it joined one already running). */
+  readonly started: boolean;
+  /** The pipeline's dependencies, addressing the runtime's resources; workers are launched by the runtime. */
+  readonly deps: PipelineDeps;
+  readonly mailDeps: UsageMailDeps;
+  usageMail(input: UsageMailInput): Promise<UsageMailResult>;
+  /** The local API token of a site (issued by the runtime, kept in the state directory). */
+  tokenFor(site: string): Promise<string>;
+  /** A new API token bound to `site`. */
+  issueToken(site: string): Promise<string>;
+  /** Detaches; when this was the last command, waits until the runtime has stopped (its state saved). */
+  detach(): Promise<void>;
+}
+
+const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
+
+/** Attaches to the state directory's runtime, starting it when none runs. */
+export async function attachRuntime(o: AttachOptions): Promise<AttachedRuntime> {
+  const stateDir = resolve(o.stateDir);
+  mkdirSync(stateDir, { recursive: true });
+  const deadline = Date.now() + START_TIMEOUT_MS;
+  let started = false;
+  for (;;) {
+    const owner = readOwner(stateDir);
+    if (owner && ownerAlive(owner)) {
+      if ((owner.endpoint ?? '') !== (o.endpoint ?? '')) {
+        throw new Error(
+          `the local runtime of ${stateDir} runs against ${owner.endpoint ?? 'the embedded emulators'}; ` +
+            `use the same --endpoint, or another --state-dir`,
+        );
+      }
+      const link = await connect(owner).catch(() => undefined);
+      if (link) return attached(owner, link, started);
+    } else {
+      started = (await startRuntime(stateDir, o.endpoint)) || started;
+    }
+    if (Date.now() > deadline) {
+      throw new Error(`could not start or reach the local runtime of ${stateDir} (see ${logFile(stateDir)})`);
+    }
+    await sleep(150);
+  }
+}
+
+const logFile = (stateDir: string) => join(stateDir, 'logs', 'runtime.log');
+
+/**
+ * Starts the runtime in the background, unless another command does it first (one at a time, under a lock).
+ * Returns once it names itself in the state directory; throws with the end of its log if it exits first.
+ */
+async function startRuntime(stateDir: string, endpoint: string | undefined): Promise<boolean> {
+  const release = await lockfile.lock(stateDir, {
+    lockfilePath: join(stateDir, 'start.lock'),
+    stale: 15_000,
+    retries: { retries: 300, minTimeout: 100, maxTimeout: 300 },
+    realpath: false,
+  });
+  try {
+    const owner = readOwner(stateDir);
+    if (owner && ownerAlive(owner)) return false;
+    mkdirSync(join(stateDir, 'logs'), { recursive: true });
+    const log = openSync(logFile(stateDir), 'a');
+    const child = spawn(
+      process.execPath,
+      ['--import', TSX, DAEMON, stateDir, ...(endpoint ? [endpoint] : [])],
+      {
+        detached: true,
+        stdio: ['ignore', log, log],
+        env: { ...process.env, POWERTOOLS_LOG_LEVEL: process.env.POWERTOOLS_LOG_LEVEL ?? 'WARN' },
+      },
+    );
+    closeSync(log);
+    child.unref();
+    let exited: number | null | undefined;
+    child.once('exit', (code) => (exited = code));
+    const deadline = Date.now() + START_TIMEOUT_MS;
+    for (;;) {
+      const o = readOwner(stateDir);
+      if (o && o.pid === child.pid && ownerAlive(o)) return true;
+      if (exited !== undefined) {
+        throw new Error(`the local runtime could not start (exit ${exited}):\n${tail(logFile(stateDir))}`);
+      }
+      if (Date.now() > deadline)
+        throw new Error(`the local runtime did not start in time (see ${logFile(stateDir)})`);
+      await sleep(100);
+    }
+  } finally {
+    await release();
+  }
+}
+
+function tail(file: string, lines = 15): string {
+  if (!existsSync(file)) return '';
+  return readFileSync(file, 'utf8').trimEnd().split('\n').slice(-lines).join('\n');
+}
+
+interface Link {
+  readonly id: string;
+  readonly req: ClientRequest;
+}
+
+/** Opens the attachment: the control answer stays open while this command is attached. */
+function connect(owner: RuntimeOwner): Promise<Link> {
+  const id = randomUUID();
+  return new Promise((res, rej) => {
+    const req = request(`${owner.controlUrl}/attach?id=${id}`, {
+      headers: { 'x-rowfleet-secret': owner.secret },
+    });
+    req.once('response', (r) => {
+      if (r.statusCode !== 200) {
+        r.resume();
+        return rej(new Error(`attach refused: HTTP ${r.statusCode}`));
+      }
+      // The attachment never keeps this process alive by itself.
+      req.socket?.unref();
+      r.on('data', () => undefined);
+      r.on('error', () => undefined);
+      res({ id, req });
+    });
+    req.once('error', rej);
+    req.end();
+  });
+}
+
+async function control(owner: RuntimeOwner, method: string, path: string, body?: unknown): Promise<unknown> {
+  const res = await fetch(`${owner.controlUrl}${path}`, {
+    method,
+    headers: { 'x-rowfleet-secret': owner.secret, 'content-type': 'application/json' },
+    body: body === undefined ? undefined : JSON.stringify(body),
+  });
+  if (!res.ok) throw new Error(`local runtime control ${path}: HTTP ${res.status}`);
+  return res.json();
+}
+
+/** Workers are the runtime's child processes: an attached command launches them through it. */
+class RuntimeLauncher implements TaskLauncher {
+  constructor(private readonly owner: RuntimeOwner) {}
+  async launch(req: LaunchRequest): Promise<string[]> {
+    const r = (await control(this.owner, 'POST', '/launch', req)) as {
+      started: string[];
+      failed?: number;
+      error?: string;
+    };
+    if (r.failed) throw new LaunchFailedError(r.started, r.failed, r.error ?? 'launch failed');
+    return r.started;
+  }
+  async stop(site: string, token: string): Promise<number> {
+    return ((await control(this.owner, 'POST', '/stop', { site, token })) as { stopped: number }).stopped;
+  }
+  async list(): Promise<TaskInfo[]> {
+    return ((await control(this.owner, 'GET', '/tasks')) as { tasks: TaskInfo[] }).tasks;
+  }
+}
+
+function attached(owner: RuntimeOwner, link: Link, started: boolean): AttachedRuntime {
+  // This process addresses the runtime's emulators and resources as its own processes do.
+  setLocalAwsDefaults(owner.stage);
+  Object.assign(process.env, owner.env, { ROWFLEET_RUNTIME_INSTANCE: owner.instance });
+  const deps = depsFromEnv(new RuntimeLauncher(owner));
+  const mailDeps = usageMailDepsFromEnv();
+  const usageMail = createUsageMailHandler(mailDeps);
+  const tokens = new ApiTokens(deps.env.table);
+  let detached: Promise<void> | undefined;
+  return {
+    stage: owner.stage,
+    stateDir: owner.stateDir,
+    apiUrl: owner.apiUrl,
+    endpoints: owner.endpoints,
+    ...(owner.endpoints.ses ? { mailViewerUrl: `${owner.endpoints.ses}/` } : {}),
+    started,
+    deps,
+    mailDeps,
+    usageMail: (input) => usageMail(input, localContext('usage-mail')),
+    async tokenFor(site) {
+      const saved = JSON.parse(readFileSync(join(owner.stateDir, 'api-tokens.json'), 'utf8')) as Record<
+        string,
+        string
+      >;
+      const token = saved[site];
+      if (!token) throw new Error(`no local API token for site ${site}`);
+      return token;
+    },
+    issueToken: (site) => tokens.issue(site, 'cli'),
+    detach() {
+      detached ??= (async () => {
+        const r = (await control(owner, 'POST', `/detach?id=${link.id}`).catch(() => ({ remaining: 0 }))) as {
+          remaining: number;
+        };
+        link.req.destroy();
+        if (r.remaining > 0) return;
+        // The last one: the runtime stops now; wait for it (workers finish their chunks, state is saved).
+        const deadline = Date.now() + 60_000;
+        while (sameProcess(owner.pid, owner.processStart) && Date.now() < deadline) await sleep(100);
+      })();
+      return detached;
+    },
+  };
+}

@@ -1,0 +1,47 @@
+/**
+ * The background local runtime of a state directory: started by the first command that needs one
+ * (local/attach.ts), used by every command of that state directory while it runs, and stopped cleanly as soon as
+ * no command is attached any more (or when no command attached within a minute of its start). Its output goes to
+ * `<state>/logs/runtime.log`.
+ *
+ *   node --import tsx local/daemon.ts <stateDir> [<endpoint>]
+ */
+import { errorMessage } from '../core/shared/errors.ts';
+import { LocalRuntime } from './runtime.ts';
+
+const [stateDir, endpoint] = process.argv.slice(2);
+if (!stateDir) throw new Error('usage: daemon.ts <stateDir> [<endpoint>]');
+
+const runtime: { rt?: LocalRuntime } = {};
+let stopping: Promise<void> | undefined;
+const stop = (why: string) => {
+  stopping ??= (async () => {
+    process.stderr.write(`${new Date().toISOString()} local runtime: stopping (${why})\n`);
+    await runtime.rt?.stop();
+    process.stderr.write(`${new Date().toISOString()} local runtime: stopped\n`);
+    process.exit(0);
+  })();
+  return stopping;
+};
+
+let everAttached = false;
+const rt = (runtime.rt = await LocalRuntime.start({
+  stateDir,
+  ...(endpoint ? { endpoint } : {}),
+  onClients: (n) => {
+    if (n > 0) everAttached = true;
+    else void stop('no command attached');
+  },
+  onLost: (err) => {
+    // Another process took the state directory: this one must not write to it any more.
+    process.stderr.write(`local runtime: state directory lost: ${errorMessage(err)}\n`);
+    process.exit(1);
+  },
+}));
+process.stderr.write(
+  `${new Date().toISOString()} local runtime ${rt.instance} up: API ${rt.apiUrl}, control ${rt.control.url}\n`,
+);
+for (const signal of ['SIGTERM', 'SIGINT', 'SIGHUP'] as const) process.on(signal, () => void stop(signal));
+setTimeout(() => {
+  if (!everAttached && rt.control.attached === 0) void stop('no command attached after start');
+}, 60_000).unref();

@@ -1,0 +1,222 @@
+/**
+ * Restarts resume (issue 9): a job is killed (kill -9) in the middle — the `rowfleet run` that started it, or the
+ * whole local runtime (its process, its emulator host and its workers at once) while it runs or finalizes — and
+ * `rowfleet dev --state-dir S` afterwards finishes it by itself, every record exactly once. The acceptance run is
+ * the same test with RESTART_RECORDS=200000 (it prints the figures).
+ */
+import { spawn, type ChildProcess } from 'node:child_process';
+import { mkdtemp, readdir, readFile, rm } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { afterAll, describe, expect, it } from 'vitest';
+import type { JobView } from '../../core/intake/api.ts';
+import { isTerminal } from '../../core/jobs/states.ts';
+import { readOwner } from '../../local/ownership.ts';
+import { writeSampleCsv } from '../../scripts/gen-data.ts';
+import { REPO_ROOT, rowfleet } from '../helpers/cli.ts';
+import { checkZip, expectExactlyOnce } from '../helpers/jepsen.ts';
+
+const RECORDS = Number(process.env.RESTART_RECORDS ?? 6000);
+/** Slows the workers a little so a small job is still running when it is killed. */
+const DELAY_MS = RECORDS >= 100_000 ? 0 : 1;
+
+const dirs: string[] = [];
+const children: ChildProcess[] = [];
+afterAll(async () => {
+  for (const c of children) if (c.exitCode === null) c.kill('SIGKILL');
+  for (const d of dirs) await rm(d, { recursive: true, force: true });
+});
+
+const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
+
+function start(args: string[]): ChildProcess {
+  const child = spawn(process.execPath, [join(REPO_ROOT, 'scripts/rowfleet.mjs'), ...args], {
+    cwd: REPO_ROOT,
+    stdio: ['ignore', 'pipe', 'pipe'],
+    env: { ...process.env, CI: 'true' },
+  });
+  child.stdout!.resume();
+  child.stderr!.resume();
+  children.push(child);
+  return child;
+}
+
+/** The state dir's only job, through the API of the runtime that owns the state dir now (undefined meanwhile). */
+async function theJob(stateDir: string): Promise<JobView | undefined> {
+  const owner = readOwner(stateDir);
+  if (!owner) return undefined;
+  try {
+    const tokens = JSON.parse(await readFile(join(stateDir, 'api-tokens.json'), 'utf8')) as Record<
+      string,
+      string
+    >;
+    const res = await fetch(`${owner.apiUrl}/jobs`, { headers: { authorization: `Bearer ${tokens.sakai}` } });
+    const jobs = (await res.json()) as JobView[] | { jobs: JobView[] };
+    const list = Array.isArray(jobs) ? jobs : jobs.jobs;
+    return list[0];
+  } catch {
+    return undefined;
+  }
+}
+
+async function until<T>(what: string, ms: number, f: () => Promise<T | undefined>, every = 50): Promise<T> {
+  const deadline = Date.now() + ms;
+  for (;;) {
+    const v = await f();
+    if (v !== undefined) return v;
+    if (Date.now() > deadline) throw new Error(`timed out waiting for ${what}`);
+    await sleep(every);
+  }
+}
+
+/** Every process of the runtime at once: the runtime, its emulator host, its workers. */
+async function killRuntime(stateDir: string): Promise<number[]> {
+  const owner = readOwner(stateDir)!;
+  const pids = [owner.pid, ...(owner.emulatorPid ? [owner.emulatorPid] : [])];
+  const tasks = join(stateDir, 'tasks');
+  for (const token of await readdir(tasks).catch(() => [] as string[]))
+    for (const pid of await readdir(join(tasks, token)).catch(() => [] as string[])) pids.push(Number(pid));
+  for (const pid of pids) {
+    try {
+      process.kill(pid, 'SIGKILL');
+    } catch {
+      // already gone
+    }
+  }
+  return pids;
+}
+
+async function scenario(kill: 'run-client' | 'runtime-running' | 'runtime-finalizing') {
+  // Prepare: a job of RECORDS records started by `rowfleet run`
+  const dir = await mkdtemp(join(tmpdir(), `rowfleet-restart-${kill}-`));
+  dirs.push(dir);
+  const stateDir = join(dir, 'state');
+  const file = join(dir, 'jobs.csv');
+  await writeSampleCsv(file, RECORDS);
+  const run = start([
+    'run',
+    file,
+    '--site',
+    'sakai',
+    '--processor',
+    'json',
+    '--workers',
+    '2',
+    '--simulate-delay-ms',
+    String(DELAY_MS),
+    '--json',
+    '--state-dir',
+    stateDir,
+    '--out',
+    join(dir, 'out'),
+  ]);
+
+  // Act: kill -9 at the chosen moment, then `rowfleet dev` on the same state dir
+  const at = await until(
+    `the moment to kill (${kill})`,
+    120_000,
+    async () => {
+      const v = await theJob(stateDir);
+      if (!v) return undefined;
+      if (kill === 'runtime-finalizing') {
+        const counted =
+          v.progress.totalChunks !== undefined && v.progress.chunksDone >= v.progress.totalChunks;
+        return v.state === 'FINALIZING' || counted ? v : undefined;
+      }
+      return v.state === 'RUNNING' && v.progress.done > 0 ? v : undefined;
+    },
+    kill === 'runtime-finalizing' ? 10 : 50,
+  );
+  run.kill('SIGKILL');
+  if (kill !== 'run-client') await killRuntime(stateDir);
+  await new Promise((r) => (run.exitCode === null ? run.once('exit', r) : r(undefined)));
+  const t0 = Date.now();
+  const dev = start(['dev', '--state-dir', stateDir]);
+  const done = await until(
+    'the job to finish after the restart',
+    120_000,
+    async () => {
+      const v = await theJob(stateDir);
+      return v && isTerminal(v.state) ? v : undefined;
+    },
+    200,
+  );
+  const seconds = (Date.now() - t0) / 1000;
+  const zip = Buffer.from(await (await fetch(done.download!.url)).arrayBuffer());
+  dev.kill('SIGINT');
+  await new Promise((r) => dev.once('exit', r));
+
+  // Assess
+  console.log(
+    `restart (${kill}): killed at ${at.state} ${at.progress.done}/${at.progress.total ?? '?'} records ` +
+      `(${at.progress.chunksDone}/${at.progress.totalChunks ?? '?'} chunks); rowfleet dev finished it in ` +
+      `${seconds.toFixed(1)} s: ${done.state}, ${done.rows.succeeded}/${done.rows.total} records`,
+  );
+  expect(done.state).toBe('SUCCEEDED');
+  expect(done.rows).toEqual({ total: RECORDS, succeeded: RECORDS, failed: 0, rejected: 0 });
+  expectExactlyOnce(await checkZip(zip, RECORDS));
+  expect(seconds).toBeLessThan(60);
+  expect({ code: dev.exitCode, signal: dev.signalCode }).toEqual({ code: 0, signal: null });
+  return { at, seconds };
+}
+
+describe('Scenario: kill -9 mid-job, then rowfleet dev on the same state dir', { timeout: 300_000 }, () => {
+  it('finishes the job after the `rowfleet run` that started it was killed while it ran', async () => {
+    await scenario('run-client');
+  });
+
+  it('finishes the job after the whole runtime (runtime, emulators, workers) was killed while it ran', async () => {
+    await scenario('runtime-running');
+  });
+
+  it('finishes the job after the whole runtime was killed with every chunk counted (finalize asked or under way)', async () => {
+    await scenario('runtime-finalizing');
+  });
+
+  it('attaches two `rowfleet run` at once and five `rowfleet mail send` at once to one runtime: every one succeeds', async () => {
+    // Prepare
+    const dir = await mkdtemp(join(tmpdir(), 'rowfleet-shared-'));
+    dirs.push(dir);
+    const stateDir = join(dir, 'state');
+    const sample = join(REPO_ROOT, 'samples', 'clients.csv');
+
+    // Act
+    const runs = await Promise.all(
+      [1, 2].map(() =>
+        rowfleet([
+          'run',
+          sample,
+          '--site',
+          'sakai',
+          '--json',
+          '--state-dir',
+          stateDir,
+          '--out',
+          join(dir, 'out'),
+        ]),
+      ),
+    );
+    const mails = await Promise.all(
+      [1, 2, 3, 4, 5].map(() =>
+        rowfleet(['mail', 'send', '--site', 'kawasaki', '--json', '--state-dir', stateDir]),
+      ),
+    );
+
+    // Assess
+    for (const r of [...runs, ...mails]) {
+      expect(r.code, r.stderr).toBe(0);
+      expect(r.stderr).not.toMatch(/\n\s+at /);
+    }
+    const last = (s: string) =>
+      JSON.parse(s.trimEnd().split('\n').pop()!) as { state?: string; status?: string };
+    expect(runs.map((r) => last(r.stdout).state)).toEqual(['SUCCEEDED', 'SUCCEEDED']);
+    expect(mails.map((r) => last(r.stdout).status).sort()).toEqual([
+      'sent',
+      'skipped',
+      'skipped',
+      'skipped',
+      'skipped',
+    ]);
+    expect(readOwner(stateDir)).toBeUndefined();
+  });
+});
