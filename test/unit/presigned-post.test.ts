@@ -124,7 +124,9 @@ describe('Function: handlePresignedPost', () => {
     expect(r.body).toContain('EntityTooLarge');
     expect(r.body).toContain('1048576');
     expect(stored).toEqual([]);
-    expect(held).toBeLessThan(8 * 1024 * 1024);
+    // Far below the 64 MiB read (the buffering code held ~59 MiB); the margin absorbs what the test process
+    // itself allocates meanwhile when other test files run beside it.
+    expect(held).toBeLessThan(16 * 1024 * 1024);
   });
 
   it('refuses a POST whose signature does not match before keeping any of its file', async () => {
