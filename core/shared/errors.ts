@@ -13,7 +13,12 @@ export type FileErrorCode =
 
 /** Record-level problems: only that record is rejected and listed in errors.csv. */
 /** CHUNK_FAILED: the record's whole chunk failed on every attempt (a poison chunk). */
-export type RecordErrorCode = 'COLUMN_COUNT' | 'NUL_BYTE' | 'PROCESSING_FAILED' | 'CHUNK_FAILED';
+/**
+ * IN_DOUBT: a record of a processor with side effects whose effect may or may not have happened (claimed, no
+ * outcome recorded); never tried again. Processors add codes of their own (RecordError, e.g. MAIL_REFUSED).
+ */
+export type RecordErrorCode =
+  'COLUMN_COUNT' | 'NUL_BYTE' | 'PROCESSING_FAILED' | 'CHUNK_FAILED' | 'IN_DOUBT' | (string & {});
 
 export class FileRejectedError extends Error {
   override readonly name = 'FileRejectedError';

@@ -12,6 +12,9 @@ import { expiresAt, type Job, type JobError } from '../jobs/store.ts';
 import { recordJobUsage, usageStoreOf } from '../usage/store.ts';
 import { Utf8SourceCopy } from './source-copy.ts';
 import { workerCount } from './worker-count.ts';
+import { loadProcessor } from '../work/processors/index.ts';
+import { simulated, simulationOf } from '../work/processors/simulate.ts';
+import { chunkRecordsByCost } from '../work/settings.ts';
 
 /** The pieces the split cuts while validating (joined into chunks afterwards). */
 const SUB_CHUNK_BYTES = 64 * 1024;
@@ -100,6 +103,7 @@ async function cutIntoPieces(
   let delimiter = ',';
   let records = 0;
   let chunker: Chunker | undefined;
+  const byCost = await chunkSizeByCost(deps, job);
   for await (const batch of readRecordBatches(utf8, { maxRecordBytes: deps.limits.maxRecordBytes })) {
     for (const ev of batch) {
       if (ev.kind === 'header') {
@@ -107,7 +111,7 @@ async function cutIntoPieces(
         delimiter = ev.delimiter;
         chunker = new Chunker(job.site, job.token, '', ev, {
           maxBytes: Math.min(SUB_CHUNK_BYTES, deps.limits.chunkMaxBytes),
-          maxRecords: Math.min(SUB_CHUNK_RECORDS, deps.limits.chunkMaxRecords),
+          maxRecords: Math.min(SUB_CHUNK_RECORDS, deps.limits.chunkMaxRecords, byCost?.piece ?? Infinity),
         });
         continue;
       }
@@ -168,10 +172,11 @@ async function startWork(
   const log = jobLogger(site, token);
   const valid = file.records - file.rejected.length;
   const workers = workerCount(valid, deps.limits, requestedWorkers);
+  const byCost = await chunkSizeByCost(deps, job);
   const chunks = mergeChunks(file.pieces, {
     targetRecords: Math.max(1, Math.ceil(valid / Math.max(1, workers * CHUNKS_PER_WORKER))),
     maxBytes: deps.limits.chunkMaxBytes,
-    maxRecords: deps.limits.chunkMaxRecords,
+    maxRecords: Math.min(deps.limits.chunkMaxRecords, byCost?.chunk ?? Infinity),
   });
   const queueName = reportQueueName(deps.env.stage, token);
   const queueUrl =
@@ -233,4 +238,17 @@ async function startWork(
     encoding: file.encoding,
   });
   return { state: 'RUNNING', records: file.records, chunks: chunks.length, workers };
+}
+
+/** A slow processor's chunk sizes (core/work/settings.ts), with the job's simulated delay counted in. */
+async function chunkSizeByCost(deps: PipelineDeps, job: Job) {
+  const sim = simulationOf(job.options);
+  const processor = await loadProcessor(job.processor);
+  const stage = { name: deps.env.stage, limits: deps.limits, timings: deps.timings };
+  return chunkRecordsByCost(
+    sim ? simulated(processor, sim) : processor,
+    job.options,
+    stage,
+    CHUNKS_PER_WORKER,
+  );
 }

@@ -7,16 +7,22 @@ import { publishMetrics } from '../shared/metrics.ts';
 import { keys } from '../jobs/keys.ts';
 import type { PipelineDeps } from '../deps.ts';
 import { requestFinalize } from '../messages/finalize-request.ts';
-import { getProcessor, type RowProcessor } from './processors/index.ts';
+import { getStage } from '../../config/index.ts';
+import { loadProcessor, type RowProcessor } from './processors/index.ts';
 import { simulated, simulationOf } from './processors/simulate.ts';
 import type { Job } from '../jobs/store.ts';
-import { chunkRecords, failedChunk, processChunk, type ProcessedChunk } from './process-chunk.ts';
-
-/**
- * Chunks a worker takes per receive (and works on at once): two overlap one chunk's I/O with the other's CPU,
- * while the rest stay on the queue for the other workers (and are not at stake if this one dies).
- */
-const CHUNKS_PER_RECEIVE = 2;
+import {
+  chunkRecords,
+  ChunkStoppedError,
+  failedChunk,
+  processChunk,
+  type ChunkRun,
+  type ProcessedChunk,
+} from './process-chunk.ts';
+import { EffectClaims } from './effects.ts';
+import { RateLimiter } from './rate-limiter.ts';
+import { RecordSlots } from './slots.ts';
+import { CHUNKS_PER_RECEIVE, limiterName, ratePerSecond, recordConcurrency } from './settings.ts';
 
 /**
  * Attempts at a chunk before it counts as a poison chunk: its records are then recorded as failed with the
@@ -34,8 +40,10 @@ export interface WorkerOptions {
   readonly idlePolls?: number;
   /** @default the stage's `chunkVisibilitySeconds` */
   readonly visibilitySeconds?: number;
-  /** Stops the loop from outside (SIGTERM). */
+  /** Stops the loop from outside (SIGTERM): the chunks in hand are finished first. */
   readonly signal?: AbortSignal;
+  /** Aborts the records in flight (the stop cannot wait any longer): their chunks go back to the queue. */
+  readonly abortRecords?: AbortSignal;
 }
 
 export interface WorkerSummary {
@@ -43,6 +51,11 @@ export interface WorkerSummary {
   readonly duplicates: number;
   readonly records: number;
   readonly reason: 'idle' | 'job-finished' | 'stopped' | 'no-job';
+  /** Records in flight at once: the bound, and the most there were. */
+  readonly concurrency?: { readonly bound: number; readonly peak: number };
+  /** DynamoDB requests of the side-effect claims and of the rate limiter (processors that have them). */
+  readonly claims?: { readonly writes: number; readonly reads: number };
+  readonly limiter?: { readonly writes: number; readonly reads: number; readonly granted: number };
 }
 
 /** One worker's view of its job while it runs, and its tally. */
@@ -51,6 +64,8 @@ interface Worker {
   readonly job: Job;
   readonly queueUrl: string;
   readonly processor: RowProcessor;
+  /** Shared by the chunks the worker holds: slots, claims, limiter, stop. */
+  readonly run: ChunkRun & { readonly slots: RecordSlots };
   readonly visibilitySeconds: number;
   readonly log: Log;
   readonly tally: { chunks: number; duplicates: number; records: number };
@@ -75,15 +90,34 @@ export async function runWorker(deps: PipelineDeps, options: WorkerOptions): Pro
     log.info('worker: nothing to do', { state: job?.state });
     return { chunks: 0, duplicates: 0, records: 0, reason: job ? 'job-finished' : 'no-job' };
   }
+  const processor = await loadProcessor(job.processor);
+  const rate = ratePerSecond(processor, getStage(deps.env.stage));
   const w: Worker = {
     deps,
     job,
     queueUrl,
-    processor: getProcessor(job.processor),
+    processor,
+    run: {
+      slots: new RecordSlots(recordConcurrency(processor, job.options, deps.limits)),
+      ...(processor.sideEffects
+        ? { claims: new EffectClaims(deps.env.table, deps.limits.retentionDays) }
+        : {}),
+      ...(rate !== undefined
+        ? { limiter: new RateLimiter(deps.env.table, limiterName(processor), rate) }
+        : {}),
+      signal: o.abortRecords,
+    },
     visibilitySeconds: o.visibilitySeconds,
     log,
     tally: { chunks: 0, duplicates: 0, records: 0 },
   };
+  const summary = (reason: WorkerSummary['reason']): WorkerSummary => ({
+    ...w.tally,
+    reason,
+    concurrency: { bound: w.run.slots.size, peak: w.run.slots.peak },
+    ...(w.run.claims ? { claims: { ...w.run.claims.stats } } : {}),
+    ...(w.run.limiter instanceof RateLimiter ? { limiter: { ...w.run.limiter.stats } } : {}),
+  });
   let idle = 0;
   let idleSince = Date.now();
   while (!o.signal?.aborted) {
@@ -103,13 +137,13 @@ export async function runWorker(deps: PipelineDeps, options: WorkerOptions): Pro
       continue;
     }
     const now = await deps.jobs.get(o.site, o.token, false);
-    if (!now || now.state !== 'RUNNING') return { ...w.tally, reason: 'job-finished' };
+    if (!now || now.state !== 'RUNNING') return summary('job-finished');
     if (idle === 0) idleSince = Date.now();
     idle++;
-    if (idleEnough(now, { idle, idleMs: Date.now() - idleSince }, o)) return { ...w.tally, reason: 'idle' };
+    if (idleEnough(now, { idle, idleMs: Date.now() - idleSince }, o)) return summary('idle');
     if (o.waitSeconds === 0) await sleep(200);
   }
-  return { ...w.tally, reason: 'stopped' };
+  return summary('stopped');
 }
 
 /**
@@ -161,16 +195,23 @@ async function handleMessage(w: Worker, m: Message): Promise<void> {
     if (attempt > MAX_CHUNK_ATTEMPTS) {
       // The attempts before this one crashed their worker (they never reached the catch below).
       const reason = `gave up after ${MAX_CHUNK_ATTEMPTS} attempts that ended their worker`;
-      await settleChunk(w, m, msg, await failedChunk(deps, job, msg, reason), t0, true);
+      const given = await failedChunk(deps, job, msg, reason, w.run.claims);
+      await settleChunk(w, m, msg, given, t0, true);
       return;
     }
     const rows = await chunkRecords(job, msg, deps.objects, deps.limits.maxRecordBytes);
     const sim = simulationOf(job.options);
-    const done = await processChunk(job, msg, rows, sim ? simulated(w.processor, sim) : w.processor);
+    const done = await processChunk(job, msg, rows, sim ? simulated(w.processor, sim) : w.processor, w.run);
     await settleChunk(w, m, msg, done, t0, false);
   } catch (err) {
     if (!msg || !isOwnChunk(msg, job)) {
       log.error('undecodable message on job queue; left for the DLQ', { error: err as Error });
+      return;
+    }
+    if (err instanceof ChunkStoppedError) {
+      // Not the chunk's fault: visible again at once for another worker, whatever its attempts so far.
+      log.warn('worker stopping: chunk given back', { chunk: msg.chunk });
+      await deps.queues.extendVisibility(w.queueUrl, m.ReceiptHandle!, 0);
       return;
     }
     if (attempt < MAX_CHUNK_ATTEMPTS) {
@@ -188,7 +229,8 @@ async function handleMessage(w: Worker, m: Message): Promise<void> {
       attempt,
       error: err as Error,
     });
-    await settleChunk(w, m, msg, await failedChunk(deps, job, msg, errorMessage(err)), Date.now(), true);
+    const given = await failedChunk(deps, job, msg, errorMessage(err), w.run.claims);
+    await settleChunk(w, m, msg, given, Date.now(), true);
   } finally {
     clearInterval(heartbeat);
   }
