@@ -133,7 +133,7 @@ export const timingsSchema = z.object({
    * Work per chunk for a slow processor (declared `costMs`, a simulated delay, a rate limit): its chunks are
    * cut to about this many seconds, so every worker gets work and a job's progress moves at least this often.
    */
-  chunkTargetSeconds: z.number().positive().default(2),
+  chunkTargetSeconds: z.number().positive().default(1),
   /** Empty receives in a row, once every chunk is counted, before a worker exits. */
   workerIdlePolls: z.number().int().min(1).default(2),
   /** Receives of one message before SQS moves it to the stage's dead-letter queue. */

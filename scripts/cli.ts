@@ -46,6 +46,8 @@ program
   .addOption(new Option('--processor <name>', 'row processor').choices(processorNames()).default('report'))
   .option('--office <id>', "one of the site's offices (default: its first)")
   .option('--workers <n>', 'number of row workers (default: by size, up to the stage limit)', positiveInt)
+  .option('--concurrency <n>', "records each worker keeps in flight (default: the processor's)", positiveInt)
+  .option('--template <name>', "the mail processor's template, one of the site's (default: its first)")
   .option('--simulate-delay-ms <ms>', 'a delay per record, to watch a long job (0..60000)', Number)
   .option(
     '--simulate-error-rate <r>',
@@ -64,6 +66,8 @@ program
         office?: string;
         processor: string;
         workers?: number;
+        concurrency?: number;
+        template?: string;
         simulateDelayMs?: number;
         simulateErrorRate?: number;
         out: string;
@@ -86,6 +90,7 @@ program
           workers: o.workers,
           simulateDelayMs: o.simulateDelayMs,
           simulateErrorRate: o.simulateErrorRate,
+          request: { concurrency: o.concurrency, template: o.template },
           outDir: o.out,
           directMaxBytes: getStage(rt.stage).limits.directUploadMaxBytes,
           progress: true,

@@ -4,6 +4,7 @@ import { getStage } from '../config/index.ts';
 import type { LocalRuntime } from '../local/runtime.ts';
 import { writeSampleCsv } from './gen-data.ts';
 import { runJob, type RunSummary } from './run-job.ts';
+import type { JobRequest } from '../core/intake/request.ts';
 
 export interface LoadtestOptions {
   readonly records: number;
@@ -12,6 +13,8 @@ export interface LoadtestOptions {
   readonly workers?: number;
   readonly simulateDelayMs?: number;
   readonly simulateErrorRate?: number;
+  /** Further job request fields (e.g. `concurrency`, `template`). */
+  readonly request?: Partial<JobRequest>;
   readonly outDir: string;
   readonly progress: boolean;
 }
@@ -37,6 +40,7 @@ export async function loadtest(rt: LocalRuntime, o: LoadtestOptions): Promise<Lo
       workers: o.workers,
       simulateDelayMs: o.simulateDelayMs,
       simulateErrorRate: o.simulateErrorRate,
+      request: o.request,
       outDir: o.outDir,
       directMaxBytes: getStage(rt.stage).limits.directUploadMaxBytes,
       progress: o.progress,

@@ -112,7 +112,7 @@ export async function failedChunk(
   job: Job,
   msg: ChunkMessage,
   error: string,
-  claims?: EffectClaims,
+  claims?: Pick<EffectClaims, 'get'>,
 ): Promise<ProcessedChunk> {
   let failures: RecordFailure[];
   try {
@@ -188,7 +188,7 @@ export interface ChunkRun {
   /** Records in flight at once. @default a pool of the processor's `concurrency` for this chunk alone */
   readonly slots?: RecordSlots;
   /** Claims of a processor with side effects (it cannot run without). */
-  readonly claims?: EffectClaims;
+  readonly claims?: Pick<EffectClaims, 'claim' | 'done' | 'failed' | 'release'>;
   /** The stage-wide limiter of a rate-limited processor (it cannot run without). */
   readonly limiter?: Pick<RateLimiter, 'take'>;
   /** Aborted when the worker must stop now: records in flight are aborted and the chunk goes back. */
@@ -457,15 +457,19 @@ export async function processChunk(
         claimed = true;
       }
       const ctx = new RecordContext(side, row.n, a);
+      let outputs: readonly RowOutput[] | undefined;
       let error: unknown;
       try {
-        const outputs = await ctx.bounded(call(processor, row, ctx));
-        if (claimed) await claims!.done(site, token, row.n, claimId, outputs);
-        return { outputs };
+        outputs = await ctx.bounded(call(processor, row, ctx));
       } catch (err) {
         error = err;
       } finally {
         ctx.end();
+      }
+      if (outputs) {
+        // Not recorded (the table unreachable): the chunk fails; a redelivery finds the claim without outcome.
+        if (claimed) await claims!.done(site, token, row.n, claimId, outputs);
+        return { outputs };
       }
       const nothingHappened = error instanceof RecordError;
       if (processor.sideEffects && !nothingHappened) {

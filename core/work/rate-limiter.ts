@@ -1,6 +1,5 @@
-import { GetCommand, UpdateCommand, type DynamoDBDocumentClient } from '@aws-sdk/lib-dynamodb';
+import { UpdateCommand, type DynamoDBDocumentClient } from '@aws-sdk/lib-dynamodb';
 import { dynamoClient } from '../aws/clients.ts';
-import { unlessConditionFails } from '../shared/dynamo.ts';
 
 /** The shortest window of the limiter: 20 windows a second keep any one-second span within 5 % of the rate. */
 export const MIN_WINDOW_MS = 50;
@@ -31,15 +30,15 @@ interface Waiter {
  * `⌊(w+1)·c⌋ − ⌊w·c⌋` takes, `c` = perSecond × window ÷ 1 s, so every second hands out `perSecond` and any
  * one-second span at most one window's share more (5 % at 200/s).
  *
- * Item per window: pk `RATE#<name>#<window>`, sk `RATE`, attribute `n` (takes handed out), `expiresAt`. The
- * name is the limit's (e.g. `ses`), never a site's: the quota it models is the stage account's. A take is one
- * conditional `ADD n :k` (k = what this process waits for, up to what the window has left); a window found
- * full costs one more read, then the process waits for the next window. Each process batches its waiters, so
- * requests grow with windows × processes, not with records.
+ * Item per window: pk `RATE#<name>#<window>`, sk `RATE`, attribute `n` (takes asked for), `expiresAt`. The
+ * name is the limit's (e.g. `ses`), never a site's: the quota it models is the stage account's. A process
+ * asks for all its waiters at once (up to the window's capacity) with one `ADD n :k` and is granted what fitted
+ * under the capacity before its own addition; a process granted nothing waits for the next window. So the
+ * writes grow with windows × processes waiting, not with records: at most one write per process and window.
  */
 export class RateLimiter {
   /** DynamoDB requests made (for the benchmark's cost figures). */
-  readonly stats = { writes: 0, reads: 0, granted: 0 };
+  readonly stats = { writes: 0, granted: 0 };
   readonly windowMs: number;
   private readonly perWindow: number;
   private readonly queue: Waiter[] = [];
@@ -106,9 +105,12 @@ export class RateLimiter {
           continue;
         }
         const cap = this.capacity(w);
-        const got = cap > 0 ? await this.takeFrom(w, Math.min(this.queue.length, cap), cap) : 0;
-        if (got > 0) this.grant(got);
-        else this.fullUpTo = w;
+        const { granted, full } =
+          cap > 0
+            ? await this.takeFrom(w, Math.min(this.queue.length, cap), cap)
+            : { granted: 0, full: true };
+        this.grant(granted);
+        if (full) this.fullUpTo = w;
       }
     } catch (err) {
       // The table cannot be reached: every waiter fails (its record's chunk is tried again later).
@@ -121,36 +123,27 @@ export class RateLimiter {
     }
   }
 
-  /** Adds `want` to window `w` if it has that much left; else takes what is left (one read, one more try). */
-  private async takeFrom(w: number, want: number, cap: number): Promise<number> {
-    if (await this.add(w, want, cap)) return want;
-    this.stats.reads++;
-    const r = await this.ddb.send(
-      new GetCommand({ TableName: this.table, Key: windowKey(this.name, w), ConsistentRead: true }),
-    );
-    const left = cap - Number(r.Item?.n ?? 0);
-    const second = Math.min(left, want);
-    return second > 0 && (await this.add(w, second, cap)) ? second : 0;
-  }
-
-  private async add(w: number, k: number, cap: number): Promise<boolean> {
+  /**
+   * Adds `want` to window `w`'s counter and keeps what fitted under its capacity: one write, no read, and a
+   * partial grant when other processes took part of the window first (the counter may pass the capacity;
+   * nothing beyond it is ever granted).
+   */
+  private async takeFrom(w: number, want: number, cap: number): Promise<{ granted: number; full: boolean }> {
     this.stats.writes++;
-    const done = await unlessConditionFails(() =>
-      this.ddb.send(
-        new UpdateCommand({
-          TableName: this.table,
-          Key: windowKey(this.name, w),
-          UpdateExpression: 'ADD #n :k SET expiresAt = if_not_exists(expiresAt, :exp)',
-          ConditionExpression: 'attribute_not_exists(#n) OR #n <= :left',
-          ExpressionAttributeNames: { '#n': 'n' },
-          ExpressionAttributeValues: {
-            ':k': k,
-            ':left': cap - k,
-            ':exp': Math.ceil(((w + 1) * this.windowMs) / 1000) + WINDOW_TTL_SECONDS,
-          },
-        }),
-      ),
+    const r = await this.ddb.send(
+      new UpdateCommand({
+        TableName: this.table,
+        Key: windowKey(this.name, w),
+        UpdateExpression: 'ADD #n :k SET expiresAt = if_not_exists(expiresAt, :exp)',
+        ExpressionAttributeNames: { '#n': 'n' },
+        ExpressionAttributeValues: {
+          ':k': want,
+          ':exp': Math.ceil(((w + 1) * this.windowMs) / 1000) + WINDOW_TTL_SECONDS,
+        },
+        ReturnValues: 'UPDATED_NEW',
+      }),
     );
-    return done !== undefined;
+    const after = Number(r.Attributes?.n ?? want);
+    return { granted: Math.max(0, Math.min(want, cap - (after - want))), full: after >= cap };
   }
 }

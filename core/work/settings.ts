@@ -7,10 +7,11 @@ import { DEFAULT_CONCURRENCY, type RowProcessor } from './processors/types.ts';
  */
 
 /**
- * Chunks a worker takes per receive (and works on at once): two overlap one chunk's I/O with the other's CPU,
- * while the rest stay on the queue for the other workers (and are not at stake if this one dies).
+ * Chunks a worker holds (and works on at once): two overlap one chunk's I/O with the other's CPU, while the rest
+ * stay on the queue for the other workers (and are not at stake if this one dies). It takes them one per
+ * receive, as room frees up, so the last chunks of a job go one to each worker.
  */
-export const CHUNKS_PER_RECEIVE = 2;
+export const CHUNKS_IN_HAND = 2;
 
 /** Records one worker keeps in flight: the job's `concurrency`, else the processor's, capped by the stage. */
 export function recordConcurrency(
@@ -41,7 +42,7 @@ export function limiterName(processor: Pick<RowProcessor, 'name' | 'rateLimit'>)
 
 /**
  * Most records per chunk for a slow processor (a declared `costMs`, a simulated delay, a rate limit): about
- * `timings.chunkTargetSeconds` of work for one of the {@link CHUNKS_PER_RECEIVE} chunks a worker holds at its
+ * `timings.chunkTargetSeconds` of work for one of the {@link CHUNKS_IN_HAND} chunks a worker holds at its
  * concurrency (or at the whole rate, if that is less). So a job's chunks end every few seconds — its progress
  * moves without a write per record — and a few thousand slow records still make chunks for every worker.
  * `piece` is the finer grain the split cuts first, so the chunks can be spread over the workers.
@@ -58,7 +59,7 @@ export function chunkRecordsByCost(
   if (!(cost > 0) && rate === undefined) return undefined;
   const byConcurrency =
     cost > 0 ? (recordConcurrency(processor, options, stage.limits) * 1000) / cost : Infinity;
-  const perSecond = Math.min(byConcurrency, rate ?? Infinity) / CHUNKS_PER_RECEIVE;
+  const perSecond = Math.min(byConcurrency, rate ?? Infinity) / CHUNKS_IN_HAND;
   const chunk = Math.max(1, Math.floor(stage.timings.chunkTargetSeconds * perSecond));
   return { chunk, piece: Math.max(1, Math.floor(chunk / chunksPerWorker)) };
 }

@@ -22,7 +22,7 @@ import {
 import { EffectClaims } from './effects.ts';
 import { RateLimiter } from './rate-limiter.ts';
 import { RecordSlots } from './slots.ts';
-import { CHUNKS_PER_RECEIVE, limiterName, ratePerSecond, recordConcurrency } from './settings.ts';
+import { CHUNKS_IN_HAND, limiterName, ratePerSecond, recordConcurrency } from './settings.ts';
 
 /**
  * Attempts at a chunk before it counts as a poison chunk: its records are then recorded as failed with the
@@ -55,7 +55,7 @@ export interface WorkerSummary {
   readonly concurrency?: { readonly bound: number; readonly peak: number };
   /** DynamoDB requests of the side-effect claims and of the rate limiter (processors that have them). */
   readonly claims?: { readonly writes: number; readonly reads: number };
-  readonly limiter?: { readonly writes: number; readonly reads: number; readonly granted: number };
+  readonly limiter?: { readonly writes: number; readonly granted: number };
 }
 
 /** One worker's view of its job while it runs, and its tally. */
@@ -65,7 +65,11 @@ interface Worker {
   readonly queueUrl: string;
   readonly processor: RowProcessor;
   /** Shared by the chunks the worker holds: slots, claims, limiter, stop. */
-  readonly run: ChunkRun & { readonly slots: RecordSlots };
+  readonly run: ChunkRun & {
+    readonly slots: RecordSlots;
+    readonly claims?: EffectClaims;
+    readonly limiter?: RateLimiter;
+  };
   readonly visibilitySeconds: number;
   readonly log: Log;
   readonly tally: { chunks: number; duplicates: number; records: number };
@@ -116,32 +120,53 @@ export async function runWorker(deps: PipelineDeps, options: WorkerOptions): Pro
     reason,
     concurrency: { bound: w.run.slots.size, peak: w.run.slots.peak },
     ...(w.run.claims ? { claims: { ...w.run.claims.stats } } : {}),
-    ...(w.run.limiter instanceof RateLimiter ? { limiter: { ...w.run.limiter.stats } } : {}),
+    ...(w.run.limiter ? { limiter: { ...w.run.limiter.stats } } : {}),
   });
   let idle = 0;
   let idleSince = Date.now();
-  while (!o.signal?.aborted) {
-    const messages = await deps.queues.receive(queueUrl, {
-      max: CHUNKS_PER_RECEIVE,
-      waitSeconds: o.waitSeconds,
-      visibilitySeconds: o.visibilitySeconds,
-      signal: o.signal,
-    });
-    if (o.signal?.aborted && messages.length === 0) break;
-    if (messages.length > 0) {
-      idle = 0;
+  // Chunks in hand, worked on at once. A chunk done makes room for the next at once (no waiting for the other):
+  // a worker with free slots pulls work, so chunks spread over the workers as they free up.
+  const inHand = new Set<Promise<void>>();
+  const hold = (m: Message) => {
+    const p: Promise<void> = handleMessage(w, m)
       // A chunk whose settling failed (storage down) stays on the queue; the worker goes on.
-      for (const r of await Promise.allSettled(messages.map((m) => handleMessage(w, m)))) {
-        if (r.status === 'rejected') log.error('chunk not settled; it will come back', { error: r.reason });
+      .catch((error: unknown) => log.error('chunk not settled; it will come back', { error: error as Error }))
+      .finally(() => inHand.delete(p));
+    inHand.add(p);
+  };
+  try {
+    while (!o.signal?.aborted) {
+      if (inHand.size >= CHUNKS_IN_HAND) {
+        await Promise.race(inHand);
+        continue;
       }
-      continue;
+      const messages = await deps.queues.receive(queueUrl, {
+        max: 1,
+        waitSeconds: o.waitSeconds,
+        visibilitySeconds: o.visibilitySeconds,
+        signal: o.signal,
+      });
+      if (messages.length > 0) {
+        idle = 0;
+        messages.forEach(hold);
+        continue;
+      }
+      if (o.signal?.aborted) break;
+      if (inHand.size > 0) {
+        // Nothing new, but work in hand: not idle.
+        await Promise.race(inHand);
+        continue;
+      }
+      const now = await deps.jobs.get(o.site, o.token, false);
+      if (!now || now.state !== 'RUNNING') return summary('job-finished');
+      if (idle === 0) idleSince = Date.now();
+      idle++;
+      if (idleEnough(now, { idle, idleMs: Date.now() - idleSince }, o)) return summary('idle');
+      if (o.waitSeconds === 0) await sleep(200);
     }
-    const now = await deps.jobs.get(o.site, o.token, false);
-    if (!now || now.state !== 'RUNNING') return summary('job-finished');
-    if (idle === 0) idleSince = Date.now();
-    idle++;
-    if (idleEnough(now, { idle, idleMs: Date.now() - idleSince }, o)) return summary('idle');
-    if (o.waitSeconds === 0) await sleep(200);
+  } finally {
+    // Stopping (SIGTERM) or leaving: the chunks in hand are finished first.
+    await Promise.all(inHand);
   }
   return summary('stopped');
 }

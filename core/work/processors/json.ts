@@ -13,13 +13,14 @@ function keyPrefixes(header: readonly string[]): string[] {
 
 /**
  * `rows/<n>.json`: the record as an object keyed by header name, values exactly as decoded. Synchronous and
- * CPU-bound: its records never wait, so its concurrency only matters when a job simulates a delay (a pure
- * wait with nothing shared behind it, so many may be in flight).
+ * CPU-bound: a record never waits, so the concurrency bound never binds — except under a simulated delay
+ * (`--simulate-delay-ms`), a pure wait with nothing behind it, which may run as wide as the stage allows
+ * (the default `limits.maxRecordConcurrency`).
  */
 export const jsonProcessor = {
   name: 'json',
   description: 'rows/<n>.json: each record as a JSON object keyed by header name',
-  concurrency: 100,
+  concurrency: 200,
   process(row: RowInput, ctx: Pick<RowContext, 'site' | 'token' | 'header'>): RowOutput[] {
     // Built as text: header names such as "__proto__" stay plain keys, and it is faster than an object.
     const keys = keyPrefixes(ctx.header);

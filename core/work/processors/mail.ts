@@ -78,7 +78,7 @@ export function templateOf(
 
 /** A row as template data: header name → value (own keys only; a "__proto__" column stays a plain key). */
 function rowData(header: readonly string[], fields: readonly string[]): Record<string, string> {
-  const data = Object.create(null) as Record<string, string>;
+  const data: Record<string, string> = {};
   header.forEach((h, i) => Object.defineProperty(data, h, { value: fields[i] ?? '', enumerable: true }));
   return data;
 }

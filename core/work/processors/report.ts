@@ -5,12 +5,12 @@ const escapeHtml = (s: string) => s.replace(/[&<>"']/g, (c) => ESC[c]!);
 
 /**
  * `reports/<n>.html`: a readable one-page report of the record (the default processor). Synchronous and
- * CPU-bound, like `json` (its concurrency only matters under a simulated delay).
+ * CPU-bound, like `json` (its concurrency only binds under a simulated delay).
  */
 export const reportProcessor = {
   name: 'report',
   description: 'reports/<n>.html: a readable HTML page per record',
-  concurrency: 100,
+  concurrency: 200,
   process(row: RowInput, ctx: Pick<RowContext, 'site' | 'token' | 'header'>): RowOutput[] {
     const rows = ctx.header
       .map((h, i) => `<tr><th>${escapeHtml(h)}</th><td>${escapeHtml(row.fields[i] ?? '')}</td></tr>`)
