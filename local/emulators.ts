@@ -1,4 +1,13 @@
-import { mkdirSync, readdirSync, readFileSync, statSync, writeFileSync, existsSync } from 'node:fs';
+import {
+  createWriteStream,
+  mkdirSync,
+  readdirSync,
+  readFileSync,
+  statSync,
+  writeFileSync,
+  existsSync,
+} from 'node:fs';
+import { once } from 'node:events';
 import { mkdir, rm, writeFile } from 'node:fs/promises';
 import type { AddressInfo } from 'node:net';
 import type { Server } from 'node:http';
@@ -6,6 +15,7 @@ import { dirname, join, relative, resolve, sep } from 'node:path';
 import { buildApp } from 'fauxqs';
 import dynalite from 'dynalite';
 import sesModule from 'aws-ses-v2-local';
+import sesStore, { type Email } from 'aws-ses-v2-local/dist/store.js';
 import { handlePresignedPost } from './presigned-post.ts';
 
 // aws-ses-v2-local is CommonJS with a default export.
@@ -183,6 +193,38 @@ function persistentS3Store(
   return store;
 }
 
+/** A mail the embedded SES took, as kept in the state dir: the emulator's record and when it arrived (ms). */
+export type StoredMail = Email & { readonly atMs?: number };
+
+/**
+ * Keeps the embedded SES's mails in `<dir>/ses-mails.ndjson` (one JSON line per mail, appended as it arrives)
+ * and loads them back on start, so `rowfleet mail list` sees the mails of earlier commands. Returns the close.
+ */
+function persistSesMails(dir: string): () => Promise<void> {
+  const file = join(dir, 'ses-mails.ndjson');
+  mkdirSync(dir, { recursive: true });
+  const store = sesStore.getStoreReadonly();
+  if (existsSync(file) && store.emails.length === 0) {
+    for (const line of readFileSync(file, 'utf8').split('\n'))
+      if (line) store.emails.push(JSON.parse(line) as Email);
+  }
+  const out = createWriteStream(file, { flags: 'a' });
+  // The emulator's handlers call saveEmail through its (CommonJS) module's exports: replaced there, it sees
+  // every mail.
+  const exports = sesStore as { saveEmail: (email: Email) => void };
+  const save = exports.saveEmail;
+  exports.saveEmail = (email: Email) => {
+    Object.assign(email, { atMs: Date.now() });
+    save(email);
+    out.write(JSON.stringify(email) + '\n');
+  };
+  return async () => {
+    exports.saveEmail = save;
+    out.end();
+    await once(out, 'close');
+  };
+}
+
 /**
  * Starts the embedded AWS emulators in this process: fauxqs (SQS + S3) with S3 POST uploads and S3 event
  * notifications added, dynalite (DynamoDB), aws-ses-v2-local (SES v2). Each listens on a free port.
@@ -252,6 +294,7 @@ export async function startEmulators(o: EmulatorOptions): Promise<Emulators> {
   if (ddbDir) mkdirSync(ddbDir, { recursive: true });
   const ddb = dynalite({ path: ddbDir, createTableMs: 0, deleteTableMs: 0, updateTableMs: 0 });
   await new Promise<void>((r) => ddb.listen(0, '127.0.0.1', () => r()));
+  const closeMails = o.stateDir ? persistSesMails(o.stateDir) : undefined;
   const ses: Server = await sesLocal({ host: '127.0.0.1', port: 0 });
 
   const url = (s: { address(): AddressInfo | string | null }) =>
@@ -276,6 +319,7 @@ export async function startEmulators(o: EmulatorOptions): Promise<Emulators> {
       await files.flush();
       await new Promise<void>((r) => ddb.close(() => r()));
       await new Promise<void>((r) => ses.close(() => r()));
+      await closeMails?.();
     },
   };
 }

@@ -25,12 +25,15 @@ export interface LoadtestResult extends RunSummary {
   readonly recordsPerSecond: number;
 }
 
-/** Generates `records` sample records, runs them as one job through the local API, measures throughput. */
+/**
+ * Generates `records` sample records (with a recipient each for the `mail` processor), runs them as one job
+ * through the local API, measures throughput.
+ */
 export async function loadtest(rt: LocalRuntime, o: LoadtestOptions): Promise<LoadtestResult> {
   const dir = join(rt.stateDir, 'loadtest');
   await mkdir(dir, { recursive: true });
   const file = join(dir, `loadtest-${o.records}.csv`);
-  const fileBytes = await writeSampleCsv(file, o.records);
+  const fileBytes = await writeSampleCsv(file, o.records, 'utf-8', { email: o.processor === 'mail' });
   try {
     const summary = await runJob({
       apiUrl: rt.apiUrl,

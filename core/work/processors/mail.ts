@@ -109,7 +109,7 @@ export function createMailProcessor(o: MailProcessorOptions = {}): RowProcessor 
     name: 'mail',
     description:
       "mail/<n>.json: one mail per row through SES, from the site's template (at most once per row)",
-    concurrency: 20,
+    concurrency: 50,
     costMs: 100,
     rateLimit: { key: 'ses', perSecond: (stage) => stage.mail.ratePerSecond },
     sideEffects: true,
