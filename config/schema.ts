@@ -159,12 +159,18 @@ export type Timings = z.infer<typeof timingsSchema>;
  */
 export function derivedTimings(t: Timings) {
   const finalizeVisibilitySeconds = t.finalizeTimeoutSeconds + t.queueMarginSeconds;
+  const workerStopTimeoutSeconds = Math.min(120, t.chunkVisibilitySeconds);
   return {
     uploadEventsVisibilitySeconds: t.uploadTimeoutSeconds + t.queueMarginSeconds,
     finalizeVisibilitySeconds,
     finalizeLeaseSeconds: finalizeVisibilitySeconds + 60,
     /** A stopped worker (SIGTERM) finishes the chunks in hand: ECS waits this long before SIGKILL. */
-    workerStopTimeoutSeconds: Math.min(120, t.chunkVisibilitySeconds),
+    workerStopTimeoutSeconds,
+    /**
+     * Records still running this long after the SIGTERM are aborted (their `ctx.signal`), leaving them 10 s to
+     * answer before the SIGKILL; their chunks go back to the queue.
+     */
+    workerAbortRecordsSeconds: Math.max(0, workerStopTimeoutSeconds - 10),
   };
 }
 

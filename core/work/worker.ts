@@ -42,7 +42,10 @@ export interface WorkerOptions {
   readonly visibilitySeconds?: number;
   /** Stops the loop from outside (SIGTERM): the chunks in hand are finished first. */
   readonly signal?: AbortSignal;
-  /** Aborts the records in flight (the stop cannot wait any longer): their chunks go back to the queue. */
+  /**
+   * Aborts the records in flight (a stop that cannot wait any longer): their chunks go back to the queue and the
+   * worker takes no more.
+   */
   readonly abortRecords?: AbortSignal;
 }
 
@@ -135,7 +138,7 @@ export async function runWorker(deps: PipelineDeps, options: WorkerOptions): Pro
     inHand.add(p);
   };
   try {
-    while (!o.signal?.aborted) {
+    while (!o.signal?.aborted && !o.abortRecords?.aborted) {
       if (inHand.size >= CHUNKS_IN_HAND) {
         await Promise.race(inHand);
         continue;
