@@ -19,7 +19,7 @@ import { encodePart, type RecordFailure } from '../messages/part.ts';
 import { dosDateTime, LocalEntries } from '../finalize/zip.ts';
 import type { Job } from '../jobs/store.ts';
 import { idempotencyKey, type EffectClaim, type EffectClaims } from './effects.ts';
-import type { RateLimiter } from './rate-limiter.ts';
+import { MIN_WINDOW_MS, type RateLimiter } from './rate-limiter.ts';
 import { RecordSlots } from './slots.ts';
 
 /** A chunk's result: its part object (zip entries, counts, failures) and its counts. */
@@ -308,6 +308,9 @@ function failureOf(err: unknown): { code: string; message: string } {
     : { code: 'PROCESSING_FAILED', message: errorMessage(err) };
 }
 
+/** A rate limiter's turn older than one of its shortest windows (a slow claim in between) is not used. */
+const STALE_TURN_MS = MIN_WINDOW_MS;
+
 const backoff = (attempt: number) => RECORD_RETRY_BASE_MS * 2 ** (attempt - 1);
 
 /**
@@ -451,10 +454,13 @@ export async function processChunk(
     for (let a = 1; ; a++) {
       if (limiter) await limiter.take(stop);
       if (processor.sideEffects && !claimed) {
+        const t = Date.now();
         const c = await claims!.claim(site, token, row.n, claimId, claimedBy);
         if (!c.won)
           return fromClaim(c.claim) ?? { code: 'IN_DOUBT', message: 'claimed before; the claim is gone' };
         claimed = true;
+        // A slow claim made the turn stale: take a fresh one, so the effect starts when the limiter says.
+        if (limiter && Date.now() - t > STALE_TURN_MS) await limiter.take(stop);
       }
       const ctx = new RecordContext(side, row.n, a);
       let outputs: readonly RowOutput[] | undefined;

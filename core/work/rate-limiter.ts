@@ -85,12 +85,23 @@ export class RateLimiter {
     });
   }
 
-  private grant(count: number): void {
+  /**
+   * Lets `count` waiters go, paced over window `w` (one every window ÷ capacity), not all at its start: mails
+   * reach SES as a steady stream, so queueing on the way bunches them less.
+   */
+  private grant(count: number, w: number, cap: number): void {
+    const now = this.clock();
+    const step = this.windowMs / cap;
     for (let i = 0; i < count && this.queue.length > 0; i++) {
-      const w = this.queue.shift()!;
-      if (w.signal && w.onAbort) w.signal.removeEventListener('abort', w.onAbort);
+      const waiter = this.queue.shift()!;
       this.stats.granted++;
-      w.resolve();
+      const go = () => {
+        if (waiter.signal && waiter.onAbort) waiter.signal.removeEventListener('abort', waiter.onAbort);
+        waiter.resolve();
+      };
+      const wait = w * this.windowMs + i * step - now;
+      if (wait <= 0) go();
+      else setTimeout(go, wait);
     }
   }
 
@@ -109,7 +120,7 @@ export class RateLimiter {
           cap > 0
             ? await this.takeFrom(w, Math.min(this.queue.length, cap), cap)
             : { granted: 0, full: true };
-        this.grant(granted);
+        this.grant(granted, w, cap);
         if (full) this.fullUpTo = w;
       }
     } catch (err) {
