@@ -296,6 +296,10 @@ export async function startEmulators(o: EmulatorOptions): Promise<Emulators> {
   await new Promise<void>((r) => ddb.listen(0, '127.0.0.1', () => r()));
   const closeMails = o.stateDir ? persistSesMails(o.stateDir) : undefined;
   const ses: Server = await sesLocal({ host: '127.0.0.1', port: 0 });
+  // Node closes an idle keep-alive connection after 5 s: a client sending on it just then gets a reset, and a
+  // bulk mail with no answer is IN_DOUBT. Idle connections live a minute here, as on AWS's load balancers.
+  ses.keepAliveTimeout = 60_000;
+  ses.headersTimeout = 61_000;
 
   const url = (s: { address(): AddressInfo | string | null }) =>
     `http://127.0.0.1:${(s.address() as AddressInfo).port}`;
