@@ -14,7 +14,7 @@ import { dynamoClient } from '../../core/aws/clients.ts';
 import type { JobView } from '../../core/intake/api.ts';
 import { keys, reportQueueName } from '../../core/jobs/keys.ts';
 import { isTerminal } from '../../core/jobs/states.ts';
-import { localResourceNames } from '../../local/runtime.ts';
+import { localResourceNames } from '../../config/names.ts';
 import { readZip } from '../helpers/zip.ts';
 import {
   expectAccessible,
