@@ -18,6 +18,9 @@ export const officeId = z
 /** The most workers one job may run at once, in any stage (also the most a job request may ask for). */
 export const MAX_WORKERS_PER_JOB = 100;
 
+/** The most records one worker may have in flight at once, in any stage (also the most a job may ask for). */
+export const MAX_RECORD_CONCURRENCY = 1000;
+
 export const officeSchema = z.object({
   id: officeId,
   name: z.string().min(1),
@@ -28,6 +31,33 @@ export function parseSendAt(sendAt: string): { readonly hour: number; readonly m
   const m = /^([01]\d|2[0-3]):([0-5]\d)$/.exec(sendAt);
   return m ? { hour: Number(m[1]), minute: Number(m[2]) } : undefined;
 }
+
+/** Names of a site's bulk-mail templates (a job names one in its `template` option). */
+export const templateName = z
+  .string()
+  .regex(/^[a-z][a-z0-9-]{0,31}$/, 'template names are lower-case letters, digits and dashes');
+
+/**
+ * A bulk-mail template (the `mail` processor): `{{column}}` placeholders (Handlebars) filled from each row,
+ * HTML-escaped in the HTML part only; a placeholder naming no column of the file fails the row.
+ */
+export const bulkMailTemplateSchema = z.object({
+  /** The column holding each row's recipient address. */
+  to: z.string().min(1).default('email'),
+  subject: z.string().min(1),
+  text: z.string().min(1),
+  html: z.string().min(1),
+});
+
+/** A site's bulk mail: its own sender and templates; a job of the site can use nothing else. */
+export const bulkMailSchema = z.object({
+  /** From address; it must be within the stage's SES identity (`mail.identity`), checked below. */
+  from: z.string().email(),
+  /** By name; the first is the default. */
+  templates: z
+    .record(templateName, bulkMailTemplateSchema)
+    .refine((t) => Object.keys(t).length > 0, 'a site with bulk mail needs at least one template'),
+});
 
 export const siteSchema = z
   .object({
@@ -42,6 +72,8 @@ export const siteSchema = z
     offices: z.array(officeSchema).min(1),
     recipients: z.array(recipientSchema).min(1),
     bcc: z.string().email(),
+    /** Bulk mail with the `mail` processor; a site without it cannot run `mail` jobs. */
+    bulkMail: bulkMailSchema.optional(),
   })
   /** `sendAt` parsed once: the CDK schedule and the local scheduler read hour and minute from here. */
   .transform((s) => ({ ...s, sendAtTime: parseSendAt(s.sendAt)! }));
@@ -77,6 +109,11 @@ export const limitsSchema = z.object({
   /** Most records in one chunk, so one chunk's work stays well inside the visibility timeout. */
   chunkMaxRecords: z.number().int().positive().default(10_000),
   maxWorkersPerJob: z.number().int().min(1).max(MAX_WORKERS_PER_JOB).default(4),
+  /**
+   * Records one worker may have in flight at once, whatever the processor declares or a job asks for
+   * (core/work/processors/types.ts `concurrency`).
+   */
+  maxRecordConcurrency: z.number().int().min(1).max(MAX_RECORD_CONCURRENCY).default(200),
   /** Records per worker before another worker is worth starting. */
   recordsPerWorker: z.number().int().positive().default(50_000),
   retentionDays: z.number().int().positive().default(14),
@@ -103,6 +140,11 @@ export const timingsSchema = z.object({
   chunkVisibilitySeconds: z.number().int().min(2).max(43_200).default(120),
   /** Long-poll wait of a worker's receive (SQS allows 0-20). */
   workerWaitSeconds: z.number().int().min(0).max(20).default(20),
+  /**
+   * Work per chunk for a slow processor (declared `costMs`, a simulated delay, a rate limit): its chunks are
+   * cut to about this many seconds, so every worker gets work and a job's progress moves at least this often.
+   */
+  chunkTargetSeconds: z.number().positive().default(1),
   /** Empty receives in a row, once every chunk is counted, before a worker exits. */
   workerIdlePolls: z.number().int().min(1).default(2),
   /** Receives of one message before SQS moves it to the stage's dead-letter queue. */
@@ -143,12 +185,18 @@ export type Timings = z.infer<typeof timingsSchema>;
  */
 export function derivedTimings(t: Timings) {
   const finalizeVisibilitySeconds = t.finalizeTimeoutSeconds + t.queueMarginSeconds;
+  const workerStopTimeoutSeconds = Math.min(120, t.chunkVisibilitySeconds);
   return {
     uploadEventsVisibilitySeconds: t.uploadTimeoutSeconds + t.queueMarginSeconds,
     finalizeVisibilitySeconds,
     finalizeLeaseSeconds: finalizeVisibilitySeconds + 60,
     /** A stopped worker (SIGTERM) finishes the chunks in hand: ECS waits this long before SIGKILL. */
-    workerStopTimeoutSeconds: Math.min(120, t.chunkVisibilitySeconds),
+    workerStopTimeoutSeconds,
+    /**
+     * Records still running this long after the SIGTERM are aborted (their `ctx.signal`), leaving them 10 s to
+     * answer before the SIGKILL; their chunks go back to the queue.
+     */
+    workerAbortRecordsSeconds: Math.max(0, workerStopTimeoutSeconds - 10),
   };
 }
 
@@ -218,6 +266,11 @@ export const mailSchema = z
     from: z.string().email().default('no-reply@rowfleet.example.com'),
     /** The SES identity the From address sends under. @default the From address's domain */
     identity: z.string().min(1).optional(),
+    /**
+     * SES's sending rate of the stage's account (mails per second): every mail of the stage's `mail` jobs goes
+     * through one shared limiter at this rate. The default is SES's usual quota out of the sandbox.
+     */
+    ratePerSecond: z.number().positive().default(14),
   })
   .transform((m) => ({ ...m, identity: m.identity ?? m.from.slice(m.from.indexOf('@') + 1) }));
 
@@ -251,6 +304,15 @@ export const configSchema = z
       seen.add(s.id);
     }
     for (const st of cfg.stages) {
+      // Workers may send only through the stage's SES identity (lib/workers.ts): every site's sender is in it.
+      for (const s of cfg.sites) {
+        const from = s.bulkMail?.from;
+        if (from && from !== st.mail.identity && !from.endsWith(`@${st.mail.identity}`))
+          ctx.addIssue({
+            code: 'custom',
+            message: `stage ${st.name}: site ${s.id} sends bulk mail from ${from}, outside the SES identity ${st.mail.identity}`,
+          });
+      }
       for (const id of Object.keys(st.workerBudget.sites)) {
         if (!seen.has(id))
           ctx.addIssue({
@@ -266,5 +328,7 @@ export type StageConfig = z.infer<typeof stageSchema>;
 export type Limits = z.infer<typeof limitsSchema>;
 export type InfraConfig = z.infer<typeof infraSchema>;
 export type MailConfig = z.infer<typeof mailSchema>;
+export type BulkMailConfig = z.infer<typeof bulkMailSchema>;
+export type BulkMailTemplate = z.infer<typeof bulkMailTemplateSchema>;
 export type WorkerBudgetConfig = z.infer<typeof workerBudgetSchema>;
 export type RowfleetConfig = z.infer<typeof configSchema>;

@@ -2,6 +2,7 @@
  * Fargate row worker entry point: works through one job's queue, then exits.
  * SITE and JOB_TOKEN come from the RunTask overrides (or the local launcher); resources from the task's env.
  */
+import { derivedTimings, getStage } from '../config/index.ts';
 import { depsFromEnv } from '../core/deps.ts';
 import { requireEnv } from '../core/shared/env.ts';
 import { jobLogger } from '../core/shared/log.ts';
@@ -11,11 +12,19 @@ const site = requireEnv('SITE');
 const token = requireEnv('JOB_TOKEN');
 const log = jobLogger(site, token);
 const stop = new AbortController();
-// ECS stops a task with SIGTERM (SIGKILL after stopTimeout); a terminal's Ctrl-C sends SIGINT locally.
+const abortRecords = new AbortController();
+// ECS stops a task with SIGTERM (SIGKILL after stopTimeout); a terminal's Ctrl-C sends SIGINT locally. The chunks
+// in hand are finished first; records still running shortly before the SIGKILL are aborted (ctx.signal), so a
+// processor can stop cleanly and their chunks go back to the queue.
 for (const signal of ['SIGTERM', 'SIGINT'] as const) {
   process.on(signal, () => {
     log.info(`${signal}: finishing the chunks in hand, then exiting`);
     stop.abort();
+    const { workerAbortRecordsSeconds } = derivedTimings(getStage(requireEnv('STAGE')).timings);
+    setTimeout(
+      () => abortRecords.abort(new Error(`${signal}: the stop cannot wait longer`)),
+      workerAbortRecordsSeconds * 1000,
+    ).unref();
   });
 }
 
@@ -27,7 +36,12 @@ const noLauncher = {
 
 try {
   // Poll timing and visibility: the stage's timings (config/), like every other part of the pipeline.
-  const summary = await runWorker(depsFromEnv(noLauncher), { site, token, signal: stop.signal });
+  const summary = await runWorker(depsFromEnv(noLauncher), {
+    site,
+    token,
+    signal: stop.signal,
+    abortRecords: abortRecords.signal,
+  });
   log.info('worker done', { ...summary });
   process.exit(0);
 } catch (err) {

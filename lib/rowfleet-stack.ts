@@ -89,6 +89,8 @@ export class RowfleetStack extends Stack {
       logBucket: this.storage.logBucket,
       logRetention,
       logRemovalPolicy,
+      mail: props.stage.mail,
+      bulkMailSenders: props.sites.flatMap((s) => (s.bulkMail ? [s.bulkMail.from] : [])),
     });
 
     const fn = (

@@ -8,7 +8,7 @@ import * as logs from 'aws-cdk-lib/aws-logs';
 import type * as s3 from 'aws-cdk-lib/aws-s3';
 import type * as sqs from 'aws-cdk-lib/aws-sqs';
 import { Construct } from 'constructs';
-import { derivedTimings, type InfraConfig, type Timings } from '../config/index.ts';
+import { derivedTimings, type InfraConfig, type MailConfig, type Timings } from '../config/index.ts';
 import { METRIC_NAMESPACE, POWERTOOLS_SERVICE_NAME } from './metrics.ts';
 import { KEY_PREFIXES, reportQueuePrefix, resourceNames } from '../config/names.ts';
 import { acknowledge, acknowledgeFindings, arnFinding, escapeRegExp } from './nag.ts';
@@ -32,6 +32,7 @@ export const WORKER_IMAGE_EXCLUDE = [
   '!config',
   '!core',
   '!fargate-worker',
+  '!processors',
   '**/node_modules',
   '**/*.test.ts',
 ] as const;
@@ -49,6 +50,10 @@ export interface WorkersProps {
   readonly logBucket: s3.IBucket;
   readonly logRetention: logs.RetentionDays;
   readonly logRemovalPolicy: RemovalPolicy;
+  /** The stage's SES identity, which the `mail` processor sends through. */
+  readonly mail: MailConfig;
+  /** The sites' bulk-mail From addresses (config/sites.ts `bulkMail.from`, within the identity). @default none */
+  readonly bulkMailSenders?: readonly string[];
 }
 
 /**
@@ -175,7 +180,10 @@ export class Workers extends Construct {
     });
   }
 
-  /** The task role: this stage's job queues, jobs/ (read/write) and uploads/ (read), the job table, finalize requests. */
+  /**
+   * The task role: this stage's job queues, jobs/ (read/write) and uploads/ (read), the job table (GetItem and
+   * UpdateItem: chunk counts, side-effect claims, rate-limit windows), finalize requests, bulk mail.
+   */
   private grantWorkerAccess(props: WorkersProps): void {
     const role = this.taskDefinition.taskRole;
     const reportQueues = Stack.of(this).formatArn({
@@ -223,6 +231,25 @@ export class Workers extends Construct {
         resources: [props.finalizeQueue.queueArn],
       }),
     );
+    // The `mail` processor: SendEmail through the stage's identity, from the sites' own senders only. Its
+    // side-effect claims and the stage's rate limiter need no more than the JobTable actions above.
+    const senders = [...new Set(props.bulkMailSenders ?? [])];
+    if (senders.length > 0) {
+      role.addToPrincipalPolicy(
+        new iam.PolicyStatement({
+          sid: 'BulkMail',
+          actions: ['ses:SendEmail'],
+          resources: [
+            Stack.of(this).formatArn({
+              service: 'ses',
+              resource: 'identity',
+              resourceName: props.mail.identity,
+            }),
+          ],
+          conditions: { StringEquals: { 'ses:FromAddress': senders } },
+        }),
+      );
+    }
     acknowledgeFindings(
       role,
       {

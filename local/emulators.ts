@@ -1,4 +1,12 @@
-import { mkdirSync, readdirSync, readFileSync, statSync, writeFileSync, existsSync } from 'node:fs';
+import {
+  appendFileSync,
+  mkdirSync,
+  readdirSync,
+  readFileSync,
+  statSync,
+  writeFileSync,
+  existsSync,
+} from 'node:fs';
 import { mkdir, rename, rm, writeFile } from 'node:fs/promises';
 import type { AddressInfo } from 'node:net';
 import type { Server } from 'node:http';
@@ -6,8 +14,8 @@ import { dirname, join, relative, resolve, sep } from 'node:path';
 import { buildApp } from 'fauxqs';
 import dynalite from 'dynalite';
 import sesModule from 'aws-ses-v2-local';
+import sesStore, { type Email } from 'aws-ses-v2-local/dist/store.js';
 import { handlePresignedPost } from './presigned-post.ts';
-import { persistMails } from './ses-persistence.ts';
 
 // aws-ses-v2-local is CommonJS with a default export.
 type SesServer = (config?: { host?: string; port?: number }) => Promise<Server>;
@@ -201,6 +209,36 @@ function persistentS3Store(
   return store;
 }
 
+/** A mail the embedded SES took, as kept in the state dir: the emulator's record and when it arrived (ms). */
+export type StoredMail = Email & { readonly atMs?: number };
+
+/**
+ * Keeps the embedded SES's mails in `<dir>/ses-mails.ndjson` (one JSON line per mail, appended before the
+ * emulator answers, so a mail it acknowledged survives a kill -9) and loads them back on start, so
+ * `rowfleet mail list` sees the mails of earlier commands. Returns the close.
+ */
+function persistSesMails(dir: string): () => Promise<void> {
+  const file = join(dir, 'ses-mails.ndjson');
+  mkdirSync(dir, { recursive: true });
+  const store = sesStore.getStoreReadonly();
+  if (existsSync(file) && store.emails.length === 0) {
+    for (const line of readFileSync(file, 'utf8').split('\n'))
+      if (line) store.emails.push(JSON.parse(line) as Email);
+  }
+  // The emulator's handlers call saveEmail through its (CommonJS) module's exports: replaced there, it sees
+  // every mail.
+  const exports = sesStore as { saveEmail: (email: Email) => void };
+  const save = exports.saveEmail;
+  exports.saveEmail = (email: Email) => {
+    Object.assign(email, { atMs: Date.now() });
+    save(email);
+    appendFileSync(file, JSON.stringify(email) + '\n');
+  };
+  return async () => {
+    exports.saveEmail = save;
+  };
+}
+
 /**
  * SQS actions that change what a restart must find, answered only once saved (receives and visibility changes are
  * not saved: a restart delivers again).
@@ -340,8 +378,12 @@ export async function startEmulators(o: EmulatorOptions): Promise<Emulators> {
   if (ddbDir) mkdirSync(ddbDir, { recursive: true });
   const ddb = dynalite({ path: ddbDir, createTableMs: 0, deleteTableMs: 0, updateTableMs: 0 });
   await new Promise<void>((r) => ddb.listen(0, '127.0.0.1', () => r()));
+  const closeMails = o.stateDir ? persistSesMails(o.stateDir) : undefined;
   const ses: Server = await sesLocal({ host: '127.0.0.1', port: 0 });
-  if (o.stateDir) persistMails(join(o.stateDir, 'ses-mails.json'));
+  // Node closes an idle keep-alive connection after 5 s: a client sending on it just then gets a reset, and a
+  // bulk mail with no answer is IN_DOUBT. Idle connections live a minute here, as on AWS's load balancers.
+  ses.keepAliveTimeout = 60_000;
+  ses.headersTimeout = 61_000;
 
   const url = (s: { address(): AddressInfo | string | null }) =>
     `http://127.0.0.1:${(s.address() as AddressInfo).port}`;
@@ -354,6 +396,7 @@ export async function startEmulators(o: EmulatorOptions): Promise<Emulators> {
       await files.flush();
       await new Promise<void>((r) => ddb.close(() => r()));
       await new Promise<void>((r) => ses.close(() => r()));
+      await closeMails?.();
     },
   };
 }

@@ -23,7 +23,7 @@ const ROOT = fileURLToPath(new URL('..', import.meta.url));
 const WORKER_ENTRY = join(ROOT, 'fargate-worker', 'main.ts');
 /** Inside node_modules, so the bundle's package imports resolve like the sources' do. */
 const BUNDLE = join(ROOT, 'node_modules', '.cache', 'rowfleet', 'fargate-worker.mjs');
-const SOURCES = ['config', 'core', 'fargate-worker'].map((d) => join(ROOT, d));
+const SOURCES = ['config', 'core', 'fargate-worker', 'processors'].map((d) => join(ROOT, d));
 
 function newestSource(dir: string): number {
   let newest = 0;

@@ -6,7 +6,8 @@
  *  2. SQS requests per 1,000 records (counted by the emulator, every process included),
  *  3. end-to-end records/s on the embedded runtime vs a single-process floor, and each phase's seconds,
  *  4. peak RSS of the split and of the finalize (each function runs in its own process here).
- * Options: --records N (default 1,000,000), --dir DIR (work directory, default $TMPDIR/rowfleet-bench).
+ * Options: --records N (default 1,000,000), --dir DIR (work directory, default $TMPDIR/rowfleet-bench);
+ * --scenario io|mail runs scripts/bench-io.ts or scripts/bench-mail.ts instead.
  */
 import { createReadStream, createWriteStream, existsSync, rmSync, statSync } from 'node:fs';
 import { mkdir } from 'node:fs/promises';
@@ -28,8 +29,19 @@ import type { QueueStats } from '../local/emulators.ts';
 import { writeSampleCsv } from './gen-data.ts';
 import { runJob } from './run-job.ts';
 
+// Other scenarios live in their own modules: `npm run bench -- --scenario io|mail` (default: split, below).
+const scenario = parseArgs({ options: { scenario: { type: 'string' } }, strict: false }).values.scenario;
+if (scenario === 'io' || scenario === 'mail') {
+  await import(`./bench-${scenario}.ts`);
+  process.exit(0);
+}
+if (scenario !== undefined && scenario !== 'split') throw new Error(`unknown scenario "${String(scenario)}"`);
 const { values } = parseArgs({
-  options: { records: { type: 'string', default: '1000000' }, dir: { type: 'string' } },
+  options: {
+    scenario: { type: 'string' },
+    records: { type: 'string', default: '1000000' },
+    dir: { type: 'string' },
+  },
 });
 const records = Number(values.records);
 const dir = values.dir ?? join(tmpdir(), 'rowfleet-bench');

@@ -2,10 +2,11 @@ import { Command, InvalidArgumentError, Option } from 'commander';
 import { existsSync } from 'node:fs';
 import { getSite, getStage, loadConfig } from '../config/index.ts';
 import { ApiTokens } from '../core/intake/tokens.ts';
-import { processorNames } from '../core/work/processors/index.ts';
+import { listProcessors, processorNames } from '../core/work/processors/index.ts';
+import { limiterName, ratePerSecond } from '../core/work/settings.ts';
 import { attachRuntime, type AttachOptions, type AttachedRuntime } from '../local/attach.ts';
 import { runDev } from './dev.ts';
-import { mailPreview, mailSend } from './mail.ts';
+import { mailList, mailPreview, mailSend } from './mail.ts';
 import { DEFAULT_STALL_SECONDS, followJob, runJob } from './run-job.ts';
 import { retryFailedRecords } from '../core/intake/rerun-failed.ts';
 import { loadtest } from './loadtest.ts';
@@ -66,6 +67,8 @@ program
   .addOption(new Option('--processor <name>', 'row processor').choices(processorNames()).default('report'))
   .option('--office <id>', "one of the site's offices (default: its first)")
   .option('--workers <n>', 'number of row workers (default: by size, up to the stage limit)', positiveInt)
+  .option('--concurrency <n>', "records each worker keeps in flight (default: the processor's)", positiveInt)
+  .option('--template <name>', "the mail processor's template, one of the site's (default: its first)")
   .option('--simulate-delay-ms <ms>', 'a delay per record, to watch a long job (0..60000)', Number)
   .option(
     '--simulate-error-rate <r>',
@@ -85,6 +88,8 @@ program
         office?: string;
         processor: string;
         workers?: number;
+        concurrency?: number;
+        template?: string;
         simulateDelayMs?: number;
         simulateErrorRate?: number;
         out: string;
@@ -106,6 +111,7 @@ program
           workers: o.workers,
           simulateDelayMs: o.simulateDelayMs,
           simulateErrorRate: o.simulateErrorRate,
+          request: { concurrency: o.concurrency, template: o.template },
           outDir: o.out,
           directMaxBytes: getStage(rt.stage).limits.directUploadMaxBytes,
           progress: true,
@@ -136,6 +142,8 @@ program
   .option('--site <id>', 'the site to run as', 'sakai')
   .addOption(new Option('--processor <name>', 'row processor').choices(processorNames()).default('json'))
   .option('--workers <n>', 'number of row workers', positiveInt)
+  .option('--concurrency <n>', "records each worker keeps in flight (default: the processor's)", positiveInt)
+  .option('--template <name>', "the mail processor's template (default: the site's first)")
   .option('--simulate-delay-ms <ms>', 'a delay per record', Number)
   .option('--simulate-error-rate <r>', 'share of records whose first attempt fails transiently', Number)
   .option('--out <dir>', 'where to write the zip', 'out')
@@ -149,6 +157,8 @@ program
       site: string;
       processor: string;
       workers?: number;
+      concurrency?: number;
+      template?: string;
       simulateDelayMs?: number;
       simulateErrorRate?: number;
       out: string;
@@ -159,7 +169,14 @@ program
     }) => {
       getSite(o.site);
       await withRuntime(o, async (rt) => {
-        const r = await loadtest(rt, { ...o, outDir: o.out, progress: true, stallSeconds: o.stallTimeout });
+        const request = { concurrency: o.concurrency, template: o.template };
+        const r = await loadtest(rt, {
+          ...o,
+          request,
+          outDir: o.out,
+          progress: true,
+          stallSeconds: o.stallTimeout,
+        });
         if (o.json) process.stdout.write(JSON.stringify(r) + '\n');
         else {
           process.stdout.write(
@@ -243,6 +260,35 @@ program
   });
 
 program
+  .command('processors')
+  .description('list the row processors (built-in and processors/*.ts) with what they declare')
+  .option('--json', 'as a JSON array')
+  .action(async (o: { json?: boolean }) => {
+    const stage = getStage('local');
+    const listed = (await listProcessors()).map(({ processor: p, source }) => ({
+      name: p.name,
+      description: p.description,
+      source,
+      concurrency: p.concurrency ?? null,
+      costMs: p.costMs ?? 0,
+      rateLimit: p.rateLimit
+        ? { key: limiterName(p), perSecond: ratePerSecond(p, stage), stage: stage.name }
+        : null,
+      sideEffects: p.sideEffects ?? false,
+      timeoutMs: p.timeoutMs ?? null,
+    }));
+    if (o.json) process.stdout.write(JSON.stringify(listed) + '\n');
+    else
+      for (const p of listed)
+        process.stdout.write(
+          `${p.name}\t${p.source}\tconcurrency ${p.concurrency ?? 'default'}, cost ${p.costMs} ms` +
+            (p.rateLimit ? `, ${p.rateLimit.perSecond}/s (${p.rateLimit.key}, ${p.rateLimit.stage})` : '') +
+            (p.sideEffects ? ', side effects (at most once)' : '') +
+            `\t${p.description}\n`,
+        );
+  });
+
+program
   .command('smoke')
   .description(
     'post-deploy check through the public API: health, 401 without a token, a job with one bad record ending PARTIAL, its zip',
@@ -282,7 +328,9 @@ token
     process.stdout.write(token + '\n');
   });
 
-const mail = program.command('mail').description("a site's daily usage mail, against the local state");
+const mail = program
+  .command('mail')
+  .description("against the local state: a site's daily usage mail, and the mails the local SES took");
 mail
   .command('send')
   .description("send a site's usage mail for a day (at most once per site and day; a repeat reports skipped)")
@@ -315,6 +363,16 @@ mail
       process.exitCode = await mailPreview(o);
     },
   );
+
+mail
+  .command('list')
+  .description('the mails the local SES took (bulk mails name their job and row), oldest first')
+  .option('--token <token>', "only this job's mails")
+  .addOption(stateDirOption())
+  .option('--json', 'one JSON array: {to, subject, messageId, token, n, sentAt} per mail')
+  .action(async (o: { token?: string; stateDir: string; json?: boolean }) => {
+    process.exitCode = await mailList(o);
+  });
 
 program
   .command('dev')

@@ -9,6 +9,9 @@ const ITEMS = ['鋼板', 'コイル', '線材', '厚板', '鋼管', 'ステン�
 
 export const SAMPLE_HEADER = ['id', '氏名', '市区町村', '品目', '数量', '単価', '受注日', '備考'];
 
+/** The recipient a mail load test writes for record `n` (one address per record, none twice). */
+export const sampleRecipient = (n: number) => `user-${n}@example.com`;
+
 /** Deterministic pseudo-random records (xorshift), so runs and benchmarks are comparable. */
 export function* sampleRecords(count: number, seed = 42): Generator<string[]> {
   let x = seed >>> 0 || 1;
@@ -38,11 +41,15 @@ function csvLine(fields: string[]): string {
   return fields.join(',') + '\r\n';
 }
 
-/** Writes a sample CSV of `count` records (CRLF, as Excel writes) in UTF-8 or CP932. */
+/**
+ * Writes a sample CSV of `count` records (CRLF, as Excel writes) in UTF-8 or CP932; with `email`, an `email`
+ * column of distinct recipients (the `mail` processor's load test).
+ */
 export async function writeSampleCsv(
   path: string,
   count: number,
   encoding: 'utf-8' | 'cp932' = 'utf-8',
+  o: { readonly email?: boolean } = {},
 ): Promise<number> {
   const out = createWriteStream(path);
   let bytes = 0;
@@ -51,11 +58,11 @@ export async function writeSampleCsv(
     bytes += b.length;
     if (!out.write(b)) await once(out, 'drain');
   };
-  await write(csvLine(SAMPLE_HEADER));
+  await write(csvLine(o.email ? [...SAMPLE_HEADER, 'email'] : SAMPLE_HEADER));
   let batch = '';
   let n = 0;
   for (const r of sampleRecords(count)) {
-    batch += csvLine(r);
+    batch += csvLine(o.email ? [...r, sampleRecipient(n + 1)] : r);
     if (++n % 2000 === 0) {
       await write(batch);
       batch = '';

@@ -4,6 +4,7 @@ import { getStage } from '../config/index.ts';
 import type { AttachedRuntime } from '../local/attach.ts';
 import { writeSampleCsv } from './gen-data.ts';
 import { runJob, type RunSummary } from './run-job.ts';
+import type { JobRequest } from '../core/intake/request.ts';
 
 export interface LoadtestOptions {
   readonly records: number;
@@ -12,6 +13,8 @@ export interface LoadtestOptions {
   readonly workers?: number;
   readonly simulateDelayMs?: number;
   readonly simulateErrorRate?: number;
+  /** Further job request fields (e.g. `concurrency`, `template`). */
+  readonly request?: Partial<JobRequest>;
   readonly outDir: string;
   readonly progress: boolean;
   readonly stallSeconds?: number;
@@ -23,7 +26,10 @@ export interface LoadtestResult extends RunSummary {
   readonly recordsPerSecond: number;
 }
 
-/** Generates `records` sample records, runs them as one job through the local API, measures throughput. */
+/**
+ * Generates `records` sample records (with a recipient each for the `mail` processor), runs them as one job
+ * through the local API, measures throughput.
+ */
 export async function loadtest(
   rt: Pick<AttachedRuntime, 'stateDir' | 'apiUrl' | 'tokenFor' | 'stage'>,
   o: LoadtestOptions,
@@ -31,7 +37,7 @@ export async function loadtest(
   const dir = join(rt.stateDir, 'loadtest');
   await mkdir(dir, { recursive: true });
   const file = join(dir, `loadtest-${o.records}.csv`);
-  const fileBytes = await writeSampleCsv(file, o.records);
+  const fileBytes = await writeSampleCsv(file, o.records, 'utf-8', { email: o.processor === 'mail' });
   try {
     const summary = await runJob({
       apiUrl: rt.apiUrl,
@@ -41,6 +47,7 @@ export async function loadtest(
       workers: o.workers,
       simulateDelayMs: o.simulateDelayMs,
       simulateErrorRate: o.simulateErrorRate,
+      request: o.request,
       outDir: o.outDir,
       directMaxBytes: getStage(rt.stage).limits.directUploadMaxBytes,
       progress: o.progress,

@@ -4,6 +4,8 @@ import { getSite, type SiteConfig } from '../config/index.ts';
 import { prepareUsageMail, sendUsageMail, type UsageMailResult } from '../core/usage/mail.ts';
 import { isDay, reportedDay } from '../core/usage/days.ts';
 import { attachRuntime, type AttachedRuntime } from '../local/attach.ts';
+import type { StoredMail } from '../local/emulators.ts';
+import { RECORD_HEADER } from '../core/work/processors/mail.ts';
 
 export interface MailCommandOptions {
   readonly site: string;
@@ -94,5 +96,54 @@ export async function mailPreview(
     `From: ${mail.from}\nTo: ${mail.to.join(', ')}\nBcc: ${mail.bcc.join(', ')}\nSubject: ${mail.subject}\n\n` +
       (o.html ? mail.html : mail.text),
   );
+  return 0;
+}
+
+/** One mail of `rowfleet mail list`: a bulk mail names its job and row (token, n); a usage mail names none. */
+export interface ListedMail {
+  readonly to: string;
+  readonly subject: string;
+  readonly messageId: string;
+  readonly token: string | null;
+  readonly n: number | null;
+  readonly sentAt: string;
+}
+
+/** The mails the embedded SES took (kept in the state dir), oldest first; a bulk mail's row from its header. */
+export function listedMails(emails: readonly StoredMail[], token?: string): ListedMail[] {
+  return emails
+    .map((m) => {
+      // X-Rowfleet-Record: <site>#<token>#<n> (the row's idempotency key)
+      const ref = m.headers?.find((h) => h.name.toLowerCase() === RECORD_HEADER.toLowerCase())?.value;
+      const [, t, n] = ref?.split('#') ?? [];
+      return {
+        to: m.destination.to.join(', '),
+        subject: m.subject,
+        messageId: m.messageId,
+        token: t ?? null,
+        n: n === undefined ? null : Number(n),
+        sentAt: new Date(m.atMs ?? m.at * 1000).toISOString(),
+      };
+    })
+    .filter((m) => token === undefined || m.token === token);
+}
+
+/** `rowfleet mail list [--token T] [--json]`: the mails in the local SES (JSON: one array, one object per mail). */
+export async function mailList(
+  o: Pick<MailCommandOptions, 'stateDir' | 'json'> & { readonly token?: string },
+  out: NodeJS.WritableStream = process.stdout,
+) {
+  const emails = await withRuntime({ ...o, site: '' }, async (rt) => {
+    if (!rt.endpoints.ses) throw new InvalidArgumentError('mail list reads the embedded SES (no --endpoint)');
+    const r = await fetch(new URL('store', rt.endpoints.ses));
+    return ((await r.json()) as { emails: StoredMail[] }).emails;
+  });
+  const mails = listedMails(emails, o.token);
+  if (o.json) out.write(JSON.stringify(mails) + '\n');
+  else
+    for (const m of mails)
+      out.write(
+        `${m.sentAt}  ${m.to}  ${m.subject}  ${m.messageId}${m.token ? `  ${m.token}#${m.n}` : ''}\n`,
+      );
   return 0;
 }

@@ -17,6 +17,8 @@ export interface RunOptions {
   readonly workers?: number;
   readonly simulateDelayMs?: number;
   readonly simulateErrorRate?: number;
+  /** Further job request fields (e.g. `concurrency`, `template`). */
+  readonly request?: Partial<JobRequest>;
   readonly outDir: string;
   readonly directMaxBytes: number;
   /** Progress to stderr: a bar on a TTY, a line every few seconds otherwise, nothing when false. */
@@ -90,6 +92,7 @@ function jobRequest(o: RunOptions): JobRequest {
     workers: o.workers,
     simulateDelayMs: o.simulateDelayMs,
     simulateErrorRate: o.simulateErrorRate,
+    ...o.request,
   };
   return Object.fromEntries(Object.entries(r).filter(([, v]) => v !== undefined)) as JobRequest;
 }

@@ -4,7 +4,7 @@ import { jobCounts, type Job } from '../jobs/store.ts';
 import { isJobToken, keys, newJobToken, parseSourceKey } from '../jobs/keys.ts';
 import { jobLogger, logger } from '../shared/log.ts';
 import type { PipelineDeps } from '../deps.ts';
-import { DEFAULT_PROCESSOR, getProcessor } from '../work/processors/index.ts';
+import { DEFAULT_PROCESSOR, loadProcessor } from '../work/processors/index.ts';
 import { splitJob } from '../split/split.ts';
 import { isTerminal } from '../jobs/states.ts';
 import { parseJobRequest, type JobRequest } from './request.ts';
@@ -59,17 +59,18 @@ export async function jobView(deps: PipelineDeps, job: Job): Promise<JobView> {
 export interface ValidatedRequest extends JobRequest {
   readonly processor: string;
   readonly office: string;
-  /** Options passed to the workers (the simulation switches). */
+  /** Options passed to the workers (the simulation switches, concurrency, the processor's own options). */
   readonly options: Record<string, string>;
 }
 
 /**
- * The rules of a job request beyond its shape (request.ts): the processor is installed, the office is one of
- * the site's (default: its first).
+ * The rules of a job request beyond its shape (request.ts): the processor is installed and accepts the job
+ * (its `checkJob`, e.g. `mail`'s template is one of the site's), the office is one of the site's (default: its
+ * first).
  */
-export function validated(site: string, req: JobRequest): ValidatedRequest {
+export async function validated(site: string, req: JobRequest): Promise<ValidatedRequest> {
   const processor = req.processor ?? DEFAULT_PROCESSOR;
-  getProcessor(processor);
+  const p = await loadProcessor(processor);
   const offices = loadConfig().sites.find((s) => s.id === site)?.offices ?? [];
   const office = req.office ?? offices[0]?.id;
   if (!office || !offices.some((o) => o.id === office)) {
@@ -78,11 +79,14 @@ export function validated(site: string, req: JobRequest): ValidatedRequest {
       `Unknown office "${req.office ?? ''}" for site ${site}. Offices: ${offices.map((o) => o.id).join(', ')}.`,
     );
   }
-  const { simulateDelayMs: delay, simulateErrorRate: rate } = req;
+  const { simulateDelayMs: delay, simulateErrorRate: rate, concurrency, template } = req;
   const options = {
     ...(delay ? { simulateDelayMs: String(delay) } : {}),
     ...(rate ? { simulateErrorRate: String(rate) } : {}),
+    ...(concurrency ? { concurrency: String(concurrency) } : {}),
+    ...(template ? { template } : {}),
   };
+  p.checkJob?.({ site, options });
   return { ...req, processor, office, options };
 }
 
@@ -121,7 +125,7 @@ export async function startDirectJob(
   body: Buffer,
   input: unknown,
 ): Promise<JobView> {
-  const r = validated(site, parseJobRequest(input));
+  const r = await validated(site, parseJobRequest(input));
   if (body.length > deps.limits.directUploadMaxBytes) {
     throw new BadRequestError(
       'PAYLOAD_TOO_LARGE',
@@ -137,7 +141,7 @@ export async function startDirectJob(
 
 /** POST /uploads: a job waiting for its file, and a presigned POST for exactly its source key. */
 export async function startPresignedJob(deps: PipelineDeps, site: string, input: unknown) {
-  const r = validated(site, parseJobRequest(input));
+  const r = await validated(site, parseJobRequest(input));
   // The split runs later, on the S3 event: the requested worker count waits in the job's options.
   const { token, sourceKey } = await createJob(deps, site, r, 'presigned', {
     options: { ...r.options, ...(r.workers ? { workers: String(r.workers) } : {}) },

@@ -1,11 +1,11 @@
 import { z } from 'zod';
-import { MAX_WORKERS_PER_JOB, officeId } from '../../config/schema.ts';
+import { MAX_RECORD_CONCURRENCY, MAX_WORKERS_PER_JOB, officeId, templateName } from '../../config/schema.ts';
 import { BadRequestError } from '../shared/errors.ts';
+import { PROCESSOR_NAME } from '../work/processors/types.ts';
 
-/** Processor names: lower-case words (they appear in the API, the CLI and the manifest). */
 const processorName = z
   .string()
-  .regex(/^[a-z][a-z0-9-]{0,31}$/, 'processor names are lower-case letters, digits and dashes');
+  .regex(PROCESSOR_NAME, 'processor names are lower-case letters, digits and dashes');
 
 /**
  * A job request: what a caller may ask for when starting a job — the query string of `POST /jobs`, the JSON body
@@ -22,6 +22,13 @@ export const jobRequestSchema = z.strictObject({
   office: officeId.optional(),
   /** Workers for this job (default: by size, up to the stage's maxWorkersPerJob, which also caps this). */
   workers: z.number().int().min(1).max(MAX_WORKERS_PER_JOB).optional(),
+  /**
+   * Records each worker keeps in flight at once (default: the processor's declared concurrency); the stage's
+   * `limits.maxRecordConcurrency` caps it.
+   */
+  concurrency: z.number().int().min(1).max(MAX_RECORD_CONCURRENCY).optional(),
+  /** The `mail` processor's template: one of the site's own (default: its first). */
+  template: templateName.optional(),
   /** Demo and load-test switches: a delay per record, and a share of records whose first attempt fails. */
   simulateDelayMs: z.number().min(0).max(60_000).optional(),
   simulateErrorRate: z.number().min(0).max(1).optional(),

@@ -38,7 +38,7 @@ export async function retryFailedRecords(deps: PipelineDeps, site: string, token
     }
   }
   const csv = Buffer.from(stringify([header, ...rows], { record_delimiter: '\r\n' }), 'utf8');
-  const r = validated(site, { processor: job.processor, office: job.office, fileName: job.fileName });
+  const r = await validated(site, { processor: job.processor, office: job.office, fileName: job.fileName });
   const { token: retryToken, sourceKey } = await createJob(
     deps,
     site,

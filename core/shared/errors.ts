@@ -16,8 +16,19 @@ export type FileErrorCode =
 /** CHUNK_FAILED: the record's whole chunk failed on every attempt (a poison chunk). */
 /** SOURCE_CHANGED: the bytes of the record's range are not the ones the split validated (the job fails). */
 /** COUNTS_DISAGREE: finalize found the record in no result and no error line (the job fails). */
+/**
+ * IN_DOUBT: a record of a processor with side effects whose effect may or may not have happened (claimed, no
+ * outcome recorded); never tried again. Processors add codes of their own (RecordError, e.g. MAIL_REFUSED).
+ */
 export type RecordErrorCode =
-  'COLUMN_COUNT' | 'NUL_BYTE' | 'PROCESSING_FAILED' | 'CHUNK_FAILED' | 'SOURCE_CHANGED' | 'COUNTS_DISAGREE';
+  | 'COLUMN_COUNT'
+  | 'NUL_BYTE'
+  | 'PROCESSING_FAILED'
+  | 'CHUNK_FAILED'
+  | 'SOURCE_CHANGED'
+  | 'COUNTS_DISAGREE'
+  | 'IN_DOUBT'
+  | (string & {});
 
 export class FileRejectedError extends Error {
   override readonly name = 'FileRejectedError';

@@ -15,6 +15,9 @@ import { launchWorkers } from '../ops/launch.ts';
 import type { Limits } from '../../config/index.ts';
 import { Utf8SourceCopy } from './source-copy.ts';
 import { workerCount } from './worker-count.ts';
+import { loadProcessor } from '../work/processors/index.ts';
+import { simulated, simulationOf } from '../work/processors/simulate.ts';
+import { chunkRecordsByCost } from '../work/settings.ts';
 
 /** The pieces the split cuts while validating (joined into chunks afterwards). */
 const SUB_CHUNK_BYTES = 64 * 1024;
@@ -169,6 +172,7 @@ async function cutIntoPieces(
   let delimiter = ',';
   let records = 0;
   let chunker: Chunker | undefined;
+  const byCost = await chunkSizeByCost(deps, job);
   for await (const batch of scanRecordBatches(utf8, { maxRecordBytes: deps.limits.maxRecordBytes })) {
     for (const ev of batch) {
       if (ev.kind === 'header') {
@@ -176,7 +180,7 @@ async function cutIntoPieces(
         delimiter = ev.delimiter;
         chunker = new Chunker(job.site, job.token, '', ev, {
           maxBytes: Math.min(SUB_CHUNK_BYTES, deps.limits.chunkMaxBytes),
-          maxRecords: Math.min(SUB_CHUNK_RECORDS, deps.limits.chunkMaxRecords),
+          maxRecords: Math.min(SUB_CHUNK_RECORDS, deps.limits.chunkMaxRecords, byCost?.piece ?? Infinity),
         });
         continue;
       }
@@ -240,10 +244,11 @@ async function startWork(
   const log = jobLogger(site, token);
   const valid = file.records - file.rejected.length;
   const workers = workerCount(valid, deps.limits, requestedWorkers);
+  const byCost = await chunkSizeByCost(deps, job);
   const chunks = mergeChunks(file.pieces, {
     targetRecords: Math.max(1, Math.ceil(valid / Math.max(1, workers * CHUNKS_PER_WORKER))),
     maxBytes: deps.limits.chunkMaxBytes,
-    maxRecords: deps.limits.chunkMaxRecords,
+    maxRecords: Math.min(deps.limits.chunkMaxRecords, byCost?.chunk ?? Infinity),
   });
   const queueName = chunks.length > 0 ? reportQueueName(deps.env.stage, token) : undefined;
   const recorded = await deps.jobs.recordSplit(site, token, {
@@ -310,4 +315,17 @@ async function startWork(
     workers,
     ...(launched.failed > 0 ? { launchFailed: launched.failed } : {}),
   };
+}
+
+/** A slow processor's chunk sizes (core/work/settings.ts), with the job's simulated delay counted in. */
+async function chunkSizeByCost(deps: PipelineDeps, job: Job) {
+  const sim = simulationOf(job.options);
+  const processor = await loadProcessor(job.processor);
+  const stage = { name: deps.env.stage, limits: deps.limits, timings: deps.timings };
+  return chunkRecordsByCost(
+    sim ? simulated(processor, sim) : processor,
+    job.options,
+    stage,
+    CHUNKS_PER_WORKER,
+  );
 }

@@ -12,18 +12,21 @@ export interface OutgoingMail {
   readonly html: string;
   /** SES message tags (name → value), e.g. site and day, for SES event publishing. */
   readonly tags?: Readonly<Record<string, string>>;
+  /** Extra headers of the message (e.g. `X-Rowfleet-Record`, which row of which job a bulk mail is for). */
+  readonly headers?: Readonly<Record<string, string>>;
 }
 
 export interface MailSender {
-  /** Sends the mail; resolves to SES's message id. */
-  send(mail: OutgoingMail): Promise<string>;
+  /** Sends the mail; resolves to SES's message id. The signal aborts the request (its outcome is then unknown). */
+  send(mail: OutgoingMail, signal?: AbortSignal): Promise<string>;
 }
 
 /** SES v2 SendEmail with simple (text + HTML) content. */
 export class SesMailSender implements MailSender {
   constructor(private readonly ses: SESv2Client = sesClient()) {}
 
-  async send(mail: OutgoingMail): Promise<string> {
+  async send(mail: OutgoingMail, signal?: AbortSignal): Promise<string> {
+    const headers = Object.entries(mail.headers ?? {}).map(([Name, Value]) => ({ Name, Value }));
     const r = await this.ses.send(
       new SendEmailCommand({
         FromEmailAddress: mail.from,
@@ -35,10 +38,12 @@ export class SesMailSender implements MailSender {
               Text: { Data: mail.text, Charset: 'UTF-8' },
               Html: { Data: mail.html, Charset: 'UTF-8' },
             },
+            ...(headers.length > 0 ? { Headers: headers } : {}),
           },
         },
         EmailTags: Object.entries(mail.tags ?? {}).map(([Name, Value]) => ({ Name, Value })),
       }),
+      signal ? { abortSignal: signal } : undefined,
     );
     if (!r.MessageId) throw new Error('SES accepted the mail without a message id');
     return r.MessageId;
@@ -78,6 +83,8 @@ export interface RetryOptions {
   readonly maxMs?: number;
   readonly sleep?: (ms: number) => Promise<void>;
   readonly random?: () => number;
+  /** Passed to every send (a bulk mail's timeout or the worker's stop). */
+  readonly signal?: AbortSignal;
 }
 
 const sleeper = (ms: number) => new Promise<void>((r) => setTimeout(r, ms));
@@ -99,7 +106,7 @@ export async function sendWithRetry(
   const random = o.random ?? Math.random;
   for (let attempt = 1; ; attempt++) {
     try {
-      return { messageId: await sender.send(mail), attempts: attempt };
+      return { messageId: await sender.send(mail, o.signal), attempts: attempt };
     } catch (err) {
       if (!isThrottling(err)) throw err;
       if (attempt >= attempts) throw new MailThrottledError(attempt, { cause: err });

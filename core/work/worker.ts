@@ -7,22 +7,23 @@ import { publishMetrics } from '../shared/metrics.ts';
 import { keys } from '../jobs/keys.ts';
 import type { PipelineDeps } from '../deps.ts';
 import { requestFinalize } from '../messages/finalize-request.ts';
-import { getProcessor, type RowProcessor } from './processors/index.ts';
+import { getStage } from '../../config/index.ts';
+import { loadProcessor, type RowProcessor } from './processors/index.ts';
 import { simulated, simulationOf } from './processors/simulate.ts';
 import type { Job } from '../jobs/store.ts';
 import {
   chunkRecords,
+  ChunkStoppedError,
   failedChunk,
   processChunk,
   splitRejected,
+  type ChunkRun,
   type ProcessedChunk,
 } from './process-chunk.ts';
-
-/**
- * Chunks a worker takes per receive (and works on at once): two overlap one chunk's I/O with the other's CPU,
- * while the rest stay on the queue for the other workers (and are not at stake if this one dies).
- */
-const CHUNKS_PER_RECEIVE = 2;
+import { EffectClaims } from './effects.ts';
+import { RateLimiter } from './rate-limiter.ts';
+import { RecordSlots } from './slots.ts';
+import { CHUNKS_IN_HAND, limiterName, ratePerSecond, recordConcurrency } from './settings.ts';
 
 /**
  * Attempts at a chunk before it counts as a poison chunk: its records are then recorded as failed with the
@@ -40,8 +41,13 @@ export interface WorkerOptions {
   readonly idlePolls?: number;
   /** @default the stage's `chunkVisibilitySeconds` */
   readonly visibilitySeconds?: number;
-  /** Stops the loop from outside (SIGTERM). */
+  /** Stops the loop from outside (SIGTERM): the chunks in hand are finished first. */
   readonly signal?: AbortSignal;
+  /**
+   * Aborts the records in flight (a stop that cannot wait any longer): their chunks go back to the queue and the
+   * worker takes no more.
+   */
+  readonly abortRecords?: AbortSignal;
 }
 
 export interface WorkerSummary {
@@ -49,6 +55,11 @@ export interface WorkerSummary {
   readonly duplicates: number;
   readonly records: number;
   readonly reason: 'idle' | 'job-finished' | 'stopped' | 'no-job';
+  /** Records in flight at once: the bound, and the most there were. */
+  readonly concurrency?: { readonly bound: number; readonly peak: number };
+  /** DynamoDB requests of the side-effect claims and of the rate limiter (processors that have them). */
+  readonly claims?: { readonly writes: number; readonly reads: number };
+  readonly limiter?: { readonly writes: number; readonly granted: number };
 }
 
 /** One worker's view of its job while it runs, and its tally. */
@@ -57,6 +68,12 @@ interface Worker {
   readonly job: Job;
   readonly queueUrl: string;
   readonly processor: RowProcessor;
+  /** Shared by the chunks the worker holds: slots, claims, limiter, stop. */
+  readonly run: ChunkRun & {
+    readonly slots: RecordSlots;
+    readonly claims?: EffectClaims;
+    readonly limiter?: RateLimiter;
+  };
   readonly visibilitySeconds: number;
   readonly log: Log;
   readonly tally: { chunks: number; duplicates: number; records: number };
@@ -83,41 +100,81 @@ export async function runWorker(deps: PipelineDeps, options: WorkerOptions): Pro
     log.info('worker: nothing to do', { state: job?.state });
     return { chunks: 0, duplicates: 0, records: 0, reason: job ? 'job-finished' : 'no-job' };
   }
+  const processor = await loadProcessor(job.processor);
+  const rate = ratePerSecond(processor, getStage(deps.env.stage));
   const w: Worker = {
     deps,
     job,
     queueUrl,
-    processor: getProcessor(job.processor),
+    processor,
+    run: {
+      slots: new RecordSlots(recordConcurrency(processor, job.options, deps.limits)),
+      ...(processor.sideEffects
+        ? { claims: new EffectClaims(deps.env.table, deps.limits.retentionDays) }
+        : {}),
+      ...(rate !== undefined
+        ? { limiter: new RateLimiter(deps.env.table, limiterName(processor), rate) }
+        : {}),
+      signal: o.abortRecords,
+    },
     visibilitySeconds: o.visibilitySeconds,
     log,
     tally: { chunks: 0, duplicates: 0, records: 0 },
   };
+  const summary = (reason: WorkerSummary['reason']): WorkerSummary => ({
+    ...w.tally,
+    reason,
+    concurrency: { bound: w.run.slots.size, peak: w.run.slots.peak },
+    ...(w.run.claims ? { claims: { ...w.run.claims.stats } } : {}),
+    ...(w.run.limiter ? { limiter: { ...w.run.limiter.stats } } : {}),
+  });
   let idle = 0;
   let idleSince = Date.now();
-  while (!o.signal?.aborted) {
-    const messages = await deps.queues.receive(queueUrl, {
-      max: CHUNKS_PER_RECEIVE,
-      waitSeconds: o.waitSeconds,
-      visibilitySeconds: o.visibilitySeconds,
-      signal: o.signal,
-    });
-    if (o.signal?.aborted && messages.length === 0) break;
-    if (messages.length > 0) {
-      idle = 0;
+  // Chunks in hand, worked on at once. A chunk done makes room for the next at once (no waiting for the other):
+  // a worker with free slots pulls work, so chunks spread over the workers as they free up.
+  const inHand = new Set<Promise<void>>();
+  const hold = (m: Message) => {
+    const p: Promise<void> = handleMessage(w, m)
       // A chunk whose settling failed (storage down) stays on the queue; the worker goes on.
-      for (const r of await Promise.allSettled(messages.map((m) => handleMessage(w, m)))) {
-        if (r.status === 'rejected') log.error('chunk not settled; it will come back', { error: r.reason });
+      .catch((error: unknown) => log.error('chunk not settled; it will come back', { error: error as Error }))
+      .finally(() => inHand.delete(p));
+    inHand.add(p);
+  };
+  try {
+    while (!o.signal?.aborted && !o.abortRecords?.aborted) {
+      if (inHand.size >= CHUNKS_IN_HAND) {
+        await Promise.race(inHand);
+        continue;
       }
-      continue;
+      const messages = await deps.queues.receive(queueUrl, {
+        max: 1,
+        waitSeconds: o.waitSeconds,
+        visibilitySeconds: o.visibilitySeconds,
+        signal: o.signal,
+      });
+      if (messages.length > 0) {
+        idle = 0;
+        messages.forEach(hold);
+        continue;
+      }
+      if (o.signal?.aborted) break;
+      if (inHand.size > 0) {
+        // Nothing new, but work in hand: not idle.
+        await Promise.race(inHand);
+        continue;
+      }
+      const now = await deps.jobs.get(o.site, o.token, false);
+      if (!now || now.state !== 'RUNNING') return summary('job-finished');
+      if (idle === 0) idleSince = Date.now();
+      idle++;
+      if (idleEnough(now, { idle, idleMs: Date.now() - idleSince }, o)) return summary('idle');
+      if (o.waitSeconds === 0) await sleep(200);
     }
-    const now = await deps.jobs.get(o.site, o.token, false);
-    if (!now || now.state !== 'RUNNING') return { ...w.tally, reason: 'job-finished' };
-    if (idle === 0) idleSince = Date.now();
-    idle++;
-    if (idleEnough(now, { idle, idleMs: Date.now() - idleSince }, o)) return { ...w.tally, reason: 'idle' };
-    if (o.waitSeconds === 0) await sleep(200);
+  } finally {
+    // Stopping (SIGTERM) or leaving: the chunks in hand are finished first.
+    await Promise.all(inHand);
   }
-  return { ...w.tally, reason: 'stopped' };
+  return summary('stopped');
 }
 
 /**
@@ -169,13 +226,14 @@ async function handleMessage(w: Worker, m: Message): Promise<void> {
     if (attempt > MAX_CHUNK_ATTEMPTS) {
       // The attempts before this one crashed their worker (they never reached the catch below).
       const reason = `gave up after ${MAX_CHUNK_ATTEMPTS} attempts that ended their worker`;
-      await settleChunk(w, m, msg, await failedChunk(deps, job, msg, reason), t0, true);
+      const given = await failedChunk(deps, job, msg, reason, 'CHUNK_FAILED', w.run.claims);
+      await settleChunk(w, m, msg, given, t0, true);
       return;
     }
     w.rejected ??= splitRejected(job, deps.objects);
     const rows = await chunkRecords(job, msg, deps.objects, deps.limits.maxRecordBytes, await w.rejected);
     const sim = simulationOf(job.options);
-    const done = await processChunk(job, msg, rows, sim ? simulated(w.processor, sim) : w.processor);
+    const done = await processChunk(job, msg, rows, sim ? simulated(w.processor, sim) : w.processor, w.run);
     if (done.succeeded + done.failed !== rows.length) {
       throw new Error(
         `chunk ${msg.chunk}: ${done.succeeded} succeeded + ${done.failed} failed, for ${rows.length} records`,
@@ -193,8 +251,14 @@ async function handleMessage(w: Worker, m: Message): Promise<void> {
         chunk: msg.chunk,
         error: err,
       });
-      const given = await failedChunk(deps, job, msg, errorMessage(err), 'SOURCE_CHANGED');
+      const given = await failedChunk(deps, job, msg, errorMessage(err), 'SOURCE_CHANGED', w.run.claims);
       await settleChunk(w, m, msg, given, Date.now(), true);
+      return;
+    }
+    if (err instanceof ChunkStoppedError) {
+      // Not the chunk's fault: visible again at once for another worker, whatever its attempts so far.
+      log.warn('worker stopping: chunk given back', { chunk: msg.chunk });
+      await deps.queues.extendVisibility(w.queueUrl, m.ReceiptHandle!, 0);
       return;
     }
     if (attempt < MAX_CHUNK_ATTEMPTS) {
@@ -212,7 +276,8 @@ async function handleMessage(w: Worker, m: Message): Promise<void> {
       attempt,
       error: err as Error,
     });
-    await settleChunk(w, m, msg, await failedChunk(deps, job, msg, errorMessage(err)), Date.now(), true);
+    const given = await failedChunk(deps, job, msg, errorMessage(err), 'CHUNK_FAILED', w.run.claims);
+    await settleChunk(w, m, msg, given, Date.now(), true);
   } finally {
     clearInterval(heartbeat);
   }

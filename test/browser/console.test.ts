@@ -265,7 +265,11 @@ describe('Console: live jobs list', () => {
     const csv = 'id,name\n' + Array.from({ length: 250 }, (_, i) => `${i + 1},n${i + 1}`).join('\n') + '\n';
 
     // Act
-    const job = await apiJob(world.tokens.sakai, csv, 'processor=json&simulateDelayMs=10&fileName=slow.csv');
+    const job = await apiJob(
+      world.tokens.sakai,
+      csv,
+      'processor=json&simulateDelayMs=10&concurrency=1&fileName=slow.csv',
+    );
     const row = c.page.locator(`tr[data-token="${job.token}"]`);
     await row.waitFor();
     const statesSeen = new Set<string>();

@@ -1,4 +1,7 @@
-import { readFileSync } from 'node:fs';
+import { execFileSync } from 'node:child_process';
+import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
 import { describe, expect, it } from 'vitest';
 import { getStage, loadConfig } from '../../config/index.ts';
 import { keys, reportQueueName } from '../../core/jobs/keys.ts';
@@ -91,10 +94,36 @@ describe('Stack: app entry and shared names', () => {
       expect(dockerfile).toMatch(/^RUN npm ci /m);
       expect(dockerfile).toMatch(/^USER node$/m);
       expect(dockerfile).toMatch(/^CMD \["node", "worker\.mjs"\]$/m);
-      for (const dir of ['config', 'core', 'fargate-worker']) {
+      for (const dir of ['config', 'core', 'fargate-worker', 'processors']) {
         expect(WORKER_IMAGE_EXCLUDE).toContain(`!${dir}`);
         expect(dockerfile).toContain(`COPY ${dir} ./${dir}`);
       }
+    });
+
+    it("bundles users' processors (processors/*.ts) into the image's worker, with the Dockerfile's own esbuild command", () => {
+      // Prepare: the build stage's esbuild command, run on the same sources in a temporary output directory
+      const dockerfile = readFileSync(projectPath('fargate-worker/Dockerfile'), 'utf8').replace(
+        /\\\n\s*/g,
+        '',
+      );
+      const run = /^RUN npx esbuild (.+)$/m.exec(dockerfile)![1]!;
+      const out = mkdtempSync(join(tmpdir(), 'rowfleet-image-'));
+      const args = (run.match(/--banner:js="[^"]*"|\S+/g) ?? []).map((a) =>
+        a.startsWith('--outfile=')
+          ? `--outfile=${join(out, 'worker.mjs')}`
+          : a.replace(/^(--banner:js=)"(.*)"$/, '$1$2'),
+      );
+
+      // Act
+      execFileSync(projectPath('node_modules/.bin/esbuild'), [...args, '--log-level=error'], {
+        cwd: projectPath('.'),
+      });
+      const map = JSON.parse(readFileSync(join(out, 'worker.mjs.map'), 'utf8')) as { sources: string[] };
+      rmSync(out, { recursive: true, force: true });
+
+      // Assess
+      expect(map.sources.some((f) => f.endsWith('processors/webhook.ts'))).toBe(true);
+      expect(map.sources.some((f) => f.endsWith('core/work/processors/mail.ts'))).toBe(true);
     });
   });
 });

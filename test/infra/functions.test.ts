@@ -60,6 +60,16 @@ describe('Stack: Rowfleet-dev functions', () => {
     expect(readFileSync(join(dir, 'index.mjs'), 'utf8').startsWith('import { createRequire')).toBe(true);
   });
 
+  it("bundles users' processors into the upload function, which checks processor names (esbuild glob import)", () => {
+    // Act
+    const map = JSON.parse(readFileSync(join(bundleDir(s, 'upload'), 'index.mjs.map'), 'utf8')) as {
+      sources: string[];
+    };
+
+    // Assess
+    expect(map.sources.some((f) => f.endsWith('processors/webhook.ts'))).toBe(true);
+  });
+
   it('loads every bundle as an ES module in plain Node and finds `handler`', () => {
     // Prepare: a separate node process, as Lambda loads it (no test-runner transform)
     const bundles = names.map((name) => pathToFileURL(join(bundleDir(s, name), 'index.mjs')).href);

@@ -36,7 +36,7 @@ describe('Stack: Rowfleet-dev', () => {
   afterAll(() => s.cleanup());
 
   describe('IAM scoping', () => {
-    it('limits the worker task role to the stage report queues, jobs/ and uploads/ reads, the table and finalize', () => {
+    it('limits the worker task role to the stage report queues, jobs/ and uploads/ reads, the table, finalize and bulk mail', () => {
       // Act
       const statements = statementsOf(template, 'WorkersTaskDefinitionTaskRole');
 
@@ -65,6 +65,15 @@ describe('Stack: Rowfleet-dev', () => {
           Action: 'sqs:SendMessage',
           Resource: { 'Fn::GetAtt': [expect.stringMatching(/^StorageFinalizeQueue/), 'Arn'] },
         }),
+        {
+          Sid: 'BulkMail',
+          Effect: 'Allow',
+          Action: 'ses:SendEmail',
+          Resource: `arn:aws:ses:ap-northeast-1:123456789012:identity/${getStage('dev').mail.identity}`,
+          Condition: {
+            StringEquals: { 'ses:FromAddress': loadConfig().sites.map((site) => site.bulkMail!.from) },
+          },
+        },
       ]);
       template.hasResourceProperties('AWS::IAM::Policy', {
         Roles: [{ Ref: Match.stringLikeRegexp('^WorkersTaskDefinitionTaskRole') }],
@@ -75,6 +84,20 @@ describe('Stack: Rowfleet-dev', () => {
           ]),
         },
       });
+    });
+
+    it("gives the workers' claims and rate limiter no DynamoDB action beyond GetItem and UpdateItem", () => {
+      // Act
+      const actions = statementsOf(template, 'WorkersTaskDefinitionTaskRole').flatMap(
+        (st) => st.Action as string[],
+      );
+
+      // Assess: no PutItem, DeleteItem, Query, Scan or batch action; SES only to send
+      expect(actions.filter((a) => a.startsWith('dynamodb:'))).toEqual([
+        'dynamodb:GetItem',
+        'dynamodb:UpdateItem',
+      ]);
+      expect(actions.filter((a) => a.startsWith('ses:'))).toEqual(['ses:SendEmail']);
     });
 
     it('never grants results/ or another stage to the workers', () => {

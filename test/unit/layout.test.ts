@@ -16,6 +16,9 @@ const TOP_LEVEL: Record<string, readonly string[]> = {
   'fargate-worker': ['fargate-worker', 'core', 'config'],
   local: ['local', 'lambdas', 'core', 'config', 'web'],
   web: ['web', 'core', 'config'],
+  // Users' row processors: the processor contract in core, their settings in config. (core/work/processors loads
+  // them by name with a dynamic import — the one plugin point, not a dependency of core on them.)
+  processors: ['processors', 'core', 'config'],
 };
 
 /** core/'s layers, bottom up: a file may import its own folder, its layer's other folders, or anything lower. */

@@ -1,6 +1,11 @@
 import { describe, expect, it } from 'vitest';
 import { BadRequestError } from '../../core/shared/errors.ts';
-import { getProcessor, processorNames } from '../../core/work/processors/index.ts';
+import {
+  listProcessors,
+  loadProcessor,
+  processorNames,
+  processorOf,
+} from '../../core/work/processors/index.ts';
 import { jsonProcessor } from '../../core/work/processors/json.ts';
 import { reportProcessor } from '../../core/work/processors/report.ts';
 
@@ -65,26 +70,54 @@ describe('Processor: report', () => {
   });
 });
 
-describe('Function: getProcessor', () => {
-  it('finds the built-in processors and refuses an unknown name with a 400', () => {
+describe('Function: loadProcessor', () => {
+  it('finds the built-in processors and refuses an unknown name with a 400', async () => {
     // Prepare
     const names = processorNames();
 
     // Act
-    const unknown = (() => {
-      try {
-        getProcessor('nope');
-      } catch (err) {
-        return err;
-      }
-      return undefined;
-    })();
+    const unknown = await loadProcessor('nope').catch((err: unknown) => err);
+    const traversal = await loadProcessor('../core/deps').catch((err: unknown) => err);
 
     // Assess
-    expect(names).toEqual(expect.arrayContaining(['json', 'report']));
-    expect(getProcessor('json')).toBe(jsonProcessor);
+    expect(names).toEqual(expect.arrayContaining(['json', 'report', 'mail']));
+    expect(await loadProcessor('json')).toBe(jsonProcessor);
     expect(unknown).toBeInstanceOf(BadRequestError);
     expect((unknown as BadRequestError).status).toBe(400);
+    expect((unknown as BadRequestError).code).toBe('UNKNOWN_PROCESSOR');
     expect((unknown as BadRequestError).message).toContain('json');
+    expect((traversal as BadRequestError).code).toBe('UNKNOWN_PROCESSOR');
+  });
+
+  it("finds a user's processor by its file in processors/, without any registry", async () => {
+    // Act
+    const p = await loadProcessor('webhook');
+    const listed = await listProcessors();
+
+    // Assess
+    expect(processorNames()).toContain('webhook');
+    expect(p.name).toBe('webhook');
+    expect(p.sideEffects).toBe(true);
+    expect(listed.find((l) => l.processor.name === 'webhook')?.source).toBe('processors/webhook.ts');
+    expect(listed.find((l) => l.processor.name === 'json')?.source).toBe('built-in');
+  });
+});
+
+describe('Function: processorOf', () => {
+  it("refuses a user's module that is no processor or is named unlike its file, naming the problem", () => {
+    // Prepare
+    const proc = { name: 'geo', description: 'd', process: () => [] };
+
+    // Act
+    const named = () => processorOf({ default: proc }, 'processors/other.ts', 'other');
+    const broken = () => processorOf({ default: { ...proc, concurrency: 0 } }, 'processors/geo.ts', 'geo');
+    const none = () => processorOf({}, 'processors/geo.ts', 'geo');
+
+    // Assess
+    expect(processorOf({ default: proc }, 'processors/geo.ts', 'geo')).toBe(proc);
+    expect(processorOf({ processor: proc }, 'processors/geo.ts', 'geo')).toBe(proc);
+    expect(named).toThrow('processors/other.ts: the processor is named "geo", not "other"');
+    expect(broken).toThrow(/processors\/geo.ts: not a row processor \(concurrency/);
+    expect(none).toThrow(/not a row processor/);
   });
 });

@@ -11,15 +11,21 @@ function keyPrefixes(header: readonly string[]): string[] {
   return k;
 }
 
-/** `rows/<n>.json`: the record as an object keyed by header name, values exactly as decoded. */
-export const jsonProcessor: RowProcessor = {
+/**
+ * `rows/<n>.json`: the record as an object keyed by header name, values exactly as decoded. Synchronous and
+ * CPU-bound: a record never waits, so the concurrency bound never binds — except under a simulated delay
+ * (`--simulate-delay-ms`), a pure wait with nothing behind it, which may run as wide as the stage allows
+ * (the default `limits.maxRecordConcurrency`).
+ */
+export const jsonProcessor = {
   name: 'json',
   description: 'rows/<n>.json: each record as a JSON object keyed by header name',
-  process(row: RowInput, ctx: RowContext): RowOutput[] {
+  concurrency: 200,
+  process(row: RowInput, ctx: Pick<RowContext, 'site' | 'token' | 'header'>): RowOutput[] {
     // Built as text: header names such as "__proto__" stay plain keys, and it is faster than an object.
     const keys = keyPrefixes(ctx.header);
     let s = '';
     for (let i = 0; i < keys.length; i++) s += keys[i]! + JSON.stringify(row.fields[i] ?? '');
     return [{ name: `rows/${row.n}.json`, data: (keys.length === 0 ? '{' : s) + '}' }];
   },
-};
+} satisfies RowProcessor;

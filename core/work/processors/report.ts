@@ -3,11 +3,15 @@ import type { RowContext, RowInput, RowOutput, RowProcessor } from './types.ts';
 const ESC: Record<string, string> = { '&': '&amp;', '<': '&lt;', '>': '&gt;', '"': '&quot;', "'": '&#39;' };
 const escapeHtml = (s: string) => s.replace(/[&<>"']/g, (c) => ESC[c]!);
 
-/** `reports/<n>.html`: a readable one-page report of the record (the default processor). */
-export const reportProcessor: RowProcessor = {
+/**
+ * `reports/<n>.html`: a readable one-page report of the record (the default processor). Synchronous and
+ * CPU-bound, like `json` (its concurrency only binds under a simulated delay).
+ */
+export const reportProcessor = {
   name: 'report',
   description: 'reports/<n>.html: a readable HTML page per record',
-  process(row: RowInput, ctx: RowContext): RowOutput[] {
+  concurrency: 200,
+  process(row: RowInput, ctx: Pick<RowContext, 'site' | 'token' | 'header'>): RowOutput[] {
     const rows = ctx.header
       .map((h, i) => `<tr><th>${escapeHtml(h)}</th><td>${escapeHtml(row.fields[i] ?? '')}</td></tr>`)
       .join('\n');
@@ -24,4 +28,4 @@ ${rows}
 `;
     return [{ name: `reports/${row.n}.html`, data: html }];
   },
-};
+} satisfies RowProcessor;

@@ -1,6 +1,6 @@
 import { createHash } from 'node:crypto';
 import { setTimeout as sleep } from 'node:timers/promises';
-import type { RowContext, RowInput, RowOutput, RowProcessor } from './types.ts';
+import { RecordError, type RowContext, type RowInput, type RowOutput, type RowProcessor } from './types.ts';
 
 /** Job options that make a processor slow or flaky on purpose: for demos, load tests and watching retries. */
 export interface Simulation {
@@ -23,20 +23,37 @@ function flaky(token: string, n: number, rate: number): boolean {
   return h / 0x1_0000_0000 < rate;
 }
 
-export class TransientSimulatedError extends Error {
+/**
+ * The simulated failure happens before the processor runs: nothing was done, so it may be retried even for a
+ * processor with side effects.
+ */
+export class TransientSimulatedError extends RecordError {
   override readonly name = 'TransientSimulatedError';
+  constructor(message: string) {
+    super('PROCESSING_FAILED', message, { retryable: true });
+  }
 }
 
-/** Wraps a processor with the job's simulation; one wrapper per chunk (it counts attempts per record). */
+/**
+ * Wraps a processor with the job's simulation; one wrapper per chunk (it counts attempts per record). It keeps
+ * everything the processor declares; the delay adds to its cost (so the split sizes its chunks for it).
+ */
 export function simulated(processor: RowProcessor, sim: Simulation): RowProcessor {
   const attempts = new Map<number, number>();
   return {
-    name: processor.name,
-    description: processor.description,
+    ...processor,
+    costMs: (processor.costMs ?? 0) + sim.delayMs,
     async process(row: RowInput, ctx: RowContext): Promise<RowOutput[]> {
       const attempt = (attempts.get(row.n) ?? 0) + 1;
       attempts.set(row.n, attempt);
-      if (sim.delayMs > 0) await sleep(sim.delayMs);
+      if (sim.delayMs > 0) {
+        try {
+          await sleep(sim.delayMs, undefined, { signal: ctx.signal });
+        } catch {
+          // Timed out or stopped before the processor ran: nothing happened.
+          throw new TransientSimulatedError(`record ${row.n}: aborted during the simulated delay`);
+        }
+      }
       if (attempt === 1 && sim.errorRate > 0 && flaky(ctx.token, row.n, sim.errorRate)) {
         throw new TransientSimulatedError(`simulated transient error on record ${row.n}`);
       }

@@ -1,3 +1,5 @@
+import type { StageConfig } from '../../../config/index.ts';
+
 /** What a processor sees of one record. */
 export interface RowInput {
   readonly n: number;
@@ -5,10 +7,22 @@ export interface RowInput {
   readonly fields: readonly string[];
 }
 
+/** The job a record belongs to, and the record's own handles (a new context per record and attempt). */
 export interface RowContext {
   readonly site: string;
   readonly token: string;
   readonly header: readonly string[];
+  /** The job's options as its request set them (e.g. `template` for `mail`, the simulation switches). */
+  readonly options: Readonly<Record<string, string>>;
+  /**
+   * `<site>#<token>#<n>`: the same for every attempt and every delivery of the record, different for every
+   * record of every job. Pass it on to an API that deduplicates (an `Idempotency-Key` header).
+   */
+  readonly idempotencyKey: string;
+  /** Aborted when the attempt times out (`timeoutMs`) or the worker must stop: pass it to `fetch`, SDK calls. */
+  readonly signal: AbortSignal;
+  /** 1 for the first attempt at the record in this delivery, 2 for its first retry, … */
+  readonly attempt: number;
 }
 
 /** One file in the result zip. */
@@ -17,12 +31,85 @@ export interface RowOutput {
   readonly data: string | Buffer;
 }
 
+/** A limit on records per second, shared by every worker of every job of the stage (e.g. an API's quota). */
+export interface RateLimit {
+  /**
+   * The limiter's name: processors naming the same limiter share one budget (the SES sending rate is `ses`).
+   * It is not per site: the quota it models belongs to the stage's account. @default the processor's name
+   */
+  readonly key?: string;
+  /** Records per second, a number or read from the stage's configuration. */
+  readonly perSecond: number | ((stage: StageConfig) => number);
+}
+
 /**
- * A row processor turns one record into zero or more zip entries. Throwing fails only that record
- * (it is listed in errors.csv). Add your own by implementing this and registering it in `processors/index.ts`.
+ * A row processor turns one record into zero or more zip entries. It is a plain object: drop a file exporting
+ * one (default export) into `processors/` at the root of the repository and it is picked up by the CLI, the
+ * local runtime, the API and the worker image; `rowfleet processors` lists it. The file is named after the
+ * processor (`processors/<name>.ts`). See the README, "Processors".
+ *
+ * Throwing fails only that record (listed in errors.csv): a {@link RecordError} with its own code, anything
+ * else as PROCESSING_FAILED after {@link RECORD_ATTEMPTS} attempts — unless the processor has side effects
+ * (see `sideEffects`).
  */
 export interface RowProcessor {
+  /** Lower-case letters, digits and dashes (it appears in the API, the CLI and the manifest). */
   readonly name: string;
   readonly description: string;
+  /**
+   * Records of one worker in flight at once. A job's `concurrency` option overrides it; the stage's
+   * `limits.maxRecordConcurrency` caps both. It only matters for processors that wait (return a promise):
+   * a synchronous `process` runs one record after the other whatever it says. @default DEFAULT_CONCURRENCY
+   */
+  readonly concurrency?: number;
+  /**
+   * What one record typically takes, waiting included, in milliseconds. Chunks of a slow processor are cut
+   * smaller (about `timings.chunkTargetSeconds` of work each), so every worker gets work and progress moves.
+   * @default 0 (CPU-bound: chunks by size only)
+   */
+  readonly costMs?: number;
+  /** Records per second across the stage (every worker of every job), through a DynamoDB limiter. @default none */
+  readonly rateLimit?: RateLimit;
+  /**
+   * The processor changes something outside the job (sends a mail, calls an API that acts). Each record is then
+   * claimed in DynamoDB before `process` runs and its outcome recorded after it, so a redelivered chunk never
+   * repeats an effect: a record done before is replayed from its recorded outcome, and a record whose claim has
+   * no outcome (its worker died in the middle) is reported as IN_DOUBT, never tried again. A thrown
+   * {@link RecordError} must mean "nothing happened" (it may be retried if `retryable`); any other error leaves
+   * the outcome unknown (IN_DOUBT, not retried). @default false
+   */
+  readonly sideEffects?: boolean;
+  /** Time one attempt may take before its `signal` is aborted and the attempt counts as failed. @default 30 s */
+  readonly timeoutMs?: number;
+  /** Checks a job request for this processor before the job is accepted (throw a BadRequestError). */
+  checkJob?(job: { readonly site: string; readonly options: Readonly<Record<string, string>> }): void;
   process(row: RowInput, ctx: RowContext): RowOutput[] | Promise<RowOutput[]>;
+}
+
+/** Processor names: lower-case words (they appear in the API, the CLI, the manifest and file names). */
+export const PROCESSOR_NAME = /^[a-z][a-z0-9-]{0,31}$/;
+
+/** Records of one worker in flight at once when a processor does not say. */
+export const DEFAULT_CONCURRENCY = 16;
+/** Time one attempt at a record may take when a processor does not say. */
+export const DEFAULT_TIMEOUT_MS = 30_000;
+
+/**
+ * A record's failure with its own code in errors.csv (upper-case letters, digits and `_`, e.g.
+ * `MAIL_INVALID_ADDRESS`). For a processor with side effects it also says that the effect did not happen:
+ * `retryable` lets the worker try the record again (after a short backoff), otherwise the code is final.
+ */
+export class RecordError extends Error {
+  override readonly name: string = 'RecordError';
+  readonly retryable: boolean;
+
+  constructor(
+    readonly code: string,
+    message: string,
+    options: { readonly retryable?: boolean; readonly cause?: unknown } = {},
+  ) {
+    super(message, options.cause === undefined ? undefined : { cause: options.cause });
+    if (!/^[A-Z][A-Z0-9_]{1,39}$/.test(code)) throw new Error(`invalid record error code "${code}"`);
+    this.retryable = options.retryable ?? false;
+  }
 }

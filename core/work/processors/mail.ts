@@ -1,0 +1,184 @@
+import Handlebars from 'handlebars';
+import { z } from 'zod';
+import { getSite, type BulkMailTemplate, type SiteConfig } from '../../../config/index.ts';
+import { BadRequestError, errorMessage } from '../../shared/errors.ts';
+import { jobLogger } from '../../shared/log.ts';
+import {
+  isThrottling,
+  MailThrottledError,
+  SesMailSender,
+  sendWithRetry,
+  type MailSender,
+  type RetryOptions,
+} from '../../usage/ses-sender.ts';
+import { RecordError, type RowContext, type RowInput, type RowOutput, type RowProcessor } from './types.ts';
+
+/**
+ * The `mail` processor: one mail per CSV row through SES v2, at most once per row.
+ *
+ * - The sender and the templates are the job's site's own (`bulkMail` in config/sites.ts): the site comes from
+ *   the job (ctx.site) and nothing else, so one site can never send with another's sender or templates.
+ * - The template (the job's `template` option, default the site's first) has `{{column}}` placeholders
+ *   (Handlebars, strict): the subject and the text part as written, the HTML part HTML-escaped. A placeholder
+ *   naming no column of the file fails the row (MAIL_TEMPLATE_FIELD); the recipient comes from the template's
+ *   `to` column (default `email`).
+ * - Every mail takes from the stage's SES limiter (`mail.ratePerSecond`, shared by every worker of every job);
+ *   SES throttling is retried with backoff (core/usage/ses-sender.ts); side effects are claimed per row
+ *   (core/work/effects.ts).
+ * - The result is `mail/<n>.json` per row sent: `{"to","subject","messageId","sentAt"}`. Refused rows go to
+ *   errors.csv: MAIL_INVALID_ADDRESS (not sent), MAIL_REFUSED (SES answered with a permanent error),
+ *   MAIL_THROTTLED (SES throttled every attempt: not sent), MAIL_TEMPLATE_FIELD; a row whose send got no answer
+ *   is IN_DOUBT.
+ */
+
+/** The header naming the row a bulk mail is for: its idempotency key (`<site>#<token>#<n>`). */
+export const RECORD_HEADER = 'X-Rowfleet-Record';
+
+const address = z.email();
+
+interface Compiled {
+  readonly to: string;
+  readonly subject: HandlebarsTemplateDelegate;
+  readonly text: HandlebarsTemplateDelegate;
+  readonly html: HandlebarsTemplateDelegate;
+}
+
+function compile(t: BulkMailTemplate): Compiled {
+  // Strict: a placeholder without a column throws instead of rendering empty. Only the HTML part is escaped.
+  const plain = { strict: true, noEscape: true } as const;
+  return {
+    to: t.to,
+    subject: Handlebars.compile(t.subject, plain),
+    text: Handlebars.compile(t.text, plain),
+    html: Handlebars.compile(t.html, { strict: true }),
+  };
+}
+
+/** The site's template of a job: named in its options, else the site's first. */
+export function templateOf(
+  site: SiteConfig,
+  options: Readonly<Record<string, string>>,
+): { name: string; template: BulkMailTemplate } {
+  const bulk = site.bulkMail;
+  if (!bulk)
+    throw new BadRequestError(
+      'MAIL_NOT_CONFIGURED',
+      `Site ${site.id} has no bulk mail (bulkMail in config).`,
+    );
+  const names = Object.keys(bulk.templates);
+  const name = options.template ?? names[0]!;
+  const template = bulk.templates[name];
+  if (!template)
+    throw new BadRequestError(
+      'UNKNOWN_TEMPLATE',
+      `Unknown mail template "${name}" for site ${site.id}. Templates: ${names.join(', ')}.`,
+    );
+  return { name, template };
+}
+
+/** A row as template data: header name → value (own keys only; a "__proto__" column stays a plain key). */
+function rowData(header: readonly string[], fields: readonly string[]): Record<string, string> {
+  const data: Record<string, string> = {};
+  header.forEach((h, i) => Object.defineProperty(data, h, { value: fields[i] ?? '', enumerable: true }));
+  return data;
+}
+
+/** SES answered with an error that is not throttling: it refused the mail (nothing was sent). */
+function isRefusal(err: unknown): boolean {
+  const status = (err as { $metadata?: { httpStatusCode?: number } } | undefined)?.$metadata?.httpStatusCode;
+  return status !== undefined && status >= 400 && status < 500 && !isThrottling(err);
+}
+
+export interface MailProcessorOptions {
+  /** @default SES v2 (core/usage/ses-sender.ts), made on first use */
+  readonly sender?: () => MailSender;
+  /** @default the configured site (config/sites.ts) */
+  readonly site?: (id: string) => SiteConfig;
+  /** Backoff of throttled sends. @default ses-sender's (5 attempts, 500 ms doubling, 8 s at most) */
+  readonly retry?: Omit<RetryOptions, 'signal'>;
+}
+
+export function createMailProcessor(o: MailProcessorOptions = {}): RowProcessor {
+  let sender: MailSender | undefined;
+  const senderOf = () => (sender ??= o.sender?.() ?? new SesMailSender());
+  const siteOf = o.site ?? ((id: string) => getSite(id));
+  /** Compiled templates, by site and template name (the site is part of the key). */
+  const compiled = new Map<string, Compiled>();
+
+  return {
+    name: 'mail',
+    description:
+      "mail/<n>.json: one mail per row through SES, from the site's template (at most once per row)",
+    concurrency: 50,
+    costMs: 100,
+    rateLimit: { key: 'ses', perSecond: (stage) => stage.mail.ratePerSecond },
+    sideEffects: true,
+    timeoutMs: 30_000,
+    checkJob(job) {
+      templateOf(siteOf(job.site), job.options);
+    },
+    async process(row: RowInput, ctx: RowContext): Promise<RowOutput[]> {
+      const site = siteOf(ctx.site);
+      const { name, template } = templateOf(site, ctx.options);
+      const key = `${site.id}/${name}`;
+      let t = compiled.get(key);
+      if (!t) compiled.set(key, (t = compile(template)));
+      const data = rowData(ctx.header, row.fields);
+      const to = ctx.header.includes(t.to) ? data[t.to]!.trim() : undefined;
+      if (to === undefined)
+        throw new RecordError('MAIL_TEMPLATE_FIELD', `the file has no "${t.to}" column for the recipient`);
+      if (!address.safeParse(to).success)
+        throw new RecordError('MAIL_INVALID_ADDRESS', `"${to}" is not a valid e-mail address; not sent`);
+      let subject: string;
+      let text: string;
+      let html: string;
+      try {
+        subject = t.subject(data);
+        text = t.text(data);
+        html = t.html(data);
+      } catch (err) {
+        const field = /^"(.+)" not defined/.exec(errorMessage(err))?.[1];
+        throw new RecordError(
+          'MAIL_TEMPLATE_FIELD',
+          field
+            ? `template "${name}" names {{${field}}}, which is no column of the file; not sent`
+            : `template "${name}" cannot be filled: ${errorMessage(err)}`,
+        );
+      }
+      const mail = {
+        from: site.bulkMail!.from,
+        to: [to],
+        bcc: [],
+        subject,
+        text,
+        html,
+        tags: { site: site.id, job: ctx.token },
+        headers: { [RECORD_HEADER]: ctx.idempotencyKey },
+      };
+      let messageId: string;
+      try {
+        ({ messageId } = await sendWithRetry(senderOf(), mail, jobLogger(ctx.site, ctx.token), {
+          ...o.retry,
+          signal: ctx.signal,
+        }));
+      } catch (err) {
+        if (err instanceof MailThrottledError)
+          throw new RecordError('MAIL_THROTTLED', `${err.message}`, { cause: err });
+        if (isRefusal(err))
+          throw new RecordError(
+            'MAIL_REFUSED',
+            `SES refused the mail: ${(err as Error).name}: ${errorMessage(err)}`,
+            {
+              cause: err,
+            },
+          );
+        throw err; // no answer (network, timeout, stop) or a server error: the mail may have gone out
+      }
+      const result = { to, subject, messageId, sentAt: new Date().toISOString() };
+      return [{ name: `mail/${row.n}.json`, data: JSON.stringify(result) }];
+    },
+  };
+}
+
+/** The built-in `mail` processor: SES v2 through the stage's endpoint, the configured sites. */
+export const mailProcessor = createMailProcessor();

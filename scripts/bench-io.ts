@@ -1,0 +1,130 @@
+/**
+ * `npm run bench -- --scenario io`: a job of slow records on the embedded runtime — 10,000 records, 100 ms of
+ * simulated waiting each, 2 workers, the `json` processor at its declared concurrency. Prints, measured in one run:
+ *  1. end-to-end records/s (upload → zip downloaded), target ≥ 1,000, and its ratio to the ideal
+ *     workers × concurrency ÷ delay;
+ *  2. the job's running time, as its manifest's timings give it (running → finalizing), target ≤ 10 s;
+ *  3. how progress moves: the longest time the records done stood still while the job ran (polled every 250 ms).
+ * The last stdout line is the figures as JSON. Options: --records N, --delay-ms MS, --workers N, --concurrency N,
+ * --dir DIR (work directory, default $TMPDIR/rowfleet-bench).
+ */
+import { rmSync } from 'node:fs';
+import { mkdir } from 'node:fs/promises';
+import { cpus, tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { parseArgs } from 'node:util';
+import { getStage } from '../config/index.ts';
+import type { Job } from '../core/jobs/store.ts';
+import { jsonProcessor } from '../core/work/processors/json.ts';
+import { recordConcurrency } from '../core/work/settings.ts';
+import { LocalRuntime } from '../local/runtime.ts';
+import { writeSampleCsv } from './gen-data.ts';
+import { runJob } from './run-job.ts';
+
+const { values } = parseArgs({
+  options: {
+    scenario: { type: 'string' },
+    records: { type: 'string', default: '10000' },
+    'delay-ms': { type: 'string', default: '100' },
+    workers: { type: 'string', default: '2' },
+    concurrency: { type: 'string' },
+    dir: { type: 'string' },
+  },
+});
+const records = Number(values.records);
+const delayMs = Number(values['delay-ms']);
+const workers = Number(values.workers);
+const dir = join(values.dir ?? join(tmpdir(), 'rowfleet-bench'), 'io');
+const say = (s: string) => process.stderr.write(s + '\n');
+const SITE = 'sakai';
+
+await mkdir(dir, { recursive: true });
+const file = join(dir, `records-${records}.csv`);
+await writeSampleCsv(file, records);
+const stateDir = join(dir, 'state');
+rmSync(stateDir, { recursive: true, force: true });
+const rt = await LocalRuntime.start({ stateDir });
+const limits = getStage(rt.stage).limits;
+const concurrency = recordConcurrency(
+  jsonProcessor,
+  values.concurrency ? { concurrency: values.concurrency } : {},
+  limits,
+);
+
+say(`io: ${records} records × ${delayMs} ms, ${workers} workers × ${concurrency} in flight (json)…`);
+/** Records done as the job view shows them, polled while the job runs: [ms since start, done]. */
+const seen: [number, number][] = [];
+let polling = true;
+const t0 = performance.now();
+const poll = (async () => {
+  while (polling) {
+    const [job] = await rt.deps.jobs.list(SITE, 1);
+    if (job?.state === 'RUNNING')
+      seen.push([performance.now() - t0, job.succeeded + job.failed + (job.rejected ?? 0)]);
+    await new Promise((r) => setTimeout(r, 250));
+  }
+})();
+let summary: Awaited<ReturnType<typeof runJob>>;
+let job: Job | undefined;
+try {
+  summary = await runJob({
+    apiUrl: rt.apiUrl,
+    apiToken: await rt.tokenFor(SITE),
+    file,
+    processor: 'json',
+    workers,
+    simulateDelayMs: delayMs,
+    request: values.concurrency ? { concurrency: concurrency } : {},
+    outDir: join(dir, 'out'),
+    directMaxBytes: limits.directUploadMaxBytes,
+    progress: false,
+  });
+  job = await rt.deps.jobs.get(SITE, summary.token);
+} finally {
+  polling = false;
+  await poll;
+  await rt.stop();
+}
+const e2eSeconds = summary.seconds;
+if (
+  summary.state !== 'SUCCEEDED' ||
+  summary.rows.succeeded !== records ||
+  !job?.runningAt ||
+  !job.finalizingAt
+)
+  throw new Error(`io job did not succeed: ${JSON.stringify(summary)}`);
+// The manifest's timings: the job's record holds the same values.
+const runningSeconds = (Date.parse(job.finalizingAt) - Date.parse(job.runningAt)) / 1000;
+
+// The longest stretch the records done did not move while the job ran (from the first poll to the last).
+let stillest = 0;
+for (let i = 1, since = seen[0]?.[0] ?? 0; i < seen.length; i++) {
+  if (seen[i]![1] !== seen[i - 1]![1]) since = seen[i]![0];
+  stillest = Math.max(stillest, seen[i]![0] - since);
+}
+const ideal = (workers * concurrency * 1000) / delayMs;
+const rate = records / e2eSeconds;
+const result = {
+  scenario: 'io',
+  records,
+  delayMs,
+  workers,
+  concurrency,
+  e2eSeconds: +e2eSeconds.toFixed(2),
+  e2eRecordsPerSecond: Math.round(rate),
+  idealRecordsPerSecond: Math.round(ideal),
+  e2eVsIdeal: +(rate / ideal).toFixed(2),
+  runningSeconds: +runningSeconds.toFixed(2),
+  runningRecordsPerSecond: Math.round(records / runningSeconds),
+  runningVsIdeal: +(records / runningSeconds / ideal).toFixed(2),
+  progressPolls: seen.length,
+  progressStillestSeconds: +(stillest / 1000).toFixed(2),
+};
+const check = (ok: boolean) => (ok ? 'ok' : 'MISSED');
+console.log(`
+Rowfleet benchmark: io — ${records.toLocaleString('en')} records × ${delayMs} ms, ${workers} workers × ${concurrency} in flight, ${cpus().length} cores, node ${process.version}
+1. end to end        ${result.e2eRecordsPerSecond} records/s (${result.e2eSeconds} s: upload → zip downloaded)   target ≥ 1,000  ${check(rate >= 1000)}
+   ideal             ${result.idealRecordsPerSecond} records/s (workers × concurrency ÷ delay); ratio ${result.e2eVsIdeal}
+2. running time      ${result.runningSeconds} s (manifest: running → finalizing), ${result.runningRecordsPerSecond} records/s, ratio to ideal ${result.runningVsIdeal}   target ≤ 10 s  ${check(runningSeconds <= 10)}
+3. progress          records done stood still at most ${result.progressStillestSeconds} s (${result.progressPolls} polls of the job, every 250 ms)
+${JSON.stringify(result)}`);

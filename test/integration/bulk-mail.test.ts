@@ -1,0 +1,115 @@
+/**
+ * The `mail` processor through the whole pipeline on the embedded emulators (SES: aws-ses-v2-local): jobs of
+ * two sites at the same time on one table, one SES, one worker process. Every mail goes out once, from its own
+ * site's sender with its own site's template; refused rows land in errors.csv with their own code; the zip holds
+ * each sent row's SES message id.
+ */
+import { describe, expect, it, vi } from 'vitest';
+import { getSite } from '../../config/index.ts';
+import { startDirectJob } from '../../core/intake/api.ts';
+import { finalizeJob } from '../../core/finalize/finalize.ts';
+import { runWorker } from '../../core/work/worker.ts';
+import { RECORD_HEADER } from '../../core/work/processors/mail.ts';
+import { RecordingLauncher, testDeps, useTestAws } from '../helpers/aws.ts';
+import { parseErrorsCsv } from '../helpers/jepsen.ts';
+import { readZipText } from '../helpers/zip.ts';
+
+vi.hoisted(() => {
+  process.env.POWERTOOLS_LOG_LEVEL = 'SILENT';
+  process.env.POWERTOOLS_METRICS_DISABLED = 'true';
+});
+
+const aws = useTestAws();
+
+interface StoredMail {
+  messageId: string;
+  from: string;
+  destination: { to: string[] };
+  subject: string;
+  body: { text?: string; html?: string };
+  headers?: { name: string; value: string }[];
+}
+
+/** Rows of an order export; row 4 has no valid address, row 6's name carries markup. */
+function exportOf(site: string, rows: number): string {
+  const lines = ['id,氏名,品目,数量,受注日,email'];
+  for (let n = 1; n <= rows; n++) {
+    const name = n === 6 ? '"<script>alert(1)</script> & Co"' : `${site}-客${n}`;
+    const email = n === 4 ? 'not-an-address' : `${site}-${n}@example.com`;
+    lines.push(`${site.toUpperCase()}-${n},${name},鋼板,${n},2026-11-2${n % 9},${email}`);
+  }
+  return lines.join('\n') + '\n';
+}
+
+describe('Pipeline: bulk mail (mail processor)', () => {
+  it("sends every row once, from each site's own sender and template, with refused rows in errors.csv", async () => {
+    // Prepare
+    const launcher = new RecordingLauncher();
+    const deps = testDeps(aws, { launcher });
+    const specs = [
+      { site: 'sakai', rows: 12 },
+      { site: 'kawasaki', rows: 9 },
+    ];
+
+    // Act: both jobs at once, their workers at once, then each finalize
+    const views = await Promise.all(
+      specs.map((s) =>
+        startDirectJob(deps, s.site, Buffer.from(exportOf(s.site, s.rows)), {
+          processor: 'mail',
+          concurrency: 4,
+        }),
+      ),
+    );
+    await Promise.all(
+      launcher.launches.flatMap((l) =>
+        Array.from({ length: l.count }, () =>
+          runWorker(deps, {
+            site: l.site,
+            token: l.token,
+            waitSeconds: 0,
+            idlePolls: 3,
+            visibilitySeconds: 30,
+          }),
+        ),
+      ),
+    );
+    const finished = await Promise.all(views.map((v) => finalizeJob(deps, v.site, v.token)));
+    const store = (await (await fetch(`${aws.emulators.endpoints.ses}/store`)).json()) as {
+      emails: StoredMail[];
+    };
+
+    // Assess
+    for (const [i, v] of views.entries()) {
+      const { site, rows } = specs[i]!;
+      const config = getSite(site);
+      const job = await deps.jobs.get(site, v.token);
+      expect(finished[i]!.state).toBe('PARTIAL');
+      expect({ succeeded: job!.succeeded, failed: job!.failed }).toEqual({ succeeded: rows - 1, failed: 1 });
+      const zip = await readZipText(await deps.objects.bytes(job!.resultKey!));
+      expect(parseErrorsCsv(zip.get('errors.csv')!).map((e) => [e.n, e.code])).toEqual([
+        [4, 'MAIL_INVALID_ADDRESS'],
+      ]);
+      const mails = store.emails.filter((m) =>
+        m.headers?.find((h) => h.name === RECORD_HEADER)?.value.includes(v.token),
+      );
+      expect(mails).toHaveLength(rows - 1);
+      for (const m of mails) {
+        const n = Number(m.headers!.find((h) => h.name === RECORD_HEADER)!.value.split('#')[2]);
+        expect(m.from).toBe(config.bulkMail!.from);
+        expect(m.destination.to).toEqual([`${site}-${n}@example.com`]);
+        expect(m.subject).toBe(`【${config.name}】ご注文 ${site.toUpperCase()}-${n} のご案内`);
+        expect(JSON.parse(zip.get(`mail/${n}.json`)!)).toMatchObject({
+          messageId: m.messageId,
+          to: m.destination.to[0],
+        });
+        for (const other of specs.filter((s) => s.site !== site)) {
+          expect(m.from).not.toContain(other.site);
+          expect(m.body.text).not.toContain(getSite(other.site).name);
+        }
+      }
+      const six = mails.find((m) => m.destination.to[0] === `${site}-6@example.com`)!;
+      expect(six.body.html).toContain('&lt;script&gt;alert(1)&lt;/script&gt; &amp; Co 様');
+      expect(six.body.text).toContain('<script>alert(1)</script> & Co 様');
+    }
+  });
+});

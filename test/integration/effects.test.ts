@@ -1,0 +1,228 @@
+/**
+ * At most once (issue 8): records of a processor with side effects are claimed in DynamoDB (dynalite here)
+ * before their effect and settled after it. Duplicate delivery, concurrent delivery, a crash between the claim
+ * and the outcome, and the give-up of a chunk never repeat an effect or count a record twice.
+ */
+import { setTimeout as sleep } from 'node:timers/promises';
+import { GetCommand } from '@aws-sdk/lib-dynamodb';
+import { describe, expect, it, vi } from 'vitest';
+import { dynamoClient } from '../../core/aws/clients.ts';
+import type { ChunkMessage } from '../../core/messages/chunk.ts';
+import type { Job } from '../../core/jobs/store.ts';
+import { newJobToken } from '../../core/jobs/keys.ts';
+import { splitPart } from '../../core/messages/part.ts';
+import type { PipelineDeps } from '../../core/deps.ts';
+import { EffectClaims } from '../../core/work/effects.ts';
+import { failedChunk, processChunk } from '../../core/work/process-chunk.ts';
+import { RecordError, type RowProcessor } from '../../core/work/processors/types.ts';
+import { RecordSlots } from '../../core/work/slots.ts';
+import { useTestAws } from '../helpers/aws.ts';
+import { InjectedFault } from '../helpers/faults.ts';
+
+vi.hoisted(() => {
+  process.env.POWERTOOLS_LOG_LEVEL = 'SILENT';
+});
+
+const aws = useTestAws();
+
+function jobAndChunk(count: number, site = 'sakai') {
+  const token = newJobToken();
+  const job: Job = {
+    site,
+    token,
+    state: 'RUNNING',
+    processor: 'sender',
+    sourceKey: `uploads/${site}/${token}/source.csv`,
+    upload: 'direct',
+    header: ['id', 'email'],
+    chunksDone: 0,
+    succeeded: 0,
+    failed: 0,
+    receivedAt: '2026-01-02T03:04:05.000Z',
+  };
+  const msg: ChunkMessage = {
+    v: 2,
+    site,
+    token,
+    chunk: 0,
+    key: job.sourceKey,
+    start: 0,
+    end: 1,
+    n: 1,
+    line: 2,
+    records: count,
+  };
+  const records = Array.from(
+    { length: count },
+    (_, i) => [i + 1, i + 2, [String(i + 1), `r${i + 1}@example.com`]] as [number, number, string[]],
+  );
+  return { job, msg, records };
+}
+
+/** A processor that "sends": each effect is counted; record `refuse` is refused (nothing sent). */
+function sender(o: { delayMs?: number; refuse?: number } = {}) {
+  const effects = new Map<number, number>();
+  const processor: RowProcessor = {
+    name: 'sender',
+    description: 'sends',
+    sideEffects: true,
+    async process(row) {
+      await sleep(o.delayMs ?? 1);
+      if (row.n === o.refuse) throw new RecordError('REFUSED', 'not sent');
+      effects.set(row.n, (effects.get(row.n) ?? 0) + 1);
+      return [{ name: `sent/${row.n}.json`, data: JSON.stringify({ id: `m-${row.n}` }) }];
+    },
+  };
+  return { processor, effects };
+}
+
+const codes = (part: Buffer) => splitPart(part).meta.failures.map((f) => [f.n, f.code] as const);
+
+describe('Class: EffectClaims', () => {
+  it("lets exactly one of many concurrent claimers win, in the site's partition, with a TTL", async () => {
+    // Prepare
+    const claims = new EffectClaims(aws.table, 14);
+    const token = newJobToken();
+
+    // Act
+    const results = await Promise.all(
+      Array.from({ length: 12 }, (_, i) => claims.claim('kawasaki', token, 5, `claim-${i}`, `w${i}`)),
+    );
+    const item = await dynamoClient().send(
+      new GetCommand({
+        TableName: aws.table,
+        Key: { pk: 'SITE#kawasaki', sk: `EFFECT#kawasaki#${token}#5` },
+      }),
+    );
+
+    // Assess
+    const winners = results.filter((r) => r.won);
+    expect(winners).toHaveLength(1);
+    const winnerId = item.Item!.claimId as string;
+    for (const r of results) if (!r.won) expect(r.claim?.claimId).toBe(winnerId);
+    expect(item.Item!.status).toBe('CLAIMED');
+    const days = (Number(item.Item!.expiresAt) - Date.now() / 1000) / 86_400;
+    expect(days).toBeGreaterThan(13.9);
+    expect(days).toBeLessThan(14.1);
+  });
+
+  it('counts a claim whose answer was lost as won by the same claimer, and a released one as free', async () => {
+    // Prepare
+    const claims = new EffectClaims(aws.table, 14);
+    const token = newJobToken();
+    await claims.claim('sakai', token, 1, 'mine', 'w1');
+
+    // Act
+    const again = await claims.claim('sakai', token, 1, 'mine', 'w1');
+    const other = await claims.claim('sakai', token, 1, 'theirs', 'w2');
+    await claims.release('sakai', token, 1, 'mine');
+    const afterRelease = await claims.claim('sakai', token, 1, 'theirs', 'w2');
+
+    // Assess
+    expect(again.won).toBe(true);
+    expect(other.won).toBe(false);
+    expect(afterRelease.won).toBe(true);
+    expect((await claims.get('sakai', token, 1))?.claimedBy).toBe('w2');
+  });
+});
+
+describe('Scenario: side effects at most once', () => {
+  it('duplicate delivery: the second delivery replays every record from its outcome, sending nothing', async () => {
+    // Prepare
+    const { job, msg, records } = jobAndChunk(40);
+    const { processor, effects } = sender({ refuse: 7 });
+    const claims = new EffectClaims(aws.table, 14);
+
+    // Act
+    const first = await processChunk(job, msg, records, processor, { claims, slots: new RecordSlots(8) });
+    const second = await processChunk(job, msg, records, processor, { claims, slots: new RecordSlots(8) });
+
+    // Assess
+    expect([...effects.values()].every((c) => c === 1)).toBe(true);
+    expect(effects.size).toBe(39);
+    expect(second.part.equals(first.part)).toBe(true);
+    expect(codes(second.part)).toEqual([[7, 'REFUSED']]);
+    expect(second).toMatchObject({ succeeded: 39, failed: 1 });
+  });
+
+  it('concurrent delivery: two workers at once send each record once; each part accounts for every record', async () => {
+    // Prepare
+    const { job, msg, records } = jobAndChunk(60);
+    const { processor, effects } = sender({ delayMs: 5 });
+    const claims = new EffectClaims(aws.table, 14);
+
+    // Act
+    const [a, b] = await Promise.all([
+      processChunk(job, msg, records, processor, { claims, slots: new RecordSlots(10), claimedBy: 'wa' }),
+      processChunk(job, msg, records, processor, { claims, slots: new RecordSlots(10), claimedBy: 'wb' }),
+    ]);
+
+    // Assess: one effect per record in all; a record the other worker had in hand is IN_DOUBT, never twice
+    expect(effects.size).toBe(60);
+    expect([...effects.values()].every((c) => c === 1)).toBe(true);
+    for (const done of [a, b]) {
+      expect(done.succeeded + done.failed).toBe(60);
+      expect(codes(done.part).every(([, code]) => code === 'IN_DOUBT')).toBe(true);
+    }
+    const doneByBoth = new Set([
+      ...records.map(([n]) => n).filter((n) => !codes(a.part).some(([m]) => m === n)),
+      ...records.map(([n]) => n).filter((n) => !codes(b.part).some(([m]) => m === n)),
+    ]);
+    expect(doneByBoth.size).toBe(60);
+  });
+
+  it('a crash between claim and outcome: the record ends IN_DOUBT on redelivery and is not sent again', async () => {
+    // Prepare: the outcome write of record 3 fails after its effect (the worker "dies" there)
+    const { job, msg, records } = jobAndChunk(5);
+    const { processor, effects } = sender();
+    const claims = new EffectClaims(aws.table, 14);
+    const crashing = Object.assign(Object.create(claims) as EffectClaims, {
+      done: (site: string, token: string, n: number, id: string, out: never[]) =>
+        n === 3
+          ? Promise.reject(new InjectedFault('DynamoDB unreachable'))
+          : claims.done(site, token, n, id, out),
+    });
+
+    // Act
+    const crashed = await processChunk(job, msg, records, processor, { claims: crashing }).catch((e) => e);
+    const redelivered = await processChunk(job, msg, records, processor, { claims });
+
+    // Assess
+    expect(crashed).toBeInstanceOf(InjectedFault);
+    expect(effects.get(3)).toBe(1);
+    expect([...effects.values()].every((c) => c === 1)).toBe(true);
+    expect(codes(redelivered.part)).toEqual([[3, 'IN_DOUBT']]);
+    expect(redelivered).toMatchObject({ succeeded: 4, failed: 1 });
+  });
+
+  it('a given-up chunk keeps what its claims know: done records replayed, claimed ones IN_DOUBT, the rest CHUNK_FAILED', async () => {
+    // Prepare: records 1-4 of 8 went through (3 refused); record 5 was claimed by a worker that died
+    const { job, msg, records } = jobAndChunk(8);
+    const { processor } = sender({ refuse: 3 });
+    const claims = new EffectClaims(aws.table, 14);
+    await processChunk(job, { ...msg, records: 4 }, records.slice(0, 4), processor, { claims });
+    await claims.claim(job.site, job.token, 5, 'dead', 'host/99');
+    const unreadable = { objects: { bytes: () => Promise.reject(new InjectedFault('range unreadable')) } };
+
+    // Act
+    const given = await failedChunk(
+      unreadable as unknown as PipelineDeps,
+      job,
+      msg,
+      'gave up',
+      'CHUNK_FAILED',
+      claims,
+    );
+
+    // Assess
+    expect(given).toMatchObject({ succeeded: 3, failed: 5 });
+    expect(codes(given.part)).toEqual([
+      [3, 'REFUSED'],
+      [5, 'IN_DOUBT'],
+      [6, 'CHUNK_FAILED'],
+      [7, 'CHUNK_FAILED'],
+      [8, 'CHUNK_FAILED'],
+    ]);
+    expect(splitPart(given.part).meta.entries).toBe(3);
+  });
+});

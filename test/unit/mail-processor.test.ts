@@ -1,0 +1,213 @@
+import { describe, expect, it } from 'vitest';
+import { getSite, loadConfig, rawConfig } from '../../config/index.ts';
+import { BadRequestError } from '../../core/shared/errors.ts';
+import { createMailProcessor, RECORD_HEADER, templateOf } from '../../core/work/processors/mail.ts';
+import { RecordError, type RowContext } from '../../core/work/processors/types.ts';
+import type { MailSender, OutgoingMail } from '../../core/usage/ses-sender.ts';
+
+const TOKEN = '0f8fad5b-d9cb-469f-a165-70867728950e';
+
+/** A sender that keeps the mails and answers as told. */
+class FakeSender implements MailSender {
+  readonly sent: OutgoingMail[] = [];
+  constructor(private readonly answer: (mail: OutgoingMail) => Promise<string> = async () => 'msg-1') {}
+  async send(mail: OutgoingMail): Promise<string> {
+    this.sent.push(mail);
+    return this.answer(mail);
+  }
+}
+
+function ctx(site: string, header: string[], options: Record<string, string> = {}, n = 7): RowContext {
+  return {
+    site,
+    token: TOKEN,
+    header,
+    options,
+    idempotencyKey: `${site}#${TOKEN}#${n}`,
+    signal: new AbortController().signal,
+    attempt: 1,
+  };
+}
+
+const HEADER = ['id', '氏名', '品目', '数量', '受注日', 'email'];
+const row = (fields: string[], n = 7) => ({ n, line: n + 1, fields });
+const fast = { retry: { sleep: async () => undefined, random: () => 0 } };
+
+describe('Processor: mail', () => {
+  it("sends one mail from the site's own sender with its template: text as written, HTML escaped", async () => {
+    // Prepare
+    const sender = new FakeSender(async () => 'ses-123');
+    const mail = createMailProcessor({ sender: () => sender, ...fast });
+    const fields = ['A-1', '<b>山田</b> & "太郎"', 'コイル', '3', '2026-11-20', 'yamada@example.com'];
+
+    // Act
+    const out = await mail.process(row(fields), ctx('sakai', HEADER));
+
+    // Assess
+    expect(sender.sent).toHaveLength(1);
+    const m = sender.sent[0]!;
+    expect(m.from).toBe('sakai@rowfleet.example.com');
+    expect(m.to).toEqual(['yamada@example.com']);
+    expect(m.subject).toBe('【堺】ご注文 A-1 のご案内');
+    expect(m.text).toContain('<b>山田</b> & "太郎" 様');
+    expect(m.html).toContain('<p>&lt;b&gt;山田&lt;/b&gt; &amp; &quot;太郎&quot; 様</p>');
+    expect(m.html).not.toContain('<b>山田');
+    expect(m.headers).toEqual({ [RECORD_HEADER]: `sakai#${TOKEN}#7` });
+    expect(m.tags).toEqual({ site: 'sakai', job: TOKEN });
+    expect(out).toHaveLength(1);
+    expect(out[0]!.name).toBe('mail/7.json');
+    expect(JSON.parse(String(out[0]!.data))).toMatchObject({
+      to: 'yamada@example.com',
+      subject: '【堺】ご注文 A-1 のご案内',
+      messageId: 'ses-123',
+    });
+  });
+
+  it('fails a row whose template names a column the file lacks (MAIL_TEMPLATE_FIELD), without sending', async () => {
+    // Prepare: no 品目 column
+    const sender = new FakeSender();
+    const mail = createMailProcessor({ sender: () => sender, ...fast });
+    const header = ['id', '氏名', '数量', '受注日', 'email'];
+
+    // Act
+    const err = await Promise.resolve(
+      mail.process(row(['1', '山田', '3', '2026-11-20', 'a@example.com']), ctx('sakai', header)),
+    ).catch((e: unknown) => e);
+
+    // Assess
+    expect(err).toBeInstanceOf(RecordError);
+    expect((err as RecordError).code).toBe('MAIL_TEMPLATE_FIELD');
+    expect((err as RecordError).message).toContain('{{品目}}');
+    expect((err as RecordError).retryable).toBe(false);
+    expect(sender.sent).toHaveLength(0);
+  });
+
+  it('refuses an invalid address or a missing recipient column before sending', async () => {
+    // Prepare
+    const sender = new FakeSender();
+    const mail = createMailProcessor({ sender: () => sender, ...fast });
+
+    // Act
+    const bad = await Promise.resolve(
+      mail.process(row(['1', '山田', 'x', '1', 'd', 'not an address']), ctx('sakai', HEADER)),
+    ).catch((e: unknown) => e);
+    const none = await Promise.resolve(
+      mail.process(row(['1', '山田', 'x', '1', 'd']), ctx('sakai', HEADER.slice(0, 5))),
+    ).catch((e: unknown) => e);
+
+    // Assess
+    expect((bad as RecordError).code).toBe('MAIL_INVALID_ADDRESS');
+    expect((none as RecordError).code).toBe('MAIL_TEMPLATE_FIELD');
+    expect((none as RecordError).message).toContain('"email"');
+    expect(sender.sent).toHaveLength(0);
+  });
+
+  it('maps SES answers: a permanent refusal, throttling on every attempt, and no answer at all', async () => {
+    // Prepare
+    const refusal = Object.assign(new Error('Email address is not verified.'), {
+      name: 'MessageRejected',
+      $metadata: { httpStatusCode: 400 },
+    });
+    const throttled = Object.assign(new Error('Maximum sending rate exceeded.'), {
+      name: 'TooManyRequestsException',
+      $metadata: { httpStatusCode: 429 },
+    });
+    const reset = Object.assign(new Error('socket hang up'), { name: 'TimeoutError' });
+    const fields = ['1', '山田', 'x', '1', 'd', 'a@example.com'];
+    const outcome = async (err: Error) => {
+      const sender = new FakeSender(() => Promise.reject(err));
+      const mail = createMailProcessor({ sender: () => sender, ...fast });
+      const e = await Promise.resolve(mail.process(row(fields), ctx('sakai', HEADER))).catch(
+        (x: unknown) => x,
+      );
+      return { e, sends: sender.sent.length };
+    };
+
+    // Act
+    const refused = await outcome(refusal);
+    const throttledOut = await outcome(throttled);
+    const unknown = await outcome(reset);
+
+    // Assess: refused and throttled are certainly not sent (RecordError); no answer stays unknown
+    expect((refused.e as RecordError).code).toBe('MAIL_REFUSED');
+    expect(refused.sends).toBe(1);
+    expect((throttledOut.e as RecordError).code).toBe('MAIL_THROTTLED');
+    expect(throttledOut.sends).toBe(5);
+    expect(unknown.e).not.toBeInstanceOf(RecordError);
+    expect(unknown.sends).toBe(1);
+  });
+
+  it("keeps sites apart: each site's rows go out from its own sender, with its own template", async () => {
+    // Prepare: rows of three sites interleaved through one processor (one worker process)
+    const sender = new FakeSender();
+    const mail = createMailProcessor({ sender: () => sender, ...fast });
+    const sites = ['kawasaki', 'sakai', 'marifu', 'sakai', 'kawasaki', 'marifu'];
+
+    // Act
+    await Promise.all(
+      sites.map((s, i) =>
+        mail.process(
+          row([`${s}-${i}`, '名前', 'x', '1', 'd', `${s}-${i}@example.com`], i + 1),
+          ctx(s, HEADER),
+        ),
+      ),
+    );
+
+    // Assess
+    expect(sender.sent).toHaveLength(6);
+    for (const m of sender.sent) {
+      const site = m.to[0]!.split('-')[0]!;
+      const name = getSite(site).name;
+      expect(m.from).toBe(`${site}@rowfleet.example.com`);
+      expect(m.subject).toBe(`【${name}】ご注文 ${m.to[0]!.split('@')[0]} のご案内`);
+      expect(m.headers?.[RECORD_HEADER]).toMatch(new RegExp(`^${site}#`));
+      for (const other of loadConfig().sites.filter((x) => x.id !== site)) {
+        expect(m.text).not.toContain(other.name);
+        expect(m.from).not.toContain(other.id);
+      }
+    }
+  });
+
+  it('refuses a job naming a template its site does not have, or a site without bulk mail (400)', () => {
+    // Prepare
+    const mail = createMailProcessor();
+    const noBulk = { ...getSite('sakai'), id: 'nomail', bulkMail: undefined };
+
+    // Act
+    const unknown = (() => {
+      try {
+        mail.checkJob!({ site: 'kawasaki', options: { template: 'welcome' } });
+      } catch (e) {
+        return e;
+      }
+    })();
+    const missing = (() => {
+      try {
+        templateOf(noBulk, {});
+      } catch (e) {
+        return e;
+      }
+    })();
+
+    // Assess
+    expect(() => mail.checkJob!({ site: 'kawasaki', options: {} })).not.toThrow();
+    expect(unknown).toBeInstanceOf(BadRequestError);
+    expect((unknown as BadRequestError).code).toBe('UNKNOWN_TEMPLATE');
+    expect((unknown as BadRequestError).message).toContain('kawasaki');
+    expect((missing as BadRequestError).code).toBe('MAIL_NOT_CONFIGURED');
+  });
+});
+
+describe('Config: bulk mail', () => {
+  it("refuses a site's sender outside the stage's SES identity (the workers may send only through it)", () => {
+    // Prepare
+    const raw = structuredClone(rawConfig) as typeof rawConfig;
+    raw.sites[0] = {
+      ...raw.sites[0]!,
+      bulkMail: { ...raw.sites[0]!.bulkMail, from: 'news@elsewhere.example' },
+    };
+
+    // Act, Assess
+    expect(() => loadConfig(raw)).toThrow(/site sakai sends bulk mail from news@elsewhere.example, outside/);
+  });
+});
