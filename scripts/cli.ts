@@ -43,6 +43,13 @@ async function withRuntime<T>(o: AttachOptions, fn: (rt: AttachedRuntime) => Pro
   }
 }
 
+/** The local runtime's worker budget: the most workers at once across all its jobs. */
+const maxWorkersOption = () =>
+  new Option(
+    '--max-workers <n>',
+    "the local runtime's worker budget: most workers at once, all jobs and sites (default: the local stage's)",
+  ).argParser(positiveInt);
+
 const stallOption = () =>
   new Option(
     '--stall-timeout <s>',
@@ -77,6 +84,7 @@ program
   )
   .option('--out <dir>', 'where to write <token>.zip', 'out')
   .addOption(stallOption())
+  .addOption(maxWorkersOption())
   .addOption(stateDirOption())
   .addOption(endpointOption())
   .option('--json', 'print one JSON summary as the last line of stdout')
@@ -94,6 +102,7 @@ program
         simulateErrorRate?: number;
         out: string;
         stallTimeout: number;
+        maxWorkers?: number;
         stateDir: string;
         endpoint?: string;
         json?: boolean;
@@ -382,7 +391,8 @@ program
   .addOption(stateDirOption())
   .addOption(endpointOption())
   .option('--send-now', "also fire every site's usage-mail schedule once at start")
-  .action(async (o: { stateDir: string; endpoint?: string; sendNow?: boolean }) => {
+  .addOption(maxWorkersOption())
+  .action(async (o: { stateDir: string; endpoint?: string; sendNow?: boolean; maxWorkers?: number }) => {
     await runDev(o);
   });
 

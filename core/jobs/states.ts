@@ -1,14 +1,24 @@
 /**
- * Job states. REJECTED: a file-level problem; no queue or worker was ever created. EXPIRED: a presigned job
+ * Job states. QUEUED: split, its chunks on its queue, waiting for workers from the stage's budget. REJECTED: a file-level problem; no queue or worker was ever created. EXPIRED: a presigned job
  * whose file never arrived before its upload form expired (plus a grace); nothing was created for it either.
  */
 export type JobState =
-  'RECEIVED' | 'RUNNING' | 'FINALIZING' | 'SUCCEEDED' | 'PARTIAL' | 'FAILED' | 'REJECTED' | 'EXPIRED';
+  | 'RECEIVED'
+  | 'QUEUED'
+  | 'RUNNING'
+  | 'FINALIZING'
+  | 'SUCCEEDED'
+  | 'PARTIAL'
+  | 'FAILED'
+  | 'REJECTED'
+  | 'EXPIRED';
 
 export const TERMINAL_STATES: readonly JobState[] = ['SUCCEEDED', 'PARTIAL', 'FAILED', 'REJECTED', 'EXPIRED'];
 
 const TRANSITIONS: Record<JobState, readonly JobState[]> = {
-  RECEIVED: ['RUNNING', 'REJECTED', 'FAILED', 'EXPIRED'],
+  RECEIVED: ['QUEUED', 'RUNNING', 'REJECTED', 'FAILED', 'EXPIRED'],
+  // Split and on its queue, waiting for its first worker from the stage's budget (core/ops/grants.ts).
+  QUEUED: ['RUNNING', 'FAILED'],
   RUNNING: ['FINALIZING', 'FAILED'],
   FINALIZING: ['SUCCEEDED', 'PARTIAL', 'FAILED'],
   SUCCEEDED: [],

@@ -23,12 +23,13 @@ describe('Function: outcome', () => {
 describe('Function: allowedFrom', () => {
   it.each([
     ['RECEIVED', []],
-    ['RUNNING', ['RECEIVED']],
+    ['QUEUED', ['RECEIVED']],
+    ['RUNNING', ['RECEIVED', 'QUEUED']],
     ['REJECTED', ['RECEIVED']],
     ['FINALIZING', ['RUNNING']],
     ['SUCCEEDED', ['FINALIZING']],
     ['PARTIAL', ['FINALIZING']],
-    ['FAILED', ['RECEIVED', 'RUNNING', 'FINALIZING']],
+    ['FAILED', ['RECEIVED', 'QUEUED', 'RUNNING', 'FINALIZING']],
   ] as const)('a job may move to %s only from %j', (to, from) => {
     // Prepare
     const target = to;

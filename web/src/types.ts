@@ -7,6 +7,7 @@
 
 export type JobState =
   | 'RECEIVED'
+  | 'QUEUED'
   | 'RUNNING'
   | 'FINALIZING'
   | 'SUCCEEDED'
