@@ -132,6 +132,8 @@ async function scenario(kill: 'run-client' | 'runtime-running' | 'runtime-finali
   await new Promise((r) => (run.exitCode === null ? run.once('exit', r) : r(undefined)));
   const t0 = Date.now();
   const dev = start(['dev', '--state-dir', stateDir]);
+  let devOut = '';
+  dev.stdout!.on('data', (b: Buffer) => (devOut += b.toString()));
   const done = await until(
     'the job to finish after the restart',
     120_000,
@@ -143,6 +145,13 @@ async function scenario(kill: 'run-client' | 'runtime-running' | 'runtime-finali
   );
   const seconds = (Date.now() - t0) / 1000;
   const zip = Buffer.from(await (await fetch(done.download!.url)).arrayBuffer());
+  // Ctrl-C once dev is up (a signal while Node still loads the CLI's modules ends it before any handler exists)
+  await until(
+    'rowfleet dev to be ready',
+    60_000,
+    async () => devOut.includes('Rowfleet local runtime') || undefined,
+    100,
+  );
   dev.kill('SIGINT');
   await new Promise((r) => dev.once('exit', r));
 
