@@ -613,31 +613,34 @@ export class GrantStore {
     };
   }
 
-  private async lowerDemand(site: string, token: string, maxWorkers: number): Promise<void> {
-    try {
-      await this.ddb.send(
-        new UpdateCommand({
-          TableName: this.table,
-          Key: { pk: this.partition, sk: demandSk(site, token) },
-          UpdateExpression: 'SET maxWorkers = :max',
-          ConditionExpression: 'attribute_exists(pk) AND maxWorkers > :max',
-          ExpressionAttributeValues: { ':max': maxWorkers },
-        }),
-      );
-    } catch (err) {
-      if (!isConditionFailure(err)) throw err;
-    }
+  private lowerDemand(site: string, token: string, maxWorkers: number): Promise<void> {
+    return this.updateDemand(site, token, 'SET maxWorkers = :max', 'maxWorkers > :max', {
+      ':max': maxWorkers,
+    });
   }
 
-  private async markFirstGrant(site: string, token: string, now: number): Promise<void> {
+  private markFirstGrant(site: string, token: string, now: number): Promise<void> {
+    return this.updateDemand(site, token, 'SET firstGrantAt = if_not_exists(firstGrantAt, :now)', undefined, {
+      ':now': now,
+    });
+  }
+
+  /** Updates a job's demand if it still exists (and `condition` holds); a job gone meanwhile is no error. */
+  private async updateDemand(
+    site: string,
+    token: string,
+    update: string,
+    condition: string | undefined,
+    values: Record<string, unknown>,
+  ): Promise<void> {
     try {
       await this.ddb.send(
         new UpdateCommand({
           TableName: this.table,
           Key: { pk: this.partition, sk: demandSk(site, token) },
-          UpdateExpression: 'SET firstGrantAt = if_not_exists(firstGrantAt, :now)',
-          ConditionExpression: 'attribute_exists(pk)',
-          ExpressionAttributeValues: { ':now': now },
+          UpdateExpression: update,
+          ConditionExpression: condition ? `attribute_exists(pk) AND ${condition}` : 'attribute_exists(pk)',
+          ExpressionAttributeValues: values,
         }),
       );
     } catch (err) {
