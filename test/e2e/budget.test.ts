@@ -67,7 +67,8 @@ function liveWorkers(stateDir: string): number {
   return n;
 }
 
-describe('Scenario: the worker budget, locally', () => {
+// The large job runs about 10 ms × LARGE ÷ 16 records in flight; the acceptance size needs minutes
+describe('Scenario: the worker budget, locally', { timeout: 60_000 + LARGE * 2 }, () => {
   it(`never runs more than ${BUDGET} workers; small jobs of other sites get theirs while a large job runs`, async () => {
     // Prepare
     const large = join(dir, 'large.csv');
@@ -123,6 +124,17 @@ describe('Scenario: the worker budget, locally', () => {
       `budget ${BUDGET}: most workers alive ${most} (over the budget for 300 ms: ${overBudget || 'never'}); large job ${LARGE} records in ${largeDone.seconds.toFixed(1)} s; ` +
         `${SMALL_JOBS} small jobs in ${smallSeconds.map((s) => s.toFixed(1)).join(', ')} s (p95 ${p95.toFixed(1)} s)\n`,
     );
+    // Where a small job's time went: received → queued (split) → running (a place granted, a worker up) →
+    // finalizing (its records done) → ended
+    const at = (t?: string) => (t ? Date.parse(t) : NaN);
+    for (const { summary } of smallRuns) {
+      const j = (await rt.deps.jobs.get(summary.site, summary.token, true))!;
+      const marks = [j.receivedAt, j.queuedAt, j.runningAt, j.finalizingAt, j.finishedAt].map(at);
+      const steps = marks.slice(1).map((m, i) => ((m - marks[i]!) / 1000).toFixed(1));
+      process.stderr.write(
+        `  small job ${summary.site}: split ${steps[0]} s, wait ${steps[1]} s, work ${steps[2]} s, finalize ${steps[3]} s\n`,
+      );
+    }
     expect(overBudget).toBe(0);
     expect(most).toBe(BUDGET);
     for (const { summary } of [largeDone, ...smallRuns] as { summary: RunSummary }[]) {
