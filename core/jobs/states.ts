@@ -1,21 +1,39 @@
 /**
  * Job states. REJECTED: a file-level problem; no queue or worker was ever created. EXPIRED: a presigned job
  * whose file never arrived before its upload form expired (plus a grace); nothing was created for it either.
+ * CANCELLED: stopped by its owner (DELETE /jobs/{token}); a job cancelled before its split planned it ends at
+ * once, one with work under way is finalized with what was done (core/finalize/stopped.ts).
  */
 export type JobState =
-  'RECEIVED' | 'RUNNING' | 'FINALIZING' | 'SUCCEEDED' | 'PARTIAL' | 'FAILED' | 'REJECTED' | 'EXPIRED';
+  | 'RECEIVED'
+  | 'RUNNING'
+  | 'FINALIZING'
+  | 'SUCCEEDED'
+  | 'PARTIAL'
+  | 'FAILED'
+  | 'REJECTED'
+  | 'EXPIRED'
+  | 'CANCELLED';
 
-export const TERMINAL_STATES: readonly JobState[] = ['SUCCEEDED', 'PARTIAL', 'FAILED', 'REJECTED', 'EXPIRED'];
+export const TERMINAL_STATES: readonly JobState[] = [
+  'SUCCEEDED',
+  'PARTIAL',
+  'FAILED',
+  'REJECTED',
+  'EXPIRED',
+  'CANCELLED',
+];
 
 const TRANSITIONS: Record<JobState, readonly JobState[]> = {
-  RECEIVED: ['RUNNING', 'REJECTED', 'FAILED', 'EXPIRED'],
+  RECEIVED: ['RUNNING', 'REJECTED', 'FAILED', 'EXPIRED', 'CANCELLED'],
   RUNNING: ['FINALIZING', 'FAILED'],
-  FINALIZING: ['SUCCEEDED', 'PARTIAL', 'FAILED'],
+  FINALIZING: ['SUCCEEDED', 'PARTIAL', 'FAILED', 'CANCELLED'],
   SUCCEEDED: [],
   PARTIAL: [],
   FAILED: [],
   REJECTED: [],
   EXPIRED: [],
+  CANCELLED: [],
 };
 
 export function isTerminal(state: JobState): boolean {

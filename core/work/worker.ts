@@ -24,6 +24,8 @@ import { EffectClaims } from './effects.ts';
 import { RateLimiter } from './rate-limiter.ts';
 import { RecordSlots } from './slots.ts';
 import { CHUNKS_IN_HAND, limiterName, ratePerSecond, recordConcurrency } from './settings.ts';
+import { leaveStoppedJob, stopOnFailureRate } from '../ops/stop.ts';
+import { isMissingQueue } from '../aws/queues.ts';
 
 /**
  * Attempts at a chunk before it counts as a poison chunk: its records are then recorded as failed with the
@@ -96,8 +98,8 @@ export async function runWorker(deps: PipelineDeps, options: WorkerOptions): Pro
   const log = jobLogger(o.site, o.token);
   const job = await deps.jobs.get(o.site, o.token);
   const queueUrl = job?.queueName ? await deps.queues.queueUrl(job.queueName) : undefined;
-  if (!job || !queueUrl || job.state !== 'RUNNING') {
-    log.info('worker: nothing to do', { state: job?.state });
+  if (!job || !queueUrl || job.state !== 'RUNNING' || (await leaveStoppedJob(deps, job))) {
+    log.info('worker: nothing to do', { state: job?.state, stop: job?.stop?.reason });
     return { chunks: 0, duplicates: 0, records: 0, reason: job ? 'job-finished' : 'no-job' };
   }
   const processor = await loadProcessor(job.processor);
@@ -146,12 +148,16 @@ export async function runWorker(deps: PipelineDeps, options: WorkerOptions): Pro
         await Promise.race(inHand);
         continue;
       }
-      const messages = await deps.queues.receive(queueUrl, {
-        max: 1,
-        waitSeconds: o.waitSeconds,
-        visibilitySeconds: o.visibilitySeconds,
-        signal: o.signal,
-      });
+      const messages = await deps.queues
+        .receive(queueUrl, {
+          max: 1,
+          waitSeconds: o.waitSeconds,
+          visibilitySeconds: o.visibilitySeconds,
+          signal: o.signal,
+        })
+        // The finalize deleted the queue: the job ended (or stopped early) and there is nothing left to take.
+        .catch((err: unknown) => (isMissingQueue(err) ? undefined : Promise.reject(err)));
+      if (!messages) return summary('job-finished');
       if (messages.length > 0) {
         idle = 0;
         messages.forEach(hold);
@@ -164,7 +170,7 @@ export async function runWorker(deps: PipelineDeps, options: WorkerOptions): Pro
         continue;
       }
       const now = await deps.jobs.get(o.site, o.token, false);
-      if (!now || now.state !== 'RUNNING') return summary('job-finished');
+      if (!now || now.state !== 'RUNNING' || now.stop) return summary('job-finished');
       if (idle === 0) idleSince = Date.now();
       idle++;
       if (idleEnough(now, { idle, idleMs: Date.now() - idleSince }, o)) return summary('idle');
@@ -258,7 +264,10 @@ async function handleMessage(w: Worker, m: Message): Promise<void> {
     if (err instanceof ChunkStoppedError) {
       // Not the chunk's fault: visible again at once for another worker, whatever its attempts so far.
       log.warn('worker stopping: chunk given back', { chunk: msg.chunk });
-      await deps.queues.extendVisibility(w.queueUrl, m.ReceiptHandle!, 0);
+      // A queue already deleted (the job was stopped early) has nothing to give back to.
+      await deps.queues
+        .extendVisibility(w.queueUrl, m.ReceiptHandle!, 0)
+        .catch((e: unknown) => (isMissingQueue(e) ? undefined : Promise.reject(e)));
       return;
     }
     if (attempt < MAX_CHUNK_ATTEMPTS) {
@@ -320,5 +329,6 @@ async function settleChunk(
     });
   } else w.tally.duplicates++;
   if (counted.complete) await requestFinalize(deps, { site, token });
+  else if (counted.totals) await stopOnFailureRate(deps, job, counted.totals);
   await deps.queues.delete(w.queueUrl, m.ReceiptHandle!);
 }
