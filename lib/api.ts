@@ -16,13 +16,15 @@ import { projectPath } from './paths.ts';
 export const API_MODELS = JSON.parse(readFileSync(projectPath('lib/api-models.json'), 'utf8')) as {
   readonly jobRequest: Record<string, unknown>;
   readonly jobRequestQuery: readonly string[];
+  /** Query parameters of the GET routes by schema name, each with whether it is required. */
+  readonly queries: Readonly<Record<string, Readonly<Record<string, boolean>>>>;
 };
 
 export interface RowfleetApiProps {
   readonly stage: string;
-  /** POST /jobs, POST /uploads */
+  /** The API's writes: POST /jobs, POST /uploads, DELETE /jobs/{token}, POST /jobs/{token}/retry */
   readonly upload: lambda.IFunction;
-  /** GET /jobs, GET /jobs/{token}, GET /health */
+  /** The API's reads: GET /jobs, GET /jobs/{token}, GET /jobs/{token}/errors, GET /usage, GET /health */
   readonly status: lambda.IFunction;
   /** REQUEST authorizer on the Authorization header; puts the caller's site into the request context. */
   readonly authorizer: lambda.IFunction;
@@ -131,9 +133,19 @@ export class RowfleetApi extends Construct {
     const methods = API_ROUTES.map((route) => {
       const resource = this.api.root.resourceForPath(route.path);
       const pathParams = [...route.path.matchAll(/\{(\w+)\}/g)].map((m) => m[1]!);
+      const query = route.query ? API_MODELS.queries[route.query] : undefined;
+      if (route.query && !query)
+        throw new Error(`RowfleetApi: no query model "${route.query}" (npm run gen:api-models)`);
       const requestParameters = {
         ...Object.fromEntries(pathParams.map((p) => [`method.request.path.${p}`, true])),
         ...(route.jobRequest === 'query' ? jobQuery : {}),
+        // Presence of the required ones is checked here; their values by the handler (core/intake/query.ts).
+        ...Object.fromEntries(
+          Object.entries(query ?? {}).map(([name, required]) => [
+            `method.request.querystring.${name}`,
+            required,
+          ]),
+        ),
       };
       const options: apigw.MethodOptions = {
         ...(route.auth ? authorized : { authorizationType: apigw.AuthorizationType.NONE }),
