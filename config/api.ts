@@ -5,8 +5,8 @@
 export interface ApiRouteSpec {
   readonly method: 'GET' | 'POST' | 'DELETE';
   readonly path: string;
-  /** The function that serves it: `upload` the writes, `status` the reads. */
-  readonly function: 'upload' | 'status';
+  /** The function that serves it: `upload` the writes, `status` the reads, `console` the web console's files. */
+  readonly function: 'upload' | 'status' | 'console';
   /** Behind the token authorizer (the site comes from the caller's token). */
   readonly auth: boolean;
   /** The job request travels as query parameters (POST /jobs) or as a JSON body with a model (POST /uploads). */
@@ -25,6 +25,9 @@ export const API_ROUTES: readonly ApiRouteSpec[] = [
   { method: 'GET', path: '/jobs/{token}/errors', function: 'status', auth: true, query: 'errorsPage' },
   { method: 'POST', path: '/uploads', function: 'upload', auth: true, jobRequest: 'body' },
   { method: 'GET', path: '/usage', function: 'status', auth: true, query: 'usage' },
+  // The web console (static files, no tenant data: every API call it makes carries the site's token).
+  { method: 'GET', path: '/console', function: 'console', auth: false },
+  { method: 'GET', path: '/console/{proxy+}', function: 'console', auth: false },
 ];
 
 /**
