@@ -52,7 +52,7 @@ async function cancelOnce(deps: PipelineDeps, job: Job): Promise<CancelAnswer | 
       job.state === 'FINALIZING'
         ? 'every record is processed and its zip is being written'
         : job.stop
-          ? `it is stopping: ${job.stop.message}`
+          ? `it is stopping: ${job.stop.message.replace(/\.$/, '')}`
           : `it ended ${job.state}`;
     throw new BadRequestError('JOB_FINISHED', `Job ${token} cannot be cancelled: ${why}.`, 409);
   }
