@@ -29,6 +29,9 @@ describe('Function: allowedFrom', () => {
     ['SUCCEEDED', ['FINALIZING']],
     ['PARTIAL', ['FINALIZING']],
     ['FAILED', ['RECEIVED', 'RUNNING', 'FINALIZING']],
+    ['EXPIRED', ['RECEIVED']],
+    // Before its split planned it (at once), or through its finalize (a stopped job)
+    ['CANCELLED', ['RECEIVED', 'FINALIZING']],
   ] as const)('a job may move to %s only from %j', (to, from) => {
     // Prepare
     const target = to;
@@ -42,13 +45,30 @@ describe('Function: allowedFrom', () => {
 
   it('never leaves a terminal state', () => {
     // Prepare
-    const all = ['RECEIVED', 'RUNNING', 'FINALIZING', 'SUCCEEDED', 'PARTIAL', 'FAILED', 'REJECTED'] as const;
+    const all = [
+      'RECEIVED',
+      'RUNNING',
+      'FINALIZING',
+      'SUCCEEDED',
+      'PARTIAL',
+      'FAILED',
+      'REJECTED',
+      'EXPIRED',
+      'CANCELLED',
+    ] as const;
 
     // Act
     const fromTerminal = all.flatMap((to) => allowedFrom(to)).filter(isTerminal);
 
     // Assess
     expect(fromTerminal).toEqual([]);
-    expect(all.filter(isTerminal)).toEqual(['SUCCEEDED', 'PARTIAL', 'FAILED', 'REJECTED']);
+    expect(all.filter(isTerminal)).toEqual([
+      'SUCCEEDED',
+      'PARTIAL',
+      'FAILED',
+      'REJECTED',
+      'EXPIRED',
+      'CANCELLED',
+    ]);
   });
 });
