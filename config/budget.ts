@@ -8,7 +8,6 @@ export interface ResolvedWorkerBudget {
   /** Most workers running at once in the stage. */
   readonly maxWorkers: number;
   readonly sites: Readonly<Record<string, { readonly weight: number; readonly maxWorkers?: number }>>;
-  readonly startGraceSeconds: number;
   readonly queueWaitAlarmSeconds: number;
 }
 
@@ -27,7 +26,6 @@ export function workerBudgetOf(stage: StageConfig, override?: number): ResolvedW
   return {
     maxWorkers,
     sites: b.sites,
-    startGraceSeconds: b.startGraceSeconds,
     queueWaitAlarmSeconds: b.queueWaitAlarmSeconds,
   };
 }

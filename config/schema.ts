@@ -253,8 +253,6 @@ export const workerBudgetSchema = z.object({
       }),
     )
     .default({}),
-  /** A granted worker missing from the task list this long after its grant gives its place back. */
-  startGraceSeconds: z.number().int().positive().default(180),
   /** The alarm fires when a job has waited this long for its first worker. */
   queueWaitAlarmSeconds: z.number().int().positive().default(600),
 });

@@ -2,7 +2,9 @@ import { getStage } from '../config/index.ts';
 import { Objects } from './aws/objects.ts';
 import { Queues } from './aws/queues.ts';
 import { EcsTaskLauncher } from './aws/ecs-launcher.ts';
-import { resourceEnv } from './shared/env.ts';
+import { intEnv, resourceEnv } from './shared/env.ts';
+import { workerBudgetOf, type ResolvedWorkerBudget } from '../config/budget.ts';
+import { GrantStore } from './ops/grants.ts';
 import { JobStore } from './jobs/store.ts';
 import type { TaskLauncher } from './aws/task-launcher.ts';
 import type { Limits, Timings } from '../config/index.ts';
@@ -20,6 +22,9 @@ export interface PipelineDeps {
   readonly objects: Objects;
   readonly queues: Queues;
   readonly launcher: TaskLauncher;
+  /** The stage's worker budget (config/budget.ts) and its grants in the job table (core/ops/grants.ts). */
+  readonly budget: ResolvedWorkerBudget;
+  readonly grants: GrantStore;
   /** Usage counters per site, day and office (core/usage/store.ts). @default a UsageStore on `env.table` */
   readonly usage?: UsageStore;
   /** Job-outcome notifications (core/ops/notify.ts). @default none (JOBS_TOPIC_ARN unset) */
@@ -30,6 +35,8 @@ export interface PipelineDeps {
 export function depsFromEnv(launcher: TaskLauncher = new EcsTaskLauncher()): PipelineDeps {
   const env = resourceEnv();
   const stage = getStage(env.stage);
+  // `rowfleet dev|run --max-workers N` sets this for the local runtime; the stages' budgets are in config/.
+  const maxWorkers = intEnv('ROWFLEET_MAX_WORKERS', 0);
   const topic = process.env.JOBS_TOPIC_ARN;
   return {
     env,
@@ -39,6 +46,8 @@ export function depsFromEnv(launcher: TaskLauncher = new EcsTaskLauncher()): Pip
     objects: new Objects(env.bucket),
     queues: new Queues(),
     launcher,
+    budget: workerBudgetOf(stage, maxWorkers > 0 ? maxWorkers : undefined),
+    grants: new GrantStore(env.table),
     usage: new UsageStore(env.table),
     ...(topic ? { notifier: new JobNotifier(topic, stage.notifications) } : {}),
   };

@@ -31,6 +31,9 @@ export const CUSTOM_METRICS = [
   'FinalizesRequeued',
   'IdleTasksStopped',
   'OrphanQueuesDeleted',
+  'BudgetInUse',
+  'JobsQueued',
+  'OldestQueuedWait',
 ] as const;
 
 export type CustomMetricName = (typeof CUSTOM_METRICS)[number];
@@ -56,7 +59,7 @@ export function customMetric(
 }
 
 /** Metrics published per site (publishSiteMetrics in core/shared/metrics.ts): dimensions service, stage and site. */
-export const SITE_METRICS = ['MailsSent', 'MailsFailed'] as const;
+export const SITE_METRICS = ['MailsSent', 'MailsFailed', 'QueueWait'] as const;
 
 export type SiteMetricName = (typeof SITE_METRICS)[number];
 

@@ -37,6 +37,8 @@ export interface MonitoringProps {
   readonly cluster: ecs.ICluster;
   /** Receives before a message goes to the dead-letter queue (named in the DLQ alarm's description). */
   readonly maxReceiveCount: number;
+  /** The stage's worker budget (the dashboard draws its use against it) and the queue-wait alarm's threshold. */
+  readonly workerBudget: { readonly maxWorkers: number; readonly queueWaitAlarmSeconds: number };
   /** Subscribed by e-mail to the ops topic. @default no subscription */
   readonly opsEmail?: string;
   /** Site ids whose usage mails the dashboard draws (sent and failed per site). @default no usage-mail widget */
@@ -184,6 +186,15 @@ export class Monitoring extends Construct {
       'The reaper found a job with chunks left and no live worker and relaunched its workers. RUNBOOK.md#jobs-stalled',
     );
     this.alarm(
+      'JobsWaitingForWorkers',
+      customMetric(props.stage, 'OldestQueuedWait', {
+        statistic: cloudwatch.Stats.MAXIMUM,
+        period: Duration.minutes(5),
+      }),
+      props.workerBudget.queueWaitAlarmSeconds * 1000,
+      `A job has waited more than ${props.workerBudget.queueWaitAlarmSeconds} s for its first worker: the stage's worker budget (${props.workerBudget.maxWorkers}) is taken. RUNBOOK.md#jobs-waiting-for-workers`,
+    );
+    this.alarm(
       'WorkerLaunchFailed',
       customMetric(props.stage, 'WorkersLaunchFailed', { period: Duration.minutes(15) }),
       1,
@@ -298,6 +309,24 @@ export class Monitoring extends Construct {
         },
       ),
       graph('Records', [sum('RecordsProcessed'), sum('RecordsFailed'), sum('RecordsRejected')]),
+      graph(
+        `Worker budget (${props.workerBudget.maxWorkers})`,
+        [
+          customMetric(stage, 'BudgetInUse', { statistic: cloudwatch.Stats.MAXIMUM, label: 'workers held' }),
+          customMetric(stage, 'JobsQueued', { statistic: cloudwatch.Stats.MAXIMUM, label: 'jobs queued' }),
+        ],
+        {
+          right: [
+            customMetric(stage, 'OldestQueuedWait', {
+              statistic: cloudwatch.Stats.MAXIMUM,
+              label: 'oldest queued wait (ms)',
+            }),
+            ...(props.sites ?? []).map((site) =>
+              siteMetric(stage, site, 'QueueWait', { statistic: 'p99', label: `${site} wait p99 (ms)` }),
+            ),
+          ],
+        },
+      ),
       graph('Reaper', [
         sum('JobsStalled'),
         sum('FinalizesRequeued'),

@@ -249,6 +249,16 @@ export class RowfleetFunction extends NodejsFunction {
     return this;
   }
 
+  /**
+   * GRANT_REQUESTS_QUEUE_URL and sqs:SendMessage on it: the upload-events queue, where a function that frees
+   * worker places (finalize) asks the upload function for a granter pass of the worker budget.
+   */
+  bindGrantRequests(queue: sqs.IQueue): this {
+    queue.grantSendMessages(this);
+    this.addEnvironment('GRANT_REQUESTS_QUEUE_URL', queue.queueUrl);
+    return this;
+  }
+
   /** DLQ_ARN: only written into the redrive policy of the job queues the code creates (no permission needed). */
   bindDeadLetterQueue(dlq: sqs.IQueue): this {
     this.addEnvironment('DLQ_ARN', dlq.queueArn);

@@ -4,6 +4,7 @@ import { SqsEventSource } from 'aws-cdk-lib/aws-lambda-event-sources';
 import type * as logs from 'aws-cdk-lib/aws-logs';
 import { Construct } from 'constructs';
 import { derivedTimings, type SiteConfig, type StageConfig } from '../config/index.ts';
+import { workerBudgetOf } from '../config/budget.ts';
 import { RowfleetApi } from './api.ts';
 import { Monitoring } from './monitoring.ts';
 import { KEY_PREFIXES } from '../config/names.ts';
@@ -87,6 +88,7 @@ export class RowfleetStack extends Stack {
       bucket,
       table,
       finalizeQueue,
+      grantRequestsQueue: uploadEventsQueue,
       deadLetterQueue,
       logBucket: this.storage.logBucket,
       logRetention,
@@ -155,7 +157,8 @@ export class RowfleetStack extends Stack {
       .bindFinalizeQueue(finalizeQueue, { send: false })
       .bindDeadLetterQueue(deadLetterQueue)
       .bindReportQueues(stage, ['sqs:GetQueueUrl', 'sqs:DeleteQueue'])
-      .bindWorkers(this.workers, { stop: true });
+      .bindWorkers(this.workers, { stop: true })
+      .bindGrantRequests(uploadEventsQueue);
     // One job per invocation: a large zip never shares a timeout with another job.
     finalize.addEventSource(
       new SqsEventSource(finalizeQueue, { batchSize: 1, reportBatchItemFailures: true }),
@@ -249,6 +252,7 @@ export class RowfleetStack extends Stack {
       uploadEventsQueue,
       cluster: this.workers.cluster,
       maxReceiveCount: timings.maxReceiveCount,
+      workerBudget: workerBudgetOf(props.stage),
       opsEmail: infra.opsEmail,
       sites: props.sites.map((s) => s.id),
     });

@@ -45,6 +45,8 @@ export interface WorkersProps {
   readonly bucket: s3.IBucket;
   readonly table: dynamodb.ITable;
   readonly finalizeQueue: sqs.IQueue;
+  /** Where a worker that leaves asks for a granter pass of the worker budget (the upload-events queue). */
+  readonly grantRequestsQueue: sqs.IQueue;
   readonly deadLetterQueue: sqs.IQueue;
   /** Receives the VPC flow logs. */
   readonly logBucket: s3.IBucket;
@@ -150,6 +152,7 @@ export class Workers extends Construct {
         BUCKET_NAME: props.bucket.bucketName,
         TABLE_NAME: props.table.tableName,
         FINALIZE_QUEUE_URL: props.finalizeQueue.queueUrl,
+        GRANT_REQUESTS_QUEUE_URL: props.grantRequestsQueue.queueUrl,
         DLQ_ARN: props.deadLetterQueue.queueArn,
         POWERTOOLS_SERVICE_NAME,
         POWERTOOLS_METRICS_NAMESPACE: METRIC_NAMESPACE,
@@ -229,6 +232,14 @@ export class Workers extends Construct {
         sid: 'FinalizeRequests',
         actions: ['sqs:SendMessage'],
         resources: [props.finalizeQueue.queueArn],
+      }),
+    );
+    // A worker that leaves gives its budget place back (JobTable above) and asks for a granter pass here.
+    role.addToPrincipalPolicy(
+      new iam.PolicyStatement({
+        sid: 'GrantRequests',
+        actions: ['sqs:SendMessage'],
+        resources: [props.grantRequestsQueue.queueArn],
       }),
     );
     // The `mail` processor: SendEmail through the stage's identity, from the sites' own senders only. Its

@@ -40,6 +40,11 @@ const START_TIMEOUT_MS = 90_000;
 export interface AttachOptions {
   readonly stateDir: string;
   readonly endpoint?: string;
+  /**
+   * The stage's worker budget for this runtime (`--max-workers`): taken by a runtime this command starts; a
+   * runtime already running keeps its own (a note says so). @default the local stage's budget (config/)
+   */
+  readonly maxWorkers?: number;
 }
 
 /** A command's view of the runtime it is attached to. */
@@ -71,6 +76,7 @@ const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
 /** Attaches to the state directory's runtime, starting it when none runs. */
 export async function attachRuntime(o: AttachOptions): Promise<AttachedRuntime> {
   const stateDir = resolve(o.stateDir);
+  if (o.maxWorkers !== undefined) process.env.ROWFLEET_MAX_WORKERS = String(o.maxWorkers);
   mkdirSync(stateDir, { recursive: true });
   const deadline = Date.now() + START_TIMEOUT_MS;
   let started = false;
@@ -84,7 +90,16 @@ export async function attachRuntime(o: AttachOptions): Promise<AttachedRuntime> 
         );
       }
       const link = await connect(owner).catch(() => undefined);
-      if (link) return attached(owner, link, started);
+      if (link) {
+        const theirs = owner.env.ROWFLEET_MAX_WORKERS;
+        if (!started && o.maxWorkers !== undefined && theirs !== String(o.maxWorkers)) {
+          process.stderr.write(
+            `rowfleet: the local runtime of ${stateDir} is already running with ${theirs ?? 'the configured'} ` +
+              `worker budget; --max-workers ${o.maxWorkers} applies once every command of it has ended\n`,
+          );
+        }
+        return attached(owner, link, started);
+      }
     } else {
       started = (await startRuntime(stateDir, o.endpoint)) || started;
     }

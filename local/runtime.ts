@@ -123,6 +123,10 @@ async function prepareAws(
     JOBS_TOPIC_ARN: resources.jobsTopicArn,
     DLQ_ARN: resources.dlqArn,
     UPLOAD_EVENTS_URL: resources.uploadEventsUrl,
+    // Workers that leave and finalizes that end a job ask the upload function for a granter pass there.
+    GRANT_REQUESTS_QUEUE_URL: resources.uploadEventsUrl,
+    // `--max-workers N` of the command that started the runtime: its worker budget (core/deps.ts).
+    ...(process.env.ROWFLEET_MAX_WORKERS ? { ROWFLEET_MAX_WORKERS: process.env.ROWFLEET_MAX_WORKERS } : {}),
   };
   return { host, endpoints, env };
 }

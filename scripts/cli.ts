@@ -42,6 +42,13 @@ async function withRuntime<T>(o: AttachOptions, fn: (rt: AttachedRuntime) => Pro
   }
 }
 
+/** The local runtime's worker budget: the most workers at once across all its jobs. */
+const maxWorkersOption = () =>
+  new Option(
+    '--max-workers <n>',
+    "the local runtime's worker budget: most workers at once, all jobs and sites (default: the local stage's)",
+  ).argParser(positiveInt);
+
 const stallOption = () =>
   new Option(
     '--stall-timeout <s>',
@@ -81,6 +88,7 @@ program
   )
   .option('--out <dir>', 'where to write <token>.zip', 'out')
   .addOption(stallOption())
+  .addOption(maxWorkersOption())
   .addOption(stateDirOption())
   .addOption(endpointOption())
   .option('--json', 'print one JSON summary as the last line of stdout')
@@ -99,6 +107,7 @@ program
         maxFailureRate?: number;
         out: string;
         stallTimeout: number;
+        maxWorkers?: number;
         stateDir: string;
         endpoint?: string;
         json?: boolean;
@@ -406,7 +415,8 @@ program
   .addOption(stateDirOption())
   .addOption(endpointOption())
   .option('--send-now', "also fire every site's usage-mail schedule once at start")
-  .action(async (o: { stateDir: string; endpoint?: string; sendNow?: boolean }) => {
+  .addOption(maxWorkersOption())
+  .action(async (o: { stateDir: string; endpoint?: string; sendNow?: boolean; maxWorkers?: number }) => {
     await runDev(o);
   });
 

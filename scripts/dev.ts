@@ -13,6 +13,8 @@ export interface DevOptions {
   readonly endpoint?: string;
   /** Also fire every site's schedule once right away (scheduledTime = now). */
   readonly sendNow?: boolean;
+  /** The runtime's worker budget (`--max-workers`). */
+  readonly maxWorkers?: number;
 }
 
 function describe(f: FiredSchedule): string {
@@ -34,7 +36,7 @@ export async function runDev(o: DevOptions, out: NodeJS.WritableStream = process
     process.once('SIGINT', () => resolve('SIGINT'));
     process.once('SIGTERM', () => resolve('SIGTERM'));
   });
-  const rt = await attachRuntime({ stateDir: o.stateDir, endpoint: o.endpoint });
+  const rt = await attachRuntime({ stateDir: o.stateDir, endpoint: o.endpoint, maxWorkers: o.maxWorkers });
   const sites = loadConfig().sites;
   const schedules = new LocalSiteSchedules(
     sites,

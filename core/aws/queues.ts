@@ -107,12 +107,13 @@ export class Queues {
     }
   }
 
-  async sendOne(queueUrl: string, body: string, site: string, token: string): Promise<void> {
+  /** One message; a job's message names its site and token in its attributes. */
+  async sendOne(queueUrl: string, body: string, site?: string, token?: string): Promise<void> {
     await this.client.send(
       new SendMessageCommand({
         QueueUrl: queueUrl,
         MessageBody: body,
-        MessageAttributes: jobAttributes(site, token),
+        ...(site && token ? { MessageAttributes: jobAttributes(site, token) } : {}),
       }),
     );
   }

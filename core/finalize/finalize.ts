@@ -1,4 +1,5 @@
 import { derivedTimings } from '../../config/index.ts';
+import { requestGrantPass } from '../ops/grant-workers.ts';
 import { jobLogger, type Log } from '../shared/log.ts';
 import { publishMetrics } from '../shared/metrics.ts';
 import { keys } from '../jobs/keys.ts';
@@ -71,7 +72,10 @@ export async function finalizeJob(
     // A finalize that died between the final state and its usage write left the figures out; recording
     // is exactly-once, so a redelivered request completes it and otherwise changes nothing.
     const finished = await deps.jobs.get(site, token);
-    if (finished && isTerminal(finished.state)) await recordJobUsage(usageStoreOf(deps), finished);
+    if (finished && isTerminal(finished.state)) {
+      await recordJobUsage(usageStoreOf(deps), finished);
+      await releaseWorkerPlaces(deps, site, token);
+    }
     return { state: 'SKIPPED' };
   }
   try {
@@ -185,6 +189,7 @@ async function buildAndFinish(
   const queueUrl = job.queueName ? await deps.queues.queueUrl(job.queueName) : undefined;
   if (queueUrl) await deps.queues.deleteQueue(queueUrl);
   const stopped = await deps.launcher.stop(site, token);
+  await releaseWorkerPlaces(deps, site, token);
   // The parts are in the zip now; the source stays (for retries) until the bucket's lifecycle expires it.
   // Both variants: a losing delivery may have left the other one behind (and a stopped job's uncounted chunks theirs).
   await deps.objects.deleteMany(
@@ -270,6 +275,11 @@ function unaccounted(
   const missing: number[] = [];
   for (let n = 1; n <= total; n++) if (!seen[n]) missing.push(n);
   return missing;
+}
+
+/** A job ended: its places in the stage's worker budget go back, and a pass gives them to queued jobs. */
+async function releaseWorkerPlaces(deps: PipelineDeps, site: string, token: string): Promise<void> {
+  if ((await deps.grants.finish(site, token)) > 0) await requestGrantPass(deps);
 }
 
 const OUTCOME_METRIC = {

@@ -7,6 +7,7 @@ import type { PipelineDeps } from '../deps.ts';
 import { DEFAULT_PROCESSOR, loadProcessor } from '../work/processors/index.ts';
 import { splitJob } from '../split/split.ts';
 import { isTerminal } from '../jobs/states.ts';
+import { grantWorkers, isGrantPassRequest } from '../ops/grant-workers.ts';
 import { parseJobRequest, type JobRequest } from './request.ts';
 
 export interface JobView {
@@ -21,6 +22,11 @@ export interface JobView {
   readonly progress: { done: number; total?: number; chunksDone: number; totalChunks?: number };
   readonly error?: Job['error'];
   readonly download?: { url: string; expiresInSeconds: number; bytes?: number };
+  /**
+   * A job waiting for or running workers (the single-job view only): the workers it holds in the stage's budget,
+   * how many it should have, and its place in the queue while it has none (1 = next).
+   */
+  readonly workers?: { held: number; target: number; position?: number; queued: number };
   readonly receivedAt: string;
   readonly finishedAt?: string;
   /** The job whose failed records this job re-runs (POST /jobs/{token}/retry). */
@@ -168,6 +174,18 @@ export async function startPresignedJob(deps: PipelineDeps, site: string, input:
 }
 
 /**
+ * A message of the upload-events queue: an S3 event notification (a presigned upload arrived: split it) or a
+ * grant-pass request (a worker left or a job ended: grant the freed places).
+ */
+export async function onUploadEvent(deps: PipelineDeps, body: string): Promise<void> {
+  if (isGrantPassRequest(body)) {
+    await grantWorkers(deps, 'request');
+    return;
+  }
+  for (const key of uploadedSourceKeys(body)) await splitUploaded(deps, key);
+}
+
+/**
  * The object keys an S3 event notification (the body of an upload-events message) names, decoded. S3's test
  * event (sent when the notification is configured) names none.
  */
@@ -201,7 +219,9 @@ export async function getJobView(deps: PipelineDeps, site: string, token: string
   const job = await deps.jobs.get(site, token);
   // Another site's token is simply not in this site's partition: 404, never its data.
   if (!job) throw new NotFoundError(`No job ${token}.`);
-  return jobView(deps, job);
+  const view = await jobView(deps, job);
+  if (job.state !== 'QUEUED' && job.state !== 'RUNNING') return view;
+  return { ...view, workers: await deps.grants.status(deps.budget, site, token) };
 }
 
 export async function listJobViews(deps: PipelineDeps, site: string): Promise<JobView[]> {

@@ -59,6 +59,8 @@ export interface Job {
   readonly resultBytes?: number;
   readonly receivedAt: string;
   readonly splitStartedAt?: string;
+  /** When its split put it in the queue for workers (QUEUED). */
+  readonly queuedAt?: string;
   readonly runningAt?: string;
   readonly splitDoneAt?: string;
   readonly finalizingAt?: string;
@@ -71,8 +73,6 @@ export interface Job {
   readonly options?: Record<string, string>;
   /** The job whose failed records this job re-runs (`rowfleet retry`). */
   readonly retryOf?: string;
-  /** Workers asked for and not started yet (a refused launch): the reaper launches them, with backoff. */
-  readonly launchPending?: number;
   /** Failed launches in a row (0 after one that started every task). */
   readonly launchFailures?: number;
   readonly lastLaunchAt?: string;
@@ -103,7 +103,6 @@ export interface SplitPlan {
 
 /** The launch bookkeeping launchWorkers (core/ops/launch.ts) keeps on a running job. */
 export interface LaunchRecord {
-  readonly launchPending: number;
   readonly launchFailures: number;
   readonly lastLaunchAt: Date;
   readonly nextLaunchAt?: Date;
@@ -346,7 +345,6 @@ export class JobStore {
   /** The launch bookkeeping of a running job (core/ops/launch.ts); nothing once the job left RUNNING. */
   async recordLaunch(site: string, token: string, l: LaunchRecord): Promise<void> {
     const { sets, names, values } = setFields({
-      launchPending: l.launchPending,
       launchFailures: l.launchFailures,
       lastLaunchAt: l.lastLaunchAt.toISOString(),
       nextLaunchAt: l.nextLaunchAt?.toISOString(),

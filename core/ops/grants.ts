@@ -23,7 +23,6 @@
  * without tasks: {@link GrantStore.reconcile} (each reaper pass) gives back every held place that has no live
  * task once its grant is older than the start grace. A worker killed without leaving is found the same way.
  */
-import { ConditionalCheckFailedException } from '@aws-sdk/client-dynamodb';
 import {
   DeleteCommand,
   GetCommand,
@@ -36,7 +35,8 @@ import { setTimeout as sleep } from 'node:timers/promises';
 import { dynamoClient } from '../aws/clients.ts';
 import type { Job } from '../jobs/store.ts';
 import { allocate, jobKey, planGrants, queueOrder, type BudgetPolicy, type JobDemand } from './budget.ts';
-import type { TaskInfo, TaskLauncher } from '../aws/task-launcher.ts';
+import { LaunchFailedError, type TaskInfo, type TaskLauncher } from '../aws/task-launcher.ts';
+import { isConditionFailure, unlessConditionFails } from '../shared/dynamo.ts';
 
 /** What the budget item keeps per job. */
 export interface Holding {
@@ -71,6 +71,8 @@ export interface Demand {
   readonly maxWorkers: number;
   /** When it got its first worker (epoch ms). */
   readonly firstGrantAt?: number;
+  /** No new workers before this (epoch ms): a launch for it was refused, the retry waits out its backoff. */
+  readonly notBefore?: number;
 }
 
 /** Workers a pass granted one job, to be launched. */
@@ -95,16 +97,23 @@ export interface PassPlan {
   readonly queued: number;
 }
 
-/** The budget's view of the demand: each asking job with the workers it holds. */
-export function demandOf(state: BudgetState, demand: readonly Demand[]): JobDemand[] {
-  return demand.map((d) => ({
-    site: d.site,
-    token: d.token,
-    arrivedAt: d.arrivedAt,
-    remaining: d.remaining,
-    maxWorkers: d.maxWorkers,
-    held: state.holders[jobKey(d.site, d.token)]?.held ?? 0,
-  }));
+/**
+ * The budget's view of the demand: each asking job with the workers it holds. A job waiting out a refused
+ * launch's backoff (`notBefore`) can use no more than it holds until then, so its share goes to the others.
+ */
+export function demandOf(state: BudgetState, demand: readonly Demand[], now = 0): JobDemand[] {
+  return demand.map((d) => {
+    const held = state.holders[jobKey(d.site, d.token)]?.held ?? 0;
+    const waiting = d.notBefore !== undefined && d.notBefore > now;
+    return {
+      site: d.site,
+      token: d.token,
+      arrivedAt: d.arrivedAt,
+      remaining: d.remaining,
+      maxWorkers: waiting ? Math.min(held, d.maxWorkers) : d.maxWorkers,
+      held,
+    };
+  });
 }
 
 /**
@@ -118,7 +127,7 @@ export function planPass(
   demand: readonly Demand[],
   now: number,
 ): PassPlan {
-  const jobs = demandOf(state, demand);
+  const jobs = demandOf(state, demand, now);
   const allocation = allocate(policy, jobs);
   const holders: Record<string, Holding> = {};
   const asking = new Set(jobs.map((j) => jobKey(j.site, j.token)));
@@ -151,7 +160,7 @@ export function planPass(
         ...(first ? { waitedMs: Math.max(0, now - d.requestedAt) } : {}),
       });
     }
-    if (held + count === 0 && d.maxWorkers > 0) queued++;
+    if (held + count === 0 && jobs[i]!.maxWorkers > 0) queued++;
   });
   const used = Object.values(holders).reduce((n, h) => n + h.held, 0);
   return { holders, grants, changed: !sameHolders(state.holders, holders), used, queued };
@@ -213,21 +222,23 @@ export function planReconcile(
   tasks: readonly TaskInfo[],
   listedAt: number,
   graceMs: number,
-): { holders: Record<string, Holding>; released: number } {
+): { holders: Record<string, Holding>; released: number; jobs: string[] } {
   const live = new Map<string, number>();
   for (const t of tasks) live.set(jobKey(t.site, t.token), (live.get(jobKey(t.site, t.token)) ?? 0) + 1);
   const holders: Record<string, Holding> = {};
   let released = 0;
+  const jobs: string[] = [];
   for (const [key, h] of Object.entries(state.holders)) {
     const alive = live.get(key) ?? 0;
     if (h.held > alive && h.grantedAt < listedAt - graceMs) {
       released += h.held - alive;
+      jobs.push(key);
       if (alive > 0 || h.target > 0) holders[key] = { ...h, held: alive };
     } else {
       holders[key] = h;
     }
   }
-  return { holders, released };
+  return { holders, released, jobs };
 }
 
 /** The demand of a running job from its record (for the reaper's refresh): records and chunks left. */
@@ -251,6 +262,11 @@ export interface PassOptions {
    * workers any more (it ended meanwhile): its demand and places are dropped instead.
    */
   readonly beforeLaunch?: (g: Grant) => Promise<boolean>;
+  /**
+   * Launches a grant's workers instead of `launcher.launch`, answering how many started (the store gives the
+   * rest of the places back; the job keeps asking). @default `launcher.launch`, all or nothing
+   */
+  readonly launch?: (g: Grant) => Promise<number>;
   /** @default Date.now */
   readonly now?: () => number;
   /** Passes retried after losing a race to another granter. @default 12 */
@@ -280,7 +296,8 @@ export interface GrantStatus {
   readonly queued: number;
 }
 
-const PK = 'BUDGET';
+/** The budget's partition of the table (tests give each scenario its own). */
+export const BUDGET_PARTITION = 'BUDGET';
 const BUDGET_SK = 'STAGE';
 const DEMAND_PREFIX = 'DEMAND#';
 const demandSk = (site: string, token: string) => `${DEMAND_PREFIX}${site}#${token}`;
@@ -291,13 +308,6 @@ interface StoredHolding {
   g: number;
 }
 
-function isConditionFailure(err: unknown): boolean {
-  return (
-    err instanceof ConditionalCheckFailedException ||
-    (err as { name?: string }).name === 'ConditionalCheckFailedException'
-  );
-}
-
 const backoff = (attempt: number) => sleep(Math.min(500, 10 * 2 ** attempt) * (0.5 + Math.random()));
 
 /** The grant store on the job table. */
@@ -305,6 +315,7 @@ export class GrantStore {
   constructor(
     private readonly table: string,
     private readonly ddb: DynamoDBDocumentClient = dynamoClient(),
+    private readonly partition: string = BUDGET_PARTITION,
   ) {}
 
   /** A job asks for workers (idempotent: a repeated request keeps its first request time). */
@@ -312,7 +323,7 @@ export class GrantStore {
     await this.ddb.send(
       new UpdateCommand({
         TableName: this.table,
-        Key: { pk: PK, sk: demandSk(d.site, d.token) },
+        Key: { pk: this.partition, sk: demandSk(d.site, d.token) },
         UpdateExpression:
           'SET site = :site, #token = :token, arrivedAt = if_not_exists(arrivedAt, :arrived), ' +
           'requestedAt = if_not_exists(requestedAt, :requested), remaining = :remaining, maxWorkers = :max',
@@ -335,7 +346,7 @@ export class GrantStore {
       await this.ddb.send(
         new UpdateCommand({
           TableName: this.table,
-          Key: { pk: PK, sk: demandSk(site, token) },
+          Key: { pk: this.partition, sk: demandSk(site, token) },
           UpdateExpression: 'SET remaining = :remaining, maxWorkers = :max',
           ConditionExpression: 'attribute_exists(pk)',
           ExpressionAttributeValues: { ':remaining': d.remaining, ':max': d.maxWorkers },
@@ -358,7 +369,7 @@ export class GrantStore {
         new QueryCommand({
           TableName: this.table,
           KeyConditionExpression: 'pk = :pk',
-          ExpressionAttributeValues: { ':pk': PK },
+          ExpressionAttributeValues: { ':pk': this.partition },
           ConsistentRead: consistent,
           ExclusiveStartKey: start,
         }),
@@ -406,19 +417,41 @@ export class GrantStore {
   }
 
   private async launch(g: Grant, o: PassOptions): Promise<PassReport['notLaunched']> {
+    let started: number;
+    let error = 'refused';
     try {
       if (o.beforeLaunch && !(await o.beforeLaunch(g))) {
         await this.finish(g.site, g.token);
         return [{ site: g.site, token: g.token, count: g.count, error: 'the job wants no workers any more' }];
       }
-      await o.launcher.launch({ site: g.site, token: g.token, count: g.count });
-      return [];
+      if (o.launch) started = await o.launch(g);
+      else {
+        await o.launcher.launch({ site: g.site, token: g.token, count: g.count });
+        started = g.count;
+      }
     } catch (err) {
-      // The job stays asking: the next pass grants it again.
-      await this.release(g.site, g.token, g.count);
-      const error = err instanceof Error ? err.message : String(err);
-      return [{ site: g.site, token: g.token, count: g.count, error }];
+      started = err instanceof LaunchFailedError ? err.started.length : 0;
+      error = err instanceof Error ? err.message : String(err);
     }
+    if (started >= g.count) return [];
+    // The places of the workers that did not start go back; the job stays asking, the next pass grants again.
+    await this.release(g.site, g.token, g.count - started);
+    return [{ site: g.site, token: g.token, count: g.count - started, error }];
+  }
+
+  /** A refused launch: no new workers for the job before `notBefore` (epoch ms); a no-op for one that asks none. */
+  async defer(site: string, token: string, notBefore: number): Promise<void> {
+    await unlessConditionFails(() =>
+      this.ddb.send(
+        new UpdateCommand({
+          TableName: this.table,
+          Key: { pk: this.partition, sk: demandSk(site, token) },
+          UpdateExpression: 'SET notBefore = :t',
+          ConditionExpression: 'attribute_exists(pk)',
+          ExpressionAttributeValues: { ':t': notBefore },
+        }),
+      ),
+    );
   }
 
   /**
@@ -429,17 +462,8 @@ export class GrantStore {
    */
   async shouldLeave(site: string, token: string, usable?: number): Promise<LeaveDecision> {
     const key = jobKey(site, token);
-    const r = await this.ddb.send(
-      new GetCommand({
-        TableName: this.table,
-        Key: { pk: PK, sk: BUDGET_SK },
-        ProjectionExpression: 'holders.#j',
-        ExpressionAttributeNames: { '#j': key },
-      }),
-    );
-    const stored = (r.Item?.holders as Record<string, StoredHolding> | undefined)?.[key];
-    if (!stored || stored.h <= 0) return 'unheld';
-    if (!mustShed(fromStored(stored), usable)) return 'stay';
+    const seen = await this.leaveDue(site, token, usable);
+    if (seen !== 'leave') return seen;
     const values: Record<string, unknown> = { ':one': 1 };
     let condition = 'holders.#j.h > holders.#j.t';
     if (usable !== undefined) {
@@ -450,7 +474,7 @@ export class GrantStore {
       await this.ddb.send(
         new UpdateCommand({
           TableName: this.table,
-          Key: { pk: PK, sk: BUDGET_SK },
+          Key: { pk: this.partition, sk: BUDGET_SK },
           UpdateExpression:
             'SET holders.#j.h = holders.#j.h - :one, used = used - :one, version = version + :one',
           ConditionExpression: `${condition} AND holders.#j.h >= :one`,
@@ -468,13 +492,34 @@ export class GrantStore {
     }
   }
 
+  /**
+   * Whether one of the job's workers is due to leave (read only, eventually consistent): 'leave' when the job
+   * holds more than its target (or `usable`), 'unheld' when it holds nothing. A worker that hears 'leave'
+   * finishes the chunks in hand first and only then gives its place back ({@link shouldLeave}), so the place is
+   * never granted again while it still works: the budget is never passed, even for a moment.
+   */
+  async leaveDue(site: string, token: string, usable?: number): Promise<LeaveDecision> {
+    const key = jobKey(site, token);
+    const r = await this.ddb.send(
+      new GetCommand({
+        TableName: this.table,
+        Key: { pk: this.partition, sk: BUDGET_SK },
+        ProjectionExpression: 'holders.#j',
+        ExpressionAttributeNames: { '#j': key },
+      }),
+    );
+    const stored = (r.Item?.holders as Record<string, StoredHolding> | undefined)?.[key];
+    if (!stored || stored.h <= 0) return 'unheld';
+    return mustShed(fromStored(stored), usable) ? 'leave' : 'stay';
+  }
+
   /** Gives back `count` places of a job (a worker exiting idle, a launch that failed). */
   async release(site: string, token: string, count = 1): Promise<boolean> {
     try {
       await this.ddb.send(
         new UpdateCommand({
           TableName: this.table,
-          Key: { pk: PK, sk: BUDGET_SK },
+          Key: { pk: this.partition, sk: BUDGET_SK },
           UpdateExpression:
             'SET holders.#j.h = holders.#j.h - :n, used = used - :n, version = version + :one',
           ConditionExpression: 'holders.#j.h >= :n',
@@ -495,14 +540,14 @@ export class GrantStore {
    */
   async finish(site: string, token: string): Promise<number> {
     await this.ddb.send(
-      new DeleteCommand({ TableName: this.table, Key: { pk: PK, sk: demandSk(site, token) } }),
+      new DeleteCommand({ TableName: this.table, Key: { pk: this.partition, sk: demandSk(site, token) } }),
     );
     const key = jobKey(site, token);
     for (let attempt = 0; attempt < 12; attempt++) {
       const r = await this.ddb.send(
         new GetCommand({
           TableName: this.table,
-          Key: { pk: PK, sk: BUDGET_SK },
+          Key: { pk: this.partition, sk: BUDGET_SK },
           ProjectionExpression: 'holders.#j',
           ExpressionAttributeNames: { '#j': key },
           ConsistentRead: true,
@@ -514,7 +559,7 @@ export class GrantStore {
         await this.ddb.send(
           new UpdateCommand({
             TableName: this.table,
-            Key: { pk: PK, sk: BUDGET_SK },
+            Key: { pk: this.partition, sk: BUDGET_SK },
             UpdateExpression: 'REMOVE holders.#j SET used = used - :h, version = version + :one',
             ConditionExpression: 'holders.#j.h = :h',
             ExpressionAttributeNames: { '#j': key },
@@ -533,17 +578,23 @@ export class GrantStore {
   /**
    * Brings every job's held places down to its live tasks (`tasks`, listed at `listedAt`), except grants
    * younger than `graceMs`: what a granter that died between its write and its launch, or a worker killed
-   * without leaving, would otherwise hold forever. Returns the places given back.
+   * without leaving, would otherwise hold forever. Returns the places given back, and the jobs (by jobKey) whose
+   * places those were: jobs whose workers died.
    */
-  async reconcile(tasks: readonly TaskInfo[], listedAt: number, graceMs: number): Promise<number> {
+  async reconcile(
+    tasks: readonly TaskInfo[],
+    listedAt: number,
+    graceMs: number,
+  ): Promise<{ released: number; jobs: string[] }> {
     for (let attempt = 0; attempt < 12; attempt++) {
       const { state } = await this.read();
       const plan = planReconcile(state, tasks, listedAt, graceMs);
-      if (plan.released === 0) return 0;
-      if (await this.writeHolders(state.version, plan.holders)) return plan.released;
+      if (plan.released === 0) return { released: 0, jobs: [] };
+      if (await this.writeHolders(state.version, plan.holders))
+        return { released: plan.released, jobs: plan.jobs };
       await backoff(attempt);
     }
-    return 0;
+    return { released: 0, jobs: [] };
   }
 
   /** What the job view shows: workers held and due, and the job's place in the queue. */
@@ -567,7 +618,7 @@ export class GrantStore {
       await this.ddb.send(
         new UpdateCommand({
           TableName: this.table,
-          Key: { pk: PK, sk: demandSk(site, token) },
+          Key: { pk: this.partition, sk: demandSk(site, token) },
           UpdateExpression: 'SET maxWorkers = :max',
           ConditionExpression: 'attribute_exists(pk) AND maxWorkers > :max',
           ExpressionAttributeValues: { ':max': maxWorkers },
@@ -583,7 +634,7 @@ export class GrantStore {
       await this.ddb.send(
         new UpdateCommand({
           TableName: this.table,
-          Key: { pk: PK, sk: demandSk(site, token) },
+          Key: { pk: this.partition, sk: demandSk(site, token) },
           UpdateExpression: 'SET firstGrantAt = if_not_exists(firstGrantAt, :now)',
           ConditionExpression: 'attribute_exists(pk)',
           ExpressionAttributeValues: { ':now': now },
@@ -606,7 +657,7 @@ export class GrantStore {
       await this.ddb.send(
         new PutCommand({
           TableName: this.table,
-          Item: { pk: PK, sk: BUDGET_SK, version: version + 1, used, holders: stored },
+          Item: { pk: this.partition, sk: BUDGET_SK, version: version + 1, used, holders: stored },
           ConditionExpression: version === 0 ? 'attribute_not_exists(pk)' : 'version = :v',
           ...(version === 0 ? {} : { ExpressionAttributeValues: { ':v': version } }),
         }),
@@ -640,5 +691,6 @@ function toDemand(item: Record<string, unknown>): Demand {
     remaining: Number(item.remaining),
     maxWorkers: Number(item.maxWorkers),
     ...(item.firstGrantAt !== undefined ? { firstGrantAt: Number(item.firstGrantAt) } : {}),
+    ...(item.notBefore !== undefined ? { notBefore: Number(item.notBefore) } : {}),
   };
 }

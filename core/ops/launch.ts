@@ -40,7 +40,7 @@ export async function launchWorkers(
     await deps.launcher.launch({ site, token, count });
     publishMetrics(deps.env.stage, { WorkersLaunched: count });
     if (job.launchFailures || by === 'reaper')
-      await deps.jobs.recordLaunch(site, token, { launchPending: 0, launchFailures: 0, lastLaunchAt: at });
+      await deps.jobs.recordLaunch(site, token, { launchFailures: 0, lastLaunchAt: at });
     return { started: count, failed: 0 };
   } catch (err) {
     const started = err instanceof LaunchFailedError ? err.started.length : 0;
@@ -58,7 +58,6 @@ export async function launchWorkers(
     });
     publishMetrics(deps.env.stage, { WorkersLaunched: started, WorkersLaunchFailed: failed });
     await deps.jobs.recordLaunch(site, token, {
-      launchPending: failed,
       launchFailures: failures,
       lastLaunchAt: at,
       nextLaunchAt: new Date(at.getTime() + retryIn * 1000),

@@ -7,16 +7,20 @@ import { requestFinalize } from '../messages/finalize-request.ts';
 import { expiresAt, type Job } from '../jobs/store.ts';
 import { isTerminal } from '../jobs/states.ts';
 import { keys } from '../jobs/keys.ts';
-import { relaunchCount } from '../split/worker-count.ts';
-import { launchWorkers } from './launch.ts';
+import { askForWorkers, grantWorkers, publishQueueFigures } from './grant-workers.ts';
+import { jobKey } from './budget.ts';
 
 /** What one pass of the reaper did. */
 export interface ReapReport {
   /**
-   * Jobs with chunks left and no live worker, or workers still owed from a refused launch: workers launched
-   * (`workers` asked, `failed` of them refused again).
+   * Workers the pass's granter launched (`workers` granted, `failed` of them refused): jobs leaving the queue,
+   * jobs whose workers died (their places given back by reconciliation), refused launches retried.
    */
   readonly relaunched: { site: string; token: string; workers: number; failed?: number }[];
+  /** Places held without a live task (a granter or a worker that died) given back to the budget. */
+  readonly placesReclaimed: number;
+  /** Jobs whose workers died (their places reclaimed): stalled, until the pass grants them again. */
+  readonly stalled: { site: string; token: string }[];
   /** Presigned jobs whose file never came before the form expired (plus a grace): EXPIRED. */
   readonly expired: { site: string; token: string }[];
   /** Jobs whose every chunk was counted but whose finalize was never asked for (or died): asked again. */
@@ -49,11 +53,9 @@ export async function reap(deps: PipelineDeps, o: ReapOptions = {}): Promise<Rea
   const graceSeconds = o.graceSeconds ?? deps.timings.stallGraceSeconds;
   const leaseSeconds = derivedTimings(deps.timings).finalizeLeaseSeconds;
   const active = await deps.jobs.listActive();
+  const listedAt = Date.now();
   const tasks = await deps.launcher.list();
-  const live = new Map<string, number>();
-  for (const t of tasks) live.set(t.token, (live.get(t.token) ?? 0) + 1);
 
-  const relaunched: ReapReport['relaunched'] = [];
   const finalizeRequested: ReapReport['finalizeRequested'] = [];
   const expired: ReapReport['expired'] = [];
   for (const job of active) {
@@ -73,27 +75,34 @@ export async function reap(deps: PipelineDeps, o: ReapOptions = {}): Promise<Rea
       log.warn('reaper: every chunk counted but the job is still running; asking for the finalize');
       await requestFinalize(deps, { site: job.site, token: job.token });
       finalizeRequested.push({ site: job.site, token: job.token });
-    } else if (job.state === 'RUNNING') {
-      const workers = workersOwed(job, live.get(job.token) ?? 0, now, graceSeconds);
-      if (workers === 0) continue;
-      log.warn('reaper: launching workers (chunks left and no live worker, or a refused launch)', {
-        workers,
-        launchPending: job.launchPending ?? 0,
-        launchFailures: job.launchFailures ?? 0,
-      });
-      const r = await launchWorkers(deps, job, workers, 'reaper');
-      relaunched.push({
-        site: job.site,
-        token: job.token,
-        workers,
-        ...(r.failed ? { failed: r.failed } : {}),
-      });
+    } else if (job.state === 'RUNNING' || job.state === 'QUEUED') {
+      // Its demand kept current (records and chunks left), or asked again if a split died before asking.
+      await askForWorkers(deps, job);
     } else if (job.state === 'FINALIZING' && age(job.finalizingAt, now) > leaseSeconds) {
       log.warn('reaper: a finalize died; asking for it again');
       await requestFinalize(deps, { site: job.site, token: job.token });
       finalizeRequested.push({ site: job.site, token: job.token });
     }
   }
+
+  // The budget: places held without a live task (past the grace a starting task gets) go back, then one
+  // granter pass grants what is free — to queued jobs, and again to running jobs whose workers died.
+  const reclaimed = await deps.grants.reconcile(tasks, listedAt, graceSeconds * 1000);
+  const stalled = active
+    .filter((j) => reclaimed.jobs.includes(jobKey(j.site, j.token)))
+    .map((j) => ({ site: j.site, token: j.token }));
+  for (const s of stalled) jobLogger(s.site, s.token).warn('reaper: job stalled (its workers are gone)');
+  const pass = await grantWorkers(deps, 'reaper', () => now.getTime());
+  const relaunched: ReapReport['relaunched'] = pass.granted.map((g) => {
+    const failed = pass.notLaunched.find((n) => n.site === g.site && n.token === g.token)?.count;
+    return { site: g.site, token: g.token, workers: g.count, ...(failed ? { failed } : {}) };
+  });
+  for (const r of relaunched)
+    jobLogger(r.site, r.token).info('reaper: workers granted and launched', {
+      workers: r.workers,
+      failed: r.failed,
+    });
+  await publishQueueFigures(deps);
 
   // Tasks and queues of jobs that are not running any more.
   const running = new Set(active.filter((j) => j.state === 'RUNNING').map((j) => j.token));
@@ -115,9 +124,17 @@ export async function reap(deps: PipelineDeps, o: ReapOptions = {}): Promise<Rea
     await deps.queues.deleteQueue(q.url);
     queuesDeleted++;
   }
-  const report = { relaunched, expired, finalizeRequested, tasksStopped, queuesDeleted };
+  const report = {
+    relaunched,
+    placesReclaimed: reclaimed.released,
+    stalled,
+    expired,
+    finalizeRequested,
+    tasksStopped,
+    queuesDeleted,
+  };
   publishMetrics(deps.env.stage, {
-    JobsStalled: relaunched.length,
+    JobsStalled: stalled.length,
     JobsExpired: expired.length,
     FinalizesRequeued: finalizeRequested.length,
     IdleTasksStopped: tasksStopped,
@@ -125,21 +142,6 @@ export async function reap(deps: PipelineDeps, o: ReapOptions = {}): Promise<Rea
   });
   logger.info('reaper pass', { active: active.length, tasks: tasks.length, ...report });
   return report;
-}
-
-/**
- * Workers a running job is owed now: none before its backoff after a refused launch; with no live worker once the
- * grace after its last launch is over, as many as it had (relaunchCount); else the ones a refused launch did not
- * start.
- */
-export function workersOwed(job: Job, live: number, now: Date, graceSeconds: number): number {
-  if (job.nextLaunchAt && Date.parse(job.nextLaunchAt) > now.getTime()) return 0;
-  const lastLaunch =
-    job.lastLaunchAt && job.lastLaunchAt > (job.runningAt ?? '') ? job.lastLaunchAt : job.runningAt;
-  const pending = job.launchPending ?? 0;
-  if (live === 0 && (pending > 0 || age(lastLaunch, now) > graceSeconds))
-    return Math.max(pending, relaunchCount(job));
-  return pending;
 }
 
 /**

@@ -25,10 +25,16 @@ export interface ResourceEnv {
    * it names the holder of a finalize lease, so a later runtime can release the leases of one that was killed.
    */
   readonly instance?: string;
+  /**
+   * Where grant-pass requests go (the upload-events queue, which the upload function reads): a worker that left
+   * and a finalize that ended a job ask for a pass there. Unset outside the stage: the reaper's pass grants.
+   */
+  readonly grantRequestsQueueUrl?: string;
 }
 
 export function resourceEnv(env: NodeJS.ProcessEnv = process.env): ResourceEnv {
   const instance = env.ROWFLEET_RUNTIME_INSTANCE;
+  const grants = env.GRANT_REQUESTS_QUEUE_URL;
   return {
     stage: requireEnv('STAGE', env),
     bucket: requireEnv('BUCKET_NAME', env),
@@ -36,5 +42,6 @@ export function resourceEnv(env: NodeJS.ProcessEnv = process.env): ResourceEnv {
     finalizeQueueUrl: requireEnv('FINALIZE_QUEUE_URL', env),
     dlqArn: requireEnv('DLQ_ARN', env),
     ...(instance ? { instance } : {}),
+    ...(grants ? { grantRequestsQueueUrl: grants } : {}),
   };
 }

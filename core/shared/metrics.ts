@@ -38,6 +38,14 @@ export const METRICS = {
   JobsStalled: MetricUnit.Count,
   /** Presigned jobs the reaper expired: their file never arrived before the upload form expired. */
   JobsExpired: MetricUnit.Count,
+  /** Workers held in the stage's worker budget (granted, starting or running). */
+  BudgetInUse: MetricUnit.Count,
+  /** Jobs waiting for their first worker (QUEUED). */
+  JobsQueued: MetricUnit.Count,
+  /** How long the oldest QUEUED job has waited so far (the queue-wait alarm's input). */
+  OldestQueuedWait: MetricUnit.Milliseconds,
+  /** How long a job waited for its first worker (dimensions stage and site). */
+  QueueWait: MetricUnit.Milliseconds,
   /** Finalizes the reaper asked for again (lost request, or a finalize that died). */
   FinalizesRequeued: MetricUnit.Count,
   /** Worker tasks the reaper stopped because their job had ended. */

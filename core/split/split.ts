@@ -11,7 +11,7 @@ import { requestFinalize } from '../messages/finalize-request.ts';
 import { batchBodies } from '../aws/queues.ts';
 import { expiresAt, type Job, type JobError } from '../jobs/store.ts';
 import { recordJobUsage, usageStoreOf } from '../usage/store.ts';
-import { launchWorkers } from '../ops/launch.ts';
+import { askForWorkers, grantWorkers } from '../ops/grant-workers.ts';
 import type { Limits } from '../../config/index.ts';
 import { Utf8SourceCopy } from './source-copy.ts';
 import { workerCount } from './worker-count.ts';
@@ -26,7 +26,7 @@ const SUB_CHUNK_RECORDS = 1000;
 const CHUNKS_PER_WORKER = 4;
 
 export interface SplitResult {
-  readonly state: 'RUNNING' | 'REJECTED' | 'SKIPPED';
+  readonly state: 'QUEUED' | 'RUNNING' | 'REJECTED' | 'SKIPPED';
   readonly error?: JobError;
   readonly records?: number;
   readonly chunks?: number;
@@ -287,14 +287,20 @@ async function startWork(
       ),
     );
   }
-  const running = await deps.jobs.transition(site, token, 'RUNNING', { runningAt: new Date().toISOString() });
-  if (!running) {
+  // With chunks, the job waits for workers from the stage's budget (QUEUED), and one granter pass runs now;
+  // with none (every record rejected) it runs at once, and the split asks for the finalize itself.
+  const next = await deps.jobs.transition(site, token, chunks.length > 0 ? 'QUEUED' : 'RUNNING', {
+    ...(chunks.length > 0 ? { queuedAt: new Date().toISOString() } : { runningAt: new Date().toISOString() }),
+  });
+  if (!next) {
     log.info('split skipped: another split started this job');
     return { state: 'SKIPPED' };
   }
-  // Nothing for a worker to do (every record rejected): the split asks for the finalize itself.
   if (chunks.length === 0) await requestFinalize(deps, { site, token });
-  const launched = await launchWorkers(deps, running, chunks.length > 0 ? workers : 0, 'split');
+  else await askForWorkers(deps, next);
+  const pass = chunks.length > 0 ? await grantWorkers(deps, 'split') : undefined;
+  const granted = pass?.granted.find((g) => g.site === site && g.token === token)?.count ?? 0;
+  const refused = pass?.notLaunched.find((g) => g.site === site && g.token === token)?.count ?? 0;
   publishMetrics(deps.env.stage, {
     SplitDuration: Date.now() - started,
     RecordsRejected: file.rejected.length,
@@ -304,16 +310,17 @@ async function startWork(
     rejected: file.rejected.length,
     chunks: chunks.length,
     workers,
-    launchFailed: launched.failed,
+    granted,
+    launchFailed: refused,
     ms: Date.now() - started,
     encoding: file.encoding,
   });
   return {
-    state: 'RUNNING',
+    state: granted - refused > 0 || chunks.length === 0 ? 'RUNNING' : 'QUEUED',
     records: file.records,
     chunks: chunks.length,
     workers,
-    ...(launched.failed > 0 ? { launchFailed: launched.failed } : {}),
+    ...(refused > 0 ? { launchFailed: refused } : {}),
   };
 }
 

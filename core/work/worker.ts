@@ -11,6 +11,7 @@ import { getStage } from '../../config/index.ts';
 import { loadProcessor, type RowProcessor } from './processors/index.ts';
 import { simulated, simulationOf } from './processors/simulate.ts';
 import type { Job } from '../jobs/store.ts';
+import { requestGrantPass } from '../ops/grant-workers.ts';
 import {
   chunkRecords,
   ChunkStoppedError,
@@ -56,7 +57,8 @@ export interface WorkerSummary {
   readonly chunks: number;
   readonly duplicates: number;
   readonly records: number;
-  readonly reason: 'idle' | 'job-finished' | 'stopped' | 'no-job';
+  /** `shed`: the job's share of the budget shrank; `unheld`: the job holds no place (ended, or reclaimed). */
+  readonly reason: 'idle' | 'job-finished' | 'stopped' | 'no-job' | 'shed' | 'unheld';
   /** Records in flight at once: the bound, and the most there were. */
   readonly concurrency?: { readonly bound: number; readonly peak: number };
   /** DynamoDB requests of the side-effect claims and of the rate limiter (processors that have them). */
@@ -130,8 +132,23 @@ export async function runWorker(deps: PipelineDeps, options: WorkerOptions): Pro
     ...(w.run.claims ? { claims: { ...w.run.claims.stats } } : {}),
     ...(w.run.limiter ? { limiter: { ...w.run.limiter.stats } } : {}),
   });
+  const reason = await workThrough(w, o);
+  await leaveBudget(w, reason);
+  return summary(reason);
+}
+
+/** How often a worker asks the budget whether its job's share shrank (at most, between chunks). */
+const BUDGET_CHECK_MS = 2000;
+
+/** The worker's loop over its job's queue; the reason it ended. */
+async function workThrough(
+  w: Worker,
+  o: Required<Pick<WorkerOptions, 'waitSeconds' | 'idlePolls' | 'visibilitySeconds'>> & WorkerOptions,
+): Promise<WorkerSummary['reason']> {
+  const { deps, queueUrl, log } = w;
   let idle = 0;
   let idleSince = Date.now();
+  let checkedBudget = Date.now();
   // Chunks in hand, worked on at once. A chunk done makes room for the next at once (no waiting for the other):
   // a worker with free slots pulls work, so chunks spread over the workers as they free up.
   const inHand = new Set<Promise<void>>();
@@ -148,6 +165,20 @@ export async function runWorker(deps: PipelineDeps, options: WorkerOptions): Pro
         await Promise.race(inHand);
         continue;
       }
+      // Room for another chunk: first, does the job still have this worker's place? When its share shrank
+      // (other sites' jobs arrived), it finishes the chunks in hand, then gives its place back and leaves —
+      // unless another worker of the job left first (the decrement is conditional): then it goes on.
+      if (Date.now() - checkedBudget >= BUDGET_CHECK_MS) {
+        checkedBudget = Date.now();
+        if ((await deps.grants.leaveDue(o.site, o.token)) !== 'stay') {
+          await Promise.all(inHand);
+          const decision = await deps.grants.shouldLeave(o.site, o.token);
+          if (decision !== 'stay') {
+            log.info('worker leaving: its job holds no place for it', { decision });
+            return decision === 'leave' ? 'shed' : 'unheld';
+          }
+        }
+      }
       const messages = await deps.queues
         .receive(queueUrl, {
           max: 1,
@@ -157,7 +188,7 @@ export async function runWorker(deps: PipelineDeps, options: WorkerOptions): Pro
         })
         // The finalize deleted the queue: the job ended (or stopped early) and there is nothing left to take.
         .catch((err: unknown) => (isMissingQueue(err) ? undefined : Promise.reject(err)));
-      if (!messages) return summary('job-finished');
+      if (!messages) return 'job-finished';
       if (messages.length > 0) {
         idle = 0;
         messages.forEach(hold);
@@ -170,17 +201,32 @@ export async function runWorker(deps: PipelineDeps, options: WorkerOptions): Pro
         continue;
       }
       const now = await deps.jobs.get(o.site, o.token, false);
-      if (!now || now.state !== 'RUNNING' || now.stop) return summary('job-finished');
+      if (!now || now.state !== 'RUNNING' || now.stop) return 'job-finished';
       if (idle === 0) idleSince = Date.now();
       idle++;
-      if (idleEnough(now, { idle, idleMs: Date.now() - idleSince }, o)) return summary('idle');
+      if (idleEnough(now, { idle, idleMs: Date.now() - idleSince }, o)) return 'idle';
       if (o.waitSeconds === 0) await sleep(200);
     }
   } finally {
     // Stopping (SIGTERM) or leaving: the chunks in hand are finished first.
     await Promise.all(inHand);
   }
-  return summary('stopped');
+  return 'stopped';
+}
+
+/**
+ * A worker gone: its place goes back to the stage's budget (unless the budget took it already: shed, unheld),
+ * and a granter pass is asked for, so a queued job gets the place now rather than at the reaper's next pass.
+ */
+async function leaveBudget(w: Worker, reason: WorkerSummary['reason']): Promise<void> {
+  const { deps, job, log } = w;
+  try {
+    if (reason !== 'shed' && reason !== 'unheld') await deps.grants.release(job.site, job.token);
+    await requestGrantPass(deps);
+  } catch (err) {
+    // The reaper's reconciliation gives the place back when this one could not.
+    log.warn('could not give the worker place back; the reaper will', { error: err as Error });
+  }
 }
 
 /**

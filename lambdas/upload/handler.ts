@@ -1,11 +1,6 @@
 import { BatchProcessor, EventType, processPartialResponse } from '@aws-lambda-powertools/batch';
 import type { APIGatewayProxyEvent, APIGatewayProxyResult, Context, SQSEvent, SQSRecord } from 'aws-lambda';
-import {
-  splitUploaded,
-  startDirectJob,
-  startPresignedJob,
-  uploadedSourceKeys,
-} from '../../core/intake/api.ts';
+import { onUploadEvent, startDirectJob, startPresignedJob } from '../../core/intake/api.ts';
 import { jobRequestFromJsonBody, jobRequestFromQuery } from '../../core/intake/request.ts';
 import { cancelJob } from '../../core/intake/cancel.ts';
 import { retryFailedRecords } from '../../core/intake/rerun-failed.ts';
@@ -18,8 +13,9 @@ type UploadEvent = APIGatewayProxyEvent | SQSEvent;
 /**
  * Upload Lambda, the API's writes: POST /jobs (the CSV in the body, split inline), POST /uploads (a presigned S3
  * POST), DELETE /jobs/{token} (cancel), POST /jobs/{token}/retry (a new job of the failed records, split inline);
- * and the upload-events queue (S3 notifications of presigned uploads → split). A failed split reports its record
- * for redelivery (Powertools batch); the others of the batch are kept.
+ * and the upload-events queue (S3 notifications of presigned uploads → split; grant-pass requests → the worker
+ * budget grants what is free: this function is the one that launches workers). A failed message is reported for
+ * redelivery (Powertools batch); the others of the batch are kept.
  */
 export function createUploadHandler(deps: PipelineDeps) {
   const api = httpApi([
@@ -56,9 +52,7 @@ export function createUploadHandler(deps: PipelineDeps) {
     },
   ]);
   const processor = new BatchProcessor(EventType.SQS);
-  const split = async (record: SQSRecord) => {
-    for (const key of uploadedSourceKeys(record.body)) await splitUploaded(deps, key);
-  };
+  const split = (record: SQSRecord) => onUploadEvent(deps, record.body);
   const events = lambda(async (event: SQSEvent, context: Context) =>
     processPartialResponse(event, split, processor, { context, throwOnFullBatchFailure: false }),
   );

@@ -43,6 +43,9 @@ describe('Scenario: workers killed mid-job', () => {
         '--workers',
         '3',
         '--simulate-delay-ms',
+        '10',
+        // Few records in flight per worker, so the job lasts ~10 s and the kill lands while chunks are held.
+        '--concurrency',
         '2',
         '--json',
         '--state-dir',

@@ -1,3 +1,4 @@
+import { randomUUID } from 'node:crypto';
 /**
  * Embedded emulators for integration tests: one set per test file (vitest runs each file in its own fork).
  * `startTestAws` sets the standard AWS environment before any SDK client exists (core/aws/clients.ts
@@ -16,6 +17,8 @@ import { Queues } from '../../core/aws/queues.ts';
 import { JobStore, type Job } from '../../core/jobs/store.ts';
 import type { LaunchRequest, TaskInfo, TaskLauncher } from '../../core/aws/task-launcher.ts';
 import type { PipelineDeps } from '../../core/deps.ts';
+import { workerBudgetOf, type ResolvedWorkerBudget } from '../../config/budget.ts';
+import { GrantStore } from '../../core/ops/grants.ts';
 import { startEmulators, type Emulators } from '../../local/emulators.ts';
 
 export const TEST_STAGE = 'local';
@@ -92,7 +95,7 @@ export class RecordingLauncher implements TaskLauncher {
 /** The pipeline's dependencies on the test resources. */
 export function testDeps(
   aws: TestAws,
-  o: { limits?: Partial<Limits>; launcher?: TaskLauncher } = {},
+  o: { limits?: Partial<Limits>; launcher?: TaskLauncher; budget?: Partial<ResolvedWorkerBudget> } = {},
 ): PipelineDeps & { launcher: TaskLauncher } {
   return {
     env: {
@@ -104,6 +107,10 @@ export function testDeps(
     },
     limits: { ...getStage(TEST_STAGE).limits, ...o.limits },
     timings: TEST_TIMINGS,
+    // A budget no test reaches unless it sets its own, in a partition of its own (core/ops/grants.ts on the
+    // test table): one scenario's jobs are never granted, launched or reclaimed by another's passes.
+    budget: { ...workerBudgetOf(getStage(TEST_STAGE), 1000), ...o.budget },
+    grants: new GrantStore(aws.table, undefined, `BUDGET#test-${randomUUID()}`),
     jobs: new JobStore(aws.table),
     objects: new Objects(aws.bucket),
     queues: new Queues(),

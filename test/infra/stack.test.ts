@@ -37,7 +37,7 @@ describe('Stack: Rowfleet-dev', () => {
   afterAll(() => s.cleanup());
 
   describe('IAM scoping', () => {
-    it('limits the worker task role to the stage report queues, jobs/ and uploads/ reads, the table, finalize and bulk mail', () => {
+    it('limits the worker task role to the stage report queues, jobs/ and uploads/ reads, the table, finalize and grant requests, and bulk mail', () => {
       // Act
       const statements = statementsOf(template, 'WorkersTaskDefinitionTaskRole');
 
@@ -65,6 +65,11 @@ describe('Stack: Rowfleet-dev', () => {
           Sid: 'FinalizeRequests',
           Action: 'sqs:SendMessage',
           Resource: { 'Fn::GetAtt': [expect.stringMatching(/^StorageFinalizeQueue/), 'Arn'] },
+        }),
+        expect.objectContaining({
+          Sid: 'GrantRequests',
+          Action: 'sqs:SendMessage',
+          Resource: { 'Fn::GetAtt': [expect.stringMatching(/^StorageUploadEventsQueue/), 'Arn'] },
         }),
         {
           Sid: 'BulkMail',

@@ -235,8 +235,8 @@ describe('Class: GrantStore', () => {
       .pass(policy, { launcher, now: () => T0 })
       .catch((err: unknown) => err);
     const blocked = await grants.pass(policy, { launcher, now: () => T0 + 1000 });
-    const early = await grants.reconcile([], T0 + 60_000, 180_000);
-    const late = await grants.reconcile([], T0 + 181_000, 180_000);
+    const early = (await grants.reconcile([], T0 + 60_000, 180_000)).released;
+    const late = (await grants.reconcile([], T0 + 181_000, 180_000)).released;
     const regranted = await grants.pass(policy, { launcher, now: () => T0 + 182_000 });
 
     // Assess
@@ -289,8 +289,8 @@ describe('Class: GrantStore', () => {
     ];
 
     // Act
-    const released = await grants.reconcile(live, T0 + 200_000, 180_000);
-    const again = await grants.reconcile(live, T0 + 300_000, 180_000);
+    const released = (await grants.reconcile(live, T0 + 200_000, 180_000)).released;
+    const again = (await grants.reconcile(live, T0 + 300_000, 180_000)).released;
 
     // Assess
     expect(released).toBe(1);

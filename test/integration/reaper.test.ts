@@ -87,18 +87,40 @@ async function job(o: {
 }
 
 describe('Function: reap', () => {
-  it('relaunches a stalled job, leaves a young or staffed one alone, and re-asks a lost finalize', async () => {
-    // Prepare
+  it('grants a stalled job workers again, leaves a young or staffed one alone, and re-asks a lost finalize', async () => {
+    // Prepare: three running jobs holding their places in the worker budget — granted 10 minutes ago (its
+    // workers are gone), 5 s ago (its tasks may be starting), 10 minutes ago (its two workers run)
     const stalled = await job({ state: 'RUNNING', runningSecondsAgo: 600, chunks: 5, done: 2 });
     const young = await job({ state: 'RUNNING', runningSecondsAgo: 5, chunks: 5, done: 1 });
     const staffed = await job({ state: 'RUNNING', runningSecondsAgo: 600, chunks: 5, done: 1 });
     const allCounted = await job({ state: 'RUNNING', runningSecondsAgo: 600, chunks: 3, done: 3 });
-    launcher.tasks = [{ id: 't1', site: staffed.site, token: staffed.token }];
+    const granted = async (j: { job: Job }, secondsAgo: number) => {
+      await deps.grants.request({
+        site: j.job.site,
+        token: j.job.token,
+        arrivedAt: Date.parse(j.job.receivedAt),
+        remaining: 30,
+        maxWorkers: 2,
+      });
+      await deps.grants.pass(deps.budget, {
+        launcher: new FakeLauncher(),
+        now: () => Date.now() - secondsAgo * 1000,
+      });
+    };
+    await granted(stalled, 600);
+    await granted(young, 5);
+    await granted(staffed, 600);
+    launcher.tasks = [
+      { id: 't1', site: staffed.site, token: staffed.token },
+      { id: 't2', site: staffed.site, token: staffed.token },
+    ];
 
     // Act
     const report = await reap(deps, { graceSeconds: 60 });
 
     // Assess
+    expect(report.stalled).toEqual([{ site: stalled.site, token: stalled.token }]);
+    expect(report.placesReclaimed).toBe(2);
     expect(report.relaunched).toEqual([{ site: stalled.site, token: stalled.token, workers: 2 }]);
     expect(launcher.launches.map((l) => l.token)).toEqual([stalled.token]);
     expect(report.relaunched.map((r) => r.token)).not.toContain(young.token);

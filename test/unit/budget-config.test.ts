@@ -12,7 +12,7 @@ describe('Function: workerBudgetOf', () => {
 
     // Assess
     expect(stage.infra.workerCpu).toBe(512);
-    expect(budget).toMatchObject({ maxWorkers: 12, sites: {}, startGraceSeconds: 180 });
+    expect(budget).toMatchObject({ maxWorkers: 12, sites: {} });
   });
 
   it('follows the quota and the worker size, an explicit maximum, and a local override', () => {

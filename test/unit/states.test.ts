@@ -23,14 +23,16 @@ describe('Function: outcome', () => {
 describe('Function: allowedFrom', () => {
   it.each([
     ['RECEIVED', []],
-    ['RUNNING', ['RECEIVED']],
+    ['QUEUED', ['RECEIVED']],
+    ['RUNNING', ['RECEIVED', 'QUEUED']],
     ['REJECTED', ['RECEIVED']],
-    ['FINALIZING', ['RUNNING']],
+    // A QUEUED job only once stopped (core/jobs/lease.ts beginFinalize)
+    ['FINALIZING', ['QUEUED', 'RUNNING']],
     ['SUCCEEDED', ['FINALIZING']],
     ['PARTIAL', ['FINALIZING']],
-    ['FAILED', ['RECEIVED', 'RUNNING', 'FINALIZING']],
+    ['FAILED', ['RECEIVED', 'QUEUED', 'RUNNING', 'FINALIZING']],
     ['EXPIRED', ['RECEIVED']],
-    // Before its split planned it (at once), or through its finalize (a stopped job)
+    // Before its split planned it (at once), or through its finalize (a stopped job, QUEUED or RUNNING)
     ['CANCELLED', ['RECEIVED', 'FINALIZING']],
   ] as const)('a job may move to %s only from %j', (to, from) => {
     // Prepare
@@ -47,6 +49,7 @@ describe('Function: allowedFrom', () => {
     // Prepare
     const all = [
       'RECEIVED',
+      'QUEUED',
       'RUNNING',
       'FINALIZING',
       'SUCCEEDED',

@@ -5,7 +5,6 @@ import type { RowProcessor } from '../../core/work/processors/index.ts';
 import { splitPart } from '../../core/messages/part.ts';
 import { processChunk } from '../../core/work/process-chunk.ts';
 import { idleEnough, isOwnChunk } from '../../core/work/worker.ts';
-import { relaunchCount } from '../../core/split/worker-count.ts';
 import { ZipWriter } from '../../core/finalize/zip.ts';
 import { readZip } from '../helpers/zip.ts';
 
@@ -111,13 +110,5 @@ describe('Function: isOwnChunk', () => {
     expect(isOwnChunk(msg, job)).toBe(true);
     expect(isOwnChunk({ ...msg, site: 'kawasaki' }, job)).toBe(false);
     expect(isOwnChunk({ ...msg, token: '7c9e6679-7425-40de-944b-e07fc1f90ae7' }, job)).toBe(false);
-  });
-});
-
-describe('Function: relaunchCount', () => {
-  it('relaunches as many workers as the job had, never more than its chunks left, at least one', () => {
-    expect(relaunchCount({ workers: 4, totalChunks: 10, chunksDone: 2 })).toBe(4);
-    expect(relaunchCount({ workers: 4, totalChunks: 10, chunksDone: 8 })).toBe(2);
-    expect(relaunchCount({ workers: undefined, totalChunks: undefined, chunksDone: 0 })).toBe(1);
   });
 });

@@ -68,6 +68,7 @@ const en = {
   'jobs.updated': 'Updated {time}',
 
   'state.RECEIVED': 'Received',
+  'state.QUEUED': 'Queued',
   'state.RUNNING': 'Running',
   'state.FINALIZING': 'Finalizing',
   'state.SUCCEEDED': 'Succeeded',
@@ -230,6 +231,7 @@ const ja: Messages = {
   'jobs.updated': '{time} 更新',
 
   'state.RECEIVED': '受付済み',
+  'state.QUEUED': '待機中',
   'state.RUNNING': '処理中',
   'state.FINALIZING': '仕上げ中',
   'state.SUCCEEDED': '成功',
