@@ -21,9 +21,11 @@ const ATTEMPTS = 3;
 /**
  * DELETE /jobs/{token}: cancels a job of the caller's site.
  *
- * - Not finished: the stop is recorded (core/jobs/stop.ts) and the job's finalize asked for; the finalize takes it
- *   out of RUNNING, deletes its queue, stops its workers and zips what was counted; the records never processed
- *   are in errors.csv as CANCELLED (counted as failed, so the counts still add up, and a retry runs them). 202.
+ * - Not finished: the stop is recorded (core/jobs/stop.ts) and the job's finalize asked for; a QUEUED job's demand
+ *   leaves the worker budget at once (no worker ever starts for it). The finalize takes the job out of QUEUED or
+ *   RUNNING, deletes its queue, stops its workers, gives its places back and zips what was counted; the records
+ *   never processed are in errors.csv as CANCELLED (counted as failed, so the counts still add up, and a retry runs
+ *   them). 202.
  * - Received, not planned by its split yet (a presigned job waiting for its file, a split just started): it ends
  *   CANCELLED at once, with no records and no zip (nothing was read). 200.
  * - Already CANCELLED, or its cancel under way: the same answer again (idempotent).

@@ -64,7 +64,7 @@ export function maxFailureRateOf(options: Readonly<Record<string, string>> | und
 }
 
 /**
- * Records a stop on a job that is not finished and not stopped yet (RECEIVED or RUNNING): one conditional write,
+ * Records a stop on a job that is not finished and not stopped yet (RECEIVED, QUEUED or RUNNING): one conditional write,
  * so of a cancel and a failure-rate stop racing, one wins. The job item as it is now, or undefined when the job is
  * finishing, finished, already stopped or unknown.
  */
@@ -80,9 +80,14 @@ export async function recordStop(
         Key: key,
         UpdateExpression: 'SET #stop = :stop',
         ConditionExpression:
-          'attribute_exists(pk) AND attribute_not_exists(#stop) AND #state IN (:received, :running)',
+          'attribute_exists(pk) AND attribute_not_exists(#stop) AND #state IN (:received, :queued, :running)',
         ExpressionAttributeNames: { '#stop': 'stop', '#state': 'state' },
-        ExpressionAttributeValues: { ':stop': stop, ':received': 'RECEIVED', ':running': 'RUNNING' },
+        ExpressionAttributeValues: {
+          ':stop': stop,
+          ':received': 'RECEIVED',
+          ':queued': 'QUEUED',
+          ':running': 'RUNNING',
+        },
         ReturnValues: 'ALL_NEW',
       }),
     ),

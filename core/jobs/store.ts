@@ -365,7 +365,7 @@ export class JobStore {
     );
   }
 
-  /** Records a stop on a job that is RECEIVED or RUNNING and not stopped yet (stop.ts); the job, or undefined. */
+  /** Records a stop on a job that is RECEIVED, QUEUED or RUNNING and not stopped yet (stop.ts); the job, or undefined. */
   async recordStop(site: string, token: string, stop: JobStop): Promise<Job | undefined> {
     const item = await recordStop(this.ref, jobKey(site, token), stop);
     return item ? toJob(item) : undefined;

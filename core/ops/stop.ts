@@ -13,11 +13,12 @@ import { publishMetrics } from '../shared/metrics.ts';
 
 /**
  * The stop-early machinery, shared by a cancel and by the failure-rate rule: the stop is recorded once on the job
- * (core/jobs/stop.ts), then its finalize is asked for. The finalize takes the job out of RUNNING (nothing more is
- * counted from then on), deletes its queue, stops its workers and zips what was counted, listing every record
- * never processed (core/finalize/stopped.ts). A RECEIVED job whose split is still planning is finalized once its
- * split made it RUNNING: its first worker finds the stop and asks (core/work/worker.ts), and the reaper asks again
- * for any running job with a stop whose finalize request was lost.
+ * (core/jobs/stop.ts), then its finalize is asked for. The finalize takes the job out of QUEUED or RUNNING (nothing
+ * more is counted from then on), deletes its queue, stops its workers, gives its places in the worker budget back
+ * and zips what was counted, listing every record never processed (core/finalize/stopped.ts). A RECEIVED job whose
+ * split is still planning is finalized once its split queued it: the split finds the stop and asks instead of asking
+ * for workers (core/split/split.ts), and the reaper asks again for any queued or running job with a stop whose
+ * finalize request was lost.
  */
 export async function stopJob(
   deps: PipelineDeps,
@@ -32,7 +33,13 @@ export async function stopJob(
   if (!job) return undefined;
   jobLogger(site, token).warn('job stopped early', { reason, state: job.state, message });
   if (reason === 'FAILURE_RATE_EXCEEDED') publishMetrics(deps.env.stage, { JobsStoppedEarly: 1 });
-  if (job.state === 'RUNNING') await requestFinalize(deps, { site, token });
+  // A queued job has no worker to stop: its demand leaves the stage's budget now, so no granter pass starts
+  // workers for it (one racing this finds the stop: core/ops/grant-workers.ts), and its finalize ends it.
+  if (job.state === 'QUEUED') await deps.grants.finish(site, token);
+  // A running job's workers are leaving: it asks for no more (their places go back as they leave, the rest when
+  // its finalize ends it).
+  if (job.state === 'RUNNING') await deps.grants.refresh(site, token, { remaining: 0, maxWorkers: 0 });
+  if (job.state === 'RUNNING' || job.state === 'QUEUED') await requestFinalize(deps, { site, token });
   return job;
 }
 

@@ -15,6 +15,8 @@ import { retryFailedRecords } from '../../core/intake/rerun-failed.ts';
 import { usageView } from '../../core/intake/usage-view.ts';
 import { keys, reportQueueName } from '../../core/jobs/keys.ts';
 import { JobStore } from '../../core/jobs/store.ts';
+import { grantWorkers } from '../../core/ops/grant-workers.ts';
+import { jobKey } from '../../core/ops/budget.ts';
 import { reap } from '../../core/ops/reaper.ts';
 import { stopOnFailureRate } from '../../core/ops/stop.ts';
 import { UsageStore } from '../../core/usage/store.ts';
@@ -160,6 +162,79 @@ describe('Function: cancelJob', () => {
     expect(zip.errors.every((e) => e.code === 'CANCELLED')).toBe(true);
     // A retry runs exactly the records never processed
     expect(retry).toMatchObject({ retryOf: started.token, progress: { total: c.failed } });
+  });
+
+  it('cancels a QUEUED job: its demand leaves the budget at once, no worker ever starts, its finalize ends it', async () => {
+    // Prepare: a budget of one worker, held by a first job; the second waits QUEUED (record 5 rejected by its split)
+    const launcher = new RecordingLauncher();
+    const deps = testDeps(aws, { launcher, budget: { maxWorkers: 1 } });
+    const holder = await startDirectJob(deps, 'sakai', Buffer.from(csvOf(10)), { processor: 'json' });
+    const queued = await startDirectJob(deps, 'sakai', Buffer.from(csvOf(30, [5])), { processor: 'json' });
+    await finalizeRequests();
+    const before = await deps.grants.read();
+
+    // Act: cancel it; then the first job ends (its place goes back) and a granter pass runs
+    const cancel = await cancelJob(deps, 'sakai', queued.token);
+    const after = await deps.grants.read();
+    const asked = await finalizeRequests();
+    await runWorker(deps, { site: 'sakai', token: holder.token, waitSeconds: 0, idlePolls: 2 });
+    await finalizeJob(deps, 'sakai', holder.token);
+    const pass = await grantWorkers(deps, 'reaper');
+    const done = await finalizeJob(deps, 'sakai', queued.token);
+    const job = await deps.jobs.get('sakai', queued.token);
+    const zip = await zipOf(deps, 'sakai', queued.token);
+    const again = await cancelJob(deps, 'sakai', queued.token);
+    const budget = await deps.grants.read();
+
+    // Assess: it was queued and wanted workers; the cancel took its demand out of the budget
+    expect([holder.state, queued.state]).toEqual(['RUNNING', 'QUEUED']);
+    expect(before.demand.map((d) => d.token)).toContain(queued.token);
+    expect(cancel).toMatchObject({ status: 202, view: { state: 'QUEUED' } });
+    expect(after.demand.map((d) => d.token)).not.toContain(queued.token);
+    expect(asked).toEqual([queued.token]);
+    // No worker ever started for it, even once the budget had a place free
+    expect(pass.granted.map((g) => g.token)).not.toContain(queued.token);
+    expect(launcher.launches.map((l) => l.token)).not.toContain(queued.token);
+    expect(budget.state.holders[jobKey('sakai', queued.token)]).toBeUndefined();
+    expect(budget.demand).toEqual([]);
+    // Its finalize ended it CANCELLED: every record in errors.csv, the counts add up, its queue gone
+    expect(done.state).toBe('CANCELLED');
+    expect(job).toMatchObject({ state: 'CANCELLED', succeeded: 0, failed: 29, rejected: 1, errorRows: 30 });
+    expect(await deps.queues.queueUrl(reportQueueName(TEST_STAGE, queued.token))).toBeUndefined();
+    expect(zip.manifest).toMatchObject({
+      state: 'CANCELLED',
+      counts: { total: 30, succeeded: 0, failed: 29, rejected: 1 },
+    });
+    expect(zip.rows).toEqual([]);
+    expect(zip.errors.filter((e) => e.code === 'CANCELLED')).toHaveLength(29);
+    expect(again).toMatchObject({ status: 200, view: { state: 'CANCELLED' } });
+  });
+
+  it('starts no worker for a QUEUED job whose stop a granter pass finds only when it launches', async () => {
+    // Prepare: a queued job stopped behind the budget's back (its demand still there), then a place frees up
+    const launcher = new RecordingLauncher();
+    const deps = testDeps(aws, { launcher, budget: { maxWorkers: 1 } });
+    const holder = await startDirectJob(deps, 'sakai', Buffer.from(csvOf(10)), { processor: 'json' });
+    const queued = await startDirectJob(deps, 'sakai', Buffer.from(csvOf(10)), { processor: 'json' });
+    await deps.jobs.recordStop('sakai', queued.token, {
+      reason: 'CANCELLED',
+      at: new Date().toISOString(),
+      message: 'test',
+    });
+    await deps.grants.finish('sakai', holder.token);
+
+    // Act
+    const pass = await grantWorkers(deps, 'reaper');
+    const job = await deps.jobs.get('sakai', queued.token);
+    const budget = await deps.grants.read();
+
+    // Assess: granted by the plan, refused at launch: still QUEUED, its demand and place dropped
+    expect(queued.state).toBe('QUEUED');
+    expect(pass.notLaunched.map((n) => n.token)).toContain(queued.token);
+    expect(launcher.launches.map((l) => l.token)).not.toContain(queued.token);
+    expect(job!.state).toBe('QUEUED');
+    expect(budget.demand.map((d) => d.token)).not.toContain(queued.token);
+    expect(budget.state.holders[jobKey('sakai', queued.token)]).toBeUndefined();
   });
 
   it('ends a presigned job still waiting for its file at once; its file arriving later is not split', async () => {
