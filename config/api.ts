@@ -5,12 +5,14 @@
 export interface ApiRouteSpec {
   readonly method: 'GET' | 'POST' | 'DELETE';
   readonly path: string;
-  /** The function that serves it. */
-  readonly function: 'upload' | 'status';
+  /** The function that serves it: `upload` the writes, `status` the reads, `console` the web console's files. */
+  readonly function: 'upload' | 'status' | 'console';
   /** Behind the token authorizer (the site comes from the caller's token). */
   readonly auth: boolean;
   /** The job request travels as query parameters (POST /jobs) or as a JSON body with a model (POST /uploads). */
   readonly jobRequest?: 'query' | 'body';
+  /** The route's query parameters: a schema of core/intake/query.ts (QUERY_SCHEMAS), by name. */
+  readonly query?: 'errorsPage' | 'usage';
 }
 
 export const API_ROUTES: readonly ApiRouteSpec[] = [
@@ -18,7 +20,14 @@ export const API_ROUTES: readonly ApiRouteSpec[] = [
   { method: 'GET', path: '/jobs', function: 'status', auth: true },
   { method: 'POST', path: '/jobs', function: 'upload', auth: true, jobRequest: 'query' },
   { method: 'GET', path: '/jobs/{token}', function: 'status', auth: true },
+  { method: 'DELETE', path: '/jobs/{token}', function: 'upload', auth: true },
+  { method: 'POST', path: '/jobs/{token}/retry', function: 'upload', auth: true },
+  { method: 'GET', path: '/jobs/{token}/errors', function: 'status', auth: true, query: 'errorsPage' },
   { method: 'POST', path: '/uploads', function: 'upload', auth: true, jobRequest: 'body' },
+  { method: 'GET', path: '/usage', function: 'status', auth: true, query: 'usage' },
+  // The web console (static files, no tenant data: every API call it makes carries the site's token).
+  { method: 'GET', path: '/console', function: 'console', auth: false },
+  { method: 'GET', path: '/console/{proxy+}', function: 'console', auth: false },
 ];
 
 /**

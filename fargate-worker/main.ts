@@ -13,9 +13,18 @@ const token = requireEnv('JOB_TOKEN');
 const log = jobLogger(site, token);
 const stop = new AbortController();
 const abortRecords = new AbortController();
+
+const noLauncher = {
+  launch: () => Promise.reject(new Error('workers do not launch workers')),
+  stop: () => Promise.resolve(0),
+  list: () => Promise.resolve([]),
+};
+const deps = depsFromEnv(noLauncher);
+
 // ECS stops a task with SIGTERM (SIGKILL after stopTimeout); a terminal's Ctrl-C sends SIGINT locally. The chunks
 // in hand are finished first; records still running shortly before the SIGKILL are aborted (ctx.signal), so a
-// processor can stop cleanly and their chunks go back to the queue.
+// processor can stop cleanly and their chunks go back to the queue. A job that was stopped early (cancelled, over
+// its failure rate) counts nothing more: its records in flight are aborted at once, and the worker leaves.
 for (const signal of ['SIGTERM', 'SIGINT'] as const) {
   process.on(signal, () => {
     log.info(`${signal}: finishing the chunks in hand, then exiting`);
@@ -25,18 +34,20 @@ for (const signal of ['SIGTERM', 'SIGINT'] as const) {
       () => abortRecords.abort(new Error(`${signal}: the stop cannot wait longer`)),
       workerAbortRecordsSeconds * 1000,
     ).unref();
+    deps.jobs
+      .get(site, token, false)
+      .then((job) => {
+        if (!job?.stop && job?.state === 'RUNNING') return;
+        log.info(`${signal}: the job was stopped or ended; abandoning the records in flight`);
+        abortRecords.abort(new Error(`${signal}: the job was ${job?.stop ? 'stopped' : 'ended'}`));
+      })
+      .catch(() => undefined);
   });
 }
 
-const noLauncher = {
-  launch: () => Promise.reject(new Error('workers do not launch workers')),
-  stop: () => Promise.resolve(0),
-  list: () => Promise.resolve([]),
-};
-
 try {
   // Poll timing and visibility: the stage's timings (config/), like every other part of the pipeline.
-  const summary = await runWorker(depsFromEnv(noLauncher), {
+  const summary = await runWorker(deps, {
     site,
     token,
     signal: stop.signal,

@@ -16,14 +16,18 @@ import { projectPath } from './paths.ts';
 export const API_MODELS = JSON.parse(readFileSync(projectPath('lib/api-models.json'), 'utf8')) as {
   readonly jobRequest: Record<string, unknown>;
   readonly jobRequestQuery: readonly string[];
+  /** Query parameters of the GET routes by schema name, each with whether it is required. */
+  readonly queries: Readonly<Record<string, Readonly<Record<string, boolean>>>>;
 };
 
 export interface RowfleetApiProps {
   readonly stage: string;
-  /** POST /jobs, POST /uploads */
+  /** The API's writes: POST /jobs, POST /uploads, DELETE /jobs/{token}, POST /jobs/{token}/retry */
   readonly upload: lambda.IFunction;
-  /** GET /jobs, GET /jobs/{token}, GET /health */
+  /** The API's reads: GET /jobs, GET /jobs/{token}, GET /jobs/{token}/errors, GET /usage, GET /health */
   readonly status: lambda.IFunction;
+  /** GET /console, GET /console/{proxy+}: the web console's files, with its security headers */
+  readonly console: lambda.IFunction;
   /** REQUEST authorizer on the Authorization header; puts the caller's site into the request context. */
   readonly authorizer: lambda.IFunction;
   readonly rateLimit: number;
@@ -117,6 +121,7 @@ export class RowfleetApi extends Construct {
     const integrations = {
       upload: new apigw.LambdaIntegration(props.upload, { allowTestInvoke: false }),
       status: new apigw.LambdaIntegration(props.status, { allowTestInvoke: false }),
+      console: new apigw.LambdaIntegration(props.console, { allowTestInvoke: false }),
     };
     // The Authorization header is the authorizer's identity source: a request without it is refused with 401.
     const authorized: apigw.MethodOptions = {
@@ -131,9 +136,19 @@ export class RowfleetApi extends Construct {
     const methods = API_ROUTES.map((route) => {
       const resource = this.api.root.resourceForPath(route.path);
       const pathParams = [...route.path.matchAll(/\{(\w+)\}/g)].map((m) => m[1]!);
+      const query = route.query ? API_MODELS.queries[route.query] : undefined;
+      if (route.query && !query)
+        throw new Error(`RowfleetApi: no query model "${route.query}" (npm run gen:api-models)`);
       const requestParameters = {
         ...Object.fromEntries(pathParams.map((p) => [`method.request.path.${p}`, true])),
         ...(route.jobRequest === 'query' ? jobQuery : {}),
+        // Presence of the required ones is checked here; their values by the handler (core/intake/query.ts).
+        ...Object.fromEntries(
+          Object.entries(query ?? {}).map(([name, required]) => [
+            `method.request.querystring.${name}`,
+            required,
+          ]),
+        ),
       };
       const options: apigw.MethodOptions = {
         ...(route.auth ? authorized : { authorizationType: apigw.AuthorizationType.NONE }),
@@ -186,13 +201,19 @@ export class RowfleetApi extends Construct {
         'AmazonAPIGatewayPushToCloudWatchLogs is the AWS-documented policy of the account-level role API Gateway uses to write access and execution logs.',
     });
     for (const { route, method } of methods.filter((m) => !m.route.auth)) {
-      if (route.path !== '/health')
-        throw new Error(`RowfleetApi: ${route.method} ${route.path} has no authorizer`);
-      acknowledge(method, {
-        id: 'AwsSolutions-APIG4',
-        reason:
-          'GET /health is the unauthenticated liveness probe: it returns only {status, stage} and reads no tenant data.',
-      });
+      if (route.path === '/health') {
+        acknowledge(method, {
+          id: 'AwsSolutions-APIG4',
+          reason:
+            'GET /health is the unauthenticated liveness probe: it returns only {status, stage} and reads no tenant data.',
+        });
+      } else if (route.function === 'console' && route.method === 'GET') {
+        acknowledge(method, {
+          id: 'AwsSolutions-APIG4',
+          reason:
+            "The web console's static files (HTML, JavaScript, CSS, the same for every site) carry no tenant data; the sign-in page must load before a token is typed, and every API call the console makes carries the site's bearer token.",
+        });
+      } else throw new Error(`RowfleetApi: ${route.method} ${route.path} has no authorizer`);
     }
   }
 

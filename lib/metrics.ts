@@ -25,6 +25,8 @@ export const CUSTOM_METRICS = [
   'JobsPartial',
   'JobsFailed',
   'JobsRejected',
+  'JobsCancelled',
+  'JobsStoppedEarly',
   'JobsStalled',
   'FinalizesRequeued',
   'IdleTasksStopped',

@@ -296,7 +296,14 @@ export class Monitoring extends Construct {
     dashboard.addWidgets(
       graph(
         'Jobs by outcome',
-        [sum('JobsSucceeded'), sum('JobsPartial'), sum('JobsFailed'), sum('JobsRejected')],
+        [
+          sum('JobsSucceeded'),
+          sum('JobsPartial'),
+          sum('JobsFailed'),
+          sum('JobsRejected'),
+          sum('JobsCancelled'),
+          sum('JobsStoppedEarly'),
+        ],
         {
           stacked: true,
         },

@@ -37,6 +37,11 @@ export interface RowfleetFunctionProps {
   readonly logRemovalPolicy: RemovalPolicy;
   /** Name of the log group; `/rowfleet/<stage>/<name>` keeps every stage's logs easy to find. */
   readonly logGroupName: string;
+  /**
+   * Shell commands run after esbuild bundled the handler (`inputDir`: the project root, `outputDir`: the asset's
+   * directory), e.g. to put files next to the bundle. @default none
+   */
+  readonly afterBundling?: (inputDir: string, outputDir: string) => string[];
 }
 
 /** Read or write access to a set of key prefixes of a bucket. */
@@ -118,6 +123,15 @@ export class RowfleetFunction extends NodejsFunction {
         bundleAwsSDK: true,
         externalModules: [],
         forceDockerBundling: false,
+        ...(props.afterBundling
+          ? {
+              commandHooks: {
+                beforeBundling: () => [],
+                beforeInstall: () => [],
+                afterBundling: props.afterBundling,
+              },
+            }
+          : {}),
       },
     });
     this.entryPath = entry;

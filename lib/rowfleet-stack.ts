@@ -1,4 +1,5 @@
 import { CfnOutput, Duration, RemovalPolicy, Stack, Tags, type StackProps } from 'aws-cdk-lib';
+import * as s3 from 'aws-cdk-lib/aws-s3';
 import { SqsEventSource } from 'aws-cdk-lib/aws-lambda-event-sources';
 import type * as logs from 'aws-cdk-lib/aws-logs';
 import { Construct } from 'constructs';
@@ -25,6 +26,7 @@ export const FUNCTION_ENTRIES = {
   authorizer: 'lambdas/authorizer/handler.ts',
   usageMail: 'lambdas/usage-mail/handler.ts',
   reaper: 'lambdas/reaper/handler.ts',
+  console: 'lambdas/console/handler.ts',
 } as const;
 
 export type FunctionName = keyof typeof FUNCTION_ENTRIES;
@@ -109,7 +111,9 @@ export class RowfleetStack extends Stack {
         ...extra,
       });
 
-    // upload: POST /jobs (direct), POST /uploads (presigned POST), S3 events of presigned uploads → split.
+    // upload, the API's writes: POST /jobs (direct), POST /uploads (presigned POST), DELETE /jobs/{token} (cancel:
+    // records the stop, asks for the finalize), POST /jobs/{token}/retry (reads the failed records' numbers and the
+    // source, stores a new source, splits it inline); S3 events of presigned uploads → split.
     const upload = fn('upload', 'upload and split', {
       memorySize: 2048,
       timeout: fnTimeout.upload,
@@ -131,7 +135,8 @@ export class RowfleetStack extends Stack {
       new SqsEventSource(uploadEventsQueue, { batchSize: 1, reportBatchItemFailures: true }),
     );
 
-    // status: GET /health, GET /jobs, GET /jobs/{token} (presigned download URL of results/).
+    // status, the API's reads: GET /health, GET /jobs, GET /jobs/{token} (presigned download URL of results/),
+    // GET /jobs/{token}/errors (results/<site>/<token>/errors.jsonl), GET /usage (usage counters in the table).
     const status = fn('status', 'job status')
       .bindStage(stage)
       .bindBucket(bucket, { read: [KEY_PREFIXES.results] })
@@ -139,10 +144,15 @@ export class RowfleetStack extends Stack {
       .bindFinalizeQueue(finalizeQueue, { send: false })
       .bindDeadLetterQueue(deadLetterQueue);
 
-    // finalize: finalize queue → zip of the parts into results/, delete the job queue, stop the workers.
+    // finalize: finalize queue → zip of the parts into results/, delete the job queue, stop the workers. A job stopped
+    // early (cancelled, over its failure rate) also has its source read again (uploads/ for direct uploads, jobs/ for
+    // presigned ones), for the lines and text of the records it never processed (core/finalize/stopped.ts).
     const finalize = fn('finalize', 'finalize jobs', { memorySize: 2048, timeout: fnTimeout.finalize })
       .bindStage(stage)
-      .bindBucket(bucket, { read: [KEY_PREFIXES.jobs], write: [KEY_PREFIXES.results] })
+      .bindBucket(bucket, {
+        read: [KEY_PREFIXES.jobs, KEY_PREFIXES.uploads],
+        write: [KEY_PREFIXES.results],
+      })
       .bindTable(table, 'RW')
       .bindFinalizeQueue(finalizeQueue, { send: false })
       .bindDeadLetterQueue(deadLetterQueue)
@@ -185,17 +195,38 @@ export class RowfleetStack extends Stack {
       .bindQueueListing()
       .bindWorkers(this.workers, { launch: true, stop: true, list: true });
 
-    this.functions = { upload, status, finalize, authorizer, usageMail, reaper };
+    // console: GET /console, GET /console/{proxy+} — the web console, built for the stage into the bundle
+    // (web/build.ts), served with its security headers; no AWS access at all. Its CSP allows the bucket's origin
+    // (presigned uploads from the browser).
+    const consoleFn = fn('console', 'web console', {
+      memorySize: 256,
+      timeout: Duration.seconds(10),
+      afterBundling: (inputDir, outputDir) => [
+        `node --import tsx "${inputDir}/web/build.ts" --stage ${stage} --out "${outputDir}/console"`,
+      ],
+    });
+    consoleFn.addEnvironment('UPLOAD_ORIGIN', `https://${bucket.bucketRegionalDomainName}`);
+
+    this.functions = { upload, status, finalize, authorizer, usageMail, reaper, console: consoleFn };
 
     this.api = new RowfleetApi(this, 'Api', {
       stage,
       upload,
       status,
+      console: consoleFn,
       authorizer,
       rateLimit: infra.apiRateLimit,
       burstLimit: infra.apiBurstLimit,
       logRetention,
       logRemovalPolicy,
+    });
+    // The console (served by this API) POSTs presigned uploads straight to the bucket: a cross-origin request with a
+    // preflight, which the bucket allows from the API's own origin only.
+    bucket.addCorsRule({
+      allowedMethods: [s3.HttpMethods.POST],
+      allowedOrigins: [`https://${this.api.api.restApiId}.execute-api.${this.region}.${this.urlSuffix}`],
+      allowedHeaders: ['*'],
+      maxAge: 3600,
     });
     // Schedules: the usage mail, one schedule per site (07:00 in the site's time zone, input naming the site).
     // And the reaper, every 5 minutes.
@@ -212,6 +243,7 @@ export class RowfleetStack extends Stack {
         { name: 'authorizer', fn: authorizer, alarmOnErrors: false },
         { name: 'usage-mail', fn: usageMail },
         { name: 'reaper', fn: reaper },
+        { name: 'console', fn: consoleFn },
       ],
       api: this.api.api,
       deadLetterQueue,
@@ -230,6 +262,7 @@ export class RowfleetStack extends Stack {
     const out = (id: string, value: string, description: string) =>
       new CfnOutput(this, id, { value, description });
     out('ApiUrl', this.api.url, 'Base URL of the REST API (rowfleet smoke --api <url>)');
+    out('ConsoleUrl', `${this.api.url}console/`, 'The web console (sign in with a site API token)');
     out('BucketName', bucket.bucketName, 'Data bucket (uploads/, jobs/, results/)');
     out('TableName', table.tableName, 'Job table (jobs, chunk markers, API token hashes)');
     out('ClusterName', this.workers.cluster.clusterName, 'ECS cluster of the row workers');

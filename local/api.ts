@@ -61,6 +61,8 @@ export class LocalApi {
     private readonly routes: readonly Route[],
     private readonly authenticate: (authorization: string | undefined) => Promise<string | undefined>,
     private readonly stage: string,
+    /** Answers requests it serves itself (the web console's files) before the routes; false for the others. */
+    private readonly serveStatic?: (req: IncomingMessage, res: ServerResponse) => boolean,
   ) {}
 
   async listen(port = 0): Promise<string> {
@@ -80,6 +82,7 @@ export class LocalApi {
   }
 
   private async handle(req: IncomingMessage, res: ServerResponse): Promise<void> {
+    if (this.serveStatic?.(req, res)) return;
     const url = new URL(req.url ?? '/', 'http://localhost');
     const send = (r: APIGatewayProxyResult) => {
       res.writeHead(r.statusCode, (r.headers ?? {}) as Record<string, string>);

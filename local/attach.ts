@@ -31,6 +31,7 @@ import { createUsageMailHandler } from '../lambdas/usage-mail/handler.ts';
 import { localContext } from '../lambdas/shared/middleware.ts';
 import { ownerAlive, readOwner, sameProcess, type RuntimeOwner } from './ownership.ts';
 import { setLocalAwsDefaults } from './resources.ts';
+import { CONSOLE_PATH } from '../core/intake/console.ts';
 
 const TSX = import.meta.resolve('tsx');
 const DAEMON = fileURLToPath(new URL('./daemon.ts', import.meta.url));
@@ -51,6 +52,8 @@ export interface AttachedRuntime {
   readonly stage: string;
   readonly stateDir: string;
   readonly apiUrl: string;
+  /** The web console, served by the runtime's local API. */
+  readonly consoleUrl: string;
   readonly endpoints: Record<string, string>;
   /** The embedded SES emulator's mail viewer; undefined on an external endpoint. */
   readonly mailViewerUrl?: string;
@@ -230,6 +233,7 @@ function attached(owner: RuntimeOwner, link: Link, started: boolean): AttachedRu
     stage: owner.stage,
     stateDir: owner.stateDir,
     apiUrl: owner.apiUrl,
+    consoleUrl: owner.apiUrl + CONSOLE_PATH,
     endpoints: owner.endpoints,
     ...(owner.endpoints.ses ? { mailViewerUrl: `${owner.endpoints.ses}/` } : {}),
     started,

@@ -289,6 +289,24 @@ function queueSaver(file: string | undefined, sqsStore: SqsStore): () => Promise
 }
 
 /**
+ * The embedded bucket's CORS rule for presigned POSTs from a browser: what AWS answers with the stage bucket's rule
+ * (POST from the console's origin, any header), for any loopback origin — the console is served by the local API,
+ * on a port the emulator does not know when it starts, and nothing but this machine reaches the emulator. Other
+ * origins get no CORS headers (the browser refuses the upload), as from a bucket without a matching rule.
+ */
+export function corsHeaders(origin: string | string[] | undefined): Record<string, string> | undefined {
+  if (typeof origin !== 'string') return undefined;
+  let host: string;
+  try {
+    host = new URL(origin).hostname;
+  } catch {
+    return undefined;
+  }
+  if (!['127.0.0.1', 'localhost', '[::1]'].includes(host)) return undefined;
+  return { 'access-control-allow-origin': origin, vary: 'Origin' };
+}
+
+/**
  * Starts the embedded AWS emulators in this process: fauxqs (SQS + S3) with S3 POST uploads and S3 event
  * notifications added, dynalite (DynamoDB), aws-ses-v2-local (SES v2). Each listens on a free port.
  */
@@ -335,12 +353,30 @@ export async function startEmulators(o: EmulatorOptions): Promise<Emulators> {
   app.addHook('onRequest', async (request, reply) => {
     const ct = request.headers['content-type'] ?? '';
     const m = /^\/([^/?]+)\/?(\?.*)?$/.exec(request.url);
+    const cors = corsHeaders(request.headers.origin);
+    // The bucket's CORS rule (lib/rowfleet-stack.ts on AWS): a browser's preflight of a presigned POST.
+    if (request.method === 'OPTIONS' && m) {
+      if (!cors) return reply.status(403).send();
+      const asked = request.headers['access-control-request-headers'];
+      return reply
+        .status(204)
+        .headers({
+          ...cors,
+          'access-control-allow-methods': 'POST',
+          'access-control-allow-headers': typeof asked === 'string' && asked ? asked : '*',
+          'access-control-max-age': '3600',
+        })
+        .send();
+    }
     if (request.method !== 'POST' || !ct.startsWith('multipart/form-data') || !m) return;
     const bucket = decodeURIComponent(m[1]!);
     const r = await handlePresignedPost(request.raw, bucket, o.secretAccessKey, (key, body, contentType) =>
       s3Store.putObject(bucket, key, body, contentType),
     );
-    return reply.status(r.status).header('content-type', 'application/xml').send(r.body);
+    return reply
+      .status(r.status)
+      .headers({ 'content-type': 'application/xml', ...(cors ?? {}) })
+      .send(r.body);
   });
   countSqsRequests(app);
   // Nothing is acknowledged before it is on disk: a write to S3 (and the event it raises), a queue change.

@@ -197,9 +197,13 @@ export class LocalTaskLauncher implements TaskLauncher {
     );
   }
 
+  /**
+   * Stops the job's workers and waits for them to exit (SIGKILL after 10 s, as ECS kills a task after its stop
+   * timeout): once it returns, none of the job's worker processes is left.
+   */
   async stop(_site: string, token: string): Promise<number> {
     const live = this.running(token);
-    for (const pid of live) if (isWorker(pid)) process.kill(pid, 'SIGTERM');
+    await this.terminate(live);
     return live.length;
   }
 

@@ -23,6 +23,8 @@ import {
 import { createUsageMailHandler } from '../lambdas/usage-mail/handler.ts';
 import { localContext } from '../lambdas/shared/middleware.ts';
 import { LocalApi } from './api.ts';
+import { consoleAssets } from '../web/build.ts';
+import { CONSOLE_PATH, serveConsole } from '../web/server.ts';
 import { ControlServer } from './control.ts';
 import { EventSources } from './event-sources.ts';
 import { IsolatedFunction, inProcess, localLauncher, type FunctionName, type Invoke } from './functions.ts';
@@ -175,6 +177,11 @@ export class LocalRuntime {
     return this.api.url;
   }
 
+  /** The web console, served by the local API. */
+  get consoleUrl(): string {
+    return this.api.url + CONSOLE_PATH;
+  }
+
   static async start(o: RuntimeOptions): Promise<LocalRuntime> {
     const stage = o.stage ?? 'local';
     const stageConfig = getStage(stage);
@@ -199,7 +206,7 @@ export class LocalRuntime {
       const fn = (name: FunctionName): Invoke =>
         isolated.find((f) => f.name === name)?.invoke ?? inProcess(name, launcher);
       const tokens = new ApiTokens(deps.env.table);
-      const api = await serveApi(stage, fn, tokens);
+      const api = await serveApi(stage, fn, tokens, new URL(aws.endpoints.s3sqs ?? o.endpoint!).origin);
       const mailDeps = usageMailDepsFromEnv();
       const usageMail = createUsageMailHandler(mailDeps);
       const rt = new LocalRuntime(
@@ -355,25 +362,32 @@ export class LocalRuntime {
   }
 }
 
-/** The local API Gateway in front of the upload and status functions, with the authorizer's token check. */
+/**
+ * The local API Gateway in front of the upload and status functions, with the authorizer's token check; the
+ * console's routes (config/api.ts) are served by web/server.ts serveConsole from the console built for the stage
+ * (web/build.ts consoleAssets: rebuilt when a source changed), with the same headers the console function sends
+ * on AWS, the embedded S3 (where presigned uploads go) allowed in its Content-Security-Policy.
+ */
 async function serveApi(
   stage: string,
   fn: (name: FunctionName) => Invoke,
   tokens: ApiTokens,
+  uploadOrigin: string,
 ): Promise<LocalApi> {
   const handlers = {
     upload: fn('upload') as (e: APIGatewayProxyEvent) => Promise<APIGatewayProxyResult | undefined>,
     status: fn('status') as (e: APIGatewayProxyEvent) => Promise<APIGatewayProxyResult>,
   };
+  const consoleDir = await consoleAssets({ stage });
   const api = new LocalApi(
-    API_ROUTES.map((r) => ({
-      method: r.method,
-      resource: r.path,
-      handler: handlers[r.function],
-      auth: r.auth,
-    })),
+    API_ROUTES.flatMap((r) =>
+      r.function === 'console'
+        ? []
+        : [{ method: r.method, resource: r.path, handler: handlers[r.function], auth: r.auth }],
+    ),
     (h) => tokens.authenticate(h),
     stage,
+    (req, res) => serveConsole(req, res, { dir: consoleDir, uploadOrigins: [uploadOrigin] }),
   );
   await api.listen();
   return api;

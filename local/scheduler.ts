@@ -1,14 +1,12 @@
 import { Cron } from 'croner';
 import type { SiteConfig } from '../config/index.ts';
 import type { UsageMailInput } from '../core/usage/mail.ts';
+import { dailyCronPattern } from '../core/usage/days.ts';
 
 /** The input EventBridge Scheduler sends a site's usage-mail target (core's schema of it). */
 export type SiteScheduleInput = UsageMailInput;
 
-/** A site's parsed send time → a croner pattern firing at that local minute every day (second 0). */
-export function dailyCronPattern(t: SiteConfig['sendAtTime']): string {
-  return `0 ${t.minute} ${t.hour} * * *`;
-}
+export { dailyCronPattern };
 
 /** An instant as `<aws.scheduler.scheduled-time>` writes it: UTC, whole seconds (2026-11-21T22:00:00Z). */
 export function schedulerTime(at: Date): string {

@@ -7,8 +7,7 @@ import { limiterName, ratePerSecond } from '../core/work/settings.ts';
 import { attachRuntime, type AttachOptions, type AttachedRuntime } from '../local/attach.ts';
 import { runDev } from './dev.ts';
 import { mailList, mailPreview, mailSend } from './mail.ts';
-import { DEFAULT_STALL_SECONDS, followJob, runJob } from './run-job.ts';
-import { retryFailedRecords } from '../core/intake/rerun-failed.ts';
+import { ApiError, DEFAULT_STALL_SECONDS, retryJob, runJob } from './run-job.ts';
 import { loadtest } from './loadtest.ts';
 import { smoke } from './smoke.ts';
 
@@ -82,6 +81,11 @@ program
     'share of records (0..1) whose first attempt fails transiently; the retry succeeds',
     Number,
   )
+  .option(
+    '--max-failure-rate <r>',
+    'stop the job early (FAILED, FAILURE_RATE_EXCEEDED) once more than this share (0..1) of the records processed has failed',
+    Number,
+  )
   .option('--out <dir>', 'where to write <token>.zip', 'out')
   .addOption(stallOption())
   .addOption(maxWorkersOption())
@@ -100,6 +104,7 @@ program
         template?: string;
         simulateDelayMs?: number;
         simulateErrorRate?: number;
+        maxFailureRate?: number;
         out: string;
         stallTimeout: number;
         maxWorkers?: number;
@@ -120,7 +125,7 @@ program
           workers: o.workers,
           simulateDelayMs: o.simulateDelayMs,
           simulateErrorRate: o.simulateErrorRate,
-          request: { concurrency: o.concurrency, template: o.template },
+          request: { concurrency: o.concurrency, template: o.template, maxFailureRate: o.maxFailureRate },
           outDir: o.out,
           directMaxBytes: getStage(rt.stage).limits.directUploadMaxBytes,
           progress: true,
@@ -155,6 +160,7 @@ program
   .option('--template <name>', "the mail processor's template (default: the site's first)")
   .option('--simulate-delay-ms <ms>', 'a delay per record', Number)
   .option('--simulate-error-rate <r>', 'share of records whose first attempt fails transiently', Number)
+  .option('--max-failure-rate <r>', 'stop the job early once more than this share has failed', Number)
   .option('--out <dir>', 'where to write the zip', 'out')
   .addOption(stallOption())
   .addOption(stateDirOption())
@@ -170,6 +176,7 @@ program
       template?: string;
       simulateDelayMs?: number;
       simulateErrorRate?: number;
+      maxFailureRate?: number;
       out: string;
       stallTimeout: number;
       stateDir: string;
@@ -178,7 +185,11 @@ program
     }) => {
       getSite(o.site);
       await withRuntime(o, async (rt) => {
-        const request = { concurrency: o.concurrency, template: o.template };
+        const request = {
+          concurrency: o.concurrency,
+          template: o.template,
+          maxFailureRate: o.maxFailureRate,
+        };
         const r = await loadtest(rt, {
           ...o,
           request,
@@ -201,7 +212,9 @@ program
 
 program
   .command('retry')
-  .description('re-run only the failed records of a finished job, as a new job linked to it')
+  .description(
+    'through the API (POST /jobs/{token}/retry): re-run the failed and never processed records of a finished job, as a new job linked to it',
+  )
   .argument('<token>', 'the finished job')
   .requiredOption('--site <id>', 'the site the job belongs to')
   .option('--out <dir>', 'where to write <token>.zip', 'out')
@@ -223,19 +236,30 @@ program
     ) => {
       getSite(o.site);
       await withRuntime(o, async (rt) => {
-        const started = await retryFailedRecords(rt.deps, o.site, jobToken);
-        const summary = await followJob(
-          {
-            apiUrl: rt.apiUrl,
-            apiToken: await rt.tokenFor(o.site),
-            outDir: o.out,
-            progress: true,
-            stallSeconds: o.stallTimeout,
-          },
-          started,
-        );
+        let summary;
+        try {
+          summary = await retryJob(
+            {
+              apiUrl: rt.apiUrl,
+              apiToken: await rt.tokenFor(o.site),
+              outDir: o.out,
+              progress: true,
+              stallSeconds: o.stallTimeout,
+            },
+            jobToken,
+          );
+        } catch (err) {
+          if (!(err instanceof ApiError)) throw err;
+          // The API refused (nothing to retry, another site's or an unknown job): its code and message.
+          const error = { code: err.code, message: err.message };
+          if (o.json)
+            process.stdout.write(JSON.stringify({ state: 'FAILED', retryOf: jobToken, error }) + '\n');
+          else process.stderr.write(`rowfleet: retry of ${jobToken}: ${error.code}: ${error.message}\n`);
+          process.exitCode = 1;
+          return;
+        }
         const { seconds, ...out } = summary;
-        if (o.json) process.stdout.write(JSON.stringify({ ...out, retryOf: jobToken }) + '\n');
+        if (o.json) process.stdout.write(JSON.stringify(out) + '\n');
         else {
           const r = summary.rows;
           process.stdout.write(

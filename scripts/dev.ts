@@ -47,6 +47,7 @@ export async function runDev(o: DevOptions, out: NodeJS.WritableStream = process
     const lines = [
       `Rowfleet local runtime (stage ${rt.stage}, state ${rt.stateDir}; ${rt.started ? 'started' : 'already running, attached'})`,
       `  API:         ${rt.apiUrl}`,
+      `  console: ${rt.consoleUrl}`,
       `  mail viewer: ${rt.mailViewerUrl ?? '(external endpoint: see its own console)'}`,
       '  API tokens (Authorization: Bearer <token>), one per site:',
     ];

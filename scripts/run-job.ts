@@ -53,7 +53,7 @@ export interface RunSummary {
   seconds: number;
 }
 
-class ApiError extends Error {
+export class ApiError extends Error {
   constructor(
     readonly status: number,
     readonly code: string,
@@ -98,7 +98,7 @@ function jobRequest(o: RunOptions): JobRequest {
 }
 
 /** Starts the job through the API: the body of POST /jobs when small, a presigned S3 POST otherwise. */
-async function start(o: RunOptions): Promise<JobView> {
+export async function startJob(o: RunOptions): Promise<JobView> {
   const size = statSync(o.file).size;
   if (size <= o.directMaxBytes) {
     const body = await openAsBlob(o.file);
@@ -172,7 +172,7 @@ export async function runJob(o: RunOptions): Promise<RunSummary> {
   const t0 = Date.now();
   let view: JobView;
   try {
-    view = await start(o);
+    view = await startJob(o);
   } catch (err) {
     if (err instanceof ApiError) {
       return {
@@ -187,6 +187,19 @@ export async function runJob(o: RunOptions): Promise<RunSummary> {
     throw err;
   }
   return followJob(o, view, t0);
+}
+
+/**
+ * Re-runs the failed records of a finished job through the API (POST /jobs/{token}/retry), follows the new job to
+ * its end and downloads its zip. A job with nothing to retry answers ApiError NOTHING_TO_RETRY (409).
+ */
+export async function retryJob(
+  o: Pick<RunOptions, 'apiUrl' | 'apiToken' | 'outDir' | 'progress' | 'stallSeconds'>,
+  token: string,
+): Promise<RunSummary & { retryOf: string }> {
+  const t0 = Date.now();
+  const started = (await call<JobView>(o, 'POST', `/jobs/${encodeURIComponent(token)}/retry`)).body;
+  return { ...(await followJob(o, started, t0)), retryOf: token };
 }
 
 /** Follows a started job to its end (progress on stderr) and downloads its zip. */

@@ -3,6 +3,7 @@ import { join, resolve } from 'node:path';
 import { fileURLToPath, pathToFileURL } from 'node:url';
 import { getStage } from '../config/index.ts';
 import { DEFAULT_PROCESSOR, processorNames } from '../core/work/processors/index.ts';
+import { CONSOLE_FILES } from '../core/intake/console.ts';
 import type { ConsoleSettings } from './src/types.ts';
 
 const WEB = fileURLToPath(new URL('.', import.meta.url));
@@ -11,8 +12,8 @@ const SRC = join(WEB, 'src');
 /** What a console build depends on: its sources, and the config and processors its settings come from. */
 const SOURCES = [SRC, join(ROOT, 'config'), join(ROOT, 'core', 'work', 'processors')];
 
-/** The built console: exactly these files, served as they are. */
-export const CONSOLE_FILES = ['index.html', 'app.js', 'app.css'] as const;
+/** The built console: exactly these files, served as they are (core/intake/console.ts). */
+export { CONSOLE_FILES };
 
 export interface ConsoleBuildOptions {
   /** The stage whose limits the console uses (direct-upload limit). @default 'local' */

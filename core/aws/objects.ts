@@ -117,6 +117,16 @@ export class Objects {
   }
 
   /**
+   * Stores an object of any size: one PutObject up to a part's size, a multipart upload above it (one PutObject
+   * takes 5 GB on S3 but less on emulators; a multipart upload has no such limit anywhere).
+   */
+  async putLarge(key: string, body: Buffer, contentType = 'application/octet-stream'): Promise<void> {
+    const upload = this.multipart(key, contentType);
+    for (let i = 0; i < body.length; i += 1024 * 1024) await upload.write(body.subarray(i, i + 1024 * 1024));
+    await upload.done();
+  }
+
+  /**
    * A multipart upload fed through `write` with backpressure; memory stays at about partSize × queueSize.
    */
   multipart(

@@ -16,7 +16,8 @@ import {
 import type { Timings } from '../../config/index.ts';
 import { sqsClient } from './clients.ts';
 
-function isMissingQueue(err: unknown): boolean {
+/** True for the error SQS answers about a queue that does not exist (never created, or deleted). */
+export function isMissingQueue(err: unknown): boolean {
   const name = (err as { name?: string }).name ?? '';
   return (
     err instanceof QueueDoesNotExist || name.includes('NonExistentQueue') || name === 'QueueDoesNotExist'

@@ -6,6 +6,7 @@ import { keys } from '../jobs/keys.ts';
 import type { PipelineDeps } from '../deps.ts';
 import {
   decodeJson,
+  errorRowsJsonl,
   errorsCsv,
   PART_META_OFFSET,
   partMetaLength,
@@ -18,6 +19,8 @@ import { countsAgree, isTerminal, outcome, type RowCounts } from '../jobs/states
 import { dosDateTime, ZipWriter } from './zip.ts';
 import { expiresAt, type Job, type JobError } from '../jobs/store.ts';
 import { recordJobUsage, usageStoreOf } from '../usage/store.ts';
+import { RETRIED_CODES } from '../jobs/stop.ts';
+import { haltStopped, stoppedError, unprocessedRecords } from './stopped.ts';
 
 const HEAD_PROBE = 64 * 1024;
 const PREFETCH = 4;
@@ -37,7 +40,7 @@ async function mapLimit<T, R>(items: readonly T[], limit: number, fn: (t: T) => 
 }
 
 export interface FinalizeResult {
-  readonly state: 'SUCCEEDED' | 'PARTIAL' | 'FAILED' | 'SKIPPED';
+  readonly state: 'SUCCEEDED' | 'PARTIAL' | 'FAILED' | 'CANCELLED' | 'SKIPPED';
   readonly resultKey?: string;
   readonly counts?: RowCounts;
 }
@@ -94,7 +97,10 @@ async function buildAndFinish(
   // The count decided which variant of a chunk's part is the real one.
   const partKey = (c: number) =>
     job.gaveUpChunks?.has(c) ? keys.gaveUpPart(site, token, c) : keys.part(site, token, c);
-  const chunkIds = Array.from({ length: job.totalChunks ?? 0 }, (_, i) => i);
+  const allChunks = Array.from({ length: job.totalChunks ?? 0 }, (_, i) => i);
+  // A job stopped early (cancelled, over its failure rate) zips only the chunks counted before the stop.
+  const halted = job.stop ? await haltStopped(deps, { ...job, stop: job.stop }) : undefined;
+  const chunkIds = halted?.chunks ?? allChunks;
 
   // Pass 1: the meta of every part (one short range read each), so errors.csv comes before the rows.
   const failures: RecordFailure[] = [];
@@ -111,18 +117,24 @@ async function buildAndFinish(
     return decodeJson<PartMeta>(head.subarray(PART_META_OFFSET, end));
   });
   for (const m of metas) failures.push(...m.failures);
+  // Records a stopped job never processed: failures of their own code (errors.csv lists them; retry re-runs them).
+  const unprocessed = halted ? await unprocessedRecords(deps, job, halted.stop, metas, failures) : [];
+  failures.push(...unprocessed);
 
   const counts: RowCounts = {
     total: job.totalRecords ?? 0,
     succeeded: job.succeeded,
-    failed: job.failed,
+    failed: job.failed + unprocessed.length,
     rejected: job.rejected ?? 0,
   };
   const problem = jobProblem(job, counts, metas, failures);
   if (problem?.code === 'COUNTS_DISAGREE') {
     log.error('finalize: the counts disagree; the job fails', { ...counts, error: problem.message });
   }
-  const state = problem ? 'FAILED' : outcome(counts);
+  const state = problem ? 'FAILED' : (halted?.state ?? outcome(counts));
+  const error =
+    problem ??
+    (halted ? stoppedError(halted.stop, job.succeeded + job.failed, unprocessed.length) : undefined);
   const resultKey = keys.result(site, token);
   const upload = deps.objects.multipart(resultKey, 'application/zip');
   // Every entry carries the job's receipt time (the workers stamped theirs the same way).
@@ -142,9 +154,29 @@ async function buildAndFinish(
   const written = await zip.finish();
   await upload.done();
 
+  // errors.csv's rows for the API (GET /jobs/{token}/errors), values as they are.
+  if (failures.length > 0) {
+    await deps.objects.putLarge(
+      keys.errorRows(site, token),
+      errorRowsJsonl(failures),
+      'application/x-ndjson',
+    );
+  }
+  // The records a retry runs again, written before the job ends, so a retry asked at once finds them.
+  const failed = failures.filter((f) => RETRIED_CODES.includes(f.code));
+  if (failed.length > 0) {
+    await deps.objects.putLarge(
+      keys.failed(site, token),
+      Buffer.from(failed.map((f) => JSON.stringify({ n: f.n, line: f.line })).join('\n') + '\n', 'utf8'),
+    );
+  }
+
   const finishedAt = new Date().toISOString();
   const finished = await deps.jobs.transition(site, token, state, {
-    ...(problem ? { error: problem } : {}),
+    ...(error ? { error } : {}),
+    // A stopped job's records never processed count as failed.
+    ...(halted ? { failed: counts.failed } : {}),
+    errorRows: failures.length,
     resultKey,
     resultBytes: written.bytes,
     finishedAt,
@@ -159,20 +191,13 @@ async function buildAndFinish(
   const stopped = await deps.launcher.stop(site, token);
   await releaseWorkerPlaces(deps, site, token);
   // The parts are in the zip now; the source stays (for retries) until the bucket's lifecycle expires it.
-  const failed = failures.filter((f) => f.code === 'PROCESSING_FAILED' || f.code === 'CHUNK_FAILED');
-  if (failed.length > 0) {
-    await deps.objects.put(
-      keys.failed(site, token),
-      failed.map((f) => JSON.stringify({ n: f.n, line: f.line })).join('\n') + '\n',
-    );
-  }
-  // Both variants: a losing delivery may have left the other one behind.
+  // Both variants: a losing delivery may have left the other one behind (and a stopped job's uncounted chunks theirs).
   await deps.objects.deleteMany(
-    chunkIds.flatMap((c) => [keys.part(site, token, c), keys.gaveUpPart(site, token, c)]),
+    allChunks.flatMap((c) => [keys.part(site, token, c), keys.gaveUpPart(site, token, c)]),
   );
   publishMetrics(deps.env.stage, {
     FinalizeDuration: Date.now() - started.getTime(),
-    [state === 'SUCCEEDED' ? 'JobsSucceeded' : state === 'PARTIAL' ? 'JobsPartial' : 'JobsFailed']: 1,
+    [OUTCOME_METRIC[state]]: 1,
   });
   log.info('job finalized', {
     state,
@@ -205,7 +230,7 @@ function jobProblem(
     };
   }
   const parts = metas.reduce((a, m) => ({ s: a.s + m.succeeded, f: a.f + m.failed }), { s: 0, f: 0 });
-  if (countsAgree(counts) && parts.s === counts.succeeded && parts.f === counts.failed) return undefined;
+  if (countsAgree(counts) && parts.s === job.succeeded && parts.f === job.failed) return undefined;
   const missing = unaccounted(counts.total, metas, failures);
   for (const n of missing) {
     failures.push({
@@ -257,6 +282,13 @@ async function releaseWorkerPlaces(deps: PipelineDeps, site: string, token: stri
   if ((await deps.grants.finish(site, token)) > 0) await requestGrantPass(deps);
 }
 
+const OUTCOME_METRIC = {
+  SUCCEEDED: 'JobsSucceeded',
+  PARTIAL: 'JobsPartial',
+  FAILED: 'JobsFailed',
+  CANCELLED: 'JobsCancelled',
+} as const;
+
 export function manifest(job: Job, state: string, counts: RowCounts, finalizingAt: Date) {
   return {
     token: job.token,
@@ -266,6 +298,7 @@ export function manifest(job: Job, state: string, counts: RowCounts, finalizingA
     encoding: job.encoding,
     processor: job.processor,
     ...(job.retryOf ? { retryOf: job.retryOf } : {}),
+    ...(job.stop ? { stop: job.stop } : {}),
     header: job.header,
     counts,
     timings: {

@@ -29,6 +29,8 @@ export interface JobView {
   readonly workers?: { held: number; target: number; position?: number; queued: number };
   readonly receivedAt: string;
   readonly finishedAt?: string;
+  /** The job whose failed records this job re-runs (POST /jobs/{token}/retry). */
+  readonly retryOf?: string;
 }
 
 export const DOWNLOAD_URL_SECONDS = 3600;
@@ -53,6 +55,7 @@ export async function jobView(deps: PipelineDeps, job: Job): Promise<JobView> {
     error: job.error,
     receivedAt: job.receivedAt,
     finishedAt: job.finishedAt,
+    ...(job.retryOf ? { retryOf: job.retryOf } : {}),
   };
   if (job.resultKey && isTerminal(job.state)) {
     const url = await deps.objects.presignGet(job.resultKey, DOWNLOAD_URL_SECONDS, `${job.token}.zip`);
@@ -85,12 +88,13 @@ export async function validated(site: string, req: JobRequest): Promise<Validate
       `Unknown office "${req.office ?? ''}" for site ${site}. Offices: ${offices.map((o) => o.id).join(', ')}.`,
     );
   }
-  const { simulateDelayMs: delay, simulateErrorRate: rate, concurrency, template } = req;
+  const { simulateDelayMs: delay, simulateErrorRate: rate, concurrency, template, maxFailureRate } = req;
   const options = {
     ...(delay ? { simulateDelayMs: String(delay) } : {}),
     ...(rate ? { simulateErrorRate: String(rate) } : {}),
     ...(concurrency ? { concurrency: String(concurrency) } : {}),
     ...(template ? { template } : {}),
+    ...(maxFailureRate !== undefined ? { maxFailureRate: String(maxFailureRate) } : {}),
   };
   p.checkJob?.({ site, options });
   return { ...req, processor, office, options };

@@ -2,6 +2,7 @@ import { z } from 'zod';
 import { MAX_RECORD_CONCURRENCY, MAX_WORKERS_PER_JOB, officeId, templateName } from '../../config/schema.ts';
 import { BadRequestError } from '../shared/errors.ts';
 import { PROCESSOR_NAME } from '../work/processors/types.ts';
+import { QUERY_SCHEMAS, queryParameters } from './query.ts';
 
 const processorName = z
   .string()
@@ -32,6 +33,11 @@ export const jobRequestSchema = z.strictObject({
   /** Demo and load-test switches: a delay per record, and a share of records whose first attempt fails. */
   simulateDelayMs: z.number().min(0).max(60_000).optional(),
   simulateErrorRate: z.number().min(0).max(1).optional(),
+  /**
+   * Stop early: once more than this share of the records processed so far has failed (from MIN_FAILURE_SAMPLE
+   * records on, core/jobs/stop.ts), the job stops and ends FAILED with the code FAILURE_RATE_EXCEEDED.
+   */
+  maxFailureRate: z.number().min(0).max(1).optional(),
 });
 
 export type JobRequest = z.infer<typeof jobRequestSchema>;
@@ -81,6 +87,10 @@ export function apiModels() {
     jobRequest: jobRequestJsonSchema(),
     /** Query parameters of POST /jobs (all optional). */
     jobRequestQuery: Object.keys(jobRequestSchema.shape).sort(),
+    /** Query parameters of the GET routes (config/api.ts `query`), each with whether it is required. */
+    queries: Object.fromEntries(
+      Object.entries(QUERY_SCHEMAS).map(([name, schema]) => [name, queryParameters(schema)]),
+    ),
   };
 }
 

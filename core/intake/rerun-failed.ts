@@ -3,28 +3,35 @@ import { readRecordBatches } from '../source/csv.ts';
 import { decodeToUtf8 } from '../source/decode.ts';
 import { BadRequestError, NotFoundError } from '../shared/errors.ts';
 import { createJob, getJobView, validated, type JobView } from './api.ts';
-import { keys } from '../jobs/keys.ts';
+import { isJobToken, keys } from '../jobs/keys.ts';
 import type { PipelineDeps } from '../deps.ts';
 import { splitJob } from '../split/split.ts';
 import { isTerminal } from '../jobs/states.ts';
 
 /**
- * Re-runs only the records that failed in processing (PROCESSING_FAILED, CHUNK_FAILED) of a finished job,
- * as a new job of the same site, office and processor, linked to it by `retryOf`. The records are taken
- * from the original upload (not from errors.csv, whose cells are neutralised for spreadsheets); rejected
- * records are not re-run — they would be rejected again.
+ * POST /jobs/{token}/retry (and `rowfleet retry`): re-runs only the records of a finished job that failed in
+ * processing (PROCESSING_FAILED, CHUNK_FAILED) or were never processed because the job stopped early (CANCELLED,
+ * STOPPED_EARLY) — core/jobs/stop.ts RETRIED_CODES — as a new job of the same site, office, processor and options,
+ * linked to it by `retryOf`. The records are taken from the original upload (not from errors.csv, whose cells are
+ * neutralised for spreadsheets); rejected records are not re-run — they would be rejected again — nor are records
+ * whose outcome is unknown (IN_DOUBT) or that a processor refused with a code of its own. A job not finished, or
+ * with none of those records, answers 409 NOTHING_TO_RETRY.
  */
 export async function retryFailedRecords(deps: PipelineDeps, site: string, token: string): Promise<JobView> {
+  if (!isJobToken(token)) throw new NotFoundError(`No job ${token}.`);
   const job = await deps.jobs.get(site, token);
   if (!job) throw new NotFoundError(`No job ${token}.`);
-  if (!isTerminal(job.state) || job.failed === 0) {
+  const failedKey = keys.failed(site, token);
+  if (!isTerminal(job.state) || job.failed === 0 || (await deps.objects.size(failedKey)) === undefined) {
     throw new BadRequestError(
       'NOTHING_TO_RETRY',
-      `Job ${token} is ${job.state} with ${job.failed} failed records: nothing to retry.`,
+      `Job ${token} is ${job.state} with ${job.failed} failed records, none of which a retry runs again ` +
+        '(processing failures and records never processed are; rejected, IN_DOUBT and refused ones are not).',
+      409,
     );
   }
   const wanted = new Set<number>();
-  const text = (await deps.objects.bytes(keys.failed(site, token))).toString('utf8');
+  const text = (await deps.objects.bytes(failedKey)).toString('utf8');
   for (const line of text.split('\n')) if (line) wanted.add((JSON.parse(line) as { n: number }).n);
 
   const rows: string[][] = [];

@@ -15,6 +15,8 @@ export interface ChunkCountResult {
   readonly counted: boolean;
   /** True for exactly one caller: the one whose write completed the job's last chunk. */
   readonly complete: boolean;
+  /** The job's records succeeded and failed so far, this chunk's included (when it was counted). */
+  readonly totals?: { readonly succeeded: number; readonly failed: number };
 }
 
 type Key = Record<string, string>;
@@ -73,5 +75,28 @@ export async function countChunk(
   if (!r) return { counted: false, complete: false };
   const done = Number(r.Attributes?.chunksDone);
   const total = Number(r.Attributes?.totalSeen);
-  return { counted: true, complete: total >= 0 && done === total };
+  const totals = { succeeded: Number(r.Attributes?.succeeded), failed: Number(r.Attributes?.failed) };
+  return { counted: true, complete: total >= 0 && done === total, totals };
+}
+
+/**
+ * The numbers of the chunks counted so far, ascending: every chunk set of the job item, in one strongly
+ * consistent read. Once the job left RUNNING nothing more is counted, so this is final (a stopped job's finalize
+ * zips exactly these).
+ */
+export async function countedChunks(ref: TableRef, key: Key, totalChunks: number): Promise<number[]> {
+  const sets = Array.from({ length: Math.ceil(totalChunks / CHUNK_SET_SIZE) }, (_, i) => `chunks${i}`);
+  if (sets.length === 0) return [];
+  const r = await ref.ddb.send(
+    new GetCommand({
+      TableName: ref.table,
+      Key: key,
+      ProjectionExpression: sets.map((_, i) => `#s${i}`).join(', '),
+      ExpressionAttributeNames: Object.fromEntries(sets.map((name, i) => [`#s${i}`, name])),
+      ConsistentRead: true,
+    }),
+  );
+  const out: number[] = [];
+  for (const name of sets) for (const c of (r.Item?.[name] as Set<number> | undefined) ?? []) out.push(c);
+  return out.sort((a, b) => a - b);
 }

@@ -38,6 +38,8 @@ export const keys = {
   gaveUpPart: (site: string, token: string, chunk: number) =>
     `jobs/${site}/${token}/parts/${String(chunk).padStart(7, '0')}.gave-up.part`,
   result: (site: string, token: string) => `results/${site}/${token}/${token}.zip`,
+  /** The rows of the zip's errors.csv as JSON lines, values as they are (GET /jobs/{token}/errors reads them). */
+  errorRows: (site: string, token: string) => `results/${site}/${token}/errors.jsonl`,
 };
 
 /** Parses an uploads/<site>/<token>/source.csv key (S3 events); undefined for any other key. */

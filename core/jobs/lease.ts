@@ -4,7 +4,8 @@ import { unlessConditionFails, type TableRef } from '../shared/dynamo.ts';
 type Key = Record<string, string>;
 
 /**
- * The finalize lease. Starts the finalize: RUNNING→FINALIZING, or takes over a FINALIZING job whose finalize
+ * The finalize lease. Starts the finalize: RUNNING→FINALIZING (or QUEUED→FINALIZING for a job stopped while it
+ * waited for workers: cancelled, nothing processed), or takes over a FINALIZING job whose finalize
  * started more than `leaseSeconds` ago and never finished (it died). Exactly one caller wins at a time; the
  * job item as it is now, or undefined for every other caller. The lease names its `holder`, so a holder known
  * to be dead (a local runtime that was killed) can have its lease released at once instead of waited out.
@@ -23,11 +24,13 @@ export async function beginFinalize(
         Key: key,
         UpdateExpression: 'SET #state = :finalizing, finalizingAt = :now, finalizeHolder = :holder',
         ConditionExpression:
-          'attribute_exists(pk) AND (#state = :running OR (#state = :finalizing AND finalizingAt < :stale))',
-        ExpressionAttributeNames: { '#state': 'state' },
+          'attribute_exists(pk) AND (#state = :running OR (#state = :queued AND attribute_exists(#stop)) OR ' +
+          '(#state = :finalizing AND finalizingAt < :stale))',
+        ExpressionAttributeNames: { '#state': 'state', '#stop': 'stop' },
         ExpressionAttributeValues: {
           ':finalizing': 'FINALIZING',
           ':running': 'RUNNING',
+          ':queued': 'QUEUED',
           ':now': now.toISOString(),
           ':holder': holder,
           ':stale': new Date(now.getTime() - leaseSeconds * 1000).toISOString(),

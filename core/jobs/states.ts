@@ -1,6 +1,9 @@
 /**
- * Job states. QUEUED: split, its chunks on its queue, waiting for workers from the stage's budget. REJECTED: a file-level problem; no queue or worker was ever created. EXPIRED: a presigned job
- * whose file never arrived before its upload form expired (plus a grace); nothing was created for it either.
+ * Job states. QUEUED: split, its chunks on its queue, waiting for workers from the stage's budget. REJECTED: a
+ * file-level problem; no queue or worker was ever created. EXPIRED: a presigned job whose file never arrived before
+ * its upload form expired (plus a grace); nothing was created for it either. CANCELLED: stopped by its owner
+ * (DELETE /jobs/{token}); a job cancelled before its split planned it ends at once, one split (QUEUED or RUNNING)
+ * is finalized with what was done (core/finalize/stopped.ts).
  */
 export type JobState =
   | 'RECEIVED'
@@ -11,21 +14,31 @@ export type JobState =
   | 'PARTIAL'
   | 'FAILED'
   | 'REJECTED'
-  | 'EXPIRED';
+  | 'EXPIRED'
+  | 'CANCELLED';
 
-export const TERMINAL_STATES: readonly JobState[] = ['SUCCEEDED', 'PARTIAL', 'FAILED', 'REJECTED', 'EXPIRED'];
+export const TERMINAL_STATES: readonly JobState[] = [
+  'SUCCEEDED',
+  'PARTIAL',
+  'FAILED',
+  'REJECTED',
+  'EXPIRED',
+  'CANCELLED',
+];
 
 const TRANSITIONS: Record<JobState, readonly JobState[]> = {
-  RECEIVED: ['QUEUED', 'RUNNING', 'REJECTED', 'FAILED', 'EXPIRED'],
-  // Split and on its queue, waiting for its first worker from the stage's budget (core/ops/grants.ts).
-  QUEUED: ['RUNNING', 'FAILED'],
+  RECEIVED: ['QUEUED', 'RUNNING', 'REJECTED', 'FAILED', 'EXPIRED', 'CANCELLED'],
+  // Split and on its queue, waiting for its first worker from the stage's budget (core/ops/grants.ts). Stopped
+  // there (cancelled), it goes to its finalize with no worker ever started (core/jobs/lease.ts beginFinalize).
+  QUEUED: ['RUNNING', 'FAILED', 'FINALIZING'],
   RUNNING: ['FINALIZING', 'FAILED'],
-  FINALIZING: ['SUCCEEDED', 'PARTIAL', 'FAILED'],
+  FINALIZING: ['SUCCEEDED', 'PARTIAL', 'FAILED', 'CANCELLED'],
   SUCCEEDED: [],
   PARTIAL: [],
   FAILED: [],
   REJECTED: [],
   EXPIRED: [],
+  CANCELLED: [],
 };
 
 export function isTerminal(state: JobState): boolean {

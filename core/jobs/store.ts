@@ -8,9 +8,16 @@ import {
 } from '@aws-sdk/lib-dynamodb';
 import { dynamoClient } from '../aws/clients.ts';
 import { setFields, sitePk, unlessConditionFails, type TableRef } from '../shared/dynamo.ts';
-import { countChunk, isChunkCounted, isCountingAttribute, type ChunkCountResult } from './chunk-count.ts';
+import {
+  countChunk,
+  countedChunks,
+  isChunkCounted,
+  isCountingAttribute,
+  type ChunkCountResult,
+} from './chunk-count.ts';
 import { beginFinalize, releaseFinalize } from './lease.ts';
 import { allowedFrom, isTerminal, type JobState, type RowCounts } from './states.ts';
+import { cancelUnplanned, recordStop, type JobStop } from './stop.ts';
 
 export interface JobError {
   readonly code: string;
@@ -74,6 +81,10 @@ export interface Job {
   readonly lastLaunchError?: string;
   /** Who holds the finalize lease: `local:<runtime instance>:<id>` or `lambda:<request id>` (lease.ts). */
   readonly finalizeHolder?: string;
+  /** The job was stopped before its last record: cancelled, or over its failure rate (stop.ts). */
+  readonly stop?: JobStop;
+  /** Lines of the job's errors.csv (known once it is finalized; GET /jobs/{token}/errors pages through them). */
+  readonly errorRows?: number;
 }
 
 /** What the split records on the job before any queue, message or worker exists for it. */
@@ -352,6 +363,27 @@ export class JobStore {
         }),
       ),
     );
+  }
+
+  /** Records a stop on a job that is RECEIVED, QUEUED or RUNNING and not stopped yet (stop.ts); the job, or undefined. */
+  async recordStop(site: string, token: string, stop: JobStop): Promise<Job | undefined> {
+    const item = await recordStop(this.ref, jobKey(site, token), stop);
+    return item ? toJob(item) : undefined;
+  }
+
+  /** Ends a RECEIVED job the split has not planned yet as CANCELLED (stop.ts); the job, or undefined. */
+  async cancelUnplanned(
+    site: string,
+    token: string,
+    fields: { stop: JobStop; finishedAt: string; expiresAt: number },
+  ): Promise<Job | undefined> {
+    const item = await cancelUnplanned(this.ref, jobKey(site, token), fields);
+    return item ? toJob(item) : undefined;
+  }
+
+  /** The chunks counted so far, ascending (chunk-count.ts). */
+  countedChunks(site: string, token: string, totalChunks: number): Promise<number[]> {
+    return countedChunks(this.ref, jobKey(site, token), totalChunks);
   }
 
   /** Whether a chunk was counted already (chunk-count.ts). */

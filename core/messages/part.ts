@@ -69,7 +69,7 @@ export function neutraliseCell(value: string): string {
 
 /** errors.csv: UTF-8 with a BOM (so Excel opens it), columns line,record,code,message,raw, sorted by record. */
 export function errorsCsv(failures: readonly RecordFailure[]): Buffer {
-  const sorted = [...failures].sort((a, b) => a.n - b.n);
+  const sorted = byRecord(failures);
   const rows = sorted.map((f) =>
     [f.line, f.n, f.code, f.message, f.raw].map((v) => neutraliseCell(String(v))),
   );
@@ -77,4 +77,29 @@ export function errorsCsv(failures: readonly RecordFailure[]): Buffer {
     record_delimiter: '\r\n',
   });
   return Buffer.concat([Buffer.from([0xef, 0xbb, 0xbf]), Buffer.from(text, 'utf8')]);
+}
+
+const byRecord = (failures: readonly RecordFailure[]) => [...failures].sort((a, b) => a.n - b.n);
+
+/** One row of errors.csv as the API answers it (GET /jobs/{token}/errors): the values as they are, not neutralised. */
+export interface ErrorRow {
+  readonly line: number;
+  readonly record: number;
+  readonly code: string;
+  readonly message: string;
+  readonly raw: string;
+}
+
+/** errors.csv's rows as JSON lines, in the same order (by record), for the API: one {@link ErrorRow} a line. */
+export function errorRowsJsonl(failures: readonly RecordFailure[]): Buffer {
+  const lines = byRecord(failures).map((f) =>
+    JSON.stringify({
+      line: f.line,
+      record: f.n,
+      code: f.code,
+      message: f.message,
+      raw: f.raw,
+    } satisfies ErrorRow),
+  );
+  return Buffer.from(lines.join('\n') + '\n', 'utf8');
 }

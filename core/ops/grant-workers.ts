@@ -34,6 +34,8 @@ export async function requestGrantPass(deps: PipelineDeps): Promise<void> {
  * and chunks left), so that the budget grants it at most what it can use.
  */
 export async function askForWorkers(deps: PipelineDeps, job: Job): Promise<void> {
+  // A stopped job (cancelled, over its failure rate) asks for none: its finalize is coming (core/ops/stop.ts).
+  if (job.stop) return;
   const d = demandOfJob(job, job.workers ?? 1);
   if (!d) return;
   if (await deps.grants.refresh(job.site, job.token, d)) return;
@@ -62,7 +64,8 @@ export async function grantWorkers(
     beforeLaunch: (g) => startIfQueued(deps, g),
     launch: async (g) => {
       const job = await deps.jobs.get(g.site, g.token);
-      if (!job || job.state !== 'RUNNING') return 0;
+      // Stopped since it asked: no worker starts (the grant's places go back; its finalize releases the rest).
+      if (!job || job.state !== 'RUNNING' || job.stop) return 0;
       const r = await launchWorkers(deps, job, g.count, by === 'split' ? 'split' : 'reaper');
       if (r.failed > 0) {
         const again = await deps.jobs.get(g.site, g.token);
@@ -81,10 +84,14 @@ export async function grantWorkers(
   return report;
 }
 
-/** Before a grant's workers start: a QUEUED job becomes RUNNING; a job that ended wants none any more. */
+/**
+ * Before a grant's workers start: a QUEUED job becomes RUNNING; a job that ended, or a queued one that was stopped
+ * (cancelled while it waited), wants none any more.
+ */
 async function startIfQueued(deps: PipelineDeps, g: Grant): Promise<boolean> {
   const job = await deps.jobs.get(g.site, g.token);
   if (!job || isTerminal(job.state) || job.state === 'FINALIZING') return false;
+  if (job.state === 'QUEUED' && job.stop) return false;
   if (job.state === 'RUNNING') return true;
   if (job.state !== 'QUEUED') return false;
   const running = await deps.jobs.transition(g.site, g.token, 'RUNNING', {

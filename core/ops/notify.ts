@@ -5,12 +5,16 @@ import { jobLogger } from '../shared/log.ts';
 import type { Job } from '../jobs/store.ts';
 import type { RowCounts } from '../jobs/states.ts';
 
-export type Outcome = 'SUCCEEDED' | 'PARTIAL' | 'FAILED' | 'REJECTED';
+export type Outcome = 'SUCCEEDED' | 'PARTIAL' | 'FAILED' | 'REJECTED' | 'CANCELLED';
 
-/** Which outcomes a stage announces (config: `notifications`); a rejected file is a failure. */
+/**
+ * Which outcomes a stage announces (config: `notifications`); a rejected file is a failure, a cancelled job (some
+ * records done, the rest not) a partial result. A job stopped by its failure rate is FAILED, with the code
+ * FAILURE_RATE_EXCEEDED in the message's `error`.
+ */
 export function announces(switches: StageConfig['notifications'], state: Outcome): boolean {
   if (state === 'SUCCEEDED') return switches.success;
-  if (state === 'PARTIAL') return switches.partial;
+  if (state === 'PARTIAL' || state === 'CANCELLED') return switches.partial;
   return switches.failure;
 }
 

@@ -62,6 +62,11 @@ export async function reap(deps: PipelineDeps, o: ReapOptions = {}): Promise<Rea
     const log = jobLogger(job.site, job.token);
     if (job.state === 'RECEIVED') {
       if (await expire(deps, job, now)) expired.push({ site: job.site, token: job.token });
+    } else if ((job.state === 'RUNNING' || job.state === 'QUEUED') && job.stop) {
+      // Stopped early (cancelled, over its failure rate): no worker is granted; its finalize is asked again.
+      log.warn('reaper: the job was stopped and is still queued or running; asking for its finalize');
+      await requestFinalize(deps, { site: job.site, token: job.token });
+      finalizeRequested.push({ site: job.site, token: job.token });
     } else if (
       job.state === 'RUNNING' &&
       job.totalChunks !== undefined &&

@@ -30,6 +30,10 @@ export const METRICS = {
   JobsPartial: MetricUnit.Count,
   JobsFailed: MetricUnit.Count,
   JobsRejected: MetricUnit.Count,
+  /** Jobs that ended CANCELLED (their owner cancelled them: DELETE /jobs/{token}). */
+  JobsCancelled: MetricUnit.Count,
+  /** Jobs stopped early because their failure rate passed their maxFailureRate (they end FAILED). */
+  JobsStoppedEarly: MetricUnit.Count,
   /** Jobs the reaper found with chunks left and no live worker (workers relaunched). */
   JobsStalled: MetricUnit.Count,
   /** Presigned jobs the reaper expired: their file never arrived before the upload form expired. */

@@ -296,9 +296,11 @@ async function startWork(
     log.info('split skipped: another split started this job');
     return { state: 'SKIPPED' };
   }
-  if (chunks.length === 0) await requestFinalize(deps, { site, token });
+  // A job stopped (cancelled) while its split planned it asks for no workers: its finalize ends it at once.
+  const wantsWorkers = chunks.length > 0 && !next.stop;
+  if (!wantsWorkers) await requestFinalize(deps, { site, token });
   else await askForWorkers(deps, next);
-  const pass = chunks.length > 0 ? await grantWorkers(deps, 'split') : undefined;
+  const pass = wantsWorkers ? await grantWorkers(deps, 'split') : undefined;
   const granted = pass?.granted.find((g) => g.site === site && g.token === token)?.count ?? 0;
   const refused = pass?.notLaunched.find((g) => g.site === site && g.token === token)?.count ?? 0;
   publishMetrics(deps.env.stage, {

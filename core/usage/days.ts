@@ -1,3 +1,5 @@
+import { Cron } from 'croner';
+
 /**
  * Calendar days of the usage figures and mails. A day is `YYYY-MM-DD` in a site's own time zone; it is always
  * derived from an instant that travels with the work (a job's finish time, a schedule's `scheduledTime`), never
@@ -79,4 +81,50 @@ export function japaneseDate(day: string): string {
 export function japaneseMonth(month: string): string {
   const [y, m] = month.split('-').map(Number) as [number, number];
   return `${y}年${m}月`;
+}
+
+/** A site's send time (its parsed `sendAt`) → a croner pattern firing at that local minute every day (second 0). */
+export function dailyCronPattern(t: { readonly hour: number; readonly minute: number }): string {
+  return `0 ${t.minute} ${t.hour} * * *`;
+}
+
+/** When a site's daily schedule (its `sendAt` in its `timeZone`) fires next after `now`. */
+export function nextSendAt(
+  t: { readonly hour: number; readonly minute: number },
+  timeZone: string,
+  now: Date,
+): Date {
+  const next = new Cron(dailyCronPattern(t), { timezone: timeZone }).nextRun(now);
+  if (!next) throw new Error(`no next run for ${dailyCronPattern(t)} in ${timeZone}`);
+  return next;
+}
+
+/** `instant` as ISO 8601 with the time zone's offset: 2026-11-22T07:00:00+09:00. */
+export function withOffset(instant: Date, timeZone: string): string {
+  const parts = Object.fromEntries(
+    new Intl.DateTimeFormat('en-US', {
+      timeZone,
+      hourCycle: 'h23',
+      year: 'numeric',
+      month: '2-digit',
+      day: '2-digit',
+      hour: '2-digit',
+      minute: '2-digit',
+      second: '2-digit',
+      timeZoneName: 'longOffset',
+    })
+      .formatToParts(instant)
+      .map((p) => [p.type, p.value]),
+  );
+  const offset = String(parts.timeZoneName).replace('GMT', '') || '+00:00';
+  return `${parts.year}-${parts.month}-${parts.day}T${parts.hour}:${parts.minute}:${parts.second}${offset}`;
+}
+
+/** Days from `from` to `to`, both included (YYYY-MM-DD, ascending); empty when `from` is after `to`. */
+export function daysBetween(from: string, to: string): string[] {
+  checkDay(from);
+  checkDay(to);
+  const out: string[] = [];
+  for (let d = from; d <= to; d = addDays(d, 1)) out.push(d);
+  return out;
 }

@@ -102,6 +102,18 @@ export class UsageStore {
   /** The site's figures per office, summed over the days `from`..`to` (inclusive). Only `site`'s partition is read. */
   async offices(site: string, from: string, to: string): Promise<OfficeUsage> {
     const out = new Map<string, UsageFigures>();
+    for (const perDay of (await this.byDay(site, from, to)).values()) {
+      for (const [office, f] of perDay) out.set(office, addUsage(out.get(office) ?? NO_USAGE, f));
+    }
+    return out;
+  }
+
+  /**
+   * The site's figures per day and office over the days `from`..`to` (inclusive), with one paginated query of its
+   * partition: day → office → figures (days without jobs are absent).
+   */
+  async byDay(site: string, from: string, to: string): Promise<Map<string, Map<string, UsageFigures>>> {
+    const out = new Map<string, Map<string, UsageFigures>>();
     let start: Record<string, unknown> | undefined;
     do {
       const r = await this.ddb.send(
@@ -109,8 +121,9 @@ export class UsageStore {
           TableName: this.table,
           KeyConditionExpression: 'pk = :pk AND sk BETWEEN :from AND :to',
           // The token sets stay in the table: only the figures are read back.
-          ProjectionExpression: '#office, #jobs, #rows, #failedRows, #rejectedJobs',
+          ProjectionExpression: '#day, #office, #jobs, #rows, #failedRows, #rejectedJobs',
           ExpressionAttributeNames: {
+            '#day': 'day',
             '#office': 'office',
             '#jobs': 'jobs',
             '#rows': 'rows',
@@ -127,10 +140,13 @@ export class UsageStore {
         }),
       );
       for (const item of r.Items ?? []) {
+        const day = String(item.day);
         const office = String(item.office);
-        out.set(
+        const offices = out.get(day) ?? new Map<string, UsageFigures>();
+        out.set(day, offices);
+        offices.set(
           office,
-          addUsage(out.get(office) ?? NO_USAGE, {
+          addUsage(offices.get(office) ?? NO_USAGE, {
             jobs: Number(item.jobs ?? 0),
             rows: Number(item.rows ?? 0),
             failedRows: Number(item.failedRows ?? 0),

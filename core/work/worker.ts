@@ -25,6 +25,8 @@ import { EffectClaims } from './effects.ts';
 import { RateLimiter } from './rate-limiter.ts';
 import { RecordSlots } from './slots.ts';
 import { CHUNKS_IN_HAND, limiterName, ratePerSecond, recordConcurrency } from './settings.ts';
+import { leaveStoppedJob, stopOnFailureRate } from '../ops/stop.ts';
+import { isMissingQueue } from '../aws/queues.ts';
 
 /**
  * Attempts at a chunk before it counts as a poison chunk: its records are then recorded as failed with the
@@ -98,8 +100,8 @@ export async function runWorker(deps: PipelineDeps, options: WorkerOptions): Pro
   const log = jobLogger(o.site, o.token);
   const job = await deps.jobs.get(o.site, o.token);
   const queueUrl = job?.queueName ? await deps.queues.queueUrl(job.queueName) : undefined;
-  if (!job || !queueUrl || job.state !== 'RUNNING') {
-    log.info('worker: nothing to do', { state: job?.state });
+  if (!job || !queueUrl || job.state !== 'RUNNING' || (await leaveStoppedJob(deps, job))) {
+    log.info('worker: nothing to do', { state: job?.state, stop: job?.stop?.reason });
     return { chunks: 0, duplicates: 0, records: 0, reason: job ? 'job-finished' : 'no-job' };
   }
   const processor = await loadProcessor(job.processor);
@@ -177,12 +179,16 @@ async function workThrough(
           }
         }
       }
-      const messages = await deps.queues.receive(queueUrl, {
-        max: 1,
-        waitSeconds: o.waitSeconds,
-        visibilitySeconds: o.visibilitySeconds,
-        signal: o.signal,
-      });
+      const messages = await deps.queues
+        .receive(queueUrl, {
+          max: 1,
+          waitSeconds: o.waitSeconds,
+          visibilitySeconds: o.visibilitySeconds,
+          signal: o.signal,
+        })
+        // The finalize deleted the queue: the job ended (or stopped early) and there is nothing left to take.
+        .catch((err: unknown) => (isMissingQueue(err) ? undefined : Promise.reject(err)));
+      if (!messages) return 'job-finished';
       if (messages.length > 0) {
         idle = 0;
         messages.forEach(hold);
@@ -195,7 +201,7 @@ async function workThrough(
         continue;
       }
       const now = await deps.jobs.get(o.site, o.token, false);
-      if (!now || now.state !== 'RUNNING') return 'job-finished';
+      if (!now || now.state !== 'RUNNING' || now.stop) return 'job-finished';
       if (idle === 0) idleSince = Date.now();
       idle++;
       if (idleEnough(now, { idle, idleMs: Date.now() - idleSince }, o)) return 'idle';
@@ -304,7 +310,10 @@ async function handleMessage(w: Worker, m: Message): Promise<void> {
     if (err instanceof ChunkStoppedError) {
       // Not the chunk's fault: visible again at once for another worker, whatever its attempts so far.
       log.warn('worker stopping: chunk given back', { chunk: msg.chunk });
-      await deps.queues.extendVisibility(w.queueUrl, m.ReceiptHandle!, 0);
+      // A queue already deleted (the job was stopped early) has nothing to give back to.
+      await deps.queues
+        .extendVisibility(w.queueUrl, m.ReceiptHandle!, 0)
+        .catch((e: unknown) => (isMissingQueue(e) ? undefined : Promise.reject(e)));
       return;
     }
     if (attempt < MAX_CHUNK_ATTEMPTS) {
@@ -366,5 +375,6 @@ async function settleChunk(
     });
   } else w.tally.duplicates++;
   if (counted.complete) await requestFinalize(deps, { site, token });
+  else if (counted.totals) await stopOnFailureRate(deps, job, counted.totals);
   await deps.queues.delete(w.queueUrl, m.ReceiptHandle!);
 }

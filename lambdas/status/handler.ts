@@ -1,9 +1,14 @@
 import type { APIGatewayProxyEvent, Context } from 'aws-lambda';
 import { getJobView, listJobViews } from '../../core/intake/api.ts';
+import { errorsPage } from '../../core/intake/error-rows.ts';
+import { usageView } from '../../core/intake/usage-view.ts';
 import { depsFromEnv, type PipelineDeps } from '../../core/deps.ts';
 import { callerSite, httpApi, json } from '../shared/http.ts';
 
-/** Status Lambda: GET /health, GET /jobs, GET /jobs/{token} — only ever the caller's site. */
+/**
+ * Status Lambda, the API's reads: GET /health, GET /jobs, GET /jobs/{token}, GET /jobs/{token}/errors, GET /usage —
+ * only ever the caller's site.
+ */
 export function createStatusHandler(deps: PipelineDeps) {
   return httpApi([
     {
@@ -22,6 +27,21 @@ export function createStatusHandler(deps: PipelineDeps) {
       path: '/jobs/{token}',
       handler: async (e: APIGatewayProxyEvent) =>
         json(200, await getJobView(deps, callerSite(e), e.pathParameters?.token ?? '')),
+    },
+    {
+      method: 'GET',
+      path: '/jobs/{token}/errors',
+      handler: async (e: APIGatewayProxyEvent) =>
+        json(
+          200,
+          await errorsPage(deps, callerSite(e), e.pathParameters?.token ?? '', e.queryStringParameters),
+        ),
+    },
+    {
+      method: 'GET',
+      path: '/usage',
+      handler: async (e: APIGatewayProxyEvent) =>
+        json(200, await usageView(deps, callerSite(e), e.queryStringParameters)),
     },
   ]);
 }

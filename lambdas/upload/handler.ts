@@ -2,6 +2,8 @@ import { BatchProcessor, EventType, processPartialResponse } from '@aws-lambda-p
 import type { APIGatewayProxyEvent, APIGatewayProxyResult, Context, SQSEvent, SQSRecord } from 'aws-lambda';
 import { onUploadEvent, startDirectJob, startPresignedJob } from '../../core/intake/api.ts';
 import { jobRequestFromJsonBody, jobRequestFromQuery } from '../../core/intake/request.ts';
+import { cancelJob } from '../../core/intake/cancel.ts';
+import { retryFailedRecords } from '../../core/intake/rerun-failed.ts';
 import { depsFromEnv, type PipelineDeps } from '../../core/deps.ts';
 import { callerSite, httpApi, json, requestBody } from '../shared/http.ts';
 import { lambda } from '../shared/middleware.ts';
@@ -9,9 +11,10 @@ import { lambda } from '../shared/middleware.ts';
 type UploadEvent = APIGatewayProxyEvent | SQSEvent;
 
 /**
- * Upload Lambda: POST /jobs (the CSV in the body, split inline), POST /uploads (a presigned S3 POST), and the
- * upload-events queue (S3 notifications of presigned uploads → split; grant-pass requests → the worker budget
- * grants what is free: this function is the one that launches workers). A failed message is reported for
+ * Upload Lambda, the API's writes: POST /jobs (the CSV in the body, split inline), POST /uploads (a presigned S3
+ * POST), DELETE /jobs/{token} (cancel), POST /jobs/{token}/retry (a new job of the failed records, split inline);
+ * and the upload-events queue (S3 notifications of presigned uploads → split; grant-pass requests → the worker
+ * budget grants what is free: this function is the one that launches workers). A failed message is reported for
  * redelivery (Powertools batch); the others of the batch are kept.
  */
 export function createUploadHandler(deps: PipelineDeps) {
@@ -32,6 +35,20 @@ export function createUploadHandler(deps: PipelineDeps) {
         const input = jobRequestFromJsonBody(requestBody(e).toString('utf8'), e.queryStringParameters);
         return json(201, await startPresignedJob(deps, callerSite(e), input));
       },
+    },
+    {
+      method: 'DELETE',
+      path: '/jobs/{token}',
+      handler: async (e: APIGatewayProxyEvent) => {
+        const r = await cancelJob(deps, callerSite(e), e.pathParameters?.token ?? '');
+        return json(r.status, r.view);
+      },
+    },
+    {
+      method: 'POST',
+      path: '/jobs/{token}/retry',
+      handler: async (e: APIGatewayProxyEvent) =>
+        json(202, await retryFailedRecords(deps, callerSite(e), e.pathParameters?.token ?? '')),
     },
   ]);
   const processor = new BatchProcessor(EventType.SQS);

@@ -1,23 +1,20 @@
 import { mkdirSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
-import http from 'node:http';
-import type { AddressInfo } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { expect } from 'vitest';
 import type { Browser, BrowserContext, Page } from 'playwright-core';
 import { LocalRuntime } from '../../local/runtime.ts';
-import { buildConsole } from '../../web/build.ts';
-import { CONSOLE_PATH, serveConsole } from '../../web/server.ts';
 import { axeViolations, launchChromium, watchPage } from '../helpers/browser.ts';
 
 export const ROOT = fileURLToPath(new URL('../..', import.meta.url));
 export const sample = (name: string) => join(ROOT, 'samples', name);
 
 /**
- * One browser test file's world: the real local runtime (emulators, API, workers), the console built from
- * the current sources and served with its security headers on the same origin as the API (a small server
- * that serves /console/ and hands every other request to the local API), and one Chromium.
+ * One browser test file's world: the real local runtime (emulators, API, workers), whose local API serves the
+ * console (built from the current sources when they changed: web/build.ts consoleAssets) with its security headers on
+ * the API's own origin, as `rowfleet dev` does; and one Chromium (web security on: the embedded S3 answers the
+ * bucket's CORS rule).
  */
 export interface ConsoleWorld {
   readonly rt: LocalRuntime;
@@ -29,37 +26,13 @@ export interface ConsoleWorld {
   stop(): Promise<void>;
 }
 
-function proxy(req: http.IncomingMessage, res: http.ServerResponse, target: string): void {
-  const up = http.request(
-    target + (req.url ?? '/'),
-    { method: req.method, headers: { ...req.headers, host: new URL(target).host } },
-    (r) => {
-      res.writeHead(r.statusCode ?? 502, r.headers);
-      r.pipe(res);
-    },
-  );
-  up.on('error', (err) => {
-    if (!res.headersSent) res.writeHead(502, { 'content-type': 'text/plain' });
-    res.end(String(err));
-  });
-  req.pipe(up);
-}
-
 export async function startConsoleWorld(o: { browserArgs?: readonly string[] } = {}): Promise<ConsoleWorld> {
   const dir = mkdtempSync(join(tmpdir(), 'rowfleet-browser-'));
-  const consoleDir = await buildConsole({ outDir: join(dir, 'console') });
   const rt = await LocalRuntime.start({ stateDir: join(dir, 'state') });
-  const uploadOrigins = [new URL(rt.endpoints.s3sqs ?? rt.apiUrl).origin];
-  const server = http.createServer((req, res) => {
-    if (!serveConsole(req, res, { dir: consoleDir, uploadOrigins })) proxy(req, res, rt.apiUrl);
-  });
-  await new Promise<void>((r) => server.listen(0, '127.0.0.1', () => r()));
-  const origin = `http://127.0.0.1:${(server.address() as AddressInfo).port}`;
   let browser: Browser;
   try {
     browser = await launchChromium(o.browserArgs);
   } catch (err) {
-    server.close();
     await rt.stop();
     throw err;
   }
@@ -67,13 +40,11 @@ export async function startConsoleWorld(o: { browserArgs?: readonly string[] } =
   return {
     rt,
     browser,
-    url: origin + CONSOLE_PATH,
-    origin,
+    url: rt.consoleUrl,
+    origin: new URL(rt.apiUrl).origin,
     tokens,
     async stop() {
       await browser.close();
-      server.closeAllConnections();
-      await new Promise<void>((r) => server.close(() => r()));
       await rt.stop();
       rmSync(dir, { recursive: true, force: true });
     },

@@ -219,10 +219,11 @@ describe('Stack: Rowfleet-dev monitoring', () => {
       }
     });
 
-    it('alarms on errors of upload, status, finalize, usage-mail and reaper, but not of the authorizer', () => {
+    it('alarms on errors of upload, status, finalize, usage-mail, reaper and console, but not of the authorizer', () => {
       const alarms = allAlarms(template).filter((a) => alarmMetric(a).namespace === 'AWS/Lambda');
       const names = alarms.map((a) => a.Properties.AlarmName as string).sort();
       expect(names).toEqual([
+        'rowfleet-dev-console-errors',
         'rowfleet-dev-finalize-errors',
         'rowfleet-dev-reaper-errors',
         'rowfleet-dev-status-errors',

@@ -1,6 +1,7 @@
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { Match, type Template } from 'aws-cdk-lib/assertions';
 import { getStage, loadConfig } from '../../config/index.ts';
+import { API_ROUTES } from '../../config/api.ts';
 import { synthStage, type Synthesized } from './support.ts';
 
 /** Statements of the IAM policies attached to the role whose logical id starts with `rolePrefix`. */
@@ -177,6 +178,22 @@ describe('Stack: Rowfleet-dev', () => {
       const finalize = JSON.stringify(statementsOf(template, 'FinalizeFunctionRole'));
       expect(finalize).not.toContain('ecs:RunTask');
       expect(finalize).not.toContain('iam:PassRole');
+      // It reads jobs/ (parts) and uploads/ (a stopped job's source, for its unprocessed records), writes results/
+      template.hasResourceProperties('AWS::IAM::Policy', {
+        Roles: [{ Ref: Match.stringLikeRegexp('^FinalizeFunctionRole') }],
+        PolicyDocument: {
+          Statement: Match.arrayWith([
+            Match.objectLike({
+              Action: 's3:GetObject',
+              Resource: [bucketObjects('jobs/'), bucketObjects('uploads/')],
+            }),
+            Match.objectLike({
+              Action: ['s3:AbortMultipartUpload', 's3:PutObject'],
+              Resource: bucketObjects('results/'),
+            }),
+          ]),
+        },
+      });
     });
 
     it('keeps status and the authorizer read-only', () => {
@@ -445,10 +462,11 @@ describe('Stack: Rowfleet-dev', () => {
       });
     });
 
-    it('puts the token authorizer and a request validator on every route but GET /health', () => {
+    it('puts the token authorizer and a request validator on every route but GET /health and the console', () => {
       const methods = template.findResources('AWS::ApiGateway::Method');
       const byAuth = Object.values(methods).map((m) => m.Properties.AuthorizationType as string);
-      expect(byAuth.sort()).toEqual(['CUSTOM', 'CUSTOM', 'CUSTOM', 'CUSTOM', 'NONE']);
+      expect(byAuth.filter((a) => a === 'CUSTOM')).toHaveLength(API_ROUTES.filter((r) => r.auth).length);
+      expect(byAuth.filter((a) => a === 'NONE')).toHaveLength(3);
       for (const m of Object.values(methods)) {
         if (m.Properties.AuthorizationType === 'CUSTOM') {
           expect(m.Properties.AuthorizerId).toEqual({ Ref: expect.stringMatching(/^ApiAuthorizer/) });
@@ -463,6 +481,79 @@ describe('Stack: Rowfleet-dev', () => {
       template.hasResourceProperties('AWS::ApiGateway::Method', {
         HttpMethod: 'POST',
         RequestModels: { 'application/json': { Ref: Match.stringLikeRegexp('UploadsRequest') } },
+      });
+    });
+
+    it("declares the GET routes' query parameters from core's schemas: from and to of GET /usage required", () => {
+      const methods = Object.values(template.findResources('AWS::ApiGateway::Method')).filter(
+        (m) => m.Properties.HttpMethod === 'GET',
+      );
+      const params = methods.map(
+        (m) => m.Properties.RequestParameters as Record<string, boolean> | undefined,
+      );
+      expect(params).toContainEqual({
+        'method.request.path.token': true,
+        'method.request.querystring.limit': false,
+        'method.request.querystring.offset': false,
+      });
+      expect(params).toContainEqual({
+        'method.request.querystring.from': true,
+        'method.request.querystring.to': true,
+      });
+    });
+
+    it('serves the console from a function with no AWS access, its CSP naming the bucket, under the API', () => {
+      // Act
+      const statements = statementsOf(template, 'ConsoleFunctionRole');
+      const [, fn] = Object.entries(template.findResources('AWS::Lambda::Function')).find(([id]) =>
+        id.startsWith('ConsoleFunction'),
+      )!;
+
+      // Assess: its role writes its own logs, nothing else
+      for (const st of statements)
+        expect([st.Action].flat().every((a) => String(a).startsWith('logs:'))).toBe(true);
+      expect(fn.Properties.Environment.Variables).toEqual({
+        UPLOAD_ORIGIN: {
+          'Fn::Join': [
+            '',
+            [
+              'https://',
+              { 'Fn::GetAtt': [expect.stringMatching(/^StorageDataBucket/), 'RegionalDomainName'] },
+            ],
+          ],
+        },
+        NODE_OPTIONS: '--enable-source-maps',
+        POWERTOOLS_SERVICE_NAME: 'rowfleet',
+        POWERTOOLS_METRICS_NAMESPACE: 'Rowfleet',
+      });
+      template.hasResourceProperties('AWS::ApiGateway::Resource', { PathPart: 'console' });
+      template.hasResourceProperties('AWS::ApiGateway::Resource', { PathPart: '{proxy+}' });
+    });
+
+    it("lets the bucket take presigned POSTs from the browser on the API's origin only (CORS)", () => {
+      template.hasResourceProperties('AWS::S3::Bucket', {
+        CorsConfiguration: {
+          CorsRules: [
+            {
+              AllowedMethods: ['POST'],
+              AllowedHeaders: ['*'],
+              AllowedOrigins: [
+                {
+                  'Fn::Join': [
+                    '',
+                    [
+                      'https://',
+                      { Ref: Match.stringLikeRegexp('^Api[0-9A-F]{8}$') },
+                      '.execute-api.ap-northeast-1.',
+                      { Ref: 'AWS::URLSuffix' },
+                    ],
+                  ],
+                },
+              ],
+              MaxAge: 3600,
+            },
+          ],
+        },
       });
     });
   });

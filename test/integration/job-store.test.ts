@@ -120,7 +120,8 @@ describe('Class: JobStore', () => {
     const again = await jobs.countChunk(job.site, job.token, 0, { succeeded: 9, failed: 1 });
 
     // Assess
-    expect(first).toEqual({ counted: true, complete: false });
+    // The counting write answers the job's totals so far (the failure-rate rule reads them)
+    expect(first).toEqual({ counted: true, complete: false, totals: { succeeded: 9, failed: 1 } });
     expect(again).toEqual({ counted: false, complete: false });
     expect(await jobs.get(job.site, job.token)).toMatchObject({ chunksDone: 1, succeeded: 9, failed: 1 });
   });

@@ -26,10 +26,14 @@ describe('Function: allowedFrom', () => {
     ['QUEUED', ['RECEIVED']],
     ['RUNNING', ['RECEIVED', 'QUEUED']],
     ['REJECTED', ['RECEIVED']],
-    ['FINALIZING', ['RUNNING']],
+    // A QUEUED job only once stopped (core/jobs/lease.ts beginFinalize)
+    ['FINALIZING', ['QUEUED', 'RUNNING']],
     ['SUCCEEDED', ['FINALIZING']],
     ['PARTIAL', ['FINALIZING']],
     ['FAILED', ['RECEIVED', 'QUEUED', 'RUNNING', 'FINALIZING']],
+    ['EXPIRED', ['RECEIVED']],
+    // Before its split planned it (at once), or through its finalize (a stopped job, QUEUED or RUNNING)
+    ['CANCELLED', ['RECEIVED', 'FINALIZING']],
   ] as const)('a job may move to %s only from %j', (to, from) => {
     // Prepare
     const target = to;
@@ -43,13 +47,31 @@ describe('Function: allowedFrom', () => {
 
   it('never leaves a terminal state', () => {
     // Prepare
-    const all = ['RECEIVED', 'RUNNING', 'FINALIZING', 'SUCCEEDED', 'PARTIAL', 'FAILED', 'REJECTED'] as const;
+    const all = [
+      'RECEIVED',
+      'QUEUED',
+      'RUNNING',
+      'FINALIZING',
+      'SUCCEEDED',
+      'PARTIAL',
+      'FAILED',
+      'REJECTED',
+      'EXPIRED',
+      'CANCELLED',
+    ] as const;
 
     // Act
     const fromTerminal = all.flatMap((to) => allowedFrom(to)).filter(isTerminal);
 
     // Assess
     expect(fromTerminal).toEqual([]);
-    expect(all.filter(isTerminal)).toEqual(['SUCCEEDED', 'PARTIAL', 'FAILED', 'REJECTED']);
+    expect(all.filter(isTerminal)).toEqual([
+      'SUCCEEDED',
+      'PARTIAL',
+      'FAILED',
+      'REJECTED',
+      'EXPIRED',
+      'CANCELLED',
+    ]);
   });
 });

@@ -107,7 +107,10 @@ describe('Function: serveConsole', () => {
     expect(r.nested).toBe(404);
     expect(r.post).toBe(405);
     expect(r.bare.status).toBe(308);
-    expect(r.bare.headers.get('location')).toBe(CONSOLE_PATH);
+    // Relative, so behind API Gateway /prod/console goes to /prod/console/ (the stage prefix is kept)
+    expect(r.bare.headers.get('location')).toBe('console/');
+    expect(new URL(r.bare.headers.get('location')!, `${base}/console`).pathname).toBe(CONSOLE_PATH);
+    expect(new URL('console/', 'https://api.example/prod/console').pathname).toBe('/prod/console/');
     expect(r.api).toBe(418);
   });
 

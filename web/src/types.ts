@@ -2,7 +2,7 @@
  * What the console reads from and sends to the API, as JSON on the wire. These are the console's own types (the
  * browser bundle must not pull in core/); test/unit/web-wire-types.test.ts checks at compile time that core's
  * JobView is assignable to the JobView here, so the two cannot drift apart unnoticed.
- * web/README.md describes the shapes of the routes that core does not answer yet (errors, cancel, retry, usage).
+ * web/README.md describes the JSON of each route the console uses (errors, cancel, retry, usage among them).
  */
 
 export type JobState =
