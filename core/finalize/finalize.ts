@@ -1,3 +1,4 @@
+import pMap from 'p-map';
 import { derivedTimings } from '../../config/index.ts';
 import { requestGrantPass } from '../ops/grant-workers.ts';
 import { jobLogger, type Log } from '../shared/log.ts';
@@ -24,20 +25,8 @@ import { haltStopped, stoppedError, unprocessedRecords } from './stopped.ts';
 
 const HEAD_PROBE = 64 * 1024;
 const PREFETCH = 4;
-
-async function mapLimit<T, R>(items: readonly T[], limit: number, fn: (t: T) => Promise<R>): Promise<R[]> {
-  const out: R[] = new Array(items.length);
-  let next = 0;
-  await Promise.all(
-    Array.from({ length: Math.min(limit, items.length) }, async () => {
-      while (next < items.length) {
-        const i = next++;
-        out[i] = await fn(items[i]!);
-      }
-    }),
-  );
-  return out;
-}
+/** Parts whose meta (failures, counts) is read at once. */
+const PART_METAS_IN_FLIGHT = 8;
 
 export interface FinalizeResult {
   readonly state: 'SUCCEEDED' | 'PARTIAL' | 'FAILED' | 'CANCELLED' | 'SKIPPED';
@@ -108,14 +97,18 @@ async function buildAndFinish(
     const text = (await deps.objects.bytes(keys.rejected(site, token))).toString('utf8');
     for (const line of text.split('\n')) if (line) failures.push(JSON.parse(line) as RecordFailure);
   }
-  const metas = await mapLimit(chunkIds, 8, async (c) => {
-    const key = partKey(c);
-    let head = await deps.objects.bytes(key, { start: 0, end: HEAD_PROBE - 1 });
-    const end = PART_META_OFFSET + partMetaLength(head);
-    if (head.length < end)
-      head = Buffer.concat([head, await deps.objects.bytes(key, { start: head.length, end: end - 1 })]);
-    return decodeJson<PartMeta>(head.subarray(PART_META_OFFSET, end));
-  });
+  const metas = await pMap(
+    chunkIds,
+    async (c) => {
+      const key = partKey(c);
+      let head = await deps.objects.bytes(key, { start: 0, end: HEAD_PROBE - 1 });
+      const end = PART_META_OFFSET + partMetaLength(head);
+      if (head.length < end)
+        head = Buffer.concat([head, await deps.objects.bytes(key, { start: head.length, end: end - 1 })]);
+      return decodeJson<PartMeta>(head.subarray(PART_META_OFFSET, end));
+    },
+    { concurrency: PART_METAS_IN_FLIGHT },
+  );
   for (const m of metas) failures.push(...m.failures);
   // Records a stopped job never processed: failures of their own code (errors.csv lists them; retry re-runs them).
   const unprocessed = halted ? await unprocessedRecords(deps, job, halted.stop, metas, failures) : [];

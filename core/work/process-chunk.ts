@@ -1,3 +1,4 @@
+import pMap from 'p-map';
 import { randomUUID } from 'node:crypto';
 import { hostname } from 'node:os';
 import { setTimeout as sleep } from 'node:timers/promises';
@@ -168,7 +169,9 @@ export async function failedChunk(
     }
   }
   if (!claims) return chunkPart(job, msg, 0, failures);
-  const found = await mapLimit(failures, CLAIM_READS_IN_FLIGHT, (f) => claims.get(job.site, job.token, f.n));
+  const found = await pMap(failures, (f) => claims.get(job.site, job.token, f.n), {
+    concurrency: CLAIM_READS_IN_FLIGHT,
+  });
   const entries = new LocalEntries(dosDateTime(new Date(job.receivedAt)));
   const left: RecordFailure[] = [];
   let succeeded = 0;
@@ -185,19 +188,6 @@ export async function failedChunk(
 
 /** Claims read at once when a chunk with side effects is given up. */
 const CLAIM_READS_IN_FLIGHT = 16;
-
-async function mapLimit<T, R>(items: readonly T[], limit: number, fn: (t: T) => Promise<R>): Promise<R[]> {
-  const out = new Array<R>(items.length);
-  let next = 0;
-  const lanes = Array.from({ length: Math.min(limit, items.length) }, async () => {
-    while (next < items.length) {
-      const i = next++;
-      out[i] = await fn(items[i]!);
-    }
-  });
-  await Promise.all(lanes);
-  return out;
-}
 
 /** What a record's result is. */
 type Done = { readonly outputs: readonly RowOutput[] } | { readonly code: string; readonly message: string };
