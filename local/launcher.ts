@@ -12,6 +12,7 @@ import {
 } from 'node:fs';
 import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
+import { newestSource } from '../web/build.ts';
 import {
   workerEnv,
   type LaunchRequest,
@@ -24,15 +25,6 @@ const WORKER_ENTRY = join(ROOT, 'fargate-worker', 'main.ts');
 /** Inside node_modules, so the bundle's package imports resolve like the sources' do. */
 const BUNDLE = join(ROOT, 'node_modules', '.cache', 'rowfleet', 'fargate-worker.mjs');
 const SOURCES = ['config', 'core', 'fargate-worker', 'processors'].map((d) => join(ROOT, d));
-
-function newestSource(dir: string): number {
-  let newest = 0;
-  for (const e of readdirSync(dir, { withFileTypes: true })) {
-    const p = join(dir, e.name);
-    newest = Math.max(newest, e.isDirectory() ? newestSource(p) : statSync(p).mtimeMs);
-  }
-  return newest;
-}
 
 /**
  * The worker as one ES module, like the container image runs it (esbuild, which tsx brings anyway):

@@ -81,7 +81,8 @@ export async function buildConsole(o: ConsoleBuildOptions = {}): Promise<string>
   return outDir;
 }
 
-function newestSource(dir: string): number {
+/** The newest modification time of any file below `dir` (whether a build is older than its sources). */
+export function newestSource(dir: string): number {
   let newest = 0;
   for (const e of readdirSync(dir, { withFileTypes: true })) {
     const p = join(dir, e.name);

@@ -1,7 +1,7 @@
 /**
- * Load-test CSVs generated in the browser: the same records as `rowfleet loadtest` writes
- * (scripts/gen-data.ts sampleRecords, same xorshift seed; test/unit/web-sample-data.test.ts holds the two
- * equal). Pure code with no Node or DOM API, so it runs in both.
+ * Load-test records, generated in the browser by the console and in Node by `rowfleet loadtest`
+ * (scripts/gen-data.ts imports them): deterministic (xorshift), so runs and benchmarks are comparable. Pure code
+ * with no Node or DOM API, so it runs in both.
  */
 const SURNAMES = ['山田', '鈴木', '佐藤', '田中', '高橋', '渡辺', '伊藤', '中村', '小林', '加藤'];
 const GIVEN = ['太郎', '花子', '次郎', '美咲', '健一', '陽子', '翔太', '結衣', '大輔', '真由美'];

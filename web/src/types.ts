@@ -1,32 +1,15 @@
 /**
  * What the console reads from and sends to the API, as JSON on the wire. These are the console's own types (the
- * browser bundle must not pull in core/); test/unit/web-wire-types.test.ts checks at compile time that core's
- * JobView is assignable to the JobView here, so the two cannot drift apart unnoticed.
+ * console's type-check has no Node types, so it cannot read core's modules that use them);
+ * test/unit/web-wire-types.test.ts checks at compile time that what core answers is assignable to the types
+ * here, so the two cannot drift apart unnoticed. The job states come from core (core/jobs/states.ts).
  * web/README.md describes the JSON of each route the console uses (errors, cancel, retry, usage among them).
  */
 
-export type JobState =
-  | 'RECEIVED'
-  | 'QUEUED'
-  | 'RUNNING'
-  | 'FINALIZING'
-  | 'SUCCEEDED'
-  | 'PARTIAL'
-  | 'FAILED'
-  | 'REJECTED'
-  | 'EXPIRED'
-  | 'CANCELLED';
-
-export const TERMINAL: readonly JobState[] = [
-  'SUCCEEDED',
-  'PARTIAL',
-  'FAILED',
-  'REJECTED',
-  'EXPIRED',
-  'CANCELLED',
-];
-
-export const isFinished = (s: JobState): boolean => TERMINAL.includes(s);
+// The states and which of them are final: the pipeline's own rule (a module without imports, bundled as is).
+import { isTerminal, type JobState } from '../../core/jobs/states.ts';
+export type { JobState };
+export const isFinished = isTerminal;
 
 export interface ApiErrorBody {
   readonly code: string;
