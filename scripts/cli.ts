@@ -65,150 +65,127 @@ const endpointOption = () =>
     'use an AWS-compatible endpoint (e.g. LocalStack) instead of the embedded emulators',
   );
 
-program
+/** The options of a job run from the CLI (`run`, `loadtest`), as commander parses them. */
+interface JobFlags {
+  processor: string;
+  workers?: number;
+  concurrency?: number;
+  template?: string;
+  simulateDelayMs?: number;
+  simulateErrorRate?: number;
+  maxFailureRate?: number;
+  out: string;
+  stallTimeout: number;
+  maxWorkers?: number;
+  stateDir: string;
+  endpoint?: string;
+  json?: boolean;
+}
+
+/** Adds the options every job-running command takes (JobFlags but the processor, whose default differs). */
+function jobOptions(c: Command): Command {
+  return c
+    .option('--workers <n>', 'number of row workers (default: by size, up to the stage limit)', positiveInt)
+    .option(
+      '--concurrency <n>',
+      "records each worker keeps in flight (default: the processor's)",
+      positiveInt,
+    )
+    .option('--template <name>', "the mail processor's template, one of the site's (default: its first)")
+    .option('--simulate-delay-ms <ms>', 'a delay per record, to watch a long job (0..60000)', Number)
+    .option(
+      '--simulate-error-rate <r>',
+      'share of records (0..1) whose first attempt fails transiently; the retry succeeds',
+      Number,
+    )
+    .option(
+      '--max-failure-rate <r>',
+      'stop the job early (FAILED, FAILURE_RATE_EXCEEDED) once more than this share (0..1) of the records processed has failed',
+      Number,
+    )
+    .option('--out <dir>', 'where to write <token>.zip', 'out')
+    .addOption(stallOption())
+    .addOption(maxWorkersOption())
+    .addOption(stateDirOption())
+    .addOption(endpointOption())
+    .option('--json', 'print one JSON summary as the last line of stdout');
+}
+
+const runCommand = program
   .command('run')
   .description('upload a CSV as a site, run the job to its end and download the result zip')
   .argument('<file>', 'CSV file (UTF-8, UTF-8 with BOM, CP932/Shift_JIS, or UTF-16 with BOM)')
   .requiredOption('--site <id>', 'the site (tenant) the job belongs to')
   .addOption(new Option('--processor <name>', 'row processor').choices(processorNames()).default('report'))
-  .option('--office <id>', "one of the site's offices (default: its first)")
-  .option('--workers <n>', 'number of row workers (default: by size, up to the stage limit)', positiveInt)
-  .option('--concurrency <n>', "records each worker keeps in flight (default: the processor's)", positiveInt)
-  .option('--template <name>', "the mail processor's template, one of the site's (default: its first)")
-  .option('--simulate-delay-ms <ms>', 'a delay per record, to watch a long job (0..60000)', Number)
-  .option(
-    '--simulate-error-rate <r>',
-    'share of records (0..1) whose first attempt fails transiently; the retry succeeds',
-    Number,
-  )
-  .option(
-    '--max-failure-rate <r>',
-    'stop the job early (FAILED, FAILURE_RATE_EXCEEDED) once more than this share (0..1) of the records processed has failed',
-    Number,
-  )
-  .option('--out <dir>', 'where to write <token>.zip', 'out')
-  .addOption(stallOption())
-  .addOption(maxWorkersOption())
-  .addOption(stateDirOption())
-  .addOption(endpointOption())
-  .option('--json', 'print one JSON summary as the last line of stdout')
-  .action(
-    async (
-      file: string,
-      o: {
-        site: string;
-        office?: string;
-        processor: string;
-        workers?: number;
-        concurrency?: number;
-        template?: string;
-        simulateDelayMs?: number;
-        simulateErrorRate?: number;
-        maxFailureRate?: number;
-        out: string;
-        stallTimeout: number;
-        maxWorkers?: number;
-        stateDir: string;
-        endpoint?: string;
-        json?: boolean;
-      },
-    ) => {
-      getSite(o.site);
-      if (!existsSync(file)) throw new InvalidArgumentError(`no such file: ${file}`);
-      const summary = await withRuntime(o, async (rt) =>
-        runJob({
-          apiUrl: rt.apiUrl,
-          apiToken: await rt.tokenFor(o.site),
-          file,
-          processor: o.processor,
-          office: o.office,
-          workers: o.workers,
-          simulateDelayMs: o.simulateDelayMs,
-          simulateErrorRate: o.simulateErrorRate,
-          request: { concurrency: o.concurrency, template: o.template, maxFailureRate: o.maxFailureRate },
-          outDir: o.out,
-          directMaxBytes: getStage(rt.stage).limits.directUploadMaxBytes,
-          progress: true,
-          stallSeconds: o.stallTimeout,
-        }),
-      );
-      {
-        const { seconds, ...out } = summary;
-        if (o.json) {
-          process.stdout.write(JSON.stringify(out) + '\n');
-        } else {
-          const r = summary.rows;
-          process.stdout.write(
-            `${summary.state}: ${r.total} records — ${r.succeeded} succeeded, ${r.failed} failed, ${r.rejected} rejected (${seconds.toFixed(1)} s)\n` +
-              (summary.error ? `${summary.error.code}: ${summary.error.message}\n` : '') +
-              (summary.zip ? `zip: ${summary.zip}\n` : ''),
-          );
-        }
-      }
-      process.exitCode = exitCode(summary.state);
-    },
+  .option('--office <id>', "one of the site's offices (default: its first)");
+jobOptions(runCommand).action(async (file: string, o: JobFlags & { site: string; office?: string }) => {
+  getSite(o.site);
+  if (!existsSync(file)) throw new InvalidArgumentError(`no such file: ${file}`);
+  const summary = await withRuntime(o, async (rt) =>
+    runJob({
+      apiUrl: rt.apiUrl,
+      apiToken: await rt.tokenFor(o.site),
+      file,
+      processor: o.processor,
+      office: o.office,
+      workers: o.workers,
+      simulateDelayMs: o.simulateDelayMs,
+      simulateErrorRate: o.simulateErrorRate,
+      request: { concurrency: o.concurrency, template: o.template, maxFailureRate: o.maxFailureRate },
+      outDir: o.out,
+      directMaxBytes: getStage(rt.stage).limits.directUploadMaxBytes,
+      progress: true,
+      stallSeconds: o.stallTimeout,
+    }),
   );
+  {
+    const { seconds, ...out } = summary;
+    if (o.json) {
+      process.stdout.write(JSON.stringify(out) + '\n');
+    } else {
+      const r = summary.rows;
+      process.stdout.write(
+        `${summary.state}: ${r.total} records — ${r.succeeded} succeeded, ${r.failed} failed, ${r.rejected} rejected (${seconds.toFixed(1)} s)\n` +
+          (summary.error ? `${summary.error.code}: ${summary.error.message}\n` : '') +
+          (summary.zip ? `zip: ${summary.zip}\n` : ''),
+      );
+    }
+  }
+  process.exitCode = exitCode(summary.state);
+});
 
-program
+const loadtestCommand = program
   .command('loadtest')
   .description('generate a job of n records, run it on the local runtime, print throughput and the outcome')
   .requiredOption('--records <n>', 'how many records (1000, 5000, 10000 … 1000000)', positiveInt)
   .option('--site <id>', 'the site to run as', 'sakai')
-  .addOption(new Option('--processor <name>', 'row processor').choices(processorNames()).default('json'))
-  .option('--workers <n>', 'number of row workers', positiveInt)
-  .option('--concurrency <n>', "records each worker keeps in flight (default: the processor's)", positiveInt)
-  .option('--template <name>', "the mail processor's template (default: the site's first)")
-  .option('--simulate-delay-ms <ms>', 'a delay per record', Number)
-  .option('--simulate-error-rate <r>', 'share of records whose first attempt fails transiently', Number)
-  .option('--max-failure-rate <r>', 'stop the job early once more than this share has failed', Number)
-  .option('--out <dir>', 'where to write the zip', 'out')
-  .addOption(stallOption())
-  .addOption(stateDirOption())
-  .addOption(endpointOption())
-  .option('--json', 'print one JSON summary as the last line of stdout')
-  .action(
-    async (o: {
-      records: number;
-      site: string;
-      processor: string;
-      workers?: number;
-      concurrency?: number;
-      template?: string;
-      simulateDelayMs?: number;
-      simulateErrorRate?: number;
-      maxFailureRate?: number;
-      out: string;
-      stallTimeout: number;
-      stateDir: string;
-      endpoint?: string;
-      json?: boolean;
-    }) => {
-      getSite(o.site);
-      await withRuntime(o, async (rt) => {
-        const request = {
-          concurrency: o.concurrency,
-          template: o.template,
-          maxFailureRate: o.maxFailureRate,
-        };
-        const r = await loadtest(rt, {
-          ...o,
-          request,
-          outDir: o.out,
-          progress: true,
-          stallSeconds: o.stallTimeout,
-        });
-        if (o.json) process.stdout.write(JSON.stringify(r) + '\n');
-        else {
-          process.stdout.write(
-            `${r.state}: ${r.records} records (${(r.fileBytes / 1048576).toFixed(1)} MiB) in ${r.seconds.toFixed(1)} s — ` +
-              `${r.recordsPerSecond} records/s; ${r.rows.succeeded} succeeded, ${r.rows.failed} failed, ${r.rows.rejected} rejected` +
-              (r.zip ? `\nzip: ${r.zip}\n` : '\n'),
-          );
-        }
-        process.exitCode = exitCode(r.state);
-      });
-    },
-  );
+  .addOption(new Option('--processor <name>', 'row processor').choices(processorNames()).default('json'));
+jobOptions(loadtestCommand).action(async (o: JobFlags & { records: number; site: string }) => {
+  getSite(o.site);
+  await withRuntime(o, async (rt) => {
+    const request = {
+      concurrency: o.concurrency,
+      template: o.template,
+      maxFailureRate: o.maxFailureRate,
+    };
+    const r = await loadtest(rt, {
+      ...o,
+      request,
+      outDir: o.out,
+      progress: true,
+      stallSeconds: o.stallTimeout,
+    });
+    if (o.json) process.stdout.write(JSON.stringify(r) + '\n');
+    else {
+      process.stdout.write(
+        `${r.state}: ${r.records} records (${(r.fileBytes / 1048576).toFixed(1)} MiB) in ${r.seconds.toFixed(1)} s — ` +
+          `${r.recordsPerSecond} records/s; ${r.rows.succeeded} succeeded, ${r.rows.failed} failed, ${r.rows.rejected} rejected` +
+          (r.zip ? `\nzip: ${r.zip}\n` : '\n'),
+      );
+    }
+    process.exitCode = exitCode(r.state);
+  });
+});
 
 program
   .command('retry')
