@@ -41,16 +41,21 @@ function start(args: string[]): ChildProcess {
   return child;
 }
 
+/** The local API's authorization header of site sakai. */
+async function auth(stateDir: string): Promise<Record<string, string>> {
+  const tokens = JSON.parse(await readFile(join(stateDir, 'api-tokens.json'), 'utf8')) as Record<
+    string,
+    string
+  >;
+  return { authorization: `Bearer ${tokens.sakai}` };
+}
+
 /** The state dir's only job, through the API of the runtime that owns the state dir now (undefined meanwhile). */
 async function theJob(stateDir: string): Promise<JobView | undefined> {
   const owner = readOwner(stateDir);
   if (!owner) return undefined;
   try {
-    const tokens = JSON.parse(await readFile(join(stateDir, 'api-tokens.json'), 'utf8')) as Record<
-      string,
-      string
-    >;
-    const res = await fetch(`${owner.apiUrl}/jobs`, { headers: { authorization: `Bearer ${tokens.sakai}` } });
+    const res = await fetch(`${owner.apiUrl}/jobs`, { headers: await auth(stateDir) });
     const jobs = (await res.json()) as JobView[] | { jobs: JobView[] };
     const list = Array.isArray(jobs) ? jobs : jobs.jobs;
     return list[0];
@@ -134,15 +139,27 @@ async function scenario(kill: 'run-client' | 'runtime-running' | 'runtime-finali
   const dev = start(['dev', '--state-dir', stateDir]);
   let devOut = '';
   dev.stdout!.on('data', (b: Buffer) => (devOut += b.toString()));
+  let last: JobView | undefined;
   const done = await until(
     'the job to finish after the restart',
     120_000,
     async () => {
       const v = await theJob(stateDir);
+      last = v ?? last;
       return v && isTerminal(v.state) ? v : undefined;
     },
     200,
-  );
+  ).catch(async (err: Error) => {
+    // What a stuck job looked like, for the one reading the failure
+    const owner = readOwner(stateDir);
+    const detail = last
+      ? await fetch(`${owner?.apiUrl}/jobs/${last.token}`, { headers: await auth(stateDir) })
+      : undefined;
+    throw new Error(
+      `${err.message}; the job: ${detail ? await detail.text() : 'never seen'}; runtime: ${JSON.stringify(owner)}; ` +
+        `dev said: ${devOut.slice(-2000)}; runtime log: ${(await readFile(join(stateDir, 'logs', 'runtime.log'), 'utf8').catch(() => '')).slice(-4000)}`,
+    );
+  });
   const seconds = (Date.now() - t0) / 1000;
   const zip = Buffer.from(await (await fetch(done.download!.url)).arrayBuffer());
   // Ctrl-C once dev is up (a signal while Node still loads the CLI's modules ends it before any handler exists)
