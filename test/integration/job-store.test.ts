@@ -230,6 +230,80 @@ describe('Class: JobStore', () => {
   });
 });
 
+describe('Function: beginFinalize / releaseFinalize (the finalize lease)', () => {
+  const t0 = new Date('2030-01-01T00:00:00.000Z');
+  const after = (ms: number) => new Date(t0.getTime() + ms);
+
+  it('lets one finalize start, refuses another while the lease lasts, and lets a later one take over a dead one', async () => {
+    // Prepare
+    const job = await runningJob(1);
+
+    // Act
+    const first = await jobs.beginFinalize(job.site, job.token, t0, 60, 'first');
+    const during = await jobs.beginFinalize(job.site, job.token, after(60_000), 60, 'second');
+    const takeover = await jobs.beginFinalize(job.site, job.token, after(60_001), 60, 'third');
+
+    // Assess
+    expect(first).toMatchObject({
+      state: 'FINALIZING',
+      finalizingAt: t0.toISOString(),
+      finalizeHolder: 'first',
+    });
+    expect(during).toBeUndefined();
+    expect(takeover).toMatchObject({ state: 'FINALIZING', finalizeHolder: 'third' });
+    expect(takeover?.finalizingAt).toBe(after(60_001).toISOString());
+  });
+
+  it('never starts the finalize of a job that is not running, or of no job', async () => {
+    // Prepare
+    const received = await newJob();
+    const ended = await runningJob(1);
+    await jobs.transition(ended.site, ended.token, 'FAILED');
+
+    // Act
+    const early = await jobs.beginFinalize(received.site, received.token, t0, 60, 'x');
+    const late = await jobs.beginFinalize(ended.site, ended.token, after(3_600_000), 60, 'x');
+    const none = await jobs.beginFinalize('sakai', newJobToken(), t0, 60, 'x');
+
+    // Assess
+    expect([early, late, none]).toEqual([undefined, undefined, undefined]);
+    expect((await jobs.get(received.site, received.token))?.state).toBe('RECEIVED');
+  });
+
+  it('releases only the lease it names, so the next finalize may start at once', async () => {
+    // Prepare
+    const job = await runningJob(1);
+    await jobs.beginFinalize(job.site, job.token, t0, 600, 'first');
+
+    // Act
+    const wrong = await jobs.releaseFinalize(job.site, job.token, after(1));
+    const blocked = await jobs.beginFinalize(job.site, job.token, after(2), 600, 'second');
+    const released = await jobs.releaseFinalize(job.site, job.token, t0.toISOString());
+    const next = await jobs.beginFinalize(job.site, job.token, after(3), 600, 'second');
+
+    // Assess
+    expect([wrong, blocked, released]).toEqual([false, undefined, true]);
+    expect(next).toMatchObject({ state: 'FINALIZING', finalizeHolder: 'second' });
+  });
+
+  it('releases nothing of a job that is no longer finalizing', async () => {
+    // Prepare
+    const job = await runningJob(1);
+    await jobs.beginFinalize(job.site, job.token, t0, 600, 'first');
+    await jobs.transition(job.site, job.token, 'SUCCEEDED', { finalizingAt: t0.toISOString() });
+
+    // Act
+    const released = await jobs.releaseFinalize(job.site, job.token, t0);
+
+    // Assess
+    expect(released).toBe(false);
+    expect(await jobs.get(job.site, job.token)).toMatchObject({
+      state: 'SUCCEEDED',
+      finalizingAt: t0.toISOString(),
+    });
+  });
+});
+
 describe('Class: ApiTokens', () => {
   it('issues a token bound to one site and authenticates it', async () => {
     // Prepare

@@ -218,3 +218,79 @@ describe('Usage mail: at most once per site and day', () => {
     expect(await markers.get('sakai', '2026-09-13')).toMatchObject({ status: 'FAILED' });
   });
 });
+
+describe('Class: MailMarkers', () => {
+  const marker = (site: string, day: string) => ({
+    site,
+    day,
+    to: [`${site}-ops@example.com`],
+    bcc: [],
+    subject: `usage ${site} ${day}`,
+    totals: { jobs: 1, rows: 2, failedRows: 0 },
+  });
+
+  it("claims a day once per site: another site's mail of the same day is its own", async () => {
+    // Prepare
+    const day = '2026-08-01';
+
+    // Act
+    const first = await markers.claim(marker('sakai', day));
+    const again = await markers.claim(marker('sakai', day));
+    const other = await markers.claim(marker('kawasaki', day));
+    const nextDay = await markers.claim(marker('sakai', '2026-08-02'));
+
+    // Assess
+    expect(first).toEqual(expect.any(String));
+    expect(again).toBeUndefined();
+    expect(other).toEqual(expect.any(String));
+    expect(nextDay).toEqual(expect.any(String));
+    expect(await markers.get('sakai', day)).toMatchObject({
+      status: 'SENDING',
+      claimId: first,
+      site: 'sakai',
+    });
+    expect(await markers.get('kawasaki', day)).toMatchObject({ claimId: other, site: 'kawasaki' });
+  });
+
+  it("records an outcome only for the claim that holds the day; another claim's answer is refused", async () => {
+    // Prepare
+    const day = '2026-08-03';
+    const claimId = (await markers.claim(marker('kashima', day)))!;
+
+    // Act
+    const outcomes = await Promise.all([
+      markers.markSent('kashima', day, 'someone-else', 'msg-x').catch((e: unknown) => e),
+      markers.markFailed('kashima', day, 'someone-else', 'boom').catch((e: unknown) => e),
+      markers.release('kashima', day, 'someone-else', 'throttled').catch((e: unknown) => e),
+    ]);
+    const meanwhile = await markers.get('kashima', day);
+    await markers.markSent('kashima', day, claimId, 'msg-1');
+
+    // Assess
+    for (const o of outcomes) expect((o as Error).name).toBe('ConditionalCheckFailedException');
+    expect(meanwhile).toMatchObject({ status: 'SENDING', claimId });
+    expect(meanwhile?.messageId).toBeUndefined();
+    expect(await markers.get('kashima', day)).toMatchObject({ status: 'SENT', messageId: 'msg-1' });
+    expect(await markers.claim(marker('kashima', day))).toBeUndefined();
+  });
+
+  it('lets a later invocation claim a released day, and only a released one', async () => {
+    // Prepare
+    const day = '2026-08-04';
+    const failedDay = '2026-08-05';
+    const a = (await markers.claim(marker('sakai', day)))!;
+    const b = (await markers.claim(marker('sakai', failedDay)))!;
+    await markers.release('sakai', day, a, 'throttled');
+    await markers.markFailed('sakai', failedDay, b, 'refused');
+
+    // Act
+    const reclaimed = await markers.claim(marker('sakai', day));
+    const refused = await markers.claim(marker('sakai', failedDay));
+
+    // Assess
+    expect(reclaimed).toEqual(expect.any(String));
+    expect(reclaimed).not.toBe(a);
+    expect(refused).toBeUndefined();
+    expect(await markers.get('sakai', failedDay)).toMatchObject({ status: 'FAILED', error: 'refused' });
+  });
+});
