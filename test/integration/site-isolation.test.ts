@@ -9,10 +9,12 @@ import { createAuthorizer } from '../../lambdas/authorizer/handler.ts';
 import { createStatusHandler } from '../../lambdas/status/handler.ts';
 import { localContext } from '../../lambdas/shared/middleware.ts';
 import { ApiTokens } from '../../core/intake/tokens.ts';
-import { newJobToken } from '../../core/jobs/keys.ts';
+import { keys, newJobToken, reportQueueName } from '../../core/jobs/keys.ts';
+import { startDirectJob } from '../../core/intake/api.ts';
+import { runWorker } from '../../core/work/worker.ts';
 import type { Job } from '../../core/jobs/store.ts';
 import type { PipelineDeps } from '../../core/deps.ts';
-import { createTestJob, testDeps, useTestAws } from '../helpers/aws.ts';
+import { createTestJob, TEST_STAGE, testDeps, useTestAws } from '../helpers/aws.ts';
 
 vi.hoisted(() => {
   process.env.POWERTOOLS_LOG_LEVEL = 'SILENT';
@@ -182,5 +184,51 @@ describe('Function: callerSite (through the status API)', () => {
 
     // Assess
     for (const r of answers) expect([r.statusCode, errorCode(r)]).toEqual([401, 'UNAUTHENTICATED']);
+  });
+});
+
+describe('Function: runWorker (a chunk message of another job on its queue)', () => {
+  /** A job of `site` whose one chunk's records say whose they are; its queue and its chunk message. */
+  async function jobOf(site: string, words: string) {
+    const csv = ['id,name', ...[1, 2, 3].map((n) => `${n},${words} ${n}`)].join('\n') + '\n';
+    const view = await startDirectJob(deps, site, Buffer.from(csv, 'utf8'), { processor: 'json' });
+    const queueUrl = (await deps.queues.queueUrl(reportQueueName(TEST_STAGE, view.token)))!;
+    const [m] = await deps.queues.receive(queueUrl, { max: 1, waitSeconds: 1, visibilitySeconds: 0 });
+    return { token: view.token, queueUrl, body: m!.Body! };
+  }
+
+  it("never processes another site's or another job's chunk: the worker's results hold its own records only", async () => {
+    // Prepare
+    const own = await jobOf('sakai', 'own record');
+    const otherSite = await jobOf('kawasaki', 'kawasaki secret');
+    const otherJob = await jobOf('sakai', 'other job');
+    await deps.queues.sendOne(own.queueUrl, otherSite.body, 'kawasaki', otherSite.token);
+    await deps.queues.sendOne(own.queueUrl, otherJob.body, 'sakai', otherJob.token);
+
+    // Act
+    const summary = await runWorker(deps, {
+      site: 'sakai',
+      token: own.token,
+      waitSeconds: 0,
+      idlePolls: 2,
+      visibilitySeconds: 30,
+    });
+    const part = (await deps.objects.bytes(keys.part('sakai', own.token, 0))).toString('utf8');
+    const [ownJob, otherSiteJob, otherSakaiJob] = await Promise.all([
+      deps.jobs.get('sakai', own.token),
+      deps.jobs.get('kawasaki', otherSite.token),
+      deps.jobs.get('sakai', otherJob.token),
+    ]);
+
+    // Assess
+    expect(summary).toMatchObject({ chunks: 1, records: 3, duplicates: 0 });
+    expect(part).toContain('own record 1');
+    expect(part).not.toContain('kawasaki secret');
+    expect(part).not.toContain('other job');
+    expect(ownJob).toMatchObject({ chunksDone: 1, succeeded: 3, failed: 0 });
+    expect(otherSiteJob).toMatchObject({ state: 'RUNNING', chunksDone: 0, succeeded: 0 });
+    expect(otherSakaiJob).toMatchObject({ state: 'RUNNING', chunksDone: 0, succeeded: 0 });
+    expect(await deps.objects.size(keys.part('kawasaki', otherSite.token, 0))).toBeUndefined();
+    expect(await deps.objects.size(keys.part('sakai', otherJob.token, 0))).toBeUndefined();
   });
 });
