@@ -8,7 +8,8 @@ import {
   type MailSender,
   type OutgoingMail,
 } from '../../core/usage/ses-sender.ts';
-import { recordJobUsage, UsageStore, type UsageFigures } from '../../core/usage/store.ts';
+import { NO_OFFICE, recordJobUsage, UsageStore, type UsageFigures } from '../../core/usage/store.ts';
+import type { Job } from '../../core/jobs/store.ts';
 import { localDay } from '../../core/usage/days.ts';
 import { RecordingLauncher, testDeps, useTestAws } from '../helpers/aws.ts';
 import { csvOf, runJobs } from '../helpers/pipeline-jobs.ts';
@@ -121,6 +122,73 @@ describe('UsageStore: exactly once per finished job', () => {
         ['west', f(1, 7, 2)],
       ]),
     );
+  });
+});
+
+describe('Function: recordJobUsage', () => {
+  const finished = (over: Partial<Job>): Job => ({
+    site: 'kashima',
+    token: `job-${Math.random()}`,
+    state: 'PARTIAL',
+    processor: 'json',
+    sourceKey: 'k',
+    upload: 'direct',
+    chunksDone: 1,
+    succeeded: 5,
+    failed: 2,
+    rejected: 1,
+    receivedAt: '2026-07-01T00:00:00.000Z',
+    finishedAt: '2026-07-01T15:30:00.000Z',
+    ...over,
+  });
+
+  it("adds a finished job on its finish day in the site's time zone, to its office (or none), once", async () => {
+    // Prepare
+    const withOffice = finished({ office: 'main' });
+    const noOffice = finished({});
+
+    // Act
+    const added = [await recordJobUsage(usage, withOffice), await recordJobUsage(usage, noOffice)];
+    const again = await recordJobUsage(usage, withOffice);
+
+    // Assess
+    expect(added).toEqual([true, true]);
+    expect(again).toBe(false);
+    expect(await usage.offices('kashima', '2026-07-02', '2026-07-02')).toEqual(
+      new Map([
+        ['main', f(1, 5, 3)],
+        [NO_OFFICE, f(1, 5, 3)],
+      ]),
+    );
+    expect((await usage.offices('kashima', '2026-07-01', '2026-07-01')).size).toBe(0);
+  });
+
+  it('adds a rejected file as one job with no records', async () => {
+    // Prepare
+    const job = finished({ site: 'kawasaki', state: 'REJECTED', succeeded: 0, failed: 0, rejected: 0 });
+
+    // Act
+    const added = await recordJobUsage(usage, job);
+
+    // Assess
+    expect(added).toBe(true);
+    expect(await usage.offices('kawasaki', '2026-07-02', '2026-07-02')).toEqual(
+      new Map([[NO_OFFICE, f(1, 0, 0, 1)]]),
+    );
+  });
+
+  it('records nothing for a site that is not configured, or a job without a finish time', async () => {
+    // Prepare
+    const unknown = finished({ site: 'atlantis' });
+    const unfinished = finished({ site: 'mizushima', finishedAt: undefined });
+
+    // Act
+    const added = [await recordJobUsage(usage, unknown), await recordJobUsage(usage, unfinished)];
+
+    // Assess
+    expect(added).toEqual([false, false]);
+    expect((await usage.offices('atlantis', '2026-01-01', '2026-12-31')).size).toBe(0);
+    expect((await usage.offices('mizushima', '2026-07-01', '2026-07-31')).size).toBe(0);
   });
 });
 

@@ -1,5 +1,5 @@
 import { describe, expect, it } from 'vitest';
-import { allowedFrom, isTerminal, outcome } from '../../core/jobs/states.ts';
+import { allowedFrom, countsAgree, isTerminal, outcome, TERMINAL_STATES } from '../../core/jobs/states.ts';
 
 describe('Function: outcome', () => {
   it.each([
@@ -30,6 +30,7 @@ describe('Function: allowedFrom', () => {
     ['SUCCEEDED', ['FINALIZING']],
     ['PARTIAL', ['FINALIZING']],
     ['FAILED', ['RECEIVED', 'QUEUED', 'RUNNING', 'FINALIZING']],
+    ['EXPIRED', ['RECEIVED']],
   ] as const)('a job may move to %s only from %j', (to, from) => {
     // Prepare
     const target = to;
@@ -43,13 +44,45 @@ describe('Function: allowedFrom', () => {
 
   it('never leaves a terminal state', () => {
     // Prepare
-    const all = ['RECEIVED', 'RUNNING', 'FINALIZING', 'SUCCEEDED', 'PARTIAL', 'FAILED', 'REJECTED'] as const;
+    const all = [
+      'RECEIVED',
+      'QUEUED',
+      'RUNNING',
+      'FINALIZING',
+      'SUCCEEDED',
+      'PARTIAL',
+      'FAILED',
+      'REJECTED',
+      'EXPIRED',
+    ] as const;
 
     // Act
     const fromTerminal = all.flatMap((to) => allowedFrom(to)).filter(isTerminal);
 
     // Assess
     expect(fromTerminal).toEqual([]);
-    expect(all.filter(isTerminal)).toEqual(['SUCCEEDED', 'PARTIAL', 'FAILED', 'REJECTED']);
+    expect(all.filter(isTerminal)).toEqual(['SUCCEEDED', 'PARTIAL', 'FAILED', 'REJECTED', 'EXPIRED']);
+    expect([...TERMINAL_STATES].sort()).toEqual(['EXPIRED', 'FAILED', 'PARTIAL', 'REJECTED', 'SUCCEEDED']);
+  });
+});
+
+describe('Function: countsAgree', () => {
+  it.each([
+    [{ total: 6, succeeded: 3, failed: 2, rejected: 1 }, true],
+    [{ total: 0, succeeded: 0, failed: 0, rejected: 0 }, true],
+    [{ total: 6, succeeded: 3, failed: 2, rejected: 0 }, false],
+    [{ total: 6, succeeded: 4, failed: 2, rejected: 1 }, false],
+    [{ total: 6, succeeded: 3, failed: 3, rejected: 1 }, false],
+    [{ total: 6, succeeded: 3, failed: 1, rejected: 2 }, true],
+    [{ total: 5, succeeded: 3, failed: 2, rejected: 1 }, false],
+  ] as const)('%j → %s: every record succeeded, failed or was rejected, once', (counts, expected) => {
+    // Prepare
+    const c = { ...counts };
+
+    // Act
+    const agree = countsAgree(c);
+
+    // Assess
+    expect(agree).toBe(expected);
   });
 });
