@@ -222,6 +222,26 @@ describe('Usage mail: at most once per site and day', () => {
     });
   });
 
+  it('sends nothing and claims nothing for a site with no active recipient', async () => {
+    // Prepare
+    const site = { ...getSite('mizushima'), recipients: [{ address: 'gone@example.com', active: false }] };
+    let calls = 0;
+    const sender: MailSender = {
+      send: async () => {
+        calls++;
+        return 'never';
+      },
+    };
+
+    // Act
+    const r = await sendUsageMail(mailDeps(sender), site, '2026-09-09');
+
+    // Assess
+    expect(r).toMatchObject({ status: 'skipped', reason: 'NO_ACTIVE_RECIPIENTS', to: [] });
+    expect(calls).toBe(0);
+    expect(await markers.get('mizushima', '2026-09-09')).toBeUndefined();
+  });
+
   it('retries throttling with backoff and sends once', async () => {
     // Prepare
     const ses = new SesMailSender();
