@@ -197,13 +197,14 @@ describe('Function: runWorker (a chunk message of another job on its queue)', ()
     return { token: view.token, queueUrl, body: m!.Body! };
   }
 
-  it("never processes another site's or another job's chunk: the worker's results hold its own records only", async () => {
+  it("never processes another site's or another job's chunk, and counts its own once: its results hold its own records only", async () => {
     // Prepare
     const own = await jobOf('sakai', 'own record');
     const otherSite = await jobOf('kawasaki', 'kawasaki secret');
     const otherJob = await jobOf('sakai', 'other job');
     await deps.queues.sendOne(own.queueUrl, otherSite.body, 'kawasaki', otherSite.token);
     await deps.queues.sendOne(own.queueUrl, otherJob.body, 'sakai', otherJob.token);
+    await deps.queues.sendOne(own.queueUrl, own.body, 'sakai', own.token); // its own chunk, delivered twice
 
     // Act
     const summary = await runWorker(deps, {
@@ -221,7 +222,7 @@ describe('Function: runWorker (a chunk message of another job on its queue)', ()
     ]);
 
     // Assess
-    expect(summary).toMatchObject({ chunks: 1, records: 3, duplicates: 0 });
+    expect(summary).toMatchObject({ chunks: 1, records: 3, duplicates: 1 });
     expect(part).toContain('own record 1');
     expect(part).not.toContain('kawasaki secret');
     expect(part).not.toContain('other job');
