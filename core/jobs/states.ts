@@ -21,11 +21,13 @@ const TRANSITIONS: Record<JobState, readonly JobState[]> = {
   QUEUED: ['RUNNING', 'FAILED'],
   RUNNING: ['FINALIZING', 'FAILED'],
   FINALIZING: ['SUCCEEDED', 'PARTIAL', 'FAILED'],
+  // Stryker disable ArrayDeclaration: a terminal state's list names no state a job can move to; allowedFrom only ever asks for real states
   SUCCEEDED: [],
   PARTIAL: [],
   FAILED: [],
   REJECTED: [],
   EXPIRED: [],
+  // Stryker restore ArrayDeclaration
 };
 
 export function isTerminal(state: JobState): boolean {

@@ -157,6 +157,28 @@ describe('Class: EffectClaims (outcomes)', () => {
     expect((await claims.claim('sakai', token, 1, 'third', 'w3')).won).toBe(false);
   });
 
+  it('answers a claim already settled as lost even to its own claimer, and counts its requests', async () => {
+    // Prepare
+    const claims = new EffectClaims(aws.table, 14);
+    const token = newJobToken();
+    const binary = Buffer.from([0, 255, 1, 254]);
+
+    // Act
+    const first = await claims.claim('sakai', token, 1, 'c1', 'w');
+    const statsAfterWin = { ...claims.stats };
+    await claims.done('sakai', token, 1, 'c1', [{ name: 'b.bin', data: binary }]);
+    const again = await claims.claim('sakai', token, 1, 'c1', 'w');
+
+    // Assess
+    expect(first).toEqual({ won: true });
+    expect(statsAfterWin).toEqual({ writes: 1, reads: 0 });
+    expect(again.won).toBe(false);
+    expect(again).toMatchObject({ claim: { status: 'DONE', claimId: 'c1' } });
+    const replayed = again.won ? undefined : again.claim?.outputs?.[0]?.data;
+    expect(Buffer.isBuffer(replayed) && binary.equals(replayed)).toBe(true);
+    expect(claims.stats).toEqual({ writes: 3, reads: 1 });
+  });
+
   it('keeps the outputs of a done record up to 64 KB, and only says so above', async () => {
     // Prepare
     const claims = new EffectClaims(aws.table, 14);

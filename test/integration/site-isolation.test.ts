@@ -146,7 +146,8 @@ describe('Function: callerSite (through the status API)', () => {
     expect(listed.map((j) => j.token)).not.toContain(kawasakiJob.token);
     expect(new Set(listed.map((j) => j.site))).toEqual(new Set(['sakai']));
     expect(own.statusCode).toBe(200);
-    expect(JSON.parse(own.body)).toMatchObject({ token: sakaiJob.token, site: 'sakai' });
+    expect(JSON.parse(own.body)).toMatchObject({ token: sakaiJob.token, site: 'sakai', state: 'RECEIVED' });
+    expect(JSON.parse(own.body)).not.toHaveProperty('workers');
   });
 
   it("answers 404 for another site's job token, never its data", async () => {
@@ -159,6 +160,9 @@ describe('Function: callerSite (through the status API)', () => {
     // Assess
     expect(r.statusCode).toBe(404);
     expect(errorCode(r)).toBe('NOT_FOUND');
+    expect(JSON.parse(r.body)).toEqual({
+      error: { code: 'NOT_FOUND', message: `No job ${kawasakiJob.token}.` },
+    });
     expect(r.body).not.toContain('kawasaki');
   });
 
@@ -172,6 +176,7 @@ describe('Function: callerSite (through the status API)', () => {
 
     // Assess
     expect([malformed.statusCode, errorCode(malformed)]).toEqual([404, 'NOT_FOUND']);
+    expect(malformed.body).toContain('No job not-a-token.');
     expect([unknown.statusCode, errorCode(unknown)]).toEqual([404, 'NOT_FOUND']);
   });
 
@@ -184,6 +189,7 @@ describe('Function: callerSite (through the status API)', () => {
 
     // Assess
     for (const r of answers) expect([r.statusCode, errorCode(r)]).toEqual([401, 'UNAUTHENTICATED']);
+    expect(answers[0]!.body).toContain('A bearer token bound to a site is required.');
   });
 });
 
@@ -231,5 +237,35 @@ describe('Function: runWorker (a chunk message of another job on its queue)', ()
     expect(otherSakaiJob).toMatchObject({ state: 'RUNNING', chunksDone: 0, succeeded: 0 });
     expect(await deps.objects.size(keys.part('kawasaki', otherSite.token, 0))).toBeUndefined();
     expect(await deps.objects.size(keys.part('sakai', otherJob.token, 0))).toBeUndefined();
+    const finalizeRequests = [];
+    for (let empty = 0; empty < 2;) {
+      const msgs = await deps.queues.receive(deps.env.finalizeQueueUrl, { max: 10, waitSeconds: 0 });
+      if (msgs.length === 0) empty++;
+      for (const m of msgs) {
+        finalizeRequests.push(JSON.parse(m.Body!) as { site: string; token: string });
+        await deps.queues.delete(deps.env.finalizeQueueUrl, m.ReceiptHandle!);
+      }
+    }
+    expect(finalizeRequests.filter((r) => r.token === own.token)).toEqual([
+      { site: 'sakai', token: own.token },
+    ]);
+    expect(finalizeRequests.filter((r) => r.token !== own.token)).toEqual([]);
+  });
+
+  it("shows a running job's workers in its view (and only a waiting or running job's)", async () => {
+    // Prepare
+    const running = await jobOf('sakai', 'view');
+
+    // Act
+    const view = JSON.parse((await get(`/jobs/${running.token}`, { site: 'sakai' })).body) as Record<
+      string,
+      unknown
+    >;
+
+    // Assess
+    expect(view).toMatchObject({
+      state: 'RUNNING',
+      workers: { held: expect.any(Number), target: expect.any(Number) },
+    });
   });
 });

@@ -146,10 +146,12 @@ describe('Function: recordJobUsage', () => {
     // Prepare
     const withOffice = finished({ office: 'main' });
     const noOffice = finished({});
+    const dayBefore = finished({ office: 'main', finishedAt: '2026-07-01T14:59:59.000Z' });
 
     // Act
     const added = [await recordJobUsage(usage, withOffice), await recordJobUsage(usage, noOffice)];
     const again = await recordJobUsage(usage, withOffice);
+    await recordJobUsage(usage, dayBefore);
 
     // Assess
     expect(added).toEqual([true, true]);
@@ -160,7 +162,10 @@ describe('Function: recordJobUsage', () => {
         [NO_OFFICE, f(1, 5, 3)],
       ]),
     );
-    expect((await usage.offices('kashima', '2026-07-01', '2026-07-01')).size).toBe(0);
+    expect(await usage.offices('kashima', '2026-07-01', '2026-07-01')).toEqual(
+      new Map([['main', f(1, 5, 3)]]),
+    );
+    expect(NO_OFFICE).toBe('_none');
   });
 
   it('adds a rejected file as one job with no records', async () => {
@@ -240,6 +245,28 @@ describe('Usage mail: at most once per site and day', () => {
     expect(r).toMatchObject({ status: 'skipped', reason: 'NO_ACTIVE_RECIPIENTS', to: [] });
     expect(calls).toBe(0);
     expect(await markers.get('mizushima', '2026-09-09')).toBeUndefined();
+  });
+
+  it('answers a later invocation with the mail that was sent, though the recipients changed since', async () => {
+    // Prepare
+    const site = getSite('kashima');
+    const first = await sendUsageMail(mailDeps(), site, '2026-09-08');
+    const changed = { ...site, recipients: [{ address: 'new-ops@example.com', active: true }] };
+
+    // Act
+    const later = await sendUsageMail(mailDeps(), changed, '2026-09-08');
+
+    // Assess
+    expect(later).toMatchObject({
+      status: 'skipped',
+      reason: 'ALREADY_SENT',
+      messageId: first.messageId,
+      to: first.to,
+      bcc: first.bcc,
+      subject: first.subject,
+      totals: first.totals,
+    });
+    expect(later.to).not.toContain('new-ops@example.com');
   });
 
   it('retries throttling with backoff and sends once', async () => {

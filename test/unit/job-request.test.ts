@@ -143,16 +143,26 @@ describe('Function: jobRequestFromQuery', () => {
     const query = {
       workers: '3',
       concurrency: ' 20 ',
-      simulateDelayMs: '1.5',
-      simulateErrorRate: '5e-1',
+      simulateDelayMs: '1.25',
+      simulateErrorRate: '25e-2',
+      template: '1e3',
     };
 
     // Act
     const input = jobRequestFromQuery(query);
 
     // Assess
-    expect(input).toEqual({ workers: 3, concurrency: 20, simulateDelayMs: 1.5, simulateErrorRate: 0.5 });
-    expect(parseJobRequest(input)).toEqual(input);
+    expect(input).toEqual({
+      workers: 3,
+      concurrency: 20,
+      simulateDelayMs: 1.25,
+      simulateErrorRate: 0.25,
+      template: '1e3',
+    });
+    expect(jobRequestFromQuery({ workers: '1e1', concurrency: '5E+1' })).toEqual({
+      workers: 10,
+      concurrency: 50,
+    });
   });
 
   it('keeps anything else as text, so a number-like text option stays text and a bad number is refused', () => {
@@ -191,7 +201,7 @@ describe('Function: jobRequestFromQuery', () => {
     const input = jobRequestFromQuery(query);
 
     // Assess
-    expect(input).toEqual({ office: 'tokyo' });
+    expect(input).toStrictEqual({ office: 'tokyo' });
     expect(jobRequestFromQuery(null)).toEqual({});
   });
 });

@@ -6,6 +6,7 @@ describe('Function: outcome', () => {
     [{ total: 3, succeeded: 3, failed: 0, rejected: 0 }, 'SUCCEEDED'],
     [{ total: 3, succeeded: 2, failed: 1, rejected: 0 }, 'PARTIAL'],
     [{ total: 3, succeeded: 2, failed: 0, rejected: 1 }, 'PARTIAL'],
+    [{ total: 3, succeeded: 1, failed: 1, rejected: 1 }, 'PARTIAL'],
     [{ total: 3, succeeded: 0, failed: 2, rejected: 1 }, 'FAILED'],
     [{ total: 2, succeeded: 0, failed: 0, rejected: 2 }, 'FAILED'],
   ] as const)('%j → %s', (counts, expected) => {
