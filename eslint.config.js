@@ -2,7 +2,18 @@ import js from '@eslint/js';
 import tseslint from 'typescript-eslint';
 
 export default tseslint.config(
-  { ignores: ['node_modules/', 'cdk.out/', 'out/', '.rowfleet/', 'coverage/', 'web/dist/'] },
+  {
+    ignores: [
+      'node_modules/',
+      'cdk.out/',
+      'out/',
+      '.rowfleet/',
+      'coverage/',
+      'web/dist/',
+      '.stryker-tmp/',
+      'reports/',
+    ],
+  },
   js.configs.recommended,
   ...tseslint.configs.recommended,
   {

@@ -33,12 +33,14 @@ const TRANSITIONS: Record<JobState, readonly JobState[]> = {
   QUEUED: ['RUNNING', 'FAILED', 'FINALIZING'],
   RUNNING: ['FINALIZING', 'FAILED'],
   FINALIZING: ['SUCCEEDED', 'PARTIAL', 'FAILED', 'CANCELLED'],
+  // Stryker disable ArrayDeclaration: a terminal state's list names no state a job can move to; allowedFrom only ever asks for real states
   SUCCEEDED: [],
   PARTIAL: [],
   FAILED: [],
   REJECTED: [],
   EXPIRED: [],
   CANCELLED: [],
+  // Stryker restore ArrayDeclaration
 };
 
 export function isTerminal(state: JobState): boolean {

@@ -126,6 +126,120 @@ describe('Class: EffectClaims', () => {
   });
 });
 
+describe('Class: EffectClaims (outcomes)', () => {
+  it("records an outcome only on the caller's own claim: a late answer of a released claim changes nothing", async () => {
+    // Prepare
+    const claims = new EffectClaims(aws.table, 14);
+    const token = newJobToken();
+    await claims.claim('sakai', token, 1, 'old', 'w1');
+    await claims.release('sakai', token, 1, 'old');
+    await claims.claim('sakai', token, 1, 'new', 'w2');
+
+    // Act
+    await claims.done('sakai', token, 1, 'old', [{ name: 'sent/1.json', data: 'old' }]);
+    await claims.failed('sakai', token, 1, 'old', 'REFUSED', 'late');
+    const meanwhile = await claims.get('sakai', token, 1);
+    await claims.done('sakai', token, 1, 'new', [{ name: 'sent/1.json', data: 'new' }]);
+    await claims.failed('sakai', token, 1, 'new', 'REFUSED', 'after the effect');
+    await claims.release('sakai', token, 1, 'new');
+    const settled = await claims.get('sakai', token, 1);
+
+    // Assess
+    expect(meanwhile).toMatchObject({ status: 'CLAIMED', claimId: 'new', claimedBy: 'w2' });
+    expect(meanwhile?.outputs).toBeUndefined();
+    expect(settled).toMatchObject({
+      status: 'DONE',
+      claimId: 'new',
+      outputsKept: true,
+      outputs: [{ name: 'sent/1.json', data: 'new' }],
+    });
+    expect(settled?.code).toBeUndefined();
+    expect((await claims.claim('sakai', token, 1, 'third', 'w3')).won).toBe(false);
+  });
+
+  it('answers a claim already settled as lost even to its own claimer, and counts its requests', async () => {
+    // Prepare
+    const claims = new EffectClaims(aws.table, 14);
+    const token = newJobToken();
+    const binary = Buffer.from([0, 255, 1, 254]);
+
+    // Act
+    const first = await claims.claim('sakai', token, 1, 'c1', 'w');
+    const statsAfterWin = { ...claims.stats };
+    await claims.done('sakai', token, 1, 'c1', [{ name: 'b.bin', data: binary }]);
+    const again = await claims.claim('sakai', token, 1, 'c1', 'w');
+
+    // Assess
+    expect(first).toEqual({ won: true });
+    expect(statsAfterWin).toEqual({ writes: 1, reads: 0 });
+    expect(again.won).toBe(false);
+    expect(again).toMatchObject({ claim: { status: 'DONE', claimId: 'c1' } });
+    const replayed = again.won ? undefined : again.claim?.outputs?.[0]?.data;
+    expect(Buffer.isBuffer(replayed) && binary.equals(replayed)).toBe(true);
+    expect(claims.stats).toEqual({ writes: 3, reads: 1 });
+  });
+
+  it('keeps the outputs of a done record up to 64 KB, and only says so above', async () => {
+    // Prepare
+    const claims = new EffectClaims(aws.table, 14);
+    const token = newJobToken();
+    const fits = 'x'.repeat(64 * 1024 - 'a'.length);
+    const over = 'x'.repeat(64 * 1024);
+    await claims.claim('sakai', token, 1, 'c1', 'w');
+    await claims.claim('sakai', token, 2, 'c2', 'w');
+
+    // Act
+    await claims.done('sakai', token, 1, 'c1', [{ name: 'a', data: fits }]);
+    await claims.done('sakai', token, 2, 'c2', [{ name: 'a', data: over }]);
+    const kept = await claims.get('sakai', token, 1);
+    const notKept = await claims.get('sakai', token, 2);
+
+    // Assess
+    expect(kept).toMatchObject({ status: 'DONE', outputsKept: true, outputs: [{ name: 'a', data: fits }] });
+    expect(notKept).toMatchObject({ status: 'DONE', outputsKept: false });
+    expect(notKept?.outputs).toBeUndefined();
+  });
+
+  it("keeps a FAILED record's code and message, and frees a released record for the next claimer", async () => {
+    // Prepare
+    const claims = new EffectClaims(aws.table, 14);
+    const token = newJobToken();
+    await claims.claim('sakai', token, 1, 'c1', 'w');
+    await claims.claim('sakai', token, 2, 'c2', 'w');
+
+    // Act
+    await claims.failed('sakai', token, 1, 'c1', 'REFUSED', 'not sent');
+    await claims.release('sakai', token, 2, 'c2');
+    const failed = await claims.get('sakai', token, 1);
+    const retried = await claims.claim('sakai', token, 1, 'c3', 'w');
+    const released = await claims.claim('sakai', token, 2, 'c4', 'w');
+
+    // Assess
+    expect(failed).toMatchObject({ status: 'FAILED', code: 'REFUSED', message: 'not sent' });
+    expect(retried).toEqual({ won: false, claim: failed });
+    expect(released).toEqual({ won: true });
+    expect(await claims.get('sakai', token, 2)).toMatchObject({ status: 'CLAIMED', claimId: 'c4' });
+  });
+
+  it("keeps each site's claims apart: the same job token and record number are another record elsewhere", async () => {
+    // Prepare
+    const claims = new EffectClaims(aws.table, 14);
+    const token = newJobToken();
+    await claims.claim('sakai', token, 1, 'c1', 'w');
+    await claims.done('sakai', token, 1, 'c1', [{ name: 'a', data: 'sakai' }]);
+
+    // Act
+    const other = await claims.claim('kawasaki', token, 1, 'c2', 'w');
+    const otherRecord = await claims.claim('sakai', token, 2, 'c3', 'w');
+
+    // Assess
+    expect(other).toEqual({ won: true });
+    expect(otherRecord).toEqual({ won: true });
+    expect(await claims.get('kawasaki', token, 1)).toMatchObject({ status: 'CLAIMED', claimId: 'c2' });
+    expect(await claims.get('sakai', token, 1)).toMatchObject({ status: 'DONE', claimId: 'c1' });
+  });
+});
+
 describe('Scenario: side effects at most once', () => {
   it('duplicate delivery: the second delivery replays every record from its outcome, sending nothing', async () => {
     // Prepare

@@ -6,6 +6,9 @@ import { dynamoClient } from '../../core/aws/clients.ts';
 import { JobStore, type Job } from '../../core/jobs/store.ts';
 import { newJobToken } from '../../core/jobs/keys.ts';
 import { createTestJob, useTestAws } from '../helpers/aws.ts';
+import { isCountingAttribute } from '../../core/jobs/chunk-count.ts';
+import { isConditionFailure } from '../../core/shared/dynamo.ts';
+import { UsageStore } from '../../core/usage/store.ts';
 
 vi.hoisted(() => {
   process.env.POWERTOOLS_LOG_LEVEL = 'SILENT';
@@ -231,6 +234,184 @@ describe('Class: JobStore', () => {
   });
 });
 
+describe('Class: JobStore (what a caller sees)', () => {
+  it('knows which chunks were counted, and shows none of the counting bookkeeping', async () => {
+    // Prepare
+    const job = await runningJob(2);
+
+    // Act
+    const before = await jobs.isChunkCounted(job.site, job.token, 1);
+    await jobs.countChunk(job.site, job.token, 1, { succeeded: 10, failed: 0 });
+    const after = [
+      await jobs.isChunkCounted(job.site, job.token, 1),
+      await jobs.isChunkCounted(job.site, job.token, 0),
+    ];
+    const stored = await jobs.get(job.site, job.token);
+
+    // Assess
+    expect(before).toBe(false);
+    expect(after).toEqual([true, false]);
+    expect(stored).toMatchObject({ chunksDone: 1, succeeded: 10 });
+    expect(Object.keys(stored!).filter((k) => /^chunks\d+$/.test(k) || k === 'totalSeen')).toEqual([]);
+  });
+
+  it.each([
+    ['chunks0', true],
+    ['chunks12', true],
+    ['totalSeen', true],
+    ['chunksDone', false],
+    ['chunks', false],
+    ['xchunks1', false],
+    ['chunks1x', false],
+    ['totalSeenx', false],
+  ] as const)('isCountingAttribute(%s) is %s', (name, expected) => {
+    // Prepare
+    const n = name;
+
+    // Act
+    const counting = isCountingAttribute(n);
+
+    // Assess
+    expect(counting).toBe(expected);
+  });
+
+  it("lists a site's jobs only, newest first, up to the limit, and nothing else of its partition", async () => {
+    // Prepare
+    const site = 'listing-site';
+    const at = (d: number) => `2030-01-0${d}T00:00:00.000Z`;
+    for (const d of [2, 1, 3]) {
+      await jobs.create({
+        site,
+        token: newJobToken(),
+        upload: 'direct',
+        processor: 'json',
+        sourceKey: 'k',
+        receivedAt: at(d),
+      });
+    }
+    await new UsageStore(aws.table).add(site, '2030-01-01', 'main', 'job-x', {
+      jobs: 1,
+      rows: 1,
+      failedRows: 0,
+      rejectedJobs: 0,
+    });
+
+    // Act
+    const all = await jobs.list(site);
+    const two = await jobs.list(site, 2);
+
+    // Assess
+    expect(all.map((j) => j.receivedAt)).toEqual([at(3), at(2), at(1)]);
+    expect(two.map((j) => j.receivedAt)).toEqual([at(3), at(2)]);
+  });
+
+  it('throws every failure of a write that is not its condition, never taking it for "already done"', async () => {
+    // Prepare
+    const missing = new JobStore('no-such-table');
+
+    // Act
+    const count = await missing
+      .countChunk('sakai', newJobToken(), 0, { succeeded: 1, failed: 0 })
+      .catch((e: unknown) => e);
+    const move = await missing.transition('sakai', newJobToken(), 'RUNNING').catch((e: unknown) => e);
+
+    // Assess
+    expect((count as Error).name).toBe('ResourceNotFoundException');
+    expect((move as Error).name).toBe('ResourceNotFoundException');
+  });
+
+  it('recognises a condition failure by its name too (an error from another copy of the SDK)', () => {
+    // Prepare
+    const foreign = Object.assign(new Error('The conditional request failed'), {
+      name: 'ConditionalCheckFailedException',
+    });
+
+    // Act
+    const verdicts = [
+      isConditionFailure(foreign),
+      isConditionFailure(new Error('x')),
+      isConditionFailure({ name: 'ResourceNotFoundException' }),
+    ];
+
+    // Assess
+    expect(verdicts).toEqual([true, false, false]);
+  });
+});
+
+describe('Function: beginFinalize / releaseFinalize (the finalize lease)', () => {
+  const t0 = new Date('2030-01-01T00:00:00.000Z');
+  const after = (ms: number) => new Date(t0.getTime() + ms);
+
+  it('lets one finalize start, refuses another while the lease lasts, and lets a later one take over a dead one', async () => {
+    // Prepare
+    const job = await runningJob(1);
+
+    // Act
+    const first = await jobs.beginFinalize(job.site, job.token, t0, 60, 'first');
+    const during = await jobs.beginFinalize(job.site, job.token, after(60_000), 60, 'second');
+    const takeover = await jobs.beginFinalize(job.site, job.token, after(60_001), 60, 'third');
+
+    // Assess
+    expect(first).toMatchObject({
+      state: 'FINALIZING',
+      finalizingAt: t0.toISOString(),
+      finalizeHolder: 'first',
+    });
+    expect(during).toBeUndefined();
+    expect(takeover).toMatchObject({ state: 'FINALIZING', finalizeHolder: 'third' });
+    expect(takeover?.finalizingAt).toBe(after(60_001).toISOString());
+  });
+
+  it('never starts the finalize of a job that is not running, or of no job', async () => {
+    // Prepare
+    const received = await newJob();
+    const ended = await runningJob(1);
+    await jobs.transition(ended.site, ended.token, 'FAILED');
+
+    // Act
+    const early = await jobs.beginFinalize(received.site, received.token, t0, 60, 'x');
+    const late = await jobs.beginFinalize(ended.site, ended.token, after(3_600_000), 60, 'x');
+    const none = await jobs.beginFinalize('sakai', newJobToken(), t0, 60, 'x');
+
+    // Assess
+    expect([early, late, none]).toEqual([undefined, undefined, undefined]);
+    expect((await jobs.get(received.site, received.token))?.state).toBe('RECEIVED');
+  });
+
+  it('releases only the lease it names, so the next finalize may start at once', async () => {
+    // Prepare
+    const job = await runningJob(1);
+    await jobs.beginFinalize(job.site, job.token, t0, 600, 'first');
+
+    // Act
+    const wrong = await jobs.releaseFinalize(job.site, job.token, after(1));
+    const blocked = await jobs.beginFinalize(job.site, job.token, after(2), 600, 'second');
+    const released = await jobs.releaseFinalize(job.site, job.token, t0.toISOString());
+    const next = await jobs.beginFinalize(job.site, job.token, after(3), 600, 'second');
+
+    // Assess
+    expect([wrong, blocked, released]).toEqual([false, undefined, true]);
+    expect(next).toMatchObject({ state: 'FINALIZING', finalizeHolder: 'second' });
+  });
+
+  it('releases nothing of a job that is no longer finalizing', async () => {
+    // Prepare
+    const job = await runningJob(1);
+    await jobs.beginFinalize(job.site, job.token, t0, 600, 'first');
+    await jobs.transition(job.site, job.token, 'SUCCEEDED', { finalizingAt: t0.toISOString() });
+
+    // Act
+    const released = await jobs.releaseFinalize(job.site, job.token, t0);
+
+    // Assess
+    expect(released).toBe(false);
+    expect(await jobs.get(job.site, job.token)).toMatchObject({
+      state: 'SUCCEEDED',
+      finalizingAt: t0.toISOString(),
+    });
+  });
+});
+
 describe('Class: ApiTokens', () => {
   it('issues a token bound to one site and authenticates it', async () => {
     // Prepare
@@ -247,6 +428,10 @@ describe('Class: ApiTokens', () => {
     expect(await tokens.authenticate(`Bearer ${sakai}x`)).toBeUndefined();
     expect(await tokens.authenticate(sakai)).toBeUndefined();
     expect(await tokens.authenticate('Bearer ')).toBeUndefined();
+    expect(await tokens.authenticate(`Bearer  ${sakai}`)).toBe('sakai');
+    expect(await tokens.authenticate(`Bearer ${sakai} x`)).toBeUndefined();
+    expect(await tokens.authenticate(`x Bearer ${sakai}`)).toBeUndefined();
+    expect(await tokens.authenticate(`xBearer ${sakai}`)).toBeUndefined();
     expect(await tokens.authenticate(undefined)).toBeUndefined();
   });
 

@@ -8,7 +8,8 @@ import {
   type MailSender,
   type OutgoingMail,
 } from '../../core/usage/ses-sender.ts';
-import { recordJobUsage, UsageStore, type UsageFigures } from '../../core/usage/store.ts';
+import { NO_OFFICE, recordJobUsage, UsageStore, type UsageFigures } from '../../core/usage/store.ts';
+import type { Job } from '../../core/jobs/store.ts';
 import { localDay } from '../../core/usage/days.ts';
 import { RecordingLauncher, testDeps, useTestAws } from '../helpers/aws.ts';
 import { csvOf, runJobs } from '../helpers/pipeline-jobs.ts';
@@ -124,6 +125,78 @@ describe('UsageStore: exactly once per finished job', () => {
   });
 });
 
+describe('Function: recordJobUsage', () => {
+  const finished = (over: Partial<Job>): Job => ({
+    site: 'kashima',
+    token: `job-${Math.random()}`,
+    state: 'PARTIAL',
+    processor: 'json',
+    sourceKey: 'k',
+    upload: 'direct',
+    chunksDone: 1,
+    succeeded: 5,
+    failed: 2,
+    rejected: 1,
+    receivedAt: '2026-07-01T00:00:00.000Z',
+    finishedAt: '2026-07-01T15:30:00.000Z',
+    ...over,
+  });
+
+  it("adds a finished job on its finish day in the site's time zone, to its office (or none), once", async () => {
+    // Prepare
+    const withOffice = finished({ office: 'main' });
+    const noOffice = finished({});
+    const dayBefore = finished({ office: 'main', finishedAt: '2026-07-01T14:59:59.000Z' });
+
+    // Act
+    const added = [await recordJobUsage(usage, withOffice), await recordJobUsage(usage, noOffice)];
+    const again = await recordJobUsage(usage, withOffice);
+    await recordJobUsage(usage, dayBefore);
+
+    // Assess
+    expect(added).toEqual([true, true]);
+    expect(again).toBe(false);
+    expect(await usage.offices('kashima', '2026-07-02', '2026-07-02')).toEqual(
+      new Map([
+        ['main', f(1, 5, 3)],
+        [NO_OFFICE, f(1, 5, 3)],
+      ]),
+    );
+    expect(await usage.offices('kashima', '2026-07-01', '2026-07-01')).toEqual(
+      new Map([['main', f(1, 5, 3)]]),
+    );
+    expect(NO_OFFICE).toBe('_none');
+  });
+
+  it('adds a rejected file as one job with no records', async () => {
+    // Prepare
+    const job = finished({ site: 'kawasaki', state: 'REJECTED', succeeded: 0, failed: 0, rejected: 0 });
+
+    // Act
+    const added = await recordJobUsage(usage, job);
+
+    // Assess
+    expect(added).toBe(true);
+    expect(await usage.offices('kawasaki', '2026-07-02', '2026-07-02')).toEqual(
+      new Map([[NO_OFFICE, f(1, 0, 0, 1)]]),
+    );
+  });
+
+  it('records nothing for a site that is not configured, or a job without a finish time', async () => {
+    // Prepare
+    const unknown = finished({ site: 'atlantis' });
+    const unfinished = finished({ site: 'mizushima', finishedAt: undefined });
+
+    // Act
+    const added = [await recordJobUsage(usage, unknown), await recordJobUsage(usage, unfinished)];
+
+    // Assess
+    expect(added).toEqual([false, false]);
+    expect((await usage.offices('atlantis', '2026-01-01', '2026-12-31')).size).toBe(0);
+    expect((await usage.offices('mizushima', '2026-07-01', '2026-07-31')).size).toBe(0);
+  });
+});
+
 describe('Usage mail: at most once per site and day', () => {
   it('sends exactly one mail when 10 invocations for the same site and day run at once', async () => {
     // Prepare
@@ -152,6 +225,48 @@ describe('Usage mail: at most once per site and day', () => {
       status: 'SENT',
       messageId: sent[0]!.messageId,
     });
+  });
+
+  it('sends nothing and claims nothing for a site with no active recipient', async () => {
+    // Prepare
+    const site = { ...getSite('mizushima'), recipients: [{ address: 'gone@example.com', active: false }] };
+    let calls = 0;
+    const sender: MailSender = {
+      send: async () => {
+        calls++;
+        return 'never';
+      },
+    };
+
+    // Act
+    const r = await sendUsageMail(mailDeps(sender), site, '2026-09-09');
+
+    // Assess
+    expect(r).toMatchObject({ status: 'skipped', reason: 'NO_ACTIVE_RECIPIENTS', to: [] });
+    expect(calls).toBe(0);
+    expect(await markers.get('mizushima', '2026-09-09')).toBeUndefined();
+  });
+
+  it('answers a later invocation with the mail that was sent, though the recipients changed since', async () => {
+    // Prepare
+    const site = getSite('kashima');
+    const first = await sendUsageMail(mailDeps(), site, '2026-09-08');
+    const changed = { ...site, recipients: [{ address: 'new-ops@example.com', active: true }] };
+
+    // Act
+    const later = await sendUsageMail(mailDeps(), changed, '2026-09-08');
+
+    // Assess
+    expect(later).toMatchObject({
+      status: 'skipped',
+      reason: 'ALREADY_SENT',
+      messageId: first.messageId,
+      to: first.to,
+      bcc: first.bcc,
+      subject: first.subject,
+      totals: first.totals,
+    });
+    expect(later.to).not.toContain('new-ops@example.com');
   });
 
   it('retries throttling with backoff and sends once', async () => {
@@ -216,5 +331,81 @@ describe('Usage mail: at most once per site and day', () => {
     expect(second).toMatchObject({ status: 'skipped', reason: 'ALREADY_FAILED' });
     expect(calls).toBe(1);
     expect(await markers.get('sakai', '2026-09-13')).toMatchObject({ status: 'FAILED' });
+  });
+});
+
+describe('Class: MailMarkers', () => {
+  const marker = (site: string, day: string) => ({
+    site,
+    day,
+    to: [`${site}-ops@example.com`],
+    bcc: [],
+    subject: `usage ${site} ${day}`,
+    totals: { jobs: 1, rows: 2, failedRows: 0 },
+  });
+
+  it("claims a day once per site: another site's mail of the same day is its own", async () => {
+    // Prepare
+    const day = '2026-08-01';
+
+    // Act
+    const first = await markers.claim(marker('sakai', day));
+    const again = await markers.claim(marker('sakai', day));
+    const other = await markers.claim(marker('kawasaki', day));
+    const nextDay = await markers.claim(marker('sakai', '2026-08-02'));
+
+    // Assess
+    expect(first).toEqual(expect.any(String));
+    expect(again).toBeUndefined();
+    expect(other).toEqual(expect.any(String));
+    expect(nextDay).toEqual(expect.any(String));
+    expect(await markers.get('sakai', day)).toMatchObject({
+      status: 'SENDING',
+      claimId: first,
+      site: 'sakai',
+    });
+    expect(await markers.get('kawasaki', day)).toMatchObject({ claimId: other, site: 'kawasaki' });
+  });
+
+  it("records an outcome only for the claim that holds the day; another claim's answer is refused", async () => {
+    // Prepare
+    const day = '2026-08-03';
+    const claimId = (await markers.claim(marker('kashima', day)))!;
+
+    // Act
+    const outcomes = await Promise.all([
+      markers.markSent('kashima', day, 'someone-else', 'msg-x').catch((e: unknown) => e),
+      markers.markFailed('kashima', day, 'someone-else', 'boom').catch((e: unknown) => e),
+      markers.release('kashima', day, 'someone-else', 'throttled').catch((e: unknown) => e),
+    ]);
+    const meanwhile = await markers.get('kashima', day);
+    await markers.markSent('kashima', day, claimId, 'msg-1');
+
+    // Assess
+    for (const o of outcomes) expect((o as Error).name).toBe('ConditionalCheckFailedException');
+    expect(meanwhile).toMatchObject({ status: 'SENDING', claimId });
+    expect(meanwhile?.messageId).toBeUndefined();
+    expect(await markers.get('kashima', day)).toMatchObject({ status: 'SENT', messageId: 'msg-1' });
+    expect(await markers.claim(marker('kashima', day))).toBeUndefined();
+  });
+
+  it('lets a later invocation claim a released day, and only a released one', async () => {
+    // Prepare
+    const day = '2026-08-04';
+    const failedDay = '2026-08-05';
+    const a = (await markers.claim(marker('sakai', day)))!;
+    const b = (await markers.claim(marker('sakai', failedDay)))!;
+    await markers.release('sakai', day, a, 'throttled');
+    await markers.markFailed('sakai', failedDay, b, 'refused');
+
+    // Act
+    const reclaimed = await markers.claim(marker('sakai', day));
+    const refused = await markers.claim(marker('sakai', failedDay));
+
+    // Assess
+    expect(reclaimed).toEqual(expect.any(String));
+    expect(reclaimed).not.toBe(a);
+    expect(refused).toBeUndefined();
+    expect(await markers.get('sakai', failedDay)).toMatchObject({ status: 'FAILED', error: 'refused' });
   });
 });

@@ -41,6 +41,40 @@ describe('Function: reportQueueName', () => {
     // Assess
     expect(act).toThrow(/80/);
   });
+
+  it('allows a queue name of exactly 80 characters, and no more', () => {
+    // Prepare
+    const fits = 's'.repeat(80 - '-report-'.length - 40);
+
+    // Act
+    const name = reportQueueName(fits, TOKEN);
+
+    // Assess
+    expect(name).toHaveLength(80);
+    expect(() => reportQueueName(`${fits}s`, TOKEN)).toThrow(/80/);
+  });
+});
+
+describe('Function: isJobToken', () => {
+  it.each([
+    [TOKEN, true],
+    [TOKEN.toUpperCase(), false],
+    [`${TOKEN}0`, false],
+    [`0${TOKEN}`, false],
+    [TOKEN.slice(1), false],
+    [TOKEN.replace(/-/g, ''), false],
+    [TOKEN.replace('0f8', '0g8'), false],
+    ['', false],
+  ])('%s → %s', (value, expected) => {
+    // Prepare
+    const v = value;
+
+    // Act
+    const ok = isJobToken(v);
+
+    // Assess
+    expect(ok).toBe(expected);
+  });
 });
 
 describe('Function: parseSourceKey', () => {
@@ -68,6 +102,10 @@ describe('Function: parseSourceKey', () => {
     [`uploads/sakai/${TOKEN.replace(/-/g, 'a')}/source.csv`],
     [`prefix/uploads/sakai/${TOKEN}/source.csv`],
     [`uploads/s/${TOKEN}/source.csv`],
+    [`uploads/${'s'.repeat(32)}/${TOKEN}/source.csv`],
+    [`uploads/9sakai/${TOKEN}/source.csv`],
+    [`uploads/sakai/${TOKEN}/sourcexcsv`],
+    [`uploads/sakai/${TOKEN}0/source.csv`],
   ])('ignores %s', (key) => {
     // Prepare
     const k = key;
@@ -77,6 +115,19 @@ describe('Function: parseSourceKey', () => {
 
     // Assess
     expect(ids).toBeUndefined();
+  });
+});
+
+describe('Function: parseSourceKey (site ids)', () => {
+  it.each([['ab'], ['s'.repeat(31)], ['site-2'], ['a0-9']])('parses the key of site %s', (site) => {
+    // Prepare
+    const key = keys.source(site, TOKEN);
+
+    // Act
+    const ids = parseSourceKey(key);
+
+    // Assess
+    expect(ids).toEqual({ site, token: TOKEN });
   });
 });
 
@@ -91,6 +142,10 @@ describe('Object: keys', () => {
       keys.rejected(site, TOKEN),
       keys.part(site, TOKEN, 12),
       keys.result(site, TOKEN),
+      keys.movedSource(site, TOKEN),
+      keys.utf8Source(site, TOKEN),
+      keys.failed(site, TOKEN),
+      keys.gaveUpPart(site, TOKEN, 12),
     ];
 
     // Assess
@@ -99,6 +154,10 @@ describe('Object: keys', () => {
       `jobs/kawasaki/${TOKEN}/rejected.jsonl`,
       `jobs/kawasaki/${TOKEN}/parts/0000012.part`,
       `results/kawasaki/${TOKEN}/${TOKEN}.zip`,
+      `jobs/kawasaki/${TOKEN}/source.csv`,
+      `jobs/kawasaki/${TOKEN}/source.utf8.csv`,
+      `jobs/kawasaki/${TOKEN}/failed.jsonl`,
+      `jobs/kawasaki/${TOKEN}/parts/0000012.gave-up.part`,
     ]);
   });
 });

@@ -1,11 +1,12 @@
 import { describe, expect, it } from 'vitest';
-import { allowedFrom, isTerminal, outcome } from '../../core/jobs/states.ts';
+import { allowedFrom, countsAgree, isTerminal, outcome, TERMINAL_STATES } from '../../core/jobs/states.ts';
 
 describe('Function: outcome', () => {
   it.each([
     [{ total: 3, succeeded: 3, failed: 0, rejected: 0 }, 'SUCCEEDED'],
     [{ total: 3, succeeded: 2, failed: 1, rejected: 0 }, 'PARTIAL'],
     [{ total: 3, succeeded: 2, failed: 0, rejected: 1 }, 'PARTIAL'],
+    [{ total: 3, succeeded: 1, failed: 1, rejected: 1 }, 'PARTIAL'],
     [{ total: 3, succeeded: 0, failed: 2, rejected: 1 }, 'FAILED'],
     [{ total: 2, succeeded: 0, failed: 0, rejected: 2 }, 'FAILED'],
   ] as const)('%j → %s', (counts, expected) => {
@@ -73,5 +74,34 @@ describe('Function: allowedFrom', () => {
       'EXPIRED',
       'CANCELLED',
     ]);
+    expect([...TERMINAL_STATES].sort()).toEqual([
+      'CANCELLED',
+      'EXPIRED',
+      'FAILED',
+      'PARTIAL',
+      'REJECTED',
+      'SUCCEEDED',
+    ]);
+  });
+});
+
+describe('Function: countsAgree', () => {
+  it.each([
+    [{ total: 6, succeeded: 3, failed: 2, rejected: 1 }, true],
+    [{ total: 0, succeeded: 0, failed: 0, rejected: 0 }, true],
+    [{ total: 6, succeeded: 3, failed: 2, rejected: 0 }, false],
+    [{ total: 6, succeeded: 4, failed: 2, rejected: 1 }, false],
+    [{ total: 6, succeeded: 3, failed: 3, rejected: 1 }, false],
+    [{ total: 6, succeeded: 3, failed: 1, rejected: 2 }, true],
+    [{ total: 5, succeeded: 3, failed: 2, rejected: 1 }, false],
+  ] as const)('%j → %s: every record succeeded, failed or was rejected, once', (counts, expected) => {
+    // Prepare
+    const c = { ...counts };
+
+    // Act
+    const agree = countsAgree(c);
+
+    // Assess
+    expect(agree).toBe(expected);
   });
 });
