@@ -255,6 +255,24 @@ describe('Class: JobStore (what a caller sees)', () => {
     expect(Object.keys(stored!).filter((k) => /^chunks\d+$/.test(k) || k === 'totalSeen')).toEqual([]);
   });
 
+  it('answers the chunks counted so far, each once, in order, across chunk sets (what a stopped job zips)', async () => {
+    // Prepare: 2,500 chunks spread over three chunk sets; some counted, one of them twice
+    const job = await runningJob(2500);
+    const counted = [2400, 7, 0, 1999, 1000, 999];
+    for (const c of [...counted, 7])
+      await jobs.countChunk(job.site, job.token, c, { succeeded: 1, failed: 0 });
+
+    // Act
+    const chunks = await jobs.countedChunks(job.site, job.token, 2500);
+    const none = await jobs.countedChunks(job.site, job.token, 0);
+    const firstSetOnly = await jobs.countedChunks(job.site, job.token, 1000);
+
+    // Assess
+    expect(chunks).toEqual([0, 7, 999, 1000, 1999, 2400]);
+    expect(none).toEqual([]);
+    expect(firstSetOnly).toEqual([0, 7, 999]);
+  });
+
   it.each([
     ['chunks0', true],
     ['chunks12', true],
