@@ -25,7 +25,7 @@ export async function launchChromium(extraArgs: readonly string[] = []): Promise
   if (!existsSync(CHROMIUM_PATH)) {
     throw new Error(
       `Chromium is not installed at ${CHROMIUM_PATH}: the browser tests need it. Install it with ` +
-        '"apt-get install -y chromium" (.ci/run does this when it is missing).',
+        '"apt-get install -y chromium" (npm test does this as root on Debian: scripts/ensure-chromium.sh).',
     );
   }
   return chromium.launch({
