@@ -6,7 +6,7 @@
  */
 import { readFileSync } from 'node:fs';
 import { UpdateCommand } from '@aws-sdk/lib-dynamodb';
-import { afterAll, beforeAll, describe, expect, it, vi } from 'vitest';
+import { describe, expect, it, vi } from 'vitest';
 import { dynamoClient } from '../../core/aws/clients.ts';
 import type { JobView } from '../../core/intake/api.ts';
 import { keys, reportQueueName } from '../../core/jobs/keys.ts';
@@ -20,10 +20,9 @@ import {
   screenshotPath,
   shownToken,
   signIn,
-  startConsoleWorld,
+  useConsoleWorld,
   waitForState,
   writeTemp,
-  type ConsoleWorld,
 } from './support.ts';
 
 vi.hoisted(() => {
@@ -31,15 +30,7 @@ vi.hoisted(() => {
   process.env.POWERTOOLS_METRICS_DISABLED = 'true';
 });
 
-let world: ConsoleWorld;
-
-beforeAll(async () => {
-  world = await startConsoleWorld();
-});
-
-afterAll(async () => {
-  await world?.stop();
-});
+const world = useConsoleWorld();
 
 async function apiJob(csv: string, query: string, site: 'sakai' | 'kawasaki' = 'sakai'): Promise<JobView> {
   const res = await fetch(`${world.rt.apiUrl}/jobs?${query}`, {

@@ -1,4 +1,4 @@
-import { afterAll, beforeAll, describe, expect, it, vi } from 'vitest';
+import { describe, expect, it, vi } from 'vitest';
 import type { JobView } from '../../core/intake/api.ts';
 import { readZip } from '../helpers/zip.ts';
 import {
@@ -6,10 +6,9 @@ import {
   sample,
   shownToken,
   signIn,
-  startConsoleWorld,
+  useConsoleWorld,
   waitForState,
   writeTemp,
-  type ConsoleWorld,
 } from './support.ts';
 
 vi.hoisted(() => {
@@ -17,15 +16,7 @@ vi.hoisted(() => {
   process.env.POWERTOOLS_METRICS_DISABLED = 'true';
 });
 
-let world: ConsoleWorld;
-
-beforeAll(async () => {
-  world = await startConsoleWorld();
-});
-
-afterAll(async () => {
-  await world?.stop();
-});
+const world = useConsoleWorld();
 
 /** A job started through the API itself (not the console), as another client of the site would. */
 async function apiJob(token: string, csv: string, query = 'processor=json'): Promise<JobView> {

@@ -2,7 +2,7 @@ import { mkdirSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
-import { expect } from 'vitest';
+import { afterAll, beforeAll, expect } from 'vitest';
 import type { Browser, BrowserContext, Page } from 'playwright-core';
 import { LocalRuntime } from '../../local/runtime.ts';
 import { axeViolations, launchChromium, watchPage } from '../helpers/browser.ts';
@@ -49,6 +49,21 @@ export async function startConsoleWorld(o: { browserArgs?: readonly string[] } =
       rmSync(dir, { recursive: true, force: true });
     },
   };
+}
+
+/**
+ * The world of a test file: started before its tests, stopped after them. The object is filled in when the
+ * tests start (read it inside tests and hooks, not at the file's top level).
+ */
+export function useConsoleWorld(): ConsoleWorld {
+  const world = {} as { -readonly [K in keyof ConsoleWorld]: ConsoleWorld[K] };
+  beforeAll(async () => {
+    Object.assign(world, await startConsoleWorld());
+  });
+  afterAll(async () => {
+    await world.stop?.();
+  });
+  return world;
 }
 
 export interface ConsolePage {
