@@ -5,7 +5,7 @@
  * once; each small job ends soon after its upload. The acceptance run (a 200,000-record job, ten small jobs) is
  * this test with BUDGET_RECORDS=200000 BUDGET_SMALL_JOBS=10; it prints the figures.
  */
-import { mkdtempSync, readdirSync, rmSync } from 'node:fs';
+import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it, vi } from 'vitest';
@@ -14,6 +14,7 @@ import { LocalRuntime } from '../../local/runtime.ts';
 import { writeSampleCsv } from '../../scripts/gen-data.ts';
 import { runJob, type RunSummary } from '../../scripts/run-job.ts';
 import { checkZip, expectExactlyOnce } from '../helpers/jepsen.ts';
+import { liveWorkers } from '../helpers/tasks.ts';
 
 const BUDGET = 4;
 const LARGE = Number(process.env.BUDGET_RECORDS ?? 12_000);
@@ -37,35 +38,6 @@ afterAll(async () => {
   await rt?.stop();
   if (dir) rmSync(dir, { recursive: true, force: true });
 });
-
-/** Worker processes alive now, from the local launcher's task files. */
-function liveWorkers(stateDir: string): number {
-  let n = 0;
-  const tasks = join(stateDir, 'tasks');
-  let tokens: string[];
-  try {
-    tokens = readdirSync(tasks);
-  } catch {
-    return 0;
-  }
-  for (const token of tokens) {
-    let pids: string[];
-    try {
-      pids = readdirSync(join(tasks, token));
-    } catch {
-      continue;
-    }
-    for (const pid of pids) {
-      try {
-        process.kill(Number(pid), 0);
-        n++;
-      } catch {
-        // gone
-      }
-    }
-  }
-  return n;
-}
 
 // The large job runs about 10 ms × LARGE ÷ 16 records in flight; the acceptance size needs minutes
 describe('Scenario: the worker budget, locally', { timeout: 60_000 + LARGE * 2 }, () => {

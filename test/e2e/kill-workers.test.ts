@@ -1,25 +1,16 @@
-import { mkdtemp, readdir, rm } from 'node:fs/promises';
+import { mkdtemp, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, describe, expect, it } from 'vitest';
 import { writeSampleCsv } from '../../scripts/gen-data.ts';
 import { lastJsonLine, rowfleet } from '../helpers/cli.ts';
 import { readZip } from '../helpers/zip.ts';
+import { workerPids } from '../helpers/tasks.ts';
 
 const dirs: string[] = [];
 afterAll(async () => {
   for (const d of dirs) await rm(d, { recursive: true, force: true });
 });
-
-/** Pids of the job's running workers, from the local launcher's task files. */
-async function workerPids(stateDir: string): Promise<number[]> {
-  const tasks = join(stateDir, 'tasks');
-  const pids: number[] = [];
-  for (const token of await readdir(tasks).catch(() => [] as string[])) {
-    for (const pid of await readdir(join(tasks, token)).catch(() => [] as string[])) pids.push(Number(pid));
-  }
-  return pids;
-}
 
 describe('Scenario: workers killed mid-job', () => {
   it('ends SUCCEEDED with every record exactly once after two of three workers get SIGKILL', async () => {
@@ -58,7 +49,7 @@ describe('Scenario: workers killed mid-job', () => {
     let pids: number[] = [];
     for (let i = 0; i < 200 && pids.length < 3; i++) {
       await new Promise((r) => setTimeout(r, 100));
-      pids = await workerPids(stateDir);
+      pids = workerPids(stateDir);
     }
     expect(pids).toHaveLength(3);
     await new Promise((r) => setTimeout(r, 1500)); // let them take chunks

@@ -3,7 +3,7 @@
  * worker processes, two of them killed with SIGKILL while they send. The job ends; no address gets two mails;
  * every row is sent once (in the zip) or in errors.csv, IN_DOUBT only for rows a killed worker had claimed.
  */
-import { mkdtemp, readdir, readFile, rm } from 'node:fs/promises';
+import { mkdtemp, readFile, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, describe, expect, it } from 'vitest';
@@ -12,6 +12,7 @@ import type { ListedMail } from '../../scripts/mail.ts';
 import { lastJsonLine, rowfleet } from '../helpers/cli.ts';
 import { parseErrorsCsv } from '../helpers/jepsen.ts';
 import { readZipText } from '../helpers/zip.ts';
+import { workerPids } from '../helpers/tasks.ts';
 
 const dirs: string[] = [];
 afterAll(async () => {
@@ -20,15 +21,6 @@ afterAll(async () => {
 
 async function linesOf(file: string): Promise<number> {
   return (await readFile(file, 'utf8').catch(() => '')).split('\n').length - 1;
-}
-
-async function workerPids(stateDir: string): Promise<number[]> {
-  const tasks = join(stateDir, 'tasks');
-  const pids: number[] = [];
-  for (const token of await readdir(tasks).catch(() => [] as string[])) {
-    for (const pid of await readdir(join(tasks, token)).catch(() => [] as string[])) pids.push(Number(pid));
-  }
-  return pids;
 }
 
 describe('Scenario: mail workers killed mid-send', () => {
@@ -65,7 +57,7 @@ describe('Scenario: mail workers killed mid-send', () => {
     let pids: number[] = [];
     for (let i = 0; i < 300 && pids.length < 3; i++) {
       await new Promise((r) => setTimeout(r, 100));
-      pids = await workerPids(stateDir);
+      pids = workerPids(stateDir);
     }
     expect(pids).toHaveLength(3);
     // Kill once the workers are sending (the local SES keeps its mails in the state dir as they arrive).

@@ -5,7 +5,7 @@
  * the same test with RESTART_RECORDS=200000 (it prints the figures).
  */
 import { spawn, type ChildProcess } from 'node:child_process';
-import { mkdtemp, readdir, readFile, rm } from 'node:fs/promises';
+import { mkdtemp, readFile, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, describe, expect, it } from 'vitest';
@@ -15,6 +15,7 @@ import { readOwner } from '../../local/ownership.ts';
 import { writeSampleCsv } from '../../scripts/gen-data.ts';
 import { REPO_ROOT, rowfleet } from '../helpers/cli.ts';
 import { checkZip, expectExactlyOnce } from '../helpers/jepsen.ts';
+import { workerPids } from '../helpers/tasks.ts';
 
 const RECORDS = Number(process.env.RESTART_RECORDS ?? 6000);
 /** Slows the workers a little so a small job is still running when it is killed. */
@@ -78,9 +79,7 @@ async function until<T>(what: string, ms: number, f: () => Promise<T | undefined
 async function killRuntime(stateDir: string): Promise<number[]> {
   const owner = readOwner(stateDir)!;
   const pids = [owner.pid, ...(owner.emulatorPid ? [owner.emulatorPid] : [])];
-  const tasks = join(stateDir, 'tasks');
-  for (const token of await readdir(tasks).catch(() => [] as string[]))
-    for (const pid of await readdir(join(tasks, token)).catch(() => [] as string[])) pids.push(Number(pid));
+  pids.push(...workerPids(stateDir));
   for (const pid of pids) {
     try {
       process.kill(pid, 'SIGKILL');

@@ -1,27 +1,15 @@
 import { describe, expect, it } from 'vitest';
 import type { ChunkMessage } from '../../core/messages/chunk.ts';
-import type { Job } from '../../core/jobs/store.ts';
 import type { RowProcessor } from '../../core/work/processors/index.ts';
 import { splitPart } from '../../core/messages/part.ts';
 import { processChunk } from '../../core/work/process-chunk.ts';
 import { idleEnough, isOwnChunk } from '../../core/work/worker.ts';
 import { ZipWriter } from '../../core/finalize/zip.ts';
 import { readZip } from '../helpers/zip.ts';
+import { RUNNING_JOB } from '../helpers/running-job.ts';
 
-const TOKEN = '0f8fad5b-d9cb-469f-a165-70867728950e';
-const job: Job = {
-  site: 'sakai',
-  token: TOKEN,
-  state: 'RUNNING',
-  processor: 'test',
-  sourceKey: `uploads/sakai/${TOKEN}/source.csv`,
-  upload: 'direct',
-  header: ['id', 'name'],
-  chunksDone: 0,
-  succeeded: 0,
-  failed: 0,
-  receivedAt: '2026-01-02T03:04:05.000Z',
-};
+const job = RUNNING_JOB;
+const TOKEN = job.token;
 const msg: ChunkMessage = {
   v: 2,
   site: 'sakai',
