@@ -37,10 +37,12 @@ export function depsFromEnv(launcher: TaskLauncher = new EcsTaskLauncher()): Pip
   const stage = getStage(env.stage);
   // `rowfleet dev|run --max-workers N` sets this for the local runtime; the stages' budgets are in config/.
   const maxWorkers = intEnv('ROWFLEET_MAX_WORKERS', 0);
+  // The local runtime sets this to the machine's cores (config/schema.ts `defaultWorkersPerJob`).
+  const defaultWorkers = intEnv('ROWFLEET_DEFAULT_WORKERS_PER_JOB', 0);
   const topic = process.env.JOBS_TOPIC_ARN;
   return {
     env,
-    limits: stage.limits,
+    limits: defaultWorkers > 0 ? { ...stage.limits, defaultWorkersPerJob: defaultWorkers } : stage.limits,
     timings: stage.timings,
     jobs: new JobStore(env.table),
     objects: new Objects(env.bucket),

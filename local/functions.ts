@@ -41,6 +41,8 @@ export class IsolatedFunction {
   private next = 0;
   /** Peak resident memory of the function's process, in bytes. */
   maxRss = 0;
+  /** Settles once the process has loaded its handler (its first message), as a warm sandbox waits for requests. */
+  readonly ready: Promise<void>;
 
   constructor(
     readonly name: FunctionName,
@@ -55,7 +57,15 @@ export class IsolatedFunction {
       },
       stdio: ['ignore', 'inherit', 'inherit', 'ipc'],
     });
-    this.child.on('message', (m: { id: number; result?: unknown; error?: string; maxRss: number }) => {
+    this.ready = new Promise((resolve, reject) => {
+      this.child.once('message', () => resolve());
+      this.child.once('exit', (code) =>
+        reject(new Error(`function ${name} exited while loading (code ${code})`)),
+      );
+    });
+    this.ready.catch(() => undefined);
+    this.child.on('message', (m: { id?: number; result?: unknown; error?: string; maxRss: number }) => {
+      if (m.id === undefined) return;
       this.maxRss = Math.max(this.maxRss, m.maxRss);
       const p = this.pending.get(m.id);
       this.pending.delete(m.id);

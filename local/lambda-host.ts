@@ -17,3 +17,5 @@ process.on('message', (m: { id: number; event: unknown }) => {
   );
 });
 process.on('disconnect', () => process.exit(0));
+// Loaded: the runtime waits for this before it takes requests (local/functions.ts IsolatedFunction.ready).
+process.send?.({ ready: true });

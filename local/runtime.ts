@@ -2,6 +2,7 @@ import { fork, type ChildProcess } from 'node:child_process';
 import { randomUUID } from 'node:crypto';
 import { existsSync, mkdirSync, readFileSync, writeFileSync } from 'node:fs';
 import { join, resolve } from 'node:path';
+import { availableParallelism } from 'node:os';
 import { fileURLToPath } from 'node:url';
 import type { APIGatewayProxyEvent, APIGatewayProxyResult, SQSBatchResponse, SQSEvent } from 'aws-lambda';
 import { getStage, loadConfig } from '../config/index.ts';
@@ -127,6 +128,9 @@ async function prepareAws(
     GRANT_REQUESTS_QUEUE_URL: resources.uploadEventsUrl,
     // `--max-workers N` of the command that started the runtime: its worker budget (core/deps.ts).
     ...(process.env.ROWFLEET_MAX_WORKERS ? { ROWFLEET_MAX_WORKERS: process.env.ROWFLEET_MAX_WORKERS } : {}),
+    // Local workers share this machine's cores: a job that names no number gets at most one per core (core/deps.ts).
+    ROWFLEET_DEFAULT_WORKERS_PER_JOB:
+      process.env.ROWFLEET_DEFAULT_WORKERS_PER_JOB || String(availableParallelism()),
   };
   return { host, endpoints, env };
 }
@@ -203,6 +207,7 @@ export class LocalRuntime {
       const isolated = o.isolateFunctions
         ? (['upload', 'status', 'finalize'] as const).map((n) => new IsolatedFunction(n, stateDir))
         : [];
+      await Promise.all(isolated.map((f) => f.ready));
       const fn = (name: FunctionName): Invoke =>
         isolated.find((f) => f.name === name)?.invoke ?? inProcess(name, launcher);
       const tokens = new ApiTokens(deps.env.table);
