@@ -1,5 +1,11 @@
 import { createHash, randomBytes } from 'node:crypto';
 import { describe, expect, it, vi } from 'vitest';
+import {
+  CompleteMultipartUploadCommand,
+  CreateMultipartUploadCommand,
+  UploadPartCommand,
+} from '@aws-sdk/client-s3';
+import { s3Client } from '../../core/aws/clients.ts';
 import { Objects } from '../../core/aws/objects.ts';
 import { batchBodies, Queues } from '../../core/aws/queues.ts';
 import { newJobToken, reportQueueName } from '../../core/jobs/keys.ts';
@@ -11,6 +17,7 @@ vi.hoisted(() => {
 });
 
 const aws = useTestAws();
+const MIB = 1024 * 1024;
 
 async function drain(
   queues: Queues,
@@ -156,7 +163,7 @@ describe('Class: Objects', () => {
   });
 
   it('streams a multipart upload of several parts that reads back byte-exact', async () => {
-    // Prepare: 19 MiB in 1 MiB writes → three 8 MiB parts
+    // Prepare: 19 MiB in 1 MiB writes → parts of 8, 8 and 3 MiB
     const objects = new Objects(aws.bucket);
     const pieces = Array.from({ length: 19 }, () => randomBytes(1024 * 1024));
     const expected = createHash('sha256').update(Buffer.concat(pieces)).digest('hex');
@@ -164,12 +171,71 @@ describe('Class: Objects', () => {
     // Act
     const upload = objects.multipart('t/big.zip', 'application/zip');
     for (const p of pieces) await upload.write(p);
-    await upload.done();
+    const etag = await upload.done();
 
-    // Assess
+    // Assess: S3's multipart ETag, the MD5 of the parts' MD5 digests and the part count
     const back = await objects.bytes('t/big.zip');
     expect(back.length).toBe(19 * 1024 * 1024);
     expect(createHash('sha256').update(back).digest('hex')).toBe(expected);
+    const partMd5 = [0, 8, 16].map((mib) =>
+      createHash('md5')
+        .update(back.subarray(mib * MIB, Math.min(back.length, (mib + 8) * MIB)))
+        .digest(),
+    );
+    expect(etag).toBe(`"${createHash('md5').update(Buffer.concat(partMd5)).digest('hex')}-3"`);
+  });
+
+  describe('the embedded S3 completes a multipart upload as S3 does', () => {
+    const s3 = s3Client();
+    async function partsOf(key: string, sizes: number[]) {
+      const { UploadId } = await s3.send(new CreateMultipartUploadCommand({ Bucket: aws.bucket, Key: key }));
+      const parts = [];
+      for (const [i, size] of sizes.entries()) {
+        const r = await s3.send(
+          new UploadPartCommand({
+            Bucket: aws.bucket,
+            Key: key,
+            UploadId,
+            PartNumber: i + 1,
+            Body: Buffer.alloc(size, i + 1),
+          }),
+        );
+        parts.push({ PartNumber: i + 1, ETag: r.ETag });
+      }
+      return { UploadId: UploadId!, parts };
+    }
+    const complete = (key: string, UploadId: string, Parts: { PartNumber: number; ETag?: string }[]) =>
+      s3.send(
+        new CompleteMultipartUploadCommand({
+          Bucket: aws.bucket,
+          Key: key,
+          UploadId,
+          MultipartUpload: { Parts },
+        }),
+      );
+
+    it('refuses a part under 5 MiB that is not the last (EntityTooSmall)', async () => {
+      const { UploadId, parts } = await partsOf('t/small-parts', [1024, 1024]);
+      await expect(complete('t/small-parts', UploadId, parts)).rejects.toMatchObject({
+        name: 'EntityTooSmall',
+      });
+    });
+
+    it('refuses a part whose ETag is not the one it got (InvalidPart), and parts out of order', async () => {
+      const { UploadId, parts } = await partsOf('t/bad-etag', [5 * MIB, 10]);
+      await expect(
+        complete('t/bad-etag', UploadId, [
+          parts[0]!,
+          { ...parts[1]!, ETag: '"00000000000000000000000000000000"' },
+        ]),
+      ).rejects.toMatchObject({ name: 'InvalidPart' });
+      await expect(complete('t/bad-etag', UploadId, [parts[1]!, parts[0]!])).rejects.toMatchObject({
+        name: 'InvalidPartOrder',
+      });
+      await complete('t/bad-etag', UploadId, parts);
+      await expect(complete('t/bad-etag', UploadId, parts)).rejects.toMatchObject({ name: 'NoSuchUpload' });
+      expect(await new Objects(aws.bucket).size('t/bad-etag')).toBe(5 * MIB + 10);
+    });
   });
 
   it('presigns a GET that downloads the object', async () => {
