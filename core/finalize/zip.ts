@@ -182,7 +182,8 @@ export class ZipWriter {
       typeof data === 'string' ? Buffer.from(data, 'utf8') : data,
       this.stamp,
     );
-    this.recordCentral(entry.meta, this.offset);
+    const m = entry.meta;
+    this.recordCentral(m.crc, m.csize, m.usize, m.method, Buffer.from(m.name, 'utf8'), this.offset);
     this.offset += entry.bytes.length;
     await this.write(entry.bytes);
   }
@@ -203,14 +204,13 @@ export class ZipWriter {
       const csize = bytes.readUInt32LE(o + 18);
       const end = o + LOCAL_HEADER_SIZE + nameLen + extraLen + csize;
       if (end > bytes.length) throw new Error(`prebuilt zip entries: entry at byte ${o} is cut short`);
+      // The name's bytes go from the local header to the central record as they are (never decoded).
       this.recordCentral(
-        {
-          name: bytes.toString('utf8', o + LOCAL_HEADER_SIZE, o + LOCAL_HEADER_SIZE + nameLen),
-          crc: bytes.readUInt32LE(o + 14),
-          csize,
-          usize: bytes.readUInt32LE(o + 22),
-          method: bytes.readUInt16LE(o + 8) as 0 | 8,
-        },
+        bytes.readUInt32LE(o + 14),
+        csize,
+        bytes.readUInt32LE(o + 22),
+        bytes.readUInt16LE(o + 8),
+        bytes.subarray(o + LOCAL_HEADER_SIZE, o + LOCAL_HEADER_SIZE + nameLen),
         this.offset + o,
       );
       o = end;
@@ -221,8 +221,15 @@ export class ZipWriter {
     return n;
   }
 
-  private recordCentral(m: EntryMeta, offset: number): void {
-    const nameLen = Buffer.byteLength(m.name, 'utf8');
+  private recordCentral(
+    crc: number,
+    csize: number,
+    usize: number,
+    method: number,
+    name: Buffer,
+    offset: number,
+  ): void {
+    const nameLen = name.length;
     const zip64 = offset >= U32_MAX;
     const size = 46 + nameLen + (zip64 ? 12 : 0);
     if (this.slabUsed + size > this.slab.length) {
@@ -236,12 +243,12 @@ export class ZipWriter {
     b.writeUInt16LE((3 << 8) | 45, o + 4);
     b.writeUInt16LE(zip64 ? 45 : 20, o + 6);
     b.writeUInt16LE(UTF8_FLAG, o + 8);
-    b.writeUInt16LE(m.method, o + 10);
+    b.writeUInt16LE(method, o + 10);
     b.writeUInt16LE(this.stamp.time, o + 12);
     b.writeUInt16LE(this.stamp.date, o + 14);
-    b.writeUInt32LE(m.crc >>> 0, o + 16);
-    b.writeUInt32LE(m.csize, o + 20);
-    b.writeUInt32LE(m.usize, o + 24);
+    b.writeUInt32LE(crc >>> 0, o + 16);
+    b.writeUInt32LE(csize, o + 20);
+    b.writeUInt32LE(usize, o + 24);
     b.writeUInt16LE(nameLen, o + 28);
     b.writeUInt16LE(zip64 ? 12 : 0, o + 30);
     b.writeUInt16LE(0, o + 32);
@@ -249,7 +256,7 @@ export class ZipWriter {
     b.writeUInt16LE(0, o + 36);
     b.writeUInt32LE((0o100644 << 16) >>> 0, o + 38);
     b.writeUInt32LE(zip64 ? U32_MAX : offset, o + 42);
-    b.write(m.name, o + 46, nameLen, 'utf8');
+    name.copy(b, o + 46);
     if (zip64) {
       b.writeUInt16LE(0x0001, o + 46 + nameLen);
       b.writeUInt16LE(8, o + 48 + nameLen);
