@@ -5,11 +5,12 @@
  *     raw csv-parse; and the split phase of the end-to-end run,
  *  2. SQS requests per 1,000 records (counted by the emulator, every process included),
  *  3. end-to-end records/s on the embedded runtime vs a single-process floor, and each phase's seconds,
- *  4. peak RSS of the split and of the finalize (each function runs in its own process here).
+ *  4. peak RSS of the split and of the finalize (each function runs in its own process here),
+ *  5. the core-seconds the machine was busy (all processes, Linux /proc/stat) during the floor and the end-to-end run.
  * Options: --records N (default 1,000,000), --dir DIR (work directory, default $TMPDIR/rowfleet-bench);
  * --scenario io|mail runs scripts/bench-io.ts or scripts/bench-mail.ts instead.
  */
-import { createReadStream, createWriteStream, existsSync, rmSync, statSync } from 'node:fs';
+import { createReadStream, createWriteStream, existsSync, readFileSync, rmSync, statSync } from 'node:fs';
 import { mkdir } from 'node:fs/promises';
 import { once } from 'node:events';
 import { cpus, tmpdir } from 'node:os';
@@ -48,10 +49,40 @@ const dir = values.dir ?? join(tmpdir(), 'rowfleet-bench');
 const MB = 1024 * 1024;
 const say = (s: string) => process.stderr.write(s + '\n');
 
-async function timed<T>(fn: () => Promise<T>): Promise<{ value: T; seconds: number }> {
+/** The machine's CPU ticks, busy and in all (Linux /proc/stat), or undefined elsewhere. */
+function cpuTicks(): { busy: number; total: number } | undefined {
+  try {
+    const fields = readFileSync('/proc/stat', 'utf8')
+      .split('\n')[0]!
+      .trim()
+      .split(/\s+/)
+      .slice(1)
+      .map(Number);
+    const total = fields.slice(0, 8).reduce((a, b) => a + b, 0);
+    return { busy: total - fields[3]! - fields[4]!, total };
+  } catch {
+    return undefined;
+  }
+}
+
+/**
+ * Runs `fn`; its seconds, and the core-seconds the whole machine was busy meanwhile (every process: the
+ * runtime's functions, workers and emulators alike), so a run can be compared with what the cores allow.
+ */
+async function timed<T>(
+  fn: () => Promise<T>,
+): Promise<{ value: T; seconds: number; busyCoreSeconds?: number }> {
+  const c0 = cpuTicks();
   const t0 = performance.now();
   const value = await fn();
-  return { value, seconds: (performance.now() - t0) / 1000 };
+  const seconds = (performance.now() - t0) / 1000;
+  const c1 = cpuTicks();
+  if (!c0 || !c1 || c1.total === c0.total) return { value, seconds };
+  return {
+    value,
+    seconds,
+    busyCoreSeconds: ((c1.busy - c0.busy) / (c1.total - c0.total)) * cpus().length * seconds,
+  };
 }
 
 await mkdir(dir, { recursive: true });
@@ -195,6 +226,7 @@ const q = stats[reportQueueName(rt.stage, e2e.value.token)] ?? { requests: 0, bi
 
 const mibs = (n: number, seconds: number) => +(n / MB / seconds).toFixed(1);
 const ratio = (x: number) => +x.toFixed(2);
+const round1 = (x: number | undefined) => (x === undefined ? undefined : +x.toFixed(1));
 const floorRate = floor.value / floor.seconds;
 const e2eRate = records / e2e.seconds;
 const at = (iso: string | undefined) => (iso ? Date.parse(iso) : NaN);
@@ -229,6 +261,9 @@ const result = {
   floorSeconds: +floor.seconds.toFixed(2),
   floorRecordsPerSecond: Math.round(floorRate),
   e2eVsFloor: ratio(e2eRate / floorRate),
+  // Core-seconds the machine was busy (all processes), in the floor's run and the end-to-end one (Linux only).
+  floorBusyCoreSeconds: round1(floor.busyCoreSeconds),
+  e2eBusyCoreSeconds: round1(e2e.busyCoreSeconds),
   phaseSeconds: Object.fromEntries(Object.entries(phases).map(([k, v]) => [k, +v.toFixed(2)])),
   splitPeakRssMiB: Math.round((memory.upload ?? 0) / MB),
   finalizePeakRssMiB: Math.round((memory.finalize ?? 0) / MB),
@@ -251,6 +286,7 @@ Rowfleet benchmark — ${records.toLocaleString('en')} records, ${result.fileMiB
      .join(', ')}
    single-process floor   ${result.floorRecordsPerSecond} records/s (${result.floorSeconds} s)
    ratio                  ${result.e2eVsFloor}   target ≥ 1.0  ${check(result.e2eVsFloor >= 1)}
+   machine CPU busy       ${result.e2eBusyCoreSeconds ?? 'n/a'} core-s end to end, ${result.floorBusyCoreSeconds ?? 'n/a'} core-s for the floor (${cpus().length} cores; all processes)
 4. peak RSS  split        ${result.splitPeakRssMiB} MiB   target < 300  ${check(result.splitPeakRssMiB < 300)}
              finalize     ${result.finalizePeakRssMiB} MiB   target < 512  ${check(result.finalizePeakRssMiB < 512)}
 ${JSON.stringify(result)}`);
