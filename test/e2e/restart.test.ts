@@ -137,7 +137,9 @@ async function scenario(kill: 'run-client' | 'runtime-running' | 'runtime-finali
   const t0 = Date.now();
   const dev = start(['dev', '--state-dir', stateDir]);
   let devOut = '';
+  let devErr = '';
   dev.stdout!.on('data', (b: Buffer) => (devOut += b.toString()));
+  dev.stderr!.on('data', (b: Buffer) => (devErr += b.toString()));
   let last: JobView | undefined;
   const done = await until(
     'the job to finish after the restart',
@@ -156,7 +158,7 @@ async function scenario(kill: 'run-client' | 'runtime-running' | 'runtime-finali
       : undefined;
     throw new Error(
       `${err.message}; the job: ${detail ? await detail.text() : 'never seen'}; runtime: ${JSON.stringify(owner)}; ` +
-        `dev said: ${devOut.slice(-2000)}; runtime log: ${(await readFile(join(stateDir, 'logs', 'runtime.log'), 'utf8').catch(() => '')).slice(-4000)}`,
+        `dev said: ${devOut.slice(-2000)}; dev's stderr: ${devErr.slice(-2000)}; dev exit: ${dev.exitCode ?? dev.signalCode ?? 'running'}; runtime log: ${(await readFile(join(stateDir, 'logs', 'runtime.log'), 'utf8').catch(() => '')).slice(-4000)}`,
     );
   });
   const seconds = (Date.now() - t0) / 1000;
