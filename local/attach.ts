@@ -167,14 +167,24 @@ interface Link {
   readonly req: ClientRequest;
 }
 
-/** Opens the attachment: the control answer stays open while this command is attached. */
+/** How long an attach may wait for the runtime's first answer before it is tried again. */
+const ATTACH_ANSWER_MS = 10_000;
+
+/**
+ * Opens the attachment: the control answer stays open while this command is attached. An answer that does not
+ * start within {@link ATTACH_ANSWER_MS} fails the attempt (the caller tries again), so a command never waits on
+ * one request for ever.
+ */
 function connect(owner: RuntimeOwner): Promise<Link> {
   const id = randomUUID();
   return new Promise((res, rej) => {
     const req = request(`${owner.controlUrl}/attach?id=${id}`, {
       headers: { 'x-rowfleet-secret': owner.secret },
     });
+    req.setTimeout(ATTACH_ANSWER_MS, () => req.destroy(new Error('the runtime did not answer the attach')));
     req.once('response', (r) => {
+      // Attached or refused: the answer has come, and an attachment stays quiet as long as it lasts.
+      req.setTimeout(0);
       if (r.statusCode !== 200) {
         r.resume();
         return rej(new Error(`attach refused: HTTP ${r.statusCode}`));

@@ -3,6 +3,10 @@ import type { SQSEvent, SQSRecord } from 'aws-lambda';
 import { sqsClient } from '../core/aws/clients.ts';
 import { errorMessage } from '../core/shared/errors.ts';
 
+const POLL_WAIT_SECONDS = 1;
+/** Far longer than a receive's long poll takes. */
+const RECEIVE_GIVE_UP_MS = 30_000;
+
 /**
  * What Lambda's event sources and EventBridge do on AWS, locally: queues polled and their messages delivered to a
  * handler as SQS events (deleted unless the handler reports them failed), and tasks run on a schedule. Every
@@ -40,9 +44,12 @@ export class EventSources {
             new ReceiveMessageCommand({
               QueueUrl: queueUrl,
               MaxNumberOfMessages: 10,
-              WaitTimeSeconds: 1,
+              WaitTimeSeconds: POLL_WAIT_SECONDS,
               MessageAttributeNames: ['All'],
             }),
+            // A receive that never answers would stop this queue's deliveries for good: it is given up and the
+            // loop polls again (logged below).
+            { abortSignal: AbortSignal.timeout(RECEIVE_GIVE_UP_MS) },
           );
           const msgs = r.Messages ?? [];
           if (msgs.length === 0 || this.stopped) continue;
