@@ -113,7 +113,7 @@ export const limitsSchema = z.object({
    * Most workers a job gets when it asks for no number (`workers`); never above `maxWorkersPerJob`. Unset on AWS,
    * where every Fargate task has vCPUs of its own. The local runtime sets it to this machine's cores
    * (`ROWFLEET_DEFAULT_WORKERS_PER_JOB`, core/deps.ts): its workers share them, and a worker process more than
-   * the cores only adds its start-up and contention (`npm run bench`: workers' phase 8.8–10.7 s with 4, 6.0 s with 2).
+   * the cores only adds its start-up and contention (`npm run bench`, 1M records: workers' phase 8.4–10.5 s with 4, 5.9–8.2 s with 2).
    */
   defaultWorkersPerJob: z.number().int().min(1).max(MAX_WORKERS_PER_JOB).optional(),
   /**
