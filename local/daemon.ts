@@ -29,6 +29,8 @@ const rt = (runtime.rt = await LocalRuntime.start({
   stateDir,
   ...(endpoint ? { endpoint } : {}),
   onClients: (n) => {
+    // In the log, so a runtime that stays up (or stops) says who was attached.
+    process.stderr.write(`${new Date().toISOString()} local runtime: ${n} command(s) attached\n`);
     if (n > 0) everAttached = true;
     else void stop('no command attached');
   },
