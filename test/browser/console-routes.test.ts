@@ -8,18 +8,19 @@ import { readFileSync } from 'node:fs';
 import { UpdateCommand } from '@aws-sdk/lib-dynamodb';
 import { describe, expect, it, vi } from 'vitest';
 import { dynamoClient } from '../../core/aws/clients.ts';
-import type { JobView } from '../../core/intake/api.ts';
 import { keys, reportQueueName } from '../../core/jobs/keys.ts';
-import { isTerminal } from '../../core/jobs/states.ts';
 import { localResourceNames } from '../../config/names.ts';
 import { readZip } from '../helpers/zip.ts';
 import {
+  apiJob as apiSiteJob,
   expectAccessible,
+  finishedJob,
   openConsole,
   sample,
   screenshotPath,
   shownToken,
   signIn,
+  type Site,
   useConsoleWorld,
   waitForState,
   writeTemp,
@@ -32,26 +33,8 @@ vi.hoisted(() => {
 
 const world = useConsoleWorld();
 
-async function apiJob(csv: string, query: string, site: 'sakai' | 'kawasaki' = 'sakai'): Promise<JobView> {
-  const res = await fetch(`${world.rt.apiUrl}/jobs?${query}`, {
-    method: 'POST',
-    headers: { authorization: `Bearer ${world.tokens[site]}`, 'content-type': 'text/csv' },
-    body: csv,
-  });
-  return (await res.json()) as JobView;
-}
-
-async function finished(token: string, site: 'sakai' | 'kawasaki' = 'sakai'): Promise<JobView> {
-  for (let i = 0; i < 300; i++) {
-    const res = await fetch(`${world.rt.apiUrl}/jobs/${token}`, {
-      headers: { authorization: `Bearer ${world.tokens[site]}` },
-    });
-    const view = (await res.json()) as JobView;
-    if (isTerminal(view.state)) return view;
-    await new Promise((r) => setTimeout(r, 100));
-  }
-  throw new Error(`job ${token} did not finish`);
-}
+const apiJob = (csv: string, query: string, site: Site = 'sakai') => apiSiteJob(world, site, csv, query);
+const finished = (token: string, site: Site = 'sakai') => finishedJob(world, site, token);
 
 describe('Console: errors table (GET /jobs/{token}/errors)', () => {
   it('shows the first errors of samples/bad-rows.csv: line, record, code, message and raw', async () => {

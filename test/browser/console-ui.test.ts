@@ -2,10 +2,11 @@ import { readFileSync } from 'node:fs';
 import { afterAll, beforeAll, describe, expect, it, vi } from 'vitest';
 import type { Page } from 'playwright-core';
 import type { JobView } from '../../core/intake/api.ts';
-import { isTerminal } from '../../core/jobs/states.ts';
 import { axeViolations } from '../helpers/browser.ts';
 import {
+  apiJob as apiSiteJob,
   expectAccessible,
+  finishedJob,
   openConsole,
   sample,
   screenshotPath,
@@ -24,26 +25,8 @@ let world: ConsoleWorld;
 /** Finished jobs of the site sakai, one per outcome the screens show. */
 const jobs: Record<'succeeded' | 'partial' | 'rejected', JobView> = {} as never;
 
-async function apiJob(csv: string, query: string): Promise<JobView> {
-  const res = await fetch(`${world.rt.apiUrl}/jobs?${query}`, {
-    method: 'POST',
-    headers: { authorization: `Bearer ${world.tokens.sakai}`, 'content-type': 'text/csv' },
-    body: csv,
-  });
-  return (await res.json()) as JobView;
-}
-
-async function finished(token: string): Promise<JobView> {
-  for (let i = 0; i < 200; i++) {
-    const res = await fetch(`${world.rt.apiUrl}/jobs/${token}`, {
-      headers: { authorization: `Bearer ${world.tokens.sakai}` },
-    });
-    const view = (await res.json()) as JobView;
-    if (isTerminal(view.state)) return view;
-    await new Promise((r) => setTimeout(r, 100));
-  }
-  throw new Error(`job ${token} did not finish`);
-}
+const apiJob = (csv: string, query: string) => apiSiteJob(world, 'sakai', csv, query);
+const finished = (token: string) => finishedJob(world, 'sakai', token);
 
 beforeAll(async () => {
   world = await startConsoleWorld();

@@ -1,11 +1,12 @@
 import { describe, expect, it, vi } from 'vitest';
-import type { JobView } from '../../core/intake/api.ts';
 import { readZip } from '../helpers/zip.ts';
 import {
+  apiJob as apiSiteJob,
   openConsole,
   sample,
   shownToken,
   signIn,
+  type Site,
   useConsoleWorld,
   waitForState,
   writeTemp,
@@ -18,15 +19,7 @@ vi.hoisted(() => {
 
 const world = useConsoleWorld();
 
-/** A job started through the API itself (not the console), as another client of the site would. */
-async function apiJob(token: string, csv: string, query = 'processor=json'): Promise<JobView> {
-  const res = await fetch(`${world.rt.apiUrl}/jobs?${query}`, {
-    method: 'POST',
-    headers: { authorization: `Bearer ${token}`, 'content-type': 'text/csv' },
-    body: csv,
-  });
-  return (await res.json()) as JobView;
-}
+const apiJob = (site: Site, csv: string, query = 'processor=json') => apiSiteJob(world, site, csv, query);
 
 describe('Console: sign-in', () => {
   it('keeps the token in sessionStorage only and sends it as a bearer token on every API request', async () => {
@@ -218,8 +211,8 @@ describe('Console: rejected files', () => {
 describe('Console: tenant isolation', () => {
   it("shows a site only its own jobs: another site's job is neither listed nor opened", async () => {
     // Prepare: a job of each site
-    const sakaiJob = await apiJob(world.tokens.sakai, 'id,name\n1,堺だけ\n');
-    const kawasakiJob = await apiJob(world.tokens.kawasaki, 'id,name\n1,川崎だけ\n');
+    const sakaiJob = await apiJob('sakai', 'id,name\n1,堺だけ\n');
+    const kawasakiJob = await apiJob('kawasaki', 'id,name\n1,川崎だけ\n');
     const c = await openConsole(world);
     await signIn(c.page, world.tokens.kawasaki);
 
@@ -257,7 +250,7 @@ describe('Console: live jobs list', () => {
 
     // Act
     const job = await apiJob(
-      world.tokens.sakai,
+      'sakai',
       csv,
       'processor=json&simulateDelayMs=10&concurrency=1&fileName=slow.csv',
     );

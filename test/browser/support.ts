@@ -4,6 +4,8 @@ import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { afterAll, beforeAll, expect } from 'vitest';
 import type { Browser, BrowserContext, Page } from 'playwright-core';
+import type { JobView } from '../../core/intake/api.ts';
+import { isTerminal } from '../../core/jobs/states.ts';
 import { LocalRuntime } from '../../local/runtime.ts';
 import { axeViolations, launchChromium, watchPage } from '../helpers/browser.ts';
 
@@ -138,4 +140,29 @@ export function writeTemp(name: string, data: Buffer | string): string {
   const p = join(dir, name);
   writeFileSync(p, data);
   return p;
+}
+
+export type Site = keyof ConsoleWorld['tokens'];
+
+/** A job started through the API itself (not the console), as another client of the site would. */
+export async function apiJob(world: ConsoleWorld, site: Site, csv: string, query: string): Promise<JobView> {
+  const res = await fetch(`${world.rt.apiUrl}/jobs?${query}`, {
+    method: 'POST',
+    headers: { authorization: `Bearer ${world.tokens[site]}`, 'content-type': 'text/csv' },
+    body: csv,
+  });
+  return (await res.json()) as JobView;
+}
+
+/** The job's view once it has ended (polled through the API every 100 ms, for 30 s at most). */
+export async function finishedJob(world: ConsoleWorld, site: Site, token: string): Promise<JobView> {
+  for (let i = 0; i < 300; i++) {
+    const res = await fetch(`${world.rt.apiUrl}/jobs/${token}`, {
+      headers: { authorization: `Bearer ${world.tokens[site]}` },
+    });
+    const view = (await res.json()) as JobView;
+    if (isTerminal(view.state)) return view;
+    await new Promise((r) => setTimeout(r, 100));
+  }
+  throw new Error(`job ${token} did not finish`);
 }
