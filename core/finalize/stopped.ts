@@ -74,6 +74,13 @@ export interface UncountedRecords {
  * processor without side effects: the Query finds nothing). Failures have their line and text read again from
  * the job's validated source (same decoder and scanner, so the same numbering); if that read fails, they are
  * listed by number alone (line 0) rather than not at all.
+ *
+ * The claims are read after the job's workers were told to stop (haltStopped). The local launcher waits for them
+ * to exit; on ECS a task may still claim a record in the moment between StopTask and its SIGTERM (a worker of a
+ * stopped job then aborts its records at once): such a record is listed as never processed, but its claim stays,
+ * so a retry within the job's idempotency scope finds it and does not run it again. The DONE records' outputs
+ * are held in memory until the zip is written: at most the records of the chunks in flight at the stop, each
+ * with at most 64 KiB kept.
  */
 export async function uncountedRecords(
   deps: PipelineDeps,
