@@ -73,8 +73,9 @@ export const RESULT_NOT_KEPT = 'DONE_RESULT_NOT_KEPT';
  * What a claim says about its record, for a delivery that finds it taken or a record whose chunk was never
  * counted: undefined when nothing happened (no claim, or RELEASED: the record may run); DONE is the record's
  * result (its kept outputs) — or {@link RESULT_NOT_KEPT} when they were too large to keep; FAILED is its own code;
- * CLAIMED (no outcome: its worker died between the claim and the answer, or is still at it) is IN_DOUBT. None of
- * these codes is one a retry runs again (core/jobs/stop.ts RETRIED_CODES).
+ * CLAIMED (no outcome: its worker died between the claim and the answer, or is still at it) is IN_DOUBT. A retry
+ * runs none of these codes (core/jobs/stop.ts RETRIED_CODES) — unless a processor's RecordError took one of the
+ * pipeline's own, as the simulation's transient PROCESSING_FAILED does once its attempts are spent.
  */
 export function claimOutcome(c: EffectClaim | undefined): ClaimOutcome | undefined {
   if (!c || c.status === 'RELEASED') return undefined;
