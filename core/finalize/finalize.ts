@@ -21,7 +21,7 @@ import { dosDateTime, ZipWriter } from './zip.ts';
 import { expiresAt, type Job, type JobError } from '../jobs/store.ts';
 import { recordJobUsage, usageStoreOf } from '../usage/store.ts';
 import { RETRIED_CODES } from '../jobs/stop.ts';
-import { haltStopped, stoppedError, unprocessedRecords } from './stopped.ts';
+import { haltStopped, stoppedError, uncountedRecords } from './stopped.ts';
 
 const HEAD_PROBE = 64 * 1024;
 const PREFETCH = 4;
@@ -110,14 +110,14 @@ async function buildAndFinish(
     { concurrency: PART_METAS_IN_FLIGHT },
   );
   for (const m of metas) failures.push(...m.failures);
-  // Records a stopped job never processed: failures of their own code (errors.csv lists them; retry re-runs them).
-  const unprocessed = halted ? await unprocessedRecords(deps, job, halted.stop, metas, failures) : [];
-  failures.push(...unprocessed);
+  // A stopped job's records no counted chunk holds: reported by their effect claims, or never processed.
+  const uncounted = halted ? await uncountedRecords(deps, job, halted.stop, metas, failures) : undefined;
+  failures.push(...(uncounted?.failures ?? []));
 
   const counts: RowCounts = {
     total: job.totalRecords ?? 0,
-    succeeded: job.succeeded,
-    failed: job.failed + unprocessed.length,
+    succeeded: job.succeeded + (uncounted?.succeeded ?? 0),
+    failed: job.failed + (uncounted?.failures.length ?? 0),
     rejected: job.rejected ?? 0,
   };
   const problem = jobProblem(job, counts, metas, failures);
@@ -127,7 +127,7 @@ async function buildAndFinish(
   const state = problem ? 'FAILED' : (halted?.state ?? outcome(counts));
   const error =
     problem ??
-    (halted ? stoppedError(halted.stop, job.succeeded + job.failed, unprocessed.length) : undefined);
+    (halted && uncounted ? stoppedError(halted.stop, job.succeeded + job.failed, uncounted) : undefined);
   const resultKey = keys.result(site, token);
   const upload = deps.objects.multipart(resultKey, 'application/zip');
   // Every entry carries the job's receipt time (the workers stamped theirs the same way).
@@ -144,6 +144,7 @@ async function buildAndFinish(
     if (c + PREFETCH < chunkIds.length) ahead.push(fetchPart(c + PREFETCH));
     await zip.addPrebuilt(splitPart(part).entries);
   }
+  if (uncounted) await zip.addPrebuilt(uncounted.entries);
   const written = await zip.finish();
   await upload.done();
 
@@ -167,8 +168,8 @@ async function buildAndFinish(
   const finishedAt = new Date().toISOString();
   const finished = await deps.jobs.transition(site, token, state, {
     ...(error ? { error } : {}),
-    // A stopped job's records never processed count as failed.
-    ...(halted ? { failed: counts.failed } : {}),
+    // A stopped job's uncounted records count by their claims, or as failed.
+    ...(halted ? { succeeded: counts.succeeded, failed: counts.failed } : {}),
     errorRows: failures.length,
     resultKey,
     resultBytes: written.bytes,

@@ -5,7 +5,8 @@ import { unlessConditionFails, type TableRef } from '../shared/dynamo.ts';
  * Stopping a job before its last record: the rules shared by a cancel (DELETE /jobs/{token}) and by a job whose
  * failure rate passed its `maxFailureRate`. A stop is recorded once on the job item; from then on the job takes no
  * new work (its workers leave, the reaper relaunches none) and its finalize zips what was counted before it began,
- * listing every record never processed in errors.csv (core/finalize/stopped.ts).
+ * reports each other record whose effect was claimed by its claim (core/work/effects.ts `claimOutcome`), and lists
+ * every record never processed in errors.csv (core/finalize/stopped.ts).
  */
 
 /** Why a job stopped early. */
@@ -20,16 +21,19 @@ export interface JobStop {
 }
 
 /**
- * The error code of a record a stopped job never processed: in errors.csv, counted as failed (so succeeded +
- * failed + rejected = total still holds), and run again by a retry (POST /jobs/{token}/retry) like a processing
- * failure.
+ * The error code of a record a stopped job never processed (no effect claim, or a released one): in errors.csv,
+ * counted as failed (so succeeded + failed + rejected = total still holds), and run again by a retry (POST
+ * /jobs/{token}/retry) like a processing failure. A record whose effect was claimed never gets it.
  */
 export const UNPROCESSED_CODE: Record<StopReason, 'CANCELLED' | 'STOPPED_EARLY'> = {
   CANCELLED: 'CANCELLED',
   FAILURE_RATE_EXCEEDED: 'STOPPED_EARLY',
 };
 
-/** The codes of records a retry runs again: they failed in processing, or were never processed. */
+/**
+ * The codes of records a retry runs again: they failed in processing, or were never processed. A record reported
+ * by its effect claim (IN_DOUBT, DONE_RESULT_NOT_KEPT, a processor's own code) never has one of them.
+ */
 export const RETRIED_CODES: readonly string[] = [
   'PROCESSING_FAILED',
   'CHUNK_FAILED',

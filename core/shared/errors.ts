@@ -18,7 +18,9 @@ export type FileErrorCode =
 /** COUNTS_DISAGREE: finalize found the record in no result and no error line (the job fails). */
 /**
  * IN_DOUBT: a record of a processor with side effects whose effect may or may not have happened (claimed, no
- * outcome recorded); never tried again. Processors add codes of their own (RecordError, e.g. MAIL_REFUSED).
+ * outcome recorded); never tried again. DONE_RESULT_NOT_KEPT: its effect happened, but its result was too large to
+ * keep with its claim and cannot be rebuilt (a redelivered, given-up or stopped chunk); never tried again.
+ * Processors add codes of their own (RecordError, e.g. MAIL_REFUSED).
  */
 export type RecordErrorCode =
   | 'COLUMN_COUNT'
@@ -28,6 +30,7 @@ export type RecordErrorCode =
   | 'SOURCE_CHANGED'
   | 'COUNTS_DISAGREE'
   | 'IN_DOUBT'
+  | 'DONE_RESULT_NOT_KEPT'
   | (string & {});
 
 export class FileRejectedError extends Error {

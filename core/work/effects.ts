@@ -1,4 +1,4 @@
-import { GetCommand, UpdateCommand, type DynamoDBDocumentClient } from '@aws-sdk/lib-dynamodb';
+import { GetCommand, paginateQuery, UpdateCommand, type DynamoDBDocumentClient } from '@aws-sdk/lib-dynamodb';
 import { dynamoClient } from '../aws/clients.ts';
 import { setFields, sitePk, unlessConditionFails } from '../shared/dynamo.ts';
 import { expiresAt } from '../jobs/store.ts';
@@ -17,8 +17,13 @@ import type { RowOutput } from './processors/types.ts';
  * still at it — is reported as IN_DOUBT and never tried again. Each claim carries `expiresAt` (the job's
  * retention), so DynamoDB's TTL removes them as it removes finished jobs.
  *
+ * The same claims decide what a record whose chunk was never counted became ({@link claimOutcome}): a chunk
+ * given up (core/work/process-chunk.ts `failedChunk`) and the finalize of a job stopped early
+ * (core/finalize/stopped.ts) report such a record by its claim, never as a failure a retry would run again.
+ *
  * Cost: one write unit for the claim and one for the outcome (items stay under 1 KB unless the outputs are
- * larger); a redelivered record adds one strongly consistent read. No other processor pays anything.
+ * larger); a redelivered record adds one strongly consistent read; a stopped job's finalize one Query of the job's
+ * claims (read units ≈ their bytes / 4 KB). No other processor pays anything.
  */
 export type ClaimStatus = 'CLAIMED' | 'DONE' | 'FAILED' | 'RELEASED';
 
@@ -46,6 +51,63 @@ const claimKey = (site: string, token: string, n: number) => ({
   pk: sitePk(site),
   sk: `EFFECT#${idempotencyKey(site, token, n)}`,
 });
+
+/** The sort-key prefix of every claim of one job (the `#` after the token keeps another token's claims out). */
+const jobClaimsPrefix = (site: string, token: string) => `EFFECT#${site}#${token}#`;
+
+/** Claims read per Query page (each page is also capped at 1 MB by DynamoDB). */
+const CLAIMS_PAGE = 500;
+
+/** What a record's claim says it became: its result (the kept outputs), or its failure code and message. */
+export type ClaimOutcome =
+  { readonly outputs: readonly RowOutput[] } | { readonly code: string; readonly message: string };
+
+/**
+ * The code of a record whose effect happened (its claim is DONE) but whose outputs were too large to keep with the
+ * claim ({@link KEPT_OUTPUT_BYTES}): its result cannot be rebuilt, so it is in errors.csv (counted as failed,
+ * since the zip has no entry for it) with this code, and never run again — its effect happened.
+ */
+export const RESULT_NOT_KEPT = 'DONE_RESULT_NOT_KEPT';
+
+/**
+ * What a claim says about its record, for a delivery that finds it taken or a record whose chunk was never
+ * counted: undefined when nothing happened (no claim, or RELEASED: the record may run); DONE is the record's
+ * result (its kept outputs) — or {@link RESULT_NOT_KEPT} when they were too large to keep; FAILED is its own code;
+ * CLAIMED (no outcome: its worker died between the claim and the answer, or is still at it) is IN_DOUBT. A retry
+ * runs none of these codes (core/jobs/stop.ts RETRIED_CODES) — unless a processor's RecordError took one of the
+ * pipeline's own, as the simulation's transient PROCESSING_FAILED does once its attempts are spent.
+ */
+export function claimOutcome(c: EffectClaim | undefined): ClaimOutcome | undefined {
+  if (!c || c.status === 'RELEASED') return undefined;
+  if (c.status === 'DONE') {
+    if (c.outputsKept !== false) return { outputs: c.outputs ?? [] };
+    return {
+      code: RESULT_NOT_KEPT,
+      message: `done (claimed by ${c.claimedBy} at ${c.claimedAt}): its effect happened, but its result was over the ${KEPT_OUTPUT_BYTES / 1024} KiB kept with a claim and cannot be rebuilt; not tried again`,
+    };
+  }
+  if (c.status === 'FAILED') return { code: c.code ?? 'EFFECT_FAILED', message: c.message ?? '' };
+  return {
+    code: 'IN_DOUBT',
+    message: `claimed by ${c.claimedBy} at ${c.claimedAt}, outcome never recorded (its worker died or is still at it); not tried again`,
+  };
+}
+
+/** A claim item as read from the table (outputs back as strings or Buffers). */
+function toClaim(item: Record<string, unknown>): EffectClaim {
+  const { pk: _pk, sk: _sk, expiresAt: _e, outputs, ...rest } = item;
+  return {
+    ...(rest as Omit<EffectClaim, 'outputs'>),
+    ...(outputs
+      ? {
+          outputs: (outputs as { name: string; data: string | Uint8Array }[]).map((o) => ({
+            name: o.name,
+            data: typeof o.data === 'string' ? o.data : Buffer.from(o.data),
+          })),
+        }
+      : {}),
+  };
+}
 
 export type ClaimResult = { readonly won: true } | { readonly won: false; readonly claim?: EffectClaim };
 
@@ -125,19 +187,40 @@ export class EffectClaims {
       // Stryker disable next-line BooleanLiteral: dynalite (the emulator) always reads consistently; only AWS can tell a consistent read from an eventual one
       new GetCommand({ TableName: this.table, Key: claimKey(site, token, n), ConsistentRead: true }),
     );
-    if (!r.Item) return undefined;
-    const { pk: _pk, sk: _sk, expiresAt: _e, outputs, ...rest } = r.Item;
-    return {
-      ...(rest as Omit<EffectClaim, 'outputs'>),
-      ...(outputs
-        ? {
-            outputs: (outputs as { name: string; data: string | Uint8Array }[]).map((o) => ({
-              name: o.name,
-              data: typeof o.data === 'string' ? o.data : Buffer.from(o.data),
-            })),
-          }
-        : {}),
-    };
+    return r.Item ? toClaim(r.Item) : undefined;
+  }
+
+  /**
+   * The claims of job `token` for the records `wanted` picks, by record number: one Query of the site's partition
+   * by the job's sort-key prefix (strongly consistent, page by page), far cheaper than a read per record when
+   * most records were never claimed. Claims of other records are read and dropped, never kept in memory.
+   */
+  async ofJob(
+    site: string,
+    token: string,
+    wanted: (n: number) => boolean,
+  ): Promise<Map<number, EffectClaim>> {
+    const prefix = jobClaimsPrefix(site, token);
+    const found = new Map<number, EffectClaim>();
+    const pages = paginateQuery(
+      { client: this.ddb, pageSize: CLAIMS_PAGE },
+      {
+        TableName: this.table,
+        KeyConditionExpression: 'pk = :pk AND begins_with(sk, :prefix)',
+        ExpressionAttributeValues: { ':pk': sitePk(site), ':prefix': prefix },
+        ConsistentRead: true,
+      },
+    );
+    for await (const page of pages) {
+      this.stats.reads++;
+      for (const item of page.Items ?? []) {
+        const rest = String(item.sk).slice(prefix.length);
+        const n = Number(rest);
+        if (!/^[1-9]\d*$/.test(rest) || !wanted(n)) continue;
+        found.set(n, toClaim(item));
+      }
+    }
+    return found;
   }
 
   /** Records an outcome on this caller's claim (a claim taken over since is left alone). */

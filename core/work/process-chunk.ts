@@ -20,7 +20,7 @@ import {
 import { encodePart, type RecordFailure } from '../messages/part.ts';
 import { dosDateTime, LocalEntries } from '../finalize/zip.ts';
 import type { Job } from '../jobs/store.ts';
-import { idempotencyKey, type EffectClaim, type EffectClaims } from './effects.ts';
+import { claimOutcome, idempotencyKey, type EffectClaims } from './effects.ts';
 import { MIN_WINDOW_MS, type RateLimiter } from './rate-limiter.ts';
 import { RecordSlots } from './slots.ts';
 
@@ -135,9 +135,9 @@ function chunkPart(
 /**
  * The part of a chunk given up on: every record it holds (rejected ones excepted) failed with `error`, as
  * CHUNK_FAILED (a poison chunk) or SOURCE_CHANGED (its bytes are not the ones the split validated). For a
- * processor with side effects (`claims` given), what the claims know wins: a record done before is replayed,
- * one that failed keeps its code, one claimed without an outcome is IN_DOUBT — never CHUNK_FAILED, which
- * `rowfleet retry` would run again.
+ * processor with side effects (`claims` given), what the claims know wins (effects.ts `claimOutcome`): a record
+ * done before is replayed, one that failed keeps its code, one claimed without an outcome is IN_DOUBT — never
+ * CHUNK_FAILED, which `rowfleet retry` would run again.
  */
 export async function failedChunk(
   deps: PipelineDeps,
@@ -176,7 +176,7 @@ export async function failedChunk(
   const left: RecordFailure[] = [];
   let succeeded = 0;
   failures.forEach((f, i) => {
-    const r = fromClaim(found[i]);
+    const r = claimOutcome(found[i]);
     if (!r) left.push(f);
     else if ('outputs' in r) {
       for (const o of r.outputs) entries.add(o.name, o.data);
@@ -191,17 +191,6 @@ const CLAIM_READS_IN_FLIGHT = 16;
 
 /** What a record's result is. */
 type Done = { readonly outputs: readonly RowOutput[] } | { readonly code: string; readonly message: string };
-
-/** What an earlier claim says about a record: its result, or undefined when nothing happened (no claim). */
-function fromClaim(c: EffectClaim | undefined): Done | undefined {
-  if (!c || c.status === 'RELEASED') return undefined;
-  if (c.status === 'DONE') return { outputs: c.outputs ?? [] };
-  if (c.status === 'FAILED') return { code: c.code ?? 'PROCESSING_FAILED', message: c.message ?? '' };
-  return {
-    code: 'IN_DOUBT',
-    message: `claimed by ${c.claimedBy} at ${c.claimedAt}, outcome never recorded (its worker died or is still at it); not tried again`,
-  };
-}
 
 /** What a chunk's records run with besides the processor; a worker shares it between the chunks it holds. */
 export interface ChunkRun {
@@ -477,7 +466,7 @@ export async function processChunk(
         const t = Date.now();
         const c = await claims!.claim(site, token, row.n, claimId, claimedBy);
         if (!c.won)
-          return fromClaim(c.claim) ?? { code: 'IN_DOUBT', message: 'claimed before; the claim is gone' };
+          return claimOutcome(c.claim) ?? { code: 'IN_DOUBT', message: 'claimed before; the claim is gone' };
         claimed = true;
         // A slow claim made the turn stale: take a fresh one, so the effect starts when the limiter says.
         if (limiter && Date.now() - t > STALE_TURN_MS) await limiter.take(stop);

@@ -138,7 +138,10 @@ describe('Worker: many records in flight', () => {
     expect(finished.state).toBe('PARTIAL');
     expect(mailed.length).toBeGreaterThan(0);
     expect(new Set(mailed).size).toBe(mailed.length);
-    expect(sent.sort((a, b) => a - b)).toEqual([...mailed].sort((a, b) => a - b));
+    // Every success was mailed; a mail whose send the stop aborted after SES took it is IN_DOUBT (it may have gone)
+    const inDoubt = errors.filter((e) => e.code === 'IN_DOUBT').map((e) => e.n);
+    expect(sent.every((n) => mailed.includes(n))).toBe(true);
+    expect(mailed.filter((n) => !sent.includes(n)).every((n) => inDoubt.includes(n))).toBe(true);
     expect(errors.every((e) => e.code === 'CHUNK_FAILED' || e.code === 'IN_DOUBT')).toBe(true);
     expect(errors.filter((e) => mailed.includes(e.n) && e.code === 'CHUNK_FAILED')).toEqual([]);
     expect(sent.length + errors.length).toBe(40);

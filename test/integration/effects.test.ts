@@ -4,20 +4,26 @@
  * and the outcome, and the give-up of a chunk never repeat an effect or count a record twice.
  */
 import { setTimeout as sleep } from 'node:timers/promises';
+import type { Message } from '@aws-sdk/client-sqs';
 import { GetCommand } from '@aws-sdk/lib-dynamodb';
 import { describe, expect, it, vi } from 'vitest';
 import { dynamoClient } from '../../core/aws/clients.ts';
 import type { ChunkMessage } from '../../core/messages/chunk.ts';
 import type { Job } from '../../core/jobs/store.ts';
-import { newJobToken } from '../../core/jobs/keys.ts';
+import { keys, newJobToken } from '../../core/jobs/keys.ts';
 import { splitPart } from '../../core/messages/part.ts';
 import type { PipelineDeps } from '../../core/deps.ts';
-import { EffectClaims } from '../../core/work/effects.ts';
+import { finalizeJob } from '../../core/finalize/finalize.ts';
+import { startDirectJob } from '../../core/intake/api.ts';
+import { EffectClaims, KEPT_OUTPUT_BYTES } from '../../core/work/effects.ts';
 import { failedChunk, processChunk } from '../../core/work/process-chunk.ts';
 import { RecordError, type RowProcessor } from '../../core/work/processors/types.ts';
 import { RecordSlots } from '../../core/work/slots.ts';
-import { useTestAws } from '../helpers/aws.ts';
-import { InjectedFault } from '../helpers/faults.ts';
+import { MAX_CHUNK_ATTEMPTS, runWorker } from '../../core/work/worker.ts';
+import { testDeps, useTestAws } from '../helpers/aws.ts';
+import { InjectedFault, withAdapters } from '../helpers/faults.ts';
+import { parseErrorsCsv } from '../helpers/jepsen.ts';
+import { readZipText } from '../helpers/zip.ts';
 
 vi.hoisted(() => {
   process.env.POWERTOOLS_LOG_LEVEL = 'SILENT';
@@ -338,5 +344,68 @@ describe('Scenario: side effects at most once', () => {
       [8, 'CHUNK_FAILED'],
     ]);
     expect(splitPart(given.part).meta.entries).toBe(3);
+  });
+
+  it('a worker giving up a chunk (mail) reports each record by its claim; only the untouched are CHUNK_FAILED, for a retry', async () => {
+    // Prepare: a mail job of 10 records, one chunk; records 1-5 claimed by a worker that then died mid-chunk:
+    // 1 done, 2 done with outputs too large to keep, 3 refused, 4 claimed (no outcome), 5 released
+    const deps = testDeps(aws);
+    const csv = [
+      'id,氏名,品目,数量,受注日,email',
+      ...Array.from({ length: 10 }, (_, i) => `${i + 1},客${i + 1},鋼板,1,2026-11-20,g${i + 1}@example.com`),
+    ];
+    const view = await startDirectJob(deps, 'marifu', Buffer.from(csv.join('\n')), { processor: 'mail' });
+    const t = view.token;
+    const claims = new EffectClaims(aws.table, 14);
+    for (const n of [1, 2, 3, 4, 5]) await claims.claim('marifu', t, n, `c${n}`, 'host/7');
+    await claims.done('marifu', t, 1, 'c1', [{ name: 'mail/1.json', data: '{"messageId":"m-1"}' }]);
+    await claims.done('marifu', t, 2, 'c2', [{ name: 'mail/2.json', data: 'x'.repeat(KEPT_OUTPUT_BYTES) }]);
+    await claims.failed('marifu', t, 3, 'c3', 'MAIL_INVALID_ADDRESS', 'not an address; not sent');
+    await claims.release('marifu', t, 5, 'c5');
+    // Every receive of the chunk is past its attempts: the worker gives it up
+    const lastAttempt = withAdapters(deps, {
+      queues: {
+        around: {
+          receive: async (call) =>
+            ((await call()) as Message[]).map((m) => ({
+              ...m,
+              Attributes: { ...m.Attributes, ApproximateReceiveCount: String(MAX_CHUNK_ATTEMPTS + 1) },
+            })),
+        },
+      },
+    });
+
+    // Act
+    const worker = await runWorker(lastAttempt, { site: 'marifu', token: t, waitSeconds: 0, idlePolls: 2 });
+    const done = await finalizeJob(deps, 'marifu', t);
+    const job = (await deps.jobs.get('marifu', t))!;
+    const zip = await readZipText(await deps.objects.bytes(job.resultKey!));
+    const errors = parseErrorsCsv(zip.get('errors.csv')!);
+    const retried = (await deps.objects.bytes(keys.failed('marifu', t))).toString('utf8');
+    const store = (await (await fetch(`${aws.emulators.endpoints.ses}/store`)).json()) as {
+      emails: { headers?: { name: string; value: string }[] }[];
+    };
+
+    // Assess: nothing sent by the give-up; each record in one outcome; a retry is offered the untouched alone
+    expect(worker.chunks).toBe(1);
+    expect(JSON.stringify(store)).not.toContain(t);
+    expect(done).toMatchObject({
+      state: 'PARTIAL',
+      counts: { total: 10, succeeded: 1, failed: 9, rejected: 0 },
+    });
+    expect([...zip.keys()].filter((k) => k.startsWith('mail/'))).toEqual(['mail/1.json']);
+    expect(zip.get('mail/1.json')).toBe('{"messageId":"m-1"}');
+    expect(errors.map((e) => [e.n, e.code])).toEqual([
+      [2, 'DONE_RESULT_NOT_KEPT'],
+      [3, 'MAIL_INVALID_ADDRESS'],
+      [4, 'IN_DOUBT'],
+      ...[5, 6, 7, 8, 9, 10].map((n) => [n, 'CHUNK_FAILED']),
+    ]);
+    expect(
+      retried
+        .split('\n')
+        .filter(Boolean)
+        .map((l) => (JSON.parse(l) as { n: number }).n),
+    ).toEqual([5, 6, 7, 8, 9, 10]);
   });
 });

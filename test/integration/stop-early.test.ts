@@ -21,6 +21,8 @@ import { reap } from '../../core/ops/reaper.ts';
 import { stopOnFailureRate } from '../../core/ops/stop.ts';
 import { UsageStore } from '../../core/usage/store.ts';
 import { runWorker } from '../../core/work/worker.ts';
+import { EffectClaims, KEPT_OUTPUT_BYTES } from '../../core/work/effects.ts';
+import { RECORD_HEADER } from '../../core/work/processors/mail.ts';
 import { splitUploaded } from '../../core/intake/api.ts';
 import { RecordingLauncher, TEST_STAGE, testDeps, useTestAws } from '../helpers/aws.ts';
 import { csvOf } from '../helpers/pipeline-jobs.ts';
@@ -280,6 +282,191 @@ describe('Function: cancelJob', () => {
     await expect(cancelJob(deps, 'sakai', finalizing.token)).rejects.toMatchObject({ code: 'NOT_FOUND' });
     await expect(cancelJob(deps, 'sakai', 'not-a-token')).rejects.toMatchObject({ code: 'NOT_FOUND' });
   });
+});
+
+/** The record numbers a stopped job's finalize offers a retry (its failed.jsonl), or [] when it wrote none. */
+async function retryable(deps: ReturnType<typeof testDeps>, site: string, token: string): Promise<number[]> {
+  if ((await deps.objects.size(keys.failed(site, token))) === undefined) return [];
+  const text = (await deps.objects.bytes(keys.failed(site, token))).toString('utf8');
+  return text
+    .split('\n')
+    .filter(Boolean)
+    .map((l) => (JSON.parse(l) as { n: number }).n)
+    .sort((a, b) => a - b);
+}
+
+describe("Function: finalizeJob (a stopped job's effect claims)", () => {
+  it('reports each uncounted record by its claim: DONE in the zip, FAILED its code, CLAIMED IN_DOUBT; only the untouched CANCELLED', async () => {
+    // Prepare: 12 records (8 rejected by the split), none counted; records 1-5 claimed by a worker the cancel
+    // caught mid-chunk: 1 done, 2 done with outputs too large to keep, 3 refused, 4 claimed (no outcome), 5
+    // released; records 6-12 never claimed. A DONE claim of record 6 under another job (same site, a token
+    // that extends this one) and of another site must change nothing.
+    const deps = testDeps(aws);
+    const started = await startDirectJob(deps, 'sakai', Buffer.from(csvOf(12, [8])), { processor: 'json' });
+    const claims = new EffectClaims(aws.table, 14);
+    const t = started.token;
+    for (const n of [1, 2, 3, 4, 5]) await claims.claim('sakai', t, n, `c${n}`, 'host/7');
+    await claims.done('sakai', t, 1, 'c1', [{ name: 'sent/1.json', data: '{"id":"m-1"}' }]);
+    await claims.done('sakai', t, 2, 'c2', [{ name: 'sent/2.json', data: 'x'.repeat(KEPT_OUTPUT_BYTES) }]);
+    await claims.failed('sakai', t, 3, 'c3', 'MAIL_INVALID_ADDRESS', 'not an address; not sent');
+    await claims.release('sakai', t, 5, 'c5');
+    for (const [site, token] of [
+      ['sakai', `${t}1`],
+      ['kawasaki', t],
+    ] as const) {
+      await claims.claim(site, token, 6, 'other', 'host/8');
+      await claims.done(site, token, 6, 'other', [{ name: 'sent/6.json', data: 'not this job' }]);
+    }
+
+    // Act
+    await cancelJob(deps, 'sakai', t);
+    const done = await finalizeJob(deps, 'sakai', t);
+    const job = await deps.jobs.get('sakai', t);
+    const entries = await readZip(await deps.objects.bytes(keys.result('sakai', t)));
+    const zip = await zipOf(deps, 'sakai', t);
+
+    // Assess: each record in exactly one outcome, the counts add up everywhere
+    expect(done).toMatchObject({
+      state: 'CANCELLED',
+      counts: { total: 12, succeeded: 1, failed: 10, rejected: 1 },
+    });
+    expect(job).toMatchObject({ state: 'CANCELLED', succeeded: 1, failed: 10, rejected: 1, errorRows: 11 });
+    expect(zip.manifest.counts).toEqual({ total: 12, succeeded: 1, failed: 10, rejected: 1 });
+    expect(entries.filter((e) => e.name.startsWith('sent/')).map((e) => [e.name, e.data.toString()])).toEqual(
+      [['sent/1.json', '{"id":"m-1"}']],
+    );
+    expect(zip.errors.map((e) => [Number(e.record), e.code])).toEqual([
+      [2, 'DONE_RESULT_NOT_KEPT'],
+      [3, 'MAIL_INVALID_ADDRESS'],
+      [4, 'IN_DOUBT'],
+      [5, 'CANCELLED'],
+      [6, 'CANCELLED'],
+      [7, 'CANCELLED'],
+      [8, 'COLUMN_COUNT'],
+      [9, 'CANCELLED'],
+      [10, 'CANCELLED'],
+      [11, 'CANCELLED'],
+      [12, 'CANCELLED'],
+    ]);
+    // The claim-reported ones keep their line and text too
+    expect(zip.errors.slice(0, 3).map((e) => [e.line, e.raw])).toEqual([
+      ['3', '2,name 2'],
+      ['4', '3,name 3'],
+      ['5', '4,name 4'],
+    ]);
+    expect(job!.error!.message).toMatch(/4 more had their effect claimed .*1 done.* 7 never were/);
+    // A retry is offered only the records never touched
+    expect(await retryable(deps, 'sakai', t)).toEqual([5, 6, 7, 9, 10, 11, 12]);
+  });
+
+  it('stopped early: DONE claims on many uncounted records (claims over one 1 MB query page) are successes in the zip', async () => {
+    // Prepare: 30 records stopped by their failure rate before any chunk was counted; records 1-20 were done,
+    // each with a 60 KB result (1.2 MB of claims: more than one page of the Query)
+    const deps = testDeps(aws);
+    const started = await startDirectJob(deps, 'sakai', Buffer.from(csvOf(30)), {
+      processor: 'json',
+      maxFailureRate: 0.1,
+    });
+    const t = started.token;
+    const claims = new EffectClaims(aws.table, 14);
+    const big = (n: number) => `${n}:`.padEnd(60 * 1024, 'y');
+    for (let n = 1; n <= 20; n++) {
+      await claims.claim('sakai', t, n, `c${n}`, 'host/7');
+      await claims.done('sakai', t, n, `c${n}`, [{ name: `out/${n}.txt`, data: big(n) }]);
+    }
+    await stopOnFailureRate(deps, (await deps.jobs.get('sakai', t))!, { succeeded: 0, failed: 100 });
+
+    // Act
+    const done = await finalizeJob(deps, 'sakai', t);
+    const entries = await readZip(await deps.objects.bytes(keys.result('sakai', t)));
+    const zip = await zipOf(deps, 'sakai', t);
+    const reader = new EffectClaims(aws.table, 14);
+    await reader.ofJob('sakai', t, () => true);
+
+    // Assess
+    expect(reader.stats.reads).toBeGreaterThan(1);
+    expect(done).toMatchObject({
+      state: 'FAILED',
+      counts: { total: 30, succeeded: 20, failed: 10, rejected: 0 },
+    });
+    const outs = entries.filter((e) => e.name.startsWith('out/'));
+    expect(outs.map((e) => e.name)).toEqual(Array.from({ length: 20 }, (_, i) => `out/${i + 1}.txt`));
+    expect(outs.every((e, i) => e.data.toString() === big(i + 1))).toBe(true);
+    expect(zip.errors.map((e) => [Number(e.record), e.code])).toEqual(
+      Array.from({ length: 10 }, (_, i) => [i + 21, 'STOPPED_EARLY']),
+    );
+    expect(await retryable(deps, 'sakai', t)).toEqual(Array.from({ length: 10 }, (_, i) => i + 21));
+  });
+
+  it('a mail job cancelled with its chunk in flight: every mail sent is a success in the zip, never CANCELLED or retried', async () => {
+    // Prepare: one chunk of 40 mails, 300 ms each, 8 in flight; the worker is stopped mid-chunk (its chunk
+    // never counted), then the job is cancelled
+    const deps = testDeps(aws);
+    const slow = { ...deps, timings: { ...deps.timings, chunkTargetSeconds: 60 } };
+    const csv = [
+      'id,氏名,品目,数量,受注日,email',
+      ...Array.from({ length: 40 }, (_, i) => `${i + 1},客${i + 1},鋼板,1,2026-11-20,s${i + 1}@example.com`),
+    ];
+    const view = await startDirectJob(slow, 'marifu', Buffer.from(csv.join('\n')), {
+      processor: 'mail',
+      workers: 1,
+      concurrency: 8,
+      simulateDelayMs: 300,
+    });
+    // The worker is stopped as soon as a first mail is recorded done (whatever the machine's load)
+    const stop = new AbortController();
+    const watcher = new EffectClaims(aws.table, 14);
+    const watch = (async () => {
+      while (!stop.signal.aborted) {
+        const found = await watcher.ofJob('marifu', view.token, () => true);
+        if ([...found.values()].some((c) => c.status === 'DONE')) stop.abort(new Error('stop now'));
+        else await new Promise((r) => setTimeout(r, 50));
+      }
+    })();
+    const worker = await runWorker(slow, {
+      site: 'marifu',
+      token: view.token,
+      waitSeconds: 0,
+      visibilitySeconds: 30,
+      abortRecords: stop.signal,
+    });
+    stop.abort();
+    await watch;
+
+    // Act
+    await cancelJob(slow, 'marifu', view.token);
+    const done = await finalizeJob(slow, 'marifu', view.token);
+    const entries = await readZip(await slow.objects.bytes(keys.result('marifu', view.token)));
+    const zip = await zipOf(slow, 'marifu', view.token);
+    const store = (await (await fetch(`${aws.emulators.endpoints.ses}/store`)).json()) as {
+      emails: { headers?: { name: string; value: string }[] }[];
+    };
+
+    // Assess: every mail sent is a success in the zip, or IN_DOUBT (aborted while SES had it: it may have gone);
+    // only records never mailed are CANCELLED, and a retry is offered those alone
+    const mailed = store.emails
+      .map((m) => m.headers?.find((h) => h.name === RECORD_HEADER)?.value ?? '')
+      .filter((k) => k.includes(view.token))
+      .map((k) => Number(k.split('#')[2]))
+      .sort((a, b) => a - b);
+    const inZip = entries
+      .filter((e) => e.name.startsWith('mail/'))
+      .map((e) => Number(/\d+/.exec(e.name)![0]))
+      .sort((a, b) => a - b);
+    const byCode = (code: string) => zip.errors.filter((e) => e.code === code).map((e) => Number(e.record));
+    expect(worker).toMatchObject({ chunks: 0, reason: 'stopped' });
+    expect(inZip.length).toBeGreaterThan(0);
+    expect(mailed.length).toBeLessThan(40);
+    expect(inZip.every((n) => mailed.includes(n))).toBe(true);
+    expect(mailed.filter((n) => !inZip.includes(n)).every((n) => byCode('IN_DOUBT').includes(n))).toBe(true);
+    expect(byCode('CANCELLED').filter((n) => mailed.includes(n))).toEqual([]);
+    expect(byCode('CANCELLED').length + byCode('IN_DOUBT').length).toBe(zip.errors.length);
+    expect(done).toMatchObject({
+      state: 'CANCELLED',
+      counts: { total: 40, succeeded: inZip.length, failed: 40 - inZip.length, rejected: 0 },
+    });
+    expect(await retryable(slow, 'marifu', view.token)).toEqual(byCode('CANCELLED'));
+  }, 60_000);
 });
 
 describe('Function: stopOnFailureRate', () => {
