@@ -287,7 +287,7 @@ describe('Function: scanRecords when the runtime pools its buffers', () => {
    * A stand-in for the runtime's buffer pool (Node 24's holds every allocation under 32 KiB): each
    * `Buffer.allocUnsafe` is the next slice of one ArrayBuffer, the input's bytes included.
    */
-  function pooled(): (size: number) => Buffer {
+  function pooled(): (size: number) => Buffer<ArrayBuffer> {
     const pool = new ArrayBuffer(1 << 20);
     let used = 0;
     return (size) => {
