@@ -13,6 +13,7 @@ import {
 import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { newestSource } from '../web/build.ts';
+import { NODE_TARGET } from '../config/node.ts';
 import {
   workerEnv,
   type LaunchRequest,
@@ -49,7 +50,7 @@ export async function workerBundle(): Promise<string> {
     packages: 'external',
     platform: 'node',
     format: 'esm',
-    target: 'node20',
+    target: NODE_TARGET,
     sourcemap: 'inline',
     logLevel: 'error',
   });
