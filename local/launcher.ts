@@ -23,8 +23,11 @@ import {
 
 const ROOT = fileURLToPath(new URL('..', import.meta.url));
 const WORKER_ENTRY = join(ROOT, 'fargate-worker', 'main.ts');
-/** Inside node_modules, so the bundle's package imports resolve like the sources' do. */
-const BUNDLE = join(ROOT, 'node_modules', '.cache', 'rowfleet', 'fargate-worker.mjs');
+/**
+ * Inside node_modules, so the bundle's package imports resolve like the sources' do; named after its esbuild
+ * target, so a bundle built for another Node is never taken for this one.
+ */
+const BUNDLE = join(ROOT, 'node_modules', '.cache', 'rowfleet', `fargate-worker.${NODE_TARGET}.mjs`);
 const SOURCES = ['config', 'core', 'fargate-worker', 'processors'].map((d) => join(ROOT, d));
 
 /**
