@@ -15,7 +15,15 @@ import { METRIC_NAMESPACE, POWERTOOLS_SERVICE_NAME } from './metrics.ts';
 import { PROJECT_ROOT, projectPath } from './paths.ts';
 import { acknowledge, acknowledgeFindings, arnFinding, escapeRegExp } from './nag.ts';
 import { reportQueuePrefix } from '../config/names.ts';
+import { DEPLOYED_NODE_MAJOR, LAMBDA_RUNTIME, NODE_TARGET } from '../config/node.ts';
 import type { Workers } from './workers.ts';
+
+/** The functions' Lambda runtime: the Node the project deploys on (config/node.ts), by its fixed name. */
+export const DEPLOYED_RUNTIME: lambda.Runtime = (() => {
+  const runtime = lambda.Runtime.ALL.find((r) => r.name === LAMBDA_RUNTIME && !r.isVariable);
+  if (!runtime) throw new Error(`aws-cdk-lib knows no Lambda runtime ${LAMBDA_RUNTIME} (config/node.ts)`);
+  return runtime;
+})();
 
 /** Lets an ESM bundle load CommonJS dependencies that call `require` (AWS SDK, Powertools, iconv-lite). */
 export const ESM_REQUIRE_BANNER =
@@ -68,7 +76,7 @@ const TABLE_ACTIONS: Record<TableAccess, readonly string[]> = {
 };
 
 /**
- * The team's Lambda function: Node.js 22 on ARM64, ESM bundle (minified, source maps) built by the local
+ * The team's Lambda function: the deployed Node.js (config/node.ts, 24) on ARM64, ESM bundle (minified, source maps) built by the local
  * esbuild, its own log group with retention, its own role (logs only to that group), Powertools settings.
  * Each `bindX` method pairs the grant with the environment variable the code reads, read-only unless it writes.
  */
@@ -97,7 +105,7 @@ export class RowfleetFunction extends NodejsFunction {
       entry,
       handler: 'handler',
       description: props.description,
-      runtime: lambda.Runtime.NODEJS_22_X,
+      runtime: DEPLOYED_RUNTIME,
       architecture: lambda.Architecture.ARM_64,
       memorySize: props.memorySize ?? 512,
       timeout: props.timeout ?? Duration.seconds(30),
@@ -115,7 +123,7 @@ export class RowfleetFunction extends NodejsFunction {
         format: OutputFormat.ESM,
         banner: ESM_REQUIRE_BANNER,
         mainFields: ['module', 'main'],
-        target: 'node22',
+        target: NODE_TARGET,
         minify: true,
         sourceMap: true,
         sourcesContent: false,
@@ -137,8 +145,7 @@ export class RowfleetFunction extends NodejsFunction {
     this.entryPath = entry;
     acknowledge(this, {
       id: 'AwsSolutions-L1',
-      reason:
-        'Node.js 22 is the pinned runtime of the whole project (worker image node:22-slim, local runtime, CI); it moves to a newer LTS everywhere at once.',
+      reason: `Node.js ${DEPLOYED_NODE_MAJOR} is the pinned runtime of the whole project (config/node.ts: worker image, local runtime, CI); it moves to a newer LTS everywhere at once.`,
     });
   }
 

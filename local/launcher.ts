@@ -13,6 +13,7 @@ import {
 import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { newestSource } from '../web/build.ts';
+import { NODE_TARGET } from '../config/node.ts';
 import {
   workerEnv,
   type LaunchRequest,
@@ -22,8 +23,11 @@ import {
 
 const ROOT = fileURLToPath(new URL('..', import.meta.url));
 const WORKER_ENTRY = join(ROOT, 'fargate-worker', 'main.ts');
-/** Inside node_modules, so the bundle's package imports resolve like the sources' do. */
-const BUNDLE = join(ROOT, 'node_modules', '.cache', 'rowfleet', 'fargate-worker.mjs');
+/**
+ * Inside node_modules, so the bundle's package imports resolve like the sources' do; named after its esbuild
+ * target, so a bundle built for another Node is never taken for this one.
+ */
+const BUNDLE = join(ROOT, 'node_modules', '.cache', 'rowfleet', `fargate-worker.${NODE_TARGET}.mjs`);
 const SOURCES = ['config', 'core', 'fargate-worker', 'processors'].map((d) => join(ROOT, d));
 
 /**
@@ -49,7 +53,7 @@ export async function workerBundle(): Promise<string> {
     packages: 'external',
     platform: 'node',
     format: 'esm',
-    target: 'node20',
+    target: NODE_TARGET,
     sourcemap: 'inline',
     logLevel: 'error',
   });

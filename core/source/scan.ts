@@ -150,9 +150,18 @@ export class BoundaryScanner {
   private readonly max: number;
   /** The record size limit in bytes: the quick bound (a record's bytes bound csv-parse's measure). */
   private readonly bound: number;
-  /** Bytes read while the start of the text is still open (in `pendingStore`, once more than one chunk). */
+  /**
+   * Bytes read while the start of the text is still open: a view of the caller's last chunk, or of
+   * `pendingStore` (from offset `pendingAt`) once they span more than one chunk.
+   */
   private pending: Buffer | undefined;
   private pendingStore: Buffer | undefined;
+  /**
+   * Where `pending` starts in `pendingStore`, or -1 when it is a view of a caller's chunk. Kept here, never
+   * inferred from the buffers' `ArrayBuffer`: the runtime's pool puts unrelated buffers in one (Node 24's
+   * 64 KiB pool holds both the store and small input chunks).
+   */
+  private pendingAt = -1;
   /** How many of the pending bytes are known spaces or tabs. */
   private blank = 0;
   private started = false;
@@ -217,36 +226,40 @@ export class BoundaryScanner {
   /** Scans the next chunk of input, adding the events of the records it completes to `out`. */
   push(chunk: Buffer, out: BoundaryEvent[]): void {
     if (!this.started) {
-      const rest = this.start(this.pending?.length ? this.morePending(chunk) : chunk, false);
+      const rest = this.pending?.length
+        ? this.start(this.morePending(chunk), false, this.pendingAt)
+        : this.start(chunk, false, -1);
       if (!rest) return;
       chunk = rest;
     }
     this.scan(chunk, false, out);
   }
 
-  /** The undecided bytes and `chunk`, in a buffer that grows by doubling (a long blank prefix costs no more). */
+  /**
+   * The undecided bytes and `chunk`, in the scanner's own store, which grows by doubling (a long blank prefix
+   * costs no more); `pendingAt` then says where they start in it.
+   */
   private morePending(chunk: Buffer): Buffer {
     const p = this.pending!;
     const length = p.length + chunk.length;
     const store = this.pendingStore;
-    if (store && p.buffer === store.buffer) {
-      const from = p.byteOffset - store.byteOffset;
-      if (from + length <= store.length) {
-        chunk.copy(store, from + p.length);
-        return store.subarray(from, from + length);
-      }
+    const from = this.pendingAt;
+    if (store && from >= 0 && from + length <= store.length) {
+      chunk.copy(store, from + p.length);
+      return store.subarray(from, from + length);
     }
     const bigger = Buffer.allocUnsafe(Math.max(2 * length, 8192));
     p.copy(bigger);
     chunk.copy(bigger, p.length);
     this.pendingStore = bigger;
+    this.pendingAt = 0;
     return bigger.subarray(0, length);
   }
 
   /** Ends the input: the last record's events; throws a file-level error found at the end. */
   end(out: BoundaryEvent[]): void {
     if (!this.started) {
-      const rest = this.start(this.pending ?? Buffer.alloc(0), true);
+      const rest = this.start(this.pending ?? Buffer.alloc(0), true, -1);
       if (!rest) throw csvErrors.emptyFile();
       this.scan(rest, true, out);
     } else this.scan(Buffer.alloc(0), true, out);
@@ -258,16 +271,19 @@ export class BoundaryScanner {
     if (this.n === 0) throw csvErrors.noDataRows(this.headerLine);
   }
 
-  private start(buf: Buffer, final: boolean): Buffer | undefined {
+  /** `at`: where `buf` starts in `pendingStore`, or -1 when it is not a view of it. */
+  private start(buf: Buffer, final: boolean, at: number): Buffer | undefined {
     const s = textStart(buf, final, this.blank);
     this.blank = s.blank;
     this.base += s.skip;
     this.leadLines += s.lines;
     if (s.delimiter === undefined) {
       this.pending = buf.subarray(s.skip);
+      this.pendingAt = at < 0 ? -1 : at + s.skip;
       return undefined;
     }
     this.pending = this.pendingStore = undefined;
+    this.pendingAt = -1;
     this.started = true;
     this.delimiter = s.delimiter;
     this.delim = s.delimiter.charCodeAt(0);

@@ -7,6 +7,7 @@ import { getStage, loadConfig } from '../../config/index.ts';
 import { keys, reportQueueName } from '../../core/jobs/keys.ts';
 import { deployableStages, resolveStage, stageEnvironment } from '../../lib/app.ts';
 import { KEY_PREFIXES, reportQueuePrefix } from '../../config/names.ts';
+import { DEPLOYED_NODE_MAJOR, NODE_TARGET } from '../../config/node.ts';
 import { projectPath } from '../../lib/paths.ts';
 import { WORKER_IMAGE_EXCLUDE } from '../../lib/workers.ts';
 
@@ -88,9 +89,13 @@ describe('Stack: app entry and shared names', () => {
       expect(lines).toEqual([...WORKER_IMAGE_EXCLUDE]);
     });
 
-    it('builds in two stages from node:22-slim and runs worker.mjs as a non-root user', () => {
+    it('builds in two stages from the deployed Node (node:24-slim) and runs worker.mjs as a non-root user', () => {
       const dockerfile = readFileSync(projectPath('fargate-worker/Dockerfile'), 'utf8');
-      expect(dockerfile.match(/^FROM node:22-slim/gm)).toHaveLength(2);
+      expect(dockerfile.match(/^FROM node:\S+/gm)).toEqual([
+        `FROM node:${DEPLOYED_NODE_MAJOR}-slim`,
+        `FROM node:${DEPLOYED_NODE_MAJOR}-slim`,
+      ]);
+      expect(dockerfile.match(/--target=\S+/g)).toEqual([`--target=${NODE_TARGET}`]);
       expect(dockerfile).toMatch(/^RUN npm ci /m);
       expect(dockerfile).toMatch(/^USER node$/m);
       expect(dockerfile).toMatch(/^CMD \["node", "worker\.mjs"\]$/m);

@@ -6,6 +6,7 @@ import { AwsSolutionsChecks } from 'cdk-nag';
 import { loadConfig, type SiteConfig } from '../../config/index.ts';
 import { parseSendAt } from '../../config/schema.ts';
 import { acknowledge } from '../../lib/nag.ts';
+import { DEPLOYED_RUNTIME } from '../../lib/rowfleet-function.ts';
 import { Schedules, sendAtCron } from '../../lib/schedules.ts';
 import { cdkJsonContext } from './support.ts';
 
@@ -24,7 +25,7 @@ describe('Stack: schedules', () => {
     app = new App({ context: cdkJsonContext() });
     stack = new Stack(app, 'SchedulesTest', { env: { account: '123456789012', region: 'ap-northeast-1' } });
     const target = new lambda.Function(stack, 'StandIn', {
-      runtime: lambda.Runtime.NODEJS_22_X,
+      runtime: DEPLOYED_RUNTIME,
       handler: 'index.handler',
       code: lambda.Code.fromInline('export const handler = async () => {};'),
     });

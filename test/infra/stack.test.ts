@@ -2,6 +2,7 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { Match, type Template } from 'aws-cdk-lib/assertions';
 import { getStage, loadConfig } from '../../config/index.ts';
 import { API_ROUTES } from '../../config/api.ts';
+import { LAMBDA_RUNTIME } from '../../config/node.ts';
 import { synthStage, type Synthesized } from './support.ts';
 
 /** Statements of the IAM policies attached to the role whose logical id starts with `rolePrefix`. */
@@ -376,14 +377,14 @@ describe('Stack: Rowfleet-dev', () => {
   });
 
   describe('functions', () => {
-    it('runs every function on nodejs22.x/arm64 with its own log group and the Powertools settings', () => {
+    it('runs every function on nodejs24.x/arm64 with its own log group and the Powertools settings', () => {
       const fns = Object.entries(template.findResources('AWS::Lambda::Function')).filter(([id]) =>
         /^(Upload|Status|Finalize|Authorizer|UsageMail)Function/.test(id),
       );
       expect(fns).toHaveLength(5);
       for (const [, fn] of fns) {
         expect(fn.Properties).toMatchObject({
-          Runtime: 'nodejs22.x',
+          Runtime: LAMBDA_RUNTIME,
           Architectures: ['arm64'],
           Handler: 'index.handler',
           LoggingConfig: { LogGroup: { Ref: expect.stringMatching(/LogGroup/) } },
@@ -400,6 +401,16 @@ describe('Stack: Rowfleet-dev', () => {
         LogGroupName: '/rowfleet/dev/lambda/upload',
         RetentionInDays: getStage('dev').infra.logRetentionDays,
       });
+    });
+
+    it('runs every Node.js function of the template on it, custom resource handlers included', () => {
+      const runtimes = Object.entries(template.findResources('AWS::Lambda::Function')).map(
+        ([id, fn]) => [id, fn.Properties.Runtime as string] as const,
+      );
+      // The CDK's S3 bucket-notifications handler is inline Python (its runtime is the CDK's, not a Node one).
+      const node = runtimes.filter(([id]) => !id.startsWith('BucketNotificationsHandler'));
+      expect(node.length).toBeGreaterThanOrEqual(6);
+      expect(node.filter(([, runtime]) => runtime !== LAMBDA_RUNTIME)).toEqual([]);
     });
 
     it('gives upload, status and finalize the resource env, and upload/finalize the ECS launcher env', () => {

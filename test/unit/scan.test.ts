@@ -1,7 +1,7 @@
 import { readdirSync, readFileSync } from 'node:fs';
 import { createRequire } from 'node:module';
 import { dirname, join } from 'node:path';
-import { describe, expect, it } from 'vitest';
+import { afterEach, describe, expect, it, vi } from 'vitest';
 import { decodeToUtf8 } from '../../core/source/decode.ts';
 import { readRecords, type RecordEvent } from '../../core/source/csv.ts';
 import { scanRecords, type BoundaryEvent } from '../../core/source/scan.ts';
@@ -276,6 +276,53 @@ describe('Function: readRecords and scanRecords at the start of the text', () =>
     expect(split[0]).toMatchObject({ kind: 'header', delimiter: ',' });
     expect(scanned[0]).toMatchObject({ kind: 'header', delimiter: ',' });
   });
+});
+
+describe('Function: scanRecords when the runtime pools its buffers', () => {
+  afterEach(() => {
+    vi.restoreAllMocks();
+  });
+
+  /**
+   * A stand-in for the runtime's buffer pool (Node 24's holds every allocation under 32 KiB): each
+   * `Buffer.allocUnsafe` is the next slice of one ArrayBuffer, the input's bytes included.
+   */
+  function pooled(): (size: number) => Buffer<ArrayBuffer> {
+    const pool = new ArrayBuffer(1 << 20);
+    let used = 0;
+    return (size) => {
+      const b = Buffer.from(pool, used, size);
+      used += size;
+      return b;
+    };
+  }
+
+  it.each([
+    ['a tab-separated header after blank lines', '\n \t\nid\tname\r\n1\t"a\tb"\r\n2\tc,d\r\n', 1],
+    ['CRLFs split between reads in the leading blank lines', '\r\n\r\nid,name\r\n1,2\r\n', 1],
+    [
+      'a long run of spaces and blank lines before the header',
+      `${' '.repeat(20_000)}\n\n  \n\tid,x\n1,2\n`,
+      7,
+    ],
+  ])(
+    'reads the same records when its own store and the input chunks share one ArrayBuffer: %s',
+    async (_, text, size) => {
+      // Prepare: the file read into the pool, then handed over in views of it (as Buffer.from and a stream do)
+      const expected = withoutFields(await reference(text, size));
+      const alloc = pooled();
+      const bytes = alloc(Buffer.byteLength(text));
+      bytes.write(text);
+      const spy = vi.spyOn(Buffer, 'allocUnsafe').mockImplementation(alloc);
+
+      // Act
+      const events = await collect(scanRecords(chunksOf(bytes, size), OPTS));
+
+      // Assess: the scanner's store came from the pool too
+      expect(spy).toHaveBeenCalled();
+      expect(events).toEqual(expected);
+    },
+  );
 });
 
 describe('Function: scanRecords on the csv-spectrum corpus and the samples', () => {
