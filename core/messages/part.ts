@@ -1,4 +1,4 @@
-import { stringify } from 'csv-stringify/sync';
+import { csvText, neutraliseCell } from '../source/write.ts';
 import type { RecordErrorCode } from '../shared/errors.ts';
 
 /** One line of errors.csv. */
@@ -62,20 +62,13 @@ export function decodeJson<T>(bytes: Buffer): T {
   return JSON.parse(bytes.toString('utf8')) as T;
 }
 
-/** OWASP CSV injection: a cell that a spreadsheet would read as a formula gets a leading apostrophe. */
-export function neutraliseCell(value: string): string {
-  return /^[=+\-@\t\r]/.test(value) ? `'${value}` : value;
-}
+export { neutraliseCell };
 
 /** errors.csv: UTF-8 with a BOM (so Excel opens it), columns line,record,code,message,raw, sorted by record. */
 export function errorsCsv(failures: readonly RecordFailure[]): Buffer {
   const sorted = byRecord(failures);
-  const rows = sorted.map((f) =>
-    [f.line, f.n, f.code, f.message, f.raw].map((v) => neutraliseCell(String(v))),
-  );
-  const text = stringify([['line', 'record', 'code', 'message', 'raw'], ...rows], {
-    record_delimiter: '\r\n',
-  });
+  const rows = sorted.map((f) => [String(f.line), String(f.n), f.code, f.message, f.raw]);
+  const text = csvText([['line', 'record', 'code', 'message', 'raw'], ...rows], { guard: true });
   return Buffer.concat([Buffer.from([0xef, 0xbb, 0xbf]), Buffer.from(text, 'utf8')]);
 }
 
