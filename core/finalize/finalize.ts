@@ -17,7 +17,7 @@ import {
 } from '../messages/part.ts';
 import { randomUUID } from 'node:crypto';
 import { countsAgree, isTerminal, outcome, type RowCounts } from '../jobs/states.ts';
-import { dosDateTime, ZipWriter } from './zip.ts';
+import { dosDateTime, FINALIZE_ENTRIES, ZipWriter } from './zip.ts';
 import { expiresAt, type Job, type JobError } from '../jobs/store.ts';
 import { recordJobUsage, usageStoreOf } from '../usage/store.ts';
 import { RETRIED_CODES } from '../jobs/stop.ts';
@@ -132,8 +132,11 @@ async function buildAndFinish(
   const upload = deps.objects.multipart(resultKey, 'application/zip');
   // Every entry carries the job's receipt time (the workers stamped theirs the same way).
   const zip = new ZipWriter(upload.write, dosDateTime(new Date(job.receivedAt)));
-  await zip.addEntry('manifest.json', JSON.stringify(manifest(job, state, counts, started), null, 2) + '\n');
-  await zip.addEntry('errors.csv', errorsCsv(failures));
+  await zip.addEntry(
+    FINALIZE_ENTRIES.manifest,
+    JSON.stringify(manifest(job, state, counts, started), null, 2) + '\n',
+  );
+  await zip.addEntry(FINALIZE_ENTRIES.errors, errorsCsv(failures));
 
   // Pass 2: copy each part's prebuilt entries into the zip, in chunk order, a few parts read ahead
   // (a part is one chunk's output, a few MB at most, so memory stays bounded).

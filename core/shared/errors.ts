@@ -17,6 +17,10 @@ export type FileErrorCode =
 /** SOURCE_CHANGED: the bytes of the record's range are not the ones the split validated (the job fails). */
 /** COUNTS_DISAGREE: finalize found the record in no result and no error line (the job fails). */
 /**
+ * ZIP_ENTRY_NAME: the processor named an output the zip must not hold (an absolute path, a `..` segment, a
+ * backslash or control character, a name the finalize writes, a name an earlier record of its chunk took).
+ */
+/**
  * IN_DOUBT: a record of a processor with side effects whose effect may or may not have happened (claimed, no
  * outcome recorded); never tried again. Processors add codes of their own (RecordError, e.g. MAIL_REFUSED).
  */
@@ -27,6 +31,7 @@ export type RecordErrorCode =
   | 'CHUNK_FAILED'
   | 'SOURCE_CHANGED'
   | 'COUNTS_DISAGREE'
+  | 'ZIP_ENTRY_NAME'
   | 'IN_DOUBT'
   | (string & {});
 
