@@ -22,6 +22,7 @@ import { expiresAt, type Job, type JobError } from '../jobs/store.ts';
 import { recordJobUsage, usageStoreOf } from '../usage/store.ts';
 import { RETRIED_CODES } from '../jobs/stop.ts';
 import { haltStopped, stoppedError, unprocessedRecords } from './stopped.ts';
+import { namesTakenElsewhere, withRawText } from './entry-names.ts';
 
 const HEAD_PROBE = 64 * 1024;
 const PREFETCH = 4;
@@ -114,7 +115,7 @@ async function buildAndFinish(
   const unprocessed = halted ? await unprocessedRecords(deps, job, halted.stop, metas, failures) : [];
   failures.push(...unprocessed);
 
-  const counts: RowCounts = {
+  let counts: RowCounts = {
     total: job.totalRecords ?? 0,
     succeeded: job.succeeded,
     failed: job.failed + unprocessed.length,
@@ -123,6 +124,13 @@ async function buildAndFinish(
   const problem = jobProblem(job, counts, metas, failures);
   if (problem?.code === 'COUNTS_DISAGREE') {
     log.error('finalize: the counts disagree; the job fails', { ...counts, error: problem.message });
+  }
+  // Records whose outputs take a name a record of an earlier chunk took: failed, their entries left out.
+  const elsewhere = namesTakenElsewhere(metas);
+  if (elsewhere.failures.length > 0) {
+    failures.push(...(await withRawText(deps, job, elsewhere.failures)));
+    const k = elsewhere.failures.length;
+    counts = { ...counts, succeeded: counts.succeeded - k, failed: counts.failed + k };
   }
   const state = problem ? 'FAILED' : (halted?.state ?? outcome(counts));
   const error =
@@ -145,7 +153,7 @@ async function buildAndFinish(
   for (const c of chunkIds) {
     const part = await ahead.shift()!;
     if (c + PREFETCH < chunkIds.length) ahead.push(fetchPart(c + PREFETCH));
-    await zip.addPrebuilt(splitPart(part).entries);
+    await zip.addPrebuilt(splitPart(part).entries, elsewhere.skip.get(c));
   }
   const written = await zip.finish();
   await upload.done();
@@ -171,7 +179,9 @@ async function buildAndFinish(
   const finished = await deps.jobs.transition(site, token, state, {
     ...(error ? { error } : {}),
     // A stopped job's records never processed count as failed.
-    ...(halted ? { failed: counts.failed } : {}),
+    ...(halted || elsewhere.failures.length > 0 ? { failed: counts.failed } : {}),
+    // Records refused at finalize for their entry names count as failed, not succeeded.
+    ...(elsewhere.failures.length > 0 ? { succeeded: counts.succeeded } : {}),
     errorRows: failures.length,
     resultKey,
     resultBytes: written.bytes,

@@ -218,10 +218,12 @@ export class ZipWriter {
   }
 
   /**
-   * Appends prebuilt local entries (as {@link LocalEntries} or {@link buildLocalEntry} write them).
-   * Their central-directory records are read back from the local headers, so nothing else is needed.
+   * Appends prebuilt local entries (as {@link LocalEntries} or {@link buildLocalEntry} write them), but those
+   * whose index (0 for the first entry of `bytes`) is in `skip`. Their central-directory records are read back
+   * from the local headers, so nothing else is needed.
    */
-  async addPrebuilt(bytes: Buffer): Promise<number> {
+  async addPrebuilt(bytes: Buffer, skip?: ReadonlySet<number>): Promise<number> {
+    if (skip && skip.size > 0) return this.addPrebuiltBut(bytes, skip);
     let o = 0;
     let n = 0;
     while (o < bytes.length) {
@@ -247,6 +249,38 @@ export class ZipWriter {
     }
     this.offset += bytes.length;
     await this.write(bytes);
+    return n;
+  }
+
+  /** {@link addPrebuilt} leaving out the entries of `skip`: the others are written run by run. */
+  private async addPrebuiltBut(bytes: Buffer, skip: ReadonlySet<number>): Promise<number> {
+    let o = 0;
+    let i = 0;
+    let n = 0;
+    let run = -1;
+    const flush = async (end: number) => {
+      if (run !== -1) await this.addPrebuilt(bytes.subarray(run, end));
+      run = -1;
+    };
+    while (o < bytes.length) {
+      if (o + LOCAL_HEADER_SIZE > bytes.length || bytes.readUInt32LE(o) !== LOCAL_SIG) {
+        throw new Error(`prebuilt zip entries: no local header at byte ${o}`);
+      }
+      const end =
+        o +
+        LOCAL_HEADER_SIZE +
+        bytes.readUInt16LE(o + 26) +
+        bytes.readUInt16LE(o + 28) +
+        bytes.readUInt32LE(o + 18);
+      if (skip.has(i)) await flush(o);
+      else {
+        if (run === -1) run = o;
+        n++;
+      }
+      o = end;
+      i++;
+    }
+    await flush(o);
     return n;
   }
 

@@ -17,7 +17,7 @@ import {
   type RowOutput,
   type RowProcessor,
 } from './processors/types.ts';
-import { encodePart, type RecordFailure } from '../messages/part.ts';
+import { encodePart, nameHash, type RecordFailure } from '../messages/part.ts';
 import { dosDateTime, entryNameProblem, LocalEntries } from '../finalize/zip.ts';
 import { echoed } from '../shared/own.ts';
 import type { Job } from '../jobs/store.ts';
@@ -113,11 +113,18 @@ export async function chunkRecords(
  */
 class ChunkEntries {
   private readonly taken = new Set<string>();
+  /** The part meta's `names`: what the finalize checks across chunks. */
+  private names = '';
 
   constructor(readonly entries: LocalEntries) {}
 
-  /** Adds a record's outputs, or answers why they cannot go into the zip (then nothing is added). */
-  add(outputs: readonly RowOutput[]): string | undefined {
+  /** The names of the entries added, as the part's meta keeps them (PartMeta.names). */
+  get summary(): string | undefined {
+    return this.names || undefined;
+  }
+
+  /** Adds record `n`'s outputs, or answers why they cannot go into the zip (then nothing is added). */
+  add(n: number, line: number, outputs: readonly RowOutput[]): string | undefined {
     const names = new Set<string>();
     for (const o of outputs) {
       const problem =
@@ -128,10 +135,14 @@ class ChunkEntries {
       if (problem) return `output "${echoed(o.name)}" cannot be an entry of the zip: ${problem}`;
       names.add(o.name);
     }
+    if (outputs.length === 0) return undefined;
+    let hashes = '';
     for (const o of outputs) {
       this.entries.add(o.name, o.data);
       this.taken.add(o.name);
+      hashes += nameHash(o.name);
     }
+    this.names += `${this.names ? ' ' : ''}${n}:${line}:${hashes}`;
     return undefined;
   }
 }
@@ -144,7 +155,7 @@ function chunkPart(
   msg: ChunkMessage,
   succeeded: number,
   failures: RecordFailure[],
-  entries?: LocalEntries,
+  entries?: ChunkEntries,
 ): ProcessedChunk {
   const meta = {
     v: 3 as const,
@@ -155,11 +166,12 @@ function chunkPart(
     records: msg.records,
     succeeded,
     failed: failures.length,
-    entries: entries?.count ?? 0,
+    entries: entries?.entries.count ?? 0,
     failures,
+    ...(entries?.summary ? { names: entries.summary } : {}),
   };
   return {
-    part: encodePart(meta, entries?.bytes() ?? Buffer.alloc(0)),
+    part: encodePart(meta, entries?.entries.bytes() ?? Buffer.alloc(0)),
     succeeded,
     failed: failures.length,
   };
@@ -213,12 +225,12 @@ export async function failedChunk(
     const r = fromClaim(found[i]);
     if (!r) left.push(f);
     else if ('outputs' in r) {
-      const problem = named.add(r.outputs);
+      const problem = named.add(f.n, f.line, r.outputs);
       if (problem) left.push({ ...f, code: ZIP_ENTRY_NAME, message: problem });
       else succeeded++;
     } else left.push({ ...f, code: r.code, message: r.message });
   });
-  return chunkPart(job, msg, succeeded, left, entries);
+  return chunkPart(job, msg, succeeded, left, named);
 }
 
 /** Claims read at once when a chunk with side effects is given up. */
@@ -378,7 +390,7 @@ class InOrder {
   readonly failures: RecordFailure[] = [];
   private next = 0;
   private held: (Done | undefined)[] | undefined;
-  private readonly named: ChunkEntries;
+  readonly named: ChunkEntries;
 
   constructor(
     entries: LocalEntries,
@@ -417,7 +429,8 @@ class InOrder {
   }
 
   private addOk(i: number, outputs: readonly RowOutput[]): void {
-    const problem = this.named.add(outputs);
+    const [n, line] = this.records[i]!;
+    const problem = this.named.add(n, line, outputs);
     if (problem) this.fail(i, { code: ZIP_ENTRY_NAME, message: problem });
     else this.succeeded++;
   }
@@ -590,5 +603,5 @@ export async function processChunk(
   if (inFlight > 0) await new Promise<void>((r) => (drained = r));
   if (stop?.aborted) throw new ChunkStoppedError('the worker is stopping');
   if (broken) throw broken.error;
-  return chunkPart(job, msg, out.succeeded, out.failures, entries);
+  return chunkPart(job, msg, out.succeeded, out.failures, out.named);
 }

@@ -2,6 +2,7 @@ import { describe, expect, it } from 'vitest';
 import type { ChunkMessage } from '../../core/messages/chunk.ts';
 import { splitPart } from '../../core/messages/part.ts';
 import { entryNameProblem, FINALIZE_ENTRIES, ZipWriter } from '../../core/finalize/zip.ts';
+import { namesTakenElsewhere } from '../../core/finalize/entry-names.ts';
 import { processChunk } from '../../core/work/process-chunk.ts';
 import type { RowProcessor } from '../../core/work/processors/types.ts';
 import { readZip } from '../helpers/zip.ts';
@@ -28,21 +29,37 @@ const NAMES: string[][] = [
   ['ok/15.json', 'sub/15.txt'],
 ];
 
-function chunk(): { msg: ChunkMessage; records: [number, number, string[]][] } {
-  const records = NAMES.map((_, i) => [i + 1, i + 2, [String(i + 1), 'x']] as [number, number, string[]]);
+function chunk(
+  count = NAMES.length,
+  first = 1,
+  number = 0,
+): { msg: ChunkMessage; records: [number, number, string[]][] } {
+  const records = Array.from(
+    { length: count },
+    (_, i) => [first + i, first + i + 1, [String(first + i), 'x']] as [number, number, string[]],
+  );
   const msg: ChunkMessage = {
     v: 2,
     site: 'sakai',
     token: job.token,
-    chunk: 0,
+    chunk: number,
     key: job.sourceKey,
     start: 0,
     end: 1,
-    n: 1,
-    line: 2,
-    records: records.length,
+    n: first,
+    line: first + 1,
+    records: count,
   };
   return { msg, records };
+}
+
+/** The zip of prebuilt entries, as [name, text]. */
+async function zipOf(parts: [Buffer, ReadonlySet<number> | undefined][]): Promise<[string, string][]> {
+  const out: Buffer[] = [];
+  const zip = new ZipWriter(async (b) => void out.push(Buffer.from(b)));
+  for (const [entries, skip] of parts) await zip.addPrebuilt(entries, skip);
+  await zip.finish();
+  return (await readZip(Buffer.concat(out))).map((f) => [f.name, f.data.toString('utf8')]);
 }
 
 const naming: RowProcessor = {
@@ -102,15 +119,53 @@ describe('Function: processChunk (zip entry names)', () => {
       Array.from({ length: 13 }, (_, i) => [i + 2, 'ZIP_ENTRY_NAME']),
     );
     expect(meta.failures.find((f) => f.n === 12)?.message).toContain('an earlier record of the chunk took');
-    const parts: Buffer[] = [];
-    const zip = new ZipWriter(async (b) => void parts.push(Buffer.from(b)));
-    await zip.addPrebuilt(entries);
-    await zip.finish();
-    const files = await readZip(Buffer.concat(parts));
-    expect(files.map((f) => [f.name, f.data.toString('utf8')])).toEqual([
+    expect(await zipOf([[entries, undefined]])).toEqual([
       ['ok/1.json', 'record 1'],
       ['ok/15.json', 'record 15'],
       ['sub/15.txt', 'record 15'],
+    ]);
+  });
+});
+
+describe('Function: namesTakenElsewhere (the finalize, across chunks)', () => {
+  it('fails a record taking a name a record of an earlier chunk took, and leaves its entries out of the zip', async () => {
+    // Prepare: records 2 and 5 (chunks 0 and 1) both write shared/out.json; record 5 writes one more entry
+    const processor: RowProcessor = {
+      name: 'shared',
+      description: 'one name for two records',
+      process: (row) =>
+        row.n === 2
+          ? [{ name: 'shared/out.json', data: 'record 2' }]
+          : row.n === 5
+            ? [
+                { name: 'own/5.txt', data: 'record 5' },
+                { name: 'shared/out.json', data: 'record 5' },
+              ]
+            : [{ name: `own/${row.n}.txt`, data: `record ${row.n}` }],
+    };
+    const a = chunk(3, 1, 0);
+    const b = chunk(3, 4, 1);
+    const partA = splitPart((await processChunk(job, a.msg, a.records, processor)).part);
+    const partB = splitPart((await processChunk(job, b.msg, b.records, processor)).part);
+
+    // Act
+    const found = namesTakenElsewhere([partA.meta, partB.meta]);
+    const files = await zipOf([
+      [partA.entries, found.skip.get(0)],
+      [partB.entries, found.skip.get(1)],
+    ]);
+
+    // Assess
+    expect(found.failures).toMatchObject([{ n: 5, line: 6, code: 'ZIP_ENTRY_NAME' }]);
+    expect(found.failures[0]!.message).toContain('record 2');
+    expect([...(found.skip.get(1) ?? [])]).toEqual([1, 2]);
+    expect(found.skip.get(0)).toBeUndefined();
+    expect(files).toEqual([
+      ['own/1.txt', 'record 1'],
+      ['shared/out.json', 'record 2'],
+      ['own/3.txt', 'record 3'],
+      ['own/4.txt', 'record 4'],
+      ['own/6.txt', 'record 6'],
     ]);
   });
 });
