@@ -17,11 +17,12 @@ import {
 } from '../messages/part.ts';
 import { randomUUID } from 'node:crypto';
 import { countsAgree, isTerminal, outcome, type RowCounts } from '../jobs/states.ts';
-import { dosDateTime, ZipWriter } from './zip.ts';
+import { dosDateTime, FINALIZE_ENTRIES, ZipWriter } from './zip.ts';
 import { expiresAt, type Job, type JobError } from '../jobs/store.ts';
 import { recordJobUsage, usageStoreOf } from '../usage/store.ts';
 import { RETRIED_CODES } from '../jobs/stop.ts';
 import { haltStopped, stoppedError, uncountedRecords } from './stopped.ts';
+import { namesTakenElsewhere, withRawText } from './entry-names.ts';
 
 const HEAD_PROBE = 64 * 1024;
 const PREFETCH = 4;
@@ -114,7 +115,7 @@ async function buildAndFinish(
   const uncounted = halted ? await uncountedRecords(deps, job, halted.stop, metas, failures) : undefined;
   failures.push(...(uncounted?.failures ?? []));
 
-  const counts: RowCounts = {
+  let counts: RowCounts = {
     total: job.totalRecords ?? 0,
     succeeded: job.succeeded + (uncounted?.succeeded ?? 0),
     failed: job.failed + (uncounted?.failures.length ?? 0),
@@ -124,6 +125,13 @@ async function buildAndFinish(
   if (problem?.code === 'COUNTS_DISAGREE') {
     log.error('finalize: the counts disagree; the job fails', { ...counts, error: problem.message });
   }
+  // Records whose outputs take a name a record of an earlier chunk took: failed, their entries left out.
+  const elsewhere = namesTakenElsewhere(metas);
+  if (elsewhere.failures.length > 0) {
+    failures.push(...(await withRawText(deps, job, elsewhere.failures)));
+    const k = elsewhere.failures.length;
+    counts = { ...counts, succeeded: counts.succeeded - k, failed: counts.failed + k };
+  }
   const state = problem ? 'FAILED' : (halted?.state ?? outcome(counts));
   const error =
     problem ??
@@ -132,8 +140,11 @@ async function buildAndFinish(
   const upload = deps.objects.multipart(resultKey, 'application/zip');
   // Every entry carries the job's receipt time (the workers stamped theirs the same way).
   const zip = new ZipWriter(upload.write, dosDateTime(new Date(job.receivedAt)));
-  await zip.addEntry('manifest.json', JSON.stringify(manifest(job, state, counts, started), null, 2) + '\n');
-  await zip.addEntry('errors.csv', errorsCsv(failures));
+  await zip.addEntry(
+    FINALIZE_ENTRIES.manifest,
+    JSON.stringify(manifest(job, state, counts, started), null, 2) + '\n',
+  );
+  await zip.addEntry(FINALIZE_ENTRIES.errors, errorsCsv(failures));
 
   // Pass 2: copy each part's prebuilt entries into the zip, in chunk order, a few parts read ahead
   // (a part is one chunk's output, a few MB at most, so memory stays bounded).
@@ -142,7 +153,7 @@ async function buildAndFinish(
   for (const c of chunkIds) {
     const part = await ahead.shift()!;
     if (c + PREFETCH < chunkIds.length) ahead.push(fetchPart(c + PREFETCH));
-    await zip.addPrebuilt(splitPart(part).entries);
+    await zip.addPrebuilt(splitPart(part).entries, elsewhere.skip.get(c));
   }
   if (uncounted) await zip.addPrebuilt(uncounted.entries);
   const written = await zip.finish();
@@ -168,8 +179,9 @@ async function buildAndFinish(
   const finishedAt = new Date().toISOString();
   const finished = await deps.jobs.transition(site, token, state, {
     ...(error ? { error } : {}),
-    // A stopped job's uncounted records count by their claims, or as failed.
-    ...(halted ? { succeeded: counts.succeeded, failed: counts.failed } : {}),
+    // A stopped job's uncounted records count by their claims, or as failed; records refused at finalize for
+    // their entry names count as failed, not succeeded.
+    ...(halted || elsewhere.failures.length > 0 ? { succeeded: counts.succeeded, failed: counts.failed } : {}),
     errorRows: failures.length,
     resultKey,
     resultBytes: written.bytes,

@@ -36,6 +36,35 @@ const COMPRESS_MIN = 256;
 
 export const LOCAL_HEADER_SIZE = 30;
 
+/** The entries the finalize writes itself into every job's zip (results.csv is kept free for a results sheet). */
+export const FINALIZE_ENTRIES = {
+  manifest: 'manifest.json',
+  errors: 'errors.csv',
+  results: 'results.csv',
+} as const;
+const RESERVED = new Set<string>(Object.values(FINALIZE_ENTRIES));
+
+/**
+ * Why a processor's output may not be an entry of the zip, or undefined when it may: a name must be a relative
+ * path of non-empty segments, none `.` or `..`, with `/` as its only separator (no backslash, no drive letter),
+ * no control character (NUL included), not one of the names the finalize writes ({@link FINALIZE_ENTRIES}, in
+ * any case), and short enough for the header's 16-bit length. Whoever extracts the zip writes only below their
+ * folder, and never over the manifest or errors.csv.
+ */
+export function entryNameProblem(name: string): string | undefined {
+  if (name === '') return 'the name is empty';
+  // eslint-disable-next-line no-control-regex
+  if (/[\u0000-\u001f\u007f-\u009f]/.test(name)) return 'the name holds a control character';
+  if (name.includes('\\')) return 'the name holds a backslash (the separator is /)';
+  if (name.startsWith('/') || /^[A-Za-z]:/.test(name)) return 'the name is an absolute path';
+  const segments = name.split('/');
+  if (segments.some((s) => s === '..')) return 'the name has a ".." segment';
+  if (segments.some((s) => s === '' || s === '.')) return 'the name has an empty or "." segment';
+  if (RESERVED.has(name.toLowerCase())) return `the finalize writes ${name.toLowerCase()} itself`;
+  if (Buffer.byteLength(name, 'utf8') > U16_MAX) return `the name is longer than ${U16_MAX} bytes`;
+  return undefined;
+}
+
 /** The DOS date/time pair used for every entry of an archive (one timestamp per archive). */
 export function dosDateTime(d: Date): { time: number; date: number } {
   const year = Math.max(1980, d.getUTCFullYear());
@@ -189,10 +218,12 @@ export class ZipWriter {
   }
 
   /**
-   * Appends prebuilt local entries (as {@link LocalEntries} or {@link buildLocalEntry} write them).
-   * Their central-directory records are read back from the local headers, so nothing else is needed.
+   * Appends prebuilt local entries (as {@link LocalEntries} or {@link buildLocalEntry} write them), but those
+   * whose index (0 for the first entry of `bytes`) is in `skip`. Their central-directory records are read back
+   * from the local headers, so nothing else is needed.
    */
-  async addPrebuilt(bytes: Buffer): Promise<number> {
+  async addPrebuilt(bytes: Buffer, skip?: ReadonlySet<number>): Promise<number> {
+    if (skip && skip.size > 0) return this.addPrebuiltBut(bytes, skip);
     let o = 0;
     let n = 0;
     while (o < bytes.length) {
@@ -218,6 +249,38 @@ export class ZipWriter {
     }
     this.offset += bytes.length;
     await this.write(bytes);
+    return n;
+  }
+
+  /** {@link addPrebuilt} leaving out the entries of `skip`: the others are written run by run. */
+  private async addPrebuiltBut(bytes: Buffer, skip: ReadonlySet<number>): Promise<number> {
+    let o = 0;
+    let i = 0;
+    let n = 0;
+    let run = -1;
+    const flush = async (end: number) => {
+      if (run !== -1) await this.addPrebuilt(bytes.subarray(run, end));
+      run = -1;
+    };
+    while (o < bytes.length) {
+      if (o + LOCAL_HEADER_SIZE > bytes.length || bytes.readUInt32LE(o) !== LOCAL_SIG) {
+        throw new Error(`prebuilt zip entries: no local header at byte ${o}`);
+      }
+      const end =
+        o +
+        LOCAL_HEADER_SIZE +
+        bytes.readUInt16LE(o + 26) +
+        bytes.readUInt16LE(o + 28) +
+        bytes.readUInt32LE(o + 18);
+      if (skip.has(i)) await flush(o);
+      else {
+        if (run === -1) run = o;
+        n++;
+      }
+      o = end;
+      i++;
+    }
+    await flush(o);
     return n;
   }
 

@@ -9,6 +9,7 @@ import { splitJob } from '../split/split.ts';
 import { isTerminal } from '../jobs/states.ts';
 import { grantWorkers, isGrantPassRequest } from '../ops/grant-workers.ts';
 import { parseJobRequest, type JobRequest } from './request.ts';
+import { echoed } from '../shared/own.ts';
 
 export interface JobView {
   readonly token: string;
@@ -80,6 +81,12 @@ export interface ValidatedRequest extends JobRequest {
 export async function validated(site: string, req: JobRequest): Promise<ValidatedRequest> {
   const processor = req.processor ?? DEFAULT_PROCESSOR;
   const p = await loadProcessor(processor);
+  if (req.template !== undefined && !p.takesTemplate) {
+    throw new BadRequestError(
+      'TEMPLATE_NOT_TAKEN',
+      `Processor "${processor}" takes no template: \`template\` is an option of the processors that fill one (mail).`,
+    );
+  }
   // Stryker disable next-line ArrayDeclaration: an element without an id is no office either: the same UNKNOWN_OFFICE, the same message
   const offices = loadConfig().sites.find((s) => s.id === site)?.offices ?? [];
   const office = req.office ?? offices[0]?.id;
@@ -217,10 +224,10 @@ export async function splitUploaded(deps: PipelineDeps, key: string) {
 
 export async function getJobView(deps: PipelineDeps, site: string, token: string): Promise<JobView> {
   // Stryker disable next-line ConditionalExpression: a malformed token finds no job in the partition either: the same 404 (the check saves the read)
-  if (!isJobToken(token)) throw new NotFoundError(`No job ${token}.`);
+  if (!isJobToken(token)) throw new NotFoundError(`No job ${echoed(token)}.`);
   const job = await deps.jobs.get(site, token);
   // Another site's token is simply not in this site's partition: 404, never its data.
-  if (!job) throw new NotFoundError(`No job ${token}.`);
+  if (!job) throw new NotFoundError(`No job ${echoed(token)}.`);
   const view = await jobView(deps, job);
   if (job.state !== 'QUEUED' && job.state !== 'RUNNING') return view;
   return { ...view, workers: await deps.grants.status(deps.budget, site, token) };

@@ -8,6 +8,7 @@ import { jobLogger } from '../shared/log.ts';
 import { publishMetrics } from '../shared/metrics.ts';
 import { recordJobUsage, usageStoreOf } from '../usage/store.ts';
 import { jobView, type JobView } from './api.ts';
+import { echoed } from '../shared/own.ts';
 
 export interface CancelAnswer {
   /** 200: the job is CANCELLED (now, or before: a cancel is idempotent); 202: the cancel is taking effect. */
@@ -34,10 +35,10 @@ const ATTEMPTS = 3;
  * - Another site's job, or no such job: 404.
  */
 export async function cancelJob(deps: PipelineDeps, site: string, token: string): Promise<CancelAnswer> {
-  if (!isJobToken(token)) throw new NotFoundError(`No job ${token}.`);
+  if (!isJobToken(token)) throw new NotFoundError(`No job ${echoed(token)}.`);
   for (let attempt = 1; ; attempt++) {
     const job = await deps.jobs.get(site, token);
-    if (!job) throw new NotFoundError(`No job ${token}.`);
+    if (!job) throw new NotFoundError(`No job ${echoed(token)}.`);
     const answer = await cancelOnce(deps, job);
     if (answer) return answer;
     if (attempt >= ATTEMPTS) throw new Error(`job ${token}: its state kept changing during the cancel`);

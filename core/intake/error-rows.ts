@@ -6,6 +6,7 @@ import type { ErrorRow } from '../messages/part.ts';
 import { BadRequestError, NotFoundError } from '../shared/errors.ts';
 import { ERRORS_PAGE_DEFAULT, errorsPageQuery, queryInput } from './query.ts';
 import { parseOrBadRequest } from './request.ts';
+import { echoed } from '../shared/own.ts';
 
 /** GET /jobs/{token}/errors: a page of the job's errors.csv rows. */
 export interface ErrorPage {
@@ -32,9 +33,9 @@ export async function errorsPage(
   const q = parseOrBadRequest(errorsPageQuery, queryInput(query));
   const limit = q.limit ?? ERRORS_PAGE_DEFAULT;
   const offset = q.offset ?? 0;
-  if (!isJobToken(token)) throw new NotFoundError(`No job ${token}.`);
+  if (!isJobToken(token)) throw new NotFoundError(`No job ${echoed(token)}.`);
   const job = await deps.jobs.get(site, token);
-  if (!job) throw new NotFoundError(`No job ${token}.`);
+  if (!job) throw new NotFoundError(`No job ${echoed(token)}.`);
   if (!isTerminal(job.state)) {
     throw new BadRequestError(
       'JOB_NOT_FINISHED',

@@ -3,6 +3,7 @@ import { MAX_RECORD_CONCURRENCY, MAX_WORKERS_PER_JOB, officeId, templateName } f
 import { BadRequestError } from '../shared/errors.ts';
 import { PROCESSOR_NAME } from '../work/processors/types.ts';
 import { QUERY_SCHEMAS, queryParameters } from './query.ts';
+import { ECHOED_ID_MAX, echoed } from '../shared/own.ts';
 
 const processorName = z
   .string()
@@ -57,7 +58,9 @@ export function jobRequestFromQuery(q: Readonly<Record<string, string | undefine
   const out: Record<string, unknown> = {};
   for (const [k, v] of Object.entries(q ?? {})) {
     if (v === undefined || v === '') continue;
-    out[k] = NUMERIC_KEYS.has(k) && /^-?\d+(\.\d+)?([eE][-+]?\d+)?$/.test(v.trim()) ? Number(v) : v;
+    const value = NUMERIC_KEYS.has(k) && /^-?\d+(\.\d+)?([eE][-+]?\d+)?$/.test(v.trim()) ? Number(v) : v;
+    // An own key whatever its name: `__proto__=…` is an unknown key the schema refuses, not a prototype to set.
+    Object.defineProperty(out, k, { value, enumerable: true, writable: true, configurable: true });
   }
   return out;
 }
@@ -72,7 +75,9 @@ export function parseOrBadRequest<T>(schema: z.ZodType<T>, input: unknown): T {
   const r = schema.safeParse(input);
   if (r.success) return r.data;
   // Stryker disable next-line StringLiteral: the request's keys are flat, so an issue's path has one element and its separator never shows
-  const problems = r.error.issues.map((i) => `${i.path.join('.') || '(request)'}: ${i.message}`);
+  const problems = r.error.issues.map(
+    (i) => `${echoed(i.path.join('.')) || '(request)'}: ${echoed(i.message, 2 * ECHOED_ID_MAX)}`,
+  );
   throw new BadRequestError('INVALID_REQUEST', `Invalid request: ${problems.join('; ')}.`);
 }
 

@@ -1,5 +1,5 @@
-import { stringify } from 'csv-stringify/sync';
 import { readRecordBatches } from '../source/csv.ts';
+import { csvText } from '../source/write.ts';
 import { decodeToUtf8 } from '../source/decode.ts';
 import { BadRequestError, NotFoundError } from '../shared/errors.ts';
 import { createJob, getJobView, validated, type JobView } from './api.ts';
@@ -44,7 +44,7 @@ export async function retryFailedRecords(deps: PipelineDeps, site: string, token
       else if (ev.kind === 'record' && wanted.has(ev.n)) rows.push(ev.fields);
     }
   }
-  const csv = Buffer.from(stringify([header, ...rows], { record_delimiter: '\r\n' }), 'utf8');
+  const csv = Buffer.from(csvText([header, ...rows]), 'utf8');
   const r = await validated(site, { processor: job.processor, office: job.office, fileName: job.fileName });
   const { token: retryToken, sourceKey } = await createJob(
     deps,

@@ -1,4 +1,5 @@
-import { stringify } from 'csv-stringify/sync';
+import { createHash } from 'node:crypto';
+import { csvText, neutraliseCell } from '../source/write.ts';
 import type { RecordErrorCode } from '../shared/errors.ts';
 
 /** One line of errors.csv. */
@@ -28,6 +29,39 @@ export interface PartMeta {
   readonly failed: number;
   readonly entries: number;
   readonly failures: RecordFailure[];
+  /**
+   * The names of the part's entries, for the finalize to refuse a name a record of another chunk took without
+   * reading the parts twice: per succeeded record with outputs, in entry order, `<n>:<line>:` then one
+   * {@link nameHash} per output; records separated by a space. Absent in parts written before it existed.
+   */
+  readonly names?: string;
+}
+
+/** Characters of a {@link nameHash}. */
+export const NAME_HASH_CHARS = 16;
+
+/** An entry name as the part's meta keeps it: 96 bits of its SHA-256, base64 (16 characters whatever its length). */
+export function nameHash(name: string): string {
+  return createHash('sha256').update(name, 'utf8').digest().subarray(0, 12).toString('base64');
+}
+
+/** A succeeded record's outputs as {@link PartMeta.names} lists them. */
+export interface NamedRecord {
+  readonly n: number;
+  readonly line: number;
+  readonly hashes: readonly string[];
+}
+
+/** {@link PartMeta.names}, read back. */
+export function namedRecords(names: string | undefined): NamedRecord[] {
+  if (!names) return [];
+  return names.split(' ').map((r) => {
+    const [n, line, joined] = r.split(':') as [string, string, string];
+    const hashes: string[] = [];
+    for (let i = 0; i < joined.length; i += NAME_HASH_CHARS)
+      hashes.push(joined.slice(i, i + NAME_HASH_CHARS));
+    return { n: Number(n), line: Number(line), hashes };
+  });
 }
 
 const MAGIC = Buffer.from('RFP3');
@@ -62,20 +96,13 @@ export function decodeJson<T>(bytes: Buffer): T {
   return JSON.parse(bytes.toString('utf8')) as T;
 }
 
-/** OWASP CSV injection: a cell that a spreadsheet would read as a formula gets a leading apostrophe. */
-export function neutraliseCell(value: string): string {
-  return /^[=+\-@\t\r]/.test(value) ? `'${value}` : value;
-}
+export { neutraliseCell };
 
 /** errors.csv: UTF-8 with a BOM (so Excel opens it), columns line,record,code,message,raw, sorted by record. */
 export function errorsCsv(failures: readonly RecordFailure[]): Buffer {
   const sorted = byRecord(failures);
-  const rows = sorted.map((f) =>
-    [f.line, f.n, f.code, f.message, f.raw].map((v) => neutraliseCell(String(v))),
-  );
-  const text = stringify([['line', 'record', 'code', 'message', 'raw'], ...rows], {
-    record_delimiter: '\r\n',
-  });
+  const rows = sorted.map((f) => [String(f.line), String(f.n), f.code, f.message, f.raw]);
+  const text = csvText([['line', 'record', 'code', 'message', 'raw'], ...rows], { guard: true });
   return Buffer.concat([Buffer.from([0xef, 0xbb, 0xbf]), Buffer.from(text, 'utf8')]);
 }
 

@@ -1,3 +1,5 @@
+import { own } from '../shared/own.ts';
+
 /**
  * The stage's worker budget: how many workers each job should have when jobs of many sites want more
  * workers than the stage may run at once. Pure and deterministic — no clock, no randomness, no I/O — so
@@ -201,7 +203,7 @@ export function allocate(
   const heap = new SiteHeap();
   const queues: SiteQueue[] = [];
   for (const [site, jobs] of [...bySite].sort(([a], [b]) => (a < b ? -1 : a > b ? 1 : 0))) {
-    const q = new SiteQueue(site, jobs, policy.sites?.[site]);
+    const q = new SiteQueue(site, jobs, own(policy.sites, site));
     queues.push(q);
     if (q.open) heap.push(q);
   }

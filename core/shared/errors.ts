@@ -17,6 +17,10 @@ export type FileErrorCode =
 /** SOURCE_CHANGED: the bytes of the record's range are not the ones the split validated (the job fails). */
 /** COUNTS_DISAGREE: finalize found the record in no result and no error line (the job fails). */
 /**
+ * ZIP_ENTRY_NAME: the processor named an output the zip must not hold (an absolute path, a `..` segment, a
+ * backslash or control character, a name the finalize writes, a name an earlier record of its chunk took).
+ */
+/**
  * IN_DOUBT: a record of a processor with side effects whose effect may or may not have happened (claimed, no
  * outcome recorded); never tried again. DONE_RESULT_NOT_KEPT: its effect happened, but its result was too large to
  * keep with its claim and cannot be rebuilt (a redelivered, given-up or stopped chunk); never tried again.
@@ -29,6 +33,7 @@ export type RecordErrorCode =
   | 'CHUNK_FAILED'
   | 'SOURCE_CHANGED'
   | 'COUNTS_DISAGREE'
+  | 'ZIP_ENTRY_NAME'
   | 'IN_DOUBT'
   | 'DONE_RESULT_NOT_KEPT'
   | (string & {});

@@ -1,6 +1,6 @@
 import { Parser, type CsvError } from 'csv-parse';
-import { stringify } from 'csv-stringify/sync';
 import { FileRejectedError, type RecordErrorCode } from '../shared/errors.ts';
+import { csvRecord } from './write.ts';
 
 /** A data record: `n` counts non-empty data records from 1; `line` is the physical line it starts on (header = 1). */
 export interface CsvRecord {
@@ -55,7 +55,7 @@ export function detectDelimiter(firstText: string): string {
 
 /** The record as CSV text again, for errors.csv; NUL bytes are shown as ␀. */
 export function recordToRaw(fields: string[], delimiter = ','): string {
-  return stringify([fields], { delimiter, record_delimiter: '' }).replace(/\0/g, '\u2400');
+  return csvRecord(fields, delimiter).replace(/\0/g, '\u2400');
 }
 
 export function validateHeader(header: string[], line: number): void {

@@ -17,8 +17,9 @@ import {
   type RowOutput,
   type RowProcessor,
 } from './processors/types.ts';
-import { encodePart, type RecordFailure } from '../messages/part.ts';
-import { dosDateTime, LocalEntries } from '../finalize/zip.ts';
+import { encodePart, nameHash, type RecordFailure } from '../messages/part.ts';
+import { dosDateTime, entryNameProblem, LocalEntries } from '../finalize/zip.ts';
+import { echoed } from '../shared/own.ts';
 import type { Job } from '../jobs/store.ts';
 import { claimOutcome, idempotencyKey, type EffectClaims } from './effects.ts';
 import { MIN_WINDOW_MS, type RateLimiter } from './rate-limiter.ts';
@@ -105,13 +106,56 @@ export async function chunkRecords(
   return records;
 }
 
+/**
+ * A chunk's zip entries, each record's outputs checked before they go in ({@link entryNameProblem}, and no name
+ * an earlier record of the chunk took): a record with one bad name puts none of its outputs in the zip and fails
+ * with ZIP_ENTRY_NAME (its side effect, if it has one, did happen: the code is final, never run again).
+ */
+class ChunkEntries {
+  private readonly taken = new Set<string>();
+  /** The part meta's `names`: what the finalize checks across chunks. */
+  private names = '';
+
+  constructor(readonly entries: LocalEntries) {}
+
+  /** The names of the entries added, as the part's meta keeps them (PartMeta.names). */
+  get summary(): string | undefined {
+    return this.names || undefined;
+  }
+
+  /** Adds record `n`'s outputs, or answers why they cannot go into the zip (then nothing is added). */
+  add(n: number, line: number, outputs: readonly RowOutput[]): string | undefined {
+    const names = new Set<string>();
+    for (const o of outputs) {
+      const problem =
+        entryNameProblem(o.name) ??
+        (this.taken.has(o.name) || names.has(o.name)
+          ? 'an earlier record of the chunk took the name'
+          : undefined);
+      if (problem) return `output "${echoed(o.name)}" cannot be an entry of the zip: ${problem}`;
+      names.add(o.name);
+    }
+    if (outputs.length === 0) return undefined;
+    let hashes = '';
+    for (const o of outputs) {
+      this.entries.add(o.name, o.data);
+      this.taken.add(o.name);
+      hashes += nameHash(o.name);
+    }
+    this.names += `${this.names ? ' ' : ''}${n}:${line}:${hashes}`;
+    return undefined;
+  }
+}
+
+const ZIP_ENTRY_NAME: RecordErrorCode = 'ZIP_ENTRY_NAME';
+
 /** A chunk's part object: its meta (site, token, counts, failures) and its prebuilt zip entries. */
 function chunkPart(
   job: Job,
   msg: ChunkMessage,
   succeeded: number,
   failures: RecordFailure[],
-  entries?: LocalEntries,
+  entries?: ChunkEntries,
 ): ProcessedChunk {
   const meta = {
     v: 3 as const,
@@ -122,11 +166,12 @@ function chunkPart(
     records: msg.records,
     succeeded,
     failed: failures.length,
-    entries: entries?.count ?? 0,
+    entries: entries?.entries.count ?? 0,
     failures,
+    ...(entries?.summary ? { names: entries.summary } : {}),
   };
   return {
-    part: encodePart(meta, entries?.bytes() ?? Buffer.alloc(0)),
+    part: encodePart(meta, entries?.entries.bytes() ?? Buffer.alloc(0)),
     succeeded,
     failed: failures.length,
   };
@@ -173,17 +218,19 @@ export async function failedChunk(
     concurrency: CLAIM_READS_IN_FLIGHT,
   });
   const entries = new LocalEntries(dosDateTime(new Date(job.receivedAt)));
+  const named = new ChunkEntries(entries);
   const left: RecordFailure[] = [];
   let succeeded = 0;
   failures.forEach((f, i) => {
     const r = claimOutcome(found[i]);
     if (!r) left.push(f);
     else if ('outputs' in r) {
-      for (const o of r.outputs) entries.add(o.name, o.data);
-      succeeded++;
+      const problem = named.add(f.n, f.line, r.outputs);
+      if (problem) left.push({ ...f, code: ZIP_ENTRY_NAME, message: problem });
+      else succeeded++;
     } else left.push({ ...f, code: r.code, message: r.message });
   });
-  return chunkPart(job, msg, succeeded, left, entries);
+  return chunkPart(job, msg, succeeded, left, named);
 }
 
 /** Claims read at once when a chunk with side effects is given up. */
@@ -332,17 +379,20 @@ class InOrder {
   readonly failures: RecordFailure[] = [];
   private next = 0;
   private held: (Done | undefined)[] | undefined;
+  readonly named: ChunkEntries;
 
   constructor(
-    private readonly entries: LocalEntries,
+    entries: LocalEntries,
     private readonly records: readonly [number, number, string[]][],
     private readonly delimiter: string | undefined,
-  ) {}
+  ) {
+    this.named = new ChunkEntries(entries);
+  }
 
   /** Record `i` succeeded with `outputs`. */
   ok(i: number, outputs: readonly RowOutput[]): void {
     if (i !== this.next) return this.hold(i, { outputs });
-    this.addOk(outputs);
+    this.addOk(i, outputs);
     this.advance();
   }
 
@@ -367,13 +417,19 @@ class InOrder {
     }
   }
 
-  private addOk(outputs: readonly RowOutput[]): void {
-    for (const o of outputs) this.entries.add(o.name, o.data);
-    this.succeeded++;
+  private addOk(i: number, outputs: readonly RowOutput[]): void {
+    const [n, line] = this.records[i]!;
+    const problem = this.named.add(n, line, outputs);
+    if (problem) this.fail(i, { code: ZIP_ENTRY_NAME, message: problem });
+    else this.succeeded++;
   }
 
   private apply(i: number, done: Done): void {
-    if ('outputs' in done) return this.addOk(done.outputs);
+    if ('outputs' in done) this.addOk(i, done.outputs);
+    else this.fail(i, done);
+  }
+
+  private fail(i: number, done: { readonly code: string; readonly message: string }): void {
     const [n, line, fields] = this.records[i]!;
     this.failures.push({
       n,
@@ -536,5 +592,5 @@ export async function processChunk(
   if (inFlight > 0) await new Promise<void>((r) => (drained = r));
   if (stop?.aborted) throw new ChunkStoppedError('the worker is stopping');
   if (broken) throw broken.error;
-  return chunkPart(job, msg, out.succeeded, out.failures, entries);
+  return chunkPart(job, msg, out.succeeded, out.failures, out.named);
 }

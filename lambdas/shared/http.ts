@@ -5,6 +5,7 @@ import type { APIGatewayProxyEvent, APIGatewayProxyResult, Context } from 'aws-l
 import { BadRequestError, FileRejectedError, NotFoundError } from '../../core/shared/errors.ts';
 import { logger } from '../../core/shared/log.ts';
 import { lambda } from './middleware.ts';
+import { echoed } from '../../core/shared/own.ts';
 
 export type ApiRoute = Route<APIGatewayProxyEvent, APIGatewayProxyResult>;
 
@@ -65,7 +66,7 @@ export function httpApi(routes: ApiRoute[]) {
   const router = httpRouterHandler<APIGatewayProxyEvent, APIGatewayProxyResult>({
     routes,
     notFoundResponse: ({ method, path }) => {
-      throw new NotFoundError(`No route ${method} ${path}.`);
+      throw new NotFoundError(`No route ${method} ${echoed(path)}.`);
     },
   });
   return lambda<APIGatewayProxyEvent, APIGatewayProxyResult>(

@@ -5,9 +5,12 @@ import {
   parseJobRequest,
   parseOrBadRequest,
 } from '../../core/intake/request.ts';
-import { BadRequestError } from '../../core/shared/errors.ts';
+import { BadRequestError, NotFoundError } from '../../core/shared/errors.ts';
 import { z } from 'zod';
-import { validated } from '../../core/intake/api.ts';
+import { getJobView, validated } from '../../core/intake/api.ts';
+import { cancelJob } from '../../core/intake/cancel.ts';
+import { loadProcessor } from '../../core/work/processors/index.ts';
+import type { PipelineDeps } from '../../core/deps.ts';
 
 /** The 400 a request gets, or undefined when it is accepted. */
 function refusal(run: () => unknown): BadRequestError | undefined {
@@ -321,5 +324,103 @@ describe('Function: validated (the rules that depend on the site)', () => {
 
     // Assess
     expect(err).toBeInstanceOf(BadRequestError);
+  });
+});
+
+/** Names every object has through its prototype: never a template, processor, site, office or option. */
+const PROTOTYPE_NAMES = ['constructor', '__proto__', 'toString', 'hasOwnProperty', 'valueOf'];
+
+/** What a request (query string or JSON body, parsed and validated for site sakai) is answered. */
+async function answer(input: unknown): Promise<BadRequestError | NotFoundError | undefined> {
+  try {
+    await validated('sakai', parseJobRequest(input));
+    return undefined;
+  } catch (err) {
+    if (err instanceof BadRequestError || err instanceof NotFoundError) return err;
+    throw err;
+  }
+}
+
+const statusOf = (e: BadRequestError | NotFoundError | undefined) =>
+  e instanceof BadRequestError ? e.status : e ? 404 : 200;
+
+describe('A job request naming what an object has through its prototype', () => {
+  it.each(PROTOTYPE_NAMES)(
+    'is refused with a 4xx and a code for "%s" as a template, processor, office or option',
+    async (name) => {
+      // Prepare
+      const asks: [string, unknown][] = [
+        ['template (mail)', jobRequestFromQuery({ processor: 'mail', template: name })],
+        ['template (JSON)', JSON.parse(`{"processor":"mail","template":${JSON.stringify(name)}}`)],
+        ['processor', jobRequestFromQuery({ processor: name })],
+        ['office', jobRequestFromQuery({ office: name })],
+        [
+          'option (query)',
+          jobRequestFromQuery(JSON.parse(`{${JSON.stringify(name)}:"1"}`) as Record<string, string>),
+        ],
+        ['option (JSON)', JSON.parse(`{${JSON.stringify(name)}:{"polluted":true}}`)],
+      ];
+
+      // Act
+      const answers = await Promise.all(
+        asks.map(async ([what, input]) => [what, await answer(input)] as const),
+      );
+
+      // Assess
+      for (const [what, e] of answers) {
+        expect({ what, status: statusOf(e) }).toEqual({ what, status: 400 });
+        expect(e!.code).toMatch(/^(INVALID_REQUEST|UNKNOWN_TEMPLATE|UNKNOWN_PROCESSOR|UNKNOWN_OFFICE)$/);
+      }
+      expect(({} as Record<string, unknown>).polluted).toBeUndefined();
+    },
+  );
+});
+
+describe('The template option', () => {
+  it('is refused (400 TEMPLATE_NOT_TAKEN) for a processor that fills no template', async () => {
+    // Prepare
+    const asks = [
+      { processor: 'report', template: 'notice' },
+      { template: 'notice' },
+      { processor: 'json', template: 'notice' },
+    ];
+
+    // Act
+    const errors = await Promise.all(asks.map((a) => answer(a)));
+    const mail = await answer({ processor: 'mail', template: 'notice' });
+
+    // Assess
+    for (const e of errors) {
+      expect(e).toBeInstanceOf(BadRequestError);
+      expect(e).toMatchObject({ code: 'TEMPLATE_NOT_TAKEN', status: 400 });
+    }
+    expect(mail).toBeUndefined();
+  });
+});
+
+describe('Ids echoed in error messages', () => {
+  it('are cut to about 100 characters (a 404 for an 8,000-character job id, an unknown key, an unknown processor)', async () => {
+    // Prepare
+    const long = 'x'.repeat(8000);
+    const deps = {} as PipelineDeps;
+
+    // Act
+    const failure = (p: Promise<unknown>) =>
+      p.then(
+        () => undefined,
+        (e: unknown) => e as Error,
+      );
+    const notFound = await failure(getJobView(deps, 'sakai', long));
+    const cancel = await failure(cancelJob(deps, 'sakai', long));
+    const key = refusal(() => parseJobRequest({ [long]: 1 }));
+    const processor = await failure(loadProcessor(`p${'a'.repeat(8000)}`));
+
+    // Assess
+    expect(notFound).toBeInstanceOf(NotFoundError);
+    for (const e of [notFound, cancel, key, processor]) {
+      expect(e!.message.length).toBeLessThan(400);
+      expect(e!.message).toContain('x'.repeat(20).replace(/x/g, e === processor ? 'a' : 'x'));
+    }
+    expect(notFound!.message).toBe(`No job ${'x'.repeat(100)}….`);
   });
 });

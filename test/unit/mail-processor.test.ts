@@ -4,6 +4,12 @@ import { BadRequestError } from '../../core/shared/errors.ts';
 import { createMailProcessor, RECORD_HEADER, templateOf } from '../../core/work/processors/mail.ts';
 import { RecordError, type RowContext } from '../../core/work/processors/types.ts';
 import type { MailSender, OutgoingMail } from '../../core/usage/ses-sender.ts';
+import type { ChunkMessage } from '../../core/messages/chunk.ts';
+import { splitPart } from '../../core/messages/part.ts';
+import { validated } from '../../core/intake/api.ts';
+import type { EffectClaim } from '../../core/work/effects.ts';
+import { processChunk } from '../../core/work/process-chunk.ts';
+import { RUNNING_JOB } from '../helpers/running-job.ts';
 
 const TOKEN = '0f8fad5b-d9cb-469f-a165-70867728950e';
 
@@ -195,6 +201,182 @@ describe('Processor: mail', () => {
     expect((unknown as BadRequestError).code).toBe('UNKNOWN_TEMPLATE');
     expect((unknown as BadRequestError).message).toContain('kawasaki');
     expect((missing as BadRequestError).code).toBe('MAIL_NOT_CONFIGURED');
+  });
+});
+
+/** Names every object has through its prototype: never a template, processor, site, office or option. */
+const PROTOTYPE_NAMES = ['constructor', '__proto__', 'toString', 'hasOwnProperty', 'valueOf'];
+
+/** Claims in memory (effects.ts's semantics, enough for one delivery). */
+function memoryClaims() {
+  const items = new Map<number, EffectClaim>();
+  const settle = (n: number, fields: Partial<EffectClaim>) => {
+    items.set(n, { ...items.get(n)!, ...fields });
+    return Promise.resolve();
+  };
+  return {
+    items,
+    claim: async (_s: string, _t: string, n: number, claimId: string, by: string) => {
+      items.set(n, { status: 'CLAIMED', claimId, claimedAt: new Date().toISOString(), claimedBy: by });
+      return { won: true as const };
+    },
+    done: (_s: string, _t: string, n: number) => settle(n, { status: 'DONE' }),
+    failed: (_s: string, _t: string, n: number, _c: string, code: string, message: string) =>
+      settle(n, { status: 'FAILED', code, message }),
+    release: (_s: string, _t: string, n: number) => settle(n, { status: 'RELEASED' }),
+  };
+}
+
+describe('Processor: mail, names and content from users', () => {
+  it.each(PROTOTYPE_NAMES)(
+    'knows no template "%s": a 4xx at the request, the record fails with its code, never IN_DOUBT',
+    async (name) => {
+      // Prepare
+      const sender = new FakeSender();
+      const mail = createMailProcessor({ sender: () => sender, ...fast });
+      const job = { ...RUNNING_JOB, processor: 'mail', header: HEADER, options: { template: name } };
+      const { msg, records } = {
+        msg: {
+          v: 2,
+          site: 'sakai',
+          token: job.token,
+          chunk: 0,
+          key: job.sourceKey,
+          start: 0,
+          end: 1,
+          n: 1,
+          line: 2,
+          records: 1,
+        } as ChunkMessage,
+        records: [[1, 2, ['A-1', '山田', 'コイル', '3', '2026-11-20', 'yamada@example.com']]] as [
+          number,
+          number,
+          string[],
+        ][],
+      };
+      const claims = memoryClaims();
+
+      // Act
+      const checked = (() => {
+        try {
+          mail.checkJob!({ site: 'sakai', options: { template: name } });
+        } catch (e) {
+          return e;
+        }
+      })();
+      const request = await validated('sakai', { processor: 'mail', template: name }).catch(
+        (e: unknown) => e,
+      );
+      const done = await processChunk(job, msg, records, mail, {
+        claims,
+        limiter: { take: async () => undefined },
+      });
+
+      // Assess
+      expect((checked as BadRequestError).code).toBe('UNKNOWN_TEMPLATE');
+      expect(request).toBeInstanceOf(BadRequestError);
+      expect((request as BadRequestError).status).toBe(400);
+      expect(splitPart(done.part).meta.failures).toMatchObject([{ n: 1, code: 'UNKNOWN_TEMPLATE' }]);
+      expect(claims.items.get(1)).toMatchObject({ status: 'FAILED', code: 'UNKNOWN_TEMPLATE' });
+      expect(sender.sent).toHaveLength(0);
+    },
+  );
+
+  it('fails a record whose template cannot compile with MAIL_TEMPLATE_INVALID (nothing sent), and refuses the request', async () => {
+    // Prepare
+    const site = getSite('sakai');
+    const broken = {
+      ...site,
+      bulkMail: {
+        from: site.bulkMail!.from,
+        templates: { notice: { to: 'email', subject: '{{#if id}}unclosed', text: 'x', html: 'x' } },
+      },
+    };
+    const sender = new FakeSender();
+    const mail = createMailProcessor({ sender: () => sender, site: () => broken, ...fast });
+
+    // Act
+    const err = await Promise.resolve(
+      mail.process(
+        row(['A-1', '山田', 'コイル', '3', '2026-11-20', 'yamada@example.com']),
+        ctx('sakai', HEADER),
+      ),
+    ).catch((e: unknown) => e);
+    const refused = (() => {
+      try {
+        mail.checkJob!({ site: 'sakai', options: {} });
+      } catch (e) {
+        return e;
+      }
+    })();
+
+    // Assess
+    expect(err).toBeInstanceOf(RecordError);
+    expect((err as RecordError).code).toBe('MAIL_TEMPLATE_INVALID');
+    expect((err as RecordError).retryable).toBe(false);
+    expect((refused as BadRequestError).code).toBe('MAIL_TEMPLATE_INVALID');
+    expect(sender.sent).toHaveLength(0);
+  });
+
+  it('never lets a line break or another control character of a cell into the subject', async () => {
+    // Prepare: the subject names {{id}}
+    const sender = new FakeSender();
+    const mail = createMailProcessor({ sender: () => sender, ...fast });
+    const id = 'A-1\r\nBcc: victim@example.com\nX\rY\u0000Z\u2028W';
+
+    // Act
+    const out = await mail.process(
+      row([id, '山田', 'コイル', '3', '2026-11-20', 'yamada@example.com']),
+      ctx('sakai', HEADER),
+    );
+
+    // Assess
+    const subject = sender.sent[0]!.subject;
+    expect(subject).toBe('【堺】ご注文 A-1 Bcc: victim@example.com X Y Z W のご案内');
+    expect(subject).not.toMatch(/[\r\n\0\u2028]/);
+    expect(JSON.parse(String(out[0]!.data))).toMatchObject({ subject });
+  });
+
+  it.each([
+    ['a local part of 65 octets', `${'a'.repeat(65)}@example.com`, 'local part is 65 octets'],
+    ['a domain of 256 octets', `a@${`${'b'.repeat(62)}.`.repeat(4)}abcd`, 'domain is 256 octets'],
+    [
+      'an address of 255 octets',
+      `${'a'.repeat(64)}@${`${'b'.repeat(62)}.`.repeat(2)}${'c'.repeat(60)}.com`,
+      'it is 255 octets',
+    ],
+  ])(
+    'fails an address longer than RFC 5321 allows (%s) with MAIL_ADDRESS_TOO_LONG, not sent',
+    async (_what, to, why) => {
+      // Prepare
+      const sender = new FakeSender();
+      const mail = createMailProcessor({ sender: () => sender, ...fast });
+
+      // Act
+      const err = await Promise.resolve(
+        mail.process(row(['A-1', '山田', 'コイル', '3', '2026-11-20', to]), ctx('sakai', HEADER)),
+      ).catch((e: unknown) => e);
+
+      // Assess
+      expect((err as RecordError).code).toBe('MAIL_ADDRESS_TOO_LONG');
+      expect((err as RecordError).message).toContain(why);
+      expect((err as RecordError).message.length).toBeLessThan(250);
+      expect(sender.sent).toHaveLength(0);
+    },
+  );
+
+  it('sends to an address of exactly the limits (local part 64, 254 octets in all)', async () => {
+    // Prepare
+    const sender = new FakeSender();
+    const mail = createMailProcessor({ sender: () => sender, ...fast });
+    const to = `${'a'.repeat(64)}@${`${'b'.repeat(62)}.`.repeat(2)}${'c'.repeat(59)}.com`;
+
+    // Act
+    await mail.process(row(['A-1', '山田', 'コイル', '3', '2026-11-20', to]), ctx('sakai', HEADER));
+
+    // Assess
+    expect(to).toHaveLength(254);
+    expect(sender.sent[0]!.to).toEqual([to]);
   });
 });
 

@@ -12,6 +12,8 @@ import {
   type RecordFailure,
 } from '../../core/messages/part.ts';
 import { buildLocalEntry } from '../../core/finalize/zip.ts';
+import { readRecordBatches } from '../../core/source/csv.ts';
+import { decodeToUtf8 } from '../../core/source/decode.ts';
 
 const failure = (
   n: number,
@@ -40,6 +42,32 @@ describe('Function: errorsCsv', () => {
     expect(rows.slice(1)).toEqual([
       ['2', '1', 'COLUMN_COUNT', 'Expected 2 fields as in the header, found 1.', '山田'],
       ['4', '3', 'COLUMN_COUNT', 'Expected 2 fields as in the header, found 1.', 'x,y,z'],
+    ]);
+  });
+
+  it("keeps a message and a raw record with a lone LF and a lone CR in one row (Excel's Alt+Enter)", async () => {
+    // Prepare
+    const failures = [failure(1, '"a\nb",c', 'first line\nsecond line'), failure(2, 'x\ry', 'one\rtwo')];
+
+    // Act
+    const rows: string[][] = [];
+    for await (const batch of readRecordBatches(
+      decodeToUtf8(
+        (async function* () {
+          yield errorsCsv(failures);
+        })(),
+      ),
+      {
+        maxRecordBytes: 1 << 20,
+      },
+    ))
+      for (const e of batch) if (e.kind !== 'rejected') rows.push(e.kind === 'header' ? e.header : e.fields);
+
+    // Assess
+    expect(rows).toEqual([
+      ['line', 'record', 'code', 'message', 'raw'],
+      ['2', '1', 'COLUMN_COUNT', 'first line\nsecond line', '"a\nb",c'],
+      ['3', '2', 'COLUMN_COUNT', 'one\rtwo', 'x\ry'],
     ]);
   });
 

@@ -6,6 +6,7 @@ import { jsonProcessor } from './json.ts';
 import { mailProcessor } from './mail.ts';
 import { reportProcessor } from './report.ts';
 import { PROCESSOR_NAME, type RowProcessor } from './types.ts';
+import { echoed } from '../../shared/own.ts';
 
 export type { RowProcessor, RowInput, RowContext, RowOutput, RateLimit } from './types.ts';
 export { RecordError, DEFAULT_CONCURRENCY, DEFAULT_TIMEOUT_MS, PROCESSOR_NAME } from './types.ts';
@@ -39,6 +40,7 @@ const processorShape = z.object({
     })
     .optional(),
   sideEffects: z.boolean().optional(),
+  takesTemplate: z.boolean().optional(),
   timeoutMs: z.number().int().positive().optional(),
   checkJob: fn.optional(),
   process: fn,
@@ -101,7 +103,10 @@ export async function loadProcessor(name: string): Promise<RowProcessor> {
   const listed = FROM_SOURCES
     ? processorNames().join(', ')
     : `${[...BUILT_IN.keys()].join(', ')}, processors/`;
-  throw new BadRequestError('UNKNOWN_PROCESSOR', `Unknown processor "${name}". Available: ${listed}.`);
+  throw new BadRequestError(
+    'UNKNOWN_PROCESSOR',
+    `Unknown processor "${echoed(name)}". Available: ${listed}.`,
+  );
 }
 
 export interface ListedProcessor {

@@ -2,6 +2,7 @@ import Handlebars from 'handlebars';
 import { z } from 'zod';
 import { getSite, type BulkMailTemplate, type SiteConfig } from '../../../config/index.ts';
 import { BadRequestError, errorMessage } from '../../shared/errors.ts';
+import { echoed, own } from '../../shared/own.ts';
 import { jobLogger } from '../../shared/log.ts';
 import {
   isThrottling,
@@ -27,8 +28,10 @@ import { RecordError, type RowContext, type RowInput, type RowOutput, type RowPr
  *   (core/work/effects.ts).
  * - The result is `mail/<n>.json` per row sent: `{"to","subject","messageId","sentAt"}`. Refused rows go to
  *   errors.csv: MAIL_INVALID_ADDRESS (not sent), MAIL_REFUSED (SES answered with a permanent error),
- *   MAIL_THROTTLED (SES throttled every attempt: not sent), MAIL_TEMPLATE_FIELD; a row whose send got no answer
- *   is IN_DOUBT.
+ *   MAIL_THROTTLED (SES throttled every attempt: not sent), MAIL_TEMPLATE_FIELD, MAIL_TEMPLATE_INVALID (the
+ *   template cannot be compiled or filled: not sent), MAIL_ADDRESS_TOO_LONG (longer than RFC 5321 allows: not
+ *   sent); a row whose send got no answer is IN_DOUBT.
+ * - The subject is a header: line breaks and other control characters of a cell become a space in it.
  */
 
 /** The header naming the row a bulk mail is for: its idempotency key (`<site>#<token>#<n>`). */
@@ -43,9 +46,11 @@ interface Compiled {
   readonly html: HandlebarsTemplateDelegate;
 }
 
+/** The template compiled; its syntax checked now (Handlebars compiles on first use otherwise). */
 function compile(t: BulkMailTemplate): Compiled {
   // Strict: a placeholder without a column throws instead of rendering empty. Only the HTML part is escaped.
   const plain = { strict: true, noEscape: true } as const;
+  for (const part of [t.subject, t.text, t.html]) Handlebars.parse(part);
   return {
     to: t.to,
     subject: Handlebars.compile(t.subject, plain),
@@ -66,14 +71,38 @@ export function templateOf(
       `Site ${site.id} has no bulk mail (bulkMail in config).`,
     );
   const names = Object.keys(bulk.templates);
-  const name = options.template ?? names[0]!;
-  const template = bulk.templates[name];
+  const name = own(options, 'template') ?? names[0]!;
+  // Own templates only: `constructor` or `toString` is no template of any site.
+  const template = own(bulk.templates, name);
   if (!template)
     throw new BadRequestError(
       'UNKNOWN_TEMPLATE',
       `Unknown mail template "${name}" for site ${site.id}. Templates: ${names.join(', ')}.`,
     );
   return { name, template };
+}
+
+/** A template that cannot be compiled: the request is refused (checkJob), a record fails (nothing was sent). */
+function invalidTemplate(name: string, err: unknown): string {
+  return `template "${name}" cannot be compiled: ${errorMessage(err).split('\n')[0]}`;
+}
+
+/** RFC 5321's limits, in octets: local part 64, domain 255, the whole address 254 (a path of 256 with `<>`). */
+export function addressTooLong(address: string): string | undefined {
+  const at = address.lastIndexOf('@');
+  const local = Buffer.byteLength(address.slice(0, at), 'utf8');
+  const domain = Buffer.byteLength(address.slice(at + 1), 'utf8');
+  const whole = Buffer.byteLength(address, 'utf8');
+  if (local > 64) return `its local part is ${local} octets (at most 64)`;
+  if (domain > 255) return `its domain is ${domain} octets (at most 255)`;
+  if (whole > 254) return `it is ${whole} octets (at most 254)`;
+  return undefined;
+}
+
+/** A header's text: every run of line breaks and other control characters is one space (no header injection). */
+export function headerText(s: string): string {
+  // eslint-disable-next-line no-control-regex
+  return s.replace(/[\u0000-\u001f\u007f-\u009f\u2028\u2029]+/g, ' ');
 }
 
 /** A row as template data: header name → value (own keys only; a "__proto__" column stays a plain key). */
@@ -113,37 +142,67 @@ export function createMailProcessor(o: MailProcessorOptions = {}): RowProcessor 
     costMs: 100,
     rateLimit: { key: 'ses', perSecond: (stage) => stage.mail.ratePerSecond },
     sideEffects: true,
+    takesTemplate: true,
     timeoutMs: 30_000,
     checkJob(job) {
-      templateOf(siteOf(job.site), job.options);
+      const { name, template } = templateOf(siteOf(job.site), job.options);
+      try {
+        compile(template);
+      } catch (err) {
+        throw new BadRequestError('MAIL_TEMPLATE_INVALID', `${invalidTemplate(name, err)}.`);
+      }
     },
     async process(row: RowInput, ctx: RowContext): Promise<RowOutput[]> {
       const site = siteOf(ctx.site);
-      const { name, template } = templateOf(site, ctx.options);
+      // Nothing is sent before the template is known and compiled: a failure here is the record's own code.
+      let chosen: ReturnType<typeof templateOf>;
+      try {
+        chosen = templateOf(site, ctx.options);
+      } catch (err) {
+        const code = err instanceof BadRequestError ? err.code : 'MAIL_TEMPLATE_INVALID';
+        throw new RecordError(code, `${errorMessage(err)} Not sent.`);
+      }
+      const { name, template } = chosen;
       const key = `${site.id}/${name}`;
       let t = compiled.get(key);
-      if (!t) compiled.set(key, (t = compile(template)));
+      if (!t) {
+        try {
+          t = compile(template);
+        } catch (err) {
+          throw new RecordError('MAIL_TEMPLATE_INVALID', `${invalidTemplate(name, err)}; not sent`);
+        }
+        compiled.set(key, t);
+      }
       const data = rowData(ctx.header, row.fields);
       const to = ctx.header.includes(t.to) ? data[t.to]!.trim() : undefined;
       if (to === undefined)
         throw new RecordError('MAIL_TEMPLATE_FIELD', `the file has no "${t.to}" column for the recipient`);
       if (!address.safeParse(to).success)
         throw new RecordError('MAIL_INVALID_ADDRESS', `"${to}" is not a valid e-mail address; not sent`);
+      const tooLong = addressTooLong(to);
+      if (tooLong)
+        throw new RecordError(
+          'MAIL_ADDRESS_TOO_LONG',
+          `"${echoed(to)}" is longer than RFC 5321 allows: ${tooLong}; not sent`,
+        );
       let subject: string;
       let text: string;
       let html: string;
       try {
-        subject = t.subject(data);
+        subject = headerText(t.subject(data));
         text = t.text(data);
         html = t.html(data);
       } catch (err) {
         const field = /^"(.+)" not defined/.exec(errorMessage(err))?.[1];
-        throw new RecordError(
-          'MAIL_TEMPLATE_FIELD',
-          field
-            ? `template "${name}" names {{${field}}}, which is no column of the file; not sent`
-            : `template "${name}" cannot be filled: ${errorMessage(err)}`,
-        );
+        throw field
+          ? new RecordError(
+              'MAIL_TEMPLATE_FIELD',
+              `template "${name}" names {{${field}}}, which is no column of the file; not sent`,
+            )
+          : new RecordError(
+              'MAIL_TEMPLATE_INVALID',
+              `template "${name}" cannot be filled: ${errorMessage(err)}; not sent`,
+            );
       }
       const mail = {
         from: site.bulkMail!.from,

@@ -81,6 +81,11 @@ export interface RowProcessor {
   readonly sideEffects?: boolean;
   /** Time one attempt may take before its `signal` is aborted and the attempt counts as failed. @default 30 s */
   readonly timeoutMs?: number;
+  /**
+   * The processor fills a template named by the job's `template` option (as `mail` does); a request naming a
+   * template for any other processor is refused (400 TEMPLATE_NOT_TAKEN). @default false
+   */
+  readonly takesTemplate?: boolean;
   /** Checks a job request for this processor before the job is accepted (throw a BadRequestError). */
   checkJob?(job: { readonly site: string; readonly options: Readonly<Record<string, string>> }): void;
   process(row: RowInput, ctx: RowContext): RowOutput[] | Promise<RowOutput[]>;
