@@ -33,6 +33,8 @@ export const API_ROUTES: readonly ApiRouteSpec[] = [
 /**
  * Bodies API Gateway hands to the functions base64-encoded and unchanged (CSV bytes in any encoding, CP932
  * included); any other body (JSON) arrives as text, so that POST /uploads can be validated against its model.
+ * POST /jobs takes only these types: any other body would reach it decoded as UTF-8, so it answers 415
+ * (core/intake/upload-body.ts).
  */
 export const BINARY_MEDIA_TYPES = [
   'text/csv',
