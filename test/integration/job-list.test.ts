@@ -1,3 +1,4 @@
+import { CreateTableCommand } from '@aws-sdk/client-dynamodb';
 import { BatchWriteCommand, QueryCommand } from '@aws-sdk/lib-dynamodb';
 import type { APIGatewayProxyEvent } from 'aws-lambda';
 import { beforeAll, describe, expect, it, vi } from 'vitest';
@@ -5,11 +6,16 @@ import { dynamoClient } from '../../core/aws/clients.ts';
 import type { JobView } from '../../core/intake/api.ts';
 import { encodeCursor } from '../../core/intake/job-list.ts';
 import { keys, newJobToken } from '../../core/jobs/keys.ts';
-import { jobKey, type JobStore } from '../../core/jobs/store.ts';
+import { JobStore, jobKey } from '../../core/jobs/store.ts';
+import { tableDefinition } from '../../core/jobs/table.ts';
+import { ApiTokens } from '../../core/intake/tokens.ts';
+import { getStage } from '../../config/index.ts';
+import { localResourceNames } from '../../config/names.ts';
+import { ensureResources } from '../../local/resources.ts';
 import { sitePk } from '../../core/shared/dynamo.ts';
 import { createStatusHandler } from '../../lambdas/status/handler.ts';
 import { localContext } from '../../lambdas/shared/middleware.ts';
-import { testDeps, useTestAws } from '../helpers/aws.ts';
+import { createTestJob, testDeps, useTestAws } from '../helpers/aws.ts';
 
 vi.hoisted(() => {
   process.env.POWERTOOLS_LOG_LEVEL = 'SILENT';
@@ -228,5 +234,31 @@ describe('GET /jobs: one page at a time', () => {
     expect(at2000.units).toBeGreaterThan(0);
     expect(at2000.units).toBe(at100.units);
     expect(at2000.units * 10).toBeLessThan(whole.ConsumedCapacity!.CapacityUnits!);
+  });
+});
+
+describe('Local runtime: a table of an older local state', () => {
+  it('gets the jobs-by-time index on start, its items kept, so GET /jobs lists the jobs it held', async () => {
+    // Prepare: the table as core/jobs/table.ts made it before the index
+    const names = { ...localResourceNames('local'), table: 'rowfleet-old-state-jobs' };
+    const now = tableDefinition(names.table);
+    await dynamoClient().send(
+      new CreateTableCommand({
+        ...now,
+        AttributeDefinitions: now.AttributeDefinitions!.filter((a) => a.AttributeName !== 'receivedAt'),
+        GlobalSecondaryIndexes: now.GlobalSecondaryIndexes!.filter((i) => i.IndexName !== 'jobs-by-time'),
+      }),
+    );
+    const old = new JobStore(names.table);
+    const job = await createTestJob(old, 'old-state');
+    await new ApiTokens(names.table).issue('old-state');
+
+    // Act
+    await ensureResources(names, getStage('local').timings, false);
+    const listed = await old.list('old-state');
+
+    // Assess
+    expect(listed.map((j) => j.token)).toEqual([job.token]);
+    expect(await old.get('old-state', job.token)).toEqual(job);
   });
 });
