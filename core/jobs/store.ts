@@ -215,7 +215,10 @@ export class JobStore {
         ReturnConsumedCapacity: 'TOTAL',
       }),
     );
-    const items = (r.Items ?? []).map((i) => toJob(i) as ListedJob);
+    // Only job items carry `receivedAt` (config/job-list.ts); anything else in the partition is never listed.
+    const items = (r.Items ?? [])
+      .filter((i) => String(i.sk).startsWith('JOB#'))
+      .map((i) => toJob(i) as ListedJob);
     const jobs = items.slice(0, limit);
     const last = jobs.at(-1);
     const more = items.length > limit || r.LastEvaluatedKey !== undefined;
