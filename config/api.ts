@@ -12,12 +12,12 @@ export interface ApiRouteSpec {
   /** The job request travels as query parameters (POST /jobs) or as a JSON body with a model (POST /uploads). */
   readonly jobRequest?: 'query' | 'body';
   /** The route's query parameters: a schema of core/intake/query.ts (QUERY_SCHEMAS), by name. */
-  readonly query?: 'errorsPage' | 'usage';
+  readonly query?: 'errorsPage' | 'jobsPage' | 'usage';
 }
 
 export const API_ROUTES: readonly ApiRouteSpec[] = [
   { method: 'GET', path: '/health', function: 'status', auth: false },
-  { method: 'GET', path: '/jobs', function: 'status', auth: true },
+  { method: 'GET', path: '/jobs', function: 'status', auth: true, query: 'jobsPage' },
   { method: 'POST', path: '/jobs', function: 'upload', auth: true, jobRequest: 'query' },
   { method: 'GET', path: '/jobs/{token}', function: 'status', auth: true },
   { method: 'DELETE', path: '/jobs/{token}', function: 'upload', auth: true },
@@ -33,6 +33,8 @@ export const API_ROUTES: readonly ApiRouteSpec[] = [
 /**
  * Bodies API Gateway hands to the functions base64-encoded and unchanged (CSV bytes in any encoding, CP932
  * included); any other body (JSON) arrives as text, so that POST /uploads can be validated against its model.
+ * POST /jobs takes only these types: any other body would reach it decoded as UTF-8, so it answers 415
+ * (core/intake/upload-body.ts).
  */
 export const BINARY_MEDIA_TYPES = [
   'text/csv',

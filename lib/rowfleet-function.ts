@@ -14,6 +14,7 @@ import type { MailConfig } from '../config/index.ts';
 import { METRIC_NAMESPACE, POWERTOOLS_SERVICE_NAME } from './metrics.ts';
 import { PROJECT_ROOT, projectPath } from './paths.ts';
 import { acknowledge, acknowledgeFindings, arnFinding, escapeRegExp } from './nag.ts';
+import { JOBS_BY_TIME_INDEX } from '../config/job-list.ts';
 import { reportQueuePrefix } from '../config/names.ts';
 import { DEPLOYED_NODE_MAJOR, LAMBDA_RUNTIME, NODE_TARGET } from '../config/node.ts';
 import type { Workers } from './workers.ts';
@@ -228,6 +229,17 @@ export class RowfleetFunction extends NodejsFunction {
   bindActiveJobsIndex(table: dynamodb.ITable): this {
     this.addToRolePolicy(
       new iam.PolicyStatement({ actions: ['dynamodb:Query'], resources: [`${table.tableArn}/index/active`] }),
+    );
+    return this;
+  }
+
+  /** Query on the index of each site's jobs by time, by its exact ARN (GET /jobs: config/job-list.ts). */
+  bindJobsByTimeIndex(table: dynamodb.ITable): this {
+    this.addToRolePolicy(
+      new iam.PolicyStatement({
+        actions: ['dynamodb:Query'],
+        resources: [`${table.tableArn}/index/${JOBS_BY_TIME_INDEX.name}`],
+      }),
     );
     return this;
   }

@@ -141,6 +141,7 @@ export class RowfleetStack extends Stack {
       .bindStage(stage)
       .bindBucket(bucket, { read: [KEY_PREFIXES.results] })
       .bindTable(table, 'RO')
+      .bindJobsByTimeIndex(table)
       .bindFinalizeQueue(finalizeQueue, { send: false })
       .bindDeadLetterQueue(deadLetterQueue);
 

@@ -4,6 +4,7 @@ import * as s3 from 'aws-cdk-lib/aws-s3';
 import * as s3n from 'aws-cdk-lib/aws-s3-notifications';
 import * as sqs from 'aws-cdk-lib/aws-sqs';
 import { Construct } from 'constructs';
+import { JOBS_BY_TIME_INDEX } from '../config/job-list.ts';
 import { KEY_PREFIXES, resourceNames } from '../config/names.ts';
 import { acknowledge, acknowledgeFindings } from './nag.ts';
 
@@ -88,6 +89,14 @@ export class Storage extends Construct {
       indexName: 'active',
       partitionKey: { name: 'active', type: dynamodb.AttributeType.STRING },
       sortKey: { name: 'sk', type: dynamodb.AttributeType.STRING },
+    });
+    // Each site's jobs by time, with the listing's fields only: GET /jobs reads one page of it (config/job-list.ts).
+    this.table.addGlobalSecondaryIndex({
+      indexName: JOBS_BY_TIME_INDEX.name,
+      partitionKey: { name: JOBS_BY_TIME_INDEX.partitionKey, type: dynamodb.AttributeType.STRING },
+      sortKey: { name: JOBS_BY_TIME_INDEX.sortKey, type: dynamodb.AttributeType.STRING },
+      projectionType: dynamodb.ProjectionType.INCLUDE,
+      nonKeyAttributes: [...JOBS_BY_TIME_INDEX.projected],
     });
 
     this.deadLetterQueue = new sqs.Queue(this, 'DeadLetterQueue', {

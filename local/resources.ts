@@ -5,10 +5,12 @@ import {
 } from '@aws-sdk/client-s3';
 import {
   CreateTableCommand,
+  DeleteTableCommand,
   DescribeTableCommand,
   ResourceNotFoundException,
   waitUntilTableExists,
 } from '@aws-sdk/client-dynamodb';
+import { BatchWriteCommand, ScanCommand, type DynamoDBDocumentClient } from '@aws-sdk/lib-dynamodb';
 import { CreateQueueCommand, GetQueueAttributesCommand } from '@aws-sdk/client-sqs';
 import { CreateTopicCommand } from '@aws-sdk/client-sns';
 import { derivedTimings, getStage, type Timings } from '../config/index.ts';
@@ -25,6 +27,39 @@ export function setLocalAwsDefaults(stage: string): void {
   process.env.AWS_ACCESS_KEY_ID ??= 'local';
   process.env.AWS_SECRET_ACCESS_KEY ??= 'local';
   process.env.POWERTOOLS_LOG_LEVEL ??= 'WARN';
+}
+
+async function createTable(ddb: DynamoDBDocumentClient, name: string): Promise<void> {
+  await ddb.send(new CreateTableCommand(tableDefinition(name)));
+  // A new table is CREATING for a moment; requests before it is ACTIVE fail.
+  await waitUntilTableExists(
+    { client: ddb, maxWaitTime: 30, minDelay: 0.05, maxDelay: 0.2 },
+    { TableName: name },
+  );
+}
+
+/**
+ * A table of an older local state lacks an index of core/jobs/table.ts (e.g. the jobs-by-time index of GET
+ * /jobs), and the embedded DynamoDB cannot add one to a table: its items are read, the table made again with
+ * every index, and the items written back.
+ */
+async function rebuildTable(doc: DynamoDBDocumentClient, name: string): Promise<void> {
+  const items: Record<string, unknown>[] = [];
+  let start: Record<string, unknown> | undefined;
+  do {
+    const r = await doc.send(new ScanCommand({ TableName: name, ExclusiveStartKey: start }));
+    items.push(...(r.Items ?? []));
+    start = r.LastEvaluatedKey;
+  } while (start);
+  await doc.send(new DeleteTableCommand({ TableName: name }));
+  await createTable(doc, name);
+  for (let i = 0; i < items.length; i += 25) {
+    let batch: Record<string, unknown>[] = items.slice(i, i + 25).map((Item) => ({ PutRequest: { Item } }));
+    while (batch.length > 0) {
+      const r = await doc.send(new BatchWriteCommand({ RequestItems: { [name]: batch as never } }));
+      batch = (r.UnprocessedItems?.[name] ?? []) as Record<string, unknown>[];
+    }
+  }
 }
 
 /** The stage's shared resources as the local runtime uses them. */
@@ -54,19 +89,19 @@ export async function ensureResources(
     await s3.send(new CreateBucketCommand({ Bucket: names.bucket }));
   }
   try {
-    await ddb.send(new DescribeTableCommand({ TableName: names.table }));
+    const table = (await ddb.send(new DescribeTableCommand({ TableName: names.table }))).Table;
+    const indexes = new Set((table?.GlobalSecondaryIndexes ?? []).map((i) => i.IndexName));
+    const missing = tableDefinition(names.table).GlobalSecondaryIndexes!.some(
+      (i) => !indexes.has(i.IndexName),
+    );
+    if (missing) await rebuildTable(ddb, names.table);
   } catch (err) {
     if (
       !(err instanceof ResourceNotFoundException) &&
       (err as { name?: string }).name !== 'ResourceNotFoundException'
     )
       throw err;
-    await ddb.send(new CreateTableCommand(tableDefinition(names.table)));
-    // A new table is CREATING for a moment; requests before it is ACTIVE fail.
-    await waitUntilTableExists(
-      { client: ddb, maxWaitTime: 30, minDelay: 0.05, maxDelay: 0.2 },
-      { TableName: names.table },
-    );
+    await createTable(ddb, names.table);
   }
   const queue = async (name: string, attrs: Record<string, string> = {}) =>
     (await sqs.send(new CreateQueueCommand({ QueueName: name, Attributes: attrs }))).QueueUrl!;

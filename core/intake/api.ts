@@ -1,6 +1,6 @@
 import { loadConfig } from '../../config/index.ts';
 import { BadRequestError, NotFoundError } from '../shared/errors.ts';
-import { jobCounts, type Job } from '../jobs/store.ts';
+import { jobCounts, type Job, type ListedJob } from '../jobs/store.ts';
 import { isJobToken, keys, newJobToken, parseSourceKey } from '../jobs/keys.ts';
 import { jobLogger, logger } from '../shared/log.ts';
 import type { PipelineDeps } from '../deps.ts';
@@ -36,7 +36,8 @@ export interface JobView {
 
 export const DOWNLOAD_URL_SECONDS = 3600;
 
-export async function jobView(deps: PipelineDeps, job: Job): Promise<JobView> {
+/** A job's view; a listed job (its listing's fields only) is enough. */
+export async function jobView(deps: PipelineDeps, job: ListedJob): Promise<JobView> {
   const rows = jobCounts(job);
   const view: JobView = {
     token: job.token,
@@ -231,9 +232,4 @@ export async function getJobView(deps: PipelineDeps, site: string, token: string
   const view = await jobView(deps, job);
   if (job.state !== 'QUEUED' && job.state !== 'RUNNING') return view;
   return { ...view, workers: await deps.grants.status(deps.budget, site, token) };
-}
-
-export async function listJobViews(deps: PipelineDeps, site: string): Promise<JobView[]> {
-  const jobs = await deps.jobs.list(site);
-  return Promise.all(jobs.map((j) => jobView(deps, j)));
 }

@@ -31,6 +31,18 @@ export const errorsPageQuery = z.strictObject({
   offset: wholeNumber(0, 1_000_000_000).optional(),
 });
 
+/** Jobs one GET /jobs answers at most, and by default. */
+export const JOBS_PAGE_MAX = 100;
+export const JOBS_PAGE_DEFAULT = 50;
+
+/** GET /jobs?limit=&cursor= */
+export const jobsPageQuery = z.strictObject({
+  /** Jobs to answer, 1..100 (default 50). */
+  limit: wholeNumber(1, JOBS_PAGE_MAX).optional(),
+  /** Where the page starts: the `next` of the page before (opaque; checked by core/intake/job-list.ts). */
+  cursor: z.string().min(1).max(512).optional(),
+});
+
 /** The longest period GET /usage answers: a year, one leap day included. */
 export const USAGE_MAX_DAYS = 366;
 
@@ -38,7 +50,11 @@ export const USAGE_MAX_DAYS = 366;
 export const usageQuery = z.strictObject({ from: day, to: day });
 
 /** The query schemas by the name a route of config/api.ts gives (`query`). */
-export const QUERY_SCHEMAS = { errorsPage: errorsPageQuery, usage: usageQuery } as const;
+export const QUERY_SCHEMAS = {
+  errorsPage: errorsPageQuery,
+  jobsPage: jobsPageQuery,
+  usage: usageQuery,
+} as const;
 
 /** Each parameter of a query schema and whether it is required (for API Gateway's request parameters). */
 export function queryParameters(schema: z.ZodObject): Record<string, boolean> {

@@ -6,6 +6,7 @@ import {
   type DynamoDBDocumentClient,
   type QueryCommandInput,
 } from '@aws-sdk/lib-dynamodb';
+import { JOBS_BY_TIME_INDEX } from '../../config/job-list.ts';
 import { dynamoClient } from '../aws/clients.ts';
 import { setFields, sitePk, unlessConditionFails, type TableRef } from '../shared/dynamo.ts';
 import {
@@ -87,6 +88,23 @@ export interface Job {
   readonly errorRows?: number;
 }
 
+/** A job as a listing reads it (the jobs-by-time index): the fields config/job-list.ts projects, no heavier. */
+export type ListedJob = Pick<Job, 'receivedAt' | (typeof JOBS_BY_TIME_INDEX.projected)[number]>;
+
+/** A job's place in its site's jobs by time: where the next page of a listing starts (after it). */
+export interface JobPosition {
+  readonly receivedAt: string;
+  readonly token: string;
+}
+
+/** One page of a site's jobs, newest first; `after` is set when older jobs follow. */
+export interface JobPage {
+  readonly jobs: ListedJob[];
+  readonly after?: JobPosition;
+  /** Read capacity units the page consumed (as DynamoDB reports them). */
+  readonly readUnits: number;
+}
+
 /** What the split records on the job before any queue, message or worker exists for it. */
 export interface SplitPlan {
   readonly header: string[];
@@ -120,7 +138,7 @@ export function expiresAt(retentionDays: number, now = Date.now()): number {
   return Math.floor(now / 1000) + retentionDays * 86_400;
 }
 
-export function jobCounts(job: Job): RowCounts {
+export function jobCounts(job: Pick<Job, 'totalRecords' | 'succeeded' | 'failed' | 'rejected'>): RowCounts {
   const rejected = job.rejected ?? 0;
   return {
     total: job.totalRecords ?? job.succeeded + job.failed + rejected,
@@ -176,13 +194,44 @@ export class JobStore {
     return r.Item ? toJob(r.Item) : undefined;
   }
 
-  /** The site's jobs, newest first. */
-  async list(site: string, limit = 50): Promise<Job[]> {
-    const jobs = await this.queryAll({
-      KeyConditionExpression: 'pk = :pk AND begins_with(sk, :job)',
-      ExpressionAttributeValues: { ':pk': sitePk(site), ':job': 'JOB#' },
-    });
-    return jobs.sort((a, b) => b.receivedAt.localeCompare(a.receivedAt)).slice(0, limit);
+  /**
+   * One page of the site's jobs, newest first, after `after` (a position an earlier page gave): one Query of the
+   * jobs-by-time index in the site's partition, `limit` jobs (and one more, to know whether older ones follow)
+   * of its projected fields. What it reads depends on `limit`, not on how many jobs the site has.
+   */
+  async page(site: string, limit: number, after?: JobPosition): Promise<JobPage> {
+    const r = await this.ref.ddb.send(
+      new QueryCommand({
+        TableName: this.ref.table,
+        IndexName: JOBS_BY_TIME_INDEX.name,
+        KeyConditionExpression: 'pk = :pk',
+        ExpressionAttributeValues: { ':pk': sitePk(site) },
+        ScanIndexForward: false,
+        Limit: limit + 1,
+        // The site of a position is always the caller's: a page never starts in another partition.
+        ExclusiveStartKey: after
+          ? { ...jobKey(site, after.token), [JOBS_BY_TIME_INDEX.sortKey]: after.receivedAt }
+          : undefined,
+        ReturnConsumedCapacity: 'TOTAL',
+      }),
+    );
+    // Only job items carry `receivedAt` (config/job-list.ts); anything else in the partition is never listed.
+    const items = (r.Items ?? [])
+      .filter((i) => String(i.sk).startsWith('JOB#'))
+      .map((i) => toJob(i) as ListedJob);
+    const jobs = items.slice(0, limit);
+    const last = jobs.at(-1);
+    const more = items.length > limit || r.LastEvaluatedKey !== undefined;
+    return {
+      jobs,
+      ...(more && last ? { after: { receivedAt: last.receivedAt, token: last.token } } : {}),
+      readUnits: r.ConsumedCapacity?.CapacityUnits ?? 0,
+    };
+  }
+
+  /** The site's newest `limit` jobs (one page), newest first. */
+  async list(site: string, limit = 50): Promise<ListedJob[]> {
+    return (await this.page(site, limit)).jobs;
   }
 
   /** Jobs not finished yet (RECEIVED, RUNNING or FINALIZING) of every site, through the sparse `active` index. */

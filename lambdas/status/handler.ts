@@ -1,5 +1,6 @@
 import type { APIGatewayProxyEvent, Context } from 'aws-lambda';
-import { getJobView, listJobViews } from '../../core/intake/api.ts';
+import { getJobView } from '../../core/intake/api.ts';
+import { jobsPage } from '../../core/intake/job-list.ts';
 import { errorsPage } from '../../core/intake/error-rows.ts';
 import { usageView } from '../../core/intake/usage-view.ts';
 import { depsFromEnv, type PipelineDeps } from '../../core/deps.ts';
@@ -20,7 +21,7 @@ export function createStatusHandler(deps: PipelineDeps) {
       method: 'GET',
       path: '/jobs',
       handler: async (e: APIGatewayProxyEvent) =>
-        json(200, { jobs: await listJobViews(deps, callerSite(e)) }),
+        json(200, await jobsPage(deps, callerSite(e), e.queryStringParameters)),
     },
     {
       method: 'GET',

@@ -3,6 +3,7 @@ import type { APIGatewayProxyEvent, APIGatewayProxyResult, Context, SQSEvent, SQ
 import { onUploadEvent, startDirectJob, startPresignedJob } from '../../core/intake/api.ts';
 import { jobRequestFromJsonBody, jobRequestFromQuery } from '../../core/intake/request.ts';
 import { cancelJob } from '../../core/intake/cancel.ts';
+import { directUploadBytes } from '../../core/intake/upload-body.ts';
 import { retryFailedRecords } from '../../core/intake/rerun-failed.ts';
 import { depsFromEnv, type PipelineDeps } from '../../core/deps.ts';
 import { callerSite, httpApi, json, requestBody } from '../shared/http.ts';
@@ -24,7 +25,8 @@ export function createUploadHandler(deps: PipelineDeps) {
       path: '/jobs',
       handler: async (e: APIGatewayProxyEvent) => {
         const input = jobRequestFromQuery(e.queryStringParameters);
-        const view = await startDirectJob(deps, callerSite(e), requestBody(e), input);
+        const site = callerSite(e);
+        const view = await startDirectJob(deps, site, directUploadBytes(e), input);
         return json(view.state === 'REJECTED' ? 422 : 202, view);
       },
     },

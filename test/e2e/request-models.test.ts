@@ -2,9 +2,19 @@ import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import AjvDraft04 from 'ajv-draft-04';
-import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import iconv from 'iconv-lite';
+import type { APIGatewayProxyEvent } from 'aws-lambda';
+import { afterAll, beforeAll, describe, expect, it, vi } from 'vitest';
+import { keys } from '../../core/jobs/keys.ts';
+import { createUploadHandler } from '../../lambdas/upload/handler.ts';
+import { localContext } from '../../lambdas/shared/middleware.ts';
 import { LocalRuntime } from '../../local/runtime.ts';
 import { synthStage } from '../infra/support.ts';
+
+vi.hoisted(() => {
+  process.env.POWERTOOLS_LOG_LEVEL = 'SILENT';
+  process.env.POWERTOOLS_METRICS_DISABLED = 'true';
+});
 
 /**
  * One job-request schema, the same answer locally and on AWS: every row is sent to POST /uploads of the local API
@@ -50,6 +60,8 @@ let dir = '';
 let rt: LocalRuntime;
 let token = '';
 let validate: (body: unknown) => boolean;
+/** The API's binary media types as CDK synthesizes them for API Gateway. */
+let binaryMediaTypes: string[] = [];
 
 beforeAll(async () => {
   dir = mkdtempSync(join(tmpdir(), 'rowfleet-models-'));
@@ -59,6 +71,11 @@ beforeAll(async () => {
   const models = s.template.findResources('AWS::ApiGateway::Model', {
     Properties: { Name: 'UploadsRequest' },
   });
+  binaryMediaTypes = (
+    Object.values(s.template.findResources('AWS::ApiGateway::RestApi'))[0] as {
+      Properties: { BinaryMediaTypes: string[] };
+    }
+  ).Properties.BinaryMediaTypes;
   s.cleanup();
   const schema = (Object.values(models)[0] as { Properties: { Schema: object } }).Properties.Schema;
   // ajv-draft-04 is CommonJS: its class is the module and its `default` alike.
@@ -116,5 +133,76 @@ describe('Job request: the API Gateway model and the handler answer alike', () =
       400,
       'INVALID_REQUEST',
     ]);
+  });
+});
+
+/**
+ * The body of POST /jobs, locally and on AWS: API Gateway (REST) passes a body whose Content-Type is one of the
+ * API's binary media types base64-encoded; any other body as a UTF-8 string, decoded (a CP932 file's Japanese
+ * then reads as U+FFFD). Each row is sent to the local API and, as API Gateway would pass it under the
+ * synthesized binaryMediaTypes, to the upload handler itself: both must store the bytes sent, or answer 415.
+ */
+const mediaRows: [string | undefined, 'stored' | 'refused'][] = [
+  ['text/csv', 'stored'],
+  ['application/octet-stream', 'stored'],
+  ['application/vnd.ms-excel', 'stored'],
+  ['application/x-www-form-urlencoded', 'refused'],
+  ['text/plain', 'refused'],
+  ['text/plain; charset=shift_jis', 'refused'],
+  ['application/json', 'refused'],
+  [undefined, 'refused'],
+];
+
+const cp932 = iconv.encode('id,name,city\r\n1,山田太郎,東京都\r\n2,佐藤花子,大阪府\r\n', 'cp932');
+
+type Answer = { status: number; code?: string; stored?: Buffer };
+
+async function answer(status: number, text: string): Promise<Answer> {
+  const parsed = JSON.parse(text) as { token?: string; error?: { code: string } };
+  if (status !== 202) return { status, code: parsed.error?.code };
+  return { status, stored: await rt.deps.objects.bytes(keys.source('sakai', parsed.token!)) };
+}
+
+/** API Gateway's choice for a Content-Type: base64 when its media type is one of the API's binary types. */
+function awsPassesBinary(type: string | undefined): boolean {
+  return binaryMediaTypes.includes((type ?? '').split(';')[0]!.trim().toLowerCase());
+}
+
+describe('POST /jobs body: the bytes sent, or 415, locally and on AWS alike', () => {
+  it.each(mediaRows)('Content-Type %s: %s', async (type, expected) => {
+    // Prepare
+    const headers: Record<string, string> = {
+      authorization: `Bearer ${token}`,
+      ...(type ? { 'content-type': type } : {}),
+    };
+    const binary = awsPassesBinary(type);
+    const event = {
+      httpMethod: 'POST',
+      resource: '/jobs',
+      path: '/jobs',
+      headers: type ? { 'Content-Type': type } : {},
+      queryStringParameters: { processor: 'json' },
+      body: cp932.toString(binary ? 'base64' : 'utf8'),
+      isBase64Encoded: binary,
+      requestContext: { authorizer: { site: 'sakai' }, httpMethod: 'POST', resourcePath: '/jobs' },
+    } as unknown as APIGatewayProxyEvent;
+
+    // Act
+    const res = await fetch(`${rt.apiUrl}/jobs?processor=json`, {
+      method: 'POST',
+      headers,
+      body: new Uint8Array(cp932),
+    });
+    const local = await answer(res.status, await res.text());
+    const r = (await createUploadHandler(rt.deps)(event, localContext('upload'))) as {
+      statusCode: number;
+      body: string;
+    };
+    const aws = await answer(r.statusCode, r.body);
+
+    // Assess
+    expect(local).toEqual(aws);
+    if (expected === 'stored') expect(local).toEqual({ status: 202, stored: cp932 });
+    else expect(local).toEqual({ status: 415, code: 'UNSUPPORTED_MEDIA_TYPE' });
   });
 });

@@ -3,6 +3,8 @@ import { Match, type Template } from 'aws-cdk-lib/assertions';
 import { getStage, loadConfig } from '../../config/index.ts';
 import { API_ROUTES } from '../../config/api.ts';
 import { LAMBDA_RUNTIME } from '../../config/node.ts';
+import { JOBS_BY_TIME_INDEX } from '../../config/job-list.ts';
+import { tableDefinition } from '../../core/jobs/table.ts';
 import { synthStage, type Synthesized } from './support.ts';
 
 /** Statements of the IAM policies attached to the role whose logical id starts with `rolePrefix`. */
@@ -651,6 +653,25 @@ describe('Stack: Rowfleet-dev', () => {
       expect(onIndexes[0]!.Action).toBe('dynamodb:Query');
       expect(JSON.stringify(onIndexes[0]!.Resource)).toContain('/index/active');
       expect(JSON.stringify(statements)).not.toContain('/index/*');
+    });
+
+    it("lets the status function query only the index of each site's jobs by time, declared as locally", () => {
+      // Act
+      const statements = policyOf(fnNamed('StatusFunction')[0]);
+      const onIndexes = statements.filter((st) => JSON.stringify(st.Resource).includes('/index/'));
+      const table = Object.values(template.findResources('AWS::DynamoDB::Table'))[0]!;
+      const local = tableDefinition('t');
+      const declared = (table.Properties.GlobalSecondaryIndexes as { IndexName: string }[]).find(
+        (i) => i.IndexName === JOBS_BY_TIME_INDEX.name,
+      );
+
+      // Assess
+      expect(onIndexes).toHaveLength(1);
+      expect(onIndexes[0]!.Action).toBe('dynamodb:Query');
+      expect(JSON.stringify(onIndexes[0]!.Resource)).toContain(`/index/${JOBS_BY_TIME_INDEX.name}`);
+      expect(declared).toEqual(
+        local.GlobalSecondaryIndexes!.find((i) => i.IndexName === JOBS_BY_TIME_INDEX.name),
+      );
     });
 
     it('lets finalize and upload publish job outcomes, with the topic in their environment', () => {

@@ -5,7 +5,8 @@ import type { SQSEvent } from 'aws-lambda';
 import { decodeChunk } from '../../core/messages/chunk.ts';
 import { NotFoundError } from '../../core/shared/errors.ts';
 import { finalizeJob } from '../../core/finalize/finalize.ts';
-import { getJobView, listJobViews, startDirectJob, startPresignedJob } from '../../core/intake/api.ts';
+import { getJobView, startDirectJob, startPresignedJob } from '../../core/intake/api.ts';
+import { jobsPage } from '../../core/intake/job-list.ts';
 import { keys, reportQueueName } from '../../core/jobs/keys.ts';
 import type { PipelineDeps } from '../../core/deps.ts';
 import { runWorker, type WorkerSummary } from '../../core/work/worker.ts';
@@ -244,7 +245,7 @@ describe('Pipeline: split → workers → finalize on the embedded emulators', (
 
     // Act
     const err = await getJobView(deps, other, token).catch((e: unknown) => e);
-    const list = await listJobViews(deps, other);
+    const list = (await jobsPage(deps, other, null)).jobs;
 
     // Assess
     expect(err).toBeInstanceOf(NotFoundError);

@@ -3,6 +3,7 @@ import type {
   ErrorPage,
   JobOptions,
   JobView,
+  JobsPage,
   PresignedUpload,
   UsageResponse,
 } from './types.ts';
@@ -106,8 +107,15 @@ export class Api {
     return (text ? JSON.parse(text) : {}) as T;
   }
 
+  /** GET /jobs: the newest page of the site's jobs, or the page `cursor` (an earlier page's `next`) names. */
+  listJobsPage(cursor?: string, signal?: AbortSignal): Promise<JobsPage> {
+    const q = cursor ? `?${new URLSearchParams({ cursor })}` : '';
+    return this.request<JobsPage>('GET', `/jobs${q}`, { signal });
+  }
+
+  /** The newest page of the site's jobs. */
   listJobs(signal?: AbortSignal): Promise<JobView[]> {
-    return this.request<{ jobs: JobView[] }>('GET', '/jobs', { signal }).then((r) => r.jobs);
+    return this.listJobsPage(undefined, signal).then((r) => r.jobs);
   }
 
   getJob(token: string, signal?: AbortSignal): Promise<JobView> {

@@ -66,6 +66,8 @@ const en = {
   'jobs.received': 'Received',
   'jobs.unnamed': '(no name)',
   'jobs.updated': 'Updated {time}',
+  'jobs.more': 'Older jobs',
+  'jobs.moreLoading': 'Loading older jobs…',
 
   'state.RECEIVED': 'Received',
   'state.QUEUED': 'Queued',
@@ -229,6 +231,8 @@ const ja: Messages = {
   'jobs.received': '受付',
   'jobs.unnamed': '（名前なし）',
   'jobs.updated': '{time} 更新',
+  'jobs.more': 'さらに古いジョブ',
+  'jobs.moreLoading': '古いジョブを読み込み中…',
 
   'state.RECEIVED': '受付済み',
   'state.QUEUED': '待機中',

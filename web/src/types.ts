@@ -17,7 +17,14 @@ export interface ApiErrorBody {
   readonly line?: number;
 }
 
-/** GET /jobs/{token}; GET /jobs answers `{ jobs: JobView[] }`, newest first. */
+/** GET /jobs/{token}; GET /jobs answers a page of them (JobsPage), newest first. */
+/** GET /jobs?limit=&cursor=: one page of the site's jobs, newest first. */
+export interface JobsPage {
+  readonly jobs: JobView[];
+  /** The cursor of the older jobs (`?cursor=`); absent on the last page. */
+  readonly next?: string;
+}
+
 export interface JobView {
   readonly token: string;
   readonly site: string;

@@ -1,19 +1,53 @@
-import { useEffect } from 'preact/hooks';
+import { useEffect, useState } from 'preact/hooks';
 import { ErrorBox, Screen, StateBadge } from '../components.tsx';
 import { usePoll } from '../hooks.ts';
 import { useI18n } from '../i18n.ts';
 import { href } from '../router.ts';
 import { useSession } from '../session.ts';
 import { useSpeed } from '../speed.ts';
+import type { JobView } from '../types.ts';
 
 const POLL_MS = 2000;
 
-/** GET /jobs, newest first, polled: state, records done/total, rate and ETA. */
+/** Older pages loaded with "Older jobs": the jobs shown below the polled page, and the cursor after them. */
+interface Older {
+  readonly jobs: JobView[];
+  readonly next?: string;
+}
+
+/**
+ * GET /jobs, newest first: its first page polled (state, records done/total, rate and ETA); older pages one at a
+ * time on demand ("Older jobs"), not polled. The jobs of the first page as it was when older ones were asked for
+ * stay listed, so a job pushed off the first page by new ones never falls between the two.
+ */
 export function Jobs() {
   const i = useI18n();
   const { t } = i;
   const { api, noteSite } = useSession();
-  const jobs = usePoll((signal) => api.listJobs(signal), POLL_MS, 'jobs');
+  const page = usePoll((signal) => api.listJobsPage(undefined, signal), POLL_MS, 'jobs');
+  const [older, setOlder] = useState<Older | undefined>();
+  const [loadingOlder, setLoadingOlder] = useState(false);
+  const [olderError, setOlderError] = useState<Error | undefined>();
+  const firstPage = page.data?.jobs;
+  const shown = new Set(firstPage?.map((j) => j.token));
+  const rows = firstPage
+    ? [...firstPage, ...(older?.jobs ?? []).filter((j) => !shown.has(j.token))]
+    : undefined;
+  const jobs = { ...page, data: rows };
+  const next = older ? older.next : page.data?.next;
+  const loadOlder = async () => {
+    if (!next || !firstPage) return;
+    setLoadingOlder(true);
+    setOlderError(undefined);
+    try {
+      const r = await api.listJobsPage(next);
+      setOlder({ jobs: [...(older?.jobs ?? firstPage), ...r.jobs], next: r.next });
+    } catch (err) {
+      setOlderError(err as Error);
+    } finally {
+      setLoadingOlder(false);
+    }
+  };
   const speed = useSpeed();
   const first = jobs.data?.[0];
   useEffect(() => {
@@ -74,6 +108,19 @@ export function Jobs() {
             </tbody>
           </table>
         </div>
+      ) : null}
+      {olderError ? <ErrorBox title={t('common.error')} error={olderError} /> : null}
+      {jobs.data && next ? (
+        <p>
+          <button
+            type="button"
+            disabled={loadingOlder}
+            onClick={() => void loadOlder()}
+            data-testid="jobs-more"
+          >
+            {loadingOlder ? t('jobs.moreLoading') : t('jobs.more')}
+          </button>
+        </p>
       ) : null}
     </Screen>
   );
