@@ -69,10 +69,11 @@ export async function unprocessedRecords(
     for (let n = m.first; n < m.first + m.records && n <= total; n++) covered[n] = 1;
   }
   const code = UNPROCESSED_CODE[stop.reason];
-  const message =
-    stop.reason === 'CANCELLED'
-      ? 'not processed: the job was cancelled first'
-      : 'not processed: the job stopped early (failure rate above maxFailureRate)';
+  const message = {
+    CANCELLED: 'not processed: the job was cancelled first',
+    FAILURE_RATE_EXCEEDED: 'not processed: the job stopped early (failure rate above maxFailureRate)',
+    PROCESSOR_BROKEN: `not processed: the job's processor does not load (${stop.message})`,
+  }[stop.reason];
   const missing = new Map<number, RecordFailure>();
   for (let n = 1; n <= total; n++) if (!covered[n]) missing.set(n, { n, line: 0, code, message, raw: '' });
   if (missing.size === 0) return [];

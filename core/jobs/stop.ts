@@ -9,7 +9,7 @@ import { unlessConditionFails, type TableRef } from '../shared/dynamo.ts';
  */
 
 /** Why a job stopped early. */
-export type StopReason = 'CANCELLED' | 'FAILURE_RATE_EXCEEDED';
+export type StopReason = 'CANCELLED' | 'FAILURE_RATE_EXCEEDED' | 'PROCESSOR_BROKEN';
 
 export interface JobStop {
   readonly reason: StopReason;
@@ -24,9 +24,11 @@ export interface JobStop {
  * failed + rejected = total still holds), and run again by a retry (POST /jobs/{token}/retry) like a processing
  * failure.
  */
-export const UNPROCESSED_CODE: Record<StopReason, 'CANCELLED' | 'STOPPED_EARLY'> = {
+export const UNPROCESSED_CODE: Record<StopReason, 'CANCELLED' | 'STOPPED_EARLY' | 'PROCESSOR_BROKEN'> = {
   CANCELLED: 'CANCELLED',
   FAILURE_RATE_EXCEEDED: 'STOPPED_EARLY',
+  // A worker could not load the job's processor (core/work/worker.ts): nothing of the job ran.
+  PROCESSOR_BROKEN: 'PROCESSOR_BROKEN',
 };
 
 /** The codes of records a retry runs again: they failed in processing, or were never processed. */
