@@ -78,7 +78,7 @@ function infoOf(found: Inspected, name: string, stage: string): ProcessorInfo {
 
 /**
  * What the processor called `name` declares: a built-in one, or a user's from its manifest. An unknown name is a
- * 400 UNKNOWN_PROCESSOR, a broken file a 422 PROCESSOR_BROKEN naming the file and its error.
+ * 400 UNKNOWN_PROCESSOR, a broken file a 503 PROCESSOR_BROKEN naming the file and its error.
  */
 export async function processorInfo(
   name: string,
@@ -117,7 +117,7 @@ async function importUsers(name: string): Promise<RowProcessor | undefined> {
 
 /**
  * The processor called `name`, to run its records (workers only: a user's module is imported in this process). An
- * unknown name is a 400 UNKNOWN_PROCESSOR, a module that does not load a 422 PROCESSOR_BROKEN.
+ * unknown name is a 400 UNKNOWN_PROCESSOR, a module that does not load a 503 PROCESSOR_BROKEN.
  */
 export async function loadProcessor(name: string): Promise<RowProcessor> {
   const builtIn = BUILT_IN.get(name);

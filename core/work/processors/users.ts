@@ -21,13 +21,16 @@ import { PROCESSOR_NAME, type RowProcessor } from './types.ts';
 /** A processor that cannot be loaded: a request naming it is refused; a worker of its job fails the job. */
 export const PROCESSOR_BROKEN = 'PROCESSOR_BROKEN';
 
-/** A request naming a broken processor: 422, the file and its error in the message. */
+/**
+ * A request naming a broken processor: 503 (the deployment cannot run it until its file is fixed; nothing was
+ * created), the file and its error in the message.
+ */
 export class ProcessorBrokenError extends BadRequestError {
   constructor(
     readonly file: string,
     readonly problem: string,
   ) {
-    super(PROCESSOR_BROKEN, `${file} is broken: ${problem}`, 422);
+    super(PROCESSOR_BROKEN, `${file} is broken: ${problem}`, 503);
   }
 }
 
