@@ -74,7 +74,9 @@ export async function buildProcessors(
       else broken.push({ name, file: sourceName(name), error: readFileSync(errFile, 'utf8').trim() });
       continue;
     }
-    const tmp = `${out}.${process.pid}.tmp`;
+    // Built into a folder of its own, then moved: concurrent builds never see half a file.
+    const tmpDir = join(outDir, `.build-${process.pid}-${name}`);
+    const tmp = join(tmpDir, `${name}.mjs`);
     try {
       await build({
         entryPoints: [src],
@@ -88,17 +90,18 @@ export async function buildProcessors(
           ? { minify: true, sourcemap: true, sourcesContent: false, banner: { js: REQUIRE_BANNER } }
           : { packages: 'external', sourcemap: 'inline' }),
       });
-      renameSync(tmp, out);
       if (o.standalone) renameSync(`${tmp}.map`, `${out}.map`);
+      renameSync(tmp, out);
       rmSync(errFile, { force: true });
       built.push(name);
     } catch (err) {
-      rmSync(tmp, { force: true });
       const error = buildErrors(err);
       writeFileSync(`${errFile}.${process.pid}.tmp`, error + '\n');
       renameSync(`${errFile}.${process.pid}.tmp`, errFile);
       rmSync(out, { force: true });
       broken.push({ name, file: sourceName(name), error });
+    } finally {
+      rmSync(tmpDir, { recursive: true, force: true });
     }
   }
   return { built, broken };

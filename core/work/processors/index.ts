@@ -72,7 +72,10 @@ function infoOf(found: Inspected, name: string, stage: string): ProcessorInfo {
   const { checkJob, ...declared } = found.manifest;
   return {
     ...declared,
-    ...(checkJob ? { checkJob: (job) => checkJobApart(name, stage, [...BUILT_IN.keys()], job) } : {}),
+    // Run apart from this process; a bundle (the API's function on AWS) has no sources to run it from.
+    ...(checkJob && FROM_SOURCES
+      ? { checkJob: (job) => checkJobApart(name, stage, [...BUILT_IN.keys()], job) }
+      : {}),
   };
 }
 
