@@ -139,7 +139,7 @@ export interface CheckRefusal {
 /** What the inspection process sends back (inspect.ts). */
 export type InspectAnswer =
   | { readonly ok: true; readonly manifest: ProcessorManifest; readonly refusal?: CheckRefusal }
-  | { readonly ok: false; readonly error: string };
+  | { readonly ok: false; readonly error: string; readonly timedOut?: boolean };
 
 /** A user's processor as inspected: its manifest, or what is wrong with its file. */
 export type Inspected =
@@ -175,7 +175,11 @@ export function runInspection(
       },
     );
     const timer = setTimeout(() => {
-      answer ??= { ok: false, error: `did not load within ${INSPECT_TIMEOUT_MS / 1000} s (killed)` };
+      answer ??= {
+        ok: false,
+        error: `did not load within ${INSPECT_TIMEOUT_MS / 1000} s (killed)`,
+        timedOut: true,
+      };
       child.kill('SIGKILL');
     }, INSPECT_TIMEOUT_MS);
     child.stderr?.on('data', (d: Buffer) => (stderr = (stderr + d.toString('utf8')).slice(-2000)));
@@ -216,9 +220,11 @@ export async function inspectProcessor(
   const key = `${path}\0${stage}\0${createHash('sha256').update(bytes).digest('hex')}`;
   let p = inspected.get(key);
   if (!p) {
-    p = runInspection(path, name, stage, reserved).then((a) =>
-      a.ok ? { ok: true, file, manifest: a.manifest } : { ok: false, file, error: a.error },
-    );
+    p = runInspection(path, name, stage, reserved).then((a) => {
+      // A timeout may be a busy machine rather than the file: the next request inspects it again.
+      if (!a.ok && a.timedOut) inspected.delete(key);
+      return a.ok ? { ok: true, file, manifest: a.manifest } : { ok: false, file, error: a.error };
+    });
     inspected.set(key, p);
   }
   return p;
