@@ -10,7 +10,7 @@
 import { mkdirSync, readdirSync, readFileSync, renameSync, rmSync, statSync, writeFileSync } from 'node:fs';
 import { join, resolve } from 'node:path';
 import { pathToFileURL } from 'node:url';
-import { build, type BuildFailure } from 'esbuild';
+import type { BuildFailure } from 'esbuild';
 import { buildErrorFile, builtFile, namesIn, sourceName } from '../core/work/processors/users.ts';
 
 export interface ProcessorBuildOptions {
@@ -57,6 +57,8 @@ export async function buildProcessors(
 ): Promise<BuiltProcessors> {
   mkdirSync(outDir, { recursive: true });
   const names = namesIn(srcDir, '.ts');
+  // Loaded when a build is due, not with the local launcher that imports this file.
+  let esbuild: typeof import('esbuild') | undefined;
   // Processors whose file is gone are gone from the build too.
   for (const f of readdirSync(outDir)) {
     const name = f.replace(/(\.error\.txt|\.mjs)$/, '');
@@ -78,7 +80,8 @@ export async function buildProcessors(
     const tmpDir = join(outDir, `.build-${process.pid}-${name}`);
     const tmp = join(tmpDir, `${name}.mjs`);
     try {
-      await build({
+      esbuild ??= await import('esbuild');
+      await esbuild.build({
         entryPoints: [src],
         outfile: tmp,
         bundle: true,
