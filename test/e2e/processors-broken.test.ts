@@ -1,7 +1,7 @@
 /**
  * A broken processor breaks only the jobs that name it (issue 19, point 7). A processors folder
  * (ROWFLEET_PROCESSORS_DIR) holds a good processor and broken ones: a syntax error, a throw at import, a
- * `process.exit` at import, and one that loads in the API's inspection but not in a worker. The good one runs its
+ * `process.exit` at import, and two that load in the API's inspection but not in a worker (a throw, an exit). The good one runs its
  * jobs; `rowfleet processors` flags each broken file with its error; a request naming one gets PROCESSOR_BROKEN
  * naming the file; a worker that cannot load its job's processor fails the job with that code; the runtime (this
  * process: its functions run in it) survives all of it.
@@ -48,6 +48,9 @@ export default { name: 'exits', description: 'x', process: () => [] };
   // Loads where the API inspects it, fails where a worker imports it (a worker has JOB_TOKEN).
   'worker-only': `if (process.env.JOB_TOKEN) throw new Error('cannot start in a worker');
 export default { name: 'worker-only', description: 'x', process: () => [] };
+`,
+  'worker-exits': `if (process.env.JOB_TOKEN) process.exit(4);
+export default { name: 'worker-exits', description: 'x', process: () => [] };
 `,
 };
 
@@ -169,5 +172,20 @@ describe('A broken processor breaks only the jobs that name it', () => {
     expect(summary.rows).toEqual({ total: 12, succeeded: 0, failed: 12, rejected: 0 });
     const errors = parseErrorsCsv((await readZipText(summary.zip!)).get('errors.csv')!);
     expect(errors.map((e) => e.code)).toEqual(Array(12).fill('PROCESSOR_BROKEN'));
+  }, 90_000);
+
+  it('fails the job of a processor that calls process.exit in a worker, instead of losing the worker', async () => {
+    // Act
+    const summary = await run('worker-exits', 5);
+
+    // Assess
+    expect(summary.state).toBe('FAILED');
+    expect(summary.error).toMatchObject({
+      code: 'PROCESSOR_BROKEN',
+      message: expect.stringContaining(
+        'processors/worker-exits.ts is broken: calls process.exit(4) while loading',
+      ),
+    });
+    expect(summary.rows).toEqual({ total: 5, succeeded: 0, failed: 5, rejected: 0 });
   }, 90_000);
 });
