@@ -81,7 +81,10 @@ export interface RowProcessor {
   readonly sideEffects?: boolean;
   /** Time one attempt may take before its `signal` is aborted and the attempt counts as failed. @default 30 s */
   readonly timeoutMs?: number;
-  /** Checks a job request for this processor before the job is accepted (throw a BadRequestError). */
+  /**
+   * Checks a job request for this processor before the job is accepted (throw a BadRequestError). A user's runs in
+   * a separate process per request (core/work/processors/users.ts), locally; the API on AWS holds manifests only.
+   */
   checkJob?(job: { readonly site: string; readonly options: Readonly<Record<string, string>> }): void;
   process(row: RowInput, ctx: RowContext): RowOutput[] | Promise<RowOutput[]>;
 }
