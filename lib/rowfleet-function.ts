@@ -51,6 +51,8 @@ export interface RowfleetFunctionProps {
    * directory), e.g. to put files next to the bundle. @default none
    */
   readonly afterBundling?: (inputDir: string, outputDir: string) => string[];
+  /** esbuild `define`s: global identifiers replaced by JSON values in the bundle. @default none */
+  readonly define?: Readonly<Record<string, string>>;
 }
 
 /** Read or write access to a set of key prefixes of a bucket. */
@@ -132,6 +134,7 @@ export class RowfleetFunction extends NodejsFunction {
         bundleAwsSDK: true,
         externalModules: [],
         forceDockerBundling: false,
+        ...(props.define ? { define: { ...props.define } } : {}),
         ...(props.afterBundling
           ? {
               commandHooks: {

@@ -12,6 +12,7 @@ import { RowfleetFunction } from './rowfleet-function.ts';
 import { Schedules } from './schedules.ts';
 import { Storage } from './storage.ts';
 import { Workers } from './workers.ts';
+import { processorManifests } from './processors.ts';
 
 export interface RowfleetStackProps extends StackProps {
   readonly stage: StageConfig;
@@ -117,6 +118,9 @@ export class RowfleetStack extends Stack {
     const upload = fn('upload', 'upload and split', {
       memorySize: 2048,
       timeout: fnTimeout.upload,
+      // What users' processors declare (a broken file fails the synth, naming it): the API checks requests against
+      // it and never imports a user's module (core/work/processors/users.ts bundledManifests).
+      define: { __ROWFLEET_PROCESSORS__: JSON.stringify(processorManifests(stage)) },
     })
       .bindStage(stage)
       // The split moves a presigned upload to jobs/ (CopyObject, then DeleteObject of the upload) and reads it there.

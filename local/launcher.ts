@@ -10,10 +10,13 @@ import {
   statSync,
   writeFileSync,
 } from 'node:fs';
-import { dirname, join } from 'node:path';
+import { createHash } from 'node:crypto';
+import { dirname, join, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { newestSource } from '../web/build.ts';
 import { NODE_TARGET } from '../config/node.ts';
+import { buildProcessors } from '../fargate-worker/build-processors.ts';
+import { usersDir } from '../core/work/processors/users.ts';
 import {
   workerEnv,
   type LaunchRequest,
@@ -28,7 +31,8 @@ const WORKER_ENTRY = join(ROOT, 'fargate-worker', 'main.ts');
  * target, so a bundle built for another Node is never taken for this one.
  */
 const BUNDLE = join(ROOT, 'node_modules', '.cache', 'rowfleet', `fargate-worker.${NODE_TARGET}.mjs`);
-const SOURCES = ['config', 'core', 'fargate-worker', 'processors'].map((d) => join(ROOT, d));
+/** What the worker's bundle is built from: users' processors are not in it (see workerProcessors). */
+const SOURCES = ['config', 'core', 'fargate-worker'].map((d) => join(ROOT, d));
 
 /**
  * The worker as one ES module, like the container image runs it (esbuild, which tsx brings anyway):
@@ -59,6 +63,22 @@ export async function workerBundle(): Promise<string> {
   });
   renameSync(tmp, BUNDLE);
   return BUNDLE;
+}
+
+/**
+ * Users' processors (`ROWFLEET_PROCESSORS_DIR`, else processors/) built one per file for the workers, in a folder of
+ * the cache named after the source folder (runtimes of different folders never share one). A file that does not
+ * build gets its error file instead: the workers of its jobs fail them with PROCESSOR_BROKEN, others run.
+ */
+export async function workerProcessors(): Promise<string> {
+  const src = resolve(usersDir());
+  const out = join(
+    dirname(BUNDLE),
+    'processors',
+    createHash('sha256').update(src).digest('hex').slice(0, 16),
+  );
+  await buildProcessors(src, out, { sourcesChangedAt: Math.max(...SOURCES.map(newestSource)) });
+  return out;
 }
 
 function alive(pid: number): boolean {
@@ -127,10 +147,16 @@ export class LocalTaskLauncher implements TaskLauncher {
     mkdirSync(this.logDir, { recursive: true });
     const ids: string[] = [];
     const entry = await workerBundle();
+    const processors = await workerProcessors();
     for (let i = 0; i < req.count; i++) {
       const out = openSync(join(this.logDir, `worker-${req.site}-${req.token}.log`), 'a');
       const child = spawn(process.execPath, ['--enable-source-maps', entry], {
-        env: { ...process.env, POWERTOOLS_LOG_LEVEL: 'INFO', ...workerEnv(req) },
+        env: {
+          ...process.env,
+          POWERTOOLS_LOG_LEVEL: 'INFO',
+          ROWFLEET_PROCESSORS_BUILT: processors,
+          ...workerEnv(req),
+        },
         stdio: ['ignore', out, out],
       });
       closeSync(out);

@@ -275,27 +275,41 @@ program
   .option('--json', 'as a JSON array')
   .action(async (o: { json?: boolean }) => {
     const stage = getStage('local');
-    const listed = (await listProcessors()).map(({ processor: p, source }) => ({
-      name: p.name,
-      description: p.description,
-      source,
-      concurrency: p.concurrency ?? null,
-      costMs: p.costMs ?? 0,
-      rateLimit: p.rateLimit
-        ? { key: limiterName(p), perSecond: ratePerSecond(p, stage), stage: stage.name }
-        : null,
-      sideEffects: p.sideEffects ?? false,
-      timeoutMs: p.timeoutMs ?? null,
-    }));
+    // Each user's file is inspected in a process of its own: a broken one is listed with its error, not fatal.
+    const listed = (await listProcessors(stage.name)).map(({ name, processor: p, source, error }) =>
+      p
+        ? {
+            name: p.name,
+            description: p.description,
+            source,
+            concurrency: p.concurrency ?? null,
+            costMs: p.costMs ?? 0,
+            rateLimit: p.rateLimit
+              ? { key: limiterName(p), perSecond: ratePerSecond(p, stage), stage: stage.name }
+              : null,
+            sideEffects: p.sideEffects ?? false,
+            timeoutMs: p.timeoutMs ?? null,
+          }
+        : { name, source, broken: true, error: error ?? '' },
+    );
     if (o.json) process.stdout.write(JSON.stringify(listed) + '\n');
     else
       for (const p of listed)
         process.stdout.write(
-          `${p.name}\t${p.source}\tconcurrency ${p.concurrency ?? 'default'}, cost ${p.costMs} ms` +
-            (p.rateLimit ? `, ${p.rateLimit.perSecond}/s (${p.rateLimit.key}, ${p.rateLimit.stage})` : '') +
-            (p.sideEffects ? ', side effects (at most once)' : '') +
-            `\t${p.description}\n`,
+          'broken' in p
+            ? `${p.name}\t${p.source}\tBROKEN: ${p.error}\n`
+            : `${p.name}\t${p.source}\tconcurrency ${p.concurrency ?? 'default'}, cost ${p.costMs} ms` +
+                (p.rateLimit
+                  ? `, ${p.rateLimit.perSecond}/s (${p.rateLimit.key}, ${p.rateLimit.stage})`
+                  : '') +
+                (p.sideEffects ? ', side effects (at most once)' : '') +
+                `\t${p.description}\n`,
         );
+    const broken = listed.filter((p) => 'broken' in p).length;
+    if (broken > 0)
+      process.stderr.write(
+        `${broken} processor file(s) broken: jobs naming them are refused (PROCESSOR_BROKEN)\n`,
+      );
   });
 
 program

@@ -104,10 +104,11 @@ export async function uncountedRecords(
 
   const claimed = await claims.ofJob(job.site, job.token, uncounted);
   const code = UNPROCESSED_CODE[stop.reason];
-  const message =
-    stop.reason === 'CANCELLED'
-      ? 'not processed: the job was cancelled first'
-      : 'not processed: the job stopped early (failure rate above maxFailureRate)';
+  const message = {
+    CANCELLED: 'not processed: the job was cancelled first',
+    FAILURE_RATE_EXCEEDED: 'not processed: the job stopped early (failure rate above maxFailureRate)',
+    PROCESSOR_BROKEN: `not processed: the job's processor does not load (${stop.message})`,
+  }[stop.reason];
   const missing = new Map<number, RecordFailure>();
   let succeeded = 0;
   let untouched = 0;

@@ -4,7 +4,7 @@ import { jobCounts, type Job, type ListedJob } from '../jobs/store.ts';
 import { isJobToken, keys, newJobToken, parseSourceKey } from '../jobs/keys.ts';
 import { jobLogger, logger } from '../shared/log.ts';
 import type { PipelineDeps } from '../deps.ts';
-import { DEFAULT_PROCESSOR, loadProcessor } from '../work/processors/index.ts';
+import { DEFAULT_PROCESSOR, processorInfo } from '../work/processors/index.ts';
 import { splitJob } from '../split/split.ts';
 import { isTerminal } from '../jobs/states.ts';
 import { grantWorkers, isGrantPassRequest } from '../ops/grant-workers.ts';
@@ -81,7 +81,8 @@ export interface ValidatedRequest extends JobRequest {
  */
 export async function validated(site: string, req: JobRequest): Promise<ValidatedRequest> {
   const processor = req.processor ?? DEFAULT_PROCESSOR;
-  const p = await loadProcessor(processor);
+  // What the processor declares (a user's from its manifest: this process never runs a user's module).
+  const p = await processorInfo(processor);
   if (req.template !== undefined && !p.takesTemplate) {
     throw new BadRequestError(
       'TEMPLATE_NOT_TAKEN',
@@ -105,7 +106,7 @@ export async function validated(site: string, req: JobRequest): Promise<Validate
     ...(template ? { template } : {}),
     ...(maxFailureRate !== undefined ? { maxFailureRate: String(maxFailureRate) } : {}),
   };
-  p.checkJob?.({ site, options });
+  await p.checkJob?.({ site, options });
   return { ...req, processor, office, options };
 }
 

@@ -10,7 +10,7 @@ import { unlessConditionFails, type TableRef } from '../shared/dynamo.ts';
  */
 
 /** Why a job stopped early. */
-export type StopReason = 'CANCELLED' | 'FAILURE_RATE_EXCEEDED';
+export type StopReason = 'CANCELLED' | 'FAILURE_RATE_EXCEEDED' | 'PROCESSOR_BROKEN';
 
 export interface JobStop {
   readonly reason: StopReason;
@@ -25,9 +25,11 @@ export interface JobStop {
  * counted as failed (so succeeded + failed + rejected = total still holds), and run again by a retry (POST
  * /jobs/{token}/retry) like a processing failure. A record whose effect was claimed never gets it.
  */
-export const UNPROCESSED_CODE: Record<StopReason, 'CANCELLED' | 'STOPPED_EARLY'> = {
+export const UNPROCESSED_CODE: Record<StopReason, 'CANCELLED' | 'STOPPED_EARLY' | 'PROCESSOR_BROKEN'> = {
   CANCELLED: 'CANCELLED',
   FAILURE_RATE_EXCEEDED: 'STOPPED_EARLY',
+  // A worker could not load the job's processor (core/work/worker.ts): nothing of the job ran.
+  PROCESSOR_BROKEN: 'PROCESSOR_BROKEN',
 };
 
 /**

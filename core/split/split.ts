@@ -15,8 +15,8 @@ import { askForWorkers, grantWorkers } from '../ops/grant-workers.ts';
 import type { Limits } from '../../config/index.ts';
 import { Utf8SourceCopy } from './source-copy.ts';
 import { workerCount } from './worker-count.ts';
-import { loadProcessor } from '../work/processors/index.ts';
-import { simulated, simulationOf } from '../work/processors/simulate.ts';
+import { processorInfo } from '../work/processors/index.ts';
+import { simulatedCostMs, simulationOf } from '../work/processors/simulate.ts';
 import { chunkRecordsByCost } from '../work/settings.ts';
 
 /** The pieces the split cuts while validating (joined into chunks afterwards). */
@@ -329,10 +329,10 @@ async function startWork(
 /** A slow processor's chunk sizes (core/work/settings.ts), with the job's simulated delay counted in. */
 async function chunkSizeByCost(deps: PipelineDeps, job: Job) {
   const sim = simulationOf(job.options);
-  const processor = await loadProcessor(job.processor);
+  const processor = await processorInfo(job.processor, deps.env.stage);
   const stage = { name: deps.env.stage, limits: deps.limits, timings: deps.timings };
   return chunkRecordsByCost(
-    sim ? simulated(processor, sim) : processor,
+    sim ? { ...processor, costMs: simulatedCostMs(processor, sim) } : processor,
     job.options,
     stage,
     CHUNKS_PER_WORKER,

@@ -1,7 +1,7 @@
 import { setTimeout as sleep } from 'node:timers/promises';
 import type { Message } from '@aws-sdk/client-sqs';
 import { decodeChunk, type ChunkMessage } from '../messages/chunk.ts';
-import { errorMessage, SourceChangedError } from '../shared/errors.ts';
+import { BadRequestError, errorMessage, SourceChangedError } from '../shared/errors.ts';
 import { jobLogger, type Log } from '../shared/log.ts';
 import { publishMetrics } from '../shared/metrics.ts';
 import { keys } from '../jobs/keys.ts';
@@ -25,7 +25,7 @@ import { EffectClaims } from './effects.ts';
 import { RateLimiter } from './rate-limiter.ts';
 import { RecordSlots } from './slots.ts';
 import { CHUNKS_IN_HAND, limiterName, ratePerSecond, recordConcurrency } from './settings.ts';
-import { leaveStoppedJob, stopOnFailureRate } from '../ops/stop.ts';
+import { leaveStoppedJob, stopJob, stopOnFailureRate } from '../ops/stop.ts';
 import { isMissingQueue } from '../aws/queues.ts';
 
 /**
@@ -104,7 +104,18 @@ export async function runWorker(deps: PipelineDeps, options: WorkerOptions): Pro
     log.info('worker: nothing to do', { state: job?.state, stop: job?.stop?.reason });
     return { chunks: 0, duplicates: 0, records: 0, reason: job ? 'job-finished' : 'no-job' };
   }
-  const processor = await loadProcessor(job.processor);
+  let processor: RowProcessor;
+  try {
+    processor = await loadProcessor(job.processor);
+  } catch (err) {
+    if (!(err instanceof BadRequestError)) throw err;
+    // The job's processor does not load here (PROCESSOR_BROKEN, or its file is gone): the job fails with that code
+    // and every record listed, instead of workers dying and being started again, the job never moving.
+    log.error("worker: the job's processor does not load; failing the job", { code: err.code, error: err });
+    await stopJob(deps, job.site, job.token, 'PROCESSOR_BROKEN', err.message);
+    await leaveBudget({ deps, job, log }, 'stopped');
+    return { chunks: 0, duplicates: 0, records: 0, reason: 'stopped' };
+  }
   const rate = ratePerSecond(processor, getStage(deps.env.stage));
   const w: Worker = {
     deps,
@@ -218,7 +229,10 @@ async function workThrough(
  * A worker gone: its place goes back to the stage's budget (unless the budget took it already: shed, unheld),
  * and a granter pass is asked for, so a queued job gets the place now rather than at the reaper's next pass.
  */
-async function leaveBudget(w: Worker, reason: WorkerSummary['reason']): Promise<void> {
+async function leaveBudget(
+  w: Pick<Worker, 'deps' | 'job' | 'log'>,
+  reason: WorkerSummary['reason'],
+): Promise<void> {
   const { deps, job, log } = w;
   try {
     if (reason !== 'shed' && reason !== 'unheld') await deps.grants.release(job.site, job.token);

@@ -1,5 +1,5 @@
-import { execFileSync } from 'node:child_process';
-import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
+import { execFileSync, spawnSync } from 'node:child_process';
+import { mkdirSync, mkdtempSync, readdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { describe, expect, it } from 'vitest';
@@ -105,30 +105,47 @@ describe('Stack: app entry and shared names', () => {
       }
     });
 
-    it("bundles users' processors (processors/*.ts) into the image's worker, with the Dockerfile's own esbuild command", () => {
-      // Prepare: the build stage's esbuild command, run on the same sources in a temporary output directory
+    it("builds each of users' processors apart from the image's worker, and fails on a broken file naming it", () => {
+      // Prepare: the build stage's commands, run on the same sources (and on a folder with a broken file)
       const dockerfile = readFileSync(projectPath('fargate-worker/Dockerfile'), 'utf8').replace(
         /\\\n\s*/g,
         '',
       );
       const run = /^RUN npx esbuild (.+)$/m.exec(dockerfile)![1]!;
+      const [, script, srcDir, outDir] =
+        /^RUN npx tsx (fargate-worker\/build-processors\.ts) (\S+) \/out\/(\S+) --strict$/m.exec(dockerfile)!;
       const out = mkdtempSync(join(tmpdir(), 'rowfleet-image-'));
       const args = (run.match(/--banner:js="[^"]*"|\S+/g) ?? []).map((a) =>
         a.startsWith('--outfile=')
           ? `--outfile=${join(out, 'worker.mjs')}`
           : a.replace(/^(--banner:js=)"(.*)"$/, '$1$2'),
       );
+      const broken = join(out, 'src');
+      mkdirSync(broken);
+      writeFileSync(join(broken, 'oops.ts'), 'export default {\n  name: "oops"\n  description: "x",\n};\n');
+      const buildProcessors = (src: string, dest: string) =>
+        spawnSync(process.execPath, ['--import', 'tsx', script!, src, join(out, dest), '--strict'], {
+          cwd: projectPath('.'),
+          encoding: 'utf8',
+        });
 
       // Act
       execFileSync(projectPath('node_modules/.bin/esbuild'), [...args, '--log-level=error'], {
         cwd: projectPath('.'),
       });
+      const good = buildProcessors(projectPath(srcDir!), outDir!);
+      const bad = buildProcessors(broken, 'bad');
       const map = JSON.parse(readFileSync(join(out, 'worker.mjs.map'), 'utf8')) as { sources: string[] };
+      const built = readdirSync(join(out, outDir!));
       rmSync(out, { recursive: true, force: true });
 
-      // Assess
-      expect(map.sources.some((f) => f.endsWith('processors/webhook.ts'))).toBe(true);
+      // Assess: the worker holds the built-in processors, each user's is a file of its own
       expect(map.sources.some((f) => f.endsWith('core/work/processors/mail.ts'))).toBe(true);
+      expect(map.sources.some((f) => f.endsWith('processors/webhook.ts'))).toBe(false);
+      expect(good.status, good.stderr).toBe(0);
+      expect(built).toEqual(expect.arrayContaining(['webhook.mjs']));
+      expect(bad.status).toBe(1);
+      expect(bad.stderr).toMatch(/processors\/oops\.ts: does not build: .*oops\.ts:3:\d+: Expected "\}"/);
     });
   });
 });

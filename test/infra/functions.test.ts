@@ -60,14 +60,16 @@ describe('Stack: Rowfleet-dev functions', () => {
     expect(readFileSync(join(dir, 'index.mjs'), 'utf8').startsWith('import { createRequire')).toBe(true);
   });
 
-  it("bundles users' processors into the upload function, which checks processor names (esbuild glob import)", () => {
+  it("gives the upload function what users' processors declare (their manifests), never their modules", () => {
     // Act
-    const map = JSON.parse(readFileSync(join(bundleDir(s, 'upload'), 'index.mjs.map'), 'utf8')) as {
-      sources: string[];
-    };
+    const dir = bundleDir(s, 'upload');
+    const map = JSON.parse(readFileSync(join(dir, 'index.mjs.map'), 'utf8')) as { sources: string[] };
+    const code = readFileSync(join(dir, 'index.mjs'), 'utf8');
 
     // Assess
-    expect(map.sources.some((f) => f.endsWith('processors/webhook.ts'))).toBe(true);
+    expect(map.sources.some((f) => f.endsWith('processors/webhook.ts'))).toBe(false);
+    expect(code).toContain('"processors/webhook.ts"');
+    expect(code).toContain('webhooks/<n>.json: POSTs each row as JSON');
   });
 
   it('loads every bundle as an ES module in plain Node and finds `handler`', () => {

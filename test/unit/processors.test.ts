@@ -98,8 +98,8 @@ describe('Function: loadProcessor', () => {
     expect(processorNames()).toContain('webhook');
     expect(p.name).toBe('webhook');
     expect(p.sideEffects).toBe(true);
-    expect(listed.find((l) => l.processor.name === 'webhook')?.source).toBe('processors/webhook.ts');
-    expect(listed.find((l) => l.processor.name === 'json')?.source).toBe('built-in');
+    expect(listed.find((l) => l.processor?.name === 'webhook')?.source).toBe('processors/webhook.ts');
+    expect(listed.find((l) => l.processor?.name === 'json')?.source).toBe('built-in');
   });
 });
 

@@ -38,9 +38,13 @@ describe('Function: failureRateExceeded', () => {
   it('re-runs in a retry the processing failures and the records a stop left, nothing else', () => {
     // Assess
     expect([...RETRIED_CODES].sort()).toEqual(
-      ['CANCELLED', 'CHUNK_FAILED', 'PROCESSING_FAILED', 'STOPPED_EARLY'].sort(),
+      ['CANCELLED', 'CHUNK_FAILED', 'PROCESSING_FAILED', 'PROCESSOR_BROKEN', 'STOPPED_EARLY'].sort(),
     );
-    expect(UNPROCESSED_CODE).toEqual({ CANCELLED: 'CANCELLED', FAILURE_RATE_EXCEEDED: 'STOPPED_EARLY' });
+    expect(UNPROCESSED_CODE).toEqual({
+      CANCELLED: 'CANCELLED',
+      FAILURE_RATE_EXCEEDED: 'STOPPED_EARLY',
+      PROCESSOR_BROKEN: 'PROCESSOR_BROKEN',
+    });
     expect(RETRIED_CODES).not.toContain('IN_DOUBT');
     expect(RETRIED_CODES).not.toContain('COLUMN_COUNT');
   });

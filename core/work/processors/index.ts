@@ -1,15 +1,31 @@
-import { existsSync, readdirSync } from 'node:fs';
-import { fileURLToPath } from 'node:url';
-import { z } from 'zod';
-import { BadRequestError } from '../../shared/errors.ts';
+import { existsSync, readFileSync } from 'node:fs';
+import { pathToFileURL } from 'node:url';
+import { BadRequestError, errorMessage } from '../../shared/errors.ts';
 import { jsonProcessor } from './json.ts';
 import { mailProcessor } from './mail.ts';
 import { reportProcessor } from './report.ts';
 import { PROCESSOR_NAME, type RowProcessor } from './types.ts';
 import { echoed } from '../../shared/own.ts';
+import {
+  buildErrorFile,
+  builtDir,
+  builtFile,
+  bundledManifests,
+  checkedProcessor,
+  checkJobApart,
+  FROM_SOURCES,
+  importGuarded,
+  inspectProcessor,
+  ProcessorBrokenError,
+  sourceName,
+  usersDir,
+  usersNames,
+  type Inspected,
+} from './users.ts';
 
 export type { RowProcessor, RowInput, RowContext, RowOutput, RateLimit } from './types.ts';
 export { RecordError, DEFAULT_CONCURRENCY, DEFAULT_TIMEOUT_MS, PROCESSOR_NAME } from './types.ts';
+export { PROCESSOR_BROKEN, ProcessorBrokenError } from './users.ts';
 
 export const DEFAULT_PROCESSOR = 'report';
 
@@ -17,79 +33,99 @@ const BUILT_IN = new Map<string, RowProcessor>(
   [jsonProcessor, reportProcessor, mailProcessor].map((p) => [p.name, p]),
 );
 
-/**
- * Users' processors: one file per processor, `processors/<name>.ts` at the repository root. From the sources
- * (tsx, vitest) the folder is read; in a bundle (the worker image, the local worker, the Lambda functions) the
- * template-literal import below is an esbuild glob import: esbuild puts every file of the folder into the
- * bundle behind it, so bundles know the processors without a generated list or a plugin.
- */
-const USERS_DIR = fileURLToPath(new URL('../../../processors/', import.meta.url));
-/** Running from the sources (the folder exists beside this file), not from a bundle. */
-const FROM_SOURCES = import.meta.url.endsWith('.ts');
-
-const fn = z.custom<(...args: never[]) => unknown>((v) => typeof v === 'function', 'must be a function');
-const processorShape = z.object({
-  name: z.string().regex(PROCESSOR_NAME, 'lower-case letters, digits and dashes'),
-  description: z.string().min(1),
-  concurrency: z.number().int().min(1).optional(),
-  costMs: z.number().min(0).optional(),
-  rateLimit: z
-    .object({
-      key: z.string().regex(PROCESSOR_NAME).optional(),
-      perSecond: z.union([z.number().positive(), fn]),
-    })
-    .optional(),
-  sideEffects: z.boolean().optional(),
-  takesTemplate: z.boolean().optional(),
-  timeoutMs: z.number().int().positive().optional(),
-  checkJob: fn.optional(),
-  process: fn,
-});
-
 /** A user's module as a processor: its default export (or `processor`), checked, named after its file. */
 export function processorOf(mod: Record<string, unknown>, file: string, name: string): RowProcessor {
-  const r = processorShape.safeParse(mod.default ?? mod.processor);
-  if (!r.success) {
-    const problems = r.error.issues.map((i) => `${i.path.join('.') || '(export)'}: ${i.message}`);
-    throw new Error(`${file}: not a row processor (${problems.join('; ')})`);
-  }
-  if (r.data.name !== name)
-    throw new Error(`${file}: the processor is named "${r.data.name}", not "${name}"`);
-  if (BUILT_IN.has(name)) throw new Error(`${file}: "${name}" is a built-in processor's name`);
-  return (mod.default ?? mod.processor) as RowProcessor;
+  return checkedProcessor(mod, file, name, [...BUILT_IN.keys()]);
 }
 
-/** The names of `processors/*.ts` (from the sources only: a bundle has no folder to read). */
-function usersNames(): string[] {
-  if (!FROM_SOURCES || !existsSync(USERS_DIR)) return [];
-  return readdirSync(USERS_DIR)
-    .filter((f) => f.endsWith('.ts') && !f.endsWith('.d.ts'))
-    .map((f) => f.slice(0, -3))
-    .filter((n) => PROCESSOR_NAME.test(n))
-    .sort();
-}
-
-/** Built-in processors first, then users' (`processors/`), as far as this process can list them. */
+/** Built-in processors first, then users' (`processors/`, broken ones included), as far as this process can list them. */
 export function processorNames(): string[] {
   return [...BUILT_IN.keys(), ...usersNames().filter((n) => !BUILT_IN.has(n))];
 }
 
-const loading = new Map<string, Promise<RowProcessor | undefined>>();
+/**
+ * What the API and the split know of a processor: what it declares, and its job check, never its `process`. A
+ * user's comes from its manifest (users.ts): the asking process never runs the user's module.
+ */
+export type ProcessorInfo = Omit<RowProcessor, 'process' | 'checkJob'> & {
+  checkJob?(job: {
+    readonly site: string;
+    readonly options: Readonly<Record<string, string>>;
+  }): void | Promise<void>;
+};
 
-async function importUsers(name: string): Promise<RowProcessor | undefined> {
-  if (FROM_SOURCES && !existsSync(`${USERS_DIR}${name}.ts`)) return undefined;
-  let mod: Record<string, unknown>;
-  try {
-    mod = (await import(`../../../processors/${name}.ts`)) as Record<string, unknown>;
-  } catch (err) {
-    // esbuild's glob import answers this for a name with no file in the bundle.
-    if (!FROM_SOURCES && /^Module not found in bundle/.test((err as Error).message)) return undefined;
-    throw err;
-  }
-  return processorOf(mod, `processors/${name}.ts`, name);
+function unknownProcessor(name: string): BadRequestError {
+  const listed = FROM_SOURCES
+    ? processorNames().join(', ')
+    : `${[...BUILT_IN.keys()].join(', ')}, processors/`;
+  return new BadRequestError(
+    'UNKNOWN_PROCESSOR',
+    `Unknown processor "${echoed(name)}". Available: ${listed}.`,
+  );
 }
 
-/** The processor called `name`: a built-in one or a user's. An unknown name is a 400 UNKNOWN_PROCESSOR. */
+/** A user's processor as the API sees it: its manifest (cached by the file's content), or why it is broken. */
+async function usersInfo(name: string, stage: string): Promise<Inspected | undefined> {
+  if (FROM_SOURCES) return inspectProcessor(name, stage, [...BUILT_IN.keys()]);
+  const bundled = bundledManifests();
+  return bundled && Object.hasOwn(bundled, name) ? bundled[name] : undefined;
+}
+
+function infoOf(found: Inspected, name: string, stage: string): ProcessorInfo {
+  if (!found.ok) throw new ProcessorBrokenError(found.file, found.error);
+  const { checkJob, ...declared } = found.manifest;
+  return {
+    ...declared,
+    // Run apart from this process; a bundle (the API's function on AWS) has no sources to run it from.
+    ...(checkJob && FROM_SOURCES
+      ? { checkJob: (job) => checkJobApart(name, stage, [...BUILT_IN.keys()], job) }
+      : {}),
+  };
+}
+
+/**
+ * What the processor called `name` declares: a built-in one, or a user's from its manifest. An unknown name is a
+ * 400 UNKNOWN_PROCESSOR, a broken file a 503 PROCESSOR_BROKEN naming the file and its error.
+ */
+export async function processorInfo(
+  name: string,
+  stage = process.env.STAGE || 'local',
+): Promise<ProcessorInfo> {
+  const builtIn = BUILT_IN.get(name);
+  if (builtIn) return builtIn;
+  const found = await usersInfo(name, stage);
+  if (!found) throw unknownProcessor(name);
+  return infoOf(found, name, stage);
+}
+
+const loading = new Map<string, Promise<RowProcessor | undefined>>();
+
+/** A user's module imported in this process (a worker's own processor only); undefined when there is none. */
+async function importUsers(name: string): Promise<RowProcessor | undefined> {
+  const file = sourceName(name);
+  let url: string;
+  if (FROM_SOURCES) {
+    const path = `${usersDir()}/${name}.ts`;
+    if (!existsSync(path)) return undefined;
+    url = pathToFileURL(path).href;
+  } else {
+    const dir = builtDir();
+    if (existsSync(buildErrorFile(dir, name)))
+      throw new ProcessorBrokenError(file, readFileSync(buildErrorFile(dir, name), 'utf8').trim());
+    if (!existsSync(builtFile(dir, name))) return undefined;
+    url = pathToFileURL(builtFile(dir, name)).href;
+  }
+  try {
+    return processorOf(await importGuarded(url), file, name);
+  } catch (err) {
+    throw new ProcessorBrokenError(file, errorMessage(err).split('\n').slice(0, 6).join(' ').trim());
+  }
+}
+
+/**
+ * The processor called `name`, to run its records (workers only: a user's module is imported in this process). An
+ * unknown name is a 400 UNKNOWN_PROCESSOR, a module that does not load a 503 PROCESSOR_BROKEN.
+ */
 export async function loadProcessor(name: string): Promise<RowProcessor> {
   const builtIn = BUILT_IN.get(name);
   if (builtIn) return builtIn;
@@ -100,27 +136,30 @@ export async function loadProcessor(name: string): Promise<RowProcessor> {
   }
   const found = await p;
   if (found) return found;
-  const listed = FROM_SOURCES
-    ? processorNames().join(', ')
-    : `${[...BUILT_IN.keys()].join(', ')}, processors/`;
-  throw new BadRequestError(
-    'UNKNOWN_PROCESSOR',
-    `Unknown processor "${echoed(name)}". Available: ${listed}.`,
-  );
+  throw unknownProcessor(name);
 }
 
+/** A processor as `rowfleet processors` lists it: what it declares, or, for a broken file, its error. */
 export interface ListedProcessor {
-  readonly processor: RowProcessor;
+  readonly name: string;
   /** `built-in`, or the user's file (`processors/<name>.ts`). */
   readonly source: string;
+  /** What it declares; absent for a broken file. */
+  readonly processor?: ProcessorInfo;
+  /** What is wrong with a broken file (it does not load, or is no processor). */
+  readonly error?: string;
 }
 
-/** Every processor this process can list, loaded (`rowfleet processors`). */
-export async function listProcessors(): Promise<ListedProcessor[]> {
+/** Every processor this process can list: built-in ones, then users' (each inspected apart; broken ones flagged). */
+export async function listProcessors(stage = process.env.STAGE || 'local'): Promise<ListedProcessor[]> {
   return Promise.all(
-    processorNames().map(async (name) => ({
-      processor: await loadProcessor(name),
-      source: BUILT_IN.has(name) ? 'built-in' : `processors/${name}.ts`,
-    })),
+    processorNames().map(async (name): Promise<ListedProcessor> => {
+      const builtIn = BUILT_IN.get(name);
+      if (builtIn) return { name, processor: builtIn, source: 'built-in' };
+      const found = await usersInfo(name, stage);
+      if (!found) return { name, source: sourceName(name), error: 'not found' };
+      if (!found.ok) return { name, source: found.file, error: found.error };
+      return { name, processor: infoOf(found, name, stage), source: found.file };
+    }),
   );
 }

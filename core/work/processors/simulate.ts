@@ -34,6 +34,11 @@ export class TransientSimulatedError extends RecordError {
   }
 }
 
+/** A processor's cost with the job's simulated delay added (the split sizes its chunks for it). */
+export function simulatedCostMs(processor: Pick<RowProcessor, 'costMs'>, sim: Simulation): number {
+  return (processor.costMs ?? 0) + sim.delayMs;
+}
+
 /**
  * Wraps a processor with the job's simulation; one wrapper per chunk (it counts attempts per record). It keeps
  * everything the processor declares; the delay adds to its cost (so the split sizes its chunks for it).
@@ -42,7 +47,7 @@ export function simulated(processor: RowProcessor, sim: Simulation): RowProcesso
   const attempts = new Map<number, number>();
   return {
     ...processor,
-    costMs: (processor.costMs ?? 0) + sim.delayMs,
+    costMs: simulatedCostMs(processor, sim),
     async process(row: RowInput, ctx: RowContext): Promise<RowOutput[]> {
       const attempt = (attempts.get(row.n) ?? 0) + 1;
       attempts.set(row.n, attempt);

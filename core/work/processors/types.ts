@@ -86,7 +86,10 @@ export interface RowProcessor {
    * template for any other processor is refused (400 TEMPLATE_NOT_TAKEN). @default false
    */
   readonly takesTemplate?: boolean;
-  /** Checks a job request for this processor before the job is accepted (throw a BadRequestError). */
+  /**
+   * Checks a job request for this processor before the job is accepted (throw a BadRequestError). A user's runs in
+   * a separate process per request (core/work/processors/users.ts), locally; the API on AWS holds manifests only.
+   */
   checkJob?(job: { readonly site: string; readonly options: Readonly<Record<string, string>> }): void;
   process(row: RowInput, ctx: RowContext): RowOutput[] | Promise<RowOutput[]>;
 }
@@ -99,6 +102,9 @@ export const DEFAULT_CONCURRENCY = 16;
 /** Time one attempt at a record may take when a processor does not say. */
 export const DEFAULT_TIMEOUT_MS = 30_000;
 
+/** The brand of a {@link RecordError}, the same symbol in every copy of the class. */
+const RECORD_ERROR = Symbol.for('rowfleet.RecordError');
+
 /**
  * A record's failure with its own code in errors.csv (upper-case letters, digits and `_`, e.g.
  * `MAIL_INVALID_ADDRESS`). For a processor with side effects it also says that the effect did not happen:
@@ -107,6 +113,15 @@ export const DEFAULT_TIMEOUT_MS = 30_000;
 export class RecordError extends Error {
   override readonly name: string = 'RecordError';
   readonly retryable: boolean;
+  /**
+   * Each user's processor is built on its own (its own copy of this class, see core/work/processors/index.ts):
+   * `instanceof` checks a brand every copy sets, not the class object.
+   */
+  static override [Symbol.hasInstance](v: unknown): boolean {
+    // A subclass (TransientSimulatedError) is checked as usual.
+    if (this !== RecordError) return Function.prototype[Symbol.hasInstance].call(this, v);
+    return typeof v === 'object' && v !== null && (v as Record<symbol, unknown>)[RECORD_ERROR] === true;
+  }
 
   constructor(
     readonly code: string,
@@ -116,5 +131,6 @@ export class RecordError extends Error {
     super(message, options.cause === undefined ? undefined : { cause: options.cause });
     if (!/^[A-Z][A-Z0-9_]{1,39}$/.test(code)) throw new Error(`invalid record error code "${code}"`);
     this.retryable = options.retryable ?? false;
+    Object.defineProperty(this, RECORD_ERROR, { value: true });
   }
 }
