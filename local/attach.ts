@@ -31,6 +31,7 @@ import { createUsageMailHandler } from '../lambdas/usage-mail/handler.ts';
 import { localContext } from '../lambdas/shared/middleware.ts';
 import { ownerAlive, readOwner, sameProcess, type RuntimeOwner } from './ownership.ts';
 import { setLocalAwsDefaults } from './resources.ts';
+import { mailViewerUrl, privateStateDir } from './emulator-gate.ts';
 import { CONSOLE_PATH } from '../core/intake/console.ts';
 
 const TSX = import.meta.resolve('tsx');
@@ -77,7 +78,7 @@ const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
 export async function attachRuntime(o: AttachOptions): Promise<AttachedRuntime> {
   const stateDir = resolve(o.stateDir);
   if (o.maxWorkers !== undefined) process.env.ROWFLEET_MAX_WORKERS = String(o.maxWorkers);
-  mkdirSync(stateDir, { recursive: true });
+  privateStateDir(stateDir);
   const deadline = Date.now() + START_TIMEOUT_MS;
   let started = false;
   for (;;) {
@@ -126,8 +127,8 @@ async function startRuntime(stateDir: string, endpoint: string | undefined): Pro
   try {
     const owner = readOwner(stateDir);
     if (owner && ownerAlive(owner)) return false;
-    mkdirSync(join(stateDir, 'logs'), { recursive: true });
-    const log = openSync(logFile(stateDir), 'a');
+    mkdirSync(join(stateDir, 'logs'), { recursive: true, mode: 0o700 });
+    const log = openSync(logFile(stateDir), 'a', 0o600);
     const child = spawn(
       process.execPath,
       ['--import', TSX, DAEMON, stateDir, ...(endpoint ? [endpoint] : [])],
