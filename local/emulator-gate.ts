@@ -297,14 +297,21 @@ export function guardServer(
       .then(
         (refusal) => {
           if (refusal === undefined) for (const l of listeners) l.call(server, req, res);
-          else refuse(res, refusal);
+          else refuse(req, res, refusal);
         },
-        (err: unknown) => refuse(res, `could not check the request: ${String(err)}`),
+        (err: unknown) => refuse(req, res, `could not check the request: ${String(err)}`),
       );
   });
 }
 
-function refuse(res: ServerResponse, reason: string): void {
+let refused = 0;
+
+function refuse(req: IncomingMessage, res: ServerResponse, reason: string): void {
+  // In the runtime's log (the first ones, then one in a thousand: a local flood does not fill the disk).
+  if (++refused <= 20 || refused % 1000 === 0) {
+    const path = (req.url ?? '').split('?')[0]!.slice(0, 200);
+    process.stderr.write(`emulator gate: refused ${req.method} ${path} (${refused} so far): ${reason}\n`);
+  }
   res.writeHead(403, { 'content-type': 'application/json', connection: 'close' });
   res.end(
     JSON.stringify({
