@@ -14,6 +14,7 @@ import { fileURLToPath } from 'node:url';
 import lockfile from 'proper-lockfile';
 import type { PipelineDeps } from '../core/deps.ts';
 import { depsFromEnv } from '../core/deps.ts';
+import { resetClients } from '../core/aws/clients.ts';
 import { ApiTokens } from '../core/intake/tokens.ts';
 import {
   LaunchFailedError,
@@ -31,6 +32,7 @@ import { createUsageMailHandler } from '../lambdas/usage-mail/handler.ts';
 import { localContext } from '../lambdas/shared/middleware.ts';
 import { ownerAlive, readOwner, sameProcess, type RuntimeOwner } from './ownership.ts';
 import { setLocalAwsDefaults } from './resources.ts';
+import { mailViewerUrl, privateStateDir } from './emulator-gate.ts';
 import { CONSOLE_PATH } from '../core/intake/console.ts';
 
 const TSX = import.meta.resolve('tsx');
@@ -67,6 +69,12 @@ export interface AttachedRuntime {
   tokenFor(site: string): Promise<string>;
   /** A new API token bound to `site`. */
   issueToken(site: string): Promise<string>;
+  /**
+   * Settles when the runtime ends this attachment without this command detaching: it died (kill -9, a crash) or
+   * stopped. A command that goes on attaches again ({@link attachRuntime}: the runtime is started again and
+   * resumes its jobs) or ends with an error.
+   */
+  readonly lost: Promise<void>;
   /** Detaches; when this was the last command, waits until the runtime has stopped (its state saved). */
   detach(): Promise<void>;
 }
@@ -77,7 +85,7 @@ const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
 export async function attachRuntime(o: AttachOptions): Promise<AttachedRuntime> {
   const stateDir = resolve(o.stateDir);
   if (o.maxWorkers !== undefined) process.env.ROWFLEET_MAX_WORKERS = String(o.maxWorkers);
-  mkdirSync(stateDir, { recursive: true });
+  privateStateDir(stateDir);
   const deadline = Date.now() + START_TIMEOUT_MS;
   let started = false;
   for (;;) {
@@ -126,8 +134,8 @@ async function startRuntime(stateDir: string, endpoint: string | undefined): Pro
   try {
     const owner = readOwner(stateDir);
     if (owner && ownerAlive(owner)) return false;
-    mkdirSync(join(stateDir, 'logs'), { recursive: true });
-    const log = openSync(logFile(stateDir), 'a');
+    mkdirSync(join(stateDir, 'logs'), { recursive: true, mode: 0o700 });
+    const log = openSync(logFile(stateDir), 'a', 0o600);
     const child = spawn(
       process.execPath,
       ['--import', TSX, DAEMON, stateDir, ...(endpoint ? [endpoint] : [])],
@@ -165,6 +173,8 @@ function tail(file: string, lines = 15): string {
 interface Link {
   readonly id: string;
   readonly req: ClientRequest;
+  /** Settles when the attachment's answer ends (the runtime closed it, or its process is gone). */
+  readonly closed: Promise<void>;
 }
 
 /** How long an attach may wait for the runtime's first answer before it is tried again. */
@@ -193,7 +203,11 @@ function connect(owner: RuntimeOwner): Promise<Link> {
       req.socket?.unref();
       r.on('data', () => undefined);
       r.on('error', () => undefined);
-      res({ id, req });
+      const closed = new Promise<void>((done) => {
+        r.once('close', () => done());
+        req.once('close', () => done());
+      });
+      res({ id, req, closed });
     });
     req.once('error', rej);
     req.end();
@@ -233,19 +247,31 @@ class RuntimeLauncher implements TaskLauncher {
 function attached(owner: RuntimeOwner, link: Link, started: boolean): AttachedRuntime {
   // This process addresses the runtime's emulators and resources as its own processes do.
   setLocalAwsDefaults(owner.stage);
+  // Attached again to a runtime started since (new ports): the clients made for the last one are forgotten.
+  if (
+    Object.entries(owner.env).some(
+      ([k, v]) => k.startsWith('AWS_') && process.env[k] !== undefined && process.env[k] !== v,
+    )
+  )
+    resetClients();
   Object.assign(process.env, owner.env, { ROWFLEET_RUNTIME_INSTANCE: owner.instance });
   const deps = depsFromEnv(new RuntimeLauncher(owner));
   const mailDeps = usageMailDepsFromEnv();
   const usageMail = createUsageMailHandler(mailDeps);
   const tokens = new ApiTokens(deps.env.table);
   let detached: Promise<void> | undefined;
+  const lost = link.closed.then(() =>
+    // Ended by this command's own detach: not lost (the promise never settles).
+    detached ? new Promise<void>(() => undefined) : undefined,
+  );
   return {
+    lost,
     stage: owner.stage,
     stateDir: owner.stateDir,
     apiUrl: owner.apiUrl,
     consoleUrl: owner.apiUrl + CONSOLE_PATH,
     endpoints: owner.endpoints,
-    ...(owner.endpoints.ses ? { mailViewerUrl: `${owner.endpoints.ses}/` } : {}),
+    ...(owner.endpoints.ses ? { mailViewerUrl: mailViewerUrl(owner.endpoints) } : {}),
     started,
     deps,
     mailDeps,

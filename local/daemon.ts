@@ -9,6 +9,9 @@
 import { errorMessage } from '../core/shared/errors.ts';
 import { LocalRuntime } from './runtime.ts';
 
+// Everything the runtime and its processes (emulators, workers) create is this user's only: files 0600,
+// directories 0700 (the emulators' data, logs, the owner record).
+process.umask(0o077);
 const [stateDir, endpoint] = process.argv.slice(2);
 if (!stateDir) throw new Error('usage: daemon.ts <stateDir> [<endpoint>]');
 

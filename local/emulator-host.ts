@@ -4,6 +4,8 @@
  */
 import { startEmulators, type EmulatorOptions } from './emulators.ts';
 
+// The emulators' data (objects, queues, tables, mails) is this user's only: files 0600, directories 0700.
+process.umask(0o077);
 const options = JSON.parse(process.env.ROWFLEET_EMULATOR_OPTIONS ?? '{}') as EmulatorOptions;
 const emulators = await startEmulators(options);
 let stopping = false;

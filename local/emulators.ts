@@ -17,6 +17,14 @@ import dynalite from 'dynalite';
 import sesModule from 'aws-ses-v2-local';
 import sesStore, { type Email } from 'aws-ses-v2-local/dist/store.js';
 import { handlePresignedPost } from './presigned-post.ts';
+import {
+  guardServer,
+  loopbackHost,
+  sigV4Refusal,
+  viewerCookie,
+  viewerKeyRefusal,
+  type EmulatorCredentials,
+} from './emulator-gate.ts';
 
 // aws-ses-v2-local is CommonJS with a default export.
 type SesServer = (config?: { host?: string; port?: number }) => Promise<Server>;
@@ -41,6 +49,11 @@ export interface EmulatorOptions {
   /** Where S3 objects, queues and DynamoDB data persist between runs; in memory when undefined. */
   readonly stateDir?: string;
   readonly region: string;
+  /**
+   * The only credentials the emulators answer (local/emulator-gate.ts): the runtime's own, from its state
+   * directory. The secret also checks presigned POST policies.
+   */
+  readonly accessKeyId: string;
   readonly secretAccessKey: string;
   /** Buckets whose `uploads/` objects raise an S3 ObjectCreated event on `eventsQueue`. */
   readonly notify?: { readonly bucket: string; readonly prefix: string; readonly queueName: string };
@@ -386,6 +399,12 @@ export function corsHeaders(origin: string | string[] | undefined): Record<strin
   return { 'access-control-allow-origin': origin, vary: 'Origin' };
 }
 
+/** The embedded SES's own web view and its JSON API (not AWS's): opened with the viewer key. */
+const SES_WEB = new Set(['/', '/store', '/get-emlContent', '/clear-store', '/health-check']);
+
+const portOf = (server: { address(): AddressInfo | string | null }) =>
+  (server.address() as AddressInfo | null)?.port ?? -1;
+
 /**
  * Starts the embedded AWS emulators in this process: fauxqs (SQS + S3) with S3 POST uploads and S3 event
  * notifications added, dynalite (DynamoDB), aws-ses-v2-local (SES v2). Each listens on a free port.
@@ -471,6 +490,19 @@ export async function startEmulators(o: EmulatorOptions): Promise<Emulators> {
     await Promise.all([files.flush(), saveQueues()]);
     return payload;
   });
+  const credentials: EmulatorCredentials = { accessKeyId: o.accessKeyId, secretAccessKey: o.secretAccessKey };
+  guardServer(app.server, (req) => {
+    const m = /^\/([^/?]+)\/?(\?.*)?$/.exec(req.url ?? '');
+    if (!loopbackHost(req.headers.host, portOf(app.server))) return 'Host is not this emulator on loopback';
+    // A browser's CORS preflight carries no credentials (it is answered with CORS headers only).
+    if (req.method === 'OPTIONS' && m) return undefined;
+    // A presigned POST is checked against its signed policy (presigned-post.ts).
+    if (req.method === 'POST' && m && (req.headers['content-type'] ?? '').startsWith('multipart/form-data'))
+      return undefined;
+    if ((req.url ?? '').startsWith('/_rowfleet/'))
+      return viewerKeyRefusal(req, credentials, portOf(app.server));
+    return sigV4Refusal(req, credentials);
+  });
   const address = await app.listen({ port: 0, host: '127.0.0.1' });
   const port = Number(new URL(address).port);
 
@@ -493,6 +525,11 @@ export async function startEmulators(o: EmulatorOptions): Promise<Emulators> {
   const ddbDir = o.stateDir ? join(o.stateDir, 'dynamodb') : undefined;
   if (ddbDir) mkdirSync(ddbDir, { recursive: true });
   const ddb = dynalite({ path: ddbDir, createTableMs: 0, deleteTableMs: 0, updateTableMs: 0 });
+  guardServer(ddb, (req) =>
+    loopbackHost(req.headers.host, portOf(ddb))
+      ? sigV4Refusal(req, credentials)
+      : 'Host is not this emulator on loopback',
+  );
   await new Promise<void>((r) => ddb.listen(0, '127.0.0.1', () => r()));
   const closeMails = o.stateDir ? persistSesMails(o.stateDir) : undefined;
   const ses: Server = await sesLocal({ host: '127.0.0.1', port: 0 });
@@ -500,6 +537,16 @@ export async function startEmulators(o: EmulatorOptions): Promise<Emulators> {
   // bulk mail with no answer is IN_DOUBT. Idle connections live a minute here, as on AWS's load balancers.
   ses.keepAliveTimeout = 60_000;
   ses.headersTimeout = 61_000;
+  guardServer(ses, (req, res) => {
+    const port = portOf(ses);
+    if (!loopbackHost(req.headers.host, port)) return 'Host is not this emulator on loopback';
+    const path = new URL(req.url ?? '/', 'http://localhost').pathname;
+    if (!SES_WEB.has(path)) return sigV4Refusal(req, credentials);
+    const refusal = viewerKeyRefusal(req, credentials, port);
+    // The viewer opened with ?key= keeps it in a cookie for its own requests (its store, a download).
+    if (!refusal && path === '/') res.setHeader('set-cookie', viewerCookie(credentials, port));
+    return refusal;
+  });
 
   const url = (s: { address(): AddressInfo | string | null }) =>
     `http://127.0.0.1:${(s.address() as AddressInfo).port}`;

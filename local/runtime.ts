@@ -1,6 +1,6 @@
 import { fork, type ChildProcess } from 'node:child_process';
 import { randomUUID } from 'node:crypto';
-import { existsSync, mkdirSync, readFileSync, writeFileSync } from 'node:fs';
+import { existsSync, readFileSync, writeFileSync } from 'node:fs';
 import { join, resolve } from 'node:path';
 import { availableParallelism } from 'node:os';
 import { fileURLToPath } from 'node:url';
@@ -31,6 +31,7 @@ import { EventSources } from './event-sources.ts';
 import { IsolatedFunction, inProcess, localLauncher, type FunctionName, type Invoke } from './functions.ts';
 import type { LocalTaskLauncher } from './launcher.ts';
 import type { EmulatorOptions } from './emulators.ts';
+import { mailViewerUrl, privateStateDir, stateDirCredentials } from './emulator-gate.ts';
 import { acquireStateDir, processStart, removeOwner, writeOwner } from './ownership.ts';
 import { ensureResources, setLocalAwsDefaults, type StageResources } from './resources.ts';
 
@@ -94,11 +95,17 @@ async function prepareAws(
   const names = localResourceNames(stage);
   let host: ChildProcess | undefined;
   let endpoints: Record<string, string> = { all: o.endpoint ?? '' };
+  let credentials: Record<string, string> = {};
   if (!o.endpoint) {
+    // Every process of the runtime (and every attached command: the owner file's env) signs with these; the
+    // emulators answer nothing else (local/emulator-gate.ts).
+    const c = stateDirCredentials(stateDir);
+    credentials = { AWS_ACCESS_KEY_ID: c.accessKeyId, AWS_SECRET_ACCESS_KEY: c.secretAccessKey };
+    Object.assign(process.env, credentials);
     const started = await startEmulatorHost({
       stateDir: join(stateDir, 'emulators'),
       region: process.env.AWS_REGION!,
-      secretAccessKey: process.env.AWS_SECRET_ACCESS_KEY!,
+      ...c,
       notify: { bucket: names.bucket, prefix: 'uploads/', queueName: names.uploadEventsQueue },
     });
     host = started.child;
@@ -117,6 +124,7 @@ async function prepareAws(
   }
   const env = {
     ...endpointEnv(endpoints, o.endpoint),
+    ...credentials,
     STAGE: stage,
     BUCKET_NAME: names.bucket,
     TABLE_NAME: names.table,
@@ -169,7 +177,7 @@ export class LocalRuntime {
 
   /** The embedded SES emulator's mail viewer (its root page); undefined on an external endpoint. */
   get mailViewerUrl(): string | undefined {
-    return this.endpoints.ses ? `${this.endpoints.ses}/` : undefined;
+    return mailViewerUrl(this.endpoints);
   }
 
   /** Peak RSS per isolated function, in bytes (empty unless `isolateFunctions`). */
@@ -190,7 +198,7 @@ export class LocalRuntime {
     const stage = o.stage ?? 'local';
     const stageConfig = getStage(stage);
     const stateDir = resolve(o.stateDir);
-    mkdirSync(stateDir, { recursive: true });
+    privateStateDir(stateDir);
     setLocalAwsDefaults(stage);
     const instance = randomUUID();
     const release = await acquireStateDir(stateDir, {

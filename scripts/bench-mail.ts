@@ -20,6 +20,7 @@ import type { StoredMail } from '../local/emulators.ts';
 import { RECORD_HEADER } from '../core/work/processors/mail.ts';
 import { writeSampleCsv } from './gen-data.ts';
 import { runJob } from './run-job.ts';
+import { fetchEmulatorPage } from '../local/emulator-gate.ts';
 
 /**
  * DynamoDB on-demand prices in ap-northeast-1 (Tokyo), USD per million request units, as published on the AWS
@@ -65,7 +66,9 @@ try {
     directMaxBytes: getStage(rt.stage).limits.directUploadMaxBytes,
     progress: true,
   });
-  const store = (await (await fetch(new URL('store', rt.endpoints.ses!))).json()) as { emails: StoredMail[] };
+  const store = (await (await fetchEmulatorPage(new URL('store', rt.endpoints.ses!))).json()) as {
+    emails: StoredMail[];
+  };
   mails = store.emails.filter((m) =>
     m.headers?.some((h) => h.name === RECORD_HEADER && h.value.includes(summary.token)),
   );

@@ -29,6 +29,7 @@ import { LocalRuntime } from '../local/runtime.ts';
 import type { QueueStats } from '../local/emulators.ts';
 import { writeSampleCsv } from './gen-data.ts';
 import { runJob } from './run-job.ts';
+import { fetchEmulatorPage } from '../local/emulator-gate.ts';
 
 // Other scenarios live in their own modules: `npm run bench -- --scenario io|mail` (default: split, below).
 const scenario = parseArgs({ options: { scenario: { type: 'string' } }, strict: false }).values.scenario;
@@ -209,7 +210,7 @@ try {
     }),
   );
   job = await rt.deps.jobs.get('sakai', e2e.value.token);
-  stats = (await (await fetch(`${rt.endpoints.s3sqs}/_rowfleet/sqs-stats`)).json()) as Record<
+  stats = (await (await fetchEmulatorPage(`${rt.endpoints.s3sqs}/_rowfleet/sqs-stats`)).json()) as Record<
     string,
     QueueStats
   >;

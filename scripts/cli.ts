@@ -32,11 +32,24 @@ const program = new Command()
   // Parse errors are thrown (not an exit), so a command asked for JSON still ends with its JSON line.
   .exitOverride();
 
-/** Runs `fn` attached to the state directory's local runtime (started when none runs), then detaches. */
-async function withRuntime<T>(o: AttachOptions, fn: (rt: AttachedRuntime) => Promise<T>): Promise<T> {
-  const rt = await attachRuntime(o);
+/**
+ * Runs `fn` attached to the state directory's local runtime (started when none runs), then detaches. `reattach`
+ * attaches again — starting the runtime again if it died meanwhile — and answers its API's URL (a command that
+ * follows a job through a runtime restart).
+ */
+async function withRuntime<T>(
+  o: AttachOptions,
+  fn: (rt: AttachedRuntime, reattach: () => Promise<string>) => Promise<T>,
+): Promise<T> {
+  let rt = await attachRuntime(o);
+  const reattach = async () => {
+    const before = rt;
+    rt = await attachRuntime(o);
+    await before.detach();
+    return rt.apiUrl;
+  };
   try {
-    return await fn(rt);
+    return await fn(rt, reattach);
   } finally {
     await rt.detach();
   }
@@ -121,7 +134,7 @@ const runCommand = program
 jobOptions(runCommand).action(async (file: string, o: JobFlags & { site: string; office?: string }) => {
   getSite(o.site);
   if (!existsSync(file)) throw new InvalidArgumentError(`no such file: ${file}`);
-  const summary = await withRuntime(o, async (rt) =>
+  const summary = await withRuntime(o, async (rt, reattach) =>
     runJob({
       apiUrl: rt.apiUrl,
       apiToken: await rt.tokenFor(o.site),
@@ -136,6 +149,7 @@ jobOptions(runCommand).action(async (file: string, o: JobFlags & { site: string;
       directMaxBytes: getStage(rt.stage).limits.directUploadMaxBytes,
       progress: true,
       stallSeconds: o.stallTimeout,
+      reconnect: reattach,
     }),
   );
   {
@@ -212,7 +226,7 @@ program
       },
     ) => {
       getSite(o.site);
-      await withRuntime(o, async (rt) => {
+      await withRuntime(o, async (rt, reattach) => {
         let summary;
         try {
           summary = await retryJob(
@@ -222,6 +236,7 @@ program
               outDir: o.out,
               progress: true,
               stallSeconds: o.stallTimeout,
+              reconnect: reattach,
             },
             jobToken,
           );

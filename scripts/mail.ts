@@ -6,6 +6,7 @@ import { isDay, reportedDay } from '../core/usage/days.ts';
 import { attachRuntime, type AttachedRuntime } from '../local/attach.ts';
 import type { StoredMail } from '../local/emulators.ts';
 import { RECORD_HEADER } from '../core/work/processors/mail.ts';
+import { fetchEmulatorPage } from '../local/emulator-gate.ts';
 
 export interface MailCommandOptions {
   readonly site: string;
@@ -135,7 +136,7 @@ export async function mailList(
 ) {
   const emails = await withRuntime({ ...o, site: '' }, async (rt) => {
     if (!rt.endpoints.ses) throw new InvalidArgumentError('mail list reads the embedded SES (no --endpoint)');
-    const r = await fetch(new URL('store', rt.endpoints.ses));
+    const r = await fetchEmulatorPage(new URL('store', rt.endpoints.ses));
     return ((await r.json()) as { emails: StoredMail[] }).emails;
   });
   const mails = listedMails(emails, o.token);

@@ -7,6 +7,7 @@ import cliProgress from 'cli-progress';
 import type { JobView } from '../core/intake/api.ts';
 import type { JobRequest } from '../core/intake/request.ts';
 import { isTerminal } from '../core/jobs/states.ts';
+import { errorMessage } from '../core/shared/errors.ts';
 
 export interface RunOptions {
   readonly apiUrl: string;
@@ -25,7 +26,17 @@ export interface RunOptions {
   readonly progress: boolean;
   /** Give up (NO_PROGRESS) when the job has not moved for this long. @default DEFAULT_STALL_SECONDS */
   readonly stallSeconds?: number;
+  /**
+   * Where the API is now, asked when it stops answering while a job is followed (the local runtime died: this
+   * attaches again, which starts it again). Without it the same URL is tried until the stall timeout.
+   */
+  readonly reconnect?: () => Promise<string>;
 }
+
+type FollowOptions = Pick<
+  RunOptions,
+  'apiUrl' | 'apiToken' | 'outDir' | 'progress' | 'stallSeconds' | 'reconnect'
+>;
 
 /** How long `run`, `retry`, `loadtest` and `smoke` wait for a job that makes no progress before giving up. */
 export const DEFAULT_STALL_SECONDS = 120;
@@ -193,67 +204,107 @@ export async function runJob(o: RunOptions): Promise<RunSummary> {
  * Re-runs the failed records of a finished job through the API (POST /jobs/{token}/retry), follows the new job to
  * its end and downloads its zip. A job with nothing to retry answers ApiError NOTHING_TO_RETRY (409).
  */
-export async function retryJob(
-  o: Pick<RunOptions, 'apiUrl' | 'apiToken' | 'outDir' | 'progress' | 'stallSeconds'>,
-  token: string,
-): Promise<RunSummary & { retryOf: string }> {
+export async function retryJob(o: FollowOptions, token: string): Promise<RunSummary & { retryOf: string }> {
   const t0 = Date.now();
   const started = (await call<JobView>(o, 'POST', `/jobs/${encodeURIComponent(token)}/retry`)).body;
   return { ...(await followJob(o, started, t0)), retryOf: token };
 }
 
-/** Follows a started job to its end (progress on stderr) and downloads its zip. */
-export async function followJob(
-  o: Pick<RunOptions, 'apiUrl' | 'apiToken' | 'outDir' | 'progress' | 'stallSeconds'>,
-  started: JobView,
-  t0 = Date.now(),
-): Promise<RunSummary> {
+/**
+ * Follows a started job to its end (progress on stderr) and downloads its zip. An API that stops answering (its
+ * runtime restarting) is waited for, through `reconnect` when given: the job is followed on, and the summary always
+ * names its token — NO_PROGRESS when nothing answered or moved for the stall timeout.
+ */
+export async function followJob(o: FollowOptions, started: JobView, t0 = Date.now()): Promise<RunSummary> {
   let view = started;
+  let api = { apiUrl: o.apiUrl, apiToken: o.apiToken };
   const progress = progressReporter(o.progress);
   const stallMs = (o.stallSeconds ?? DEFAULT_STALL_SECONDS) * 1000;
   const moved = (v: JobView) => `${v.state} ${v.progress.done} ${v.progress.chunksDone}`;
   let last = { mark: moved(view), at: Date.now() };
-  while (!isTerminal(view.state)) {
-    progress.update(view);
-    if (Date.now() - last.at > stallMs) {
-      progress.stop();
-      return {
-        token: view.token,
-        site: view.site,
-        state: view.state,
-        rows: view.rows,
-        error: {
-          code: 'NO_PROGRESS',
-          message: `no progress for ${Math.round(stallMs / 1000)} s (${view.state}, ${view.progress.done}/${view.progress.total ?? '?'} records): ${stallCause(view)}`,
-        },
-        seconds: (Date.now() - t0) / 1000,
-      };
+  let unreachable: string | undefined;
+  /** The job's view now; undefined when the API did not answer (then the next try asks `reconnect` first). */
+  const poll = async (): Promise<JobView | undefined> => {
+    try {
+      if (unreachable !== undefined && o.reconnect) api = { ...api, apiUrl: await o.reconnect() };
+      const v = (await call<JobView>(api, 'GET', `/jobs/${encodeURIComponent(view.token)}`)).body;
+      unreachable = undefined;
+      return v;
+    } catch (err) {
+      if (err instanceof ApiError && err.status < 500) throw err;
+      if (unreachable === undefined && o.progress)
+        process.stderr.write(
+          `the API does not answer (${errorMessage(err)}); following job ${view.token} on…\n`,
+        );
+      unreachable = errorMessage(err);
+      return undefined;
     }
-    await new Promise((r) => setTimeout(r, 250));
-    view = (await call<JobView>(o, 'GET', `/jobs/${view.token}`)).body;
-    if (moved(view) !== last.mark) last = { mark: moved(view), at: Date.now() };
-  }
-  progress.update(view);
-  progress.stop();
-  const summary: RunSummary = {
+  };
+  const stalled = (): RunSummary => ({
     token: view.token,
     site: view.site,
     state: view.state,
     rows: view.rows,
-    seconds: 0,
-    ...(view.error ? { error: { code: view.error.code, message: view.error.message } } : {}),
-  };
-  if (view.download) {
-    await mkdir(o.outDir, { recursive: true });
-    const zip = resolve(join(o.outDir, `${view.token}.zip`));
-    const res = await fetch(view.download.url);
-    if (!res.ok || !res.body) throw new Error(`download failed: HTTP ${res.status}`);
-    await pipeline(
-      Readable.fromWeb(res.body as import('node:stream/web').ReadableStream),
-      createWriteStream(zip),
-    );
-    summary.zip = zip;
+    error: {
+      code: 'NO_PROGRESS',
+      message:
+        `no progress for ${Math.round(stallMs / 1000)} s (${view.state}, ${view.progress.done}/${view.progress.total ?? '?'} records): ` +
+        (unreachable ? `the API did not answer: ${unreachable}` : stallCause(view)),
+    },
+    seconds: (Date.now() - t0) / 1000,
+  });
+  for (;;) {
+    while (!isTerminal(view.state)) {
+      progress.update(view);
+      if (Date.now() - last.at > stallMs) {
+        progress.stop();
+        return stalled();
+      }
+      await new Promise((r) => setTimeout(r, unreachable ? 1000 : 250));
+      view = (await poll()) ?? view;
+      if (moved(view) !== last.mark) last = { mark: moved(view), at: Date.now() };
+    }
+    progress.update(view);
+    const summary: RunSummary = {
+      token: view.token,
+      site: view.site,
+      state: view.state,
+      rows: view.rows,
+      seconds: 0,
+      ...(view.error ? { error: { code: view.error.code, message: view.error.message } } : {}),
+    };
+    if (view.download) {
+      try {
+        summary.zip = await download(view.download.url, join(o.outDir, `${view.token}.zip`));
+      } catch (err) {
+        if (err instanceof DownloadRefused) throw err;
+        // The runtime went while the zip came: its view again (a new download URL) from the runtime now up.
+        unreachable = errorMessage(err);
+        if (Date.now() - last.at > stallMs) {
+          progress.stop();
+          return stalled();
+        }
+        await new Promise((r) => setTimeout(r, 1000));
+        view = (await poll()) ?? view;
+        continue;
+      }
+    }
+    progress.stop();
+    summary.seconds = (Date.now() - t0) / 1000;
+    return summary;
   }
-  summary.seconds = (Date.now() - t0) / 1000;
-  return summary;
+}
+
+class DownloadRefused extends Error {}
+
+/** Downloads `url` to `file` (its directory made); the file's absolute path. */
+async function download(url: string, file: string): Promise<string> {
+  await mkdir(resolve(file, '..'), { recursive: true });
+  const res = await fetch(url);
+  if (!res.ok || !res.body) throw new DownloadRefused(`download failed: HTTP ${res.status}`);
+  await pipeline(
+    Readable.fromWeb(res.body as import('node:stream/web').ReadableStream),
+    createWriteStream(file),
+  );
+  return resolve(file);
 }

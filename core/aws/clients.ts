@@ -65,3 +65,12 @@ let sns: SNSClient | undefined;
 export function snsClient(): SNSClient {
   return (sns ??= new SNSClient({}));
 }
+
+/**
+ * Forgets the clients made so far: the next call of each function above makes a new one from the environment as
+ * it is then. For a local command that attaches again to a restarted runtime (local/attach.ts), whose emulators
+ * listen on new ports.
+ */
+export function resetClients(): void {
+  s3 = sqs = ddb = ecs = ses = sns = undefined;
+}

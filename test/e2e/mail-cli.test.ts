@@ -186,7 +186,10 @@ describe('CLI: rowfleet dev', { timeout: 120_000 }, () => {
     await waitFor(() => (stdout.match(/^usage mail /gm) ?? []).length >= sites.length, 'usage mail lines');
     const viewer = /mail viewer: (\S+)/.exec(stdout)![1]!;
     const page = await fetch(viewer);
-    const store = (await (await fetch(new URL('store', viewer))).json()) as {
+    // The viewer's page reads its store with the cookie its URL's key set (as a browser does); nothing else may.
+    const cookie = page.headers.get('set-cookie')?.split(';')[0] ?? '';
+    const refused = await fetch(new URL('store', viewer));
+    const store = (await (await fetch(new URL('store', viewer), { headers: { cookie } })).json()) as {
       emails: { subject: string; destination: { to: string[]; bcc: string[] } }[];
     };
     child.kill('SIGINT');
@@ -196,6 +199,7 @@ describe('CLI: rowfleet dev', { timeout: 120_000 }, () => {
     expect(stdout).toMatch(/API: +http:\/\/127\.0\.0\.1:\d+/);
     for (const s of sites) expect(stdout).toMatch(new RegExp(`^ +${s.id} +rf_${s.id}_`, 'm'));
     expect(page.status).toBe(200);
+    expect(refused.status).toBe(403);
     expect(store.emails).toHaveLength(sites.length);
     for (const s of sites) {
       const mail = store.emails.find((m) => m.subject.includes(`${s.name} ご利用状況`));

@@ -42,6 +42,7 @@ export async function startTestAws(): Promise<TestAws> {
   process.env.AWS_SECRET_ACCESS_KEY ??= 'local';
   const emulators = await startEmulators({
     region: process.env.AWS_REGION,
+    accessKeyId: process.env.AWS_ACCESS_KEY_ID,
     secretAccessKey: process.env.AWS_SECRET_ACCESS_KEY,
   });
   process.env.AWS_ENDPOINT_URL_S3 = emulators.endpoints.s3sqs;

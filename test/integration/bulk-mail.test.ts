@@ -13,6 +13,7 @@ import { RECORD_HEADER } from '../../core/work/processors/mail.ts';
 import { RecordingLauncher, testDeps, useTestAws } from '../helpers/aws.ts';
 import { parseErrorsCsv } from '../helpers/jepsen.ts';
 import { readZipText } from '../helpers/zip.ts';
+import { fetchEmulatorPage } from '../../local/emulator-gate.ts';
 
 vi.hoisted(() => {
   process.env.POWERTOOLS_LOG_LEVEL = 'SILENT';
@@ -74,7 +75,7 @@ describe('Pipeline: bulk mail (mail processor)', () => {
       ),
     );
     const finished = await Promise.all(views.map((v) => finalizeJob(deps, v.site, v.token)));
-    const store = (await (await fetch(`${aws.emulators.endpoints.ses}/store`)).json()) as {
+    const store = (await (await fetchEmulatorPage(`${aws.emulators.endpoints.ses}/store`)).json()) as {
       emails: StoredMail[];
     };
 

@@ -15,6 +15,7 @@ import { withAdapters } from '../helpers/faults.ts';
 import { parseErrorsCsv } from '../helpers/jepsen.ts';
 import { csvOf } from '../helpers/pipeline-jobs.ts';
 import { readZipText } from '../helpers/zip.ts';
+import { fetchEmulatorPage } from '../../local/emulator-gate.ts';
 
 vi.hoisted(() => {
   process.env.POWERTOOLS_LOG_LEVEL = 'SILENT';
@@ -127,7 +128,7 @@ describe('Worker: many records in flight', () => {
     const job = (await deps.jobs.get('marifu', view.token))!;
     const zip = await readZipText(await deps.objects.bytes(job.resultKey!));
     const errors = parseErrorsCsv(zip.get('errors.csv')!);
-    const store = (await (await fetch(`${aws.emulators.endpoints.ses}/store`)).json()) as {
+    const store = (await (await fetchEmulatorPage(`${aws.emulators.endpoints.ses}/store`)).json()) as {
       emails: { headers?: { name: string; value: string }[] }[];
     };
     const mailed = store.emails

@@ -14,6 +14,7 @@ import { createUsageMailHandler } from '../../lambdas/usage-mail/handler.ts';
 import { localContext } from '../../lambdas/shared/middleware.ts';
 import { RecordingLauncher, startTestAws, testDeps, type TestAws } from '../helpers/aws.ts';
 import { csvOf, runJobs, type JobSpec } from '../helpers/pipeline-jobs.ts';
+import { fetchEmulatorPage } from '../../local/emulator-gate.ts';
 
 vi.hoisted(() => {
   process.env.POWERTOOLS_LOG_LEVEL = 'SILENT';
@@ -181,7 +182,7 @@ beforeAll(async () => {
     [events[i], events[j]] = [events[j]!, events[i]!];
   }
   results = await Promise.all(events.map((e) => handler(e, localContext('usage-mail'))));
-  const store = (await (await fetch(`${aws.emulators.endpoints.ses}/store`)).json()) as {
+  const store = (await (await fetchEmulatorPage(`${aws.emulators.endpoints.ses}/store`)).json()) as {
     emails: StoredMail[];
   };
   mails = store.emails;

@@ -14,6 +14,7 @@ import { localDay } from '../../core/usage/days.ts';
 import { RecordingLauncher, testDeps, useTestAws } from '../helpers/aws.ts';
 import { csvOf, runJobs } from '../helpers/pipeline-jobs.ts';
 import { caught } from '../helpers/streams.ts';
+import { fetchEmulatorPage } from '../../local/emulator-gate.ts';
 
 vi.hoisted(() => {
   process.env.POWERTOOLS_LOG_LEVEL = 'SILENT';
@@ -37,7 +38,7 @@ interface StoredMail {
 }
 
 async function sentMails(): Promise<StoredMail[]> {
-  const r = await fetch(`${aws.emulators.endpoints.ses}/store`);
+  const r = await fetchEmulatorPage(`${aws.emulators.endpoints.ses}/store`);
   return ((await r.json()) as { emails: StoredMail[] }).emails;
 }
 
