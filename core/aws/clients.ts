@@ -263,7 +263,9 @@ export function iamRequests(service: string, command: string, input: Input): Omi
       const action = op.replace(/Batch$/, '');
       if (op === 'ListQueues') return [{ action: 'sqs:ListQueues', resource: '*' }];
       const name = input.QueueUrl ? queueName(str(input.QueueUrl)) : str(input.QueueName);
-      return [{ action: `sqs:${action}`, resource: arn('sqs', name) }];
+      const call = { action: `sqs:${action}`, resource: arn('sqs', name) };
+      // Tags given at creation need sqs:TagQueue as well.
+      return op === 'CreateQueue' && input.tags ? [call, { ...call, action: 'sqs:TagQueue' }] : [call];
     }
     case 'sns':
       return [{ action: `sns:${op}`, resource: arn('sns', str(input.TopicArn).split(':').pop() ?? '') }];
