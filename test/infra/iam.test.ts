@@ -417,17 +417,21 @@ async function runScenarios(): Promise<void> {
     await new Promise((r) => setTimeout(r, 100));
   await reaperPass({ graceSeconds: 0 });
 
-  // The cancel: the finalize writes the unprocessed records, stops the workers, frees the budget.
-  expect((await api('sakai', 'DELETE', `/jobs/${long.token}`)).status).toBe(202);
-  // A reaper pass before the finalize ends, as if later than the finalize's lease: the job stopped and still
-  // running, or finalizing for too long, has its finalize asked again.
-  await reaperPass({ now: new Date(Date.now() + 24 * 3600 * 1000) });
+  // A cancel whose function died after recording the stop, before asking for the finalize (recorded here as it
+  // would have): the reaper finds the job stopped and still running and asks for its finalize, which writes the
+  // unprocessed records for a retry, stops the workers and frees the budget.
+  await rt.deps.jobs.recordStop('sakai', long.token, {
+    reason: 'CANCELLED',
+    at: new Date().toISOString(),
+    message: 'Cancelled through the API.',
+  });
+  await reaperPass();
   const cancelled = await waitFor('sakai', long.token, (v) => isTerminal(v.state));
   expect(cancelled.state).toBe('CANCELLED');
-  // The retry of the records the cancel left, itself cancelled at once.
+  // The retry of the records the cancel left, itself cancelled at once through the API.
   const retry = await api<JobView>('sakai', 'POST', `/jobs/${long.token}/retry`);
   expect(retry.status).toBe(202);
-  await api('sakai', 'DELETE', `/jobs/${retry.body.token}`);
+  expect((await api('sakai', 'DELETE', `/jobs/${retry.body.token}`)).status).toBe(202);
   await waitFor('sakai', retry.body.token, (v) => isTerminal(v.state));
 
   // A failure-rate stop: every webhook record fails.
