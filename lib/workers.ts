@@ -184,8 +184,10 @@ export class Workers extends Construct {
   }
 
   /**
-   * The task role: this stage's job queues, jobs/ (read/write) and uploads/ (read), the job table (GetItem and
-   * UpdateItem: chunk counts, side-effect claims, rate-limit windows), finalize requests, bulk mail.
+   * The task role: this stage's job queues, the job's parts (write) and sources and rejected records under jobs/
+   * and uploads/ (read), the job table (GetItem and UpdateItem on the site, budget and rate-limit partitions: chunk
+   * counts, side-effect claims, budget places, rate-limit windows), finalize and grant requests, bulk mail.
+   * test/infra/iam.test.ts checks every call a worker makes against these, and that each is used.
    */
   private grantWorkerAccess(props: WorkersProps): void {
     const role = this.taskDefinition.taskRole;
