@@ -6,7 +6,7 @@ import { SNSClient } from '@aws-sdk/client-sns';
 import { SQSClient } from '@aws-sdk/client-sqs';
 import { SESv2Client } from '@aws-sdk/client-sesv2';
 import { AsyncLocalStorage } from 'node:async_hooks';
-import { appendFileSync, mkdirSync } from 'node:fs';
+import { appendFileSync, mkdirSync, readFileSync } from 'node:fs';
 import { join } from 'node:path';
 
 /**
@@ -320,12 +320,106 @@ export function iamRequests(service: string, command: string, input: Input): Omi
   }
 }
 
-/** Adds the recording middleware to a client when recording is on; the client unchanged otherwise. */
+/**
+ * IAM enforced locally (the stretch of issue 21): with ROWFLEET_ENFORCE_IAM=<file>, every call of a known role is
+ * simulated against that role's policies as the stage's template has them (the file: {@link EnforcedPolicies},
+ * written from a synthesized template, e.g. by test/infra/iam.test.ts) and refused with AccessDenied (403) when
+ * AWS would refuse it; a read of a missing key answers 403, not 404, without s3:ListBucket, as on AWS. Calls of the
+ * local runtime itself (role `local`) are not checked. Needs the dev dependency @cloud-copilot/iam-simulate.
+ */
+export const ENFORCE_IAM_ENV = 'ROWFLEET_ENFORCE_IAM';
+
+export interface EnforcedPolicies {
+  /** Account of the principals and resources. */
+  readonly account: string;
+  /** Each role's principal ARN and identity policies. */
+  readonly roles: Readonly<
+    Record<string, { readonly principal: string; readonly policies: readonly unknown[] }>
+  >;
+  /** Resource policies (bucket, queue, topic, key), by the ARN they govern (an object ARN: its bucket's). */
+  readonly resources: readonly { readonly arn: string; readonly policy: unknown }[];
+  /** Literal replacements from a recorded ARN to the template's (placeholders, local names). */
+  readonly rename: readonly (readonly [string, string])[];
+}
+
+/** A recorded ARN (or condition value) as the template names it. */
+export function renameArn(text: string, rename: EnforcedPolicies['rename']): string {
+  return rename.reduce((t, [from, to]) => t.replaceAll(from, to), text);
+}
+
+let enforced: { readonly file: string; readonly policies: EnforcedPolicies } | undefined;
+const decisions = new Map<string, Promise<string | undefined>>();
+
+/** Why AWS would refuse the call (`ImplicitlyDenied`…), or undefined when it allows it or the role is not checked. */
+function refusal(role: string, call: Omit<AwsCall, 'role'>): Promise<string | undefined> {
+  const file = process.env[ENFORCE_IAM_ENV];
+  if (!file) return Promise.resolve(undefined);
+  if (enforced?.file !== file) {
+    enforced = { file, policies: JSON.parse(readFileSync(file, 'utf8')) as EnforcedPolicies };
+    decisions.clear();
+  }
+  const p = enforced.policies;
+  const who = p.roles[role];
+  if (!who) return Promise.resolve(undefined);
+  const resource = renameArn(call.resource, p.rename);
+  const context = Object.fromEntries(
+    Object.entries(call.context ?? {}).map(([k, v]) => [
+      k,
+      typeof v === 'string' ? renameArn(v, p.rename) : v,
+    ]),
+  );
+  const key = JSON.stringify([role, call.action, resource, context]);
+  let decision = decisions.get(key);
+  if (!decision) {
+    decision = (async () => {
+      // A variable specifier: bundles never include the simulator (a dev dependency, loaded only when enforcing).
+      const simulator = '@cloud-copilot/iam-simulate';
+      const { runSimulation } = (await import(simulator)) as {
+        runSimulation: (
+          s: unknown,
+          o: unknown,
+        ) => Promise<{ resultType: string; overallResult?: string; errors?: unknown }>;
+      };
+      const bucket = resource.startsWith('arn:aws:s3:::') ? resource.split('/')[0] : resource;
+      const resourcePolicy = p.resources.find((r) => r.arn === bucket || r.arn === resource)?.policy;
+      const r = await runSimulation(
+        {
+          request: {
+            principal: who.principal,
+            action: call.action,
+            resource: { resource, accountId: p.account },
+            contextVariables: { 'aws:SecureTransport': 'true', ...context },
+          },
+          identityPolicies: who.policies.map((policy, i) => ({ name: `policy${i}`, policy })),
+          serviceControlPolicies: [],
+          resourceControlPolicies: [],
+          ...(resourcePolicy ? { resourcePolicy } : {}),
+        },
+        {},
+      );
+      if (r.resultType === 'error') return `not simulated: ${JSON.stringify(r.errors)}`;
+      return r.overallResult === 'Allowed' ? undefined : r.overallResult;
+    })();
+    decisions.set(key, decision);
+  }
+  return decision;
+}
+
+function accessDenied(role: string, call: Omit<AwsCall, 'role'>, why: string): Error {
+  return Object.assign(
+    new Error(
+      `AccessDenied: ${role} may not ${call.action} on ${call.resource} (${why}, ${ENFORCE_IAM_ENV})`,
+    ),
+    { name: 'AccessDenied', $fault: 'client', $metadata: { httpStatusCode: 403 } },
+  );
+}
+
+/** Adds the recording (and enforcing) middleware to a client when either is on; the client unchanged otherwise. */
 export function recording<C extends { middlewareStack: { add: (...args: never[]) => void } }>(
   client: C,
   service: string,
 ): C {
-  if (!process.env[RECORD_AWS_CALLS_ENV]) return client;
+  if (!process.env[RECORD_AWS_CALLS_ENV] && !process.env[ENFORCE_IAM_ENV]) return client;
   const stack = client.middlewareStack as unknown as {
     add: (
       mw: (
@@ -338,15 +432,24 @@ export function recording<C extends { middlewareStack: { add: (...args: never[])
   stack.add(
     (next, context) => async (args) => {
       const command = context.commandName ?? '';
-      for (const call of iamRequests(service, command, args.input)) recordAwsCall(call);
+      const role = awsRole();
+      for (const call of iamRequests(service, command, args.input)) {
+        recordAwsCall(call);
+        const why = await refusal(role, call);
+        if (why) throw accessDenied(role, call, why);
+      }
       try {
         return await next(args);
       } catch (err) {
         // S3 answers a read of a missing key with 404 only to a caller with s3:ListBucket on the bucket (403
         // otherwise): code that expects the 404 needs that too.
         const status = (err as { $metadata?: { httpStatusCode?: number } }).$metadata?.httpStatusCode;
-        if (service === 's3' && status === 404 && /^(Head|Get)Object/.test(command))
-          recordAwsCall({ action: 's3:ListBucket', resource: s3Arn(str(args.input.Bucket)) });
+        if (service === 's3' && status === 404 && /^(Head|Get)Object/.test(command)) {
+          const list = { action: 's3:ListBucket', resource: s3Arn(str(args.input.Bucket)) };
+          recordAwsCall(list);
+          const why = await refusal(role, list);
+          if (why) throw accessDenied(role, list, why);
+        }
         throw err;
       }
     },

@@ -2,12 +2,20 @@
  * The AWS call recorder of core/aws/clients.ts (issue 21): SDK commands as the IAM requests AWS authorizes, the
  * role a call runs as, and a client with no middleware at all when recording is off.
  */
-import { mkdtempSync, readFileSync, readdirSync, rmSync } from 'node:fs';
+import { mkdtempSync, readFileSync, readdirSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { HeadObjectCommand, S3Client } from '@aws-sdk/client-s3';
 import { afterEach, describe, expect, it } from 'vitest';
-import { asAwsRole, awsRole, iamRequests, RECORD_AWS_CALLS_ENV, recording } from '../../core/aws/clients.ts';
+import {
+  asAwsRole,
+  awsRole,
+  ENFORCE_IAM_ENV,
+  iamRequests,
+  RECORD_AWS_CALLS_ENV,
+  recording,
+  type EnforcedPolicies,
+} from '../../core/aws/clients.ts';
 
 const sqs = (name: string) => `arn:\${AWS::Partition}:sqs:\${AWS::Region}:\${AWS::AccountId}:${name}`;
 const table = 'arn:${AWS::Partition}:dynamodb:${AWS::Region}:${AWS::AccountId}:table/t';
@@ -116,6 +124,7 @@ describe('recording', () => {
   let dir = '';
   afterEach(() => {
     delete process.env[RECORD_AWS_CALLS_ENV];
+    delete process.env[ENFORCE_IAM_ENV];
     if (dir) rmSync(dir, { recursive: true, force: true });
   });
 
@@ -166,5 +175,68 @@ describe('recording', () => {
     expect(awsRole({ ROWFLEET_FUNCTION: 'finalize' })).toBe('finalize');
     expect(awsRole({})).toBe('local');
     expect(asAwsRole('status', () => awsRole({ JOB_TOKEN: 't' }))).toBe('status');
+  });
+});
+
+describe('enforcing', () => {
+  let dir = '';
+  afterEach(() => {
+    delete process.env[ENFORCE_IAM_ENV];
+    if (dir) rmSync(dir, { recursive: true, force: true });
+  });
+
+  it("refuses what the role's policies do not allow, and a missing key without s3:ListBucket answers 403", async () => {
+    // Prepare: the reaper may read uploads/ only; every call that gets through answers 404
+    dir = mkdtempSync(join(tmpdir(), 'rowfleet-aws-enforce-'));
+    const policies: EnforcedPolicies = {
+      account: '123456789012',
+      roles: {
+        reaper: {
+          principal: 'arn:aws:iam::123456789012:role/Reaper',
+          policies: [
+            {
+              Version: '2012-10-17',
+              Statement: [{ Effect: 'Allow', Action: 's3:GetObject', Resource: 'arn:aws:s3:::b/uploads/*' }],
+            },
+          ],
+        },
+      },
+      resources: [],
+      rename: [['${AWS::Partition}', 'aws']],
+    };
+    writeFileSync(join(dir, 'policies.json'), JSON.stringify(policies));
+    process.env[ENFORCE_IAM_ENV] = join(dir, 'policies.json');
+    const client = recording(
+      new S3Client({ region: 'us-east-1', credentials: { accessKeyId: 'x', secretAccessKey: 'x' } }),
+      's3',
+    );
+    let sent = 0;
+    client.middlewareStack.add(
+      () => () => {
+        sent++;
+        return Promise.reject(Object.assign(new Error('NotFound'), { $metadata: { httpStatusCode: 404 } }));
+      },
+      { step: 'initialize', priority: 'low', name: 'answer404' },
+    );
+    const head = (role: string, key: string) =>
+      asAwsRole(role, () =>
+        client.send(new HeadObjectCommand({ Bucket: 'b', Key: key })).then(
+          () => new Error('answered'),
+          (e: unknown) => e as Error,
+        ),
+      );
+
+    // Act
+    const outside = await head('reaper', 'jobs/x');
+    const missing = await head('reaper', 'uploads/x');
+    const unchecked = await head('local', 'jobs/x');
+
+    // Assess: refused before it is sent; sent, then its 404 turned into the 403 AWS answers; `local` not checked
+    expect(outside).toMatchObject({ name: 'AccessDenied', $metadata: { httpStatusCode: 403 } });
+    expect(outside.message).toContain('s3:GetObject on arn:${AWS::Partition}:s3:::b/jobs/x');
+    expect(missing).toMatchObject({ name: 'AccessDenied', $metadata: { httpStatusCode: 403 } });
+    expect(missing.message).toContain('s3:ListBucket');
+    expect(unchecked.message).toBe('NotFound');
+    expect(sent).toBe(2);
   });
 });
