@@ -9,6 +9,18 @@ export function reportQueuePrefix(stage: string): string {
   return `${stage}-report-`;
 }
 
+/**
+ * How the job table's partition keys begin: a site's items (`SITE#<site>`), API token hashes, the stage-wide
+ * rate-limit windows, the worker budget. core/ builds its keys from these; lib/ narrows each function's table
+ * grant to the partitions it uses (the dynamodb:LeadingKeys condition).
+ */
+export const TABLE_PARTITIONS = {
+  site: 'SITE#',
+  apiToken: 'APITOKEN#',
+  rateWindow: 'RATE#',
+  budget: 'BUDGET',
+} as const;
+
 /** Top-level key prefixes of the data bucket (uploads/<site>/…, jobs/<site>/…, results/<site>/…). */
 export const KEY_PREFIXES = {
   uploads: 'uploads/',

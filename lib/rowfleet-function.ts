@@ -15,7 +15,7 @@ import { METRIC_NAMESPACE, POWERTOOLS_SERVICE_NAME } from './metrics.ts';
 import { PROJECT_ROOT, projectPath } from './paths.ts';
 import { acknowledge, acknowledgeFindings, arnFinding, escapeRegExp } from './nag.ts';
 import { JOBS_BY_TIME_INDEX } from '../config/job-list.ts';
-import { reportQueuePrefix } from '../config/names.ts';
+import { reportQueuePrefix, TABLE_PARTITIONS } from '../config/names.ts';
 import { DEPLOYED_NODE_MAJOR, LAMBDA_RUNTIME, NODE_TARGET } from '../config/node.ts';
 import type { Workers } from './workers.ts';
 
@@ -55,28 +55,42 @@ export interface RowfleetFunctionProps {
   readonly define?: Readonly<Record<string, string>>;
 }
 
-/** Read or write access to a set of key prefixes of a bucket. */
+/**
+ * Object access to a bucket by key pattern (core/jobs/keys.ts lays the keys out): a pattern ending in `/` is a
+ * prefix (everything below it), any other is an S3 resource pattern as is (`*` between `jobs/` and `/failed.jsonl`:
+ * that file of every job).
+ */
 export interface BucketAccess {
-  /** Prefixes (ending in `/`) the function reads with GetObject. @default none */
+  /** Keys the function reads with GetObject (HeadObject included). @default none */
   readonly read?: readonly string[];
-  /** Prefixes the function writes with PutObject (multipart included). @default none */
+  /** Keys the function writes with PutObject (a multipart upload's parts and completion included). @default none */
   readonly write?: readonly string[];
-  /** Prefixes the function deletes objects of (DeleteObject). @default none */
+  /** Keys it writes as multipart uploads, which it aborts when they fail (AbortMultipartUpload). @default none */
+  readonly multipart?: readonly string[];
+  /** Keys the function deletes (DeleteObject; DeleteObjects needs it per key). @default none */
   readonly delete?: readonly string[];
+  /**
+   * s3:ListBucket on the bucket: S3 answers a read of a missing key with 404 only to a caller that may list the
+   * bucket (403 otherwise), and the function tells a missing key by that 404. @default false
+   */
+  readonly missingKeys?: boolean;
 }
 
-export type TableAccess = 'RO' | 'RW';
+/** The DynamoDB actions a function uses on the job table. */
+export type TableAction = 'GetItem' | 'Query' | 'PutItem' | 'UpdateItem' | 'DeleteItem';
 
-const TABLE_ACTIONS: Record<TableAccess, readonly string[]> = {
-  RO: ['dynamodb:GetItem', 'dynamodb:Query', 'dynamodb:BatchGetItem'],
-  RW: [
-    'dynamodb:GetItem',
-    'dynamodb:Query',
-    'dynamodb:BatchGetItem',
-    'dynamodb:PutItem',
-    'dynamodb:UpdateItem',
-  ],
-};
+/** Partitions of the job table (config/names.ts TABLE_PARTITIONS), as dynamodb:LeadingKeys patterns. */
+export type TablePartition = keyof typeof TABLE_PARTITIONS;
+
+export interface TableAccess {
+  readonly actions: readonly TableAction[];
+  /** The partitions the function addresses: every call's partition key must be in one of them. */
+  readonly partitions: readonly TablePartition[];
+}
+
+/** dynamodb:LeadingKeys pattern of a partition: the site, token and rate partitions are prefixes, the budget one key. */
+const partitionPattern = (p: TablePartition) =>
+  p === 'budget' ? TABLE_PARTITIONS.budget : `${TABLE_PARTITIONS[p]}*`;
 
 /**
  * The team's Lambda function: the deployed Node.js (config/node.ts, 24) on ARM64, ESM bundle (minified, source maps) built by the local
@@ -160,56 +174,64 @@ export class RowfleetFunction extends NodejsFunction {
   }
 
   /**
-   * BUCKET_NAME, with GetObject on the `read` prefixes, PutObject/AbortMultipartUpload on the `write` prefixes and
-   * DeleteObject on the `delete` prefixes.
+   * BUCKET_NAME, with GetObject on the `read` keys, PutObject on the `write` keys, AbortMultipartUpload on the
+   * `multipart` keys, DeleteObject on the `delete` keys, and ListBucket on the bucket with `missingKeys`.
    */
   bindBucket(bucket: s3.IBucket, access: BucketAccess): this {
     const read = access.read ?? [];
     const write = access.write ?? [];
-    const remove = access.delete ?? [];
     if (read.length + write.length === 0)
-      throw new Error(`${this.node.path}: bindBucket needs read or write prefixes`);
-    if (read.length) {
+      throw new Error(`${this.node.path}: bindBucket needs read or write keys`);
+    const unwritten = (access.multipart ?? []).filter((k) => !write.includes(k));
+    if (unwritten.length)
+      throw new Error(`${this.node.path}: multipart keys ${unwritten.join(', ')} are not written`);
+    const pattern = (k: string) => (k.endsWith('/') ? `${k}*` : k);
+    const grants: [string, readonly string[]][] = [
+      ['s3:GetObject', read],
+      ['s3:PutObject', write],
+      ['s3:AbortMultipartUpload', access.multipart ?? []],
+      ['s3:DeleteObject', access.delete ?? []],
+    ];
+    for (const [action, keys] of grants) {
+      if (keys.length === 0) continue;
       this.addToRolePolicy(
         new iam.PolicyStatement({
-          actions: ['s3:GetObject'],
-          resources: read.map((p) => bucket.arnForObjects(`${p}*`)),
+          actions: [action],
+          resources: keys.map((k) => bucket.arnForObjects(pattern(k))),
         }),
       );
     }
-    if (write.length) {
+    if (access.missingKeys) {
       this.addToRolePolicy(
-        new iam.PolicyStatement({
-          actions: ['s3:PutObject', 's3:AbortMultipartUpload'],
-          resources: write.map((p) => bucket.arnForObjects(`${p}*`)),
-        }),
-      );
-    }
-    if (remove.length) {
-      this.addToRolePolicy(
-        new iam.PolicyStatement({
-          actions: ['s3:DeleteObject'],
-          resources: remove.map((p) => bucket.arnForObjects(`${p}*`)),
-        }),
+        new iam.PolicyStatement({ actions: ['s3:ListBucket'], resources: [bucket.bucketArn] }),
       );
     }
     this.addEnvironment('BUCKET_NAME', bucket.bucketName);
-    const prefixes = [...new Set([...read, ...write, ...remove])];
+    const patterns = [...new Set(grants.flatMap(([, keys]) => keys.map(pattern)))];
     acknowledgeFindings(this.role!, {
       rule: 'AwsSolutions-IAM5',
       match: new RegExp(
-        `^Resource::<${Stack.of(this).getLogicalId(bucketResource(bucket))}\\.Arn>/(${prefixes.map(escapeRegExp).join('|')})\\*$`,
+        `^Resource::<${Stack.of(this).getLogicalId(bucketResource(bucket))}\\.Arn>/(${patterns.map(escapeRegExp).join('|')})$`,
       ),
-      reason: `Object access is limited to the key prefixes this function uses (${prefixes.join(', ')}); keys below them are per site and per job, so they cannot be listed in advance.`,
+      reason: `Object access is limited to the keys this function uses (${patterns.join(', ')}); keys below them are per site and per job, so they cannot be listed in advance.`,
     });
     return this;
   }
 
-  /** TABLE_NAME, read-only (GetItem/Query/BatchGetItem) unless `RW` (adds PutItem/UpdateItem). */
-  bindTable(table: dynamodb.ITable, access: TableAccess = 'RO'): this {
+  /**
+   * TABLE_NAME, with exactly the actions the function uses on the table itself (not its indexes), and only on
+   * items whose partition key is in one of its partitions (dynamodb:LeadingKeys; every call names one).
+   */
+  bindTable(table: dynamodb.ITable, access: TableAccess): this {
     // The table itself only: `table.grant` would add every index (`index/*`), which only the reaper reads.
     this.addToRolePolicy(
-      new iam.PolicyStatement({ actions: [...TABLE_ACTIONS[access]], resources: [table.tableArn] }),
+      new iam.PolicyStatement({
+        actions: access.actions.map((a) => `dynamodb:${a}`),
+        resources: [table.tableArn],
+        conditions: {
+          'ForAllValues:StringLike': { 'dynamodb:LeadingKeys': access.partitions.map(partitionPattern) },
+        },
+      }),
     );
     this.addEnvironment('TABLE_NAME', table.tableName);
     return this;
@@ -242,6 +264,10 @@ export class RowfleetFunction extends NodejsFunction {
       new iam.PolicyStatement({
         actions: ['dynamodb:Query'],
         resources: [`${table.tableArn}/index/${JOBS_BY_TIME_INDEX.name}`],
+        // The index's partition key is the job item's: a site's partition only.
+        conditions: {
+          'ForAllValues:StringLike': { 'dynamodb:LeadingKeys': [partitionPattern('site')] },
+        },
       }),
     );
     return this;
@@ -264,9 +290,12 @@ export class RowfleetFunction extends NodejsFunction {
     return this;
   }
 
-  /** FINALIZE_QUEUE_URL; with `send`, also the right to send finalize requests. */
+  /**
+   * FINALIZE_QUEUE_URL; with `send`, also sqs:SendMessage on it (exactly: `grantSendMessages` would add
+   * GetQueueAttributes and GetQueueUrl, which the code never calls: it has the URL).
+   */
   bindFinalizeQueue(queue: sqs.IQueue, options: { readonly send: boolean }): this {
-    if (options.send) queue.grantSendMessages(this);
+    if (options.send) this.grantSend(queue);
     this.addEnvironment('FINALIZE_QUEUE_URL', queue.queueUrl);
     return this;
   }
@@ -276,8 +305,34 @@ export class RowfleetFunction extends NodejsFunction {
    * worker places (finalize) asks the upload function for a granter pass of the worker budget.
    */
   bindGrantRequests(queue: sqs.IQueue): this {
-    queue.grantSendMessages(this);
+    this.grantSend(queue);
     this.addEnvironment('GRANT_REQUESTS_QUEUE_URL', queue.queueUrl);
+    return this;
+  }
+
+  private grantSend(queue: sqs.IQueue): void {
+    this.addToRolePolicy(
+      new iam.PolicyStatement({ actions: ['sqs:SendMessage'], resources: [queue.queueArn] }),
+    );
+  }
+
+  /**
+   * The function consumes a queue (one message per invocation, failures reported per message), with exactly the
+   * actions the Lambda service polls it with on the function's role (ReceiveMessage, DeleteMessage,
+   * GetQueueAttributes); `SqsEventSource` would also grant ChangeMessageVisibility and GetQueueUrl.
+   */
+  consumeQueue(queue: sqs.IQueue): this {
+    this.addEventSourceMapping(`${queue.node.id}Source`, {
+      eventSourceArn: queue.queueArn,
+      batchSize: 1,
+      reportBatchItemFailures: true,
+    });
+    this.addToRolePolicy(
+      new iam.PolicyStatement({
+        actions: ['sqs:ReceiveMessage', 'sqs:DeleteMessage', 'sqs:GetQueueAttributes'],
+        resources: [queue.queueArn],
+      }),
+    );
     return this;
   }
 

@@ -1,6 +1,5 @@
 import { CfnOutput, Duration, RemovalPolicy, Stack, Tags, type StackProps } from 'aws-cdk-lib';
 import * as s3 from 'aws-cdk-lib/aws-s3';
-import { SqsEventSource } from 'aws-cdk-lib/aws-lambda-event-sources';
 import type * as logs from 'aws-cdk-lib/aws-logs';
 import { Construct } from 'constructs';
 import { derivedTimings, type SiteConfig, type StageConfig } from '../config/index.ts';
@@ -112,9 +111,13 @@ export class RowfleetStack extends Stack {
         ...extra,
       });
 
+    // Keys of one job's files under jobs/<site>/<token>/ (core/jobs/keys.ts): grants name the files, not the prefix.
+    const jobFile = (name: string) => `${KEY_PREFIXES.jobs}*/${name}`;
+
     // upload, the API's writes: POST /jobs (direct), POST /uploads (presigned POST), DELETE /jobs/{token} (cancel:
     // records the stop, asks for the finalize), POST /jobs/{token}/retry (reads the failed records' numbers and the
-    // source, stores a new source, splits it inline); S3 events of presigned uploads → split.
+    // source, stores a new source, splits it inline); S3 events of presigned uploads → split. Its budget passes grant
+    // worker places and drop the demands of jobs that want no workers any more (DeleteItem).
     const upload = fn('upload', 'upload and split', {
       memorySize: 2048,
       timeout: fnTimeout.upload,
@@ -123,56 +126,70 @@ export class RowfleetStack extends Stack {
       define: { __ROWFLEET_PROCESSORS__: JSON.stringify(processorManifests(stage)) },
     })
       .bindStage(stage)
-      // The split moves a presigned upload to jobs/ (CopyObject, then DeleteObject of the upload) and reads it there.
+      // The split moves a presigned upload to jobs/ (CopyObject, then DeleteObject of the upload) and reads it there;
+      // a source that is not UTF-8 gets a UTF-8 copy (a multipart upload); rejected records are written beside it. A retry with nothing to retry is told by
+      // the 404 of its missing failed-records file.
       .bindBucket(bucket, {
-        read: [KEY_PREFIXES.uploads, KEY_PREFIXES.jobs],
-        write: [KEY_PREFIXES.uploads, KEY_PREFIXES.jobs],
+        read: [KEY_PREFIXES.uploads, jobFile('source.csv'), jobFile('failed.jsonl')],
+        write: [
+          KEY_PREFIXES.uploads,
+          jobFile('source.csv'),
+          jobFile('source.utf8.csv'),
+          jobFile('rejected.jsonl'),
+        ],
+        multipart: [jobFile('source.utf8.csv')],
         delete: [KEY_PREFIXES.uploads],
+        missingKeys: true,
       })
-      .bindTable(table, 'RW')
+      .bindTable(table, {
+        actions: ['GetItem', 'Query', 'PutItem', 'UpdateItem', 'DeleteItem'],
+        partitions: ['site', 'budget'],
+      })
       .bindFinalizeQueue(finalizeQueue, { send: true })
       .bindDeadLetterQueue(deadLetterQueue)
-      .bindReportQueues(stage, ['sqs:CreateQueue', 'sqs:GetQueueUrl', 'sqs:SendMessage', 'sqs:TagQueue'])
-      .bindWorkers(this.workers, { launch: true });
-    // A failed split reports its message (Powertools batch): it is retried, then goes to the DLQ.
-    upload.addEventSource(
-      new SqsEventSource(uploadEventsQueue, { batchSize: 1, reportBatchItemFailures: true }),
-    );
+      // CreateQueue with tags needs TagQueue too.
+      .bindReportQueues(stage, ['sqs:CreateQueue', 'sqs:SendMessage', 'sqs:TagQueue'])
+      .bindWorkers(this.workers, { launch: true })
+      // A failed split reports its message (Powertools batch): it is retried, then goes to the DLQ.
+      .consumeQueue(uploadEventsQueue);
 
     // status, the API's reads: GET /health, GET /jobs, GET /jobs/{token} (presigned download URL of results/),
     // GET /jobs/{token}/errors (results/<site>/<token>/errors.jsonl), GET /usage (usage counters in the table).
     const status = fn('status', 'job status')
       .bindStage(stage)
       .bindBucket(bucket, { read: [KEY_PREFIXES.results] })
-      .bindTable(table, 'RO')
+      // Jobs and usage of the caller's site; the budget's demands (where a queued job stands).
+      .bindTable(table, { actions: ['GetItem', 'Query'], partitions: ['site', 'budget'] })
       .bindJobsByTimeIndex(table)
       .bindFinalizeQueue(finalizeQueue, { send: false })
       .bindDeadLetterQueue(deadLetterQueue);
 
-    // finalize: finalize queue → zip of the parts into results/, delete the job queue, stop the workers. A job stopped
-    // early (cancelled, over its failure rate) also has its source read again (uploads/ for direct uploads, jobs/ for
-    // presigned ones), for the lines and text of the records it never processed (core/finalize/stopped.ts).
+    // finalize: finalize queue → zip of the parts into results/, delete the job queue, stop the workers, delete the
+    // parts, give the job's worker places back (its demand deleted). A job stopped early (cancelled, over its failure
+    // rate) also has its source read again (uploads/ for direct uploads, jobs/ for presigned ones), for the lines and
+    // text of the records it never processed (core/finalize/stopped.ts), and the numbers of the records a retry runs
+    // again written to jobs/<site>/<token>/failed.jsonl.
     const finalize = fn('finalize', 'finalize jobs', { memorySize: 2048, timeout: fnTimeout.finalize })
       .bindStage(stage)
       .bindBucket(bucket, {
         read: [KEY_PREFIXES.jobs, KEY_PREFIXES.uploads],
-        write: [KEY_PREFIXES.results],
+        write: [KEY_PREFIXES.results, jobFile('failed.jsonl')],
+        multipart: [KEY_PREFIXES.results, jobFile('failed.jsonl')],
+        delete: [jobFile('parts/*')],
       })
-      .bindTable(table, 'RW')
+      .bindTable(table, { actions: ['GetItem', 'UpdateItem', 'DeleteItem'], partitions: ['site', 'budget'] })
       .bindFinalizeQueue(finalizeQueue, { send: false })
       .bindDeadLetterQueue(deadLetterQueue)
       .bindReportQueues(stage, ['sqs:GetQueueUrl', 'sqs:DeleteQueue'])
       .bindWorkers(this.workers, { stop: true })
-      .bindGrantRequests(uploadEventsQueue);
-    // One job per invocation: a large zip never shares a timeout with another job.
-    finalize.addEventSource(
-      new SqsEventSource(finalizeQueue, { batchSize: 1, reportBatchItemFailures: true }),
-    );
+      .bindGrantRequests(uploadEventsQueue)
+      // One job per invocation: a large zip never shares a timeout with another job.
+      .consumeQueue(finalizeQueue);
 
     const authorizer = fn('authorizer', 'API token authorizer', {
       memorySize: 256,
       timeout: Duration.seconds(10),
-    }).bindTable(table, 'RO');
+    }).bindTable(table, { actions: ['GetItem'], partitions: ['apiToken'] });
 
     // usageMail: invoked by one schedule per site with {site, scheduledTime} → that site's usage mail through SES.
     // It reads usage counters and writes mail markers in the job table; nothing in S3, SQS or ECS.
@@ -181,7 +198,7 @@ export class RowfleetStack extends Stack {
       timeout: Duration.minutes(1),
     })
       .bindStage(stage)
-      .bindTable(table, 'RW')
+      .bindTable(table, { actions: ['GetItem', 'Query', 'PutItem', 'UpdateItem'], partitions: ['site'] })
       .bindMailSender(props.stage.mail);
 
     // reaper (every 5 minutes): relaunch stalled jobs, re-ask lost finalizes, stop idle tasks, delete orphan queues.
@@ -190,13 +207,17 @@ export class RowfleetStack extends Stack {
       timeout: Duration.minutes(2),
     })
       .bindStage(stage)
-      // HeadObject of uploads/: a presigned job whose file never came expires.
-      .bindBucket(bucket, { read: [KEY_PREFIXES.uploads] })
-      .bindTable(table, 'RW')
+      // HeadObject of uploads/: a presigned job whose file never came (a 404) expires.
+      .bindBucket(bucket, { read: [KEY_PREFIXES.uploads], missingKeys: true })
+      .bindTable(table, {
+        actions: ['GetItem', 'Query', 'PutItem', 'UpdateItem', 'DeleteItem'],
+        partitions: ['site', 'budget'],
+      })
       .bindActiveJobsIndex(table)
       .bindFinalizeQueue(finalizeQueue, { send: true })
       .bindDeadLetterQueue(deadLetterQueue)
-      .bindReportQueues(stage, ['sqs:GetQueueUrl', 'sqs:ListQueueTags', 'sqs:DeleteQueue'])
+      // Orphan job queues: listed with their tags, deleted by URL.
+      .bindReportQueues(stage, ['sqs:ListQueueTags', 'sqs:DeleteQueue'])
       .bindQueueListing()
       .bindWorkers(this.workers, { launch: true, stop: true, list: true });
 

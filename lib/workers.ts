@@ -10,7 +10,7 @@ import type * as sqs from 'aws-cdk-lib/aws-sqs';
 import { Construct } from 'constructs';
 import { derivedTimings, type InfraConfig, type MailConfig, type Timings } from '../config/index.ts';
 import { METRIC_NAMESPACE, POWERTOOLS_SERVICE_NAME } from './metrics.ts';
-import { KEY_PREFIXES, reportQueuePrefix, resourceNames } from '../config/names.ts';
+import { KEY_PREFIXES, reportQueuePrefix, resourceNames, TABLE_PARTITIONS } from '../config/names.ts';
 import { acknowledge, acknowledgeFindings, arnFinding, escapeRegExp } from './nag.ts';
 import { PROJECT_ROOT } from './paths.ts';
 
@@ -184,8 +184,10 @@ export class Workers extends Construct {
   }
 
   /**
-   * The task role: this stage's job queues, jobs/ (read/write) and uploads/ (read), the job table (GetItem and
-   * UpdateItem: chunk counts, side-effect claims, rate-limit windows), finalize requests, bulk mail.
+   * The task role: this stage's job queues, the job's parts (write) and sources and rejected records under jobs/
+   * and uploads/ (read), the job table (GetItem and UpdateItem on the site, budget and rate-limit partitions: chunk
+   * counts, side-effect claims, budget places, rate-limit windows), finalize and grant requests, bulk mail.
+   * test/infra/iam.test.ts checks every call a worker makes against these, and that each is used.
    */
   private grantWorkerAccess(props: WorkersProps): void {
     const role = this.taskDefinition.taskRole;
@@ -205,11 +207,22 @@ export class Workers extends Construct {
         resources: [reportQueues],
       }),
     );
+    // Chunk parts are written under jobs/<site>/<token>/parts/; a chunk's range is read from the job's source
+    // moved to jobs/ (presigned uploads) or from its UTF-8 copy, its rejected records (skipped) from
+    // rejected.jsonl (core/jobs/keys.ts).
+    const jobFile = (name: string) => props.bucket.arnForObjects(`${KEY_PREFIXES.jobs}*/${name}`);
     role.addToPrincipalPolicy(
       new iam.PolicyStatement({
-        sid: 'JobObjects',
-        actions: ['s3:PutObject', 's3:GetObject'],
-        resources: [props.bucket.arnForObjects(`${KEY_PREFIXES.jobs}*`)],
+        sid: 'JobParts',
+        actions: ['s3:PutObject'],
+        resources: [jobFile('parts/*')],
+      }),
+    );
+    role.addToPrincipalPolicy(
+      new iam.PolicyStatement({
+        sid: 'JobSources',
+        actions: ['s3:GetObject'],
+        resources: [jobFile('source.csv'), jobFile('source.utf8.csv'), jobFile('rejected.jsonl')],
       }),
     );
     // Chunks are byte ranges of the UTF-8 source: the upload itself when it is UTF-8 (read-only).
@@ -225,6 +238,16 @@ export class Workers extends Construct {
         sid: 'JobTable',
         actions: ['dynamodb:GetItem', 'dynamodb:UpdateItem'],
         resources: [props.table.tableArn],
+        // The job's site's items, the budget, the stage's rate-limit windows: every call names its partition.
+        conditions: {
+          'ForAllValues:StringLike': {
+            'dynamodb:LeadingKeys': [
+              `${TABLE_PARTITIONS.site}*`,
+              TABLE_PARTITIONS.budget,
+              `${TABLE_PARTITIONS.rateWindow}*`,
+            ],
+          },
+        },
       }),
     );
     role.addToPrincipalPolicy(
@@ -270,9 +293,10 @@ export class Workers extends Construct {
       },
       {
         rule: 'AwsSolutions-IAM5',
-        match: /^Resource::<[A-Za-z0-9]+\.Arn>\/(jobs|uploads)\/\*$/,
+        match:
+          /^Resource::<[A-Za-z0-9]+\.Arn>\/(uploads\/\*|jobs\/\*\/(parts\/\*|source\.csv|source\.utf8\.csv|rejected\.jsonl))$/,
         reason:
-          'Workers read their chunk ranges of the job source (uploads/ or its UTF-8 copy under jobs/) and write chunk parts under jobs/<site>/<token>/; the keys exist only at run time. Nothing under results/ is reachable.',
+          'Workers read their chunk ranges of the job source (uploads/, or the source moved to or copied as UTF-8 under jobs/<site>/<token>/) and its rejected records, and write chunk parts under jobs/<site>/<token>/parts/; the keys exist only at run time. Nothing under results/ is reachable.',
       },
     );
   }

@@ -7,6 +7,7 @@ import { createUploadHandler } from '../lambdas/upload/handler.ts';
 import type { Context } from 'aws-lambda';
 import { localContext } from '../lambdas/shared/middleware.ts';
 import { LocalTaskLauncher } from './launcher.ts';
+import { asAwsRole } from '../core/aws/clients.ts';
 
 /** The local runtime's functions: the real handler factories, each given deps built from the environment. */
 export const FUNCTIONS = {
@@ -22,10 +23,14 @@ export function localLauncher(stateDir: string, instance?: string): LocalTaskLau
   return new LocalTaskLauncher(stateDir, instance);
 }
 
-/** A handler invoked in this process, each invocation with a Lambda context of its own (a new request id). */
+/**
+ * A handler invoked in this process, each invocation with a Lambda context of its own (a new request id), its AWS
+ * calls made as the function's role (core/aws/clients.ts awsRole; an isolated function's process has it as
+ * ROWFLEET_FUNCTION).
+ */
 export function inProcess(name: FunctionName, launcher: LocalTaskLauncher): Invoke {
   const handler = FUNCTIONS[name](depsFromEnv(launcher)) as (e: unknown, c: Context) => Promise<unknown>;
-  return (event) => handler(event, localContext(`rowfleet-local-${name}`));
+  return (event) => asAwsRole(name, () => handler(event, localContext(`rowfleet-local-${name}`)));
 }
 
 const HOST = fileURLToPath(new URL('./lambda-host.ts', import.meta.url));

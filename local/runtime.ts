@@ -9,6 +9,7 @@ import { getStage, loadConfig } from '../config/index.ts';
 import { API_ROUTES } from '../config/api.ts';
 import { localResourceNames } from '../config/names.ts';
 import { ApiTokens } from '../core/intake/tokens.ts';
+import { asAwsRole } from '../core/aws/clients.ts';
 import { errorMessage } from '../core/shared/errors.ts';
 import { logger } from '../core/shared/log.ts';
 import { reap, releaseDeadLeases } from '../core/ops/reaper.ts';
@@ -234,7 +235,7 @@ export class LocalRuntime {
         aws.endpoints,
         isolated,
         mailDeps,
-        (input) => usageMail(input, localContext('usage-mail')),
+        (input) => asAwsRole('usageMail', () => usageMail(input, localContext('usage-mail'))),
         new ControlServer(launcher, o.onClients),
         release,
       );
@@ -324,7 +325,8 @@ export class LocalRuntime {
       await upload(e);
       return [];
     });
-    if (reaperSeconds > 0) this.sources.every(reaperSeconds, 'reaper', () => reap(this.deps));
+    if (reaperSeconds > 0)
+      this.sources.every(reaperSeconds, 'reaper', () => asAwsRole('reaper', () => reap(this.deps)));
   }
 
   private track(p: Promise<unknown>): void {
@@ -398,7 +400,7 @@ async function serveApi(
         ? []
         : [{ method: r.method, resource: r.path, handler: handlers[r.function], auth: r.auth }],
     ),
-    (h) => tokens.authenticate(h),
+    (h) => asAwsRole('authorizer', () => tokens.authenticate(h)),
     stage,
     (req, res) => serveConsole(req, res, { dir: consoleDir, uploadOrigins: [uploadOrigin] }),
   );

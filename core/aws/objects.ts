@@ -12,7 +12,7 @@ import { getSignedUrl } from '@aws-sdk/s3-request-presigner';
 import { Upload } from '@aws-sdk/lib-storage';
 import { PassThrough, type Readable } from 'node:stream';
 import { SourceChangedError } from '../shared/errors.ts';
-import { s3Client } from './clients.ts';
+import { iamRequests, recordAwsCall, s3Client } from './clients.ts';
 
 /** A byte range, inclusive (as HTTP Range), and the ETag the object must still have (S3 answers 412 otherwise). */
 export interface ReadOptions {
@@ -176,6 +176,9 @@ export class Objects {
 
   /** A presigned POST for exactly `key`, at most `maxBytes`, valid `expiresIn` seconds. */
   presignPost(key: string, maxBytes: number, expiresIn: number): Promise<PresignedPost> {
+    // S3 authorizes the POST as a PutObject of the signer's role; no client call to record it on.
+    for (const call of iamRequests('s3', 'PutObjectCommand', { Bucket: this.bucket, Key: key }))
+      recordAwsCall(call);
     return createPresignedPost(this.s3, {
       Bucket: this.bucket,
       Key: key,

@@ -1,6 +1,7 @@
 import { createHash, randomBytes } from 'node:crypto';
 import { GetCommand, PutCommand, type DynamoDBDocumentClient } from '@aws-sdk/lib-dynamodb';
 import { dynamoClient } from '../aws/clients.ts';
+import { TABLE_PARTITIONS } from '../../config/names.ts';
 
 /**
  * API tokens: each is bound to exactly one site. Only the SHA-256 of a token is stored; the token itself
@@ -8,7 +9,7 @@ import { dynamoClient } from '../aws/clients.ts';
  */
 // Stryker disable next-line StringLiteral: update(token, '') reads a string as UTF-8 too
 const hashToken = (token: string) => createHash('sha256').update(token, 'utf8').digest('hex');
-const key = (hash: string) => ({ pk: `APITOKEN#${hash}`, sk: 'APITOKEN' });
+const key = (hash: string) => ({ pk: `${TABLE_PARTITIONS.apiToken}${hash}`, sk: 'APITOKEN' });
 
 export class ApiTokens {
   constructor(

@@ -33,6 +33,7 @@ import {
 } from '@aws-sdk/lib-dynamodb';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { dynamoClient } from '../aws/clients.ts';
+import { TABLE_PARTITIONS } from '../../config/names.ts';
 import type { Job } from '../jobs/store.ts';
 import { allocate, jobKey, planGrants, queueOrder, type BudgetPolicy, type JobDemand } from './budget.ts';
 import { LaunchFailedError, type TaskInfo, type TaskLauncher } from '../aws/task-launcher.ts';
@@ -297,7 +298,7 @@ export interface GrantStatus {
 }
 
 /** The budget's partition of the table (tests give each scenario its own). */
-export const BUDGET_PARTITION = 'BUDGET';
+export const BUDGET_PARTITION = TABLE_PARTITIONS.budget;
 const BUDGET_SK = 'STAGE';
 const DEMAND_PREFIX = 'DEMAND#';
 const demandSk = (site: string, token: string) => `${DEMAND_PREFIX}${site}#${token}`;

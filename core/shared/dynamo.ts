@@ -1,11 +1,12 @@
 import { ConditionalCheckFailedException } from '@aws-sdk/client-dynamodb';
 import type { DynamoDBDocumentClient } from '@aws-sdk/lib-dynamodb';
+import { TABLE_PARTITIONS } from '../../config/names.ts';
 
 /**
  * The table's partition of a site: every item that belongs to a site (jobs, chunk sets, usage counters, mail
  * markers, side-effect claims) lives under it, so a caller of one site can only ever address its own partition.
  */
-export const sitePk = (site: string): string => `SITE#${site}`;
+export const sitePk = (site: string): string => `${TABLE_PARTITIONS.site}${site}`;
 
 /** True for the error DynamoDB answers when a write's condition does not hold. */
 export function isConditionFailure(err: unknown): boolean {

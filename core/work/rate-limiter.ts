@@ -1,5 +1,6 @@
 import { UpdateCommand, type DynamoDBDocumentClient } from '@aws-sdk/lib-dynamodb';
 import { dynamoClient } from '../aws/clients.ts';
+import { TABLE_PARTITIONS } from '../../config/names.ts';
 
 /** The shortest window of the limiter: 20 windows a second keep any one-second span within 5 % of the rate. */
 export const MIN_WINDOW_MS = 50;
@@ -7,7 +8,10 @@ export const MIN_WINDOW_MS = 50;
 const WINDOW_TTL_SECONDS = 120;
 
 /** The limiter's key in the table for one window: the same for every site, job and worker of the stage. */
-export const windowKey = (name: string, window: number) => ({ pk: `RATE#${name}#${window}`, sk: 'RATE' });
+export const windowKey = (name: string, window: number) => ({
+  pk: `${TABLE_PARTITIONS.rateWindow}${name}#${window}`,
+  sk: 'RATE',
+});
 
 export interface RateLimiterOptions {
   readonly clock?: () => number;

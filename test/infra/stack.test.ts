@@ -20,11 +20,11 @@ function statementsOf(template: Template, rolePrefix: string): Record<string, un
 
 /** The tests synthesize for account 123456789012 in ap-northeast-1 (see support.ts): ARNs are literals. */
 const reportQueues = (stage: string) => `arn:aws:sqs:ap-northeast-1:123456789012:${stage}-report-*`;
-const bucketObjects = (prefix: string) =>
+const bucketObjects = (prefix: string, wildcard = '*') =>
   Match.objectLike({
     'Fn::Join': [
       '',
-      [{ 'Fn::GetAtt': [Match.stringLikeRegexp('^StorageDataBucket'), 'Arn'] }, `/${prefix}*`],
+      [{ 'Fn::GetAtt': [Match.stringLikeRegexp('^StorageDataBucket'), 'Arn'] }, `/${prefix}${wildcard}`],
     ],
   });
 
@@ -40,7 +40,7 @@ describe('Stack: Rowfleet-dev', () => {
   afterAll(() => s.cleanup());
 
   describe('IAM scoping', () => {
-    it('limits the worker task role to the stage report queues, jobs/ and uploads/ reads, the table, finalize and grant requests, and bulk mail', () => {
+    it("limits the worker task role to the stage report queues, its parts and a job's sources, the table's partitions it uses, finalize and grant requests, and bulk mail", () => {
       // Act
       const statements = statementsOf(template, 'WorkersTaskDefinitionTaskRole');
 
@@ -57,12 +57,16 @@ describe('Stack: Rowfleet-dev', () => {
           ],
           Resource: reportQueues('dev'),
         },
-        expect.objectContaining({ Sid: 'JobObjects', Action: ['s3:GetObject', 's3:PutObject'] }),
+        expect.objectContaining({ Sid: 'JobParts', Action: 's3:PutObject' }),
+        expect.objectContaining({ Sid: 'JobSources', Action: 's3:GetObject' }),
         expect.objectContaining({ Sid: 'SourceRanges', Action: 's3:GetObject' }),
         expect.objectContaining({
           Sid: 'JobTable',
           Action: ['dynamodb:GetItem', 'dynamodb:UpdateItem'],
           Resource: { 'Fn::GetAtt': [expect.stringMatching(/^StorageTable/), 'Arn'] },
+          Condition: {
+            'ForAllValues:StringLike': { 'dynamodb:LeadingKeys': ['SITE#*', 'BUDGET', 'RATE#*'] },
+          },
         }),
         expect.objectContaining({
           Sid: 'FinalizeRequests',
@@ -88,7 +92,15 @@ describe('Stack: Rowfleet-dev', () => {
         Roles: [{ Ref: Match.stringLikeRegexp('^WorkersTaskDefinitionTaskRole') }],
         PolicyDocument: {
           Statement: Match.arrayWith([
-            Match.objectLike({ Sid: 'JobObjects', Resource: bucketObjects('jobs/') }),
+            Match.objectLike({ Sid: 'JobParts', Resource: bucketObjects('jobs/*/parts/') }),
+            Match.objectLike({
+              Sid: 'JobSources',
+              Resource: [
+                bucketObjects('jobs/*/rejected.jsonl', ''),
+                bucketObjects('jobs/*/source.csv', ''),
+                bucketObjects('jobs/*/source.utf8.csv', ''),
+              ],
+            }),
             Match.objectLike({ Sid: 'SourceRanges', Resource: bucketObjects('uploads/') }),
           ]),
         },
@@ -126,11 +138,11 @@ describe('Stack: Rowfleet-dev', () => {
           // arrayWith matches in order: the order CDK writes the grants in
           Statement: Match.arrayWith([
             Match.objectLike({
-              Action: ['sqs:GetQueueAttributes', 'sqs:GetQueueUrl', 'sqs:SendMessage'],
+              Action: 'sqs:SendMessage',
               Resource: { 'Fn::GetAtt': [Match.stringLikeRegexp('^StorageFinalizeQueue'), 'Arn'] },
             }),
             Match.objectLike({
-              Action: ['sqs:CreateQueue', 'sqs:GetQueueUrl', 'sqs:SendMessage', 'sqs:TagQueue'],
+              Action: ['sqs:CreateQueue', 'sqs:SendMessage', 'sqs:TagQueue'],
               Resource: reportQueues('dev'),
             }),
             Match.objectLike({
@@ -182,6 +194,7 @@ describe('Stack: Rowfleet-dev', () => {
       expect(finalize).not.toContain('ecs:RunTask');
       expect(finalize).not.toContain('iam:PassRole');
       // It reads jobs/ (parts) and uploads/ (a stopped job's source, for its unprocessed records), writes results/
+      // and the failed records' numbers, deletes the parts, and deletes the job's budget demand.
       template.hasResourceProperties('AWS::IAM::Policy', {
         Roles: [{ Ref: Match.stringLikeRegexp('^FinalizeFunctionRole') }],
         PolicyDocument: {
@@ -192,8 +205,10 @@ describe('Stack: Rowfleet-dev', () => {
             }),
             Match.objectLike({
               Action: ['s3:AbortMultipartUpload', 's3:PutObject'],
-              Resource: bucketObjects('results/'),
+              Resource: [bucketObjects('jobs/*/failed.jsonl', ''), bucketObjects('results/')],
             }),
+            Match.objectLike({ Action: 's3:DeleteObject', Resource: bucketObjects('jobs/*/parts/') }),
+            Match.objectLike({ Action: ['dynamodb:DeleteItem', 'dynamodb:GetItem', 'dynamodb:UpdateItem'] }),
           ]),
         },
       });
@@ -773,14 +788,10 @@ describe('Stack: Rowfleet-dev', () => {
       expect(statements).toEqual([
         {
           Effect: 'Allow',
-          Action: [
-            'dynamodb:BatchGetItem',
-            'dynamodb:GetItem',
-            'dynamodb:PutItem',
-            'dynamodb:Query',
-            'dynamodb:UpdateItem',
-          ],
+          Action: ['dynamodb:GetItem', 'dynamodb:PutItem', 'dynamodb:Query', 'dynamodb:UpdateItem'],
           Resource: { 'Fn::GetAtt': [expect.stringMatching(/^StorageTable/), 'Arn'] },
+          // Its site's partition only: usage counters and mail markers.
+          Condition: { 'ForAllValues:StringLike': { 'dynamodb:LeadingKeys': ['SITE#*'] } },
         },
         {
           Effect: 'Allow',
