@@ -177,7 +177,11 @@ export class RowfleetStack extends Stack {
         multipart: [KEY_PREFIXES.results, jobFile('failed.jsonl')],
         delete: [jobFile('parts/*')],
       })
-      .bindTable(table, { actions: ['GetItem', 'UpdateItem', 'DeleteItem'], partitions: ['site', 'budget'] })
+      // Query: a stopped job's effect claims, one Query of its site partition (core/work/effects.ts ofJob).
+      .bindTable(table, {
+        actions: ['GetItem', 'Query', 'UpdateItem', 'DeleteItem'],
+        partitions: ['site', 'budget'],
+      })
       .bindFinalizeQueue(finalizeQueue, { send: false })
       .bindDeadLetterQueue(deadLetterQueue)
       .bindReportQueues(stage, ['sqs:GetQueueUrl', 'sqs:DeleteQueue'])
