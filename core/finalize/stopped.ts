@@ -60,6 +60,8 @@ export async function unprocessedRecords(
   stop: JobStop,
   metas: readonly PartMeta[],
   failures: readonly RecordFailure[],
+  /** The records the job's current attempt runs (a retry's attempt: core/jobs/attempts.ts); all when absent. */
+  only?: ReadonlySet<number>,
 ): Promise<RecordFailure[]> {
   const total = job.totalRecords ?? 0;
   const covered = new Uint8Array(total + 1);
@@ -74,7 +76,9 @@ export async function unprocessedRecords(
       ? 'not processed: the job was cancelled first'
       : 'not processed: the job stopped early (failure rate above maxFailureRate)';
   const missing = new Map<number, RecordFailure>();
-  for (let n = 1; n <= total; n++) if (!covered[n]) missing.set(n, { n, line: 0, code, message, raw: '' });
+  for (let n = 1; n <= total; n++) {
+    if (!covered[n] && (!only || only.has(n))) missing.set(n, { n, line: 0, code, message, raw: '' });
+  }
   if (missing.size === 0) return [];
   try {
     const utf8 = decodeToUtf8(await deps.objects.stream(job.sourceKey));

@@ -52,7 +52,7 @@ export async function errorsPage(
   const page = { token, total, offset, limit };
   if (total === 0 || offset >= total) return { ...page, errors: [] };
   const errors: ErrorRow[] = [];
-  const body = await deps.objects.stream(keys.errorRows(site, token));
+  const body = await deps.objects.stream(keys.errorRows(site, token, job.attempt));
   const lines = createInterface({ input: body, crlfDelay: Infinity });
   let i = 0;
   try {
