@@ -323,6 +323,7 @@ export async function copyLocalEntries(
   size: number,
   zip: ZipWriter,
   skip: ReadonlySet<string> = new Set(),
+  window = COPY_WINDOW,
 ): Promise<number> {
   let copied = 0;
   let at = 0;
@@ -359,6 +360,6 @@ export async function copyLocalEntries(
       if (buf.length > 0) throw new Error(`zip entries cut short at byte ${at}`);
       return copied;
     }
-    buf = Buffer.concat([buf, await read(next, Math.min(size, next + COPY_WINDOW) - 1)]);
+    buf = Buffer.concat([buf, await read(next, Math.min(size, next + window) - 1)]);
   }
 }

@@ -62,7 +62,8 @@ function attemptRunning(job: Job): BadRequestError {
  * (keys.chunkPlan) holding any of them are sent again on the attempt's own queue, each naming the attempt and
  * the records it runs, so the workers read the same byte ranges of the same validated source (same key and ETag)
  * and keep every record's number and line. One conditional write decides which of two concurrent callers starts
- * it (the other gets 409 ATTEMPT_RUNNING). The job as the attempt left it queued.
+ * it (the other gets 409 ATTEMPT_RUNNING); both may have sent the attempt's chunks before it, which changes nothing
+ * (a chunk is counted once, its part and its records' claims are the same). The job as the attempt left it queued.
  */
 export async function startAttempt(deps: PipelineDeps, job: Job, records: readonly number[]): Promise<Job> {
   const { site, token } = job;
@@ -82,6 +83,22 @@ export async function startAttempt(deps: PipelineDeps, job: Job, records: readon
   const before = { succeeded: job.succeeded, failed: job.failed - runs.length };
   const next: AttemptSummary = { n: attempt, state: 'QUEUED', records: runs.length, startedAt: at, before };
   const queueName = reportQueueName(deps.env.stage, token, attempt);
+  // The attempt's own objects, queue and chunks first: the same for every caller at this attempt (a chunk sent
+  // twice is counted once), so a caller that dies before the write below leaves nothing a retry asked again does
+  // not redo, and never a job waiting for chunks nobody sent.
+  await deps.objects.put(keys.runs(site, token, attempt), runs.join('\n') + '\n', 'application/x-ndjson');
+  const queueUrl = await deps.queues.createJobQueue({
+    name: queueName,
+    site,
+    token,
+    dlqArn: deps.env.dlqArn,
+    timings: deps.timings,
+  });
+  await Promise.all(
+    batchBodies(chunks.map((c) => JSON.stringify(c))).map((b) =>
+      deps.queues.sendBatch(queueUrl, site, token, b),
+    ),
+  );
   const started = await deps.jobs.beginAttempt(site, token, {
     from,
     fromChunks: job.totalChunks ?? 0,
@@ -100,20 +117,6 @@ export async function startAttempt(deps: PipelineDeps, job: Job, records: readon
       409,
     );
   }
-  // The attempt's own objects, then its queue and chunks (only the caller whose write won gets here).
-  await deps.objects.put(keys.runs(site, token, attempt), runs.join('\n') + '\n', 'application/x-ndjson');
-  const queueUrl = await deps.queues.createJobQueue({
-    name: queueName,
-    site,
-    token,
-    dlqArn: deps.env.dlqArn,
-    timings: deps.timings,
-  });
-  await Promise.all(
-    batchBodies(chunks.map((c) => JSON.stringify(c))).map((b) =>
-      deps.queues.sendBatch(queueUrl, site, token, b),
-    ),
-  );
   await askForWorkers(deps, started);
   await grantWorkers(deps, 'split');
   jobLogger(site, token).info('retry: attempt started', {
