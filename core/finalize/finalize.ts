@@ -321,7 +321,7 @@ export function manifest(job: Job, state: string, counts: RowCounts, finalizingA
     processor: job.processor,
     ...(job.retryOf ? { retryOf: job.retryOf } : {}),
     ...(job.stop ? { stop: job.stop } : {}),
-    ...(job.attempts ? { attempts: job.attempts } : {}),
+    ...(job.attempts ? { attempts: job.attempts.map(({ before: _before, ...a }) => a) } : {}),
     header: job.header,
     counts,
     timings: {

@@ -15,8 +15,10 @@ import { errorsPage } from '../../core/intake/error-rows.ts';
 import { retryFailedRecords } from '../../core/intake/rerun-failed.ts';
 import { EffectClaims } from '../../core/work/effects.ts';
 import { runWorker } from '../../core/work/worker.ts';
+import { reportQueueName } from '../../core/jobs/keys.ts';
+import { reap } from '../../core/ops/reaper.ts';
 import type { RowInput, RowProcessor } from '../../core/work/processors/index.ts';
-import { RecordingLauncher, testDeps, useTestAws } from '../helpers/aws.ts';
+import { RecordingLauncher, TEST_STAGE, testDeps, useTestAws } from '../helpers/aws.ts';
 import { csvOf, runJobs } from '../helpers/pipeline-jobs.ts';
 import { readZip } from '../helpers/zip.ts';
 
@@ -235,6 +237,30 @@ describe('Function: retryFailedRecords', () => {
     ]);
     expect(out.rows).toHaveLength(6);
     expect(out.errors).toEqual([]);
+  });
+
+  it("keeps the queue a retry is filling before it moves the job, and reaps a finished attempt's", async () => {
+    // Prepare: a finished job; its first attempt's queue left behind, and its next attempt's being filled
+    const launcher = new RecordingLauncher();
+    const deps = testDeps(aws, { launcher });
+    const job = await cancelledJob(deps, launcher, 'json', 3);
+    const queue = (attempt: number) =>
+      deps.queues.createJobQueue({
+        name: reportQueueName(TEST_STAGE, job.token, attempt),
+        site: SITE,
+        token: job.token,
+        dlqArn: aws.dlqArn,
+        timings: deps.timings,
+      });
+    await queue(1);
+    await queue(2);
+
+    // Act
+    await reap(deps, { graceSeconds: 60 });
+
+    // Assess
+    expect(await deps.queues.queueUrl(reportQueueName(TEST_STAGE, job.token, 2))).toBeDefined();
+    expect(await deps.queues.queueUrl(reportQueueName(TEST_STAGE, job.token, 1))).toBeUndefined();
   });
 
   it('refuses a job with nothing to retry, a job whose attempt runs, and another site asking', async () => {

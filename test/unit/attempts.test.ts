@@ -1,4 +1,5 @@
-import { describe, expect, it } from 'vitest';
+import { describe, expect, it, vi } from 'vitest';
+import { recordJobUsage, type UsageStore } from '../../core/usage/store.ts';
 import { attemptChunks } from '../../core/intake/rerun-failed.ts';
 import { attemptsOf, endedAttempt } from '../../core/jobs/attempts.ts';
 import { asRanges, decodeChunk, runsRecord, type ChunkMessage } from '../../core/messages/chunk.ts';
@@ -179,5 +180,58 @@ describe('Function: copyLocalEntries', () => {
     expect(merged.get('rows/250.json')!.trim()).toBe('{"n":250}');
     expect(reads[0]).toBe(0);
     expect(reads.length).toBeGreaterThan(100);
+  });
+});
+
+describe('Function: recordJobUsage (attempts)', () => {
+  it("records a retry's attempt once, under its own key, as the records it ran and no second job", async () => {
+    // Prepare: attempt 2 of a job ran 3 records, 2 of which succeeded
+    const add = vi.fn(() => Promise.resolve(true));
+    const job = {
+      site: 'sakai',
+      token: TOKEN,
+      state: 'PARTIAL' as const,
+      processor: 'json',
+      sourceKey: 'k',
+      upload: 'direct' as const,
+      office: 'main',
+      totalRecords: 10,
+      rejected: 1,
+      succeeded: 8,
+      failed: 1,
+      chunksDone: 1,
+      receivedAt: '2026-12-01T00:00:00.000Z',
+      finishedAt: '2026-12-03T00:01:00.000Z',
+      attempt: 2,
+      attempts: [
+        {
+          n: 1,
+          state: 'PARTIAL' as const,
+          records: 9,
+          succeeded: 6,
+          failed: 3,
+          startedAt: '2026-12-01T00:00:00.000Z',
+        },
+        {
+          n: 2,
+          state: 'PARTIAL' as const,
+          records: 3,
+          succeeded: 2,
+          failed: 1,
+          startedAt: '2026-12-03T00:00:00.000Z',
+        },
+      ],
+    };
+
+    // Act
+    await recordJobUsage({ add } as unknown as UsageStore, job);
+
+    // Assess
+    expect(add).toHaveBeenCalledWith('sakai', expect.any(String), 'main', `${TOKEN}#2`, {
+      jobs: 0,
+      rows: 2,
+      failedRows: 1,
+      rejectedJobs: 0,
+    });
   });
 });
