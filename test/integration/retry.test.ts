@@ -239,6 +239,26 @@ describe('Function: retryFailedRecords', () => {
     expect(out.errors).toEqual([]);
   });
 
+  it('never lets a late chunk count or finalize request of the attempt before touch the running attempt', async () => {
+    // Prepare: a cancelled job whose second attempt runs
+    const launcher = new RecordingLauncher();
+    const deps = testDeps(aws, { launcher });
+    const job = await cancelledJob(deps, launcher, 'json', 4);
+    await retryFailedRecords(deps, SITE, job.token);
+    const running = await deps.jobs.get(SITE, job.token);
+
+    // Act
+    const lateCount = await deps.jobs.countChunk(SITE, job.token, 0, { succeeded: 4, failed: 0 }, false, 1);
+    const lateFinalize = await finalizeJob(deps, SITE, job.token, 'late', 1);
+    const after = await deps.jobs.get(SITE, job.token);
+
+    // Assess
+    expect(running).toMatchObject({ state: 'RUNNING', attempt: 2, chunksDone: 0 });
+    expect(lateCount.counted).toBe(false);
+    expect(lateFinalize.state).toBe('SKIPPED');
+    expect(after).toMatchObject({ state: 'RUNNING', attempt: 2, chunksDone: 0, succeeded: 0 });
+  });
+
   it("keeps the queue a retry is filling before it moves the job, and reaps a finished attempt's", async () => {
     // Prepare: a finished job; its first attempt's queue left behind, and its next attempt's being filled
     const launcher = new RecordingLauncher();
