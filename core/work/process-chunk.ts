@@ -477,7 +477,7 @@ export async function processChunk(
       if (limiter) await limiter.take(stop);
       if (processor.sideEffects && !claimed) {
         const t = Date.now();
-        const c = await claims!.claim(site, token, row.n, claimId, claimedBy);
+        const c = await claims!.claim(site, token, row.n, claimId, claimedBy, job.attempt ?? 1);
         if (!c.won)
           return fromClaim(c.claim) ?? { code: 'IN_DOUBT', message: 'claimed before; the claim is gone' };
         claimed = true;

@@ -42,7 +42,9 @@ vi.mock('../../core/work/processors/index.ts', async (importOriginal) => {
     async process(row: RowInput) {
       probes.calls.set(row.n, (probes.calls.get(row.n) ?? 0) + 1);
       await Promise.resolve();
-      if (probes.failing.has(row.n)) throw new Error(`record ${row.n} failed`);
+      // A processing failure that says nothing happened (with side effects: its claim is settled FAILED).
+      if (probes.failing.has(row.n))
+        throw new real.RecordError('PROCESSING_FAILED', `record ${row.n} failed`);
       return [
         {
           name: `rows/${row.n}.json`,
@@ -281,6 +283,31 @@ describe('Function: retryFailedRecords', () => {
     // Assess
     expect(await deps.queues.queueUrl(reportQueueName(TEST_STAGE, job.token, 2))).toBeDefined();
     expect(await deps.queues.queueUrl(reportQueueName(TEST_STAGE, job.token, 1))).toBeUndefined();
+  });
+
+  it('runs again a record with side effects whose claim says it certainly failed in processing, never one that succeeded', async () => {
+    // Prepare: a job with side effects whose records 2 and 4 failed in processing (their claims settled FAILED)
+    const launcher = new RecordingLauncher();
+    const deps = testDeps(aws, { launcher });
+    probes.calls.clear();
+    probes.failing = new Set([2, 4]);
+    const view = await startDirectJob(deps, SITE, Buffer.from(csvOf(5), 'utf8'), { processor: 'probe' });
+    const first = await runAttempt(deps, launcher, view.token, 0);
+    expect(first).toMatchObject({ state: 'PARTIAL', succeeded: 3, failed: 2, retryable: 2 });
+
+    // Act
+    probes.failing = new Set();
+    probes.calls.clear();
+    const from = launcher.launches.length;
+    await retryFailedRecords(deps, SITE, view.token);
+    const done = await runAttempt(deps, launcher, view.token, from);
+    const out = await results(deps, done.resultKey!);
+
+    // Assess
+    expect([...probes.calls.keys()].sort()).toEqual([2, 4]);
+    expect(done).toMatchObject({ state: 'SUCCEEDED', succeeded: 5, failed: 0, retryable: 0 });
+    expect(out.rows.map((r) => r.name).sort()).toEqual([1, 2, 3, 4, 5].map((n) => `rows/${n}.json`));
+    expect(out.errors).toEqual([]);
   });
 
   it('refuses a job with nothing to retry, a job whose attempt runs, and another site asking', async () => {
