@@ -31,5 +31,8 @@ export const JOBS_BY_TIME_INDEX = {
     'resultBytes',
     'finishedAt',
     'retryOf',
+    'attempt',
+    'attempts',
+    'retryable',
   ],
 } as const;

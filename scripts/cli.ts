@@ -204,7 +204,7 @@ jobOptions(loadtestCommand).action(async (o: JobFlags & { records: number; site:
 program
   .command('retry')
   .description(
-    'through the API (POST /jobs/{token}/retry): re-run the failed and never processed records of a finished job, as a new job linked to it',
+    'through the API (POST /jobs/{token}/retry): run the failed and never processed records of a finished job again, as its next attempt (same token, numbers and lines)',
   )
   .argument('<token>', 'the finished job')
   .requiredOption('--site <id>', 'the site the job belongs to')
@@ -245,7 +245,7 @@ program
           // The API refused (nothing to retry, another site's or an unknown job): its code and message.
           const error = { code: err.code, message: err.message };
           if (o.json)
-            process.stdout.write(JSON.stringify({ state: 'FAILED', retryOf: jobToken, error }) + '\n');
+            process.stdout.write(JSON.stringify({ state: 'FAILED', token: jobToken, error }) + '\n');
           else process.stderr.write(`rowfleet: retry of ${jobToken}: ${error.code}: ${error.message}\n`);
           process.exitCode = 1;
           return;
@@ -255,7 +255,7 @@ program
         else {
           const r = summary.rows;
           process.stdout.write(
-            `retry of ${jobToken}: ${summary.state}, ${r.total} records — ${r.succeeded} succeeded, ${r.failed} failed (${seconds.toFixed(1)} s)\n` +
+            `retry of ${jobToken} (attempt ${summary.attempt}): ${summary.state}, ${r.total} records — ${r.succeeded} succeeded, ${r.failed} failed (${seconds.toFixed(1)} s)\n` +
               (summary.zip ? `zip: ${summary.zip}\n` : ''),
           );
         }

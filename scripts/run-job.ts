@@ -201,13 +201,16 @@ export async function runJob(o: RunOptions): Promise<RunSummary> {
 }
 
 /**
- * Re-runs the failed records of a finished job through the API (POST /jobs/{token}/retry), follows the new job to
- * its end and downloads its zip. A job with nothing to retry answers ApiError NOTHING_TO_RETRY (409).
+ * Starts the next attempt of a finished job through the API (POST /jobs/{token}/retry): the records a retry may
+ * run, in the same job. Follows the job to the attempt's end and downloads the job's zip (merged over its
+ * attempts). A job with nothing to retry answers ApiError NOTHING_TO_RETRY (409), one whose attempt is under way
+ * ATTEMPT_RUNNING (409).
  */
-export async function retryJob(o: FollowOptions, token: string): Promise<RunSummary & { retryOf: string }> {
+export async function retryJob(o: FollowOptions, token: string): Promise<RunSummary & { attempt: number }> {
   const t0 = Date.now();
   const started = (await call<JobView>(o, 'POST', `/jobs/${encodeURIComponent(token)}/retry`)).body;
-  return { ...(await followJob(o, started, t0)), retryOf: token };
+  const attempt = started.attempts.at(-1)?.n ?? 1;
+  return { ...(await followJob(o, started, t0)), attempt };
 }
 
 /**

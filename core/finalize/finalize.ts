@@ -18,6 +18,8 @@ import {
 import { randomUUID } from 'node:crypto';
 import { countsAgree, isTerminal, outcome, type RowCounts } from '../jobs/states.ts';
 import { dosDateTime, FINALIZE_ENTRIES, ZipWriter } from './zip.ts';
+import { copyEarlierEntries, earlierResults, type EarlierResults } from './attempts.ts';
+import { attemptsOf, currentAttempt, endedAttempt } from '../jobs/attempts.ts';
 import { expiresAt, type Job, type JobError } from '../jobs/store.ts';
 import { recordJobUsage, usageStoreOf } from '../usage/store.ts';
 import { RETRIED_CODES } from '../jobs/stop.ts';
@@ -50,13 +52,15 @@ export async function finalizeJob(
   site: string,
   token: string,
   requestId: string = randomUUID(),
+  /** The attempt the request is for (a late request of an attempt before finalizes nothing); any when absent. */
+  attempt?: number,
 ): Promise<FinalizeResult> {
   const log = jobLogger(site, token);
   const started = new Date();
   // A finalize that started longer ago than its lease and never finished died: it is taken over.
   const lease = derivedTimings(deps.timings).finalizeLeaseSeconds;
   const holder = leaseHolder(deps.env.instance, requestId);
-  const job = await deps.jobs.beginFinalize(site, token, started, lease, holder);
+  const job = await deps.jobs.beginFinalize(site, token, started, lease, holder, attempt);
   if (!job) {
     log.info('finalize skipped: job is not running, or another finalize holds it');
     // A finalize that died between the final state and its usage write left the figures out; recording
@@ -84,17 +88,21 @@ async function buildAndFinish(
   log: Log,
 ): Promise<FinalizeResult> {
   const { site, token } = job;
+  // A retry's attempt (core/jobs/attempts.ts): its own parts, merged over what the attempts before left.
+  const attempt = currentAttempt(job);
+  const earlier = await earlierResults(deps, job);
   // The count decided which variant of a chunk's part is the real one.
   const partKey = (c: number) =>
-    job.gaveUpChunks?.has(c) ? keys.gaveUpPart(site, token, c) : keys.part(site, token, c);
+    job.gaveUpChunks?.has(c) ? keys.gaveUpPart(site, token, c, attempt) : keys.part(site, token, c, attempt);
   const allChunks = Array.from({ length: job.totalChunks ?? 0 }, (_, i) => i);
   // A job stopped early (cancelled, over its failure rate) zips only the chunks counted before the stop.
   const halted = job.stop ? await haltStopped(deps, { ...job, stop: job.stop }) : undefined;
   const chunkIds = halted?.chunks ?? allChunks;
 
   // Pass 1: the meta of every part (one short range read each), so errors.csv comes before the rows.
-  const failures: RecordFailure[] = [];
-  if (job.rejected) {
+  const failures: RecordFailure[] = [...(earlier?.kept ?? [])];
+  // The split's rejections are in the kept rows of the attempts before (they are never run again).
+  if (job.rejected && !earlier) {
     const text = (await deps.objects.bytes(keys.rejected(site, token))).toString('utf8');
     for (const line of text.split('\n')) if (line) failures.push(JSON.parse(line) as RecordFailure);
   }
@@ -111,8 +119,10 @@ async function buildAndFinish(
     { concurrency: PART_METAS_IN_FLIGHT },
   );
   for (const m of metas) failures.push(...m.failures);
-  // A stopped job's records no counted chunk holds: reported by their effect claims, or never processed.
-  const uncounted = halted ? await uncountedRecords(deps, job, halted.stop, metas, failures) : undefined;
+  // A stopped attempt's records no counted chunk holds: reported by their effect claims, or never processed.
+  const uncounted = halted
+    ? await uncountedRecords(deps, job, halted.stop, metas, failures, earlier?.runs)
+    : undefined;
   failures.push(...(uncounted?.failures ?? []));
 
   let counts: RowCounts = {
@@ -121,7 +131,7 @@ async function buildAndFinish(
     failed: job.failed + (uncounted?.failures.length ?? 0),
     rejected: job.rejected ?? 0,
   };
-  const problem = jobProblem(job, counts, metas, failures);
+  const problem = jobProblem(job, counts, metas, failures, earlier);
   if (problem?.code === 'COUNTS_DISAGREE') {
     log.error('finalize: the counts disagree; the job fails', { ...counts, error: problem.message });
   }
@@ -136,15 +146,20 @@ async function buildAndFinish(
   const error =
     problem ??
     (halted && uncounted ? stoppedError(halted.stop, job.succeeded + job.failed, uncounted) : undefined);
-  const resultKey = keys.result(site, token);
+  const resultKey = keys.result(site, token, attempt);
+  const finishedAt = new Date().toISOString();
+  const attempts = earlier ? endedAttempt(job, state, counts, finishedAt) : undefined;
   const upload = deps.objects.multipart(resultKey, 'application/zip');
   // Every entry carries the job's receipt time (the workers stamped theirs the same way).
   const zip = new ZipWriter(upload.write, dosDateTime(new Date(job.receivedAt)));
   await zip.addEntry(
     FINALIZE_ENTRIES.manifest,
-    JSON.stringify(manifest(job, state, counts, started), null, 2) + '\n',
+    JSON.stringify(manifest({ ...job, ...(attempts ? { attempts } : {}) }, state, counts, started), null, 2) +
+      '\n',
   );
   await zip.addEntry(FINALIZE_ENTRIES.errors, errorsCsv(failures));
+  // Every record that succeeded in an attempt before, then this attempt's.
+  if (earlier) await copyEarlierEntries(deps, earlier, zip);
 
   // Pass 2: copy each part's prebuilt entries into the zip, in chunk order, a few parts read ahead
   // (a part is one chunk's output, a few MB at most, so memory stays bounded).
@@ -162,7 +177,7 @@ async function buildAndFinish(
   // errors.csv's rows for the API (GET /jobs/{token}/errors), values as they are.
   if (failures.length > 0) {
     await deps.objects.putLarge(
-      keys.errorRows(site, token),
+      keys.errorRows(site, token, attempt),
       errorRowsJsonl(failures),
       'application/x-ndjson',
     );
@@ -171,18 +186,21 @@ async function buildAndFinish(
   const failed = failures.filter((f) => RETRIED_CODES.includes(f.code));
   if (failed.length > 0) {
     await deps.objects.putLarge(
-      keys.failed(site, token),
+      keys.failed(site, token, attempt),
       Buffer.from(failed.map((f) => JSON.stringify({ n: f.n, line: f.line })).join('\n') + '\n', 'utf8'),
     );
   }
 
-  const finishedAt = new Date().toISOString();
   const finished = await deps.jobs.transition(site, token, state, {
     ...(error ? { error } : {}),
     // A stopped job's uncounted records count by their claims, or as failed; records refused at finalize for
     // their entry names count as failed, not succeeded.
-    ...(halted || elsewhere.failures.length > 0 ? { succeeded: counts.succeeded, failed: counts.failed } : {}),
+    ...(halted || elsewhere.failures.length > 0
+      ? { succeeded: counts.succeeded, failed: counts.failed }
+      : {}),
     errorRows: failures.length,
+    retryable: failed.length,
+    ...(attempts ? { attempts } : {}),
     resultKey,
     resultBytes: written.bytes,
     finishedAt,
@@ -199,7 +217,7 @@ async function buildAndFinish(
   // The parts are in the zip now; the source stays (for retries) until the bucket's lifecycle expires it.
   // Both variants: a losing delivery may have left the other one behind (and a stopped job's uncounted chunks theirs).
   await deps.objects.deleteMany(
-    allChunks.flatMap((c) => [keys.part(site, token, c), keys.gaveUpPart(site, token, c)]),
+    allChunks.flatMap((c) => [keys.part(site, token, c, attempt), keys.gaveUpPart(site, token, c, attempt)]),
   );
   publishMetrics(deps.env.stage, {
     FinalizeDuration: Date.now() - started.getTime(),
@@ -227,6 +245,7 @@ function jobProblem(
   counts: RowCounts,
   metas: readonly PartMeta[],
   failures: RecordFailure[],
+  earlier?: EarlierResults,
 ): JobError | undefined {
   const changed = failures.filter((f) => f.code === 'SOURCE_CHANGED').length;
   if (changed > 0) {
@@ -236,8 +255,15 @@ function jobProblem(
     };
   }
   const parts = metas.reduce((a, m) => ({ s: a.s + m.succeeded, f: a.f + m.failed }), { s: 0, f: 0 });
-  if (countsAgree(counts) && parts.s === job.succeeded && parts.f === job.failed) return undefined;
-  const missing = unaccounted(counts.total, metas, failures);
+  // A retry's attempt counted on top of the job's counts when it began.
+  const before = attemptsOf(job).at(-1)?.before ?? { succeeded: 0, failed: 0 };
+  if (
+    countsAgree(counts) &&
+    parts.s === job.succeeded - before.succeeded &&
+    parts.f === job.failed - before.failed
+  )
+    return undefined;
+  const missing = unaccounted(counts.total, metas, failures, earlier?.runs);
   for (const n of missing) {
     failures.push({
       n,
@@ -257,14 +283,16 @@ function jobProblem(
 }
 
 /**
- * Records 1..total in no error line and in no part's range of successes. A part's range (its chunk's first
- * record and record count) minus its failures and the rejected records are its successes, when its count says so;
- * a part whose count does not match its range accounts for none of them.
+ * Records 1..total (of a retry's attempt: the records it runs) in no error line and in no part's range of
+ * successes. A part's range (its chunk's first record and record count) minus its failures and the rejected
+ * records are its successes, when its count says so; a part whose count does not match its range accounts for
+ * none of them.
  */
 function unaccounted(
   total: number,
   metas: readonly PartMeta[],
   failures: readonly RecordFailure[],
+  runs?: ReadonlySet<number>,
 ): number[] {
   const seen = new Uint8Array(total + 1);
   for (const f of failures) if (f.n >= 1 && f.n <= total) seen[f.n] = 1;
@@ -273,13 +301,13 @@ function unaccounted(
     if (m.first === undefined || m.records === undefined) continue;
     const successes: number[] = [];
     for (let n = m.first; n < m.first + m.records && n <= total; n++) {
-      if (!rejectedOrFailed.has(n)) successes.push(n);
+      if (!rejectedOrFailed.has(n) && (!runs || runs.has(n))) successes.push(n);
     }
     if (successes.length !== m.succeeded) continue;
     for (const n of successes) seen[n] = 1;
   }
   const missing: number[] = [];
-  for (let n = 1; n <= total; n++) if (!seen[n]) missing.push(n);
+  for (let n = 1; n <= total; n++) if (!seen[n] && (!runs || runs.has(n))) missing.push(n);
   return missing;
 }
 
@@ -305,6 +333,7 @@ export function manifest(job: Job, state: string, counts: RowCounts, finalizingA
     processor: job.processor,
     ...(job.retryOf ? { retryOf: job.retryOf } : {}),
     ...(job.stop ? { stop: job.stop } : {}),
+    ...(job.attempts ? { attempts: job.attempts.map(({ before: _before, ...a }) => a) } : {}),
     header: job.header,
     counts,
     timings: {

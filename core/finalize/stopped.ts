@@ -88,6 +88,8 @@ export async function uncountedRecords(
   stop: JobStop,
   metas: readonly PartMeta[],
   failures: readonly RecordFailure[],
+  /** The records the job's current attempt runs (a retry's attempt: core/jobs/attempts.ts); all when absent. */
+  only?: ReadonlySet<number>,
   claims: Pick<EffectClaims, 'ofJob'> = new EffectClaims(deps.env.table, deps.limits.retentionDays),
 ): Promise<UncountedRecords> {
   const total = job.totalRecords ?? 0;
@@ -98,7 +100,7 @@ export async function uncountedRecords(
     for (let n = m.first; n < m.first + m.records && n <= total; n++) covered[n] = 1;
   }
   const entries = new LocalEntries(dosDateTime(new Date(job.receivedAt)));
-  const uncounted = (n: number) => n >= 1 && n <= total && !covered[n];
+  const uncounted = (n: number) => n >= 1 && n <= total && !covered[n] && (!only || only.has(n));
   if (covered.indexOf(0, 1) === -1)
     return { failures: [], succeeded: 0, entries: entries.bytes(), untouched: 0 };
 

@@ -371,3 +371,58 @@ export class ZipWriter {
     return { bytes: this.offset, entries: this.count };
   }
 }
+
+/** Bytes of an archive read at a time when its entries are copied into another ({@link copyLocalEntries}). */
+const COPY_WINDOW = 8 * 1024 * 1024;
+
+/**
+ * Copies the local entries of an archive this writer wrote (entries back to back from byte 0, sizes in their
+ * headers, the central directory after the last) into `zip`, as they are, leaving out the entries named in
+ * `skip`. The archive is read in windows of a few MB (`read` gives bytes [start, end] inclusive), so memory stays
+ * bounded whatever its size. The entries copied.
+ */
+export async function copyLocalEntries(
+  read: (start: number, end: number) => Promise<Buffer>,
+  size: number,
+  zip: ZipWriter,
+  skip: ReadonlySet<string> = new Set(),
+  window = COPY_WINDOW,
+): Promise<number> {
+  let copied = 0;
+  let at = 0;
+  let buf = Buffer.alloc(0);
+  for (;;) {
+    let run = 0;
+    let o = 0;
+    let ended = false;
+    const flush = async (to: number) => {
+      if (to > run) copied += await zip.addPrebuilt(buf.subarray(run, to));
+    };
+    while (o + 4 <= buf.length) {
+      if (buf.readUInt32LE(o) !== LOCAL_SIG) {
+        ended = true;
+        break;
+      }
+      if (o + LOCAL_HEADER_SIZE > buf.length) break;
+      const nameLen = buf.readUInt16LE(o + 26);
+      const end = o + LOCAL_HEADER_SIZE + nameLen + buf.readUInt16LE(o + 28) + buf.readUInt32LE(o + 18);
+      if (end > buf.length) break;
+      const name = buf.toString('utf8', o + LOCAL_HEADER_SIZE, o + LOCAL_HEADER_SIZE + nameLen);
+      if (skip.has(name)) {
+        await flush(o);
+        run = end;
+      }
+      o = end;
+    }
+    await flush(o);
+    if (ended) return copied;
+    at += o;
+    buf = buf.subarray(o);
+    const next = at + buf.length;
+    if (next >= size) {
+      if (buf.length > 0) throw new Error(`zip entries cut short at byte ${at}`);
+      return copied;
+    }
+    buf = Buffer.concat([buf, await read(next, Math.min(size, next + window) - 1)]);
+  }
+}

@@ -1,6 +1,7 @@
 import { loadConfig } from '../../config/index.ts';
 import { BadRequestError, NotFoundError } from '../shared/errors.ts';
 import { jobCounts, type Job, type ListedJob } from '../jobs/store.ts';
+import { attemptsOf, RETRYABLE_FROM, type AttemptSummary } from '../jobs/attempts.ts';
 import { isJobToken, keys, newJobToken, parseSourceKey } from '../jobs/keys.ts';
 import { jobLogger, logger } from '../shared/log.ts';
 import type { PipelineDeps } from '../deps.ts';
@@ -30,8 +31,15 @@ export interface JobView {
   readonly workers?: { held: number; target: number; position?: number; queued: number };
   readonly receivedAt: string;
   readonly finishedAt?: string;
-  /** The job whose failed records this job re-runs (POST /jobs/{token}/retry). */
+  /** The job whose failed records this job re-runs (jobs made by an older POST /jobs/{token}/retry). */
   readonly retryOf?: string;
+  /**
+   * The job's attempts, oldest first: its first run, then one per retry (POST /jobs/{token}/retry), each with
+   * its state, the records it ran and (once ended) how many of them succeeded and failed.
+   */
+  readonly attempts: readonly AttemptSummary[];
+  /** Records a retry may run now: 0 while an attempt runs or when none failed in a way a retry runs again. */
+  readonly retryable: number;
 }
 
 export const DOWNLOAD_URL_SECONDS = 3600;
@@ -58,12 +66,19 @@ export async function jobView(deps: PipelineDeps, job: ListedJob): Promise<JobVi
     receivedAt: job.receivedAt,
     finishedAt: job.finishedAt,
     ...(job.retryOf ? { retryOf: job.retryOf } : {}),
+    attempts: attemptsOf(job).map(({ before: _before, ...a }) => a),
+    retryable: retryableNow(job),
   };
   if (job.resultKey && isTerminal(job.state)) {
     const url = await deps.objects.presignGet(job.resultKey, DOWNLOAD_URL_SECONDS, `${job.token}.zip`);
     return { ...view, download: { url, expiresInSeconds: DOWNLOAD_URL_SECONDS, bytes: job.resultBytes } };
   }
   return view;
+}
+
+/** Records a retry may run now (core/jobs/attempts.ts): known once the job's latest attempt is finalized. */
+export function retryableNow(job: Pick<Job, 'state' | 'retryable'>): number {
+  return RETRYABLE_FROM.includes(job.state) ? (job.retryable ?? 0) : 0;
 }
 
 /** A job request checked against the site and the deployment, with its defaults and its worker options. */

@@ -22,7 +22,8 @@ export interface ErrorPage {
  * The rows of a finished job's errors.csv from `offset`, at most `limit` (1..100), in the file's order (by record),
  * with the values as they are: `raw` is the record's text, not neutralised for spreadsheets as in errors.csv. Read
  * from the JSON lines the finalize writes next to the zip (core/messages/part.ts errorRowsJsonl), stopping after
- * the page. A job not finished yet answers 409 JOB_NOT_FINISHED (its errors are known once its zip is).
+ * the page. A job not finished yet answers 409 JOB_NOT_FINISHED (its errors are known once its zip is); while a
+ * retry's attempt runs, the rows of the attempt before are served.
  */
 export async function errorsPage(
   deps: PipelineDeps,
@@ -36,7 +37,9 @@ export async function errorsPage(
   if (!isJobToken(token)) throw new NotFoundError(`No job ${echoed(token)}.`);
   const job = await deps.jobs.get(site, token);
   if (!job) throw new NotFoundError(`No job ${echoed(token)}.`);
-  if (!isTerminal(job.state)) {
+  // While a retry's attempt runs, the rows are those the attempt before left (core/jobs/attempts.ts).
+  const finished = isTerminal(job.state) ? job.attempt : job.attempt && job.attempt > 1 ? job.attempt - 1 : 0;
+  if (finished === 0) {
     throw new BadRequestError(
       'JOB_NOT_FINISHED',
       `Job ${token} is ${job.state}: its errors are known once it is finished.`,
@@ -53,7 +56,7 @@ export async function errorsPage(
   const page = { token, total, offset, limit };
   if (total === 0 || offset >= total) return { ...page, errors: [] };
   const errors: ErrorRow[] = [];
-  const body = await deps.objects.stream(keys.errorRows(site, token));
+  const body = await deps.objects.stream(keys.errorRows(site, token, finished));
   const lines = createInterface({ input: body, crlfDelay: Infinity });
   let i = 0;
   try {

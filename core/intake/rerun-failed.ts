@@ -1,28 +1,38 @@
-import { readRecordBatches } from '../source/csv.ts';
-import { csvText } from '../source/write.ts';
-import { decodeToUtf8 } from '../source/decode.ts';
 import { BadRequestError, NotFoundError } from '../shared/errors.ts';
-import { createJob, getJobView, validated, type JobView } from './api.ts';
-import { isJobToken, keys } from '../jobs/keys.ts';
+import { getJobView, type JobView } from './api.ts';
+import { isJobToken, keys, reportQueueName } from '../jobs/keys.ts';
 import type { PipelineDeps } from '../deps.ts';
-import { splitJob } from '../split/split.ts';
 import { isTerminal } from '../jobs/states.ts';
+import { asRanges, decodeChunk, type ChunkMessage } from '../messages/chunk.ts';
+import { attemptsOf, currentAttempt, RETRYABLE_FROM, type AttemptSummary } from '../jobs/attempts.ts';
+import type { Job } from '../jobs/store.ts';
+import { batchBodies } from '../aws/queues.ts';
+import { askForWorkers, grantWorkers } from '../ops/grant-workers.ts';
+import { jobLogger } from '../shared/log.ts';
+import { echoed } from '../shared/own.ts';
 
 /**
- * POST /jobs/{token}/retry (and `rowfleet retry`): re-runs only the records of a finished job that failed in
- * processing (PROCESSING_FAILED, CHUNK_FAILED) or were never processed because the job stopped early (CANCELLED,
- * STOPPED_EARLY) — core/jobs/stop.ts RETRIED_CODES — as a new job of the same site, office, processor and options,
- * linked to it by `retryOf`. The records are taken from the original upload (not from errors.csv, whose cells are
- * neutralised for spreadsheets); rejected records are not re-run — they would be rejected again — nor are records
- * whose outcome is unknown (IN_DOUBT) or that a processor refused with a code of its own. A job not finished, or
- * with none of those records, answers 409 NOTHING_TO_RETRY.
+ * POST /jobs/{token}/retry (and `rowfleet retry`): the next attempt of a finished job (core/jobs/attempts.ts), of
+ * the records a retry may run — those whose latest outcome is a processing failure (PROCESSING_FAILED,
+ * CHUNK_FAILED) or "never processed" because an attempt stopped early (CANCELLED, STOPPED_EARLY):
+ * core/jobs/stop.ts RETRIED_CODES, listed by the finalize of the job's latest attempt. Never rejected records
+ * (they would be rejected again), nor records whose outcome is unknown (IN_DOUBT) or that a processor refused with
+ * a code of its own. Same token and site: records keep their numbers and lines, and a record whose side effect
+ * was claimed in any attempt is never run again (its claim answers). One attempt at a time: while one runs
+ * (the first included) the answer is 409 ATTEMPT_RUNNING naming it; a job with nothing a retry may run answers
+ * 409 NOTHING_TO_RETRY.
  */
 export async function retryFailedRecords(deps: PipelineDeps, site: string, token: string): Promise<JobView> {
-  if (!isJobToken(token)) throw new NotFoundError(`No job ${token}.`);
+  if (!isJobToken(token)) throw new NotFoundError(`No job ${echoed(token)}.`);
   const job = await deps.jobs.get(site, token);
-  if (!job) throw new NotFoundError(`No job ${token}.`);
-  const failedKey = keys.failed(site, token);
-  if (!isTerminal(job.state) || job.failed === 0 || (await deps.objects.size(failedKey)) === undefined) {
+  if (!job) throw new NotFoundError(`No job ${echoed(token)}.`);
+  if (!isTerminal(job.state)) throw attemptRunning(job);
+  const failedKey = keys.failed(site, token, currentAttempt(job));
+  if (
+    !RETRYABLE_FROM.includes(job.state) ||
+    job.failed === 0 ||
+    (await deps.objects.size(failedKey)) === undefined
+  ) {
     throw new BadRequestError(
       'NOTHING_TO_RETRY',
       `Job ${token} is ${job.state} with ${job.failed} failed records, none of which a retry runs again ` +
@@ -30,30 +40,127 @@ export async function retryFailedRecords(deps: PipelineDeps, site: string, token
       409,
     );
   }
-  const wanted = new Set<number>();
+  const wanted: number[] = [];
   const text = (await deps.objects.bytes(failedKey)).toString('utf8');
-  for (const line of text.split('\n')) if (line) wanted.add((JSON.parse(line) as { n: number }).n);
+  for (const line of text.split('\n')) if (line) wanted.push((JSON.parse(line) as { n: number }).n);
+  await startAttempt(deps, job, wanted);
+  return getJobView(deps, site, token);
+}
 
-  const rows: string[][] = [];
-  let header: string[] = [];
-  for await (const batch of readRecordBatches(decodeToUtf8(await deps.objects.stream(job.sourceKey)), {
-    maxRecordBytes: deps.limits.maxRecordBytes,
-  })) {
-    for (const ev of batch) {
-      if (ev.kind === 'header') header = ev.header;
-      else if (ev.kind === 'record' && wanted.has(ev.n)) rows.push(ev.fields);
-    }
-  }
-  const csv = Buffer.from(csvText([header, ...rows]), 'utf8');
-  const r = await validated(site, { processor: job.processor, office: job.office, fileName: job.fileName });
-  const { token: retryToken, sourceKey } = await createJob(
-    deps,
-    site,
-    { ...r, options: job.options ?? {} },
-    'direct',
-    { sourceBytes: csv.length, retryOf: token },
+/** 409 naming the job's attempt under way. */
+function attemptRunning(job: Job): BadRequestError {
+  const n = currentAttempt(job);
+  return new BadRequestError(
+    'ATTEMPT_RUNNING',
+    `Job ${job.token} is ${job.state}: attempt ${n} is under way; one attempt runs at a time (retry once it is finished).`,
+    409,
   );
-  await deps.objects.put(sourceKey, csv, 'text/csv');
-  await splitJob(deps, site, retryToken);
-  return getJobView(deps, site, retryToken);
+}
+
+/**
+ * Starts the next attempt of a finished job over `records` (record numbers of the job, each in one of the split's
+ * chunks): the general form of a retry ("run these records of the job again"). The chunks of the split's plan
+ * (keys.chunkPlan) holding any of them are sent again on the attempt's own queue, each naming the attempt and
+ * the records it runs, so the workers read the same byte ranges of the same validated source (same key and ETag)
+ * and keep every record's number and line. One conditional write decides which of two concurrent callers starts
+ * it (the other gets 409 ATTEMPT_RUNNING); both may have sent the attempt's chunks before it, which changes nothing
+ * (a chunk is counted once, its part and its records' claims are the same). The job as the attempt left it queued.
+ */
+export async function startAttempt(deps: PipelineDeps, job: Job, records: readonly number[]): Promise<Job> {
+  const { site, token } = job;
+  const plan = await chunkPlan(deps, job);
+  const from = currentAttempt(job);
+  const attempt = from + 1;
+  const chunks = attemptChunks(
+    plan,
+    [...new Set(records)].sort((a, b) => a - b),
+    attempt,
+  );
+  // The records the attempt runs are those its chunks name (a number in no chunk of the job is none of its records).
+  const runs = chunks.flatMap((c) =>
+    (c.run ?? []).flatMap(([a, b]) => Array.from({ length: b - a + 1 }, (_, k) => a + k)),
+  );
+  const at = new Date().toISOString();
+  const before = { succeeded: job.succeeded, failed: job.failed - runs.length };
+  const next: AttemptSummary = { n: attempt, state: 'QUEUED', records: runs.length, startedAt: at, before };
+  const queueName = reportQueueName(deps.env.stage, token, attempt);
+  // The attempt's own objects, queue and chunks first: the same for every caller at this attempt (a chunk sent
+  // twice is counted once), so a caller that dies before the write below leaves nothing a retry asked again does
+  // not redo, and never a job waiting for chunks nobody sent.
+  await deps.objects.put(keys.runs(site, token, attempt), runs.join('\n') + '\n', 'application/x-ndjson');
+  const queueUrl = await deps.queues.createJobQueue({
+    name: queueName,
+    site,
+    token,
+    dlqArn: deps.env.dlqArn,
+    timings: deps.timings,
+  });
+  await Promise.all(
+    batchBodies(chunks.map((c) => JSON.stringify(c))).map((b) =>
+      deps.queues.sendBatch(queueUrl, site, token, b),
+    ),
+  );
+  const started = await deps.jobs.beginAttempt(site, token, {
+    from,
+    fromChunks: job.totalChunks ?? 0,
+    attempts: [...attemptsOf(job), next],
+    queueName,
+    totalChunks: chunks.length,
+    failed: before.failed,
+    at,
+  });
+  if (!started) {
+    const now = await deps.jobs.get(site, token);
+    if (now && !isTerminal(now.state)) throw attemptRunning(now);
+    throw new BadRequestError(
+      'RETRY_CONFLICT',
+      `Job ${token} changed while its retry was being started (another attempt ran); ask again.`,
+      409,
+    );
+  }
+  await askForWorkers(deps, started);
+  await grantWorkers(deps, 'split');
+  jobLogger(site, token).info('retry: attempt started', {
+    attempt,
+    records: runs.length,
+    chunks: chunks.length,
+  });
+  return started;
+}
+
+/** The split's chunk messages of a job (a job split before they were kept cannot be retried). */
+async function chunkPlan(deps: PipelineDeps, job: Job): Promise<ChunkMessage[]> {
+  const key = keys.chunkPlan(job.site, job.token);
+  if ((await deps.objects.size(key)) === undefined) {
+    throw new BadRequestError(
+      'NOTHING_TO_RETRY',
+      `Job ${job.token} was split before its chunk plan was kept: it cannot be retried as an attempt.`,
+      409,
+    );
+  }
+  const text = (await deps.objects.bytes(key)).toString('utf8');
+  return text
+    .split('\n')
+    .filter(Boolean)
+    .map((l) => decodeChunk(l));
+}
+
+/**
+ * An attempt's chunk messages: each chunk of the split's plan that holds any of `runs` (sorted record numbers),
+ * numbered from 0, naming the attempt and the records of its range it runs.
+ */
+export function attemptChunks(
+  plan: readonly ChunkMessage[],
+  runs: readonly number[],
+  attempt: number,
+): ChunkMessage[] {
+  const out: ChunkMessage[] = [];
+  let i = 0;
+  for (const c of plan) {
+    const mine: number[] = [];
+    while (i < runs.length && runs[i]! < c.n) i++;
+    while (i < runs.length && runs[i]! < c.n + c.records) mine.push(runs[i++]!);
+    if (mine.length > 0) out.push({ ...c, chunk: out.length, attempt, run: asRanges(mine) });
+  }
+  return out;
 }

@@ -1,10 +1,16 @@
 import { GetCommand, UpdateCommand } from '@aws-sdk/lib-dynamodb';
 import { unlessConditionFails, type TableRef } from '../shared/dynamo.ts';
+import { attemptCondition } from './attempts.ts';
 
 /** Chunk numbers are kept in sets of this many, so no single update returns a large set. */
 const CHUNK_SET_SIZE = 1000;
 // Stryker disable next-line ArithmeticOperator: `chunk * 1000` still gives each chunk exactly one set; only the item size differs (one attribute per chunk), which no test of a few chunks can see
 const chunkSet = (chunk: number) => `chunks${Math.floor(chunk / CHUNK_SET_SIZE)}`;
+
+/** The names of the chunk sets of a job (or attempt) of `totalChunks` chunks. */
+export function chunkSetNames(totalChunks: number): string[] {
+  return Array.from({ length: Math.ceil(totalChunks / CHUNK_SET_SIZE) }, (_, i) => `chunks${i}`);
+}
 
 /** Attributes of the job item that only the counting uses (never part of the Job a caller sees). */
 export function isCountingAttribute(name: string): boolean {
@@ -50,7 +56,10 @@ export async function countChunk(
   chunk: number,
   counts: { succeeded: number; failed: number },
   gaveUp: boolean,
+  /** The attempt the chunk belongs to: a chunk of another attempt is never counted (core/jobs/attempts.ts). */
+  attempt = 1,
 ): Promise<ChunkCountResult> {
+  const own = attemptCondition(attempt);
   const r = await unlessConditionFails(() =>
     ref.ddb.send(
       new UpdateCommand({
@@ -59,7 +68,7 @@ export async function countChunk(
         UpdateExpression:
           `ADD #set :k, chunksDone :one, succeeded :s, failed :f${gaveUp ? ', gaveUpChunks :k' : ''} ` +
           'SET totalSeen = if_not_exists(totalChunks, :none)',
-        ConditionExpression: 'attribute_exists(pk) AND #state = :running AND NOT contains(#set, :chunk)',
+        ConditionExpression: `attribute_exists(pk) AND #state = :running AND NOT contains(#set, :chunk) AND ${own.expression}`,
         ExpressionAttributeNames: { '#set': chunkSet(chunk), '#state': 'state' },
         ExpressionAttributeValues: {
           ':k': new Set([chunk]),
@@ -70,6 +79,7 @@ export async function countChunk(
           // Stryker disable next-line UnaryOperator: only RUNNING jobs count and the split records totalChunks before RUNNING, so totalSeen is never :none
           ':none': -1,
           ':running': 'RUNNING',
+          ...own.values,
         },
         ReturnValues: 'UPDATED_NEW',
       }),
@@ -91,7 +101,7 @@ export async function countChunk(
  * zips exactly these).
  */
 export async function countedChunks(ref: TableRef, key: Key, totalChunks: number): Promise<number[]> {
-  const sets = Array.from({ length: Math.ceil(totalChunks / CHUNK_SET_SIZE) }, (_, i) => `chunks${i}`);
+  const sets = chunkSetNames(totalChunks);
   if (sets.length === 0) return [];
   const r = await ref.ddb.send(
     new GetCommand({

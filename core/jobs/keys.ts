@@ -12,12 +12,22 @@ export function isJobToken(value: string): boolean {
   return TOKEN_RE.test(value);
 }
 
-/** `<stage>-report-<sha1(token)>`: one queue per job, never reused (AWS blocks a deleted name for 60 s). */
-export function reportQueueName(stage: string, token: string): string {
-  const name = reportQueuePrefix(stage) + createHash('sha1').update(token).digest('hex');
+/**
+ * `<stage>-report-<sha1(token)>`: one queue per job and attempt, never reused (AWS blocks a deleted name for 60 s).
+ * A retry's attempt (core/intake/rerun-failed.ts) gets its own: `sha1(<token>#<attempt>)`.
+ */
+export function reportQueueName(stage: string, token: string, attempt = 1): string {
+  const id = attempt > 1 ? `${token}#${attempt}` : token;
+  const name = reportQueuePrefix(stage) + createHash('sha1').update(id).digest('hex');
   if (name.length > 80) throw new Error(`queue name too long for SQS (80 max): ${name}`);
   return name;
 }
+
+/**
+ * Where an attempt's own objects go: the job's first attempt (a job never retried) under the job's prefix as
+ * always, a retry's attempt k under `a<k>/` of it, so no attempt ever reads another's bookkeeping.
+ */
+const attemptDir = (attempt: number | undefined) => (attempt && attempt > 1 ? `a${attempt}/` : '');
 
 /** S3 keys. The site is the first path element after the area, so one prefix holds one tenant's data. */
 export const keys = {
@@ -30,16 +40,28 @@ export const keys = {
   /** The source transcoded to UTF-8, kept when the upload was CP932 or UTF-16 (workers read ranges of it). */
   utf8Source: (site: string, token: string) => `jobs/${site}/${token}/source.utf8.csv`,
   rejected: (site: string, token: string) => `jobs/${site}/${token}/rejected.jsonl`,
-  /** Numbers of the records that failed in processing (kept after the parts are gone, for `retry`). */
-  failed: (site: string, token: string) => `jobs/${site}/${token}/failed.jsonl`,
-  part: (site: string, token: string, chunk: number) =>
-    `jobs/${site}/${token}/parts/${String(chunk).padStart(7, '0')}.part`,
+  /**
+   * Numbers and lines of the records a retry may run after an attempt (kept after the parts are gone): the
+   * records whose latest outcome is a processing failure or "never processed" (core/jobs/stop.ts RETRIED_CODES).
+   */
+  failed: (site: string, token: string, attempt?: number) =>
+    `jobs/${site}/${token}/${attemptDir(attempt)}failed.jsonl`,
+  /** The record numbers a retry's attempt runs (one JSON number a line), written when it starts. */
+  runs: (site: string, token: string, attempt: number) =>
+    `jobs/${site}/${token}/${attemptDir(attempt)}runs.jsonl`,
+  /** The split's chunk messages as JSON lines: a retry's attempt re-sends the ones holding its records. */
+  chunkPlan: (site: string, token: string) => `jobs/${site}/${token}/chunks.jsonl`,
+  part: (site: string, token: string, chunk: number, attempt?: number) =>
+    `jobs/${site}/${token}/${attemptDir(attempt)}parts/${String(chunk).padStart(7, '0')}.part`,
   /** A chunk's part when it was given up on: never the same object as a processed chunk's part. */
-  gaveUpPart: (site: string, token: string, chunk: number) =>
-    `jobs/${site}/${token}/parts/${String(chunk).padStart(7, '0')}.gave-up.part`,
-  result: (site: string, token: string) => `results/${site}/${token}/${token}.zip`,
+  gaveUpPart: (site: string, token: string, chunk: number, attempt?: number) =>
+    `jobs/${site}/${token}/${attemptDir(attempt)}parts/${String(chunk).padStart(7, '0')}.gave-up.part`,
+  /** The job's zip as of an attempt (each attempt's zip merges the one before: core/finalize/attempts.ts). */
+  result: (site: string, token: string, attempt?: number) =>
+    `results/${site}/${token}/${attemptDir(attempt)}${token}.zip`,
   /** The rows of the zip's errors.csv as JSON lines, values as they are (GET /jobs/{token}/errors reads them). */
-  errorRows: (site: string, token: string) => `results/${site}/${token}/errors.jsonl`,
+  errorRows: (site: string, token: string, attempt?: number) =>
+    `results/${site}/${token}/${attemptDir(attempt)}errors.jsonl`,
 };
 
 /** Parses an uploads/<site>/<token>/source.csv key (S3 events); undefined for any other key. */

@@ -1,5 +1,6 @@
 import { UpdateCommand } from '@aws-sdk/lib-dynamodb';
 import { unlessConditionFails, type TableRef } from '../shared/dynamo.ts';
+import { attemptCondition } from './attempts.ts';
 
 type Key = Record<string, string>;
 
@@ -16,7 +17,10 @@ export async function beginFinalize(
   now: Date,
   leaseSeconds: number,
   holder: string,
+  /** The attempt the finalize is asked for (a late request of an attempt before finalizes nothing); any when absent. */
+  attempt?: number,
 ): Promise<Record<string, unknown> | undefined> {
+  const own = attempt === undefined ? undefined : attemptCondition(attempt);
   const r = await unlessConditionFails(() =>
     ref.ddb.send(
       new UpdateCommand({
@@ -25,7 +29,8 @@ export async function beginFinalize(
         UpdateExpression: 'SET #state = :finalizing, finalizingAt = :now, finalizeHolder = :holder',
         ConditionExpression:
           'attribute_exists(pk) AND (#state = :running OR (#state = :queued AND attribute_exists(#stop)) OR ' +
-          '(#state = :finalizing AND finalizingAt < :stale))',
+          '(#state = :finalizing AND finalizingAt < :stale))' +
+          (own ? ` AND ${own.expression}` : ''),
         ExpressionAttributeNames: { '#state': 'state', '#stop': 'stop' },
         ExpressionAttributeValues: {
           ':finalizing': 'FINALIZING',
@@ -34,6 +39,7 @@ export async function beginFinalize(
           ':now': now.toISOString(),
           ':holder': holder,
           ':stale': new Date(now.getTime() - leaseSeconds * 1000).toISOString(),
+          ...own?.values,
         },
         ReturnValues: 'ALL_NEW',
       }),

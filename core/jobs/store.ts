@@ -9,7 +9,9 @@ import {
 import { JOBS_BY_TIME_INDEX } from '../../config/job-list.ts';
 import { dynamoClient } from '../aws/clients.ts';
 import { setFields, sitePk, unlessConditionFails, type TableRef } from '../shared/dynamo.ts';
+import { beginAttempt, type AttemptStart, type AttemptSummary } from './attempts.ts';
 import {
+  chunkSetNames,
   countChunk,
   countedChunks,
   isChunkCounted,
@@ -72,8 +74,14 @@ export interface Job {
   readonly office?: string;
   /** Options for the row processor (e.g. simulated delay), passed to the workers. */
   readonly options?: Record<string, string>;
-  /** The job whose failed records this job re-runs (`rowfleet retry`). */
+  /** The job whose failed records this job re-runs (jobs of an older `rowfleet retry`, which made new jobs). */
   readonly retryOf?: string;
+  /** The job's current attempt: absent for its first run, 2, 3, … for retries (core/jobs/attempts.ts). */
+  readonly attempt?: number;
+  /** The job's attempts, oldest first (kept once a retry started a second one). */
+  readonly attempts?: readonly AttemptSummary[];
+  /** Records a retry may run now (known once an attempt is finalized; 0 while one runs). */
+  readonly retryable?: number;
   /** Failed launches in a row (0 after one that started every task). */
   readonly launchFailures?: number;
   readonly lastLaunchAt?: string;
@@ -300,8 +308,9 @@ export class JobStore {
     now: Date,
     leaseSeconds: number,
     holder = 'unknown',
+    attempt?: number,
   ): Promise<Job | undefined> {
-    const item = await beginFinalize(this.ref, jobKey(site, token), now, leaseSeconds, holder);
+    const item = await beginFinalize(this.ref, jobKey(site, token), now, leaseSeconds, holder, attempt);
     return item ? toJob(item) : undefined;
   }
 
@@ -432,6 +441,20 @@ export class JobStore {
     return item ? toJob(item) : undefined;
   }
 
+  /** Starts the next attempt of a finished job, one at a time (attempts.ts); the job, or undefined. */
+  async beginAttempt(
+    site: string,
+    token: string,
+    start: Omit<AttemptStart, 'fromChunkSets'> & { fromChunks: number },
+  ): Promise<Job | undefined> {
+    const { fromChunks, ...rest } = start;
+    const item = await beginAttempt(this.ref, jobKey(site, token), {
+      ...rest,
+      fromChunkSets: chunkSetNames(fromChunks),
+    });
+    return item ? toJob(item) : undefined;
+  }
+
   /** The chunks counted so far, ascending (chunk-count.ts). */
   countedChunks(site: string, token: string, totalChunks: number): Promise<number[]> {
     return countedChunks(this.ref, jobKey(site, token), totalChunks);
@@ -450,8 +473,10 @@ export class JobStore {
     counts: { succeeded: number; failed: number },
     /** The chunk was given up on: its part is the give-up variant (finalize reads the counted one). */
     gaveUp = false,
+    /** The attempt the chunk belongs to (attempts.ts). */
+    attempt = 1,
   ): Promise<ChunkCountResult> {
-    return countChunk(this.ref, jobKey(site, token), chunk, counts, gaveUp);
+    return countChunk(this.ref, jobKey(site, token), chunk, counts, gaveUp, attempt);
   }
 }
 

@@ -26,6 +26,32 @@ export interface ChunkMessage {
    * never reads bytes the split did not see. Absent only in messages of splits older than this field.
    */
   readonly etag?: string;
+  /**
+   * A retry's attempt (2, 3, …; absent: the job's first run) and the records of the range it runs, as inclusive
+   * ranges of record numbers: the range is read and checked whole (same numbers, same lines as the split's), and
+   * only these records are processed, counted and written (core/intake/rerun-failed.ts).
+   */
+  readonly attempt?: number;
+  readonly run?: readonly (readonly [number, number])[];
+}
+
+/** The attempt a chunk message belongs to (1: the job's first run). */
+export const attemptOf = (msg: Pick<ChunkMessage, 'attempt'>): number => msg.attempt ?? 1;
+
+/** Whether a chunk message's attempt runs record `n` (a first run: every record of its range). */
+export function runsRecord(msg: Pick<ChunkMessage, 'run'>, n: number): boolean {
+  return !msg.run || msg.run.some(([a, b]) => n >= a && n <= b);
+}
+
+/** Sorted record numbers as inclusive ranges of consecutive numbers. */
+export function asRanges(numbers: readonly number[]): [number, number][] {
+  const out: [number, number][] = [];
+  for (const n of numbers) {
+    const last = out[out.length - 1];
+    if (last && n === last[1] + 1) last[1] = n;
+    else out.push([n, n]);
+  }
+  return out;
 }
 
 export interface ChunkLimits {
@@ -119,7 +145,11 @@ export function decodeChunk(body: string): ChunkMessage {
     typeof msg.token !== 'string' ||
     typeof msg.key !== 'string' ||
     (msg.etag !== undefined && typeof msg.etag !== 'string') ||
-    !numbers.every((x) => Number.isInteger(x))
+    !numbers.every((x) => Number.isInteger(x)) ||
+    (msg.attempt !== undefined && (!Number.isInteger(msg.attempt) || msg.attempt < 1)) ||
+    (msg.run !== undefined &&
+      (!Array.isArray(msg.run) ||
+        !msg.run.every((r) => Array.isArray(r) && r.length === 2 && r.every((x) => Number.isInteger(x)))))
   ) {
     throw new Error('not a Rowfleet chunk message');
   }

@@ -7,6 +7,8 @@ import { isJobToken } from '../jobs/keys.ts';
 export const finalizeRequestSchema = z.object({
   site: siteId,
   token: z.string().refine(isJobToken, 'a job token (UUID)'),
+  /** The attempt whose last chunk was counted (core/jobs/attempts.ts); absent: the job's current attempt. */
+  attempt: z.number().int().min(1).optional(),
 });
 
 export type FinalizeRequest = z.infer<typeof finalizeRequestSchema>;

@@ -6,7 +6,8 @@ import type { PipelineDeps } from '../deps.ts';
 import { requestFinalize } from '../messages/finalize-request.ts';
 import { expiresAt, type Job } from '../jobs/store.ts';
 import { isTerminal } from '../jobs/states.ts';
-import { keys } from '../jobs/keys.ts';
+import { keys, reportQueueName } from '../jobs/keys.ts';
+import { currentAttempt } from '../jobs/attempts.ts';
 import { askForWorkers, grantWorkers, publishQueueFigures } from './grant-workers.ts';
 import { jobKey } from './budget.ts';
 
@@ -121,6 +122,9 @@ export async function reap(deps: PipelineDeps, o: ReapOptions = {}): Promise<Rea
     // is RUNNING, so RECEIVED jobs keep theirs.)
     const job = site && token ? await deps.jobs.get(site, token) : undefined;
     if (job && !isTerminal(job.state)) continue;
+    // A retry starting fills its attempt's queue a moment before it moves the job (core/intake/rerun-failed.ts).
+    if (job && token && q.url.endsWith(`/${reportQueueName(deps.env.stage, token, currentAttempt(job) + 1)}`))
+      continue;
     await deps.queues.deleteQueue(q.url);
     queuesDeleted++;
   }

@@ -228,7 +228,7 @@ async function rejectFile(
 /**
  * A valid file goes to work, in an order that never strands it: its pieces joined into chunks (about
  * CHUNKS_PER_WORKER per worker); its plan and totals on the job item (before anything exists that the item must
- * name); its rejected records, its queue and its chunks; RUNNING; then its workers. A launch that fails leaves
+ * name); its rejected records, its chunk plan (for retries), its queue and its chunks; RUNNING; then its workers. A launch that fails leaves
  * a RUNNING job whose chunks and totals are all recorded: the reaper launches its workers later (ops/launch.ts).
  * A split that dies anywhere before RUNNING is run again whole (same plan, same chunks; a chunk sent twice is
  * counted once).
@@ -274,6 +274,13 @@ async function startWork(
     );
   }
   if (queueName) {
+    // The plan of byte ranges, kept for the job's retries: an attempt re-sends the chunks holding its records
+    // (core/intake/rerun-failed.ts), so they are read from the same bytes with the same numbers and lines.
+    await deps.objects.put(
+      keys.chunkPlan(site, token),
+      chunks.map((c) => JSON.stringify(c)).join('\n') + '\n',
+      'application/x-ndjson',
+    );
     const queueUrl = await deps.queues.createJobQueue({
       name: queueName,
       site,

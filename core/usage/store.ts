@@ -2,6 +2,7 @@ import { QueryCommand, UpdateCommand, type DynamoDBDocumentClient } from '@aws-s
 import { loadConfig } from '../../config/index.ts';
 import { dynamoClient } from '../aws/clients.ts';
 import type { Job } from '../jobs/store.ts';
+import { attemptsOf, currentAttempt } from '../jobs/attempts.ts';
 import { sitePk, unlessConditionFails } from '../shared/dynamo.ts';
 import { jobLogger } from '../shared/log.ts';
 import { localDay } from './days.ts';
@@ -32,8 +33,15 @@ export function addUsage(a: UsageFigures, b: UsageFigures): UsageFigures {
 /** The office key of a job recorded without an office (office ids never contain `_`). */
 export const NO_OFFICE = '_none';
 
-/** What one finished job adds: one job; a REJECTED job has no records. */
+/**
+ * What one finished job adds: one job; a REJECTED job has no records. A retry's attempt (core/jobs/attempts.ts) adds
+ * the records it ran — its successes and failures — and no job (it is the same job).
+ */
 export function jobUsage(job: Job): UsageFigures {
+  if (currentAttempt(job) > 1) {
+    const a = attemptsOf(job).at(-1)!;
+    return { jobs: 0, rows: a.succeeded ?? 0, failedRows: a.failed ?? 0, rejectedJobs: 0 };
+  }
   if (job.state === 'REJECTED') return { jobs: 1, rows: 0, failedRows: 0, rejectedJobs: 1 };
   return { jobs: 1, rows: job.succeeded, failedRows: job.failed + (job.rejected ?? 0), rejectedJobs: 0 };
 }
@@ -186,7 +194,10 @@ export async function recordJobUsage(usage: UsageStore, job: Job): Promise<boole
   const day = localDay(new Date(job.finishedAt), site.timeZone);
   const office = job.office ?? NO_OFFICE;
   const figures = jobUsage(job);
-  const added = await usage.add(job.site, day, office, job.token, figures);
+  // Each attempt is recorded once (a retry's under its own key: its day may be another).
+  const attempt = currentAttempt(job);
+  const key = attempt > 1 ? `${job.token}#${attempt}` : job.token;
+  const added = await usage.add(job.site, day, office, key, figures);
   log.info(added ? 'usage recorded' : 'usage already recorded', { day, office, ...figures });
   return added;
 }

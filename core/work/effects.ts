@@ -3,6 +3,7 @@ import { dynamoClient } from '../aws/clients.ts';
 import { setFields, sitePk, unlessConditionFails } from '../shared/dynamo.ts';
 import { expiresAt } from '../jobs/store.ts';
 import type { RowOutput } from './processors/types.ts';
+import { RETRIED_CODES } from '../jobs/stop.ts';
 
 /**
  * Side effects at most once per record (processors with `sideEffects`). Before a record's effect, its worker
@@ -33,6 +34,8 @@ export interface EffectClaim {
   readonly claimedAt: string;
   /** The worker that claimed (host/pid). */
   readonly claimedBy: string;
+  /** The job's attempt that claimed (core/jobs/attempts.ts; absent on claims older than attempts). */
+  readonly claimAttempt?: number;
   /** DONE: the record's outputs (omitted when larger than {@link KEPT_OUTPUT_BYTES}). */
   readonly outputs?: readonly RowOutput[];
   readonly outputsKept?: boolean;
@@ -124,20 +127,44 @@ export class EffectClaims {
 
   /**
    * Claims record `n` for `claimId` unless it was claimed before (and not released). A claim found with the
-   * same `claimId` is this caller's own (an earlier write whose answer was lost): won.
+   * same `claimId` is this caller's own (an earlier write whose answer was lost): won. A retry's attempt
+   * (`attempt` > 1, core/jobs/attempts.ts) may also take a claim an attempt before settled FAILED with a code a
+   * retry runs again (core/jobs/stop.ts RETRIED_CODES): its effect certainly did not happen. DONE and CLAIMED
+   * claims, and FAILED ones with a processor's own code, are never taken again by any attempt.
    */
-  async claim(site: string, token: string, n: number, claimId: string, by: string): Promise<ClaimResult> {
+  async claim(
+    site: string,
+    token: string,
+    n: number,
+    claimId: string,
+    by: string,
+    attempt = 1,
+  ): Promise<ClaimResult> {
     this.stats.writes++;
+    const retried = RETRIED_CODES.map((_, i) => `:retried${i}`);
     const won = await unlessConditionFails(() =>
       this.ddb.send(
         new UpdateCommand({
           TableName: this.table,
           Key: claimKey(site, token, n),
           UpdateExpression:
-            'SET #status = :claimed, claimId = :id, claimedAt = :at, claimedBy = :by, expiresAt = :exp REMOVE outputs, outputsKept, code, message',
-          ConditionExpression: 'attribute_not_exists(pk) OR #status = :released',
-          ExpressionAttributeNames: { '#status': 'status' },
+            'SET #status = :claimed, claimId = :id, claimedAt = :at, claimedBy = :by, expiresAt = :exp, claimAttempt = :attempt ' +
+            'REMOVE outputs, outputsKept, code, message',
+          ConditionExpression:
+            'attribute_not_exists(pk) OR #status = :released' +
+            (attempt > 1
+              ? ` OR (#status = :failed AND #code IN (${retried.join(', ')}) AND ` +
+                '(attribute_not_exists(claimAttempt) OR claimAttempt < :attempt))'
+              : ''),
+          ExpressionAttributeNames: { '#status': 'status', ...(attempt > 1 ? { '#code': 'code' } : {}) },
           ExpressionAttributeValues: {
+            ':attempt': attempt,
+            ...(attempt > 1
+              ? {
+                  ':failed': 'FAILED',
+                  ...Object.fromEntries(RETRIED_CODES.map((c, i) => [`:retried${i}`, c])),
+                }
+              : {}),
             ':claimed': 'CLAIMED',
             ':released': 'RELEASED',
             ':id': claimId,

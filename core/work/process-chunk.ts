@@ -2,7 +2,7 @@ import pMap from 'p-map';
 import { randomUUID } from 'node:crypto';
 import { hostname } from 'node:os';
 import { setTimeout as sleep } from 'node:timers/promises';
-import type { ChunkMessage } from '../messages/chunk.ts';
+import { runsRecord, type ChunkMessage } from '../messages/chunk.ts';
 import { recordToRaw } from '../source/csv.ts';
 import { readRange } from '../source/scan.ts';
 import type { Objects } from '../aws/objects.ts';
@@ -61,7 +61,7 @@ export async function splitRejected(job: Job, objects: Objects): Promise<Readonl
 /**
  * Reads a chunk's records from its byte range of the source (same parser and rules as the split), pinned to the
  * version the split validated (S3 If-Match on the ETag the chunk names). Every numbered record of the range is
- * accounted for: the accepted ones are returned, and the rejected ones must be exactly those the split rejected
+ * accounted for: the accepted ones are returned (of a retry's attempt, only those it runs: the message's `run`), and the rejected ones must be exactly those the split rejected
  * (`rejected`, from {@link splitRejected}). Bytes that are not what the split saw — another version of the object
  * (412), a record one side accepts and the other rejects — throw {@link SourceChangedError}: the chunk fails
  * loudly, and no record is ever dropped. A short read, or another record count, is a read that went wrong: an
@@ -96,8 +96,10 @@ export async function chunkRecords(
   }
   const records: [number, number, string[]][] = [];
   for (const e of numbered) {
-    if (e.kind === 'record' && !rejected.has(e.n)) records.push([e.n, e.line, e.fields]);
-    else if (e.kind === 'record' || !rejected.has(e.n)) {
+    if (e.kind === 'record' && !rejected.has(e.n)) {
+      // A retry's attempt reads its range whole (same numbers, same lines) and runs only its own records.
+      if (runsRecord(msg, e.n)) records.push([e.n, e.line, e.fields]);
+    } else if (e.kind === 'record' || !rejected.has(e.n)) {
       throw new SourceChangedError(
         `chunk ${msg.chunk}: record ${e.n} (line ${e.line}) was ${rejected.has(e.n) ? 'rejected' : 'accepted'} by the split and ${e.kind === 'record' ? 'accepted' : 'rejected'} here`,
       );
@@ -209,7 +211,7 @@ export async function failedChunk(
     // first record.
     failures = [];
     for (let n = msg.n; n < msg.n + msg.records; n++) {
-      if (!rejected.has(n))
+      if (!rejected.has(n) && runsRecord(msg, n))
         failures.push({ n, line: n === msg.n ? msg.line : 0, code, message: error, raw: '' });
     }
   }
@@ -520,7 +522,7 @@ export async function processChunk(
       if (limiter) await limiter.take(stop);
       if (processor.sideEffects && !claimed) {
         const t = Date.now();
-        const c = await claims!.claim(site, token, row.n, claimId, claimedBy);
+        const c = await claims!.claim(site, token, row.n, claimId, claimedBy, job.attempt ?? 1);
         if (!c.won)
           return claimOutcome(c.claim) ?? { code: 'IN_DOUBT', message: 'claimed before; the claim is gone' };
         claimed = true;

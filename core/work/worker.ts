@@ -1,6 +1,6 @@
 import { setTimeout as sleep } from 'node:timers/promises';
 import type { Message } from '@aws-sdk/client-sqs';
-import { decodeChunk, type ChunkMessage } from '../messages/chunk.ts';
+import { attemptOf, decodeChunk, type ChunkMessage } from '../messages/chunk.ts';
 import { BadRequestError, errorMessage, SourceChangedError } from '../shared/errors.ts';
 import { jobLogger, type Log } from '../shared/log.ts';
 import { publishMetrics } from '../shared/metrics.ts';
@@ -259,9 +259,15 @@ export function idleEnough(
   return (allCounted && idle.idle >= o.idlePolls) || waitedOut;
 }
 
-/** Whether a chunk message belongs to this worker's site and job: another tenant's data is never processed. */
-export function isOwnChunk(msg: Pick<ChunkMessage, 'site' | 'token'>, job: Pick<Job, 'site' | 'token'>) {
-  return msg.site === job.site && msg.token === job.token;
+/**
+ * Whether a chunk message belongs to this worker's site, job and attempt: another tenant's data is never
+ * processed, and a message of another attempt of the job is never run by this one.
+ */
+export function isOwnChunk(
+  msg: Pick<ChunkMessage, 'site' | 'token' | 'attempt'>,
+  job: Pick<Job, 'site' | 'token' | 'attempt'>,
+) {
+  return msg.site === job.site && msg.token === job.token && attemptOf(msg) === (job.attempt ?? 1);
 }
 
 /**
@@ -285,7 +291,11 @@ async function handleMessage(w: Worker, m: Message): Promise<void> {
     msg = decodeChunk(m.Body ?? '');
     if (!isOwnChunk(msg, job)) {
       // Never process another tenant's or job's data; leave it to the DLQ and say so.
-      log.error('foreign message on job queue', { messageSite: msg.site, messageToken: msg.token });
+      log.error('foreign message on job queue', {
+        messageSite: msg.site,
+        messageToken: msg.token,
+        messageAttempt: attemptOf(msg),
+      });
       return;
     }
     const t0 = Date.now();
@@ -376,9 +386,12 @@ async function settleChunk(
   }
   // A give-up stores its part under its own key, so it can never replace a processed chunk's part; the
   // count (exactly once) records which of the two the finalize reads.
-  const key = giveUp ? keys.gaveUpPart(site, token, msg.chunk) : keys.part(site, token, msg.chunk);
+  const attempt = attemptOf(msg);
+  const key = giveUp
+    ? keys.gaveUpPart(site, token, msg.chunk, attempt)
+    : keys.part(site, token, msg.chunk, attempt);
   await deps.objects.put(key, done.part);
-  const counted = await deps.jobs.countChunk(site, token, msg.chunk, done, giveUp);
+  const counted = await deps.jobs.countChunk(site, token, msg.chunk, done, giveUp, attempt);
   if (counted.counted) {
     w.tally.chunks++;
     w.tally.records += done.succeeded + done.failed;
@@ -389,7 +402,7 @@ async function settleChunk(
       ChunkLatency: Date.now() - t0,
     });
   } else w.tally.duplicates++;
-  if (counted.complete) await requestFinalize(deps, { site, token });
+  if (counted.complete) await requestFinalize(deps, { site, token, attempt });
   else if (counted.totals) await stopOnFailureRate(deps, job, counted.totals);
   await deps.queues.delete(w.queueUrl, m.ReceiptHandle!);
 }

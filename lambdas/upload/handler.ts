@@ -13,7 +13,7 @@ type UploadEvent = APIGatewayProxyEvent | SQSEvent;
 
 /**
  * Upload Lambda, the API's writes: POST /jobs (the CSV in the body, split inline), POST /uploads (a presigned S3
- * POST), DELETE /jobs/{token} (cancel), POST /jobs/{token}/retry (a new job of the failed records, split inline);
+ * POST), DELETE /jobs/{token} (cancel), POST /jobs/{token}/retry (the job's next attempt, of the records a retry may run);
  * and the upload-events queue (S3 notifications of presigned uploads → split; grant-pass requests → the worker
  * budget grants what is free: this function is the one that launches workers). A failed message is reported for
  * redelivery (Powertools batch); the others of the batch are kept.

@@ -5,11 +5,8 @@
  * web/README.md.
  */
 import { readFileSync } from 'node:fs';
-import { UpdateCommand } from '@aws-sdk/lib-dynamodb';
 import { describe, expect, it, vi } from 'vitest';
-import { dynamoClient } from '../../core/aws/clients.ts';
-import { keys, reportQueueName } from '../../core/jobs/keys.ts';
-import { localResourceNames } from '../../config/names.ts';
+import { reportQueueName } from '../../core/jobs/keys.ts';
 import { readZip } from '../helpers/zip.ts';
 import {
   apiJob as apiSiteJob,
@@ -135,44 +132,33 @@ describe('Console: cancel (DELETE /jobs/{token})', () => {
   });
 });
 
-describe('Console: retry failed records (POST /jobs/{token}/retry)', () => {
-  it('starts a new job of the failed records only, linked to the original by retryOf', async () => {
-    // Prepare: a finished job whose records 2 and 4 failed in processing (as in test/integration/retry.test.ts)
+describe('Console: retry (POST /jobs/{token}/retry)', () => {
+  it("runs the records a cancel left as the same job's second attempt, shows the attempts, and offers no second retry", async () => {
+    // Prepare: a slow job cancelled before its records ran (every record CANCELLED, which a retry runs)
     const csv = 'id,name\n' + [1, 2, 3, 4, 5].map((n) => `${n},name ${n}`).join('\n') + '\n';
-    const original = await finished((await apiJob(csv, 'processor=json&fileName=flaky.csv')).token);
-    await world.rt.deps.objects.put(
-      keys.failed('sakai', original.token),
-      '{"n":2,"line":3}\n{"n":4,"line":5}\n',
-    );
-    await dynamoClient().send(
-      new UpdateCommand({
-        TableName: localResourceNames(world.rt.stage).table,
-        Key: { pk: 'SITE#sakai', sk: `JOB#${original.token}` },
-        UpdateExpression: 'SET succeeded = :s, failed = :f, #state = :p',
-        ExpressionAttributeNames: { '#state': 'state' },
-        ExpressionAttributeValues: { ':s': 3, ':f': 2, ':p': 'PARTIAL' },
-      }),
-    );
+    const original = await apiJob(csv, 'processor=json&simulateDelayMs=1000&fileName=slow.csv');
+    await fetch(`${world.rt.apiUrl}/jobs/${original.token}`, {
+      method: 'DELETE',
+      headers: { authorization: `Bearer ${world.tokens.sakai}` },
+    });
+    const cancelled = await finished(original.token);
     const c = await openConsole(world, { hash: `#/jobs/${original.token}` });
     await signIn(c.page, world.tokens.sakai);
-    await waitForState(c.page, ['PARTIAL']);
+    await waitForState(c.page, ['CANCELLED']);
 
     // Act
-    await c.page.getByRole('button', { name: 'Retry failed records' }).click();
-    await c.page.waitForURL(
-      (u) => /#\/jobs\/[0-9a-f-]{36}$/.test(u.hash) && !u.hash.includes(original.token),
-    );
-    // The new job's page is shown once its link to the original is (until then the original's PARTIAL may show)
-    await c.page.getByTestId('retry-of').waitFor();
-    const state = await waitForState(c.page, ['SUCCEEDED', 'PARTIAL', 'FAILED']);
-    const retryOf = await c.page.getByTestId('retry-of').textContent();
-    const retried = await world.rt.deps.jobs.get('sakai', shownToken(c.page));
+    await c.page.getByRole('button', { name: `Retry ${cancelled.rows.failed} records` }).click();
+    await c.page.getByTestId('attempt-2').waitFor();
+    const state = await waitForState(c.page, ['SUCCEEDED', 'PARTIAL', 'FAILED', 'CANCELLED']);
+    const job = await world.rt.deps.jobs.get('sakai', original.token);
 
-    // Assess
+    // Assess: the same job, its second attempt ran what the cancel left, nothing is left to retry
+    expect(shownToken(c.page)).toBe(original.token);
     expect(state).toBe('SUCCEEDED');
-    expect(retryOf).toBe(original.token);
-    expect(retried).toMatchObject({ retryOf: original.token, totalRecords: 2, processor: 'json' });
-    expect(await c.page.getByTestId('count-total').textContent()).toBe('2');
+    expect(await c.page.getByTestId('count-total').textContent()).toBe('5');
+    expect(await c.page.getByTestId('attempts-table').locator('tbody tr').count()).toBe(2);
+    expect(job).toMatchObject({ attempt: 2, succeeded: 5, failed: 0, retryable: 0 });
+    expect(await c.page.getByTestId('retry').count()).toBe(0);
     expect(await c.problems()).toEqual([]);
     await c.close();
   });

@@ -2,7 +2,8 @@
  * Cancel (issue 11): DELETE /jobs/{token} on a 100,000-record job with a delay per record, through the local API and
  * the real local runtime (workers as processes). The job must end CANCELLED within 10 s, with no worker process left
  * and its queue deleted; the records done before the cancel are in the zip exactly once, every other record is in
- * errors.csv as CANCELLED (so succeeded + failed + rejected = total), and a retry re-runs exactly those.
+ * errors.csv as CANCELLED (so succeeded + failed + rejected = total), and a retry runs exactly those again as the
+ * job's second attempt (one at a time: a second retry while it runs answers 409 ATTEMPT_RUNNING).
  */
 import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
@@ -158,27 +159,46 @@ describe('Scenario: cancel a 100,000-record job mid-run', () => {
     // Act
     const finished = await api<{ error: { code: string } }>('sakai', 'DELETE', `/jobs/${small.token}`);
     const nothing = await api<{ error: { code: string } }>('sakai', 'POST', `/jobs/${small.token}/retry`);
-    const retry = await api<JobView>('sakai', 'POST', `/jobs/${cancelled.token}/retry`);
+    type Answer = { status: number; body: JobView & { error?: { code: string; message: string } } };
+    const both: Answer[] = await Promise.all([
+      api<Answer['body']>('sakai', 'POST', `/jobs/${cancelled.token}/retry`),
+      api<Answer['body']>('sakai', 'POST', `/jobs/${cancelled.token}/retry`),
+    ]);
+    const retry = both.find((a) => a.status === 202) ?? both[0]!;
+    const second = both.find((a) => a !== retry)!;
     const errors = await api<{ total: number; errors: { code: string; record: number; line: number }[] }>(
       'sakai',
       'GET',
       `/jobs/${cancelled.token}/errors?limit=3`,
     );
     const retryCancel = await api<JobView>('sakai', 'DELETE', `/jobs/${retry.body.token}`);
-    await waitFor(retry.body.token, (v) => isTerminal(v.state));
+    const after = await waitFor(retry.body.token, (v) => isTerminal(v.state));
 
     // Assess
     expect(done.view.state).toBe('SUCCEEDED');
     expect(finished).toMatchObject({ status: 409, body: { error: { code: 'JOB_FINISHED' } } });
     expect(nothing).toMatchObject({ status: 409, body: { error: { code: 'NOTHING_TO_RETRY' } } });
     expect(retry.status).toBe(202);
-    expect(retry.body).toMatchObject({
-      retryOf: cancelled.token,
-      progress: { total: cancelled.rows.failed },
-    });
+    expect(retry.body).toMatchObject({ token: cancelled.token, progress: { total: RECORDS } });
+    expect(retry.body.attempts.map((a) => [a.n, a.records])).toEqual([
+      [1, RECORDS],
+      [2, cancelled.rows.failed],
+    ]);
+    expect(second).toMatchObject({ status: 409, body: { error: { code: 'ATTEMPT_RUNNING' } } });
+    expect(second.body.error?.message).toContain('attempt 2');
     expect(errors.body.total).toBe(cancelled.rows.failed);
     expect(errors.body.errors).toHaveLength(3);
     expect(errors.body.errors.every((e) => e.code === 'CANCELLED' && e.line === e.record + 1)).toBe(true);
     expect(retryCancel.status).toBe(202);
+    // The cancelled attempt: the job's counts still add up over both attempts, and a retry may run the rest
+    const r = after.view.rows;
+    expect(after.view.state).toBe('CANCELLED');
+    expect(r.succeeded + r.failed + r.rejected).toBe(RECORDS);
+    expect(r.succeeded).toBeGreaterThanOrEqual(cancelled.rows.succeeded);
+    expect(after.view.attempts.map((a) => [a.n, a.state])).toEqual([
+      [1, 'CANCELLED'],
+      [2, 'CANCELLED'],
+    ]);
+    expect(after.view.retryable).toBe(r.failed);
   }, 120_000);
 });

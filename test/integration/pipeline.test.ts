@@ -159,7 +159,7 @@ describe('Pipeline: split → workers → finalize on the embedded emulators', (
     const second = await finalizeJob(deps, again.site, again.token);
 
     // Assess
-    expect(requests).toEqual([{ site: 'sakai', token }]);
+    expect(requests).toEqual([{ site: 'sakai', token, attempt: 1 }]);
     expect(second.state).toBe('SKIPPED');
   });
 

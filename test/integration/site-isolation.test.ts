@@ -247,7 +247,7 @@ describe('Function: runWorker (a chunk message of another job on its queue)', ()
       }
     }
     expect(finalizeRequests.filter((r) => r.token === own.token)).toEqual([
-      { site: 'sakai', token: own.token },
+      { site: 'sakai', token: own.token, attempt: 1 },
     ]);
     expect(finalizeRequests.filter((r) => r.token !== own.token)).toEqual([]);
   });

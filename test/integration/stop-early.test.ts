@@ -162,8 +162,12 @@ describe('Function: cancelJob', () => {
     const seen = [...zip.rows, ...zip.errors.map((e) => Number(e.record))].sort((a, b) => a - b);
     expect(seen).toEqual(Array.from({ length: 400 }, (_, i) => i + 1));
     expect(zip.errors.every((e) => e.code === 'CANCELLED')).toBe(true);
-    // A retry runs exactly the records never processed
-    expect(retry).toMatchObject({ retryOf: started.token, progress: { total: c.failed } });
+    // A retry is the job's second attempt, of exactly the records never processed
+    expect(retry).toMatchObject({ token: started.token, progress: { total: 400 } });
+    expect(retry.attempts.map((a) => [a.n, a.records])).toEqual([
+      [1, 400],
+      [2, c.failed],
+    ]);
   });
 
   it('cancels a QUEUED job: its demand leaves the budget at once, no worker ever starts, its finalize ends it', async () => {

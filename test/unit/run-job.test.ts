@@ -15,6 +15,8 @@ const view = (over: Partial<JobView> = {}): JobView => ({
   rows: { total: 0, succeeded: 0, failed: 0, rejected: 0 },
   progress: { done: 0, chunksDone: 0 },
   receivedAt: new Date().toISOString(),
+  attempts: [],
+  retryable: 0,
   ...over,
 });
 

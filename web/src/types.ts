@@ -49,8 +49,24 @@ export interface JobView {
   readonly download?: { readonly url: string; readonly expiresInSeconds: number; readonly bytes?: number };
   readonly receivedAt: string;
   readonly finishedAt?: string;
-  /** The job whose failed records this job re-runs (POST /jobs/{token}/retry). */
+  /** The job whose failed records this job re-runs (jobs made by an older POST /jobs/{token}/retry). */
   readonly retryOf?: string;
+  /** The job's attempts, oldest first: its first run, then one per retry (POST /jobs/{token}/retry). */
+  readonly attempts?: readonly AttemptView[];
+  /** Records a retry may run now (0 while an attempt runs). */
+  readonly retryable?: number;
+}
+
+/** One attempt of a job (core/jobs/attempts.ts). */
+export interface AttemptView {
+  readonly n: number;
+  readonly state: JobState;
+  /** Records the attempt runs. */
+  readonly records: number;
+  readonly succeeded?: number;
+  readonly failed?: number;
+  readonly startedAt: string;
+  readonly endedAt?: string;
 }
 
 /** POST /uploads → 201. */

@@ -3,7 +3,7 @@ import { ApiError } from '../api.ts';
 import { ErrorBox, Facts, Screen, StateBadge } from '../components.tsx';
 import { usePoll } from '../hooks.ts';
 import { useI18n } from '../i18n.ts';
-import { href, navigate } from '../router.ts';
+import { href } from '../router.ts';
 import { useSession } from '../session.ts';
 import { useSpeed } from '../speed.ts';
 import { isFinished, type JobView } from '../types.ts';
@@ -147,12 +147,68 @@ function JobBody({
           />
         </section>
       </div>
+      {(view.attempts?.length ?? 0) > 1 ? <Attempts view={view} /> : null}
       {done && problems > 0 ? <ErrorRows token={view.token} /> : null}
     </>
   );
 }
 
-/** Download, cancel (while it runs: DELETE /jobs/{token}), retry failed records (POST /jobs/{token}/retry). */
+/** The job's attempts (its first run, then one per retry): state, records run, and how they ended. */
+function Attempts({ view }: { view: JobView }) {
+  const i = useI18n();
+  const { t } = i;
+  const n = (x: number | undefined) => (x === undefined ? t('common.none') : i.number(x));
+  return (
+    <section class="card" aria-labelledby="attempts-title">
+      <h2 id="attempts-title">{t('detail.attempts')}</h2>
+      <div class="table-wrap">
+        <table class="responsive" data-testid="attempts-table">
+          <thead>
+            <tr>
+              <th scope="col">{t('detail.attempt')}</th>
+              <th scope="col">{t('jobs.state')}</th>
+              <th scope="col">{t('detail.attemptRecords')}</th>
+              <th scope="col">{t('detail.succeeded')}</th>
+              <th scope="col">{t('detail.failed')}</th>
+              <th scope="col">{t('detail.attemptStarted')}</th>
+              <th scope="col">{t('detail.attemptEnded')}</th>
+            </tr>
+          </thead>
+          <tbody>
+            {(view.attempts ?? []).map((a) => (
+              <tr key={a.n} data-testid={`attempt-${a.n}`}>
+                <td data-label={t('detail.attempt')} class="num">
+                  {a.n}
+                </td>
+                <td data-label={t('jobs.state')}>
+                  <StateBadge state={a.state} />
+                </td>
+                <td data-label={t('detail.attemptRecords')} class="num">
+                  {i.number(a.records)}
+                </td>
+                <td data-label={t('detail.succeeded')} class="num">
+                  {n(a.succeeded)}
+                </td>
+                <td data-label={t('detail.failed')} class="num">
+                  {n(a.failed)}
+                </td>
+                <td data-label={t('detail.attemptStarted')}>{i.dateTime(a.startedAt)}</td>
+                <td data-label={t('detail.attemptEnded')}>
+                  {a.endedAt ? i.dateTime(a.endedAt) : t('common.none')}
+                </td>
+              </tr>
+            ))}
+          </tbody>
+        </table>
+      </div>
+    </section>
+  );
+}
+
+/**
+ * Download, cancel (while it runs: DELETE /jobs/{token}), retry (POST /jobs/{token}/retry: the job's next attempt,
+ * offered only when a retry has records to run and no attempt is under way).
+ */
 function Actions({ view, onChanged }: { view: JobView; onChanged: () => void }) {
   const i = useI18n();
   const { t } = i;
@@ -179,8 +235,9 @@ function Actions({ view, onChanged }: { view: JobView; onChanged: () => void }) 
     setBusy('retry');
     setError(undefined);
     try {
-      const next = await api.retryJob(view.token);
-      navigate({ name: 'job', token: next.token });
+      // The same job: its next attempt shows here.
+      await api.retryJob(view.token);
+      onChanged();
     } catch (err) {
       setError(err as Error);
     } finally {
@@ -219,9 +276,9 @@ function Actions({ view, onChanged }: { view: JobView; onChanged: () => void }) 
           </button>
         </div>
       ) : null}
-      {done && view.rows.failed > 0 ? (
-        <button type="button" disabled={busy === 'retry'} onClick={retry}>
-          {busy === 'retry' ? t('detail.retrying') : t('detail.retry')}
+      {done && (view.retryable ?? 0) > 0 ? (
+        <button type="button" disabled={busy === 'retry'} onClick={retry} data-testid="retry">
+          {busy === 'retry' ? t('detail.retrying') : t('detail.retry', { n: i.number(view.retryable ?? 0) })}
         </button>
       ) : null}
       {error ? <ErrorBox title={t('detail.actionFailed')} error={error} /> : null}
