@@ -208,7 +208,10 @@ describe('Stack: Rowfleet-dev', () => {
               Resource: [bucketObjects('jobs/*/failed.jsonl', ''), bucketObjects('results/')],
             }),
             Match.objectLike({ Action: 's3:DeleteObject', Resource: bucketObjects('jobs/*/parts/') }),
-            Match.objectLike({ Action: ['dynamodb:DeleteItem', 'dynamodb:GetItem', 'dynamodb:UpdateItem'] }),
+            // Query: a stopped job's effect claims (one Query of its site partition).
+            Match.objectLike({
+              Action: ['dynamodb:DeleteItem', 'dynamodb:GetItem', 'dynamodb:Query', 'dynamodb:UpdateItem'],
+            }),
           ]),
         },
       });

@@ -60,6 +60,8 @@ vi.mock('../../core/work/processors/index.ts', async (importOriginal) => {
   return {
     ...real,
     loadProcessor: (name: string) => Promise.resolve(test.get(name) ?? real.loadProcessor(name)),
+    processorInfo: (name: string, stage?: string) =>
+      Promise.resolve(test.get(name) ?? real.processorInfo(name, stage)),
   };
 });
 

@@ -15,6 +15,7 @@ import { retryFailedRecords } from '../../core/intake/rerun-failed.ts';
 import { usageView } from '../../core/intake/usage-view.ts';
 import { keys, reportQueueName } from '../../core/jobs/keys.ts';
 import { JobStore } from '../../core/jobs/store.ts';
+import { fetchEmulatorPage } from '../../local/emulator-gate.ts';
 import { grantWorkers } from '../../core/ops/grant-workers.ts';
 import { jobKey } from '../../core/ops/budget.ts';
 import { reap } from '../../core/ops/reaper.ts';
@@ -442,7 +443,7 @@ describe("Function: finalizeJob (a stopped job's effect claims)", () => {
     const done = await finalizeJob(slow, 'marifu', view.token);
     const entries = await readZip(await slow.objects.bytes(keys.result('marifu', view.token)));
     const zip = await zipOf(slow, 'marifu', view.token);
-    const store = (await (await fetch(`${aws.emulators.endpoints.ses}/store`)).json()) as {
+    const store = (await (await fetchEmulatorPage(`${aws.emulators.endpoints.ses}/store`)).json()) as {
       emails: { headers?: { name: string; value: string }[] }[];
     };
 
