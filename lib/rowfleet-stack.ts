@@ -130,12 +130,15 @@ export class RowfleetStack extends Stack {
       // a source that is not UTF-8 gets a UTF-8 copy (a multipart upload); rejected records are written beside it. A retry with nothing to retry is told by
       // the 404 of its missing failed-records file.
       .bindBucket(bucket, {
-        read: [KEY_PREFIXES.uploads, jobFile('source.csv'), jobFile('failed.jsonl')],
+        // A retry's attempt reads the split's chunk plan and writes the records it runs (core/intake/rerun-failed.ts).
+        read: [KEY_PREFIXES.uploads, jobFile('source.csv'), jobFile('failed.jsonl'), jobFile('chunks.jsonl')],
         write: [
           KEY_PREFIXES.uploads,
           jobFile('source.csv'),
           jobFile('source.utf8.csv'),
           jobFile('rejected.jsonl'),
+          jobFile('chunks.jsonl'),
+          jobFile('runs.jsonl'),
         ],
         multipart: [jobFile('source.utf8.csv')],
         delete: [KEY_PREFIXES.uploads],
@@ -172,7 +175,8 @@ export class RowfleetStack extends Stack {
     const finalize = fn('finalize', 'finalize jobs', { memorySize: 2048, timeout: fnTimeout.finalize })
       .bindStage(stage)
       .bindBucket(bucket, {
-        read: [KEY_PREFIXES.jobs, KEY_PREFIXES.uploads],
+        // results/: a retry's attempt copies the records of the zip before it into its own (core/finalize/attempts.ts).
+        read: [KEY_PREFIXES.jobs, KEY_PREFIXES.uploads, KEY_PREFIXES.results],
         write: [KEY_PREFIXES.results, jobFile('failed.jsonl')],
         multipart: [KEY_PREFIXES.results, jobFile('failed.jsonl')],
         delete: [jobFile('parts/*')],
