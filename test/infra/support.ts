@@ -4,7 +4,7 @@ import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { Template } from 'aws-cdk-lib/assertions';
 import type { App } from 'aws-cdk-lib';
-import { createRowfleetApp } from '../../lib/app.ts';
+import { createRowfleetApp, type RowfleetAppOptions } from '../../lib/app.ts';
 import type { RowfleetStack } from '../../lib/rowfleet-stack.ts';
 
 const ROOT = fileURLToPath(new URL('../..', import.meta.url));
@@ -29,7 +29,10 @@ export interface Synthesized {
  * Synthesizes one stage's stack (cdk-nag included, as in bin/) into a temporary directory. Without `bundle`,
  * the Lambda code is not bundled (CDK's `aws:cdk:bundling-stacks` context), which keeps template tests fast.
  */
-export function synthStage(stage = 'dev', options: { readonly bundle?: boolean } = {}): Synthesized {
+export function synthStage(
+  stage = 'dev',
+  options: { readonly bundle?: boolean; readonly infra?: RowfleetAppOptions['infra'] } = {},
+): Synthesized {
   const outdir = mkdtempSync(join(tmpdir(), 'rowfleet-cdk-'));
   const context: Record<string, unknown> = { ...cdkJsonContext() };
   if (!options.bundle) context['aws:cdk:bundling-stacks'] = [];
@@ -37,6 +40,7 @@ export function synthStage(stage = 'dev', options: { readonly bundle?: boolean }
     stage,
     appProps: { outdir, context },
     env: { CDK_DEFAULT_ACCOUNT: '123456789012', CDK_DEFAULT_REGION: 'ap-northeast-1' },
+    ...(options.infra ? { infra: options.infra } : {}),
   });
   app.synth();
   return {
