@@ -5,7 +5,7 @@ import { fileURLToPath } from 'node:url';
 import { Template } from 'aws-cdk-lib/assertions';
 import type { App } from 'aws-cdk-lib';
 import { createRowfleetApp, type RowfleetAppOptions } from '../../lib/app.ts';
-import type { RowfleetStack } from '../../lib/rowfleet-stack.ts';
+import type { FunctionName, RowfleetStack } from '../../lib/rowfleet-stack.ts';
 
 const ROOT = fileURLToPath(new URL('../..', import.meta.url));
 
@@ -58,4 +58,19 @@ export function joinedText(value: unknown): string {
   const join = (value as { 'Fn::Join'?: [string, unknown[]] })['Fn::Join'];
   if (!join) return '<ref>';
   return join[1].map(joinedText).join(join[0]);
+}
+
+/** The directory of a function's bundled code in the cloud assembly (via the assets manifest). */
+export function bundleDir(s: Synthesized, name: FunctionName): string {
+  const fn = s.stack.functions[name];
+  const code = s.template.toJSON().Resources[s.stack.getLogicalId(fn.node.defaultChild as never)].Properties
+    .Code as {
+    S3Key: string;
+  };
+  const manifest = JSON.parse(readFileSync(join(s.outdir, `${s.stack.artifactId}.assets.json`), 'utf8')) as {
+    files: Record<string, { source: { path: string } }>;
+  };
+  const asset = manifest.files[code.S3Key.replace(/\.zip$/, '')];
+  if (!asset) throw new Error(`no asset for ${name} (${code.S3Key})`);
+  return join(s.outdir, asset.source.path);
 }
