@@ -206,7 +206,6 @@ describe('Deployed bytes: the synthesized bundles and the worker image run a job
           ...containerEnv,
           ...overrides.worker,
           ...runtimeEnv,
-          ECS_CONTAINER_METADATA_URI_V4: '',
         },
         stdio: ['ignore', 'pipe', 'pipe'],
       });
@@ -378,5 +377,10 @@ describe('Deployed bytes: the synthesized bundles and the worker image run a job
       });
     }
     expect(ecs.tasks.length).toBeGreaterThan(0);
+    // The finalize stopped the job's workers through ECS (ListTasks by startedBy, then StopTask of each)
+    expect(ecs.calls).toContainEqual({
+      operation: 'ListTasks',
+      input: expect.objectContaining({ startedBy: token, desiredStatus: 'RUNNING' }),
+    });
   }, 150_000);
 });
