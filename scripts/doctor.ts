@@ -1,9 +1,10 @@
 /**
  * `rowfleet doctor --stage <s>`: what a first `cdk deploy` of a stage needs, checked before it runs — offline
  * (Node, the stage's configuration, Docker with buildx for the worker image's platform) and with read-only AWS calls
- * when there are credentials (SES identity and sandbox). Each check says what to do when it does not pass. Checks
- * whose SDK client is not installed (SSM: the CDK bootstrap version; Service Quotas: Fargate vCPU; Lambda:
- * concurrency) are reported as skipped with the read-only AWS CLI command that does the same check by hand.
+ * when there are credentials (SES identity and sandbox through the SDK). Each check says what to do when it does not
+ * pass. The checks whose SDK client this project does not install (SSM: the CDK bootstrap version; Service Quotas:
+ * Fargate vCPU; Lambda: concurrency) make the same read-only call through the AWS CLI when it is installed, and are
+ * otherwise reported as skipped with that command to run by hand.
  */
 import { execFileSync } from 'node:child_process';
 import { readFileSync } from 'node:fs';
@@ -148,39 +149,146 @@ function offlineChecks(stage: StageConfig, deps: DoctorDeps): CheckResult[] {
   return out;
 }
 
-/** The checks that need an SDK client this install lacks: skipped, with the read-only CLI command and what to expect. */
-function manualChecks(stage: StageConfig, why: string): CheckResult[] {
-  const region = `--region ${stage.region}`;
-  const vcpus = (stage.infra.workerCpu / 1024) * (stage.workerBudget.maxWorkers ?? 1);
+/**
+ * The checks whose SDK client this install lacks (@aws-sdk/client-ssm, -service-quotas, -lambda): made with the
+ * AWS CLI's same read-only call when the CLI is installed, else skipped with that command to run by hand.
+ */
+interface CliCheck {
+  readonly id: string;
+  readonly title: string;
+  readonly client: string;
+  readonly args: readonly string[];
+  /** The check on the call's JSON answer. */
+  readonly judge: (answer: unknown) => Omit<CheckResult, 'id' | 'title'>;
+  /** What a failed call (no parameter, no permission) means, given its error text. */
+  readonly failed: (error: string) => Omit<CheckResult, 'id' | 'title'>;
+  /** What to expect, for the check by hand. */
+  readonly expect: string;
+}
+
+function cliChecks(stage: StageConfig): CliCheck[] {
+  const region = ['--region', stage.region, '--output', 'json'];
+  const bootstrap = `npx cdk bootstrap aws://<account>/${stage.region} -c stage=${stage.name}`;
+  const param = `/cdk-bootstrap/${bootstrapQualifier()}/version`;
+  const quota = stage.workerBudget.vcpuQuota;
   return [
     {
       id: 'bootstrap',
       title: 'CDK bootstrap',
-      status: 'skipped',
-      detail: `${why}needs @aws-sdk/client-ssm (not installed)`,
-      fix: `Check by hand: \`aws ssm get-parameter --name /cdk-bootstrap/${bootstrapQualifier()}/version ${region}\` must answer ≥ ${MIN_BOOTSTRAP_VERSION}; if the parameter is missing, run \`npx cdk bootstrap aws://<account>/${stage.region} -c stage=${stage.name}\`.`,
+      client: '@aws-sdk/client-ssm',
+      args: ['ssm', 'get-parameter', '--name', param, ...region],
+      expect: `the parameter's Value must be ≥ ${MIN_BOOTSTRAP_VERSION}; if it is missing, run \`${bootstrap}\``,
+      judge: (a) => {
+        const version = Number((a as { Parameter?: { Value?: string } }).Parameter?.Value);
+        return version >= MIN_BOOTSTRAP_VERSION
+          ? { status: 'ok', detail: `bootstrap version ${version} in ${stage.region}` }
+          : {
+              status: 'fail',
+              detail: `bootstrap version ${version} in ${stage.region}, below ${MIN_BOOTSTRAP_VERSION}`,
+              fix: `Update the bootstrap stack: \`${bootstrap}\`.`,
+            };
+      },
+      failed: (e) =>
+        /ParameterNotFound/.test(e)
+          ? {
+              status: 'fail',
+              detail: `${stage.region} is not bootstrapped (${param} is missing)`,
+              fix: `Run \`${bootstrap}\`.`,
+            }
+          : {
+              status: 'warn',
+              detail: `could not read ${param}: ${e}`,
+              fix: 'Allow ssm:GetParameter to the deploying identity, or check by hand.',
+            },
     },
     {
       id: 'fargate-vcpu',
       title: 'Fargate On-Demand vCPU quota',
-      status: 'skipped',
-      detail: `${why}needs @aws-sdk/client-service-quotas (not installed)`,
-      fix:
-        `Check by hand: \`aws service-quotas get-service-quota --service-code fargate --quota-code ${FARGATE_VCPU_QUOTA_CODE} ${region}\`: ` +
-        `its Value must be ≥ workerBudget.vcpuQuota (${stage.workerBudget.vcpuQuota})` +
-        (stage.workerBudget.maxWorkers
-          ? ` and ≥ ${vcpus} for maxWorkers ${stage.workerBudget.maxWorkers}`
-          : '') +
-        '; raise it in the Service Quotas console or lower workerBudget in config/.',
+      client: '@aws-sdk/client-service-quotas',
+      args: [
+        'service-quotas',
+        'get-service-quota',
+        '--service-code',
+        'fargate',
+        '--quota-code',
+        FARGATE_VCPU_QUOTA_CODE,
+        ...region,
+      ],
+      expect: `its Value must be ≥ workerBudget.vcpuQuota (${quota}); raise it in the Service Quotas console or lower workerBudget in config/`,
+      judge: (a) => {
+        const value = Number((a as { Quota?: { Value?: number } }).Quota?.Value);
+        return value >= quota
+          ? { status: 'ok', detail: `${value} vCPUs (the stage's budget is sized for ${quota})` }
+          : {
+              status: 'fail',
+              detail: `${value} vCPUs, below workerBudget.vcpuQuota ${quota}: launches beyond it are refused`,
+              fix: `Request ${quota} or more (Service Quotas → AWS Fargate → ${FARGATE_VCPU_QUOTA_CODE}), or set workerBudget.vcpuQuota of ${stage.name} to ${value} in config/.`,
+            };
+      },
+      failed: (e) => ({
+        status: 'warn',
+        detail: `could not read the quota: ${e}`,
+        fix: 'Allow servicequotas:GetServiceQuota to the deploying identity, or check by hand.',
+      }),
     },
     {
       id: 'lambda-concurrency',
       title: 'Lambda concurrency',
-      status: 'skipped',
-      detail: `${why}needs @aws-sdk/client-lambda (not installed)`,
-      fix: `Check by hand: \`aws lambda get-account-settings ${region}\`: AccountLimit.ConcurrentExecutions should be ≥ ${MIN_LAMBDA_CONCURRENCY} (new accounts may have 10: request 1000 in Service Quotas, code L-B99A9384).`,
+      client: '@aws-sdk/client-lambda',
+      args: ['lambda', 'get-account-settings', ...region],
+      expect: `AccountLimit.ConcurrentExecutions should be ≥ ${MIN_LAMBDA_CONCURRENCY} (new accounts may have 10: request 1000 in Service Quotas, code L-B99A9384)`,
+      judge: (a) => {
+        const limit = Number(
+          (a as { AccountLimit?: { ConcurrentExecutions?: number } }).AccountLimit?.ConcurrentExecutions,
+        );
+        return limit >= MIN_LAMBDA_CONCURRENCY
+          ? { status: 'ok', detail: `${limit} concurrent executions` }
+          : {
+              status: 'warn',
+              detail: `${limit} concurrent executions: the API, the splits and the finalizes throttle one another`,
+              fix: 'Request 1000 (Service Quotas → AWS Lambda → Concurrent executions, L-B99A9384).',
+            };
+      },
+      failed: (e) => ({
+        status: 'warn',
+        detail: `could not read the account settings: ${e}`,
+        fix: 'Allow lambda:GetAccountSettings to the deploying identity, or check by hand.',
+      }),
     },
   ];
+}
+
+function byHand(c: CliCheck): string {
+  return `Check by hand: \`aws ${c.args.join(' ')}\`: ${c.expect}.`;
+}
+
+function manualChecks(stage: StageConfig, why: string): CheckResult[] {
+  return cliChecks(stage).map((c) => ({
+    id: c.id,
+    title: c.title,
+    status: 'skipped',
+    detail: `${why}needs ${c.client} (not installed) or the AWS CLI`,
+    fix: byHand(c),
+  }));
+}
+
+/** With credentials: each check through the AWS CLI when it is installed, else skipped (see {@link cliChecks}). */
+function awsCliChecks(stage: StageConfig, deps: DoctorDeps): CheckResult[] {
+  try {
+    deps.run('aws', ['--version']);
+  } catch {
+    return manualChecks(stage, '');
+  }
+  return cliChecks(stage).map((c) => {
+    let answer: unknown;
+    try {
+      answer = JSON.parse(deps.run('aws', c.args));
+    } catch (err) {
+      const r = c.failed(errorMessage(err).split('\n').filter(Boolean).at(-1) ?? errorMessage(err));
+      return { id: c.id, title: c.title, ...r, ...(r.fix ? {} : { fix: byHand(c) }) };
+    }
+    return { id: c.id, title: c.title, ...c.judge(answer) };
+  });
 }
 
 async function sesChecks(stage: StageConfig, ses: SESv2Client): Promise<CheckResult[]> {
@@ -299,7 +407,7 @@ export async function runDoctor(
   }
   out.push({ id: 'credentials', title: 'AWS credentials', status: 'ok', detail: 'found' });
   out.push(...(await sesChecks(stage, deps.ses(stage.region))));
-  out.push(...manualChecks(stage, ''));
+  out.push(...awsCliChecks(stage, deps));
   return out;
 }
 

@@ -58,6 +58,57 @@ describe('rowfleet doctor', () => {
     expect(r['lambda-concurrency']!.fix).toContain('aws lambda get-account-settings');
   });
 
+  it('makes the checks without an SDK client through the AWS CLI when it is installed, and judges its answers', async () => {
+    // Prepare: an AWS CLI that answers the three read-only calls (a new account: low quotas)
+    const calls: string[] = [];
+    const answers: Record<string, unknown> = {
+      ssm: { Parameter: { Name: '/cdk-bootstrap/hnb659fds/version', Value: '30' } },
+      'service-quotas': { Quota: { QuotaCode: 'L-3032A538', Value: 4 } },
+      lambda: { AccountLimit: { ConcurrentExecutions: 10 } },
+    };
+    const run = (program: string, args: readonly string[]) => {
+      if (program === 'docker') return deps().run(program, args);
+      calls.push(args.join(' '));
+      if (args[0] === '--version') return 'aws-cli/2.22.0';
+      return JSON.stringify(answers[args[0]!]);
+    };
+
+    // Act
+    const r = byId(await runDoctor('dev', deps({ run })));
+    const notBootstrapped = byId(
+      await runDoctor(
+        'dev',
+        deps({
+          run: (program, args) => {
+            if (args[0] === 'ssm')
+              throw new Error(
+                'Command failed\nAn error occurred (ParameterNotFound) when calling GetParameter',
+              );
+            return run(program, args);
+          },
+        }),
+      ),
+    );
+
+    // Assess
+    expect(calls).toContain(
+      'ssm get-parameter --name /cdk-bootstrap/hnb659fds/version --region ap-northeast-1 --output json',
+    );
+    expect(r.bootstrap).toMatchObject({ status: 'ok', detail: 'bootstrap version 30 in ap-northeast-1' });
+    expect(r['fargate-vcpu']).toMatchObject({
+      status: 'fail',
+      fix: expect.stringContaining('workerBudget.vcpuQuota of dev to 4'),
+    });
+    expect(r['lambda-concurrency']).toMatchObject({
+      status: 'warn',
+      fix: expect.stringContaining('L-B99A9384'),
+    });
+    expect(notBootstrapped.bootstrap).toMatchObject({
+      status: 'fail',
+      fix: 'Run `npx cdk bootstrap aws://<account>/ap-northeast-1 -c stage=dev`.',
+    });
+  });
+
   it('reports the SES sandbox, an unverified identity and a missing one, each with what to do', async () => {
     // Prepare
     ses.on(GetAccountCommand).resolves({
