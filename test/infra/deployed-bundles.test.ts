@@ -354,12 +354,12 @@ describe('Deployed bytes: the synthesized bundles and the worker image run a job
       await new Promise((r) => setTimeout(r, 500));
       view = (await call('GET', `/jobs/${token}`)).body;
     }
-    const zip = await fetch((view.download as { url: string }).url);
-    const bytes = Buffer.from(await zip.arrayBuffer());
 
     // Assess
     expect(started.status, JSON.stringify(started.body)).toBe(202);
     expect(view.state, `${JSON.stringify(view)}\n${workerLog}`).toBe('SUCCEEDED');
+    const zip = await fetch((view.download as { url: string }).url); // presigned by the status bundle
+    const bytes = Buffer.from(await zip.arrayBuffer());
     expect(view.rows).toEqual({ total: 30, succeeded: 30, failed: 0, rejected: 0 });
     expect(zip.status).toBe(200);
     expect(bytes.subarray(0, 2).toString()).toBe('PK');
