@@ -42,7 +42,7 @@ export const rawConfig = {
     {
       name: 'prod',
       limits: { maxWorkersPerJob: 10, retentionDays: 30 },
-      infra: { retainData: true, logRetentionDays: 90 },
+      infra: { retainData: true, logRetentionDays: 90, dataEncryption: 'KMS' },
     },
   ],
   sites,

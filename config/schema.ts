@@ -233,6 +233,20 @@ export const infraSchema = z.object({
   workerArchitecture: z.enum(['ARM64', 'X86_64']).default('ARM64'),
   /** Subscribed by e-mail to the ops alarm topic when set. */
   opsEmail: z.string().email().optional(),
+  /**
+   * Where the workers run (lib/workers.ts, docs/DEPLOY.md "Networking"). `public`: public subnets that map no
+   * public IP on launch; each task asks for its own address in RunTask (`assignPublicIp`), reaches AWS APIs through
+   * the internet gateway, no NAT gateway. `private`: isolated subnets (no route to the internet) with interface
+   * endpoints for SQS, ECR, CloudWatch Logs and SES; no public address anywhere, endpoints paid by the hour —
+   * a `webhook` processor then reaches no host outside AWS.
+   */
+  workerNetwork: z.enum(['public', 'private']).default('public'),
+  /**
+   * Encryption of the data bucket (uploads/, jobs/, results/: the CSV files hold personal data). `S3_MANAGED`:
+   * SSE-S3. `KMS`: a customer-managed KMS key of the stage (rotated yearly) with S3 Bucket Keys, used only by the
+   * roles that read or write the bucket (lib/storage.ts grantDataKey); see docs/DEPLOY.md "Data encryption".
+   */
+  dataEncryption: z.enum(['S3_MANAGED', 'KMS']).default('S3_MANAGED'),
 });
 
 /** The grant item keeps one entry per job holding workers, so a budget this large still fits in one item. */

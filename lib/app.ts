@@ -31,6 +31,8 @@ export interface RowfleetAppOptions {
   readonly appProps?: AppProps;
   /** Environment for account/region. @default process.env */
   readonly env?: NodeJS.ProcessEnv;
+  /** Changes to the stage's infra settings (tests synthesize the options no stage of config/ sets yet). */
+  readonly infra?: Partial<StageConfig['infra']>;
 }
 
 /**
@@ -55,7 +57,8 @@ export function stageEnvironment(
 export function createRowfleetApp(options: RowfleetAppOptions = {}): { app: App; stack: RowfleetStack } {
   const app = new App(options.appProps);
   const config = loadConfig();
-  const stage = resolveStage(options.stage ?? app.node.tryGetContext('stage'), config);
+  const resolved = resolveStage(options.stage ?? app.node.tryGetContext('stage'), config);
+  const stage = options.infra ? { ...resolved, infra: { ...resolved.infra, ...options.infra } } : resolved;
   const stack = new RowfleetStack(app, stackName(stage.name), {
     stage,
     sites: config.sites,

@@ -78,6 +78,7 @@ export class RowfleetStack extends Stack {
       uploadEventsVisibility: Duration.seconds(derived.uploadEventsVisibilitySeconds),
       finalizeVisibility: Duration.seconds(derived.finalizeVisibilitySeconds),
       maxReceiveCount: timings.maxReceiveCount,
+      dataEncryption: infra.dataEncryption,
     });
     const { bucket, table, finalizeQueue, deadLetterQueue, uploadEventsQueue } = this.storage;
 
@@ -242,6 +243,14 @@ export class RowfleetStack extends Stack {
     consoleFn.addEnvironment('UPLOAD_ORIGIN', `https://${bucket.bucketRegionalDomainName}`);
 
     this.functions = { upload, status, finalize, authorizer, usageMail, reaper, console: consoleFn };
+
+    // The data key (infra.dataEncryption `KMS`), for exactly the roles that read or write objects of the data
+    // bucket (their key prefixes are granted above and in lib/workers.ts). The reaper only heads uploads/
+    // (HeadObject needs no key); the authorizer, the usage mail and the console never touch the bucket.
+    this.storage.grantDataKey(upload, { read: true, write: true }); // split, copy, retry, presigned POST forms
+    this.storage.grantDataKey(status, { read: true }); // errors.jsonl, presigned GET URLs of results/
+    this.storage.grantDataKey(finalize, { read: true, write: true }); // parts and sources in, the zip out
+    this.storage.grantDataKey(this.workers.taskDefinition.taskRole, { read: true, write: true }); // chunks, parts
 
     this.api = new RowfleetApi(this, 'Api', {
       stage,

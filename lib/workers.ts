@@ -59,7 +59,8 @@ export interface WorkersProps {
 }
 
 /**
- * The Fargate row workers: a VPC with public subnets only (no NAT gateway), the cluster, the task definition
+ * The Fargate row workers: a VPC (public subnets that map no public IP on launch, or isolated subnets with
+ * interface endpoints: infra.workerNetwork; no NAT gateway either way), the cluster, the task definition
  * built from fargate-worker/Dockerfile, and the security group of the tasks (no inbound, HTTPS out).
  * Tasks are standalone RunTask tasks started by the upload function (EcsTaskLauncher in core/aws).
  */
@@ -77,14 +78,26 @@ export class Workers extends Construct {
     super(scope, id);
     const names = resourceNames(props.stage);
 
-    // Public subnets, tasks with a public IP: the tasks reach SQS, ECR and CloudWatch Logs through the
-    // internet gateway, with no NAT gateway to pay for. S3 and DynamoDB go through free gateway endpoints.
-    // Nothing can connect in: the security group has no inbound rule. See docs/DEPLOY.md, "Networking".
+    // infra.workerNetwork (docs/DEPLOY.md, "Networking"). `public`: public subnets that map no public IP on launch
+    // (nothing started in them gets an address by default); each task asks for one in RunTask and reaches SQS, ECR
+    // and CloudWatch Logs through the internet gateway, with no NAT gateway to pay for. `private`: isolated subnets
+    // and interface endpoints, no public address at all. S3 and DynamoDB go through free gateway endpoints in both.
+    // Nothing can connect in: the security group has no inbound rule.
+    const isPrivate = props.infra.workerNetwork === 'private';
     this.vpc = new ec2.Vpc(this, 'Vpc', {
       ipAddresses: ec2.IpAddresses.cidr('10.40.0.0/16'),
       maxAzs: 2,
       natGateways: 0,
-      subnetConfiguration: [{ name: 'public', subnetType: ec2.SubnetType.PUBLIC, cidrMask: 20 }],
+      subnetConfiguration: [
+        isPrivate
+          ? { name: 'private', subnetType: ec2.SubnetType.PRIVATE_ISOLATED, cidrMask: 20 }
+          : {
+              name: 'public',
+              subnetType: ec2.SubnetType.PUBLIC,
+              cidrMask: 20,
+              mapPublicIpOnLaunch: false,
+            },
+      ],
       gatewayEndpoints: {
         s3: { service: ec2.GatewayVpcEndpointAwsService.S3 },
         dynamodb: { service: ec2.GatewayVpcEndpointAwsService.DYNAMODB },
@@ -108,6 +121,34 @@ export class Workers extends Construct {
       ec2.Port.tcp(443),
       'HTTPS to SQS, S3, DynamoDB, ECR and CloudWatch Logs',
     );
+
+    // Private workers: what the task calls beyond S3 and DynamoDB, through interface endpoints (private DNS, reachable from
+    // the workers on 443): SQS (job queues, finalize and grant requests), ECR (image pulls: api and dkr; the
+    // layers come from S3 through its gateway endpoint), CloudWatch Logs (awslogs driver; metrics go as EMF there)
+    // and the SES API (the `mail` processor). Each is paid per AZ and hour: docs/DEPLOY.md "Networking".
+    if (isPrivate) {
+      // Reachable from the workers only (not the whole VPC CIDR, the endpoints' default).
+      const endpointGroup = new ec2.SecurityGroup(this, 'EndpointSecurityGroup', {
+        vpc: this.vpc,
+        description: `Rowfleet ${props.stage} interface endpoints: HTTPS from the workers only`,
+        allowAllOutbound: false,
+      });
+      endpointGroup.addIngressRule(this.securityGroup, ec2.Port.tcp(443), 'HTTPS from the workers');
+      for (const [id, service] of [
+        ['Sqs', ec2.InterfaceVpcEndpointAwsService.SQS],
+        ['EcrApi', ec2.InterfaceVpcEndpointAwsService.ECR],
+        ['EcrDocker', ec2.InterfaceVpcEndpointAwsService.ECR_DOCKER],
+        ['Logs', ec2.InterfaceVpcEndpointAwsService.CLOUDWATCH_LOGS],
+        ['Email', ec2.InterfaceVpcEndpointAwsService.EMAIL],
+      ] as const) {
+        this.vpc.addInterfaceEndpoint(`${id}Endpoint`, {
+          service,
+          privateDnsEnabled: true,
+          securityGroups: [endpointGroup],
+          open: false,
+        });
+      }
+    }
 
     this.cluster = new ecs.Cluster(this, 'Cluster', {
       clusterName: names.cluster,
@@ -165,9 +206,13 @@ export class Workers extends Construct {
       CLUSTER_ARN: this.cluster.clusterArn,
       TASK_DEFINITION_ARN: this.taskDefinition.taskDefinitionArn,
       WORKER_CONTAINER_NAME,
-      WORKER_SUBNET_IDS: this.vpc.publicSubnets.map((s) => s.subnetId).join(','),
+      WORKER_SUBNET_IDS: (isPrivate ? this.vpc.isolatedSubnets : this.vpc.publicSubnets)
+        .map((s) => s.subnetId)
+        .join(','),
       WORKER_SECURITY_GROUP_IDS: this.securityGroup.securityGroupId,
-      WORKER_ASSIGN_PUBLIC_IP: 'ENABLED',
+      // Public subnets map no address on launch: a public task asks for its own (it pulls its image through the
+      // internet gateway); a private one reaches everything through the endpoints.
+      WORKER_ASSIGN_PUBLIC_IP: isPrivate ? 'DISABLED' : 'ENABLED',
     };
 
     acknowledge(this.taskDefinition, {

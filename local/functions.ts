@@ -1,4 +1,5 @@
 import { fork, type ChildProcess } from 'node:child_process';
+import { dirname } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { depsFromEnv } from '../core/deps.ts';
 import { createFinalizeHandler } from '../lambdas/finalize/handler.ts';
@@ -34,7 +35,24 @@ export function inProcess(name: FunctionName, launcher: LocalTaskLauncher): Invo
 }
 
 const HOST = fileURLToPath(new URL('./lambda-host.ts', import.meta.url));
+const BUNDLE_HOST = fileURLToPath(new URL('./bundle-host.mjs', import.meta.url));
 const TSX = import.meta.resolve('tsx');
+
+/**
+ * A function run from its deployed bytes instead of the sources: the bundle's entry file (a copy of its cdk.out
+ * asset), loaded by a plain-JavaScript host (local/bundle-host.mjs) on the given Node binary, with exactly the given
+ * environment (nothing inherited from this process) and the bundle's folder as working directory.
+ */
+export interface FunctionBundle {
+  /** The bundle's entry, e.g. `<dir>/index.mjs` (the template's Handler `index.handler`). */
+  readonly entry: string;
+  /** The Node binary Lambda's runtime stands for (config/node.ts DEPLOYED_NODE_MAJOR). */
+  readonly node: string;
+  /** The whole environment of the function (the template's variables, region, credentials, endpoints). */
+  readonly env: Record<string, string>;
+  /** The function's timeout (its context's remaining time). @default 900 */
+  readonly timeoutSeconds?: number;
+}
 
 /**
  * A handler in its own long-lived child process, as a warm Lambda sandbox: memory is measured per
@@ -50,18 +68,28 @@ export class IsolatedFunction {
   readonly ready: Promise<void>;
 
   constructor(
-    readonly name: FunctionName,
+    readonly name: string,
     stateDir: string,
+    /** Run this bundle (the deployed bytes) instead of the sources of `name`. */
+    private readonly bundle?: FunctionBundle,
   ) {
-    this.child = fork(HOST, [], {
-      execArgv: ['--import', TSX],
-      env: {
-        ...process.env,
-        ROWFLEET_FUNCTION: name,
-        ROWFLEET_STATE_DIR: stateDir,
-      },
-      stdio: ['ignore', 'inherit', 'inherit', 'ipc'],
-    });
+    this.child = bundle
+      ? fork(BUNDLE_HOST, [bundle.entry], {
+          execPath: bundle.node,
+          execArgv: [],
+          env: bundle.env,
+          cwd: dirname(bundle.entry),
+          stdio: ['ignore', 'inherit', 'inherit', 'ipc'],
+        })
+      : fork(HOST, [], {
+          execArgv: ['--import', TSX],
+          env: {
+            ...process.env,
+            ROWFLEET_FUNCTION: name,
+            ROWFLEET_STATE_DIR: stateDir,
+          },
+          stdio: ['ignore', 'inherit', 'inherit', 'ipc'],
+        });
     this.ready = new Promise((resolve, reject) => {
       this.child.once('message', () => resolve());
       this.child.once('exit', (code) =>
@@ -87,7 +115,20 @@ export class IsolatedFunction {
     new Promise((resolve, reject) => {
       const id = this.next++;
       this.pending.set(id, { resolve, reject });
-      this.child.send({ id, event });
+      if (!this.bundle) {
+        this.child.send({ id, event });
+        return;
+      }
+      // A bundle's host gets the context as data (its functions are added there).
+      const timeout = this.bundle.timeoutSeconds ?? 900;
+      const {
+        getRemainingTimeInMillis: _r,
+        done: _d,
+        fail: _f,
+        succeed: _s,
+        ...context
+      } = localContext(this.name, timeout);
+      this.child.send({ id, event, context: { ...context, deadline: Date.now() + timeout * 1000 } });
     });
 
   async stop(): Promise<void> {

@@ -10,6 +10,7 @@ import { mailList, mailPreview, mailSend } from './mail.ts';
 import { ApiError, DEFAULT_STALL_SECONDS, retryJob, runJob } from './run-job.ts';
 import { loadtest } from './loadtest.ts';
 import { smoke } from './smoke.ts';
+import { formatDoctor, runDoctor } from './doctor.ts';
 
 /** 0 for SUCCEEDED or PARTIAL, 2 for REJECTED, 1 otherwise. */
 function exitCode(state: string): number {
@@ -346,6 +347,21 @@ program
         process.stdout.write(
           `${s.ok ? 'ok  ' : 'FAIL'} ${s.step} (${s.ms} ms)${s.detail ? ` — ${s.detail}` : ''}\n`,
         );
+    process.exitCode = ok ? 0 : 1;
+  });
+
+program
+  .command('doctor')
+  .description(
+    'before a first `cdk deploy`: Node, the stage, Docker buildx for the image platform, and (with credentials) read-only AWS checks; prints what to do',
+  )
+  .requiredOption('--stage <name>', 'the stage to deploy (dev, stg, prod)')
+  .option('--json', 'print the checks as one JSON object as the last line of stdout')
+  .action(async (o: { stage: string; json?: boolean }) => {
+    const checks = await runDoctor(o.stage);
+    const ok = checks.every((c) => c.status !== 'fail');
+    if (o.json) process.stdout.write(JSON.stringify({ ok, stage: o.stage, checks }) + '\n');
+    else process.stdout.write(formatDoctor(o.stage, checks) + '\n');
     process.exitCode = ok ? 0 : 1;
   });
 

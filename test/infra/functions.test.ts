@@ -5,24 +5,9 @@ import { pathToFileURL } from 'node:url';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { FUNCTION_ENTRIES, type FunctionName } from '../../lib/rowfleet-stack.ts';
 import { projectPath } from '../../lib/paths.ts';
-import { synthStage, type Synthesized } from './support.ts';
+import { bundleDir, synthStage, type Synthesized } from './support.ts';
 
 const names = Object.keys(FUNCTION_ENTRIES) as FunctionName[];
-
-/** The directory of a function's bundled code in the cloud assembly (via the assets manifest). */
-function bundleDir(s: Synthesized, name: FunctionName): string {
-  const fn = s.stack.functions[name];
-  const code = s.template.toJSON().Resources[s.stack.getLogicalId(fn.node.defaultChild as never)].Properties
-    .Code as {
-    S3Key: string;
-  };
-  const manifest = JSON.parse(readFileSync(join(s.outdir, `${s.stack.artifactId}.assets.json`), 'utf8')) as {
-    files: Record<string, { source: { path: string } }>;
-  };
-  const asset = manifest.files[code.S3Key.replace(/\.zip$/, '')];
-  if (!asset) throw new Error(`no asset for ${name} (${code.S3Key})`);
-  return join(s.outdir, asset.source.path);
-}
 
 describe('Stack: Rowfleet-dev functions', () => {
   let s: Synthesized;

@@ -4,8 +4,8 @@ import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { Template } from 'aws-cdk-lib/assertions';
 import type { App } from 'aws-cdk-lib';
-import { createRowfleetApp } from '../../lib/app.ts';
-import type { RowfleetStack } from '../../lib/rowfleet-stack.ts';
+import { createRowfleetApp, type RowfleetAppOptions } from '../../lib/app.ts';
+import type { FunctionName, RowfleetStack } from '../../lib/rowfleet-stack.ts';
 
 const ROOT = fileURLToPath(new URL('../..', import.meta.url));
 
@@ -29,7 +29,10 @@ export interface Synthesized {
  * Synthesizes one stage's stack (cdk-nag included, as in bin/) into a temporary directory. Without `bundle`,
  * the Lambda code is not bundled (CDK's `aws:cdk:bundling-stacks` context), which keeps template tests fast.
  */
-export function synthStage(stage = 'dev', options: { readonly bundle?: boolean } = {}): Synthesized {
+export function synthStage(
+  stage = 'dev',
+  options: { readonly bundle?: boolean; readonly infra?: RowfleetAppOptions['infra'] } = {},
+): Synthesized {
   const outdir = mkdtempSync(join(tmpdir(), 'rowfleet-cdk-'));
   const context: Record<string, unknown> = { ...cdkJsonContext() };
   if (!options.bundle) context['aws:cdk:bundling-stacks'] = [];
@@ -37,6 +40,7 @@ export function synthStage(stage = 'dev', options: { readonly bundle?: boolean }
     stage,
     appProps: { outdir, context },
     env: { CDK_DEFAULT_ACCOUNT: '123456789012', CDK_DEFAULT_REGION: 'ap-northeast-1' },
+    ...(options.infra ? { infra: options.infra } : {}),
   });
   app.synth();
   return {
@@ -54,4 +58,19 @@ export function joinedText(value: unknown): string {
   const join = (value as { 'Fn::Join'?: [string, unknown[]] })['Fn::Join'];
   if (!join) return '<ref>';
   return join[1].map(joinedText).join(join[0]);
+}
+
+/** The directory of a function's bundled code in the cloud assembly (via the assets manifest). */
+export function bundleDir(s: Synthesized, name: FunctionName): string {
+  const fn = s.stack.functions[name];
+  const code = s.template.toJSON().Resources[s.stack.getLogicalId(fn.node.defaultChild as never)].Properties
+    .Code as {
+    S3Key: string;
+  };
+  const manifest = JSON.parse(readFileSync(join(s.outdir, `${s.stack.artifactId}.assets.json`), 'utf8')) as {
+    files: Record<string, { source: { path: string } }>;
+  };
+  const asset = manifest.files[code.S3Key.replace(/\.zip$/, '')];
+  if (!asset) throw new Error(`no asset for ${name} (${code.S3Key})`);
+  return join(s.outdir, asset.source.path);
 }
