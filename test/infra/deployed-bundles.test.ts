@@ -127,7 +127,7 @@ describe('Deployed bytes: the synthesized bundles and the worker image run a job
     process.env.AWS_REGION = REGION;
     process.env.AWS_ACCESS_KEY_ID = 'local';
     process.env.AWS_SECRET_ACCESS_KEY = 'local';
-    emulators = await startEmulators({ region: REGION, secretAccessKey: 'local' });
+    emulators = await startEmulators({ region: REGION, accessKeyId: 'local', secretAccessKey: 'local' });
     const endpoints = {
       AWS_ENDPOINT_URL_S3: emulators.endpoints.s3sqs,
       AWS_ENDPOINT_URL_SQS: emulators.endpoints.s3sqs,
