@@ -21,9 +21,13 @@
  * processor, aborted after its effect, ends the record as a dead process would leave it (in doubt).
  */
 import { randomInt } from 'node:crypto';
+import { mkdtempSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
 import { setTimeout as sleep } from 'node:timers/promises';
 import type { APIGatewayProxyEvent, APIGatewayProxyResult } from 'aws-lambda';
 import fc from 'fast-check';
+import { afterAll, beforeAll } from 'vitest';
 import iconv from 'iconv-lite';
 import { API_ROUTES } from '../../config/api.ts';
 import type { LaunchRequest } from '../../core/aws/task-launcher.ts';
@@ -38,6 +42,7 @@ import { createStatusHandler } from '../../lambdas/status/handler.ts';
 import { createUploadHandler } from '../../lambdas/upload/handler.ts';
 import { localContext } from '../../lambdas/shared/middleware.ts';
 import { LocalApi } from '../../local/api.ts';
+import { testDeps, type TestAws } from './aws.ts';
 import { FleetLauncher, mortal, WorkerLife } from './faults.ts';
 import { checkRecords, type ErrorLine } from './jepsen.ts';
 import { LEDGER_FILE_ENV, LEDGER_PROCESSOR, readLedger, REFUSED_CODE } from './ledger-processor.ts';
@@ -153,6 +158,11 @@ const describeUpload = (s: UploadSpec) =>
   `delay=${s.delayMs}ms refused=${s.records.filter((r) => r.refuse).length}` +
   (s.maxFailureRate !== undefined ? ` maxFailureRate=${s.maxFailureRate}` : '');
 
+/** A line on stderr when MODEL_VERBOSE is set. */
+function verbose(s: string): void {
+  if (process.env.MODEL_VERBOSE) process.stderr.write(`${new Date().toISOString().slice(11, 23)} ${s}\n`);
+}
+
 // ---------------------------------------------------------------------------------------------------------
 // The fleet: workers, finalize and reaper of the jobs the model starts
 
@@ -180,6 +190,8 @@ interface LiveWorker {
 /** Row workers (killable), finalize deliveries and reaper passes for every job launched through `launcher`. */
 export class ModelFleet {
   readonly errors: string[] = [];
+  /** The last error of each job's finalize (it is delivered again; a job stuck says why). */
+  readonly finalizeErrors = new Map<string, string>();
   private cursor = 0;
   private next = 0;
   private readonly lives = new Map<string, LiveWorker[]>();
@@ -265,7 +277,7 @@ export class ModelFleet {
   }
 
   private startWorker(l: LaunchRequest): void {
-    if (process.env.MODEL_VERBOSE) process.stderr.write(`${Date.now() % 100000} worker start ${l.token}\n`);
+    verbose(`worker start ${l.token}`);
     const stop = new AbortController();
     const kill = new AbortController();
     const life = new WorkerLife(this.next++, stop);
@@ -309,15 +321,24 @@ export class ModelFleet {
       const req = JSON.parse(m.Body!) as { site: string; token: string };
       this.track(
         finalizeJob(this.deps, req.site, req.token).then(
-          () => this.deps.queues.delete(url, m.ReceiptHandle!),
-          () => this.deps.queues.extendVisibility(url, m.ReceiptHandle!, 1),
+          (r) => {
+            verbose(`finalize ${req.token}: ${JSON.stringify(r)}`);
+            return this.deps.queues.delete(url, m.ReceiptHandle!);
+          },
+          (err: unknown) => {
+            const why = err instanceof Error ? (err.stack ?? err.message) : String(err);
+            this.finalizeErrors.set(req.token, why.split('\n').slice(0, 4).join(' | '));
+            verbose(`finalize ${req.token} failed: ${why}`);
+            return this.deps.queues.extendVisibility(url, m.ReceiptHandle!, 1);
+          },
         ),
       );
     }
     // The reaper's pass (every few minutes on AWS) when a job has no worker left and has not ended.
     if (Date.now() - this.lastReap > 1000 && (await this.orphans()).length > 0) {
       this.lastReap = Date.now();
-      await reap(this.deps, { graceSeconds: 0 });
+      const r = await reap(this.deps, { graceSeconds: 0 });
+      verbose(`reaper: ${JSON.stringify(r).slice(0, 300)}`);
     }
   }
 
@@ -520,7 +541,13 @@ export class ModelWorld {
 
   async settleAll(ms: number): Promise<void> {
     const tokens = this.families.flatMap((f) => f.tokens);
-    if (!(await this.fleet.settle(tokens, ms))) this.problems.push(`jobs did not all end within ${ms} ms`);
+    if (!(await this.fleet.settle(tokens, ms))) {
+      this.problems.push(`jobs did not all end within ${ms} ms`);
+      for (const t of tokens) {
+        const e = this.fleet.finalizeErrors.get(t);
+        if (e) this.problems.push(`job ${t}: its finalize fails: ${e}`);
+      }
+    }
   }
 
   /** Every broken promise of the sequence (empty when all held). */
@@ -772,6 +799,9 @@ export function commandsArb(o: ModelOptions) {
   );
 }
 
+/** Thrown by a run that starts after the time budget: ends the check, and is not a failure. */
+class TimeUp extends Error {}
+
 export interface ModelRun {
   readonly seed: number;
   readonly runs: number;
@@ -792,11 +822,11 @@ export async function runModel(
   const seed = process.env.FUZZ_SEED ? Number(process.env.FUZZ_SEED) : randomInt(0, 2 ** 31);
   process.stderr.write(`promises model (${o.label}): seed ${seed}; replay with FUZZ_SEED=${seed}\n`);
   let run = 0;
-  // A sequence is never cut short (its jobs would run on into the next one): once `ms` has passed, the remaining
-  // runs do nothing.
+  // A sequence is never cut short (fast-check's interruptAfterTimeLimit would leave its jobs running into the next
+  // one): once `ms` has passed, the next run ends the check with TimeUp, which is no failure.
   const deadline = Date.now() + o.ms;
   const property = fc.asyncProperty(commandsArb(o), async ([first, cmds, last]) => {
-    if (Date.now() > deadline) return;
+    if (Date.now() > deadline) throw new TimeUp();
     const ledgerFile = `${ledgerDir}/ledger-${o.label.replace(/\W+/g, '-')}-${++run}.jsonl`;
     process.env[LEDGER_FILE_ENV] = ledgerFile;
     const world = new ModelWorld(fleet, apiUrl, ledgerFile);
@@ -822,7 +852,7 @@ export async function runModel(
     numRuns: o.numRuns,
     endOnFailure: true,
   });
-  if (!details.failed) return { seed, runs: run };
+  if (!details.failed || details.errorInstance instanceof TimeUp) return { seed, runs: run };
   const error =
     details.errorInstance instanceof Error ? details.errorInstance.message : String(details.errorInstance);
   return {
@@ -834,4 +864,33 @@ export async function runModel(
       `sequence: ${(details.counterexample?.[0] ?? []).map(String).join(', ')}\n` +
       error,
   };
+}
+
+export interface ModelSetup {
+  readonly fleet: ModelFleet;
+  readonly api: LocalApi;
+  /** Where the sequences' ledgers go. */
+  readonly dir: string;
+}
+
+/**
+ * The fleet and the API of a test file on its emulators (after `useTestAws`), started before its tests and stopped
+ * after. The test file must give the pipeline the ledger processor: `vi.mock('../../core/work/processors/index.ts',
+ * async (original) => (await import('../helpers/ledger-processor.ts')).withLedgerProcessor(await original()))`.
+ */
+export function useModel(aws: TestAws): ModelSetup {
+  const setup = {} as { fleet: ModelFleet; api: LocalApi; dir: string };
+  beforeAll(async () => {
+    const launcher = new ModelLauncher();
+    setup.fleet = new ModelFleet(testDeps(aws, { launcher }), launcher);
+    setup.fleet.start();
+    setup.api = await modelApi(setup.fleet.deps);
+    setup.dir = mkdtempSync(join(tmpdir(), 'rowfleet-model-'));
+  });
+  afterAll(async () => {
+    await setup.fleet?.stop();
+    await setup.api?.close();
+    if (setup.dir) rmSync(setup.dir, { recursive: true, force: true });
+  });
+  return setup;
 }

@@ -3,17 +3,14 @@
  * with CR / LF / CRLF / quotes / delimiters), cancels at a random moment, kills of a worker, failure-rate stops
  * and retries (sometimes two at once), with a processor whose effects go to a ledger outside the pipeline; after
  * each sequence every record's effect happened at most once, every record ended in exactly one outcome, values
- * are byte-exact and counts add up (test/helpers/promises-model.ts). A few sequences here; minutes of them in
- * `npm run test:fuzz` (test/fuzz/promises.model.test.ts). The seed is printed; a failure names the seed and path
- * that replay it (`FUZZ_SEED=… FUZZ_PATH=…`).
+ * are byte-exact and counts add up (test/helpers/promises-model.ts). A few sequences here (about 10 s each
+ * test); minutes of them in `npm run test:fuzz` (test/fuzz/promises.model.test.ts). The seed is printed; a
+ * failure names the seed and path that replay it (`FUZZ_SEED=… FUZZ_PATH=…`; MODEL_VERBOSE=1 prints every
+ * sequence).
  */
-import { mkdtempSync, rmSync } from 'node:fs';
-import { tmpdir } from 'node:os';
-import { join } from 'node:path';
-import { afterAll, beforeAll, describe, expect, it, vi } from 'vitest';
-import type { LocalApi } from '../../local/api.ts';
-import { testDeps, useTestAws } from '../helpers/aws.ts';
-import { ModelFleet, ModelLauncher, modelApi, runModel } from '../helpers/promises-model.ts';
+import { describe, expect, it, vi } from 'vitest';
+import { useTestAws } from '../helpers/aws.ts';
+import { runModel, useModel } from '../helpers/promises-model.ts';
 
 vi.hoisted(() => {
   process.env.POWERTOOLS_LOG_LEVEL = 'SILENT';
@@ -23,28 +20,11 @@ vi.mock('../../core/work/processors/index.ts', async (original) =>
   (await import('../helpers/ledger-processor.ts')).withLedgerProcessor(await original()),
 );
 
-const aws = useTestAws();
-let fleet: ModelFleet;
-let api: LocalApi;
-let dir = '';
-
-beforeAll(async () => {
-  const launcher = new ModelLauncher();
-  fleet = new ModelFleet(testDeps(aws, { launcher }), launcher);
-  fleet.start();
-  api = await modelApi(fleet.deps);
-  dir = mkdtempSync(join(tmpdir(), 'rowfleet-model-'));
-});
-
-afterAll(async () => {
-  await fleet?.stop();
-  await api?.close();
-  if (dir) rmSync(dir, { recursive: true, force: true });
-});
+const model = useModel(useTestAws());
 
 describe('Model: the promises across uploads, cancels, kills, failure-rate stops and retries', () => {
   it('holds them without retries: effects at most once, one outcome per record, values byte-exact, counts add up', async () => {
-    const r = await runModel(fleet, api.url, dir, {
+    const r = await runModel(model.fleet, model.api.url, model.dir, {
       label: 'no retries',
       retries: false,
       maxRecords: 50,
@@ -57,7 +37,7 @@ describe('Model: the promises across uploads, cancels, kills, failure-rate stops
   }, 120_000);
 
   it('holds them with retries too (a retry, or two at once, of a job a cancel, a kill or a stop cut short)', async () => {
-    const r = await runModel(fleet, api.url, dir, {
+    const r = await runModel(model.fleet, model.api.url, model.dir, {
       label: 'with retries',
       retries: true,
       maxRecords: 50,
