@@ -44,7 +44,8 @@ import { localContext } from '../../lambdas/shared/middleware.ts';
 import { LocalApi } from '../../local/api.ts';
 import { testDeps, type TestAws } from './aws.ts';
 import { FleetLauncher, mortal, WorkerLife } from './faults.ts';
-import { checkRecords, type ErrorLine } from './jepsen.ts';
+import { parse } from 'csv-parse/sync';
+import { checkRecords, parseErrorsCsv, type ErrorLine } from './jepsen.ts';
 import { LEDGER_FILE_ENV, LEDGER_PROCESSOR, readLedger, REFUSED_CODE } from './ledger-processor.ts';
 import { readZip } from './zip.ts';
 
@@ -398,6 +399,16 @@ export async function modelApi(deps: PipelineDeps): Promise<LocalApi> {
   return api;
 }
 
+/** The first cell of a record's raw CSV text (errors.csv `raw`), if it reads as one whole record (3 cells). */
+function firstCell(raw: string): string | undefined {
+  try {
+    const rows = parse(raw, { relax_column_count: true, relax_quotes: true }) as string[][];
+    return rows.length === 1 && rows[0]?.length === 3 ? rows[0][0] : undefined;
+  } catch {
+    return undefined;
+  }
+}
+
 // ---------------------------------------------------------------------------------------------------------
 // The world the commands act on
 
@@ -596,18 +607,19 @@ export class ModelWorld {
 
     for (const token of f.tokens) {
       // Record n of this job → the uploaded record: the upload's numbering, or (a retry that made a new job) the
-      // parent's records a retry runs, in their order.
-      let ids: readonly (string | undefined)[] = f.ids;
+      // parent's records a retry runs, in their order — there, the id a record carries (its result's fields, its
+      // errors.csv raw text) when it names one of the upload's records, so one record cut in two does not shift
+      // every record after it.
+      let byOrder: readonly (string | undefined)[] = f.ids;
       const parent = f.parents.get(token);
       if (parent) {
         const po = outcomesOfToken.get(parent);
         const pids = idsOfToken.get(parent) ?? [];
-        ids = (po?.errors ?? [])
+        byOrder = (po?.errors ?? [])
           .filter((e) => RETRIED_CODES.includes(e.code))
           .sort((a, b) => a.n - b.n)
           .map((e) => pids[e.n - 1]);
       }
-      idsOfToken.set(token, ids);
 
       const view = await this.view(token);
       if (!view) {
@@ -626,7 +638,26 @@ export class ModelWorld {
         continue;
       }
       const zip = Buffer.from(await (await fetch(view.download.url)).arrayBuffer());
-      const c = checkRecords(await readZip(zip), total, {
+      const entries = await readZip(zip);
+      const carried = new Map<number, string>();
+      if (parent) {
+        for (const e of entries) {
+          const m = /^rows\/(\d+)\.json$/.exec(e.name);
+          const id = m ? (JSON.parse(e.data.toString('utf8')) as { fields: string[] }).fields[0] : undefined;
+          if (m && id && f.fieldsById.has(id)) carried.set(Number(m[1]), id);
+        }
+        const errorsCsv = entries.find((e) => e.name === 'errors.csv');
+        for (const line of errorsCsv ? parseErrorsCsv(errorsCsv.data) : []) {
+          const id = firstCell(line.raw);
+          if (id && f.fieldsById.has(id) && !carried.has(line.n)) carried.set(line.n, id);
+        }
+      }
+      const ids = Array.from(
+        { length: Math.max(total, byOrder.length) },
+        (_, i) => carried.get(i + 1) ?? byOrder[i],
+      );
+      idsOfToken.set(token, ids);
+      const c = checkRecords(entries, total, {
         content: (n, data) => {
           const id = ids[n - 1];
           const want = id === undefined ? undefined : f.fieldsById.get(id);
@@ -799,6 +830,23 @@ export function commandsArb(o: ModelOptions) {
   );
 }
 
+/** Problems grouped by kind (ids, tokens, numbers and values left out), with how many and the first 3 of each. */
+function byKind(problems: readonly string[]): string[] {
+  const kinds = new Map<string, string[]>();
+  for (const p of problems) {
+    const kind = p
+      .replace(/[0-9a-f]{8}-[0-9a-f-]{27}/g, 'T')
+      .replace(/\[.*\]/g, '[…]')
+      .replace(/u\d+-\d+/g, 'ID')
+      .replace(/\d+/g, 'N');
+    kinds.set(kind, [...(kinds.get(kind) ?? []), p]);
+  }
+  return [...kinds.values()].flatMap((ps) => [
+    `${ps.length} × ${ps[0]}`,
+    ...ps.slice(1, 3).map((p) => `      ${p}`),
+  ]);
+}
+
 /** Thrown by a run that starts after the time budget: ends the check, and is not a failure. */
 class TimeUp extends Error {}
 
@@ -841,7 +889,7 @@ export async function runModel(
       );
     if (problems.length > 0) {
       throw new Error(
-        `${problems.length} broken promises:\n  ${problems.slice(0, 40).join('\n  ')}` +
+        `${problems.length} broken promises:\n  ${byKind(problems).join('\n  ')}` +
           `\nwhat happened:\n  ${world.timeline.join('\n  ')}\n  ${world.summary.join('\n  ')}`,
       );
     }

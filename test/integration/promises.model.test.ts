@@ -30,7 +30,7 @@ describe('Model: the promises across uploads, cancels, kills, failure-rate stops
       maxRecords: 50,
       maxCommands: 5,
       numRuns: 100,
-      ms: 10_000,
+      ms: 7_000,
     });
     expect(r.failure).toBeUndefined();
     expect(r.runs).toBeGreaterThan(0);
@@ -43,7 +43,7 @@ describe('Model: the promises across uploads, cancels, kills, failure-rate stops
       maxRecords: 50,
       maxCommands: 5,
       numRuns: 100,
-      ms: 10_000,
+      ms: 7_000,
     });
     expect(r.failure).toBeUndefined();
     expect(r.runs).toBeGreaterThan(0);
