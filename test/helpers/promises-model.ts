@@ -652,9 +652,12 @@ export class ModelWorld {
           if (id && f.fieldsById.has(id) && !carried.has(line.n)) carried.set(line.n, id);
         }
       }
+      // A retry job with more or fewer records than were retried cut or joined some: records that carry no id are
+      // then not matched by their place (they would all shift).
+      const inOrder = total === byOrder.length;
       const ids = Array.from(
         { length: Math.max(total, byOrder.length) },
-        (_, i) => carried.get(i + 1) ?? byOrder[i],
+        (_, i) => carried.get(i + 1) ?? (inOrder ? byOrder[i] : undefined),
       );
       idsOfToken.set(token, ids);
       const c = checkRecords(entries, total, {
