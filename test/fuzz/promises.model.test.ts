@@ -29,6 +29,7 @@ describe.skipIf(fuzzSeconds === 0)(
           const r = await runModel(model.fleet, model.api.url, model.dir, {
             label: `fuzz, ${retries ? 'with' : 'no'} retries`,
             retries,
+            contentTypes: retries,
             maxRecords: 200,
             maxCommands: 10,
             numRuns: Number.MAX_SAFE_INTEGER,

@@ -72,7 +72,17 @@ export interface UploadSpec {
   readonly workers: number;
   readonly delayMs: number;
   readonly maxFailureRate?: number;
+  /** The POST's Content-Type: `text/csv`, or another a client may send (curl's default, text/plain, …). */
+  readonly contentType: string;
 }
+
+/** Content types a client may send a CSV with; any but text/csv may be refused (415), never decoded wrongly. */
+export const CONTENT_TYPES = [
+  'text/csv',
+  'application/octet-stream',
+  'text/plain',
+  'application/x-www-form-urlencoded',
+] as const;
 
 /** Cell text; the CP932 units all have a CP932 form (and come back the same), the others are UTF-8 only. */
 const COMMON_UNITS = [
@@ -110,8 +120,11 @@ function recordsArb(enc: ModelEncoding, min: number, max: number, refuseWeight: 
 }
 
 /** An upload: a small job, or one with enough refusals to trip maxFailureRate=0.1 after its first 100 records. */
-export function uploadArb(maxRecords: number): fc.Arbitrary<UploadSpec> {
+export function uploadArb(maxRecords: number, contentTypes = false): fc.Arbitrary<UploadSpec> {
   const common = {
+    contentType: contentTypes
+      ? fc.oneof({ arbitrary: fc.constant('text/csv'), weight: 3 }, fc.constantFrom(...CONTENT_TYPES))
+      : fc.constant('text/csv'),
     eol: fc.constantFrom<UploadSpec['eol']>('\n', '\r\n', '\r'),
     finalEol: fc.boolean(),
     workers: fc.integer({ min: 1, max: 3 }),
@@ -156,7 +169,7 @@ export function fileOf(rows: readonly (readonly string[])[], spec: UploadSpec): 
 
 const describeUpload = (s: UploadSpec) =>
   `${s.records.length} records ${s.encoding} eol=${JSON.stringify(s.eol)} workers=${s.workers} ` +
-  `delay=${s.delayMs}ms refused=${s.records.filter((r) => r.refuse).length}` +
+  `delay=${s.delayMs}ms${s.contentType === 'text/csv' ? '' : ` as ${s.contentType}`} refused=${s.records.filter((r) => r.refuse).length}` +
   (s.maxFailureRate !== undefined ? ` maxFailureRate=${s.maxFailureRate}` : '');
 
 /** A line on stderr when MODEL_VERBOSE is set. */
@@ -448,10 +461,10 @@ export class ModelWorld {
     this.timeline.push(`${String(Date.now() - this.t0).padStart(6)} ms ${s}`);
   }
 
-  private async call(method: string, path: string, body?: Buffer): Promise<Answer> {
+  private async call(method: string, path: string, body?: Buffer, contentType = 'text/csv'): Promise<Answer> {
     const res = await fetch(this.apiUrl + path, {
       method,
-      headers: { authorization: 'Bearer model', ...(body ? { 'content-type': 'text/csv' } : {}) },
+      headers: { authorization: 'Bearer model', ...(body ? { 'content-type': contentType } : {}) },
       ...(body ? { body } : {}),
     });
     const text = await res.text();
@@ -479,8 +492,10 @@ export class ModelWorld {
       simulateDelayMs: String(spec.delayMs),
       ...(spec.maxFailureRate !== undefined ? { maxFailureRate: String(spec.maxFailureRate) } : {}),
     });
-    const a = await this.call('POST', `/jobs?${q}`, fileOf(rows, spec));
+    const a = await this.call('POST', `/jobs?${q}`, fileOf(rows, spec), spec.contentType);
     this.note(`upload ${index} (${describeUpload(spec)}) → ${a.status} ${a.body.token ?? ''}`);
+    // Refusing a body that is not text/csv is allowed (the bytes are the caller's to send right).
+    if (a.status === 415 && spec.contentType !== 'text/csv') return;
     if (a.status !== 202 || !a.body.token) {
       this.problems.push(`upload ${index} answered ${a.status} ${JSON.stringify(a.body.error ?? a.body)}`);
       return;
@@ -807,6 +822,8 @@ export interface ModelOptions {
   readonly retries: boolean;
   readonly maxRecords: number;
   readonly maxCommands: number;
+  /** Uploads also with other Content-Types than text/csv (each must be refused with 415 or kept byte-exact). */
+  readonly contentTypes?: boolean;
 }
 
 export function commandsArb(o: ModelOptions) {
@@ -814,7 +831,7 @@ export function commandsArb(o: ModelOptions) {
   const cancel = fc.tuple(pick, fc.integer({ min: 0, max: 700 })).map(([p, ms]) => new Cancel(p, ms));
   // Cancels and retries weigh double (each listed twice): most sequences then cut a job short and retry it.
   const arbs: fc.Arbitrary<Cmd>[] = [
-    uploadArb(o.maxRecords).map((s) => new Upload(s)),
+    uploadArb(o.maxRecords, o.contentTypes).map((s) => new Upload(s)),
     cancel,
     cancel,
     fc
@@ -827,7 +844,7 @@ export function commandsArb(o: ModelOptions) {
     .map(([p, twice, first]) => new Retry(p, twice, first));
   if (o.retries) arbs.push(retry, retry);
   return fc.tuple(
-    uploadArb(o.maxRecords).map((s) => new Upload(s)),
+    uploadArb(o.maxRecords, o.contentTypes).map((s) => new Upload(s)),
     fc.commands(arbs, { maxCommands: o.maxCommands, replayPath: process.env.FUZZ_PATH ?? undefined }),
     o.retries ? fc.boolean().map((twice): Cmd[] => [new RetryAll(twice)]) : fc.constant<Cmd[]>([]),
   );

@@ -36,10 +36,11 @@ describe('Model: the promises across uploads, cancels, kills, failure-rate stops
     expect(r.runs).toBeGreaterThan(0);
   }, 120_000);
 
-  it('holds them with retries too (a retry, or two at once, of a job a cancel, a kill or a stop cut short)', async () => {
+  it('holds them with retries too (a retry, or two at once, of a job a cancel, a kill or a stop cut short), and CSVs sent as other content types', async () => {
     const r = await runModel(model.fleet, model.api.url, model.dir, {
       label: 'with retries',
       retries: true,
+      contentTypes: true,
       maxRecords: 50,
       maxCommands: 5,
       numRuns: 100,
