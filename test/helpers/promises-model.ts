@@ -824,6 +824,8 @@ export interface ModelOptions {
   readonly maxCommands: number;
   /** Uploads also with other Content-Types than text/csv (each must be refused with 415 or kept byte-exact). */
   readonly contentTypes?: boolean;
+  /** A job that has not ended this long after the last command is stuck. @default 60 s */
+  readonly settleMs?: number;
 }
 
 export function commandsArb(o: ModelOptions) {
@@ -900,7 +902,7 @@ export async function runModel(
     const world = new ModelWorld(fleet, apiUrl, ledgerFile);
     await fc.asyncModelRun(() => ({ model: { uploads: 0 }, real: world }), [first, ...cmds, ...last]);
     world.note('commands done');
-    await world.settleAll(60_000);
+    await world.settleAll(o.settleMs ?? 60_000);
     world.note('every job ended');
     const problems = await world.check();
     if (process.env.MODEL_VERBOSE)

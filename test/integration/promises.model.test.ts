@@ -31,6 +31,7 @@ describe('Model: the promises across uploads, cancels, kills, failure-rate stops
       maxCommands: 5,
       numRuns: 100,
       ms: 7_000,
+      settleMs: 30_000,
     });
     expect(r.failure).toBeUndefined();
     expect(r.runs).toBeGreaterThan(0);
@@ -45,6 +46,7 @@ describe('Model: the promises across uploads, cancels, kills, failure-rate stops
       maxCommands: 5,
       numRuns: 100,
       ms: 7_000,
+      settleMs: 30_000,
     });
     expect(r.failure).toBeUndefined();
     expect(r.runs).toBeGreaterThan(0);
