@@ -34,6 +34,7 @@ describe.skipIf(fuzzSeconds === 0)(
             maxCommands: 10,
             numRuns: Number.MAX_SAFE_INTEGER,
             ms: fuzzSeconds * 1000,
+            settleMs: 60_000,
           });
           process.stderr.write(`promises model: ${r.runs} sequences, seed ${r.seed}\n`);
           expect(r.failure).toBeUndefined();

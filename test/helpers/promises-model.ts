@@ -455,6 +455,8 @@ export class ModelWorld {
     readonly fleet: ModelFleet,
     readonly apiUrl: string,
     readonly ledgerFile: string,
+    /** How long a job may take to end before it counts as stuck. */
+    readonly settleMs = 30_000,
   ) {}
 
   note(s: string): void {
@@ -537,8 +539,8 @@ export class ModelWorld {
     const f = this.family(pick);
     if (!f) return;
     const token = first ? f.tokens[0]! : f.tokens.at(-1)!;
-    if (!(await this.fleet.settle([token], 30_000))) {
-      this.problems.push(`job ${token} did not end within 30 s (before a retry)`);
+    if (!(await this.fleet.settle([token], this.settleMs))) {
+      this.problems.push(`job ${token} did not end within ${this.settleMs} ms (before a retry)`);
       return;
     }
     const answers = await Promise.all(
@@ -824,7 +826,7 @@ export interface ModelOptions {
   readonly maxCommands: number;
   /** Uploads also with other Content-Types than text/csv (each must be refused with 415 or kept byte-exact). */
   readonly contentTypes?: boolean;
-  /** A job that has not ended this long after the last command is stuck. @default 60 s */
+  /** A job that has not ended this long (after the last command, or before a retry) is stuck. @default 30 s */
   readonly settleMs?: number;
 }
 
@@ -899,10 +901,10 @@ export async function runModel(
     if (Date.now() > deadline) throw new TimeUp();
     const ledgerFile = `${ledgerDir}/ledger-${o.label.replace(/\W+/g, '-')}-${++run}.jsonl`;
     process.env[LEDGER_FILE_ENV] = ledgerFile;
-    const world = new ModelWorld(fleet, apiUrl, ledgerFile);
+    const world = new ModelWorld(fleet, apiUrl, ledgerFile, o.settleMs);
     await fc.asyncModelRun(() => ({ model: { uploads: 0 }, real: world }), [first, ...cmds, ...last]);
     world.note('commands done');
-    await world.settleAll(o.settleMs ?? 60_000);
+    await world.settleAll(world.settleMs);
     world.note('every job ended');
     const problems = await world.check();
     if (process.env.MODEL_VERBOSE)
