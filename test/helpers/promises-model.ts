@@ -861,6 +861,7 @@ function byKind(problems: readonly string[]): string[] {
     const kind = p
       .replace(/[0-9a-f]{8}-[0-9a-f-]{27}/g, 'T')
       .replace(/\[.*\]/g, '[…]')
+      .replace(/"(?:[^"\\]|\\.)*"/g, '"…"')
       .replace(/u\d+-\d+/g, 'ID')
       .replace(/\d+/g, 'N');
     kinds.set(kind, [...(kinds.get(kind) ?? []), p]);
