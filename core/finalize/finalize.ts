@@ -165,9 +165,11 @@ async function buildAndFinish(
   // (a part is one chunk's output, a few MB at most, so memory stays bounded).
   const fetchPart = (c: number) => deps.objects.bytes(partKey(c));
   const ahead: Promise<Buffer>[] = chunkIds.slice(0, PREFETCH).map(fetchPart);
-  for (const c of chunkIds) {
+  // By position in chunkIds, never by chunk number: a stopped job's counted chunks may have gaps.
+  for (const [i, c] of chunkIds.entries()) {
     const part = await ahead.shift()!;
-    if (c + PREFETCH < chunkIds.length) ahead.push(fetchPart(c + PREFETCH));
+    const next = chunkIds[i + PREFETCH];
+    if (next !== undefined) ahead.push(fetchPart(next));
     await zip.addPrebuilt(splitPart(part).entries, elsewhere.skip.get(c));
   }
   if (uncounted) await zip.addPrebuilt(uncounted.entries);

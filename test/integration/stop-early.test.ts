@@ -171,6 +171,47 @@ describe('Function: cancelJob', () => {
     ]);
   });
 
+  it('zips each counted chunk once when the counted chunks have a gap (a part written but never counted)', async () => {
+    // Prepare: 400 records in 8 chunks; chunk 1's part is written but its count never lands (its worker died
+    // between the two), so the stopped finalize's counted chunks are 0, 2, 3, … 7: positions and numbers differ.
+    const base = testDeps(aws, { launcher: new RecordingLauncher(), limits: { chunkMaxRecords: 50 } });
+    const jobs = new (class extends JobStore {
+      override async countChunk(...args: Parameters<JobStore['countChunk']>) {
+        return args[2] === 1 ? { counted: false, complete: false } : super.countChunk(...args);
+      }
+    })(aws.table);
+    const deps = { ...base, jobs } as typeof base;
+    const started = await startDirectJob(deps, 'sakai', Buffer.from(csvOf(400)), {
+      processor: 'json',
+      workers: 1,
+    });
+    const stop = new AbortController();
+    const worker = runWorker(deps, {
+      site: 'sakai',
+      token: started.token,
+      waitSeconds: 0,
+      signal: stop.signal,
+    });
+    await vi.waitFor(async () => expect((await deps.jobs.get('sakai', started.token))!.chunksDone).toBe(7), {
+      timeout: 20_000,
+      interval: 100,
+    });
+    stop.abort();
+    await worker;
+
+    // Act
+    await cancelJob(deps, 'sakai', started.token);
+    await finalizeJob(deps, 'sakai', started.token);
+    const zip = await zipOf(deps, 'sakai', started.token);
+
+    // Assess: every record once, chunk 1's (51..100) as never processed
+    expect(zip.manifest.counts).toEqual({ total: 400, succeeded: 350, failed: 50, rejected: 0 });
+    expect(zip.rows.length).toBe(350);
+    expect(new Set(zip.rows).size).toBe(350);
+    expect(zip.errors.map((e) => Number(e.record))).toEqual(Array.from({ length: 50 }, (_, i) => 51 + i));
+    expect(zip.rows.some((n) => n > 50 && n <= 100)).toBe(false);
+  });
+
   it('cancels a QUEUED job: its demand leaves the budget at once, no worker ever starts, its finalize ends it', async () => {
     // Prepare: a budget of one worker, held by a first job; the second waits QUEUED (record 5 rejected by its split)
     const launcher = new RecordingLauncher();
