@@ -77,6 +77,8 @@ export function withLedgerProcessor(real: ProcessorsModule): ProcessorsModule {
     ...real,
     loadProcessor: async (name: string) =>
       name === LEDGER_PROCESSOR ? ledgerProcessor : real.loadProcessor(name),
+    processorInfo: async (name: string, stage?: string) =>
+      name === LEDGER_PROCESSOR ? ledgerProcessor : real.processorInfo(name, stage),
     processorNames: () => [...real.processorNames(), LEDGER_PROCESSOR],
   };
 }
