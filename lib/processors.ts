@@ -10,7 +10,7 @@ import {
   writeFileSync,
 } from 'node:fs';
 import { join } from 'node:path';
-import type { Inspected } from '../core/work/processors/users.ts';
+import type { Inspected } from '../config/processors.ts';
 import { PROJECT_ROOT, projectPath } from './paths.ts';
 
 /** Synth-time manifests, cached on disk by the processors' contents, the stage and the sources they are read with. */

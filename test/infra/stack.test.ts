@@ -201,7 +201,8 @@ describe('Stack: Rowfleet-dev', () => {
           Statement: Match.arrayWith([
             Match.objectLike({
               Action: 's3:GetObject',
-              Resource: [bucketObjects('jobs/'), bucketObjects('uploads/')],
+              // results/: a retry's attempt copies the zip before it into its own.
+              Resource: [bucketObjects('jobs/'), bucketObjects('results/'), bucketObjects('uploads/')],
             }),
             Match.objectLike({
               Action: ['s3:AbortMultipartUpload', 's3:PutObject'],

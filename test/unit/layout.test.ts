@@ -14,7 +14,8 @@ const TOP_LEVEL: Record<string, readonly string[]> = {
   core: ['core', 'config'],
   lambdas: ['lambdas', 'core', 'config'],
   'fargate-worker': ['fargate-worker', 'core', 'config'],
-  local: ['local', 'lambdas', 'core', 'config', 'web'],
+  // fargate-worker: the local launcher builds users' processors with the image's own build step.
+  local: ['local', 'lambdas', 'fargate-worker', 'core', 'config', 'web'],
   web: ['web', 'core', 'config'],
   // Users' row processors: the processor contract in core, their settings in config. (core/work/processors loads
   // them by name with a dynamic import — the one plugin point, not a dependency of core on them.)

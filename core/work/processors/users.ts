@@ -6,6 +6,9 @@ import { fileURLToPath } from 'node:url';
 import { BadRequestError, errorMessage } from '../../shared/errors.ts';
 import { z } from 'zod';
 import { PROCESSOR_NAME, type RowProcessor } from './types.ts';
+import type { Inspected, ProcessorManifest } from '../../../config/processors.ts';
+
+export type { Inspected, ProcessorManifest } from '../../../config/processors.ts';
 
 /**
  * Users' processors (`processors/<name>.ts`), kept apart from each other and from the process that reads them.
@@ -116,21 +119,6 @@ export function checkedProcessor(
   return (mod.default ?? mod.processor) as RowProcessor;
 }
 
-/** What a user's processor declares, as its inspection read it (functions evaluated or reduced to a flag). */
-export interface ProcessorManifest {
-  readonly name: string;
-  readonly description: string;
-  readonly concurrency?: number;
-  readonly costMs?: number;
-  /** `perSecond` as the stage of the inspection reads it. */
-  readonly rateLimit?: { readonly key?: string; readonly perSecond: number };
-  readonly sideEffects?: boolean;
-  readonly takesTemplate?: boolean;
-  readonly timeoutMs?: number;
-  /** Whether it has a `checkJob` (run in an inspection process, never in the asking one). */
-  readonly checkJob: boolean;
-}
-
 /** A refusal by a processor's `checkJob`, as the inspection process reports it. */
 export interface CheckRefusal {
   readonly code: string;
@@ -142,11 +130,6 @@ export interface CheckRefusal {
 export type InspectAnswer =
   | { readonly ok: true; readonly manifest: ProcessorManifest; readonly refusal?: CheckRefusal }
   | { readonly ok: false; readonly error: string; readonly timedOut?: boolean };
-
-/** A user's processor as inspected: its manifest, or what is wrong with its file. */
-export type Inspected =
-  | { readonly ok: true; readonly file: string; readonly manifest: ProcessorManifest }
-  | { readonly ok: false; readonly file: string; readonly error: string };
 
 /** How long an inspection may take before its process is killed and the processor counts as broken. */
 export const INSPECT_TIMEOUT_MS = Number(process.env.ROWFLEET_INSPECT_TIMEOUT_MS) || 30_000;
