@@ -17,12 +17,27 @@ if (!stateDir) throw new Error('usage: daemon.ts <stateDir> [<endpoint>]');
 
 const runtime: { rt?: LocalRuntime } = {};
 let stopping: Promise<void> | undefined;
+/**
+ * How long a clean stop may take before the runtime ends its processes as a kill -9 would (its jobs resume at the
+ * next start): a stop never keeps the state directory from the next command for long.
+ */
+const STOP_LIMIT_MS = 30_000;
+const log = (line: string) => process.stderr.write(`${new Date().toISOString()} local runtime: ${line}\n`);
 const stop = (why: string) => {
   stopping ??= (async () => {
-    process.stderr.write(`${new Date().toISOString()} local runtime: stopping (${why})\n`);
-    await runtime.rt?.stop();
-    process.stderr.write(`${new Date().toISOString()} local runtime: stopped\n`);
-    process.exit(0);
+    log(`stopping (${why})`);
+    let step = 'starting';
+    const clean = (runtime.rt?.stop((s) => (step = s)) ?? Promise.resolve()).then(() => true);
+    const late = new Promise<false>((r) => setTimeout(() => r(false), STOP_LIMIT_MS).unref());
+    if (await Promise.race([clean, late])) {
+      log('stopped');
+      process.exit(0);
+    }
+    log(
+      `not stopped within ${STOP_LIMIT_MS / 1000} s (at: ${step}); ending its processes (its jobs resume at the next start)`,
+    );
+    runtime.rt?.kill();
+    process.exit(1);
   })();
   return stopping;
 };

@@ -240,6 +240,17 @@ export class LocalTaskLauncher implements TaskLauncher {
     await this.terminate(tokens.flatMap((t) => this.running(t)));
   }
 
+  /** SIGKILL to every worker at once (a runtime stop that did not end in time). */
+  killAll(): void {
+    let tokens: string[];
+    try {
+      tokens = readdirSync(this.tasksDir);
+    } catch {
+      return;
+    }
+    for (const pid of tokens.flatMap((t) => this.running(t))) if (isWorker(pid)) process.kill(pid, 'SIGKILL');
+  }
+
   /** SIGTERM (the chunks in hand are finished), then SIGKILL after 10 s; only ever processes that are our workers. */
   private async terminate(pids: number[]): Promise<void> {
     const signal = (pid: number, s: NodeJS.Signals) => {

@@ -355,16 +355,28 @@ export class LocalRuntime {
    * (deliveries under way finish: a split or a finalize is never cut in half), the API, the functions, the
    * emulators (their state saved); then the state directory is given up.
    */
-  async stop(): Promise<void> {
+  /**
+   * Stops cleanly: workers (SIGTERM, then SIGKILL after 10 s), event sources, the API, the functions, the control
+   * server, the emulators (their state saved). `onStep` hears each step as it begins, so a stop that hangs says
+   * where (the daemon bounds it: {@link LocalRuntime.kill}).
+   */
+  async stop(onStep: (step: string) => void = () => undefined): Promise<void> {
     if (this.stopped) return;
     this.stopped = true;
     this.control.refuseAttach();
+    onStep('workers');
     await this.launcher.stopAll();
+    onStep('background work');
     await Promise.all(this.background);
+    onStep('event sources');
     await this.sources.stop();
+    onStep('API');
     await this.api.close();
+    onStep('functions');
     await Promise.all(this.isolated.map((f) => f.stop()));
+    onStep('control');
     await this.control.close();
+    onStep('emulators');
     const host = this.emulatorHost;
     if (host && host.exitCode === null && host.signalCode === null && host.connected) {
       await new Promise<void>((r) => {
@@ -374,6 +386,17 @@ export class LocalRuntime {
     }
     removeOwner(this.stateDir, this.instance);
     await this.releaseStateDir().catch(() => undefined);
+  }
+
+  /**
+   * Ends the runtime's processes at once, as a kill -9 of the whole runtime would (its jobs resume at the next
+   * start: every step of the pipeline is safe to repeat): for a clean stop that did not end in time.
+   */
+  kill(): void {
+    this.launcher.killAll();
+    this.emulatorHost?.kill('SIGKILL');
+    for (const f of this.isolated) f.kill();
+    removeOwner(this.stateDir, this.instance);
   }
 }
 
