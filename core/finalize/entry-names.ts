@@ -1,11 +1,4 @@
-import type { PipelineDeps } from '../deps.ts';
-import type { Job } from '../jobs/store.ts';
 import { namedRecords, type PartMeta, type RecordFailure } from '../messages/part.ts';
-import { recordToRaw } from '../source/csv.ts';
-import { decodeToUtf8 } from '../source/decode.ts';
-import { scanRecordBatches } from '../source/scan.ts';
-import { errorMessage } from '../shared/errors.ts';
-import { jobLogger } from '../shared/log.ts';
 
 /**
  * Zip entry names across chunks. A worker refuses a name an earlier record of its own chunk took
@@ -48,30 +41,4 @@ export function namesTakenElsewhere(metas: readonly PartMeta[]): NamesTakenElsew
     }
   }
   return { skip, failures };
-}
-
-/** The raw text of `failures`' records, read again from the job's validated source (left empty if it cannot be). */
-export async function withRawText(
-  deps: PipelineDeps,
-  job: Job,
-  failures: RecordFailure[],
-): Promise<RecordFailure[]> {
-  if (failures.length === 0) return failures;
-  const byN = new Map(failures.map((f) => [f.n, f]));
-  try {
-    const utf8 = decodeToUtf8(await deps.objects.stream(job.sourceKey));
-    const opts = { maxRecordBytes: deps.limits.maxRecordBytes, withFields: true };
-    for await (const batch of scanRecordBatches(utf8, opts)) {
-      for (const ev of batch) {
-        if (ev.kind !== 'record') continue;
-        const f = byN.get(ev.n);
-        if (f) byN.set(ev.n, { ...f, raw: recordToRaw(ev.fields ?? [], job.delimiter) });
-      }
-    }
-  } catch (err) {
-    jobLogger(job.site, job.token).warn('records refused for their entry names listed without their text', {
-      error: errorMessage(err),
-    });
-  }
-  return [...byN.values()];
 }

@@ -24,7 +24,8 @@ import { expiresAt, type Job, type JobError } from '../jobs/store.ts';
 import { recordJobUsage, usageStoreOf } from '../usage/store.ts';
 import { RETRIED_CODES } from '../jobs/stop.ts';
 import { haltStopped, stoppedError, uncountedRecords } from './stopped.ts';
-import { namesTakenElsewhere, withRawText } from './entry-names.ts';
+import { namesTakenElsewhere } from './entry-names.ts';
+import { withRecordText } from './record-text.ts';
 
 const HEAD_PROBE = 64 * 1024;
 const PREFETCH = 4;
@@ -138,7 +139,7 @@ async function buildAndFinish(
   // Records whose outputs take a name a record of an earlier chunk took: failed, their entries left out.
   const elsewhere = namesTakenElsewhere(metas);
   if (elsewhere.failures.length > 0) {
-    failures.push(...(await withRawText(deps, job, elsewhere.failures)));
+    failures.push(...(await withRecordText(deps, job, elsewhere.failures)));
     const k = elsewhere.failures.length;
     counts = { ...counts, succeeded: counts.succeeded - k, failed: counts.failed + k };
   }

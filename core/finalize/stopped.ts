@@ -2,12 +2,9 @@ import type { PipelineDeps } from '../deps.ts';
 import type { Job, JobError } from '../jobs/store.ts';
 import { UNPROCESSED_CODE, type JobStop } from '../jobs/stop.ts';
 import type { PartMeta, RecordFailure } from '../messages/part.ts';
-import { recordToRaw } from '../source/csv.ts';
-import { decodeToUtf8 } from '../source/decode.ts';
-import { scanRecordBatches } from '../source/scan.ts';
-import { errorMessage } from '../shared/errors.ts';
 import { jobLogger } from '../shared/log.ts';
 import { claimOutcome, EffectClaims } from '../work/effects.ts';
+import { withRecordText } from './record-text.ts';
 import { dosDateTime, LocalEntries } from './zip.ts';
 
 /**
@@ -127,26 +124,7 @@ export async function uncountedRecords(
   }
   const resolved = { succeeded, entries: entries.bytes(), untouched };
   if (missing.size === 0) return { failures: [], ...resolved };
-  try {
-    const utf8 = decodeToUtf8(await deps.objects.stream(job.sourceKey));
-    const opts = { maxRecordBytes: deps.limits.maxRecordBytes, withFields: true };
-    for await (const batch of scanRecordBatches(utf8, opts)) {
-      for (const ev of batch) {
-        if (ev.kind !== 'record') continue;
-        const f = missing.get(ev.n);
-        if (!f) continue;
-        missing.set(ev.n, { ...f, line: ev.line, raw: recordToRaw(ev.fields ?? [], job.delimiter) });
-      }
-    }
-  } catch (err) {
-    jobLogger(job.site, job.token).warn(
-      'unprocessed records listed without their lines: the source could not be read',
-      {
-        error: errorMessage(err),
-      },
-    );
-  }
-  return { failures: [...missing.values()], ...resolved };
+  return { failures: await withRecordText(deps, job, [...missing.values()]), ...resolved };
 }
 
 /**

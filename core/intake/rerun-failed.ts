@@ -6,7 +6,7 @@ import { isTerminal } from '../jobs/states.ts';
 import { asRanges, decodeChunk, type ChunkMessage } from '../messages/chunk.ts';
 import { attemptsOf, currentAttempt, RETRYABLE_FROM, type AttemptSummary } from '../jobs/attempts.ts';
 import type { Job } from '../jobs/store.ts';
-import { batchBodies } from '../aws/queues.ts';
+import { queueChunks } from '../split/split.ts';
 import { askForWorkers, grantWorkers } from '../ops/grant-workers.ts';
 import { jobLogger } from '../shared/log.ts';
 import { echoed } from '../shared/own.ts';
@@ -88,18 +88,7 @@ export async function startAttempt(deps: PipelineDeps, job: Job, records: readon
   // twice is counted once), so a caller that dies before the write below leaves nothing a retry asked again does
   // not redo, and never a job waiting for chunks nobody sent.
   await deps.objects.put(keys.runs(site, token, attempt), runs.join('\n') + '\n', 'application/x-ndjson');
-  const queueUrl = await deps.queues.createJobQueue({
-    name: queueName,
-    site,
-    token,
-    dlqArn: deps.env.dlqArn,
-    timings: deps.timings,
-  });
-  await Promise.all(
-    batchBodies(chunks.map((c) => JSON.stringify(c))).map((b) =>
-      deps.queues.sendBatch(queueUrl, site, token, b),
-    ),
-  );
+  await queueChunks(deps, site, token, queueName, chunks);
   const started = await deps.jobs.beginAttempt(site, token, {
     from,
     fromChunks: job.totalChunks ?? 0,

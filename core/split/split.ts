@@ -281,18 +281,7 @@ async function startWork(
       chunks.map((c) => JSON.stringify(c)).join('\n') + '\n',
       'application/x-ndjson',
     );
-    const queueUrl = await deps.queues.createJobQueue({
-      name: queueName,
-      site,
-      token,
-      dlqArn: deps.env.dlqArn,
-      timings: deps.timings,
-    });
-    await Promise.all(
-      batchBodies(chunks.map((c) => JSON.stringify(c))).map((b) =>
-        deps.queues.sendBatch(queueUrl, site, token, b),
-      ),
-    );
+    await queueChunks(deps, site, token, queueName, chunks);
   }
   // With chunks, the job waits for workers from the stage's budget (QUEUED), and one granter pass runs now;
   // with none (every record rejected) it runs at once, and the split asks for the finalize itself.
@@ -343,5 +332,30 @@ async function chunkSizeByCost(deps: PipelineDeps, job: Job) {
     job.options,
     stage,
     CHUNKS_PER_WORKER,
+  );
+}
+
+/**
+ * Creates a job's queue (the job's first run, or a retry's attempt: each has its own) and sends its chunk messages
+ * on it, in batches of ten. Safe to repeat: a queue is created once by name, and a chunk sent twice is counted once.
+ */
+export async function queueChunks(
+  deps: PipelineDeps,
+  site: string,
+  token: string,
+  queueName: string,
+  chunks: readonly ChunkMessage[],
+): Promise<void> {
+  const queueUrl = await deps.queues.createJobQueue({
+    name: queueName,
+    site,
+    token,
+    dlqArn: deps.env.dlqArn,
+    timings: deps.timings,
+  });
+  await Promise.all(
+    batchBodies(chunks.map((c) => JSON.stringify(c))).map((b) =>
+      deps.queues.sendBatch(queueUrl, site, token, b),
+    ),
   );
 }
