@@ -14,6 +14,7 @@ import { RecordingLauncher, testDeps, useTestAws } from '../helpers/aws.ts';
 import { parseErrorsCsv } from '../helpers/jepsen.ts';
 import { readZipText } from '../helpers/zip.ts';
 import { fetchEmulatorPage } from '../../local/emulator-gate.ts';
+import { reportQueueName } from '../../core/jobs/keys.ts';
 
 vi.hoisted(() => {
   process.env.POWERTOOLS_LOG_LEVEL = 'SILENT';
@@ -112,5 +113,59 @@ describe('Pipeline: bulk mail (mail processor)', () => {
       expect(six.body.html).toContain('&lt;script&gt;alert(1)&lt;/script&gt; &amp; Co 様');
       expect(six.body.text).toContain('<script>alert(1)</script> & Co 様');
     }
+  });
+});
+
+describe('Pipeline: a mail file lacking a template column (PROCESSOR_FIELDS_MISSING)', () => {
+  it('is REJECTED at the split, naming the column, with no queue, no worker and no mail; with it, it runs', async () => {
+    // Prepare: kashima's export without 受注日, which its template names
+    const launcher = new RecordingLauncher();
+    const deps = testDeps(aws, { launcher });
+    const full = exportOf('kashima', 5);
+    const lacking = full
+      .split('\n')
+      .map((l) =>
+        l
+          .split(',')
+          .filter((_, i) => i !== 4)
+          .join(','),
+      )
+      .join('\n');
+
+    // Act
+    const refused = await startDirectJob(deps, 'kashima', Buffer.from(lacking), { processor: 'mail' });
+    const queueAfterRefusal = await deps.queues.queueUrl(reportQueueName(deps.env.stage, refused.token));
+    const launchesAfterRefusal = launcher.launches.length;
+    const accepted = await startDirectJob(deps, 'kashima', Buffer.from(full), { processor: 'mail' });
+    await Promise.all(
+      launcher.launches.flatMap((l) =>
+        Array.from({ length: l.count }, () =>
+          runWorker(deps, {
+            site: l.site,
+            token: l.token,
+            waitSeconds: 0,
+            idlePolls: 3,
+            visibilitySeconds: 30,
+          }),
+        ),
+      ),
+    );
+    const finished = await finalizeJob(deps, 'kashima', accepted.token);
+    const store = (await (await fetchEmulatorPage(`${aws.emulators.endpoints.ses}/store`)).json()) as {
+      emails: StoredMail[];
+    };
+    const sentFor = (token: string) =>
+      store.emails.filter((m) => m.headers?.find((h) => h.name === RECORD_HEADER)?.value.includes(token));
+
+    // Assess
+    expect(refused.state).toBe('REJECTED');
+    expect(refused.error?.code).toBe('PROCESSOR_FIELDS_MISSING');
+    expect(refused.error?.message).toContain('"受注日"');
+    expect(refused.error?.message).not.toContain('"品目"');
+    expect(queueAfterRefusal).toBeUndefined();
+    expect(launchesAfterRefusal).toBe(0);
+    expect(sentFor(refused.token)).toHaveLength(0);
+    expect(finished.state).toBe('PARTIAL'); // row 4's address is invalid
+    expect(sentFor(accepted.token)).toHaveLength(4);
   });
 });
