@@ -3,7 +3,7 @@ import { currentAttempt } from '../jobs/attempts.ts';
 import { keys } from '../jobs/keys.ts';
 import type { Job } from '../jobs/store.ts';
 import type { ErrorRow, RecordFailure } from '../messages/part.ts';
-import { copyLocalEntries, type ZipWriter } from './zip.ts';
+import { copyLocalEntries, FINALIZE_ENTRIES, type ZipWriter } from './zip.ts';
 
 /**
  * The finalize of a retry's attempt (core/jobs/attempts.ts) produces the job's results merged over its attempts:
@@ -21,7 +21,7 @@ export interface EarlierResults {
 }
 
 /** The entries every job's zip starts with, written by the finalize itself (never copied from an attempt before). */
-export const OWN_ENTRIES: ReadonlySet<string> = new Set(['manifest.json', 'errors.csv']);
+export const OWN_ENTRIES: ReadonlySet<string> = new Set(Object.values(FINALIZE_ENTRIES));
 
 /** What the attempts before this one left; undefined for a job's first attempt. */
 export async function earlierResults(deps: PipelineDeps, job: Job): Promise<EarlierResults | undefined> {

@@ -26,6 +26,7 @@ import { RETRIED_CODES } from '../jobs/stop.ts';
 import { haltStopped, stoppedError, uncountedRecords } from './stopped.ts';
 import { namesTakenElsewhere } from './entry-names.ts';
 import { withRecordText } from './record-text.ts';
+import { PartOutputs, resultsCsv } from './results-sheet.ts';
 
 const HEAD_PROBE = 64 * 1024;
 const PREFETCH = 4;
@@ -174,6 +175,11 @@ async function buildAndFinish(
     await zip.addPrebuilt(splitPart(part).entries, elsewhere.skip.get(c));
   }
   if (uncounted) await zip.addPrebuilt(uncounted.entries);
+  // The user's sheet back, last (streamed): every record in order with its latest outcome, its parts read again.
+  const latest = new Map<number, RecordFailure>();
+  for (const f of failures) latest.set(f.n, f);
+  const outputs = new PartOutputs(chunkIds, fetchPart);
+  await zip.addStream(FINALIZE_ENTRIES.results, resultsCsv(deps, job, latest, outputs));
   const written = await zip.finish();
   await upload.done();
 
