@@ -47,20 +47,29 @@ export async function earlierResults(deps: PipelineDeps, job: Job): Promise<Earl
   return { runs, kept, zipKey: job.resultKey ?? keys.result(site, token, before) };
 }
 
-/** Copies the records of the job's zip as the attempt before left it into this attempt's zip. */
+/**
+ * Copies the records of the job's zip as the attempt before left it into this attempt's zip; where its results.csv
+ * begins (the outputs of the records it ran are read from it).
+ */
 export async function copyEarlierEntries(
   deps: PipelineDeps,
   earlier: EarlierResults,
   zip: ZipWriter,
-): Promise<number> {
+): Promise<{ copied: number; resultsAt?: number }> {
   const size = await deps.objects.size(earlier.zipKey);
   if (size === undefined) throw new Error(`the zip of the attempt before is gone: ${earlier.zipKey}`);
-  return copyLocalEntries(
+  let resultsAt: number | undefined;
+  const copied = await copyLocalEntries(
     (start, end) => deps.objects.bytes(earlier.zipKey, { start, end }),
     size,
     zip,
     OWN_ENTRIES,
+    undefined,
+    (offset, name) => {
+      if (name === FINALIZE_ENTRIES.results) resultsAt = offset;
+    },
   );
+  return { copied, ...(resultsAt !== undefined ? { resultsAt } : {}) };
 }
 
 /** The lines of a JSON-lines object; none when it does not exist, unless it is `required`. */

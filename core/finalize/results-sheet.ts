@@ -1,5 +1,7 @@
 import iconv from 'iconv-lite';
 import { parse } from 'csv-parse/sync';
+import { parse as csvParse } from 'csv-parse';
+import { createInflateRaw } from 'node:zlib';
 import type { PipelineDeps } from '../deps.ts';
 import type { Job } from '../jobs/store.ts';
 import { namedRecords, splitPart, type RecordFailure } from '../messages/part.ts';
@@ -121,6 +123,60 @@ function answerOf(data: Buffer): string | undefined {
   }
 }
 
+/**
+ * The rows of the results.csv an attempt before wrote (a streamed, deflated entry starting at `offset` of its zip),
+ * decoded and parsed as a stream: each record's number and output.
+ */
+export async function earlierSheet(
+  deps: PipelineDeps,
+  job: Job,
+  zipKey: string,
+  offset: number,
+): Promise<AsyncIterator<{ n: number; output: string }>> {
+  const head = await deps.objects.bytes(zipKey, { start: offset, end: offset + LOCAL_HEADER_SIZE - 1 });
+  const dataAt = offset + LOCAL_HEADER_SIZE + head.readUInt16LE(26) + head.readUInt16LE(28);
+  const raw = await deps.objects.stream(zipKey, { start: dataAt });
+  // The deflate stream ends by itself: what follows it (the descriptor, the central directory) is ignored.
+  const inflate = createInflateRaw();
+  raw.pipe(inflate);
+  inflate.once('end', () => raw.destroy());
+  const text = inflate.pipe(iconv.decodeStream(resultsEncoding(job) === 'cp932' ? 'cp932' : 'utf8'));
+  const rows = text.pipe(csvParse({ bom: true, delimiter: job.delimiter ?? ',', from_line: 2 }));
+  async function* read() {
+    for await (const r of rows as AsyncIterable<string[]>) {
+      yield { n: Number(r[r.length - 6]), output: r[r.length - 1] ?? '' };
+    }
+  }
+  return read();
+}
+
+/** The outputs results.csv of an attempt before showed, for records this attempt did not run; asked in order. */
+export class EarlierOutputs {
+  private row: { n: number; output: string } | undefined;
+  private done = false;
+
+  constructor(
+    private readonly rows: AsyncIterator<{ n: number; output: string }>,
+    private readonly runs: ReadonlySet<number>,
+  ) {}
+
+  /** Undefined for a record this attempt ran (its outputs are in this attempt's parts). */
+  async of(n: number): Promise<string | undefined> {
+    if (this.runs.has(n)) return undefined;
+    while (!this.done && (!this.row || this.row.n < n)) {
+      const next = await this.rows.next();
+      if (next.done) this.done = true;
+      else this.row = next.value;
+    }
+    return this.row?.n === n ? this.row.output : '';
+  }
+
+  /** Stops reading the sheet before (its rows after the last record asked are not needed). */
+  async close(): Promise<void> {
+    await this.rows.return?.();
+  }
+}
+
 /** Rows of text written at once (then encoded): a few hundred KB. */
 const BATCH_CHARS = 256 * 1024;
 
@@ -134,6 +190,7 @@ export async function* resultsCsv(
   job: Job,
   failures: ReadonlyMap<number, RecordFailure>,
   outputs: PartOutputs,
+  before?: EarlierOutputs,
 ): AsyncGenerator<Buffer> {
   const encoding = resultsEncoding(job);
   const delimiter = job.delimiter ?? ',';
@@ -165,7 +222,7 @@ export async function* resultsCsv(
           statusOf(failure?.code),
           failure?.code ?? '',
           failure ? `${failure.message}${extra}` : '',
-          failure ? '' : await outputs.of(ev.n),
+          failure ? '' : ((await before?.of(ev.n)) ?? (await outputs.of(ev.n))),
         ];
       }
       rows.push(fields);

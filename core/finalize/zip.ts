@@ -444,6 +444,8 @@ export async function copyLocalEntries(
   zip: ZipWriter,
   skip: ReadonlySet<string> = new Set(),
   window = COPY_WINDOW,
+  /** Told where a streamed entry (the archive's last, not copied) begins: its local header's offset. */
+  onStreamed?: (offset: number, name: string) => void,
 ): Promise<number> {
   let copied = 0;
   let at = 0;
@@ -467,6 +469,7 @@ export async function copyLocalEntries(
       // A streamed entry ({@link ZipWriter.addStream}) is the archive's last: its sizes are not in its header.
       if ((buf.readUInt16LE(o + 6) & DESCRIPTOR_FLAG) !== 0) {
         if (!skip.has(name)) throw new Error(`zip entry ${name} was streamed: it cannot be copied`);
+        onStreamed?.(at + o, name);
         ended = true;
         break;
       }
