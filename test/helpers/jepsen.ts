@@ -60,7 +60,7 @@ export interface CheckOptions {
 }
 
 const RESULT_ENTRY = /^(?:rows\/(\d+)\.json|reports\/(\d+)\.html)$/;
-const FIXED = new Set(['manifest.json', 'errors.csv']);
+const FIXED = new Set(['manifest.json', 'errors.csv', 'results.csv']);
 
 /** Reads errors.csv (UTF-8 with BOM, columns line,record,code,message,raw). */
 export function parseErrorsCsv(data: Buffer | string): ErrorLine[] {
