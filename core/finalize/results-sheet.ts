@@ -9,6 +9,8 @@ import { decodeToUtf8 } from '../source/decode.ts';
 import { scanRecordBatches } from '../source/scan.ts';
 import { csvText } from '../source/write.ts';
 import { LOCAL_HEADER_SIZE } from './zip.ts';
+import { errorMessage } from '../shared/errors.ts';
+import { jobLogger } from '../shared/log.ts';
 
 /**
  * `results.csv`: the user's own sheet back, every record in its original order with its original columns, then
@@ -201,40 +203,70 @@ export async function* resultsCsv(
   let rows: string[][] = [];
   let chars = 0;
   if (encoding === 'utf-8-bom') yield Buffer.from([0xef, 0xbb, 0xbf]);
-  const utf8 = decodeToUtf8(await deps.objects.stream(job.sourceKey));
+  let last = -1; // the last record written (0: the header)
+  const flush = () => {
+    const bytes = encode(write(rows));
+    rows = [];
+    chars = 0;
+    return bytes;
+  };
   const opts = { maxRecordBytes: deps.limits.maxRecordBytes, withFields: true };
-  for await (const batch of scanRecordBatches(utf8, opts)) {
-    for (const ev of batch) {
-      let fields: string[];
-      if (ev.kind === 'header') {
-        fields = [...ev.header, ...RESULT_COLUMNS];
-      } else {
-        const failure = failures.get(ev.n);
-        const own = ev.kind === 'record' ? (ev.fields ?? []) : rawFields(ev.raw, delimiter);
-        // A rejected record's fields fill the file's columns; any beyond them stay in its message.
-        const cells = Array.from({ length: width }, (_, i) => own[i] ?? '');
-        const extra =
-          own.length > width ? ` The record as read: ${ev.kind === 'rejected' ? ev.raw : ''}` : '';
-        fields = [
-          ...cells,
-          String(ev.n),
-          String(ev.line),
-          statusOf(failure?.code),
-          failure?.code ?? '',
-          failure ? `${failure.message}${extra}` : '',
-          failure ? '' : ((await before?.of(ev.n)) ?? (await outputs.of(ev.n))),
-        ];
-      }
-      rows.push(fields);
-      chars += fields.reduce((a, f) => a + f.length, 0);
-      if (chars >= BATCH_CHARS) {
-        yield encode(write(rows));
-        rows = [];
-        chars = 0;
+  try {
+    const utf8 = decodeToUtf8(await deps.objects.stream(job.sourceKey));
+    for await (const batch of scanRecordBatches(utf8, opts)) {
+      for (const ev of batch) {
+        let fields: string[];
+        if (ev.kind === 'header') {
+          fields = [...ev.header, ...RESULT_COLUMNS];
+        } else {
+          const failure = failures.get(ev.n);
+          const own = ev.kind === 'record' ? (ev.fields ?? []) : rawFields(ev.raw, delimiter);
+          // A rejected record's fields fill the file's columns; any beyond them stay in its message.
+          const cells = Array.from({ length: width }, (_, i) => own[i] ?? '');
+          const extra =
+            own.length > width ? ` The record as read: ${ev.kind === 'rejected' ? ev.raw : ''}` : '';
+          fields = [
+            ...cells,
+            String(ev.n),
+            String(ev.line),
+            statusOf(failure?.code),
+            failure?.code ?? '',
+            failure ? `${failure.message}${extra}` : '',
+            failure ? '' : ((await before?.of(ev.n)) ?? (await outputs.of(ev.n))),
+          ];
+        }
+        rows.push(fields);
+        last = ev.kind === 'header' ? 0 : ev.n;
+        chars += fields.reduce((a, f) => a + f.length, 0);
+        if (chars >= BATCH_CHARS) yield flush();
       }
     }
+  } catch (err) {
+    // The source cannot be read (gone, changed): the records not written yet are listed all the same, with their
+    // outcome and without their columns, rather than the job never finishing.
+    jobLogger(job.site, job.token).warn(
+      'results.csv: records listed without their columns: the source could not be read',
+      {
+        error: errorMessage(err),
+        after: last,
+      },
+    );
+    if (last < 0) rows.push([...(job.header ?? []), ...RESULT_COLUMNS]);
+    for (let n = Math.max(1, last + 1); n <= (job.totalRecords ?? 0); n++) {
+      const failure = failures.get(n);
+      rows.push([
+        ...Array.from({ length: width }, () => ''),
+        String(n),
+        failure ? String(failure.line) : '',
+        statusOf(failure?.code),
+        failure?.code ?? '',
+        failure?.message ?? '',
+        failure ? '' : ((await before?.of(n)) ?? (await outputs.of(n))),
+      ]);
+      if (rows.length >= 1000) yield flush();
+    }
   }
-  if (rows.length > 0) yield encode(write(rows));
+  if (rows.length > 0) yield flush();
 }
 
 /** A rejected record's fields, from its raw text (as the one CSV writer wrote it). */
