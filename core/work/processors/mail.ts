@@ -22,7 +22,8 @@ import { RecordError, type RowContext, type RowInput, type RowOutput, type RowPr
  * - The template (the job's `template` option, default the site's first) has `{{column}}` placeholders
  *   (Handlebars, strict): the subject and the text part as written, the HTML part HTML-escaped. A placeholder
  *   naming no column of the file fails the row (MAIL_TEMPLATE_FIELD); the recipient comes from the template's
- *   `to` column (default `email`).
+ *   `to` column (default `email`). Both are declared in `needs`: the split refuses a file whose header lacks one
+ *   (PROCESSOR_FIELDS_MISSING) before any record runs.
  * - Every mail takes from the stage's SES limiter (`mail.ratePerSecond`, shared by every worker of every job);
  *   SES throttling is retried with backoff (core/usage/ses-sender.ts); side effects are claimed per row
  *   (core/work/effects.ts).
