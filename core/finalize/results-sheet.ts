@@ -145,8 +145,14 @@ export async function earlierSheet(
   const text = inflate.pipe(iconv.decodeStream(resultsEncoding(job) === 'cp932' ? 'cp932' : 'utf8'));
   const rows = text.pipe(csvParse({ bom: true, delimiter: job.delimiter ?? ',', from_line: 2 }));
   async function* read() {
-    for await (const r of rows as AsyncIterable<string[]>) {
-      yield { n: Number(r[r.length - 6]), output: r[r.length - 1] ?? '' };
+    try {
+      for await (const r of rows as AsyncIterable<string[]>) {
+        yield { n: Number(r[r.length - 6]), output: r[r.length - 1] ?? '' };
+      }
+    } finally {
+      // Closed early (or failed): the read of the zip ends with it.
+      raw.destroy();
+      inflate.destroy();
     }
   }
   return read();
