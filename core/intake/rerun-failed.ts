@@ -63,8 +63,12 @@ function attemptRunning(job: Job): BadRequestError {
  * (keys.chunkPlan) holding any of them are sent again on the attempt's own queue, each naming the attempt and
  * the records it runs, so the workers read the same byte ranges of the same validated source (same key and ETag)
  * and keep every record's number and line. One conditional write decides which of two concurrent callers starts
- * it (the other gets 409 ATTEMPT_RUNNING); both may have sent the attempt's chunks before it, which changes nothing
- * (a chunk is counted once, its part and its records' claims are the same). The job as the attempt left it queued.
+ * it (the other gets 409 ATTEMPT_RUNNING); only the winner then sends the attempt's chunks. Two callers must never
+ * both send them: two deliveries of one chunk processed at once can store a part whose outcomes are not the ones the
+ * chunk was counted with (a record one delivery finished is IN_DOUBT to the other), and the finalize then fails the
+ * job COUNTS_DISAGREE (the model-based test found it). A caller that dies between the write and the send leaves the
+ * attempt QUEUED with nothing to run: its records stay where they were (no effect can repeat), the job does not end
+ * by itself (cancel it, then retry). The job as the attempt left it queued.
  */
 export async function startAttempt(deps: PipelineDeps, job: Job, records: readonly number[]): Promise<Job> {
   const { site, token } = job;
@@ -84,11 +88,8 @@ export async function startAttempt(deps: PipelineDeps, job: Job, records: readon
   const before = { succeeded: job.succeeded, failed: job.failed - runs.length };
   const next: AttemptSummary = { n: attempt, state: 'QUEUED', records: runs.length, startedAt: at, before };
   const queueName = reportQueueName(deps.env.stage, token, attempt);
-  // The attempt's own objects, queue and chunks first: the same for every caller at this attempt (a chunk sent
-  // twice is counted once), so a caller that dies before the write below leaves nothing a retry asked again does
-  // not redo, and never a job waiting for chunks nobody sent.
+  // The attempt's records list first: the same for every caller at this attempt (the finalize reads it).
   await deps.objects.put(keys.runs(site, token, attempt), runs.join('\n') + '\n', 'application/x-ndjson');
-  await queueChunks(deps, site, token, queueName, chunks);
   const started = await deps.jobs.beginAttempt(site, token, {
     from,
     fromChunks: job.totalChunks ?? 0,
@@ -107,6 +108,8 @@ export async function startAttempt(deps: PipelineDeps, job: Job, records: readon
       409,
     );
   }
+  // Only the caller whose write started the attempt sends its chunks (see above).
+  await queueChunks(deps, site, token, queueName, chunks);
   await askForWorkers(deps, started);
   await grantWorkers(deps, 'split');
   jobLogger(site, token).info('retry: attempt started', {

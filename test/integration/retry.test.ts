@@ -5,7 +5,7 @@
  * job's results and counts merged over its attempts.
  */
 import { parse } from 'csv-parse/sync';
-import { DeleteMessageCommand, ReceiveMessageCommand } from '@aws-sdk/client-sqs';
+import { DeleteMessageCommand, GetQueueAttributesCommand, ReceiveMessageCommand } from '@aws-sdk/client-sqs';
 import { describe, expect, it, vi } from 'vitest';
 import { sqsClient } from '../../core/aws/clients.ts';
 import { finalizeJob } from '../../core/finalize/finalize.ts';
@@ -147,6 +147,14 @@ describe('Function: retryFailedRecords', () => {
       [2, 4],
     ]);
     expect(refused).toEqual([expect.objectContaining({ code: 'ATTEMPT_RUNNING', status: 409 })]);
+    // Only the winner sent the attempt's chunks: two deliveries of a chunk processed at once could store a part
+    // that disagrees with the chunk's count.
+    const now = (await deps.jobs.get(SITE, job.token))!;
+    const queueUrl = (await deps.queues.queueUrl(now.queueName!))!;
+    const attrs = await sqsClient().send(
+      new GetQueueAttributesCommand({ QueueUrl: queueUrl, AttributeNames: ['ApproximateNumberOfMessages'] }),
+    );
+    expect(Number(attrs.Attributes?.ApproximateNumberOfMessages)).toBe(now.totalChunks);
     expect((refused[0] as Error).message).toContain('attempt 2');
   });
 

@@ -4,7 +4,7 @@ import { describe, expect, it } from 'vitest';
 import { REPO_ROOT } from '../helpers/cli.ts';
 
 /**
- * The layout of DESIGN.md, enforced: which top-level folder may import which, and inside core/ the flow's layers
+ * The layout of docs/DESIGN.md, enforced: which top-level folder may import which, and inside core/ the flow's layers
  * — a folder imports only from its own layer or below, never back up.
  */
 const TOP_LEVEL: Record<string, readonly string[]> = {
@@ -57,7 +57,7 @@ const coreFolder = (abs: string) => {
 const layerOf = (folder: string) => CORE_LAYERS.findIndex((l) => l.includes(folder));
 
 describe('Layout', () => {
-  it('keeps every top-level folder to the imports DESIGN.md allows', () => {
+  it('keeps every top-level folder to the imports docs/DESIGN.md allows', () => {
     const wrong: string[] = [];
     for (const [folder, allowed] of Object.entries(TOP_LEVEL)) {
       for (const file of files(join(REPO_ROOT, folder))) {
