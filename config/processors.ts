@@ -15,6 +15,8 @@ export interface ProcessorManifest {
   readonly sideEffects?: boolean;
   readonly takesTemplate?: boolean;
   readonly timeoutMs?: number;
+  /** The header columns it needs (a static `needs`; a function of the job is not run for the manifest). */
+  readonly needs?: { readonly columns: readonly string[] };
   /** Whether it has a `checkJob` (run in an inspection process, never in the asking one). */
   readonly checkJob: boolean;
 }

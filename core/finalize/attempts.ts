@@ -3,7 +3,7 @@ import { currentAttempt } from '../jobs/attempts.ts';
 import { keys } from '../jobs/keys.ts';
 import type { Job } from '../jobs/store.ts';
 import type { ErrorRow, RecordFailure } from '../messages/part.ts';
-import { copyLocalEntries, type ZipWriter } from './zip.ts';
+import { copyLocalEntries, FINALIZE_ENTRIES, type ZipWriter } from './zip.ts';
 
 /**
  * The finalize of a retry's attempt (core/jobs/attempts.ts) produces the job's results merged over its attempts:
@@ -21,7 +21,7 @@ export interface EarlierResults {
 }
 
 /** The entries every job's zip starts with, written by the finalize itself (never copied from an attempt before). */
-export const OWN_ENTRIES: ReadonlySet<string> = new Set(['manifest.json', 'errors.csv']);
+export const OWN_ENTRIES: ReadonlySet<string> = new Set(Object.values(FINALIZE_ENTRIES));
 
 /** What the attempts before this one left; undefined for a job's first attempt. */
 export async function earlierResults(deps: PipelineDeps, job: Job): Promise<EarlierResults | undefined> {
@@ -47,20 +47,29 @@ export async function earlierResults(deps: PipelineDeps, job: Job): Promise<Earl
   return { runs, kept, zipKey: job.resultKey ?? keys.result(site, token, before) };
 }
 
-/** Copies the records of the job's zip as the attempt before left it into this attempt's zip. */
+/**
+ * Copies the records of the job's zip as the attempt before left it into this attempt's zip; where its results.csv
+ * begins (the outputs of the records it ran are read from it).
+ */
 export async function copyEarlierEntries(
   deps: PipelineDeps,
   earlier: EarlierResults,
   zip: ZipWriter,
-): Promise<number> {
+): Promise<{ copied: number; resultsAt?: number }> {
   const size = await deps.objects.size(earlier.zipKey);
   if (size === undefined) throw new Error(`the zip of the attempt before is gone: ${earlier.zipKey}`);
-  return copyLocalEntries(
+  let resultsAt: number | undefined;
+  const copied = await copyLocalEntries(
     (start, end) => deps.objects.bytes(earlier.zipKey, { start, end }),
     size,
     zip,
     OWN_ENTRIES,
+    undefined,
+    (offset, name) => {
+      if (name === FINALIZE_ENTRIES.results) resultsAt = offset;
+    },
   );
+  return { copied, ...(resultsAt !== undefined ? { resultsAt } : {}) };
 }
 
 /** The lines of a JSON-lines object; none when it does not exist, unless it is `required`. */

@@ -26,6 +26,7 @@ import { RETRIED_CODES } from '../jobs/stop.ts';
 import { haltStopped, stoppedError, uncountedRecords } from './stopped.ts';
 import { namesTakenElsewhere } from './entry-names.ts';
 import { withRecordText } from './record-text.ts';
+import { earlierSheet, EarlierOutputs, PartOutputs, resultsCsv } from './results-sheet.ts';
 
 const HEAD_PROBE = 64 * 1024;
 const PREFETCH = 4;
@@ -160,7 +161,7 @@ async function buildAndFinish(
   );
   await zip.addEntry(FINALIZE_ENTRIES.errors, errorsCsv(failures));
   // Every record that succeeded in an attempt before, then this attempt's.
-  if (earlier) await copyEarlierEntries(deps, earlier, zip);
+  const copiedEarlier = earlier ? await copyEarlierEntries(deps, earlier, zip) : undefined;
 
   // Pass 2: copy each part's prebuilt entries into the zip, in chunk order, a few parts read ahead
   // (a part is one chunk's output, a few MB at most, so memory stays bounded).
@@ -174,6 +175,23 @@ async function buildAndFinish(
     await zip.addPrebuilt(splitPart(part).entries, elsewhere.skip.get(c));
   }
   if (uncounted) await zip.addPrebuilt(uncounted.entries);
+  // The user's sheet back, last (streamed): every record in order with its latest outcome, its parts read again.
+  const latest = new Map<number, RecordFailure>();
+  for (const f of failures) latest.set(f.n, f);
+  const outputs = new PartOutputs(chunkIds, fetchPart);
+  // Records an attempt before ran keep the outputs its results.csv showed.
+  const before =
+    earlier && copiedEarlier?.resultsAt !== undefined
+      ? new EarlierOutputs(
+          await earlierSheet(deps, job, earlier.zipKey, copiedEarlier.resultsAt),
+          earlier.runs,
+        )
+      : undefined;
+  try {
+    await zip.addStream(FINALIZE_ENTRIES.results, resultsCsv(deps, job, latest, outputs, before));
+  } finally {
+    await before?.close();
+  }
   const written = await zip.finish();
   await upload.done();
 

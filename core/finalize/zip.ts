@@ -1,4 +1,5 @@
-import { crc32, deflateRawSync } from 'node:zlib';
+import { once } from 'node:events';
+import { crc32, createDeflateRaw, deflateRawSync } from 'node:zlib';
 
 /**
  * A streaming ZIP writer with ZIP64 support, built for archives of a million small entries.
@@ -29,6 +30,9 @@ const EOCD_SIG = 0x06054b50;
 const ZIP64_EOCD_SIG = 0x06064b50;
 const ZIP64_LOCATOR_SIG = 0x07064b50;
 const UTF8_FLAG = 0x0800;
+/** General-purpose flag bit 3: the sizes and CRC follow the data, in a data descriptor. */
+const DESCRIPTOR_FLAG = 0x0008;
+const DESCRIPTOR_SIG = 0x08074b50;
 const U32_MAX = 0xffffffff;
 const U16_MAX = 0xffff;
 /** Entries smaller than this are stored: deflate gains little on them and costs time. */
@@ -218,6 +222,58 @@ export class ZipWriter {
   }
 
   /**
+   * Adds an entry whose data arrives as a stream (deflated as it goes, never whole in memory): its CRC and sizes
+   * follow the data in a data descriptor. Write it after every other entry: {@link copyLocalEntries} stops at it.
+   */
+  async addStream(name: string, data: AsyncIterable<Buffer>): Promise<void> {
+    const nameBytes = Buffer.from(name, 'utf8');
+    checkEntry(name, nameBytes.length, 0, 0);
+    const offset = this.offset;
+    const head = Buffer.alloc(LOCAL_HEADER_SIZE + nameBytes.length);
+    writeLocalHeader(head, 0, { name, crc: 0, csize: 0, usize: 0, method: 8 }, nameBytes.length, this.stamp);
+    head.writeUInt16LE(UTF8_FLAG | DESCRIPTOR_FLAG, 6);
+    nameBytes.copy(head, LOCAL_HEADER_SIZE);
+    this.offset += head.length;
+    await this.write(head);
+    const deflate = createDeflateRaw({ level: 6 });
+    let crc = 0;
+    let usize = 0;
+    let csize = 0;
+    const pump = (async () => {
+      for await (const c of deflate as AsyncIterable<Buffer>) {
+        csize += c.length;
+        this.offset += c.length;
+        await this.write(c);
+      }
+    })();
+    pump.catch(() => undefined); // awaited below; a failed write must not be an unhandled rejection meanwhile
+    try {
+      for await (const c of data) {
+        crc = crc32(c, crc);
+        usize += c.length;
+        checkEntry(name, nameBytes.length, usize, csize);
+        // A failed write ends the pump: waiting for a drain that never comes would hang.
+        if (!deflate.write(c)) await Promise.race([once(deflate, 'drain'), pump]);
+      }
+      deflate.end();
+    } catch (err) {
+      deflate.destroy(err as Error);
+      await pump.catch(() => undefined);
+      throw err;
+    }
+    await pump;
+    checkEntry(name, nameBytes.length, usize, csize);
+    const d = Buffer.alloc(16);
+    d.writeUInt32LE(DESCRIPTOR_SIG, 0);
+    d.writeUInt32LE(crc >>> 0, 4);
+    d.writeUInt32LE(csize, 8);
+    d.writeUInt32LE(usize, 12);
+    this.recordCentral(crc, csize, usize, 8, nameBytes, offset, UTF8_FLAG | DESCRIPTOR_FLAG);
+    this.offset += d.length;
+    await this.write(d);
+  }
+
+  /**
    * Appends prebuilt local entries (as {@link LocalEntries} or {@link buildLocalEntry} write them), but those
    * whose index (0 for the first entry of `bytes`) is in `skip`. Their central-directory records are read back
    * from the local headers, so nothing else is needed.
@@ -291,6 +347,7 @@ export class ZipWriter {
     method: number,
     name: Buffer,
     offset: number,
+    flags = UTF8_FLAG,
   ): void {
     const nameLen = name.length;
     const zip64 = offset >= U32_MAX;
@@ -305,7 +362,7 @@ export class ZipWriter {
     b.writeUInt32LE(CENTRAL_SIG, o);
     b.writeUInt16LE((3 << 8) | 45, o + 4);
     b.writeUInt16LE(zip64 ? 45 : 20, o + 6);
-    b.writeUInt16LE(UTF8_FLAG, o + 8);
+    b.writeUInt16LE(flags, o + 8);
     b.writeUInt16LE(method, o + 10);
     b.writeUInt16LE(this.stamp.time, o + 12);
     b.writeUInt16LE(this.stamp.date, o + 14);
@@ -387,6 +444,8 @@ export async function copyLocalEntries(
   zip: ZipWriter,
   skip: ReadonlySet<string> = new Set(),
   window = COPY_WINDOW,
+  /** Told where a streamed entry (the archive's last, not copied) begins: its local header's offset. */
+  onStreamed?: (offset: number, name: string) => void,
 ): Promise<number> {
   let copied = 0;
   let at = 0;
@@ -405,9 +464,17 @@ export async function copyLocalEntries(
       }
       if (o + LOCAL_HEADER_SIZE > buf.length) break;
       const nameLen = buf.readUInt16LE(o + 26);
+      if (o + LOCAL_HEADER_SIZE + nameLen > buf.length) break;
+      const name = buf.toString('utf8', o + LOCAL_HEADER_SIZE, o + LOCAL_HEADER_SIZE + nameLen);
+      // A streamed entry ({@link ZipWriter.addStream}) is the archive's last: its sizes are not in its header.
+      if ((buf.readUInt16LE(o + 6) & DESCRIPTOR_FLAG) !== 0) {
+        if (!skip.has(name)) throw new Error(`zip entry ${name} was streamed: it cannot be copied`);
+        onStreamed?.(at + o, name);
+        ended = true;
+        break;
+      }
       const end = o + LOCAL_HEADER_SIZE + nameLen + buf.readUInt16LE(o + 28) + buf.readUInt32LE(o + 18);
       if (end > buf.length) break;
-      const name = buf.toString('utf8', o + LOCAL_HEADER_SIZE, o + LOCAL_HEADER_SIZE + nameLen);
       if (skip.has(name)) {
         await flush(o);
         run = end;

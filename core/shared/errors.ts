@@ -10,7 +10,9 @@ export type FileErrorCode =
   | 'BLANK_HEADER'
   | 'RECORD_TOO_LARGE'
   | 'FILE_TOO_LARGE'
-  | 'HEADER_TOO_LARGE';
+  | 'HEADER_TOO_LARGE'
+  /** The header lacks columns the job's processor needs (RowProcessor.needs): no record could succeed. */
+  | 'PROCESSOR_FIELDS_MISSING';
 
 /** Record-level problems: only that record is rejected and listed in errors.csv. */
 /** CHUNK_FAILED: the record's whole chunk failed on every attempt (a poison chunk). */

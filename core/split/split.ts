@@ -16,6 +16,7 @@ import type { Limits } from '../../config/index.ts';
 import { Utf8SourceCopy } from './source-copy.ts';
 import { workerCount } from './worker-count.ts';
 import { processorInfo } from '../work/processors/index.ts';
+import { missingColumns, type RowProcessor } from '../work/processors/types.ts';
 import { simulatedCostMs, simulationOf } from '../work/processors/simulate.ts';
 import { chunkRecordsByCost } from '../work/settings.ts';
 
@@ -173,9 +174,11 @@ async function cutIntoPieces(
   let records = 0;
   let chunker: Chunker | undefined;
   const byCost = await chunkSizeByCost(deps, job);
+  const { needs } = await processorInfo(job.processor, deps.env.stage);
   for await (const batch of scanRecordBatches(utf8, { maxRecordBytes: deps.limits.maxRecordBytes })) {
     for (const ev of batch) {
       if (ev.kind === 'header') {
+        refuseMissingColumns(needs, job, ev.header);
         header = ev.header;
         delimiter = ev.delimiter;
         chunker = new Chunker(job.site, job.token, '', ev, {
@@ -194,6 +197,21 @@ async function cutIntoPieces(
   const last = chunker?.flush();
   if (last) pieces.push(last);
   return { header, delimiter, records, rejected, pieces };
+}
+
+/**
+ * A header lacking what the job's processor needs (RowProcessor.needs) could only fail every record: the file is
+ * rejected as soon as its header is read, naming the missing columns.
+ */
+function refuseMissingColumns(needs: RowProcessor['needs'], job: Job, header: readonly string[]): void {
+  const missing = missingColumns(needs, { site: job.site, options: job.options ?? {} }, header);
+  if (missing.length === 0) return;
+  const names = missing.map((c) => JSON.stringify(c)).join(', ');
+  throw new FileRejectedError(
+    'PROCESSOR_FIELDS_MISSING',
+    `The header lacks ${missing.length === 1 ? 'the column' : 'the columns'} ${names} that the processor "${job.processor}" needs; no record could succeed.`,
+    1,
+  );
 }
 
 /** A rejected file: the job ends REJECTED (counted in the usage, announced), with no queue and no worker. */

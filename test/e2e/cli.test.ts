@@ -81,6 +81,7 @@ describe('CLI: rowfleet run', { timeout: 120_000 }, () => {
       'rows/2.json',
       'rows/3.json',
       'rows/4.json',
+      'results.csv',
     ]);
     records.forEach((rec, i) => {
       const obj = JSON.parse(zip.get(`rows/${i + 1}.json`)!) as Record<string, string>;
@@ -145,6 +146,7 @@ describe('CLI: rowfleet run', { timeout: 120_000 }, () => {
       'rows/1.json',
       'rows/3.json',
       'rows/4.json',
+      'results.csv',
     ]);
     const errors = parse(zip.get('errors.csv')!.replace(/^\ufeff/, '')) as string[][];
     expect(errors).toEqual([
@@ -198,9 +200,10 @@ describe('CLI: rowfleet run', { timeout: 120_000 }, () => {
     });
     expect(statSync(r.summary!.zip!).size).toBeGreaterThan(0);
     const entries = await readZip(r.summary!.zip!);
-    expect(entries).toHaveLength(records + 2);
+    expect(entries).toHaveLength(records + 3);
+    expect(entries.at(-1)!.name).toBe('results.csv');
     expect(entries[2]!.name).toBe('rows/1.json');
-    expect(JSON.parse(entries.at(-1)!.data.toString('utf8'))).toEqual({
+    expect(JSON.parse(entries.at(-2)!.data.toString('utf8'))).toEqual({
       id: String(records),
       name: `name${records}`,
       note: pad,

@@ -5,6 +5,7 @@
  * outcome, not a loss), missing, or duplicated (two entries, two error lines, or an entry and an error line).
  */
 import { parse } from 'csv-parse/sync';
+import { parseResultsCsv } from './results-csv.ts';
 import { expect } from 'vitest';
 import { readZip, type ZipEntryData } from './zip.ts';
 
@@ -60,7 +61,7 @@ export interface CheckOptions {
 }
 
 const RESULT_ENTRY = /^(?:rows\/(\d+)\.json|reports\/(\d+)\.html)$/;
-const FIXED = new Set(['manifest.json', 'errors.csv']);
+const FIXED = new Set(['manifest.json', 'errors.csv', 'results.csv']);
 
 /** Reads errors.csv (UTF-8 with BOM, columns line,record,code,message,raw). */
 export function parseErrorsCsv(data: Buffer | string): ErrorLine[] {
@@ -89,15 +90,23 @@ export function checkRecords(
   const corrupted: { n: number; problem: string }[] = [];
   let errors: ErrorLine[] = [];
   let manifest: RecordCheck['manifest'];
+  let sheet: Buffer | undefined;
+  let encoding: 'cp932' | 'utf-8-bom' = 'utf-8-bom';
   const seen = new Set<string>();
   for (const e of entries) {
     if (FIXED.has(e.name)) {
       if (seen.has(e.name)) unexpected.push(`second ${e.name}`);
       seen.add(e.name);
       if (e.name === 'errors.csv') errors = parseErrorsCsv(e.data);
+      else if (e.name === 'results.csv') sheet = e.data;
       else {
-        const m = JSON.parse(e.data.toString('utf8')) as { state: string; counts: ManifestCounts };
+        const m = JSON.parse(e.data.toString('utf8')) as {
+          state: string;
+          counts: ManifestCounts;
+          encoding?: string;
+        };
         manifest = { state: m.state, ...m.counts };
+        encoding = m.encoding === 'cp932' ? 'cp932' : 'utf-8-bom';
       }
       continue;
     }
@@ -117,6 +126,17 @@ export function checkRecords(
       continue;
     }
     asError.set(line.n, (asError.get(line.n) ?? 0) + 1);
+  }
+
+  // results.csv: every record once, in order, succeeded exactly when errors.csv does not list it.
+  if (sheet) {
+    const rows = parseResultsCsv(sheet, encoding).rows;
+    if (rows.length !== expected) unexpected.push(`results.csv has ${rows.length} rows, not ${expected}`);
+    for (const [i, r] of rows.entries()) {
+      if (r.record !== i + 1) unexpected.push(`results.csv row ${i + 1} is record ${r.record}`);
+      else if ((r.status === 'succeeded') === asError.has(r.record))
+        unexpected.push(`results.csv record ${r.record} is ${r.status}`);
+    }
   }
 
   const succeeded: number[] = [];

@@ -177,7 +177,7 @@ describe('Pipeline: split → workers → finalize on the embedded emulators', (
     expect(launcher.stops).toEqual([{ site: 'sakai', token }]);
   });
 
-  it('writes a zip whose entries match the records: manifest.json, errors.csv, rows/<n>.json', async () => {
+  it('writes a zip whose entries match the records: manifest.json, errors.csv, rows/<n>.json, results.csv', async () => {
     // Prepare
     const expectedRows = [...valid.keys()].map((n) => `rows/${n}.json`);
 
@@ -185,8 +185,13 @@ describe('Pipeline: split → workers → finalize on the embedded emulators', (
     const entries = await readZip(zipBytes);
 
     // Assess
-    expect(entries.map((e) => e.name)).toEqual(['manifest.json', 'errors.csv', ...expectedRows]);
-    for (const e of entries.slice(2)) {
+    expect(entries.map((e) => e.name)).toEqual([
+      'manifest.json',
+      'errors.csv',
+      ...expectedRows,
+      'results.csv',
+    ]);
+    for (const e of entries.slice(2, -1)) {
       const n = Number(/rows\/(\d+)\.json/.exec(e.name)![1]);
       const obj = JSON.parse(e.data.toString('utf8')) as Record<string, string>;
       expect(Object.entries(obj)).toEqual(HEADER.map((h, i) => [h, valid.get(n)![i]]));

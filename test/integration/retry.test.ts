@@ -21,6 +21,7 @@ import type { RowInput, RowProcessor } from '../../core/work/processors/index.ts
 import { RecordingLauncher, TEST_STAGE, testDeps, useTestAws } from '../helpers/aws.ts';
 import { csvOf, runJobs } from '../helpers/pipeline-jobs.ts';
 import { readZip } from '../helpers/zip.ts';
+import { parseResultsCsv } from '../helpers/results-csv.ts';
 
 vi.hoisted(() => {
   process.env.POWERTOOLS_LOG_LEVEL = 'SILENT';
@@ -110,7 +111,8 @@ async function results(deps: Deps, resultKey: string) {
     counts: Record<string, number>;
     attempts?: unknown[];
   };
-  return { names, rows, errors, manifest };
+  const results = entries.find((e) => e.name === 'results.csv')?.data ?? Buffer.alloc(0);
+  return { names, rows, errors, manifest, sheet: () => parseResultsCsv(results, 'utf-8-bom').rows };
 }
 
 /** A job of `records` records whose records never ran: cancelled while queued (every record CANCELLED). */
@@ -200,6 +202,19 @@ describe('Function: retryFailedRecords', () => {
     // The job at the end: every record once, counts that add up over the attempts
     expect(third).toMatchObject({ state: 'SUCCEEDED', succeeded: 10, failed: 0, retryable: 0, attempt: 3 });
     expect(final.errors).toEqual([]);
+    // results.csv: the latest outcome of every record, in order, after each attempt
+    expect(afterSecond.sheet().map((r) => [r.record, r.line, r.status, r.code])).toEqual(
+      Array.from({ length: 10 }, (_, i) =>
+        i === 4 ? [5, 6, 'failed', 'PROCESSING_FAILED'] : [i + 1, i + 2, 'succeeded', ''],
+      ),
+    );
+    expect(final.sheet().map((r) => [r.record, r.status, r.fields])).toEqual(
+      Array.from({ length: 10 }, (_, i) => [i + 1, 'succeeded', [String(i + 1), `name ${i + 1}`]]),
+    );
+    // Each record's outputs, from the attempt that ran it (attempt 1's through attempt 2's sheet)
+    expect(final.sheet().map((r) => r.output)).toEqual(
+      Array.from({ length: 10 }, (_, i) => `rows/${i + 1}.json`),
+    );
     expect(final.names.filter((n) => n.startsWith('rows/')).sort()).toEqual(
       Array.from({ length: 10 }, (_, i) => `rows/${i + 1}.json`).sort(),
     );

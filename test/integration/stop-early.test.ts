@@ -28,6 +28,7 @@ import { splitUploaded } from '../../core/intake/api.ts';
 import { RecordingLauncher, TEST_STAGE, testDeps, useTestAws } from '../helpers/aws.ts';
 import { csvOf } from '../helpers/pipeline-jobs.ts';
 import { readZip } from '../helpers/zip.ts';
+import { parseResultsCsv } from '../helpers/results-csv.ts';
 
 vi.hoisted(() => {
   process.env.POWERTOOLS_LOG_LEVEL = 'SILENT';
@@ -74,6 +75,7 @@ async function zipOf(deps: ReturnType<typeof testDeps>, site: string, token: str
       raw: string;
     }[],
     rows: entries.filter((e) => e.name.startsWith('rows/')).map((e) => Number(/(\d+)/.exec(e.name)![1])),
+    results: entries.find((e) => e.name === 'results.csv')?.data ?? Buffer.alloc(0),
   };
 }
 
@@ -120,6 +122,13 @@ describe('Function: cancelJob', () => {
     expect(cancelled).toHaveLength(29);
     expect(cancelled.every((e) => Number(e.line) === Number(e.record) + 1)).toBe(true);
     expect(cancelled[0]).toMatchObject({ record: '1', raw: '1,name 1' });
+    // results.csv: every record in order, cancelled but the one the split rejected
+    const sheet = parseResultsCsv(zip.results, 'utf-8-bom');
+    expect(sheet.rows.map((r) => [r.record, r.line, r.status])).toEqual(
+      Array.from({ length: 30 }, (_, i) => [i + 1, i + 2, i === 4 ? 'rejected' : 'cancelled']),
+    );
+    expect(sheet.rows[0]!.fields).toEqual(['1', 'name 1']);
+    expect(sheet.rows[0]!.code).toBe('CANCELLED');
   });
 
   it('puts the records done before the cancel in the zip exactly once, and the rest in errors.csv', async () => {

@@ -1,7 +1,12 @@
 import { describe, expect, it } from 'vitest';
 import { getSite, loadConfig, rawConfig } from '../../config/index.ts';
 import { BadRequestError } from '../../core/shared/errors.ts';
-import { createMailProcessor, RECORD_HEADER, templateOf } from '../../core/work/processors/mail.ts';
+import {
+  createMailProcessor,
+  RECORD_HEADER,
+  templateColumns,
+  templateOf,
+} from '../../core/work/processors/mail.ts';
 import { RecordError, type RowContext } from '../../core/work/processors/types.ts';
 import type { MailSender, OutgoingMail } from '../../core/usage/ses-sender.ts';
 import type { ChunkMessage } from '../../core/messages/chunk.ts';
@@ -391,5 +396,39 @@ describe('Config: bulk mail', () => {
 
     // Act, Assess
     expect(() => loadConfig(raw)).toThrow(/site sakai sends bulk mail from news@elsewhere.example, outside/);
+  });
+});
+
+describe('mail processor: what a job needs from the header', () => {
+  it("names the template's row columns and the recipient column, not helpers, data or another context's paths", () => {
+    // Prepare
+    const t = {
+      to: '宛先',
+      subject: '{{[注文 番号]}} {{#if 至急}}至急{{/if}}',
+      text: '{{氏名.姓}} {{lookup 表 キー}} {{@index}} {{#each 明細}}{{品目}}{{/each}}',
+      html: '{{#with 会社}}{{名前}}{{/with}}<p>{{#unless 済}}{{備考}}{{/unless}}</p>',
+    };
+
+    // Act
+    const columns = templateColumns(t);
+
+    // Assess
+    expect(columns.sort()).toEqual(
+      ['注文 番号', '至急', '氏名', '表', 'キー', '明細', '会社', '済', '備考', '宛先'].sort(),
+    );
+  });
+
+  it("needs the chosen template's columns; nothing for a site without bulk mail (its job check refuses it)", () => {
+    // Prepare
+    const p = createMailProcessor();
+    const needs = p.needs as (job: { site: string; options: Record<string, string> }) => {
+      columns: string[];
+    };
+
+    // Act
+    const sakai = needs({ site: 'sakai', options: {} });
+
+    // Assess
+    expect([...sakai.columns].sort()).toEqual(['id', '氏名', '品目', '数量', '受注日', 'email'].sort());
   });
 });

@@ -34,6 +34,7 @@ export default {
   name: 'picky',
   description: 'd',
   rateLimit: { perSecond: (stage: { name: string }) => (stage.name === 'local' ? 7 : 1) },
+  needs: { columns: ['email', '氏名'] },
   checkJob(job: { options: Record<string, string> }) {
     if (job.options.template !== 'ok') throw new BadRequestError('PICKY_TEMPLATE', 'template must be ok');
   },
@@ -61,7 +62,7 @@ describe('Function: processorInfo (a user processor read apart)', () => {
     expect((err as Error).message).toBe('processors/hangs.ts is broken: did not load within 4 s (killed)');
   }, 30_000);
 
-  it("reads the rate for the stage and runs the processor's checkJob in the child: a refusal keeps its code", async () => {
+  it("reads the rate and the needed columns for the stage and runs the processor's checkJob in the child: a refusal keeps its code", async () => {
     // Act
     const info = await processorInfo('picky', 'local');
     const refused = await Promise.resolve(info.checkJob?.({ site: 'sakai', options: {} })).catch(
@@ -71,6 +72,8 @@ describe('Function: processorInfo (a user processor read apart)', () => {
 
     // Assess
     expect(info.rateLimit).toEqual({ perSecond: 7 });
+    // What it needs from a job's header travels in its manifest (the split refuses a file lacking it)
+    expect(info.needs).toEqual({ columns: ['email', '氏名'] });
     expect(refused).toBeInstanceOf(BadRequestError);
     expect(refused).toMatchObject({ code: 'PICKY_TEMPLATE', status: 400, message: 'template must be ok' });
     expect(accepted).toBeUndefined();

@@ -4,7 +4,7 @@ import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { buildLocalEntry, LocalEntries, ZipWriter } from '../../core/finalize/zip.ts';
+import { buildLocalEntry, copyLocalEntries, LocalEntries, ZipWriter } from '../../core/finalize/zip.ts';
 import { readZip } from '../helpers/zip.ts';
 
 const ENTRIES = 70_000;
@@ -196,5 +196,48 @@ describe('Class: LocalEntries (limits of the entry format)', () => {
     expect(() => buildLocalEntry(long, Buffer.from('x'))).toThrow(/65535/);
     expect(entries.count).toBe(0);
     expect(() => entries.add('n'.repeat(65_535), 'x')).not.toThrow();
+  });
+});
+
+describe('Method: ZipWriter.addStream (an entry streamed last, sizes in a data descriptor)', () => {
+  it('writes an entry that yauzl and Python read back byte-exact, and that copying the archive stops at', async () => {
+    // Prepare: two entries, then 3 MB of text streamed in pieces
+    const pieces = Array.from({ length: 300 }, (_, i) =>
+      Buffer.from(`${i},山田,${'x'.repeat(10_000)}\r\n`, 'utf8'),
+    );
+    async function* stream() {
+      for (const p of pieces) yield p;
+    }
+    const dir = mkdtempSync(join(tmpdir(), 'rowfleet-zip-stream-'));
+
+    // Act
+    const zipBytes = await writeZip(async (zip) => {
+      await zip.addEntry('a.json', '{"a":1}');
+      await zip.addEntry('b.json', '{"b":2}');
+      await zip.addStream('results.csv', stream());
+    });
+    writeFileSync(join(dir, 's.zip'), zipBytes);
+    const entries = await readZip(zipBytes);
+    const python = pythonSummary(join(dir, 's.zip'));
+    const copied = await writeZip(async (zip) => {
+      await copyLocalEntries(
+        (start, end) => Promise.resolve(zipBytes.subarray(start, end + 1)),
+        zipBytes.length,
+        zip,
+        new Set(['results.csv']),
+      );
+    });
+    const notSkipped = await writeZip(async (zip) => {
+      await copyLocalEntries((s, e) => Promise.resolve(zipBytes.subarray(s, e + 1)), zipBytes.length, zip);
+    }).catch((e: unknown) => e);
+    rmSync(dir, { recursive: true, force: true });
+
+    // Assess
+    expect(entries.map((e) => e.name)).toEqual(['a.json', 'b.json', 'results.csv']);
+    expect(entries[2]!.data.equals(Buffer.concat(pieces))).toBe(true);
+    expect(zipBytes.length).toBeLessThan(Buffer.concat(pieces).length / 10); // deflated
+    expect(python).toMatchObject({ count: 3, bad: null });
+    expect((await readZip(copied)).map((e) => e.name)).toEqual(['a.json', 'b.json']);
+    expect(notSkipped).toBeInstanceOf(Error);
   });
 });

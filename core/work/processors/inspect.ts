@@ -42,6 +42,9 @@ async function inspect(): Promise<InspectAnswer> {
         ...(p.sideEffects !== undefined ? { sideEffects: p.sideEffects } : {}),
         ...(p.takesTemplate !== undefined ? { takesTemplate: p.takesTemplate } : {}),
         ...(p.timeoutMs !== undefined ? { timeoutMs: p.timeoutMs } : {}),
+        ...(p.needs && typeof p.needs !== 'function'
+          ? { needs: { columns: p.needs.columns.map(String) } }
+          : {}),
         checkJob: typeof p.checkJob === 'function',
       },
     };

@@ -22,7 +22,8 @@ import { RecordError, type RowContext, type RowInput, type RowOutput, type RowPr
  * - The template (the job's `template` option, default the site's first) has `{{column}}` placeholders
  *   (Handlebars, strict): the subject and the text part as written, the HTML part HTML-escaped. A placeholder
  *   naming no column of the file fails the row (MAIL_TEMPLATE_FIELD); the recipient comes from the template's
- *   `to` column (default `email`).
+ *   `to` column (default `email`). Both are declared in `needs`: the split refuses a file whose header lacks one
+ *   (PROCESSOR_FIELDS_MISSING) before any record runs.
  * - Every mail takes from the stage's SES limiter (`mail.ratePerSecond`, shared by every worker of every job);
  *   SES throttling is retried with backoff (core/usage/ses-sender.ts); side effects are claimed per row
  *   (core/work/effects.ts).
@@ -80,6 +81,63 @@ export function templateOf(
       `Unknown mail template "${name}" for site ${site.id}. Templates: ${names.join(', ')}.`,
     );
   return { name, template };
+}
+
+/** Blocks whose body reads another context than the row (`{{#each list}}…{{/each}}`): their paths are not columns. */
+const CONTEXT_BLOCKS = new Set(['each', 'with']);
+
+/**
+ * The columns a template reads from the row: the first segment of every path of the row's context (placeholders
+ * and helpers' arguments; `{{[a b]}}` is the column `a b`), outside blocks that change the context, and the
+ * recipient column. A part that does not parse names none (the job check refuses it).
+ */
+export function templateColumns(t: BulkMailTemplate): string[] {
+  const columns = new Set<string>();
+  const visit = (node: unknown, rowContext: boolean): void => {
+    if (Array.isArray(node)) {
+      for (const n of node) visit(n, rowContext);
+      return;
+    }
+    if (typeof node !== 'object' || node === null) return;
+    const n = node as {
+      type?: string;
+      original?: string;
+      data?: boolean;
+      depth?: number;
+      parts?: string[];
+      path?: { original?: string; type?: string };
+      params?: unknown[];
+      hash?: { pairs?: { value: unknown }[] };
+      program?: unknown;
+      inverse?: unknown;
+      body?: unknown;
+    };
+    if (n.type === 'PathExpression') {
+      const first = n.parts?.[0];
+      if (rowContext && !n.data && n.depth === 0 && first !== undefined) columns.add(first);
+      return;
+    }
+    const helper = n.params && n.params.length > 0 ? n.path?.original : undefined;
+    // A mustache with arguments calls a helper: its path is the helper's name, its arguments are read.
+    if ((n.type === 'MustacheStatement' || n.type === 'SubExpression') && !helper) visit(n.path, rowContext);
+    visit(n.params ?? [], rowContext);
+    for (const p of n.hash?.pairs ?? []) visit(p.value, rowContext);
+    if (n.type === 'BlockStatement') {
+      const inner = rowContext && !CONTEXT_BLOCKS.has(n.path?.original ?? '');
+      visit(n.program, inner);
+      visit(n.inverse, inner);
+      return;
+    }
+    visit(n.body, rowContext);
+  };
+  for (const part of [t.subject, t.text, t.html]) {
+    try {
+      visit(Handlebars.parse(part), true);
+    } catch {
+      // Not compiled: checkJob refuses the job (MAIL_TEMPLATE_INVALID).
+    }
+  }
+  return [...columns, t.to];
 }
 
 /** A template that cannot be compiled: the request is refused (checkJob), a record fails (nothing was sent). */
@@ -151,6 +209,15 @@ export function createMailProcessor(o: MailProcessorOptions = {}): RowProcessor 
       } catch (err) {
         throw new BadRequestError('MAIL_TEMPLATE_INVALID', `${invalidTemplate(name, err)}.`);
       }
+    },
+    needs(job) {
+      let chosen: ReturnType<typeof templateOf>;
+      try {
+        chosen = templateOf(siteOf(job.site), job.options);
+      } catch {
+        return { columns: [] }; // no bulk mail, an unknown template: checkJob refuses the job
+      }
+      return { columns: templateColumns(chosen.template) };
     },
     async process(row: RowInput, ctx: RowContext): Promise<RowOutput[]> {
       const site = siteOf(ctx.site);

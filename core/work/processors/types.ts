@@ -31,6 +31,18 @@ export interface RowOutput {
   readonly data: string | Buffer;
 }
 
+/** What a processor needs of a job's file to be able to succeed on any record. */
+export interface ProcessorNeeds {
+  /** Header columns every record needs (e.g. the mail template's placeholders and its recipient column). */
+  readonly columns: readonly string[];
+}
+
+/** A job as a processor's job-level hooks see it (before any record is read). */
+export interface JobOf {
+  readonly site: string;
+  readonly options: Readonly<Record<string, string>>;
+}
+
 /** A limit on records per second, shared by every worker of every job of the stage (e.g. an API's quota). */
 export interface RateLimit {
   /**
@@ -90,8 +102,28 @@ export interface RowProcessor {
    * Checks a job request for this processor before the job is accepted (throw a BadRequestError). A user's runs in
    * a separate process per request (core/work/processors/users.ts), locally; the API on AWS holds manifests only.
    */
-  checkJob?(job: { readonly site: string; readonly options: Readonly<Record<string, string>> }): void;
+  checkJob?(job: JobOf): void;
+  /**
+   * What the job's file must hold for any record to succeed: the split refuses a file whose header lacks one of
+   * `columns` (the job ends REJECTED, PROCESSOR_FIELDS_MISSING naming them, `422` through the API) before any
+   * queue or worker, instead of failing every record. A function of the job (site, options: the `mail`
+   * processor's template) for built-in processors; a user's processor declares a static value (its manifest
+   * carries it: the API never runs a user's code). @default nothing needed
+   */
+  readonly needs?: ProcessorNeeds | ((job: JobOf) => ProcessorNeeds);
   process(row: RowInput, ctx: RowContext): RowOutput[] | Promise<RowOutput[]>;
+}
+
+/** The header columns of `needs` that `header` lacks (in the order the processor names them, each once). */
+export function missingColumns(
+  needs: RowProcessor['needs'],
+  job: JobOf,
+  header: readonly string[],
+): string[] {
+  if (!needs) return [];
+  const { columns } = typeof needs === 'function' ? needs(job) : needs;
+  const have = new Set(header);
+  return [...new Set(columns)].filter((c) => !have.has(c));
 }
 
 /** Processor names: lower-case words (they appear in the API, the CLI, the manifest and file names). */

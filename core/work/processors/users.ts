@@ -95,6 +95,8 @@ const processorShape = z.object({
   takesTemplate: z.boolean().optional(),
   timeoutMs: z.number().int().positive().optional(),
   checkJob: fn.optional(),
+  // Static only: the manifest carries it to an API that never runs a user's code.
+  needs: z.object({ columns: z.array(z.string().min(1)) }).optional(),
   process: fn,
 });
 

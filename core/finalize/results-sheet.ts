@@ -1,0 +1,285 @@
+import iconv from 'iconv-lite';
+import { parse } from 'csv-parse/sync';
+import { parse as csvParse } from 'csv-parse';
+import { createInflateRaw } from 'node:zlib';
+import type { PipelineDeps } from '../deps.ts';
+import type { Job } from '../jobs/store.ts';
+import { namedRecords, splitPart, type RecordFailure } from '../messages/part.ts';
+import { decodeToUtf8 } from '../source/decode.ts';
+import { scanRecordBatches } from '../source/scan.ts';
+import { csvText } from '../source/write.ts';
+import { LOCAL_HEADER_SIZE } from './zip.ts';
+import { errorMessage } from '../shared/errors.ts';
+import { jobLogger } from '../shared/log.ts';
+
+/**
+ * `results.csv`: the user's own sheet back, every record in its original order with its original columns, then
+ * what became of it. Written by every finalize (each attempt's over the whole job: the latest outcome of each
+ * record), streamed: the validated source is read again record by record, each record's outcome looked up in a
+ * map of the failures (every record not in it succeeded) and its outputs in the one part that holds it, so no
+ * more than one part and one batch of rows are in memory whatever the job's size.
+ */
+
+/** The columns results.csv adds after the file's own. */
+export const RESULT_COLUMNS = [
+  'rowfleet_record',
+  'rowfleet_line',
+  'rowfleet_status',
+  'rowfleet_code',
+  'rowfleet_message',
+  'rowfleet_output',
+] as const;
+
+export type RecordStatus = 'succeeded' | 'failed' | 'rejected' | 'in_doubt' | 'cancelled' | 'stopped_early';
+
+/** The split's record-level rejections (core/source/scan.ts): the record was never run. */
+const REJECTED_CODES: ReadonlySet<string> = new Set(['COLUMN_COUNT', 'NUL_BYTE']);
+const STATUS_OF_CODE: Readonly<Record<string, RecordStatus>> = {
+  IN_DOUBT: 'in_doubt',
+  CANCELLED: 'cancelled',
+  STOPPED_EARLY: 'stopped_early',
+};
+
+/** A record's status from its errors.csv code (none: it succeeded). */
+export function statusOf(code: string | undefined): RecordStatus {
+  if (code === undefined) return 'succeeded';
+  if (REJECTED_CODES.has(code)) return 'rejected';
+  return Object.hasOwn(STATUS_OF_CODE, code) ? STATUS_OF_CODE[code]! : 'failed';
+}
+
+/** What results.csv's encoding is: the upload's when it was CP932, UTF-8 with a BOM otherwise (Excel reads both). */
+export function resultsEncoding(job: Pick<Job, 'encoding'>): 'cp932' | 'utf-8-bom' {
+  return job.encoding === 'cp932' ? 'cp932' : 'utf-8-bom';
+}
+
+/**
+ * The outputs of succeeded records, part by part in record order: the entry names of each record's outputs (from
+ * the part's meta and its entries' local headers), or, where an output says what the side effect answered (a
+ * JSON object with a `messageId`, as the mail processor's), that answer. Asked with increasing record numbers.
+ */
+export class PartOutputs {
+  private at = 0;
+  private current: { first: number; last: number; outputs: Map<number, string> } | undefined;
+  private readonly ahead: Promise<Buffer>[] = [];
+
+  constructor(
+    private readonly chunkIds: readonly number[],
+    private readonly fetch: (chunk: number) => Promise<Buffer>,
+    private readonly prefetch = 2,
+  ) {}
+
+  private next(): Promise<Buffer> | undefined {
+    while (this.ahead.length < this.prefetch && this.at < this.chunkIds.length) {
+      const p = this.fetch(this.chunkIds[this.at++]!);
+      p.catch(() => undefined); // awaited in turn
+      this.ahead.push(p);
+    }
+    return this.ahead.shift();
+  }
+
+  async of(n: number): Promise<string> {
+    while (!this.current || this.current.last < n) {
+      const p = this.next();
+      if (!p) return '';
+      const { meta, entries } = splitPart(await p);
+      if (meta.first === undefined || meta.records === undefined) continue;
+      this.current = {
+        first: meta.first,
+        last: meta.first + meta.records - 1,
+        outputs: outputsOf(meta.names, entries),
+      };
+    }
+    return n >= this.current.first ? (this.current.outputs.get(n) ?? '') : '';
+  }
+}
+
+/** Each record's outputs as results.csv shows them, from a part's `names` and its entries in order. */
+function outputsOf(names: string | undefined, entries: Buffer): Map<number, string> {
+  const out = new Map<number, string>();
+  let o = 0;
+  for (const r of namedRecords(names)) {
+    const shown: string[] = [];
+    for (let i = 0; i < r.hashes.length && o + LOCAL_HEADER_SIZE <= entries.length; i++) {
+      const nameLen = entries.readUInt16LE(o + 26);
+      const extraLen = entries.readUInt16LE(o + 28);
+      const csize = entries.readUInt32LE(o + 18);
+      const method = entries.readUInt16LE(o + 8);
+      const name = entries.toString('utf8', o + LOCAL_HEADER_SIZE, o + LOCAL_HEADER_SIZE + nameLen);
+      const dataAt = o + LOCAL_HEADER_SIZE + nameLen + extraLen;
+      shown.push((method === 0 && answerOf(entries.subarray(dataAt, dataAt + csize))) || name);
+      o = dataAt + csize;
+    }
+    out.set(r.n, shown.join(' '));
+  }
+  return out;
+}
+
+/** What a side effect answered, when an output says it: a small JSON object's `messageId`. */
+function answerOf(data: Buffer): string | undefined {
+  if (data.length > 4096 || data[0] !== 0x7b) return undefined;
+  try {
+    const v = (JSON.parse(data.toString('utf8')) as { messageId?: unknown }).messageId;
+    return typeof v === 'string' ? v : undefined;
+  } catch {
+    return undefined;
+  }
+}
+
+/**
+ * The rows of the results.csv an attempt before wrote (a streamed, deflated entry starting at `offset` of its zip),
+ * decoded and parsed as a stream: each record's number and output.
+ */
+export async function earlierSheet(
+  deps: PipelineDeps,
+  job: Job,
+  zipKey: string,
+  offset: number,
+): Promise<AsyncIterator<{ n: number; output: string }>> {
+  const head = await deps.objects.bytes(zipKey, { start: offset, end: offset + LOCAL_HEADER_SIZE - 1 });
+  const dataAt = offset + LOCAL_HEADER_SIZE + head.readUInt16LE(26) + head.readUInt16LE(28);
+  const raw = await deps.objects.stream(zipKey, { start: dataAt });
+  // The deflate stream ends by itself: what follows it (the descriptor, the central directory) is ignored.
+  const inflate = createInflateRaw();
+  raw.pipe(inflate);
+  inflate.once('end', () => raw.destroy());
+  const text = inflate.pipe(iconv.decodeStream(resultsEncoding(job) === 'cp932' ? 'cp932' : 'utf8'));
+  const rows = text.pipe(csvParse({ bom: true, delimiter: job.delimiter ?? ',', from_line: 2 }));
+  async function* read() {
+    try {
+      for await (const r of rows as AsyncIterable<string[]>) {
+        yield { n: Number(r[r.length - 6]), output: r[r.length - 1] ?? '' };
+      }
+    } finally {
+      // Closed early (or failed): the read of the zip ends with it.
+      raw.destroy();
+      inflate.destroy();
+    }
+  }
+  return read();
+}
+
+/** The outputs results.csv of an attempt before showed, for records this attempt did not run; asked in order. */
+export class EarlierOutputs {
+  private row: { n: number; output: string } | undefined;
+  private done = false;
+
+  constructor(
+    private readonly rows: AsyncIterator<{ n: number; output: string }>,
+    private readonly runs: ReadonlySet<number>,
+  ) {}
+
+  /** Undefined for a record this attempt ran (its outputs are in this attempt's parts). */
+  async of(n: number): Promise<string | undefined> {
+    if (this.runs.has(n)) return undefined;
+    while (!this.done && (!this.row || this.row.n < n)) {
+      const next = await this.rows.next();
+      if (next.done) this.done = true;
+      else this.row = next.value;
+    }
+    return this.row?.n === n ? this.row.output : '';
+  }
+
+  /** Stops reading the sheet before (its rows after the last record asked are not needed). */
+  async close(): Promise<void> {
+    await this.rows.return?.();
+  }
+}
+
+/** Rows of text written at once (then encoded): small, so a batch dies young (measured: 256 K chars cost ~30 MiB more peak RSS). */
+const BATCH_CHARS = 32 * 1024;
+
+/**
+ * results.csv as a stream of encoded bytes: the header (the file's columns, then {@link RESULT_COLUMNS}), then
+ * every record of the job's validated source in order. `failures` holds each record's latest failure (errors.csv's
+ * rows); a record not in it succeeded, its outputs from `outputs`.
+ */
+export async function* resultsCsv(
+  deps: PipelineDeps,
+  job: Job,
+  failures: ReadonlyMap<number, RecordFailure>,
+  outputs: PartOutputs,
+  before?: EarlierOutputs,
+): AsyncGenerator<Buffer> {
+  const encoding = resultsEncoding(job);
+  const delimiter = job.delimiter ?? ',';
+  const width = job.header?.length ?? 0;
+  const encode = (text: string) =>
+    encoding === 'cp932' ? iconv.encode(text, 'cp932') : Buffer.from(text, 'utf8');
+  const write = (rows: string[][]) => csvText(rows, { delimiter, guard: true });
+  let rows: string[][] = [];
+  let chars = 0;
+  if (encoding === 'utf-8-bom') yield Buffer.from([0xef, 0xbb, 0xbf]);
+  let last = -1; // the last record written (0: the header)
+  const flush = () => {
+    const bytes = encode(write(rows));
+    rows = [];
+    chars = 0;
+    return bytes;
+  };
+  const opts = { maxRecordBytes: deps.limits.maxRecordBytes, withFields: true };
+  try {
+    const utf8 = decodeToUtf8(await deps.objects.stream(job.sourceKey));
+    for await (const batch of scanRecordBatches(utf8, opts)) {
+      for (const ev of batch) {
+        let fields: string[];
+        if (ev.kind === 'header') {
+          fields = [...ev.header, ...RESULT_COLUMNS];
+        } else {
+          const failure = failures.get(ev.n);
+          const own = ev.kind === 'record' ? (ev.fields ?? []) : rawFields(ev.raw, delimiter);
+          // A rejected record's fields fill the file's columns; any beyond them stay in its message.
+          const cells = Array.from({ length: width }, (_, i) => own[i] ?? '');
+          const extra =
+            own.length > width ? ` The record as read: ${ev.kind === 'rejected' ? ev.raw : ''}` : '';
+          fields = [
+            ...cells,
+            String(ev.n),
+            String(ev.line),
+            statusOf(failure?.code),
+            failure?.code ?? '',
+            failure ? `${failure.message}${extra}` : '',
+            failure ? '' : ((await before?.of(ev.n)) ?? (await outputs.of(ev.n))),
+          ];
+        }
+        rows.push(fields);
+        last = ev.kind === 'header' ? 0 : ev.n;
+        chars += fields.reduce((a, f) => a + f.length, 0);
+        if (chars >= BATCH_CHARS) yield flush();
+      }
+    }
+  } catch (err) {
+    // The source cannot be read (gone, changed): the records not written yet are listed all the same, with their
+    // outcome and without their columns, rather than the job never finishing.
+    jobLogger(job.site, job.token).warn(
+      'results.csv: records listed without their columns: the source could not be read',
+      {
+        error: errorMessage(err),
+        after: last,
+      },
+    );
+    if (last < 0) rows.push([...(job.header ?? []), ...RESULT_COLUMNS]);
+    for (let n = Math.max(1, last + 1); n <= (job.totalRecords ?? 0); n++) {
+      const failure = failures.get(n);
+      rows.push([
+        ...Array.from({ length: width }, () => ''),
+        String(n),
+        failure ? String(failure.line) : '',
+        statusOf(failure?.code),
+        failure?.code ?? '',
+        failure?.message ?? '',
+        failure ? '' : ((await before?.of(n)) ?? (await outputs.of(n))),
+      ]);
+      if (rows.length >= 1000) yield flush();
+    }
+  }
+  if (rows.length > 0) yield flush();
+}
+
+/** A rejected record's fields, from its raw text (as the one CSV writer wrote it). */
+function rawFields(raw: string, delimiter: string): string[] {
+  try {
+    return (parse(raw, { delimiter, relax_column_count: true, relax_quotes: true }) as string[][])[0] ?? [];
+  } catch {
+    return [raw];
+  }
+}
