@@ -103,7 +103,9 @@ describe('Console: upload, watch, download', () => {
     expect(download.suggestedFilename()).toBe(`${token}.zip`);
     const names = zip.map((e) => e.name);
     expect(names.slice(0, 2)).toEqual(['manifest.json', 'errors.csv']);
-    expect(names.slice(2).sort()).toEqual(
+    // results.csv, the user's sheet back, is the zip's last entry.
+    expect(names.at(-1)).toBe('results.csv');
+    expect(names.slice(2, -1).sort()).toEqual(
       Array.from({ length: 10 }, (_, i) => `reports/${i + 1}.html`).sort(),
     );
     const manifest = JSON.parse(zip[0]!.data.toString('utf8')) as Record<string, unknown>;
