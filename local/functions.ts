@@ -8,7 +8,7 @@ import { createUploadHandler } from '../lambdas/upload/handler.ts';
 import type { Context } from 'aws-lambda';
 import { localContext } from '../lambdas/shared/middleware.ts';
 import { LocalTaskLauncher } from './launcher.ts';
-import { asAwsRole } from '../core/aws/clients.ts';
+import { asAwsRole } from '../core/aws/aws-calls.ts';
 
 /** The local runtime's functions: the real handler factories, each given deps built from the environment. */
 export const FUNCTIONS = {

@@ -9,7 +9,7 @@ import { getStage, loadConfig } from '../config/index.ts';
 import { API_ROUTES } from '../config/api.ts';
 import { localResourceNames } from '../config/names.ts';
 import { ApiTokens } from '../core/intake/tokens.ts';
-import { asAwsRole } from '../core/aws/clients.ts';
+import { asAwsRole } from '../core/aws/aws-calls.ts';
 import { errorMessage } from '../core/shared/errors.ts';
 import { logger } from '../core/shared/log.ts';
 import { reap, releaseDeadLeases } from '../core/ops/reaper.ts';

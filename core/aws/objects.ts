@@ -12,7 +12,8 @@ import { getSignedUrl } from '@aws-sdk/s3-request-presigner';
 import { Upload } from '@aws-sdk/lib-storage';
 import { PassThrough, type Readable } from 'node:stream';
 import { SourceChangedError } from '../shared/errors.ts';
-import { iamRequests, recordAwsCall, s3Client } from './clients.ts';
+import { iamRequests, recordAwsCall } from './aws-calls.ts';
+import { s3Client } from './clients.ts';
 
 /** A byte range, inclusive (as HTTP Range), and the ETag the object must still have (S3 answers 412 otherwise). */
 export interface ReadOptions {

@@ -26,7 +26,7 @@ import {
   renameArn,
   type AwsCall,
   type EnforcedPolicies,
-} from '../../core/aws/clients.ts';
+} from '../../core/aws/aws-calls.ts';
 import { EcsTaskLauncher } from '../../core/aws/ecs-launcher.ts';
 import type { TaskInfo } from '../../core/aws/task-launcher.ts';
 import { reportQueueName } from '../../core/jobs/keys.ts';

@@ -15,7 +15,7 @@ import {
   RECORD_AWS_CALLS_ENV,
   recording,
   type EnforcedPolicies,
-} from '../../core/aws/clients.ts';
+} from '../../core/aws/aws-calls.ts';
 
 const sqs = (name: string) => `arn:\${AWS::Partition}:sqs:\${AWS::Region}:\${AWS::AccountId}:${name}`;
 const table = 'arn:${AWS::Partition}:dynamodb:${AWS::Region}:${AWS::AccountId}:table/t';
