@@ -3,7 +3,7 @@ import type { StageConfig } from './schema.ts';
 /** Fargate counts task CPU in units of 1/1024 vCPU (`infra.workerCpu` 512 = 0.5 vCPU). */
 const CPU_UNITS_PER_VCPU = 1024;
 
-/** The stage's worker budget as the granting code takes it (core/ops/budget.ts `BudgetPolicy`). */
+/** The stage's worker budget as the granting code takes it (core/budget/policy.ts `BudgetPolicy`). */
 export interface ResolvedWorkerBudget {
   /** Most workers running at once in the stage. */
   readonly maxWorkers: number;

@@ -1,6 +1,6 @@
 /**
  * What the synth hands the upload function about users' processors (lib/processors.ts → an esbuild `define`) and
- * what their inspection reports (core/work/processors/users.ts): a contract between the CDK app and the code, so it
+ * what their inspection reports (core/processors/users.ts): a contract between the CDK app and the code, so it
  * lives here, below both.
  */
 

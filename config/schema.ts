@@ -118,7 +118,7 @@ export const limitsSchema = z.object({
   defaultWorkersPerJob: z.number().int().min(1).max(MAX_WORKERS_PER_JOB).optional(),
   /**
    * Records one worker may have in flight at once, whatever the processor declares or a job asks for
-   * (core/work/processors/types.ts `concurrency`).
+   * (core/processors/types.ts `concurrency`).
    */
   maxRecordConcurrency: z.number().int().min(1).max(MAX_RECORD_CONCURRENCY).default(200),
   /** Records per worker before another worker is worth starting. */
@@ -253,7 +253,7 @@ export const infraSchema = z.object({
 export const MAX_BUDGET_WORKERS = 2000;
 
 /**
- * The stage-wide worker budget (core/ops/budget.ts, core/ops/grants.ts): the most row workers running at once
+ * The stage-wide worker budget (core/budget/policy.ts, core/budget/store.ts): the most row workers running at once
  * in the stage, shared fairly among the sites with work. Sized by default for a new account: Fargate's
  * default "Fargate On-Demand vCPU resource count" quota is 6 vCPUs per Region (AWS General Reference, ECS
  * endpoints and quotas), so 12 workers of 0.5 vCPU (`infra.workerCpu` 512). See config/budget.ts.

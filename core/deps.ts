@@ -4,13 +4,13 @@ import { Queues } from './aws/queues.ts';
 import { EcsTaskLauncher } from './aws/ecs-launcher.ts';
 import { intEnv, resourceEnv } from './shared/env.ts';
 import { workerBudgetOf, type ResolvedWorkerBudget } from '../config/budget.ts';
-import { GrantStore } from './ops/grants.ts';
+import { GrantStore } from './budget/store.ts';
 import { JobStore } from './jobs/store.ts';
 import type { TaskLauncher } from './aws/task-launcher.ts';
 import type { Limits, Timings } from '../config/index.ts';
 import type { ResourceEnv } from './shared/env.ts';
 import { UsageStore } from './usage/store.ts';
-import { JobNotifier } from './ops/notify.ts';
+import { JobNotifier } from './jobs/notify.ts';
 
 /** Everything the pipeline's steps use, injected: the handlers, the worker and tests build one. */
 export interface PipelineDeps {
@@ -22,12 +22,12 @@ export interface PipelineDeps {
   readonly objects: Objects;
   readonly queues: Queues;
   readonly launcher: TaskLauncher;
-  /** The stage's worker budget (config/budget.ts) and its grants in the job table (core/ops/grants.ts). */
+  /** The stage's worker budget (config/budget.ts) and its grants in the job table (core/budget/store.ts). */
   readonly budget: ResolvedWorkerBudget;
   readonly grants: GrantStore;
   /** Usage counters per site, day and office (core/usage/store.ts). @default a UsageStore on `env.table` */
   readonly usage?: UsageStore;
-  /** Job-outcome notifications (core/ops/notify.ts). @default none (JOBS_TOPIC_ARN unset) */
+  /** Job-outcome notifications (core/jobs/notify.ts). @default none (JOBS_TOPIC_ARN unset) */
   readonly notifier?: JobNotifier;
 }
 

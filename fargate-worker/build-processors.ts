@@ -1,7 +1,7 @@
 /**
  * Users' processors built one per file, beside the worker's bundle (which holds none of them): `<name>.mjs` for a
  * file that builds, `<name>.error.txt` (its errors) for one that does not. A worker imports only its job's file
- * (core/work/processors/index.ts), so a syntax error in one processor breaks only the jobs that name it.
+ * (core/processors/index.ts), so a syntax error in one processor breaks only the jobs that name it.
  *
  * Used by the local launcher (local/launcher.ts) and by the worker image's build (fargate-worker/Dockerfile):
  *   tsx fargate-worker/build-processors.ts <processors dir> <out dir> --strict
@@ -11,7 +11,7 @@ import { mkdirSync, readdirSync, readFileSync, renameSync, rmSync, statSync, wri
 import { join, resolve } from 'node:path';
 import { pathToFileURL } from 'node:url';
 import type { BuildFailure } from 'esbuild';
-import { buildErrorFile, builtFile, namesIn, sourceName } from '../core/work/processors/users.ts';
+import { buildErrorFile, builtFile, namesIn, sourceName } from '../core/processors/users.ts';
 
 export interface ProcessorBuildOptions {
   /** Bundle the packages a processor imports (the image has no node_modules) and minify. @default false */

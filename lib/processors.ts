@@ -37,7 +37,7 @@ function cacheKey(dir: string, stage: string): string {
 
 /**
  * The manifests of users' processors (processors/*.ts) for a stage, each file inspected in a process of its own
- * (core/work/processors/manifests.ts). A broken file fails the synth, naming the file and its error: a deployment
+ * (core/processors/manifests.ts). A broken file fails the synth, naming the file and its error: a deployment
  * never ships a processor that does not load. The upload function gets them at build time (an esbuild `define`),
  * so the API on AWS never imports a user's module either.
  */
@@ -47,7 +47,7 @@ export function processorManifests(stage: string): Record<string, Inspected> {
   if (existsSync(cached)) return JSON.parse(readFileSync(cached, 'utf8')) as Record<string, Inspected>;
   const r = spawnSync(
     process.execPath,
-    ['--import', 'tsx', projectPath('core/work/processors/manifests.ts'), stage],
+    ['--import', 'tsx', projectPath('core/processors/manifests.ts'), stage],
     {
       cwd: PROJECT_ROOT,
       encoding: 'utf8',

@@ -123,7 +123,7 @@ export class RowfleetStack extends Stack {
       memorySize: 2048,
       timeout: fnTimeout.upload,
       // What users' processors declare (a broken file fails the synth, naming it): the API checks requests against
-      // it and never imports a user's module (core/work/processors/users.ts bundledManifests).
+      // it and never imports a user's module (core/processors/users.ts bundledManifests).
       define: { __ROWFLEET_PROCESSORS__: JSON.stringify(processorManifests(stage)) },
     })
       .bindStage(stage)
@@ -182,7 +182,7 @@ export class RowfleetStack extends Stack {
         multipart: [KEY_PREFIXES.results, jobFile('failed.jsonl')],
         delete: [jobFile('parts/*')],
       })
-      // Query: a stopped job's effect claims, one Query of its site partition (core/work/effects.ts ofJob).
+      // Query: a stopped job's effect claims, one Query of its site partition (core/effects/claims.ts ofJob).
       .bindTable(table, {
         actions: ['GetItem', 'Query', 'UpdateItem', 'DeleteItem'],
         partitions: ['site', 'budget'],
@@ -299,7 +299,7 @@ export class RowfleetStack extends Stack {
       opsEmail: infra.opsEmail,
       sites: props.sites.map((s) => s.id),
     });
-    // Job outcomes (core/ops/notify.ts): finalize announces finished jobs, the split rejected files.
+    // Job outcomes (core/jobs/notify.ts): finalize announces finished jobs, the split rejected files.
     for (const f of [finalize, upload]) f.bindJobOutcomes(this.monitoring.jobsTopic, this.monitoring.key);
 
     const out = (id: string, value: string, description: string) =>

@@ -16,7 +16,7 @@ import { fileURLToPath } from 'node:url';
 import { newestSource } from '../web/build.ts';
 import { NODE_TARGET } from '../config/node.ts';
 import { buildProcessors } from '../fargate-worker/build-processors.ts';
-import { usersDir } from '../core/work/processors/users.ts';
+import { usersDir } from '../core/processors/users.ts';
 import {
   workerEnv,
   type LaunchRequest,

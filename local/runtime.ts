@@ -12,7 +12,7 @@ import { ApiTokens } from '../core/intake/tokens.ts';
 import { asAwsRole } from '../core/aws/aws-calls.ts';
 import { errorMessage } from '../core/shared/errors.ts';
 import { logger } from '../core/shared/log.ts';
-import { reap, releaseDeadLeases } from '../core/ops/reaper.ts';
+import { reap, releaseDeadLeases } from '../core/reaper/reaper.ts';
 import { splitJob } from '../core/split/split.ts';
 import type { PipelineDeps } from '../core/deps.ts';
 import { depsFromEnv } from '../core/deps.ts';

@@ -8,12 +8,7 @@
  * local runtime, the API and the worker image pick it up; `npx rowfleet processors` lists it.
  */
 import { setTimeout as sleep } from 'node:timers/promises';
-import {
-  RecordError,
-  type RowContext,
-  type RowInput,
-  type RowProcessor,
-} from '../core/work/processors/types.ts';
+import { RecordError, type RowContext, type RowInput, type RowProcessor } from '../core/processors/types.ts';
 
 /** Read once, when the worker loads the processor (set it in the worker's environment). */
 const url = process.env.ROWFLEET_WEBHOOK_URL;

@@ -17,7 +17,7 @@ import { parseArgs } from 'node:util';
 import { getStage } from '../config/index.ts';
 import { LocalRuntime } from '../local/runtime.ts';
 import type { StoredMail } from '../local/emulators.ts';
-import { RECORD_HEADER } from '../core/work/processors/mail.ts';
+import { RECORD_HEADER } from '../core/processors/mail.ts';
 import { writeSampleCsv } from './gen-data.ts';
 import { runJob } from './run-job.ts';
 import { fetchEmulatorPage } from '../local/emulator-gate.ts';

@@ -5,7 +5,7 @@ import { prepareUsageMail, sendUsageMail, type UsageMailResult } from '../core/u
 import { isDay, reportedDay } from '../core/usage/days.ts';
 import { attachRuntime, type AttachedRuntime } from '../local/attach.ts';
 import type { StoredMail } from '../local/emulators.ts';
-import { RECORD_HEADER } from '../core/work/processors/mail.ts';
+import { RECORD_HEADER } from '../core/processors/mail.ts';
 import { fetchEmulatorPage } from '../local/emulator-gate.ts';
 
 export interface MailCommandOptions {

@@ -2,7 +2,7 @@
  * `npm run simulate`: a day of many jobs from many sites against a stage-wide worker budget, simulated
  * (discrete events, a simulated clock, a seeded generator; no processes, no AWS) under three policies:
  *
- * - **ours**: the real granting code — core/ops/budget.ts (targets, grants) through core/ops/grants.ts's
+ * - **ours**: the real granting code — core/budget/policy.ts (targets, grants) through core/budget/store.ts's
  *   pure decisions (`planPass`, `mustShed`, `planReconcile`, `demandOfJob`), the same functions the
  *   DynamoDB store runs. Only the storage is an in-memory stand-in: one budget state and one demand map,
  *   changed in one step where the store does one conditional write (no concurrent granters here; their
@@ -12,7 +12,7 @@
  * - **today**: no budget: every job launches `workerCount()` workers at once when its split ends (the real
  *   function from core/aws/task-launcher.ts). The account runs at most `--budget` tasks (the Fargate quota); a
  *   launch past it fails, and a job left with no worker waits for the reaper (every 300 s, after its 180 s
- *   grace), which launches min(its workers, chunks left) again, as core/ops/reaper.ts does.
+ *   grace), which launches min(its workers, chunks left) again, as core/reaper/reaper.ts does.
  * - **fifo**: jobs take workers in arrival order up to the budget; nothing is taken back.
  *
  * Simulated: the launcher (a task holds its place from its launch and starts working 30-60 s later, as
@@ -26,7 +26,7 @@
  * --max-workers-per-job N (50), --records-per-worker N (10000), --chunk-max-records N (1000), --json.
  */
 import { parseArgs } from 'node:util';
-import { jobKey, type BudgetPolicy } from '../core/ops/budget.ts';
+import { jobKey, type BudgetPolicy } from '../core/budget/policy.ts';
 import {
   demandOfJob,
   EMPTY_BUDGET,
@@ -36,7 +36,7 @@ import {
   type BudgetState,
   type Demand,
   type Holding,
-} from '../core/ops/grants.ts';
+} from '../core/budget/plan.ts';
 import { workerCount } from '../core/split/worker-count.ts';
 import type { Job } from '../core/jobs/store.ts';
 import type { TaskInfo } from '../core/aws/task-launcher.ts';

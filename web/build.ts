@@ -2,7 +2,7 @@ import { mkdirSync, readdirSync, readFileSync, renameSync, statSync, writeFileSy
 import { join, resolve } from 'node:path';
 import { fileURLToPath, pathToFileURL } from 'node:url';
 import { getStage } from '../config/index.ts';
-import { DEFAULT_PROCESSOR, processorNames } from '../core/work/processors/index.ts';
+import { DEFAULT_PROCESSOR, processorNames } from '../core/processors/index.ts';
 import { CONSOLE_FILES } from '../core/intake/console.ts';
 import type { ConsoleSettings } from './src/types.ts';
 
@@ -10,7 +10,7 @@ const WEB = fileURLToPath(new URL('.', import.meta.url));
 const ROOT = resolve(WEB, '..');
 const SRC = join(WEB, 'src');
 /** What a console build depends on: its sources, and the config and processors its settings come from. */
-const SOURCES = [SRC, join(ROOT, 'config'), join(ROOT, 'core', 'work', 'processors')];
+const SOURCES = [SRC, join(ROOT, 'config'), join(ROOT, 'core', 'processors')];
 
 /** The built console: exactly these files, served as they are (core/intake/console.ts). */
 export { CONSOLE_FILES };

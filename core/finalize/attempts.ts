@@ -3,7 +3,7 @@ import { currentAttempt } from '../jobs/attempts.ts';
 import { keys } from '../jobs/keys.ts';
 import type { Job } from '../jobs/store.ts';
 import type { ErrorRow, RecordFailure } from '../messages/part.ts';
-import { copyLocalEntries, FINALIZE_ENTRIES, type ZipWriter } from './zip.ts';
+import { copyLocalEntries, FINALIZE_ENTRIES, type ZipWriter } from '../messages/zip.ts';
 
 /**
  * The finalize of a retry's attempt (core/jobs/attempts.ts) produces the job's results merged over its attempts:

@@ -1,6 +1,6 @@
 import pMap from 'p-map';
 import { derivedTimings } from '../../config/index.ts';
-import { requestGrantPass } from '../ops/grant-workers.ts';
+import { requestGrantPass } from '../budget/grant-workers.ts';
 import { jobLogger, type Log } from '../shared/log.ts';
 import { publishMetrics } from '../shared/metrics.ts';
 import { keys } from '../jobs/keys.ts';
@@ -17,12 +17,12 @@ import {
 } from '../messages/part.ts';
 import { randomUUID } from 'node:crypto';
 import { countsAgree, isTerminal, outcome, type RowCounts } from '../jobs/states.ts';
-import { dosDateTime, FINALIZE_ENTRIES, ZipWriter } from './zip.ts';
+import { dosDateTime, FINALIZE_ENTRIES, ZipWriter } from '../messages/zip.ts';
 import { copyEarlierEntries, earlierResults, type EarlierResults } from './attempts.ts';
 import { attemptsOf, currentAttempt, endedAttempt } from '../jobs/attempts.ts';
 import { expiresAt, type Job, type JobError } from '../jobs/store.ts';
 import { recordJobUsage, usageStoreOf } from '../usage/store.ts';
-import { RETRIED_CODES } from '../jobs/stop.ts';
+import { RETRIED_CODES } from '../stop/rules.ts';
 import { haltStopped, stoppedError, uncountedRecords } from './stopped.ts';
 import { namesTakenElsewhere } from './entry-names.ts';
 import { withRecordText } from './record-text.ts';

@@ -8,7 +8,7 @@ import { namedRecords, splitPart, type RecordFailure } from '../messages/part.ts
 import { decodeToUtf8 } from '../source/decode.ts';
 import { scanRecordBatches } from '../source/scan.ts';
 import { csvText } from '../source/write.ts';
-import { LOCAL_HEADER_SIZE } from './zip.ts';
+import { LOCAL_HEADER_SIZE } from '../messages/zip.ts';
 import { errorMessage } from '../shared/errors.ts';
 import { jobLogger } from '../shared/log.ts';
 

@@ -1,14 +1,14 @@
 import type { PipelineDeps } from '../deps.ts';
 import type { Job, JobError } from '../jobs/store.ts';
-import { UNPROCESSED_CODE, type JobStop } from '../jobs/stop.ts';
+import { UNPROCESSED_CODE, type JobStop } from '../stop/rules.ts';
 import type { PartMeta, RecordFailure } from '../messages/part.ts';
 import { jobLogger } from '../shared/log.ts';
-import { claimOutcome, EffectClaims } from '../work/effects.ts';
+import { claimOutcome, EffectClaims } from '../effects/claims.ts';
 import { withRecordText } from './record-text.ts';
-import { dosDateTime, LocalEntries } from './zip.ts';
+import { dosDateTime, LocalEntries } from '../messages/zip.ts';
 
 /**
- * The finalize of a job stopped early (core/jobs/stop.ts: cancelled, or over its failure rate). It holds the
+ * The finalize of a job stopped early (core/stop/rules.ts: cancelled, or over its failure rate). It holds the
  * finalize lease, so the job is out of RUNNING and nothing more is counted: what was counted is final. The zip
  * holds the counted chunks' results; every other record (neither in a counted chunk nor rejected by the split)
  * is reported by its effect claim when it has one (done: in the zip; failed or in doubt: in errors.csv, never run
@@ -50,7 +50,7 @@ export async function haltStopped(
 
 /**
  * What a stopped job's records that no counted chunk accounts for became. A record whose effect was claimed
- * (core/work/effects.ts) is reported by its claim — `claimOutcome`: DONE is a success whose kept outputs go into
+ * (core/effects/claims.ts) is reported by its claim — `claimOutcome`: DONE is a success whose kept outputs go into
  * the zip, FAILED keeps its code, CLAIMED is IN_DOUBT — and only a record never touched (no claim, or RELEASED)
  * is CANCELLED / STOPPED_EARLY, the only ones a retry runs again.
  */

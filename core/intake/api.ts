@@ -5,10 +5,10 @@ import { attemptsOf, RETRYABLE_FROM, type AttemptSummary } from '../jobs/attempt
 import { isJobToken, keys, newJobToken, parseSourceKey } from '../jobs/keys.ts';
 import { jobLogger, logger } from '../shared/log.ts';
 import type { PipelineDeps } from '../deps.ts';
-import { DEFAULT_PROCESSOR, processorInfo } from '../work/processors/index.ts';
+import { DEFAULT_PROCESSOR, processorInfo } from '../processors/index.ts';
 import { splitJob } from '../split/split.ts';
 import { isTerminal } from '../jobs/states.ts';
-import { grantWorkers, isGrantPassRequest } from '../ops/grant-workers.ts';
+import { grantWorkers, isGrantPassRequest } from '../budget/grant-workers.ts';
 import { parseJobRequest, type JobRequest } from './request.ts';
 import { echoed } from '../shared/own.ts';
 

@@ -2,7 +2,7 @@ import type { PipelineDeps } from '../deps.ts';
 import { isJobToken } from '../jobs/keys.ts';
 import { isTerminal } from '../jobs/states.ts';
 import { expiresAt, type Job } from '../jobs/store.ts';
-import { stopJob } from '../ops/stop.ts';
+import { stopJob } from '../stop/stop.ts';
 import { BadRequestError, NotFoundError } from '../shared/errors.ts';
 import { jobLogger } from '../shared/log.ts';
 import { publishMetrics } from '../shared/metrics.ts';
@@ -22,7 +22,7 @@ const ATTEMPTS = 3;
 /**
  * DELETE /jobs/{token}: cancels a job of the caller's site.
  *
- * - Not finished: the stop is recorded (core/jobs/stop.ts) and the job's finalize asked for; a QUEUED job's demand
+ * - Not finished: the stop is recorded (core/stop/rules.ts) and the job's finalize asked for; a QUEUED job's demand
  *   leaves the worker budget at once (no worker ever starts for it). The finalize takes the job out of QUEUED or
  *   RUNNING, deletes its queue, stops its workers, gives its places back and zips what was counted; the records
  *   never processed are in errors.csv as CANCELLED (counted as failed, so the counts still add up, and a retry runs

@@ -1,7 +1,7 @@
 import { z } from 'zod';
 import { MAX_RECORD_CONCURRENCY, MAX_WORKERS_PER_JOB, officeId, templateName } from '../../config/schema.ts';
 import { BadRequestError } from '../shared/errors.ts';
-import { PROCESSOR_NAME } from '../work/processors/types.ts';
+import { PROCESSOR_NAME } from '../processors/types.ts';
 import { QUERY_SCHEMAS, queryParameters } from './query.ts';
 import { ECHOED_ID_MAX, echoed } from '../shared/own.ts';
 
@@ -36,7 +36,7 @@ export const jobRequestSchema = z.strictObject({
   simulateErrorRate: z.number().min(0).max(1).optional(),
   /**
    * Stop early: once more than this share of the records processed so far has failed (from MIN_FAILURE_SAMPLE
-   * records on, core/jobs/stop.ts), the job stops and ends FAILED with the code FAILURE_RATE_EXCEEDED.
+   * records on, core/stop/rules.ts), the job stops and ends FAILED with the code FAILURE_RATE_EXCEEDED.
    */
   maxFailureRate: z.number().min(0).max(1).optional(),
 });

@@ -7,7 +7,7 @@ import { asRanges, decodeChunk, type ChunkMessage } from '../messages/chunk.ts';
 import { attemptsOf, currentAttempt, RETRYABLE_FROM, type AttemptSummary } from '../jobs/attempts.ts';
 import type { Job } from '../jobs/store.ts';
 import { queueChunks } from '../split/split.ts';
-import { askForWorkers, grantWorkers } from '../ops/grant-workers.ts';
+import { askForWorkers, grantWorkers } from '../budget/grant-workers.ts';
 import { jobLogger } from '../shared/log.ts';
 import { echoed } from '../shared/own.ts';
 
@@ -15,7 +15,7 @@ import { echoed } from '../shared/own.ts';
  * POST /jobs/{token}/retry (and `rowfleet retry`): the next attempt of a finished job (core/jobs/attempts.ts), of
  * the records a retry may run — those whose latest outcome is a processing failure (PROCESSING_FAILED,
  * CHUNK_FAILED) or "never processed" because an attempt stopped early (CANCELLED, STOPPED_EARLY):
- * core/jobs/stop.ts RETRIED_CODES, listed by the finalize of the job's latest attempt. Never rejected records
+ * core/stop/rules.ts RETRIED_CODES, listed by the finalize of the job's latest attempt. Never rejected records
  * (they would be rejected again), nor records whose outcome is unknown (IN_DOUBT) or that a processor refused with
  * a code of its own. Same token and site: records keep their numbers and lines, and a record whose side effect
  * was claimed in any attempt is never run again (its claim answers). One attempt at a time: while one runs

@@ -42,7 +42,7 @@ export const keys = {
   rejected: (site: string, token: string) => `jobs/${site}/${token}/rejected.jsonl`,
   /**
    * Numbers and lines of the records a retry may run after an attempt (kept after the parts are gone): the
-   * records whose latest outcome is a processing failure or "never processed" (core/jobs/stop.ts RETRIED_CODES).
+   * records whose latest outcome is a processing failure or "never processed" (core/stop/rules.ts RETRIED_CODES).
    */
   failed: (site: string, token: string, attempt?: number) =>
     `jobs/${site}/${token}/${attemptDir(attempt)}failed.jsonl`,

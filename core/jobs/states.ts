@@ -28,7 +28,7 @@ export const TERMINAL_STATES: readonly JobState[] = [
 
 const TRANSITIONS: Record<JobState, readonly JobState[]> = {
   RECEIVED: ['QUEUED', 'RUNNING', 'REJECTED', 'FAILED', 'EXPIRED', 'CANCELLED'],
-  // Split and on its queue, waiting for its first worker from the stage's budget (core/ops/grants.ts). Stopped
+  // Split and on its queue, waiting for its first worker from the stage's budget (core/budget/store.ts). Stopped
   // there (cancelled), it goes to its finalize with no worker ever started (core/jobs/lease.ts beginFinalize).
   QUEUED: ['RUNNING', 'FAILED', 'FINALIZING'],
   RUNNING: ['FINALIZING', 'FAILED'],

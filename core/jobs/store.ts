@@ -20,7 +20,7 @@ import {
 } from './chunk-count.ts';
 import { beginFinalize, releaseFinalize } from './lease.ts';
 import { allowedFrom, isTerminal, type JobState, type RowCounts } from './states.ts';
-import { cancelUnplanned, recordStop, type JobStop } from './stop.ts';
+import { cancelUnplanned, recordStop, type JobStop } from '../stop/rules.ts';
 
 export interface JobError {
   readonly code: string;
@@ -127,7 +127,7 @@ export interface SplitPlan {
   readonly splitDoneAt: string;
 }
 
-/** The launch bookkeeping launchWorkers (core/ops/launch.ts) keeps on a running job. */
+/** The launch bookkeeping launchWorkers (core/budget/launch.ts) keeps on a running job. */
 export interface LaunchRecord {
   readonly launchFailures: number;
   readonly lastLaunchAt: Date;
@@ -402,7 +402,7 @@ export class JobStore {
     return r !== undefined;
   }
 
-  /** The launch bookkeeping of a running job (core/ops/launch.ts); nothing once the job left RUNNING. */
+  /** The launch bookkeeping of a running job (core/budget/launch.ts); nothing once the job left RUNNING. */
   async recordLaunch(site: string, token: string, l: LaunchRecord): Promise<void> {
     const { sets, names, values } = setFields({
       launchFailures: l.launchFailures,

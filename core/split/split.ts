@@ -11,14 +11,14 @@ import { requestFinalize } from '../messages/finalize-request.ts';
 import { batchBodies } from '../aws/queues.ts';
 import { expiresAt, type Job, type JobError } from '../jobs/store.ts';
 import { recordJobUsage, usageStoreOf } from '../usage/store.ts';
-import { askForWorkers, grantWorkers } from '../ops/grant-workers.ts';
+import { askForWorkers, grantWorkers } from '../budget/grant-workers.ts';
 import type { Limits } from '../../config/index.ts';
 import { Utf8SourceCopy } from './source-copy.ts';
 import { workerCount } from './worker-count.ts';
-import { processorInfo } from '../work/processors/index.ts';
-import { missingColumns, type RowProcessor } from '../work/processors/types.ts';
-import { simulatedCostMs, simulationOf } from '../work/processors/simulate.ts';
-import { chunkRecordsByCost } from '../work/settings.ts';
+import { processorInfo } from '../processors/index.ts';
+import { missingColumns, type RowProcessor } from '../processors/types.ts';
+import { simulatedCostMs, simulationOf } from '../processors/simulate.ts';
+import { chunkRecordsByCost } from '../processors/settings.ts';
 
 /** The pieces the split cuts while validating (joined into chunks afterwards). */
 const SUB_CHUNK_BYTES = 64 * 1024;
@@ -247,7 +247,7 @@ async function rejectFile(
  * A valid file goes to work, in an order that never strands it: its pieces joined into chunks (about
  * CHUNKS_PER_WORKER per worker); its plan and totals on the job item (before anything exists that the item must
  * name); its rejected records, its chunk plan (for retries), its queue and its chunks; RUNNING; then its workers. A launch that fails leaves
- * a RUNNING job whose chunks and totals are all recorded: the reaper launches its workers later (ops/launch.ts).
+ * a RUNNING job whose chunks and totals are all recorded: the reaper launches its workers later (core/budget/launch.ts).
  * A split that dies anywhere before RUNNING is run again whole (same plan, same chunks; a chunk sent twice is
  * counted once).
  */
@@ -340,7 +340,7 @@ async function startWork(
   };
 }
 
-/** A slow processor's chunk sizes (core/work/settings.ts), with the job's simulated delay counted in. */
+/** A slow processor's chunk sizes (core/processors/settings.ts), with the job's simulated delay counted in. */
 async function chunkSizeByCost(deps: PipelineDeps, job: Job) {
   const sim = simulationOf(job.options);
   const processor = await processorInfo(job.processor, deps.env.stage);

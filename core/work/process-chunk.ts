@@ -16,12 +16,12 @@ import {
   type RowContext,
   type RowOutput,
   type RowProcessor,
-} from './processors/types.ts';
+} from '../processors/types.ts';
 import { encodePart, nameHash, type RecordFailure } from '../messages/part.ts';
-import { dosDateTime, entryNameProblem, LocalEntries } from '../finalize/zip.ts';
+import { dosDateTime, entryNameProblem, LocalEntries } from '../messages/zip.ts';
 import { echoed } from '../shared/own.ts';
 import type { Job } from '../jobs/store.ts';
-import { claimOutcome, idempotencyKey, type EffectClaims } from './effects.ts';
+import { claimOutcome, idempotencyKey, type EffectClaims } from '../effects/claims.ts';
 import { MIN_WINDOW_MS, type RateLimiter } from './rate-limiter.ts';
 import { RecordSlots } from './slots.ts';
 

@@ -8,10 +8,10 @@ import { keys } from '../jobs/keys.ts';
 import type { PipelineDeps } from '../deps.ts';
 import { requestFinalize } from '../messages/finalize-request.ts';
 import { getStage } from '../../config/index.ts';
-import { loadProcessor, type RowProcessor } from './processors/index.ts';
-import { simulated, simulationOf } from './processors/simulate.ts';
+import { loadProcessor, type RowProcessor } from '../processors/index.ts';
+import { simulated, simulationOf } from '../processors/simulate.ts';
 import type { Job } from '../jobs/store.ts';
-import { requestGrantPass } from '../ops/grant-workers.ts';
+import { requestGrantPass } from '../budget/grant-workers.ts';
 import {
   chunkRecords,
   ChunkStoppedError,
@@ -21,11 +21,11 @@ import {
   type ChunkRun,
   type ProcessedChunk,
 } from './process-chunk.ts';
-import { EffectClaims } from './effects.ts';
+import { EffectClaims } from '../effects/claims.ts';
 import { RateLimiter } from './rate-limiter.ts';
 import { RecordSlots } from './slots.ts';
-import { CHUNKS_IN_HAND, limiterName, ratePerSecond, recordConcurrency } from './settings.ts';
-import { leaveStoppedJob, stopJob, stopOnFailureRate } from '../ops/stop.ts';
+import { CHUNKS_IN_HAND, limiterName, ratePerSecond, recordConcurrency } from '../processors/settings.ts';
+import { leaveStoppedJob, stopJob, stopOnFailureRate } from '../stop/stop.ts';
 import { isMissingQueue } from '../aws/queues.ts';
 
 /**

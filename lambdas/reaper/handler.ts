@@ -1,6 +1,6 @@
 import type { Context } from 'aws-lambda';
 import { depsFromEnv, type PipelineDeps } from '../../core/deps.ts';
-import { reap, type ReapReport } from '../../core/ops/reaper.ts';
+import { reap, type ReapReport } from '../../core/reaper/reaper.ts';
 import { lambda } from '../shared/middleware.ts';
 
 /** Reaper Lambda (EventBridge Scheduler, every few minutes): relaunch stalled jobs, stop idle tasks, delete orphan queues. */

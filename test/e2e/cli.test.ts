@@ -5,7 +5,7 @@ import { parse } from 'csv-parse/sync';
 import iconv from 'iconv-lite';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { getStage, loadConfig } from '../../config/index.ts';
-import { ZipWriter } from '../../core/finalize/zip.ts';
+import { ZipWriter } from '../../core/messages/zip.ts';
 import { lastJsonLine, rowfleet, type RunJson } from '../helpers/cli.ts';
 import { readZip, readZipText } from '../helpers/zip.ts';
 

@@ -13,7 +13,7 @@ import { CreateQueueCommand, GetQueueAttributesCommand, ReceiveMessageCommand } 
 import { afterAll, beforeAll, describe, expect, it, vi } from 'vitest';
 import { snsClient, sqsClient } from '../../core/aws/clients.ts';
 import type { JobView } from '../../core/intake/api.ts';
-import { MIN_FAILURE_SAMPLE } from '../../core/jobs/stop.ts';
+import { MIN_FAILURE_SAMPLE } from '../../core/stop/rules.ts';
 import { isTerminal } from '../../core/jobs/states.ts';
 import { LocalRuntime } from '../../local/runtime.ts';
 

@@ -7,7 +7,7 @@ import { getStage } from '../../config/index.ts';
 import type { JobView } from '../../core/intake/api.ts';
 import { reportQueueName } from '../../core/jobs/keys.ts';
 import { isTerminal } from '../../core/jobs/states.ts';
-import { ZipWriter } from '../../core/finalize/zip.ts';
+import { ZipWriter } from '../../core/messages/zip.ts';
 import { LocalRuntime } from '../../local/runtime.ts';
 import { readZipText } from '../helpers/zip.ts';
 import { smoke } from '../../scripts/smoke.ts';

@@ -12,7 +12,7 @@ vi.hoisted(() => {
   process.env.POWERTOOLS_LOG_LEVEL = 'SILENT';
   process.env.POWERTOOLS_METRICS_DISABLED = 'true';
 });
-vi.mock('../../core/work/processors/index.ts', async (original) =>
+vi.mock('../../core/processors/index.ts', async (original) =>
   (await import('../helpers/ledger-processor.ts')).withLedgerProcessor(await original()),
 );
 

@@ -18,7 +18,7 @@ import { JobStore, type Job } from '../../core/jobs/store.ts';
 import type { LaunchRequest, TaskInfo, TaskLauncher } from '../../core/aws/task-launcher.ts';
 import type { PipelineDeps } from '../../core/deps.ts';
 import { workerBudgetOf, type ResolvedWorkerBudget } from '../../config/budget.ts';
-import { GrantStore } from '../../core/ops/grants.ts';
+import { GrantStore } from '../../core/budget/store.ts';
 import { startEmulators, type Emulators } from '../../local/emulators.ts';
 
 export const TEST_STAGE = 'local';
@@ -108,7 +108,7 @@ export function testDeps(
     },
     limits: { ...getStage(TEST_STAGE).limits, ...o.limits },
     timings: TEST_TIMINGS,
-    // A budget no test reaches unless it sets its own, in a partition of its own (core/ops/grants.ts on the
+    // A budget no test reaches unless it sets its own, in a partition of its own (core/budget/store.ts on the
     // test table): one scenario's jobs are never granted, launched or reclaimed by another's passes.
     budget: { ...workerBudgetOf(getStage(TEST_STAGE), 1000), ...o.budget },
     grants: new GrantStore(aws.table, undefined, `BUDGET#test-${randomUUID()}`),

@@ -21,7 +21,7 @@ import {
   type TaskLauncher,
 } from '../../core/aws/task-launcher.ts';
 import type { PipelineDeps } from '../../core/deps.ts';
-import { reap } from '../../core/ops/reaper.ts';
+import { reap } from '../../core/reaper/reaper.ts';
 import { isTerminal } from '../../core/jobs/states.ts';
 import { addDays, localDay } from '../../core/usage/days.ts';
 import { NO_USAGE, usageStoreOf, type UsageFigures } from '../../core/usage/store.ts';

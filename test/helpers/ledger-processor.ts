@@ -10,7 +10,7 @@
  */
 import { appendFileSync, existsSync, readFileSync } from 'node:fs';
 import { setTimeout as sleep } from 'node:timers/promises';
-import { RecordError, type RowProcessor } from '../../core/work/processors/types.ts';
+import { RecordError, type RowProcessor } from '../../core/processors/types.ts';
 
 export const LEDGER_PROCESSOR = 'ledger';
 /** The code of a record the processor refuses (its `mode` cell is `refuse`). */
@@ -65,11 +65,11 @@ export function readLedger(file: string): LedgerEntry[] {
     .map((l) => JSON.parse(l) as LedgerEntry);
 }
 
-type ProcessorsModule = typeof import('../../core/work/processors/index.ts');
+type ProcessorsModule = typeof import('../../core/processors/index.ts');
 
 /**
  * The processors module with the ledger processor added by name:
- * `vi.mock('../../core/work/processors/index.ts', async (orig) =>
+ * `vi.mock('../../core/processors/index.ts', async (orig) =>
  *    (await import('../helpers/ledger-processor.ts')).withLedgerProcessor(await orig()))`.
  */
 export function withLedgerProcessor(real: ProcessorsModule): ProcessorsModule {

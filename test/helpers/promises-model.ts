@@ -35,8 +35,8 @@ import type { PipelineDeps } from '../../core/deps.ts';
 import { finalizeJob } from '../../core/finalize/finalize.ts';
 import type { JobView } from '../../core/intake/api.ts';
 import { isTerminal } from '../../core/jobs/states.ts';
-import { RETRIED_CODES } from '../../core/jobs/stop.ts';
-import { reap } from '../../core/ops/reaper.ts';
+import { RETRIED_CODES } from '../../core/stop/rules.ts';
+import { reap } from '../../core/reaper/reaper.ts';
 import { runWorker } from '../../core/work/worker.ts';
 import { createStatusHandler } from '../../lambdas/status/handler.ts';
 import { createUploadHandler } from '../../lambdas/upload/handler.ts';
@@ -948,7 +948,7 @@ export interface ModelSetup {
 
 /**
  * The fleet and the API of a test file on its emulators (after `useTestAws`), started before its tests and stopped
- * after. The test file must give the pipeline the ledger processor: `vi.mock('../../core/work/processors/index.ts',
+ * after. The test file must give the pipeline the ledger processor: `vi.mock('../../core/processors/index.ts',
  * async (original) => (await import('../helpers/ledger-processor.ts')).withLedgerProcessor(await original()))`.
  */
 export function useModel(aws: TestAws): ModelSetup {

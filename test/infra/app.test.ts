@@ -140,7 +140,7 @@ describe('Stack: app entry and shared names', () => {
       rmSync(out, { recursive: true, force: true });
 
       // Assess: the worker holds the built-in processors, each user's is a file of its own
-      expect(map.sources.some((f) => f.endsWith('core/work/processors/mail.ts'))).toBe(true);
+      expect(map.sources.some((f) => f.endsWith('core/processors/mail.ts'))).toBe(true);
       expect(map.sources.some((f) => f.endsWith('processors/webhook.ts'))).toBe(false);
       expect(good.status, good.stderr).toBe(0);
       expect(built).toEqual(expect.arrayContaining(['webhook.mjs']));

@@ -32,7 +32,7 @@ import type { TaskInfo } from '../../core/aws/task-launcher.ts';
 import { reportQueueName } from '../../core/jobs/keys.ts';
 import type { JobView } from '../../core/intake/api.ts';
 import { isTerminal } from '../../core/jobs/states.ts';
-import { reap } from '../../core/ops/reaper.ts';
+import { reap } from '../../core/reaper/reaper.ts';
 import { LocalRuntime } from '../../local/runtime.ts';
 import { FUNCTION_ENTRIES, type FunctionName } from '../../lib/rowfleet-stack.ts';
 import { writeSampleCsv } from '../../scripts/gen-data.ts';

@@ -9,7 +9,7 @@ import { getSite } from '../../config/index.ts';
 import { startDirectJob } from '../../core/intake/api.ts';
 import { finalizeJob } from '../../core/finalize/finalize.ts';
 import { runWorker } from '../../core/work/worker.ts';
-import { RECORD_HEADER } from '../../core/work/processors/mail.ts';
+import { RECORD_HEADER } from '../../core/processors/mail.ts';
 import { RecordingLauncher, testDeps, useTestAws } from '../helpers/aws.ts';
 import { parseErrorsCsv } from '../helpers/jepsen.ts';
 import { readZip, readZipText } from '../helpers/zip.ts';

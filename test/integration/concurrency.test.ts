@@ -9,7 +9,7 @@ import { startDirectJob } from '../../core/intake/api.ts';
 import { finalizeJob } from '../../core/finalize/finalize.ts';
 import { decodeChunk } from '../../core/messages/chunk.ts';
 import { MAX_CHUNK_ATTEMPTS, runWorker } from '../../core/work/worker.ts';
-import { RECORD_HEADER } from '../../core/work/processors/mail.ts';
+import { RECORD_HEADER } from '../../core/processors/mail.ts';
 import { RecordingLauncher, testDeps, useTestAws } from '../helpers/aws.ts';
 import { withAdapters } from '../helpers/faults.ts';
 import { parseErrorsCsv } from '../helpers/jepsen.ts';

@@ -12,7 +12,7 @@ import { splitPart } from '../../core/messages/part.ts';
 import type { PipelineDeps } from '../../core/deps.ts';
 import { readRecordBatches } from '../../core/source/csv.ts';
 import { processChunk } from '../../core/work/process-chunk.ts';
-import type { RowProcessor } from '../../core/work/processors/types.ts';
+import type { RowProcessor } from '../../core/processors/types.ts';
 import { runWorker } from '../../core/work/worker.ts';
 import { RecordingLauncher, testDeps, useTestAws } from '../helpers/aws.ts';
 import { readZip } from '../helpers/zip.ts';

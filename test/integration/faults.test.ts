@@ -24,7 +24,7 @@ import { MAX_CHUNK_ATTEMPTS, runWorker } from '../../core/work/worker.ts';
 import { testDeps, TEST_STAGE, TEST_TIMINGS, useTestAws } from '../helpers/aws.ts';
 import { SQSClient } from '@aws-sdk/client-sqs';
 import { Queues } from '../../core/aws/queues.ts';
-import { reap } from '../../core/ops/reaper.ts';
+import { reap } from '../../core/reaper/reaper.ts';
 import {
   capturingChunks,
   faultSeed,

@@ -1,8 +1,9 @@
 import { PutCommand, UpdateCommand, type DynamoDBDocumentClient } from '@aws-sdk/lib-dynamodb';
 import { beforeEach, describe, expect, it, vi } from 'vitest';
 import { dynamoClient } from '../../core/aws/clients.ts';
-import { allocate, jobKey, type BudgetPolicy } from '../../core/ops/budget.ts';
-import { demandOf, GrantStore, type Demand } from '../../core/ops/grants.ts';
+import { allocate, jobKey, type BudgetPolicy } from '../../core/budget/policy.ts';
+import { demandOf, type Demand } from '../../core/budget/plan.ts';
+import { GrantStore } from '../../core/budget/store.ts';
 import type { LaunchRequest, TaskInfo, TaskLauncher } from '../../core/aws/task-launcher.ts';
 import { newJobToken } from '../../core/jobs/keys.ts';
 import { RecordingLauncher, useTestAws } from '../helpers/aws.ts';

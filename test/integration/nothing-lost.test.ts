@@ -10,7 +10,7 @@ import { startDirectJob, startPresignedJob, splitUploaded } from '../../core/int
 import { keys, reportQueueName } from '../../core/jobs/keys.ts';
 import type { PipelineDeps } from '../../core/deps.ts';
 import { LaunchFailedError, type LaunchRequest } from '../../core/aws/task-launcher.ts';
-import { reap, releaseDeadLeases } from '../../core/ops/reaper.ts';
+import { reap, releaseDeadLeases } from '../../core/reaper/reaper.ts';
 import { runWorker } from '../../core/work/worker.ts';
 import { createUploadHandler } from '../../lambdas/upload/handler.ts';
 import { localContext } from '../../lambdas/shared/middleware.ts';

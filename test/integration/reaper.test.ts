@@ -4,7 +4,7 @@ import { sqsClient } from '../../core/aws/clients.ts';
 import { JobStore, type Job } from '../../core/jobs/store.ts';
 import type { LaunchRequest, TaskInfo, TaskLauncher } from '../../core/aws/task-launcher.ts';
 import { reportQueueName } from '../../core/jobs/keys.ts';
-import { reap } from '../../core/ops/reaper.ts';
+import { reap } from '../../core/reaper/reaper.ts';
 import { createTestJob, testDeps, TEST_STAGE, TEST_TIMINGS, useTestAws } from '../helpers/aws.ts';
 
 vi.hoisted(() => {

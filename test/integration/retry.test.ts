@@ -13,11 +13,11 @@ import { getJobView, startDirectJob } from '../../core/intake/api.ts';
 import { cancelJob } from '../../core/intake/cancel.ts';
 import { errorsPage } from '../../core/intake/error-rows.ts';
 import { retryFailedRecords } from '../../core/intake/rerun-failed.ts';
-import { EffectClaims } from '../../core/work/effects.ts';
+import { EffectClaims } from '../../core/effects/claims.ts';
 import { runWorker } from '../../core/work/worker.ts';
 import { reportQueueName } from '../../core/jobs/keys.ts';
-import { reap } from '../../core/ops/reaper.ts';
-import type { RowInput, RowProcessor } from '../../core/work/processors/index.ts';
+import { reap } from '../../core/reaper/reaper.ts';
+import type { RowInput, RowProcessor } from '../../core/processors/index.ts';
 import { RecordingLauncher, TEST_STAGE, testDeps, useTestAws } from '../helpers/aws.ts';
 import { csvOf, runJobs } from '../helpers/pipeline-jobs.ts';
 import { readZip } from '../helpers/zip.ts';
@@ -33,8 +33,8 @@ vi.hoisted(() => {
  * a retry runs again), `probe` has side effects (claims). Both count the records they are asked to process.
  */
 const probes = vi.hoisted(() => ({ calls: new Map<number, number>(), failing: new Set<number>() }));
-vi.mock('../../core/work/processors/index.ts', async (importOriginal) => {
-  const real = await importOriginal<typeof import('../../core/work/processors/index.ts')>();
+vi.mock('../../core/processors/index.ts', async (importOriginal) => {
+  const real = await importOriginal<typeof import('../../core/processors/index.ts')>();
   const make = (name: string, sideEffects: boolean): RowProcessor => ({
     name,
     description: `test processor ${name}`,

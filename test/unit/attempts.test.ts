@@ -3,7 +3,7 @@ import { recordJobUsage, type UsageStore } from '../../core/usage/store.ts';
 import { attemptChunks } from '../../core/intake/rerun-failed.ts';
 import { attemptsOf, endedAttempt } from '../../core/jobs/attempts.ts';
 import { asRanges, decodeChunk, runsRecord, type ChunkMessage } from '../../core/messages/chunk.ts';
-import { copyLocalEntries, ZipWriter } from '../../core/finalize/zip.ts';
+import { copyLocalEntries, ZipWriter } from '../../core/messages/zip.ts';
 import { readZipText } from '../helpers/zip.ts';
 
 const TOKEN = '0f8fad5b-d9cb-469f-a165-70867728950e';

@@ -1,5 +1,5 @@
 import { describe, expect, it } from 'vitest';
-import { jobKey } from '../../core/ops/budget.ts';
+import { jobKey } from '../../core/budget/policy.ts';
 import {
   demandOfJob,
   EMPTY_BUDGET,
@@ -9,7 +9,7 @@ import {
   queueStats,
   type BudgetState,
   type Demand,
-} from '../../core/ops/grants.ts';
+} from '../../core/budget/plan.ts';
 import type { Job } from '../../core/jobs/store.ts';
 
 const ask = (site: string, token: string, o: Partial<Demand> = {}): Demand => ({

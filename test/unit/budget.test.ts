@@ -7,7 +7,7 @@ import {
   queueOrder,
   type BudgetPolicy,
   type JobDemand,
-} from '../../core/ops/budget.ts';
+} from '../../core/budget/policy.ts';
 
 const job = (site: string, token: string, o: Partial<Omit<JobDemand, 'site' | 'token'>> = {}): JobDemand => ({
   site,

@@ -3,7 +3,7 @@ import { describe, expect, it } from 'vitest';
 import { readRecords } from '../../core/source/csv.ts';
 import { decodeText, type DecodeInfo } from '../../core/source/decode.ts';
 import { FileRejectedError } from '../../core/shared/errors.ts';
-import { ZipWriter } from '../../core/finalize/zip.ts';
+import { ZipWriter } from '../../core/messages/zip.ts';
 import { caught, chunksOf, collect } from '../helpers/streams.ts';
 
 async function decode(bytes: Buffer, chunkSize = 65536): Promise<{ text: string; info: DecodeInfo }> {

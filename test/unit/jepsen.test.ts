@@ -1,6 +1,6 @@
 import { describe, expect, it } from 'vitest';
 import { errorsCsv, type RecordFailure } from '../../core/messages/part.ts';
-import { ZipWriter } from '../../core/finalize/zip.ts';
+import { ZipWriter } from '../../core/messages/zip.ts';
 import { checkZip, expectExactlyOnce, parseErrorsCsv } from '../helpers/jepsen.ts';
 
 /** A job's zip as finalize writes it: manifest.json, errors.csv, then the result entries given. */

@@ -9,7 +9,7 @@ import { BadRequestError, NotFoundError } from '../../core/shared/errors.ts';
 import { z } from 'zod';
 import { getJobView, validated } from '../../core/intake/api.ts';
 import { cancelJob } from '../../core/intake/cancel.ts';
-import { loadProcessor } from '../../core/work/processors/index.ts';
+import { loadProcessor } from '../../core/processors/index.ts';
 import type { PipelineDeps } from '../../core/deps.ts';
 
 /** The 400 a request gets, or undefined when it is accepted. */

@@ -7,6 +7,12 @@ import { REPO_ROOT } from '../helpers/cli.ts';
  * The layout of docs/DESIGN.md, enforced: which top-level folder may import which, and inside core/ the flow's layers
  * — a folder imports only from its own layer or below, never back up.
  */
+/**
+ * The pipeline's stages: siblings that never import each other, not even a type — they talk through the formats
+ * of core/messages/ (the chunk message, the part, the zip entries, the finalize request) and the job record.
+ */
+const STAGES: readonly string[] = ['split', 'work', 'finalize', 'reaper'];
+
 const TOP_LEVEL: Record<string, readonly string[]> = {
   config: ['config'],
   lib: ['lib', 'config'],
@@ -17,7 +23,7 @@ const TOP_LEVEL: Record<string, readonly string[]> = {
   // fargate-worker: the local launcher builds users' processors with the image's own build step.
   local: ['local', 'lambdas', 'fargate-worker', 'core', 'config', 'web'],
   web: ['web', 'core', 'config'],
-  // Users' row processors: the processor contract in core, their settings in config. (core/work/processors loads
+  // Users' row processors: the processor contract in core, their settings in config. (core/processors loads
   // them by name with a dynamic import — the one plugin point, not a dependency of core on them.)
   processors: ['processors', 'core', 'config'],
 };
@@ -26,9 +32,9 @@ const TOP_LEVEL: Record<string, readonly string[]> = {
 const CORE_LAYERS: readonly (readonly string[])[] = [
   ['shared'],
   ['aws'],
-  ['source', 'messages', 'jobs'],
-  ['usage'],
-  ['split', 'work', 'finalize', 'ops'],
+  ['source', 'messages', 'jobs', 'stop'],
+  ['usage', 'processors', 'effects', 'budget'],
+  STAGES,
   ['intake'],
   ['.'], // core/deps.ts: the composition root
 ];
@@ -81,6 +87,20 @@ describe('Layout', () => {
         if (top(target) !== 'core') continue;
         const to = coreFolder(target);
         if (layerOf(to) > layerOf(from))
+          wrong.push(`${relative(REPO_ROOT, file)} → ${relative(REPO_ROOT, target)}`);
+      }
+    }
+    expect(wrong).toEqual([]);
+  });
+
+  it('keeps the stages siblings: no stage imports another, type-only imports included', () => {
+    const wrong: string[] = [];
+    for (const file of files(join(REPO_ROOT, 'core'))) {
+      const from = coreFolder(file);
+      if (!STAGES.includes(from)) continue;
+      for (const target of relativeImports(file)) {
+        const to = top(target) === 'core' ? coreFolder(target) : undefined;
+        if (to !== undefined && to !== from && STAGES.includes(to))
           wrong.push(`${relative(REPO_ROOT, file)} → ${relative(REPO_ROOT, target)}`);
       }
     }

@@ -6,13 +6,13 @@ import {
   RECORD_HEADER,
   templateColumns,
   templateOf,
-} from '../../core/work/processors/mail.ts';
-import { RecordError, type RowContext } from '../../core/work/processors/types.ts';
+} from '../../core/processors/mail.ts';
+import { RecordError, type RowContext } from '../../core/processors/types.ts';
 import type { MailSender, OutgoingMail } from '../../core/usage/ses-sender.ts';
 import type { ChunkMessage } from '../../core/messages/chunk.ts';
 import { splitPart } from '../../core/messages/part.ts';
 import { validated } from '../../core/intake/api.ts';
-import type { EffectClaim } from '../../core/work/effects.ts';
+import type { EffectClaim } from '../../core/effects/claims.ts';
 import { processChunk } from '../../core/work/process-chunk.ts';
 import { RUNNING_JOB } from '../helpers/running-job.ts';
 

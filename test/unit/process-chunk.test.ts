@@ -3,11 +3,11 @@ import { describe, expect, it } from 'vitest';
 import type { ChunkMessage } from '../../core/messages/chunk.ts';
 import { splitPart } from '../../core/messages/part.ts';
 import { ChunkStoppedError, processChunk, type ChunkRun } from '../../core/work/process-chunk.ts';
-import { RecordError, type RowContext, type RowProcessor } from '../../core/work/processors/types.ts';
-import { simulated } from '../../core/work/processors/simulate.ts';
+import { RecordError, type RowContext, type RowProcessor } from '../../core/processors/types.ts';
+import { simulated } from '../../core/processors/simulate.ts';
 import { RecordSlots } from '../../core/work/slots.ts';
-import type { ClaimResult, EffectClaim } from '../../core/work/effects.ts';
-import { ZipWriter } from '../../core/finalize/zip.ts';
+import type { ClaimResult, EffectClaim } from '../../core/effects/claims.ts';
+import { ZipWriter } from '../../core/messages/zip.ts';
 import { readZip } from '../helpers/zip.ts';
 import { RUNNING_JOB } from '../helpers/running-job.ts';
 

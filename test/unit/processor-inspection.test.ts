@@ -1,5 +1,5 @@
 /**
- * Users' processors read apart from the asking process (core/work/processors/users.ts): what each declares comes
+ * Users' processors read apart from the asking process (core/processors/users.ts): what each declares comes
  * from an inspection in a child process, killed when it hangs; a `checkJob` runs there too; `RecordError` is
  * recognised across the copies of the class each built processor carries.
  */
@@ -9,9 +9,9 @@ import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { afterAll, beforeAll, describe, expect, it, vi } from 'vitest';
 import { BadRequestError } from '../../core/shared/errors.ts';
-import { processorInfo } from '../../core/work/processors/index.ts';
-import { RecordError } from '../../core/work/processors/types.ts';
-import { TransientSimulatedError } from '../../core/work/processors/simulate.ts';
+import { processorInfo } from '../../core/processors/index.ts';
+import { RecordError } from '../../core/processors/types.ts';
+import { TransientSimulatedError } from '../../core/processors/simulate.ts';
 
 vi.hoisted(() => {
   process.env.ROWFLEET_INSPECT_TIMEOUT_MS = '4000';

@@ -1,13 +1,8 @@
 import { describe, expect, it } from 'vitest';
 import { BadRequestError } from '../../core/shared/errors.ts';
-import {
-  listProcessors,
-  loadProcessor,
-  processorNames,
-  processorOf,
-} from '../../core/work/processors/index.ts';
-import { jsonProcessor } from '../../core/work/processors/json.ts';
-import { reportProcessor } from '../../core/work/processors/report.ts';
+import { listProcessors, loadProcessor, processorNames, processorOf } from '../../core/processors/index.ts';
+import { jsonProcessor } from '../../core/processors/json.ts';
+import { reportProcessor } from '../../core/processors/report.ts';
 
 const ctx = (header: string[]) => ({ site: 'sakai', token: '0f8fad5b-d9cb-469f-a165-70867728950e', header });
 

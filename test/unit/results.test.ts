@@ -11,7 +11,7 @@ import {
   type PartMeta,
   type RecordFailure,
 } from '../../core/messages/part.ts';
-import { buildLocalEntry } from '../../core/finalize/zip.ts';
+import { buildLocalEntry } from '../../core/messages/zip.ts';
 import { readRecordBatches } from '../../core/source/csv.ts';
 import { decodeToUtf8 } from '../../core/source/decode.ts';
 

@@ -1,12 +1,12 @@
 import { describe, expect, it } from 'vitest';
 import { getStage } from '../../config/index.ts';
-import { chunkRecordsByCost, recordConcurrency } from '../../core/work/settings.ts';
+import { chunkRecordsByCost, recordConcurrency } from '../../core/processors/settings.ts';
 import { RateLimiter } from '../../core/work/rate-limiter.ts';
 import { RecordSlots } from '../../core/work/slots.ts';
-import { DEFAULT_CONCURRENCY } from '../../core/work/processors/types.ts';
-import { mailProcessor } from '../../core/work/processors/mail.ts';
-import { jsonProcessor } from '../../core/work/processors/json.ts';
-import { simulated } from '../../core/work/processors/simulate.ts';
+import { DEFAULT_CONCURRENCY } from '../../core/processors/types.ts';
+import { mailProcessor } from '../../core/processors/mail.ts';
+import { jsonProcessor } from '../../core/processors/json.ts';
+import { simulated } from '../../core/processors/simulate.ts';
 
 const local = getStage('local');
 const limits = { maxRecordConcurrency: 200 };

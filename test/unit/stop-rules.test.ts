@@ -5,7 +5,7 @@ import {
   MIN_FAILURE_SAMPLE,
   RETRIED_CODES,
   UNPROCESSED_CODE,
-} from '../../core/jobs/stop.ts';
+} from '../../core/stop/rules.ts';
 import { errorsPageQuery, queryParameters, USAGE_MAX_DAYS, usageQuery } from '../../core/intake/query.ts';
 import { daysBetween, nextSendAt, withOffset } from '../../core/usage/days.ts';
 

@@ -4,7 +4,7 @@ import { join } from 'node:path';
 import { describe, expect, expectTypeOf, it } from 'vitest';
 import { getStage } from '../../config/index.ts';
 import type { JobView } from '../../core/intake/api.ts';
-import { DEFAULT_PROCESSOR, processorNames } from '../../core/work/processors/index.ts';
+import { DEFAULT_PROCESSOR, processorNames } from '../../core/processors/index.ts';
 import { SAMPLE_HEADER, sampleRecords, writeSampleCsv } from '../../scripts/gen-data.ts';
 import { consoleSettings } from '../../web/build.ts';
 import { MESSAGES, translate, type MessageKey } from '../../web/src/messages.ts';

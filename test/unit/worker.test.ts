@@ -1,10 +1,10 @@
 import { describe, expect, it } from 'vitest';
 import type { ChunkMessage } from '../../core/messages/chunk.ts';
-import type { RowProcessor } from '../../core/work/processors/index.ts';
+import type { RowProcessor } from '../../core/processors/index.ts';
 import { splitPart } from '../../core/messages/part.ts';
 import { processChunk } from '../../core/work/process-chunk.ts';
 import { idleEnough, isOwnChunk } from '../../core/work/worker.ts';
-import { ZipWriter } from '../../core/finalize/zip.ts';
+import { ZipWriter } from '../../core/messages/zip.ts';
 import { readZip } from '../helpers/zip.ts';
 import { RUNNING_JOB } from '../helpers/running-job.ts';
 

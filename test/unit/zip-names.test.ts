@@ -1,10 +1,10 @@
 import { describe, expect, it } from 'vitest';
 import type { ChunkMessage } from '../../core/messages/chunk.ts';
 import { splitPart } from '../../core/messages/part.ts';
-import { entryNameProblem, FINALIZE_ENTRIES, ZipWriter } from '../../core/finalize/zip.ts';
+import { entryNameProblem, FINALIZE_ENTRIES, ZipWriter } from '../../core/messages/zip.ts';
 import { namesTakenElsewhere } from '../../core/finalize/entry-names.ts';
 import { processChunk } from '../../core/work/process-chunk.ts';
-import type { RowProcessor } from '../../core/work/processors/types.ts';
+import type { RowProcessor } from '../../core/processors/types.ts';
 import { readZip } from '../helpers/zip.ts';
 import { RUNNING_JOB } from '../helpers/running-job.ts';
 

@@ -4,7 +4,7 @@ import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { buildLocalEntry, copyLocalEntries, LocalEntries, ZipWriter } from '../../core/finalize/zip.ts';
+import { buildLocalEntry, copyLocalEntries, LocalEntries, ZipWriter } from '../../core/messages/zip.ts';
 import { readZip } from '../helpers/zip.ts';
 
 const ENTRIES = 70_000;

@@ -1,5 +1,5 @@
 import { getStage, type Limits, type StageConfig, type Timings } from '../../config/index.ts';
-import { DEFAULT_CONCURRENCY, type RowProcessor } from './processors/types.ts';
+import { DEFAULT_CONCURRENCY, type RowProcessor } from './types.ts';
 
 /**
  * The settings a job's records run with, derived in one place from what the processor declares, what the job

@@ -8,8 +8,8 @@ import { expiresAt, type Job } from '../jobs/store.ts';
 import { isTerminal } from '../jobs/states.ts';
 import { keys, reportQueueName } from '../jobs/keys.ts';
 import { currentAttempt } from '../jobs/attempts.ts';
-import { askForWorkers, grantWorkers, publishQueueFigures } from './grant-workers.ts';
-import { jobKey } from './budget.ts';
+import { askForWorkers, grantWorkers, publishQueueFigures } from '../budget/grant-workers.ts';
+import { jobKey } from '../budget/policy.ts';
 
 /** What one pass of the reaper did. */
 export interface ReapReport {

@@ -1,5 +1,5 @@
 /**
- * `node --import tsx core/work/processors/manifests.ts <stage>`: prints (one JSON line) the manifest of every user's
+ * `node --import tsx core/processors/manifests.ts <stage>`: prints (one JSON line) the manifest of every user's
  * processor, or its error, each file inspected in a process of its own (users.ts). The CDK app reads it at synth
  * (lib/processors.ts): the API's functions on AWS get what the processors declare without importing them.
  */

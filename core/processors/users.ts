@@ -3,12 +3,12 @@ import { createHash } from 'node:crypto';
 import { existsSync, readdirSync, readFileSync, statSync } from 'node:fs';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
-import { BadRequestError, errorMessage } from '../../shared/errors.ts';
+import { BadRequestError, errorMessage } from '../shared/errors.ts';
 import { z } from 'zod';
 import { PROCESSOR_NAME, type RowProcessor } from './types.ts';
-import type { Inspected, ProcessorManifest } from '../../../config/processors.ts';
+import type { Inspected, ProcessorManifest } from '../../config/processors.ts';
 
-export type { Inspected, ProcessorManifest } from '../../../config/processors.ts';
+export type { Inspected, ProcessorManifest } from '../../config/processors.ts';
 
 /**
  * Users' processors (`processors/<name>.ts`), kept apart from each other and from the process that reads them.
@@ -42,9 +42,7 @@ export const FROM_SOURCES = import.meta.url.endsWith('.ts');
 
 /** The folder of users' processors: `ROWFLEET_PROCESSORS_DIR`, else `processors/` at the repository root. */
 export function usersDir(): string {
-  return (
-    process.env.ROWFLEET_PROCESSORS_DIR || fileURLToPath(new URL('../../../processors/', import.meta.url))
-  );
+  return process.env.ROWFLEET_PROCESSORS_DIR || fileURLToPath(new URL('../../processors/', import.meta.url));
 }
 
 /**

@@ -7,13 +7,13 @@ import {
   MIN_FAILURE_SAMPLE,
   type JobStop,
   type StopReason,
-} from '../jobs/stop.ts';
+} from './rules.ts';
 import { jobLogger } from '../shared/log.ts';
 import { publishMetrics } from '../shared/metrics.ts';
 
 /**
  * The stop-early machinery, shared by a cancel and by the failure-rate rule: the stop is recorded once on the job
- * (core/jobs/stop.ts), then its finalize is asked for. The finalize takes the job out of QUEUED or RUNNING (nothing
+ * (core/stop/rules.ts), then its finalize is asked for. The finalize takes the job out of QUEUED or RUNNING (nothing
  * more is counted from then on), deletes its queue, stops its workers, gives its places in the worker budget back
  * and zips what was counted, listing every record never processed (core/finalize/stopped.ts). A RECEIVED job whose
  * split is still planning is finalized once its split queued it: the split finds the stop and asks instead of asking
@@ -34,7 +34,7 @@ export async function stopJob(
   jobLogger(site, token).warn('job stopped early', { reason, state: job.state, message });
   if (reason === 'FAILURE_RATE_EXCEEDED') publishMetrics(deps.env.stage, { JobsStoppedEarly: 1 });
   // A queued job has no worker to stop: its demand leaves the stage's budget now, so no granter pass starts
-  // workers for it (one racing this finds the stop: core/ops/grant-workers.ts), and its finalize ends it.
+  // workers for it (one racing this finds the stop: core/budget/grant-workers.ts), and its finalize ends it.
   if (job.state === 'QUEUED') await deps.grants.finish(site, token);
   // A running job's workers are leaving: it asks for no more (their places go back as they leave, the rest when
   // its finalize ends it).
@@ -45,7 +45,7 @@ export async function stopJob(
 
 /**
  * The failure-rate rule, after a chunk was counted: with the job's totals so far (the counting write's answer),
- * a job whose `maxFailureRate` is passed (core/jobs/stop.ts failureRateExceeded) is stopped. True when this call
+ * a job whose `maxFailureRate` is passed (core/stop/rules.ts failureRateExceeded) is stopped. True when this call
  * stopped it.
  */
 export async function stopOnFailureRate(

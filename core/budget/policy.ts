@@ -3,7 +3,7 @@ import { own } from '../shared/own.ts';
 /**
  * The stage's worker budget: how many workers each job should have when jobs of many sites want more
  * workers than the stage may run at once. Pure and deterministic — no clock, no randomness, no I/O — so
- * the granting code (core/ops/grants.ts), the tests and the simulation (scripts/simulate.ts) all run this
+ * the granting code (core/budget/store.ts), the tests and the simulation (scripts/simulate.ts) all run this
  * one rule.
  *
  * **Across sites: weighted max-min fairness.** The budget is handed out one worker ("unit") at a time,

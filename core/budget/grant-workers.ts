@@ -4,7 +4,8 @@ import type { Job } from '../jobs/store.ts';
 import { jobLogger, logger } from '../shared/log.ts';
 import { publishMetrics, publishSiteMetrics } from '../shared/metrics.ts';
 import { launchWorkers } from './launch.ts';
-import { demandOfJob, queueStats, type Grant, type PassReport } from './grants.ts';
+import { demandOfJob, queueStats, type Grant } from './plan.ts';
+import type { PassReport } from './store.ts';
 
 /** The body of a grant-pass request on the upload-events queue (the upload function runs the pass). */
 export const GRANT_PASS_REQUEST = { rowfleet: 'grant-pass' } as const;
@@ -34,7 +35,7 @@ export async function requestGrantPass(deps: PipelineDeps): Promise<void> {
  * and chunks left), so that the budget grants it at most what it can use.
  */
 export async function askForWorkers(deps: PipelineDeps, job: Job): Promise<void> {
-  // A stopped job (cancelled, over its failure rate) asks for none: its finalize is coming (core/ops/stop.ts).
+  // A stopped job (cancelled, over its failure rate) asks for none: its finalize is coming (core/stop/stop.ts).
   if (job.stop) return;
   const d = demandOfJob(job, job.workers ?? 1);
   if (!d) return;
@@ -48,7 +49,7 @@ export async function askForWorkers(deps: PipelineDeps, job: Job): Promise<void>
 }
 
 /**
- * One granter pass of the stage's worker budget (core/ops/grants.ts): targets by fair share, the free places
+ * One granter pass of the stage's worker budget (core/budget/store.ts): targets by fair share, the free places
  * granted, and each grant launched — a QUEUED job becomes RUNNING with its first workers; a launch refused for
  * some of its tasks gives their places back and waits out its backoff (launchWorkers records it). Publishes the
  * budget's figures: workers held, jobs queued, and each first grant's wait per site.

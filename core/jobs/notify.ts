@@ -2,8 +2,8 @@ import { PublishCommand, type SNSClient } from '@aws-sdk/client-sns';
 import type { StageConfig } from '../../config/index.ts';
 import { snsClient } from '../aws/clients.ts';
 import { jobLogger } from '../shared/log.ts';
-import type { Job } from '../jobs/store.ts';
-import type { RowCounts } from '../jobs/states.ts';
+import type { Job } from './store.ts';
+import type { RowCounts } from './states.ts';
 
 export type Outcome = 'SUCCEEDED' | 'PARTIAL' | 'FAILED' | 'REJECTED' | 'CANCELLED';
 

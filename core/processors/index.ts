@@ -1,11 +1,11 @@
 import { existsSync, readFileSync } from 'node:fs';
 import { pathToFileURL } from 'node:url';
-import { BadRequestError, errorMessage } from '../../shared/errors.ts';
+import { BadRequestError, errorMessage } from '../shared/errors.ts';
 import { jsonProcessor } from './json.ts';
 import { mailProcessor } from './mail.ts';
 import { reportProcessor } from './report.ts';
 import { PROCESSOR_NAME, type RowProcessor } from './types.ts';
-import { echoed } from '../../shared/own.ts';
+import { echoed } from '../shared/own.ts';
 import {
   buildErrorFile,
   builtDir,

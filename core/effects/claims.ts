@@ -2,8 +2,8 @@ import { GetCommand, paginateQuery, UpdateCommand, type DynamoDBDocumentClient }
 import { dynamoClient } from '../aws/clients.ts';
 import { setFields, sitePk, unlessConditionFails } from '../shared/dynamo.ts';
 import { expiresAt } from '../jobs/store.ts';
-import type { RowOutput } from './processors/types.ts';
-import { RETRIED_CODES } from '../jobs/stop.ts';
+import type { RowOutput } from '../processors/types.ts';
+import { RETRIED_CODES } from '../stop/rules.ts';
 
 /**
  * Side effects at most once per record (processors with `sideEffects`). Before a record's effect, its worker
@@ -77,7 +77,7 @@ export const RESULT_NOT_KEPT = 'DONE_RESULT_NOT_KEPT';
  * counted: undefined when nothing happened (no claim, or RELEASED: the record may run); DONE is the record's
  * result (its kept outputs) — or {@link RESULT_NOT_KEPT} when they were too large to keep; FAILED is its own code;
  * CLAIMED (no outcome: its worker died between the claim and the answer, or is still at it) is IN_DOUBT. A retry
- * runs none of these codes (core/jobs/stop.ts RETRIED_CODES) — unless a processor's RecordError took one of the
+ * runs none of these codes (core/stop/rules.ts RETRIED_CODES) — unless a processor's RecordError took one of the
  * pipeline's own, as the simulation's transient PROCESSING_FAILED does once its attempts are spent.
  */
 export function claimOutcome(c: EffectClaim | undefined): ClaimOutcome | undefined {
@@ -129,7 +129,7 @@ export class EffectClaims {
    * Claims record `n` for `claimId` unless it was claimed before (and not released). A claim found with the
    * same `claimId` is this caller's own (an earlier write whose answer was lost): won. A retry's attempt
    * (`attempt` > 1, core/jobs/attempts.ts) may also take a claim an attempt before settled FAILED with a code a
-   * retry runs again (core/jobs/stop.ts RETRIED_CODES): its effect certainly did not happen. DONE and CLAIMED
+   * retry runs again (core/stop/rules.ts RETRIED_CODES): its effect certainly did not happen. DONE and CLAIMED
    * claims, and FAILED ones with a processor's own code, are never taken again by any attempt.
    */
   async claim(

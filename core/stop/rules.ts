@@ -5,7 +5,7 @@ import { unlessConditionFails, type TableRef } from '../shared/dynamo.ts';
  * Stopping a job before its last record: the rules shared by a cancel (DELETE /jobs/{token}) and by a job whose
  * failure rate passed its `maxFailureRate`. A stop is recorded once on the job item; from then on the job takes no
  * new work (its workers leave, the reaper relaunches none) and its finalize zips what was counted before it began,
- * reports each other record whose effect was claimed by its claim (core/work/effects.ts `claimOutcome`), and lists
+ * reports each other record whose effect was claimed by its claim (core/effects/claims.ts `claimOutcome`), and lists
  * every record never processed in errors.csv (core/finalize/stopped.ts).
  */
 

@@ -1,9 +1,9 @@
 import Handlebars from 'handlebars';
 import { z } from 'zod';
-import { getSite, type BulkMailTemplate, type SiteConfig } from '../../../config/index.ts';
-import { BadRequestError, errorMessage } from '../../shared/errors.ts';
-import { echoed, own } from '../../shared/own.ts';
-import { jobLogger } from '../../shared/log.ts';
+import { getSite, type BulkMailTemplate, type SiteConfig } from '../../config/index.ts';
+import { BadRequestError, errorMessage } from '../shared/errors.ts';
+import { echoed, own } from '../shared/own.ts';
+import { jobLogger } from '../shared/log.ts';
 import {
   isThrottling,
   MailThrottledError,
@@ -11,7 +11,7 @@ import {
   sendWithRetry,
   type MailSender,
   type RetryOptions,
-} from '../../usage/ses-sender.ts';
+} from '../usage/ses-sender.ts';
 import { RecordError, type RowContext, type RowInput, type RowOutput, type RowProcessor } from './types.ts';
 
 /**
@@ -26,7 +26,7 @@ import { RecordError, type RowContext, type RowInput, type RowOutput, type RowPr
  *   (PROCESSOR_FIELDS_MISSING) before any record runs.
  * - Every mail takes from the stage's SES limiter (`mail.ratePerSecond`, shared by every worker of every job);
  *   SES throttling is retried with backoff (core/usage/ses-sender.ts); side effects are claimed per row
- *   (core/work/effects.ts).
+ *   (core/effects/claims.ts).
  * - The result is `mail/<n>.json` per row sent: `{"to","subject","messageId","sentAt"}`. Refused rows go to
  *   errors.csv: MAIL_INVALID_ADDRESS (not sent), MAIL_REFUSED (SES answered with a permanent error),
  *   MAIL_THROTTLED (SES throttled every attempt: not sent), MAIL_TEMPLATE_FIELD, MAIL_TEMPLATE_INVALID (the

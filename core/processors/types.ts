@@ -1,4 +1,4 @@
-import type { StageConfig } from '../../../config/index.ts';
+import type { StageConfig } from '../../config/index.ts';
 
 /** What a processor sees of one record. */
 export interface RowInput {
@@ -100,7 +100,7 @@ export interface RowProcessor {
   readonly takesTemplate?: boolean;
   /**
    * Checks a job request for this processor before the job is accepted (throw a BadRequestError). A user's runs in
-   * a separate process per request (core/work/processors/users.ts), locally; the API on AWS holds manifests only.
+   * a separate process per request (core/processors/users.ts), locally; the API on AWS holds manifests only.
    */
   checkJob?(job: JobOf): void;
   /**
@@ -146,7 +146,7 @@ export class RecordError extends Error {
   override readonly name: string = 'RecordError';
   readonly retryable: boolean;
   /**
-   * Each user's processor is built on its own (its own copy of this class, see core/work/processors/index.ts):
+   * Each user's processor is built on its own (its own copy of this class, see core/processors/index.ts):
    * `instanceof` checks a brand every copy sets, not the class object.
    */
   static override [Symbol.hasInstance](v: unknown): boolean {

@@ -1,13 +1,13 @@
 /**
- * Child-process entry that reads one user's processor file (core/work/processors/users.ts runInspection):
+ * Child-process entry that reads one user's processor file (core/processors/users.ts runInspection):
  * `inspect.ts <file> <name> <stage> [job JSON]`. It imports the file, checks it is a processor, and sends its
  * manifest (and, given a job, what its `checkJob` says of it) over IPC. Whatever the file does — throw, exit,
  * hang — happens in this process only; the parent kills it after a timeout.
  */
 import { pathToFileURL } from 'node:url';
-import { getStage } from '../../../config/index.ts';
-import { errorMessage } from '../../shared/errors.ts';
-import { ratePerSecond } from '../settings.ts';
+import { getStage } from '../../config/index.ts';
+import { errorMessage } from '../shared/errors.ts';
+import { ratePerSecond } from './settings.ts';
 import { checkedProcessor, importGuarded, type InspectAnswer } from './users.ts';
 
 const [file, name, stage, reserved, jobJson] = process.argv.slice(2) as [
