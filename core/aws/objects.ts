@@ -33,10 +33,16 @@ export class Objects {
     private readonly s3: S3Client = s3Client(),
   ) {}
 
-  async put(key: string, body: Buffer | string, contentType = 'application/octet-stream'): Promise<void> {
-    await this.s3.send(
+  /** Stores an object; its ETag (what a reader pins its reads to). */
+  async put(
+    key: string,
+    body: Buffer | string,
+    contentType = 'application/octet-stream',
+  ): Promise<string | undefined> {
+    const r = await this.s3.send(
       new PutObjectCommand({ Bucket: this.bucket, Key: key, Body: body, ContentType: contentType }),
     );
+    return r.ETag;
   }
 
   /** The object as a stream of bytes (never buffered whole). */

@@ -2,7 +2,7 @@ import pMap from 'p-map';
 import { randomUUID } from 'node:crypto';
 import { hostname } from 'node:os';
 import { setTimeout as sleep } from 'node:timers/promises';
-import { runsRecord, type ChunkMessage } from '../messages/chunk.ts';
+import { NUMBERED_COLUMNS, rangeNumbers, runsRecord, type ChunkMessage } from '../messages/chunk.ts';
 import { recordToRaw } from '../source/csv.ts';
 import { readRange } from '../source/scan.ts';
 import type { Objects } from '../aws/objects.ts';
@@ -81,6 +81,7 @@ export async function chunkRecords(
   if (bytes.length !== Math.max(0, msg.end - msg.start)) {
     throw new Error(`chunk ${msg.chunk}: read ${bytes.length} bytes of a ${msg.end - msg.start}-byte range`);
   }
+  if (msg.numbered) return numberedRecords(job, msg, bytes, maxRecordBytes);
   const events = readRange(bytes, {
     header: job.header ?? [],
     delimiter: job.delimiter ?? ',',
@@ -104,6 +105,43 @@ export async function chunkRecords(
         `chunk ${msg.chunk}: record ${e.n} (line ${e.line}) was ${rejected.has(e.n) ? 'rejected' : 'accepted'} by the split and ${e.kind === 'record' ? 'accepted' : 'rejected'} here`,
       );
     }
+  }
+  return records;
+}
+
+/**
+ * The records of a range of a resubmitted file's own source (`numbered` chunk messages): each carries its number
+ * and line in the job's file in its first two columns, then its fields. The intake wrote only records the split's
+ * rules accept, so every one must be accepted here and be the records `run` names, in order; anything else is a
+ * read that went wrong (retried, then CHUNK_FAILED).
+ */
+function numberedRecords(
+  job: Job,
+  msg: ChunkMessage,
+  bytes: Buffer,
+  maxRecordBytes: number,
+): [number, number, string[]][] {
+  const events = readRange(bytes, {
+    header: [...NUMBERED_COLUMNS, ...(job.header ?? [])],
+    delimiter: job.delimiter ?? ',',
+    n: 1,
+    line: 1,
+    maxRecordBytes,
+  });
+  const wanted = rangeNumbers(msg.run ?? []);
+  const records: [number, number, string[]][] = [];
+  for (const e of events) {
+    if (e.kind === 'header') continue;
+    const n = e.kind === 'record' ? Number(e.fields[0]) : NaN;
+    if (e.kind !== 'record' || n !== wanted[records.length]) {
+      throw new Error(
+        `chunk ${msg.chunk}: record ${records.length + 1} of the resubmitted range is not record ${wanted[records.length]}`,
+      );
+    }
+    records.push([n, Number(e.fields[1]), e.fields.slice(NUMBERED_COLUMNS.length)]);
+  }
+  if (records.length !== msg.records || records.length !== wanted.length) {
+    throw new Error(`chunk ${msg.chunk}: expected ${msg.records} records, read ${records.length}`);
   }
   return records;
 }
@@ -165,7 +203,8 @@ function chunkPart(
     token: job.token,
     chunk: msg.chunk,
     first: msg.n,
-    records: msg.records,
+    // The numbers the part's records span (a resubmitted range's are not consecutive: from its first to its last).
+    records: msg.numbered ? (msg.run?.at(-1)?.[1] ?? msg.n) - msg.n + 1 : msg.records,
     succeeded,
     failed: failures.length,
     entries: entries?.entries.count ?? 0,
@@ -210,10 +249,14 @@ export async function failedChunk(
     // The range itself cannot be read (or is not the split's): the numbers are known, the lines only for the
     // first record.
     failures = [];
-    for (let n = msg.n; n < msg.n + msg.records; n++) {
-      if (!rejected.has(n) && runsRecord(msg, n))
-        failures.push({ n, line: n === msg.n ? msg.line : 0, code, message: error, raw: '' });
-    }
+    // A resubmitted range runs exactly its `run` (the split's rejections included, corrected).
+    const numbers = msg.numbered
+      ? rangeNumbers(msg.run ?? [])
+      : Array.from({ length: msg.records }, (_, k) => msg.n + k).filter(
+          (n) => !rejected.has(n) && runsRecord(msg, n),
+        );
+    for (const n of numbers)
+      failures.push({ n, line: n === msg.n ? msg.line : 0, code, message: error, raw: '' });
   }
   if (!claims) return chunkPart(job, msg, 0, failures);
   const found = await pMap(failures, (f) => claims.get(job.site, job.token, f.n), {
@@ -522,7 +565,16 @@ export async function processChunk(
       if (limiter) await limiter.take(stop);
       if (processor.sideEffects && !claimed) {
         const t = Date.now();
-        const c = await claims!.claim(site, token, row.n, claimId, claimedBy, job.attempt ?? 1);
+        // A resubmitted record may run where its attempt before failed with a processor's code (its values changed).
+        const c = await claims!.claim(
+          site,
+          token,
+          row.n,
+          claimId,
+          claimedBy,
+          job.attempt ?? 1,
+          msg.numbered === true,
+        );
         if (!c.won)
           return claimOutcome(c.claim) ?? { code: 'IN_DOUBT', message: 'claimed before; the claim is gone' };
         claimed = true;
