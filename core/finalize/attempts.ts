@@ -31,7 +31,9 @@ export async function earlierResults(deps: PipelineDeps, job: Job): Promise<Earl
   const before = attempt - 1;
   // A resubmission's attempt keeps its lists under its own id (core/intake/resubmit.ts).
   const id = attemptsOf(job).at(-1)?.resubmit;
-  const runsKey = id ? keys.resubmit(site, token, attempt, id, 'runs.jsonl') : keys.runs(site, token, attempt);
+  const runsKey = id
+    ? keys.resubmit(site, token, attempt, id, 'runs.jsonl')
+    : keys.runs(site, token, attempt);
   const runs = new Set<number>();
   for (const l of await lines(deps, runsKey, true)) runs.add(JSON.parse(l) as number);
   // Its rows the split's record rules reject: their outcome in this attempt (counted as it started).

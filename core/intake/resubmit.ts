@@ -104,12 +104,17 @@ export async function resubmitRecords(
   for (const row of [...rows.values()].sort((a, b) => a.n - b.n)) {
     const status = statusOf(latest.get(row.n)?.code);
     if (status === 'succeeded') {
-      notRun.push({ record: row.n, status, reason: 'it succeeded: a record that succeeded never runs again' });
+      notRun.push({
+        record: row.n,
+        status,
+        reason: 'it succeeded: a record that succeeded never runs again',
+      });
     } else if (status === 'in_doubt') {
       notRun.push({
         record: row.n,
         status,
-        reason: 'its outcome is unknown (IN_DOUBT): its side effect may have happened, so it never runs again',
+        reason:
+          'its outcome is unknown (IN_DOUBT): its side effect may have happened, so it never runs again',
       });
     } else candidates.set(row.n, row);
   }
@@ -225,7 +230,8 @@ async function fileEvents(deps: PipelineDeps, body: Buffer): Promise<BoundaryEve
 async function readRows(deps: PipelineDeps, job: Job, body: Buffer): Promise<Map<number, Row>> {
   const events = await fileEvents(deps, body);
   const head = events.find((e) => e.kind === 'header');
-  if (!head || head.kind !== 'header') throw new BadRequestError('EMPTY_FILE', 'The file has no header.', 422);
+  if (!head || head.kind !== 'header')
+    throw new BadRequestError('EMPTY_FILE', 'The file has no header.', 422);
   const layout = layoutOf(job, head.header);
   const total = job.totalRecords ?? 0;
   const rows = new Map<number, Row>();
@@ -295,7 +301,7 @@ function layoutOf(job: Job, header: readonly string[]): Layout {
     const parts = [
       ...(missing.length ? [`missing: ${missing.map((h) => `"${echoed(h, 60)}"`).join(', ')}`] : []),
       ...(added.length ? [`not the job's: ${added.map((h) => `"${echoed(h, 60)}"`).join(', ')}`] : []),
-      ...(record < 0 ? ['no record column (rowfleet_record, or errors.csv\'s record)'] : []),
+      ...(record < 0 ? ["no record column (rowfleet_record, or errors.csv's record)"] : []),
     ];
     throw new BadRequestError(
       'RESUBMIT_HEADER_CHANGED',
@@ -372,7 +378,7 @@ async function writeSource(
   const target = await recordsPerChunk(deps, job, records.length);
   const chunks: ChunkMessage[] = [];
   let start = 0;
-  for (let i = 0; i < records.length; ) {
+  for (let i = 0; i < records.length;) {
     let end = start;
     const numbers: number[] = [];
     const first = records[i]!;
@@ -411,7 +417,10 @@ async function recordsPerChunk(deps: PipelineDeps, job: Job, records: number): P
   const processor = await processorInfo(job.processor, deps.env.stage);
   const stage = { name: deps.env.stage, limits: deps.limits, timings: deps.timings };
   const byCost = chunkRecordsByCost(processor, job.options, stage, CHUNKS_PER_WORKER);
-  const workers = Math.max(1, job.workers ?? deps.limits.defaultWorkersPerJob ?? deps.limits.maxWorkersPerJob);
+  const workers = Math.max(
+    1,
+    job.workers ?? deps.limits.defaultWorkersPerJob ?? deps.limits.maxWorkersPerJob,
+  );
   return Math.max(
     1,
     Math.min(
