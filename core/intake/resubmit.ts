@@ -4,7 +4,7 @@ import { getJobView, type JobView } from './api.ts';
 import { isJobToken, keys } from '../jobs/keys.ts';
 import type { PipelineDeps } from '../deps.ts';
 import { isTerminal } from '../jobs/states.ts';
-import { asRanges, NUMBERED_COLUMNS, type ChunkMessage } from '../messages/chunk.ts';
+import { asRanges, type ChunkMessage } from '../messages/chunk.ts';
 import type { ErrorRow, RecordFailure } from '../messages/part.ts';
 import { currentAttempt, RETRYABLE_FROM } from '../jobs/attempts.ts';
 import type { Job } from '../jobs/store.ts';
@@ -56,7 +56,7 @@ export const NOT_RUN_LISTED = 100;
 const UNKNOWN_LISTED = 20;
 
 /** One row of the file: the record it names and its values in the job's columns, or why the rules reject it. */
-interface Row {
+export interface ResubmittedRow {
   readonly n: number;
   readonly fields?: readonly string[];
   readonly rejected?: { readonly code: string; readonly message: string; readonly raw: string };
@@ -97,10 +97,10 @@ export async function resubmitRecords(
       413,
     );
   }
-  const rows = await readRows(deps, job, body);
+  const rows = await resubmittedRows(job, body, deps.limits.maxRecordBytes);
   const latest = await latestFailures(deps, job);
   const notRun: NotRun[] = [];
-  const candidates = new Map<number, Row>();
+  const candidates = new Map<number, ResubmittedRow>();
   for (const row of [...rows.values()].sort((a, b) => a.n - b.n)) {
     const status = statusOf(latest.get(row.n)?.code);
     if (status === 'succeeded') {
@@ -214,27 +214,38 @@ async function latestFailures(deps: PipelineDeps, job: Job): Promise<Map<number,
 }
 
 /** The events of the file, read by the split's decoder and scanner (a file-level problem is its 422). */
-async function fileEvents(deps: PipelineDeps, body: Buffer): Promise<BoundaryEvent[]> {
+async function fileEvents(body: Buffer, maxRecordBytes: number): Promise<BoundaryEvent[]> {
   const events: BoundaryEvent[] = [];
   const input = decodeToUtf8(
     (async function* () {
       yield body;
     })(),
   );
-  const opts = { maxRecordBytes: deps.limits.maxRecordBytes, withFields: true };
-  for await (const batch of scanRecordBatches(input, opts)) events.push(...batch);
+  for await (const batch of scanRecordBatches(input, { maxRecordBytes, withFields: true }))
+    events.push(...batch);
   return events;
 }
 
-/** The file's rows by record, checked: its header against the job's, every row naming one record of the job once. */
-async function readRows(deps: PipelineDeps, job: Job, body: Buffer): Promise<Map<number, Row>> {
-  const events = await fileEvents(deps, body);
+/** The job's fields a resubmitted file is read against. */
+export type ResubmittedJob = Pick<Job, 'token' | 'header' | 'delimiter' | 'totalRecords'>;
+
+/**
+ * The file's rows by record, checked: its header against the job's (RESUBMIT_HEADER_CHANGED), every row naming
+ * one record of the job once (RESUBMIT_UNKNOWN_RECORDS); each row's values in the job's columns with the formula
+ * guard taken off, or why the split's record rules reject it.
+ */
+export async function resubmittedRows(
+  job: ResubmittedJob,
+  body: Buffer,
+  maxRecordBytes: number,
+): Promise<Map<number, ResubmittedRow>> {
+  const events = await fileEvents(body, maxRecordBytes);
   const head = events.find((e) => e.kind === 'header');
   if (!head || head.kind !== 'header')
     throw new BadRequestError('EMPTY_FILE', 'The file has no header.', 422);
   const layout = layoutOf(job, head.header);
   const total = job.totalRecords ?? 0;
-  const rows = new Map<number, Row>();
+  const rows = new Map<number, ResubmittedRow>();
   const unknown: string[] = [];
   let unknownCount = 0;
   const refuse = (what: string) => {
@@ -261,7 +272,7 @@ async function readRows(deps: PipelineDeps, job: Job, body: Buffer): Promise<Map
       refuse(`${n} (again, ${where})`);
       continue;
     }
-    rows.set(n, rowOf(job, layout, n, e, fields, deps.limits.maxRecordBytes));
+    rows.set(n, rowOf(job, layout, n, e, fields, maxRecordBytes));
   }
   if (unknownCount > 0) {
     throw new BadRequestError(
@@ -283,7 +294,7 @@ async function readRows(deps: PipelineDeps, job: Job, body: Buffer): Promise<Map
  * errors.csv's columns; a job column missing or a column the job does not have is a 422 naming them. errors.csv
  * as the finalize wrote it (its own columns only) gives the values in `raw`.
  */
-function layoutOf(job: Job, header: readonly string[]): Layout {
+function layoutOf(job: ResubmittedJob, header: readonly string[]): Layout {
   const names = header.map((h) => h.trim());
   const own = job.header ?? [];
   const ownSet = new Set(own);
@@ -314,13 +325,13 @@ function layoutOf(job: Job, header: readonly string[]): Layout {
 
 /** A row's values in the job's columns (the formula guard taken off), or why the split's record rules reject it. */
 function rowOf(
-  job: Job,
+  job: ResubmittedJob,
   layout: Layout,
   n: number,
   e: Exclude<BoundaryEvent, { kind: 'header' }>,
   fields: readonly string[],
   maxRecordBytes: number,
-): Row {
+): ResubmittedRow {
   if (layout.raw !== undefined) {
     const raw = unguardCell(fields[layout.raw] ?? '');
     const read = readRange(Buffer.from(raw, 'utf8'), {
