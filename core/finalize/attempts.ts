@@ -38,7 +38,7 @@ export async function earlierResults(deps: PipelineDeps, job: Job): Promise<Earl
   for (const l of await lines(deps, runsKey, true)) runs.add(JSON.parse(l) as number);
   // Its rows the split's record rules reject: their outcome in this attempt (counted as it started).
   const kept: RecordFailure[] = id
-    ? (await lines(deps, keys.resubmit(site, token, attempt, id, 'rejected.jsonl'))).map(
+    ? (await lines(deps, keys.resubmit(site, token, attempt, id, 'rejected.jsonl'), true)).map(
         (l) => JSON.parse(l) as RecordFailure,
       )
     : [];

@@ -210,25 +210,21 @@ export class LatestValues {
     const sources: ValueSource[] = [];
     for (const a of resubmitted) {
       const key = (file: ResubmitFile) => keys.resubmit(site, token, a.n, a.resubmit!, file);
+      // A resubmission writes both objects, empty or not (core/intake/resubmit.ts).
       const rejected = new Map<number, string[]>();
-      if ((await deps.objects.size(key('rejected.jsonl'))) !== undefined) {
-        for (const l of (await deps.objects.bytes(key('rejected.jsonl'))).toString('utf8').split('\n')) {
-          if (!l) continue;
-          const f = JSON.parse(l) as RecordFailure;
-          rejected.set(f.n, rawFields(f.raw, delimiter));
-        }
+      for (const l of (await deps.objects.bytes(key('rejected.jsonl'))).toString('utf8').split('\n')) {
+        if (!l) continue;
+        const f = JSON.parse(l) as RecordFailure;
+        rejected.set(f.n, rawFields(f.raw, delimiter));
       }
-      const rows =
-        (await deps.objects.size(key('source.csv'))) === undefined
-          ? undefined
-          : numberedRows(await deps.objects.stream(key('source.csv')), {
-              header: [...NUMBERED_COLUMNS, ...(job.header ?? [])],
-              delimiter,
-              n: 1,
-              line: 1,
-              maxRecordBytes: deps.limits.maxRecordBytes,
-            });
-      sources.push({ rejected, rows, done: rows === undefined });
+      const rows = numberedRows(await deps.objects.stream(key('source.csv')), {
+        header: [...NUMBERED_COLUMNS, ...(job.header ?? [])],
+        delimiter,
+        n: 1,
+        line: 1,
+        maxRecordBytes: deps.limits.maxRecordBytes,
+      });
+      sources.push({ rejected, rows, done: false });
     }
     return new LatestValues(sources);
   }
@@ -238,7 +234,7 @@ export class LatestValues {
     let found: string[] | undefined;
     for (const s of this.sources) {
       while (!s.done && (!s.row || s.row.n < n)) {
-        const next = await s.rows!.next();
+        const next = await s.rows.next();
         if (next.done) s.done = true;
         else s.row = next.value;
       }
@@ -249,13 +245,13 @@ export class LatestValues {
   }
 
   async close(): Promise<void> {
-    for (const s of this.sources) await s.rows?.return?.(undefined);
+    for (const s of this.sources) await s.rows.return(undefined);
   }
 }
 
 interface ValueSource {
   readonly rejected: ReadonlyMap<number, string[]>;
-  readonly rows: AsyncGenerator<{ n: number; fields: string[] }> | undefined;
+  readonly rows: AsyncGenerator<{ n: number; fields: string[] }>;
   row?: { n: number; fields: string[] };
   done: boolean;
 }

@@ -152,13 +152,12 @@ export async function resubmitRecords(
   }
   const wasRejected = runs.filter((r) => statusOf(latest.get(r.n)?.code) === 'rejected').length;
   const chunks = await writeSource(deps, job, attempt, id, accepted);
-  if (rejectedNow.length > 0) {
-    await deps.objects.put(
-      keys.resubmit(site, token, attempt, id, 'rejected.jsonl'),
-      rejectedNow.map((f) => JSON.stringify(f)).join('\n') + '\n',
-      'application/x-ndjson',
-    );
-  }
+  // Written even when empty, as the source is: the finalize reads both without asking whether they exist.
+  await deps.objects.put(
+    keys.resubmit(site, token, attempt, id, 'rejected.jsonl'),
+    rejectedNow.map((f) => JSON.stringify(f) + '\n').join(''),
+    'application/x-ndjson',
+  );
   await launchAttempt(deps, job, {
     chunks,
     runs: runs.map((r) => r.n),
@@ -377,7 +376,6 @@ async function writeSource(
   id: string,
   records: readonly { n: number; line: number; fields: readonly string[] }[],
 ): Promise<ChunkMessage[]> {
-  if (records.length === 0) return [];
   const { site, token } = job;
   const delimiter = job.delimiter ?? ',';
   const key = keys.resubmit(site, token, attempt, id, 'source.csv');
@@ -386,6 +384,7 @@ async function writeSource(
   );
   const source = Buffer.concat(texts);
   const etag = await deps.objects.put(key, source, 'text/csv; charset=utf-8');
+  if (records.length === 0) return [];
   const target = await recordsPerChunk(deps, job, records.length);
   const chunks: ChunkMessage[] = [];
   let start = 0;
