@@ -28,6 +28,18 @@ export async function retryFailedRecords(deps: PipelineDeps, site: string, token
   const job = await deps.jobs.get(site, token);
   if (!job) throw new NotFoundError(`No job ${echoed(token)}.`);
   if (!isTerminal(job.state)) throw attemptRunning(job);
+  // A retry re-reads the split's ranges: the values of the job's file. A record a resubmission gave other values
+  // must not run with the old ones (an address the user corrected): sending the sheet back runs the failed records
+  // again with the values each last ran with (core/intake/resubmit.ts).
+  if (attemptsOf(job).some((a) => a.resubmit !== undefined)) {
+    throw new BadRequestError(
+      'RETRY_AFTER_RESUBMIT',
+      `Job ${token} ran a resubmitted sheet: a retry would run its records with the file's first values. Resubmit ` +
+        'its latest results.csv instead (GET /jobs/{token}/results, then POST /jobs/{token}/resubmit): the records ' +
+        'that did not succeed run again with the values they last ran with.',
+      409,
+    );
+  }
   const failedKey = keys.failed(site, token, currentAttempt(job));
   if (
     !RETRYABLE_FROM.includes(job.state) ||

@@ -199,9 +199,13 @@ describe('Function: resubmitRecords', () => {
         [1, 'PARTIAL', 11, 8, 3],
         [2, 'PARTIAL', 3, 3, 0],
       ]);
-      // Sent again, nothing is left to run
+      // Sent again, nothing is left to run; a retry would run the file's first values: refused
       await expect(resubmitRecords(deps, SITE, view.token, body)).rejects.toMatchObject({
         code: 'NOTHING_TO_RESUBMIT',
+        status: 409,
+      });
+      await expect(retryFailedRecords(deps, SITE, view.token)).rejects.toMatchObject({
+        code: 'RETRY_AFTER_RESUBMIT',
         status: 409,
       });
     },
