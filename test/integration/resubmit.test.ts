@@ -258,6 +258,49 @@ describe('Function: resubmitRecords', () => {
     });
   });
 
+  it('cancels a resubmitted attempt before it ran, then runs the same sheet again: every effect once, the corrected values', async () => {
+    // Prepare: a first run with failures, its sheet corrected and sent back, that attempt cancelled at once
+    const launcher = new RecordingLauncher();
+    const deps = testDeps(aws, { launcher });
+    ledger.sent.clear();
+    const view = await startDirectJob(deps, SITE, mailFile('cp932'), { processor: 'mailer' });
+    const first = await runAttempt(deps, launcher, view.token, 0);
+    const sheet = parseResultsCsv(await latestSheet(deps, first), 'cp932');
+    const rows = sheet.rows
+      .filter((r) => r.status !== 'succeeded')
+      .map((r) => {
+        const fields = [...r.fields];
+        if (r.record === 3 || r.record === 8) fields[2] = `fixed${r.record}@example.jp`;
+        return [...fields, String(r.record), String(r.line), r.status, r.code, r.message, r.output];
+      });
+    const body = excelCsv([sheet.header, ...rows], 'cp932');
+    let from = launcher.launches.length;
+    await resubmitRecords(deps, SITE, view.token, body);
+    await cancelJob(deps, SITE, view.token);
+    const cancelled = await runAttempt(deps, launcher, view.token, from);
+    const between = parseResultsCsv(await latestSheet(deps, cancelled), 'cp932');
+
+    // Act
+    from = launcher.launches.length;
+    const answer = await resubmitRecords(deps, SITE, view.token, body);
+    const done = await runAttempt(deps, launcher, view.token, from);
+    const after = parseResultsCsv(await latestSheet(deps, done), 'cp932');
+
+    // Assess: the cancelled attempt's records keep an outcome of their own, then run once
+    expect(cancelled).toMatchObject({ state: 'CANCELLED', attempt: 2 });
+    // 5 (no claim) never ran: cancelled; 3's claim still says its first failure (nothing was sent)
+    expect(between.rows[4]).toMatchObject({ status: 'cancelled', code: 'CANCELLED' });
+    expect(between.rows[2]).toMatchObject({ status: 'failed', code: 'BAD_ADDRESS' });
+    expect(answer).toMatchObject({ attempt: 3, run: 3, notRunCount: 0 });
+    expect(done).toMatchObject({ state: 'SUCCEEDED', succeeded: 12, failed: 0, rejected: 0, attempt: 3 });
+    expect([...ledger.sent.values()].every((k) => k === 1)).toBe(true);
+    expect(ledger.sent.size).toBe(12);
+    expect(after.rows[7]).toMatchObject({
+      status: 'succeeded',
+      fields: ['8', '顧客 8', 'fixed8@example.jp'],
+    });
+  });
+
   it('refuses a changed header, unknown record numbers, a job whose attempt runs (a retry), and one with no results', async () => {
     // Prepare: a finished job with failures, and its sheet
     const launcher = new RecordingLauncher();
