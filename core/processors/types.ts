@@ -177,10 +177,15 @@ export function missingColumns(
   job: JobOf,
   header: readonly string[],
 ): string[] {
+  const have = new Set(header);
+  return neededColumns(needs, job).filter((c) => !have.has(c));
+}
+
+/** The header columns a processor's `needs` names for a job, each once, in its order. */
+export function neededColumns(needs: RowProcessor['needs'], job: JobOf): string[] {
   if (!needs) return [];
   const { columns } = typeof needs === 'function' ? needs(job) : needs;
-  const have = new Set(header);
-  return [...new Set(columns)].filter((c) => !have.has(c));
+  return [...new Set(columns)];
 }
 
 /** Processor names: lower-case words (they appear in the API, the CLI, the manifest and file names). */
