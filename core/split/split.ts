@@ -16,7 +16,7 @@ import type { Limits } from '../../config/index.ts';
 import { Utf8SourceCopy } from './source-copy.ts';
 import { workerCount } from './worker-count.ts';
 import { processorInfo } from '../processors/index.ts';
-import { missingColumns, type RowProcessor } from '../processors/types.ts';
+import { missingColumns } from '../processors/types.ts';
 import { simulatedCostMs, simulationOf } from '../processors/simulate.ts';
 import { chunkRecordsByCost } from '../processors/settings.ts';
 
