@@ -196,7 +196,7 @@ export function estimateRun(i: EstimateInput): Estimate {
     {
       service: 's3',
       usd: usd6(s3),
-      basis: `${puts} PUT, ${gets} GET, ${fmt(Math.round(storedGb * 1e4) / 1e4)} GB kept ${i.retentionDays} days`,
+      basis: `${puts} PUT, ${gets} GET, ${fmt(Math.round(storedGb * 1024 * 10) / 10)} MB kept ${i.retentionDays} days`,
     },
     { service: 'ses', usd: usd6(ses), basis: `${mails} mails` },
   ];
