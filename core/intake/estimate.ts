@@ -187,7 +187,11 @@ export function estimateRun(i: EstimateInput): Estimate {
       usd: usd6(lambda),
       basis: `${invocations} invocations, ${fmt(Math.round(gbSeconds * 10) / 10)} GB-s`,
     },
-    { service: 'sqs', usd: usd6(sqs), basis: `${sqsRequests} requests (${i.chunks} chunks)` },
+    {
+      service: 'sqs',
+      usd: usd6(sqs),
+      basis: `${sqsRequests} requests (${i.chunks} chunk${i.chunks === 1 ? '' : 's'})`,
+    },
     {
       service: 'dynamodb',
       usd: usd6(dynamodb),
