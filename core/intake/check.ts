@@ -93,7 +93,7 @@ export async function checkDirectJob(
     check: true,
     site,
     processor: r.processor,
-    ...(processor.takesTemplate ? { template: templateOf(getSite(site), r.options).name } : {}),
+    ...(processor.takesTemplate ? templateNamed(site, r) : {}),
     ...(r.fileName !== undefined ? { fileName: r.fileName } : {}),
     ...(file.encoding ? { encoding: file.encoding } : {}),
     delimiter: file.delimiter,
@@ -128,6 +128,16 @@ export async function checkDirectJob(
 }
 
 type Info = Awaited<ReturnType<typeof processorInfo>>;
+
+/** The template the run would fill: the one asked for, else the site's first (the `mail` processor's rule). */
+function templateNamed(site: string, r: ValidatedRequest): { template?: string } {
+  try {
+    return { template: templateOf(getSite(site), r.options).name };
+  } catch {
+    // A site without bulk-mail templates (a user's processor that takes a template of its own): as asked.
+    return r.template !== undefined ? { template: r.template } : {};
+  }
+}
 
 /**
  * The sample records' outputs through the processor's `preview` (never `process`: it may have side effects). A
