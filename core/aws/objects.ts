@@ -139,6 +139,8 @@ export class Objects {
   multipart(
     key: string,
     contentType: string,
+    /** Parts uploaded at once (each holds up to 8 MiB in memory): 1 for a second stream beside another. */
+    queueSize = 4,
   ): {
     write: (b: Buffer) => Promise<void>;
     /** Completes the upload; the object's ETag. */
@@ -150,7 +152,7 @@ export class Objects {
       client: this.s3,
       params: { Bucket: this.bucket, Key: key, Body: body, ContentType: contentType },
       partSize: 8 * 1024 * 1024,
-      queueSize: 4,
+      queueSize,
       leavePartsOnError: false,
     });
     const finished = upload.done();

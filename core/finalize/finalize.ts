@@ -191,7 +191,8 @@ async function buildAndFinish(
   const values = await LatestValues.open(deps, job);
   // results.csv is also its own object beside the zip (GET /jobs/{token}/results), from the same stream.
   const sheetKey = keys.resultsSheet(site, token, attempt);
-  const sheet = deps.objects.multipart(sheetKey, 'text/csv');
+  // One part in flight: the zip's upload beside it holds its own (the finalize's memory bound).
+  const sheet = deps.objects.multipart(sheetKey, 'text/csv', 1);
   let sheetBytes = 0;
   async function* teed(rows: AsyncIterable<Buffer>): AsyncGenerator<Buffer> {
     for await (const b of rows) {
