@@ -12,14 +12,29 @@ import { isFinished, type JobView, type ResubmitResult } from './types.ts';
  */
 export function Corrections({ view, onChanged }: { view: JobView; onChanged: () => void }) {
   const { t } = useI18n();
-  if (!isFinished(view.state) || view.state === 'REJECTED' || view.state === 'EXPIRED') return null;
+  // Kept here, not in the form: the answer stays while the attempt it started runs and after it ends.
+  const [answer, setAnswer] = useState<ResubmitResult>();
+  if (view.state === 'REJECTED' || view.state === 'EXPIRED') return null;
+  const done = isFinished(view.state);
+  if (!done && !answer) return null;
   const open = view.rows.total - view.rows.succeeded;
   return (
     <section class="card" aria-labelledby="results-title" data-testid="corrections">
       <h2 id="results-title">{t('results.title')}</h2>
       <p class="help">{t('results.intro')}</p>
-      <ResultsDownload token={view.token} />
-      {open > 0 ? <CorrectionsUpload token={view.token} onChanged={onChanged} /> : null}
+      {done ? <ResultsDownload token={view.token} /> : null}
+      {done && open > 0 ? (
+        <CorrectionsUpload
+          token={view.token}
+          onAccepted={(r) => {
+            setAnswer(r);
+            onChanged();
+          }}
+        />
+      ) : null}
+      <div role="status" data-testid="resubmit-outcome">
+        {answer ? <ResubmitAnswer r={answer} /> : null}
+      </div>
     </section>
   );
 }
@@ -55,22 +70,27 @@ function ResultsDownload({ token }: { token: string }) {
   );
 }
 
-function CorrectionsUpload({ token, onChanged }: { token: string; onChanged: () => void }) {
+function CorrectionsUpload({
+  token,
+  onAccepted,
+}: {
+  token: string;
+  onAccepted: (r: ResubmitResult) => void;
+}) {
   const { t } = useI18n();
   const { api } = useSession();
   const [file, setFile] = useState<File>();
   const [busy, setBusy] = useState(false);
-  const [outcome, setOutcome] = useState<{ result?: ResubmitResult; error?: Error }>({});
+  const [error, setError] = useState<Error>();
   const send = async (e: Event) => {
     e.preventDefault();
     if (!file) return;
     setBusy(true);
-    setOutcome({});
+    setError(undefined);
     try {
-      setOutcome({ result: await api.resubmit(token, file) });
-      onChanged();
+      onAccepted(await api.resubmit(token, file));
     } catch (err) {
-      setOutcome({ error: err as Error });
+      setError(err as Error);
     } finally {
       setBusy(false);
     }
@@ -93,10 +113,7 @@ function CorrectionsUpload({ token, onChanged }: { token: string; onChanged: () 
       <button type="submit" disabled={!file || busy} data-testid="resubmit">
         {busy ? t('results.sending') : t('results.upload')}
       </button>
-      <div role="status" data-testid="resubmit-outcome">
-        {outcome.result ? <ResubmitAnswer r={outcome.result} /> : null}
-      </div>
-      {outcome.error ? <ResubmitError error={outcome.error} /> : null}
+      {error ? <ResubmitError error={error} /> : null}
     </form>
   );
 }
