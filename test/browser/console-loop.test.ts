@@ -316,6 +316,7 @@ describe('Console: Upload → Check → Run (stubbed API)', () => {
       expect(runAfterBadCheck).toBe(true);
       expect(stale).toBe(L('check.stale'));
       expect(runWhenStale).toBe(true);
+      expect(runWhenOk).toBe(false);
       expect(okVerdict).toBe(L('check.ok', { records: 500, valid: 495 }));
       expect(samples).toEqual(['mail', 'mail', 'mail']);
       expect(subjects).toEqual([1, 2, 3].map((n) => `【堺】ご契約プランのお知らせ ${n}`));
