@@ -62,6 +62,9 @@ export function CheckReport({ state, stale }: { state: CheckState; stale: boolea
   );
 }
 
+/** The code of a header that lacks what the processor needs (core's, as the API names it). */
+const FIELDS_MISSING = 'PROCESSOR_FIELDS_MISSING';
+
 const tooLarge = (e: Error) => e instanceof ApiError && e.status === 413;
 
 function CheckBody({ r }: { r: CheckResult }) {
@@ -92,22 +95,28 @@ function CheckBody({ r }: { r: CheckResult }) {
 /** What stops the run: the columns the processor needs and the header lacks first, then any other problem. */
 function Problems({ r }: { r: CheckResult }) {
   const { t } = useI18n();
-  const others = r.problems.filter((p) => !(p.columns?.length && p.code === 'PROCESSOR_FIELDS_MISSING'));
-  if (!r.needs.missing.length && !r.problems.length) return null;
+  const fields = r.problems.find((p) => p.code === FIELDS_MISSING);
+  // The columns as `needs` names them, or as the problem does.
+  const missing = r.needs.missing.length ? r.needs.missing : (fields?.columns ?? []);
+  const others = r.problems.filter((p) => !(missing.length && p.code === FIELDS_MISSING));
+  if (!missing.length && !others.length) return null;
   return (
     <div class="alert" data-testid="check-problems">
-      {r.needs.missing.length ? (
+      {missing.length ? (
         <>
-          <p class="alert-title">{t('check.missing', { n: r.needs.missing.length })}</p>
-          <ColumnList columns={r.needs.missing} testId="check-missing" />
+          <p class="alert-title">{t('check.missing', { n: missing.length })}</p>
+          <ColumnList columns={missing} testId="check-missing" />
           <p>{t('check.missingHelp')}</p>
         </>
       ) : null}
       {others.map((p) => (
-        <p key={p.code + p.message}>
-          <code data-testid="problem-code">{p.code}</code> {p.message}
+        <div key={p.code + p.message} class="problem">
+          <p>
+            <code data-testid="problem-code">{p.code}</code>
+            {p.line !== undefined ? <> · {t('upload.line', { line: p.line })}</> : null} {p.message}
+          </p>
           {p.columns?.length ? <ColumnList columns={p.columns} /> : null}
-        </p>
+        </div>
       ))}
     </div>
   );
