@@ -35,7 +35,7 @@ function mailSample(n: number): CheckSample {
       to: `customer${n}@example.com`,
       subject: `【堺】ご契約プランのお知らせ ${n}`,
       text: `お客様 ${n} 様\nプラン: gold\n`,
-      html: `<html><body><h1>お知らせ ${n}</h1><p>プラン: <b>gold</b></p></body></html>`,
+      html: `<html><head><style>h1 { color: red }</style></head><body><h1>お知らせ ${n}</h1><img src="https://cdn.example.com/logo.png" alt="堺ロゴ"><script>document.title = "ran"</script><p style="color:#0b5cad">プラン: <b>gold</b></p></body></html>`,
     },
   };
 }
@@ -290,6 +290,12 @@ describe('Console: Upload → Check → Run (stubbed API)', () => {
         .first()
         .locator('h1')
         .textContent();
+      const refusedInFrame = await c.page
+        .frameLocator('[data-testid="sample-html"]')
+        .first()
+        .locator('script, style, [style], img[src]')
+        .count();
+      const previewNote = await c.page.getByTestId('preview-note').first().textContent();
       const rejectedRows = await c.page.getByTestId('check-rejected-table').locator('tbody tr').count();
       const facts = {
         encoding: await c.page.getByTestId('check-encoding').textContent(),
@@ -324,6 +330,9 @@ describe('Console: Upload → Check → Run (stubbed API)', () => {
       expect(texts[0]).toBe('お客様 1 様\nプラン: gold\n');
       expect(sandbox).toBe('');
       expect(frameHeading).toBe('お知らせ 1');
+      // What the console's CSP would refuse in the frame is left out, and the preview says so.
+      expect(refusedInFrame).toBe(0);
+      expect(previewNote).toBe(L('check.previewPlain'));
       expect(rejectedRows).toBe(5);
       expect(facts).toEqual({ encoding: 'CP932', records: '500', valid: '495', rejected: '5' });
       expect(estimate.workers).toBe(L('check.workersValue', { n: 2, now: 2 }));

@@ -163,6 +163,8 @@ const en = {
   'check.mailSubject': 'Subject',
   'check.mailText': 'Text of the mail of record {record}',
   'check.mailHtml': 'HTML of the mail of record {record}',
+  'check.previewPlain':
+    "Shown without its styles, scripts and images (this console's security policy allows none); the mail is sent with them.",
   'check.estimate': 'Estimate',
   'check.workers': 'Workers',
   'check.workersValue': '{n} (the budget gives {now} now)',
@@ -397,6 +399,8 @@ const ja: Messages = {
   'check.mailSubject': '件名',
   'check.mailText': 'レコード {record} のメール本文',
   'check.mailHtml': 'レコード {record} のメールの HTML',
+  'check.previewPlain':
+    'スタイル・スクリプト・画像は表示していません（このコンソールのセキュリティポリシーのため）。送信されるメールには含まれます。',
   'check.estimate': '見積もり',
   'check.workers': 'ワーカー数',
   'check.workersValue': '{n}（現在の予算では {now}）',

@@ -1,4 +1,5 @@
-import { useEffect, useRef } from 'preact/hooks';
+import { useEffect, useMemo, useRef } from 'preact/hooks';
+import { useI18n } from './i18n.ts';
 
 /** The browser's Trusted Types API (not in TypeScript's DOM types yet): only what is used here. */
 interface TrustedTypesLike {
@@ -8,9 +9,8 @@ interface TrustedTypesLike {
 let policy: { createHTML(s: string): unknown } | undefined;
 
 /**
- * The mail's HTML as the srcdoc of an iframe with `sandbox=""`: no script runs, the document has an origin of its
- * own (it cannot reach the console, its token or its API), forms and navigation are off. The console's CSP requires
- * Trusted Types for such sinks, so the HTML goes through a policy whose only use is this sandboxed frame.
+ * The console's CSP requires Trusted Types for HTML sinks: the mail's HTML goes through a policy whose only uses are
+ * an inert document and the srcdoc of a frame with `sandbox=""`.
  */
 function trustedHtml(html: string): unknown {
   const tt = (globalThis as { trustedTypes?: TrustedTypesLike }).trustedTypes;
@@ -19,11 +19,48 @@ function trustedHtml(html: string): unknown {
   return policy.createHTML(html);
 }
 
+/** Elements the policy refuses whole (with their content), and those without content that load something. */
+const REFUSED_ELEMENTS = /<(script|style|object|embed|iframe|noscript|template)\b[\s\S]*?<\/\1\s*>/gi;
+const REFUSED_VOID = /<(?:link|base|script|style)\b[^>]*>/gi;
+/** One start tag, and in it the attributes the policy would refuse: inline styles, and what loads an image. */
+const START_TAG = /<[a-zA-Z][^>]*>/g;
+const STYLE_ATTRIBUTE = /\s+style\s*=\s*(?:"[^"]*"|'[^']*'|[^\s>]+)/gi;
+const IMAGE_ATTRIBUTE = /\s+(?:src|srcset|background)\s*=\s*(?:"[^"]*"|'[^']*'|[^\s>]+)/gi;
+
+/**
+ * The HTML without what the console's CSP refuses in the frame (a srcdoc document inherits the page's policy, and
+ * any document the page parses reports to it): scripts, style sheets and style attributes, images (their alt text
+ * stays). Refused, they would only show up as violations; `removed` says the preview lacks some of the mail's looks.
+ * Text, not a parse: safety comes from the sandbox and the CSP, this only keeps the preview quiet.
+ */
+export function previewHtml(html: string): { html: string; removed: boolean } {
+  const out = html
+    .replace(REFUSED_ELEMENTS, '')
+    .replace(REFUSED_VOID, '')
+    .replace(START_TAG, (tag) => tag.replace(STYLE_ATTRIBUTE, '').replace(IMAGE_ATTRIBUTE, ''));
+  return { html: out, removed: out !== html };
+}
+
+/**
+ * A mail's HTML in an iframe with `sandbox=""`: no script runs, the document has an origin of its own (it cannot
+ * reach the console, its token or its API), forms and navigation are off.
+ */
 export function PreviewFrame({ html, title, testId }: { html: string; title: string; testId?: string }) {
+  const { t } = useI18n();
   const ref = useRef<HTMLIFrameElement>(null);
+  const shown = useMemo(() => previewHtml(html), [html]);
   useEffect(() => {
     // Set as a property through the policy, never as markup: Preact would assign a plain string.
-    if (ref.current) (ref.current as unknown as { srcdoc: unknown }).srcdoc = trustedHtml(html);
-  }, [html]);
-  return <iframe ref={ref} class="preview-frame" sandbox="" title={title} data-testid={testId} />;
+    if (ref.current) (ref.current as unknown as { srcdoc: unknown }).srcdoc = trustedHtml(shown.html);
+  }, [shown.html]);
+  return (
+    <>
+      <iframe ref={ref} class="preview-frame" sandbox="" title={title} data-testid={testId} />
+      {shown.removed ? (
+        <p class="help" data-testid="preview-note">
+          {t('check.previewPlain')}
+        </p>
+      ) : null}
+    </>
+  );
 }
