@@ -310,6 +310,7 @@ describe('Console: Upload → Check → Run (stubbed API)', () => {
         caption: await c.page.getByTestId('estimate-breakdown').locator('caption').textContent(),
       };
       const runWhenOk = await runButton.isDisabled();
+      const overflow = await c.page.evaluate(() => document.documentElement.scrollWidth - window.innerWidth);
       await expectAccessible(c.page, `check that passed, with samples and estimate (${lang})`);
       await c.page.screenshot({ path: screenshotPath(`check-${lang}`), fullPage: true });
       await runButton.click();
@@ -323,6 +324,7 @@ describe('Console: Upload → Check → Run (stubbed API)', () => {
       expect(stale).toBe(L('check.stale'));
       expect(runWhenStale).toBe(true);
       expect(runWhenOk).toBe(false);
+      expect(overflow).toBeLessThanOrEqual(0);
       expect(okVerdict).toBe(L('check.ok', { records: 500, valid: 495 }));
       expect(samples).toEqual(['mail', 'mail', 'mail']);
       expect(subjects).toEqual([1, 2, 3].map((n) => `【堺】ご契約プランのお知らせ ${n}`));
