@@ -75,7 +75,7 @@ function CheckBody({ r }: { r: CheckResult }) {
       <Problems r={r} />
       <Facts
         items={[
-          [t('check.encoding'), <span data-testid="check-encoding">{r.encoding}</span>],
+          [t('check.encoding'), <span data-testid="check-encoding">{r.encoding ?? '—'}</span>],
           [t('check.records'), <span data-testid="check-records">{i.number(r.records)}</span>],
           [t('check.valid'), <span data-testid="check-valid">{i.number(r.valid)}</span>],
           [t('check.rejected'), <span data-testid="check-rejected">{i.number(r.rejected.count)}</span>],

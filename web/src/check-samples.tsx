@@ -33,6 +33,12 @@ function SampleOutput({ s }: { s: CheckSample }) {
   const { t } = useI18n();
   const o = s.output;
   if (o.kind === 'none') return <p class="muted">{t('check.sampleNone', { reason: o.reason })}</p>;
+  if (o.kind === 'error')
+    return (
+      <p class="field-error" data-testid="sample-error">
+        {t('check.sampleError', { code: o.code, message: o.message })}
+      </p>
+    );
   if (o.kind === 'entries') {
     return (
       <>

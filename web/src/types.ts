@@ -194,7 +194,9 @@ export type CheckOutput =
         readonly text: string;
       }[];
     }
-  | { readonly kind: 'none'; readonly reason: string };
+  | { readonly kind: 'none'; readonly reason: string }
+  /** The record would fail with this code (as errors.csv would say), e.g. MAIL_INVALID_ADDRESS. */
+  | { readonly kind: 'error'; readonly code: string; readonly message: string };
 
 export interface CheckSample {
   readonly record: number;
@@ -225,7 +227,8 @@ export interface CheckResult {
   readonly processor: string;
   readonly template?: string;
   readonly fileName?: string;
-  readonly encoding: string;
+  /** Absent when the file was refused before its encoding was known. */
+  readonly encoding?: string;
   readonly delimiter: string;
   readonly header: readonly string[];
   readonly records: number;
