@@ -280,6 +280,7 @@ export async function resubmittedRows(
         `${unknown.join(', ')}${unknownCount > unknown.length ? `, and ${unknownCount - unknown.length} more` : ''}. ` +
         'Keep rowfleet_record (errors.csv: record) as the sheet gave it, one row per record.',
       422,
+      { records: unknown, count: unknownCount },
     );
   }
   if (rows.size === 0) {
@@ -317,6 +318,11 @@ function layoutOf(job: ResubmittedJob, header: readonly string[]): Layout {
       'RESUBMIT_HEADER_CHANGED',
       `The header is not the job's (${parts.join('; ')}). Keep the job's columns as results.csv gave them; correct values, not column names.`,
       422,
+      {
+        ...(missing.length ? { missing } : {}),
+        ...(added.length ? { added } : {}),
+        ...(record < 0 ? { missing: [...missing, 'rowfleet_record'] } : {}),
+      },
     );
   }
   return { record, columns: own.map((h) => names.indexOf(h)), width: names.length };

@@ -58,6 +58,8 @@ export class BadRequestError extends Error {
     readonly code: string,
     message: string,
     readonly status = 400,
+    /** What the error names, as fields of the answer's `error` beside code and message (e.g. a 422's columns). */
+    readonly details?: Readonly<Record<string, unknown>>,
   ) {
     super(message);
   }

@@ -9,9 +9,13 @@ import { echoed } from '../../core/shared/own.ts';
 
 export type ApiRoute = Route<APIGatewayProxyEvent, APIGatewayProxyResult>;
 
-/** The JSON error body of every answer the API gives: `{ error: { code, message, line? } }`. */
-const errorBody = (code: string, message: string, line?: number) =>
-  JSON.stringify({ error: { code, message, ...(line ? { line } : {}) } });
+/** The JSON error body of every answer the API gives: `{ error: { code, message, line?, …what it names } }`. */
+const errorBody = (
+  code: string,
+  message: string,
+  line?: number,
+  details?: Readonly<Record<string, unknown>>,
+) => JSON.stringify({ error: { ...details, code, message, ...(line ? { line } : {}) } });
 
 export function json(statusCode: number, body: unknown): APIGatewayProxyResult {
   return {
@@ -42,7 +46,8 @@ export function requestBody(event: APIGatewayProxyEvent): Buffer {
 function statusOf(err: unknown): { status: number; body: string } | undefined {
   if (err instanceof FileRejectedError)
     return { status: 422, body: errorBody(err.code, err.message, err.line) };
-  if (err instanceof BadRequestError) return { status: err.status, body: errorBody(err.code, err.message) };
+  if (err instanceof BadRequestError)
+    return { status: err.status, body: errorBody(err.code, err.message, undefined, err.details) };
   if (err instanceof NotFoundError) return { status: 404, body: errorBody(err.code, err.message) };
   if (err instanceof UnauthenticatedError)
     return { status: 401, body: errorBody('UNAUTHENTICATED', err.message) };

@@ -140,11 +140,15 @@ describe('Function: resubmittedRows', () => {
   });
 
   it.each([
-    [['id', 'name', 'mail', 'rowfleet_record'], /missing: "email"; not the job's: "mail"/],
-    [['id', 'name', 'email', 'note', 'rowfleet_record'], /not the job's: "note"/],
-    [['id', 'email', 'rowfleet_record'], /missing: "name"/],
-    [['id', 'name', 'email'], /no record column/],
-  ])('refuses the header %j naming what changed', async (header, named) => {
+    [
+      ['id', 'name', 'mail', 'rowfleet_record'],
+      /missing: "email"; not the job's: "mail"/,
+      { missing: ['email'], added: ['mail'] },
+    ],
+    [['id', 'name', 'email', 'note', 'rowfleet_record'], /not the job's: "note"/, { added: ['note'] }],
+    [['id', 'email', 'rowfleet_record'], /missing: "name"/, { missing: ['name'] }],
+    [['id', 'name', 'email'], /no record column/, { missing: ['rowfleet_record'] }],
+  ])('refuses the header %j naming what changed', async (header, named, details) => {
     // Prepare
     const body = Buffer.from(csvText([header, header.map(() => '1')]), 'utf8');
 
@@ -153,6 +157,7 @@ describe('Function: resubmittedRows', () => {
       code: 'RESUBMIT_HEADER_CHANGED',
       status: 422,
       message: expect.stringMatching(named),
+      details,
     });
   });
 
@@ -168,6 +173,7 @@ describe('Function: resubmittedRows', () => {
       message: expect.stringMatching(
         /^27 rows .*"0" \(line 2\), "31" \(line 3\), "abc" \(line 4\), \(no record number, line 5\), 3 \(again, line 7\), .*"114" \(line 22\), and 7 more\./,
       ),
+      details: { count: 27, records: expect.arrayContaining(['"0" (line 2)']) as unknown },
     });
   });
 });
