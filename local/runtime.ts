@@ -31,7 +31,7 @@ import { ControlServer } from './control.ts';
 import { EventSources } from './event-sources.ts';
 import { IsolatedFunction, inProcess, localLauncher, type FunctionName, type Invoke } from './functions.ts';
 import type { LocalTaskLauncher } from './launcher.ts';
-import type { EmulatorOptions } from './emulators.ts';
+import type { EmulatorOptions } from './emulators/index.ts';
 import { mailViewerUrl, privateStateDir, stateDirCredentials } from './emulator-gate.ts';
 import { acquireStateDir, processStart, removeOwner, writeOwner } from './ownership.ts';
 import { ensureResources, setLocalAwsDefaults, type StageResources } from './resources.ts';
