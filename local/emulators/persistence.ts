@@ -2,19 +2,9 @@
  * The emulators' state directory written as they go: every file replaced whole (a killed process leaves the old
  * file or the new one), in order per path, and nothing acknowledged before it is on disk.
  */
-import { mkdir, rename, rm, writeFile } from 'node:fs/promises';
+import { mkdir, rm } from 'node:fs/promises';
 import { dirname } from 'node:path';
-
-/** Temporary files of atomic writes (never read back as objects). */
-export const TMP_SUFFIX = /\.rowfleet-tmp-\d+$/;
-let tmpCounter = 0;
-
-/** Writes `body` to a temporary file, then renames it into place: a killed process leaves the old or the new. */
-export async function writeAtomic(path: string, body: Buffer | string): Promise<void> {
-  const tmp = `${path}.rowfleet-tmp-${++tmpCounter}`;
-  await writeFile(tmp, body);
-  await rename(tmp, path);
-}
+import { writeFileAtomic } from '../../core/shared/atomic-write.ts';
 
 /**
  * Writes and deletes files in order per path, without blocking the emulator; `flush` waits for what was asked so
@@ -35,7 +25,7 @@ export class FileWriter {
   write(path: string, body: Buffer): void {
     this.chain(path, async () => {
       await mkdir(dirname(path), { recursive: true });
-      await writeAtomic(path, body);
+      await writeFileAtomic(path, body);
     });
   }
   remove(path: string): void {

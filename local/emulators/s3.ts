@@ -8,7 +8,8 @@ import { createHash } from 'node:crypto';
 import { join, relative, resolve, sep } from 'node:path';
 import type { buildApp } from 'fauxqs';
 import { handlePresignedPost } from '../presigned-post.ts';
-import { TMP_SUFFIX, type FileWriter } from './persistence.ts';
+import { ATOMIC_TMP } from '../../core/shared/atomic-write.ts';
+import type { FileWriter } from './persistence.ts';
 
 // fauxqs does not export its store classes from the package root; they are plain modules in dist.
 import { S3Store } from '../../node_modules/fauxqs/dist/s3/s3Store.js';
@@ -136,7 +137,7 @@ export function persistentS3Store(
         for (const name of readdirSync(dir)) {
           const p = join(dir, name);
           if (statSync(p).isDirectory()) walk(p);
-          else if (!TMP_SUFFIX.test(name))
+          else if (!ATOMIC_TMP.test(name))
             put(bucket, relative(join(root, bucket), p).split(sep).join('/'), readFileSync(p));
         }
       };

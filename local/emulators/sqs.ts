@@ -2,9 +2,9 @@
  * The embedded SQS (fauxqs's store): its requests counted as AWS bills them, its queues (attributes, tags,
  * messages) saved in the state directory and restored on start.
  */
-import { writeFileSync, existsSync, readFileSync } from 'node:fs';
+import { existsSync, readFileSync } from 'node:fs';
 import type { buildApp } from 'fauxqs';
-import { writeAtomic } from './persistence.ts';
+import { writeFileAtomic, writeFileAtomicSync } from '../../core/shared/atomic-write.ts';
 
 // fauxqs does not export its store classes from the package root; they are plain modules in dist.
 import { SqsStore } from '../../node_modules/fauxqs/dist/sqs/sqsStore.js';
@@ -116,7 +116,7 @@ function queueSaver(file: string | undefined, sqsStore: SqsStore): () => Promise
   let current: Promise<void> | undefined;
   let next: Promise<void> | undefined;
   const write = () => {
-    const p = file ? writeAtomic(file, queueSnapshot(sqsStore)) : Promise.resolve();
+    const p = file ? writeFileAtomic(file, queueSnapshot(sqsStore)) : Promise.resolve();
     current = p.finally(() => (current = undefined));
     return current;
   };
@@ -185,6 +185,6 @@ export class QueuePersistence {
   /** The last save, at stop. */
   close(): void {
     clearTimeout(this.deleteSave);
-    if (this.file) writeFileSync(this.file, queueSnapshot(this.sqsStore));
+    if (this.file) writeFileAtomicSync(this.file, queueSnapshot(this.sqsStore));
   }
 }
