@@ -1,5 +1,10 @@
 import { ConditionalCheckFailedException } from '@aws-sdk/client-dynamodb';
-import type { DynamoDBDocumentClient } from '@aws-sdk/lib-dynamodb';
+import {
+  UpdateCommand,
+  type DynamoDBDocumentClient,
+  type UpdateCommandInput,
+  type UpdateCommandOutput,
+} from '@aws-sdk/lib-dynamodb';
 import { TABLE_PARTITIONS } from '../../config/names.ts';
 
 /**
@@ -50,4 +55,15 @@ export async function unlessConditionFails<T>(write: () => Promise<T>): Promise<
 export interface TableRef {
   readonly table: string;
   readonly ddb: DynamoDBDocumentClient;
+}
+
+/** A conditional update of the item at `key`; undefined when its condition did not hold (any other error is thrown). */
+export function updateUnlessConditionFails(
+  ref: TableRef,
+  key: Record<string, unknown>,
+  update: Omit<UpdateCommandInput, 'TableName' | 'Key'>,
+): Promise<UpdateCommandOutput | undefined> {
+  return unlessConditionFails(() =>
+    ref.ddb.send(new UpdateCommand({ TableName: ref.table, Key: key, ...update })),
+  );
 }

@@ -11,6 +11,7 @@ import {
   DEFAULT_CONCURRENCY,
   DEFAULT_TIMEOUT_MS,
   RecordError,
+  type RowInput,
   type RowOutput,
   type RowProcessor,
 } from '../processors/types.ts';
@@ -58,11 +59,7 @@ function call(p: RowProcessor, row: Row, ctx: RecordContext): Promise<readonly R
   }
 }
 
-interface Row {
-  readonly n: number;
-  readonly line: number;
-  readonly fields: readonly string[];
-}
+type Row = RowInput;
 
 /** Whether a failed attempt may be tried again: anything but a RecordError that says it must not. */
 const retryable = (err: unknown) => !(err instanceof RecordError) || err.retryable;

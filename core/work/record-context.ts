@@ -8,11 +8,7 @@ export class RecordTimeoutError extends Error {
 }
 
 /** The job's side of every record's context. */
-export interface JobSide {
-  readonly site: string;
-  readonly token: string;
-  readonly header: readonly string[];
-  readonly options: Readonly<Record<string, string>>;
+export interface JobSide extends Pick<RowContext, 'site' | 'token' | 'header' | 'options'> {
   readonly timeoutMs: number;
   readonly stop?: AbortSignal;
 }

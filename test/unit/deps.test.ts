@@ -1,5 +1,5 @@
 import { afterEach, describe, expect, it, vi } from 'vitest';
-import { buildDeps, fromEnv } from '../../core/deps.ts';
+import { buildDeps, depsFromEnv, fromEnv } from '../../core/deps.ts';
 
 const noLauncher = {
   launch: () => Promise.resolve([]),
@@ -57,5 +57,20 @@ describe('Function: fromEnv', () => {
       maxWorkers: 4,
       jobsTopicArn: 'arn:aws:sns:ap-northeast-1:000000000000:jobs',
     });
+  });
+});
+
+describe('Function: depsFromEnv', () => {
+  afterEach(() => vi.unstubAllEnvs());
+
+  it('takes the default workers per job from ROWFLEET_DEFAULT_WORKERS_PER_JOB (set by the local runtime)', () => {
+    vi.stubEnv('STAGE', 'local');
+    vi.stubEnv('BUCKET_NAME', 'b');
+    vi.stubEnv('TABLE_NAME', 't');
+    vi.stubEnv('FINALIZE_QUEUE_URL', 'http://localhost/finalize');
+    vi.stubEnv('DLQ_ARN', 'arn:aws:sqs:ap-northeast-1:000000000000:dlq');
+    expect(depsFromEnv(noLauncher).limits.defaultWorkersPerJob).toBeUndefined();
+    vi.stubEnv('ROWFLEET_DEFAULT_WORKERS_PER_JOB', '2');
+    expect(depsFromEnv(noLauncher).limits.defaultWorkersPerJob).toBe(2);
   });
 });
