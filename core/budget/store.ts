@@ -48,7 +48,12 @@ import {
   type LeaveDecision,
 } from './plan.ts';
 import { LaunchFailedError, type TaskInfo, type TaskLauncher } from '../aws/task-launcher.ts';
-import { isConditionFailure, unlessConditionFails } from '../shared/dynamo.ts';
+import {
+  isConditionFailure,
+  unlessConditionFails,
+  updateUnlessConditionFails,
+  type TableRef,
+} from '../shared/dynamo.ts';
 
 export interface PassOptions {
   readonly launcher: TaskLauncher;
@@ -114,6 +119,10 @@ export class GrantStore {
     private readonly partition: string = BUDGET_PARTITION,
   ) {}
 
+  private get ref(): TableRef {
+    return { table: this.table, ddb: this.ddb };
+  }
+
   /** A job asks for workers (idempotent: a repeated request keeps its first request time). */
   async request(d: Omit<Demand, 'firstGrantAt' | 'requestedAt'> & { requestedAt?: number }): Promise<void> {
     await this.ddb.send(
@@ -138,21 +147,16 @@ export class GrantStore {
 
   /** Updates what a job still needs (records left, workers it can use); no-op for a job that asked for none. */
   async refresh(site: string, token: string, d: Pick<Demand, 'remaining' | 'maxWorkers'>): Promise<boolean> {
-    try {
-      await this.ddb.send(
-        new UpdateCommand({
-          TableName: this.table,
-          Key: { pk: this.partition, sk: demandSk(site, token) },
-          UpdateExpression: 'SET remaining = :remaining, maxWorkers = :max',
-          ConditionExpression: 'attribute_exists(pk)',
-          ExpressionAttributeValues: { ':remaining': d.remaining, ':max': d.maxWorkers },
-        }),
-      );
-      return true;
-    } catch (err) {
-      if (isConditionFailure(err)) return false;
-      throw err;
-    }
+    const r = await updateUnlessConditionFails(
+      this.ref,
+      { pk: this.partition, sk: demandSk(site, token) },
+      {
+        UpdateExpression: 'SET remaining = :remaining, maxWorkers = :max',
+        ConditionExpression: 'attribute_exists(pk)',
+        ExpressionAttributeValues: { ':remaining': d.remaining, ':max': d.maxWorkers },
+      },
+    );
+    return r !== undefined;
   }
 
   /** The budget item and every job's demand, in one strongly consistent Query of the budget partition. */
@@ -311,23 +315,17 @@ export class GrantStore {
 
   /** Gives back `count` places of a job (a worker exiting idle, a launch that failed). */
   async release(site: string, token: string, count = 1): Promise<boolean> {
-    try {
-      await this.ddb.send(
-        new UpdateCommand({
-          TableName: this.table,
-          Key: { pk: this.partition, sk: BUDGET_SK },
-          UpdateExpression:
-            'SET holders.#j.h = holders.#j.h - :n, used = used - :n, version = version + :one',
-          ConditionExpression: 'holders.#j.h >= :n',
-          ExpressionAttributeNames: { '#j': jobKey(site, token) },
-          ExpressionAttributeValues: { ':n': count, ':one': 1 },
-        }),
-      );
-      return true;
-    } catch (err) {
-      if (isConditionFailure(err)) return false;
-      throw err;
-    }
+    const r = await updateUnlessConditionFails(
+      this.ref,
+      { pk: this.partition, sk: BUDGET_SK },
+      {
+        UpdateExpression: 'SET holders.#j.h = holders.#j.h - :n, used = used - :n, version = version + :one',
+        ConditionExpression: 'holders.#j.h >= :n',
+        ExpressionAttributeNames: { '#j': jobKey(site, token) },
+        ExpressionAttributeValues: { ':n': count, ':one': 1 },
+      },
+    );
+    return r !== undefined;
   }
 
   /**
