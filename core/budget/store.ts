@@ -123,6 +123,20 @@ export class GrantStore {
     return { table: this.table, ddb: this.ddb };
   }
 
+  /** What the budget item says a job (by jobKey) holds; `consistent` for a read before a conditional write. */
+  private async holding(key: string, consistent: boolean): Promise<StoredHolding | undefined> {
+    const r = await this.ddb.send(
+      new GetCommand({
+        TableName: this.table,
+        Key: { pk: this.partition, sk: BUDGET_SK },
+        ProjectionExpression: 'holders.#j',
+        ExpressionAttributeNames: { '#j': key },
+        ...(consistent ? { ConsistentRead: true } : {}),
+      }),
+    );
+    return (r.Item?.holders as Record<string, StoredHolding> | undefined)?.[key];
+  }
+
   /** A job asks for workers (idempotent: a repeated request keeps its first request time). */
   async request(d: Omit<Demand, 'firstGrantAt' | 'requestedAt'> & { requestedAt?: number }): Promise<void> {
     await this.ddb.send(
@@ -299,16 +313,7 @@ export class GrantStore {
    * never granted again while it still works: the budget is never passed, even for a moment.
    */
   async leaveDue(site: string, token: string, usable?: number): Promise<LeaveDecision> {
-    const key = jobKey(site, token);
-    const r = await this.ddb.send(
-      new GetCommand({
-        TableName: this.table,
-        Key: { pk: this.partition, sk: BUDGET_SK },
-        ProjectionExpression: 'holders.#j',
-        ExpressionAttributeNames: { '#j': key },
-      }),
-    );
-    const stored = (r.Item?.holders as Record<string, StoredHolding> | undefined)?.[key];
+    const stored = await this.holding(jobKey(site, token), false);
     if (!stored || stored.h <= 0) return 'unheld';
     return mustShed(fromStored(stored), usable) ? 'leave' : 'stay';
   }
@@ -338,16 +343,7 @@ export class GrantStore {
     );
     const key = jobKey(site, token);
     for (let attempt = 0; attempt < 12; attempt++) {
-      const r = await this.ddb.send(
-        new GetCommand({
-          TableName: this.table,
-          Key: { pk: this.partition, sk: BUDGET_SK },
-          ProjectionExpression: 'holders.#j',
-          ExpressionAttributeNames: { '#j': key },
-          ConsistentRead: true,
-        }),
-      );
-      const stored = (r.Item?.holders as Record<string, StoredHolding> | undefined)?.[key];
+      const stored = await this.holding(key, true);
       if (!stored) return 0;
       try {
         await this.ddb.send(
