@@ -48,12 +48,7 @@ import {
   type LeaveDecision,
 } from './plan.ts';
 import { LaunchFailedError, type TaskInfo, type TaskLauncher } from '../aws/task-launcher.ts';
-import {
-  isConditionFailure,
-  unlessConditionFails,
-  updateUnlessConditionFails,
-  type TableRef,
-} from '../shared/dynamo.ts';
+import { isConditionFailure, unlessConditionFails, updateIf, type TableRef } from '../shared/dynamo.ts';
 
 export interface PassOptions {
   readonly launcher: TaskLauncher;
@@ -161,7 +156,7 @@ export class GrantStore {
 
   /** Updates what a job still needs (records left, workers it can use); no-op for a job that asked for none. */
   async refresh(site: string, token: string, d: Pick<Demand, 'remaining' | 'maxWorkers'>): Promise<boolean> {
-    const r = await updateUnlessConditionFails(
+    const r = await updateIf(
       this.ref,
       { pk: this.partition, sk: demandSk(site, token) },
       {
@@ -320,7 +315,7 @@ export class GrantStore {
 
   /** Gives back `count` places of a job (a worker exiting idle, a launch that failed). */
   async release(site: string, token: string, count = 1): Promise<boolean> {
-    const r = await updateUnlessConditionFails(
+    const r = await updateIf(
       this.ref,
       { pk: this.partition, sk: BUDGET_SK },
       {

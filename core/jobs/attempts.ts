@@ -1,4 +1,4 @@
-import { updateUnlessConditionFails, type TableRef } from '../shared/dynamo.ts';
+import { type TableRef, updateIf } from '../shared/dynamo.ts';
 import type { JobState } from './states.ts';
 
 /**
@@ -142,7 +142,7 @@ export async function beginAttempt(
     'lastLaunchError',
     ...sets.map((_, i) => `#c${i}`),
   ];
-  const r = await updateUnlessConditionFails(ref, key, {
+  const r = await updateIf(ref, key, {
     UpdateExpression:
       'SET #state = :queued, attempt = :next, attempts = :attempts, queueName = :queue, totalChunks = :chunks, ' +
       'chunksDone = :zero, failed = :failed, queuedAt = :at, active = :active ' +

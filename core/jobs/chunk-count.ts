@@ -1,5 +1,5 @@
 import { GetCommand } from '@aws-sdk/lib-dynamodb';
-import { updateUnlessConditionFails, type TableRef } from '../shared/dynamo.ts';
+import { type TableRef, updateIf } from '../shared/dynamo.ts';
 import { attemptCondition } from './attempts.ts';
 
 /** Chunk numbers are kept in sets of this many, so no single update returns a large set. */
@@ -60,7 +60,7 @@ export async function countChunk(
   attempt = 1,
 ): Promise<ChunkCountResult> {
   const own = attemptCondition(attempt);
-  const r = await updateUnlessConditionFails(ref, key, {
+  const r = await updateIf(ref, key, {
     UpdateExpression:
       `ADD #set :k, chunksDone :one, succeeded :s, failed :f${gaveUp ? ', gaveUpChunks :k' : ''} ` +
       'SET totalSeen = if_not_exists(totalChunks, :none)',

@@ -1,4 +1,4 @@
-import { updateUnlessConditionFails, type TableRef } from '../shared/dynamo.ts';
+import { type TableRef, updateIf } from '../shared/dynamo.ts';
 import { attemptCondition } from './attempts.ts';
 
 type Key = Record<string, string>;
@@ -20,7 +20,7 @@ export async function beginFinalize(
   attempt?: number,
 ): Promise<Record<string, unknown> | undefined> {
   const own = attempt === undefined ? undefined : attemptCondition(attempt);
-  const r = await updateUnlessConditionFails(ref, key, {
+  const r = await updateIf(ref, key, {
     UpdateExpression: 'SET #state = :finalizing, finalizingAt = :now, finalizeHolder = :holder',
     ConditionExpression:
       'attribute_exists(pk) AND (#state = :running OR (#state = :queued AND attribute_exists(#stop)) OR ' +
@@ -46,7 +46,7 @@ export async function beginFinalize(
  * `since`: the next request may start at once. True when it was released.
  */
 export async function releaseFinalize(ref: TableRef, key: Key, since: Date | string): Promise<boolean> {
-  const r = await updateUnlessConditionFails(ref, key, {
+  const r = await updateIf(ref, key, {
     UpdateExpression: 'SET finalizingAt = :released',
     ConditionExpression: '#state = :finalizing AND finalizingAt = :mine',
     ExpressionAttributeNames: { '#state': 'state' },

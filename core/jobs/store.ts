@@ -7,7 +7,7 @@ import {
 } from '@aws-sdk/lib-dynamodb';
 import { JOBS_BY_TIME_INDEX } from '../../config/job-list.ts';
 import { dynamoClient } from '../aws/clients.ts';
-import { setFields, sitePk, updateUnlessConditionFails, type TableRef } from '../shared/dynamo.ts';
+import { setFields, sitePk, type TableRef, updateIf } from '../shared/dynamo.ts';
 import { beginAttempt, type AttemptStart, type AttemptSummary } from './attempts.ts';
 import {
   chunkSetNames,
@@ -284,7 +284,7 @@ export class JobStore {
       sets.push('active = :active');
     }
     const remove = isTerminal(to) ? ' REMOVE active' : '';
-    const r = await updateUnlessConditionFails(this.ref, jobKey(site, token), {
+    const r = await updateIf(this.ref, jobKey(site, token), {
       UpdateExpression: `SET ${sets.join(', ')}${remove}`,
       ConditionExpression: `attribute_exists(pk) AND #state IN (${from.map((_, i) => `:from${i}`).join(', ')})`,
       ExpressionAttributeNames: { ...names, '#state': 'state' },
@@ -318,7 +318,7 @@ export class JobStore {
    * or undefined.
    */
   async beginSplit(site: string, token: string, now: Date, leaseSeconds: number): Promise<Job | undefined> {
-    const r = await updateUnlessConditionFails(this.ref, jobKey(site, token), {
+    const r = await updateIf(this.ref, jobKey(site, token), {
       UpdateExpression: 'SET splitStartedAt = :now',
       ConditionExpression:
         'attribute_exists(pk) AND #state = :received AND (attribute_not_exists(splitStartedAt) OR splitStartedAt < :stale)',
@@ -335,7 +335,7 @@ export class JobStore {
 
   /** Gives up a split's claim (it failed): a redelivered event may split at once. */
   async releaseSplit(site: string, token: string, since: Date): Promise<void> {
-    await updateUnlessConditionFails(this.ref, jobKey(site, token), {
+    await updateIf(this.ref, jobKey(site, token), {
       UpdateExpression: 'REMOVE splitStartedAt',
       ConditionExpression: '#state = :received AND splitStartedAt = :mine',
       ExpressionAttributeNames: { '#state': 'state' },
@@ -351,7 +351,7 @@ export class JobStore {
    */
   async recordSplit(site: string, token: string, plan: SplitPlan): Promise<boolean> {
     const { sets, names, values } = setFields({ ...plan });
-    const r = await updateUnlessConditionFails(this.ref, jobKey(site, token), {
+    const r = await updateIf(this.ref, jobKey(site, token), {
       UpdateExpression: `SET ${sets.join(', ')}`,
       ConditionExpression: 'attribute_exists(pk) AND #state = :received',
       ExpressionAttributeNames: { ...names, '#state': 'state' },
@@ -362,7 +362,7 @@ export class JobStore {
 
   /** Points a RECEIVED job at the source the split moved out of the upload form's reach. */
   async moveSource(site: string, token: string, sourceKey: string): Promise<boolean> {
-    const r = await updateUnlessConditionFails(this.ref, jobKey(site, token), {
+    const r = await updateIf(this.ref, jobKey(site, token), {
       UpdateExpression: 'SET sourceKey = :key',
       ConditionExpression: 'attribute_exists(pk) AND #state = :received',
       ExpressionAttributeNames: { '#state': 'state' },
@@ -380,7 +380,7 @@ export class JobStore {
       lastLaunchError: l.lastLaunchError,
     });
     const remove = l.nextLaunchAt ? '' : ' REMOVE nextLaunchAt, lastLaunchError';
-    await updateUnlessConditionFails(this.ref, jobKey(site, token), {
+    await updateIf(this.ref, jobKey(site, token), {
       UpdateExpression: `SET ${sets.join(', ')}${remove}`,
       ConditionExpression: 'attribute_exists(pk) AND #state = :running',
       ExpressionAttributeNames: { ...names, '#state': 'state' },

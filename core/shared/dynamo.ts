@@ -57,13 +57,17 @@ export interface TableRef {
   readonly ddb: DynamoDBDocumentClient;
 }
 
-/** A conditional update of the item at `key`; undefined when its condition did not hold (any other error is thrown). */
-export function updateUnlessConditionFails(
+/**
+ * One conditional UpdateItem of the item at `key` in `ref`'s table: its answer, or undefined when its condition
+ * did not hold (any other error is thrown). Every conditional state change of the job record, its counting, its
+ * lease, its stop and the effect claims goes through here.
+ */
+export function updateIf(
   ref: TableRef,
   key: Record<string, unknown>,
-  update: Omit<UpdateCommandInput, 'TableName' | 'Key'>,
+  input: Omit<UpdateCommandInput, 'TableName' | 'Key'>,
 ): Promise<UpdateCommandOutput | undefined> {
   return unlessConditionFails(() =>
-    ref.ddb.send(new UpdateCommand({ TableName: ref.table, Key: key, ...update })),
+    ref.ddb.send(new UpdateCommand({ ...input, TableName: ref.table, Key: key })),
   );
 }

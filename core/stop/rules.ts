@@ -1,4 +1,4 @@
-import { updateUnlessConditionFails, type TableRef } from '../shared/dynamo.ts';
+import { type TableRef, updateIf } from '../shared/dynamo.ts';
 
 /**
  * Stopping a job before its last record: the rules shared by a cancel (DELETE /jobs/{token}) and by a job whose
@@ -78,7 +78,7 @@ export async function recordStop(
   key: Record<string, string>,
   stop: JobStop,
 ): Promise<Record<string, unknown> | undefined> {
-  const r = await updateUnlessConditionFails(ref, key, {
+  const r = await updateIf(ref, key, {
     UpdateExpression: 'SET #stop = :stop',
     ConditionExpression:
       'attribute_exists(pk) AND attribute_not_exists(#stop) AND #state IN (:received, :queued, :running)',
@@ -104,7 +104,7 @@ export async function cancelUnplanned(
   key: Record<string, string>,
   fields: { readonly stop: JobStop; readonly finishedAt: string; readonly expiresAt: number },
 ): Promise<Record<string, unknown> | undefined> {
-  const r = await updateUnlessConditionFails(ref, key, {
+  const r = await updateIf(ref, key, {
     UpdateExpression:
       'SET #state = :cancelled, #stop = :stop, #error = :error, finishedAt = :at, expiresAt = :exp REMOVE active',
     ConditionExpression: 'attribute_exists(pk) AND #state = :received AND attribute_not_exists(totalRecords)',
