@@ -9,16 +9,8 @@
  * - **fifo**: jobs take workers in arrival order up to the budget; nothing is taken back.
  */
 import { jobKey, type BudgetPolicy } from '../../core/budget/policy.ts';
-import {
-  demandOfJob,
-  EMPTY_BUDGET,
-  mustShed,
-  planPass,
-  planReconcile,
-  type BudgetState,
-  type Demand,
-  type Holding,
-} from '../../core/budget/plan.ts';
+// The pure planning the DynamoDB store runs (core/budget/store.ts), over the in-memory stand-in below.
+import * as plan from '../../core/budget/plan.ts';
 import type { Job } from '../../core/jobs/store.ts';
 import type { TaskInfo } from '../../core/aws/task-launcher.ts';
 import {
@@ -107,8 +99,8 @@ export class Ours implements Policy {
   shedForShare = 0;
   shedForChunks = 0;
   private readonly policy: BudgetPolicy;
-  private state: BudgetState = EMPTY_BUDGET;
-  private readonly demand = new Map<string, Demand>();
+  private state: plan.BudgetState = plan.EMPTY_BUDGET;
+  private readonly demand = new Map<string, plan.Demand>();
 
   constructor(private readonly world: World) {
     this.policy = { maxWorkers: world.budget };
@@ -136,7 +128,7 @@ export class Ours implements Policy {
     const usable = w.job.totalChunks - w.job.done;
     const h = this.state.holders[w.job.key];
     if (!h || h.held <= 0) return true; // 'unheld'
-    if (!mustShed(h, usable)) return false;
+    if (!plan.mustShed(h, usable)) return false;
     if (h.held > h.target) this.shedForShare++;
     else this.shedForChunks++;
     this.setHolding(w.job.key, { ...h, held: h.held - 1 });
@@ -165,11 +157,11 @@ export class Ours implements Policy {
     for (const job of active) {
       for (let i = 0; i < job.live.size; i++) tasks.push({ id: '', site: job.u.site, token: job.u.token });
     }
-    const rec = planReconcile(this.state, tasks, now * 1000, REAPER_GRACE_S * 1000);
+    const rec = plan.planReconcile(this.state, tasks, now * 1000, REAPER_GRACE_S * 1000);
     if (rec.released > 0) throw new Error(`ours: reconciliation found ${rec.released} leaked places`);
     for (const job of active) {
       const d = this.demand.get(job.key);
-      const fresh = demandOfJob(
+      const fresh = plan.demandOfJob(
         {
           totalChunks: job.totalChunks,
           chunksDone: job.done,
@@ -186,10 +178,10 @@ export class Ours implements Policy {
   /** One granter pass: planPass decides, the stand-in applies, the simulated launcher launches. */
   private pass(): void {
     const { world } = this;
-    const plan = planPass(this.policy, this.state, [...this.demand.values()], world.now * 1000);
-    if (!plan.changed) return;
-    this.state = { version: this.state.version + 1, holders: plan.holders };
-    for (const g of plan.grants) {
+    const p = plan.planPass(this.policy, this.state, [...this.demand.values()], world.now * 1000);
+    if (!p.changed) return;
+    this.state = { version: this.state.version + 1, holders: p.holders };
+    for (const g of p.grants) {
       const job = world.jobs.find((j) => j.key === jobKey(g.site, g.token))!;
       if (g.first) this.demand.set(job.key, { ...this.demand.get(job.key)!, firstGrantAt: world.now * 1000 });
       world.launch(job, g.count);
@@ -198,7 +190,7 @@ export class Ours implements Policy {
       throw new Error(`ours: ${world.alive} workers alive with a budget of ${world.budget}`);
   }
 
-  private setHolding(key: string, h: Holding | undefined): void {
+  private setHolding(key: string, h: plan.Holding | undefined): void {
     const holders = { ...this.state.holders };
     if (h) holders[key] = h;
     else delete holders[key];

@@ -15,6 +15,15 @@ const resources = {
   dlqArn: 'arn:aws:sqs:ap-northeast-1:000000000000:dlq',
 };
 
+/** The environment the stack (or the local runtime) gives for `resources`. */
+const RESOURCE_ENV = {
+  STAGE: 'local',
+  BUCKET_NAME: 'b',
+  TABLE_NAME: 't',
+  FINALIZE_QUEUE_URL: 'http://localhost/finalize',
+  DLQ_ARN: resources.dlqArn,
+};
+
 describe('Function: buildDeps', () => {
   afterEach(() => vi.unstubAllEnvs());
 
@@ -41,11 +50,7 @@ describe('Function: fromEnv', () => {
   it('reads the resources and the local runtime overrides from the environment it is given', () => {
     // Act
     const config = fromEnv({
-      STAGE: 'local',
-      BUCKET_NAME: 'b',
-      TABLE_NAME: 't',
-      FINALIZE_QUEUE_URL: 'http://localhost/finalize',
-      DLQ_ARN: resources.dlqArn,
+      ...RESOURCE_ENV,
       ROWFLEET_MAX_WORKERS: '4',
       ROWFLEET_DEFAULT_WORKERS_PER_JOB: '0',
       JOBS_TOPIC_ARN: 'arn:aws:sns:ap-northeast-1:000000000000:jobs',
@@ -64,11 +69,7 @@ describe('Function: depsFromEnv', () => {
   afterEach(() => vi.unstubAllEnvs());
 
   it('takes the default workers per job from ROWFLEET_DEFAULT_WORKERS_PER_JOB (set by the local runtime)', () => {
-    vi.stubEnv('STAGE', 'local');
-    vi.stubEnv('BUCKET_NAME', 'b');
-    vi.stubEnv('TABLE_NAME', 't');
-    vi.stubEnv('FINALIZE_QUEUE_URL', 'http://localhost/finalize');
-    vi.stubEnv('DLQ_ARN', 'arn:aws:sqs:ap-northeast-1:000000000000:dlq');
+    for (const [name, value] of Object.entries(RESOURCE_ENV)) vi.stubEnv(name, value);
     expect(depsFromEnv(noLauncher).limits.defaultWorkersPerJob).toBeUndefined();
     vi.stubEnv('ROWFLEET_DEFAULT_WORKERS_PER_JOB', '2');
     expect(depsFromEnv(noLauncher).limits.defaultWorkersPerJob).toBe(2);
