@@ -4,7 +4,7 @@ import { describe, expect, it } from 'vitest';
 import { resubmittedRows, type ResubmittedJob } from '../../core/intake/resubmit.ts';
 import { RESULT_COLUMNS } from '../../core/finalize/results-sheet.ts';
 import { csvRecord, csvText, neutraliseCell, unguardCell } from '../../core/source/write.ts';
-import { chunkRecords } from '../../core/work/process-chunk.ts';
+import { chunkRecords } from '../../core/work/chunk-records.ts';
 import type { ChunkMessage } from '../../core/messages/chunk.ts';
 import type { Objects } from '../../core/aws/objects.ts';
 import type { Job } from '../../core/jobs/store.ts';
