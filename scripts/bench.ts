@@ -212,6 +212,8 @@ try {
       outDir: join(dir, 'out'),
       directMaxBytes: getStage(rt.stage).limits.directUploadMaxBytes,
       progress: true,
+      // On a shared, loaded machine the finalize of 1M records can go minutes without a visible move.
+      stallSeconds: 900,
     }),
   );
   coreSeconds = cpu?.stop();
