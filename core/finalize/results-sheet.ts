@@ -4,7 +4,7 @@ import { parse as csvParse } from 'csv-parse';
 import { createInflateRaw } from 'node:zlib';
 import type { PipelineDeps } from '../deps.ts';
 import type { Job } from '../jobs/store.ts';
-import { namedRecords, splitPart, type RecordFailure } from '../messages/part.ts';
+import { eachNamedRecord, NAME_HASH_CHARS, splitPart, type RecordFailure } from '../messages/part.ts';
 import { decodeToUtf8 } from '../source/decode.ts';
 import { scanRecordBatches } from '../source/scan.ts';
 import { csvTextLine } from '../source/write.ts';
@@ -97,20 +97,22 @@ export class PartOutputs {
 function outputsOf(names: string | undefined, entries: Buffer): Map<number, string> {
   const out = new Map<number, string>();
   let o = 0;
-  for (const r of namedRecords(names)) {
-    const shown: string[] = [];
-    for (let i = 0; i < r.hashes.length && o + LOCAL_HEADER_SIZE <= entries.length; i++) {
+  eachNamedRecord(names, (n, _line, from, to) => {
+    const count = Math.ceil((to - from) / NAME_HASH_CHARS);
+    let shown = '';
+    for (let i = 0; i < count && o + LOCAL_HEADER_SIZE <= entries.length; i++) {
       const nameLen = entries.readUInt16LE(o + 26);
       const extraLen = entries.readUInt16LE(o + 28);
       const csize = entries.readUInt32LE(o + 18);
       const method = entries.readUInt16LE(o + 8);
       const name = entries.toString('utf8', o + LOCAL_HEADER_SIZE, o + LOCAL_HEADER_SIZE + nameLen);
       const dataAt = o + LOCAL_HEADER_SIZE + nameLen + extraLen;
-      shown.push((method === 0 && answerOf(entries.subarray(dataAt, dataAt + csize))) || name);
+      if (i > 0) shown += ' ';
+      shown += (method === 0 && answerOf(entries.subarray(dataAt, dataAt + csize))) || name;
       o = dataAt + csize;
     }
-    out.set(r.n, shown.join(' '));
-  }
+    out.set(n, shown);
+  });
   return out;
 }
 
