@@ -6,7 +6,9 @@
  *  2. SQS requests per 1,000 records (counted by the emulator, every process included),
  *  3. end-to-end records/s on the embedded runtime vs a single-process floor, and each phase's seconds,
  *  4. peak RSS of the split and of the finalize (each function runs in its own process here),
- *  5. the core-seconds the machine was busy (all processes, Linux /proc/stat) during the floor and the end-to-end run.
+ *  5. the core-seconds the machine was busy (all processes, Linux /proc/stat) during the floor and the end-to-end run,
+ *     and the end-to-end run's own per process kind (split, workers, finalize, emulators, runtime: scripts/bench-cpu.ts)
+ *     against the floor's process: ownCoreSecondsVsFloor = (split + workers + finalize) ÷ floor.
  * Options: --records N (default 1,000,000), --dir DIR (work directory, default $TMPDIR/rowfleet-bench);
  * --scenario io|mail runs scripts/bench-io.ts or scripts/bench-mail.ts instead.
  */
