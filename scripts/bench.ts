@@ -28,7 +28,7 @@ import { reportQueueName } from '../core/jobs/keys.ts';
 import { jsonProcessor } from '../core/processors/json.ts';
 import { ZipWriter } from '../core/messages/zip.ts';
 import { LocalRuntime } from '../local/runtime.ts';
-import type { QueueStats } from '../local/emulators.ts';
+import type { QueueStats } from '../local/emulators/sqs.ts';
 import { writeSampleCsv } from './gen-data.ts';
 import { runJob } from './run-job.ts';
 import { fetchEmulatorPage } from '../local/emulator-gate.ts';
