@@ -3,7 +3,7 @@ import { describe, expect, it, vi } from 'vitest';
 import { dynamoClient } from '../../core/aws/clients.ts';
 import { keys, newJobToken } from '../../core/jobs/keys.ts';
 import { jobKey } from '../../core/jobs/store.ts';
-import { openConsole, signIn, useConsoleWorld } from './support.ts';
+import { openConsole, signIn, useConsoleWorld } from '../helpers/console-world.ts';
 
 vi.hoisted(() => {
   process.env.POWERTOOLS_LOG_LEVEL = 'SILENT';

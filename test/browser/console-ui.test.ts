@@ -14,7 +14,7 @@ import {
   startConsoleWorld,
   waitForState,
   type ConsoleWorld,
-} from './support.ts';
+} from '../helpers/console-world.ts';
 
 vi.hoisted(() => {
   process.env.POWERTOOLS_LOG_LEVEL = 'SILENT';

@@ -10,7 +10,7 @@ import {
   useConsoleWorld,
   waitForState,
   writeTemp,
-} from './support.ts';
+} from '../helpers/console-world.ts';
 
 vi.hoisted(() => {
   process.env.POWERTOOLS_LOG_LEVEL = 'SILENT';

@@ -9,7 +9,7 @@ import { keys } from '../../core/jobs/keys.ts';
 import { createUploadHandler } from '../../lambdas/upload/handler.ts';
 import { localContext } from '../../lambdas/shared/middleware.ts';
 import { LocalRuntime } from '../../local/runtime.ts';
-import { synthStage } from '../infra/support.ts';
+import { synthStage } from '../helpers/synth.ts';
 
 vi.hoisted(() => {
   process.env.POWERTOOLS_LOG_LEVEL = 'SILENT';

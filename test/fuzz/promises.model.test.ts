@@ -6,7 +6,7 @@
 import { describe, expect, it, vi } from 'vitest';
 import { useTestAws } from '../helpers/aws.ts';
 import { runModel, useModel } from '../helpers/promises-model.ts';
-import { fuzzSeconds } from './csv-arbitraries.ts';
+import { fuzzSeconds } from '../helpers/csv-arbitraries.ts';
 
 vi.hoisted(() => {
   process.env.POWERTOOLS_LOG_LEVEL = 'SILENT';

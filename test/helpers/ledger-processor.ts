@@ -70,7 +70,7 @@ type ProcessorsModule = typeof import('../../core/processors/index.ts');
 /**
  * The processors module with the ledger processor added by name:
  * `vi.mock('../../core/processors/index.ts', async (orig) =>
- *    (await import('../helpers/ledger-processor.ts')).withLedgerProcessor(await orig()))`.
+ *    (await import('./ledger-processor.ts')).withLedgerProcessor(await orig()))`.
  */
 export function withLedgerProcessor(real: ProcessorsModule): ProcessorsModule {
   return {

@@ -949,7 +949,7 @@ export interface ModelSetup {
 /**
  * The fleet and the API of a test file on its emulators (after `useTestAws`), started before its tests and stopped
  * after. The test file must give the pipeline the ledger processor: `vi.mock('../../core/processors/index.ts',
- * async (original) => (await import('../helpers/ledger-processor.ts')).withLedgerProcessor(await original()))`.
+ * async (original) => (await import('./ledger-processor.ts')).withLedgerProcessor(await original()))`.
  */
 export function useModel(aws: TestAws): ModelSetup {
   const setup = {} as { fleet: ModelFleet; api: LocalApi; dir: string };

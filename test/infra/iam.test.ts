@@ -37,7 +37,7 @@ import { LocalRuntime } from '../../local/runtime.ts';
 import { FUNCTION_ENTRIES, type FunctionName } from '../../lib/rowfleet-stack.ts';
 import { writeSampleCsv } from '../../scripts/gen-data.ts';
 import { runJob, startJob } from '../../scripts/run-job.ts';
-import { synthStage, type Synthesized } from './support.ts';
+import { synthStage, type Synthesized } from '../helpers/synth.ts';
 
 const RECORD_DIR = vi.hoisted(() => {
   process.env.POWERTOOLS_LOG_LEVEL = 'SILENT';

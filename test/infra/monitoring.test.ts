@@ -14,7 +14,7 @@ import {
   customMetricDimensions,
   siteMetricDimensions,
 } from '../../lib/metrics.ts';
-import { joinedText, synthStage, type Synthesized } from './support.ts';
+import { joinedText, synthStage, type Synthesized } from '../helpers/synth.ts';
 
 type MetricRow = [string, string, ...unknown[]];
 
