@@ -1,5 +1,5 @@
 /**
- * The model-based test of the promises (test/integration/promises.model.test.ts) for FUZZ_SECONDS per property in
+ * The model-based test of the promises (test/integration/scenarios/promises.model.test.ts) for FUZZ_SECONDS per property in
  * `npm run test:fuzz`: longer sequences (up to 10 commands), bigger files. Skipped in `npm test` (its quick
  * variant runs there). Replay a failure with the `FUZZ_SEED=… FUZZ_PATH=…` it prints.
  */

@@ -18,7 +18,7 @@ function statementsOf(template: Template, rolePrefix: string): Record<string, un
   return out;
 }
 
-/** The tests synthesize for account 123456789012 in ap-northeast-1 (see support.ts): ARNs are literals. */
+/** The tests synthesize for account 123456789012 in ap-northeast-1 (see test/helpers/synth.ts): ARNs are literals. */
 const reportQueues = (stage: string) => `arn:aws:sqs:ap-northeast-1:123456789012:${stage}-report-*`;
 const bucketObjects = (prefix: string, wildcard = '*') =>
   Match.objectLike({

@@ -53,7 +53,7 @@ const CHAOS = process.env.CHAOS === '1';
 /** Jobs per scenario. */
 const ITERATIONS = CHAOS ? Number(process.env.CHAOS_ITERATIONS ?? 10) : 1;
 const SEED = faultSeed();
-const REPLAY = `seed ${SEED} — replay: FAULT_SEED=${SEED} ${CHAOS ? 'npm run test:chaos' : 'npx vitest run test/integration/faults.test.ts'}`;
+const REPLAY = `seed ${SEED} — replay: FAULT_SEED=${SEED} ${CHAOS ? 'npm run test:chaos' : 'npx vitest run test/integration/scenarios/faults.test.ts'}`;
 /** A job that has not ended by then is stuck. */
 const DEADLINE_MS = CHAOS ? 120_000 : 30_000;
 /** Failed receives a chunk may take from injected faults and still be expected to succeed (one in reserve). */
