@@ -5,7 +5,7 @@
  * web/README.md.
  */
 import { readFileSync } from 'node:fs';
-import { describe, expect, it, vi } from 'vitest';
+import { describe, expect, it } from 'vitest';
 import { reportQueueName } from '../../core/jobs/keys.ts';
 import { readZip } from '../helpers/zip.ts';
 import {
@@ -22,11 +22,6 @@ import {
   waitForState,
   writeTemp,
 } from '../helpers/console-world.ts';
-
-vi.hoisted(() => {
-  process.env.POWERTOOLS_LOG_LEVEL = 'SILENT';
-  process.env.POWERTOOLS_METRICS_DISABLED = 'true';
-});
 
 const world = useConsoleWorld();
 

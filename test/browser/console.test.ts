@@ -1,4 +1,4 @@
-import { describe, expect, it, vi } from 'vitest';
+import { describe, expect, it } from 'vitest';
 import { readZip } from '../helpers/zip.ts';
 import {
   apiJob as apiSiteJob,
@@ -11,11 +11,6 @@ import {
   waitForState,
   writeTemp,
 } from '../helpers/console-world.ts';
-
-vi.hoisted(() => {
-  process.env.POWERTOOLS_LOG_LEVEL = 'SILENT';
-  process.env.POWERTOOLS_METRICS_DISABLED = 'true';
-});
 
 const world = useConsoleWorld();
 

@@ -40,8 +40,6 @@ import { runJob, startJob } from '../../scripts/run-job.ts';
 import { synthStage, type Synthesized } from '../helpers/synth.ts';
 
 const RECORD_DIR = vi.hoisted(() => {
-  process.env.POWERTOOLS_LOG_LEVEL = 'SILENT';
-  process.env.POWERTOOLS_METRICS_DISABLED = 'true';
   // A budget of 2 workers: one two-worker job fills it, so the next one waits QUEUED.
   process.env.ROWFLEET_MAX_WORKERS = '2';
   // With no URL the webhook processor refuses every record (the failure-rate stop).

@@ -4,7 +4,7 @@
  * site's sender with its own site's template; refused rows land in errors.csv with their own code; the zip holds
  * each sent row's SES message id.
  */
-import { describe, expect, it, vi } from 'vitest';
+import { describe, expect, it } from 'vitest';
 import { getSite } from '../../../config/index.ts';
 import { startDirectJob } from '../../../core/intake/api.ts';
 import { finalizeJob } from '../../../core/finalize/finalize.ts';
@@ -18,11 +18,6 @@ import { RESULT_COLUMNS } from '../../../core/finalize/results-sheet.ts';
 import iconv from 'iconv-lite';
 import { fetchEmulatorPage } from '../../../local/emulator-gate.ts';
 import { reportQueueName } from '../../../core/jobs/keys.ts';
-
-vi.hoisted(() => {
-  process.env.POWERTOOLS_LOG_LEVEL = 'SILENT';
-  process.env.POWERTOOLS_METRICS_DISABLED = 'true';
-});
 
 const aws = useTestAws();
 

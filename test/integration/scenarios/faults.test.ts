@@ -11,7 +11,7 @@
  * iterations, larger files and more faults (CHAOS=1).
  */
 import { setTimeout as sleep } from 'node:timers/promises';
-import { beforeAll, describe, expect, it, vi } from 'vitest';
+import { beforeAll, describe, expect, it } from 'vitest';
 import { decodeChunk, type ChunkMessage } from '../../../core/messages/chunk.ts';
 import type { Job } from '../../../core/jobs/store.ts';
 import { keys, newJobToken, reportQueueName } from '../../../core/jobs/keys.ts';
@@ -43,11 +43,6 @@ import {
 } from '../../helpers/faults.ts';
 import { checkZip, describeCheck, expectExactlyOnce, type RecordCheck } from '../../helpers/jepsen.ts';
 import { csvOf } from '../../helpers/pipeline-jobs.ts';
-
-vi.hoisted(() => {
-  process.env.POWERTOOLS_LOG_LEVEL = 'SILENT';
-  process.env.POWERTOOLS_METRICS_DISABLED = 'true';
-});
 
 const CHAOS = process.env.CHAOS === '1';
 /** Jobs per scenario. */

@@ -4,7 +4,7 @@
  * every site's jobs and mails on one shared table, one SES, one warm handler instance, all at the same time,
  * interleaved at every I/O step, each mail fired several times — and fails if any mail crosses sites.
  */
-import { afterAll, beforeAll, describe, expect, it, vi } from 'vitest';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { loadConfig, type SiteConfig } from '../../../config/index.ts';
 import { MailMarkers, type UsageMailDeps, type UsageMailResult } from '../../../core/usage/mail.ts';
 import { SesMailSender, type MailSender } from '../../../core/usage/ses-sender.ts';
@@ -15,11 +15,6 @@ import { localContext } from '../../../lambdas/shared/middleware.ts';
 import { RecordingLauncher, startTestAws, testDeps, type TestAws } from '../../helpers/aws.ts';
 import { csvOf, runJobs, type JobSpec } from '../../helpers/pipeline-jobs.ts';
 import { fetchEmulatorPage } from '../../../local/emulator-gate.ts';
-
-vi.hoisted(() => {
-  process.env.POWERTOOLS_LOG_LEVEL = 'SILENT';
-  process.env.POWERTOOLS_METRICS_DISABLED = 'true';
-});
 
 const sites = loadConfig().sites;
 

@@ -4,7 +4,7 @@
  * invariant, big headers are refused before anything is created, presigned jobs never uploaded expire, a
  * refused launch never strands a job, and a dead holder's finalize lease is released at once.
  */
-import { beforeAll, describe, expect, it, vi } from 'vitest';
+import { beforeAll, describe, expect, it } from 'vitest';
 import { finalizeJob } from '../../../core/finalize/finalize.ts';
 import { startDirectJob, startPresignedJob, splitUploaded } from '../../../core/intake/api.ts';
 import { keys, reportQueueName } from '../../../core/jobs/keys.ts';
@@ -20,11 +20,6 @@ import { chunkRecords } from '../../../core/work/process-chunk.ts';
 import { SourceChangedError } from '../../../core/shared/errors.ts';
 import { checkZip, expectExactlyOnce } from '../../helpers/jepsen.ts';
 import { csvOf } from '../../helpers/pipeline-jobs.ts';
-
-vi.hoisted(() => {
-  process.env.POWERTOOLS_LOG_LEVEL = 'SILENT';
-  process.env.POWERTOOLS_METRICS_DISABLED = 'true';
-});
 
 const aws = useTestAws();
 let launcher: RecordingLauncher;

@@ -1,6 +1,6 @@
 import { parse } from 'csv-parse/sync';
 import iconv from 'iconv-lite';
-import { beforeAll, describe, expect, it, vi } from 'vitest';
+import { beforeAll, describe, expect, it } from 'vitest';
 import type { SQSEvent } from 'aws-lambda';
 import { decodeChunk } from '../../../core/messages/chunk.ts';
 import { NotFoundError } from '../../../core/shared/errors.ts';
@@ -14,11 +14,6 @@ import { RecordingLauncher, testDeps, useTestAws } from '../../helpers/aws.ts';
 import { readZip } from '../../helpers/zip.ts';
 import { createUploadHandler } from '../../../lambdas/upload/handler.ts';
 import { localContext } from '../../../lambdas/shared/middleware.ts';
-
-vi.hoisted(() => {
-  process.env.POWERTOOLS_LOG_LEVEL = 'SILENT';
-  process.env.POWERTOOLS_METRICS_DISABLED = 'true';
-});
 
 const aws = useTestAws();
 

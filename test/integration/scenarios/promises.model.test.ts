@@ -12,10 +12,6 @@ import { describe, expect, it, vi } from 'vitest';
 import { useTestAws } from '../../helpers/aws.ts';
 import { runModel, useModel } from '../../helpers/promises-model.ts';
 
-vi.hoisted(() => {
-  process.env.POWERTOOLS_LOG_LEVEL = 'SILENT';
-  process.env.POWERTOOLS_METRICS_DISABLED = 'true';
-});
 vi.mock('../../../core/processors/index.ts', async (original) =>
   (await import('../../helpers/ledger-processor.ts')).withLedgerProcessor(await original()),
 );

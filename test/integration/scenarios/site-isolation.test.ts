@@ -4,7 +4,7 @@ import type {
   APIGatewayProxyResult,
   APIGatewayRequestAuthorizerEvent,
 } from 'aws-lambda';
-import { beforeAll, describe, expect, it, vi } from 'vitest';
+import { beforeAll, describe, expect, it } from 'vitest';
 import { createAuthorizer } from '../../../lambdas/authorizer/handler.ts';
 import { createStatusHandler } from '../../../lambdas/status/handler.ts';
 import { localContext } from '../../../lambdas/shared/middleware.ts';
@@ -15,11 +15,6 @@ import { runWorker } from '../../../core/work/worker.ts';
 import type { Job } from '../../../core/jobs/store.ts';
 import type { PipelineDeps } from '../../../core/deps.ts';
 import { createTestJob, TEST_STAGE, testDeps, useTestAws } from '../../helpers/aws.ts';
-
-vi.hoisted(() => {
-  process.env.POWERTOOLS_LOG_LEVEL = 'SILENT';
-  process.env.POWERTOOLS_METRICS_DISABLED = 'true';
-});
 
 /**
  * One site never sees another's data, through the API: the bearer token decides the site (the authorizer), the

@@ -1,5 +1,5 @@
 import { createHash, randomBytes } from 'node:crypto';
-import { describe, expect, it, vi } from 'vitest';
+import { describe, expect, it } from 'vitest';
 import {
   CompleteMultipartUploadCommand,
   CreateMultipartUploadCommand,
@@ -10,11 +10,6 @@ import { Objects } from '../../../../core/aws/objects.ts';
 import { batchBodies, Queues } from '../../../../core/aws/queues.ts';
 import { newJobToken, reportQueueName } from '../../../../core/jobs/keys.ts';
 import { TEST_TIMINGS, useTestAws } from '../../../helpers/aws.ts';
-
-vi.hoisted(() => {
-  process.env.POWERTOOLS_LOG_LEVEL = 'SILENT';
-  process.env.POWERTOOLS_METRICS_DISABLED = 'true';
-});
 
 const aws = useTestAws();
 const MIB = 1024 * 1024;

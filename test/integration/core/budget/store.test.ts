@@ -1,5 +1,5 @@
 import { PutCommand, UpdateCommand, type DynamoDBDocumentClient } from '@aws-sdk/lib-dynamodb';
-import { beforeEach, describe, expect, it, vi } from 'vitest';
+import { beforeEach, describe, expect, it } from 'vitest';
 import { dynamoClient } from '../../../../core/aws/clients.ts';
 import { allocate, jobKey, type BudgetPolicy } from '../../../../core/budget/policy.ts';
 import { demandOf, type Demand } from '../../../../core/budget/plan.ts';
@@ -9,11 +9,6 @@ import { newJobToken } from '../../../../core/jobs/keys.ts';
 import { RecordingLauncher, useTestAws } from '../../../helpers/aws.ts';
 import { CreateTableCommand } from '@aws-sdk/client-dynamodb';
 import { tableDefinition } from '../../../../core/jobs/table.ts';
-
-vi.hoisted(() => {
-  process.env.POWERTOOLS_LOG_LEVEL = 'SILENT';
-  process.env.POWERTOOLS_METRICS_DISABLED = 'true';
-});
 
 const aws = useTestAws();
 let table: string;

@@ -6,7 +6,7 @@
 import { setTimeout as sleep } from 'node:timers/promises';
 import type { Message } from '@aws-sdk/client-sqs';
 import { GetCommand } from '@aws-sdk/lib-dynamodb';
-import { describe, expect, it, vi } from 'vitest';
+import { describe, expect, it } from 'vitest';
 import { dynamoClient } from '../../../../core/aws/clients.ts';
 import type { ChunkMessage } from '../../../../core/messages/chunk.ts';
 import type { Job } from '../../../../core/jobs/store.ts';
@@ -24,10 +24,6 @@ import { testDeps, useTestAws } from '../../../helpers/aws.ts';
 import { InjectedFault, withAdapters } from '../../../helpers/faults.ts';
 import { parseErrorsCsv } from '../../../helpers/jepsen.ts';
 import { readZipText } from '../../../helpers/zip.ts';
-
-vi.hoisted(() => {
-  process.env.POWERTOOLS_LOG_LEVEL = 'SILENT';
-});
 
 const aws = useTestAws();
 

@@ -3,7 +3,7 @@
  * record's entry, fails the later record with ZIP_ENTRY_NAME (its line and text in errors.csv) and counts it as
  * failed, so the zip never holds a name twice and succeeded + failed + rejected = total still holds.
  */
-import { beforeAll, describe, expect, it, vi } from 'vitest';
+import { beforeAll, describe, expect, it } from 'vitest';
 import { finalizeJob } from '../../../../core/finalize/finalize.ts';
 import { startDirectJob } from '../../../../core/intake/api.ts';
 import { keys } from '../../../../core/jobs/keys.ts';
@@ -16,11 +16,6 @@ import type { RowProcessor } from '../../../../core/processors/types.ts';
 import { runWorker } from '../../../../core/work/worker.ts';
 import { RecordingLauncher, testDeps, useTestAws } from '../../../helpers/aws.ts';
 import { readZip } from '../../../helpers/zip.ts';
-
-vi.hoisted(() => {
-  process.env.POWERTOOLS_LOG_LEVEL = 'SILENT';
-  process.env.POWERTOOLS_METRICS_DISABLED = 'true';
-});
 
 const aws = useTestAws();
 let launcher: RecordingLauncher;

@@ -1,7 +1,7 @@
 import { CreateTableCommand } from '@aws-sdk/client-dynamodb';
 import { BatchWriteCommand, QueryCommand } from '@aws-sdk/lib-dynamodb';
 import type { APIGatewayProxyEvent } from 'aws-lambda';
-import { beforeAll, describe, expect, it, vi } from 'vitest';
+import { beforeAll, describe, expect, it } from 'vitest';
 import { dynamoClient } from '../../../../core/aws/clients.ts';
 import type { JobView } from '../../../../core/intake/api.ts';
 import { encodeCursor } from '../../../../core/intake/job-list.ts';
@@ -16,11 +16,6 @@ import { sitePk } from '../../../../core/shared/dynamo.ts';
 import { createStatusHandler } from '../../../../lambdas/status/handler.ts';
 import { localContext } from '../../../../lambdas/shared/middleware.ts';
 import { createTestJob, testDeps, useTestAws } from '../../../helpers/aws.ts';
-
-vi.hoisted(() => {
-  process.env.POWERTOOLS_LOG_LEVEL = 'SILENT';
-  process.env.POWERTOOLS_METRICS_DISABLED = 'true';
-});
 
 const aws = useTestAws();
 let jobs: JobStore;

@@ -23,11 +23,6 @@ import { csvOf, runJobs } from '../../../helpers/pipeline-jobs.ts';
 import { readZip } from '../../../helpers/zip.ts';
 import { parseResultsCsv } from '../../../helpers/results-csv.ts';
 
-vi.hoisted(() => {
-  process.env.POWERTOOLS_LOG_LEVEL = 'SILENT';
-  process.env.POWERTOOLS_METRICS_DISABLED = 'true';
-});
-
 /**
  * Two test processors beside the built-in ones: `flaky` fails the records in `failing` (a processing failure, which
  * a retry runs again), `probe` has side effects (claims). Both count the records they are asked to process.

@@ -1,16 +1,11 @@
 import { CreateTopicCommand, SubscribeCommand } from '@aws-sdk/client-sns';
 import { CreateQueueCommand, GetQueueAttributesCommand, ReceiveMessageCommand } from '@aws-sdk/client-sqs';
-import { beforeAll, describe, expect, it, vi } from 'vitest';
+import { beforeAll, describe, expect, it } from 'vitest';
 import { snsClient, sqsClient } from '../../../../core/aws/clients.ts';
 import { JobNotifier } from '../../../../core/jobs/notify.ts';
 import { startDirectJob } from '../../../../core/intake/api.ts';
 import { RecordingLauncher, testDeps, useTestAws } from '../../../helpers/aws.ts';
 import { csvOf, runJobs } from '../../../helpers/pipeline-jobs.ts';
-
-vi.hoisted(() => {
-  process.env.POWERTOOLS_LOG_LEVEL = 'SILENT';
-  process.env.POWERTOOLS_METRICS_DISABLED = 'true';
-});
 
 const aws = useTestAws();
 let inbox: string;

@@ -1,6 +1,6 @@
 import { createHash } from 'node:crypto';
 import { ScanCommand } from '@aws-sdk/lib-dynamodb';
-import { beforeAll, describe, expect, it, vi } from 'vitest';
+import { beforeAll, describe, expect, it } from 'vitest';
 import { ApiTokens } from '../../../../core/intake/tokens.ts';
 import { dynamoClient } from '../../../../core/aws/clients.ts';
 import { JobStore, type Job } from '../../../../core/jobs/store.ts';
@@ -9,11 +9,6 @@ import { createTestJob, useTestAws } from '../../../helpers/aws.ts';
 import { isCountingAttribute } from '../../../../core/jobs/chunk-count.ts';
 import { isConditionFailure } from '../../../../core/shared/dynamo.ts';
 import { UsageStore } from '../../../../core/usage/store.ts';
-
-vi.hoisted(() => {
-  process.env.POWERTOOLS_LOG_LEVEL = 'SILENT';
-  process.env.POWERTOOLS_METRICS_DISABLED = 'true';
-});
 
 const aws = useTestAws();
 let jobs: JobStore;

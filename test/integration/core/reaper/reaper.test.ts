@@ -1,16 +1,11 @@
 import { ReceiveMessageCommand } from '@aws-sdk/client-sqs';
-import { beforeAll, describe, expect, it, vi } from 'vitest';
+import { beforeAll, describe, expect, it } from 'vitest';
 import { sqsClient } from '../../../../core/aws/clients.ts';
 import { JobStore, type Job } from '../../../../core/jobs/store.ts';
 import type { LaunchRequest, TaskInfo, TaskLauncher } from '../../../../core/aws/task-launcher.ts';
 import { reportQueueName } from '../../../../core/jobs/keys.ts';
 import { reap } from '../../../../core/reaper/reaper.ts';
 import { createTestJob, testDeps, TEST_STAGE, TEST_TIMINGS, useTestAws } from '../../../helpers/aws.ts';
-
-vi.hoisted(() => {
-  process.env.POWERTOOLS_LOG_LEVEL = 'SILENT';
-  process.env.POWERTOOLS_METRICS_DISABLED = 'true';
-});
 
 /** A launcher whose running tasks the test decides. */
 class FakeLauncher implements TaskLauncher {

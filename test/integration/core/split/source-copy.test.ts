@@ -5,16 +5,11 @@
  * every record must come out exactly once, as decoded.
  */
 import iconv from 'iconv-lite';
-import { describe, expect, it, vi } from 'vitest';
+import { describe, expect, it } from 'vitest';
 import { keys } from '../../../../core/jobs/keys.ts';
 import { testDeps, useTestAws } from '../../../helpers/aws.ts';
 import { FleetLauncher, ownFinalizeQueue, runFaultyJob } from '../../../helpers/faults.ts';
 import { checkZip, describeCheck, expectExactlyOnce } from '../../../helpers/jepsen.ts';
-
-vi.hoisted(() => {
-  process.env.POWERTOOLS_LOG_LEVEL = 'SILENT';
-  process.env.POWERTOOLS_METRICS_DISABLED = 'true';
-});
 
 const aws = useTestAws();
 

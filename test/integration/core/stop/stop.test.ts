@@ -30,11 +30,6 @@ import { csvOf } from '../../../helpers/pipeline-jobs.ts';
 import { readZip } from '../../../helpers/zip.ts';
 import { parseResultsCsv } from '../../../helpers/results-csv.ts';
 
-vi.hoisted(() => {
-  process.env.POWERTOOLS_LOG_LEVEL = 'SILENT';
-  process.env.POWERTOOLS_METRICS_DISABLED = 'true';
-});
-
 const aws = useTestAws();
 
 /** The finalize requests on the queue (taken off it). */

@@ -1,4 +1,4 @@
-import { beforeAll, describe, expect, it, vi } from 'vitest';
+import { beforeAll, describe, expect, it } from 'vitest';
 import { TooManyRequestsException } from '@aws-sdk/client-sesv2';
 import { getSite } from '../../../../config/index.ts';
 import { MailMarkers, sendUsageMail, type UsageMailDeps } from '../../../../core/usage/mail.ts';
@@ -15,11 +15,6 @@ import { RecordingLauncher, testDeps, useTestAws } from '../../../helpers/aws.ts
 import { csvOf, runJobs } from '../../../helpers/pipeline-jobs.ts';
 import { caught } from '../../../helpers/streams.ts';
 import { fetchEmulatorPage } from '../../../../local/emulator-gate.ts';
-
-vi.hoisted(() => {
-  process.env.POWERTOOLS_LOG_LEVEL = 'SILENT';
-  process.env.POWERTOOLS_METRICS_DISABLED = 'true';
-});
 
 const aws = useTestAws();
 let usage: UsageStore;

@@ -3,7 +3,7 @@
  * its records run concurrently; a stop aborts the records in flight and gives the chunk back; the give-up of a
  * chunk with side effects never reports a sent record as failed (which `rowfleet retry` would send again).
  */
-import { describe, expect, it, vi } from 'vitest';
+import { describe, expect, it } from 'vitest';
 import type { Message } from '@aws-sdk/client-sqs';
 import { startDirectJob } from '../../../../core/intake/api.ts';
 import { finalizeJob } from '../../../../core/finalize/finalize.ts';
@@ -16,11 +16,6 @@ import { parseErrorsCsv } from '../../../helpers/jepsen.ts';
 import { csvOf } from '../../../helpers/pipeline-jobs.ts';
 import { readZipText } from '../../../helpers/zip.ts';
 import { fetchEmulatorPage } from '../../../../local/emulator-gate.ts';
-
-vi.hoisted(() => {
-  process.env.POWERTOOLS_LOG_LEVEL = 'SILENT';
-  process.env.POWERTOOLS_METRICS_DISABLED = 'true';
-});
 
 const aws = useTestAws();
 

@@ -1,13 +1,8 @@
-import { describe, expect, it, vi } from 'vitest';
+import { describe, expect, it } from 'vitest';
 import { JobStore } from '../../../../core/jobs/store.ts';
 import { reportQueueName } from '../../../../core/jobs/keys.ts';
 import { runWorker } from '../../../../core/work/worker.ts';
 import { createTestJob, testDeps, TEST_STAGE, TEST_TIMINGS, useTestAws } from '../../../helpers/aws.ts';
-
-vi.hoisted(() => {
-  process.env.POWERTOOLS_LOG_LEVEL = 'SILENT';
-  process.env.POWERTOOLS_METRICS_DISABLED = 'true';
-});
 
 const aws = useTestAws();
 

@@ -1,13 +1,9 @@
-import { describe, expect, it, vi } from 'vitest';
+import { describe, expect, it } from 'vitest';
 import { PartOutputs, resultsCsv, statusOf } from '../../../../core/finalize/results-sheet.ts';
 import type { PipelineDeps } from '../../../../core/deps.ts';
 import type { Job } from '../../../../core/jobs/store.ts';
 import type { RecordFailure } from '../../../../core/messages/part.ts';
 import { parseResultsCsv } from '../../../helpers/results-csv.ts';
-
-vi.hoisted(() => {
-  process.env.POWERTOOLS_LOG_LEVEL = 'SILENT';
-});
 
 describe('Function: statusOf', () => {
   it("maps errors.csv's codes to results.csv's statuses", () => {

@@ -12,10 +12,6 @@ import {
 import { mailLogger } from '../../../../core/usage/mail.ts';
 import { caught } from '../../../helpers/streams.ts';
 
-vi.hoisted(() => {
-  process.env.POWERTOOLS_LOG_LEVEL = 'SILENT';
-});
-
 const MAIL: OutgoingMail = {
   from: 'no-reply@rowfleet.example.com',
   to: ['a@example.com', 'b@example.com'],

@@ -9,7 +9,6 @@ vi.hoisted(() => {
   process.env.POWERTOOLS_LOG_LEVEL = 'INFO';
   // What Lambda sets in an on-demand sandbox: Powertools reports cold starts only there.
   process.env.AWS_LAMBDA_INITIALIZATION_TYPE = 'on-demand';
-  process.env.POWERTOOLS_METRICS_DISABLED = 'true';
 });
 
 const SITE = 'sakai';

@@ -1,13 +1,8 @@
 import type { APIGatewayProxyEvent, APIGatewayProxyResult } from 'aws-lambda';
-import { describe, expect, it, vi } from 'vitest';
+import { describe, expect, it } from 'vitest';
 import { httpApi } from '../../../../lambdas/shared/http.ts';
 import { localContext } from '../../../../lambdas/shared/middleware.ts';
 import { BadRequestError, FileRejectedError, NotFoundError } from '../../../../core/shared/errors.ts';
-
-vi.hoisted(() => {
-  process.env.POWERTOOLS_LOG_LEVEL = 'SILENT';
-  process.env.POWERTOOLS_METRICS_DISABLED = 'true';
-});
 
 /** The answer of an HTTP function whose one route throws `err`. */
 async function answerTo(err: Error): Promise<{ status: number; error: Record<string, unknown> }> {
