@@ -466,13 +466,16 @@ describe("Function: finalizeJob (a stopped job's effect claims)", () => {
     // The worker is stopped as soon as a first mail is recorded done (whatever the machine's load)
     const stop = new AbortController();
     const watcher = new EffectClaims(aws.table, 14);
-    const watch = (async () => {
-      while (!stop.signal.aborted) {
+    const watch = vi.waitFor(
+      async () => {
+        if (stop.signal.aborted) return;
         const found = await watcher.ofJob('marifu', view.token, () => true);
-        if ([...found.values()].some((c) => c.status === 'DONE')) stop.abort(new Error('stop now'));
-        else await new Promise((r) => setTimeout(r, 50));
-      }
-    })();
+        if (![...found.values()].some((c) => c.status === 'DONE'))
+          throw new Error('no mail recorded done yet');
+        stop.abort(new Error('stop now'));
+      },
+      { timeout: 60_000, interval: 50 },
+    );
     const worker = await runWorker(slow, {
       site: 'marifu',
       token: view.token,
