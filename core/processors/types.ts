@@ -58,7 +58,7 @@ export interface RateLimit {
  * A row processor turns one record into zero or more zip entries. It is a plain object: drop a file exporting
  * one (default export) into `processors/` at the root of the repository and it is picked up by the CLI, the
  * local runtime, the API and the worker image; `rowfleet processors` lists it. The file is named after the
- * processor (`processors/<name>.ts`). See the README, "Processors".
+ * processor (`processors/<name>.ts`). See docs/processors.md.
  *
  * Throwing fails only that record (listed in errors.csv): a {@link RecordError} with its own code, anything
  * else as PROCESSING_FAILED after {@link RECORD_ATTEMPTS} attempts — unless the processor has side effects
