@@ -37,6 +37,7 @@ import {
   runFaultyJob,
   usageAround,
   withAdapters,
+  type FaultyJobOptions,
   type FaultyJobRun,
   type Rng,
   type WorkerLife,
@@ -331,60 +332,258 @@ function killable(
 
 // ---------------------------------------------------------------------------------------------------------
 
-describe.concurrent('Fault injection: every record exactly once', () => {
-  it.each(KILL_POINTS.filter((p) => p !== 'sigterm'))(
-    'finishes the chunks of a worker killed (%s), another one stopped, by redelivery',
-    async (point) => {
-      const s = await scenario(`kill-${point}`);
-      for (let i = 0; i < ITERATIONS; i++) {
-        // Prepare: a random file; one worker dies at `point` the first time it gets there, another one at a
-        // random point, a third gets SIGTERM at a random moment
-        const rng = rngFor(SEED, `kill-${point}-${i}`);
-        const spec = specFor(rng, 'sakai', 'main');
-        const strikes = new Strikes();
-        const plans = new Map<number, KillPlan>();
-        const [a, b, c] = rng.sample(
-          Array.from({ length: spec.workers }, (_, k) => k),
-          3,
-        );
-        if (a !== undefined) plans.set(a, killPlan(rng, point, true));
-        if (b !== undefined)
-          plans.set(b, killPlan(rng, rng.pick(KILL_POINTS.filter((p) => p !== 'sigterm'))));
-        if (c !== undefined) plans.set(c, killPlan(rng, 'sigterm'));
-        const chaosPlan = (index: number) => {
-          const r = rngFor(SEED, `kill-${point}-${i}-worker-${index}`);
-          return r.chance(0.3) ? killPlan(r) : undefined;
-        };
-        const usageBefore = await usageAround(s.deps, spec.site, spec.office);
+// ---------------------------------------------------------------------------------------------------------
+// The scenarios, as a table. Each runs ITERATIONS jobs (one when it stages a single precise interleaving)
+// through runFaultyJob with its faults, checks that the faults happened, that the job is exact
+// (expectJobExact), and what else it proves.
 
-        // Act
-        const run = await runFaultyJob(s.deps, s.launcher, {
-          ...spec,
-          deadlineMs: DEADLINE_MS,
-          context: REPLAY,
-          workerDeps: (life) => {
-            // Relaunched workers die too in the chaos run (less often); each chunk's strikes still hold.
-            const plan =
-              plans.get(life.index) ?? (CHAOS && life.index < 40 ? chaosPlan(life.index) : undefined);
-            return killable(s.deps, life, plan, strikes);
-          },
-        });
+/** What one job of a scenario injects and checks. */
+interface Faults {
+  /** runFaultyJob's options beyond the job itself: the split's, workers' and finalize's deps, deliveries. */
+  readonly run?: Partial<FaultyJobOptions>;
+  /** After the run: checks that the faults happened; answers the context every check says, and what
+   * expectJobExact is to expect beyond the rejected records. */
+  check(run: FaultyJobRun): Checked | Promise<Checked>;
+  /** After expectJobExact: what the scenario proves beyond the job being exact. */
+  after?(run: FaultyJobRun, context: string): void;
+}
 
-        // Assess
-        const context = `kill ${point} #${i}: plans ${JSON.stringify([...plans])}`;
-        await expectJobExact(s, spec, run, usageBefore, context);
+interface Checked {
+  readonly context: string;
+  readonly failed?: ReadonlyMap<number, { code: string; message?: string }>;
+  readonly finalizeErrors?: number;
+}
+
+interface FaultCase {
+  /** The test's title. */
+  readonly title: string;
+  /** Its scenario (own fleet, finalize queue and usage table) and the seed stream of its plans: `label-i` for
+   * each of ITERATIONS jobs, `label` for a single one. */
+  readonly label: string;
+  readonly single?: boolean;
+  readonly site: string;
+  readonly office: string;
+  readonly minBad?: number;
+  /** Deps of the jobs. @default the scenario's */
+  readonly deps?: (s: Scenario) => PipelineDeps;
+  /** The faults of job `i`, drawn from `rng` after its file (`spec`). */
+  faults(s: Scenario, rng: Rng, spec: Spec, i: number, deps: PipelineDeps): Faults;
+  /** After the last job (puts the scenario's fleet back). */
+  readonly done?: (s: Scenario) => void;
+}
+
+const killedAt = (point: KillPoint): FaultCase => ({
+  title: `finishes the chunks of a worker killed (${point}), another one stopped, by redelivery`,
+  label: `kill-${point}`,
+  site: 'sakai',
+  office: 'main',
+  faults: (s, rng, spec, i) => {
+    // One worker dies at `point` the first time it gets there, another one at a random point, a third gets
+    // SIGTERM at a random moment
+    const strikes = new Strikes();
+    const plans = new Map<number, KillPlan>();
+    const [a, b, c] = rng.sample(
+      Array.from({ length: spec.workers }, (_, k) => k),
+      3,
+    );
+    if (a !== undefined) plans.set(a, killPlan(rng, point, true));
+    if (b !== undefined) plans.set(b, killPlan(rng, rng.pick(KILL_POINTS.filter((p) => p !== 'sigterm'))));
+    if (c !== undefined) plans.set(c, killPlan(rng, 'sigterm'));
+    const chaosPlan = (index: number) => {
+      const r = rngFor(SEED, `kill-${point}-${i}-worker-${index}`);
+      return r.chance(0.3) ? killPlan(r) : undefined;
+    };
+    return {
+      run: {
+        workerDeps: (life) => {
+          // Relaunched workers die too in the chaos run (less often); each chunk's strikes still hold.
+          const plan =
+            plans.get(life.index) ?? (CHAOS && life.index < 40 ? chaosPlan(life.index) : undefined);
+          return killable(s.deps, life, plan, strikes);
+        },
+      },
+      check: () => ({ context: `kill ${point} #${i}: plans ${JSON.stringify([...plans])}` }),
+      after: (run, context) => {
         const killed = run.workers.filter((w) => w.killed !== undefined).map((w) => w.killed);
         expect(killed, `${REPLAY}; ${context}; ${describeRun(run)}`).toContain(point);
-      }
-    },
-  );
+      },
+    };
+  },
+});
 
-  it('is unaffected by chunk messages delivered twice, at once and after they were counted', async () => {
-    const s = await scenario('dup');
-    for (let i = 0; i < ITERATIONS; i++) {
-      // Prepare: chunk 0 and some others are sent twice right away, others once more right after they were counted
-      const rng = rngFor(SEED, `dup-${i}`);
-      const spec = specFor(rng, 'sakai', 'port');
+const countFails = (
+  when: 'before the write' | 'after the write, on the count that completes the job',
+  site: string,
+): FaultCase => ({
+  title: `retries a chunk whose count (DynamoDB UpdateItem) fails once ${when}`,
+  label: `count-${site}`,
+  site,
+  office: 'main',
+  faults: (s, rng, _spec, i) => {
+    const afterWrite = when !== 'before the write';
+    const n = rng.int(1, 6);
+    let calls = 0;
+    let injected = '';
+    return {
+      run: {
+        workerDeps: () =>
+          withAdapters(s.deps, {
+            jobs: {
+              around: {
+                countChunk: async (call, _site, _token, chunk) => {
+                  const k = ++calls;
+                  if (injected) return call();
+                  if (!afterWrite) {
+                    if (k !== n) return call();
+                    injected = `call ${k} (chunk ${chunk}) failed before the write`;
+                    throw new InjectedFault('injected UpdateItem failure');
+                  }
+                  const r = await call();
+                  if (!r.complete) return r;
+                  injected = `call ${k} (chunk ${chunk}) completed the job, then failed`;
+                  throw new InjectedFault('injected UpdateItem failure after the write');
+                },
+              },
+            },
+          }),
+      },
+      check: () => {
+        const context = `count #${i}: ${injected}`;
+        expect(injected, context).not.toBe('');
+        return { context };
+      },
+      after: (run) => {
+        // The lost answer of the last count means no worker learns the job is complete: the reaper asks.
+        if (afterWrite) expect(run.reaper.finalizeRequests, `${REPLAY}; ${describeRun(run)}`).toBe(1);
+      },
+    };
+  },
+});
+
+const poisoned = (what: string, mode: 'read' | 'corrupt'): FaultCase => ({
+  title: `records a poison chunk (${what} on every attempt) as CHUNK_FAILED and ends PARTIAL, never stuck`,
+  label: `poison-${mode}`,
+  site: mode === 'read' ? 'mizushima' : 'sakai',
+  office: mode === 'read' ? 'west' : 'main',
+  minBad: mode === 'read' ? 2 : 0,
+  faults: (s, rng, spec, i) => {
+    // One chunk — one that holds a rejected record, for the read failure — fails every time
+    const capture = capturingChunks(s.deps);
+    let poison: ChunkMessage | undefined;
+    const poisonChunk = () => {
+      if (!poison) {
+        const holdingBad = capture.chunks.filter((c) =>
+          spec.bad.some((n) => n >= c.n && n < c.n + c.records),
+        );
+        poison = rng.pick(mode === 'read' && holdingBad.length > 0 ? holdingBad : capture.chunks);
+      }
+      return poison;
+    };
+    const message = `injected: chunk range unreadable (${mode})`;
+    let receives = 0;
+    return {
+      run: {
+        splitDeps: capture.deps,
+        workerDeps: () =>
+          withAdapters(s.deps, {
+            queues: {
+              around: {
+                receive: async (call) => {
+                  const ms = await call();
+                  receives += ms.filter(
+                    (m) => JSON.parse(m.Body ?? '{}').chunk === poisonChunk().chunk,
+                  ).length;
+                  return ms;
+                },
+              },
+            },
+            objects: {
+              around: {
+                bytes: async (call, key, range) => {
+                  const p = poisonChunk();
+                  if (key !== p.key || range?.start !== p.start) return call();
+                  if (mode === 'read') throw new InjectedFault(message);
+                  const b = await call();
+                  return b.subarray(0, Math.floor(b.length / 2));
+                },
+              },
+            },
+          }),
+      },
+      // The poison chunk's accepted records failed with the last error; the others succeeded
+      check: () => {
+        const p = poisonChunk();
+        const failed = new Map<number, { code: string; message?: string }>();
+        for (let n = p.n; n < p.n + p.records; n++) {
+          if (!spec.bad.includes(n))
+            failed.set(n, { code: 'CHUNK_FAILED', ...(mode === 'read' ? { message } : {}) });
+        }
+        return { context: `poison #${i}: chunk ${p.chunk} (records ${p.n}..${p.n + p.records - 1})`, failed };
+      },
+      after: (_run, context) => {
+        expect(receives, `${REPLAY}; ${context}: attempts`).toBe(MAX_CHUNK_ATTEMPTS);
+      },
+    };
+  },
+});
+
+type RefusalPlan = 'all-refused-then-accepted' | 'half-refused' | 'intermittent';
+const refused = (plan: RefusalPlan): FaultCase => ({
+  title: `completes every job exactly once when worker launches are refused (${plan}): the reaper launches the rest, with backoff`,
+  label: `launch-${plan}`,
+  site: 'kawasaki',
+  office: 'main',
+  // A short backoff, so that a few refusals in a row fit the deadline.
+  deps: (s) => ({
+    ...s.deps,
+    timings: { ...s.deps.timings, launchRetryBaseSeconds: 1, launchRetryMaxSeconds: 2 },
+  }),
+  faults: (s, rng, _spec, i) => {
+    // The launch policy of the plan
+    const refusedFirst = rng.int(2, CHAOS ? 5 : 3);
+    s.launcher.refuse = (req, attempt) => {
+      if (plan === 'all-refused-then-accepted') return attempt <= refusedFirst ? req.count : 0;
+      if (plan === 'half-refused') return Math.ceil(req.count / 2);
+      // The split's launch is always cut short; later ones are refused (some or all tasks) at random.
+      const r = rngFor(SEED, `launch-${plan}-${i}-${attempt}`);
+      return attempt === 1 || r.chance(0.5) ? r.int(1, req.count) : 0;
+    };
+    let asked: typeof s.launcher.asked = [];
+    return {
+      check: (run) => {
+        asked = s.launcher.asked.filter((a) => a.token === run.token);
+        return { context: `launch ${plan} #${i}: ${JSON.stringify(asked.map((a) => [a.count, a.refused]))}` };
+      },
+      // The refusals really happened and were made up for
+      after: (run, context) => {
+        expect(
+          asked.reduce((n, a) => n + a.refused, 0),
+          context,
+        ).toBeGreaterThan(0);
+        if (plan === 'all-refused-then-accepted') {
+          expect(
+            asked.slice(0, refusedFirst).every((a) => a.refused === a.count),
+            context,
+          ).toBe(true);
+        }
+        expect(s.launcher.launches.filter((l) => l.token === run.token).length, context).toBeGreaterThan(0);
+      },
+    };
+  },
+  done: (s) => {
+    s.launcher.refuse = () => 0;
+  },
+});
+
+const CASES: readonly FaultCase[] = [
+  ...KILL_POINTS.filter((p) => p !== 'sigterm').map(killedAt),
+  {
+    title: 'is unaffected by chunk messages delivered twice, at once and after they were counted',
+    label: 'dup',
+    site: 'sakai',
+    office: 'port',
+    faults: (s, _rng, _spec, i) => {
+      // Chunk 0 and some others are sent twice right away, others once more right after they were counted
       const capture = capturingChunks(s.deps);
       let sent = 0;
       const resend = async (c: ChunkMessage) => {
@@ -407,142 +606,85 @@ describe.concurrent('Fault injection: every record exactly once', () => {
         },
       });
       const late = new Set<number>();
-      const usageBefore = await usageAround(s.deps, spec.site, spec.office);
-
-      // Act
-      const run = await runFaultyJob(s.deps, s.launcher, {
-        ...spec,
-        splitDeps,
-        deadlineMs: DEADLINE_MS,
-        context: REPLAY,
-        finalizeDeliveries: 2,
-        workerDeps: () =>
-          withAdapters(s.deps, {
-            jobs: {
-              around: {
-                countChunk: async (call, _site, _token, chunk) => {
-                  const r = await call();
-                  if (r.counted && !late.has(chunk) && rngFor(SEED, `dup-late-${i}-${chunk}`).chance(0.3)) {
-                    late.add(chunk);
-                    const c = capture.chunks.find((x) => x.chunk === chunk);
-                    if (c) await resend(c);
-                  }
-                  return r;
+      return {
+        run: {
+          splitDeps,
+          finalizeDeliveries: 2,
+          workerDeps: () =>
+            withAdapters(s.deps, {
+              jobs: {
+                around: {
+                  countChunk: async (call, _site, _token, chunk) => {
+                    const r = await call();
+                    if (r.counted && !late.has(chunk) && rngFor(SEED, `dup-late-${i}-${chunk}`).chance(0.3)) {
+                      late.add(chunk);
+                      const c = capture.chunks.find((x) => x.chunk === chunk);
+                      if (c) await resend(c);
+                    }
+                    return r;
+                  },
                 },
               },
-            },
-          }),
-      });
-
-      // Assess
-      const context = `dup #${i}: ${sent} duplicates sent (${late.size} after the count)`;
-      expect(sent, context).toBeGreaterThan(0);
-      await expectJobExact(s, spec, run, usageBefore, context);
-    }
-  });
-
-  it('retries a chunk whose part PUT fails (S3 on the Nth call, before or after the write)', async () => {
-    const s = await scenario('s3put');
-    for (let i = 0; i < ITERATIONS; i++) {
-      // Prepare: the Nth PutObject of the workers fails (and a few more in the chaos run)
-      const rng = rngFor(SEED, `s3put-${i}`);
-      const spec = specFor(rng, 'kawasaki', 'main');
+            }),
+        },
+        check: () => {
+          const context = `dup #${i}: ${sent} duplicates sent (${late.size} after the count)`;
+          expect(sent, context).toBeGreaterThan(0);
+          return { context };
+        },
+      };
+    },
+  },
+  {
+    title: 'retries a chunk whose part PUT fails (S3 on the Nth call, before or after the write)',
+    label: 's3put',
+    site: 'kawasaki',
+    office: 'main',
+    faults: (s, rng, _spec, i) => {
+      // The Nth PutObject of the workers fails (and a few more in the chaos run)
       const strikes = new Strikes();
       const failing = new Set<number>([rng.int(1, 6)]);
       for (let k = 0; k < (CHAOS ? 8 : 1); k++) failing.add(rng.int(1, CHAOS ? 60 : 12));
       let calls = 0;
       const injected: string[] = [];
-      const usageBefore = await usageAround(s.deps, spec.site, spec.office);
-
-      // Act
-      const run = await runFaultyJob(s.deps, s.launcher, {
-        ...spec,
-        deadlineMs: DEADLINE_MS,
-        context: REPLAY,
-        workerDeps: () =>
-          withAdapters(s.deps, {
-            objects: {
-              around: {
-                put: async (call, key) => {
-                  const chunk = partChunk(key);
-                  const n = ++calls;
-                  if (chunk === undefined || !failing.has(n) || !strikes.allow([chunk])) return call();
-                  strikes.add([chunk]);
-                  const after = rngFor(SEED, `s3put-after-${i}-${n}`).chance(0.5);
-                  injected.push(`call ${n}: chunk ${chunk} ${after ? 'after' : 'before'} the write`);
-                  if (after) await call();
-                  throw new InjectedFault(`injected PutObject failure (call ${n})`);
+      return {
+        run: {
+          workerDeps: () =>
+            withAdapters(s.deps, {
+              objects: {
+                around: {
+                  put: async (call, key) => {
+                    const chunk = partChunk(key);
+                    const n = ++calls;
+                    if (chunk === undefined || !failing.has(n) || !strikes.allow([chunk])) return call();
+                    strikes.add([chunk]);
+                    const after = rngFor(SEED, `s3put-after-${i}-${n}`).chance(0.5);
+                    injected.push(`call ${n}: chunk ${chunk} ${after ? 'after' : 'before'} the write`);
+                    if (after) await call();
+                    throw new InjectedFault(`injected PutObject failure (call ${n})`);
+                  },
                 },
               },
-            },
-          }),
-      });
-
-      // Assess
-      const context = `s3put #${i}: ${injected.join(', ')}`;
-      expect(injected.length, context).toBeGreaterThan(0);
-      await expectJobExact(s, spec, run, usageBefore, context);
-    }
-  });
-
-  it.each([
-    ['before the write', 'kashima'],
-    ['after the write, on the count that completes the job', 'marifu'],
-  ] as const)('retries a chunk whose count (DynamoDB UpdateItem) fails once %s', async (when, site) => {
-    const s = await scenario(`count-${site}`);
-    const afterWrite = when !== 'before the write';
-    for (let i = 0; i < ITERATIONS; i++) {
-      // Prepare
-      const rng = rngFor(SEED, `count-${site}-${i}`);
-      const spec = specFor(rng, site, 'main');
-      const n = rng.int(1, 6);
-      let calls = 0;
-      let injected = '';
-      const usageBefore = await usageAround(s.deps, spec.site, spec.office);
-
-      // Act
-      const run = await runFaultyJob(s.deps, s.launcher, {
-        ...spec,
-        deadlineMs: DEADLINE_MS,
-        context: REPLAY,
-        workerDeps: () =>
-          withAdapters(s.deps, {
-            jobs: {
-              around: {
-                countChunk: async (call, _site, _token, chunk) => {
-                  const k = ++calls;
-                  if (injected) return call();
-                  if (!afterWrite) {
-                    if (k !== n) return call();
-                    injected = `call ${k} (chunk ${chunk}) failed before the write`;
-                    throw new InjectedFault('injected UpdateItem failure');
-                  }
-                  const r = await call();
-                  if (!r.complete) return r;
-                  injected = `call ${k} (chunk ${chunk}) completed the job, then failed`;
-                  throw new InjectedFault('injected UpdateItem failure after the write');
-                },
-              },
-            },
-          }),
-      });
-
-      // Assess
-      const context = `count #${i}: ${injected}`;
-      expect(injected, context).not.toBe('');
-      await expectJobExact(s, spec, run, usageBefore, context);
-      // The lost answer of the last count means no worker learns the job is complete: the reaper asks.
-      if (afterWrite) expect(run.reaper.finalizeRequests, `${REPLAY}; ${describeRun(run)}`).toBe(1);
-    }
-  });
-
-  it('finalizes once when finalize is invoked twice at the same time: one zip, one state change', async () => {
-    const s = await scenario('finalize');
-    for (let i = 0; i < ITERATIONS; i++) {
-      // Prepare: every finalize request is delivered 2 (chaos: 2-4) times at once, with random delays at
-      // every storage call so the invocations interleave differently each time
-      const rng = rngFor(SEED, `finalize-${i}`);
-      const spec = specFor(rng, 'mizushima', 'main');
+            }),
+        },
+        check: () => {
+          const context = `s3put #${i}: ${injected.join(', ')}`;
+          expect(injected.length, context).toBeGreaterThan(0);
+          return { context };
+        },
+      };
+    },
+  },
+  countFails('before the write', 'kashima'),
+  countFails('after the write, on the count that completes the job', 'marifu'),
+  {
+    title: 'finalizes once when finalize is invoked twice at the same time: one zip, one state change',
+    label: 'finalize',
+    site: 'mizushima',
+    office: 'main',
+    faults: (s, rng, spec, i) => {
+      // Every finalize request is delivered 2 (chaos: 2-4) times at once, with random delays at every storage
+      // call so the invocations interleave differently each time
       const deliveries = CHAOS ? rng.int(2, 4) : 2;
       let zips = 0;
       const finalStates: string[] = [];
@@ -565,74 +707,44 @@ describe.concurrent('Fault injection: every record exactly once', () => {
           },
         },
       });
-      const usageBefore = await usageAround(s.deps, spec.site, spec.office);
-
-      // Act
-      const run = await runFaultyJob(s.deps, s.launcher, {
-        ...spec,
-        deadlineMs: DEADLINE_MS,
-        context: REPLAY,
-        finalizeDeliveries: deliveries,
-        finalizeDeps,
-      });
-
-      // Assess
-      const context = `finalize #${i}: ${deliveries} deliveries`;
-      await expectJobExact(s, spec, run, usageBefore, context);
-      const why = `${REPLAY}; ${context}; ${describeRun(run)}`;
-      expect(run.finalizeRequests, why).toBe(1);
-      expect(run.finalizes.map((r) => r.result?.state).sort(), why).toEqual(
-        [run.job.state, ...Array.from({ length: deliveries - 1 }, () => 'SKIPPED')].sort(),
-      );
-      expect(zips, `${why}: zip uploads`).toBe(1);
-      expect(finalStates, `${why}: final state changes`).toEqual([run.job.state]);
-      expect(
-        s.launcher.stops.filter((x) => x.token === run.token),
-        `${why}: task stops`,
-      ).toHaveLength(1);
-      expect(run.job.resultKey, why).toBe(keys.result(spec.site, run.token));
-    }
-  });
-
-  it.each([
-    ['S3 GetObject of its range fails', 'read'],
-    ['its range reads back truncated', 'corrupt'],
-  ] as const)(
-    'records a poison chunk (%s on every attempt) as CHUNK_FAILED and ends PARTIAL, never stuck',
-    async (_what, mode) => {
-      const s = await scenario(`poison-${mode}`);
-      for (let i = 0; i < ITERATIONS; i++) {
-        // Prepare: one chunk — one that holds a rejected record, for the read failure — fails every time
-        const rng = rngFor(SEED, `poison-${mode}-${i}`);
-        const spec = specFor(
-          rng,
-          mode === 'read' ? 'mizushima' : 'sakai',
-          mode === 'read' ? 'west' : 'main',
-          {
-            minBad: mode === 'read' ? 2 : 0,
-          },
-        );
-        const capture = capturingChunks(s.deps);
-        let poison: ChunkMessage | undefined;
-        const poisonChunk = () => {
-          if (!poison) {
-            const holdingBad = capture.chunks.filter((c) =>
-              spec.bad.some((n) => n >= c.n && n < c.n + c.records),
-            );
-            poison = rng.pick(mode === 'read' && holdingBad.length > 0 ? holdingBad : capture.chunks);
-          }
-          return poison;
-        };
-        const message = `injected: chunk range unreadable (${mode})`;
-        let receives = 0;
-        const usageBefore = await usageAround(s.deps, spec.site, spec.office);
-
-        // Act
-        const run = await runFaultyJob(s.deps, s.launcher, {
-          ...spec,
+      return {
+        run: { finalizeDeliveries: deliveries, finalizeDeps },
+        check: () => ({ context: `finalize #${i}: ${deliveries} deliveries` }),
+        after: (run, context) => {
+          const why = `${REPLAY}; ${context}; ${describeRun(run)}`;
+          expect(run.finalizeRequests, why).toBe(1);
+          expect(run.finalizes.map((r) => r.result?.state).sort(), why).toEqual(
+            [run.job.state, ...Array.from({ length: deliveries - 1 }, () => 'SKIPPED')].sort(),
+          );
+          expect(zips, `${why}: zip uploads`).toBe(1);
+          expect(finalStates, `${why}: final state changes`).toEqual([run.job.state]);
+          expect(
+            s.launcher.stops.filter((x) => x.token === run.token),
+            `${why}: task stops`,
+          ).toHaveLength(1);
+          expect(run.job.resultKey, why).toBe(keys.result(spec.site, run.token));
+        },
+      };
+    },
+  },
+  poisoned('S3 GetObject of its range fails', 'read'),
+  poisoned('its range reads back truncated', 'corrupt'),
+  {
+    title: 'keeps a slow chunk hidden while it is worked on (heartbeat): it is received once',
+    label: 'heartbeat',
+    single: true,
+    site: 'kashima',
+    office: 'main',
+    faults: (s, rng) => {
+      // One chunk's range read takes more than twice the visibility timeout (2 s)
+      const capture = capturingChunks(s.deps);
+      let slow: ChunkMessage | undefined;
+      const slowChunk = () => (slow ??= rng.pick(capture.chunks));
+      let slowed = false;
+      let receives = 0;
+      return {
+        run: {
           splitDeps: capture.deps,
-          deadlineMs: DEADLINE_MS,
-          context: REPLAY,
           workerDeps: () =>
             withAdapters(s.deps, {
               queues: {
@@ -640,7 +752,7 @@ describe.concurrent('Fault injection: every record exactly once', () => {
                   receive: async (call) => {
                     const ms = await call();
                     receives += ms.filter(
-                      (m) => JSON.parse(m.Body ?? '{}').chunk === poisonChunk().chunk,
+                      (m) => decodeChunk(m.Body ?? '').chunk === slowChunk().chunk,
                     ).length;
                     return ms;
                   },
@@ -649,293 +761,266 @@ describe.concurrent('Fault injection: every record exactly once', () => {
               objects: {
                 around: {
                   bytes: async (call, key, range) => {
-                    const p = poisonChunk();
-                    if (key !== p.key || range?.start !== p.start) return call();
-                    if (mode === 'read') throw new InjectedFault(message);
-                    const b = await call();
-                    return b.subarray(0, Math.floor(b.length / 2));
+                    if (key === slowChunk().key && range?.start === slowChunk().start && !slowed) {
+                      slowed = true;
+                      await sleep(4500);
+                    }
+                    return call();
                   },
                 },
               },
             }),
-        });
-
-        // Assess: the poison chunk's accepted records failed with the last error; the others succeeded
-        const p = poisonChunk();
-        const failed = new Map<number, { code: string; message?: string }>();
-        for (let n = p.n; n < p.n + p.records; n++) {
-          if (!spec.bad.includes(n))
-            failed.set(n, { code: 'CHUNK_FAILED', ...(mode === 'read' ? { message } : {}) });
-        }
-        const context = `poison #${i}: chunk ${p.chunk} (records ${p.n}..${p.n + p.records - 1})`;
-        await expectJobExact(s, spec, run, usageBefore, context, { failed });
-        expect(receives, `${REPLAY}; ${context}: attempts`).toBe(MAX_CHUNK_ATTEMPTS);
-      }
+        },
+        check: (run) => {
+          const context = `heartbeat: chunk ${slowChunk().chunk} read in 4.5 s`;
+          expect(slowed, context).toBe(true);
+          expect(receives, `${REPLAY}; ${context}; ${describeRun(run)}: deliveries of the slow chunk`).toBe(
+            1,
+          );
+          return { context };
+        },
+      };
     },
-  );
-
-  it('keeps a slow chunk hidden while it is worked on (heartbeat): it is received once', async () => {
-    // Prepare: one chunk's range read takes more than twice the visibility timeout (2 s)
-    const s = await scenario('heartbeat');
-    const rng = rngFor(SEED, 'heartbeat');
-    const spec = specFor(rng, 'kashima', 'main');
-    const capture = capturingChunks(s.deps);
-    let slow: ChunkMessage | undefined;
-    const slowChunk = () => (slow ??= rng.pick(capture.chunks));
-    let slowed = false;
-    let receives = 0;
-    const usageBefore = await usageAround(s.deps, spec.site, spec.office);
-
-    // Act
-    const run = await runFaultyJob(s.deps, s.launcher, {
-      ...spec,
-      splitDeps: capture.deps,
-      deadlineMs: DEADLINE_MS,
-      context: REPLAY,
-      workerDeps: () =>
-        withAdapters(s.deps, {
-          queues: {
-            around: {
-              receive: async (call) => {
-                const ms = await call();
-                receives += ms.filter((m) => decodeChunk(m.Body ?? '').chunk === slowChunk().chunk).length;
-                return ms;
+  },
+  {
+    title: 'never replaces the part of a chunk that was counted (a give-up after a lost answer)',
+    label: 'counted',
+    single: true,
+    site: 'kawasaki',
+    office: 'main',
+    faults: (s, rng) => {
+      // Chunk c is processed and counted, but the count's answer is lost (DynamoDB applied the UpdateItem, the
+      // response timed out); its next two attempts cannot read the range (S3 errors), so the third gives up on
+      // a chunk whose records were already counted as succeeded. Another chunk's range read is slow (a 7 s
+      // GetObject), so the job is still running then.
+      const capture = capturingChunks(s.deps);
+      let picked: [ChunkMessage, ChunkMessage] | undefined;
+      const chunks = () => (picked ??= rng.sample(capture.chunks, 2) as [ChunkMessage, ChunkMessage]);
+      const faults: string[] = [];
+      let counted = false;
+      let slowed = false;
+      let readFailures = 0;
+      return {
+        run: {
+          splitDeps: capture.deps,
+          workerDeps: () =>
+            withAdapters(s.deps, {
+              jobs: {
+                around: {
+                  countChunk: async (call, _site, _token, c) => {
+                    const r = await call();
+                    if (c !== chunks()[0].chunk || counted) return r;
+                    counted = true;
+                    faults.push(`count of chunk ${c} applied, answer lost`);
+                    throw new InjectedFault('injected: UpdateItem timed out after the write');
+                  },
+                },
               },
-            },
-          },
+              objects: {
+                around: {
+                  bytes: async (call, key, range) => {
+                    const [c, slow] = chunks();
+                    if (key === slow.key && range?.start === slow.start && !slowed) {
+                      slowed = true;
+                      faults.push(`read of chunk ${slow.chunk} slow`);
+                      await sleep(7000);
+                    } else if (key === c.key && range?.start === c.start && counted && readFailures < 2) {
+                      readFailures++;
+                      faults.push(`read of chunk ${c.chunk} failed`);
+                      throw new InjectedFault('injected: GetObject failed');
+                    }
+                    return call();
+                  },
+                },
+              },
+            }),
+        },
+        // The records counted as succeeded are in the zip, once
+        check: () => {
+          const context = `counted chunk ${chunks()[0].chunk}: ${faults.join(', ')}`;
+          expect(readFailures, context).toBe(2);
+          return { context };
+        },
+      };
+    },
+  },
+  {
+    title: 'never lets a give-up replace the part that a concurrent delivery of the chunk stores and counts',
+    label: 'giveup-race',
+    single: true,
+    site: 'marifu',
+    office: 'main',
+    faults: (s, rng) => {
+      // Chunk c cannot be read on its first 3 attempts, so the third gives up on it. Right after the give-up has
+      // checked that c is not counted, a second delivery of c (SQS delivers at least once) reaches another
+      // worker, which reads, stores and counts it; then the give-up writes its part.
+      const capture = capturingChunks(s.deps);
+      let target: ChunkMessage | undefined;
+      const chunk = () => (target ??= rng.pick(capture.chunks));
+      let readFailures = 0;
+      let raced = false;
+      let otherCounted = () => {};
+      const countedByOther = new Promise<void>((r) => (otherCounted = r));
+      let giveUpStored = () => {};
+      const storedByGiveUp = new Promise<void>((r) => (giveUpStored = r));
+      const others: Promise<unknown>[] = [];
+      const reads = (base: PipelineDeps) =>
+        withAdapters(base, {
           objects: {
             around: {
               bytes: async (call, key, range) => {
-                if (key === slowChunk().key && range?.start === slowChunk().start && !slowed) {
-                  slowed = true;
-                  await sleep(4500);
-                }
-                return call();
-              },
-            },
-          },
-        }),
-    });
-
-    // Assess
-    const context = `heartbeat: chunk ${slowChunk().chunk} read in 4.5 s`;
-    expect(slowed, context).toBe(true);
-    expect(receives, `${REPLAY}; ${context}; ${describeRun(run)}: deliveries of the slow chunk`).toBe(1);
-    await expectJobExact(s, spec, run, usageBefore, context);
-  });
-
-  it('never replaces the part of a chunk that was counted (a give-up after a lost answer)', async () => {
-    // Prepare: chunk c is processed and counted, but the count's answer is lost (DynamoDB applied the
-    // UpdateItem, the response timed out); its next two attempts cannot read the range (S3 errors), so the
-    // third gives up on a chunk whose records were already counted as succeeded. Another chunk's range
-    // read is slow (a 7 s GetObject), so the job is still running then.
-    const s = await scenario('counted');
-    const rng = rngFor(SEED, 'counted');
-    const spec = specFor(rng, 'kawasaki', 'main');
-    const capture = capturingChunks(s.deps);
-    let picked: [ChunkMessage, ChunkMessage] | undefined;
-    const chunks = () => (picked ??= rng.sample(capture.chunks, 2) as [ChunkMessage, ChunkMessage]);
-    const faults: string[] = [];
-    let counted = false;
-    let slowed = false;
-    let readFailures = 0;
-    const usageBefore = await usageAround(s.deps, spec.site, spec.office);
-
-    // Act
-    const run = await runFaultyJob(s.deps, s.launcher, {
-      ...spec,
-      splitDeps: capture.deps,
-      deadlineMs: DEADLINE_MS,
-      context: REPLAY,
-      workerDeps: () =>
-        withAdapters(s.deps, {
-          jobs: {
-            around: {
-              countChunk: async (call, _site, _token, c) => {
-                const r = await call();
-                if (c !== chunks()[0].chunk || counted) return r;
-                counted = true;
-                faults.push(`count of chunk ${c} applied, answer lost`);
-                throw new InjectedFault('injected: UpdateItem timed out after the write');
-              },
-            },
-          },
-          objects: {
-            around: {
-              bytes: async (call, key, range) => {
-                const [c, slow] = chunks();
-                if (key === slow.key && range?.start === slow.start && !slowed) {
-                  slowed = true;
-                  faults.push(`read of chunk ${slow.chunk} slow`);
-                  await sleep(7000);
-                } else if (key === c.key && range?.start === c.start && counted && readFailures < 2) {
+                if (
+                  key === chunk().key &&
+                  range?.start === chunk().start &&
+                  readFailures < MAX_CHUNK_ATTEMPTS
+                ) {
                   readFailures++;
-                  faults.push(`read of chunk ${c.chunk} failed`);
                   throw new InjectedFault('injected: GetObject failed');
                 }
                 return call();
               },
             },
           },
-        }),
-    });
-
-    // Assess: the records counted as succeeded are in the zip, once
-    const context = `counted chunk ${chunks()[0].chunk}: ${faults.join(', ')}`;
-    expect(readFailures, context).toBe(2);
-    await expectJobExact(s, spec, run, usageBefore, context);
-  });
-
-  it('never lets a give-up replace the part that a concurrent delivery of the chunk stores and counts', async () => {
-    // Prepare: chunk c cannot be read on its first 3 attempts, so the third gives up on it. Right after the
-    // give-up has checked that c is not counted, a second delivery of c (SQS delivers at least once) reaches
-    // another worker, which reads, stores and counts it; then the give-up writes its part.
-    const s = await scenario('giveup-race');
-    const rng = rngFor(SEED, 'giveup-race');
-    const spec = specFor(rng, 'marifu', 'main');
-    const capture = capturingChunks(s.deps);
-    let target: ChunkMessage | undefined;
-    const chunk = () => (target ??= rng.pick(capture.chunks));
-    let readFailures = 0;
-    let raced = false;
-    let otherCounted = () => {};
-    const countedByOther = new Promise<void>((r) => (otherCounted = r));
-    let giveUpStored = () => {};
-    const storedByGiveUp = new Promise<void>((r) => (giveUpStored = r));
-    const others: Promise<unknown>[] = [];
-    const reads = (base: PipelineDeps) =>
-      withAdapters(base, {
-        objects: {
-          around: {
-            bytes: async (call, key, range) => {
-              if (
-                key === chunk().key &&
-                range?.start === chunk().start &&
-                readFailures < MAX_CHUNK_ATTEMPTS
-              ) {
-                readFailures++;
-                throw new InjectedFault('injected: GetObject failed');
-              }
-              return call();
-            },
-          },
-        },
-      });
-    const secondDelivery = async (site: string, token: string) => {
-      await s.deps.queues.sendOne(capture.queueUrl(), JSON.stringify(chunk()), site, token);
-      const counting = withAdapters(s.deps, {
-        jobs: {
-          around: {
-            countChunk: async (call, _site, _token, c) => {
-              const r = await call();
-              if (c === chunk().chunk) otherCounted();
-              return r;
-            },
-          },
-        },
-      });
-      // A worker of the fleet (the finalize stops it), started here so that it is surely polling now.
-      const stop = new AbortController();
-      const untrack = s.launcher.track(site, token, stop);
-      const worker = runWorker(counting, {
-        site,
-        token,
-        waitSeconds: 0,
-        idlePolls: 3,
-        visibilitySeconds: 2,
-        signal: stop.signal,
-      });
-      others.push(worker.catch(() => undefined).finally(untrack));
-      await countedByOther;
-    };
-    const usageBefore = await usageAround(s.deps, spec.site, spec.office);
-
-    // Act
-    const run = await runFaultyJob(s.deps, s.launcher, {
-      ...spec,
-      splitDeps: capture.deps,
-      deadlineMs: DEADLINE_MS,
-      context: REPLAY,
-      workerDeps: () =>
-        withAdapters(reads(s.deps), {
+        });
+      const secondDelivery = async (site: string, token: string) => {
+        await s.deps.queues.sendOne(capture.queueUrl(), JSON.stringify(chunk()), site, token);
+        const counting = withAdapters(s.deps, {
           jobs: {
             around: {
-              isChunkCounted: async (call, site, token, c) => {
-                const counted = await call();
-                if (c !== chunk().chunk || counted || raced) return counted;
-                raced = true;
-                await secondDelivery(site, token);
-                return counted;
+              countChunk: async (call, _site, _token, c) => {
+                const r = await call();
+                if (c === chunk().chunk) otherCounted();
+                return r;
               },
             },
           },
-          objects: {
-            around: {
-              put: async (call, key) => {
-                await call();
-                if (raced && partChunk(key) === chunk().chunk) giveUpStored();
+        });
+        // A worker of the fleet (the finalize stops it), started here so that it is surely polling now.
+        const stop = new AbortController();
+        const untrack = s.launcher.track(site, token, stop);
+        const worker = runWorker(counting, {
+          site,
+          token,
+          waitSeconds: 0,
+          idlePolls: 3,
+          visibilitySeconds: 2,
+          signal: stop.signal,
+        });
+        others.push(worker.catch(() => undefined).finally(untrack));
+        await countedByOther;
+      };
+      return {
+        run: {
+          splitDeps: capture.deps,
+          workerDeps: () =>
+            withAdapters(reads(s.deps), {
+              jobs: {
+                around: {
+                  isChunkCounted: async (call, site, token, c) => {
+                    const counted = await call();
+                    if (c !== chunk().chunk || counted || raced) return counted;
+                    raced = true;
+                    await secondDelivery(site, token);
+                    return counted;
+                  },
+                },
+              },
+              objects: {
+                around: {
+                  put: async (call, key) => {
+                    await call();
+                    if (raced && partChunk(key) === chunk().chunk) giveUpStored();
+                  },
+                },
+              },
+            }),
+          // The finalize reads the parts once the give-up has stored its part (or could not have).
+          finalizeDeps: withAdapters(s.deps, {
+            jobs: {
+              around: {
+                beginFinalize: async (call) => {
+                  await Promise.race([storedByGiveUp, sleep(1500)]);
+                  return call();
+                },
               },
             },
-          },
-        }),
-      // The finalize reads the parts once the give-up has stored its part (or could not have).
-      finalizeDeps: withAdapters(s.deps, {
-        jobs: {
+          }),
+        },
+        // Chunk c's records were processed and counted by the second delivery: they are in the zip
+        check: async () => {
+          await Promise.allSettled(others);
+          const context = `give-up race on chunk ${chunk().chunk}`;
+          expect(raced, context).toBe(true);
+          return { context };
+        },
+      };
+    },
+  },
+  {
+    title: 'retries a finalize that failed (S3 multipart upload error) when its request is redelivered',
+    label: 'finalize-fails',
+    single: true,
+    site: 'marifu',
+    office: 'main',
+    faults: (s) => {
+      // The first finalize's zip upload fails; the request comes back (the Lambda reported it)
+      let failures = 0;
+      const finalizeDeps = withAdapters(s.deps, {
+        objects: {
           around: {
-            beginFinalize: async (call) => {
-              await Promise.race([storedByGiveUp, sleep(1500)]);
-              return call();
+            multipart: (call, key) => {
+              const upload = call();
+              if (!key.startsWith('results/') || failures > 0) return upload;
+              failures++;
+              return {
+                ...upload,
+                done: async () => {
+                  await upload.abort();
+                  throw new InjectedFault('injected: CompleteMultipartUpload failed');
+                },
+              };
             },
           },
         },
-      }),
-    });
-    await Promise.allSettled(others);
-
-    // Assess: chunk c's records were processed and counted by the second delivery: they are in the zip
-    const context = `give-up race on chunk ${chunk().chunk}`;
-    expect(raced, context).toBe(true);
-    await expectJobExact(s, spec, run, usageBefore, context);
-  });
-
-  it('retries a finalize that failed (S3 multipart upload error) when its request is redelivered', async () => {
-    // Prepare: the first finalize's zip upload fails; the request comes back (the Lambda reported it)
-    const s = await scenario('finalize-fails');
-    const rng = rngFor(SEED, 'finalize-fails');
-    const spec = specFor(rng, 'marifu', 'main');
-    let failures = 0;
-    const finalizeDeps = withAdapters(s.deps, {
-      objects: {
-        around: {
-          multipart: (call, key) => {
-            const upload = call();
-            if (!key.startsWith('results/') || failures > 0) return upload;
-            failures++;
-            return {
-              ...upload,
-              done: async () => {
-                await upload.abort();
-                throw new InjectedFault('injected: CompleteMultipartUpload failed');
-              },
-            };
-          },
+      });
+      return {
+        // The redelivery comes after `visibilitySeconds` (2 s): the job must end well before a lease runs out.
+        run: { finalizeDeps, deadlineMs: 10_000 },
+        check: () => {
+          expect(failures).toBe(1);
+          return { context: 'finalize fails once', finalizeErrors: 1 };
         },
-      },
-    });
-    const usageBefore = await usageAround(s.deps, spec.site, spec.office);
+      };
+    },
+  },
+  ...(['all-refused-then-accepted', 'half-refused', 'intermittent'] as const).map(refused),
+];
 
-    // Act
-    const run = await runFaultyJob(s.deps, s.launcher, {
-      ...spec,
-      finalizeDeps,
-      // The redelivery comes after `visibilitySeconds` (2 s): the job must end well before a lease runs out.
-      deadlineMs: 10_000,
-      context: REPLAY,
-    });
+describe.concurrent('Fault injection: every record exactly once', () => {
+  it.each(CASES.map((c) => [c.title, c] as const))('%s', async (_title, c) => {
+    const s = await scenario(c.label);
+    const deps = c.deps?.(s) ?? s.deps;
+    for (let i = 0; i < (c.single ? 1 : ITERATIONS); i++) {
+      // Prepare: a random file, and the scenario's faults
+      const rng = rngFor(SEED, c.single ? c.label : `${c.label}-${i}`);
+      const spec = specFor(rng, c.site, c.office, { minBad: c.minBad });
+      const faults = c.faults(s, rng, spec, i, deps);
+      const usageBefore = await usageAround(deps, spec.site, spec.office);
 
-    // Assess
-    expect(failures).toBe(1);
-    await expectJobExact(s, spec, run, usageBefore, 'finalize fails once', { finalizeErrors: 1 });
+      // Act
+      const run = await runFaultyJob(deps, s.launcher, {
+        ...spec,
+        deadlineMs: DEADLINE_MS,
+        context: REPLAY,
+        ...faults.run,
+      });
+
+      // Assess: the faults happened; every record exactly once, counts and usage exact; what else it proves
+      const { context, failed, finalizeErrors } = await faults.check(run);
+      await expectJobExact(s, spec, run, usageBefore, context, { failed, finalizeErrors });
+      faults.after?.(run, context);
+    }
+    c.done?.(s);
   });
 
   it('completes a reaper pass when a finalize deletes a job queue while the reaper lists them', async () => {
@@ -977,58 +1062,4 @@ describe.concurrent('Fault injection: every record exactly once', () => {
     expect(deleted).toBe(true);
     expect(failure).toBeUndefined();
   });
-
-  // -------------------------------------------------------------------------------------------------------
-  // Refused launches (RunTask: vCPU quota, capacity, throttling beyond the client's retries)
-
-  type RefusalPlan = 'all-refused-then-accepted' | 'half-refused' | 'intermittent';
-  it.each<RefusalPlan>(['all-refused-then-accepted', 'half-refused', 'intermittent'])(
-    'completes every job exactly once when worker launches are refused (%s): the reaper launches the rest, with backoff',
-    async (plan) => {
-      const s = await scenario(`launch-${plan}`);
-      // A short backoff, so that a few refusals in a row fit the deadline.
-      const deps = {
-        ...s.deps,
-        timings: { ...s.deps.timings, launchRetryBaseSeconds: 1, launchRetryMaxSeconds: 2 },
-      };
-      for (let i = 0; i < ITERATIONS; i++) {
-        // Prepare: the launch policy of the plan
-        const rng = rngFor(SEED, `launch-${plan}-${i}`);
-        const spec = specFor(rng, 'kawasaki', 'main');
-        const refusedFirst = rng.int(2, CHAOS ? 5 : 3);
-        s.launcher.refuse = (req, attempt) => {
-          if (plan === 'all-refused-then-accepted') return attempt <= refusedFirst ? req.count : 0;
-          if (plan === 'half-refused') return Math.ceil(req.count / 2);
-          // The split's launch is always cut short; later ones are refused (some or all tasks) at random.
-          const r = rngFor(SEED, `launch-${plan}-${i}-${attempt}`);
-          return attempt === 1 || r.chance(0.5) ? r.int(1, req.count) : 0;
-        };
-        const usageBefore = await usageAround(deps, spec.site, spec.office);
-
-        // Act
-        const run = await runFaultyJob(deps, s.launcher, {
-          ...spec,
-          deadlineMs: DEADLINE_MS,
-          context: REPLAY,
-        });
-
-        // Assess: every record exactly once, and the refusals really happened and were made up for
-        const asked = s.launcher.asked.filter((a) => a.token === run.token);
-        const context = `launch ${plan} #${i}: ${JSON.stringify(asked.map((a) => [a.count, a.refused]))}`;
-        await expectJobExact(s, spec, run, usageBefore, context);
-        expect(
-          asked.reduce((n, a) => n + a.refused, 0),
-          context,
-        ).toBeGreaterThan(0);
-        if (plan === 'all-refused-then-accepted') {
-          expect(
-            asked.slice(0, refusedFirst).every((a) => a.refused === a.count),
-            context,
-          ).toBe(true);
-        }
-        expect(s.launcher.launches.filter((l) => l.token === run.token).length, context).toBeGreaterThan(0);
-      }
-      s.launcher.refuse = () => 0;
-    },
-  );
 });
