@@ -1,14 +1,14 @@
 import { describe, expect, it } from 'vitest';
-import { createMailProcessor } from '../../core/processors/mail.ts';
-import { jsonProcessor } from '../../core/processors/json.ts';
-import { reportProcessor } from '../../core/processors/report.ts';
+import { createMailProcessor } from '../../../../core/processors/mail.ts';
+import { jsonProcessor } from '../../../../core/processors/json.ts';
+import { reportProcessor } from '../../../../core/processors/report.ts';
 import {
   entryContentType,
   PREVIEW_TOKEN,
   RecordError,
   type RowContext,
-} from '../../core/processors/types.ts';
-import type { MailSender, OutgoingMail } from '../../core/usage/ses-sender.ts';
+} from '../../../../core/processors/types.ts';
+import type { MailSender, OutgoingMail } from '../../../../core/usage/ses-sender.ts';
 
 /**
  * The processors' previews (what the check shows of the first records): the same output as `process` by the same

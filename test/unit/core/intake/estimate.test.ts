@@ -1,8 +1,8 @@
 import fc from 'fast-check';
 import { describe, expect, it } from 'vitest';
-import { PRICES, pricesAsOf, pricesFor, priceFigures } from '../../config/prices.ts';
-import { loadConfig } from '../../config/index.ts';
-import { grantIfAsked, type BudgetState, type Demand } from '../../core/budget/plan.ts';
+import { PRICES, pricesAsOf, pricesFor, priceFigures } from '../../../../config/prices.ts';
+import { loadConfig } from '../../../../config/index.ts';
+import { grantIfAsked, type BudgetState, type Demand } from '../../../../core/budget/plan.ts';
 import {
   CPU_BOUND_RECORDS_PER_VCPU_SECOND,
   estimateRun,
@@ -10,7 +10,7 @@ import {
   LOCAL_START_SECONDS,
   processingSeconds,
   type EstimateInput,
-} from '../../core/intake/estimate.ts';
+} from '../../../../core/intake/estimate.ts';
 
 const TOKYO = PRICES['ap-northeast-1']!;
 

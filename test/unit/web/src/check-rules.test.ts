@@ -1,7 +1,7 @@
 import { describe, expect, it } from 'vitest';
-import { checkKey, mayRun, type CheckState } from '../../web/src/check-rules.ts';
-import { previewHtml } from '../../web/src/preview-html.ts';
-import type { CheckResult } from '../../web/src/types.ts';
+import { checkKey, mayRun, type CheckState } from '../../../../web/src/check-rules.ts';
+import { previewHtml } from '../../../../web/src/preview-html.ts';
+import type { CheckResult } from '../../../../web/src/types.ts';
 
 const file = { name: 'orders.csv', size: 1200, lastModified: 1_765_000_000_000 };
 /** An error as the console's API client throws it: its message and the HTTP status. */
