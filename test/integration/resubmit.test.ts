@@ -27,7 +27,6 @@ import { parseResultsCsv } from '../helpers/results-csv.ts';
 
 vi.hoisted(() => {
   process.env.POWERTOOLS_LOG_LEVEL = process.env.DBG ?? 'SILENT';
-  process.env.POWERTOOLS_METRICS_DISABLED = 'true';
 });
 
 /**
