@@ -1,22 +1,19 @@
-import { existsSync, mkdtempSync, rmSync, statSync, writeFileSync } from 'node:fs';
-import { tmpdir } from 'node:os';
+import { existsSync, statSync, writeFileSync } from 'node:fs';
 import { join, resolve } from 'node:path';
 import { parse } from 'csv-parse/sync';
 import iconv from 'iconv-lite';
-import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { beforeAll, describe, expect, it } from 'vitest';
 import { getStage, loadConfig } from '../../config/index.ts';
 import { ZipWriter } from '../../core/messages/zip.ts';
 import { lastJsonLine, rowfleet, type RunJson } from '../helpers/cli.ts';
 import { readZip, readZipText } from '../helpers/zip.ts';
+import { tempDirs } from '../helpers/temp.ts';
 
 let dir: string;
 
-beforeAll(() => {
-  dir = mkdtempSync(join(tmpdir(), 'rowfleet-e2e-cli-'));
-});
-
-afterAll(() => {
-  rmSync(dir, { recursive: true, force: true });
+const newDir = tempDirs();
+beforeAll(async () => {
+  dir = await newDir('rowfleet-e2e-cli-');
 });
 
 function csvLine(fields: readonly string[]): string {

@@ -1,12 +1,12 @@
-import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
-import { tmpdir } from 'node:os';
+import { readFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
-import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { beforeAll, describe, expect, it } from 'vitest';
 import type { ListedMail } from '../../scripts/mail.ts';
 import { lastJsonLine, rowfleet } from '../helpers/cli.ts';
 import { excelCsv, invalidAddress, mailSheet, rowAddress } from '../helpers/mail-sheet.ts';
 import { parseResultsCsv } from '../helpers/results-csv.ts';
 import { readZip } from '../helpers/zip.ts';
+import { tempDirs } from '../helpers/temp.ts';
 
 /**
  * Issue 20's loop as a back-office user lives it, through the CLI on the embedded runtime: check a CP932 order
@@ -19,13 +19,10 @@ const INVALID = [17, 101, 250, 333, 499];
 let dir: string;
 let state: string;
 
-beforeAll(() => {
-  dir = mkdtempSync(join(tmpdir(), 'rowfleet-e2e-excel-'));
+const newDir = tempDirs();
+beforeAll(async () => {
+  dir = await newDir('rowfleet-e2e-excel-');
   state = join(dir, 'state');
-});
-
-afterAll(() => {
-  rmSync(dir, { recursive: true, force: true });
 });
 
 interface CheckJson {

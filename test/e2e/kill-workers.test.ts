@@ -1,22 +1,17 @@
-import { mkdtemp, rm } from 'node:fs/promises';
-import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { afterAll, describe, expect, it } from 'vitest';
+import { describe, expect, it } from 'vitest';
 import { writeSampleCsv } from '../../scripts/gen-data.ts';
-import { lastJsonLine, rowfleet } from '../helpers/cli.ts';
+import { lastJsonLine, rowfleet, runArgs } from '../helpers/cli.ts';
+import { tempDirs } from '../helpers/temp.ts';
 import { readZip } from '../helpers/zip.ts';
-import { workerPids } from '../helpers/tasks.ts';
+import { startedWorkers } from '../helpers/tasks.ts';
 
-const dirs: string[] = [];
-afterAll(async () => {
-  for (const d of dirs) await rm(d, { recursive: true, force: true });
-});
+const newDir = tempDirs();
 
 describe('Scenario: workers killed mid-job', () => {
   it('ends SUCCEEDED with every record exactly once after two of three workers get SIGKILL', async () => {
     // Prepare: a job long enough (delay per record) to kill workers while they hold chunks
-    const dir = await mkdtemp(join(tmpdir(), 'rowfleet-kill-'));
-    dirs.push(dir);
+    const dir = await newDir('rowfleet-kill-');
     const records = 6000;
     const file = join(dir, 'jobs.csv');
     await writeSampleCsv(file, records);
@@ -24,33 +19,18 @@ describe('Scenario: workers killed mid-job', () => {
 
     // Act
     const run = rowfleet(
-      [
-        'run',
-        file,
-        '--site',
-        'sakai',
-        '--processor',
-        'json',
-        '--workers',
-        '3',
-        '--simulate-delay-ms',
-        '10',
+      runArgs(file, {
+        processor: 'json',
+        workers: 3,
+        delayMs: 10,
         // Few records in flight per worker, so the job lasts ~10 s and the kill lands while chunks are held.
-        '--concurrency',
-        '2',
-        '--json',
-        '--state-dir',
+        concurrency: 2,
         stateDir,
-        '--out',
-        join(dir, 'out'),
-      ],
+        out: join(dir, 'out'),
+      }),
       150_000,
     );
-    let pids: number[] = [];
-    for (let i = 0; i < 200 && pids.length < 3; i++) {
-      await new Promise((r) => setTimeout(r, 100));
-      pids = workerPids(stateDir);
-    }
+    const pids = await startedWorkers(stateDir, 3, 20_000);
     expect(pids).toHaveLength(3);
     await new Promise((r) => setTimeout(r, 1500)); // let them take chunks
     const killed = pids.slice(0, 2);

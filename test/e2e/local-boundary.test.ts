@@ -4,60 +4,23 @@
  * credentials of its own), `rowfleet dev` notices its runtime died and starts it again, and `rowfleet run --json`
  * follows its job through a runtime restart to its end and names its token.
  */
-import { spawn, type ChildProcess } from 'node:child_process';
 import { existsSync, lstatSync, readdirSync } from 'node:fs';
-import { chmod, mkdir, mkdtemp, readFile, rm } from 'node:fs/promises';
-import { tmpdir } from 'node:os';
+import { chmod, mkdir, readFile } from 'node:fs/promises';
 import { join } from 'node:path';
-import { afterAll, describe, expect, it } from 'vitest';
+import { describe, expect, it } from 'vitest';
 import { DynamoDBClient, PutItemCommand } from '@aws-sdk/client-dynamodb';
 import { ListObjectsV2Command, S3Client } from '@aws-sdk/client-s3';
 import { localResourceNames } from '../../config/names.ts';
 import type { JobView } from '../../core/intake/api.ts';
 import { readOwner } from '../../local/ownership.ts';
 import { writeSampleCsv } from '../../scripts/gen-data.ts';
-import { REPO_ROOT, rowfleet } from '../helpers/cli.ts';
+import { rowfleet, rowfleetStarter, runArgs } from '../helpers/cli.ts';
 import { workerPids } from '../helpers/tasks.ts';
+import { tempDirs } from '../helpers/temp.ts';
+import { until } from '../helpers/wait.ts';
 
-const dirs: string[] = [];
-const children: ChildProcess[] = [];
-afterAll(async () => {
-  for (const c of children) if (c.exitCode === null) c.kill('SIGKILL');
-  for (const d of dirs) await rm(d, { recursive: true, force: true });
-});
-
-const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
-
-async function until<T>(
-  what: string,
-  ms: number,
-  f: () => Promise<T | undefined> | T | undefined,
-): Promise<T> {
-  const deadline = Date.now() + ms;
-  for (;;) {
-    const v = await f();
-    if (v !== undefined) return v;
-    if (Date.now() > deadline) throw new Error(`timed out waiting for ${what}`);
-    await sleep(100);
-  }
-}
-
-/** `rowfleet <args>` in the background, its output collected. */
-function start(args: string[]) {
-  const env: NodeJS.ProcessEnv = { ...process.env, CI: 'true' };
-  for (const k of Object.keys(env)) if (k.startsWith('AWS_ENDPOINT_URL')) delete env[k];
-  const child = spawn(process.execPath, [join(REPO_ROOT, 'scripts/rowfleet.mjs'), ...args], {
-    cwd: REPO_ROOT,
-    stdio: ['ignore', 'pipe', 'pipe'],
-    env,
-  });
-  children.push(child);
-  const out = { stdout: '', stderr: '' };
-  child.stdout!.setEncoding('utf8').on('data', (d: string) => (out.stdout += d));
-  child.stderr!.setEncoding('utf8').on('data', (d: string) => (out.stderr += d));
-  const exited = new Promise<number | null>((r) => child.once('close', (code) => r(code)));
-  return { child, out, exited };
-}
+const newDir = tempDirs();
+const start = rowfleetStarter();
 
 /** kill -9 of every process of the runtime at once: the runtime, its emulator host, its workers. */
 function killRuntime(stateDir: string): void {
@@ -93,8 +56,7 @@ function openToOthers(dir: string): string[] {
 describe('Scenario: the state directory and the emulators of a running runtime', { timeout: 240_000 }, () => {
   it('keeps the state dir 0700 and its files 0600, and refuses every other process; dev starts a killed runtime again', async () => {
     // Prepare: a state dir that exists world-readable, with the owner's umask letting others read
-    const dir = await mkdtemp(join(tmpdir(), 'rowfleet-boundary-'));
-    dirs.push(dir);
+    const dir = await newDir('rowfleet-boundary-');
     const stateDir = join(dir, 'state');
     await mkdir(stateDir, { mode: 0o755 });
     await chmod(stateDir, 0o755);
@@ -102,19 +64,7 @@ describe('Scenario: the state directory and the emulators of a running runtime',
     await writeSampleCsv(file, 50);
     const dev = start(['dev', '--send-now', '--state-dir', stateDir]);
     await until('dev to be ready', 90_000, () => (/Ready\./.test(dev.out.stdout) ? true : undefined));
-    const ran = await rowfleet([
-      'run',
-      file,
-      '--site',
-      'sakai',
-      '--processor',
-      'json',
-      '--json',
-      '--state-dir',
-      stateDir,
-      '--out',
-      join(dir, 'out'),
-    ]);
+    const ran = await rowfleet(runArgs(file, { processor: 'json', stateDir, out: join(dir, 'out') }));
     expect(ran.code, ran.stderr).toBe(0);
     const owner = readOwner(stateDir)!;
     const names = localResourceNames(owner.stage);
@@ -192,29 +142,14 @@ describe('Scenario: the state directory and the emulators of a running runtime',
 describe('Scenario: rowfleet run --json while its runtime is killed', { timeout: 300_000 }, () => {
   it('follows the job through the restart to its end and prints its token and figures', async () => {
     // Prepare: a job slow enough to be running when the runtime is killed
-    const dir = await mkdtemp(join(tmpdir(), 'rowfleet-run-restart-'));
-    dirs.push(dir);
+    const dir = await newDir('rowfleet-run-restart-');
     const stateDir = join(dir, 'state');
     const file = join(dir, 'jobs.csv');
     const records = 4000;
     await writeSampleCsv(file, records);
-    const run = start([
-      'run',
-      file,
-      '--site',
-      'sakai',
-      '--processor',
-      'json',
-      '--workers',
-      '2',
-      '--simulate-delay-ms',
-      '1',
-      '--json',
-      '--state-dir',
-      stateDir,
-      '--out',
-      join(dir, 'out'),
-    ]);
+    const run = start(
+      runArgs(file, { processor: 'json', workers: 2, delayMs: 1, stateDir, out: join(dir, 'out') }),
+    );
     const running = await until('the job to run', 120_000, async () => {
       const owner = readOwner(stateDir);
       if (!owner || !existsSync(join(stateDir, 'api-tokens.json'))) return undefined;

@@ -1,14 +1,11 @@
-import { spawn } from 'node:child_process';
-import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
-import { tmpdir } from 'node:os';
+import { writeFileSync } from 'node:fs';
 import { join } from 'node:path';
-import { fileURLToPath } from 'node:url';
-import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { beforeAll, describe, expect, it } from 'vitest';
 import { loadConfig } from '../../config/index.ts';
 import { localDay } from '../../core/usage/days.ts';
-import { lastJsonLine, REPO_ROOT, rowfleet } from '../helpers/cli.ts';
+import { lastJsonLine, rowfleet, rowfleetStarter, runArgs } from '../helpers/cli.ts';
+import { tempDirs } from '../helpers/temp.ts';
 
-const ROWFLEET = fileURLToPath(new URL('../../scripts/rowfleet.mjs', import.meta.url));
 const sites = loadConfig().sites;
 
 interface MailJson {
@@ -27,13 +24,15 @@ const lastLine = (stdout: string) => JSON.parse(stdout.trimEnd().split('\n').pop
 let dir: string;
 let state: string;
 
-beforeAll(() => {
-  dir = mkdtempSync(join(tmpdir(), 'rowfleet-e2e-mail-'));
-  state = join(dir, 'state');
-});
+const newDir = tempDirs();
+const start = rowfleetStarter();
 
-afterAll(() => {
-  rmSync(dir, { recursive: true, force: true });
+/** `rowfleet mail <verb> --site S [--day D] --state-dir <this file's state> [more]`. */
+const mailCli = (verb: 'send' | 'preview', site: string, day: string | undefined, ...more: string[]) =>
+  rowfleet(['mail', verb, '--site', site, ...(day ? ['--day', day] : []), '--state-dir', state, ...more]);
+beforeAll(async () => {
+  dir = await newDir('rowfleet-e2e-mail-');
+  state = join(dir, 'state');
 });
 
 describe('CLI: rowfleet mail send', { timeout: 120_000 }, () => {
@@ -41,58 +40,18 @@ describe('CLI: rowfleet mail send', { timeout: 120_000 }, () => {
     // Prepare: one kawasaki job (5 records, one with a wrong column count) on the local state
     const file = join(dir, 'kawasaki.csv');
     writeFileSync(file, 'id,name\n1,a\n2,b\n3,c,extra\n4,d\n5,e\n');
-    const run = await rowfleet([
-      'run',
-      file,
-      '--site',
-      'kawasaki',
-      '--processor',
-      'json',
-      '--json',
-      '--state-dir',
-      state,
-      '--out',
-      join(dir, 'out'),
-    ]);
+    const run = await rowfleet(
+      runArgs(file, { site: 'kawasaki', processor: 'json', stateDir: state, out: join(dir, 'out') }),
+    );
     expect(run.code, run.stderr).toBe(0);
     expect(lastJsonLine(run.stdout).state).toBe('PARTIAL');
     const day = localDay(new Date(), 'Asia/Tokyo');
     const kawasaki = sites.find((s) => s.id === 'kawasaki')!;
 
     // Act
-    const first = await rowfleet([
-      'mail',
-      'send',
-      '--site',
-      'kawasaki',
-      '--day',
-      day,
-      '--state-dir',
-      state,
-      '--json',
-    ]);
-    const again = await rowfleet([
-      'mail',
-      'send',
-      '--site',
-      'kawasaki',
-      '--day',
-      day,
-      '--state-dir',
-      state,
-      '--json',
-    ]);
-    const sakai = await rowfleet([
-      'mail',
-      'send',
-      '--site',
-      'sakai',
-      '--day',
-      day,
-      '--state-dir',
-      state,
-      '--json',
-    ]);
+    const first = await mailCli('send', 'kawasaki', day, '--json');
+    const again = await mailCli('send', 'kawasaki', day, '--json');
+    const sakai = await mailCli('send', 'sakai', day, '--json');
 
     // Assess
     expect(first.code, first.stderr).toBe(0);
@@ -124,27 +83,9 @@ describe('CLI: rowfleet mail send', { timeout: 120_000 }, () => {
 
   it('previews without sending, and refuses an unknown site or a malformed day with exit 1', async () => {
     // Act
-    const preview = await rowfleet([
-      'mail',
-      'preview',
-      '--site',
-      'mizushima',
-      '--day',
-      '2026-11-30',
-      '--state-dir',
-      state,
-    ]);
-    const unknown = await rowfleet(['mail', 'send', '--site', 'nowhere', '--state-dir', state, '--json']);
-    const badDay = await rowfleet([
-      'mail',
-      'send',
-      '--site',
-      'sakai',
-      '--day',
-      '2026-02-30',
-      '--state-dir',
-      state,
-    ]);
+    const preview = await mailCli('preview', 'mizushima', '2026-11-30');
+    const unknown = await mailCli('send', 'nowhere', undefined, '--json');
+    const badDay = await mailCli('send', 'sakai', '2026-02-30');
 
     // Assess
     expect(preview.code, preview.stderr).toBe(0);
@@ -161,30 +102,22 @@ describe('CLI: rowfleet mail send', { timeout: 120_000 }, () => {
 describe('CLI: rowfleet dev', { timeout: 120_000 }, () => {
   it("fires every site's schedule through the handler, shows the mails in the viewer, and stops on SIGINT", async () => {
     // Prepare
-    const env: NodeJS.ProcessEnv = { ...process.env, CI: 'true' };
-    for (const k of Object.keys(env)) if (k.startsWith('AWS_ENDPOINT_URL')) delete env[k];
-    const child = spawn(process.execPath, [ROWFLEET, 'dev', '--send-now', '--state-dir', join(dir, 'dev')], {
-      cwd: REPO_ROOT,
-      env,
-      stdio: ['ignore', 'pipe', 'pipe'],
-    });
-    let stdout = '';
-    let stderr = '';
-    child.stdout.setEncoding('utf8').on('data', (d: string) => (stdout += d));
-    child.stderr.setEncoding('utf8').on('data', (d: string) => (stderr += d));
-    const exited = new Promise<number | null>((r) => child.on('close', (code) => r(code)));
+    const { child, out, exited } = start(['dev', '--send-now', '--state-dir', join(dir, 'dev')]);
     const waitFor = async (test: () => boolean, what: string) => {
       const until = Date.now() + 60_000;
       while (!test()) {
         if (Date.now() > until || child.exitCode !== null)
-          throw new Error(`no ${what}:\n${stdout}\n${stderr}`);
+          throw new Error(`no ${what}:\n${out.stdout}\n${out.stderr}`);
         await new Promise((r) => setTimeout(r, 100));
       }
     };
 
     // Act
-    await waitFor(() => (stdout.match(/^usage mail /gm) ?? []).length >= sites.length, 'usage mail lines');
-    const viewer = /mail viewer: (\S+)/.exec(stdout)![1]!;
+    await waitFor(
+      () => (out.stdout.match(/^usage mail /gm) ?? []).length >= sites.length,
+      'usage mail lines',
+    );
+    const viewer = /mail viewer: (\S+)/.exec(out.stdout)![1]!;
     const page = await fetch(viewer);
     // The viewer's page reads its store with the cookie its URL's key set (as a browser does); nothing else may.
     const cookie = page.headers.get('set-cookie')?.split(';')[0] ?? '';
@@ -196,8 +129,8 @@ describe('CLI: rowfleet dev', { timeout: 120_000 }, () => {
     const code = await exited;
 
     // Assess
-    expect(stdout).toMatch(/API: +http:\/\/127\.0\.0\.1:\d+/);
-    for (const s of sites) expect(stdout).toMatch(new RegExp(`^ +${s.id} +rf_${s.id}_`, 'm'));
+    expect(out.stdout).toMatch(/API: +http:\/\/127\.0\.0\.1:\d+/);
+    for (const s of sites) expect(out.stdout).toMatch(new RegExp(`^ +${s.id} +rf_${s.id}_`, 'm'));
     expect(page.status).toBe(200);
     expect(refused.status).toBe(403);
     expect(store.emails).toHaveLength(sites.length);
@@ -206,7 +139,7 @@ describe('CLI: rowfleet dev', { timeout: 120_000 }, () => {
       expect(mail?.destination.to).toEqual(s.recipients.filter((r) => r.active).map((r) => r.address));
       expect(mail?.destination.bcc).toEqual([s.bcc]);
     }
-    expect(code, stderr).toBe(0);
-    expect(stdout).toContain('Stopped.');
+    expect(code, out.stderr).toBe(0);
+    expect(out.stdout).toContain('Stopped.');
   });
 });

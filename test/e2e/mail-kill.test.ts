@@ -3,21 +3,18 @@
  * worker processes, two of them killed with SIGKILL while they send. The job ends; no address gets two mails;
  * every row is sent once (in the zip) or in errors.csv, IN_DOUBT only for rows a killed worker had claimed.
  */
-import { mkdtemp, readFile, rm } from 'node:fs/promises';
-import { tmpdir } from 'node:os';
+import { readFile } from 'node:fs/promises';
 import { join } from 'node:path';
-import { afterAll, describe, expect, it } from 'vitest';
+import { describe, expect, it } from 'vitest';
 import { sampleRecipient, writeSampleCsv } from '../../scripts/gen-data.ts';
 import type { ListedMail } from '../../scripts/mail.ts';
-import { lastJsonLine, rowfleet } from '../helpers/cli.ts';
+import { lastJsonLine, rowfleet, runArgs } from '../helpers/cli.ts';
 import { parseErrorsCsv } from '../helpers/jepsen.ts';
 import { readZipText } from '../helpers/zip.ts';
-import { workerPids } from '../helpers/tasks.ts';
+import { startedWorkers } from '../helpers/tasks.ts';
+import { tempDirs } from '../helpers/temp.ts';
 
-const dirs: string[] = [];
-afterAll(async () => {
-  for (const d of dirs) await rm(d, { recursive: true, force: true });
-});
+const newDir = tempDirs();
 
 async function linesOf(file: string): Promise<number> {
   return (await readFile(file, 'utf8').catch(() => '')).split('\n').length - 1;
@@ -26,8 +23,7 @@ async function linesOf(file: string): Promise<number> {
 describe('Scenario: mail workers killed mid-send', () => {
   it('sends every row at most once: sent (in the zip) + in doubt (killed workers only) = all rows', async () => {
     // Prepare
-    const dir = await mkdtemp(join(tmpdir(), 'rowfleet-mail-kill-'));
-    dirs.push(dir);
+    const dir = await newDir('rowfleet-mail-kill-');
     const rows = 600;
     const file = join(dir, 'customers.csv');
     await writeSampleCsv(file, rows, 'utf-8', { email: true });
@@ -35,30 +31,10 @@ describe('Scenario: mail workers killed mid-send', () => {
 
     // Act: 200 ms per mail, three workers; two killed while they send
     const run = rowfleet(
-      [
-        'run',
-        file,
-        '--site',
-        'sakai',
-        '--processor',
-        'mail',
-        '--workers',
-        '3',
-        '--simulate-delay-ms',
-        '200',
-        '--json',
-        '--state-dir',
-        stateDir,
-        '--out',
-        join(dir, 'out'),
-      ],
+      runArgs(file, { processor: 'mail', workers: 3, delayMs: 200, stateDir, out: join(dir, 'out') }),
       150_000,
     );
-    let pids: number[] = [];
-    for (let i = 0; i < 300 && pids.length < 3; i++) {
-      await new Promise((r) => setTimeout(r, 100));
-      pids = workerPids(stateDir);
-    }
+    const pids = await startedWorkers(stateDir, 3, 30_000);
     expect(pids).toHaveLength(3);
     // Kill once the workers are sending (the local SES keeps its mails in the state dir as they arrive).
     const mailsFile = join(stateDir, 'emulators', 'ses-mails.ndjson');

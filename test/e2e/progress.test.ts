@@ -2,47 +2,31 @@
  * Progress that moves (issue 8): a job of slow records (100 ms each) is cut into chunks of about a second of
  * work, so the records done rise steadily while it runs — without a DynamoDB write per record.
  */
-import { mkdtemp, rm } from 'node:fs/promises';
-import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { afterAll, describe, expect, it } from 'vitest';
+import { describe, expect, it } from 'vitest';
 import { writeSampleCsv } from '../../scripts/gen-data.ts';
-import { lastJsonLine, rowfleet } from '../helpers/cli.ts';
+import { lastJsonLine, rowfleet, runArgs } from '../helpers/cli.ts';
+import { tempDirs } from '../helpers/temp.ts';
 
-const dirs: string[] = [];
-afterAll(async () => {
-  for (const d of dirs) await rm(d, { recursive: true, force: true });
-});
+const newDir = tempDirs();
 
 describe('Scenario: a job of 100 ms records', () => {
   it('shows the records done rising while it runs (the CLI prints progress every 2 s)', async () => {
     // Prepare: 1,000 records × 100 ms, 10 at a time on one worker: about 10 s of work
-    const dir = await mkdtemp(join(tmpdir(), 'rowfleet-progress-'));
-    dirs.push(dir);
+    const dir = await newDir('rowfleet-progress-');
     const file = join(dir, 'slow.csv');
     await writeSampleCsv(file, 1000);
 
     // Act
     const r = await rowfleet(
-      [
-        'run',
-        file,
-        '--site',
-        'sakai',
-        '--processor',
-        'json',
-        '--workers',
-        '1',
-        '--concurrency',
-        '10',
-        '--simulate-delay-ms',
-        '100',
-        '--json',
-        '--state-dir',
-        join(dir, 'state'),
-        '--out',
-        join(dir, 'out'),
-      ],
+      runArgs(file, {
+        processor: 'json',
+        workers: 1,
+        concurrency: 10,
+        delayMs: 100,
+        stateDir: join(dir, 'state'),
+        out: join(dir, 'out'),
+      }),
       120_000,
     );
 

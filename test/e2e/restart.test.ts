@@ -4,43 +4,25 @@
  * `rowfleet dev --state-dir S` afterwards finishes it by itself, every record exactly once. The acceptance run is
  * the same test with RESTART_RECORDS=200000 (it prints the figures).
  */
-import { spawn, type ChildProcess } from 'node:child_process';
-import { mkdtemp, readFile, rm } from 'node:fs/promises';
-import { tmpdir } from 'node:os';
+import { readFile } from 'node:fs/promises';
 import { join } from 'node:path';
-import { afterAll, describe, expect, it } from 'vitest';
+import { describe, expect, it } from 'vitest';
 import type { JobView } from '../../core/intake/api.ts';
 import { isTerminal } from '../../core/jobs/states.ts';
 import { readOwner } from '../../local/ownership.ts';
 import { writeSampleCsv } from '../../scripts/gen-data.ts';
-import { REPO_ROOT, rowfleet } from '../helpers/cli.ts';
+import { REPO_ROOT, rowfleet, rowfleetStarter, runArgs } from '../helpers/cli.ts';
 import { checkZip, expectExactlyOnce } from '../helpers/jepsen.ts';
 import { workerPids } from '../helpers/tasks.ts';
+import { tempDirs } from '../helpers/temp.ts';
+import { until } from '../helpers/wait.ts';
 
 const RECORDS = Number(process.env.RESTART_RECORDS ?? 6000);
 /** Slows the workers a little so a small job is still running when it is killed. */
 const DELAY_MS = RECORDS >= 100_000 ? 0 : 1;
 
-const dirs: string[] = [];
-const children: ChildProcess[] = [];
-afterAll(async () => {
-  for (const c of children) if (c.exitCode === null) c.kill('SIGKILL');
-  for (const d of dirs) await rm(d, { recursive: true, force: true });
-});
-
-const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
-
-function start(args: string[]): ChildProcess {
-  const child = spawn(process.execPath, [join(REPO_ROOT, 'scripts/rowfleet.mjs'), ...args], {
-    cwd: REPO_ROOT,
-    stdio: ['ignore', 'pipe', 'pipe'],
-    env: { ...process.env, CI: 'true' },
-  });
-  child.stdout!.resume();
-  child.stderr!.resume();
-  children.push(child);
-  return child;
-}
+const newDir = tempDirs();
+const start = rowfleetStarter();
 
 /** The local API's authorization header of site sakai. */
 async function auth(stateDir: string): Promise<Record<string, string>> {
@@ -65,16 +47,6 @@ async function theJob(stateDir: string): Promise<JobView | undefined> {
   }
 }
 
-async function until<T>(what: string, ms: number, f: () => Promise<T | undefined>, every = 50): Promise<T> {
-  const deadline = Date.now() + ms;
-  for (;;) {
-    const v = await f();
-    if (v !== undefined) return v;
-    if (Date.now() > deadline) throw new Error(`timed out waiting for ${what}`);
-    await sleep(every);
-  }
-}
-
 /** Every process of the runtime at once: the runtime, its emulator host, its workers. */
 async function killRuntime(stateDir: string): Promise<number[]> {
   const owner = readOwner(stateDir)!;
@@ -92,28 +64,13 @@ async function killRuntime(stateDir: string): Promise<number[]> {
 
 async function scenario(kill: 'run-client' | 'runtime-running' | 'runtime-finalizing') {
   // Prepare: a job of RECORDS records started by `rowfleet run`
-  const dir = await mkdtemp(join(tmpdir(), `rowfleet-restart-${kill}-`));
-  dirs.push(dir);
+  const dir = await newDir(`rowfleet-restart-${kill}-`);
   const stateDir = join(dir, 'state');
   const file = join(dir, 'jobs.csv');
   await writeSampleCsv(file, RECORDS);
-  const run = start([
-    'run',
-    file,
-    '--site',
-    'sakai',
-    '--processor',
-    'json',
-    '--workers',
-    '2',
-    '--simulate-delay-ms',
-    String(DELAY_MS),
-    '--json',
-    '--state-dir',
-    stateDir,
-    '--out',
-    join(dir, 'out'),
-  ]);
+  const run = start(
+    runArgs(file, { processor: 'json', workers: 2, delayMs: DELAY_MS, stateDir, out: join(dir, 'out') }),
+  ).child;
 
   // Act: kill -9 at the chosen moment, then `rowfleet dev` on the same state dir
   const at = await until(
@@ -135,11 +92,7 @@ async function scenario(kill: 'run-client' | 'runtime-running' | 'runtime-finali
   if (kill !== 'run-client') await killRuntime(stateDir);
   await new Promise((r) => (run.exitCode === null ? run.once('exit', r) : r(undefined)));
   const t0 = Date.now();
-  const dev = start(['dev', '--state-dir', stateDir]);
-  let devOut = '';
-  let devErr = '';
-  dev.stdout!.on('data', (b: Buffer) => (devOut += b.toString()));
-  dev.stderr!.on('data', (b: Buffer) => (devErr += b.toString()));
+  const { child: dev, out: devOutput } = start(['dev', '--state-dir', stateDir]);
   let last: JobView | undefined;
   const done = await until(
     'the job to finish after the restart',
@@ -158,7 +111,7 @@ async function scenario(kill: 'run-client' | 'runtime-running' | 'runtime-finali
       : undefined;
     throw new Error(
       `${err.message}; the job: ${detail ? await detail.text() : 'never seen'}; runtime: ${JSON.stringify(owner)}; ` +
-        `dev said: ${devOut.slice(-2000)}; dev's stderr: ${devErr.slice(-2000)}; dev exit: ${dev.exitCode ?? dev.signalCode ?? 'running'}; runtime log: ${(await readFile(join(stateDir, 'logs', 'runtime.log'), 'utf8').catch(() => '')).slice(-4000)}`,
+        `dev said: ${devOutput.stdout.slice(-2000)}; dev's stderr: ${devOutput.stderr.slice(-2000)}; dev exit: ${dev.exitCode ?? dev.signalCode ?? 'running'}; runtime log: ${(await readFile(join(stateDir, 'logs', 'runtime.log'), 'utf8').catch(() => '')).slice(-4000)}`,
     );
   });
   const seconds = (Date.now() - t0) / 1000;
@@ -167,7 +120,7 @@ async function scenario(kill: 'run-client' | 'runtime-running' | 'runtime-finali
   await until(
     'rowfleet dev to be ready',
     60_000,
-    async () => devOut.includes('Rowfleet local runtime') || undefined,
+    async () => devOutput.stdout.includes('Rowfleet local runtime') || undefined,
     100,
   );
   dev.kill('SIGINT');
@@ -202,26 +155,13 @@ describe('Scenario: kill -9 mid-job, then rowfleet dev on the same state dir', {
 
   it('attaches two `rowfleet run` at once and five `rowfleet mail send` at once to one runtime: every one succeeds', async () => {
     // Prepare
-    const dir = await mkdtemp(join(tmpdir(), 'rowfleet-shared-'));
-    dirs.push(dir);
+    const dir = await newDir('rowfleet-shared-');
     const stateDir = join(dir, 'state');
     const sample = join(REPO_ROOT, 'samples', 'clients.csv');
 
     // Act
     const runs = await Promise.all(
-      [1, 2].map(() =>
-        rowfleet([
-          'run',
-          sample,
-          '--site',
-          'sakai',
-          '--json',
-          '--state-dir',
-          stateDir,
-          '--out',
-          join(dir, 'out'),
-        ]),
-      ),
+      [1, 2].map(() => rowfleet(runArgs(sample, { stateDir, out: join(dir, 'out') }))),
     );
     const mails = await Promise.all(
       [1, 2, 3, 4, 5].map(() =>

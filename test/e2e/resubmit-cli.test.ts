@@ -1,21 +1,18 @@
-import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
-import { tmpdir } from 'node:os';
+import { readFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import iconv from 'iconv-lite';
-import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { beforeAll, describe, expect, it } from 'vitest';
 import { lastJsonLine, rowfleet } from '../helpers/cli.ts';
 import { parseResultsCsv } from '../helpers/results-csv.ts';
+import { tempDirs } from '../helpers/temp.ts';
 
 let dir: string;
 let state: string;
 
-beforeAll(() => {
-  dir = mkdtempSync(join(tmpdir(), 'rowfleet-e2e-resubmit-'));
+const newDir = tempDirs();
+beforeAll(async () => {
+  dir = await newDir('rowfleet-e2e-resubmit-');
   state = join(dir, 'state');
-});
-
-afterAll(() => {
-  rmSync(dir, { recursive: true, force: true });
 });
 
 describe('CLI: rowfleet results and rowfleet resubmit', { timeout: 180_000 }, () => {

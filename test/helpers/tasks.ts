@@ -25,3 +25,14 @@ export function liveWorkers(stateDir: string): number {
     }
   }).length;
 }
+
+/** The workers' pids once `n` have started (polled every 100 ms for at most `ms`), or as many as there are then. */
+export async function startedWorkers(stateDir: string, n: number, ms: number): Promise<number[]> {
+  const deadline = Date.now() + ms;
+  let pids = workerPids(stateDir);
+  while (pids.length < n && Date.now() < deadline) {
+    await new Promise((r) => setTimeout(r, 100));
+    pids = workerPids(stateDir);
+  }
+  return pids;
+}
