@@ -20,7 +20,8 @@ export function csvOf(records: number, bad: readonly number[] = []): string {
   return lines.join('\n') + '\n';
 }
 
-async function drainFinalizeRequests(deps: PipelineDeps): Promise<{ site: string; token: string }[]> {
+/** Takes every finalize request off the queue (the split and the workers send theirs before they return). */
+export async function drainFinalizeRequests(deps: PipelineDeps): Promise<{ site: string; token: string }[]> {
   const out: { site: string; token: string }[] = [];
   for (let empty = 0; empty < 2;) {
     const msgs = await deps.queues.receive(deps.env.finalizeQueueUrl, { max: 10, waitSeconds: 0 });
@@ -74,4 +75,27 @@ export async function runJobs(
       return job;
     }),
   );
+}
+
+/**
+ * One attempt of a job already started: runs the workers launched for `token` since launch `from`, one after the
+ * other, takes the finalize requests off the queue and finalizes once. Returns the job record afterwards.
+ */
+export async function runAttempt(
+  deps: PipelineDeps,
+  launcher: RecordingLauncher,
+  site: string,
+  token: string,
+  from: number,
+): Promise<Job> {
+  for (const l of launcher.launches.slice(from).filter((x) => x.token === token)) {
+    for (let i = 0; i < l.count; i++) {
+      await runWorker(deps, { site, token, waitSeconds: 0, idlePolls: 3, visibilitySeconds: 30 });
+    }
+  }
+  await drainFinalizeRequests(deps);
+  await finalizeJob(deps, site, token);
+  const job = await deps.jobs.get(site, token);
+  if (!job) throw new Error(`job ${site}/${token} vanished`);
+  return job;
 }

@@ -12,6 +12,7 @@ import type { PipelineDeps } from '../../../core/deps.ts';
 import { runWorker, type WorkerSummary } from '../../../core/work/worker.ts';
 import { RecordingLauncher, testDeps, useTestAws } from '../../helpers/aws.ts';
 import { readZip } from '../../helpers/zip.ts';
+import { drainFinalizeRequests } from '../../helpers/pipeline-jobs.ts';
 import { createUploadHandler } from '../../../lambdas/upload/handler.ts';
 import { localContext } from '../../../lambdas/shared/middleware.ts';
 
@@ -59,20 +60,6 @@ async function runWorkers(
   );
 }
 
-/** Drains the finalize queue (the split and the workers send their requests before they return). */
-async function finalizeRequests(deps: PipelineDeps): Promise<{ site: string; token: string }[]> {
-  const out: { site: string; token: string }[] = [];
-  for (let empty = 0; empty < 2;) {
-    const msgs = await deps.queues.receive(deps.env.finalizeQueueUrl, { max: 10, waitSeconds: 0 });
-    if (msgs.length === 0) empty++;
-    for (const m of msgs) {
-      out.push(JSON.parse(m.Body!) as { site: string; token: string });
-      await deps.queues.delete(deps.env.finalizeQueueUrl, m.ReceiptHandle!);
-    }
-  }
-  return out;
-}
-
 describe('Pipeline: split → workers → finalize on the embedded emulators', () => {
   let deps: PipelineDeps;
   let launcher: RecordingLauncher;
@@ -98,7 +85,7 @@ describe('Pipeline: split → workers → finalize on the embedded emulators', (
     const [m] = await deps.queues.receive(queueUrl, { max: 1, waitSeconds: 1, visibilitySeconds: 0 });
     await deps.queues.sendOne(queueUrl, m!.Body!, 'sakai', token);
     summaries = await runWorkers(deps, launcher, token);
-    requests = await finalizeRequests(deps);
+    requests = await drainFinalizeRequests(deps);
     for (const r of requests) await finalizeJob(deps, r.site, r.token);
     zipBytes = await deps.objects.bytes(keys.result('sakai', token));
   });
@@ -331,7 +318,7 @@ describe('Pipeline: every accepted encoding', () => {
     // Act
     const view = await startDirectJob(deps, 'sakai', make(), { processor: 'json' });
     await runWorkers(deps, launcher, view.token);
-    for (const r of await finalizeRequests(deps)) await finalizeJob(deps, r.site, r.token);
+    for (const r of await drainFinalizeRequests(deps)) await finalizeJob(deps, r.site, r.token);
     const entries = await readZip(await deps.objects.bytes(keys.result('sakai', view.token)));
 
     // Assess
@@ -354,7 +341,7 @@ describe('Pipeline: a file whose every record is rejected', () => {
     // Act
     const view = await startDirectJob(deps, 'sakai', body, { processor: 'json' });
     await runWorkers(deps, launcher, view.token);
-    const requests = await finalizeRequests(deps);
+    const requests = await drainFinalizeRequests(deps);
     for (const r of requests) await finalizeJob(deps, r.site, r.token);
     const job = await deps.jobs.get('sakai', view.token);
 
@@ -391,7 +378,7 @@ describe('Pipeline: any decoded text reaches the zip unchanged', () => {
     // Act
     const view = await startDirectJob(deps, 'sakai', body, { processor: 'json' });
     await runWorkers(deps, launcher, view.token);
-    for (const r of await finalizeRequests(deps)) await finalizeJob(deps, r.site, r.token);
+    for (const r of await drainFinalizeRequests(deps)) await finalizeJob(deps, r.site, r.token);
     const entries = await readZip(await deps.objects.bytes(keys.result('sakai', view.token)));
 
     // Assess

@@ -15,6 +15,7 @@ import { runWorker } from '../../../core/work/worker.ts';
 import type { Job } from '../../../core/jobs/store.ts';
 import type { PipelineDeps } from '../../../core/deps.ts';
 import { createTestJob, TEST_STAGE, testDeps, useTestAws } from '../../helpers/aws.ts';
+import { drainFinalizeRequests } from '../../helpers/pipeline-jobs.ts';
 
 /**
  * One site never sees another's data, through the API: the bearer token decides the site (the authorizer), the
@@ -232,15 +233,7 @@ describe('Function: runWorker (a chunk message of another job on its queue)', ()
     expect(otherSakaiJob).toMatchObject({ state: 'RUNNING', chunksDone: 0, succeeded: 0 });
     expect(await deps.objects.size(keys.part('kawasaki', otherSite.token, 0))).toBeUndefined();
     expect(await deps.objects.size(keys.part('sakai', otherJob.token, 0))).toBeUndefined();
-    const finalizeRequests = [];
-    for (let empty = 0; empty < 2;) {
-      const msgs = await deps.queues.receive(deps.env.finalizeQueueUrl, { max: 10, waitSeconds: 0 });
-      if (msgs.length === 0) empty++;
-      for (const m of msgs) {
-        finalizeRequests.push(JSON.parse(m.Body!) as { site: string; token: string });
-        await deps.queues.delete(deps.env.finalizeQueueUrl, m.ReceiptHandle!);
-      }
-    }
+    const finalizeRequests = await drainFinalizeRequests(deps);
     expect(finalizeRequests.filter((r) => r.token === own.token)).toEqual([
       { site: 'sakai', token: own.token, attempt: 1 },
     ]);

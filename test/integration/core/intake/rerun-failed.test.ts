@@ -5,7 +5,7 @@
  * job's results and counts merged over its attempts.
  */
 import { parse } from 'csv-parse/sync';
-import { DeleteMessageCommand, GetQueueAttributesCommand, ReceiveMessageCommand } from '@aws-sdk/client-sqs';
+import { GetQueueAttributesCommand } from '@aws-sdk/client-sqs';
 import { describe, expect, it, vi } from 'vitest';
 import { sqsClient } from '../../../../core/aws/clients.ts';
 import { finalizeJob } from '../../../../core/finalize/finalize.ts';
@@ -14,12 +14,11 @@ import { cancelJob } from '../../../../core/intake/cancel.ts';
 import { errorsPage } from '../../../../core/intake/error-rows.ts';
 import { retryFailedRecords } from '../../../../core/intake/rerun-failed.ts';
 import { EffectClaims } from '../../../../core/effects/claims.ts';
-import { runWorker } from '../../../../core/work/worker.ts';
 import { reportQueueName } from '../../../../core/jobs/keys.ts';
 import { reap } from '../../../../core/reaper/reaper.ts';
 import type { RowInput, RowProcessor } from '../../../../core/processors/index.ts';
 import { RecordingLauncher, TEST_STAGE, testDeps, useTestAws } from '../../../helpers/aws.ts';
-import { csvOf, runJobs } from '../../../helpers/pipeline-jobs.ts';
+import { csvOf, runAttempt, runJobs } from '../../../helpers/pipeline-jobs.ts';
 import { readZip } from '../../../helpers/zip.ts';
 import { parseResultsCsv } from '../../../helpers/results-csv.ts';
 
@@ -66,33 +65,6 @@ const SITE = 'sakai';
 
 type Deps = ReturnType<typeof testDeps>;
 
-/** Runs the workers launched for `token` since launch `from`, then the finalize as the queue asks for it. */
-async function runAttempt(deps: Deps, launcher: RecordingLauncher, token: string, from: number) {
-  for (const l of launcher.launches.slice(from).filter((x) => x.token === token)) {
-    for (let i = 0; i < l.count; i++) {
-      await runWorker(deps, { site: SITE, token, waitSeconds: 0, idlePolls: 3, visibilitySeconds: 30 });
-    }
-  }
-  for (let empty = 0; empty < 2;) {
-    const r = await sqsClient().send(
-      new ReceiveMessageCommand({
-        QueueUrl: aws.finalizeQueueUrl,
-        MaxNumberOfMessages: 10,
-        WaitTimeSeconds: 0,
-      }),
-    );
-    if (!r.Messages?.length) empty++;
-    for (const m of r.Messages ?? []) {
-      await sqsClient().send(
-        new DeleteMessageCommand({ QueueUrl: aws.finalizeQueueUrl, ReceiptHandle: m.ReceiptHandle! }),
-      );
-    }
-  }
-  await finalizeJob(deps, SITE, token);
-  const job = await deps.jobs.get(SITE, token);
-  return job!;
-}
-
 /** The job's zip: its record entries (name → content, each name counted) and its errors.csv rows. */
 async function results(deps: Deps, resultKey: string) {
   const entries = await readZip(await deps.objects.bytes(resultKey));
@@ -114,7 +86,7 @@ async function results(deps: Deps, resultKey: string) {
 async function cancelledJob(deps: Deps, launcher: RecordingLauncher, processor: string, records: number) {
   const view = await startDirectJob(deps, SITE, Buffer.from(csvOf(records), 'utf8'), { processor });
   await cancelJob(deps, SITE, view.token);
-  const job = await runAttempt(deps, launcher, view.token, launcher.launches.length);
+  const job = await runAttempt(deps, launcher, SITE, view.token, launcher.launches.length);
   expect(job.state).toBe('CANCELLED');
   return job;
 }
@@ -160,7 +132,7 @@ describe('Function: retryFailedRecords', () => {
     probes.calls.clear();
     probes.failing = new Set([2, 5, 7]);
     const view = await startDirectJob(deps, SITE, Buffer.from(csvOf(10), 'utf8'), { processor: 'flaky' });
-    const first = await runAttempt(deps, launcher, view.token, 0);
+    const first = await runAttempt(deps, launcher, SITE, view.token, 0);
     expect(first).toMatchObject({ state: 'PARTIAL', succeeded: 7, failed: 3, retryable: 3 });
 
     // Act: a first retry (record 5 still fails), then a second one
@@ -168,7 +140,7 @@ describe('Function: retryFailedRecords', () => {
     probes.calls.clear();
     let from = launcher.launches.length;
     await retryFailedRecords(deps, SITE, view.token);
-    const second = await runAttempt(deps, launcher, view.token, from);
+    const second = await runAttempt(deps, launcher, SITE, view.token, from);
     const ranSecond = [...probes.calls.keys()].sort((a, b) => a - b);
     const afterSecond = await results(deps, second.resultKey!);
 
@@ -176,7 +148,7 @@ describe('Function: retryFailedRecords', () => {
     probes.calls.clear();
     from = launcher.launches.length;
     await retryFailedRecords(deps, SITE, view.token);
-    const third = await runAttempt(deps, launcher, view.token, from);
+    const third = await runAttempt(deps, launcher, SITE, view.token, from);
     const ranThird = [...probes.calls.keys()];
     const final = await results(deps, third.resultKey!);
     const finalView = await getJobView(deps, SITE, view.token);
@@ -240,13 +212,13 @@ describe('Function: retryFailedRecords', () => {
       { name: 'rows/3.json', data: JSON.stringify({ n: 3, sent: 'before the stop' }) },
     ]);
     await cancelJob(deps, SITE, view.token);
-    const cancelled = await runAttempt(deps, launcher, view.token, 0);
+    const cancelled = await runAttempt(deps, launcher, SITE, view.token, 0);
     expect(cancelled.state).toBe('CANCELLED');
 
     // Act
     const from = launcher.launches.length;
     await retryFailedRecords(deps, SITE, view.token);
-    const done = await runAttempt(deps, launcher, view.token, from);
+    const done = await runAttempt(deps, launcher, SITE, view.token, from);
     const out = await results(deps, done.resultKey!);
 
     // Assess
@@ -312,7 +284,7 @@ describe('Function: retryFailedRecords', () => {
     probes.calls.clear();
     probes.failing = new Set([2, 4]);
     const view = await startDirectJob(deps, SITE, Buffer.from(csvOf(5), 'utf8'), { processor: 'probe' });
-    const first = await runAttempt(deps, launcher, view.token, 0);
+    const first = await runAttempt(deps, launcher, SITE, view.token, 0);
     expect(first).toMatchObject({ state: 'PARTIAL', succeeded: 3, failed: 2, retryable: 2 });
 
     // Act
@@ -320,7 +292,7 @@ describe('Function: retryFailedRecords', () => {
     probes.calls.clear();
     const from = launcher.launches.length;
     await retryFailedRecords(deps, SITE, view.token);
-    const done = await runAttempt(deps, launcher, view.token, from);
+    const done = await runAttempt(deps, launcher, SITE, view.token, from);
     const out = await results(deps, done.resultKey!);
 
     // Assess

@@ -7,10 +7,7 @@
  */
 import iconv from 'iconv-lite';
 import { parse } from 'csv-parse/sync';
-import { DeleteMessageCommand, ReceiveMessageCommand } from '@aws-sdk/client-sqs';
 import { describe, expect, it, vi } from 'vitest';
-import { sqsClient } from '../../../../core/aws/clients.ts';
-import { finalizeJob } from '../../../../core/finalize/finalize.ts';
 import { getJobView, startDirectJob } from '../../../../core/intake/api.ts';
 import { cancelJob } from '../../../../core/intake/cancel.ts';
 import { retryFailedRecords } from '../../../../core/intake/rerun-failed.ts';
@@ -18,12 +15,12 @@ import { resubmitRecords } from '../../../../core/intake/resubmit.ts';
 import { resultsDownload } from '../../../../core/intake/results-download.ts';
 import { EffectClaims } from '../../../../core/effects/claims.ts';
 import { neutraliseCell } from '../../../../core/source/write.ts';
-import { runWorker } from '../../../../core/work/worker.ts';
 import type { RowInput, RowProcessor } from '../../../../core/processors/index.ts';
 import type { Job } from '../../../../core/jobs/store.ts';
 import { RecordingLauncher, testDeps, useTestAws } from '../../../helpers/aws.ts';
 import { readZip } from '../../../helpers/zip.ts';
 import { parseResultsCsv } from '../../../helpers/results-csv.ts';
+import { runAttempt } from '../../../helpers/pipeline-jobs.ts';
 
 /**
  * `mailer`, a test processor with side effects: a record whose `email` has no `@` fails with a code of its own
@@ -57,37 +54,6 @@ vi.mock('../../../../core/processors/index.ts', async (importOriginal) => {
 const aws = useTestAws();
 const SITE = 'sakai';
 type Deps = ReturnType<typeof testDeps>;
-
-/** Runs the workers launched for `token` since launch `from`, then the finalize. */
-async function runAttempt(
-  deps: Deps,
-  launcher: RecordingLauncher,
-  token: string,
-  from: number,
-): Promise<Job> {
-  for (const l of launcher.launches.slice(from).filter((x) => x.token === token)) {
-    for (let i = 0; i < l.count; i++) {
-      await runWorker(deps, { site: SITE, token, waitSeconds: 0, idlePolls: 3, visibilitySeconds: 30 });
-    }
-  }
-  for (let empty = 0; empty < 2;) {
-    const r = await sqsClient().send(
-      new ReceiveMessageCommand({
-        QueueUrl: aws.finalizeQueueUrl,
-        MaxNumberOfMessages: 10,
-        WaitTimeSeconds: 0,
-      }),
-    );
-    if (!r.Messages?.length) empty++;
-    for (const m of r.Messages ?? []) {
-      await sqsClient().send(
-        new DeleteMessageCommand({ QueueUrl: aws.finalizeQueueUrl, ReceiptHandle: m.ReceiptHandle! }),
-      );
-    }
-  }
-  await finalizeJob(deps, SITE, token);
-  return (await deps.jobs.get(SITE, token))!;
-}
 
 /** The job's latest results.csv as GET /jobs/{token}/results serves it (the object its URL names). */
 async function latestSheet(deps: Deps, job: Job): Promise<Buffer> {
@@ -133,7 +99,7 @@ describe('Function: resubmitRecords', () => {
       const view = await startDirectJob(deps, SITE, mailFile(uploaded), { processor: 'mailer' });
       const claims = new EffectClaims(aws.table, 14);
       await claims.claim(SITE, view.token, 11, 'dead-worker', 'host/1');
-      const first = await runAttempt(deps, launcher, view.token, 0);
+      const first = await runAttempt(deps, launcher, SITE, view.token, 0);
       expect(first).toMatchObject({ state: 'PARTIAL', succeeded: 8, failed: 3, rejected: 1 });
       const sheet = parseResultsCsv(await latestSheet(deps, first), sheetEncoding);
       expect(sheet.rows.filter((r) => r.status !== 'succeeded').map((r) => [r.record, r.status])).toEqual([
@@ -156,7 +122,7 @@ describe('Function: resubmitRecords', () => {
       const body = excelCsv([sheet.header, ...edited], sheetEncoding);
       const from = launcher.launches.length;
       const answer = await resubmitRecords(deps, SITE, view.token, body);
-      const done = await runAttempt(deps, launcher, view.token, from);
+      const done = await runAttempt(deps, launcher, SITE, view.token, from);
       const after = parseResultsCsv(await latestSheet(deps, done), sheetEncoding);
       const zipSheet = (await readZip(await deps.objects.bytes(done.resultKey!))).find(
         (e) => e.name === 'results.csv',
@@ -213,7 +179,7 @@ describe('Function: resubmitRecords', () => {
     ledger.sent.clear();
     const view = await startDirectJob(deps, SITE, mailFile('utf-8'), { processor: 'mailer' });
     await cancelJob(deps, SITE, view.token);
-    const cancelled = await runAttempt(deps, launcher, view.token, 0);
+    const cancelled = await runAttempt(deps, launcher, SITE, view.token, 0);
     expect(cancelled).toMatchObject({ state: 'CANCELLED', failed: 11, rejected: 1 });
     const zip = await readZip(await deps.objects.bytes(cancelled.resultKey!));
     const errors = parse(zip.find((e) => e.name === 'errors.csv')!.data.toString('utf8'), {
@@ -236,7 +202,7 @@ describe('Function: resubmitRecords', () => {
     });
     const from = launcher.launches.length;
     const answer = await resubmitRecords(deps, SITE, view.token, excelCsv([header!, ...edited], 'utf-8-bom'));
-    const done = await runAttempt(deps, launcher, view.token, from);
+    const done = await runAttempt(deps, launcher, SITE, view.token, from);
     const after = parseResultsCsv(await latestSheet(deps, done), 'utf-8-bom');
 
     // Assess
@@ -259,7 +225,7 @@ describe('Function: resubmitRecords', () => {
     const deps = testDeps(aws, { launcher });
     ledger.sent.clear();
     const view = await startDirectJob(deps, SITE, mailFile('cp932'), { processor: 'mailer' });
-    const first = await runAttempt(deps, launcher, view.token, 0);
+    const first = await runAttempt(deps, launcher, SITE, view.token, 0);
     const sheet = parseResultsCsv(await latestSheet(deps, first), 'cp932');
     const rows = sheet.rows
       .filter((r) => r.status !== 'succeeded')
@@ -272,13 +238,13 @@ describe('Function: resubmitRecords', () => {
     let from = launcher.launches.length;
     await resubmitRecords(deps, SITE, view.token, body);
     await cancelJob(deps, SITE, view.token);
-    const cancelled = await runAttempt(deps, launcher, view.token, from);
+    const cancelled = await runAttempt(deps, launcher, SITE, view.token, from);
     const between = parseResultsCsv(await latestSheet(deps, cancelled), 'cp932');
 
     // Act
     from = launcher.launches.length;
     const answer = await resubmitRecords(deps, SITE, view.token, body);
-    const done = await runAttempt(deps, launcher, view.token, from);
+    const done = await runAttempt(deps, launcher, SITE, view.token, from);
     const after = parseResultsCsv(await latestSheet(deps, done), 'cp932');
 
     // Assess: the cancelled attempt's records keep an outcome of their own, then run once
@@ -301,7 +267,7 @@ describe('Function: resubmitRecords', () => {
     const launcher = new RecordingLauncher();
     const deps = testDeps(aws, { launcher });
     const view = await startDirectJob(deps, SITE, mailFile('utf-8'), { processor: 'mailer' });
-    const first = await runAttempt(deps, launcher, view.token, 0);
+    const first = await runAttempt(deps, launcher, SITE, view.token, 0);
     const sheet = parseResultsCsv(await latestSheet(deps, first), 'utf-8-bom');
     const row = (r: (typeof sheet.rows)[number], record = String(r.record)) => [
       ...r.fields,
@@ -343,7 +309,7 @@ describe('Function: resubmitRecords', () => {
     ).rejects.toMatchObject({ code: 'ATTEMPT_RUNNING', status: 409 });
     // While a retry's attempt of the job runs
     await cancelJob(deps, SITE, running.token);
-    await runAttempt(deps, launcher, running.token, 0);
+    await runAttempt(deps, launcher, SITE, running.token, 0);
     await retryFailedRecords(deps, SITE, running.token);
     await expect(
       resubmitRecords(deps, SITE, running.token, excelCsv([sheet.header, row(sheet.rows[2]!)], 'utf-8-bom')),

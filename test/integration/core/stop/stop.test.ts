@@ -4,9 +4,8 @@
  * zip, every other record in errors.csv, counts that add up), the reaper, and retry of what a stop left.
  */
 import { parse } from 'csv-parse/sync';
-import { ReceiveMessageCommand, DeleteMessageCommand } from '@aws-sdk/client-sqs';
 import { describe, expect, it, vi } from 'vitest';
-import { sqsClient } from '../../../../core/aws/clients.ts';
+import type { PipelineDeps } from '../../../../core/deps.ts';
 import { finalizeJob } from '../../../../core/finalize/finalize.ts';
 import { startDirectJob, startPresignedJob } from '../../../../core/intake/api.ts';
 import { cancelJob } from '../../../../core/intake/cancel.ts';
@@ -26,32 +25,15 @@ import { EffectClaims, KEPT_OUTPUT_BYTES } from '../../../../core/effects/claims
 import { RECORD_HEADER } from '../../../../core/processors/mail.ts';
 import { splitUploaded } from '../../../../core/intake/api.ts';
 import { RecordingLauncher, TEST_STAGE, testDeps, useTestAws } from '../../../helpers/aws.ts';
-import { csvOf } from '../../../helpers/pipeline-jobs.ts';
+import { csvOf, drainFinalizeRequests } from '../../../helpers/pipeline-jobs.ts';
 import { readZip } from '../../../helpers/zip.ts';
 import { parseResultsCsv } from '../../../helpers/results-csv.ts';
 
 const aws = useTestAws();
 
-/** The finalize requests on the queue (taken off it). */
-async function finalizeRequests(): Promise<string[]> {
-  const out: string[] = [];
-  for (let empty = 0; empty < 2;) {
-    const r = await sqsClient().send(
-      new ReceiveMessageCommand({
-        QueueUrl: aws.finalizeQueueUrl,
-        MaxNumberOfMessages: 10,
-        WaitTimeSeconds: 0,
-      }),
-    );
-    if (!r.Messages?.length) empty++;
-    for (const m of r.Messages ?? []) {
-      out.push((JSON.parse(m.Body!) as { token: string }).token);
-      await sqsClient().send(
-        new DeleteMessageCommand({ QueueUrl: aws.finalizeQueueUrl, ReceiptHandle: m.ReceiptHandle! }),
-      );
-    }
-  }
-  return out;
+/** The tokens of the finalize requests on the queue (taken off it). */
+async function finalizeRequests(deps: PipelineDeps): Promise<string[]> {
+  return (await drainFinalizeRequests(deps)).map((r) => r.token);
 }
 
 async function zipOf(deps: ReturnType<typeof testDeps>, site: string, token: string) {
@@ -80,13 +62,13 @@ describe('Function: cancelJob', () => {
     const launcher = new RecordingLauncher();
     const deps = testDeps(aws, { launcher });
     const started = await startDirectJob(deps, 'sakai', Buffer.from(csvOf(30, [5])), { processor: 'json' });
-    await finalizeRequests();
+    await finalizeRequests(deps);
 
     // Act
     const cancel = await cancelJob(deps, 'sakai', started.token);
-    const asked = await finalizeRequests();
+    const asked = await finalizeRequests(deps);
     const worker = await runWorker(deps, { site: 'sakai', token: started.token, waitSeconds: 0 });
-    const askedByWorker = await finalizeRequests();
+    const askedByWorker = await finalizeRequests(deps);
     const done = await finalizeJob(deps, 'sakai', started.token);
     const job = await deps.jobs.get('sakai', started.token);
     const zip = await zipOf(deps, 'sakai', started.token);
@@ -222,13 +204,13 @@ describe('Function: cancelJob', () => {
     const deps = testDeps(aws, { launcher, budget: { maxWorkers: 1 } });
     const holder = await startDirectJob(deps, 'sakai', Buffer.from(csvOf(10)), { processor: 'json' });
     const queued = await startDirectJob(deps, 'sakai', Buffer.from(csvOf(30, [5])), { processor: 'json' });
-    await finalizeRequests();
+    await finalizeRequests(deps);
     const before = await deps.grants.read();
 
     // Act: cancel it; then the first job ends (its place goes back) and a granter pass runs
     const cancel = await cancelJob(deps, 'sakai', queued.token);
     const after = await deps.grants.read();
-    const asked = await finalizeRequests();
+    const asked = await finalizeRequests(deps);
     await runWorker(deps, { site: 'sakai', token: holder.token, waitSeconds: 0, idlePolls: 2 });
     await finalizeJob(deps, 'sakai', holder.token);
     const pass = await grantWorkers(deps, 'reaper');
@@ -530,14 +512,14 @@ describe('Function: stopOnFailureRate', () => {
       processor: 'json',
       maxFailureRate: 0.1,
     });
-    await finalizeRequests();
+    await finalizeRequests(deps);
     const job = (await deps.jobs.get('sakai', started.token))!;
 
     // Act
     const under = await stopOnFailureRate(deps, job, { succeeded: 91, failed: 9 });
     const over = await stopOnFailureRate(deps, job, { succeeded: 89, failed: 11 });
     const twice = await stopOnFailureRate(deps, job, { succeeded: 80, failed: 20 });
-    const asked = await finalizeRequests();
+    const asked = await finalizeRequests(deps);
     const cancel = await cancelJob(deps, 'sakai', started.token).catch((e: unknown) => e);
     const done = await finalizeJob(deps, 'sakai', started.token);
     const ended = await deps.jobs.get('sakai', started.token);
@@ -563,7 +545,7 @@ describe('Function: reap', () => {
     const deps = testDeps(aws, { launcher });
     const started = await startDirectJob(deps, 'sakai', Buffer.from(csvOf(5)), { processor: 'json' });
     await cancelJob(deps, 'sakai', started.token);
-    await finalizeRequests();
+    await finalizeRequests(deps);
     launcher.launches.length = 0;
 
     // Act
@@ -573,7 +555,7 @@ describe('Function: reap', () => {
     expect(report.finalizeRequested).toContainEqual({ site: 'sakai', token: started.token });
     expect(report.relaunched.map((r) => r.token)).not.toContain(started.token);
     expect(launcher.launches.map((l) => l.token)).not.toContain(started.token);
-    expect(await finalizeRequests()).toContain(started.token);
+    expect(await finalizeRequests(deps)).toContain(started.token);
   });
 });
 
