@@ -34,6 +34,29 @@ export async function drainFinalizeRequests(deps: PipelineDeps): Promise<{ site:
   return out;
 }
 
+/** Runs every worker launched so far (only those of `tokens` where given) at the same time, as ECS would. */
+export async function runLaunchedWorkers(
+  deps: PipelineDeps,
+  launcher: RecordingLauncher,
+  tokens?: ReadonlySet<string>,
+): Promise<void> {
+  await Promise.all(
+    launcher.launches
+      .filter((l) => !tokens || tokens.has(l.token))
+      .flatMap((l) =>
+        Array.from({ length: l.count }, () =>
+          runWorker(deps, {
+            site: l.site,
+            token: l.token,
+            waitSeconds: 0,
+            idlePolls: 3,
+            visibilitySeconds: 30,
+          }),
+        ),
+      ),
+  );
+}
+
 /**
  * Starts every job at once (direct upload, split inline), runs the launched workers, then delivers every finalize
  * request twice at the same time, as SQS may. Returns the finished job records, in the order of `specs`.
@@ -48,22 +71,7 @@ export async function runJobs(
       startDirectJob(deps, s.site, Buffer.from(s.csv, 'utf8'), { processor: 'json', office: s.office }),
     ),
   );
-  const tokens = new Set(views.map((v) => v.token));
-  await Promise.all(
-    launcher.launches
-      .filter((l) => tokens.has(l.token))
-      .flatMap((l) =>
-        Array.from({ length: l.count }, () =>
-          runWorker(deps, {
-            site: l.site,
-            token: l.token,
-            waitSeconds: 0,
-            idlePolls: 3,
-            visibilitySeconds: 30,
-          }),
-        ),
-      ),
-  );
+  await runLaunchedWorkers(deps, launcher, new Set(views.map((v) => v.token)));
   const requests = await drainFinalizeRequests(deps);
   await Promise.all(
     requests.flatMap((r) => [finalizeJob(deps, r.site, r.token), finalizeJob(deps, r.site, r.token)]),

@@ -8,7 +8,7 @@ import { describe, expect, it } from 'vitest';
 import { getSite } from '../../../config/index.ts';
 import { startDirectJob } from '../../../core/intake/api.ts';
 import { finalizeJob } from '../../../core/finalize/finalize.ts';
-import { runWorker } from '../../../core/work/worker.ts';
+import { runLaunchedWorkers } from '../../helpers/pipeline-jobs.ts';
 import { RECORD_HEADER } from '../../../core/processors/mail.ts';
 import { RecordingLauncher, testDeps, useTestAws } from '../../helpers/aws.ts';
 import { parseErrorsCsv } from '../../helpers/jepsen.ts';
@@ -60,19 +60,7 @@ describe('Pipeline: bulk mail (mail processor)', () => {
         }),
       ),
     );
-    await Promise.all(
-      launcher.launches.flatMap((l) =>
-        Array.from({ length: l.count }, () =>
-          runWorker(deps, {
-            site: l.site,
-            token: l.token,
-            waitSeconds: 0,
-            idlePolls: 3,
-            visibilitySeconds: 30,
-          }),
-        ),
-      ),
-    );
+    await runLaunchedWorkers(deps, launcher);
     const finished = await Promise.all(views.map((v) => finalizeJob(deps, v.site, v.token)));
     const store = (await (await fetchEmulatorPage(`${aws.emulators.endpoints.ses}/store`)).json()) as {
       emails: StoredMail[];
@@ -135,19 +123,7 @@ describe('Pipeline: a mail file lacking a template column (PROCESSOR_FIELDS_MISS
     const queueAfterRefusal = await deps.queues.queueUrl(reportQueueName(deps.env.stage, refused.token));
     const launchesAfterRefusal = launcher.launches.length;
     const accepted = await startDirectJob(deps, 'kashima', Buffer.from(full), { processor: 'mail' });
-    await Promise.all(
-      launcher.launches.flatMap((l) =>
-        Array.from({ length: l.count }, () =>
-          runWorker(deps, {
-            site: l.site,
-            token: l.token,
-            waitSeconds: 0,
-            idlePolls: 3,
-            visibilitySeconds: 30,
-          }),
-        ),
-      ),
-    );
+    await runLaunchedWorkers(deps, launcher);
     const finished = await finalizeJob(deps, 'kashima', accepted.token);
     const store = (await (await fetchEmulatorPage(`${aws.emulators.endpoints.ses}/store`)).json()) as {
       emails: StoredMail[];
@@ -182,19 +158,7 @@ describe('Pipeline: results.csv, the sheet back', () => {
 
       // Act
       const view = await startDirectJob(deps, 'marifu', body, { processor: 'mail' });
-      await Promise.all(
-        launcher.launches.flatMap((l) =>
-          Array.from({ length: l.count }, () =>
-            runWorker(deps, {
-              site: l.site,
-              token: l.token,
-              waitSeconds: 0,
-              idlePolls: 3,
-              visibilitySeconds: 30,
-            }),
-          ),
-        ),
-      );
+      await runLaunchedWorkers(deps, launcher);
       await finalizeJob(deps, 'marifu', view.token);
       const job = await deps.jobs.get('marifu', view.token);
       const zip = new Map(

@@ -16,7 +16,7 @@ import { finalizeJob } from '../../../../core/finalize/finalize.ts';
 import { jsonProcessor } from '../../../../core/processors/json.ts';
 import { RECORD_HEADER } from '../../../../core/processors/mail.ts';
 import { PREVIEW_TOKEN } from '../../../../core/processors/types.ts';
-import { runWorker } from '../../../../core/work/worker.ts';
+import { runLaunchedWorkers } from '../../../helpers/pipeline-jobs.ts';
 import { localContext } from '../../../../lambdas/shared/middleware.ts';
 import { createUploadHandler } from '../../../../lambdas/upload/handler.ts';
 import { LocalApi } from '../../../../local/api.ts';
@@ -164,19 +164,7 @@ describe('POST /jobs?check=true', { timeout: 60_000 }, () => {
     const after = await footprint();
     const deps = testDeps(aws, { launcher });
     const view = await startDirectJob(deps, 'sakai', body, { processor: 'mail' });
-    await Promise.all(
-      launcher.launches.flatMap((l) =>
-        Array.from({ length: l.count }, () =>
-          runWorker(deps, {
-            site: l.site,
-            token: l.token,
-            waitSeconds: 0,
-            idlePolls: 3,
-            visibilitySeconds: 30,
-          }),
-        ),
-      ),
-    );
+    await runLaunchedWorkers(deps, launcher);
     const finished = await finalizeJob(deps, 'sakai', view.token);
     const sent = new Map(
       (await sesStore()).map((m) => [m.headers?.find((h) => h.name === RECORD_HEADER)?.value, m]),
