@@ -7,7 +7,7 @@ import { detectDelimiter, readRecordBatches } from '../../core/source/csv.ts';
 import { decodeToUtf8 } from '../../core/source/decode.ts';
 import { readRange, scanRecordBatches } from '../../core/source/scan.ts';
 import { csvText, neutraliseCell } from '../../core/source/write.ts';
-import { budget, chunked, chunking, fuzzSeconds } from '../helpers/csv-arbitraries.ts';
+import { budget, chunked, chunking, fuzzTimeout } from '../helpers/csv-arbitraries.ts';
 
 /**
  * The CSV writer (core/source/write.ts) against the project's own readers: what it writes, encoded as a user
@@ -67,8 +67,6 @@ async function collect<T>(batches: AsyncIterable<T[]>): Promise<T[]> {
   return all;
 }
 
-const timeout = fuzzSeconds > 0 ? fuzzSeconds * 1000 + 120_000 : 60_000;
-
 describe('Property: the CSV writer writes what the readers read', () => {
   it(
     'gives back the same header and records through decode, csv-parse, the split scanner and the range reader',
@@ -115,7 +113,7 @@ describe('Property: the CSV writer writes what the readers read', () => {
         throw new Error(`${fc.defaultReportMessage(details)}\n${String(details.errorInstance)}`);
       expect(details.numRuns).toBeGreaterThan(0);
     },
-    timeout,
+    fuzzTimeout,
   );
 });
 
@@ -148,7 +146,7 @@ describe('Property: the CSV writer writes what csv-stringify wrote', () => {
         throw new Error(`${fc.defaultReportMessage(details)}\n${String(details.errorInstance)}`);
       expect(details.numRuns).toBeGreaterThan(0);
     },
-    timeout,
+    fuzzTimeout,
   );
 });
 

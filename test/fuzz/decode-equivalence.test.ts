@@ -3,7 +3,7 @@ import iconv from 'iconv-lite';
 import { describe, expect, it } from 'vitest';
 import { decodeToUtf8, firstInvalidUtf8, type DecodeInfo } from '../../core/source/decode.ts';
 import { FileRejectedError } from '../../core/shared/errors.ts';
-import { budget, chunked, chunking, fuzzSeconds } from '../helpers/csv-arbitraries.ts';
+import { budget, chunked, chunking, checkProperty, fuzzTimeout } from '../helpers/csv-arbitraries.ts';
 
 /** Bytes a text file may hold: ASCII, line feeds, CP932 pairs and single bytes, stray high bytes; few controls. */
 const fileByte = fc.oneof(
@@ -58,23 +58,11 @@ async function* headThenPieces(bytes: Buffer, headLength: number, big: number, s
   yield* chunked(bytes.subarray(i), sizes);
 }
 
-const timeout = fuzzSeconds > 0 ? fuzzSeconds * 1000 + 120_000 : 60_000;
-
-async function check(name: string, property: fc.IAsyncProperty<unknown>, params: fc.Parameters<unknown>) {
-  const details = await fc.check(property, params);
-  process.stdout.write(
-    `[fuzz] ${name}: ${details.numRuns} cases, ${details.failed ? 1 : 0} disagreements (seed ${details.seed})\n`,
-  );
-  if (details.failed)
-    throw new Error(`${fc.defaultReportMessage(details)}\n${String(details.errorInstance)}`);
-  expect(details.numRuns).toBeGreaterThan(0);
-}
-
 describe('Property: the one-pass decoders give what iconv-lite and the UTF-8 rules give', () => {
   it(
     'CP932: the same UTF-8 bytes as iconv-lite, or UNDECODABLE at the line of its first U+FFFD',
     async () => {
-      await check(
+      await checkProperty(
         'CP932 transcoder',
         fc.asyncProperty(
           cp932Text,
@@ -104,7 +92,7 @@ describe('Property: the one-pass decoders give what iconv-lite and the UTF-8 rul
         budget(500),
       );
     },
-    timeout,
+    fuzzTimeout,
   );
 
   it(
@@ -112,7 +100,7 @@ describe('Property: the one-pass decoders give what iconv-lite and the UTF-8 rul
     async () => {
       // Prepare: the file is decided UTF-8 on its first 64 KiB after the first non-ASCII byte
       const head = Buffer.from('id,名前\n' + 'a,山田\n'.repeat(8000), 'utf8');
-      await check(
+      await checkProperty(
         'UTF-8 pass-through',
         fc.asyncProperty(
           fc.array(utf8Piece, { maxLength: 12 }),
@@ -145,6 +133,6 @@ describe('Property: the one-pass decoders give what iconv-lite and the UTF-8 rul
         budget(200),
       );
     },
-    timeout,
+    fuzzTimeout,
   );
 });

@@ -9,10 +9,11 @@ import {
   chunked,
   chunking,
   csvText,
-  fuzzSeconds,
   junkText,
   maxRecordBytes,
   type Outcome,
+  checkProperty,
+  fuzzTimeout,
 } from '../helpers/csv-arbitraries.ts';
 
 /** Every event and the error, fields included. */
@@ -27,24 +28,11 @@ async function withFields(batches: AsyncIterable<unknown[]>): Promise<Outcome> {
   return { events };
 }
 
-/** Runs a property, prints how many cases it checked, and fails with the counterexample and its seed. */
-async function check(name: string, property: fc.IAsyncProperty<unknown>, params: fc.Parameters<unknown>) {
-  const details = await fc.check(property, params);
-  process.stdout.write(
-    `[fuzz] ${name}: ${details.numRuns} cases, ${details.failed ? 1 : 0} disagreements (seed ${details.seed})\n`,
-  );
-  if (details.failed)
-    throw new Error(`${fc.defaultReportMessage(details)}\n${String(details.errorInstance)}`);
-  expect(details.numRuns).toBeGreaterThan(0);
-}
-
-const timeout = fuzzSeconds > 0 ? fuzzSeconds * 1000 + 120_000 : 60_000;
-
 describe('Property: the fields the scanner gives are the fields csv-parse gives', () => {
   it(
     'over a whole file (scanRecordBatches withFields), whatever the chunking',
     async () => {
-      await check(
+      await checkProperty(
         'fields, whole file',
         fc.asyncProperty(
           fc.oneof(csvText, junkText),
@@ -73,13 +61,13 @@ describe('Property: the fields the scanner gives are the fields csv-parse gives'
         budget(400),
       );
     },
-    timeout,
+    fuzzTimeout,
   );
 
   it(
     "in every range the split cuts (readRange, the workers' read, against csv-parse)",
     async () => {
-      await check(
+      await checkProperty(
         'ranges',
         fc.asyncProperty(
           csvText,
@@ -127,6 +115,6 @@ describe('Property: the fields the scanner gives are the fields csv-parse gives'
         budget(300),
       );
     },
-    timeout,
+    fuzzTimeout,
   );
 });

@@ -1,5 +1,5 @@
 import fc from 'fast-check';
-import { describe, expect, it } from 'vitest';
+import { describe, it } from 'vitest';
 import { decodeToUtf8 } from '../../core/source/decode.ts';
 import {
   budget,
@@ -9,31 +9,19 @@ import {
   encode,
   encoding,
   expectSame,
-  fuzzSeconds,
   junkText,
   maxRecordBytes,
   reference,
   scanned,
+  checkProperty,
+  fuzzTimeout,
 } from '../helpers/csv-arbitraries.ts';
-
-/** Runs a property, prints how many cases it checked, and fails with the counterexample and its seed. */
-async function check(name: string, property: fc.IAsyncProperty<unknown>, params: fc.Parameters<unknown>) {
-  const details = await fc.check(property, params);
-  process.stdout.write(
-    `[fuzz] ${name}: ${details.numRuns} cases, ${details.failed ? 1 : 0} disagreements (seed ${details.seed})\n`,
-  );
-  if (details.failed)
-    throw new Error(`${fc.defaultReportMessage(details)}\n${String(details.errorInstance)}`);
-  expect(details.numRuns).toBeGreaterThan(0);
-}
-
-const timeout = fuzzSeconds > 0 ? fuzzSeconds * 1000 + 120_000 : 60_000;
 
 describe('Property: the boundary scanner agrees with the csv-parse reader', () => {
   it(
     'on generated CSV files, whatever the chunking of either reader and the size limit',
     async () => {
-      await check(
+      await checkProperty(
         'generated CSV',
         fc.asyncProperty(csvText, chunking, chunking, maxRecordBytes, async (text, a, b, max) => {
           // Prepare
@@ -50,13 +38,13 @@ describe('Property: the boundary scanner agrees with the csv-parse reader', () =
         budget(400),
       );
     },
-    timeout,
+    fuzzTimeout,
   );
 
   it(
     'on any sequence of quotes, delimiters, line breaks, NULs, BOMs and multi-byte characters',
     async () => {
-      await check(
+      await checkProperty(
         'junk',
         fc.asyncProperty(junkText, chunking, chunking, maxRecordBytes, async (text, a, b, max) => {
           // Prepare
@@ -73,13 +61,13 @@ describe('Property: the boundary scanner agrees with the csv-parse reader', () =
         budget(600),
       );
     },
-    timeout,
+    fuzzTimeout,
   );
 
   it(
     'behind the decoder: BOMs, UTF-16, CP932 and characters split across read buffers',
     async () => {
-      await check(
+      await checkProperty(
         'decoded upload',
         fc.asyncProperty(
           csvText,
@@ -103,6 +91,6 @@ describe('Property: the boundary scanner agrees with the csv-parse reader', () =
         budget(300),
       );
     },
-    timeout,
+    fuzzTimeout,
   );
 });

@@ -12,6 +12,24 @@ import { FileRejectedError } from '../../core/shared/errors.ts';
  */
 export const fuzzSeconds = Number(process.env.FUZZ_SECONDS ?? 0);
 
+/** A fuzz test's time limit: the fuzzing time and two minutes for the rest, or a minute on an ordinary run. */
+export const fuzzTimeout = fuzzSeconds > 0 ? fuzzSeconds * 1000 + 120_000 : 60_000;
+
+/** Runs a property, prints how many cases it checked, and fails with the counterexample and its seed. */
+export async function checkProperty(
+  name: string,
+  property: fc.IAsyncProperty<unknown>,
+  params: fc.Parameters<unknown>,
+): Promise<void> {
+  const details = await fc.check(property, params);
+  process.stdout.write(
+    `[fuzz] ${name}: ${details.numRuns} cases, ${details.failed ? 1 : 0} disagreements (seed ${details.seed})\n`,
+  );
+  if (details.failed)
+    throw new Error(`${fc.defaultReportMessage(details)}\n${String(details.errorInstance)}`);
+  expect(details.numRuns).toBeGreaterThan(0);
+}
+
 /** fast-check parameters: a few seconds inside `npm test`, FUZZ_SECONDS per property when fuzzing. */
 export function budget(quickRuns: number, quickMs = 3000): fc.Parameters<unknown> {
   const seed = process.env.FUZZ_SEED ? { seed: Number(process.env.FUZZ_SEED) } : {};
