@@ -10,12 +10,11 @@ import {
 import { mkdir, rename, rm, writeFile } from 'node:fs/promises';
 import { createHash } from 'node:crypto';
 import type { AddressInfo } from 'node:net';
-import type { Server } from 'node:http';
+import { createServer, type RequestListener, type Server } from 'node:http';
 import { dirname, join, relative, resolve, sep } from 'node:path';
 import { buildApp } from 'fauxqs';
 import dynalite from 'dynalite';
-import sesModule from 'aws-ses-v2-local';
-import sesStore, { type Email } from 'aws-ses-v2-local/dist/store.js';
+import type { Email } from 'aws-ses-v2-local/dist/store.js';
 import { handlePresignedPost } from './presigned-post.ts';
 import {
   guardServer,
@@ -28,8 +27,31 @@ import {
 
 // aws-ses-v2-local is CommonJS with a default export.
 type SesServer = (config?: { host?: string; port?: number }) => Promise<Server>;
-const sesLocal: SesServer =
-  (sesModule as unknown as { default?: SesServer }).default ?? (sesModule as unknown as SesServer);
+type SesStore = typeof import('aws-ses-v2-local/dist/store.js');
+
+/**
+ * aws-ses-v2-local's request handler (its express app) and its store, loaded when the first request for SES
+ * comes: loading it (express, mailparser, nodemailer) took more CPU than fauxqs and dynalite together, on the path
+ * of every runtime start, and most runs send no mail. `persist` runs on the store before any request is handled.
+ */
+async function loadSes(persist: (store: SesStore) => void): Promise<RequestListener> {
+  const [sesModule, store] = await Promise.all([
+    import('aws-ses-v2-local'),
+    import('aws-ses-v2-local/dist/store.js'),
+  ]);
+  const exported = sesModule as unknown as { default?: SesServer | { default?: SesServer } };
+  const sesLocal = (
+    typeof exported.default === 'function' ? exported.default : exported.default?.default
+  ) as SesServer;
+  const storeModule = ((store as unknown as { default?: SesStore }).default ?? store) as SesStore;
+  persist(storeModule);
+  // The package only offers a server listening on a port of its own: its app (the server's request listener) is
+  // taken from it, and that server closed, so SES answers on the port the runtime announced at start.
+  const own = await sesLocal({ host: '127.0.0.1', port: 0 });
+  const app = own.listeners('request')[0] as RequestListener;
+  own.close();
+  return app;
+}
 const QUEUE_SETTINGS = [
   'VisibilityTimeout',
   'MessageRetentionPeriod',
@@ -310,7 +332,7 @@ export type StoredMail = Email & { readonly atMs?: number };
  * emulator answers, so a mail it acknowledged survives a kill -9) and loads them back on start, so
  * `rowfleet mail list` sees the mails of earlier commands. Returns the close.
  */
-function persistSesMails(dir: string): () => Promise<void> {
+function persistSesMails(sesStore: SesStore, dir: string): () => Promise<void> {
   const file = join(dir, 'ses-mails.ndjson');
   mkdirSync(dir, { recursive: true });
   const store = sesStore.getStoreReadonly();
@@ -531,8 +553,23 @@ export async function startEmulators(o: EmulatorOptions): Promise<Emulators> {
       : 'Host is not this emulator on loopback',
   );
   await new Promise<void>((r) => ddb.listen(0, '127.0.0.1', () => r()));
-  const closeMails = o.stateDir ? persistSesMails(o.stateDir) : undefined;
-  const ses: Server = await sesLocal({ host: '127.0.0.1', port: 0 });
+  let closeMails: (() => Promise<void>) | undefined;
+  let sesApp: Promise<RequestListener> | undefined;
+  const stateDir = o.stateDir;
+  const sesHandler = () =>
+    (sesApp ??= loadSes((store) => {
+      if (stateDir) closeMails = persistSesMails(store, stateDir);
+    }));
+  const ses: Server = createServer((req, res) => {
+    sesHandler().then(
+      (app) => app(req, res),
+      (err: unknown) => {
+        res.writeHead(500, { 'content-type': 'application/json' });
+        res.end(JSON.stringify({ message: `the embedded SES could not load: ${String(err)}` }));
+      },
+    );
+  });
+  await new Promise<void>((r) => ses.listen(0, '127.0.0.1', () => r()));
   // Node closes an idle keep-alive connection after 5 s: a client sending on it just then gets a reset, and a
   // bulk mail with no answer is IN_DOUBT. Idle connections live a minute here, as on AWS's load balancers.
   ses.keepAliveTimeout = 60_000;
@@ -559,6 +596,7 @@ export async function startEmulators(o: EmulatorOptions): Promise<Emulators> {
       await files.flush();
       await new Promise<void>((r) => ddb.close(() => r()));
       await new Promise<void>((r) => ses.close(() => r()));
+      await sesApp?.catch(() => undefined);
       await closeMails?.();
     },
   };

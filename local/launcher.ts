@@ -1,4 +1,4 @@
-import { execFileSync, spawn } from 'node:child_process';
+import { spawn } from 'node:child_process';
 import {
   closeSync,
   mkdirSync,
@@ -17,6 +17,7 @@ import { newestSource } from '../web/build.ts';
 import { NODE_TARGET } from '../config/node.ts';
 import { buildProcessors } from '../fargate-worker/build-processors.ts';
 import { usersDir } from '../core/processors/users.ts';
+import { commandLine } from './ownership.ts';
 import {
   workerEnv,
   type LaunchRequest,
@@ -87,19 +88,6 @@ function alive(pid: number): boolean {
     return true;
   } catch {
     return false;
-  }
-}
-
-/** A process's command line ('' when it is gone): /proc on Linux, `ps` elsewhere (macOS). */
-export function commandLine(pid: number): string {
-  try {
-    return readFileSync(`/proc/${pid}/cmdline`, 'utf8').split('\0').join(' ');
-  } catch {
-    try {
-      return execFileSync('ps', ['-p', String(pid), '-o', 'command='], { encoding: 'utf8' }).trim();
-    } catch {
-      return '';
-    }
   }
 }
 
