@@ -78,8 +78,8 @@ const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
  * process too (the AWS SDK clients: loaded while the runtime starts).
  */
 export async function attachRuntime(o: AttachOptions): Promise<AttachedRuntime> {
-  const { owner, link, started } = await attachLink(o, true);
-  return (await loadAttached()).attached(apiView(owner, link, started));
+  const { owner, link, started, budgetEnv } = await attachLink(o, true);
+  return (await loadAttached()).attached({ ...apiView(owner, link, started), budgetEnv });
 }
 
 /**
@@ -94,9 +94,11 @@ export async function attachApi(o: AttachOptions): Promise<AttachedApi> {
 async function attachLink(
   o: AttachOptions,
   pipeline: boolean,
-): Promise<{ owner: RuntimeOwner; link: Link; started: boolean }> {
+): Promise<{ owner: RuntimeOwner; link: Link; started: boolean; budgetEnv: Record<string, string> }> {
   const stateDir = resolve(o.stateDir);
-  if (o.maxWorkers !== undefined) process.env.ROWFLEET_MAX_WORKERS = String(o.maxWorkers);
+  // `--max-workers N`: the budget of a runtime this command starts (its spawn env) and of this command's deps.
+  const budgetEnv: Record<string, string> =
+    o.maxWorkers !== undefined ? { ROWFLEET_MAX_WORKERS: String(o.maxWorkers) } : {};
   privateStateDir(stateDir);
   const deadline = Date.now() + START_TIMEOUT_MS;
   let started = false;
@@ -119,9 +121,9 @@ async function attachLink(
               `worker budget; --max-workers ${o.maxWorkers} applies once every command of it has ended\n`,
           );
         }
-        return { owner, link, started };
+        return { owner, link, started, budgetEnv };
       }
-    } else if (await startRuntime(stateDir, o.endpoint, pipeline)) {
+    } else if (await startRuntime(stateDir, o.endpoint, pipeline, budgetEnv)) {
       // Up and named in the state directory: attach at once.
       started = true;
       continue;
@@ -143,6 +145,7 @@ async function startRuntime(
   stateDir: string,
   endpoint: string | undefined,
   pipeline: boolean,
+  budgetEnv: Record<string, string>,
 ): Promise<boolean> {
   const release = await lockfile.lock(stateDir, {
     lockfilePath: join(stateDir, 'start.lock'),
@@ -164,6 +167,7 @@ async function startRuntime(
         stdio: ['ignore', log, log],
         env: {
           ...process.env,
+          ...budgetEnv,
           POWERTOOLS_LOG_LEVEL: process.env.POWERTOOLS_LOG_LEVEL ?? 'WARN',
           // What the runtime would take itself (local/resources.ts setLocalAwsDefaults), known here already.
           AWS_REGION: process.env.AWS_REGION ?? getStage('local').region,

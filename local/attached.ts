@@ -3,7 +3,7 @@
  * addressing the runtime's resources, the usage-mail function, the API tokens. Loaded apart from attach.ts (it
  * brings the AWS SDK clients and the handlers), while the runtime starts.
  */
-import { depsFromEnv } from '../core/deps.ts';
+import { buildDeps, fromEnv } from '../core/deps.ts';
 import { resetClients } from '../core/aws/clients.ts';
 import { ApiTokens } from '../core/intake/tokens.ts';
 import {
@@ -41,8 +41,10 @@ class RuntimeLauncher implements TaskLauncher {
 }
 
 /** The attachment with the runtime's resources addressed from this process (its AWS settings taken). */
-export function attached(api: AttachedApi & { readonly owner: RuntimeOwner }): AttachedRuntime {
-  const { owner } = api;
+export function attached(
+  api: AttachedApi & { readonly owner: RuntimeOwner; readonly budgetEnv: Record<string, string> },
+): AttachedRuntime {
+  const { owner, budgetEnv } = api;
   // This process addresses the runtime's emulators and resources as its own processes do.
   setLocalAwsDefaults(owner.stage);
   // Attached again to a runtime started since (new ports): the clients made for the last one are forgotten.
@@ -52,8 +54,11 @@ export function attached(api: AttachedApi & { readonly owner: RuntimeOwner }): A
     )
   )
     resetClients();
+  // The SDK clients and the usage mail's deps still read the environment (the runtime's endpoints, credentials).
   Object.assign(process.env, owner.env, { ROWFLEET_RUNTIME_INSTANCE: owner.instance });
-  const deps = depsFromEnv(new RuntimeLauncher(owner));
+  // The runtime's own budget wins over this command's `--max-workers` (which applies to a runtime it starts).
+  const config = fromEnv({ ...process.env, ...budgetEnv, ...owner.env });
+  const deps = buildDeps(config, new RuntimeLauncher(owner));
   const mailDeps = usageMailDepsFromEnv();
   const usageMail = createUsageMailHandler(mailDeps);
   const tokens = new ApiTokens(deps.env.table);

@@ -3,7 +3,7 @@ import { join } from 'node:path';
 import { localResourceNames } from '../config/names.ts';
 import { stateDirCredentials, type EmulatorCredentials } from './emulator-gate.ts';
 import { runtimeProcess } from './entries.ts';
-import type { EmulatorOptions } from './emulators.ts';
+import type { EmulatorOptions } from './emulators/index.ts';
 
 /** The embedded emulators' process, the endpoints it answers on and the only credentials it takes. */
 export interface EmulatorHost {

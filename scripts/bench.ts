@@ -6,7 +6,9 @@
  *  2. SQS requests per 1,000 records (counted by the emulator, every process included),
  *  3. end-to-end records/s on the embedded runtime vs a single-process floor, and each phase's seconds,
  *  4. peak RSS of the split and of the finalize (each function runs in its own process here),
- *  5. the core-seconds the machine was busy (all processes, Linux /proc/stat) during the floor and the end-to-end run.
+ *  5. the core-seconds the machine was busy (all processes, Linux /proc/stat) during the floor and the end-to-end run,
+ *     and the end-to-end run's own per process kind (split, workers, finalize, emulators, runtime: scripts/bench-cpu.ts)
+ *     against the floor's process: ownCoreSecondsVsFloor = (split + workers + finalize) ÷ floor.
  * Options: --records N (default 1,000,000), --dir DIR (work directory, default $TMPDIR/rowfleet-bench);
  * 6. the start-up of a small job: `npx rowfleet run` of the README's 10-row sample, no runtime running, spawn →
  *    receivedAt, three runs (scripts/bench-startup.ts).
@@ -28,11 +30,12 @@ import { reportQueueName } from '../core/jobs/keys.ts';
 import { jsonProcessor } from '../core/processors/json.ts';
 import { ZipWriter } from '../core/messages/zip.ts';
 import { LocalRuntime } from '../local/runtime.ts';
-import type { QueueStats } from '../local/emulators.ts';
+import type { QueueStats } from '../local/emulators/sqs.ts';
 import { writeSampleCsv } from './gen-data.ts';
 import { runJob } from './run-job.ts';
 import { measureStartup } from './bench-startup.ts';
 import { fetchEmulatorPage } from '../local/emulator-gate.ts';
+import { ownCoreSeconds, processCoreSeconds, startCpuCount } from './bench-cpu.ts';
 
 // Other scenarios live in their own modules: `npm run bench -- --scenario io|mail|startup` (default: split, below).
 const scenario = parseArgs({ options: { scenario: { type: 'string' } }, strict: false }).values.scenario;
@@ -161,6 +164,7 @@ const raw = await timed(async () => {
 // 3a. Single-process floor: decode → parse → json processor → zip, one process, with the readers the
 // pipeline uses (the split's decoder, the scanner with fields as the workers read their ranges).
 say('single-process floor…');
+const floorCpu0 = processCoreSeconds();
 const floor = await timed(async () => {
   const out = createWriteStream(join(dir, 'floor.zip'));
   const zip = new ZipWriter(async (b) => {
@@ -187,6 +191,7 @@ const floor = await timed(async () => {
   await once(out, 'close');
   return n;
 });
+const floorCoreSeconds = processCoreSeconds() - floorCpu0;
 
 // 3b/2/4. End to end through the local API on the embedded runtime, each function in its own process.
 const stateDir = join(dir, 'state');
@@ -198,9 +203,11 @@ let job;
 let stats: Record<string, QueueStats>;
 let memory: Record<string, number>;
 let e2eStarted: number | undefined;
+let coreSeconds: ReturnType<NonNullable<ReturnType<typeof startCpuCount>>['stop']> | undefined;
 try {
   const apiToken = await rt.tokenFor('sakai');
   e2eStarted = Date.now();
+  const cpu = startCpuCount();
   e2e = await timed(() =>
     runJob({
       apiUrl: rt.apiUrl,
@@ -210,8 +217,11 @@ try {
       outDir: join(dir, 'out'),
       directMaxBytes: getStage(rt.stage).limits.directUploadMaxBytes,
       progress: true,
+      // On a shared, loaded machine the finalize of 1M records can go minutes without a visible move.
+      stallSeconds: 900,
     }),
   );
+  coreSeconds = cpu?.stop();
   job = await rt.deps.jobs.get('sakai', e2e.value.token);
   stats = (await (await fetchEmulatorPage(`${rt.endpoints.s3sqs}/_rowfleet/sqs-stats`)).json()) as Record<
     string,
@@ -271,6 +281,10 @@ const result = {
   // Core-seconds the machine was busy (all processes), in the floor's run and the end-to-end one (Linux only).
   floorBusyCoreSeconds: round1(floor.busyCoreSeconds),
   e2eBusyCoreSeconds: round1(e2e.busyCoreSeconds),
+  // The pipeline's own core-seconds (split + workers + finalize processes, from /proc) ÷ the floor's process's.
+  ownCoreSecondsVsFloor: coreSeconds ? ratio(ownCoreSeconds(coreSeconds) / floorCoreSeconds) : undefined,
+  floorCoreSeconds: round1(floorCoreSeconds),
+  coreSeconds,
   phaseSeconds: Object.fromEntries(Object.entries(phases).map(([k, v]) => [k, +v.toFixed(2)])),
   splitPeakRssMiB: Math.round((memory.upload ?? 0) / MB),
   finalizePeakRssMiB: Math.round((memory.finalize ?? 0) / MB),
@@ -295,6 +309,7 @@ Rowfleet benchmark — ${records.toLocaleString('en')} records, ${result.fileMiB
      .join(', ')}
    single-process floor   ${result.floorRecordsPerSecond} records/s (${result.floorSeconds} s)
    ratio                  ${result.e2eVsFloor}   target ≥ 1.0  ${check(result.e2eVsFloor >= 1)}
+   own core-s / floor     ${result.ownCoreSecondsVsFloor ?? 'n/a'}   target ≤ 1.3  ${check((result.ownCoreSecondsVsFloor ?? Infinity) <= 1.3)}   (${JSON.stringify(result.coreSeconds)} vs floor ${result.floorCoreSeconds})
    machine CPU busy       ${result.e2eBusyCoreSeconds ?? 'n/a'} core-s end to end, ${result.floorBusyCoreSeconds ?? 'n/a'} core-s for the floor (${cpus().length} cores; all processes)
 4. peak RSS  split        ${result.splitPeakRssMiB} MiB   target < 300  ${check(result.splitPeakRssMiB < 300)}
              finalize     ${result.finalizePeakRssMiB} MiB   target < 512  ${check(result.finalizePeakRssMiB < 512)}
