@@ -18,7 +18,7 @@ import { NODE_TARGET } from '../config/node.ts';
 import { buildProcessors } from '../fargate-worker/build-processors.ts';
 import { usersDir } from '../core/processors/users.ts';
 import { commandLine } from './ownership.ts';
-import { REQUIRE_BANNER, requireCommonJs } from '../scripts/command-bundle.mjs';
+import { REQUIRE_BANNER, requireCommonJs } from './esbuild-commonjs.mjs';
 import {
   workerEnv,
   type LaunchRequest,
@@ -35,7 +35,7 @@ const WORKER_ENTRY = join(ROOT, 'fargate-worker', 'main.ts');
 const BUNDLE = join(ROOT, 'node_modules', '.cache', 'rowfleet', `fargate-worker.${NODE_TARGET}.mjs`);
 /** What the worker's bundle is built from: users' processors are not in it (see workerProcessors). */
 const SOURCES = ['config', 'core', 'fargate-worker'].map((d) => join(ROOT, d));
-const BUILD_FILES = [join(ROOT, 'local', 'launcher.ts'), join(ROOT, 'scripts', 'command-bundle.mjs')];
+const BUILD_FILES = [join(ROOT, 'local', 'launcher.ts'), join(ROOT, 'local', 'esbuild-commonjs.mjs')];
 
 /**
  * The worker as one ES module, like the container image runs it (esbuild, which tsx brings anyway):
@@ -66,7 +66,7 @@ export async function workerBundle(): Promise<string> {
     sourcemap: 'inline',
     logLevel: 'error',
     // The packages whose format Node would guess are required, not imported: a worker starts without the guess
-    // (scripts/command-bundle.mjs requireCommonJs).
+    // (local/esbuild-commonjs.mjs).
     banner: { js: REQUIRE_BANNER },
     plugins: [requireCommonJs()],
   });

@@ -10,5 +10,4 @@ export declare function buildBundle(o?: BundleOptions): Promise<Record<string, s
 export declare function commandBundle(o?: BundleOptions): Promise<Record<string, string> | undefined>;
 export declare function removeBundle(o?: BundleOptions): void;
 export declare function bundleDir(o?: BundleOptions): string;
-export declare const REQUIRE_BANNER: string;
-export declare function requireCommonJs(): import('esbuild').Plugin;
+export { REQUIRE_BANNER, requireCommonJs } from '../local/esbuild-commonjs.mjs';

@@ -83,7 +83,7 @@ describe('command bundle (scripts/command-bundle.mjs)', () => {
     const expected = [
       ...Object.values(COMMAND_ENTRIES),
       'local/runtime.ts',
-      'local/emulators.ts',
+      'local/emulators/index.ts',
       'core/intake/api.ts',
       'core/split/split.ts',
       'config/index.ts',
