@@ -21,9 +21,10 @@ export const SUB_CHUNK_RECORDS = 1000;
 export const CHUNKS_PER_WORKER = 4;
 
 /**
- * Chunks a worker holds (and works on at once): two overlap one chunk's I/O with the other's CPU, while the rest
+ * Chunks a worker starts records of at once: two overlap one chunk's I/O with the other's CPU, while the rest
  * stay on the queue for the other workers (and are not at stake if this one dies). It takes them one per
- * receive, as room frees up, so the last chunks of a job go one to each worker.
+ * receive, as room frees up — as soon as every record of one has started, so the next is read while the last
+ * records run (core/work/worker.ts) — and the last chunks of a job go one to each worker.
  */
 export const CHUNKS_IN_HAND = 2;
 
