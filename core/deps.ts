@@ -11,6 +11,9 @@ import type { Limits, Timings } from '../config/index.ts';
 import type { ResourceEnv } from './shared/env.ts';
 import { UsageStore } from './usage/store.ts';
 import { JobNotifier } from './jobs/notify.ts';
+import type { Tracing } from './shared/trace.ts';
+import { fileTraceStore, type TraceStore } from './shared/trace-file.ts';
+import { tracingFromEnv } from './aws/tracing.ts';
 
 /** Everything the pipeline's steps use, injected: the handlers, the worker and tests build one. */
 export interface PipelineDeps {
@@ -29,6 +32,10 @@ export interface PipelineDeps {
   readonly usage?: UsageStore;
   /** Job-outcome notifications (core/jobs/notify.ts). @default none (JOBS_TOPIC_ARN unset) */
   readonly notifier?: JobNotifier;
+  /** The process's tracer (core/aws/tracing.ts). @default none: spans are no-ops (ROWFLEET_TRACING unset) */
+  readonly tracing?: Tracing;
+  /** Where a job's spans are read back (the local span store). @default none: on AWS, CloudWatch has them */
+  readonly traces?: TraceStore;
 }
 
 /** Builds the pipeline's dependencies from the environment the CDK stack (or the local runtime) sets. */
@@ -40,6 +47,8 @@ export function depsFromEnv(launcher: TaskLauncher = new EcsTaskLauncher()): Pip
   // The local runtime sets this to the machine's cores (config/schema.ts `defaultWorkersPerJob`).
   const defaultWorkers = intEnv('ROWFLEET_DEFAULT_WORKERS_PER_JOB', 0);
   const topic = process.env.JOBS_TOPIC_ARN;
+  const tracing = tracingFromEnv();
+  const traceDir = process.env.ROWFLEET_TRACE_DIR;
   return {
     env,
     limits: defaultWorkers > 0 ? { ...stage.limits, defaultWorkersPerJob: defaultWorkers } : stage.limits,
@@ -52,5 +61,7 @@ export function depsFromEnv(launcher: TaskLauncher = new EcsTaskLauncher()): Pip
     grants: new GrantStore(env.table),
     usage: new UsageStore(env.table),
     ...(topic ? { notifier: new JobNotifier(topic, stage.notifications) } : {}),
+    ...(tracing ? { tracing } : {}),
+    ...(traceDir ? { traces: fileTraceStore(traceDir) } : {}),
   };
 }

@@ -10,6 +10,7 @@ import { queueChunks } from '../split/split.ts';
 import { askForWorkers, grantWorkers } from '../budget/grant-workers.ts';
 import { jobLogger } from '../shared/log.ts';
 import { echoed } from '../shared/own.ts';
+import { attemptTraceparent } from '../shared/trace.ts';
 
 /**
  * POST /jobs/{token}/retry (and `rowfleet retry`): the next attempt of a finished job (core/jobs/attempts.ts), of
@@ -75,18 +76,27 @@ export async function startAttempt(deps: PipelineDeps, job: Job, records: readon
   const plan = await chunkPlan(deps, job);
   const from = currentAttempt(job);
   const attempt = from + 1;
+  // The attempt joins the job's trace: its own span (a child of the job span) that its chunks link to.
+  const trace = attemptTraceparent(job.trace);
   const chunks = attemptChunks(
     plan,
     [...new Set(records)].sort((a, b) => a - b),
     attempt,
-  );
+  ).map(({ traceparent: _first, ...c }) => (trace ? { ...c, traceparent: trace } : c));
   // The records the attempt runs are those its chunks name (a number in no chunk of the job is none of its records).
   const runs = chunks.flatMap((c) =>
     (c.run ?? []).flatMap(([a, b]) => Array.from({ length: b - a + 1 }, (_, k) => a + k)),
   );
   const at = new Date().toISOString();
   const before = { succeeded: job.succeeded, failed: job.failed - runs.length };
-  const next: AttemptSummary = { n: attempt, state: 'QUEUED', records: runs.length, startedAt: at, before };
+  const next: AttemptSummary = {
+    n: attempt,
+    state: 'QUEUED',
+    records: runs.length,
+    startedAt: at,
+    before,
+    ...(trace ? { trace } : {}),
+  };
   const queueName = reportQueueName(deps.env.stage, token, attempt);
   // The attempt's records list first: the same for every caller at this attempt (the finalize reads it).
   await deps.objects.put(keys.runs(site, token, attempt), runs.join('\n') + '\n', 'application/x-ndjson');

@@ -26,6 +26,8 @@ export interface AttemptSummary {
   readonly endedAt?: string;
   /** The job's counts when the attempt started (what it counted is added to them). */
   readonly before?: { readonly succeeded: number; readonly failed: number };
+  /** A retry's attempt span context (traceparent, in the job's trace): its split, chunks and finalize hang from it. */
+  readonly trace?: string;
 }
 
 /** The states a job may be retried from: finished with a zip (its failures listed, the records a retry may run). */

@@ -10,6 +10,7 @@ import { keys, reportQueueName } from '../jobs/keys.ts';
 import { currentAttempt } from '../jobs/attempts.ts';
 import { askForWorkers, grantWorkers, publishQueueFigures } from '../budget/grant-workers.ts';
 import { jobKey } from '../budget/policy.ts';
+import { endJobSpan } from '../shared/trace.ts';
 
 /** What one pass of the reaper did. */
 export interface ReapReport {
@@ -166,7 +167,10 @@ async function expire(deps: PipelineDeps, job: Job, now: Date): Promise<boolean>
     finishedAt: now.toISOString(),
     expiresAt: expiresAt(deps.limits.retentionDays, now.getTime()),
   });
-  if (done) jobLogger(job.site, job.token).info('reaper: presigned job never uploaded; EXPIRED');
+  if (done) {
+    jobLogger(job.site, job.token).info('reaper: presigned job never uploaded; EXPIRED');
+    endJobSpan(deps.tracing, done, 'EXPIRED', now);
+  }
   return done !== undefined;
 }
 

@@ -19,6 +19,15 @@ import { processorInfo } from '../processors/index.ts';
 import { missingColumns, type RowProcessor } from '../processors/types.ts';
 import { simulatedCostMs, simulationOf } from '../processors/simulate.ts';
 import { chunkRecordsByCost } from '../processors/settings.ts';
+import {
+  ATTR,
+  currentTraceparent,
+  endJobSpan,
+  endWithError,
+  jobAttrs,
+  startSpan,
+  traceparentOf,
+} from '../shared/trace.ts';
 
 /** The pieces the split cuts while validating (joined into chunks afterwards). */
 const SUB_CHUNK_BYTES = 64 * 1024;
@@ -77,11 +86,26 @@ export async function splitJob(
     jobLogger(site, token).info('split skipped: job is not waiting to be split, or another split has it');
     return { state: 'SKIPPED' };
   }
+  const span = startSpan(deps.tracing, 'rowfleet.split', currentTraceparent(job), jobAttrs(job), {
+    startTime: started,
+  });
   try {
     const file = await validateWholeFile(deps, job);
-    if ('rejection' in file) return await rejectFile(deps, job, file, started);
-    return await startWork(deps, job, file, started, opts.workers);
+    const r =
+      'rejection' in file
+        ? await rejectFile(deps, job, file, started)
+        : await startWork(deps, job, file, started, opts.workers, traceparentOf(span));
+    span.setAttributes({
+      [ATTR.outcome]: r.state,
+      [ATTR.records]: r.records ?? 0,
+      [ATTR.chunks]: r.chunks ?? 0,
+      [ATTR.workers]: r.workers ?? 0,
+      'rowfleet.source_bytes': job.sourceBytes ?? 0,
+    });
+    span.end();
+    return r;
   } catch (err) {
+    endWithError(span, err);
     // Let the redelivered event (or a retry) split again now, not after the claim runs out.
     await deps.jobs.releaseSplit(site, token, new Date(started)).catch(() => undefined);
     throw err;
@@ -230,6 +254,7 @@ async function rejectFile(
     expiresAt: expiresAt(deps.limits.retentionDays),
   });
   if (finished) {
+    endJobSpan(deps.tracing, finished, 'REJECTED', new Date(finished.finishedAt ?? Date.now()));
     await recordJobUsage(usageStoreOf(deps), finished);
     await deps.notifier?.jobFinished(finished, 'REJECTED', {
       total: 0,
@@ -257,17 +282,21 @@ async function startWork(
   file: ValidatedFile,
   started: number,
   requestedWorkers: number | undefined,
+  /** The split's span: a finalize it asks for links to it. */
+  traceparent: string | undefined,
 ): Promise<SplitResult> {
   const { site, token } = job;
   const log = jobLogger(site, token);
   const valid = file.records - file.rejected.length;
   const workers = workerCount(valid, deps.limits, requestedWorkers);
   const byCost = await chunkSizeByCost(deps, job);
+  // Each chunk carries the job's context: every attempt at it is a span linked to the job span.
+  const jobTrace = currentTraceparent(job);
   const chunks = mergeChunks(file.pieces, {
     targetRecords: Math.max(1, Math.ceil(valid / Math.max(1, workers * CHUNKS_PER_WORKER))),
     maxBytes: deps.limits.chunkMaxBytes,
     maxRecords: Math.min(deps.limits.chunkMaxRecords, byCost?.chunk ?? Infinity),
-  });
+  }).map((c) => (jobTrace ? { ...c, traceparent: jobTrace } : c));
   const queueName = chunks.length > 0 ? reportQueueName(deps.env.stage, token) : undefined;
   const recorded = await deps.jobs.recordSplit(site, token, {
     header: file.header,
@@ -312,7 +341,7 @@ async function startWork(
   }
   // A job stopped (cancelled) while its split planned it asks for no workers: its finalize ends it at once.
   const wantsWorkers = chunks.length > 0 && !next.stop;
-  if (!wantsWorkers) await requestFinalize(deps, { site, token });
+  if (!wantsWorkers) await requestFinalize(deps, { site, token, ...(traceparent ? { traceparent } : {}) });
   else await askForWorkers(deps, next);
   const pass = wantsWorkers ? await grantWorkers(deps, 'split') : undefined;
   const granted = pass?.granted.find((g) => g.site === site && g.token === token)?.count ?? 0;
