@@ -1,6 +1,7 @@
 import { JobFileExporter } from '../shared/trace-file.ts';
 import { Tracing } from '../shared/trace.ts';
 import { XrayOtlpExporter } from './xray-exporter.ts';
+import { recordAwsCall } from './aws-calls.ts';
 
 /**
  * The process's tracing, from the environment (once per process; every deps built in it shares it):
@@ -26,7 +27,13 @@ export function tracingFromEnv(env: NodeJS.ProcessEnv = process.env): Tracing | 
   if (!exporter) throw new Error(`ROWFLEET_TRACING must be otlp, file or off, not "${mode}"`);
   const kind =
     env.ROWFLEET_FUNCTION ?? env.AWS_LAMBDA_FUNCTION_NAME ?? (env.JOB_TOKEN ? 'worker' : 'local-runtime');
-  const tracing = new Tracing(exporter, { service: `rowfleet-${env.STAGE ?? 'unknown'}`, processKind: kind });
+  const tracing = new Tracing(exporter, {
+    service: `rowfleet-${env.STAGE ?? 'unknown'}`,
+    processKind: kind,
+    // On AWS the process that records a span exports it (OTLP to X-Ray, authorized as xray:PutTraceSegments, which
+    // has no resource-level permission): test/infra/iam.test.ts checks that grant against the roles that do.
+    onSpan: () => recordAwsCall({ action: 'xray:PutTraceSegments', resource: '*' }),
+  });
   cached = { key, tracing };
   return tracing;
 }

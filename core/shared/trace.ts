@@ -129,11 +129,19 @@ export class Tracing {
   private readonly provider: BasicTracerProvider;
   private readonly tracer;
   private pinned: { traceId?: string; spanId?: string } | undefined;
+  private readonly onSpan: () => void;
 
   constructor(
     exporter: SpanExporter,
-    o: { readonly service: string; readonly processKind?: string; readonly scheduledDelayMillis?: number },
+    o: {
+      readonly service: string;
+      readonly processKind?: string;
+      readonly scheduledDelayMillis?: number;
+      /** Told of each span recorded (the AWS call recorder: this process will export it). */
+      readonly onSpan?: () => void;
+    },
   ) {
+    this.onSpan = o.onSpan ?? (() => undefined);
     const ids: IdGenerator = {
       generateTraceId: () => this.pinned?.traceId ?? random.generateTraceId(),
       generateSpanId: () => {
@@ -168,6 +176,7 @@ export class Tracing {
       const context = typeof l === 'string' ? parseTraceparent(l) : l;
       return context ? [{ context }] : [];
     });
+    this.onSpan();
     return this.tracer.startSpan(
       name,
       {
@@ -194,6 +203,7 @@ export class Tracing {
     const own = parseTraceparent(ids);
     if (!own || !(own.traceFlags & TraceFlags.SAMPLED)) return NO_SPAN;
     const p = parseTraceparent(parent);
+    this.onSpan();
     this.pinned = { traceId: own.traceId, spanId: own.spanId };
     try {
       return this.tracer.startSpan(
