@@ -30,6 +30,7 @@ import type { QueueStats } from '../local/emulators.ts';
 import { writeSampleCsv } from './gen-data.ts';
 import { runJob } from './run-job.ts';
 import { fetchEmulatorPage } from '../local/emulator-gate.ts';
+import { ownCost, spanPhases, startProcessCpu, type ProcessKind } from './bench-cost.ts';
 
 // Other scenarios live in their own modules: `npm run bench -- --scenario io|mail` (default: split, below).
 const scenario = parseArgs({ options: { scenario: { type: 'string' } }, strict: false }).values.scenario;
@@ -158,6 +159,7 @@ const raw = await timed(async () => {
 // 3a. Single-process floor: decode → parse → json processor → zip, one process, with the readers the
 // pipeline uses (the split's decoder, the scanner with fields as the workers read their ranges).
 say('single-process floor…');
+const floorCpu = process.cpuUsage();
 const floor = await timed(async () => {
   const out = createWriteStream(join(dir, 'floor.zip'));
   const zip = new ZipWriter(async (b) => {
@@ -184,11 +186,16 @@ const floor = await timed(async () => {
   await once(out, 'close');
   return n;
 });
+const floorCpuUsed = process.cpuUsage(floorCpu);
+const floorCoreSeconds = (floorCpuUsed.user + floorCpuUsed.system) / 1e6;
 
 // 3b/2/4. End to end through the local API on the embedded runtime, each function in its own process.
 const stateDir = join(dir, 'state');
 rmSync(stateDir, { recursive: true, force: true });
 say('end-to-end run on the embedded runtime…');
+// Core-seconds of every process the runtime starts, by kind (from the OS), from before its start to the job's end.
+const cpu = startProcessCpu();
+let coreByKind: Partial<Record<ProcessKind, number>>;
 const rt = await LocalRuntime.start({ stateDir, isolateFunctions: true });
 let e2e: Awaited<ReturnType<typeof timed<Awaited<ReturnType<typeof runJob>>>>>;
 let job;
@@ -215,6 +222,7 @@ try {
     QueueStats
   >;
   memory = rt.functionMemory();
+  coreByKind = cpu.stop();
 } finally {
   await rt.stop();
 }
@@ -232,8 +240,9 @@ const floorRate = floor.value / floor.seconds;
 const e2eRate = records / e2e.seconds;
 const at = (iso: string | undefined) => (iso ? Date.parse(iso) : NaN);
 const e2eStart = e2eStarted ?? NaN;
-/** Seconds of each phase of the end-to-end job, from the job's timestamps (those of its manifest). */
-const phases = {
+/** Seconds of each phase of the end-to-end job: from its spans, or (tracing off) from the job's timestamps. */
+const fromSpans = await spanPhases(stateDir, job, e2eStart, e2eStart + e2e.seconds * 1000);
+const phases = fromSpans ?? {
   uploadAndEvent: (at(job.splitStartedAt) - e2eStart) / 1000,
   split: splitSeconds,
   workersAfterSplit: (at(job.finalizingAt) - at(job.splitDoneAt)) / 1000,
@@ -266,6 +275,11 @@ const result = {
   floorBusyCoreSeconds: round1(floor.busyCoreSeconds),
   e2eBusyCoreSeconds: round1(e2e.busyCoreSeconds),
   phaseSeconds: Object.fromEntries(Object.entries(phases).map(([k, v]) => [k, +v.toFixed(2)])),
+  phaseSource: fromSpans ? 'spans' : 'timestamps',
+  tracing: process.env.ROWFLEET_TRACING === 'off' ? 'off' : 'on',
+  // Core-seconds per kind of process (OS figures), and the pipeline's own against the single-process floor's.
+  coreSecondsByProcess: coreByKind,
+  ...ownCost(coreByKind, floorCoreSeconds),
   splitPeakRssMiB: Math.round((memory.upload ?? 0) / MB),
   finalizePeakRssMiB: Math.round((memory.finalize ?? 0) / MB),
 };
@@ -282,12 +296,16 @@ Rowfleet benchmark — ${records.toLocaleString('en')} records, ${result.fileMiB
    split phase, e2e run   ${result.splitPhaseMiBs} MiB/s (validate ${result.splitValidateSeconds} s + enqueue, ${result.splitSeconds} s in all)
 2. SQS requests / 1,000   ${result.sqsRequestsPer1000} API requests (${result.sqsBilledPer1000} billed 64 KiB units)   target ≤ 10  ${check(result.sqsRequestsPer1000 <= 10)}
 3. end to end             ${result.e2eRecordsPerSecond} records/s (${result.e2eSeconds} s: upload → zip downloaded, json processor)
-   phases (s)             ${Object.entries(result.phaseSeconds)
+   phases (s, ${result.phaseSource}) ${Object.entries(result.phaseSeconds)
      .map(([k, v]) => `${k} ${v.toFixed(1)}`)
      .join(', ')}
    single-process floor   ${result.floorRecordsPerSecond} records/s (${result.floorSeconds} s)
    ratio                  ${result.e2eVsFloor}   target ≥ 1.0  ${check(result.e2eVsFloor >= 1)}
    machine CPU busy       ${result.e2eBusyCoreSeconds ?? 'n/a'} core-s end to end, ${result.floorBusyCoreSeconds ?? 'n/a'} core-s for the floor (${cpus().length} cores; all processes)
+   core-s by process      ${Object.entries(result.coreSecondsByProcess)
+     .map(([k, v]) => `${k} ${v.toFixed(1)}`)
+     .join(', ')} (OS: /proc/<pid>/stat; tracing ${result.tracing})
+   own vs floor           ${result.ownCoreSeconds} core-s (split + workers + finalize) vs ${result.floorCoreSeconds} = ${result.ownCoreSecondsVsFloor ?? 'n/a'}   target ≤ 1.3  ${check((result.ownCoreSecondsVsFloor ?? Infinity) <= 1.3)}
 4. peak RSS  split        ${result.splitPeakRssMiB} MiB   target < 300  ${check(result.splitPeakRssMiB < 300)}
              finalize     ${result.finalizePeakRssMiB} MiB   target < 512  ${check(result.finalizePeakRssMiB < 512)}
 ${JSON.stringify(result)}`);
