@@ -309,6 +309,12 @@ export const stageSchema = z.object({
   infra: infraSchema.default(infraSchema.parse({})),
   mail: mailSchema.prefault({}),
   workerBudget: workerBudgetSchema.prefault({}),
+  /**
+   * Yen per US dollar for the check's cost estimate (POST /jobs?check=true): its AWS list prices (config/prices.ts)
+   * are in USD, shown in JPY too at this rate. A configured figure, not a market quote: set it to the rate your
+   * company books AWS invoices at.
+   */
+  jpyPerUsd: z.number().positive().default(150),
 });
 
 export const configSchema = z

@@ -1,5 +1,5 @@
 /**
- * An example of a user's processor (the README's worked example): POSTs each row as a JSON object to the URL
+ * An example of a user's processor (docs/processors.md's worked example): POSTs each row as a JSON object to the URL
  * in ROWFLEET_WEBHOOK_URL and keeps the answer as `webhooks/<n>.json`. A POST acts on another system, so the
  * processor declares side effects: each row is claimed before its request and never sent twice, and the
  * row's idempotency key travels as `Idempotency-Key` for a server that deduplicates too.

@@ -7,7 +7,8 @@ import { limiterName, ratePerSecond } from '../core/processors/settings.ts';
 import { attachRuntime, type AttachOptions, type AttachedRuntime } from '../local/attach.ts';
 import { runDev } from './dev.ts';
 import { mailList, mailPreview, mailSend } from './mail.ts';
-import { ApiError, DEFAULT_STALL_SECONDS, retryJob, runJob } from './run-job.ts';
+import { ApiError, checkFile, DEFAULT_STALL_SECONDS, retryJob, runJob } from './run-job.ts';
+import { formatCheck } from './check-summary.ts';
 import { loadtest } from './loadtest.ts';
 import { smoke } from './smoke.ts';
 import { formatDoctor, runDoctor } from './doctor.ts';
@@ -202,6 +203,65 @@ jobOptions(loadtestCommand).action(async (o: JobFlags & { records: number; site:
     process.exitCode = exitCode(r.state);
   });
 });
+
+program
+  .command('check')
+  .description(
+    'through the API (POST /jobs?check=true): read a CSV as the run would — encoding, records, rejected ones, the columns the processor needs — render its first three records and estimate the run; nothing is created. Exit 0 when the run would be accepted, 1 when not',
+  )
+  .argument('<file>', 'CSV file (UTF-8, UTF-8 with BOM, CP932/Shift_JIS, or UTF-16 with BOM)')
+  .requiredOption('--site <id>', 'the site (tenant) the job would belong to')
+  .addOption(new Option('--processor <name>', 'row processor').choices(processorNames()).default('report'))
+  .option('--office <id>', "one of the site's offices (default: its first)")
+  .option('--template <name>', "the mail processor's template, one of the site's (default: its first)")
+  .option('--workers <n>', 'number of row workers (default: by size, up to the stage limit)', positiveInt)
+  .option('--concurrency <n>', "records each worker keeps in flight (default: the processor's)", positiveInt)
+  .addOption(stateDirOption())
+  .addOption(endpointOption())
+  .option('--json', 'print the check (the API answer) as one JSON line on stdout')
+  .action(
+    async (
+      file: string,
+      o: {
+        site: string;
+        processor: string;
+        office?: string;
+        template?: string;
+        workers?: number;
+        concurrency?: number;
+        stateDir: string;
+        endpoint?: string;
+        json?: boolean;
+      },
+    ) => {
+      getSite(o.site);
+      if (!existsSync(file)) throw new InvalidArgumentError(`no such file: ${file}`);
+      const answer = await withRuntime(o, async (rt) =>
+        checkFile({
+          apiUrl: rt.apiUrl,
+          apiToken: await rt.tokenFor(o.site),
+          file,
+          processor: o.processor,
+          office: o.office,
+          workers: o.workers,
+          request: { template: o.template, concurrency: o.concurrency },
+        }).catch((err: unknown) => {
+          if (!(err instanceof ApiError)) throw err;
+          return err;
+        }),
+      );
+      if (answer instanceof ApiError) {
+        // The API refused the request (an unknown template, a body too large…): its code and message.
+        const error = { code: answer.code, message: answer.message };
+        if (o.json) process.stdout.write(JSON.stringify({ check: true, ok: false, error }) + '\n');
+        else process.stderr.write(`rowfleet: check of ${file}: ${error.code}: ${error.message}\n`);
+        process.exitCode = 1;
+        return;
+      }
+      process.stdout.write(o.json ? JSON.stringify(answer) + '\n' : formatCheck(answer));
+      process.exitCode = answer.ok ? 0 : 1;
+    },
+  );
 
 program
   .command('retry')

@@ -5,6 +5,7 @@ import { Readable } from 'node:stream';
 import { pipeline } from 'node:stream/promises';
 import cliProgress from 'cli-progress';
 import type { JobView } from '../core/intake/api.ts';
+import type { CheckAnswer } from '../core/intake/check.ts';
 import type { JobRequest } from '../core/intake/request.ts';
 import { isTerminal } from '../core/jobs/states.ts';
 import { errorMessage } from '../core/shared/errors.ts';
@@ -131,6 +132,24 @@ export async function startJob(o: RunOptions): Promise<JobView> {
   const res = await fetch(created.body.upload.url, { method: 'POST', body: form });
   if (!res.ok) throw new ApiError(res.status, 'UPLOAD_FAILED', `S3 refused the upload: ${await res.text()}`);
   return (await call<JobView>(o, 'GET', `/jobs/${created.body.token}`)).body;
+}
+
+/**
+ * Checks a file through the API (POST /jobs?check=true, the job request as `run` sends it): what the run would
+ * find, its first records' outputs and an estimate; nothing is created. An API refusal throws ApiError.
+ */
+export async function checkFile(
+  o: Pick<RunOptions, 'apiUrl' | 'apiToken' | 'file' | 'processor' | 'office' | 'workers' | 'request'> &
+    Partial<Pick<RunOptions, 'simulateDelayMs' | 'simulateErrorRate'>>,
+): Promise<CheckAnswer> {
+  const body = await openAsBlob(o.file);
+  const query = new URLSearchParams([
+    ['check', 'true'],
+    ...Object.entries(jobRequest({ outDir: '', directMaxBytes: 0, progress: false, ...o })).map(
+      ([k, v]): [string, string] => [k, String(v)],
+    ),
+  ]);
+  return (await call<CheckAnswer>(o, 'POST', `/jobs?${query}`, body, 'text/csv')).body;
 }
 
 function progressReporter(enabled: boolean) {

@@ -222,3 +222,24 @@ export function demandOfJob(
     job.totalChunks === 0 ? 0 : Math.ceil((valid * chunksLeft) / Math.max(1, job.totalChunks));
   return { remaining, maxWorkers: Math.min(maxWorkers, chunksLeft) };
 }
+
+/** The job key a hypothetical demand takes in {@link grantIfAsked} (no job token looks like it). */
+const ASKING_NOW = '(check)';
+
+/**
+ * How many workers a job of `site` asking now would be granted by a granter pass (pure; read-only for the budget):
+ * the same pass as {@link planPass}, with the job added to the demand as the newest. The check's estimate
+ * (POST /jobs?check=true) shows it beside the workers the job would ask for.
+ */
+export function grantIfAsked(
+  policy: BudgetPolicy,
+  state: BudgetState,
+  demand: readonly Demand[],
+  ask: Pick<Demand, 'site' | 'remaining' | 'maxWorkers'>,
+  now: number,
+): number {
+  if (ask.maxWorkers <= 0) return 0;
+  const asking: Demand = { ...ask, token: ASKING_NOW, arrivedAt: now, requestedAt: now };
+  const plan = planPass(policy, state, [...demand, asking], now);
+  return plan.grants.find((g) => g.site === ask.site && g.token === ASKING_NOW)?.count ?? 0;
+}

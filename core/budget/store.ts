@@ -38,6 +38,7 @@ import { allocate, jobKey, queueOrder, type BudgetPolicy } from './policy.ts';
 import {
   demandOf,
   EMPTY_BUDGET,
+  grantIfAsked,
   mustShed,
   planPass,
   planReconcile,
@@ -391,6 +392,19 @@ export class GrantStore {
       await backoff(attempt);
     }
     return { released: 0, jobs: [] };
+  }
+
+  /**
+   * Workers a job of `site` asking now would be granted (plan.ts grantIfAsked): one eventually consistent Query of
+   * the budget partition, nothing written (the check's estimate).
+   */
+  async wouldGrant(
+    policy: BudgetPolicy,
+    ask: Pick<Demand, 'site' | 'remaining' | 'maxWorkers'>,
+    now = Date.now(),
+  ): Promise<number> {
+    const { state, demand } = await this.read(false);
+    return grantIfAsked(policy, state, demand, ask, now);
   }
 
   /** What the job view shows: workers held and due, and the job's place in the queue. */

@@ -1,6 +1,6 @@
-import { GetCommand, paginateQuery, UpdateCommand, type DynamoDBDocumentClient } from '@aws-sdk/lib-dynamodb';
+import { GetCommand, paginateQuery, type DynamoDBDocumentClient } from '@aws-sdk/lib-dynamodb';
 import { dynamoClient } from '../aws/clients.ts';
-import { setFields, sitePk, unlessConditionFails } from '../shared/dynamo.ts';
+import { setFields, sitePk, updateIf } from '../shared/dynamo.ts';
 import { expiresAt } from '../jobs/store.ts';
 import type { RowOutput } from '../processors/types.ts';
 import { RETRIED_CODES } from '../stop/rules.ts';
@@ -142,39 +142,33 @@ export class EffectClaims {
   ): Promise<ClaimResult> {
     this.stats.writes++;
     const retried = RETRIED_CODES.map((_, i) => `:retried${i}`);
-    const won = await unlessConditionFails(() =>
-      this.ddb.send(
-        new UpdateCommand({
-          TableName: this.table,
-          Key: claimKey(site, token, n),
-          UpdateExpression:
-            'SET #status = :claimed, claimId = :id, claimedAt = :at, claimedBy = :by, expiresAt = :exp, claimAttempt = :attempt ' +
-            'REMOVE outputs, outputsKept, code, message',
-          ConditionExpression:
-            'attribute_not_exists(pk) OR #status = :released' +
-            (attempt > 1
-              ? ` OR (#status = :failed AND #code IN (${retried.join(', ')}) AND ` +
-                '(attribute_not_exists(claimAttempt) OR claimAttempt < :attempt))'
-              : ''),
-          ExpressionAttributeNames: { '#status': 'status', ...(attempt > 1 ? { '#code': 'code' } : {}) },
-          ExpressionAttributeValues: {
-            ':attempt': attempt,
-            ...(attempt > 1
-              ? {
-                  ':failed': 'FAILED',
-                  ...Object.fromEntries(RETRIED_CODES.map((c, i) => [`:retried${i}`, c])),
-                }
-              : {}),
-            ':claimed': 'CLAIMED',
-            ':released': 'RELEASED',
-            ':id': claimId,
-            ':at': new Date().toISOString(),
-            ':by': by,
-            ':exp': expiresAt(this.retentionDays),
-          },
-        }),
-      ),
-    );
+    const won = await updateIf({ table: this.table, ddb: this.ddb }, claimKey(site, token, n), {
+      UpdateExpression:
+        'SET #status = :claimed, claimId = :id, claimedAt = :at, claimedBy = :by, expiresAt = :exp, claimAttempt = :attempt ' +
+        'REMOVE outputs, outputsKept, code, message',
+      ConditionExpression:
+        'attribute_not_exists(pk) OR #status = :released' +
+        (attempt > 1
+          ? ` OR (#status = :failed AND #code IN (${retried.join(', ')}) AND ` +
+            '(attribute_not_exists(claimAttempt) OR claimAttempt < :attempt))'
+          : ''),
+      ExpressionAttributeNames: { '#status': 'status', ...(attempt > 1 ? { '#code': 'code' } : {}) },
+      ExpressionAttributeValues: {
+        ':attempt': attempt,
+        ...(attempt > 1
+          ? {
+              ':failed': 'FAILED',
+              ...Object.fromEntries(RETRIED_CODES.map((c, i) => [`:retried${i}`, c])),
+            }
+          : {}),
+        ':claimed': 'CLAIMED',
+        ':released': 'RELEASED',
+        ':id': claimId,
+        ':at': new Date().toISOString(),
+        ':by': by,
+        ':exp': expiresAt(this.retentionDays),
+      },
+    });
     if (won) return { won: true };
     const claim = await this.get(site, token, n);
     // Stryker disable next-line OptionalChaining: the claim was refused because the item exists; claims are never deleted while their job lives
@@ -260,17 +254,11 @@ export class EffectClaims {
   ): Promise<void> {
     const { sets, names, values } = setFields(fields);
     this.stats.writes++;
-    await unlessConditionFails(() =>
-      this.ddb.send(
-        new UpdateCommand({
-          TableName: this.table,
-          Key: claimKey(site, token, n),
-          UpdateExpression: `SET ${sets.join(', ')}`,
-          ConditionExpression: 'claimId = :id AND #fs = :claimed',
-          ExpressionAttributeNames: { ...names, '#fs': 'status' },
-          ExpressionAttributeValues: { ...values, ':id': claimId, ':claimed': 'CLAIMED' },
-        }),
-      ),
-    );
+    await updateIf({ table: this.table, ddb: this.ddb }, claimKey(site, token, n), {
+      UpdateExpression: `SET ${sets.join(', ')}`,
+      ConditionExpression: 'claimId = :id AND #fs = :claimed',
+      ExpressionAttributeNames: { ...names, '#fs': 'status' },
+      ExpressionAttributeValues: { ...values, ':id': claimId, ':claimed': 'CLAIMED' },
+    });
   }
 }

@@ -164,17 +164,21 @@ export async function startDirectJob(
   input: unknown,
 ): Promise<JobView> {
   const r = await validated(site, parseJobRequest(input));
-  if (body.length > deps.limits.directUploadMaxBytes) {
-    throw new BadRequestError(
-      'PAYLOAD_TOO_LARGE',
-      `The file is ${body.length} bytes; POST /jobs takes up to ${deps.limits.directUploadMaxBytes}. Use POST /uploads for a presigned S3 upload (up to ${deps.limits.presignedUploadMaxBytes} bytes).`,
-      413,
-    );
-  }
+  refuseTooLarge(deps, body);
   const { token, sourceKey } = await createJob(deps, site, r, 'direct', { sourceBytes: body.length });
   await deps.objects.put(sourceKey, body, 'text/csv');
   await splitJob(deps, site, token, { workers: r.workers });
   return getJobView(deps, site, token);
+}
+
+/** A body above the direct-upload limit: 413, naming the presigned route (POST /jobs, and its check). */
+export function refuseTooLarge(deps: Pick<PipelineDeps, 'limits'>, body: Buffer): void {
+  if (body.length <= deps.limits.directUploadMaxBytes) return;
+  throw new BadRequestError(
+    'PAYLOAD_TOO_LARGE',
+    `The file is ${body.length} bytes; POST /jobs takes up to ${deps.limits.directUploadMaxBytes}. Use POST /uploads for a presigned S3 upload (up to ${deps.limits.presignedUploadMaxBytes} bytes).`,
+    413,
+  );
 }
 
 /** POST /uploads: a job waiting for its file, and a presigned POST for exactly its source key. */

@@ -65,6 +65,27 @@ export function jobRequestFromQuery(q: Readonly<Record<string, string | undefine
   return out;
 }
 
+/** The query key of `POST /jobs` that asks for a check of the file instead of a job (core/intake/check.ts). */
+export const CHECK_KEY = 'check';
+
+/**
+ * The query string of `POST /jobs`: whether it asks for a check (`check=true`; `false` or empty is a run) and the
+ * job request the rest of it makes. Any other value of `check` is a 400 INVALID_REQUEST.
+ */
+export function directJobQuery(q: Readonly<Record<string, string | undefined>> | null): {
+  readonly check: boolean;
+  readonly input: unknown;
+} {
+  const { [CHECK_KEY]: flag, ...rest } = q ?? {};
+  if (flag !== undefined && !['true', 'false', ''].includes(flag)) {
+    throw new BadRequestError(
+      'INVALID_REQUEST',
+      `Invalid request: ${CHECK_KEY}: true or false, not "${echoed(flag)}".`,
+    );
+  }
+  return { check: flag === 'true', input: jobRequestFromQuery(rest) };
+}
+
 /** Parses a job request; a request the schema refuses is a 400 INVALID_REQUEST naming every problem. */
 export function parseJobRequest(input: unknown): JobRequest {
   return parseOrBadRequest(jobRequestSchema, input ?? {});
@@ -91,8 +112,8 @@ export function apiModels() {
   return {
     /** Body model of POST /uploads (JSON Schema draft 4). */
     jobRequest: jobRequestJsonSchema(),
-    /** Query parameters of POST /jobs (all optional). */
-    jobRequestQuery: Object.keys(jobRequestSchema.shape).sort(),
+    /** Query parameters of POST /jobs (all optional): the job request's keys and `check`. */
+    jobRequestQuery: [...Object.keys(jobRequestSchema.shape), CHECK_KEY].sort(),
     /** Query parameters of the GET routes (config/api.ts `query`), each with whether it is required. */
     queries: Object.fromEntries(
       Object.entries(QUERY_SCHEMAS).map(([name, schema]) => [name, queryParameters(schema)]),

@@ -1,5 +1,4 @@
-import { UpdateCommand } from '@aws-sdk/lib-dynamodb';
-import { unlessConditionFails, type TableRef } from '../shared/dynamo.ts';
+import { type TableRef, updateIf } from '../shared/dynamo.ts';
 import type { JobState } from './states.ts';
 
 /**
@@ -145,24 +144,18 @@ export async function beginAttempt(
     'lastLaunchError',
     ...sets.map((_, i) => `#c${i}`),
   ];
-  const r = await unlessConditionFails(() =>
-    ref.ddb.send(
-      new UpdateCommand({
-        TableName: ref.table,
-        Key: key,
-        UpdateExpression:
-          'SET #state = :queued, attempt = :next, attempts = :attempts, queueName = :queue, totalChunks = :chunks, ' +
-          'chunksDone = :zero, failed = :failed, queuedAt = :at, active = :active ' +
-          `REMOVE ${remove.join(', ')}`,
-        ConditionExpression:
-          `attribute_exists(pk) AND #state IN (${RETRYABLE_FROM.map((_, i) => `:from${i}`).join(', ')}) AND ` +
-          (s.from > 1 ? 'attempt = :cur' : 'attribute_not_exists(attempt)'),
-        ExpressionAttributeNames: names,
-        ExpressionAttributeValues: values,
-        ReturnValues: 'ALL_NEW',
-      }),
-    ),
-  );
+  const r = await updateIf(ref, key, {
+    UpdateExpression:
+      'SET #state = :queued, attempt = :next, attempts = :attempts, queueName = :queue, totalChunks = :chunks, ' +
+      'chunksDone = :zero, failed = :failed, queuedAt = :at, active = :active ' +
+      `REMOVE ${remove.join(', ')}`,
+    ConditionExpression:
+      `attribute_exists(pk) AND #state IN (${RETRYABLE_FROM.map((_, i) => `:from${i}`).join(', ')}) AND ` +
+      (s.from > 1 ? 'attempt = :cur' : 'attribute_not_exists(attempt)'),
+    ExpressionAttributeNames: names,
+    ExpressionAttributeValues: values,
+    ReturnValues: 'ALL_NEW',
+  });
   return r?.Attributes;
 }
 

@@ -1,5 +1,5 @@
-import { GetCommand, UpdateCommand } from '@aws-sdk/lib-dynamodb';
-import { unlessConditionFails, type TableRef } from '../shared/dynamo.ts';
+import { GetCommand } from '@aws-sdk/lib-dynamodb';
+import { type TableRef, updateIf } from '../shared/dynamo.ts';
 import { attemptCondition } from './attempts.ts';
 
 /** Chunk numbers are kept in sets of this many, so no single update returns a large set. */
@@ -60,31 +60,25 @@ export async function countChunk(
   attempt = 1,
 ): Promise<ChunkCountResult> {
   const own = attemptCondition(attempt);
-  const r = await unlessConditionFails(() =>
-    ref.ddb.send(
-      new UpdateCommand({
-        TableName: ref.table,
-        Key: key,
-        UpdateExpression:
-          `ADD #set :k, chunksDone :one, succeeded :s, failed :f${gaveUp ? ', gaveUpChunks :k' : ''} ` +
-          'SET totalSeen = if_not_exists(totalChunks, :none)',
-        ConditionExpression: `attribute_exists(pk) AND #state = :running AND NOT contains(#set, :chunk) AND ${own.expression}`,
-        ExpressionAttributeNames: { '#set': chunkSet(chunk), '#state': 'state' },
-        ExpressionAttributeValues: {
-          ':k': new Set([chunk]),
-          ':chunk': chunk,
-          ':one': 1,
-          ':s': counts.succeeded,
-          ':f': counts.failed,
-          // Stryker disable next-line UnaryOperator: only RUNNING jobs count and the split records totalChunks before RUNNING, so totalSeen is never :none
-          ':none': -1,
-          ':running': 'RUNNING',
-          ...own.values,
-        },
-        ReturnValues: 'UPDATED_NEW',
-      }),
-    ),
-  );
+  const r = await updateIf(ref, key, {
+    UpdateExpression:
+      `ADD #set :k, chunksDone :one, succeeded :s, failed :f${gaveUp ? ', gaveUpChunks :k' : ''} ` +
+      'SET totalSeen = if_not_exists(totalChunks, :none)',
+    ConditionExpression: `attribute_exists(pk) AND #state = :running AND NOT contains(#set, :chunk) AND ${own.expression}`,
+    ExpressionAttributeNames: { '#set': chunkSet(chunk), '#state': 'state' },
+    ExpressionAttributeValues: {
+      ':k': new Set([chunk]),
+      ':chunk': chunk,
+      ':one': 1,
+      ':s': counts.succeeded,
+      ':f': counts.failed,
+      // Stryker disable next-line UnaryOperator: only RUNNING jobs count and the split records totalChunks before RUNNING, so totalSeen is never :none
+      ':none': -1,
+      ':running': 'RUNNING',
+      ...own.values,
+    },
+    ReturnValues: 'UPDATED_NEW',
+  });
   if (!r) return { counted: false, complete: false };
   // Stryker disable next-line OptionalChaining: a counted update (ReturnValues UPDATED_NEW) always returns Attributes
   const done = Number(r.Attributes?.chunksDone);

@@ -1,5 +1,4 @@
-import { UpdateCommand } from '@aws-sdk/lib-dynamodb';
-import { unlessConditionFails, type TableRef } from '../shared/dynamo.ts';
+import { type TableRef, updateIf } from '../shared/dynamo.ts';
 import { attemptCondition } from './attempts.ts';
 
 type Key = Record<string, string>;
@@ -21,30 +20,24 @@ export async function beginFinalize(
   attempt?: number,
 ): Promise<Record<string, unknown> | undefined> {
   const own = attempt === undefined ? undefined : attemptCondition(attempt);
-  const r = await unlessConditionFails(() =>
-    ref.ddb.send(
-      new UpdateCommand({
-        TableName: ref.table,
-        Key: key,
-        UpdateExpression: 'SET #state = :finalizing, finalizingAt = :now, finalizeHolder = :holder',
-        ConditionExpression:
-          'attribute_exists(pk) AND (#state = :running OR (#state = :queued AND attribute_exists(#stop)) OR ' +
-          '(#state = :finalizing AND finalizingAt < :stale))' +
-          (own ? ` AND ${own.expression}` : ''),
-        ExpressionAttributeNames: { '#state': 'state', '#stop': 'stop' },
-        ExpressionAttributeValues: {
-          ':finalizing': 'FINALIZING',
-          ':running': 'RUNNING',
-          ':queued': 'QUEUED',
-          ':now': now.toISOString(),
-          ':holder': holder,
-          ':stale': new Date(now.getTime() - leaseSeconds * 1000).toISOString(),
-          ...own?.values,
-        },
-        ReturnValues: 'ALL_NEW',
-      }),
-    ),
-  );
+  const r = await updateIf(ref, key, {
+    UpdateExpression: 'SET #state = :finalizing, finalizingAt = :now, finalizeHolder = :holder',
+    ConditionExpression:
+      'attribute_exists(pk) AND (#state = :running OR (#state = :queued AND attribute_exists(#stop)) OR ' +
+      '(#state = :finalizing AND finalizingAt < :stale))' +
+      (own ? ` AND ${own.expression}` : ''),
+    ExpressionAttributeNames: { '#state': 'state', '#stop': 'stop' },
+    ExpressionAttributeValues: {
+      ':finalizing': 'FINALIZING',
+      ':running': 'RUNNING',
+      ':queued': 'QUEUED',
+      ':now': now.toISOString(),
+      ':holder': holder,
+      ':stale': new Date(now.getTime() - leaseSeconds * 1000).toISOString(),
+      ...own?.values,
+    },
+    ReturnValues: 'ALL_NEW',
+  });
   return r?.Attributes;
 }
 
@@ -53,21 +46,15 @@ export async function beginFinalize(
  * `since`: the next request may start at once. True when it was released.
  */
 export async function releaseFinalize(ref: TableRef, key: Key, since: Date | string): Promise<boolean> {
-  const r = await unlessConditionFails(() =>
-    ref.ddb.send(
-      new UpdateCommand({
-        TableName: ref.table,
-        Key: key,
-        UpdateExpression: 'SET finalizingAt = :released',
-        ConditionExpression: '#state = :finalizing AND finalizingAt = :mine',
-        ExpressionAttributeNames: { '#state': 'state' },
-        ExpressionAttributeValues: {
-          ':finalizing': 'FINALIZING',
-          ':mine': typeof since === 'string' ? since : since.toISOString(),
-          ':released': new Date(0).toISOString(),
-        },
-      }),
-    ),
-  );
+  const r = await updateIf(ref, key, {
+    UpdateExpression: 'SET finalizingAt = :released',
+    ConditionExpression: '#state = :finalizing AND finalizingAt = :mine',
+    ExpressionAttributeNames: { '#state': 'state' },
+    ExpressionAttributeValues: {
+      ':finalizing': 'FINALIZING',
+      ':mine': typeof since === 'string' ? since : since.toISOString(),
+      ':released': new Date(0).toISOString(),
+    },
+  });
   return r !== undefined;
 }

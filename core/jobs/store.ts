@@ -2,13 +2,12 @@ import {
   GetCommand,
   PutCommand,
   QueryCommand,
-  UpdateCommand,
   type DynamoDBDocumentClient,
   type QueryCommandInput,
 } from '@aws-sdk/lib-dynamodb';
 import { JOBS_BY_TIME_INDEX } from '../../config/job-list.ts';
 import { dynamoClient } from '../aws/clients.ts';
-import { setFields, sitePk, unlessConditionFails, type TableRef } from '../shared/dynamo.ts';
+import { setFields, sitePk, type TableRef, updateIf } from '../shared/dynamo.ts';
 import { beginAttempt, type AttemptStart, type AttemptSummary } from './attempts.ts';
 import {
   chunkSetNames,
@@ -290,19 +289,13 @@ export class JobStore {
       sets.push('active = :active');
     }
     const remove = isTerminal(to) ? ' REMOVE active' : '';
-    const r = await unlessConditionFails(() =>
-      this.ref.ddb.send(
-        new UpdateCommand({
-          TableName: this.ref.table,
-          Key: jobKey(site, token),
-          UpdateExpression: `SET ${sets.join(', ')}${remove}`,
-          ConditionExpression: `attribute_exists(pk) AND #state IN (${from.map((_, i) => `:from${i}`).join(', ')})`,
-          ExpressionAttributeNames: { ...names, '#state': 'state' },
-          ExpressionAttributeValues: { ...values, ':to': to },
-          ReturnValues: 'ALL_NEW',
-        }),
-      ),
-    );
+    const r = await updateIf(this.ref, jobKey(site, token), {
+      UpdateExpression: `SET ${sets.join(', ')}${remove}`,
+      ConditionExpression: `attribute_exists(pk) AND #state IN (${from.map((_, i) => `:from${i}`).join(', ')})`,
+      ExpressionAttributeNames: { ...names, '#state': 'state' },
+      ExpressionAttributeValues: { ...values, ':to': to },
+      ReturnValues: 'ALL_NEW',
+    });
     return r ? toJob(r.Attributes!) : undefined;
   }
 
@@ -330,41 +323,29 @@ export class JobStore {
    * or undefined.
    */
   async beginSplit(site: string, token: string, now: Date, leaseSeconds: number): Promise<Job | undefined> {
-    const r = await unlessConditionFails(() =>
-      this.ref.ddb.send(
-        new UpdateCommand({
-          TableName: this.ref.table,
-          Key: jobKey(site, token),
-          UpdateExpression: 'SET splitStartedAt = :now',
-          ConditionExpression:
-            'attribute_exists(pk) AND #state = :received AND (attribute_not_exists(splitStartedAt) OR splitStartedAt < :stale)',
-          ExpressionAttributeNames: { '#state': 'state' },
-          ExpressionAttributeValues: {
-            ':now': now.toISOString(),
-            ':received': 'RECEIVED',
-            ':stale': new Date(now.getTime() - leaseSeconds * 1000).toISOString(),
-          },
-          ReturnValues: 'ALL_NEW',
-        }),
-      ),
-    );
+    const r = await updateIf(this.ref, jobKey(site, token), {
+      UpdateExpression: 'SET splitStartedAt = :now',
+      ConditionExpression:
+        'attribute_exists(pk) AND #state = :received AND (attribute_not_exists(splitStartedAt) OR splitStartedAt < :stale)',
+      ExpressionAttributeNames: { '#state': 'state' },
+      ExpressionAttributeValues: {
+        ':now': now.toISOString(),
+        ':received': 'RECEIVED',
+        ':stale': new Date(now.getTime() - leaseSeconds * 1000).toISOString(),
+      },
+      ReturnValues: 'ALL_NEW',
+    });
     return r ? toJob(r.Attributes!) : undefined;
   }
 
   /** Gives up a split's claim (it failed): a redelivered event may split at once. */
   async releaseSplit(site: string, token: string, since: Date): Promise<void> {
-    await unlessConditionFails(() =>
-      this.ref.ddb.send(
-        new UpdateCommand({
-          TableName: this.ref.table,
-          Key: jobKey(site, token),
-          UpdateExpression: 'REMOVE splitStartedAt',
-          ConditionExpression: '#state = :received AND splitStartedAt = :mine',
-          ExpressionAttributeNames: { '#state': 'state' },
-          ExpressionAttributeValues: { ':received': 'RECEIVED', ':mine': since.toISOString() },
-        }),
-      ),
-    );
+    await updateIf(this.ref, jobKey(site, token), {
+      UpdateExpression: 'REMOVE splitStartedAt',
+      ConditionExpression: '#state = :received AND splitStartedAt = :mine',
+      ExpressionAttributeNames: { '#state': 'state' },
+      ExpressionAttributeValues: { ':received': 'RECEIVED', ':mine': since.toISOString() },
+    });
   }
 
   /**
@@ -375,35 +356,23 @@ export class JobStore {
    */
   async recordSplit(site: string, token: string, plan: SplitPlan): Promise<boolean> {
     const { sets, names, values } = setFields({ ...plan });
-    const r = await unlessConditionFails(() =>
-      this.ref.ddb.send(
-        new UpdateCommand({
-          TableName: this.ref.table,
-          Key: jobKey(site, token),
-          UpdateExpression: `SET ${sets.join(', ')}`,
-          ConditionExpression: 'attribute_exists(pk) AND #state = :received',
-          ExpressionAttributeNames: { ...names, '#state': 'state' },
-          ExpressionAttributeValues: { ...values, ':received': 'RECEIVED' },
-        }),
-      ),
-    );
+    const r = await updateIf(this.ref, jobKey(site, token), {
+      UpdateExpression: `SET ${sets.join(', ')}`,
+      ConditionExpression: 'attribute_exists(pk) AND #state = :received',
+      ExpressionAttributeNames: { ...names, '#state': 'state' },
+      ExpressionAttributeValues: { ...values, ':received': 'RECEIVED' },
+    });
     return r !== undefined;
   }
 
   /** Points a RECEIVED job at the source the split moved out of the upload form's reach. */
   async moveSource(site: string, token: string, sourceKey: string): Promise<boolean> {
-    const r = await unlessConditionFails(() =>
-      this.ref.ddb.send(
-        new UpdateCommand({
-          TableName: this.ref.table,
-          Key: jobKey(site, token),
-          UpdateExpression: 'SET sourceKey = :key',
-          ConditionExpression: 'attribute_exists(pk) AND #state = :received',
-          ExpressionAttributeNames: { '#state': 'state' },
-          ExpressionAttributeValues: { ':key': sourceKey, ':received': 'RECEIVED' },
-        }),
-      ),
-    );
+    const r = await updateIf(this.ref, jobKey(site, token), {
+      UpdateExpression: 'SET sourceKey = :key',
+      ConditionExpression: 'attribute_exists(pk) AND #state = :received',
+      ExpressionAttributeNames: { '#state': 'state' },
+      ExpressionAttributeValues: { ':key': sourceKey, ':received': 'RECEIVED' },
+    });
     return r !== undefined;
   }
 
@@ -416,18 +385,12 @@ export class JobStore {
       lastLaunchError: l.lastLaunchError,
     });
     const remove = l.nextLaunchAt ? '' : ' REMOVE nextLaunchAt, lastLaunchError';
-    await unlessConditionFails(() =>
-      this.ref.ddb.send(
-        new UpdateCommand({
-          TableName: this.ref.table,
-          Key: jobKey(site, token),
-          UpdateExpression: `SET ${sets.join(', ')}${remove}`,
-          ConditionExpression: 'attribute_exists(pk) AND #state = :running',
-          ExpressionAttributeNames: { ...names, '#state': 'state' },
-          ExpressionAttributeValues: { ...values, ':running': 'RUNNING' },
-        }),
-      ),
-    );
+    await updateIf(this.ref, jobKey(site, token), {
+      UpdateExpression: `SET ${sets.join(', ')}${remove}`,
+      ConditionExpression: 'attribute_exists(pk) AND #state = :running',
+      ExpressionAttributeNames: { ...names, '#state': 'state' },
+      ExpressionAttributeValues: { ...values, ':running': 'RUNNING' },
+    });
   }
 
   /** Records a stop on a job that is RECEIVED, QUEUED or RUNNING and not stopped yet (stop.ts); the job, or undefined. */

@@ -1,4 +1,10 @@
-import type { RowContext, RowInput, RowOutput, RowProcessor } from './types.ts';
+import {
+  entriesPreview,
+  type RowContext,
+  type RowInput,
+  type RowOutput,
+  type RowProcessor,
+} from './types.ts';
 
 const keyCache = new WeakMap<readonly string[], string[]>();
 
@@ -11,6 +17,14 @@ function keyPrefixes(header: readonly string[]): string[] {
   return k;
 }
 
+function jsonOf(row: RowInput, ctx: Pick<RowContext, 'site' | 'token' | 'header'>): RowOutput[] {
+  // Built as text: header names such as "__proto__" stay plain keys, and it is faster than an object.
+  const keys = keyPrefixes(ctx.header);
+  let s = '';
+  for (let i = 0; i < keys.length; i++) s += keys[i]! + JSON.stringify(row.fields[i] ?? '');
+  return [{ name: `rows/${row.n}.json`, data: (keys.length === 0 ? '{' : s) + '}' }];
+}
+
 /**
  * `rows/<n>.json`: the record as an object keyed by header name, values exactly as decoded. Synchronous and
  * CPU-bound: a record never waits, so the concurrency bound never binds — except under a simulated delay
@@ -21,11 +35,8 @@ export const jsonProcessor = {
   name: 'json',
   description: 'rows/<n>.json: each record as a JSON object keyed by header name',
   concurrency: 200,
-  process(row: RowInput, ctx: Pick<RowContext, 'site' | 'token' | 'header'>): RowOutput[] {
-    // Built as text: header names such as "__proto__" stay plain keys, and it is faster than an object.
-    const keys = keyPrefixes(ctx.header);
-    let s = '';
-    for (let i = 0; i < keys.length; i++) s += keys[i]! + JSON.stringify(row.fields[i] ?? '');
-    return [{ name: `rows/${row.n}.json`, data: (keys.length === 0 ? '{' : s) + '}' }];
-  },
+  process: jsonOf,
+  /** Pure: its preview is its output. */
+  preview: (row: RowInput, ctx: Pick<RowContext, 'site' | 'token' | 'header'>) =>
+    entriesPreview(jsonOf(row, ctx)),
 } satisfies RowProcessor;

@@ -12,7 +12,15 @@ import {
   type MailSender,
   type RetryOptions,
 } from '../usage/ses-sender.ts';
-import { RecordError, type RowContext, type RowInput, type RowOutput, type RowProcessor } from './types.ts';
+import {
+  RecordError,
+  type PreviewContext,
+  type RowContext,
+  type RowInput,
+  type RowOutput,
+  type RowPreview,
+  type RowProcessor,
+} from './types.ts';
 
 /**
  * The `mail` processor: one mail per CSV row through SES v2, at most once per row.
@@ -192,6 +200,65 @@ export function createMailProcessor(o: MailProcessorOptions = {}): RowProcessor 
   /** Compiled templates, by site and template name (the site is part of the key). */
   const compiled = new Map<string, Compiled>();
 
+  /**
+   * The mail a record would be sent: the site's template filled from the row, the recipient checked. The one path
+   * of `process` (which then sends it) and `preview` (which shows it); a refusal is the record's RecordError.
+   */
+  const render = (row: RowInput, ctx: PreviewContext) => {
+    const site = siteOf(ctx.site);
+    // Nothing is sent before the template is known and compiled: a failure here is the record's own code.
+    let chosen: ReturnType<typeof templateOf>;
+    try {
+      chosen = templateOf(site, ctx.options);
+    } catch (err) {
+      const code = err instanceof BadRequestError ? err.code : 'MAIL_TEMPLATE_INVALID';
+      throw new RecordError(code, `${errorMessage(err)} Not sent.`);
+    }
+    const { name, template } = chosen;
+    const key = `${site.id}/${name}`;
+    let t = compiled.get(key);
+    if (!t) {
+      try {
+        t = compile(template);
+      } catch (err) {
+        throw new RecordError('MAIL_TEMPLATE_INVALID', `${invalidTemplate(name, err)}; not sent`);
+      }
+      compiled.set(key, t);
+    }
+    const data = rowData(ctx.header, row.fields);
+    const to = ctx.header.includes(t.to) ? data[t.to]!.trim() : undefined;
+    if (to === undefined)
+      throw new RecordError('MAIL_TEMPLATE_FIELD', `the file has no "${t.to}" column for the recipient`);
+    if (!address.safeParse(to).success)
+      throw new RecordError('MAIL_INVALID_ADDRESS', `"${to}" is not a valid e-mail address; not sent`);
+    const tooLong = addressTooLong(to);
+    if (tooLong)
+      throw new RecordError(
+        'MAIL_ADDRESS_TOO_LONG',
+        `"${echoed(to)}" is longer than RFC 5321 allows: ${tooLong}; not sent`,
+      );
+    try {
+      return {
+        from: site.bulkMail!.from,
+        to,
+        subject: headerText(t.subject(data)),
+        text: t.text(data),
+        html: t.html(data),
+      };
+    } catch (err) {
+      const field = /^"(.+)" not defined/.exec(errorMessage(err))?.[1];
+      throw field
+        ? new RecordError(
+            'MAIL_TEMPLATE_FIELD',
+            `template "${name}" names {{${field}}}, which is no column of the file; not sent`,
+          )
+        : new RecordError(
+            'MAIL_TEMPLATE_INVALID',
+            `template "${name}" cannot be filled: ${errorMessage(err)}; not sent`,
+          );
+    }
+  };
+
   return {
     name: 'mail',
     description:
@@ -220,65 +287,15 @@ export function createMailProcessor(o: MailProcessorOptions = {}): RowProcessor 
       return { columns: templateColumns(chosen.template) };
     },
     async process(row: RowInput, ctx: RowContext): Promise<RowOutput[]> {
-      const site = siteOf(ctx.site);
-      // Nothing is sent before the template is known and compiled: a failure here is the record's own code.
-      let chosen: ReturnType<typeof templateOf>;
-      try {
-        chosen = templateOf(site, ctx.options);
-      } catch (err) {
-        const code = err instanceof BadRequestError ? err.code : 'MAIL_TEMPLATE_INVALID';
-        throw new RecordError(code, `${errorMessage(err)} Not sent.`);
-      }
-      const { name, template } = chosen;
-      const key = `${site.id}/${name}`;
-      let t = compiled.get(key);
-      if (!t) {
-        try {
-          t = compile(template);
-        } catch (err) {
-          throw new RecordError('MAIL_TEMPLATE_INVALID', `${invalidTemplate(name, err)}; not sent`);
-        }
-        compiled.set(key, t);
-      }
-      const data = rowData(ctx.header, row.fields);
-      const to = ctx.header.includes(t.to) ? data[t.to]!.trim() : undefined;
-      if (to === undefined)
-        throw new RecordError('MAIL_TEMPLATE_FIELD', `the file has no "${t.to}" column for the recipient`);
-      if (!address.safeParse(to).success)
-        throw new RecordError('MAIL_INVALID_ADDRESS', `"${to}" is not a valid e-mail address; not sent`);
-      const tooLong = addressTooLong(to);
-      if (tooLong)
-        throw new RecordError(
-          'MAIL_ADDRESS_TOO_LONG',
-          `"${echoed(to)}" is longer than RFC 5321 allows: ${tooLong}; not sent`,
-        );
-      let subject: string;
-      let text: string;
-      let html: string;
-      try {
-        subject = headerText(t.subject(data));
-        text = t.text(data);
-        html = t.html(data);
-      } catch (err) {
-        const field = /^"(.+)" not defined/.exec(errorMessage(err))?.[1];
-        throw field
-          ? new RecordError(
-              'MAIL_TEMPLATE_FIELD',
-              `template "${name}" names {{${field}}}, which is no column of the file; not sent`,
-            )
-          : new RecordError(
-              'MAIL_TEMPLATE_INVALID',
-              `template "${name}" cannot be filled: ${errorMessage(err)}; not sent`,
-            );
-      }
+      const { from, to, subject, text, html } = render(row, ctx);
       const mail = {
-        from: site.bulkMail!.from,
+        from,
         to: [to],
         bcc: [],
         subject,
         text,
         html,
-        tags: { site: site.id, job: ctx.token },
+        tags: { site: ctx.site, job: ctx.token },
         headers: { [RECORD_HEADER]: ctx.idempotencyKey },
       };
       let messageId: string;
@@ -302,6 +319,9 @@ export function createMailProcessor(o: MailProcessorOptions = {}): RowProcessor 
       }
       const result = { to, subject, messageId, sentAt: new Date().toISOString() };
       return [{ name: `mail/${row.n}.json`, data: JSON.stringify(result) }];
+    },
+    preview(row: RowInput, ctx: PreviewContext): RowPreview {
+      return { kind: 'mail', ...render(row, ctx) };
     },
   };
 }

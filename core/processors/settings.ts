@@ -25,6 +25,20 @@ export function recordConcurrency(
   return Math.max(1, Math.min(limits.maxRecordConcurrency, wanted));
 }
 
+/**
+ * Records one worker gets through per second by the processor's declared cost at the job's concurrency (a
+ * simulated delay counted in by the caller); Infinity for a CPU-bound processor (no cost declared). The split cuts
+ * a slow processor's chunks by it, and the check's estimate times the run by it.
+ */
+export function workerRecordsPerSecond(
+  processor: Pick<RowProcessor, 'concurrency' | 'costMs'>,
+  options: Readonly<Record<string, string>> | undefined,
+  limits: Pick<Limits, 'maxRecordConcurrency'>,
+): number {
+  const cost = processor.costMs ?? 0;
+  return cost > 0 ? (recordConcurrency(processor, options, limits) * 1000) / cost : Infinity;
+}
+
 /** The processor's limit in records per second on the stage, if it has one. */
 export function ratePerSecond(
   processor: Pick<RowProcessor, 'rateLimit'>,
@@ -57,8 +71,7 @@ export function chunkRecordsByCost(
   const cost = processor.costMs ?? 0;
   const rate = ratePerSecond(processor, getStage(stage.name));
   if (!(cost > 0) && rate === undefined) return undefined;
-  const byConcurrency =
-    cost > 0 ? (recordConcurrency(processor, options, stage.limits) * 1000) / cost : Infinity;
+  const byConcurrency = workerRecordsPerSecond(processor, options, stage.limits);
   const perSecond = Math.min(byConcurrency, rate ?? Infinity) / CHUNKS_IN_HAND;
   const chunk = Math.max(1, Math.floor(stage.timings.chunkTargetSeconds * perSecond));
   return { chunk, piece: Math.max(1, Math.floor(chunk / chunksPerWorker)) };

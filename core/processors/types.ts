@@ -31,6 +31,56 @@ export interface RowOutput {
   readonly data: string | Buffer;
 }
 
+/** What a processor's `preview` sees of a record's job: no token yet (see {@link PREVIEW_TOKEN}), no signal. */
+export type PreviewContext = Pick<RowContext, 'site' | 'token' | 'header' | 'options'>;
+
+/** One zip entry as a preview shows it. */
+export interface PreviewEntry {
+  readonly name: string;
+  readonly contentType: string;
+  readonly text: string;
+}
+
+/**
+ * What a record would produce, shown before the job runs (the check, POST /jobs?check=true): the mail it would
+ * send, the zip entries it would write, or nothing shown (a processor without a side-effect-free preview).
+ */
+export type RowPreview =
+  | {
+      readonly kind: 'mail';
+      readonly from: string;
+      readonly to: string;
+      readonly subject: string;
+      readonly text: string;
+      readonly html: string;
+    }
+  | { readonly kind: 'entries'; readonly entries: readonly PreviewEntry[] }
+  | { readonly kind: 'none'; readonly reason: string };
+
+/** The token a preview's context carries: the check creates no job, so there is none yet. */
+export const PREVIEW_TOKEN = 'check';
+
+/** The content type of a zip entry, by its name's extension (a preview shows it as text). */
+export function entryContentType(name: string): string {
+  const ext = name.slice(name.lastIndexOf('.') + 1).toLowerCase();
+  if (ext === 'json') return 'application/json';
+  if (ext === 'html' || ext === 'htm') return 'text/html; charset=utf-8';
+  if (ext === 'csv') return 'text/csv; charset=utf-8';
+  return 'text/plain; charset=utf-8';
+}
+
+/** A pure processor's outputs as a preview: every entry, its data as UTF-8 text. */
+export function entriesPreview(outputs: readonly RowOutput[]): RowPreview {
+  return {
+    kind: 'entries',
+    entries: outputs.map((o) => ({
+      name: o.name,
+      contentType: entryContentType(o.name),
+      text: typeof o.data === 'string' ? o.data : o.data.toString('utf8'),
+    })),
+  };
+}
+
 /** What a processor needs of a job's file to be able to succeed on any record. */
 export interface ProcessorNeeds {
   /** Header columns every record needs (e.g. the mail template's placeholders and its recipient column). */
@@ -58,7 +108,7 @@ export interface RateLimit {
  * A row processor turns one record into zero or more zip entries. It is a plain object: drop a file exporting
  * one (default export) into `processors/` at the root of the repository and it is picked up by the CLI, the
  * local runtime, the API and the worker image; `rowfleet processors` lists it. The file is named after the
- * processor (`processors/<name>.ts`). See the README, "Processors".
+ * processor (`processors/<name>.ts`). See docs/processors.md.
  *
  * Throwing fails only that record (listed in errors.csv): a {@link RecordError} with its own code, anything
  * else as PROCESSING_FAILED after {@link RECORD_ATTEMPTS} attempts — unless the processor has side effects
@@ -112,6 +162,13 @@ export interface RowProcessor {
    */
   readonly needs?: ProcessorNeeds | ((job: JobOf) => ProcessorNeeds);
   process(row: RowInput, ctx: RowContext): RowOutput[] | Promise<RowOutput[]>;
+  /**
+   * What `process` would produce for the record, without any side effect (the check shows the first records'
+   * before the job runs): the same code path as `process` up to the effect — the mail `mail` would send, the
+   * entries a pure processor writes. Throw a {@link RecordError} where `process` would (the check shows its
+   * code). Without it, the check shows nothing for the record and never calls `process`. @default none
+   */
+  preview?(row: RowInput, ctx: PreviewContext): RowPreview | Promise<RowPreview>;
 }
 
 /** The header columns of `needs` that `header` lacks (in the order the processor names them, each once). */
@@ -120,10 +177,15 @@ export function missingColumns(
   job: JobOf,
   header: readonly string[],
 ): string[] {
+  const have = new Set(header);
+  return neededColumns(needs, job).filter((c) => !have.has(c));
+}
+
+/** The header columns a processor's `needs` names for a job, each once, in its order. */
+export function neededColumns(needs: RowProcessor['needs'], job: JobOf): string[] {
   if (!needs) return [];
   const { columns } = typeof needs === 'function' ? needs(job) : needs;
-  const have = new Set(header);
-  return [...new Set(columns)].filter((c) => !have.has(c));
+  return [...new Set(columns)];
 }
 
 /** Processor names: lower-case words (they appear in the API, the CLI, the manifest and file names). */

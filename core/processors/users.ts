@@ -96,6 +96,8 @@ const processorShape = z.object({
   // Static only: the manifest carries it to an API that never runs a user's code.
   needs: z.object({ columns: z.array(z.string().min(1)) }).optional(),
   process: fn,
+  // Run by the check only for built-in processors (the API never runs a user's code), checked all the same.
+  preview: fn.optional(),
 });
 
 /**

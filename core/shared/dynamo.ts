@@ -1,5 +1,10 @@
 import { ConditionalCheckFailedException } from '@aws-sdk/client-dynamodb';
-import type { DynamoDBDocumentClient } from '@aws-sdk/lib-dynamodb';
+import {
+  UpdateCommand,
+  type DynamoDBDocumentClient,
+  type UpdateCommandInput,
+  type UpdateCommandOutput,
+} from '@aws-sdk/lib-dynamodb';
 import { TABLE_PARTITIONS } from '../../config/names.ts';
 
 /**
@@ -50,4 +55,19 @@ export async function unlessConditionFails<T>(write: () => Promise<T>): Promise<
 export interface TableRef {
   readonly table: string;
   readonly ddb: DynamoDBDocumentClient;
+}
+
+/**
+ * One conditional UpdateItem of the item at `key` in `ref`'s table: its answer, or undefined when its condition
+ * did not hold (any other error is thrown). Every conditional state change of the job record, its counting, its
+ * lease, its stop and the effect claims goes through here.
+ */
+export function updateIf(
+  ref: TableRef,
+  key: Record<string, unknown>,
+  input: Omit<UpdateCommandInput, 'TableName' | 'Key'>,
+): Promise<UpdateCommandOutput | undefined> {
+  return unlessConditionFails(() =>
+    ref.ddb.send(new UpdateCommand({ ...input, TableName: ref.table, Key: key })),
+  );
 }

@@ -196,6 +196,35 @@ function parserFor(delimiter: string, maxRecordBytes: number): ParserCore {
   }) as unknown as ParserCore;
 }
 
+/** What a reader knows of its file's header once it has read it. */
+export interface HeaderState {
+  header: string[] | undefined;
+  headerLine: number;
+  width: number;
+  readonly delimiter: string;
+}
+
+/** A reader's first non-empty record is its header: validated, kept, and announced as the header event. */
+export function adoptHeader(
+  state: HeaderState,
+  fields: string[],
+  at: { readonly line: number } & RecordPosition,
+  out: { push(event: Extract<RecordEvent, { kind: 'header' }>): unknown },
+): void {
+  validateHeader(fields, at.line);
+  state.header = fields;
+  state.headerLine = at.line;
+  state.width = fields.length;
+  out.push({
+    kind: 'header',
+    header: fields,
+    line: at.line,
+    delimiter: state.delimiter,
+    end: at.end,
+    endLine: at.endLine,
+  });
+}
+
 /**
  * The record rules, once: blank lines and all-empty records are skipped (but counted as lines),
  * every other record gets the next number; a wrong column count or a NUL byte rejects the record.
@@ -234,14 +263,7 @@ class RecordRules {
     }
     if (allEmpty) return;
     const header = this.header;
-    if (!header) {
-      validateHeader(fields, line);
-      this.header = fields;
-      this.headerLine = line;
-      this.width = fields.length;
-      out.push({ kind: 'header', header: fields, line, delimiter: this.delimiter, end, endLine });
-      return;
-    }
+    if (!header) return adoptHeader(this, fields, { line, end, endLine }, out);
     const n = ++this.n;
     if (fields.length !== this.width) {
       out.push({

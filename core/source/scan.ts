@@ -1,9 +1,9 @@
 import {
+  adoptHeader,
   csvErrors,
   recordErrors,
   recordToRaw,
   textStart,
-  validateHeader,
   type RangeStart,
   type ReadOptions,
   type RecordEvent,
@@ -167,7 +167,7 @@ export class BoundaryScanner {
   private started = false;
   private leadLines = 0;
   private firstLine = 1;
-  private delimiter = ',';
+  delimiter = ',';
   private delim = 0x2c;
 
   /** Offset of the next byte to scan in the input. */
@@ -200,9 +200,10 @@ export class BoundaryScanner {
   private quotedCrlf = 0;
   private n = 0;
   private prevEnd = 0;
-  private header: string[] | undefined;
-  private headerLine = 0;
-  private width = 0;
+  // HeaderState (csv.ts adoptHeader): set once, from the file's first non-empty record.
+  header: string[] | undefined;
+  headerLine = 0;
+  width = 0;
 
   private readonly withFields: boolean;
 
@@ -513,14 +514,7 @@ export class BoundaryScanner {
     const fields = dec.finish();
     this.prevEnd = endLine;
     const header = this.header;
-    if (!header) {
-      validateHeader(fields, line);
-      this.header = fields;
-      this.headerLine = line;
-      this.width = fields.length;
-      out.push({ kind: 'header', header: fields, line, delimiter: this.delimiter, end, endLine });
-      return;
-    }
+    if (!header) return adoptHeader(this, fields, { line, end, endLine }, out);
     const n = ++this.n;
     const reject = (code: 'COLUMN_COUNT' | 'NUL_BYTE', message: string) =>
       out.push({

@@ -16,7 +16,7 @@ import type { Limits } from '../../config/index.ts';
 import { Utf8SourceCopy } from './source-copy.ts';
 import { workerCount } from './worker-count.ts';
 import { processorInfo } from '../processors/index.ts';
-import { missingColumns, type RowProcessor } from '../processors/types.ts';
+import { missingColumns } from '../processors/types.ts';
 import { simulatedCostMs, simulationOf } from '../processors/simulate.ts';
 import { chunkRecordsByCost } from '../processors/settings.ts';
 import {
@@ -61,6 +61,22 @@ interface ValidatedFile {
 interface RejectedFile {
   readonly rejection: FileRejectedError;
   readonly encoding: DecodeInfo['encoding'];
+}
+
+/** What the split and the check read of a job: where it belongs, its processor and its options. */
+type JobToRead = Pick<Job, 'site' | 'token' | 'processor' | 'options'>;
+
+/** One pass over a file as far as it went: what {@link readRecords} found, filled in as the records go by. */
+interface Reading {
+  header: string[];
+  delimiter: string;
+  records: number;
+  rejected: RejectedRecord[];
+  pieces: ChunkMessage[];
+  /** Columns the processor needs that the header lacks (the check reads on; the split refuses at the header). */
+  missing: string[];
+  /** The first accepted records with their fields, when asked for (the check's samples). */
+  samples: { n: number; line: number; fields: string[] }[];
 }
 
 /**
@@ -143,7 +159,8 @@ async function validateWholeFile(deps: PipelineDeps, job: Job): Promise<Validate
   try {
     const source = await deps.objects.open(job.sourceKey);
     const utf8 = decodeToUtf8(source.body, info);
-    const read = await cutIntoPieces(copy.tee(utf8), job, deps);
+    const read = emptyReading();
+    await readRecords(copy.tee(utf8), job, deps, read);
     checkHeader(read.header, read.delimiter, deps.limits);
     // The key and the BOM shift are known once the whole file is read (the encoding may be open until then).
     const { key, etag, shift } = await copy.finish({ key: job.sourceKey, etag: source.etag });
@@ -154,7 +171,8 @@ async function validateWholeFile(deps: PipelineDeps, job: Job): Promise<Validate
       start: p.start + shift,
       end: p.end + shift,
     }));
-    return { ...read, pieces, encoding: info.encoding };
+    const { header, delimiter, records, rejected } = read;
+    return { header, delimiter, records, rejected, pieces, encoding: info.encoding };
   } catch (err) {
     await copy.abort();
     if (err instanceof FileRejectedError) return { rejection: err, encoding: info.encoding };
@@ -185,55 +203,70 @@ export function checkHeader(
   }
 }
 
-/** Parses the UTF-8 stream strictly and groups its records into fine pieces (keys and offsets set later). */
-async function cutIntoPieces(
+/**
+ * Parses the UTF-8 stream strictly and groups its records into fine pieces (keys and offsets set later), into
+ * `into` as it goes (so a file rejected part-way still tells how far it got). A header lacking what the processor
+ * needs is refused at once (`missing: 'reject'`, the split) or noted and read on (`'report'`, the check).
+ */
+async function readRecords(
   utf8: AsyncIterable<Buffer>,
-  job: Job,
-  deps: PipelineDeps,
-): Promise<Omit<ValidatedFile, 'encoding'>> {
-  const pieces: ChunkMessage[] = [];
-  const rejected: RejectedRecord[] = [];
-  let header: string[] = [];
-  let delimiter = ',';
-  let records = 0;
+  job: JobToRead,
+  deps: Pick<PipelineDeps, 'env' | 'limits' | 'timings'>,
+  into: Reading,
+  o: { readonly missing: 'reject' | 'report'; readonly samples?: number } = { missing: 'reject' },
+): Promise<void> {
   let chunker: Chunker | undefined;
   const byCost = await chunkSizeByCost(deps, job);
   const { needs } = await processorInfo(job.processor, deps.env.stage);
-  for await (const batch of scanRecordBatches(utf8, { maxRecordBytes: deps.limits.maxRecordBytes })) {
+  const samples = o.samples ?? 0;
+  const scan = { maxRecordBytes: deps.limits.maxRecordBytes, withFields: samples > 0 };
+  for await (const batch of scanRecordBatches(utf8, scan)) {
     for (const ev of batch) {
       if (ev.kind === 'header') {
-        refuseMissingColumns(needs, job, ev.header);
-        header = ev.header;
-        delimiter = ev.delimiter;
+        into.missing = missingColumns(needs, { site: job.site, options: job.options ?? {} }, ev.header);
+        if (o.missing === 'reject' && into.missing.length > 0)
+          throw fieldsMissingError(job.processor, into.missing);
+        into.header = ev.header;
+        into.delimiter = ev.delimiter;
         chunker = new Chunker(job.site, job.token, '', ev, {
           maxBytes: Math.min(SUB_CHUNK_BYTES, deps.limits.chunkMaxBytes),
           maxRecords: Math.min(SUB_CHUNK_RECORDS, deps.limits.chunkMaxRecords, byCost?.piece ?? Infinity),
         });
         continue;
       }
-      records = ev.n;
+      into.records = ev.n;
       if (ev.kind === 'rejected')
-        rejected.push({ n: ev.n, line: ev.line, code: ev.code, message: ev.message, raw: ev.raw });
+        into.rejected.push({ n: ev.n, line: ev.line, code: ev.code, message: ev.message, raw: ev.raw });
+      else if (into.samples.length < samples && ev.fields)
+        into.samples.push({ n: ev.n, line: ev.line, fields: ev.fields });
       const full = chunker!.add(ev);
-      if (full) pieces.push(full);
+      if (full) into.pieces.push(full);
     }
   }
   const last = chunker?.flush();
-  if (last) pieces.push(last);
-  return { header, delimiter, records, rejected, pieces };
+  if (last) into.pieces.push(last);
 }
+
+const emptyReading = (): Reading => ({
+  header: [],
+  delimiter: ',',
+  records: 0,
+  rejected: [],
+  pieces: [],
+  missing: [],
+  samples: [],
+});
 
 /**
  * A header lacking what the job's processor needs (RowProcessor.needs) could only fail every record: the file is
- * rejected as soon as its header is read, naming the missing columns.
+ * rejected as soon as its header is read, naming the missing columns. The check (POST /jobs?check=true) names
+ * them with the same code and message.
  */
-function refuseMissingColumns(needs: RowProcessor['needs'], job: Job, header: readonly string[]): void {
-  const missing = missingColumns(needs, { site: job.site, options: job.options ?? {} }, header);
-  if (missing.length === 0) return;
+export function fieldsMissingError(processor: string, missing: readonly string[]): FileRejectedError {
   const names = missing.map((c) => JSON.stringify(c)).join(', ');
-  throw new FileRejectedError(
+  return new FileRejectedError(
     'PROCESSOR_FIELDS_MISSING',
-    `The header lacks ${missing.length === 1 ? 'the column' : 'the columns'} ${names} that the processor "${job.processor}" needs; no record could succeed.`,
+    `The header lacks ${missing.length === 1 ? 'the column' : 'the columns'} ${names} that the processor "${processor}" needs; no record could succeed.`,
     1,
   );
 }
@@ -287,16 +320,11 @@ async function startWork(
 ): Promise<SplitResult> {
   const { site, token } = job;
   const log = jobLogger(site, token);
-  const valid = file.records - file.rejected.length;
-  const workers = workerCount(valid, deps.limits, requestedWorkers);
-  const byCost = await chunkSizeByCost(deps, job);
+  const planned = await planWork(deps, job, file, requestedWorkers);
+  const { workers } = planned;
   // Each chunk carries the job's context: every attempt at it is a span linked to the job span.
   const jobTrace = currentTraceparent(job);
-  const chunks = mergeChunks(file.pieces, {
-    targetRecords: Math.max(1, Math.ceil(valid / Math.max(1, workers * CHUNKS_PER_WORKER))),
-    maxBytes: deps.limits.chunkMaxBytes,
-    maxRecords: Math.min(deps.limits.chunkMaxRecords, byCost?.chunk ?? Infinity),
-  }).map((c) => (jobTrace ? { ...c, traceparent: jobTrace } : c));
+  const chunks = jobTrace ? planned.chunks.map((c) => ({ ...c, traceparent: jobTrace })) : planned.chunks;
   const queueName = chunks.length > 0 ? reportQueueName(deps.env.stage, token) : undefined;
   const recorded = await deps.jobs.recordSplit(site, token, {
     header: file.header,
@@ -369,8 +397,29 @@ async function startWork(
   };
 }
 
+/**
+ * A valid file's plan: its workers (core/split/worker-count.ts) and its pieces joined into chunks (about
+ * CHUNKS_PER_WORKER per worker, a slow processor's no larger than its cost allows).
+ */
+async function planWork(
+  deps: Pick<PipelineDeps, 'env' | 'limits' | 'timings'>,
+  job: JobToRead,
+  file: Pick<Reading, 'records' | 'rejected' | 'pieces'>,
+  requestedWorkers: number | undefined,
+): Promise<{ workers: number; chunks: ChunkMessage[] }> {
+  const valid = file.records - file.rejected.length;
+  const workers = workerCount(valid, deps.limits, requestedWorkers);
+  const byCost = await chunkSizeByCost(deps, job);
+  const chunks = mergeChunks(file.pieces, {
+    targetRecords: Math.max(1, Math.ceil(valid / Math.max(1, workers * CHUNKS_PER_WORKER))),
+    maxBytes: deps.limits.chunkMaxBytes,
+    maxRecords: Math.min(deps.limits.chunkMaxRecords, byCost?.chunk ?? Infinity),
+  });
+  return { workers, chunks };
+}
+
 /** A slow processor's chunk sizes (core/processors/settings.ts), with the job's simulated delay counted in. */
-async function chunkSizeByCost(deps: PipelineDeps, job: Job) {
+async function chunkSizeByCost(deps: Pick<PipelineDeps, 'env' | 'limits' | 'timings'>, job: JobToRead) {
   const sim = simulationOf(job.options);
   const processor = await processorInfo(job.processor, deps.env.stage);
   const stage = { name: deps.env.stage, limits: deps.limits, timings: deps.timings };
@@ -405,4 +454,77 @@ export async function queueChunks(
       deps.queues.sendBatch(queueUrl, site, token, b),
     ),
   );
+}
+
+/** What the split would find in a file and plan for it, found without doing any of it (see {@link checkFile}). */
+export interface FileCheck {
+  /** Undefined when the file was refused before its encoding was known. */
+  readonly encoding?: DecodeInfo['encoding'];
+  /** Empty when the file was refused before its header was read. */
+  readonly header: readonly string[];
+  readonly delimiter: string;
+  /** Numbered records read (rejected ones included): all of them, or up to where the file was refused. */
+  readonly records: number;
+  readonly rejected: readonly RejectedRecord[];
+  /** Columns the processor needs that the header lacks. */
+  readonly missing: readonly string[];
+  /** The first accepted records with their fields (as the workers will read them), at most `samples`. */
+  readonly samples: readonly { n: number; line: number; fields: string[] }[];
+  /** Why the split would reject the whole file, in the order it would find them (empty: it would run). */
+  readonly problems: readonly FileRejectedError[];
+  /** The workers the job would ask for and the chunks it would be cut into (of the records read). */
+  readonly workers: number;
+  readonly chunks: number;
+}
+
+/**
+ * The split's whole-file validation of an upload (`body`), with no effect at all: no job item, object, queue or
+ * worker, nothing counted (POST /jobs?check=true, core/intake/check.ts). The same decoder, scanner, header limits,
+ * needs and chunk plan as {@link splitJob}; a header lacking what the processor needs is reported and the rest of
+ * the file read on, so every problem shows at once. `job.token` only names the plan's pieces (never stored).
+ */
+export async function checkFile(
+  deps: Pick<PipelineDeps, 'env' | 'limits' | 'timings'>,
+  job: JobToRead,
+  body: Buffer,
+  o: { readonly workers?: number; readonly samples: number },
+): Promise<FileCheck> {
+  const info: DecodeInfo = {};
+  const read = emptyReading();
+  const problems: FileRejectedError[] = [];
+  const refused = (err: unknown) => {
+    if (!(err instanceof FileRejectedError)) throw err;
+    return err;
+  };
+  const stopped = await readRecords(decodeToUtf8(oneBuffer(body), info), job, deps, read, {
+    missing: 'report',
+    samples: o.samples,
+  }).then(() => undefined, refused);
+  // In the order the split finds them: the header's needs, then what stopped the reading, then the header's size.
+  if (read.missing.length > 0) problems.push(fieldsMissingError(job.processor, read.missing));
+  if (stopped) problems.push(stopped);
+  else {
+    try {
+      checkHeader(read.header, read.delimiter, deps.limits);
+    } catch (err) {
+      problems.push(refused(err));
+    }
+  }
+  const plan = await planWork(deps, job, read, o.workers);
+  return {
+    encoding: info.encoding,
+    header: read.header,
+    delimiter: read.delimiter,
+    records: read.records,
+    rejected: read.rejected,
+    missing: read.missing,
+    samples: read.samples,
+    problems,
+    workers: plan.workers,
+    chunks: plan.chunks.length,
+  };
+}
+
+async function* oneBuffer(b: Buffer): AsyncGenerator<Buffer> {
+  yield b;
 }

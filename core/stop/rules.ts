@@ -1,5 +1,4 @@
-import { UpdateCommand } from '@aws-sdk/lib-dynamodb';
-import { unlessConditionFails, type TableRef } from '../shared/dynamo.ts';
+import { type TableRef, updateIf } from '../shared/dynamo.ts';
 
 /**
  * Stopping a job before its last record: the rules shared by a cancel (DELETE /jobs/{token}) and by a job whose
@@ -79,25 +78,19 @@ export async function recordStop(
   key: Record<string, string>,
   stop: JobStop,
 ): Promise<Record<string, unknown> | undefined> {
-  const r = await unlessConditionFails(() =>
-    ref.ddb.send(
-      new UpdateCommand({
-        TableName: ref.table,
-        Key: key,
-        UpdateExpression: 'SET #stop = :stop',
-        ConditionExpression:
-          'attribute_exists(pk) AND attribute_not_exists(#stop) AND #state IN (:received, :queued, :running)',
-        ExpressionAttributeNames: { '#stop': 'stop', '#state': 'state' },
-        ExpressionAttributeValues: {
-          ':stop': stop,
-          ':received': 'RECEIVED',
-          ':queued': 'QUEUED',
-          ':running': 'RUNNING',
-        },
-        ReturnValues: 'ALL_NEW',
-      }),
-    ),
-  );
+  const r = await updateIf(ref, key, {
+    UpdateExpression: 'SET #stop = :stop',
+    ConditionExpression:
+      'attribute_exists(pk) AND attribute_not_exists(#stop) AND #state IN (:received, :queued, :running)',
+    ExpressionAttributeNames: { '#stop': 'stop', '#state': 'state' },
+    ExpressionAttributeValues: {
+      ':stop': stop,
+      ':received': 'RECEIVED',
+      ':queued': 'QUEUED',
+      ':running': 'RUNNING',
+    },
+    ReturnValues: 'ALL_NEW',
+  });
   return r?.Attributes;
 }
 
@@ -111,27 +104,20 @@ export async function cancelUnplanned(
   key: Record<string, string>,
   fields: { readonly stop: JobStop; readonly finishedAt: string; readonly expiresAt: number },
 ): Promise<Record<string, unknown> | undefined> {
-  const r = await unlessConditionFails(() =>
-    ref.ddb.send(
-      new UpdateCommand({
-        TableName: ref.table,
-        Key: key,
-        UpdateExpression:
-          'SET #state = :cancelled, #stop = :stop, #error = :error, finishedAt = :at, expiresAt = :exp REMOVE active',
-        ConditionExpression:
-          'attribute_exists(pk) AND #state = :received AND attribute_not_exists(totalRecords)',
-        ExpressionAttributeNames: { '#state': 'state', '#stop': 'stop', '#error': 'error' },
-        ExpressionAttributeValues: {
-          ':cancelled': 'CANCELLED',
-          ':received': 'RECEIVED',
-          ':stop': fields.stop,
-          ':error': { code: 'CANCELLED', message: fields.stop.message },
-          ':at': fields.finishedAt,
-          ':exp': fields.expiresAt,
-        },
-        ReturnValues: 'ALL_NEW',
-      }),
-    ),
-  );
+  const r = await updateIf(ref, key, {
+    UpdateExpression:
+      'SET #state = :cancelled, #stop = :stop, #error = :error, finishedAt = :at, expiresAt = :exp REMOVE active',
+    ConditionExpression: 'attribute_exists(pk) AND #state = :received AND attribute_not_exists(totalRecords)',
+    ExpressionAttributeNames: { '#state': 'state', '#stop': 'stop', '#error': 'error' },
+    ExpressionAttributeValues: {
+      ':cancelled': 'CANCELLED',
+      ':received': 'RECEIVED',
+      ':stop': fields.stop,
+      ':error': { code: 'CANCELLED', message: fields.stop.message },
+      ':at': fields.finishedAt,
+      ':exp': fields.expiresAt,
+    },
+    ReturnValues: 'ALL_NEW',
+  });
   return r?.Attributes;
 }

@@ -1,9 +1,9 @@
-import { QueryCommand, UpdateCommand, type DynamoDBDocumentClient } from '@aws-sdk/lib-dynamodb';
+import { QueryCommand, type DynamoDBDocumentClient } from '@aws-sdk/lib-dynamodb';
 import { loadConfig } from '../../config/index.ts';
 import { dynamoClient } from '../aws/clients.ts';
 import type { Job } from '../jobs/store.ts';
 import { attemptsOf, currentAttempt } from '../jobs/attempts.ts';
-import { sitePk, unlessConditionFails } from '../shared/dynamo.ts';
+import { sitePk, updateIf } from '../shared/dynamo.ts';
 import { jobLogger } from '../shared/log.ts';
 import { localDay } from './days.ts';
 
@@ -72,37 +72,35 @@ export class UsageStore {
     token: string,
     figures: UsageFigures,
   ): Promise<boolean> {
-    const added = await unlessConditionFails(() =>
-      this.ddb.send(
-        new UpdateCommand({
-          TableName: this.table,
-          Key: { pk: sitePk(site), sk: sk(day, office) },
-          UpdateExpression:
-            'ADD #tokens :token, #jobs :jobs, #rows :rows, #failedRows :failedRows, #rejectedJobs :rejectedJobs SET #site = :site, #day = :day, #office = :office',
-          ConditionExpression: 'NOT contains(#tokens, :tokenValue)',
-          ExpressionAttributeNames: {
-            '#tokens': 'tokens',
-            '#jobs': 'jobs',
-            '#rows': 'rows',
-            '#failedRows': 'failedRows',
-            '#rejectedJobs': 'rejectedJobs',
-            '#site': 'site',
-            '#day': 'day',
-            '#office': 'office',
-          },
-          ExpressionAttributeValues: {
-            ':token': new Set([token]),
-            ':tokenValue': token,
-            ':jobs': figures.jobs,
-            ':rows': figures.rows,
-            ':failedRows': figures.failedRows,
-            ':rejectedJobs': figures.rejectedJobs,
-            ':site': site,
-            ':day': day,
-            ':office': office,
-          },
-        }),
-      ),
+    const added = await updateIf(
+      { table: this.table, ddb: this.ddb },
+      { pk: sitePk(site), sk: sk(day, office) },
+      {
+        UpdateExpression:
+          'ADD #tokens :token, #jobs :jobs, #rows :rows, #failedRows :failedRows, #rejectedJobs :rejectedJobs SET #site = :site, #day = :day, #office = :office',
+        ConditionExpression: 'NOT contains(#tokens, :tokenValue)',
+        ExpressionAttributeNames: {
+          '#tokens': 'tokens',
+          '#jobs': 'jobs',
+          '#rows': 'rows',
+          '#failedRows': 'failedRows',
+          '#rejectedJobs': 'rejectedJobs',
+          '#site': 'site',
+          '#day': 'day',
+          '#office': 'office',
+        },
+        ExpressionAttributeValues: {
+          ':token': new Set([token]),
+          ':tokenValue': token,
+          ':jobs': figures.jobs,
+          ':rows': figures.rows,
+          ':failedRows': figures.failedRows,
+          ':rejectedJobs': figures.rejectedJobs,
+          ':site': site,
+          ':day': day,
+          ':office': office,
+        },
+      },
     );
     return added !== undefined;
   }

@@ -1,7 +1,8 @@
 import { BatchProcessor, EventType, processPartialResponse } from '@aws-lambda-powertools/batch';
 import type { APIGatewayProxyEvent, APIGatewayProxyResult, Context, SQSEvent, SQSRecord } from 'aws-lambda';
 import { onUploadEvent, startDirectJob, startPresignedJob } from '../../core/intake/api.ts';
-import { jobRequestFromJsonBody, jobRequestFromQuery } from '../../core/intake/request.ts';
+import { directJobQuery, jobRequestFromJsonBody } from '../../core/intake/request.ts';
+import { checkDirectJob } from '../../core/intake/check.ts';
 import { cancelJob } from '../../core/intake/cancel.ts';
 import { directUploadBytes } from '../../core/intake/upload-body.ts';
 import { retryFailedRecords } from '../../core/intake/rerun-failed.ts';
@@ -12,7 +13,8 @@ import { lambda } from '../shared/middleware.ts';
 type UploadEvent = APIGatewayProxyEvent | SQSEvent;
 
 /**
- * Upload Lambda, the API's writes: POST /jobs (the CSV in the body, split inline), POST /uploads (a presigned S3
+ * Upload Lambda, the API's writes: POST /jobs (the CSV in the body, split inline; with ?check=true only read, nothing
+ * created), POST /uploads (a presigned S3
  * POST), DELETE /jobs/{token} (cancel), POST /jobs/{token}/retry (the job's next attempt, of the records a retry may run);
  * and the upload-events queue (S3 notifications of presigned uploads → split; grant-pass requests → the worker
  * budget grants what is free: this function is the one that launches workers). A failed message is reported for
@@ -24,8 +26,10 @@ export function createUploadHandler(deps: PipelineDeps) {
       method: 'POST',
       path: '/jobs',
       handler: async (e: APIGatewayProxyEvent) => {
-        const input = jobRequestFromQuery(e.queryStringParameters);
+        const { check, input } = directJobQuery(e.queryStringParameters);
         const site = callerSite(e);
+        // ?check=true: the file read as the split would, nothing created (core/intake/check.ts).
+        if (check) return json(200, await checkDirectJob(deps, site, directUploadBytes(e), input));
         const view = await startDirectJob(deps, site, directUploadBytes(e), input);
         return json(view.state === 'REJECTED' ? 422 : 202, view);
       },

@@ -130,7 +130,7 @@ describe('Console: accessibility', () => {
     await c.close();
   });
 
-  it('a rejected upload, shown with its code and line, has no violation either', async () => {
+  it('a file the check rejects, shown with its code and line, has no violation either', async () => {
     // Prepare
     const c = await openConsole(world, { hash: '#/upload' });
     await signIn(c.page, world.tokens.sakai);
@@ -141,11 +141,14 @@ describe('Console: accessibility', () => {
       mimeType: 'text/csv',
       buffer: Buffer.from('id,name\n1,"never closed\n'),
     });
-    await c.page.getByRole('button', { name: 'Upload', exact: true }).click();
-    await c.page.getByTestId('error').waitFor();
+    await c.page.getByRole('button', { name: 'Check', exact: true }).click();
+    await c.page
+      .locator('[data-testid="check"] [data-testid="error-code"], [data-testid="problem-code"]')
+      .first()
+      .waitFor();
 
     // Assess
-    await expectAccessible(c.page, 'rejected upload');
+    await expectAccessible(c.page, 'rejected file at its check');
     expect(await c.problems()).toEqual([]);
     await c.close();
   });

@@ -2,6 +2,7 @@ import { describe, expect, it, vi } from 'vitest';
 import { readZip } from '../helpers/zip.ts';
 import {
   apiJob as apiSiteJob,
+  checkAndRun,
   openConsole,
   sample,
   shownToken,
@@ -82,7 +83,7 @@ describe('Console: upload, watch, download', () => {
 
     // Act
     await c.page.getByLabel('Choose a file').setInputFiles(sample('clients.csv'));
-    await c.page.getByRole('button', { name: 'Upload', exact: true }).click();
+    await checkAndRun(c.page);
     await c.page.waitForURL(/#\/jobs\/[0-9a-f-]{36}$/);
     const token = shownToken(c.page);
     const state = await waitForState(c.page, ['SUCCEEDED', 'PARTIAL', 'FAILED']);
@@ -123,7 +124,7 @@ describe('Console: upload, watch, download', () => {
     // Act
     await c.page.getByLabel('Choose a file').setInputFiles(sample('bad-rows.csv'));
     await c.page.getByLabel('Processor').selectOption('json');
-    await c.page.getByRole('button', { name: 'Upload', exact: true }).click();
+    await checkAndRun(c.page);
     await c.page.waitForURL(/#\/jobs\/[0-9a-f-]{36}$/);
     const state = await waitForState(c.page, ['SUCCEEDED', 'PARTIAL', 'FAILED']);
     const view = await world.rt.deps.jobs.get('sakai', shownToken(c.page));
@@ -153,7 +154,7 @@ describe('Console: upload, watch, download', () => {
     await c.page.getByTestId('dropzone').dispatchEvent('dragover', { dataTransfer });
     await c.page.getByTestId('dropzone').dispatchEvent('drop', { dataTransfer });
     const chosen = await c.page.locator('#file-chosen').textContent();
-    await c.page.getByRole('button', { name: 'Upload', exact: true }).click();
+    await checkAndRun(c.page);
     await c.page.waitForURL(/#\/jobs\/[0-9a-f-]{36}$/);
     const state = await waitForState(c.page, ['SUCCEEDED', 'PARTIAL', 'FAILED']);
 
@@ -181,29 +182,30 @@ describe('Console: rejected files', () => {
   ];
 
   it.each(cases)(
-    '%s: the upload screen shows the code, the message and the line',
+    '%s: the check shows the code, the message and the line; Run stays off and no job is made',
     async (code, name, body, line) => {
       // Prepare
       const c = await openConsole(world, { hash: '#/upload' });
       await signIn(c.page, world.tokens.sakai);
       const file = writeTemp(name, body);
+      const tokens = async () => (await world.rt.deps.jobs.list('sakai')).map((j) => j.token);
+      const jobsBefore = await tokens();
 
       // Act
       await c.page.getByLabel('Choose a file').setInputFiles(file);
-      await c.page.getByRole('button', { name: 'Upload', exact: true }).click();
-      const alert = c.page.getByTestId('error');
-      await alert.waitFor();
+      await c.page.getByRole('button', { name: 'Check', exact: true }).click();
+      const check = c.page.getByTestId('check');
+      // The file's own error (a 422 of the check) or a problem of the check's answer: either names the code.
+      const shownCode = check.locator('[data-testid="error-code"], [data-testid="problem-code"]').first();
+      await shownCode.waitFor();
+      const text = await check.textContent();
 
       // Assess
-      expect(await alert.getByText('The file was rejected').count()).toBe(1);
-      expect(await c.page.getByTestId('error-code').textContent()).toBe(code);
-      expect((await c.page.getByTestId('error-message').textContent())!.length).toBeGreaterThan(10);
-      if (line) expect(await c.page.getByTestId('error-line').textContent()).toBe(line);
-      else expect(await c.page.getByTestId('error-line').count()).toBe(0);
+      expect(await shownCode.textContent()).toBe(code);
+      if (line) expect(text).toContain(line);
+      expect(await c.page.getByRole('button', { name: 'Run', exact: true }).isDisabled()).toBe(true);
       expect(c.page.url()).toMatch(/#\/upload$/);
-      await c.page.getByRole('link', { name: /^Open job / }).click();
-      expect(await waitForState(c.page, ['REJECTED'])).toBe('REJECTED');
-      expect(await c.page.getByTestId('error-code').textContent()).toBe(code);
+      expect(await tokens()).toEqual(jobsBefore);
       expect(await c.problems()).toEqual([]);
       await c.close();
     },

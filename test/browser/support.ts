@@ -100,6 +100,17 @@ export async function signIn(page: Page, token: string): Promise<void> {
   await expect.poll(() => page.getByRole('navigation', { name: 'Main' }).isVisible()).toBe(true);
 }
 
+/**
+ * Upload → Check → Run on the upload screen (English): checks the chosen file with its options, and runs it once
+ * Run is on (the check passed, or the file is too large to be checked before its run).
+ */
+export async function checkAndRun(page: Page): Promise<void> {
+  await page.getByRole('button', { name: 'Check', exact: true }).click();
+  const run = page.getByRole('button', { name: 'Run', exact: true });
+  await expect.poll(() => run.isEnabled(), { timeout: 30_000 }).toBe(true);
+  await run.click();
+}
+
 /** Waits until the job detail page shows one of `states`; answers the state shown. */
 export async function waitForState(page: Page, states: string[], timeoutMs = 40_000): Promise<string> {
   const el = page.getByTestId('job-state').first();

@@ -75,8 +75,11 @@ afterAll(async () => {
   if (dir) rmSync(dir, { recursive: true, force: true });
 });
 
-async function post(processor: string): Promise<{ status: number; body: Record<string, unknown> }> {
-  const res = await fetch(`${rt.apiUrl}/jobs?processor=${processor}`, {
+async function post(
+  processor: string,
+  query = '',
+): Promise<{ status: number; body: Record<string, unknown> }> {
+  const res = await fetch(`${rt.apiUrl}/jobs?${query}processor=${processor}`, {
     method: 'POST',
     headers: { authorization: `Bearer ${await rt.tokenFor('kawasaki')}`, 'content-type': 'text/csv' },
     body: 'id,email\n1,a@example.com\n',
@@ -146,6 +149,24 @@ describe('A broken processor breaks only the jobs that name it', () => {
     expect((answers.throws.body.error as { message: string }).message).toContain('no settings for throws');
     expect((answers.exits.body.error as { message: string }).message).toContain('process.exit(3)');
     expect(after.status).toBe(202);
+  }, 90_000);
+
+  it("answers a check as POST /jobs: 503 for a broken processor; a user's good one shows no preview, never run", async () => {
+    // Act
+    const broken = await post('exits', 'check=true&');
+    const good = await post('good', 'check=true&');
+
+    // Assess
+    expect(broken.status).toBe(503);
+    expect(broken.body.error).toMatchObject({ code: 'PROCESSOR_BROKEN' });
+    expect(good.status).toBe(200);
+    expect(good.body).toMatchObject({
+      check: true,
+      processor: 'good',
+      ok: true,
+      records: 1,
+      samples: [{ record: 1, line: 2, output: { kind: 'none' } }],
+    });
   }, 90_000);
 
   it("runs the good processor's jobs in the local workers", async () => {

@@ -15,6 +15,7 @@ import { MAX_CHUNK_ATTEMPTS } from '../../core/work/worker.ts';
 import { LocalRuntime } from '../../local/runtime.ts';
 import { writeSampleCsv } from '../../scripts/gen-data.ts';
 import { startJob } from '../../scripts/run-job.ts';
+import { rowfleet } from '../helpers/cli.ts';
 import { workerPids } from '../helpers/tasks.ts';
 
 vi.hoisted(() => {
@@ -95,6 +96,8 @@ describe("Scenario: a job's trace through a killed worker and a retry", () => {
       await new Promise((r) => setTimeout(r, 1500));
       const spans = await readSpans(join(stateDir, 'traces'), 'sakai', token);
       const timeline = await api<Timeline>('GET', `/jobs/${token}/timeline`);
+      // The terminal's view of the same timeline, attached to this runtime by its state directory.
+      const printed = await rowfleet(['trace', token, '--site', 'sakai', '--state-dir', stateDir], 120_000);
       const first = { token };
       expect(cancelled.state).toBe('CANCELLED');
       expect(retried.state).toBe('SUCCEEDED');
@@ -146,6 +149,9 @@ describe("Scenario: a job's trace through a killed worker and a retry", () => {
       expect(timeline).toMatchObject({ token, attempt: 2, state: 'SUCCEEDED' });
       expect(timeline.phases.finalize?.seconds).toBeGreaterThan(0);
       expect(timeline.lanes.flatMap((l) => l.bars).some((b) => b.jobAttempt === 2)).toBe(true);
+      expect(printed.code, printed.stderr).toBe(0);
+      expect(printed.stdout).toContain(`job ${token} (sakai, attempt 2): SUCCEEDED`);
+      expect(printed.stdout).toMatch(/^ {2}finalize\s+\d+\.\d s/m);
     },
   );
 });

@@ -1,7 +1,7 @@
 /**
  * Least privilege, proven (issue 21): an e2e set of jobs runs on the embedded local runtime with every AWS call
  * recorded as the IAM request it is (core/aws/clients.ts: role, action, resource, condition keys) — direct and
- * presigned uploads, a mail job, a full worker budget (a job waits QUEUED and is cancelled there), a killed worker
+ * presigned uploads, a check (POST /jobs?check=true), a mail job, a full worker budget (a job waits QUEUED and is cancelled there), a killed worker
  * relaunched by the reaper, a cancel, a failure-rate stop, a retry and a retry with nothing to retry, the status
  * routes, a presigned form never used (expired by the reaper), the usage mail. The calls only AWS makes are added
  * from what makes them: the ECS launcher's calls (core/aws/ecs-launcher.ts, run beside the local launcher against
@@ -422,6 +422,16 @@ async function runScenarios(): Promise<void> {
   // Nothing to retry: 409 (its failed records file is missing: HeadObject answers 404, which needs s3:ListBucket).
   const nothing = await api<{ error: { code: string } }>('sakai', 'POST', `/jobs/${direct.token}/retry`);
   expect(nothing.status).toBe(409);
+
+  // A check of a mail file (POST /jobs?check=true): the budget read, nothing written.
+  const checked = await api<{ ok: boolean }>(
+    'sakai',
+    'POST',
+    '/jobs?check=true&processor=mail&fileName=check.csv',
+    readFileSync(await file('check.csv', 20, { email: true }), 'utf8'),
+    'text/csv',
+  );
+  expect(checked).toMatchObject({ status: 200, body: { ok: true } });
 
   // The mail processor: the worker sends through SES.
   const mail = await run('sakai', await file('mail.csv', 20, { email: true }), { processor: 'mail' });

@@ -1,7 +1,7 @@
 /**
  * Which bytes the workers read. The split decides the encoding at the first non-ASCII byte; until then the
  * file is ASCII, the same in UTF-8 and CP932. A UTF-8 upload is read in place; only CP932 and UTF-16 get a
- * UTF-8 copy (README, "Why chunks are byte ranges"). Whatever the position of the first non-ASCII byte,
+ * UTF-8 copy (docs/performance.md: why chunks are byte ranges). Whatever the position of the first non-ASCII byte,
  * every record must come out exactly once, as decoded.
  */
 import iconv from 'iconv-lite';

@@ -1,5 +1,7 @@
 import { describe, expect, it } from 'vitest';
 import {
+  apiModels,
+  directJobQuery,
   jobRequestFromJsonBody,
   jobRequestFromQuery,
   parseJobRequest,
@@ -137,6 +139,37 @@ describe('Function: parseOrBadRequest', () => {
     // Assess
     expect(ok).toEqual({ n: 7 });
     expect(bad?.message).toMatch(/^Invalid request: n: /);
+  });
+});
+
+describe('Function: directJobQuery', () => {
+  it('takes check=true as a check and check=false or empty as a run, the rest as the job request', () => {
+    // Act
+    const answers = [
+      directJobQuery({ check: 'true', processor: 'mail', workers: '2' }),
+      directJobQuery({ check: 'false', processor: 'mail' }),
+      directJobQuery({ check: '', fileName: 'a.csv' }),
+      directJobQuery(null),
+    ];
+
+    // Assess
+    expect(answers).toEqual([
+      { check: true, input: { processor: 'mail', workers: 2 } },
+      { check: false, input: { processor: 'mail' } },
+      { check: false, input: { fileName: 'a.csv' } },
+      { check: false, input: {} },
+    ]);
+  });
+
+  it('refuses any other value of check (400), and lists check among the query keys API Gateway passes', () => {
+    // Act
+    const refused = refusal(() => directJobQuery({ check: 'yes' }));
+
+    // Assess
+    expect(refused?.code).toBe('INVALID_REQUEST');
+    expect(refused?.message).toContain('check: true or false');
+    expect(apiModels().jobRequestQuery).toContain('check');
+    expect(Object.keys(apiModels().jobRequest.properties as object)).not.toContain('check');
   });
 });
 

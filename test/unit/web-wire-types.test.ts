@@ -4,10 +4,11 @@
  */
 import { describe, expectTypeOf, it } from 'vitest';
 import type { JobView as CoreJobView } from '../../core/intake/api.ts';
+import type { CheckAnswer } from '../../core/intake/check.ts';
 import type { ErrorPage as CoreErrorPage } from '../../core/intake/error-rows.ts';
 import type { JobsPage as CoreJobsPage } from '../../core/intake/job-list.ts';
 import type { UsageAnswer } from '../../core/intake/usage-view.ts';
-import type { ErrorPage, JobView, JobsPage, UsageResponse } from '../../web/src/types.ts';
+import type { CheckResult, ErrorPage, JobView, JobsPage, UsageResponse } from '../../web/src/types.ts';
 import type { Timeline as CoreTimeline } from '../../core/shared/timeline.ts';
 import type { Timeline } from '../../web/src/timeline-types.ts';
 
@@ -17,6 +18,7 @@ describe('Wire types: the console reads what core answers', () => {
     expectTypeOf<CoreErrorPage>().toExtend<ErrorPage>();
     expectTypeOf<CoreJobsPage>().toExtend<JobsPage>();
     expectTypeOf<UsageAnswer>().toExtend<UsageResponse>();
+    expectTypeOf<CheckAnswer>().toExtend<CheckResult>();
   });
 
   it("reads a job's timeline as core builds it", () => {

@@ -1,10 +1,13 @@
 import type {
   ApiErrorBody,
+  CheckResult,
   ErrorPage,
   JobOptions,
   JobView,
   JobsPage,
   PresignedUpload,
+  ResubmitResult,
+  ResultsLink,
   UsageResponse,
 } from './types.ts';
 
@@ -18,6 +21,8 @@ export class ApiError extends Error {
     readonly line?: number,
     /** The job a rejected upload created (422 answers carry its view). */
     readonly job?: JobView,
+    /** The error's other fields, as the API named them (e.g. the records or columns a 422 of a resubmit names). */
+    readonly details: Readonly<Record<string, unknown>> = {},
   ) {
     super(message);
   }
@@ -39,7 +44,11 @@ function errorOf(status: number, text: string): ApiError {
   } catch {
     // not JSON: an S3 or proxy error page
   }
-  const e = body.error;
+  // The documented shape is {"error": {code, message, …}}; a bare {code, message, …} is read the same way.
+  const e =
+    body.error ??
+    (typeof (body as { code?: unknown }).code === 'string' ? (body as unknown as ApiErrorBody) : undefined);
+  const { code: _c, message: _m, line: _l, ...details } = (e ?? {}) as Record<string, unknown>;
   const s3 = /<Code>([^<]*)<\/Code>\s*<Message>([^<]*)<\/Message>/.exec(text);
   const job =
     typeof body.token === 'string' && typeof body.state === 'string' ? (body as JobView) : undefined;
@@ -49,6 +58,7 @@ function errorOf(status: number, text: string): ApiError {
     e?.message ?? s3?.[2] ?? body.message ?? `HTTP ${status}`,
     e?.line,
     job,
+    details,
   );
 }
 
@@ -133,6 +143,40 @@ export class Api {
 
   retryJob(token: string): Promise<JobView> {
     return this.request<JobView>('POST', `/jobs/${encodeURIComponent(token)}/retry`);
+  }
+
+  /** POST /jobs?check=true with the CSV as the body: the check of the file as a job would split it; no job. */
+  async checkFile(file: Blob, fileName: string, o: JobOptions, signal?: AbortSignal): Promise<CheckResult> {
+    const q = optionQuery({ ...o, fileName });
+    q.set('check', 'true');
+    return this.sendCsv<CheckResult>(`/jobs?${q}`, file, signal);
+  }
+
+  /** POST /jobs/{token}/resubmit with the corrected results.csv (or errors.csv): the job's next attempt. */
+  resubmit(token: string, file: Blob, signal?: AbortSignal): Promise<ResubmitResult> {
+    return this.sendCsv<ResubmitResult>(`/jobs/${encodeURIComponent(token)}/resubmit`, file, signal);
+  }
+
+  /**
+   * Where the job's latest results.csv is: GET /jobs/{token}/results answers a presigned link and the file's
+   * name. The one place that knows this route's answer.
+   */
+  resultsLink(token: string, signal?: AbortSignal): Promise<ResultsLink> {
+    return this.request<ResultsLink>('GET', `/jobs/${encodeURIComponent(token)}/results`, { signal });
+  }
+
+  private async sendCsv<T>(path: string, file: Blob, signal?: AbortSignal): Promise<T> {
+    const res = await fetch(this.url(path), {
+      method: 'POST',
+      headers: { ...this.auth, 'content-type': 'text/csv' },
+      body: file,
+      signal,
+      cache: 'no-store',
+    });
+    const text = await res.text();
+    if (res.status === 401) this.onUnauthorized();
+    if (!res.ok) throw errorOf(res.status, text);
+    return JSON.parse(text) as T;
   }
 
   getUsage(from: string, to: string, signal?: AbortSignal): Promise<UsageResponse> {

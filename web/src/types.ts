@@ -144,6 +144,8 @@ export interface UsageResponse {
 export interface JobOptions {
   readonly processor: string;
   readonly office?: string;
+  /** The template of a processor that fills one (mail): one of the site's (default: its first). */
+  readonly template?: string;
   readonly workers?: number;
   readonly simulateDelayMs?: number;
   readonly simulateErrorRate?: number;
@@ -156,4 +158,112 @@ export interface ConsoleSettings {
   readonly directUploadMaxBytes: number;
   readonly processors: readonly string[];
   readonly defaultProcessor: string;
+}
+
+/** One problem of the whole file the check found (e.g. PROCESSOR_FIELDS_MISSING naming the columns). */
+export interface CheckProblem {
+  readonly code: string;
+  readonly message: string;
+  readonly columns?: readonly string[];
+  readonly line?: number;
+}
+
+/** One record the split would reject. */
+export interface CheckRejected {
+  readonly record: number;
+  readonly line: number;
+  readonly code: string;
+  readonly message: string;
+}
+
+/** A record's output rendered as the run would make it, without its side effect. */
+export type CheckOutput =
+  | {
+      readonly kind: 'mail';
+      readonly from: string;
+      readonly to: string;
+      readonly subject: string;
+      readonly text: string;
+      readonly html?: string;
+    }
+  | {
+      readonly kind: 'entries';
+      readonly entries: readonly {
+        readonly name: string;
+        readonly contentType: string;
+        readonly text: string;
+      }[];
+    }
+  | { readonly kind: 'none'; readonly reason: string }
+  /** The record would fail with this code (as errors.csv would say), e.g. MAIL_INVALID_ADDRESS. */
+  | { readonly kind: 'error'; readonly code: string; readonly message: string };
+
+export interface CheckSample {
+  readonly record: number;
+  readonly line: number;
+  readonly output: CheckOutput;
+}
+
+/** What the run would take and cost at list prices. */
+export interface CheckEstimate {
+  /** Workers the job would run with. */
+  readonly workers: number;
+  /** Workers the budget would give now. */
+  readonly workersNow: number;
+  readonly seconds: number;
+  readonly region: string;
+  readonly usd: number;
+  readonly jpy: number;
+  readonly jpyPerUsd: number;
+  /** When the prices used were read (YYYY-MM-DD). */
+  readonly pricesAsOf: string;
+  readonly breakdown: readonly { readonly service: string; readonly usd: number; readonly basis: string }[];
+}
+
+/** POST /jobs?check=true → 200: the whole-file validation, three rendered samples and the estimate; no job. */
+export interface CheckResult {
+  readonly check: true;
+  readonly site: string;
+  readonly processor: string;
+  readonly template?: string;
+  readonly fileName?: string;
+  /** Absent when the file was refused before its encoding was known. */
+  readonly encoding?: string;
+  readonly delimiter: string;
+  readonly header: readonly string[];
+  readonly records: number;
+  readonly valid: number;
+  /** Whether a run of this file can start (no problem of the whole file). */
+  readonly ok: boolean;
+  readonly problems: readonly CheckProblem[];
+  readonly rejected: { readonly count: number; readonly first: readonly CheckRejected[] };
+  /** The columns the processor needs from the header, and those of them the header lacks. */
+  readonly needs: { readonly columns: readonly string[]; readonly missing: readonly string[] };
+  readonly samples: readonly CheckSample[];
+  readonly estimate?: CheckEstimate;
+}
+
+/** A record of the corrections that is not run again, and why (it succeeded, or is in doubt). */
+export interface NotRun {
+  readonly record: number;
+  readonly status: string;
+  readonly reason: string;
+}
+
+/** POST /jobs/{token}/resubmit (body: the corrected results.csv) → 202: the job's next attempt. */
+export interface ResubmitResult {
+  readonly token: string;
+  readonly attempt: number;
+  /** Records the attempt runs. */
+  readonly run: number;
+  /** The first records not run again. */
+  readonly notRun: readonly NotRun[];
+  readonly notRunCount: number;
+  readonly job: JobView;
+}
+
+/** GET /jobs/{token}/results: a link to the job's latest results.csv. */
+export interface ResultsLink {
+  readonly url: string;
+  readonly fileName: string;
 }

@@ -1,6 +1,7 @@
 import { useEffect, useState } from 'preact/hooks';
 import { ApiError } from '../api.ts';
 import { ErrorBox, Facts, Screen, StateBadge } from '../components.tsx';
+import { Corrections } from '../corrections.tsx';
 import { usePoll } from '../hooks.ts';
 import { useI18n } from '../i18n.ts';
 import { href } from '../router.ts';
@@ -12,7 +13,10 @@ import { JobTimeline } from '../timeline.tsx';
 const POLL_MS = 1000;
 const ERRORS_PAGE = 20;
 
-/** A job: progress, counts by outcome, timings, the file's error, download, cancel, retry, first errors. */
+/**
+ * A job: progress, counts by outcome, timings, the file's error, download, cancel, retry, its results.csv and the
+ * corrections of it, attempts, first errors.
+ */
 export function Job({ token }: { token: string }) {
   const i = useI18n();
   const { t } = i;
@@ -88,6 +92,7 @@ function JobBody({
         ) : null}
         <Actions view={view} onChanged={onChanged} />
       </div>
+      <Corrections view={view} onChanged={onChanged} />
 
       <div class="grid">
         <section class="card" aria-labelledby="counts-title">
