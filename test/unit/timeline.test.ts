@@ -144,7 +144,9 @@ describe('Timeline', () => {
     expect(lines[0]).toContain(`job ${T} (sakai): PARTIAL, 20.0 s`);
     expect(lines.find((l) => l.trim().startsWith('split'))).toMatch(/1\.5 s\s+8%\s+\|\s*S+\s*\|/);
     expect(lines.find((l) => l.trim().startsWith('finalize'))).toContain('(zip 2.0 s)');
-    expect(lines.find((l) => l.startsWith('workers:'))).toContain('chunk attempts: 4 (1 retried, 1 given up)');
+    expect(lines.find((l) => l.startsWith('workers:'))).toContain(
+      'chunk attempts: 4 (1 retried, 1 given up)',
+    );
     // One column = 1 s: worker 1 did chunk 0 in 6–9 s and failed chunk 2 in 9–10 s; worker 2 gave chunk 2 up at 12–15 s.
     expect(lines.find((l) => l.includes('local-1'))).toContain('|      ###~~         |');
     expect(lines.find((l) => l.includes('local-2'))).toContain('|       #####XXXX    |');
