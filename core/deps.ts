@@ -38,30 +38,69 @@ export interface PipelineDeps {
   readonly traces?: TraceStore;
 }
 
-/** Builds the pipeline's dependencies from the environment the CDK stack (or the local runtime) sets. */
-export function depsFromEnv(launcher: TaskLauncher = new EcsTaskLauncher()): PipelineDeps {
-  const env = resourceEnv();
-  const stage = getStage(env.stage);
+/**
+ * What the pipeline's dependencies are built from: the resources the stack (or the local runtime) made and the
+ * local runtime's overrides of the stage's worker numbers.
+ */
+export interface DepsConfig {
+  readonly env: ResourceEnv;
+  /** The worker budget (`rowfleet dev|run --max-workers N`). @default the stage's (config/budget.ts) */
+  readonly maxWorkers?: number;
+  /** Workers of a job that names no number (the local runtime: the machine's cores). @default the stage's */
+  readonly defaultWorkersPerJob?: number;
+  /** Where job outcomes are published (core/jobs/notify.ts). @default none */
+  readonly jobsTopicArn?: string;
+  /** The process's tracer (ROWFLEET_TRACING: core/aws/tracing.ts). @default none */
+  readonly tracing?: Tracing;
+  /** The local span store's folder (ROWFLEET_TRACE_DIR, set by the local runtime). @default none */
+  readonly traceDir?: string;
+}
+
+/** The configuration an environment (the Lambda's, the worker's, a local process's) describes. */
+export function fromEnv(env: NodeJS.ProcessEnv = process.env): DepsConfig {
+  const resources = resourceEnv(env);
   // `rowfleet dev|run --max-workers N` sets this for the local runtime; the stages' budgets are in config/.
-  const maxWorkers = intEnv('ROWFLEET_MAX_WORKERS', 0);
+  const maxWorkers = intEnv('ROWFLEET_MAX_WORKERS', 0, env);
   // The local runtime sets this to the machine's cores (config/schema.ts `defaultWorkersPerJob`).
-  const defaultWorkers = intEnv('ROWFLEET_DEFAULT_WORKERS_PER_JOB', 0);
-  const topic = process.env.JOBS_TOPIC_ARN;
-  const tracing = tracingFromEnv();
-  const traceDir = process.env.ROWFLEET_TRACE_DIR;
+  const defaultWorkers = intEnv('ROWFLEET_DEFAULT_WORKERS_PER_JOB', 0, env);
+  const topic = env.JOBS_TOPIC_ARN;
+  const tracing = tracingFromEnv(env);
+  const traceDir = env.ROWFLEET_TRACE_DIR;
+  return {
+    env: resources,
+    ...(tracing ? { tracing } : {}),
+    ...(traceDir ? { traceDir } : {}),
+    ...(maxWorkers > 0 ? { maxWorkers } : {}),
+    ...(defaultWorkers > 0 ? { defaultWorkersPerJob: defaultWorkers } : {}),
+    ...(topic ? { jobsTopicArn: topic } : {}),
+  };
+}
+
+/** Builds the pipeline's dependencies from a configuration, reading no environment. */
+export function buildDeps(config: DepsConfig, launcher: TaskLauncher = new EcsTaskLauncher()): PipelineDeps {
+  const { env } = config;
+  const stage = getStage(env.stage);
   return {
     env,
-    limits: defaultWorkers > 0 ? { ...stage.limits, defaultWorkersPerJob: defaultWorkers } : stage.limits,
+    limits:
+      config.defaultWorkersPerJob !== undefined
+        ? { ...stage.limits, defaultWorkersPerJob: config.defaultWorkersPerJob }
+        : stage.limits,
     timings: stage.timings,
     jobs: new JobStore(env.table),
     objects: new Objects(env.bucket),
     queues: new Queues(),
     launcher,
-    budget: workerBudgetOf(stage, maxWorkers > 0 ? maxWorkers : undefined),
+    budget: workerBudgetOf(stage, config.maxWorkers),
     grants: new GrantStore(env.table),
     usage: new UsageStore(env.table),
-    ...(topic ? { notifier: new JobNotifier(topic, stage.notifications) } : {}),
-    ...(tracing ? { tracing } : {}),
-    ...(traceDir ? { traces: fileTraceStore(traceDir) } : {}),
+    ...(config.jobsTopicArn ? { notifier: new JobNotifier(config.jobsTopicArn, stage.notifications) } : {}),
+    ...(config.tracing ? { tracing: config.tracing } : {}),
+    ...(config.traceDir ? { traces: fileTraceStore(config.traceDir) } : {}),
   };
+}
+
+/** Builds the pipeline's dependencies from the environment the CDK stack (or the local runtime) sets. */
+export function depsFromEnv(launcher: TaskLauncher = new EcsTaskLauncher()): PipelineDeps {
+  return buildDeps(fromEnv(), launcher);
 }

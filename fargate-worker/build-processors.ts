@@ -7,11 +7,12 @@
  *   tsx fargate-worker/build-processors.ts <processors dir> <out dir> --strict
  * `--strict` (the image) fails, naming each broken file and its error, instead of shipping a broken processor.
  */
-import { mkdirSync, readdirSync, readFileSync, renameSync, rmSync, statSync, writeFileSync } from 'node:fs';
+import { mkdirSync, readdirSync, readFileSync, renameSync, rmSync, statSync } from 'node:fs';
 import { join, resolve } from 'node:path';
 import { pathToFileURL } from 'node:url';
 import type { BuildFailure } from 'esbuild';
 import { buildErrorFile, builtFile, namesIn, sourceName } from '../core/processors/users.ts';
+import { writeFileAtomicSync } from '../core/shared/atomic-write.ts';
 
 export interface ProcessorBuildOptions {
   /** Bundle the packages a processor imports (the image has no node_modules) and minify. @default false */
@@ -99,8 +100,7 @@ export async function buildProcessors(
       built.push(name);
     } catch (err) {
       const error = buildErrors(err);
-      writeFileSync(`${errFile}.${process.pid}.tmp`, error + '\n');
-      renameSync(`${errFile}.${process.pid}.tmp`, errFile);
+      writeFileAtomicSync(errFile, error + '\n');
       rmSync(out, { force: true });
       broken.push({ name, file: sourceName(name), error });
     } finally {

@@ -13,7 +13,7 @@ import { join, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import lockfile from 'proper-lockfile';
 import type { PipelineDeps } from '../core/deps.ts';
-import { depsFromEnv } from '../core/deps.ts';
+import { buildDeps, fromEnv } from '../core/deps.ts';
 import { resetClients } from '../core/aws/clients.ts';
 import { ApiTokens } from '../core/intake/tokens.ts';
 import {
@@ -84,7 +84,9 @@ const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
 /** Attaches to the state directory's runtime, starting it when none runs. */
 export async function attachRuntime(o: AttachOptions): Promise<AttachedRuntime> {
   const stateDir = resolve(o.stateDir);
-  if (o.maxWorkers !== undefined) process.env.ROWFLEET_MAX_WORKERS = String(o.maxWorkers);
+  // `--max-workers N`: the budget of a runtime this command starts (its spawn env) and of this command's deps.
+  const budgetEnv: Record<string, string> =
+    o.maxWorkers !== undefined ? { ROWFLEET_MAX_WORKERS: String(o.maxWorkers) } : {};
   privateStateDir(stateDir);
   const deadline = Date.now() + START_TIMEOUT_MS;
   let started = false;
@@ -106,10 +108,10 @@ export async function attachRuntime(o: AttachOptions): Promise<AttachedRuntime> 
               `worker budget; --max-workers ${o.maxWorkers} applies once every command of it has ended\n`,
           );
         }
-        return attached(owner, link, started);
+        return attached(owner, link, started, budgetEnv);
       }
     } else {
-      started = (await startRuntime(stateDir, o.endpoint)) || started;
+      started = (await startRuntime(stateDir, o.endpoint, budgetEnv)) || started;
     }
     if (Date.now() > deadline) {
       throw new Error(`could not start or reach the local runtime of ${stateDir} (see ${logFile(stateDir)})`);
@@ -124,7 +126,11 @@ const logFile = (stateDir: string) => join(stateDir, 'logs', 'runtime.log');
  * Starts the runtime in the background, unless another command does it first (one at a time, under a lock).
  * Returns once it names itself in the state directory; throws with the end of its log if it exits first.
  */
-async function startRuntime(stateDir: string, endpoint: string | undefined): Promise<boolean> {
+async function startRuntime(
+  stateDir: string,
+  endpoint: string | undefined,
+  budgetEnv: Record<string, string>,
+): Promise<boolean> {
   const release = await lockfile.lock(stateDir, {
     lockfilePath: join(stateDir, 'start.lock'),
     stale: 15_000,
@@ -142,7 +148,11 @@ async function startRuntime(stateDir: string, endpoint: string | undefined): Pro
       {
         detached: true,
         stdio: ['ignore', log, log],
-        env: { ...process.env, POWERTOOLS_LOG_LEVEL: process.env.POWERTOOLS_LOG_LEVEL ?? 'WARN' },
+        env: {
+          ...process.env,
+          ...budgetEnv,
+          POWERTOOLS_LOG_LEVEL: process.env.POWERTOOLS_LOG_LEVEL ?? 'WARN',
+        },
       },
     );
     closeSync(log);
@@ -244,7 +254,12 @@ class RuntimeLauncher implements TaskLauncher {
   }
 }
 
-function attached(owner: RuntimeOwner, link: Link, started: boolean): AttachedRuntime {
+function attached(
+  owner: RuntimeOwner,
+  link: Link,
+  started: boolean,
+  budgetEnv: Record<string, string>,
+): AttachedRuntime {
   // This process addresses the runtime's emulators and resources as its own processes do.
   setLocalAwsDefaults(owner.stage);
   // Attached again to a runtime started since (new ports): the clients made for the last one are forgotten.
@@ -254,8 +269,11 @@ function attached(owner: RuntimeOwner, link: Link, started: boolean): AttachedRu
     )
   )
     resetClients();
+  // The SDK clients and the usage mail's deps still read the environment (the runtime's endpoints, credentials).
   Object.assign(process.env, owner.env, { ROWFLEET_RUNTIME_INSTANCE: owner.instance });
-  const deps = depsFromEnv(new RuntimeLauncher(owner));
+  // The runtime's own budget wins over this command's `--max-workers` (which applies to a runtime it starts).
+  const config = fromEnv({ ...process.env, ...budgetEnv, ...owner.env });
+  const deps = buildDeps(config, new RuntimeLauncher(owner));
   const mailDeps = usageMailDepsFromEnv();
   const usageMail = createUsageMailHandler(mailDeps);
   const tokens = new ApiTokens(deps.env.table);

@@ -20,6 +20,7 @@ import { join } from 'node:path';
 import type { IncomingMessage, RequestListener, Server, ServerResponse } from 'node:http';
 import { SignatureV4 } from '@smithy/signature-v4';
 import type { SourceData } from '@smithy/types';
+import type { AddressInfo } from 'node:net';
 
 export interface EmulatorCredentials {
   readonly accessKeyId: string;
@@ -320,3 +321,7 @@ function refuse(req: IncomingMessage, res: ServerResponse, reason: string): void
     }),
   );
 }
+
+/** The port a started server listens on (-1 before it listens). */
+export const portOf = (server: { address(): AddressInfo | string | null }) =>
+  (server.address() as AddressInfo | null)?.port ?? -1;

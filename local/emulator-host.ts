@@ -2,7 +2,7 @@
  * Child-process entry that runs the embedded emulators, so their work (HTTP, storage) runs on its own
  * core, beside the handlers and the workers. Talks to its parent over IPC.
  */
-import { startEmulators, type EmulatorOptions } from './emulators.ts';
+import { startEmulators, type EmulatorOptions } from './emulators/index.ts';
 
 // The emulators' data (objects, queues, tables, mails) is this user's only: files 0600, directories 0700.
 process.umask(0o077);

@@ -6,10 +6,11 @@
  * instance id, its API and control URLs, the emulators' endpoints and the environment that addresses them.
  */
 import { execFileSync } from 'node:child_process';
-import { existsSync, readFileSync, renameSync, rmSync, writeFileSync } from 'node:fs';
+import { existsSync, readFileSync, rmSync } from 'node:fs';
 import { join } from 'node:path';
 import lockfile from 'proper-lockfile';
 import { commandLine } from './launcher.ts';
+import { writeFileAtomicSync } from '../core/shared/atomic-write.ts';
 
 export interface RuntimeOwner {
   readonly pid: number;
@@ -75,8 +76,7 @@ export function ownerAlive(o: RuntimeOwner): boolean {
 /** Written atomically (a reader never sees half a file), readable by the user only (it holds the secret). */
 export function writeOwner(o: RuntimeOwner): void {
   const file = ownerFile(o.stateDir);
-  writeFileSync(`${file}.tmp`, JSON.stringify(o, null, 2), { mode: 0o600 });
-  renameSync(`${file}.tmp`, file);
+  writeFileAtomicSync(file, JSON.stringify(o, null, 2), { mode: 0o600 });
 }
 
 /** Removes the owner file if it still names `instance`. */

@@ -15,7 +15,7 @@ import { logger } from '../core/shared/log.ts';
 import { reap, releaseDeadLeases } from '../core/reaper/reaper.ts';
 import { splitJob } from '../core/split/split.ts';
 import type { PipelineDeps } from '../core/deps.ts';
-import { depsFromEnv } from '../core/deps.ts';
+import { buildDeps, fromEnv } from '../core/deps.ts';
 import {
   usageMailDepsFromEnv,
   type UsageMailDeps,
@@ -31,7 +31,7 @@ import { ControlServer } from './control.ts';
 import { EventSources } from './event-sources.ts';
 import { IsolatedFunction, inProcess, localLauncher, type FunctionName, type Invoke } from './functions.ts';
 import type { LocalTaskLauncher } from './launcher.ts';
-import type { EmulatorOptions } from './emulators.ts';
+import type { EmulatorOptions } from './emulators/index.ts';
 import { mailViewerUrl, privateStateDir, stateDirCredentials } from './emulator-gate.ts';
 import { acquireStateDir, processStart, removeOwner, writeOwner } from './ownership.ts';
 import { ensureResources, setLocalAwsDefaults, type StageResources } from './resources.ts';
@@ -215,9 +215,11 @@ export class LocalRuntime {
     try {
       const aws = await prepareAws(o, stage, stateDir);
       host = aws.host;
-      Object.assign(process.env, aws.env, { ROWFLEET_RUNTIME_INSTANCE: instance });
+      const runtimeEnv = { ...aws.env, ROWFLEET_RUNTIME_INSTANCE: instance };
+      // The functions run in this process, the SDK clients and the usage mail's deps still read the environment.
+      Object.assign(process.env, runtimeEnv);
       const launcher = localLauncher(stateDir, instance);
-      const deps = depsFromEnv(launcher);
+      const deps = buildDeps(fromEnv(runtimeEnv), launcher);
       const isolated = o.isolateFunctions
         ? (['upload', 'status', 'finalize'] as const).map((n) => new IsolatedFunction(n, stateDir))
         : [];

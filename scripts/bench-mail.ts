@@ -16,7 +16,7 @@ import { join } from 'node:path';
 import { parseArgs } from 'node:util';
 import { getStage } from '../config/index.ts';
 import { LocalRuntime } from '../local/runtime.ts';
-import type { StoredMail } from '../local/emulators.ts';
+import type { StoredMail } from '../local/emulators/ses.ts';
 import { RECORD_HEADER } from '../core/processors/mail.ts';
 import { writeSampleCsv } from './gen-data.ts';
 import { runJob } from './run-job.ts';

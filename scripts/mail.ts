@@ -4,7 +4,7 @@ import { getSite, type SiteConfig } from '../config/index.ts';
 import { prepareUsageMail, sendUsageMail, type UsageMailResult } from '../core/usage/mail.ts';
 import { isDay, reportedDay } from '../core/usage/days.ts';
 import { attachRuntime, type AttachedRuntime } from '../local/attach.ts';
-import type { StoredMail } from '../local/emulators.ts';
+import type { StoredMail } from '../local/emulators/ses.ts';
 import { RECORD_HEADER } from '../core/processors/mail.ts';
 import { fetchEmulatorPage } from '../local/emulator-gate.ts';
 

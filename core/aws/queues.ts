@@ -15,6 +15,15 @@ import {
 } from '@aws-sdk/client-sqs';
 import type { Timings } from '../../config/index.ts';
 import { sqsClient } from './clients.ts';
+import { retry } from '../shared/retry.ts';
+
+/** Sends of a batch: the entries SQS failed on its side are sent again, up to this many sends in all. */
+const BATCH_ATTEMPTS = 5;
+
+/** Entries of a batch SQS failed on its side (not a sender fault): sent again. */
+class PartialBatchError extends Error {
+  override readonly name = 'PartialBatchError';
+}
 
 /** True for the error SQS answers about a queue that does not exist (never created, or deleted). */
 export function isMissingQueue(err: unknown): boolean {
@@ -94,17 +103,30 @@ export class Queues {
       MessageBody: body,
       MessageAttributes: jobAttributes(site, token),
     }));
-    for (let attempt = 0; pending.length > 0; attempt++) {
-      if (attempt >= 5)
-        throw new Error(`SendMessageBatch: ${pending.length} messages still failing after 5 attempts`);
-      if (attempt > 0) await new Promise((r) => setTimeout(r, 100 * 2 ** attempt));
-      const r = await this.client.send(new SendMessageBatchCommand({ QueueUrl: queueUrl, Entries: pending }));
-      const failed = new Set((r.Failed ?? []).map((f) => f.Id));
-      const senderFault = (r.Failed ?? []).find((f) => f.SenderFault);
-      if (senderFault)
-        throw new Error(`SendMessageBatch rejected a message: ${senderFault.Message ?? 'sender fault'}`);
-      pending = pending.filter((e) => failed.has(e.Id));
-    }
+    if (pending.length === 0) return;
+    await retry(
+      async () => {
+        const r = await this.client.send(
+          new SendMessageBatchCommand({ QueueUrl: queueUrl, Entries: pending }),
+        );
+        const failed = new Set((r.Failed ?? []).map((f) => f.Id));
+        const senderFault = (r.Failed ?? []).find((f) => f.SenderFault);
+        if (senderFault)
+          throw new Error(`SendMessageBatch rejected a message: ${senderFault.Message ?? 'sender fault'}`);
+        pending = pending.filter((e) => failed.has(e.Id));
+        if (pending.length > 0)
+          throw new PartialBatchError(
+            `SendMessageBatch: ${pending.length} messages still failing after ${BATCH_ATTEMPTS} attempts`,
+          );
+      },
+      // Only the entries SQS failed on its side are sent again (200, 400, 800, 1600 ms later); a message SQS
+      // refuses (sender fault) is thrown at once, as is any error of the request itself (the SDK retried it).
+      {
+        attempts: BATCH_ATTEMPTS,
+        delayMs: (attempt) => 100 * 2 ** attempt,
+        retryIf: (e) => e instanceof PartialBatchError,
+      },
+    );
   }
 
   /** One message; a job's message names its site and token in its attributes. */

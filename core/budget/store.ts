@@ -49,7 +49,7 @@ import {
   type LeaveDecision,
 } from './plan.ts';
 import { LaunchFailedError, type TaskInfo, type TaskLauncher } from '../aws/task-launcher.ts';
-import { isConditionFailure, unlessConditionFails } from '../shared/dynamo.ts';
+import { isConditionFailure, unlessConditionFails, updateIf, type TableRef } from '../shared/dynamo.ts';
 
 export interface PassOptions {
   readonly launcher: TaskLauncher;
@@ -115,6 +115,24 @@ export class GrantStore {
     private readonly partition: string = BUDGET_PARTITION,
   ) {}
 
+  private get ref(): TableRef {
+    return { table: this.table, ddb: this.ddb };
+  }
+
+  /** What the budget item says a job (by jobKey) holds; `consistent` for a read before a conditional write. */
+  private async holding(key: string, consistent: boolean): Promise<StoredHolding | undefined> {
+    const r = await this.ddb.send(
+      new GetCommand({
+        TableName: this.table,
+        Key: { pk: this.partition, sk: BUDGET_SK },
+        ProjectionExpression: 'holders.#j',
+        ExpressionAttributeNames: { '#j': key },
+        ...(consistent ? { ConsistentRead: true } : {}),
+      }),
+    );
+    return (r.Item?.holders as Record<string, StoredHolding> | undefined)?.[key];
+  }
+
   /** A job asks for workers (idempotent: a repeated request keeps its first request time). */
   async request(d: Omit<Demand, 'firstGrantAt' | 'requestedAt'> & { requestedAt?: number }): Promise<void> {
     await this.ddb.send(
@@ -139,21 +157,16 @@ export class GrantStore {
 
   /** Updates what a job still needs (records left, workers it can use); no-op for a job that asked for none. */
   async refresh(site: string, token: string, d: Pick<Demand, 'remaining' | 'maxWorkers'>): Promise<boolean> {
-    try {
-      await this.ddb.send(
-        new UpdateCommand({
-          TableName: this.table,
-          Key: { pk: this.partition, sk: demandSk(site, token) },
-          UpdateExpression: 'SET remaining = :remaining, maxWorkers = :max',
-          ConditionExpression: 'attribute_exists(pk)',
-          ExpressionAttributeValues: { ':remaining': d.remaining, ':max': d.maxWorkers },
-        }),
-      );
-      return true;
-    } catch (err) {
-      if (isConditionFailure(err)) return false;
-      throw err;
-    }
+    const r = await updateIf(
+      this.ref,
+      { pk: this.partition, sk: demandSk(site, token) },
+      {
+        UpdateExpression: 'SET remaining = :remaining, maxWorkers = :max',
+        ConditionExpression: 'attribute_exists(pk)',
+        ExpressionAttributeValues: { ':remaining': d.remaining, ':max': d.maxWorkers },
+      },
+    );
+    return r !== undefined;
   }
 
   /** The budget item and every job's demand, in one strongly consistent Query of the budget partition. */
@@ -296,39 +309,24 @@ export class GrantStore {
    * never granted again while it still works: the budget is never passed, even for a moment.
    */
   async leaveDue(site: string, token: string, usable?: number): Promise<LeaveDecision> {
-    const key = jobKey(site, token);
-    const r = await this.ddb.send(
-      new GetCommand({
-        TableName: this.table,
-        Key: { pk: this.partition, sk: BUDGET_SK },
-        ProjectionExpression: 'holders.#j',
-        ExpressionAttributeNames: { '#j': key },
-      }),
-    );
-    const stored = (r.Item?.holders as Record<string, StoredHolding> | undefined)?.[key];
+    const stored = await this.holding(jobKey(site, token), false);
     if (!stored || stored.h <= 0) return 'unheld';
     return mustShed(fromStored(stored), usable) ? 'leave' : 'stay';
   }
 
   /** Gives back `count` places of a job (a worker exiting idle, a launch that failed). */
   async release(site: string, token: string, count = 1): Promise<boolean> {
-    try {
-      await this.ddb.send(
-        new UpdateCommand({
-          TableName: this.table,
-          Key: { pk: this.partition, sk: BUDGET_SK },
-          UpdateExpression:
-            'SET holders.#j.h = holders.#j.h - :n, used = used - :n, version = version + :one',
-          ConditionExpression: 'holders.#j.h >= :n',
-          ExpressionAttributeNames: { '#j': jobKey(site, token) },
-          ExpressionAttributeValues: { ':n': count, ':one': 1 },
-        }),
-      );
-      return true;
-    } catch (err) {
-      if (isConditionFailure(err)) return false;
-      throw err;
-    }
+    const r = await updateIf(
+      this.ref,
+      { pk: this.partition, sk: BUDGET_SK },
+      {
+        UpdateExpression: 'SET holders.#j.h = holders.#j.h - :n, used = used - :n, version = version + :one',
+        ConditionExpression: 'holders.#j.h >= :n',
+        ExpressionAttributeNames: { '#j': jobKey(site, token) },
+        ExpressionAttributeValues: { ':n': count, ':one': 1 },
+      },
+    );
+    return r !== undefined;
   }
 
   /**
@@ -341,16 +339,7 @@ export class GrantStore {
     );
     const key = jobKey(site, token);
     for (let attempt = 0; attempt < 12; attempt++) {
-      const r = await this.ddb.send(
-        new GetCommand({
-          TableName: this.table,
-          Key: { pk: this.partition, sk: BUDGET_SK },
-          ProjectionExpression: 'holders.#j',
-          ExpressionAttributeNames: { '#j': key },
-          ConsistentRead: true,
-        }),
-      );
-      const stored = (r.Item?.holders as Record<string, StoredHolding> | undefined)?.[key];
+      const stored = await this.holding(key, true);
       if (!stored) return 0;
       try {
         await this.ddb.send(

@@ -19,7 +19,7 @@ import { RETRIED_CODES } from '../stop/rules.ts';
  * retention), so DynamoDB's TTL removes them as it removes finished jobs.
  *
  * The same claims decide what a record whose chunk was never counted became ({@link claimOutcome}): a chunk
- * given up (core/work/process-chunk.ts `failedChunk`) and the finalize of a job stopped early
+ * given up (core/work/chunk-part.ts `failedChunk`) and the finalize of a job stopped early
  * (core/finalize/stopped.ts) report such a record by its claim, never as a failure a retry would run again.
  *
  * Cost: one write unit for the claim and one for the outcome (items stay under 1 KB unless the outputs are

@@ -1,4 +1,4 @@
-import { namedRecords, type PartMeta, type RecordFailure } from '../messages/part.ts';
+import { eachNamedRecord, NAME_HASH_CHARS, type PartMeta, type RecordFailure } from '../messages/part.ts';
 
 /**
  * Zip entry names across chunks. A worker refuses a name an earlier record of its own chunk took
@@ -21,24 +21,30 @@ export function namesTakenElsewhere(metas: readonly PartMeta[]): NamesTakenElsew
   const skip = new Map<number, Set<number>>();
   const failures: RecordFailure[] = [];
   for (const m of metas) {
+    const names = m.names;
+    if (!names) continue;
     let entry = 0;
-    for (const r of namedRecords(m.names)) {
-      const first = r.hashes.map((h) => taken.get(h)).find((n) => n !== undefined);
-      if (first === undefined) for (const h of r.hashes) taken.set(h, r.n);
+    // In place (eachNamedRecord): a million records' names are a million Map keys, and nothing more is made.
+    eachNamedRecord(names, (n, line, from, to) => {
+      const hash = (h: number) => names.slice(h, Math.min(h + NAME_HASH_CHARS, to));
+      let first: number | undefined;
+      for (let h = from; h < to && first === undefined; h += NAME_HASH_CHARS) first = taken.get(hash(h));
+      const count = Math.ceil((to - from) / NAME_HASH_CHARS);
+      if (first === undefined) for (let h = from; h < to; h += NAME_HASH_CHARS) taken.set(hash(h), n);
       else {
         const s = skip.get(m.chunk) ?? new Set<number>();
-        for (let i = 0; i < r.hashes.length; i++) s.add(entry + i);
+        for (let i = 0; i < count; i++) s.add(entry + i);
         skip.set(m.chunk, s);
         failures.push({
-          n: r.n,
-          line: r.line,
+          n,
+          line,
           code: 'ZIP_ENTRY_NAME',
           message: `an output's name is the name of an output of record ${first} (another chunk): none of this record's outputs are in the zip`,
           raw: '',
         });
       }
-      entry += r.hashes.length;
-    }
+      entry += count;
+    });
   }
   return { skip, failures };
 }

@@ -4,10 +4,10 @@ import { parse as csvParse } from 'csv-parse';
 import { createInflateRaw } from 'node:zlib';
 import type { PipelineDeps } from '../deps.ts';
 import type { Job } from '../jobs/store.ts';
-import { namedRecords, splitPart, type RecordFailure } from '../messages/part.ts';
+import { eachNamedRecord, NAME_HASH_CHARS, splitPart, type RecordFailure } from '../messages/part.ts';
 import { decodeToUtf8 } from '../source/decode.ts';
 import { scanRecordBatches } from '../source/scan.ts';
-import { csvText } from '../source/write.ts';
+import { csvTextLine } from '../source/write.ts';
 import { LOCAL_HEADER_SIZE } from '../messages/zip.ts';
 import { errorMessage } from '../shared/errors.ts';
 import { jobLogger } from '../shared/log.ts';
@@ -97,26 +97,31 @@ export class PartOutputs {
 function outputsOf(names: string | undefined, entries: Buffer): Map<number, string> {
   const out = new Map<number, string>();
   let o = 0;
-  for (const r of namedRecords(names)) {
-    const shown: string[] = [];
-    for (let i = 0; i < r.hashes.length && o + LOCAL_HEADER_SIZE <= entries.length; i++) {
+  eachNamedRecord(names, (n, _line, from, to) => {
+    const count = Math.ceil((to - from) / NAME_HASH_CHARS);
+    let shown = '';
+    for (let i = 0; i < count && o + LOCAL_HEADER_SIZE <= entries.length; i++) {
       const nameLen = entries.readUInt16LE(o + 26);
       const extraLen = entries.readUInt16LE(o + 28);
       const csize = entries.readUInt32LE(o + 18);
       const method = entries.readUInt16LE(o + 8);
       const name = entries.toString('utf8', o + LOCAL_HEADER_SIZE, o + LOCAL_HEADER_SIZE + nameLen);
       const dataAt = o + LOCAL_HEADER_SIZE + nameLen + extraLen;
-      shown.push((method === 0 && answerOf(entries.subarray(dataAt, dataAt + csize))) || name);
+      if (i > 0) shown += ' ';
+      shown += (method === 0 && answerOf(entries.subarray(dataAt, dataAt + csize))) || name;
       o = dataAt + csize;
     }
-    out.set(r.n, shown.join(' '));
-  }
+    out.set(n, shown);
+  });
   return out;
 }
 
 /** What a side effect answered, when an output says it: a small JSON object's `messageId`. */
 function answerOf(data: Buffer): string | undefined {
   if (data.length > 4096 || data[0] !== 0x7b) return undefined;
+  // Most outputs say no answer (a json row): without the key's text, and without a backslash that could spell it
+  // in escapes, there is none — decided without parsing a million of them.
+  if (data.indexOf('"messageId"') < 0 && data.indexOf(0x5c) < 0) return undefined;
   try {
     const v = (JSON.parse(data.toString('utf8')) as { messageId?: unknown }).messageId;
     return typeof v === 'string' ? v : undefined;
@@ -205,15 +210,14 @@ export async function* resultsCsv(
   const width = job.header?.length ?? 0;
   const encode = (text: string) =>
     encoding === 'cp932' ? iconv.encode(text, 'cp932') : Buffer.from(text, 'utf8');
-  const write = (rows: string[][]) => csvText(rows, { delimiter, guard: true });
-  let rows: string[][] = [];
-  let chars = 0;
+  const csv = { delimiter, guard: true };
+  // The rows written since the last flush, as text (a row's text is its cells' CSV at once: no arrays kept).
+  let text = '';
   if (encoding === 'utf-8-bom') yield Buffer.from([0xef, 0xbb, 0xbf]);
   let last = -1; // the last record written (0: the header)
   const flush = () => {
-    const bytes = encode(write(rows));
-    rows = [];
-    chars = 0;
+    const bytes = encode(text);
+    text = '';
     return bytes;
   };
   const opts = { maxRecordBytes: deps.limits.maxRecordBytes, withFields: true };
@@ -228,7 +232,7 @@ export async function* resultsCsv(
           const failure = failures.get(ev.n);
           const own = ev.kind === 'record' ? (ev.fields ?? []) : rawFields(ev.raw, delimiter);
           // A rejected record's fields fill the file's columns; any beyond them stay in its message.
-          const cells = Array.from({ length: width }, (_, i) => own[i] ?? '');
+          const cells = own.length === width ? own : Array.from({ length: width }, (_, i) => own[i] ?? '');
           const extra =
             own.length > width ? ` The record as read: ${ev.kind === 'rejected' ? ev.raw : ''}` : '';
           fields = [
@@ -241,10 +245,9 @@ export async function* resultsCsv(
             failure ? '' : ((await before?.of(ev.n)) ?? (await outputs.of(ev.n))),
           ];
         }
-        rows.push(fields);
+        text += csvTextLine(fields, csv);
         last = ev.kind === 'header' ? 0 : ev.n;
-        chars += fields.reduce((a, f) => a + f.length, 0);
-        if (chars >= BATCH_CHARS) yield flush();
+        if (text.length >= BATCH_CHARS) yield flush();
       }
     }
   } catch (err) {
@@ -257,22 +260,25 @@ export async function* resultsCsv(
         after: last,
       },
     );
-    if (last < 0) rows.push([...(job.header ?? []), ...RESULT_COLUMNS]);
+    if (last < 0) text += csvTextLine([...(job.header ?? []), ...RESULT_COLUMNS], csv);
     for (let n = Math.max(1, last + 1); n <= (job.totalRecords ?? 0); n++) {
       const failure = failures.get(n);
-      rows.push([
-        ...Array.from({ length: width }, () => ''),
-        String(n),
-        failure ? String(failure.line) : '',
-        statusOf(failure?.code),
-        failure?.code ?? '',
-        failure?.message ?? '',
-        failure ? '' : ((await before?.of(n)) ?? (await outputs.of(n))),
-      ]);
-      if (rows.length >= 1000) yield flush();
+      text += csvTextLine(
+        [
+          ...Array.from({ length: width }, () => ''),
+          String(n),
+          failure ? String(failure.line) : '',
+          statusOf(failure?.code),
+          failure?.code ?? '',
+          failure?.message ?? '',
+          failure ? '' : ((await before?.of(n)) ?? (await outputs.of(n))),
+        ],
+        csv,
+      );
+      if (text.length >= BATCH_CHARS) yield flush();
     }
   }
-  if (rows.length > 0) yield flush();
+  if (text.length > 0) yield flush();
 }
 
 /** A rejected record's fields, from its raw text (as the one CSV writer wrote it). */

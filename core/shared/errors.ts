@@ -40,36 +40,52 @@ export type RecordErrorCode =
   | 'DONE_RESULT_NOT_KEPT'
   | (string & {});
 
-export class FileRejectedError extends Error {
+/**
+ * An error the API answers with its own HTTP status and a JSON body of its code and message (and line, for a
+ * file's problem): lambdas/shared/http.ts reads them, so a new kind of refusal is one class here, with no mapping
+ * to add. Anything that is not one of these is a 500 whose details go to the log only.
+ */
+export abstract class HttpError extends Error {
+  abstract readonly status: number;
+  abstract readonly code: string;
+  /** The line of the upload the problem is on, when it has one. */
+  declare readonly line?: number;
+}
+
+/** The file as a whole is refused (422): nothing is created for it. */
+export class FileRejectedError extends HttpError {
   override readonly name = 'FileRejectedError';
+  readonly status = 422;
   constructor(
-    readonly code: FileErrorCode,
+    override readonly code: FileErrorCode,
     message: string,
-    readonly line?: number,
+    override readonly line?: number,
   ) {
     super(message);
   }
 }
 
 /** A request the caller got wrong (maps to 4xx). */
-export class BadRequestError extends Error {
+export class BadRequestError extends HttpError {
   override readonly name = 'BadRequestError';
   constructor(
-    readonly code: string,
+    override readonly code: string,
     message: string,
-    readonly status = 400,
+    override readonly status = 400,
   ) {
     super(message);
   }
 }
 
-export class NotFoundError extends Error {
+/** An unknown job, route or object (404). */
+export class NotFoundError extends HttpError {
   override readonly name = 'NotFoundError';
+  readonly status = 404;
   readonly code = 'NOT_FOUND';
 }
 
 /**
- * The bytes a chunk names are not the ones the split validated: the object changed (S3 answered 412 to the
+ * Not an HTTP error (the worker's, never an API answer). The bytes a chunk names are not the ones the split validated: the object changed (S3 answered 412 to the
  * pinned ETag), or the worker's parse of the range disagrees with the split's. Never retried into a result.
  */
 export class SourceChangedError extends Error {

@@ -29,10 +29,53 @@ export function neutraliseCell(value: string): string {
   return /^[=+\-@\t\r]/.test(value) ? `'${value}` : value;
 }
 
+/** Per one-character delimiter: what makes a cell quoted (csv-stringify's rule with {@link ALSO_QUOTED}). */
+const quotedBy = new Map<string, RegExp>();
+
+function quoteRule(delimiter: string): RegExp {
+  let r = quotedBy.get(delimiter);
+  if (!r) {
+    const d = delimiter.replace(/[\\\]^-]/g, '\\$&');
+    r = new RegExp(`["\\r\\n${d}]|^\\uFEFF`);
+    quotedBy.set(delimiter, r);
+  }
+  return r;
+}
+
+/**
+ * One record as csv-stringify writes it with {@link options} and a one-character delimiter (the readers' dialect
+ * has no other), without its record delimiter: a cell holding a quote, the delimiter, a CR or an LF, or starting
+ * with U+FEFF, is quoted, its quotes doubled. Written here because results.csv is a million rows: csv-stringify's
+ * per-cell options and casts were most of the finalize's time (test/unit/csv-write.test.ts holds the two alike).
+ */
+function csvLine(cells: readonly string[], delimiter: string, guard: boolean | undefined): string {
+  const rule = quoteRule(delimiter);
+  let line = '';
+  for (let i = 0; i < cells.length; i++) {
+    let v = cells[i]!;
+    if (guard) v = neutraliseCell(v);
+    if (i > 0) line += delimiter;
+    if (v === '' || !rule.test(v)) line += v;
+    else line += `"${v.includes('"') ? v.replaceAll('"', '""') : v}"`;
+  }
+  return line;
+}
+
 /** Records as CSV text, each ended by CRLF. */
 export function csvText(records: readonly (readonly string[])[], o: CsvWriteOptions = {}): string {
+  const delimiter = o.delimiter ?? ',';
+  if (delimiter.length === 1) {
+    let text = '';
+    for (const r of records) text += csvLine(r, delimiter, o.guard) + '\r\n';
+    return text;
+  }
   const rows = o.guard ? records.map((r) => r.map(neutraliseCell)) : records;
-  return stringify(rows as string[][], options(o.delimiter ?? ',', '\r\n'));
+  return stringify(rows as string[][], options(delimiter, '\r\n'));
+}
+
+/** {@link csvText} of one record (CRLF-ended), for writers that build their text a record at a time. */
+export function csvTextLine(cells: readonly string[], o: CsvWriteOptions = {}): string {
+  return csvText([cells], o);
 }
 
 /** One record as CSV text, without a record delimiter (the `raw` of an error line). */

@@ -33,7 +33,15 @@ import {
 const SUB_CHUNK_BYTES = 64 * 1024;
 const SUB_CHUNK_RECORDS = 1000;
 /** Enough chunks per worker that a slow or killed worker's share is picked up by the others. */
-const CHUNKS_PER_WORKER = 4;
+export const CHUNKS_PER_WORKER = 4;
+
+/**
+ * The records a chunk aims at: CHUNKS_PER_WORKER chunks per worker (before the caps of the stage and of the
+ * processor's cost). Exported for scripts/simulate, which sizes chunks as the split does.
+ */
+export function chunkTargetRecords(records: number, workers: number): number {
+  return Math.max(1, Math.ceil(records / Math.max(1, workers * CHUNKS_PER_WORKER)));
+}
 
 export interface SplitResult {
   readonly state: 'QUEUED' | 'RUNNING' | 'REJECTED' | 'SKIPPED';
@@ -411,7 +419,7 @@ async function planWork(
   const workers = workerCount(valid, deps.limits, requestedWorkers);
   const byCost = await chunkSizeByCost(deps, job);
   const chunks = mergeChunks(file.pieces, {
-    targetRecords: Math.max(1, Math.ceil(valid / Math.max(1, workers * CHUNKS_PER_WORKER))),
+    targetRecords: chunkTargetRecords(valid, workers),
     maxBytes: deps.limits.chunkMaxBytes,
     maxRecords: Math.min(deps.limits.chunkMaxRecords, byCost?.chunk ?? Infinity),
   });

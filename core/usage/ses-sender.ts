@@ -1,6 +1,7 @@
 import { SendEmailCommand, type SESv2Client } from '@aws-sdk/client-sesv2';
 import { sesClient } from '../aws/clients.ts';
 import type { Log } from '../shared/log.ts';
+import { retry } from '../shared/retry.ts';
 
 /** One mail as it goes to SES: a text and an HTML part, UTF-8. */
 export interface OutgoingMail {
@@ -87,8 +88,6 @@ export interface RetryOptions {
   readonly signal?: AbortSignal;
 }
 
-const sleeper = (ms: number) => new Promise<void>((r) => setTimeout(r, ms));
-
 /**
  * Sends once, retrying only throttling, with exponential backoff and full jitter. Any other error is thrown at
  * once: SES may or may not have taken the mail, and a mail must never go out twice.
@@ -102,17 +101,24 @@ export async function sendWithRetry(
   const attempts = o.attempts ?? 5;
   const base = o.baseMs ?? 500;
   const max = o.maxMs ?? 8000;
-  const sleep = o.sleep ?? sleeper;
   const random = o.random ?? Math.random;
-  for (let attempt = 1; ; attempt++) {
-    try {
-      return { messageId: await sender.send(mail, o.signal), attempts: attempt };
-    } catch (err) {
-      if (!isThrottling(err)) throw err;
-      if (attempt >= attempts) throw new MailThrottledError(attempt, { cause: err });
-      const ms = Math.round(random() * Math.min(max, base * 2 ** (attempt - 1)));
-      log.warn('SES throttled the mail; retrying', { attempt, backoffMs: ms, error: (err as Error).name });
-      await sleep(ms);
-    }
+  let tried = 0;
+  const send = async (attempt: number) => {
+    tried = attempt;
+    return { messageId: await sender.send(mail, o.signal), attempts: attempt };
+  };
+  try {
+    return await retry(send, {
+      attempts,
+      delayMs: (attempt) => Math.round(random() * Math.min(max, base * 2 ** (attempt - 1))),
+      retryIf: isThrottling,
+      onRetry: (err, attempt, ms) =>
+        log.warn('SES throttled the mail; retrying', { attempt, backoffMs: ms, error: (err as Error).name }),
+      ...(o.sleep ? { sleep: o.sleep } : {}),
+    });
+  } catch (err) {
+    // Only a throttling error outlives its attempts; any other was thrown at its first failure.
+    if (isThrottling(err)) throw new MailThrottledError(tried, { cause: err });
+    throw err;
   }
 }

@@ -12,15 +12,9 @@ import { loadProcessor, type RowProcessor } from '../processors/index.ts';
 import { simulated, simulationOf } from '../processors/simulate.ts';
 import type { Job } from '../jobs/store.ts';
 import { requestGrantPass } from '../budget/grant-workers.ts';
-import {
-  chunkRecords,
-  ChunkStoppedError,
-  failedChunk,
-  processChunk,
-  splitRejected,
-  type ChunkRun,
-  type ProcessedChunk,
-} from './process-chunk.ts';
+import { chunkRecords, splitRejected } from './chunk-records.ts';
+import { failedChunk, type ProcessedChunk } from './chunk-part.ts';
+import { ChunkStoppedError, processChunk, type ChunkRun } from './process-chunk.ts';
 import { EffectClaims } from '../effects/claims.ts';
 import { RateLimiter } from './rate-limiter.ts';
 import { RecordSlots } from './slots.ts';

@@ -2,7 +2,7 @@ import httpErrorHandler from '@middy/http-error-handler';
 import httpRouterHandler, { type Route } from '@middy/http-router';
 import type { MiddlewareObj } from '@middy/core';
 import type { APIGatewayProxyEvent, APIGatewayProxyResult, Context } from 'aws-lambda';
-import { BadRequestError, FileRejectedError, NotFoundError } from '../../core/shared/errors.ts';
+import { HttpError, NotFoundError } from '../../core/shared/errors.ts';
 import { logger } from '../../core/shared/log.ts';
 import { lambda } from './middleware.ts';
 import { echoed } from '../../core/shared/own.ts';
@@ -22,8 +22,9 @@ export function json(statusCode: number, body: unknown): APIGatewayProxyResult {
 }
 
 /** A request without a site in its authorizer context (401): the API Gateway authorizer always sets one. */
-class UnauthenticatedError extends Error {
-  readonly statusCode = 401;
+class UnauthenticatedError extends HttpError {
+  readonly status = 401;
+  readonly code = 'UNAUTHENTICATED';
 }
 
 /** The caller's site, as the authorizer put it in the request context. Never from the body or the query. */
@@ -40,13 +41,8 @@ export function requestBody(event: APIGatewayProxyEvent): Buffer {
 
 /** The HTTP status of a typed domain error (and its code), or undefined for anything else. */
 function statusOf(err: unknown): { status: number; body: string } | undefined {
-  if (err instanceof FileRejectedError)
-    return { status: 422, body: errorBody(err.code, err.message, err.line) };
-  if (err instanceof BadRequestError) return { status: err.status, body: errorBody(err.code, err.message) };
-  if (err instanceof NotFoundError) return { status: 404, body: errorBody(err.code, err.message) };
-  if (err instanceof UnauthenticatedError)
-    return { status: 401, body: errorBody('UNAUTHENTICATED', err.message) };
-  return undefined;
+  if (!(err instanceof HttpError)) return undefined;
+  return { status: err.status, body: errorBody(err.code, err.message, err.line) };
 }
 
 /** Turns the domain's typed errors into HTTP errors that @middy/http-error-handler answers with. */

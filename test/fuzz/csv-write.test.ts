@@ -1,11 +1,12 @@
 import { isUtf8 } from 'node:buffer';
 import fc from 'fast-check';
 import iconv from 'iconv-lite';
+import { stringify } from 'csv-stringify/sync';
 import { describe, expect, it } from 'vitest';
 import { detectDelimiter, readRecordBatches } from '../../core/source/csv.ts';
 import { decodeToUtf8 } from '../../core/source/decode.ts';
 import { readRange, scanRecordBatches } from '../../core/source/scan.ts';
-import { csvText } from '../../core/source/write.ts';
+import { csvText, neutraliseCell } from '../../core/source/write.ts';
 import { budget, chunked, chunking, fuzzSeconds } from './csv-arbitraries.ts';
 
 /**
@@ -110,6 +111,39 @@ describe('Property: the CSV writer writes what the readers read', () => {
         budget(300),
       );
       process.stdout.write(`[fuzz] CSV writer round trip: ${details.numRuns} cases (seed ${details.seed})\n`);
+      if (details.failed)
+        throw new Error(`${fc.defaultReportMessage(details)}\n${String(details.errorInstance)}`);
+      expect(details.numRuns).toBeGreaterThan(0);
+    },
+    timeout,
+  );
+});
+
+describe('Property: the CSV writer writes what csv-stringify wrote', () => {
+  it(
+    "gives the same text for any cells, one-character delimiter and guard as csv-stringify with the readers' options",
+    () => {
+      const details = fc.check(
+        fc.property(
+          fc.array(fc.array(cell(unit), { maxLength: 5 }), { maxLength: 6 }),
+          fc.constantFrom(',', ';', '\t', '|', '"', '-', ']', '\\', '^', ' '),
+          fc.boolean(),
+          (records, delimiter, guard) => {
+            // The writer csvText had before (csv-stringify), and the options it was given.
+            const rows = guard ? records.map((r) => r.map(neutraliseCell)) : records;
+            const want = stringify(rows, {
+              delimiter,
+              record_delimiter: '\r\n',
+              quoted_match: /[\r\n]|^\uFEFF/,
+            });
+            expect(csvText(records, { delimiter, guard })).toBe(want);
+          },
+        ),
+        budget(2000),
+      );
+      process.stdout.write(
+        `[fuzz] CSV writer vs csv-stringify: ${details.numRuns} cases (seed ${details.seed})\n`,
+      );
       if (details.failed)
         throw new Error(`${fc.defaultReportMessage(details)}\n${String(details.errorInstance)}`);
       expect(details.numRuns).toBeGreaterThan(0);

@@ -19,7 +19,7 @@ import type { LaunchRequest, TaskInfo, TaskLauncher } from '../../core/aws/task-
 import type { PipelineDeps } from '../../core/deps.ts';
 import { workerBudgetOf, type ResolvedWorkerBudget } from '../../config/budget.ts';
 import { GrantStore } from '../../core/budget/store.ts';
-import { startEmulators, type Emulators } from '../../local/emulators.ts';
+import { startEmulators, type Emulators } from '../../local/emulators/index.ts';
 
 export const TEST_STAGE = 'local';
 /** The test stage's timings (the local override). */

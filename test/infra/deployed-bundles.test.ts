@@ -21,7 +21,7 @@ import { sqsClient } from '../../core/aws/clients.ts';
 import { FUNCTION_ENTRIES, type FunctionName } from '../../lib/rowfleet-stack.ts';
 import { projectPath } from '../../lib/paths.ts';
 import { LocalApi } from '../../local/api.ts';
-import { startEmulators, type Emulators } from '../../local/emulators.ts';
+import { startEmulators, type Emulators } from '../../local/emulators/index.ts';
 import { EventSources } from '../../local/event-sources.ts';
 import { IsolatedFunction } from '../../local/functions.ts';
 import { ensureResources, type StageResources } from '../../local/resources.ts';

@@ -27,7 +27,7 @@ import { SendEmailCommand, SESv2Client } from '@aws-sdk/client-sesv2';
 import { CreateTopicCommand, SNSClient } from '@aws-sdk/client-sns';
 import { getSignedUrl } from '@aws-sdk/s3-request-presigner';
 import { tableDefinition } from '../../core/jobs/table.ts';
-import { startEmulators, type Emulators } from '../../local/emulators.ts';
+import { startEmulators, type Emulators } from '../../local/emulators/index.ts';
 import { viewerKey, type EmulatorCredentials } from '../../local/emulator-gate.ts';
 
 const region = 'ap-northeast-1';

@@ -16,7 +16,7 @@ import { createUploadHandler } from '../../lambdas/upload/handler.ts';
 import { localContext } from '../../lambdas/shared/middleware.ts';
 import { RecordingLauncher, testDeps, useTestAws } from '../helpers/aws.ts';
 import { capturingChunks, withAdapters } from '../helpers/faults.ts';
-import { chunkRecords } from '../../core/work/process-chunk.ts';
+import { chunkRecords } from '../../core/work/chunk-records.ts';
 import { SourceChangedError } from '../../core/shared/errors.ts';
 import { checkZip, expectExactlyOnce } from '../helpers/jepsen.ts';
 import { csvOf } from '../helpers/pipeline-jobs.ts';

@@ -2,7 +2,7 @@ import type { APIGatewayProxyEvent, APIGatewayProxyResult } from 'aws-lambda';
 import { describe, expect, it, vi } from 'vitest';
 import { httpApi } from '../../lambdas/shared/http.ts';
 import { localContext } from '../../lambdas/shared/middleware.ts';
-import { BadRequestError, FileRejectedError, NotFoundError } from '../../core/shared/errors.ts';
+import { BadRequestError, FileRejectedError, HttpError, NotFoundError } from '../../core/shared/errors.ts';
 
 vi.hoisted(() => {
   process.env.POWERTOOLS_LOG_LEVEL = 'SILENT';
@@ -83,6 +83,20 @@ describe('Function: httpApi (bad input is refused with its status and code)', ()
 
     // Assess
     expect(r).toEqual({ status: 404, error: { code: 'NOT_FOUND', message: 'No job x.' } });
+  });
+
+  it('answers an error with the status and code it carries, with no mapping of its own', async () => {
+    // Prepare: a kind of refusal the API has never seen
+    class ConflictError extends HttpError {
+      readonly status = 409;
+      readonly code = 'JOB_CONFLICT';
+    }
+
+    // Act
+    const r = await answerTo(new ConflictError('the job moved on'));
+
+    // Assess
+    expect(r).toEqual({ status: 409, error: { code: 'JOB_CONFLICT', message: 'the job moved on' } });
   });
 
   it('answers anything else with 500 INTERNAL, its details kept out of the answer', async () => {

@@ -77,6 +77,11 @@ describe('Function: entryNameProblem', () => {
     ['x..y'],
     ['manifest.json.bak'],
     ['sub/manifest.json'],
+    // The edges of the one-pass check for plain names (zip.ts plainEntryName).
+    ['.a/b'],
+    ['a/b.'],
+    ['A-Z_0.9/-'],
+    ['x'.repeat(65_535)],
   ])('accepts %j', (name) => {
     expect(entryNameProblem(name)).toBeUndefined();
   });
@@ -99,6 +104,11 @@ describe('Function: entryNameProblem', () => {
     ['Errors.csv', 'writes errors.csv'],
     ['results.csv', 'writes results.csv'],
     ['x'.repeat(65_536), 'longer than 65535'],
+    ['.', 'empty or "."'],
+    ['a/.', 'empty or "."'],
+    ['a/..', '".."'],
+    ['MANIFEST.JSON', 'writes manifest.json'],
+    ['C:x', 'absolute'],
   ])('refuses %j (%s)', (name, why) => {
     expect(entryNameProblem(name)).toContain(why);
   });

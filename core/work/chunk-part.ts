@@ -1,0 +1,150 @@
+/** The part builder: a chunk's part object (meta, failures, zip entries), processed or given up. */
+import pMap from 'p-map';
+import { runsRecord, type ChunkMessage } from '../messages/chunk.ts';
+import { recordToRaw } from '../source/csv.ts';
+import { SourceChangedError, type RecordErrorCode } from '../shared/errors.ts';
+import type { PipelineDeps } from '../deps.ts';
+import type { RowOutput } from '../processors/types.ts';
+import { encodePart, nameHash, type RecordFailure } from '../messages/part.ts';
+import { dosDateTime, entryNameProblem, LocalEntries } from '../messages/zip.ts';
+import { echoed } from '../shared/own.ts';
+import type { Job } from '../jobs/store.ts';
+import { claimOutcome, type EffectClaims } from '../effects/claims.ts';
+import { chunkRecords, splitRejected } from './chunk-records.ts';
+
+/** A chunk's result: its part object (zip entries, counts, failures) and its counts. */
+export interface ProcessedChunk {
+  readonly part: Buffer;
+  readonly succeeded: number;
+  readonly failed: number;
+}
+
+/**
+ * A chunk's zip entries, each record's outputs checked before they go in ({@link entryNameProblem}, and no name
+ * an earlier record of the chunk took): a record with one bad name puts none of its outputs in the zip and fails
+ * with ZIP_ENTRY_NAME (its side effect, if it has one, did happen: the code is final, never run again).
+ */
+export class ChunkEntries {
+  private readonly taken = new Set<string>();
+  /** The part meta's `names`: what the finalize checks across chunks. */
+  private names = '';
+
+  constructor(readonly entries: LocalEntries) {}
+
+  /** The names of the entries added, as the part's meta keeps them (PartMeta.names). */
+  get summary(): string | undefined {
+    return this.names || undefined;
+  }
+
+  /** Adds record `n`'s outputs, or answers why they cannot go into the zip (then nothing is added). */
+  add(n: number, line: number, outputs: readonly RowOutput[]): string | undefined {
+    const names = new Set<string>();
+    for (const o of outputs) {
+      const problem =
+        entryNameProblem(o.name) ??
+        (this.taken.has(o.name) || names.has(o.name)
+          ? 'an earlier record of the chunk took the name'
+          : undefined);
+      if (problem) return `output "${echoed(o.name)}" cannot be an entry of the zip: ${problem}`;
+      names.add(o.name);
+    }
+    if (outputs.length === 0) return undefined;
+    let hashes = '';
+    for (const o of outputs) {
+      this.entries.add(o.name, o.data);
+      this.taken.add(o.name);
+      hashes += nameHash(o.name);
+    }
+    this.names += `${this.names ? ' ' : ''}${n}:${line}:${hashes}`;
+    return undefined;
+  }
+}
+
+export const ZIP_ENTRY_NAME: RecordErrorCode = 'ZIP_ENTRY_NAME';
+
+/** A chunk's part object: its meta (site, token, counts, failures) and its prebuilt zip entries. */
+export function chunkPart(
+  job: Job,
+  msg: ChunkMessage,
+  succeeded: number,
+  failures: RecordFailure[],
+  entries?: ChunkEntries,
+): ProcessedChunk {
+  const meta = {
+    v: 3 as const,
+    site: job.site,
+    token: job.token,
+    chunk: msg.chunk,
+    first: msg.n,
+    records: msg.records,
+    succeeded,
+    failed: failures.length,
+    entries: entries?.entries.count ?? 0,
+    failures,
+    ...(entries?.summary ? { names: entries.summary } : {}),
+  };
+  return {
+    part: encodePart(meta, entries?.entries.bytes() ?? Buffer.alloc(0)),
+    succeeded,
+    failed: failures.length,
+  };
+}
+
+/**
+ * The part of a chunk given up on: every record it holds (rejected ones excepted) failed with `error`, as
+ * CHUNK_FAILED (a poison chunk) or SOURCE_CHANGED (its bytes are not the ones the split validated). For a
+ * processor with side effects (`claims` given), what the claims know wins (effects.ts `claimOutcome`): a record
+ * done before is replayed, one that failed keeps its code, one claimed without an outcome is IN_DOUBT — never
+ * CHUNK_FAILED, which `rowfleet retry` would run again.
+ */
+export async function failedChunk(
+  deps: PipelineDeps,
+  job: Job,
+  msg: ChunkMessage,
+  error: string,
+  code: Extract<RecordErrorCode, 'CHUNK_FAILED' | 'SOURCE_CHANGED'> = 'CHUNK_FAILED',
+  claims?: Pick<EffectClaims, 'get'>,
+): Promise<ProcessedChunk> {
+  let failures: RecordFailure[];
+  const rejected = await splitRejected(job, deps.objects);
+  try {
+    if (code === 'SOURCE_CHANGED') throw new SourceChangedError(error);
+    const rows = await chunkRecords(job, msg, deps.objects, deps.limits.maxRecordBytes, rejected);
+    failures = rows.map(([n, line, fields]) => ({
+      n,
+      line,
+      code,
+      message: error,
+      raw: recordToRaw(fields, job.delimiter),
+    }));
+  } catch {
+    // The range itself cannot be read (or is not the split's): the numbers are known, the lines only for the
+    // first record.
+    failures = [];
+    for (let n = msg.n; n < msg.n + msg.records; n++) {
+      if (!rejected.has(n) && runsRecord(msg, n))
+        failures.push({ n, line: n === msg.n ? msg.line : 0, code, message: error, raw: '' });
+    }
+  }
+  if (!claims) return chunkPart(job, msg, 0, failures);
+  const found = await pMap(failures, (f) => claims.get(job.site, job.token, f.n), {
+    concurrency: CLAIM_READS_IN_FLIGHT,
+  });
+  const entries = new LocalEntries(dosDateTime(new Date(job.receivedAt)));
+  const named = new ChunkEntries(entries);
+  const left: RecordFailure[] = [];
+  let succeeded = 0;
+  failures.forEach((f, i) => {
+    const r = claimOutcome(found[i]);
+    if (!r) left.push(f);
+    else if ('outputs' in r) {
+      const problem = named.add(f.n, f.line, r.outputs);
+      if (problem) left.push({ ...f, code: ZIP_ENTRY_NAME, message: problem });
+      else succeeded++;
+    } else left.push({ ...f, code: r.code, message: r.message });
+  });
+  return chunkPart(job, msg, succeeded, left, named);
+}
+
+/** Claims read at once when a chunk with side effects is given up. */
+const CLAIM_READS_IN_FLIGHT = 16;

@@ -1,0 +1,66 @@
+/** A chunk's records read back from its byte range of the source, checked against what the split saw. */
+import { runsRecord, type ChunkMessage } from '../messages/chunk.ts';
+import { readRange } from '../source/scan.ts';
+import type { Objects } from '../aws/objects.ts';
+import { SourceChangedError } from '../shared/errors.ts';
+import { keys } from '../jobs/keys.ts';
+import type { Job } from '../jobs/store.ts';
+
+/** The numbers of the records the split rejected (its rejected.jsonl); empty when it rejected none. */
+export async function splitRejected(job: Job, objects: Objects): Promise<ReadonlySet<number>> {
+  const rejected = new Set<number>();
+  if (!job.rejected) return rejected;
+  const text = (await objects.bytes(keys.rejected(job.site, job.token))).toString('utf8');
+  for (const l of text.split('\n')) if (l) rejected.add((JSON.parse(l) as { n: number }).n);
+  return rejected;
+}
+
+/**
+ * Reads a chunk's records from its byte range of the source (same parser and rules as the split), pinned to the
+ * version the split validated (S3 If-Match on the ETag the chunk names). Every numbered record of the range is
+ * accounted for: the accepted ones are returned (of a retry's attempt, only those it runs: the message's `run`), and the rejected ones must be exactly those the split rejected
+ * (`rejected`, from {@link splitRejected}). Bytes that are not what the split saw — another version of the object
+ * (412), a record one side accepts and the other rejects — throw {@link SourceChangedError}: the chunk fails
+ * loudly, and no record is ever dropped. A short read, or another record count, is a read that went wrong: an
+ * error retried like any other (the chunk's records end CHUNK_FAILED if it never reads right).
+ */
+export async function chunkRecords(
+  job: Job,
+  msg: ChunkMessage,
+  objects: Objects,
+  maxRecordBytes: number,
+  rejected: ReadonlySet<number>,
+): Promise<[number, number, string[]][]> {
+  const bytes =
+    msg.end > msg.start
+      ? await objects.bytes(msg.key, { start: msg.start, end: msg.end - 1 }, msg.etag)
+      : Buffer.alloc(0);
+  if (bytes.length !== Math.max(0, msg.end - msg.start)) {
+    throw new Error(`chunk ${msg.chunk}: read ${bytes.length} bytes of a ${msg.end - msg.start}-byte range`);
+  }
+  const events = readRange(bytes, {
+    header: job.header ?? [],
+    delimiter: job.delimiter ?? ',',
+    n: msg.n,
+    line: msg.line,
+    maxRecordBytes,
+  });
+  const numbered = events.filter((e) => e.kind !== 'header');
+  if (numbered.length !== msg.records || numbered[0]?.n !== msg.n) {
+    throw new Error(
+      `chunk ${msg.chunk}: expected ${msg.records} records from ${msg.n}, read ${numbered.length} from ${numbered[0]?.n}`,
+    );
+  }
+  const records: [number, number, string[]][] = [];
+  for (const e of numbered) {
+    if (e.kind === 'record' && !rejected.has(e.n)) {
+      // A retry's attempt reads its range whole (same numbers, same lines) and runs only its own records.
+      if (runsRecord(msg, e.n)) records.push([e.n, e.line, e.fields]);
+    } else if (e.kind === 'record' || !rejected.has(e.n)) {
+      throw new SourceChangedError(
+        `chunk ${msg.chunk}: record ${e.n} (line ${e.line}) was ${rejected.has(e.n) ? 'rejected' : 'accepted'} by the split and ${e.kind === 'record' ? 'accepted' : 'rejected'} here`,
+      );
+    }
+  }
+  return records;
+}

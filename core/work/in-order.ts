@@ -1,0 +1,82 @@
+/** A chunk's results put back in record order, whatever order its records finish in. */
+import type { LocalEntries } from '../messages/zip.ts';
+import type { RecordFailure } from '../messages/part.ts';
+import type { RowOutput } from '../processors/types.ts';
+import { recordToRaw } from '../source/csv.ts';
+import { ChunkEntries, ZIP_ENTRY_NAME } from './chunk-part.ts';
+
+/** What a record's result is. */
+export type Done =
+  { readonly outputs: readonly RowOutput[] } | { readonly code: string; readonly message: string };
+
+/**
+ * A chunk's results in record order, whatever order the records finish in: a record's entries go into the part
+ * once every record before it is in. A record finishing in turn (always, for a synchronous processor) goes
+ * straight in; one finishing early waits in `held`.
+ */
+export class InOrder {
+  succeeded = 0;
+  readonly failures: RecordFailure[] = [];
+  private next = 0;
+  private held: (Done | undefined)[] | undefined;
+  readonly named: ChunkEntries;
+
+  constructor(
+    entries: LocalEntries,
+    private readonly records: readonly [number, number, string[]][],
+    private readonly delimiter: string | undefined,
+  ) {
+    this.named = new ChunkEntries(entries);
+  }
+
+  /** Record `i` succeeded with `outputs`. */
+  ok(i: number, outputs: readonly RowOutput[]): void {
+    if (i !== this.next) return this.hold(i, { outputs });
+    this.addOk(i, outputs);
+    this.advance();
+  }
+
+  set(i: number, done: Done): void {
+    if (i !== this.next) return this.hold(i, done);
+    this.apply(i, done);
+    this.advance();
+  }
+
+  private hold(i: number, done: Done): void {
+    (this.held ??= new Array<Done | undefined>(this.records.length))[i] = done;
+  }
+
+  private advance(): void {
+    this.next++;
+    const held = this.held;
+    if (!held) return;
+    for (let d = held[this.next]; d !== undefined; d = held[this.next]) {
+      held[this.next] = undefined;
+      this.apply(this.next, d);
+      this.next++;
+    }
+  }
+
+  private addOk(i: number, outputs: readonly RowOutput[]): void {
+    const [n, line] = this.records[i]!;
+    const problem = this.named.add(n, line, outputs);
+    if (problem) this.fail(i, { code: ZIP_ENTRY_NAME, message: problem });
+    else this.succeeded++;
+  }
+
+  private apply(i: number, done: Done): void {
+    if ('outputs' in done) this.addOk(i, done.outputs);
+    else this.fail(i, done);
+  }
+
+  private fail(i: number, done: { readonly code: string; readonly message: string }): void {
+    const [n, line, fields] = this.records[i]!;
+    this.failures.push({
+      n,
+      line,
+      code: done.code,
+      message: done.message,
+      raw: recordToRaw(fields, this.delimiter),
+    });
+  }
+}
