@@ -33,10 +33,16 @@ export class Objects {
     private readonly s3: S3Client = s3Client(),
   ) {}
 
-  async put(key: string, body: Buffer | string, contentType = 'application/octet-stream'): Promise<void> {
-    await this.s3.send(
+  /** Stores an object; its ETag (what a reader pins its reads to). */
+  async put(
+    key: string,
+    body: Buffer | string,
+    contentType = 'application/octet-stream',
+  ): Promise<string | undefined> {
+    const r = await this.s3.send(
       new PutObjectCommand({ Bucket: this.bucket, Key: key, Body: body, ContentType: contentType }),
     );
+    return r.ETag;
   }
 
   /** The object as a stream of bytes (never buffered whole). */
@@ -133,6 +139,8 @@ export class Objects {
   multipart(
     key: string,
     contentType: string,
+    /** Parts uploaded at once (each holds up to 8 MiB in memory): 1 for a second stream beside another. */
+    queueSize = 4,
   ): {
     write: (b: Buffer) => Promise<void>;
     /** Completes the upload; the object's ETag. */
@@ -144,7 +152,7 @@ export class Objects {
       client: this.s3,
       params: { Bucket: this.bucket, Key: key, Body: body, ContentType: contentType },
       partSize: 8 * 1024 * 1024,
-      queueSize: 4,
+      queueSize,
       leavePartsOnError: false,
     });
     const finished = upload.done();

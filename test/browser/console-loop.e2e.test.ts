@@ -11,7 +11,7 @@ import iconv from 'iconv-lite';
 import { describe, expect, it, vi } from 'vitest';
 import type { Page } from 'playwright-core';
 import { fetchEmulatorPage } from '../../local/emulator-gate.ts';
-import type { StoredMail } from '../../local/emulators.ts';
+import type { StoredMail } from '../../local/emulators/ses.ts';
 import { listedMails } from '../../scripts/mail.ts';
 import { translate, type Lang, type MessageKey, type Params } from '../../web/src/messages.ts';
 import { parseResultsCsv } from '../helpers/results-csv.ts';

@@ -304,7 +304,7 @@ function shadowEcs(): EcsTaskLauncher {
   );
 }
 
-async function api<T>(site: string, method: string, path: string, body?: string, type?: string) {
+async function api<T>(site: string, method: string, path: string, body?: string | Buffer, type?: string) {
   const res = await fetch(rt.apiUrl + path, {
     method,
     headers: { authorization: `Bearer ${tokens[site]}`, ...(type ? { 'content-type': type } : {}) },
@@ -443,6 +443,16 @@ async function runScenarios(): Promise<void> {
   expect(refused.rows.failed).toBe(30);
   expect((await api('kawasaki', 'POST', `/jobs/${refused.token}/retry`)).status).toBe(409);
   await api('kawasaki', 'GET', `/jobs/${refused.token}/errors`);
+  // Its results.csv (an object of its own: a presigned URL), sent back: the records run in the job's next attempt
+  // from the resubmission's own source (written by upload after a Query of the job's effect claims, read by the
+  // workers and the finalize), and fail again.
+  const results = await api<{ url: string }>('kawasaki', 'GET', `/jobs/${refused.token}/results`);
+  expect(results.status).toBe(200);
+  const sheet = Buffer.from(await (await fetch(results.body.url)).arrayBuffer());
+  const resubmitted = await api('kawasaki', 'POST', `/jobs/${refused.token}/resubmit`, sheet, 'text/csv');
+  expect(resubmitted).toMatchObject({ status: 202, body: { attempt: 2, run: 30 } });
+  const again = await waitFor('kawasaki', refused.token, (v) => isTerminal(v.state));
+  expect(again.attempts.map((a) => a.state)).toEqual(['FAILED', 'FAILED']);
 
   // The budget full: a long two-worker job, then a second job that waits QUEUED, cancelled there.
   const long = await startJob({
