@@ -8,7 +8,7 @@ import {
   signIn,
   useConsoleWorld,
   waitForState,
-} from './support.ts';
+} from '../helpers/console-world.ts';
 
 vi.hoisted(() => {
   process.env.POWERTOOLS_LOG_LEVEL = 'SILENT';

@@ -1,6 +1,6 @@
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { FUNCTION_ENTRIES, type FunctionName } from '../../lib/rowfleet-stack.ts';
-import { synthStage, type Synthesized } from './support.ts';
+import { synthStage, type Synthesized } from '../helpers/synth.ts';
 
 type Json = Record<string, unknown>;
 interface Statement {
