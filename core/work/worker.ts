@@ -18,7 +18,8 @@ import { ChunkStoppedError, processChunk, type ChunkRun } from './process-chunk.
 import { EffectClaims } from '../effects/claims.ts';
 import { RateLimiter } from './rate-limiter.ts';
 import { RecordSlots } from './slots.ts';
-import { CHUNKS_IN_HAND, limiterName, ratePerSecond, recordConcurrency } from '../processors/settings.ts';
+import { limiterName, ratePerSecond, recordConcurrency } from '../processors/settings.ts';
+import { CHUNKS_IN_HAND } from '../chunking/size.ts';
 import { leaveStoppedJob, stopJob, stopOnFailureRate } from '../stop/stop.ts';
 import { isMissingQueue } from '../aws/queues.ts';
 import {
