@@ -118,6 +118,11 @@ async function prepareAws(
     // Local workers share this machine's cores: a job that names no number gets at most one per core (core/deps.ts).
     ROWFLEET_DEFAULT_WORKERS_PER_JOB:
       process.env.ROWFLEET_DEFAULT_WORKERS_PER_JOB || String(availableParallelism()),
+    // Every process of the runtime (functions, workers) writes its spans to the state directory's span store
+    // (core/shared/trace-file.ts), which GET /jobs/{token}/timeline reads. ROWFLEET_TRACING=off switches it off
+    // (the bench measures tracing's cost that way).
+    ROWFLEET_TRACING: process.env.ROWFLEET_TRACING === 'off' ? 'off' : 'file',
+    ROWFLEET_TRACE_DIR: join(stateDir, 'traces'),
   };
   return { host, endpoints, env };
 }
@@ -379,6 +384,8 @@ export class LocalRuntime {
     await this.api.close();
     onStep('functions');
     await Promise.all(this.isolated.map((f) => f.stop()));
+    onStep('traces');
+    await this.deps.tracing?.flush();
     onStep('control');
     await this.control.close();
     onStep('emulators');

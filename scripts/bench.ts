@@ -36,6 +36,7 @@ import { runJob } from './run-job.ts';
 import { measureStartup } from './bench-startup.ts';
 import { fetchEmulatorPage } from '../local/emulator-gate.ts';
 import { ownCoreSeconds, processCoreSeconds, startCpuCount } from './bench-cpu.ts';
+import { spanPhases } from './bench-spans.ts';
 
 // Other scenarios live in their own modules: `npm run bench -- --scenario io|mail|startup` (default: split, below).
 const scenario = parseArgs({ options: { scenario: { type: 'string' } }, strict: false }).values.scenario;
@@ -248,8 +249,9 @@ const floorRate = floor.value / floor.seconds;
 const e2eRate = records / e2e.seconds;
 const at = (iso: string | undefined) => (iso ? Date.parse(iso) : NaN);
 const e2eStart = e2eStarted ?? NaN;
-/** Seconds of each phase of the end-to-end job, from the job's timestamps (those of its manifest). */
-const phases = {
+/** Seconds of each phase of the end-to-end job: from its spans, or (tracing off) from the job's timestamps. */
+const fromSpans = await spanPhases(stateDir, job, e2eStart, e2eStart + e2e.seconds * 1000);
+const phases = fromSpans ?? {
   uploadAndEvent: (at(job.splitStartedAt) - e2eStart) / 1000,
   split: splitSeconds,
   workersAfterSplit: (at(job.finalizingAt) - at(job.splitDoneAt)) / 1000,
@@ -286,6 +288,9 @@ const result = {
   floorCoreSeconds: round1(floorCoreSeconds),
   coreSeconds,
   phaseSeconds: Object.fromEntries(Object.entries(phases).map(([k, v]) => [k, +v.toFixed(2)])),
+  phaseSource: fromSpans ? 'spans' : 'timestamps',
+  // ROWFLEET_TRACING=off npm run bench: tracing's overhead is this run against one with tracing on.
+  tracing: process.env.ROWFLEET_TRACING === 'off' ? 'off' : 'on',
   splitPeakRssMiB: Math.round((memory.upload ?? 0) / MB),
   finalizePeakRssMiB: Math.round((memory.finalize ?? 0) / MB),
   startupSeconds: startup.seconds,
@@ -304,7 +309,7 @@ Rowfleet benchmark — ${records.toLocaleString('en')} records, ${result.fileMiB
    split phase, e2e run   ${result.splitPhaseMiBs} MiB/s (validate ${result.splitValidateSeconds} s + enqueue, ${result.splitSeconds} s in all)
 2. SQS requests / 1,000   ${result.sqsRequestsPer1000} API requests (${result.sqsBilledPer1000} billed 64 KiB units)   target ≤ 10  ${check(result.sqsRequestsPer1000 <= 10)}
 3. end to end             ${result.e2eRecordsPerSecond} records/s (${result.e2eSeconds} s: upload → zip downloaded, json processor)
-   phases (s)             ${Object.entries(result.phaseSeconds)
+   phases (s, ${result.phaseSource}) ${Object.entries(result.phaseSeconds)
      .map(([k, v]) => `${k} ${v.toFixed(1)}`)
      .join(', ')}
    single-process floor   ${result.floorRecordsPerSecond} records/s (${result.floorSeconds} s)

@@ -466,6 +466,40 @@ program
   );
 
 program
+  .command('trace')
+  .description(
+    "through the API (GET /jobs/{token}/timeline): where a job's time went — its phases in seconds, one line per worker with its chunk attempts as a bar",
+  )
+  .argument('<token>', 'the job')
+  .requiredOption('--site <id>', 'the site the job belongs to')
+  .option('--width <n>', 'columns of the bars', positiveInt, 60)
+  .addOption(stateDirOption())
+  .addOption(endpointOption())
+  .option('--json', 'print the timeline as JSON')
+  .action(
+    async (
+      jobToken: string,
+      o: { site: string; width: number; stateDir: string; endpoint?: string; json?: boolean },
+    ) => {
+      getSite(o.site);
+      await withRuntime(o, async (rt) => {
+        try {
+          const { fetchTimeline, formatTimeline } = await import('./trace.ts');
+          const tl = await fetchTimeline(
+            { apiUrl: rt.apiUrl, apiToken: await rt.tokenFor(o.site) },
+            jobToken,
+          );
+          process.stdout.write(o.json ? JSON.stringify(tl) + '\n' : formatTimeline(tl, o.width));
+        } catch (err) {
+          if (!(err instanceof ApiError)) throw err;
+          process.stderr.write(`rowfleet: trace of ${jobToken}: ${err.code}: ${err.message}\n`);
+          process.exitCode = 1;
+        }
+      });
+    },
+  );
+
+program
   .command('sites')
   .description('list the configured sites')
   .option('--json', 'as a JSON array')

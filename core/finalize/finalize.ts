@@ -27,6 +27,15 @@ import { haltStopped, stoppedError, uncountedRecords } from './stopped.ts';
 import { namesTakenElsewhere } from './entry-names.ts';
 import { withRecordText } from './record-text.ts';
 import { earlierSheet, EarlierOutputs, LatestValues, PartOutputs, resultsCsv } from './results-sheet.ts';
+import {
+  ATTR,
+  currentTraceparent,
+  endJobSpan,
+  endWithError,
+  jobAttrs,
+  startSpan,
+  type Span,
+} from '../shared/trace.ts';
 
 const HEAD_PROBE = 64 * 1024;
 const PREFETCH = 4;
@@ -56,6 +65,8 @@ export async function finalizeJob(
   requestId: string = randomUUID(),
   /** The attempt the request is for (a late request of an attempt before finalizes nothing); any when absent. */
   attempt?: number,
+  /** The requester's span (the worker's chunk that completed the count, or the split): the finalize links to it. */
+  traceparent?: string,
 ): Promise<FinalizeResult> {
   const log = jobLogger(site, token);
   const started = new Date();
@@ -74,9 +85,14 @@ export async function finalizeJob(
     }
     return { state: 'SKIPPED' };
   }
+  const span = startSpan(deps.tracing, 'rowfleet.finalize', currentTraceparent(job), jobAttrs(job), {
+    startTime: started,
+    links: [traceparent],
+  });
   try {
-    return await buildAndFinish(deps, job, started, log);
+    return await buildAndFinish(deps, job, started, log, span);
   } catch (err) {
+    endWithError(span, err);
     // Let the redelivered request (or the reaper) finalize again now, not after the lease runs out.
     await deps.jobs.releaseFinalize(site, token, started).catch(() => undefined);
     throw err;
@@ -88,6 +104,7 @@ async function buildAndFinish(
   job: Job,
   started: Date,
   log: Log,
+  span: Span,
 ): Promise<FinalizeResult> {
   const { site, token } = job;
   // A retry's attempt (core/jobs/attempts.ts): its own parts, merged over what the attempts before left.
@@ -151,6 +168,7 @@ async function buildAndFinish(
   const resultKey = keys.result(site, token, attempt);
   const finishedAt = new Date().toISOString();
   const attempts = earlier ? endedAttempt(job, state, counts, finishedAt) : undefined;
+  const zipping = startSpan(deps.tracing, 'rowfleet.zip', span.spanContext(), jobAttrs(job));
   const upload = deps.objects.multipart(resultKey, 'application/zip');
   // Every entry carries the job's receipt time (the workers stamped theirs the same way).
   const zip = new ZipWriter(upload.write, dosDateTime(new Date(job.receivedAt)));
@@ -216,6 +234,8 @@ async function buildAndFinish(
   }
   const written = await zip.finish();
   await upload.done();
+  zipping.setAttributes({ 'rowfleet.entries': written.entries, 'rowfleet.result_bytes': written.bytes });
+  zipping.end();
 
   // errors.csv's rows for the API (GET /jobs/{token}/errors), values as they are.
   if (failures.length > 0) {
@@ -268,6 +288,17 @@ async function buildAndFinish(
     FinalizeDuration: Date.now() - started.getTime(),
     [OUTCOME_METRIC[state]]: 1,
   });
+  span.setAttributes({
+    [ATTR.outcome]: state,
+    [ATTR.succeeded]: counts.succeeded,
+    [ATTR.failed]: counts.failed,
+    [ATTR.rejected]: counts.rejected,
+    'rowfleet.gave_up_chunks': job.gaveUpChunks?.size ?? 0,
+    'rowfleet.error_rows': failures.length,
+  });
+  span.end();
+  // The job (or its retry attempt) ends here: its span, chosen at upload, is emitted by the finalize that ended it.
+  if (finished) endJobSpan(deps.tracing, finished, state, new Date());
   log.info('job finalized', {
     state,
     ...counts,
@@ -378,7 +409,7 @@ export function manifest(job: Job, state: string, counts: RowCounts, finalizingA
     processor: job.processor,
     ...(job.retryOf ? { retryOf: job.retryOf } : {}),
     ...(job.stop ? { stop: job.stop } : {}),
-    ...(job.attempts ? { attempts: job.attempts.map(({ before: _before, ...a }) => a) } : {}),
+    ...(job.attempts ? { attempts: job.attempts.map(({ before: _before, trace: _trace, ...a }) => a) } : {}),
     header: job.header,
     counts,
     timings: {

@@ -11,6 +11,7 @@ import { isTerminal } from '../jobs/states.ts';
 import { grantWorkers, isGrantPassRequest } from '../budget/grant-workers.ts';
 import { parseJobRequest, type JobRequest } from './request.ts';
 import { echoed } from '../shared/own.ts';
+import { newJobTraceparent } from '../shared/trace.ts';
 
 export interface JobView {
   readonly token: string;
@@ -66,7 +67,7 @@ export async function jobView(deps: PipelineDeps, job: ListedJob): Promise<JobVi
     receivedAt: job.receivedAt,
     finishedAt: job.finishedAt,
     ...(job.retryOf ? { retryOf: job.retryOf } : {}),
-    attempts: attemptsOf(job).map(({ before: _before, ...a }) => a),
+    attempts: attemptsOf(job).map(({ before: _before, trace: _trace, ...a }) => a),
     retryable: retryableNow(job),
   };
   if (job.resultKey && isTerminal(job.state)) {
@@ -146,6 +147,8 @@ export async function createJob(
       sourceKey,
       receivedAt: new Date().toISOString(),
       options: r.options,
+      // The job's trace starts here: every later span of the job, in any process, hangs from this context.
+      trace: newJobTraceparent(),
       ...extra,
     },
     deps.limits.retentionDays,

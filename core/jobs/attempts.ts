@@ -25,6 +25,8 @@ export interface AttemptSummary {
   readonly endedAt?: string;
   /** The job's counts when the attempt started (what it counted is added to them). */
   readonly before?: { readonly succeeded: number; readonly failed: number };
+  /** A retry's attempt span context (traceparent, in the job's trace): its split, chunks and finalize hang from it. */
+  readonly trace?: string;
   /**
    * The attempt runs a resubmitted file (core/intake/resubmit.ts): the id of its objects (keys.resubmit), whose
    * records run with the values the file gave them. Absent: a retry's attempt (the job's own values).

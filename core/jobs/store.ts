@@ -96,6 +96,11 @@ export interface Job {
   readonly stop?: JobStop;
   /** Lines of the job's errors.csv (known once it is finalized; GET /jobs/{token}/errors pages through them). */
   readonly errorRows?: number;
+  /**
+   * The job's trace context (W3C traceparent): its trace id and the id of its job span, chosen when the job was
+   * created; every span of the job hangs from it (core/shared/trace.ts). Absent on jobs older than tracing.
+   */
+  readonly trace?: string;
 }
 
 /** A job as a listing reads it (the jobs-by-time index): the fields config/job-list.ts projects, no heavier. */

@@ -18,6 +18,15 @@ import { workerCount } from './worker-count.ts';
 import { processorInfo } from '../processors/index.ts';
 import { missingColumns } from '../processors/types.ts';
 import { chunkLimits, jobSizesByCost, pieceLimits } from '../chunking/size.ts';
+import {
+  ATTR,
+  currentTraceparent,
+  endJobSpan,
+  endWithError,
+  jobAttrs,
+  startSpan,
+  traceparentOf,
+} from '../shared/trace.ts';
 
 export interface SplitResult {
   readonly state: 'QUEUED' | 'RUNNING' | 'REJECTED' | 'SKIPPED';
@@ -86,11 +95,26 @@ export async function splitJob(
     jobLogger(site, token).info('split skipped: job is not waiting to be split, or another split has it');
     return { state: 'SKIPPED' };
   }
+  const span = startSpan(deps.tracing, 'rowfleet.split', currentTraceparent(job), jobAttrs(job), {
+    startTime: started,
+  });
   try {
     const file = await validateWholeFile(deps, job);
-    if ('rejection' in file) return await rejectFile(deps, job, file, started);
-    return await startWork(deps, job, file, started, opts.workers);
+    const r =
+      'rejection' in file
+        ? await rejectFile(deps, job, file, started)
+        : await startWork(deps, job, file, started, opts.workers, traceparentOf(span));
+    span.setAttributes({
+      [ATTR.outcome]: r.state,
+      [ATTR.records]: r.records ?? 0,
+      [ATTR.chunks]: r.chunks ?? 0,
+      [ATTR.workers]: r.workers ?? 0,
+      'rowfleet.source_bytes': job.sourceBytes ?? 0,
+    });
+    span.end();
+    return r;
   } catch (err) {
+    endWithError(span, err);
     // Let the redelivered event (or a retry) split again now, not after the claim runs out.
     await deps.jobs.releaseSplit(site, token, new Date(started)).catch(() => undefined);
     throw err;
@@ -253,6 +277,7 @@ async function rejectFile(
     expiresAt: expiresAt(deps.limits.retentionDays),
   });
   if (finished) {
+    endJobSpan(deps.tracing, finished, 'REJECTED', new Date(finished.finishedAt ?? Date.now()));
     await recordJobUsage(usageStoreOf(deps), finished);
     await deps.notifier?.jobFinished(finished, 'REJECTED', {
       total: 0,
@@ -280,10 +305,16 @@ async function startWork(
   file: ValidatedFile,
   started: number,
   requestedWorkers: number | undefined,
+  /** The split's span: a finalize it asks for links to it. */
+  traceparent: string | undefined,
 ): Promise<SplitResult> {
   const { site, token } = job;
   const log = jobLogger(site, token);
-  const { workers, chunks } = await planWork(deps, job, file, requestedWorkers);
+  const planned = await planWork(deps, job, file, requestedWorkers);
+  const { workers } = planned;
+  // Each chunk carries the job's context: every attempt at it is a span linked to the job span.
+  const jobTrace = currentTraceparent(job);
+  const chunks = jobTrace ? planned.chunks.map((c) => ({ ...c, traceparent: jobTrace })) : planned.chunks;
   const queueName = chunks.length > 0 ? reportQueueName(deps.env.stage, token) : undefined;
   const recorded = await deps.jobs.recordSplit(site, token, {
     header: file.header,
@@ -328,7 +359,7 @@ async function startWork(
   }
   // A job stopped (cancelled) while its split planned it asks for no workers: its finalize ends it at once.
   const wantsWorkers = chunks.length > 0 && !next.stop;
-  if (!wantsWorkers) await requestFinalize(deps, { site, token });
+  if (!wantsWorkers) await requestFinalize(deps, { site, token, ...(traceparent ? { traceparent } : {}) });
   else await askForWorkers(deps, next);
   const pass = wantsWorkers ? await grantWorkers(deps, 'split') : undefined;
   const granted = pass?.granted.find((g) => g.site === site && g.token === token)?.count ?? 0;

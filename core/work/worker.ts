@@ -22,6 +22,18 @@ import { limiterName, ratePerSecond, recordConcurrency } from '../processors/set
 import { CHUNKS_IN_HAND } from '../chunking/size.ts';
 import { leaveStoppedJob, stopJob, stopOnFailureRate } from '../stop/stop.ts';
 import { isMissingQueue } from '../aws/queues.ts';
+import {
+  ATTR,
+  currentTraceparent,
+  jobAttrs,
+  NO_SPAN,
+  SpanKind,
+  startSpan,
+  traceparentOf,
+  type ChunkOutcome,
+  type Span,
+  type SpanContext,
+} from '../shared/trace.ts';
 
 /**
  * Attempts at a chunk before it counts as a poison chunk: its records are then recorded as failed with the
@@ -46,6 +58,8 @@ export interface WorkerOptions {
    * worker takes no more.
    */
   readonly abortRecords?: AbortSignal;
+  /** This worker's id in its job's trace (its lane in the timeline). @default `pid-<process id>` */
+  readonly workerId?: string;
 }
 
 export interface WorkerSummary {
@@ -78,6 +92,9 @@ interface Worker {
   readonly tally: { chunks: number; duplicates: number; records: number };
   /** The split's rejected record numbers, read once (only when it rejected any). */
   rejected?: Promise<ReadonlySet<number>>;
+  readonly workerId: string;
+  /** The worker's start span: each chunk attempt's span is its child (and links to the job's span). */
+  readonly lane: SpanContext;
 }
 
 /**
@@ -112,6 +129,16 @@ export async function runWorker(deps: PipelineDeps, options: WorkerOptions): Pro
     return { chunks: 0, duplicates: 0, records: 0, reason: 'stopped' };
   }
   const rate = ratePerSecond(processor, getStage(deps.env.stage));
+  const workerId = o.workerId ?? `pid-${process.pid}`;
+  // From the process's start to the processor loaded, before the first receive: what a worker costs to start.
+  const started = startSpan(
+    deps.tracing,
+    'rowfleet.worker.start',
+    currentTraceparent(job),
+    jobAttrs(job, { [ATTR.workerId]: workerId, 'rowfleet.processor': job.processor }),
+    { startTime: performance.timeOrigin },
+  );
+  started.end();
   const w: Worker = {
     deps,
     job,
@@ -130,6 +157,8 @@ export async function runWorker(deps: PipelineDeps, options: WorkerOptions): Pro
     visibilitySeconds: o.visibilitySeconds,
     log,
     tally: { chunks: 0, duplicates: 0, records: 0 },
+    workerId,
+    lane: started.spanContext(),
   };
   const summary = (reason: WorkerSummary['reason']): WorkerSummary => ({
     ...w.tally,
@@ -296,7 +325,11 @@ async function handleMessage(w: Worker, m: Message, started: () => void): Promis
     Math.max(1000, (w.visibilitySeconds * 1000) / 3),
   );
   const attempt = Number(m.Attributes?.ApproximateReceiveCount ?? '1');
+  const received = Date.now();
   let msg: ChunkMessage | undefined;
+  // One span per attempt at a chunk (never per record): a child of the worker's lane, linked to the job's span.
+  let span: Span = NO_SPAN;
+  const ended = (outcome: ChunkOutcome) => span.setAttribute(ATTR.outcome, outcome);
   try {
     msg = decodeChunk(m.Body ?? '');
     if (!isOwnChunk(msg, job)) {
@@ -308,12 +341,28 @@ async function handleMessage(w: Worker, m: Message, started: () => void): Promis
       });
       return;
     }
+    span = startSpan(
+      deps.tracing,
+      'rowfleet.chunk',
+      w.lane,
+      jobAttrs(job, {
+        [ATTR.chunk]: msg.chunk,
+        [ATTR.records]: msg.records,
+        [ATTR.workerId]: w.workerId,
+        [ATTR.receiveCount]: attempt,
+      }),
+      {
+        kind: SpanKind.CONSUMER,
+        startTime: received,
+        links: [msg.traceparent ?? currentTraceparent(job)],
+      },
+    );
     const t0 = Date.now();
     if (attempt > MAX_CHUNK_ATTEMPTS) {
       // The attempts before this one crashed their worker (they never reached the catch below).
       const reason = `gave up after ${MAX_CHUNK_ATTEMPTS} attempts that ended their worker`;
       const given = await failedChunk(deps, job, msg, reason, 'CHUNK_FAILED', w.run.claims);
-      await settleChunk(w, m, msg, given, t0, true);
+      await settleChunk(w, m, msg, given, t0, true, span);
       return;
     }
     w.rejected ??= splitRejected(job, deps.objects);
@@ -326,7 +375,7 @@ async function handleMessage(w: Worker, m: Message, started: () => void): Promis
         `chunk ${msg.chunk}: ${done.succeeded} succeeded + ${done.failed} failed, for ${rows.length} records`,
       );
     }
-    await settleChunk(w, m, msg, done, t0, false);
+    await settleChunk(w, m, msg, done, t0, false, span);
   } catch (err) {
     // Stryker disable next-line ConditionalExpression,LogicalOperator: a foreign message returned before anything could throw, so here msg is undefined or its own; either way the message is left for the DLQ
     if (!msg || !isOwnChunk(msg, job)) {
@@ -340,12 +389,13 @@ async function handleMessage(w: Worker, m: Message, started: () => void): Promis
         error: err,
       });
       const given = await failedChunk(deps, job, msg, errorMessage(err), 'SOURCE_CHANGED', w.run.claims);
-      await settleChunk(w, m, msg, given, Date.now(), true);
+      await settleChunk(w, m, msg, given, Date.now(), true, span);
       return;
     }
     if (err instanceof ChunkStoppedError) {
       // Not the chunk's fault: visible again at once for another worker, whatever its attempts so far.
       log.warn('worker stopping: chunk given back', { chunk: msg.chunk });
+      ended('released');
       // A queue already deleted (the job was stopped early) has nothing to give back to.
       await deps.queues
         .extendVisibility(w.queueUrl, m.ReceiptHandle!, 0)
@@ -355,6 +405,8 @@ async function handleMessage(w: Worker, m: Message, started: () => void): Promis
     if (attempt < MAX_CHUNK_ATTEMPTS) {
       // Released with a short backoff; another attempt (here or in another worker) follows.
       log.warn('chunk failed; it will be retried', { chunk: msg.chunk, attempt, error: err as Error });
+      ended('retried');
+      span.setAttribute('rowfleet.error', errorMessage(err).slice(0, 300));
       await deps.queues.extendVisibility(
         w.queueUrl,
         m.ReceiptHandle!,
@@ -368,9 +420,10 @@ async function handleMessage(w: Worker, m: Message, started: () => void): Promis
       error: err as Error,
     });
     const given = await failedChunk(deps, job, msg, errorMessage(err), 'CHUNK_FAILED', w.run.claims);
-    await settleChunk(w, m, msg, given, Date.now(), true);
+    await settleChunk(w, m, msg, given, Date.now(), true, span);
   } finally {
     clearInterval(heartbeat);
+    span.end();
   }
 }
 
@@ -385,13 +438,20 @@ async function settleChunk(
   done: ProcessedChunk,
   t0: number,
   giveUp: boolean,
+  span: Span,
 ): Promise<void> {
   const { deps, job } = w;
+  span.setAttributes({
+    [ATTR.outcome]: giveUp ? 'gaveUp' : 'done',
+    [ATTR.succeeded]: done.succeeded,
+    [ATTR.failed]: done.failed,
+  });
   const { site, token } = job;
   // A give-up must never replace the part of a chunk an earlier attempt stored and counted (its answer
   // may have been lost on the way back): then the chunk is done and only its message is left.
   if (giveUp && (await deps.jobs.isChunkCounted(site, token, msg.chunk))) {
     w.tally.duplicates++;
+    span.setAttribute(ATTR.outcome, 'duplicate');
     await deps.queues.delete(w.queueUrl, m.ReceiptHandle!);
     return;
   }
@@ -412,8 +472,13 @@ async function settleChunk(
       RecordsFailed: done.failed,
       ChunkLatency: Date.now() - t0,
     });
-  } else w.tally.duplicates++;
-  if (counted.complete) await requestFinalize(deps, { site, token, attempt });
+  } else {
+    w.tally.duplicates++;
+    span.setAttribute(ATTR.outcome, 'duplicate');
+  }
+  const traceparent = traceparentOf(span);
+  if (counted.complete)
+    await requestFinalize(deps, { site, token, attempt, ...(traceparent ? { traceparent } : {}) });
   else if (counted.totals) await stopOnFailureRate(deps, job, counted.totals);
   await deps.queues.delete(w.queueUrl, m.ReceiptHandle!);
 }

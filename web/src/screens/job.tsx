@@ -8,6 +8,7 @@ import { href } from '../router.ts';
 import { useSession } from '../session.ts';
 import { useSpeed } from '../speed.ts';
 import { isFinished, type JobView } from '../types.ts';
+import { JobTimeline } from '../timeline.tsx';
 
 const POLL_MS = 1000;
 const ERRORS_PAGE = 20;
@@ -153,6 +154,7 @@ function JobBody({
         </section>
       </div>
       {(view.attempts?.length ?? 0) > 1 ? <Attempts view={view} /> : null}
+      <JobTimeline token={view.token} live={!done} />
       {done && problems > 0 ? <ErrorRows token={view.token} /> : null}
     </>
   );

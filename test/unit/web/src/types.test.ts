@@ -9,6 +9,8 @@ import type { ErrorPage as CoreErrorPage } from '../../../../core/intake/error-r
 import type { JobsPage as CoreJobsPage } from '../../../../core/intake/job-list.ts';
 import type { UsageAnswer } from '../../../../core/intake/usage-view.ts';
 import type { CheckResult, ErrorPage, JobView, JobsPage, UsageResponse } from '../../../../web/src/types.ts';
+import type { Timeline as CoreTimeline } from '../../../../core/shared/timeline.ts';
+import type { Timeline } from '../../../../web/src/timeline-types.ts';
 
 describe('Wire types: the console reads what core answers', () => {
   it('reads a job view, a page of jobs, a page of errors and a usage answer as core builds them', () => {
@@ -17,5 +19,9 @@ describe('Wire types: the console reads what core answers', () => {
     expectTypeOf<CoreJobsPage>().toExtend<JobsPage>();
     expectTypeOf<UsageAnswer>().toExtend<UsageResponse>();
     expectTypeOf<CheckAnswer>().toExtend<CheckResult>();
+  });
+
+  it("reads a job's timeline as core builds it", () => {
+    expectTypeOf<CoreTimeline>().toExtend<Timeline>();
   });
 });
