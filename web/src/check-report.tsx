@@ -87,7 +87,7 @@ function CheckBody({ r }: { r: CheckResult }) {
       />
       {r.rejected.first.length > 0 ? <RejectedTable r={r} /> : null}
       <CheckSamples samples={r.samples} />
-      {r.estimate ? <CheckEstimateView e={r.estimate} /> : null}
+      <CheckEstimateView e={r.estimate} />
     </>
   );
 }
