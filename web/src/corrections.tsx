@@ -1,6 +1,6 @@
 import { useState } from 'preact/hooks';
 import { ApiError } from './api.ts';
-import { ErrorBox } from './components.tsx';
+import { ErrorBox, Field, NumCell, Table } from './components.tsx';
 import { useI18n } from './i18n.ts';
 import { useSession } from './session.ts';
 import { isFinished, type JobView, type ResubmitResult } from './types.ts';
@@ -97,8 +97,12 @@ function CorrectionsUpload({
   };
   return (
     <form class="form corrections" onSubmit={send} noValidate>
-      <div class="field">
-        <label for="corrections-file">{t('results.correctionsFile')}</label>
+      <Field
+        id="corrections-file"
+        label={t('results.correctionsFile')}
+        help={t('results.correctionsHelp')}
+        helpId="corrections-help"
+      >
         <input
           id="corrections-file"
           type="file"
@@ -106,10 +110,7 @@ function CorrectionsUpload({
           aria-describedby="corrections-help"
           onChange={(e) => setFile(e.currentTarget.files?.[0])}
         />
-        <p id="corrections-help" class="help">
-          {t('results.correctionsHelp')}
-        </p>
-      </div>
+      </Field>
       <button type="submit" disabled={!file || busy} data-testid="resubmit">
         {busy ? t('results.sending') : t('results.upload')}
       </button>
@@ -128,36 +129,25 @@ function ResubmitAnswer({ r }: { r: ResubmitResult }) {
         {t('results.started', { attempt: r.attempt, run: i.number(r.run), notRun: i.number(r.notRunCount) })}
       </p>
       {r.notRun.length > 0 ? (
-        <div class="table-wrap">
-          <table class="responsive" data-testid="not-run-table">
-            <caption>
-              {t('results.notRunCaption', {
-                shown: i.number(r.notRun.length),
-                count: i.number(r.notRunCount),
-              })}
-            </caption>
-            <thead>
-              <tr>
-                <th scope="col">{t('errors.record')}</th>
-                <th scope="col">{t('results.status')}</th>
-                <th scope="col">{t('results.reason')}</th>
-              </tr>
-            </thead>
-            <tbody>
-              {r.notRun.map((n) => (
-                <tr key={n.record}>
-                  <td data-label={t('errors.record')} class="num">
-                    {n.record}
-                  </td>
-                  <td data-label={t('results.status')}>
-                    <code>{n.status}</code>
-                  </td>
-                  <td data-label={t('results.reason')}>{n.reason}</td>
-                </tr>
-              ))}
-            </tbody>
-          </table>
-        </div>
+        <Table
+          class="responsive"
+          testId="not-run-table"
+          headings={['errors.record', 'results.status', 'results.reason']}
+          caption={t('results.notRunCaption', {
+            shown: i.number(r.notRun.length),
+            count: i.number(r.notRunCount),
+          })}
+        >
+          {r.notRun.map((n) => (
+            <tr key={n.record}>
+              <NumCell label={t('errors.record')}>{n.record}</NumCell>
+              <td data-label={t('results.status')}>
+                <code>{n.status}</code>
+              </td>
+              <td data-label={t('results.reason')}>{n.reason}</td>
+            </tr>
+          ))}
+        </Table>
       ) : null}
     </div>
   );
