@@ -1,5 +1,5 @@
 import { ApiError } from './api.ts';
-import { ErrorBox, Facts, NumCell, Table } from './components.tsx';
+import { CodeCell, ErrorBox, Facts, NumCell, Table } from './components.tsx';
 import { CheckEstimateView, CheckSamples } from './check-samples.tsx';
 import type { CheckState } from './check.ts';
 import { useI18n } from './i18n.ts';
@@ -151,9 +151,7 @@ function RejectedTable({ r }: { r: CheckResult }) {
         <tr key={x.record}>
           <NumCell label={t('errors.record')}>{x.record}</NumCell>
           <NumCell label={t('errors.line')}>{x.line}</NumCell>
-          <td data-label={t('errors.code')}>
-            <code>{x.code}</code>
-          </td>
+          <CodeCell label={t('errors.code')}>{x.code}</CodeCell>
           <td data-label={t('errors.message')}>{x.message}</td>
         </tr>
       ))}

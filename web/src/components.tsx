@@ -150,3 +150,30 @@ export function NumCell({ label, children }: { label: string; children: Componen
     </td>
   );
 }
+
+/** A cell of a responsive table holding a code (an error code, a record's status), shown as code. */
+export function CodeCell({ label, children }: { label: string; children: ComponentChildren }) {
+  return (
+    <td data-label={label}>
+      <code>{children}</code>
+    </td>
+  );
+}
+
+/** A file input that hands on the file picked (the first; none when the choice is cleared). */
+export function FileInput(p: {
+  id: string;
+  accept: string;
+  describedBy: string;
+  onFile: (file: File | undefined) => void;
+}) {
+  return (
+    <input
+      id={p.id}
+      type="file"
+      accept={p.accept}
+      aria-describedby={p.describedBy}
+      onChange={(e) => p.onFile(e.currentTarget.files?.[0])}
+    />
+  );
+}

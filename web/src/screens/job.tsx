@@ -1,8 +1,8 @@
 import { useEffect, useState } from 'preact/hooks';
 import { ApiError } from '../api.ts';
-import { ErrorBox, Facts, NumCell, Screen, StateBadge, Table } from '../components.tsx';
+import { CodeCell, ErrorBox, Facts, NumCell, Screen, StateBadge, Table } from '../components.tsx';
 import { Corrections } from '../corrections.tsx';
-import { usePoll } from '../hooks.ts';
+import { useAction, usePoll } from '../hooks.ts';
 import { useI18n } from '../i18n.ts';
 import { href } from '../router.ts';
 import { useSession } from '../session.ts';
@@ -208,36 +208,21 @@ function Actions({ view, onChanged }: { view: JobView; onChanged: () => void }) 
   const { t } = i;
   const { api } = useSession();
   const [confirming, setConfirming] = useState(false);
-  const [busy, setBusy] = useState<'cancel' | 'retry'>();
-  const [error, setError] = useState<Error>();
+  const { busy, error, run } = useAction<'cancel' | 'retry'>();
   const done = isFinished(view.state);
 
-  const cancel = async () => {
-    setBusy('cancel');
-    setError(undefined);
-    try {
+  const cancel = () =>
+    run('cancel', async () => {
       await api.cancelJob(view.token);
       setConfirming(false);
       onChanged();
-    } catch (err) {
-      setError(err as Error);
-    } finally {
-      setBusy(undefined);
-    }
-  };
-  const retry = async () => {
-    setBusy('retry');
-    setError(undefined);
-    try {
+    });
+  const retry = () =>
+    run('retry', async () => {
       // The same job: its next attempt shows here.
       await api.retryJob(view.token);
       onChanged();
-    } catch (err) {
-      setError(err as Error);
-    } finally {
-      setBusy(undefined);
-    }
-  };
+    });
 
   return (
     <div class="actions">
@@ -315,9 +300,7 @@ function ErrorRows({ token }: { token: string }) {
             <tr key={`${r.record}:${r.line}`}>
               <NumCell label={t('errors.line')}>{r.line}</NumCell>
               <NumCell label={t('errors.record')}>{r.record}</NumCell>
-              <td data-label={t('errors.code')}>
-                <code>{r.code}</code>
-              </td>
+              <CodeCell label={t('errors.code')}>{r.code}</CodeCell>
               <td data-label={t('errors.message')}>{r.message}</td>
               <td data-label={t('errors.raw')}>
                 <code class="raw">{r.raw}</code>

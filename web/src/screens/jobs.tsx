@@ -1,6 +1,6 @@
 import { useEffect, useState } from 'preact/hooks';
 import { ErrorBox, NumCell, Screen, StateBadge, Table } from '../components.tsx';
-import { usePoll } from '../hooks.ts';
+import { useAction, usePoll } from '../hooks.ts';
 import { useI18n } from '../i18n.ts';
 import { href } from '../router.ts';
 import { useSession } from '../session.ts';
@@ -26,8 +26,7 @@ export function Jobs() {
   const { api, noteSite } = useSession();
   const page = usePoll((signal) => api.listJobsPage(undefined, signal), POLL_MS, 'jobs');
   const [older, setOlder] = useState<Older | undefined>();
-  const [loadingOlder, setLoadingOlder] = useState(false);
-  const [olderError, setOlderError] = useState<Error | undefined>();
+  const { busy: loadingOlder, error: olderError, run } = useAction<'older'>();
   const firstPage = page.data?.jobs;
   const shown = new Set(firstPage?.map((j) => j.token));
   const rows = firstPage
@@ -37,16 +36,10 @@ export function Jobs() {
   const next = older ? older.next : page.data?.next;
   const loadOlder = async () => {
     if (!next || !firstPage) return;
-    setLoadingOlder(true);
-    setOlderError(undefined);
-    try {
+    await run('older', async () => {
       const r = await api.listJobsPage(next);
       setOlder({ jobs: [...(older?.jobs ?? firstPage), ...r.jobs], next: r.next });
-    } catch (err) {
-      setOlderError(err as Error);
-    } finally {
-      setLoadingOlder(false);
-    }
+    });
   };
   const speed = useSpeed();
   const first = jobs.data?.[0];
@@ -104,7 +97,7 @@ export function Jobs() {
         <p>
           <button
             type="button"
-            disabled={loadingOlder}
+            disabled={loadingOlder !== undefined}
             onClick={() => void loadOlder()}
             data-testid="jobs-more"
           >
