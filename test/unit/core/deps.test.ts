@@ -1,5 +1,5 @@
 import { afterEach, describe, expect, it, vi } from 'vitest';
-import { buildDeps, depsFromEnv, fromEnv } from '../../core/deps.ts';
+import { buildDeps, depsFromEnv, fromEnv } from '../../../core/deps.ts';
 
 const noLauncher = {
   launch: () => Promise.resolve([]),

@@ -2,8 +2,8 @@ import { mkdir, mkdtemp, readdir, readFile, rm, stat, writeFile } from 'node:fs/
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
-import { ATOMIC_TMP, writeFileAtomic, writeFileAtomicSync } from '../../core/shared/atomic-write.ts';
-import { caught } from '../helpers/streams.ts';
+import { ATOMIC_TMP, writeFileAtomic, writeFileAtomicSync } from '../../../../core/shared/atomic-write.ts';
+import { caught } from '../../../helpers/streams.ts';
 
 let dir: string;
 beforeEach(async () => {

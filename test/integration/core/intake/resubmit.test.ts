@@ -9,33 +9,29 @@ import iconv from 'iconv-lite';
 import { parse } from 'csv-parse/sync';
 import { DeleteMessageCommand, ReceiveMessageCommand } from '@aws-sdk/client-sqs';
 import { describe, expect, it, vi } from 'vitest';
-import { sqsClient } from '../../core/aws/clients.ts';
-import { finalizeJob } from '../../core/finalize/finalize.ts';
-import { getJobView, startDirectJob } from '../../core/intake/api.ts';
-import { cancelJob } from '../../core/intake/cancel.ts';
-import { retryFailedRecords } from '../../core/intake/rerun-failed.ts';
-import { resubmitRecords } from '../../core/intake/resubmit.ts';
-import { resultsDownload } from '../../core/intake/results-download.ts';
-import { EffectClaims } from '../../core/effects/claims.ts';
-import { neutraliseCell } from '../../core/source/write.ts';
-import { runWorker } from '../../core/work/worker.ts';
-import type { RowInput, RowProcessor } from '../../core/processors/index.ts';
-import type { Job } from '../../core/jobs/store.ts';
-import { RecordingLauncher, testDeps, useTestAws } from '../helpers/aws.ts';
-import { readZip } from '../helpers/zip.ts';
-import { parseResultsCsv } from '../helpers/results-csv.ts';
-
-vi.hoisted(() => {
-  process.env.POWERTOOLS_LOG_LEVEL = process.env.DBG ?? 'SILENT';
-});
+import { sqsClient } from '../../../../core/aws/clients.ts';
+import { finalizeJob } from '../../../../core/finalize/finalize.ts';
+import { getJobView, startDirectJob } from '../../../../core/intake/api.ts';
+import { cancelJob } from '../../../../core/intake/cancel.ts';
+import { retryFailedRecords } from '../../../../core/intake/rerun-failed.ts';
+import { resubmitRecords } from '../../../../core/intake/resubmit.ts';
+import { resultsDownload } from '../../../../core/intake/results-download.ts';
+import { EffectClaims } from '../../../../core/effects/claims.ts';
+import { neutraliseCell } from '../../../../core/source/write.ts';
+import { runWorker } from '../../../../core/work/worker.ts';
+import type { RowInput, RowProcessor } from '../../../../core/processors/index.ts';
+import type { Job } from '../../../../core/jobs/store.ts';
+import { RecordingLauncher, testDeps, useTestAws } from '../../../helpers/aws.ts';
+import { readZip } from '../../../helpers/zip.ts';
+import { parseResultsCsv } from '../../../helpers/results-csv.ts';
 
 /**
  * `mailer`, a test processor with side effects: a record whose `email` has no `@` fails with a code of its own
  * (nothing sent, its claim settled FAILED); any other is "sent" once, and the ledger counts each record's sends.
  */
 const ledger = vi.hoisted(() => ({ sent: new Map<number, number>(), values: new Map<number, string[]>() }));
-vi.mock('../../core/processors/index.ts', async (importOriginal) => {
-  const real = await importOriginal<typeof import('../../core/processors/index.ts')>();
+vi.mock('../../../../core/processors/index.ts', async (importOriginal) => {
+  const real = await importOriginal<typeof import('../../../../core/processors/index.ts')>();
   const mailer: RowProcessor = {
     name: 'mailer',
     description: 'test processor with side effects',

@@ -1,13 +1,13 @@
 import fc from 'fast-check';
 import iconv from 'iconv-lite';
 import { describe, expect, it } from 'vitest';
-import { resubmittedRows, type ResubmittedJob } from '../../core/intake/resubmit.ts';
-import { RESULT_COLUMNS } from '../../core/finalize/results-sheet.ts';
-import { csvRecord, csvText, neutraliseCell, unguardCell } from '../../core/source/write.ts';
-import { chunkRecords } from '../../core/work/chunk-records.ts';
-import type { ChunkMessage } from '../../core/messages/chunk.ts';
-import type { Objects } from '../../core/aws/objects.ts';
-import type { Job } from '../../core/jobs/store.ts';
+import { resubmittedRows, type ResubmittedJob } from '../../../../core/intake/resubmit.ts';
+import { RESULT_COLUMNS } from '../../../../core/finalize/results-sheet.ts';
+import { csvRecord, csvText, neutraliseCell, unguardCell } from '../../../../core/source/write.ts';
+import { chunkRecords } from '../../../../core/work/chunk-records.ts';
+import type { ChunkMessage } from '../../../../core/messages/chunk.ts';
+import type { Objects } from '../../../../core/aws/objects.ts';
+import type { Job } from '../../../../core/jobs/store.ts';
 
 const TOKEN = '0f8fad5b-d9cb-469f-a165-70867728950e';
 const JOB: ResubmittedJob = {

@@ -1,6 +1,6 @@
 import { describe, expect, it } from 'vitest';
-import { retry } from '../../core/shared/retry.ts';
-import { caught } from '../helpers/streams.ts';
+import { retry } from '../../../../core/shared/retry.ts';
+import { caught } from '../../../helpers/streams.ts';
 
 /** A step that fails with the given errors first, then answers its attempt number. */
 function scripted(failures: Error[]) {
