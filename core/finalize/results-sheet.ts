@@ -16,6 +16,9 @@ import { csvTextLine } from '../source/write.ts';
 import { LOCAL_HEADER_SIZE } from '../messages/zip.ts';
 import { errorMessage } from '../shared/errors.ts';
 import { jobLogger } from '../shared/log.ts';
+import type { RecordStatus } from './wire.ts';
+// The wire shapes are defined Node-free in ./wire.ts (the console reads them); their names stay importable here.
+export type { RecordStatus };
 
 /**
  * `results.csv`: the user's own sheet back, every record in its original order with its original columns, then
@@ -34,8 +37,6 @@ export const RESULT_COLUMNS = [
   'rowfleet_message',
   'rowfleet_output',
 ] as const;
-
-export type RecordStatus = 'succeeded' | 'failed' | 'rejected' | 'in_doubt' | 'cancelled' | 'stopped_early';
 
 /** The split's record-level rejections (core/source/scan.ts): the record was never run. */
 const REJECTED_CODES: ReadonlySet<string> = new Set(['COLUMN_COUNT', 'NUL_BYTE']);

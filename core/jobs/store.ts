@@ -20,12 +20,9 @@ import {
 import { beginFinalize, releaseFinalize } from './lease.ts';
 import { allowedFrom, isTerminal, type JobState, type RowCounts } from './states.ts';
 import { cancelUnplanned, recordStop, type JobStop } from '../stop/rules.ts';
-
-export interface JobError {
-  readonly code: string;
-  readonly message: string;
-  readonly line?: number;
-}
+import type { JobError } from './wire.ts';
+// The wire shapes are defined Node-free in ./wire.ts (the console reads them); their names stay importable here.
+export type { JobError };
 
 /** The job record, one DynamoDB item in the site's partition. */
 export interface Job {
