@@ -128,7 +128,7 @@ export class Objects {
   }
 
   /**
-   * A multipart upload fed through `write` with backpressure; memory stays at about partSize × queueSize.
+   * A multipart upload fed through `write` with backpressure; memory stays at about partSize × (queueSize + 1).
    */
   multipart(
     key: string,
@@ -144,7 +144,9 @@ export class Objects {
       client: this.s3,
       params: { Bucket: this.bucket, Key: key, Body: body, ContentType: contentType },
       partSize: 8 * 1024 * 1024,
-      queueSize: 4,
+      // Two parts in flight: each is a copy of its bytes (lib-storage concatenates the writes into it), and a
+      // million-record finalize writes its zip here at its memory peak (four in flight hold two parts more).
+      queueSize: 2,
       leavePartsOnError: false,
     });
     const finished = upload.done();
