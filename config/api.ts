@@ -22,6 +22,9 @@ export const API_ROUTES: readonly ApiRouteSpec[] = [
   { method: 'GET', path: '/jobs/{token}', function: 'status', auth: true },
   { method: 'DELETE', path: '/jobs/{token}', function: 'upload', auth: true },
   { method: 'POST', path: '/jobs/{token}/retry', function: 'upload', auth: true },
+  // The user's corrected results.csv (or errors.csv) as the body, bytes as POST /jobs takes them.
+  { method: 'POST', path: '/jobs/{token}/resubmit', function: 'upload', auth: true },
+  { method: 'GET', path: '/jobs/{token}/results', function: 'status', auth: true },
   { method: 'GET', path: '/jobs/{token}/errors', function: 'status', auth: true, query: 'errorsPage' },
   { method: 'POST', path: '/uploads', function: 'upload', auth: true, jobRequest: 'body' },
   { method: 'GET', path: '/usage', function: 'status', auth: true, query: 'usage' },

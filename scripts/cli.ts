@@ -7,7 +7,16 @@ import { limiterName, ratePerSecond } from '../core/processors/settings.ts';
 import { attachRuntime, type AttachOptions, type AttachedRuntime } from '../local/attach.ts';
 import { runDev } from './dev.ts';
 import { mailList, mailPreview, mailSend } from './mail.ts';
-import { ApiError, checkFile, DEFAULT_STALL_SECONDS, retryJob, runJob } from './run-job.ts';
+import {
+  ApiError,
+  checkFile,
+  DEFAULT_STALL_SECONDS,
+  downloadResults,
+  resubmitJob,
+  retryJob,
+  runJob,
+  type ResubmitStart,
+} from './run-job.ts';
 import { formatCheck } from './check-summary.ts';
 import { loadtest } from './loadtest.ts';
 import { smoke } from './smoke.ts';
@@ -321,6 +330,125 @@ program
           );
         }
         process.exitCode = exitCode(summary.state);
+      });
+    },
+  );
+
+program
+  .command('resubmit')
+  .description(
+    "through the API (POST /jobs/{token}/resubmit): send a finished job's results.csv (or errors.csv) back with corrected values; its records that did not succeed run in the job's next attempt, those that succeeded or are IN_DOUBT never run again",
+  )
+  .argument('<token>', 'the finished job')
+  .argument('<file>', 'the corrected results.csv or errors.csv (CP932 or UTF-8, as Excel saves it)')
+  .requiredOption('--site <id>', 'the site the job belongs to')
+  .option('--out <dir>', 'where to write <token>.zip', 'out')
+  .addOption(stallOption())
+  .addOption(stateDirOption())
+  .addOption(endpointOption())
+  .option('--json', 'print one JSON summary as the last line of stdout')
+  .action(
+    async (
+      jobToken: string,
+      file: string,
+      o: {
+        site: string;
+        out: string;
+        stallTimeout: number;
+        stateDir: string;
+        endpoint?: string;
+        json?: boolean;
+      },
+    ) => {
+      getSite(o.site);
+      if (!existsSync(file)) throw new InvalidArgumentError(`no file ${file}`);
+      await withRuntime(o, async (rt, reattach) => {
+        let summary;
+        let answer: ResubmitStart | undefined;
+        try {
+          summary = await resubmitJob(
+            {
+              apiUrl: rt.apiUrl,
+              apiToken: await rt.tokenFor(o.site),
+              outDir: o.out,
+              progress: true,
+              stallSeconds: o.stallTimeout,
+              reconnect: reattach,
+            },
+            jobToken,
+            file,
+            (a) => {
+              answer = a;
+              if (o.json) return;
+              // What runs and what does not, before the attempt is followed.
+              process.stderr.write(
+                `attempt ${a.attempt} of ${jobToken}: ${a.run} records run again, ${a.notRunCount} not run\n` +
+                  a.notRun.map((r) => `  record ${r.record} (${r.status}): ${r.reason}\n`).join('') +
+                  (a.notRunCount > a.notRun.length
+                    ? `  … and ${a.notRunCount - a.notRun.length} more\n`
+                    : ''),
+              );
+            },
+          );
+        } catch (err) {
+          if (!(err instanceof ApiError)) throw err;
+          // The API refused (a changed header, unknown records, an attempt running, nothing to run): its code and message.
+          const error = { code: err.code, message: err.message };
+          if (o.json)
+            process.stdout.write(JSON.stringify({ state: 'FAILED', token: jobToken, error }) + '\n');
+          else process.stderr.write(`rowfleet: resubmit of ${jobToken}: ${error.code}: ${error.message}\n`);
+          process.exitCode = 1;
+          return;
+        }
+        const { seconds, ...out } = summary;
+        const notRun = { run: answer?.run, notRun: answer?.notRun, notRunCount: answer?.notRunCount };
+        if (o.json) process.stdout.write(JSON.stringify({ ...out, ...notRun }) + '\n');
+        else {
+          const r = summary.rows;
+          process.stdout.write(
+            `resubmit of ${jobToken} (attempt ${summary.attempt}): ${summary.state}, ${r.total} records — ${r.succeeded} succeeded, ${r.failed} failed, ${r.rejected} rejected (${seconds.toFixed(1)} s)\n` +
+              (summary.zip ? `zip: ${summary.zip}\n` : ''),
+          );
+        }
+        process.exitCode = exitCode(summary.state);
+      });
+    },
+  );
+
+program
+  .command('results')
+  .description(
+    "through the API (GET /jobs/{token}/results): download a job's latest results.csv (every record with its latest outcome)",
+  )
+  .argument('<token>', 'the job')
+  .requiredOption('--site <id>', 'the site the job belongs to')
+  .option('-o, --output <file>', 'where to write it (default: <token>-results.csv)')
+  .addOption(stateDirOption())
+  .addOption(endpointOption())
+  .option('--json', 'print {file, attempt, encoding} as one JSON line')
+  .action(
+    async (
+      jobToken: string,
+      o: { site: string; output?: string; stateDir: string; endpoint?: string; json?: boolean },
+    ) => {
+      getSite(o.site);
+      await withRuntime(o, async (rt) => {
+        try {
+          const r = await downloadResults(
+            { apiUrl: rt.apiUrl, apiToken: await rt.tokenFor(o.site) },
+            jobToken,
+            o.output,
+          );
+          if (o.json) process.stdout.write(JSON.stringify(r) + '\n');
+          else
+            process.stdout.write(
+              `results.csv of ${jobToken} (attempt ${r.attempt}, ${r.encoding}): ${r.file}\n`,
+            );
+        } catch (err) {
+          if (!(err instanceof ApiError)) throw err;
+          process.stderr.write(`rowfleet: results of ${jobToken}: ${err.code}: ${err.message}\n`);
+          process.exitCode = 1;
+        }
       });
     },
   );

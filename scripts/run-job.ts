@@ -232,6 +232,51 @@ export async function retryJob(o: FollowOptions, token: string): Promise<RunSumm
   return { ...(await followJob(o, started, t0)), attempt };
 }
 
+/** What POST /jobs/{token}/resubmit answered (core/intake/resubmit.ts ResubmitAnswer). */
+export interface ResubmitStart {
+  readonly attempt: number;
+  readonly run: number;
+  readonly notRun: readonly { record: number; status: string; reason: string }[];
+  readonly notRunCount: number;
+  readonly job: JobView;
+}
+
+/**
+ * Sends a corrected results.csv (or errors.csv) back (POST /jobs/{token}/resubmit): its records that did not
+ * succeed run in the job's next attempt with the corrected values. `started` is called with the answer (the
+ * attempt, what runs and what does not) before the job is followed to the attempt's end and its zip downloaded.
+ * The API's refusals (RESUBMIT_HEADER_CHANGED, RESUBMIT_UNKNOWN_RECORDS 422; ATTEMPT_RUNNING, NOTHING_TO_RESUBMIT
+ * 409) are ApiErrors.
+ */
+export async function resubmitJob(
+  o: FollowOptions,
+  token: string,
+  file: string,
+  started: (answer: ResubmitStart) => void = () => undefined,
+): Promise<RunSummary & { attempt: number }> {
+  const t0 = Date.now();
+  const path = `/jobs/${encodeURIComponent(token)}/resubmit`;
+  const answer = (await call<ResubmitStart>(o, 'POST', path, await openAsBlob(file), 'text/csv')).body;
+  started(answer);
+  return { ...(await followJob(o, answer.job, t0)), attempt: answer.attempt };
+}
+
+/** Downloads the job's latest results.csv (GET /jobs/{token}/results) to `file`; its absolute path. */
+export async function downloadResults(
+  o: Pick<RunOptions, 'apiUrl' | 'apiToken'>,
+  token: string,
+  file?: string,
+): Promise<{ file: string; attempt: number; encoding: string }> {
+  const r = (
+    await call<{ url: string; fileName: string; attempt: number; encoding: string }>(
+      o,
+      'GET',
+      `/jobs/${encodeURIComponent(token)}/results`,
+    )
+  ).body;
+  return { file: await download(r.url, file ?? r.fileName), attempt: r.attempt, encoding: r.encoding };
+}
+
 /**
  * Follows a started job to its end (progress on stderr) and downloads its zip. An API that stops answering (its
  * runtime restarting) is waited for, through `reconnect` when given: the job is followed on, and the summary always

@@ -6,7 +6,7 @@
  *   pure decisions (`planPass`, `mustShed`, `planReconcile`, `demandOfJob`), the same functions the
  *   DynamoDB store runs. Only the storage is an in-memory stand-in: one budget state and one demand map,
  *   changed in one step where the store does one conditional write (no concurrent granters here; their
- *   safety is what test/integration/grants.test.ts checks on dynalite). A pass runs where production runs
+ *   safety is what test/integration/core/budget/store.test.ts checks on dynalite). A pass runs where production runs
  *   one: after a job's split, after a worker leaves or a job ends, and on each reaper pass (which also
  *   refreshes every job's records and chunks left).
  * - **today**: no budget: every job launches `workerCount()` workers at once when its split ends (the real

@@ -33,10 +33,16 @@ export class Objects {
     private readonly s3: S3Client = s3Client(),
   ) {}
 
-  async put(key: string, body: Buffer | string, contentType = 'application/octet-stream'): Promise<void> {
-    await this.s3.send(
+  /** Stores an object; its ETag (what a reader pins its reads to). */
+  async put(
+    key: string,
+    body: Buffer | string,
+    contentType = 'application/octet-stream',
+  ): Promise<string | undefined> {
+    const r = await this.s3.send(
       new PutObjectCommand({ Bucket: this.bucket, Key: key, Body: body, ContentType: contentType }),
     );
+    return r.ETag;
   }
 
   /** The object as a stream of bytes (never buffered whole). */
@@ -133,6 +139,11 @@ export class Objects {
   multipart(
     key: string,
     contentType: string,
+    /**
+     * Parts uploaded at once (each holds up to 8 MiB in memory): 1 for a second stream beside another. Two by
+     * default, not four: a million-record finalize writes its zip here at its memory peak.
+     */
+    queueSize = 2,
   ): {
     write: (b: Buffer) => Promise<void>;
     /** Completes the upload; the object's ETag. */
@@ -144,9 +155,7 @@ export class Objects {
       client: this.s3,
       params: { Bucket: this.bucket, Key: key, Body: body, ContentType: contentType },
       partSize: 8 * 1024 * 1024,
-      // Two parts in flight: each is a copy of its bytes (lib-storage concatenates the writes into it), and a
-      // million-record finalize writes its zip here at its memory peak (four in flight hold two parts more).
-      queueSize: 2,
+      queueSize,
       leavePartsOnError: false,
     });
     const finished = upload.done();

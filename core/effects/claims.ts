@@ -129,8 +129,11 @@ export class EffectClaims {
    * Claims record `n` for `claimId` unless it was claimed before (and not released). A claim found with the
    * same `claimId` is this caller's own (an earlier write whose answer was lost): won. A retry's attempt
    * (`attempt` > 1, core/jobs/attempts.ts) may also take a claim an attempt before settled FAILED with a code a
-   * retry runs again (core/stop/rules.ts RETRIED_CODES): its effect certainly did not happen. DONE and CLAIMED
-   * claims, and FAILED ones with a processor's own code, are never taken again by any attempt.
+   * retry runs again (core/stop/rules.ts RETRIED_CODES): its effect certainly did not happen. An attempt that
+   * runs a resubmitted file (`corrected`: the record's values may be fixed) may take any FAILED claim of an
+   * attempt before, a processor's own code included (the invalid address a user corrected): FAILED always means
+   * the effect did not happen. DONE and CLAIMED claims are never taken again by any attempt, nor, by a retry,
+   * FAILED ones with a processor's own code (the same values would fail the same way).
    */
   async claim(
     site: string,
@@ -139,9 +142,11 @@ export class EffectClaims {
     claimId: string,
     by: string,
     attempt = 1,
+    corrected = false,
   ): Promise<ClaimResult> {
     this.stats.writes++;
     const retried = RETRIED_CODES.map((_, i) => `:retried${i}`);
+    const codes = corrected ? '' : ` AND #code IN (${retried.join(', ')})`;
     const won = await updateIf({ table: this.table, ddb: this.ddb }, claimKey(site, token, n), {
       UpdateExpression:
         'SET #status = :claimed, claimId = :id, claimedAt = :at, claimedBy = :by, expiresAt = :exp, claimAttempt = :attempt ' +
@@ -149,17 +154,18 @@ export class EffectClaims {
       ConditionExpression:
         'attribute_not_exists(pk) OR #status = :released' +
         (attempt > 1
-          ? ` OR (#status = :failed AND #code IN (${retried.join(', ')}) AND ` +
+          ? ` OR (#status = :failed${codes} AND ` +
             '(attribute_not_exists(claimAttempt) OR claimAttempt < :attempt))'
           : ''),
-      ExpressionAttributeNames: { '#status': 'status', ...(attempt > 1 ? { '#code': 'code' } : {}) },
+      ExpressionAttributeNames: {
+        '#status': 'status',
+        ...(attempt > 1 && !corrected ? { '#code': 'code' } : {}),
+      },
       ExpressionAttributeValues: {
         ':attempt': attempt,
-        ...(attempt > 1
-          ? {
-              ':failed': 'FAILED',
-              ...Object.fromEntries(RETRIED_CODES.map((c, i) => [`:retried${i}`, c])),
-            }
+        ...(attempt > 1 ? { ':failed': 'FAILED' } : {}),
+        ...(attempt > 1 && !corrected
+          ? Object.fromEntries(RETRIED_CODES.map((c, i) => [`:retried${i}`, c]))
           : {}),
         ':claimed': 'CLAIMED',
         ':released': 'RELEASED',

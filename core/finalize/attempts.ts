@@ -1,5 +1,5 @@
 import type { PipelineDeps } from '../deps.ts';
-import { currentAttempt } from '../jobs/attempts.ts';
+import { attemptsOf, currentAttempt } from '../jobs/attempts.ts';
 import { keys } from '../jobs/keys.ts';
 import type { Job } from '../jobs/store.ts';
 import type { ErrorRow, RecordFailure } from '../messages/part.ts';
@@ -29,9 +29,19 @@ export async function earlierResults(deps: PipelineDeps, job: Job): Promise<Earl
   if (attempt === 1) return undefined;
   const { site, token } = job;
   const before = attempt - 1;
+  // A resubmission's attempt keeps its lists under its own id (core/intake/resubmit.ts).
+  const id = attemptsOf(job).at(-1)?.resubmit;
+  const runsKey = id
+    ? keys.resubmit(site, token, attempt, id, 'runs.jsonl')
+    : keys.runs(site, token, attempt);
   const runs = new Set<number>();
-  for (const l of await lines(deps, keys.runs(site, token, attempt), true)) runs.add(JSON.parse(l) as number);
-  const kept: RecordFailure[] = [];
+  for (const l of await lines(deps, runsKey, true)) runs.add(JSON.parse(l) as number);
+  // Its rows the split's record rules reject: their outcome in this attempt (counted as it started).
+  const kept: RecordFailure[] = id
+    ? (await lines(deps, keys.resubmit(site, token, attempt, id, 'rejected.jsonl'), true)).map(
+        (l) => JSON.parse(l) as RecordFailure,
+      )
+    : [];
   for (const l of await lines(deps, keys.errorRows(site, token, before))) {
     const r = JSON.parse(l) as ErrorRow;
     if (!runs.has(r.record)) {

@@ -26,7 +26,7 @@ import { RETRIED_CODES } from '../stop/rules.ts';
 import { haltStopped, stoppedError, uncountedRecords } from './stopped.ts';
 import { namesTakenElsewhere, type NamesTakenElsewhere } from './entry-names.ts';
 import { withRecordText } from './record-text.ts';
-import { earlierSheet, EarlierOutputs, PartOutputs, resultsCsv } from './results-sheet.ts';
+import { earlierSheet, EarlierOutputs, LatestValues, PartOutputs, resultsCsv } from './results-sheet.ts';
 
 const HEAD_PROBE = 64 * 1024;
 const PREFETCH = 4;
@@ -176,10 +176,32 @@ async function buildAndFinish(
           earlier.runs,
         )
       : undefined;
+  // Records a resubmission ran show the values they ran with.
+  const values = await LatestValues.open(deps, job);
+  // results.csv is also its own object beside the zip (GET /jobs/{token}/results), from the same stream.
+  const sheetKey = keys.resultsSheet(site, token, attempt);
+  // One part in flight: the zip's upload beside it holds its own (the finalize's memory bound).
+  const sheet = deps.objects.multipart(sheetKey, 'text/csv', 1);
+  let sheetBytes = 0;
+  async function* teed(rows: AsyncIterable<Buffer>): AsyncGenerator<Buffer> {
+    for await (const b of rows) {
+      await sheet.write(b);
+      sheetBytes += b.length;
+      yield b;
+    }
+  }
   try {
-    await zip.addStream(FINALIZE_ENTRIES.results, resultsCsv(deps, job, latest, outputs, before));
+    await zip.addStream(
+      FINALIZE_ENTRIES.results,
+      teed(resultsCsv(deps, job, latest, outputs, before, values)),
+    );
+    await sheet.done();
+  } catch (err) {
+    await sheet.abort();
+    throw err;
   } finally {
     await before?.close();
+    await values?.close();
   }
   const written = await zip.finish();
   await upload.done();
@@ -213,6 +235,8 @@ async function buildAndFinish(
     ...(attempts ? { attempts } : {}),
     resultKey,
     resultBytes: written.bytes,
+    resultsSheetKey: sheetKey,
+    resultsSheetBytes: sheetBytes,
     finishedAt,
     expiresAt: expiresAt(deps.limits.retentionDays),
   });

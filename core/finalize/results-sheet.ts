@@ -6,7 +6,12 @@ import type { PipelineDeps } from '../deps.ts';
 import type { Job } from '../jobs/store.ts';
 import { NAME_HASH_CHARS, splitPart, type RecordFailure } from '../messages/part.ts';
 import { decodeToUtf8 } from '../source/decode.ts';
-import { scanRecordBatches } from '../source/scan.ts';
+import { scanRangeBatches, scanRecordBatches } from '../source/scan.ts';
+import type { RangeStart } from '../source/csv.ts';
+import type { Readable } from 'node:stream';
+import { NUMBERED_COLUMNS } from '../messages/chunk.ts';
+import { attemptsOf, currentAttempt } from '../jobs/attempts.ts';
+import { keys, type ResubmitFile } from '../jobs/keys.ts';
 import { csvTextLine } from '../source/write.ts';
 import { LOCAL_HEADER_SIZE } from '../messages/zip.ts';
 import { errorMessage } from '../shared/errors.ts';
@@ -226,6 +231,90 @@ export class EarlierOutputs {
   }
 }
 
+/**
+ * The values a record last ran with, where a resubmission (core/intake/resubmit.ts) gave it other values than
+ * the job's file: each resubmitted attempt's own source (its records by number, led by their number and line)
+ * and its rows the split's record rules rejected, the latest attempt first. Streamed like the sheet: asked with
+ * increasing record numbers, each source is read once, in order; only the rejected rows (few) are held.
+ */
+export class LatestValues {
+  private constructor(private readonly sources: ValueSource[]) {}
+
+  /** The values of the job's resubmitted attempts up to its current one; undefined when none was resubmitted. */
+  static async open(deps: PipelineDeps, job: Job): Promise<LatestValues | undefined> {
+    const { site, token } = job;
+    const resubmitted = attemptsOf(job)
+      .filter((a) => a.resubmit !== undefined && a.n <= currentAttempt(job))
+      .reverse();
+    if (resubmitted.length === 0) return undefined;
+    const delimiter = job.delimiter ?? ',';
+    const sources: ValueSource[] = [];
+    for (const a of resubmitted) {
+      const key = (file: ResubmitFile) => keys.resubmit(site, token, a.n, a.resubmit!, file);
+      // A resubmission writes both objects, empty or not (core/intake/resubmit.ts).
+      const rejected = new Map<number, string[]>();
+      for (const l of (await deps.objects.bytes(key('rejected.jsonl'))).toString('utf8').split('\n')) {
+        if (!l) continue;
+        const f = JSON.parse(l) as RecordFailure;
+        rejected.set(f.n, rawFields(f.raw, delimiter));
+      }
+      const rows = numberedRows(await deps.objects.stream(key('source.csv')), {
+        header: [...NUMBERED_COLUMNS, ...(job.header ?? [])],
+        delimiter,
+        n: 1,
+        line: 1,
+        maxRecordBytes: deps.limits.maxRecordBytes,
+      });
+      sources.push({ rejected, rows, done: false });
+    }
+    return new LatestValues(sources);
+  }
+
+  /** Record `n`'s values from the latest attempt that resubmitted it; undefined: the job's file's. */
+  async of(n: number): Promise<string[] | undefined> {
+    let found: string[] | undefined;
+    for (const s of this.sources) {
+      while (!s.done && (!s.row || s.row.n < n)) {
+        const next = await s.rows.next();
+        if (next.done) s.done = true;
+        else s.row = next.value;
+      }
+      // Every source is moved past `n` (the next record asks from there), the latest one's answer kept.
+      found ??= s.rejected.get(n) ?? (s.row?.n === n ? s.row.fields : undefined);
+    }
+    return found;
+  }
+
+  async close(): Promise<void> {
+    for (const s of this.sources) await s.rows.return(undefined);
+  }
+}
+
+interface ValueSource {
+  readonly rejected: ReadonlyMap<number, string[]>;
+  readonly rows: AsyncGenerator<{ n: number; fields: string[] }>;
+  row?: { n: number; fields: string[] };
+  done: boolean;
+}
+
+/** The records of a resubmission's own source: number and fields. */
+async function* numberedRows(
+  body: Readable,
+  start: RangeStart,
+): AsyncGenerator<{ n: number; fields: string[] }> {
+  try {
+    for await (const batch of scanRangeBatches(body as AsyncIterable<Buffer>, start)) {
+      for (const e of batch) {
+        if (e.kind === 'record' && e.fields) {
+          yield { n: Number(e.fields[0]), fields: e.fields.slice(NUMBERED_COLUMNS.length) };
+        }
+      }
+    }
+  } finally {
+    body.destroy();
+  }
+}
+
 /** Rows of text written at once (then encoded): small, so a batch dies young (measured: 256 K chars cost ~30 MiB more peak RSS). */
 const BATCH_CHARS = 32 * 1024;
 
@@ -240,6 +329,8 @@ export async function* resultsCsv(
   failures: ReadonlyMap<number, RecordFailure>,
   outputs: PartOutputs,
   before?: EarlierOutputs,
+  /** Values resubmissions gave records (shown instead of the file's: the values each record last ran with). */
+  values?: LatestValues,
 ): AsyncGenerator<Buffer> {
   const encoding = resultsEncoding(job);
   const delimiter = job.delimiter ?? ',';
@@ -274,7 +365,9 @@ export async function* resultsCsv(
           // Awaited only when the next part is read (or a sheet before is): no promise per record.
           let output = failure ? '' : outputOf(ev.n);
           if (typeof output !== 'string') output = await output;
-          const own = ev.kind === 'record' ? (ev.fields ?? []) : rawFields(ev.raw, delimiter);
+          const resubmitted = values ? await values.of(ev.n) : undefined;
+          const own =
+            resubmitted ?? (ev.kind === 'record' ? (ev.fields ?? []) : rawFields(ev.raw, delimiter));
           // A rejected record's fields fill the file's columns; any beyond them stay in its message.
           const cells = own.length === width ? own : Array.from({ length: width }, (_, i) => own[i] ?? '');
           const extra =
@@ -309,9 +402,10 @@ export async function* resultsCsv(
       const failure = failures.get(n);
       let output = failure ? '' : outputOf(n);
       if (typeof output !== 'string') output = await output;
+      const own = (values ? await values.of(n) : undefined) ?? [];
       text += csvTextLine(
         [
-          ...Array.from({ length: width }, () => ''),
+          ...Array.from({ length: width }, (_, i) => own[i] ?? ''),
           String(n),
           failure ? String(failure.line) : '',
           statusOf(failure?.code),
@@ -327,8 +421,8 @@ export async function* resultsCsv(
   if (text.length > 0) yield flush();
 }
 
-/** A rejected record's fields, from its raw text (as the one CSV writer wrote it). */
-function rawFields(raw: string, delimiter: string): string[] {
+/** A rejected record's fields, from its raw text (as the one CSV writer wrote it), read leniently. */
+export function rawFields(raw: string, delimiter: string): string[] {
   try {
     return (parse(raw, { delimiter, relax_column_count: true, relax_quotes: true }) as string[][])[0] ?? [];
   } catch {

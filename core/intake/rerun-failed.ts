@@ -3,7 +3,8 @@ import { getJobView, type JobView } from './api.ts';
 import { isJobToken, keys, reportQueueName } from '../jobs/keys.ts';
 import type { PipelineDeps } from '../deps.ts';
 import { isTerminal } from '../jobs/states.ts';
-import { asRanges, decodeChunk, type ChunkMessage } from '../messages/chunk.ts';
+import { asRanges, decodeChunk, rangeNumbers, type ChunkMessage } from '../messages/chunk.ts';
+import { requestFinalize } from '../messages/finalize-request.ts';
 import { attemptsOf, currentAttempt, RETRYABLE_FROM, type AttemptSummary } from '../jobs/attempts.ts';
 import type { Job } from '../jobs/store.ts';
 import { queueChunks } from '../split/split.ts';
@@ -27,6 +28,18 @@ export async function retryFailedRecords(deps: PipelineDeps, site: string, token
   const job = await deps.jobs.get(site, token);
   if (!job) throw new NotFoundError(`No job ${echoed(token)}.`);
   if (!isTerminal(job.state)) throw attemptRunning(job);
+  // A retry re-reads the split's ranges: the values of the job's file. A record a resubmission gave other values
+  // must not run with the old ones (an address the user corrected): sending the sheet back runs the failed records
+  // again with the values each last ran with (core/intake/resubmit.ts).
+  if (attemptsOf(job).some((a) => a.resubmit !== undefined)) {
+    throw new BadRequestError(
+      'RETRY_AFTER_RESUBMIT',
+      `Job ${token} ran a resubmitted sheet: a retry would run its records with the file's first values. Resubmit ` +
+        'its latest results.csv instead (GET /jobs/{token}/results, then POST /jobs/{token}/resubmit): the records ' +
+        'that did not succeed run again with the values they last ran with.',
+      409,
+    );
+  }
   const failedKey = keys.failed(site, token, currentAttempt(job));
   if (
     !RETRYABLE_FROM.includes(job.state) ||
@@ -48,7 +61,7 @@ export async function retryFailedRecords(deps: PipelineDeps, site: string, token
 }
 
 /** 409 naming the job's attempt under way. */
-function attemptRunning(job: Job): BadRequestError {
+export function attemptRunning(job: Job): BadRequestError {
   const n = currentAttempt(job);
   return new BadRequestError(
     'ATTEMPT_RUNNING',
@@ -73,23 +86,61 @@ function attemptRunning(job: Job): BadRequestError {
 export async function startAttempt(deps: PipelineDeps, job: Job, records: readonly number[]): Promise<Job> {
   const { site, token } = job;
   const plan = await chunkPlan(deps, job);
-  const from = currentAttempt(job);
-  const attempt = from + 1;
+  const attempt = currentAttempt(job) + 1;
   const chunks = attemptChunks(
     plan,
     [...new Set(records)].sort((a, b) => a - b),
     attempt,
   );
   // The records the attempt runs are those its chunks name (a number in no chunk of the job is none of its records).
-  const runs = chunks.flatMap((c) =>
-    (c.run ?? []).flatMap(([a, b]) => Array.from({ length: b - a + 1 }, (_, k) => a + k)),
-  );
+  const runs = chunks.flatMap((c) => rangeNumbers(c.run ?? []));
+  return launchAttempt(deps, job, {
+    chunks,
+    runs,
+    runsKey: keys.runs(site, token, attempt),
+    failed: job.failed - runs.length,
+  });
+}
+
+/** What an attempt runs: its chunk messages and records, and the job's counts without them. */
+export interface AttemptPlan {
+  /** The attempt's chunk messages (numbered from 0, naming the attempt). */
+  readonly chunks: readonly ChunkMessage[];
+  /** Every record the attempt accounts for (the finalize reads the list: keys.runs, or a resubmission's own). */
+  readonly runs: readonly number[];
+  readonly runsKey: string;
+  /** The job's failed count without the records the attempt runs (they are counted again by it). */
+  readonly failed: number;
+  /** The job's rejected count as the attempt starts, when it changes (a resubmission). */
+  readonly rejected?: number;
+  /** The resubmission's id (core/intake/resubmit.ts): the attempt runs its file. */
+  readonly resubmit?: string;
+}
+
+/**
+ * Starts the next attempt of a finished job with `plan` (a retry's or a resubmission's), one at a time: the
+ * attempt's records list is written first, then one conditional write starts the attempt (a concurrent caller
+ * gets 409 ATTEMPT_RUNNING), then only the winner sends the chunks (see {@link startAttempt}). An attempt with no
+ * chunk (every row of a resubmission rejected) asks for its finalize at once. The job as the attempt left it.
+ */
+export async function launchAttempt(deps: PipelineDeps, job: Job, plan: AttemptPlan): Promise<Job> {
+  const { site, token } = job;
+  const from = currentAttempt(job);
+  const attempt = from + 1;
+  const { chunks, runs } = plan;
   const at = new Date().toISOString();
-  const before = { succeeded: job.succeeded, failed: job.failed - runs.length };
-  const next: AttemptSummary = { n: attempt, state: 'QUEUED', records: runs.length, startedAt: at, before };
+  const before = { succeeded: job.succeeded, failed: plan.failed };
+  const next: AttemptSummary = {
+    n: attempt,
+    state: 'QUEUED',
+    records: runs.length,
+    startedAt: at,
+    before,
+    ...(plan.resubmit ? { resubmit: plan.resubmit } : {}),
+  };
   const queueName = reportQueueName(deps.env.stage, token, attempt);
   // The attempt's records list first: the same for every caller at this attempt (the finalize reads it).
-  await deps.objects.put(keys.runs(site, token, attempt), runs.join('\n') + '\n', 'application/x-ndjson');
+  await deps.objects.put(plan.runsKey, runs.join('\n') + '\n', 'application/x-ndjson');
   const started = await deps.jobs.beginAttempt(site, token, {
     from,
     fromChunks: job.totalChunks ?? 0,
@@ -97,6 +148,7 @@ export async function startAttempt(deps: PipelineDeps, job: Job, records: readon
     queueName,
     totalChunks: chunks.length,
     failed: before.failed,
+    ...(plan.rejected !== undefined ? { rejected: plan.rejected } : {}),
     at,
   });
   if (!started) {
@@ -108,6 +160,12 @@ export async function startAttempt(deps: PipelineDeps, job: Job, records: readon
       409,
     );
   }
+  if (chunks.length === 0) {
+    // Nothing for a worker (a resubmission whose rows were all rejected): the finalize ends the attempt now.
+    const running = await deps.jobs.transition(site, token, 'RUNNING', { runningAt: at });
+    await requestFinalize(deps, { site, token, attempt });
+    return running ?? started;
+  }
   // Only the caller whose write started the attempt sends its chunks (see above).
   await queueChunks(deps, site, token, queueName, chunks);
   await askForWorkers(deps, started);
@@ -116,6 +174,7 @@ export async function startAttempt(deps: PipelineDeps, job: Job, records: readon
     attempt,
     records: runs.length,
     chunks: chunks.length,
+    ...(plan.resubmit ? { resubmit: plan.resubmit } : {}),
   });
   return started;
 }

@@ -22,14 +22,14 @@ function header(headers: RawUploadBody['headers'], name: string): string | undef
  * not arrive base64-encoded (whatever its declared type) is refused too. The local API passes bodies by the
  * same rule, so both answer alike.
  */
-export function directUploadBytes(r: RawUploadBody): Buffer {
+export function directUploadBytes(r: RawUploadBody, route = 'POST /jobs'): Buffer {
   const type = header(r.headers, 'content-type');
   const hasBody = r.body !== null && r.body !== '';
   if (!isBinaryMediaType(type) || (hasBody && !r.isBase64Encoded)) {
     const sent = type ? `"${type.slice(0, 100)}"` : 'none';
     throw new BadRequestError(
       'UNSUPPORTED_MEDIA_TYPE',
-      `POST /jobs takes the file as bytes: send it with Content-Type: text/csv (or ${BINARY_MEDIA_TYPES.slice(1).join(', ')}), e.g. curl --data-binary @file.csv -H 'content-type: text/csv'. A body of another type (here ${sent}) is passed on as decoded text, not as the bytes sent.`,
+      `${route} takes the file as bytes: send it with Content-Type: text/csv (or ${BINARY_MEDIA_TYPES.slice(1).join(', ')}), e.g. curl --data-binary @file.csv -H 'content-type: text/csv'. A body of another type (here ${sent}) is passed on as decoded text, not as the bytes sent.`,
       415,
     );
   }

@@ -25,6 +25,11 @@ export interface AttemptSummary {
   readonly endedAt?: string;
   /** The job's counts when the attempt started (what it counted is added to them). */
   readonly before?: { readonly succeeded: number; readonly failed: number };
+  /**
+   * The attempt runs a resubmitted file (core/intake/resubmit.ts): the id of its objects (keys.resubmit), whose
+   * records run with the values the file gave them. Absent: a retry's attempt (the job's own values).
+   */
+  readonly resubmit?: string;
 }
 
 /** The states a job may be retried from: finished with a zip (its failures listed, the records a retry may run). */
@@ -96,6 +101,11 @@ export interface AttemptStart {
   readonly totalChunks: number;
   /** The job's failed count without the records the new attempt runs (they are counted again by it). */
   readonly failed: number;
+  /**
+   * The job's rejected count when it changes (a resubmission runs records the split rejected, and rejects rows of
+   * its own): counted as the attempt starts. Absent: unchanged.
+   */
+  readonly rejected?: number;
   readonly at: string;
 }
 
@@ -123,6 +133,7 @@ export async function beginAttempt(
     ':failed': s.failed,
     ':at': s.at,
     ':active': 'Y',
+    ...(s.rejected !== undefined ? { ':rejected': s.rejected } : {}),
   };
   RETRYABLE_FROM.forEach((st, i) => (values[`:from${i}`] = st));
   if (s.from > 1) values[':cur'] = s.from;
@@ -145,7 +156,8 @@ export async function beginAttempt(
   const r = await updateIf(ref, key, {
     UpdateExpression:
       'SET #state = :queued, attempt = :next, attempts = :attempts, queueName = :queue, totalChunks = :chunks, ' +
-      'chunksDone = :zero, failed = :failed, queuedAt = :at, active = :active ' +
+      'chunksDone = :zero, failed = :failed, queuedAt = :at, active = :active' +
+      (s.rejected !== undefined ? ', rejected = :rejected ' : ' ') +
       `REMOVE ${remove.join(', ')}`,
     ConditionExpression:
       `attribute_exists(pk) AND #state IN (${RETRYABLE_FROM.map((_, i) => `:from${i}`).join(', ')}) AND ` +

@@ -29,6 +29,9 @@ export function reportQueueName(stage: string, token: string, attempt = 1): stri
  */
 const attemptDir = (attempt: number | undefined) => (attempt && attempt > 1 ? `a${attempt}/` : '');
 
+/** The objects of a resubmitted file (keys.resubmit). */
+export type ResubmitFile = 'source.csv' | 'runs.jsonl' | 'rejected.jsonl';
+
 /** S3 keys. The site is the first path element after the area, so one prefix holds one tenant's data. */
 export const keys = {
   source: (site: string, token: string) => `uploads/${site}/${token}/source.csv`,
@@ -49,6 +52,14 @@ export const keys = {
   /** The record numbers a retry's attempt runs (one JSON number a line), written when it starts. */
   runs: (site: string, token: string, attempt: number) =>
     `jobs/${site}/${token}/${attemptDir(attempt)}runs.jsonl`,
+  /**
+   * A resubmitted file's objects (core/intake/resubmit.ts), under the attempt's directory and the resubmission's
+   * own id (two resubmissions racing for one attempt never write each other's): the records it runs with their
+   * corrected values (`source.csv`, UTF-8, each record led by its number and line), the numbers it runs
+   * (`runs.jsonl`) and the rows the split's record rules reject (`rejected.jsonl`, their outcome in the attempt).
+   */
+  resubmit: (site: string, token: string, attempt: number, id: string, file: ResubmitFile) =>
+    `jobs/${site}/${token}/${attemptDir(attempt)}resubmit-${id}/${file}`,
   /** The split's chunk messages as JSON lines: a retry's attempt re-sends the ones holding its records. */
   chunkPlan: (site: string, token: string) => `jobs/${site}/${token}/chunks.jsonl`,
   part: (site: string, token: string, chunk: number, attempt?: number) =>
@@ -56,6 +67,9 @@ export const keys = {
   /** A chunk's part when it was given up on: never the same object as a processed chunk's part. */
   gaveUpPart: (site: string, token: string, chunk: number, attempt?: number) =>
     `jobs/${site}/${token}/${attemptDir(attempt)}parts/${String(chunk).padStart(7, '0')}.gave-up.part`,
+  /** The job's results.csv as of an attempt, beside its zip (the same bytes as the zip's entry): GET /jobs/{token}/results. */
+  resultsSheet: (site: string, token: string, attempt?: number) =>
+    `results/${site}/${token}/${attemptDir(attempt)}results.csv`,
   /** The job's zip as of an attempt (each attempt's zip merges the one before: core/finalize/attempts.ts). */
   result: (site: string, token: string, attempt?: number) =>
     `results/${site}/${token}/${attemptDir(attempt)}${token}.zip`,

@@ -59,6 +59,9 @@ export interface Job {
   readonly error?: JobError;
   readonly resultKey?: string;
   readonly resultBytes?: number;
+  /** The job's latest results.csv, its own object beside the zip (absent for jobs finalized before it was kept). */
+  readonly resultsSheetKey?: string;
+  readonly resultsSheetBytes?: number;
   readonly receivedAt: string;
   readonly splitStartedAt?: string;
   /** When its split put it in the queue for workers (QUEUED). */

@@ -33,7 +33,20 @@ export interface ChunkMessage {
    */
   readonly attempt?: number;
   readonly run?: readonly (readonly [number, number])[];
+  /**
+   * The range is of a resubmitted file's own source (core/intake/resubmit.ts), not of the split's: each of its
+   * records starts with two columns, the record's number and its line in the job's file, then the record's
+   * (corrected) fields. Its numbers are not consecutive: `run` lists them, `n` and `line` are its first record's,
+   * `records` is how many it holds (every one accepted and run). Absent: the split's numbering.
+   */
+  readonly numbered?: true;
 }
+
+/**
+ * The two columns a resubmitted file's own source leads each record with (`numbered` messages): the record's
+ * number and its line in the job's file. The source has no header row: its readers are told this one.
+ */
+export const NUMBERED_COLUMNS = ['rowfleet_record', 'rowfleet_line'] as const;
 
 /** The attempt a chunk message belongs to (1: the job's first run). */
 export const attemptOf = (msg: Pick<ChunkMessage, 'attempt'>): number => msg.attempt ?? 1;
@@ -41,6 +54,11 @@ export const attemptOf = (msg: Pick<ChunkMessage, 'attempt'>): number => msg.att
 /** Whether a chunk message's attempt runs record `n` (a first run: every record of its range). */
 export function runsRecord(msg: Pick<ChunkMessage, 'run'>, n: number): boolean {
   return !msg.run || msg.run.some(([a, b]) => n >= a && n <= b);
+}
+
+/** The record numbers of inclusive ranges, in order. */
+export function rangeNumbers(ranges: readonly (readonly [number, number])[]): number[] {
+  return ranges.flatMap(([a, b]) => Array.from({ length: b - a + 1 }, (_, k) => a + k));
 }
 
 /** Sorted record numbers as inclusive ranges of consecutive numbers. */
@@ -147,6 +165,7 @@ export function decodeChunk(body: string): ChunkMessage {
     (msg.etag !== undefined && typeof msg.etag !== 'string') ||
     !numbers.every((x) => Number.isInteger(x)) ||
     (msg.attempt !== undefined && (!Number.isInteger(msg.attempt) || msg.attempt < 1)) ||
+    (msg.numbered !== undefined && (msg.numbered !== true || msg.run === undefined)) ||
     (msg.run !== undefined &&
       (!Array.isArray(msg.run) ||
         !msg.run.every((r) => Array.isArray(r) && r.length === 2 && r.every((x) => Number.isInteger(x)))))

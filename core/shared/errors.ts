@@ -50,6 +50,8 @@ export abstract class HttpError extends Error {
   abstract readonly code: string;
   /** The line of the upload the problem is on, when it has one. */
   declare readonly line?: number;
+  /** What the error names, as fields of the answer's `error` beside code and message (e.g. a 422's columns). */
+  declare readonly details?: Readonly<Record<string, unknown>>;
 }
 
 /** The file as a whole is refused (422): nothing is created for it. */
@@ -72,6 +74,8 @@ export class BadRequestError extends HttpError {
     override readonly code: string,
     message: string,
     override readonly status = 400,
+    /** What the error names, as fields of the answer's `error` beside code and message (e.g. a 422's columns). */
+    override readonly details?: Readonly<Record<string, unknown>>,
   ) {
     super(message);
   }

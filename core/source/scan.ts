@@ -602,6 +602,25 @@ export async function* scanRecordBatches(
   scanner.finish();
 }
 
+/**
+ * Scans a stream of a file that starts with the record `start` names, header given (no header row): as
+ * {@link readRange}, but streamed (a resubmitted file's own source, read whole by the finalize).
+ */
+export async function* scanRangeBatches(
+  input: AsyncIterable<Buffer | string>,
+  start: RangeStart,
+): AsyncGenerator<BoundaryEvent[]> {
+  const scanner = new BoundaryScanner({ maxRecordBytes: start.maxRecordBytes, withFields: true }, start);
+  for await (const piece of input) {
+    const out: BoundaryEvent[] = [];
+    scanner.push(typeof piece === 'string' ? Buffer.from(piece, 'utf8') : piece, out);
+    if (out.length > 0) yield out;
+  }
+  const out: BoundaryEvent[] = [];
+  scanner.end(out);
+  if (out.length > 0) yield out;
+}
+
 /** {@link scanRecordBatches}, one event at a time. */
 export async function* scanRecords(
   input: AsyncIterable<Buffer | string>,

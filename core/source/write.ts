@@ -24,9 +24,28 @@ const options = (delimiter: string, recordDelimiter: string) => ({
   quoted_match: ALSO_QUOTED,
 });
 
-/** OWASP CSV injection: a cell that a spreadsheet would read as a formula gets a leading apostrophe. */
+/**
+ * OWASP CSV injection: a cell that a spreadsheet would read as a formula gets a leading apostrophe. A cell that
+ * already starts with apostrophes before such a character gets one more, so the guard can be taken off again
+ * exactly ({@link unguardCell}): a resubmitted results.csv (core/intake/resubmit.ts) gives back the values as
+ * they were, `'=1` included.
+ */
 export function neutraliseCell(value: string): string {
-  return /^[=+\-@\t\r]/.test(value) ? `'${value}` : value;
+  return GUARDED.test(value) ? `'${value}` : value;
+}
+
+/** Cells the guard prefixes: a formula's first character, after any apostrophes. */
+const GUARDED = /^'*[=+\-@\t\r]/;
+/** Cells the guard wrote: one or more apostrophes before a formula's first character. */
+const WAS_GUARDED = /^'+[=+\-@\t\r]/;
+
+/**
+ * The inverse of {@link neutraliseCell}: `unguardCell(neutraliseCell(v)) === v` for every `v`. A cell the guard
+ * did not write (no apostrophe before a formula's first character) is left as it is, so a value a user typed in
+ * Excel comes back unchanged.
+ */
+export function unguardCell(value: string): string {
+  return WAS_GUARDED.test(value) ? value.slice(1) : value;
 }
 
 /** Per one-character delimiter: what makes a cell quoted (csv-stringify's rule with {@link ALSO_QUOTED}). */

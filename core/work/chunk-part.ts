@@ -1,6 +1,6 @@
 /** The part builder: a chunk's part object (meta, failures, zip entries), processed or given up. */
 import pMap from 'p-map';
-import { runsRecord, type ChunkMessage } from '../messages/chunk.ts';
+import { rangeNumbers, runsRecord, type ChunkMessage } from '../messages/chunk.ts';
 import { recordToRaw } from '../source/csv.ts';
 import { SourceChangedError, type RecordErrorCode } from '../shared/errors.ts';
 import type { PipelineDeps } from '../deps.ts';
@@ -76,7 +76,8 @@ export function chunkPart(
     token: job.token,
     chunk: msg.chunk,
     first: msg.n,
-    records: msg.records,
+    // The numbers the part's records span (a resubmitted range's are not consecutive: from its first to its last).
+    records: msg.numbered ? (msg.run?.at(-1)?.[1] ?? msg.n) - msg.n + 1 : msg.records,
     succeeded,
     failed: failures.length,
     entries: entries?.entries.count ?? 0,
@@ -121,10 +122,14 @@ export async function failedChunk(
     // The range itself cannot be read (or is not the split's): the numbers are known, the lines only for the
     // first record.
     failures = [];
-    for (let n = msg.n; n < msg.n + msg.records; n++) {
-      if (!rejected.has(n) && runsRecord(msg, n))
-        failures.push({ n, line: n === msg.n ? msg.line : 0, code, message: error, raw: '' });
-    }
+    // A resubmitted range runs exactly its `run` (the split's rejections included, corrected).
+    const numbers = msg.numbered
+      ? rangeNumbers(msg.run ?? [])
+      : Array.from({ length: msg.records }, (_, k) => msg.n + k).filter(
+          (n) => !rejected.has(n) && runsRecord(msg, n),
+        );
+    for (const n of numbers)
+      failures.push({ n, line: n === msg.n ? msg.line : 0, code, message: error, raw: '' });
   }
   if (!claims) return chunkPart(job, msg, 0, failures);
   const found = await pMap(failures, (f) => claims.get(job.site, job.token, f.n), {

@@ -1,5 +1,5 @@
 /** A chunk's records read back from its byte range of the source, checked against what the split saw. */
-import { runsRecord, type ChunkMessage } from '../messages/chunk.ts';
+import { NUMBERED_COLUMNS, rangeNumbers, runsRecord, type ChunkMessage } from '../messages/chunk.ts';
 import { readRange } from '../source/scan.ts';
 import type { Objects } from '../aws/objects.ts';
 import { SourceChangedError } from '../shared/errors.ts';
@@ -38,6 +38,7 @@ export async function chunkRecords(
   if (bytes.length !== Math.max(0, msg.end - msg.start)) {
     throw new Error(`chunk ${msg.chunk}: read ${bytes.length} bytes of a ${msg.end - msg.start}-byte range`);
   }
+  if (msg.numbered) return numberedRecords(job, msg, bytes, maxRecordBytes);
   const events = readRange(bytes, {
     header: job.header ?? [],
     delimiter: job.delimiter ?? ',',
@@ -61,6 +62,43 @@ export async function chunkRecords(
         `chunk ${msg.chunk}: record ${e.n} (line ${e.line}) was ${rejected.has(e.n) ? 'rejected' : 'accepted'} by the split and ${e.kind === 'record' ? 'accepted' : 'rejected'} here`,
       );
     }
+  }
+  return records;
+}
+
+/**
+ * The records of a range of a resubmitted file's own source (`numbered` chunk messages): each carries its number
+ * and line in the job's file in its first two columns, then its fields. The intake wrote only records the split's
+ * rules accept, so every one must be accepted here and be the records `run` names, in order; anything else is a
+ * read that went wrong (retried, then CHUNK_FAILED).
+ */
+function numberedRecords(
+  job: Job,
+  msg: ChunkMessage,
+  bytes: Buffer,
+  maxRecordBytes: number,
+): [number, number, string[]][] {
+  const events = readRange(bytes, {
+    header: [...NUMBERED_COLUMNS, ...(job.header ?? [])],
+    delimiter: job.delimiter ?? ',',
+    n: 1,
+    line: 1,
+    maxRecordBytes,
+  });
+  const wanted = rangeNumbers(msg.run ?? []);
+  const records: [number, number, string[]][] = [];
+  for (const e of events) {
+    if (e.kind === 'header') continue;
+    const n = e.kind === 'record' ? Number(e.fields[0]) : NaN;
+    if (e.kind !== 'record' || n !== wanted[records.length]) {
+      throw new Error(
+        `chunk ${msg.chunk}: record ${records.length + 1} of the resubmitted range is not record ${wanted[records.length]}`,
+      );
+    }
+    records.push([n, Number(e.fields[1]), e.fields.slice(NUMBERED_COLUMNS.length)]);
+  }
+  if (records.length !== msg.records || records.length !== wanted.length) {
+    throw new Error(`chunk ${msg.chunk}: expected ${msg.records} records, read ${records.length}`);
   }
   return records;
 }

@@ -155,7 +155,16 @@ export async function processChunk(
       if (limiter) await limiter.take(stop);
       if (processor.sideEffects && !claimed) {
         const t = Date.now();
-        const c = await claims!.claim(site, token, row.n, claimId, claimedBy, job.attempt ?? 1);
+        // A resubmitted record may run where its attempt before failed with a processor's code (its values changed).
+        const c = await claims!.claim(
+          site,
+          token,
+          row.n,
+          claimId,
+          claimedBy,
+          job.attempt ?? 1,
+          msg.numbered === true,
+        );
         if (!c.won)
           return claimOutcome(c.claim) ?? { code: 'IN_DOUBT', message: 'claimed before; the claim is gone' };
         claimed = true;

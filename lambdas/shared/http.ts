@@ -9,9 +9,13 @@ import { echoed } from '../../core/shared/own.ts';
 
 export type ApiRoute = Route<APIGatewayProxyEvent, APIGatewayProxyResult>;
 
-/** The JSON error body of every answer the API gives: `{ error: { code, message, line? } }`. */
-const errorBody = (code: string, message: string, line?: number) =>
-  JSON.stringify({ error: { code, message, ...(line ? { line } : {}) } });
+/** The JSON error body of every answer the API gives: `{ error: { code, message, line?, …what it names } }`. */
+const errorBody = (
+  code: string,
+  message: string,
+  line?: number,
+  details?: Readonly<Record<string, unknown>>,
+) => JSON.stringify({ error: { ...details, code, message, ...(line ? { line } : {}) } });
 
 export function json(statusCode: number, body: unknown): APIGatewayProxyResult {
   return {
@@ -42,7 +46,7 @@ export function requestBody(event: APIGatewayProxyEvent): Buffer {
 /** The HTTP status of a typed domain error (and its code), or undefined for anything else. */
 function statusOf(err: unknown): { status: number; body: string } | undefined {
   if (!(err instanceof HttpError)) return undefined;
-  return { status: err.status, body: errorBody(err.code, err.message, err.line) };
+  return { status: err.status, body: errorBody(err.code, err.message, err.line, err.details) };
 }
 
 /** Turns the domain's typed errors into HTTP errors that @middy/http-error-handler answers with. */

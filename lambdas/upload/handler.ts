@@ -6,6 +6,7 @@ import { checkDirectJob } from '../../core/intake/check.ts';
 import { cancelJob } from '../../core/intake/cancel.ts';
 import { directUploadBytes } from '../../core/intake/upload-body.ts';
 import { retryFailedRecords } from '../../core/intake/rerun-failed.ts';
+import { resubmitRecords } from '../../core/intake/resubmit.ts';
 import { depsFromEnv, type PipelineDeps } from '../../core/deps.ts';
 import { callerSite, httpApi, json, requestBody } from '../shared/http.ts';
 import { lambda } from '../shared/middleware.ts';
@@ -14,8 +15,9 @@ type UploadEvent = APIGatewayProxyEvent | SQSEvent;
 
 /**
  * Upload Lambda, the API's writes: POST /jobs (the CSV in the body, split inline; with ?check=true only read, nothing
- * created), POST /uploads (a presigned S3
- * POST), DELETE /jobs/{token} (cancel), POST /jobs/{token}/retry (the job's next attempt, of the records a retry may run);
+ * created), POST /uploads (a presigned S3 POST), DELETE /jobs/{token} (cancel), POST /jobs/{token}/retry (the job's
+ * next attempt, of the records a retry may run), POST /jobs/{token}/resubmit (the next attempt, of the corrected rows
+ * of the user's results.csv);
  * and the upload-events queue (S3 notifications of presigned uploads → split; grant-pass requests → the worker
  * budget grants what is free: this function is the one that launches workers). A failed message is reported for
  * redelivery (Powertools batch); the others of the batch are kept.
@@ -55,6 +57,15 @@ export function createUploadHandler(deps: PipelineDeps) {
       path: '/jobs/{token}/retry',
       handler: async (e: APIGatewayProxyEvent) =>
         json(202, await retryFailedRecords(deps, callerSite(e), e.pathParameters?.token ?? '')),
+    },
+    {
+      method: 'POST',
+      path: '/jobs/{token}/resubmit',
+      handler: async (e: APIGatewayProxyEvent) => {
+        const site = callerSite(e);
+        const body = directUploadBytes(e, 'POST /jobs/{token}/resubmit');
+        return json(202, await resubmitRecords(deps, site, e.pathParameters?.token ?? '', body));
+      },
     },
   ]);
   const processor = new BatchProcessor(EventType.SQS);

@@ -92,7 +92,7 @@ export function fifo(world: World): Policy {
 /**
  * The real granting code over an in-memory budget: one budget state and one demand map, changed in one step where
  * the store does one conditional write (no concurrent granters here; their safety is what
- * test/integration/grants.test.ts checks on dynalite).
+ * test/integration/core/budget/store.test.ts checks on dynalite).
  */
 export class Ours implements Policy {
   readonly name = 'ours';

@@ -1,14 +1,9 @@
 import { BatchWriteCommand } from '@aws-sdk/lib-dynamodb';
-import { describe, expect, it, vi } from 'vitest';
+import { describe, expect, it } from 'vitest';
 import { dynamoClient } from '../../core/aws/clients.ts';
 import { keys, newJobToken } from '../../core/jobs/keys.ts';
 import { jobKey } from '../../core/jobs/store.ts';
-import { openConsole, signIn, useConsoleWorld } from './support.ts';
-
-vi.hoisted(() => {
-  process.env.POWERTOOLS_LOG_LEVEL = 'SILENT';
-  process.env.POWERTOOLS_METRICS_DISABLED = 'true';
-});
+import { openConsole, signIn, useConsoleWorld } from '../helpers/console-world.ts';
 
 const world = useConsoleWorld();
 

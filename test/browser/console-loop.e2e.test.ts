@@ -8,10 +8,10 @@
  */
 import { readFileSync } from 'node:fs';
 import iconv from 'iconv-lite';
-import { describe, expect, it, vi } from 'vitest';
+import { describe, expect, it } from 'vitest';
 import type { Page } from 'playwright-core';
 import { fetchEmulatorPage } from '../../local/emulator-gate.ts';
-import type { StoredMail } from '../../local/emulators.ts';
+import type { StoredMail } from '../../local/emulators/ses.ts';
 import { listedMails } from '../../scripts/mail.ts';
 import { translate, type Lang, type MessageKey, type Params } from '../../web/src/messages.ts';
 import { parseResultsCsv } from '../helpers/results-csv.ts';
@@ -23,12 +23,7 @@ import {
   useConsoleWorld,
   waitForState,
   writeTemp,
-} from './support.ts';
-
-vi.hoisted(() => {
-  process.env.POWERTOOLS_LOG_LEVEL = 'SILENT';
-  process.env.POWERTOOLS_METRICS_DISABLED = 'true';
-});
+} from '../helpers/console-world.ts';
 
 const world = useConsoleWorld();
 

@@ -5,16 +5,11 @@
  * web/README.md documents, so every answer the screens show is known. The same loop against the real API is
  * console-loop.e2e.test.ts.
  */
-import { describe, expect, it, vi } from 'vitest';
+import { describe, expect, it } from 'vitest';
 import type { Page, Request, Route } from 'playwright-core';
 import { translate, type Lang, type MessageKey, type Params } from '../../web/src/messages.ts';
 import type { CheckResult, CheckSample, JobView, ResubmitResult } from '../../web/src/types.ts';
-import { expectAccessible, openConsole, screenshotPath, useConsoleWorld } from './support.ts';
-
-vi.hoisted(() => {
-  process.env.POWERTOOLS_LOG_LEVEL = 'SILENT';
-  process.env.POWERTOOLS_METRICS_DISABLED = 'true';
-});
+import { expectAccessible, openConsole, screenshotPath, useConsoleWorld } from '../helpers/console-world.ts';
 
 const world = useConsoleWorld();
 

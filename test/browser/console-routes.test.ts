@@ -5,7 +5,7 @@
  * web/README.md.
  */
 import { readFileSync } from 'node:fs';
-import { describe, expect, it, vi } from 'vitest';
+import { describe, expect, it } from 'vitest';
 import { reportQueueName } from '../../core/jobs/keys.ts';
 import { readZip } from '../helpers/zip.ts';
 import {
@@ -22,12 +22,7 @@ import {
   useConsoleWorld,
   waitForState,
   writeTemp,
-} from './support.ts';
-
-vi.hoisted(() => {
-  process.env.POWERTOOLS_LOG_LEVEL = 'SILENT';
-  process.env.POWERTOOLS_METRICS_DISABLED = 'true';
-});
+} from '../helpers/console-world.ts';
 
 const world = useConsoleWorld();
 

@@ -1,5 +1,5 @@
 import { readFileSync } from 'node:fs';
-import { afterAll, beforeAll, describe, expect, it, vi } from 'vitest';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import type { Page } from 'playwright-core';
 import type { JobView } from '../../core/intake/api.ts';
 import { axeViolations } from '../helpers/browser.ts';
@@ -14,12 +14,7 @@ import {
   startConsoleWorld,
   waitForState,
   type ConsoleWorld,
-} from './support.ts';
-
-vi.hoisted(() => {
-  process.env.POWERTOOLS_LOG_LEVEL = 'SILENT';
-  process.env.POWERTOOLS_METRICS_DISABLED = 'true';
-});
+} from '../helpers/console-world.ts';
 
 let world: ConsoleWorld;
 /** Finished jobs of the site sakai, one per outcome the screens show. */

@@ -1,4 +1,4 @@
-import { describe, expect, it, vi } from 'vitest';
+import { describe, expect, it } from 'vitest';
 import { readZip } from '../helpers/zip.ts';
 import {
   apiJob as apiSiteJob,
@@ -11,12 +11,7 @@ import {
   useConsoleWorld,
   waitForState,
   writeTemp,
-} from './support.ts';
-
-vi.hoisted(() => {
-  process.env.POWERTOOLS_LOG_LEVEL = 'SILENT';
-  process.env.POWERTOOLS_METRICS_DISABLED = 'true';
-});
+} from '../helpers/console-world.ts';
 
 const world = useConsoleWorld();
 

@@ -24,8 +24,6 @@ const SMALL = 200;
 vi.hoisted(() => {
   // The runtime in this process, and the worker processes it starts, take this budget (core/deps.ts).
   process.env.ROWFLEET_MAX_WORKERS = '4';
-  process.env.POWERTOOLS_LOG_LEVEL = 'SILENT';
-  process.env.POWERTOOLS_METRICS_DISABLED = 'true';
 });
 
 let dir = '';

@@ -9,7 +9,7 @@ import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { parse } from 'csv-parse/sync';
-import { afterAll, beforeAll, describe, expect, it, vi } from 'vitest';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import type { JobView } from '../../core/intake/api.ts';
 import { reportQueueName } from '../../core/jobs/keys.ts';
 import { isTerminal } from '../../core/jobs/states.ts';
@@ -17,11 +17,6 @@ import { LocalRuntime } from '../../local/runtime.ts';
 import { writeSampleCsv } from '../../scripts/gen-data.ts';
 import { startJob } from '../../scripts/run-job.ts';
 import { readZip } from '../helpers/zip.ts';
-
-vi.hoisted(() => {
-  process.env.POWERTOOLS_LOG_LEVEL = 'SILENT';
-  process.env.POWERTOOLS_METRICS_DISABLED = 'true';
-});
 
 const RECORDS = 100_000;
 

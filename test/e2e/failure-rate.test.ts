@@ -18,8 +18,6 @@ import { isTerminal } from '../../core/jobs/states.ts';
 import { LocalRuntime } from '../../local/runtime.ts';
 
 vi.hoisted(() => {
-  process.env.POWERTOOLS_LOG_LEVEL = 'SILENT';
-  process.env.POWERTOOLS_METRICS_DISABLED = 'true';
   // The local workers inherit this environment: with no URL the webhook processor refuses every record.
   delete process.env.ROWFLEET_WEBHOOK_URL;
 });

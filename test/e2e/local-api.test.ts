@@ -2,7 +2,7 @@ import { existsSync, mkdtempSync, readdirSync, rmSync } from 'node:fs';
 import http from 'node:http';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { afterAll, beforeAll, describe, expect, it, vi } from 'vitest';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { getStage } from '../../config/index.ts';
 import type { JobView } from '../../core/intake/api.ts';
 import { reportQueueName } from '../../core/jobs/keys.ts';
@@ -11,11 +11,6 @@ import { ZipWriter } from '../../core/messages/zip.ts';
 import { LocalRuntime } from '../../local/runtime.ts';
 import { readZipText } from '../helpers/zip.ts';
 import { smoke } from '../../scripts/smoke.ts';
-
-vi.hoisted(() => {
-  process.env.POWERTOOLS_LOG_LEVEL = 'SILENT';
-  process.env.POWERTOOLS_METRICS_DISABLED = 'true';
-});
 
 let dir: string;
 let rt: LocalRuntime;

@@ -9,18 +9,13 @@
 import { mkdirSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { afterAll, beforeAll, describe, expect, it, vi } from 'vitest';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { getStage } from '../../config/index.ts';
 import { LocalRuntime } from '../../local/runtime.ts';
 import { runJob } from '../../scripts/run-job.ts';
 import { rowfleet } from '../helpers/cli.ts';
 import { parseErrorsCsv } from '../helpers/jepsen.ts';
 import { readZipText } from '../helpers/zip.ts';
-
-vi.hoisted(() => {
-  process.env.POWERTOOLS_LOG_LEVEL = 'SILENT';
-  process.env.POWERTOOLS_METRICS_DISABLED = 'true';
-});
 
 const PROCESSORS: Record<string, string> = {
   good: `export default {

@@ -8,18 +8,13 @@ import http from 'node:http';
 import type { AddressInfo } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { afterAll, beforeAll, describe, expect, it, vi } from 'vitest';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { getStage } from '../../config/index.ts';
 import { LocalRuntime } from '../../local/runtime.ts';
 import { runJob } from '../../scripts/run-job.ts';
 import { rowfleet } from '../helpers/cli.ts';
 import { parseErrorsCsv } from '../helpers/jepsen.ts';
 import { readZipText } from '../helpers/zip.ts';
-
-vi.hoisted(() => {
-  process.env.POWERTOOLS_LOG_LEVEL = 'SILENT';
-  process.env.POWERTOOLS_METRICS_DISABLED = 'true';
-});
 
 let dir: string;
 let rt: LocalRuntime;

@@ -4,17 +4,12 @@ import { join } from 'node:path';
 import AjvDraft04 from 'ajv-draft-04';
 import iconv from 'iconv-lite';
 import type { APIGatewayProxyEvent } from 'aws-lambda';
-import { afterAll, beforeAll, describe, expect, it, vi } from 'vitest';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { keys } from '../../core/jobs/keys.ts';
 import { createUploadHandler } from '../../lambdas/upload/handler.ts';
 import { localContext } from '../../lambdas/shared/middleware.ts';
 import { LocalRuntime } from '../../local/runtime.ts';
-import { synthStage } from '../infra/support.ts';
-
-vi.hoisted(() => {
-  process.env.POWERTOOLS_LOG_LEVEL = 'SILENT';
-  process.env.POWERTOOLS_METRICS_DISABLED = 'true';
-});
+import { synthStage } from '../helpers/synth.ts';
 
 /**
  * One job-request schema, the same answer locally and on AWS: every row is sent to POST /uploads of the local API

@@ -7,7 +7,7 @@ import { detectDelimiter, readRecordBatches } from '../../core/source/csv.ts';
 import { decodeToUtf8 } from '../../core/source/decode.ts';
 import { readRange, scanRecordBatches } from '../../core/source/scan.ts';
 import { csvText, neutraliseCell } from '../../core/source/write.ts';
-import { budget, chunked, chunking, fuzzSeconds } from './csv-arbitraries.ts';
+import { budget, chunked, chunking, fuzzSeconds } from '../helpers/csv-arbitraries.ts';
 
 /**
  * The CSV writer (core/source/write.ts) against the project's own readers: what it writes, encoded as a user

@@ -3,7 +3,7 @@ import iconv from 'iconv-lite';
 import { describe, expect, it } from 'vitest';
 import { decodeToUtf8, firstInvalidUtf8, type DecodeInfo } from '../../core/source/decode.ts';
 import { FileRejectedError } from '../../core/shared/errors.ts';
-import { budget, chunked, chunking, fuzzSeconds } from './csv-arbitraries.ts';
+import { budget, chunked, chunking, fuzzSeconds } from '../helpers/csv-arbitraries.ts';
 
 /** Bytes a text file may hold: ASCII, line feeds, CP932 pairs and single bytes, stray high bytes; few controls. */
 const fileByte = fc.oneof(

@@ -1,17 +1,13 @@
 /**
- * The model-based test of the promises (test/integration/promises.model.test.ts) for FUZZ_SECONDS per property in
+ * The model-based test of the promises (test/integration/scenarios/promises.model.test.ts) for FUZZ_SECONDS per property in
  * `npm run test:fuzz`: longer sequences (up to 10 commands), bigger files. Skipped in `npm test` (its quick
  * variant runs there). Replay a failure with the `FUZZ_SEED=… FUZZ_PATH=…` it prints.
  */
 import { describe, expect, it, vi } from 'vitest';
 import { useTestAws } from '../helpers/aws.ts';
 import { runModel, useModel } from '../helpers/promises-model.ts';
-import { fuzzSeconds } from './csv-arbitraries.ts';
+import { fuzzSeconds } from '../helpers/csv-arbitraries.ts';
 
-vi.hoisted(() => {
-  process.env.POWERTOOLS_LOG_LEVEL = 'SILENT';
-  process.env.POWERTOOLS_METRICS_DISABLED = 'true';
-});
 vi.mock('../../core/processors/index.ts', async (original) =>
   (await import('../helpers/ledger-processor.ts')).withLedgerProcessor(await original()),
 );

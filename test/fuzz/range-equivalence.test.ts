@@ -13,7 +13,7 @@ import {
   junkText,
   maxRecordBytes,
   type Outcome,
-} from './csv-arbitraries.ts';
+} from '../helpers/csv-arbitraries.ts';
 
 /** Every event and the error, fields included. */
 async function withFields(batches: AsyncIterable<unknown[]>): Promise<Outcome> {

@@ -14,7 +14,7 @@ import {
   maxRecordBytes,
   reference,
   scanned,
-} from './csv-arbitraries.ts';
+} from '../helpers/csv-arbitraries.ts';
 
 /** Runs a property, prints how many cases it checked, and fails with the counterexample and its seed. */
 async function check(name: string, property: fc.IAsyncProperty<unknown>, params: fc.Parameters<unknown>) {

@@ -1,5 +1,5 @@
 /**
- * A test processor with side effects (test/integration/promises.model.test.ts): each record's "effect" is one
+ * A test processor with side effects (test/integration/scenarios/promises.model.test.ts): each record's "effect" is one
  * line appended to a ledger file outside the pipeline (LEDGER_FILE, read at every call), written before the
  * processor returns, so it survives whatever happens to the worker afterwards. A record whose `mode` cell is
  * `refuse` is refused with a code of its own (nothing happened, no ledger line): failures by value, the same in
@@ -70,7 +70,7 @@ type ProcessorsModule = typeof import('../../core/processors/index.ts');
 /**
  * The processors module with the ledger processor added by name:
  * `vi.mock('../../core/processors/index.ts', async (orig) =>
- *    (await import('../helpers/ledger-processor.ts')).withLedgerProcessor(await orig()))`.
+ *    (await import('./ledger-processor.ts')).withLedgerProcessor(await orig()))`.
  */
 export function withLedgerProcessor(real: ProcessorsModule): ProcessorsModule {
   return {

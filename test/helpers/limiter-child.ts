@@ -1,5 +1,5 @@
 /**
- * A separate process taking from a shared rate limiter (test/integration/rate-limiter.test.ts): argv table,
+ * A separate process taking from a shared rate limiter (test/integration/core/work/rate-limiter.test.ts): argv table,
  * name, rate per second, takes. Waits for "go" on stdin, so every process starts at once; prints one JSON line:
  * the time of each take and the limiter's DynamoDB requests.
  */

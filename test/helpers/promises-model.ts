@@ -27,7 +27,7 @@ import { join } from 'node:path';
 import { setTimeout as sleep } from 'node:timers/promises';
 import type { APIGatewayProxyEvent, APIGatewayProxyResult } from 'aws-lambda';
 import fc from 'fast-check';
-import { afterAll, beforeAll } from 'vitest';
+import { afterAll, beforeAll, vi } from 'vitest';
 import iconv from 'iconv-lite';
 import { API_ROUTES } from '../../config/api.ts';
 import type { LaunchRequest } from '../../core/aws/task-launcher.ts';
@@ -368,16 +368,21 @@ export class ModelFleet {
   }
 
   /** Until every watched job has ended and no worker or finalize is left; false after `ms`. */
-  async settle(tokens: readonly string[], ms: number): Promise<boolean> {
-    const deadline = Date.now() + ms;
-    while (Date.now() < deadline) {
-      const jobs = await Promise.all(tokens.map((t) => this.deps.jobs.get(MODEL_SITE, t)));
-      const ended = jobs.every((j) => j && isTerminal(j.state));
-      const idle = [...this.lives.values()].every((ws) => ws.length === 0) && this.running.size === 0;
-      if (ended && idle) return true;
-      await sleep(100);
-    }
-    return false;
+  settle(tokens: readonly string[], ms: number): Promise<boolean> {
+    return vi
+      .waitFor(
+        async () => {
+          const jobs = await Promise.all(tokens.map((t) => this.deps.jobs.get(MODEL_SITE, t)));
+          const ended = jobs.every((j) => j && isTerminal(j.state));
+          const idle = [...this.lives.values()].every((ws) => ws.length === 0) && this.running.size === 0;
+          if (!(ended && idle)) throw new Error('jobs running or workers left');
+        },
+        { timeout: ms, interval: 100 },
+      )
+      .then(
+        () => true,
+        () => false,
+      );
   }
 }
 
@@ -949,7 +954,7 @@ export interface ModelSetup {
 /**
  * The fleet and the API of a test file on its emulators (after `useTestAws`), started before its tests and stopped
  * after. The test file must give the pipeline the ledger processor: `vi.mock('../../core/processors/index.ts',
- * async (original) => (await import('../helpers/ledger-processor.ts')).withLedgerProcessor(await original()))`.
+ * async (original) => (await import('./ledger-processor.ts')).withLedgerProcessor(await original()))`.
  */
 export function useModel(aws: TestAws): ModelSetup {
   const setup = {} as { fleet: ModelFleet; api: LocalApi; dir: string };

@@ -27,10 +27,10 @@ import { IsolatedFunction } from '../../local/functions.ts';
 import { ensureResources, type StageResources } from '../../local/resources.ts';
 import { EcsEmulator } from '../helpers/ecs-emulator.ts';
 import { buildWorkerImage, DEPLOYED_NODE, type WorkerImage } from '../helpers/worker-image.ts';
-import { bundleDir, synthStage, type Synthesized } from './support.ts';
+import { bundleDir, synthStage, type Synthesized } from '../helpers/synth.ts';
 
 const STAGE = 'dev';
-const REGION = 'ap-northeast-1'; // support.ts synthesizes for 123456789012 in ap-northeast-1
+const REGION = 'ap-northeast-1'; // test/helpers/synth.ts synthesizes for 123456789012 in ap-northeast-1
 const ACCOUNT = '123456789012';
 const SITE = 'sakai';
 const TOKEN = 'Bearer deployed-bundles';

@@ -5,7 +5,7 @@ import { pathToFileURL } from 'node:url';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { FUNCTION_ENTRIES, type FunctionName } from '../../lib/rowfleet-stack.ts';
 import { projectPath } from '../../lib/paths.ts';
-import { bundleDir, synthStage, type Synthesized } from './support.ts';
+import { bundleDir, synthStage, type Synthesized } from '../helpers/synth.ts';
 
 const names = Object.keys(FUNCTION_ENTRIES) as FunctionName[];
 

@@ -37,11 +37,9 @@ import { LocalRuntime } from '../../local/runtime.ts';
 import { FUNCTION_ENTRIES, type FunctionName } from '../../lib/rowfleet-stack.ts';
 import { writeSampleCsv } from '../../scripts/gen-data.ts';
 import { runJob, startJob } from '../../scripts/run-job.ts';
-import { synthStage, type Synthesized } from './support.ts';
+import { synthStage, type Synthesized } from '../helpers/synth.ts';
 
 const RECORD_DIR = vi.hoisted(() => {
-  process.env.POWERTOOLS_LOG_LEVEL = 'SILENT';
-  process.env.POWERTOOLS_METRICS_DISABLED = 'true';
   // A budget of 2 workers: one two-worker job fills it, so the next one waits QUEUED.
   process.env.ROWFLEET_MAX_WORKERS = '2';
   // With no URL the webhook processor refuses every record (the failure-rate stop).
@@ -304,7 +302,7 @@ function shadowEcs(): EcsTaskLauncher {
   );
 }
 
-async function api<T>(site: string, method: string, path: string, body?: string, type?: string) {
+async function api<T>(site: string, method: string, path: string, body?: string | Buffer, type?: string) {
   const res = await fetch(rt.apiUrl + path, {
     method,
     headers: { authorization: `Bearer ${tokens[site]}`, ...(type ? { 'content-type': type } : {}) },
@@ -313,14 +311,15 @@ async function api<T>(site: string, method: string, path: string, body?: string,
   return { status: res.status, body: (await res.json()) as T };
 }
 
-async function waitFor(site: string, token: string, until: (v: JobView) => boolean, timeoutMs = 60_000) {
-  const deadline = Date.now() + timeoutMs;
-  for (;;) {
-    const { body } = await api<JobView>(site, 'GET', `/jobs/${token}`);
-    if (until(body)) return body;
-    if (Date.now() > deadline) throw new Error(`job ${token}: timed out at ${JSON.stringify(body)}`);
-    await new Promise((r) => setTimeout(r, 100));
-  }
+function waitFor(site: string, token: string, until: (v: JobView) => boolean, timeoutMs = 60_000) {
+  return vi.waitFor(
+    async () => {
+      const { body } = await api<JobView>(site, 'GET', `/jobs/${token}`);
+      if (!until(body)) throw new Error(`job ${token}: timed out at ${JSON.stringify(body)}`);
+      return body;
+    },
+    { timeout: timeoutMs, interval: 100 },
+  );
 }
 
 const reaperPass = (o: Parameters<typeof reap>[1] = {}) => asAwsRole('reaper', () => reap(rt.deps, o));
@@ -443,6 +442,16 @@ async function runScenarios(): Promise<void> {
   expect(refused.rows.failed).toBe(30);
   expect((await api('kawasaki', 'POST', `/jobs/${refused.token}/retry`)).status).toBe(409);
   await api('kawasaki', 'GET', `/jobs/${refused.token}/errors`);
+  // Its results.csv (an object of its own: a presigned URL), sent back: the records run in the job's next attempt
+  // from the resubmission's own source (written by upload after a Query of the job's effect claims, read by the
+  // workers and the finalize), and fail again.
+  const results = await api<{ url: string }>('kawasaki', 'GET', `/jobs/${refused.token}/results`);
+  expect(results.status).toBe(200);
+  const sheet = Buffer.from(await (await fetch(results.body.url)).arrayBuffer());
+  const resubmitted = await api('kawasaki', 'POST', `/jobs/${refused.token}/resubmit`, sheet, 'text/csv');
+  expect(resubmitted).toMatchObject({ status: 202, body: { attempt: 2, run: 30 } });
+  const again = await waitFor('kawasaki', refused.token, (v) => isTerminal(v.state));
+  expect(again.attempts.map((a) => a.state)).toEqual(['FAILED', 'FAILED']);
 
   // The budget full: a long two-worker job, then a second job that waits QUEUED, cancelled there.
   const long = await startJob({

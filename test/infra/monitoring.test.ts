@@ -14,7 +14,12 @@ import {
   customMetricDimensions,
   siteMetricDimensions,
 } from '../../lib/metrics.ts';
-import { joinedText, synthStage, type Synthesized } from './support.ts';
+import { joinedText, synthStage, type Synthesized } from '../helpers/synth.ts';
+
+// These tests read the EMF lines core really prints: metrics on, though test/setup.ts turns them off everywhere.
+vi.hoisted(() => {
+  delete process.env.POWERTOOLS_METRICS_DISABLED;
+});
 
 type MetricRow = [string, string, ...unknown[]];
 

@@ -3,7 +3,7 @@ import { Validations } from 'aws-cdk-lib';
 import { AwsSolutionsChecks } from 'cdk-nag';
 import type { IConstruct } from 'constructs';
 import { findingAcknowledgements } from '../../lib/nag.ts';
-import { synthStage, type Synthesized } from './support.ts';
+import { synthStage, type Synthesized } from '../helpers/synth.ts';
 
 /** Every acknowledgement recorded in the tree: rule id (with its finding) → reason. */
 function acknowledgements(root: IConstruct): Map<string, string> {

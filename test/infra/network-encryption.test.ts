@@ -1,7 +1,7 @@
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { Match, type Template } from 'aws-cdk-lib/assertions';
 import { getStage } from '../../config/index.ts';
-import { synthStage, type Synthesized } from './support.ts';
+import { synthStage, type Synthesized } from '../helpers/synth.ts';
 
 type Resource = { Properties: Record<string, unknown> };
 

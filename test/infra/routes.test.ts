@@ -2,7 +2,7 @@ import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import type { APIGatewayProxyEvent, APIGatewayProxyResult } from 'aws-lambda';
-import { afterAll, beforeAll, describe, expect, it, vi } from 'vitest';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { API_ROUTES, type ApiRouteSpec } from '../../config/api.ts';
 import type { PipelineDeps } from '../../core/deps.ts';
 import { createConsoleHandler } from '../../lambdas/console/handler.ts';
@@ -10,11 +10,6 @@ import { localContext } from '../../lambdas/shared/middleware.ts';
 import { createStatusHandler } from '../../lambdas/status/handler.ts';
 import { createUploadHandler } from '../../lambdas/upload/handler.ts';
 import { buildConsole } from '../../web/build.ts';
-
-vi.hoisted(() => {
-  process.env.POWERTOOLS_LOG_LEVEL = 'SILENT';
-  process.env.POWERTOOLS_METRICS_DISABLED = 'true';
-});
 
 /**
  * config/api.ts is the one route table: API Gateway's methods and the local API are built from it. Each function's

@@ -8,7 +8,7 @@ import { parseSendAt } from '../../config/schema.ts';
 import { acknowledge } from '../../lib/nag.ts';
 import { DEPLOYED_RUNTIME } from '../../lib/rowfleet-function.ts';
 import { Schedules, sendAtCron } from '../../lib/schedules.ts';
-import { cdkJsonContext } from './support.ts';
+import { cdkJsonContext } from '../helpers/synth.ts';
 
 /**
  * The Schedules construct on its own, with a stand-in target defined in this test only (the reaper's function

@@ -5,7 +5,7 @@ import { API_ROUTES } from '../../config/api.ts';
 import { LAMBDA_RUNTIME } from '../../config/node.ts';
 import { JOBS_BY_TIME_INDEX } from '../../config/job-list.ts';
 import { tableDefinition } from '../../core/jobs/table.ts';
-import { synthStage, type Synthesized } from './support.ts';
+import { synthStage, type Synthesized } from '../helpers/synth.ts';
 
 /** Statements of the IAM policies attached to the role whose logical id starts with `rolePrefix`. */
 function statementsOf(template: Template, rolePrefix: string): Record<string, unknown>[] {
@@ -18,7 +18,7 @@ function statementsOf(template: Template, rolePrefix: string): Record<string, un
   return out;
 }
 
-/** The tests synthesize for account 123456789012 in ap-northeast-1 (see support.ts): ARNs are literals. */
+/** The tests synthesize for account 123456789012 in ap-northeast-1 (see test/helpers/synth.ts): ARNs are literals. */
 const reportQueues = (stage: string) => `arn:aws:sqs:ap-northeast-1:123456789012:${stage}-report-*`;
 const bucketObjects = (prefix: string, wildcard = '*') =>
   Match.objectLike({

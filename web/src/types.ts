@@ -1,7 +1,7 @@
 /**
  * What the console reads from and sends to the API, as JSON on the wire. These are the console's own types (the
  * console's type-check has no Node types, so it cannot read core's modules that use them);
- * test/unit/web-wire-types.test.ts checks at compile time that what core answers is assignable to the types
+ * test/unit/web/src/types.test.ts checks at compile time that what core answers is assignable to the types
  * here, so the two cannot drift apart unnoticed. The job states come from core (core/jobs/states.ts).
  * web/README.md describes the JSON of each route the console uses (errors, cancel, retry, usage among them).
  */

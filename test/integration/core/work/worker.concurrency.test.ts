@@ -1,0 +1,149 @@
+/**
+ * The worker's guarantees with many records in flight (issue 8): the heartbeat keeps a long chunk hidden while
+ * its records run concurrently; a stop aborts the records in flight and gives the chunk back; the give-up of a
+ * chunk with side effects never reports a sent record as failed (which `rowfleet retry` would send again).
+ */
+import { describe, expect, it } from 'vitest';
+import type { Message } from '@aws-sdk/client-sqs';
+import { startDirectJob } from '../../../../core/intake/api.ts';
+import { finalizeJob } from '../../../../core/finalize/finalize.ts';
+import { decodeChunk } from '../../../../core/messages/chunk.ts';
+import { MAX_CHUNK_ATTEMPTS, runWorker } from '../../../../core/work/worker.ts';
+import { RECORD_HEADER } from '../../../../core/processors/mail.ts';
+import { RecordingLauncher, testDeps, useTestAws } from '../../../helpers/aws.ts';
+import { withAdapters } from '../../../helpers/faults.ts';
+import { parseErrorsCsv } from '../../../helpers/jepsen.ts';
+import { csvOf } from '../../../helpers/pipeline-jobs.ts';
+import { readZipText } from '../../../helpers/zip.ts';
+import { fetchEmulatorPage } from '../../../../local/emulator-gate.ts';
+
+const aws = useTestAws();
+
+describe('Worker: many records in flight', () => {
+  it('keeps each chunk hidden while its records run (heartbeat): every chunk is received once', async () => {
+    // Prepare: 200 records × 200 ms, 4 in flight: chunks of 50-75 records take 5 s or more, visibility is 2 s
+    const launcher = new RecordingLauncher();
+    const base = testDeps(aws, { launcher });
+    const deps = { ...base, timings: { ...base.timings, chunkTargetSeconds: 30 } };
+    const view = await startDirectJob(deps, 'kashima', Buffer.from(csvOf(200)), {
+      processor: 'json',
+      workers: 1,
+      concurrency: 4,
+      simulateDelayMs: 200,
+    });
+    const receives = new Map<number, number>();
+    const counting = withAdapters(deps, {
+      queues: {
+        around: {
+          receive: async (call) => {
+            const ms = (await call()) as Message[];
+            for (const m of ms) {
+              const c = decodeChunk(m.Body ?? '').chunk;
+              receives.set(c, (receives.get(c) ?? 0) + 1);
+            }
+            return ms;
+          },
+        },
+      },
+    });
+
+    // Act
+    const summary = await runWorker(counting, {
+      site: 'kashima',
+      token: view.token,
+      waitSeconds: 0,
+      idlePolls: 3,
+      visibilitySeconds: 2,
+    });
+
+    // Assess
+    const job = await deps.jobs.get('kashima', view.token);
+    expect(receives.size).toBe(job!.totalChunks);
+    expect([...receives.values()].every((r) => r === 1)).toBe(true);
+    expect(summary).toMatchObject({
+      chunks: job!.totalChunks,
+      duplicates: 0,
+      records: 200,
+      concurrency: { bound: 4, peak: 4 },
+    });
+    expect(job!.succeeded).toBe(200);
+  }, 60_000);
+
+  it("gives a stopped worker's chunk back, and a given-up chunk keeps what its claims know (mail)", async () => {
+    // Prepare: one chunk of 40 rows, 300 ms each, 8 in flight
+    const launcher = new RecordingLauncher();
+    const base = testDeps(aws, { launcher });
+    const deps = { ...base, timings: { ...base.timings, chunkTargetSeconds: 60 } };
+    const csv = [
+      'id,氏名,品目,数量,受注日,email',
+      ...Array.from({ length: 40 }, (_, i) => `${i + 1},客${i + 1},鋼板,1,2026-11-20,c${i + 1}@example.com`),
+    ];
+    const view = await startDirectJob(deps, 'marifu', Buffer.from(csv.join('\n')), {
+      processor: 'mail',
+      workers: 1,
+      concurrency: 8,
+      simulateDelayMs: 300,
+    });
+    const stop = new AbortController();
+    setTimeout(() => stop.abort(new Error('stop now')), 1000);
+
+    // Act: a worker stopped after 1 s; then its chunk comes to a worker as a last attempt (given up)
+    const stopped = await runWorker(deps, {
+      site: 'marifu',
+      token: view.token,
+      waitSeconds: 0,
+      idlePolls: 3,
+      visibilitySeconds: 30,
+      abortRecords: stop.signal,
+    });
+    const lastAttempt = withAdapters(deps, {
+      queues: {
+        around: {
+          receive: async (call) =>
+            ((await call()) as Message[]).map((m) => ({
+              ...m,
+              Attributes: { ...m.Attributes, ApproximateReceiveCount: String(MAX_CHUNK_ATTEMPTS + 1) },
+            })),
+        },
+      },
+    });
+    const gaveUp = await runWorker(lastAttempt, {
+      site: 'marifu',
+      token: view.token,
+      waitSeconds: 0,
+      idlePolls: 3,
+      visibilitySeconds: 30,
+    });
+    const finished = await finalizeJob(deps, 'marifu', view.token);
+
+    // Assess: some rows were sent before the stop, none after; each sent row is a success, the rest failed
+    expect(stopped.reason).toBe('stopped');
+    expect(stopped.chunks).toBe(0);
+    expect(gaveUp.chunks).toBe(1);
+    const job = (await deps.jobs.get('marifu', view.token))!;
+    const zip = await readZipText(await deps.objects.bytes(job.resultKey!));
+    const errors = parseErrorsCsv(zip.get('errors.csv')!);
+    const store = (await (await fetchEmulatorPage(`${aws.emulators.endpoints.ses}/store`)).json()) as {
+      emails: { headers?: { name: string; value: string }[] }[];
+    };
+    const mailed = store.emails
+      .map((m) => m.headers?.find((h) => h.name === RECORD_HEADER)?.value ?? '')
+      .filter((k) => k.includes(view.token))
+      .map((k) => Number(k.split('#')[2]));
+    const sent = [...zip.keys()].filter((k) => k.startsWith('mail/')).map((k) => Number(/\d+/.exec(k)![0]));
+    expect(finished.state).toBe('PARTIAL');
+    expect(mailed.length).toBeGreaterThan(0);
+    expect(new Set(mailed).size).toBe(mailed.length);
+    // Every success was mailed; a mail whose send the stop aborted after SES took it is IN_DOUBT (it may have gone)
+    const inDoubt = errors.filter((e) => e.code === 'IN_DOUBT').map((e) => e.n);
+    expect(sent.every((n) => mailed.includes(n))).toBe(true);
+    expect(mailed.filter((n) => !sent.includes(n)).every((n) => inDoubt.includes(n))).toBe(true);
+    expect(errors.every((e) => e.code === 'CHUNK_FAILED' || e.code === 'IN_DOUBT')).toBe(true);
+    expect(errors.filter((e) => mailed.includes(e.n) && e.code === 'CHUNK_FAILED')).toEqual([]);
+    expect(sent.length + errors.length).toBe(40);
+    expect({ succeeded: job.succeeded, failed: job.failed }).toEqual({
+      succeeded: sent.length,
+      failed: errors.length,
+    });
+  }, 60_000);
+});

@@ -1,0 +1,157 @@
+import { parse } from 'csv-parse/sync';
+import { describe, expect, it } from 'vitest';
+import {
+  decodeJson,
+  encodePart,
+  errorsCsv,
+  neutraliseCell,
+  PART_META_OFFSET,
+  partMetaLength,
+  splitPart,
+  type PartMeta,
+  type RecordFailure,
+} from '../../../../core/messages/part.ts';
+import { buildLocalEntry } from '../../../../core/messages/zip.ts';
+import { readRecordBatches } from '../../../../core/source/csv.ts';
+import { decodeToUtf8 } from '../../../../core/source/decode.ts';
+
+const failure = (
+  n: number,
+  raw: string,
+  message = 'Expected 2 fields as in the header, found 1.',
+): RecordFailure => ({
+  n,
+  line: n + 1,
+  code: 'COLUMN_COUNT',
+  message,
+  raw,
+});
+
+describe('Function: errorsCsv', () => {
+  it('starts with a UTF-8 BOM and has the columns line,record,code,message,raw', () => {
+    // Prepare
+    const failures = [failure(3, 'x,y,z'), failure(1, '山田')];
+
+    // Act
+    const bytes = errorsCsv(failures);
+
+    // Assess
+    expect([...bytes.subarray(0, 3)]).toEqual([0xef, 0xbb, 0xbf]);
+    const rows = parse(bytes.subarray(3).toString('utf8')) as string[][];
+    expect(rows[0]).toEqual(['line', 'record', 'code', 'message', 'raw']);
+    expect(rows.slice(1)).toEqual([
+      ['2', '1', 'COLUMN_COUNT', 'Expected 2 fields as in the header, found 1.', '山田'],
+      ['4', '3', 'COLUMN_COUNT', 'Expected 2 fields as in the header, found 1.', 'x,y,z'],
+    ]);
+  });
+
+  it("keeps a message and a raw record with a lone LF and a lone CR in one row (Excel's Alt+Enter)", async () => {
+    // Prepare
+    const failures = [failure(1, '"a\nb",c', 'first line\nsecond line'), failure(2, 'x\ry', 'one\rtwo')];
+
+    // Act
+    const rows: string[][] = [];
+    for await (const batch of readRecordBatches(
+      decodeToUtf8(
+        (async function* () {
+          yield errorsCsv(failures);
+        })(),
+      ),
+      {
+        maxRecordBytes: 1 << 20,
+      },
+    ))
+      for (const e of batch) if (e.kind !== 'rejected') rows.push(e.kind === 'header' ? e.header : e.fields);
+
+    // Assess
+    expect(rows).toEqual([
+      ['line', 'record', 'code', 'message', 'raw'],
+      ['2', '1', 'COLUMN_COUNT', 'first line\nsecond line', '"a\nb",c'],
+      ['3', '2', 'COLUMN_COUNT', 'one\rtwo', 'x\ry'],
+    ]);
+  });
+
+  it('is only the header line when nothing failed', () => {
+    // Prepare
+    const failures: RecordFailure[] = [];
+
+    // Act
+    const text = errorsCsv(failures).subarray(3).toString('utf8');
+
+    // Assess
+    expect(text).toBe('line,record,code,message,raw\r\n');
+  });
+
+  it.each([['=HYPERLINK("http://evil","x")'], ['+1+2'], ['-2+3'], ['@SUM(A1:A2)'], ['\t=1'], ['\r=1']])(
+    'neutralises a cell starting a formula: %j',
+    (raw) => {
+      // Prepare
+      const failures = [failure(1, raw, raw)];
+
+      // Act
+      const rows = parse(errorsCsv(failures).subarray(3).toString('utf8'), {
+        relax_quotes: true,
+      }) as string[][];
+
+      // Assess
+      expect(rows[1]![3]).toBe(`'${raw}`);
+      expect(rows[1]![4]).toBe(`'${raw}`);
+    },
+  );
+
+  it('leaves ordinary cells alone', () => {
+    // Prepare
+    const raws = ['a=b', '1+1', "'quoted", ' =1', '山田'];
+
+    // Act
+    const rows = parse(
+      errorsCsv(raws.map((r, i) => failure(i + 1, r)))
+        .subarray(3)
+        .toString('utf8'),
+    ) as string[][];
+
+    // Assess
+    expect(rows.slice(1).map((r) => r[4])).toEqual(raws);
+  });
+});
+
+describe('Function: neutraliseCell', () => {
+  it('prefixes = + - @ TAB CR with an apostrophe and nothing else', () => {
+    // Prepare
+    const cells = ['=1', '+1', '-1', '@a', '\tx', '\rx', 'x=1', '', '1'];
+
+    // Act
+    const out = cells.map(neutraliseCell);
+
+    // Assess
+    expect(out).toEqual(["'=1", "'+1", "'-1", "'@a", "'\tx", "'\rx", 'x=1', '', '1']);
+  });
+});
+
+describe('Function: encodePart', () => {
+  it('round-trips the meta and keeps the zip entries after it', () => {
+    // Prepare
+    const e = buildLocalEntry('rows/1.json', Buffer.from('{"a":"1"}'));
+    const meta: PartMeta = {
+      v: 3,
+      site: 'sakai',
+      token: '0f8fad5b-d9cb-469f-a165-70867728950e',
+      chunk: 4,
+      succeeded: 1,
+      failed: 1,
+      entries: 1,
+      failures: [failure(2, '=x', 'boom')],
+    };
+
+    // Act
+    const part = encodePart(meta, e.bytes);
+
+    // Assess
+    const split = splitPart(part);
+    expect(split.meta).toEqual(meta);
+    expect(split.entries.equals(e.bytes)).toBe(true);
+    const metaEnd = PART_META_OFFSET + partMetaLength(part.subarray(0, PART_META_OFFSET));
+    expect(decodeJson<PartMeta>(part.subarray(PART_META_OFFSET, metaEnd))).toEqual(meta);
+    expect(() => partMetaLength(Buffer.from('NOPE0000'))).toThrow(/not a Rowfleet part/);
+  });
+});
