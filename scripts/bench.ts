@@ -10,7 +10,9 @@
  *     and the end-to-end run's own per process kind (split, workers, finalize, emulators, runtime: scripts/bench-cpu.ts)
  *     against the floor's process: ownCoreSecondsVsFloor = (split + workers + finalize) ÷ floor.
  * Options: --records N (default 1,000,000), --dir DIR (work directory, default $TMPDIR/rowfleet-bench);
- * --scenario io|mail runs scripts/bench-io.ts or scripts/bench-mail.ts instead.
+ * 6. the start-up of a small job: `npx rowfleet run` of the README's 10-row sample, no runtime running, spawn →
+ *    receivedAt, three runs (scripts/bench-startup.ts).
+ * --scenario io|mail|startup runs scripts/bench-io.ts, bench-mail.ts or bench-startup.ts instead.
  */
 import { createReadStream, createWriteStream, existsSync, readFileSync, rmSync, statSync } from 'node:fs';
 import { mkdir } from 'node:fs/promises';
@@ -31,12 +33,13 @@ import { LocalRuntime } from '../local/runtime.ts';
 import type { QueueStats } from '../local/emulators/sqs.ts';
 import { writeSampleCsv } from './gen-data.ts';
 import { runJob } from './run-job.ts';
+import { measureStartup } from './bench-startup.ts';
 import { fetchEmulatorPage } from '../local/emulator-gate.ts';
 import { ownCoreSeconds, processCoreSeconds, startCpuCount } from './bench-cpu.ts';
 
-// Other scenarios live in their own modules: `npm run bench -- --scenario io|mail` (default: split, below).
+// Other scenarios live in their own modules: `npm run bench -- --scenario io|mail|startup` (default: split, below).
 const scenario = parseArgs({ options: { scenario: { type: 'string' } }, strict: false }).values.scenario;
-if (scenario === 'io' || scenario === 'mail') {
+if (scenario === 'io' || scenario === 'mail' || scenario === 'startup') {
   await import(`./bench-${scenario}.ts`);
   process.exit(0);
 }
@@ -231,6 +234,9 @@ try {
 if (e2e.value.state !== 'SUCCEEDED' || !job?.splitStartedAt || !job.runningAt || !job.splitDoneAt) {
   throw new Error(`end-to-end job did not succeed: ${JSON.stringify(e2e.value)}`);
 }
+// 6. Start-up of a small job, once the runtime above has stopped: no runtime running.
+say('start-up of a 10-row run (npx rowfleet run, no runtime running)…');
+const startup = await measureStartup(3, dir);
 const splitSeconds = (Date.parse(job.splitDoneAt) - Date.parse(job.splitStartedAt)) / 1000;
 const validateSeconds = (Date.parse(job.runningAt) - Date.parse(job.splitStartedAt)) / 1000;
 const q = stats[reportQueueName(rt.stage, e2e.value.token)] ?? { requests: 0, billed: 0, payloadBytes: 0 };
@@ -282,6 +288,8 @@ const result = {
   phaseSeconds: Object.fromEntries(Object.entries(phases).map(([k, v]) => [k, +v.toFixed(2)])),
   splitPeakRssMiB: Math.round((memory.upload ?? 0) / MB),
   finalizePeakRssMiB: Math.round((memory.finalize ?? 0) / MB),
+  startupSeconds: startup.seconds,
+  startupRuns: startup.runs,
 };
 const check = (ok: boolean) => (ok ? 'ok' : 'MISSED');
 console.log(`
@@ -305,4 +313,5 @@ Rowfleet benchmark — ${records.toLocaleString('en')} records, ${result.fileMiB
    machine CPU busy       ${result.e2eBusyCoreSeconds ?? 'n/a'} core-s end to end, ${result.floorBusyCoreSeconds ?? 'n/a'} core-s for the floor (${cpus().length} cores; all processes)
 4. peak RSS  split        ${result.splitPeakRssMiB} MiB   target < 300  ${check(result.splitPeakRssMiB < 300)}
              finalize     ${result.finalizePeakRssMiB} MiB   target < 512  ${check(result.finalizePeakRssMiB < 512)}
+5. start-up               ${result.startupSeconds} s median of ${result.startupRuns.join(', ')} (npx rowfleet run, 10 rows, spawn → receivedAt)   target ≤ 1.5  ${check(result.startupSeconds <= 1.5)}
 ${JSON.stringify(result)}`);

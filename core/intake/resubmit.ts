@@ -14,7 +14,7 @@ import { recordErrors } from '../source/csv.ts';
 import { csvRecord, unguardCell } from '../source/write.ts';
 import { rawFields, RESULT_COLUMNS, statusOf, type RecordStatus } from '../finalize/results-sheet.ts';
 import { processorInfo } from '../processors/index.ts';
-import { chunkRecordsByCost } from '../processors/settings.ts';
+import { chunkLimits, jobSizesByCost } from '../chunking/size.ts';
 import { EffectClaims, type EffectClaim } from '../effects/claims.ts';
 import { attemptRunning, launchAttempt } from './rerun-failed.ts';
 import { echoed } from '../shared/own.ts';
@@ -430,22 +430,10 @@ async function writeSource(
 
 /** Records per chunk: enough chunks for the job's workers, a slow processor's chunks by its cost (as the split). */
 async function recordsPerChunk(deps: PipelineDeps, job: Job, records: number): Promise<number> {
-  const processor = await processorInfo(job.processor, deps.env.stage);
-  const stage = { name: deps.env.stage, limits: deps.limits, timings: deps.timings };
-  const byCost = chunkRecordsByCost(processor, job.options, stage, CHUNKS_PER_WORKER);
   const workers = Math.max(
     1,
     job.workers ?? deps.limits.defaultWorkersPerJob ?? deps.limits.maxWorkersPerJob,
   );
-  return Math.max(
-    1,
-    Math.min(
-      deps.limits.chunkMaxRecords,
-      byCost?.chunk ?? Infinity,
-      Math.ceil(records / (workers * CHUNKS_PER_WORKER)),
-    ),
-  );
+  const l = chunkLimits(deps.limits, await jobSizesByCost(deps, job), records, workers);
+  return Math.max(1, Math.min(l.maxRecords, l.targetRecords));
 }
-
-/** Chunks per worker, as the split plans them. */
-const CHUNKS_PER_WORKER = 4;

@@ -17,22 +17,7 @@ import { Utf8SourceCopy } from './source-copy.ts';
 import { workerCount } from './worker-count.ts';
 import { processorInfo } from '../processors/index.ts';
 import { missingColumns } from '../processors/types.ts';
-import { simulatedCostMs, simulationOf } from '../processors/simulate.ts';
-import { chunkRecordsByCost } from '../processors/settings.ts';
-
-/** The pieces the split cuts while validating (joined into chunks afterwards). */
-const SUB_CHUNK_BYTES = 64 * 1024;
-const SUB_CHUNK_RECORDS = 1000;
-/** Enough chunks per worker that a slow or killed worker's share is picked up by the others. */
-export const CHUNKS_PER_WORKER = 4;
-
-/**
- * The records a chunk aims at: CHUNKS_PER_WORKER chunks per worker (before the caps of the stage and of the
- * processor's cost). Exported for scripts/simulate, which sizes chunks as the split does.
- */
-export function chunkTargetRecords(records: number, workers: number): number {
-  return Math.max(1, Math.ceil(records / Math.max(1, workers * CHUNKS_PER_WORKER)));
-}
+import { chunkLimits, jobSizesByCost, pieceLimits } from '../chunking/size.ts';
 
 export interface SplitResult {
   readonly state: 'QUEUED' | 'RUNNING' | 'REJECTED' | 'SKIPPED';
@@ -200,7 +185,7 @@ async function readRecords(
   o: { readonly missing: 'reject' | 'report'; readonly samples?: number } = { missing: 'reject' },
 ): Promise<void> {
   let chunker: Chunker | undefined;
-  const byCost = await chunkSizeByCost(deps, job);
+  const byCost = await jobSizesByCost(deps, job);
   const { needs } = await processorInfo(job.processor, deps.env.stage);
   const samples = o.samples ?? 0;
   const scan = { maxRecordBytes: deps.limits.maxRecordBytes, withFields: samples > 0 };
@@ -212,10 +197,7 @@ async function readRecords(
           throw fieldsMissingError(job.processor, into.missing);
         into.header = ev.header;
         into.delimiter = ev.delimiter;
-        chunker = new Chunker(job.site, job.token, '', ev, {
-          maxBytes: Math.min(SUB_CHUNK_BYTES, deps.limits.chunkMaxBytes),
-          maxRecords: Math.min(SUB_CHUNK_RECORDS, deps.limits.chunkMaxRecords, byCost?.piece ?? Infinity),
-        });
+        chunker = new Chunker(job.site, job.token, '', ev, pieceLimits(deps.limits, byCost));
         continue;
       }
       into.records = ev.n;
@@ -386,26 +368,9 @@ async function planWork(
 ): Promise<{ workers: number; chunks: ChunkMessage[] }> {
   const valid = file.records - file.rejected.length;
   const workers = workerCount(valid, deps.limits, requestedWorkers);
-  const byCost = await chunkSizeByCost(deps, job);
-  const chunks = mergeChunks(file.pieces, {
-    targetRecords: chunkTargetRecords(valid, workers),
-    maxBytes: deps.limits.chunkMaxBytes,
-    maxRecords: Math.min(deps.limits.chunkMaxRecords, byCost?.chunk ?? Infinity),
-  });
+  const byCost = await jobSizesByCost(deps, job);
+  const chunks = mergeChunks(file.pieces, chunkLimits(deps.limits, byCost, valid, workers));
   return { workers, chunks };
-}
-
-/** A slow processor's chunk sizes (core/processors/settings.ts), with the job's simulated delay counted in. */
-async function chunkSizeByCost(deps: Pick<PipelineDeps, 'env' | 'limits' | 'timings'>, job: JobToRead) {
-  const sim = simulationOf(job.options);
-  const processor = await processorInfo(job.processor, deps.env.stage);
-  const stage = { name: deps.env.stage, limits: deps.limits, timings: deps.timings };
-  return chunkRecordsByCost(
-    sim ? { ...processor, costMs: simulatedCostMs(processor, sim) } : processor,
-    job.options,
-    stage,
-    CHUNKS_PER_WORKER,
-  );
 }
 
 /**

@@ -18,7 +18,8 @@ import { ChunkStoppedError, processChunk, type ChunkRun } from './process-chunk.
 import { EffectClaims } from '../effects/claims.ts';
 import { RateLimiter } from './rate-limiter.ts';
 import { RecordSlots } from './slots.ts';
-import { CHUNKS_IN_HAND, limiterName, ratePerSecond, recordConcurrency } from '../processors/settings.ts';
+import { limiterName, ratePerSecond, recordConcurrency } from '../processors/settings.ts';
+import { CHUNKS_IN_HAND } from '../chunking/size.ts';
 import { leaveStoppedJob, stopJob, stopOnFailureRate } from '../stop/stop.ts';
 import { isMissingQueue } from '../aws/queues.ts';
 
@@ -142,6 +143,9 @@ export async function runWorker(deps: PipelineDeps, options: WorkerOptions): Pro
   return summary(reason);
 }
 
+/** Most chunks a worker holds at all, those whose records have all started but are not settled yet included. */
+const MAX_CHUNKS_HELD = 2 * CHUNKS_IN_HAND;
+
 /** How often a worker asks the budget whether its job's share shrank (at most, between chunks). */
 const BUDGET_CHECK_MS = 2000;
 
@@ -154,20 +158,32 @@ async function workThrough(
   let idle = 0;
   let idleSince = Date.now();
   let checkedBudget = Date.now();
-  // Chunks in hand, worked on at once. A chunk done makes room for the next at once (no waiting for the other):
-  // a worker with free slots pulls work, so chunks spread over the workers as they free up.
+  // Chunks in hand, worked on at once, until settled. A chunk makes room for the next as soon as its last record
+  // has started (`starting` below), not when it is settled: the next one is received and read while the chunk's
+  // last records run and its part is written, so the slots do not stand idle between chunks. A worker with free
+  // slots pulls work, so chunks spread over the workers as they free up.
   const inHand = new Set<Promise<void>>();
+  /** Chunks of which some record has not started yet: at most CHUNKS_IN_HAND. */
+  const starting = new Set<Promise<void>>();
   const hold = (m: Message) => {
-    const p: Promise<void> = handleMessage(w, m)
+    let started!: () => void;
+    const s: Promise<void> = new Promise<void>((r) => (started = r)).finally(() => starting.delete(s));
+    starting.add(s);
+    const p: Promise<void> = handleMessage(w, m, started)
       // A chunk whose settling failed (storage down) stays on the queue; the worker goes on.
       .catch((error: unknown) => log.error('chunk not settled; it will come back', { error: error as Error }))
-      .finally(() => inHand.delete(p));
+      .finally(() => {
+        started();
+        inHand.delete(p);
+      });
     inHand.add(p);
   };
   try {
     while (!o.signal?.aborted && !o.abortRecords?.aborted) {
-      if (inHand.size >= CHUNKS_IN_HAND) {
-        await Promise.race(inHand);
+      // Bounded twice: by the chunks still starting records, and (chunks ending slowly: a part write that hangs)
+      // by all the chunks in hand.
+      if (starting.size >= CHUNKS_IN_HAND || inHand.size >= MAX_CHUNKS_HELD) {
+        await Promise.race(starting.size >= CHUNKS_IN_HAND ? starting : inHand);
         continue;
       }
       // Room for another chunk: first, does the job still have this worker's place? When its share shrank
@@ -201,8 +217,8 @@ async function workThrough(
       }
       if (o.signal?.aborted) break;
       if (inHand.size > 0) {
-        // Nothing new, but work in hand: not idle.
-        await Promise.race(inHand);
+        // Nothing new, but work in hand: not idle. Asked again once a chunk in hand has moved on.
+        await Promise.race(starting.size > 0 ? starting : inHand);
         continue;
       }
       const now = await deps.jobs.get(o.site, o.token, false);
@@ -269,7 +285,7 @@ export function isOwnChunk(
  * MAX_CHUNK_ATTEMPTS, gives it up — and settles it. A failed attempt is released with a short backoff; the
  * last failure records the chunk's records as failed (a poison chunk), so the job ends PARTIAL, never stuck.
  */
-async function handleMessage(w: Worker, m: Message): Promise<void> {
+async function handleMessage(w: Worker, m: Message, started: () => void): Promise<void> {
   const { deps, job, log } = w;
   const heartbeat = setInterval(
     () => {
@@ -303,7 +319,8 @@ async function handleMessage(w: Worker, m: Message): Promise<void> {
     w.rejected ??= splitRejected(job, deps.objects);
     const rows = await chunkRecords(job, msg, deps.objects, deps.limits.maxRecordBytes, await w.rejected);
     const sim = simulationOf(job.options);
-    const done = await processChunk(job, msg, rows, sim ? simulated(w.processor, sim) : w.processor, w.run);
+    const processor = sim ? simulated(w.processor, sim) : w.processor;
+    const done = await processChunk(job, msg, rows, processor, w.run, started);
     if (done.succeeded + done.failed !== rows.length) {
       throw new Error(
         `chunk ${msg.chunk}: ${done.succeeded} succeeded + ${done.failed} failed, for ${rows.length} records`,
