@@ -24,7 +24,7 @@ import { expiresAt, type Job, type JobError } from '../jobs/store.ts';
 import { recordJobUsage, usageStoreOf } from '../usage/store.ts';
 import { RETRIED_CODES } from '../stop/rules.ts';
 import { haltStopped, stoppedError, uncountedRecords } from './stopped.ts';
-import { namesTakenElsewhere } from './entry-names.ts';
+import { namesTakenElsewhere, type NamesTakenElsewhere } from './entry-names.ts';
 import { withRecordText } from './record-text.ts';
 import { earlierSheet, EarlierOutputs, LatestValues, PartOutputs, resultsCsv } from './results-sheet.ts';
 import {
@@ -125,18 +125,7 @@ async function buildAndFinish(
     const text = (await deps.objects.bytes(keys.rejected(site, token))).toString('utf8');
     for (const line of text.split('\n')) if (line) failures.push(JSON.parse(line) as RecordFailure);
   }
-  const metas = await pMap(
-    chunkIds,
-    async (c) => {
-      const key = partKey(c);
-      let head = await deps.objects.bytes(key, { start: 0, end: HEAD_PROBE - 1 });
-      const end = PART_META_OFFSET + partMetaLength(head);
-      if (head.length < end)
-        head = Buffer.concat([head, await deps.objects.bytes(key, { start: head.length, end: end - 1 })]);
-      return decodeJson<PartMeta>(head.subarray(PART_META_OFFSET, end));
-    },
-    { concurrency: PART_METAS_IN_FLIGHT },
-  );
+  const { metas, elsewhere } = await readMetas(deps, chunkIds, partKey);
   for (const m of metas) failures.push(...m.failures);
   // A stopped attempt's records no counted chunk holds: reported by their effect claims, or never processed.
   const uncounted = halted
@@ -154,8 +143,8 @@ async function buildAndFinish(
   if (problem?.code === 'COUNTS_DISAGREE') {
     log.error('finalize: the counts disagree; the job fails', { ...counts, error: problem.message });
   }
-  // Records whose outputs take a name a record of an earlier chunk took: failed, their entries left out.
-  const elsewhere = namesTakenElsewhere(metas);
+  // Records whose outputs take a name a record of an earlier chunk took (found in readMetas): failed, their
+  // entries left out.
   if (elsewhere.failures.length > 0) {
     failures.push(...(await withRecordText(deps, job, elsewhere.failures)));
     const k = elsewhere.failures.length;
@@ -308,6 +297,33 @@ async function buildAndFinish(
     ms: Date.now() - started.getTime(),
   });
   return { state, resultKey, counts };
+}
+
+/**
+ * The meta of every part (one short range read each, a few at once), in chunk order, and the records whose outputs
+ * take a name a record of an earlier chunk took. The metas come back without their entry names: those are a
+ * million records' hashes (~33 MB of strings at 1M records), needed by this check only, and the metas are kept
+ * until the finalize ends.
+ */
+async function readMetas(
+  deps: PipelineDeps,
+  chunkIds: readonly number[],
+  partKey: (chunk: number) => string,
+): Promise<{ metas: PartMeta[]; elsewhere: NamesTakenElsewhere }> {
+  const metas = await pMap(
+    chunkIds,
+    async (c) => {
+      const key = partKey(c);
+      let head = await deps.objects.bytes(key, { start: 0, end: HEAD_PROBE - 1 });
+      const end = PART_META_OFFSET + partMetaLength(head);
+      if (head.length < end)
+        head = Buffer.concat([head, await deps.objects.bytes(key, { start: head.length, end: end - 1 })]);
+      return decodeJson<PartMeta>(head.subarray(PART_META_OFFSET, end));
+    },
+    { concurrency: PART_METAS_IN_FLIGHT },
+  );
+  const elsewhere = namesTakenElsewhere(metas);
+  return { metas: metas.map(({ names: _names, ...meta }) => meta), elsewhere };
 }
 
 /**
