@@ -26,6 +26,8 @@ export const API_ROUTES: readonly ApiRouteSpec[] = [
   { method: 'POST', path: '/jobs/{token}/resubmit', function: 'upload', auth: true },
   { method: 'GET', path: '/jobs/{token}/results', function: 'status', auth: true },
   { method: 'GET', path: '/jobs/{token}/errors', function: 'status', auth: true, query: 'errorsPage' },
+  // Where the job's time went, from its spans (local runtime only; on AWS 404 TIMELINE_NOT_LOCAL names its trace).
+  { method: 'GET', path: '/jobs/{token}/timeline', function: 'status', auth: true },
   { method: 'POST', path: '/uploads', function: 'upload', auth: true, jobRequest: 'body' },
   { method: 'GET', path: '/usage', function: 'status', auth: true, query: 'usage' },
   // The web console (static files, no tenant data: every API call it makes carries the site's token).

@@ -11,6 +11,9 @@ import type { Limits, Timings } from '../config/index.ts';
 import type { ResourceEnv } from './shared/env.ts';
 import { UsageStore } from './usage/store.ts';
 import { JobNotifier } from './jobs/notify.ts';
+import type { Tracing } from './shared/trace.ts';
+import { fileTraceStore, type TraceStore } from './shared/trace-file.ts';
+import { tracingFromEnv } from './aws/tracing.ts';
 
 /** Everything the pipeline's steps use, injected: the handlers, the worker and tests build one. */
 export interface PipelineDeps {
@@ -29,6 +32,10 @@ export interface PipelineDeps {
   readonly usage?: UsageStore;
   /** Job-outcome notifications (core/jobs/notify.ts). @default none (JOBS_TOPIC_ARN unset) */
   readonly notifier?: JobNotifier;
+  /** The process's tracer (core/aws/tracing.ts). @default none: spans are no-ops (ROWFLEET_TRACING unset) */
+  readonly tracing?: Tracing;
+  /** Where a job's spans are read back (the local span store). @default none: on AWS, CloudWatch has them */
+  readonly traces?: TraceStore;
 }
 
 /**
@@ -43,6 +50,10 @@ export interface DepsConfig {
   readonly defaultWorkersPerJob?: number;
   /** Where job outcomes are published (core/jobs/notify.ts). @default none */
   readonly jobsTopicArn?: string;
+  /** The process's tracer (ROWFLEET_TRACING: core/aws/tracing.ts). @default none */
+  readonly tracing?: Tracing;
+  /** The local span store's folder (ROWFLEET_TRACE_DIR, set by the local runtime). @default none */
+  readonly traceDir?: string;
 }
 
 /** The configuration an environment (the Lambda's, the worker's, a local process's) describes. */
@@ -53,8 +64,12 @@ export function fromEnv(env: NodeJS.ProcessEnv = process.env): DepsConfig {
   // The local runtime sets this to the machine's cores (config/schema.ts `defaultWorkersPerJob`).
   const defaultWorkers = intEnv('ROWFLEET_DEFAULT_WORKERS_PER_JOB', 0, env);
   const topic = env.JOBS_TOPIC_ARN;
+  const tracing = tracingFromEnv(env);
+  const traceDir = env.ROWFLEET_TRACE_DIR;
   return {
     env: resources,
+    ...(tracing ? { tracing } : {}),
+    ...(traceDir ? { traceDir } : {}),
     ...(maxWorkers > 0 ? { maxWorkers } : {}),
     ...(defaultWorkers > 0 ? { defaultWorkersPerJob: defaultWorkers } : {}),
     ...(topic ? { jobsTopicArn: topic } : {}),
@@ -80,6 +95,8 @@ export function buildDeps(config: DepsConfig, launcher: TaskLauncher = new EcsTa
     grants: new GrantStore(env.table),
     usage: new UsageStore(env.table),
     ...(config.jobsTopicArn ? { notifier: new JobNotifier(config.jobsTopicArn, stage.notifications) } : {}),
+    ...(config.tracing ? { tracing: config.tracing } : {}),
+    ...(config.traceDir ? { traces: fileTraceStore(config.traceDir) } : {}),
   };
 }
 

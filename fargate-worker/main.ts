@@ -7,6 +7,7 @@ import { depsFromEnv } from '../core/deps.ts';
 import { requireEnv } from '../core/shared/env.ts';
 import { jobLogger } from '../core/shared/log.ts';
 import { runWorker } from '../core/work/worker.ts';
+import { hostname } from 'node:os';
 
 const site = requireEnv('SITE');
 const token = requireEnv('JOB_TOKEN');
@@ -20,6 +21,8 @@ const noLauncher = {
   list: () => Promise.resolve([]),
 };
 const deps = depsFromEnv(noLauncher);
+// The worker's lane in its job's trace: the launcher's id locally (`local-<pid>`), the task's host name on Fargate.
+const workerId = process.env.ECS_CONTAINER_METADATA_URI_V4 ? hostname() : `local-${process.pid}`;
 
 // ECS stops a task with SIGTERM (SIGKILL after stopTimeout); a terminal's Ctrl-C sends SIGINT locally. The chunks
 // in hand are finished first; records still running shortly before the SIGKILL are aborted (ctx.signal), so a
@@ -52,10 +55,14 @@ try {
     token,
     signal: stop.signal,
     abortRecords: abortRecords.signal,
+    workerId,
   });
   log.info('worker done', { ...summary });
+  // Every path out (SIGTERM included: the loop ends, then this) exports the spans still queued first.
+  await deps.tracing?.shutdown();
   process.exit(0);
 } catch (err) {
   log.error('worker failed', { error: err as Error });
+  await deps.tracing?.shutdown();
   process.exit(1);
 }

@@ -59,7 +59,14 @@ export function customMetric(
 }
 
 /** Metrics published per site (publishSiteMetrics in core/shared/metrics.ts): dimensions service, stage and site. */
-export const SITE_METRICS = ['MailsSent', 'MailsFailed', 'QueueWait'] as const;
+export const SITE_METRICS = [
+  'MailsSent',
+  'MailsFailed',
+  'QueueWait',
+  'BacklogRecords',
+  'BacklogJobsWaiting',
+  'BacklogOldestWait',
+] as const;
 
 export type SiteMetricName = (typeof SITE_METRICS)[number];
 

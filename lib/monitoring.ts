@@ -201,6 +201,16 @@ export class Monitoring extends Construct {
       'RunTask refused worker tasks (vCPU quota, capacity, throttling); the reaper retries with backoff. RUNBOOK.md#worker-launch-failed',
     );
     for (const site of props.sites ?? []) {
+      // The stage-wide wait alarm above says a job waits; this one says whose (the reaper's backlog figures).
+      this.alarm(
+        `WorkerWait${pascal(site)}`,
+        siteMetric(props.stage, site, 'BacklogOldestWait', {
+          statistic: cloudwatch.Stats.MAXIMUM,
+          period: Duration.minutes(5),
+        }),
+        props.workerBudget.queueWaitAlarmSeconds * 1000,
+        `A job of ${site} has waited more than ${props.workerBudget.queueWaitAlarmSeconds} s for its first worker. RUNBOOK.md#jobs-waiting-for-workers`,
+      );
       this.alarm(
         `MailsFailed${pascal(site)}`,
         siteMetric(props.stage, site, 'MailsFailed', { period: Duration.hours(1) }),
@@ -325,6 +335,30 @@ export class Monitoring extends Construct {
               siteMetric(stage, site, 'QueueWait', { statistic: 'p99', label: `${site} wait p99 (ms)` }),
             ),
           ],
+        },
+      ),
+      graph(
+        'Backlog by site (reaper)',
+        (props.sites ?? []).flatMap((site) => [
+          siteMetric(stage, site, 'BacklogRecords', {
+            statistic: cloudwatch.Stats.MAXIMUM,
+            period: Duration.minutes(5),
+            label: `${site} records left`,
+          }),
+          siteMetric(stage, site, 'BacklogJobsWaiting', {
+            statistic: cloudwatch.Stats.MAXIMUM,
+            period: Duration.minutes(5),
+            label: `${site} jobs waiting`,
+          }),
+        ]),
+        {
+          right: (props.sites ?? []).map((site) =>
+            siteMetric(stage, site, 'BacklogOldestWait', {
+              statistic: cloudwatch.Stats.MAXIMUM,
+              period: Duration.minutes(5),
+              label: `${site} longest wait (ms)`,
+            }),
+          ),
         },
       ),
       graph('Reaper', [

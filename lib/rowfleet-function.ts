@@ -18,6 +18,7 @@ import { JOBS_BY_TIME_INDEX } from '../config/job-list.ts';
 import { reportQueuePrefix, TABLE_PARTITIONS } from '../config/names.ts';
 import { DEPLOYED_NODE_MAJOR, LAMBDA_RUNTIME, NODE_TARGET } from '../config/node.ts';
 import type { Workers } from './workers.ts';
+import { TRACE_EXPORT_ACK, TRACE_EXPORT_STATEMENT } from './tracing.ts';
 
 /** The functions' Lambda runtime: the Node the project deploys on (config/node.ts), by its fixed name. */
 export const DEPLOYED_RUNTIME: lambda.Runtime = (() => {
@@ -351,6 +352,17 @@ export class RowfleetFunction extends NodejsFunction {
       reason:
         'sqs:ListQueues supports no resource-level permission; the reaper lists only queues named with its stage prefix and reads nothing else with it.',
     });
+    return this;
+  }
+
+  /**
+   * The function emits its jobs' spans (core/aws/tracing.ts): ROWFLEET_TRACING=otlp sends them, signed, to the region's
+   * X-Ray OTLP endpoint, which authorizes them as xray:PutTraceSegments. No `tracing: ACTIVE` (X-Ray's own segments).
+   */
+  emitTraces(): this {
+    this.addToRolePolicy(TRACE_EXPORT_STATEMENT());
+    this.addEnvironment('ROWFLEET_TRACING', 'otlp');
+    acknowledgeFindings(this.role!, TRACE_EXPORT_ACK);
     return this;
   }
 

@@ -162,6 +162,8 @@ export class RowfleetStack extends Stack {
       // CreateQueue with tags needs TagQueue too.
       .bindReportQueues(stage, ['sqs:CreateQueue', 'sqs:SendMessage', 'sqs:TagQueue'])
       .bindWorkers(this.workers, { launch: true })
+      // Split and queue-wait spans, and the job span of a job cancelled before its split (issue 22).
+      .emitTraces()
       // A failed split reports its message (Powertools batch): it is retried, then goes to the DLQ.
       .consumeQueue(uploadEventsQueue);
 
@@ -201,6 +203,8 @@ export class RowfleetStack extends Stack {
       .bindReportQueues(stage, ['sqs:GetQueueUrl', 'sqs:DeleteQueue'])
       .bindWorkers(this.workers, { stop: true })
       .bindGrantRequests(uploadEventsQueue)
+      // Finalize, zip and job spans.
+      .emitTraces()
       // One job per invocation: a large zip never shares a timeout with another job.
       .consumeQueue(finalizeQueue);
 
@@ -237,7 +241,9 @@ export class RowfleetStack extends Stack {
       // Orphan job queues: listed with their tags, deleted by URL.
       .bindReportQueues(stage, ['sqs:ListQueueTags', 'sqs:DeleteQueue'])
       .bindQueueListing()
-      .bindWorkers(this.workers, { launch: true, stop: true, list: true });
+      .bindWorkers(this.workers, { launch: true, stop: true, list: true })
+      // Queue-wait spans of its granter passes, the job span of a job it expires.
+      .emitTraces();
 
     // console: GET /console, GET /console/{proxy+} — the web console, built for the stage into the bundle
     // (web/build.ts), served with its security headers; no AWS access at all. Its CSP allows the bucket's origin

@@ -13,6 +13,7 @@ import { METRIC_NAMESPACE, POWERTOOLS_SERVICE_NAME } from './metrics.ts';
 import { KEY_PREFIXES, reportQueuePrefix, resourceNames, TABLE_PARTITIONS } from '../config/names.ts';
 import { acknowledge, acknowledgeFindings, arnFinding, escapeRegExp } from './nag.ts';
 import { PROJECT_ROOT } from './paths.ts';
+import { TRACE_EXPORT_ACK, TRACE_EXPORT_STATEMENT } from './tracing.ts';
 
 /** The worker's container name; RunTask overrides address it (WORKER_CONTAINER_NAME). */
 export const WORKER_CONTAINER_NAME = 'worker';
@@ -197,6 +198,8 @@ export class Workers extends Construct {
         DLQ_ARN: props.deadLetterQueue.queueArn,
         POWERTOOLS_SERVICE_NAME,
         POWERTOOLS_METRICS_NAMESPACE: METRIC_NAMESPACE,
+        // Worker-start and chunk-attempt spans to X-Ray's OTLP endpoint (core/aws/tracing.ts).
+        ROWFLEET_TRACING: 'otlp',
       },
     });
 
@@ -236,6 +239,9 @@ export class Workers extends Construct {
    */
   private grantWorkerAccess(props: WorkersProps): void {
     const role = this.taskDefinition.taskRole;
+    // The worker's spans (ROWFLEET_TRACING=otlp above).
+    role.addToPrincipalPolicy(TRACE_EXPORT_STATEMENT());
+    acknowledgeFindings(role, TRACE_EXPORT_ACK);
     const reportQueues = Stack.of(this).formatArn({
       service: 'sqs',
       resource: `${reportQueuePrefix(props.stage)}*`,

@@ -10,33 +10,21 @@ import { randomUUID } from 'node:crypto';
 import { mkdirSync, openSync, closeSync, readFileSync, existsSync } from 'node:fs';
 import { request, type ClientRequest } from 'node:http';
 import { join, resolve } from 'node:path';
-import { fileURLToPath } from 'node:url';
 import lockfile from 'proper-lockfile';
 import type { PipelineDeps } from '../core/deps.ts';
-import { buildDeps, fromEnv } from '../core/deps.ts';
-import { resetClients } from '../core/aws/clients.ts';
-import { ApiTokens } from '../core/intake/tokens.ts';
-import {
-  LaunchFailedError,
-  type LaunchRequest,
-  type TaskInfo,
-  type TaskLauncher,
-} from '../core/aws/task-launcher.ts';
-import {
-  usageMailDepsFromEnv,
-  type UsageMailDeps,
-  type UsageMailInput,
-  type UsageMailResult,
-} from '../core/usage/mail.ts';
-import { createUsageMailHandler } from '../lambdas/usage-mail/handler.ts';
-import { localContext } from '../lambdas/shared/middleware.ts';
-import { ownerAlive, readOwner, sameProcess, type RuntimeOwner } from './ownership.ts';
-import { setLocalAwsDefaults } from './resources.ts';
-import { mailViewerUrl, privateStateDir } from './emulator-gate.ts';
+import type { UsageMailDeps, UsageMailInput, UsageMailResult } from '../core/usage/mail.ts';
+import { ownerAlive, privateStateDir, readOwner, sameProcess, type RuntimeOwner } from './ownership.ts';
 import { CONSOLE_PATH } from '../core/intake/console.ts';
+import { getStage } from '../config/index.ts';
+import { runtimeProcess } from './entries.ts';
 
-const TSX = import.meta.resolve('tsx');
-const DAEMON = fileURLToPath(new URL('./daemon.ts', import.meta.url));
+/**
+ * The attached runtime's pipeline side (the SDK clients, the handlers: most of what a command loads), loaded while
+ * the runtime starts or answers the attach, so a command waits for the longer of the two rather than both in turn.
+ */
+let attachedModule: Promise<typeof import('./attached.ts')> | undefined;
+const loadAttached = () => (attachedModule ??= import('./attached.ts'));
+
 const START_TIMEOUT_MS = 90_000;
 
 export interface AttachOptions {
@@ -49,26 +37,18 @@ export interface AttachOptions {
   readonly maxWorkers?: number;
 }
 
-/** A command's view of the runtime it is attached to. */
-export interface AttachedRuntime {
+/** A command's view of the runtime it is attached to, through its API (what `run`, `retry`, `loadtest` use). */
+export interface AttachedApi {
   readonly stage: string;
   readonly stateDir: string;
   readonly apiUrl: string;
   /** The web console, served by the runtime's local API. */
   readonly consoleUrl: string;
   readonly endpoints: Record<string, string>;
-  /** The embedded SES emulator's mail viewer; undefined on an external endpoint. */
-  readonly mailViewerUrl?: string;
   /** Whether this command started the runtime (false: it joined one already running). */
   readonly started: boolean;
-  /** The pipeline's dependencies, addressing the runtime's resources; workers are launched by the runtime. */
-  readonly deps: PipelineDeps;
-  readonly mailDeps: UsageMailDeps;
-  usageMail(input: UsageMailInput): Promise<UsageMailResult>;
   /** The local API token of a site (issued by the runtime, kept in the state directory). */
   tokenFor(site: string): Promise<string>;
-  /** A new API token bound to `site`. */
-  issueToken(site: string): Promise<string>;
   /**
    * Settles when the runtime ends this attachment without this command detaching: it died (kill -9, a crash) or
    * stopped. A command that goes on attaches again ({@link attachRuntime}: the runtime is started again and
@@ -79,10 +59,42 @@ export interface AttachedRuntime {
   detach(): Promise<void>;
 }
 
+/** A command's view of the runtime it is attached to, its resources addressed directly too (local/attached.ts). */
+export interface AttachedRuntime extends AttachedApi {
+  /** The embedded SES emulator's mail viewer; undefined on an external endpoint. */
+  readonly mailViewerUrl?: string;
+  /** The pipeline's dependencies, addressing the runtime's resources; workers are launched by the runtime. */
+  readonly deps: PipelineDeps;
+  readonly mailDeps: UsageMailDeps;
+  usageMail(input: UsageMailInput): Promise<UsageMailResult>;
+  /** A new API token bound to `site`. */
+  issueToken(site: string): Promise<string>;
+}
+
 const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
 
-/** Attaches to the state directory's runtime, starting it when none runs. */
+/**
+ * Attaches to the state directory's runtime, starting it when none runs, with its resources addressed from this
+ * process too (the AWS SDK clients: loaded while the runtime starts).
+ */
 export async function attachRuntime(o: AttachOptions): Promise<AttachedRuntime> {
+  const { owner, link, started, budgetEnv } = await attachLink(o, true);
+  return (await loadAttached()).attached({ ...apiView(owner, link, started), budgetEnv });
+}
+
+/**
+ * Attaches to the state directory's runtime, starting it when none runs, to use it through its API only: this
+ * process loads nothing of the pipeline (a `run` waits for the runtime, not for its own modules too).
+ */
+export async function attachApi(o: AttachOptions): Promise<AttachedApi> {
+  const { owner, link, started } = await attachLink(o, false);
+  return apiView(owner, link, started);
+}
+
+async function attachLink(
+  o: AttachOptions,
+  pipeline: boolean,
+): Promise<{ owner: RuntimeOwner; link: Link; started: boolean; budgetEnv: Record<string, string> }> {
   const stateDir = resolve(o.stateDir);
   // `--max-workers N`: the budget of a runtime this command starts (its spawn env) and of this command's deps.
   const budgetEnv: Record<string, string> =
@@ -99,6 +111,7 @@ export async function attachRuntime(o: AttachOptions): Promise<AttachedRuntime> 
             `use the same --endpoint, or another --state-dir`,
         );
       }
+      if (pipeline) void loadAttached();
       const link = await connect(owner).catch(() => undefined);
       if (link) {
         const theirs = owner.env.ROWFLEET_MAX_WORKERS;
@@ -108,10 +121,12 @@ export async function attachRuntime(o: AttachOptions): Promise<AttachedRuntime> 
               `worker budget; --max-workers ${o.maxWorkers} applies once every command of it has ended\n`,
           );
         }
-        return attached(owner, link, started, budgetEnv);
+        return { owner, link, started, budgetEnv };
       }
-    } else {
-      started = (await startRuntime(stateDir, o.endpoint, budgetEnv)) || started;
+    } else if (await startRuntime(stateDir, o.endpoint, pipeline, budgetEnv)) {
+      // Up and named in the state directory: attach at once.
+      started = true;
+      continue;
     }
     if (Date.now() > deadline) {
       throw new Error(`could not start or reach the local runtime of ${stateDir} (see ${logFile(stateDir)})`);
@@ -129,6 +144,7 @@ const logFile = (stateDir: string) => join(stateDir, 'logs', 'runtime.log');
 async function startRuntime(
   stateDir: string,
   endpoint: string | undefined,
+  pipeline: boolean,
   budgetEnv: Record<string, string>,
 ): Promise<boolean> {
   const release = await lockfile.lock(stateDir, {
@@ -142,9 +158,10 @@ async function startRuntime(
     if (owner && ownerAlive(owner)) return false;
     mkdirSync(join(stateDir, 'logs'), { recursive: true, mode: 0o700 });
     const log = openSync(logFile(stateDir), 'a', 0o600);
+    const daemon = runtimeProcess('daemon');
     const child = spawn(
       process.execPath,
-      ['--import', TSX, DAEMON, stateDir, ...(endpoint ? [endpoint] : [])],
+      [...daemon.execArgv, daemon.file, stateDir, ...(endpoint ? [endpoint] : [])],
       {
         detached: true,
         stdio: ['ignore', log, log],
@@ -152,11 +169,14 @@ async function startRuntime(
           ...process.env,
           ...budgetEnv,
           POWERTOOLS_LOG_LEVEL: process.env.POWERTOOLS_LOG_LEVEL ?? 'WARN',
+          // What the runtime would take itself (local/resources.ts setLocalAwsDefaults), known here already.
+          AWS_REGION: process.env.AWS_REGION ?? getStage('local').region,
         },
       },
     );
     closeSync(log);
     child.unref();
+    if (pipeline) void loadAttached();
     let exited: number | null | undefined;
     child.once('exit', (code) => (exited = code));
     const deadline = Date.now() + START_TIMEOUT_MS;
@@ -168,7 +188,8 @@ async function startRuntime(
       }
       if (Date.now() > deadline)
         throw new Error(`the local runtime did not start in time (see ${logFile(stateDir)})`);
-      await sleep(100);
+      // A small file read: looking often costs nothing, and every command that starts the runtime waits here.
+      await sleep(20);
     }
   } finally {
     await release();
@@ -180,7 +201,7 @@ function tail(file: string, lines = 15): string {
   return readFileSync(file, 'utf8').trimEnd().split('\n').slice(-lines).join('\n');
 }
 
-interface Link {
+export interface Link {
   readonly id: string;
   readonly req: ClientRequest;
   /** Settles when the attachment's answer ends (the runtime closed it, or its process is gone). */
@@ -224,7 +245,13 @@ function connect(owner: RuntimeOwner): Promise<Link> {
   });
 }
 
-async function control(owner: RuntimeOwner, method: string, path: string, body?: unknown): Promise<unknown> {
+/** Talks to the runtime's control endpoint (local/control.ts). */
+export async function control(
+  owner: RuntimeOwner,
+  method: string,
+  path: string,
+  body?: unknown,
+): Promise<unknown> {
   const res = await fetch(`${owner.controlUrl}${path}`, {
     method,
     headers: { 'x-rowfleet-secret': owner.secret, 'content-type': 'application/json' },
@@ -234,66 +261,22 @@ async function control(owner: RuntimeOwner, method: string, path: string, body?:
   return res.json();
 }
 
-/** Workers are the runtime's child processes: an attached command launches them through it. */
-class RuntimeLauncher implements TaskLauncher {
-  constructor(private readonly owner: RuntimeOwner) {}
-  async launch(req: LaunchRequest): Promise<string[]> {
-    const r = (await control(this.owner, 'POST', '/launch', req)) as {
-      started: string[];
-      failed?: number;
-      error?: string;
-    };
-    if (r.failed) throw new LaunchFailedError(r.started, r.failed, r.error ?? 'launch failed');
-    return r.started;
-  }
-  async stop(site: string, token: string): Promise<number> {
-    return ((await control(this.owner, 'POST', '/stop', { site, token })) as { stopped: number }).stopped;
-  }
-  async list(): Promise<TaskInfo[]> {
-    return ((await control(this.owner, 'GET', '/tasks')) as { tasks: TaskInfo[] }).tasks;
-  }
-}
-
-function attached(
-  owner: RuntimeOwner,
-  link: Link,
-  started: boolean,
-  budgetEnv: Record<string, string>,
-): AttachedRuntime {
-  // This process addresses the runtime's emulators and resources as its own processes do.
-  setLocalAwsDefaults(owner.stage);
-  // Attached again to a runtime started since (new ports): the clients made for the last one are forgotten.
-  if (
-    Object.entries(owner.env).some(
-      ([k, v]) => k.startsWith('AWS_') && process.env[k] !== undefined && process.env[k] !== v,
-    )
-  )
-    resetClients();
-  // The SDK clients and the usage mail's deps still read the environment (the runtime's endpoints, credentials).
-  Object.assign(process.env, owner.env, { ROWFLEET_RUNTIME_INSTANCE: owner.instance });
-  // The runtime's own budget wins over this command's `--max-workers` (which applies to a runtime it starts).
-  const config = fromEnv({ ...process.env, ...budgetEnv, ...owner.env });
-  const deps = buildDeps(config, new RuntimeLauncher(owner));
-  const mailDeps = usageMailDepsFromEnv();
-  const usageMail = createUsageMailHandler(mailDeps);
-  const tokens = new ApiTokens(deps.env.table);
+/** The attachment as a command sees it: the runtime's API, its sites' tokens, the attachment's end. */
+function apiView(owner: RuntimeOwner, link: Link, started: boolean): AttachedApi & { owner: RuntimeOwner } {
   let detached: Promise<void> | undefined;
   const lost = link.closed.then(() =>
     // Ended by this command's own detach: not lost (the promise never settles).
     detached ? new Promise<void>(() => undefined) : undefined,
   );
   return {
+    owner,
     lost,
     stage: owner.stage,
     stateDir: owner.stateDir,
     apiUrl: owner.apiUrl,
     consoleUrl: owner.apiUrl + CONSOLE_PATH,
     endpoints: owner.endpoints,
-    ...(owner.endpoints.ses ? { mailViewerUrl: mailViewerUrl(owner.endpoints) } : {}),
     started,
-    deps,
-    mailDeps,
-    usageMail: (input) => usageMail(input, localContext('usage-mail')),
     async tokenFor(site) {
       const saved = JSON.parse(readFileSync(join(owner.stateDir, 'api-tokens.json'), 'utf8')) as Record<
         string,
@@ -303,7 +286,6 @@ function attached(
       if (!token) throw new Error(`no local API token for site ${site}`);
       return token;
     },
-    issueToken: (site) => tokens.issue(site, 'cli'),
     detach() {
       detached ??= (async () => {
         const r = (await control(owner, 'POST', `/detach?id=${link.id}`).catch(() => ({ remaining: 0 }))) as {

@@ -15,7 +15,7 @@
  * page's own requests), the `x-rowfleet-key` header or that cookie.
  */
 import { createHash, createHmac, randomBytes, timingSafeEqual } from 'node:crypto';
-import { chmodSync, mkdirSync, readFileSync, writeFileSync } from 'node:fs';
+import { readFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import type { IncomingMessage, RequestListener, Server, ServerResponse } from 'node:http';
 import { SignatureV4 } from '@smithy/signature-v4';
@@ -48,15 +48,6 @@ export function stateDirCredentials(stateDir: string): EmulatorCredentials {
   // Only the runtime that holds the state directory's lock gets here: no two write it at once.
   writeFileSync(file, JSON.stringify(made, null, 2) + '\n', { mode: 0o600 });
   return made;
-}
-
-/**
- * Creates the state directory readable by this user only (0700; an existing one is narrowed): what is inside —
- * the emulators' data, the API tokens, the credentials — is nobody else's to read.
- */
-export function privateStateDir(stateDir: string): void {
-  mkdirSync(stateDir, { recursive: true, mode: 0o700 });
-  chmodSync(stateDir, 0o700);
 }
 
 /** The embedded SES's mail viewer, opened with the runtime's viewer key; undefined on an external endpoint. */

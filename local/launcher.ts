@@ -1,4 +1,4 @@
-import { execFileSync, spawn } from 'node:child_process';
+import { spawn } from 'node:child_process';
 import {
   closeSync,
   mkdirSync,
@@ -17,6 +17,8 @@ import { newestSource } from '../web/build.ts';
 import { NODE_TARGET } from '../config/node.ts';
 import { buildProcessors } from '../fargate-worker/build-processors.ts';
 import { usersDir } from '../core/processors/users.ts';
+import { commandLine } from './ownership.ts';
+import { REQUIRE_BANNER, requireCommonJs } from './esbuild-commonjs.mjs';
 import {
   workerEnv,
   type LaunchRequest,
@@ -33,6 +35,7 @@ const WORKER_ENTRY = join(ROOT, 'fargate-worker', 'main.ts');
 const BUNDLE = join(ROOT, 'node_modules', '.cache', 'rowfleet', `fargate-worker.${NODE_TARGET}.mjs`);
 /** What the worker's bundle is built from: users' processors are not in it (see workerProcessors). */
 const SOURCES = ['config', 'core', 'fargate-worker'].map((d) => join(ROOT, d));
+const BUILD_FILES = [join(ROOT, 'local', 'launcher.ts'), join(ROOT, 'local', 'esbuild-commonjs.mjs')];
 
 /**
  * The worker as one ES module, like the container image runs it (esbuild, which tsx brings anyway):
@@ -46,7 +49,9 @@ export async function workerBundle(): Promise<string> {
   } catch {
     // not built yet
   }
-  if (built > Math.max(...SOURCES.map(newestSource))) return BUNDLE;
+  // How it is built counts too (this file, the plugin): a bundle made another way is made again.
+  const recipe = Math.max(...BUILD_FILES.map((f) => statSync(f).mtimeMs));
+  if (built > Math.max(recipe, ...SOURCES.map(newestSource))) return BUNDLE;
   const { build } = await import('esbuild');
   const tmp = `${BUNDLE}.${process.pid}.tmp`;
   mkdirSync(dirname(BUNDLE), { recursive: true });
@@ -60,6 +65,10 @@ export async function workerBundle(): Promise<string> {
     target: NODE_TARGET,
     sourcemap: 'inline',
     logLevel: 'error',
+    // The packages whose format Node would guess are required, not imported: a worker starts without the guess
+    // (local/esbuild-commonjs.mjs).
+    banner: { js: REQUIRE_BANNER },
+    plugins: [requireCommonJs()],
   });
   renameSync(tmp, BUNDLE);
   return BUNDLE;
@@ -87,19 +96,6 @@ function alive(pid: number): boolean {
     return true;
   } catch {
     return false;
-  }
-}
-
-/** A process's command line ('' when it is gone): /proc on Linux, `ps` elsewhere (macOS). */
-export function commandLine(pid: number): string {
-  try {
-    return readFileSync(`/proc/${pid}/cmdline`, 'utf8').split('\0').join(' ');
-  } catch {
-    try {
-      return execFileSync('ps', ['-p', String(pid), '-o', 'command='], { encoding: 'utf8' }).trim();
-    } catch {
-      return '';
-    }
   }
 }
 
@@ -154,6 +150,8 @@ export class LocalTaskLauncher implements TaskLauncher {
         env: {
           ...process.env,
           POWERTOOLS_LOG_LEVEL: 'INFO',
+          // V8's compiled code of the bundle and its packages, kept between worker starts (scripts/rowfleet.mjs).
+          NODE_COMPILE_CACHE: process.env.NODE_COMPILE_CACHE || join(dirname(BUNDLE), 'compile-cache'),
           ROWFLEET_PROCESSORS_BUILT: processors,
           ...workerEnv(req),
         },

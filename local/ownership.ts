@@ -6,10 +6,9 @@
  * instance id, its API and control URLs, the emulators' endpoints and the environment that addresses them.
  */
 import { execFileSync } from 'node:child_process';
-import { existsSync, readFileSync, rmSync } from 'node:fs';
+import { chmodSync, existsSync, mkdirSync, readFileSync, rmSync } from 'node:fs';
 import { join } from 'node:path';
 import lockfile from 'proper-lockfile';
-import { commandLine } from './launcher.ts';
 import { writeFileAtomicSync } from '../core/shared/atomic-write.ts';
 
 export interface RuntimeOwner {
@@ -38,6 +37,28 @@ const OWNER_FILE = 'runtime.json';
 const LOCK_FILE = 'runtime.lock';
 /** The lock is stale this long after its owner stopped refreshing it (killed). */
 const LOCK_STALE_MS = 10_000;
+
+/** A process's command line ('' when it is gone): /proc on Linux, `ps` elsewhere (macOS). */
+export function commandLine(pid: number): string {
+  try {
+    return readFileSync(`/proc/${pid}/cmdline`, 'utf8').split('\0').join(' ');
+  } catch {
+    try {
+      return execFileSync('ps', ['-p', String(pid), '-o', 'command='], { encoding: 'utf8' }).trim();
+    } catch {
+      return '';
+    }
+  }
+}
+
+/**
+ * Creates the state directory readable by this user only (0700; an existing one is narrowed): what is inside —
+ * the emulators' data, the API tokens, the credentials — is nobody else's to read.
+ */
+export function privateStateDir(stateDir: string): void {
+  mkdirSync(stateDir, { recursive: true, mode: 0o700 });
+  chmodSync(stateDir, 0o700);
+}
 
 export const ownerFile = (stateDir: string) => join(stateDir, OWNER_FILE);
 

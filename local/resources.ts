@@ -83,42 +83,60 @@ export async function ensureResources(
   const s3 = s3Client();
   const sqs = sqsClient();
   const ddb = dynamoClient();
-  try {
-    await s3.send(new HeadBucketCommand({ Bucket: names.bucket }));
-  } catch {
-    await s3.send(new CreateBucketCommand({ Bucket: names.bucket }));
-  }
-  try {
-    const table = (await ddb.send(new DescribeTableCommand({ TableName: names.table }))).Table;
-    const indexes = new Set((table?.GlobalSecondaryIndexes ?? []).map((i) => i.IndexName));
-    const missing = tableDefinition(names.table).GlobalSecondaryIndexes!.some(
-      (i) => !indexes.has(i.IndexName),
-    );
-    if (missing) await rebuildTable(ddb, names.table);
-  } catch (err) {
-    if (
-      !(err instanceof ResourceNotFoundException) &&
-      (err as { name?: string }).name !== 'ResourceNotFoundException'
-    )
-      throw err;
-    await createTable(ddb, names.table);
-  }
+  const bucket = async () => {
+    try {
+      await s3.send(new HeadBucketCommand({ Bucket: names.bucket }));
+    } catch {
+      await s3.send(new CreateBucketCommand({ Bucket: names.bucket }));
+    }
+  };
+  const table = async () => {
+    try {
+      const table = (await ddb.send(new DescribeTableCommand({ TableName: names.table }))).Table;
+      const indexes = new Set((table?.GlobalSecondaryIndexes ?? []).map((i) => i.IndexName));
+      const missing = tableDefinition(names.table).GlobalSecondaryIndexes!.some(
+        (i) => !indexes.has(i.IndexName),
+      );
+      if (missing) await rebuildTable(ddb, names.table);
+    } catch (err) {
+      if (
+        !(err instanceof ResourceNotFoundException) &&
+        (err as { name?: string }).name !== 'ResourceNotFoundException'
+      )
+        throw err;
+      await createTable(ddb, names.table);
+    }
+  };
   const queue = async (name: string, attrs: Record<string, string> = {}) =>
     (await sqs.send(new CreateQueueCommand({ QueueName: name, Attributes: attrs }))).QueueUrl!;
-  const dlqUrl = await queue(names.dlq, { MessageRetentionPeriod: String(14 * 24 * 3600) });
-  const dlqArn = (
-    await sqs.send(new GetQueueAttributesCommand({ QueueUrl: dlqUrl, AttributeNames: ['QueueArn'] }))
-  ).Attributes!.QueueArn!;
-  const redrive = JSON.stringify({ deadLetterTargetArn: dlqArn, maxReceiveCount: timings.maxReceiveCount });
-  const derived = derivedTimings(timings);
-  const finalizeQueueUrl = await queue(names.finalizeQueue, {
-    VisibilityTimeout: String(derived.finalizeVisibilitySeconds),
-    RedrivePolicy: redrive,
-  });
-  const uploadEventsUrl = await queue(names.uploadEventsQueue, {
-    VisibilityTimeout: String(derived.uploadEventsVisibilitySeconds),
-    RedrivePolicy: redrive,
-  });
+  const queues = async () => {
+    const dlqUrl = await queue(names.dlq, { MessageRetentionPeriod: String(14 * 24 * 3600) });
+    const dlqArn = (
+      await sqs.send(new GetQueueAttributesCommand({ QueueUrl: dlqUrl, AttributeNames: ['QueueArn'] }))
+    ).Attributes!.QueueArn!;
+    const redrive = JSON.stringify({ deadLetterTargetArn: dlqArn, maxReceiveCount: timings.maxReceiveCount });
+    const derived = derivedTimings(timings);
+    const [finalizeQueueUrl, uploadEventsUrl] = await Promise.all([
+      queue(names.finalizeQueue, {
+        VisibilityTimeout: String(derived.finalizeVisibilitySeconds),
+        RedrivePolicy: redrive,
+      }),
+      queue(names.uploadEventsQueue, {
+        VisibilityTimeout: String(derived.uploadEventsVisibilitySeconds),
+        RedrivePolicy: redrive,
+      }),
+    ]);
+    return { dlqArn, finalizeQueueUrl, uploadEventsUrl };
+  };
+  const topic = async () =>
+    (await snsClient().send(new CreateTopicCommand({ Name: names.jobsTopic }))).TopicArn!;
+  // Independent of each other: made at once (one after the other, they were most of a runtime's start).
+  const [, , { dlqArn, finalizeQueueUrl, uploadEventsUrl }, jobsTopicArn] = await Promise.all([
+    bucket(),
+    table(),
+    queues(),
+    topic(),
+  ]);
   if (external) {
     // A real S3 API (LocalStack) raises the ObjectCreated events itself.
     const arn = (
@@ -141,6 +159,5 @@ export async function ensureResources(
       }),
     );
   }
-  const jobsTopicArn = (await snsClient().send(new CreateTopicCommand({ Name: names.jobsTopic }))).TopicArn!;
   return { finalizeQueueUrl, dlqArn, uploadEventsUrl, jobsTopicArn };
 }

@@ -1,9 +1,8 @@
-import { fork, type ChildProcess } from 'node:child_process';
+import type { ChildProcess } from 'node:child_process';
 import { randomUUID } from 'node:crypto';
 import { existsSync, readFileSync, writeFileSync } from 'node:fs';
 import { join, resolve } from 'node:path';
 import { availableParallelism } from 'node:os';
-import { fileURLToPath } from 'node:url';
 import type { APIGatewayProxyEvent, APIGatewayProxyResult, SQSBatchResponse, SQSEvent } from 'aws-lambda';
 import { getStage, loadConfig } from '../config/index.ts';
 import { API_ROUTES } from '../config/api.ts';
@@ -31,13 +30,10 @@ import { ControlServer } from './control.ts';
 import { EventSources } from './event-sources.ts';
 import { IsolatedFunction, inProcess, localLauncher, type FunctionName, type Invoke } from './functions.ts';
 import type { LocalTaskLauncher } from './launcher.ts';
-import type { EmulatorOptions } from './emulators/index.ts';
-import { mailViewerUrl, privateStateDir, stateDirCredentials } from './emulator-gate.ts';
-import { acquireStateDir, processStart, removeOwner, writeOwner } from './ownership.ts';
+import { mailViewerUrl } from './emulator-gate.ts';
+import { startEmulatorHost, type EmulatorHost } from './emulator-process.ts';
+import { acquireStateDir, privateStateDir, processStart, removeOwner, writeOwner } from './ownership.ts';
 import { ensureResources, setLocalAwsDefaults, type StageResources } from './resources.ts';
-
-const TSX = import.meta.resolve('tsx');
-const EMULATOR_HOST = fileURLToPath(new URL('./emulator-host.ts', import.meta.url));
 
 export interface RuntimeOptions {
   /** Local state (objects, queues, DynamoDB, API tokens, worker logs). */
@@ -53,26 +49,13 @@ export interface RuntimeOptions {
   readonly onClients?: (count: number) => void;
   /** Called if another process takes the state directory from this one (it must stop at once). */
   readonly onLost?: (err: Error) => void;
-}
-
-/** The embedded emulators in a child process, each on a free port; their state in `<state>/emulators`. */
-async function startEmulatorHost(
-  options: EmulatorOptions,
-): Promise<{ child: ChildProcess; endpoints: Record<string, string> }> {
-  const child = fork(EMULATOR_HOST, [], {
-    execArgv: ['--import', TSX],
-    env: { ...process.env, ROWFLEET_EMULATOR_OPTIONS: JSON.stringify(options) },
-    stdio: ['ignore', 'inherit', 'inherit', 'ipc'],
-    // Its own process group: a terminal's Ctrl-C reaches only the CLI, which stops the emulators in order (state
-    // saved). If the CLI dies, the host still stops on its own when the IPC channel closes.
-    detached: true,
-  });
-  const endpoints = await new Promise<Record<string, string>>((res, rej) => {
-    child.once('message', (m: { type: string; endpoints: Record<string, string> }) => res(m.endpoints));
-    child.once('exit', (code) => rej(new Error(`embedded emulators exited during start (code ${code})`)));
-  });
-  child.removeAllListeners('exit');
-  return { child, endpoints };
+  /**
+   * The state directory's lock, taken already by the caller (local/daemon.ts, which starts the emulators before
+   * this module has loaded): its release. @default taken here
+   */
+  readonly heldStateDir?: () => Promise<void>;
+  /** The embedded emulators, started already by the caller under that lock. @default started here */
+  readonly emulators?: Promise<EmulatorHost>;
 }
 
 /** The AWS endpoints every process of the runtime addresses (the SDK clients follow AWS_ENDPOINT_URL_*). */
@@ -98,17 +81,12 @@ async function prepareAws(
   let endpoints: Record<string, string> = { all: o.endpoint ?? '' };
   let credentials: Record<string, string> = {};
   if (!o.endpoint) {
+    const started = await (o.emulators ?? startEmulatorHost(stateDir, stage));
     // Every process of the runtime (and every attached command: the owner file's env) signs with these; the
     // emulators answer nothing else (local/emulator-gate.ts).
-    const c = stateDirCredentials(stateDir);
+    const c = started.credentials;
     credentials = { AWS_ACCESS_KEY_ID: c.accessKeyId, AWS_SECRET_ACCESS_KEY: c.secretAccessKey };
     Object.assign(process.env, credentials);
-    const started = await startEmulatorHost({
-      stateDir: join(stateDir, 'emulators'),
-      region: process.env.AWS_REGION!,
-      ...c,
-      notify: { bucket: names.bucket, prefix: 'uploads/', queueName: names.uploadEventsQueue },
-    });
     host = started.child;
     endpoints = started.endpoints;
   }
@@ -140,6 +118,11 @@ async function prepareAws(
     // Local workers share this machine's cores: a job that names no number gets at most one per core (core/deps.ts).
     ROWFLEET_DEFAULT_WORKERS_PER_JOB:
       process.env.ROWFLEET_DEFAULT_WORKERS_PER_JOB || String(availableParallelism()),
+    // Every process of the runtime (functions, workers) writes its spans to the state directory's span store
+    // (core/shared/trace-file.ts), which GET /jobs/{token}/timeline reads. ROWFLEET_TRACING=off switches it off
+    // (the bench measures tracing's cost that way).
+    ROWFLEET_TRACING: process.env.ROWFLEET_TRACING === 'off' ? 'off' : 'file',
+    ROWFLEET_TRACE_DIR: join(stateDir, 'traces'),
   };
   return { host, endpoints, env };
 }
@@ -202,10 +185,12 @@ export class LocalRuntime {
     privateStateDir(stateDir);
     setLocalAwsDefaults(stage);
     const instance = randomUUID();
-    const release = await acquireStateDir(stateDir, {
-      waitMs: 30_000,
-      onLost: o.onLost ?? ((err) => process.stderr.write(`local runtime: ${errorMessage(err)}\n`)),
-    });
+    const release =
+      o.heldStateDir ??
+      (await acquireStateDir(stateDir, {
+        waitMs: 30_000,
+        onLost: o.onLost ?? ((err) => process.stderr.write(`local runtime: ${errorMessage(err)}\n`)),
+      }));
     let host: ChildProcess | undefined;
     try {
       const aws = await prepareAws(o, stage, stateDir);
@@ -241,13 +226,20 @@ export class LocalRuntime {
         new ControlServer(launcher, o.onClients),
         release,
       );
-      await rt.resume();
+      // Each site's API token (the commands read them from the state directory) while the work of a killed
+      // runtime is resumed: they touch different items.
+      await Promise.all([rt.resume(), rt.siteTokens(loadConfig().sites.map((s) => s.id))]);
       rt.wireEvents(fn, aws.env, o.reaperSeconds ?? stageConfig.timings.reaperIntervalSeconds);
-      for (const s of loadConfig().sites) await rt.tokenFor(s.id);
       await rt.announce(aws, o.endpoint);
       return rt;
     } catch (err) {
       host?.kill();
+      // Started by the caller but not taken over (the start failed before): it goes too.
+      if (!host)
+        void o.emulators?.then(
+          (h) => h.child.kill(),
+          () => undefined,
+        );
       await release().catch(() => undefined);
       throw err;
     }
@@ -343,13 +335,29 @@ export class LocalRuntime {
 
   /** A bearer token for the site, issued once and kept in the state directory. */
   async tokenFor(site: string): Promise<string> {
+    return (await this.siteTokens([site]))[site]!;
+  }
+
+  /**
+   * The sites' bearer tokens, each issued once and kept in the state directory: those kept are checked, the
+   * missing (or no longer valid) issued, all at once; the file is written once.
+   */
+  async siteTokens(sites: readonly string[]): Promise<Record<string, string>> {
     const file = join(this.stateDir, 'api-tokens.json');
     const saved = existsSync(file) ? (JSON.parse(readFileSync(file, 'utf8')) as Record<string, string>) : {};
-    const known = saved[site];
-    if (known && (await this.tokens.authenticate(`Bearer ${known}`)) === site) return known;
-    const token = await this.tokens.issue(site, 'local');
-    writeFileSync(file, JSON.stringify({ ...saved, [site]: token }, null, 2), { mode: 0o600 });
-    return token;
+    const tokens = await Promise.all(
+      sites.map(async (site): Promise<[string, string, boolean]> => {
+        const known = saved[site];
+        if (known && (await this.tokens.authenticate(`Bearer ${known}`)) === site)
+          return [site, known, false];
+        return [site, await this.tokens.issue(site, 'local'), true];
+      }),
+    );
+    if (tokens.some(([, , issued]) => issued)) {
+      const all = { ...saved, ...Object.fromEntries(tokens.map(([site, token]) => [site, token])) };
+      writeFileSync(file, JSON.stringify(all, null, 2), { mode: 0o600 });
+    }
+    return Object.fromEntries(tokens.map(([site, token]) => [site, token]));
   }
 
   /**
@@ -376,6 +384,8 @@ export class LocalRuntime {
     await this.api.close();
     onStep('functions');
     await Promise.all(this.isolated.map((f) => f.stop()));
+    onStep('traces');
+    await this.deps.tracing?.flush();
     onStep('control');
     await this.control.close();
     onStep('emulators');

@@ -10,7 +10,9 @@
  *     and the end-to-end run's own per process kind (split, workers, finalize, emulators, runtime: scripts/bench-cpu.ts)
  *     against the floor's process: ownCoreSecondsVsFloor = (split + workers + finalize) ÷ floor.
  * Options: --records N (default 1,000,000), --dir DIR (work directory, default $TMPDIR/rowfleet-bench);
- * --scenario io|mail runs scripts/bench-io.ts or scripts/bench-mail.ts instead.
+ * 6. the start-up of a small job: `npx rowfleet run` of the README's 10-row sample, no runtime running, spawn →
+ *    receivedAt, three runs (scripts/bench-startup.ts).
+ * --scenario io|mail|startup runs scripts/bench-io.ts, bench-mail.ts or bench-startup.ts instead.
  */
 import { createReadStream, createWriteStream, existsSync, readFileSync, rmSync, statSync } from 'node:fs';
 import { mkdir } from 'node:fs/promises';
@@ -31,12 +33,14 @@ import { LocalRuntime } from '../local/runtime.ts';
 import type { QueueStats } from '../local/emulators/sqs.ts';
 import { writeSampleCsv } from './gen-data.ts';
 import { runJob } from './run-job.ts';
+import { measureStartup } from './bench-startup.ts';
 import { fetchEmulatorPage } from '../local/emulator-gate.ts';
 import { ownCoreSeconds, processCoreSeconds, startCpuCount } from './bench-cpu.ts';
+import { spanPhases } from './bench-spans.ts';
 
-// Other scenarios live in their own modules: `npm run bench -- --scenario io|mail` (default: split, below).
+// Other scenarios live in their own modules: `npm run bench -- --scenario io|mail|startup` (default: split, below).
 const scenario = parseArgs({ options: { scenario: { type: 'string' } }, strict: false }).values.scenario;
-if (scenario === 'io' || scenario === 'mail') {
+if (scenario === 'io' || scenario === 'mail' || scenario === 'startup') {
   await import(`./bench-${scenario}.ts`);
   process.exit(0);
 }
@@ -231,6 +235,9 @@ try {
 if (e2e.value.state !== 'SUCCEEDED' || !job?.splitStartedAt || !job.runningAt || !job.splitDoneAt) {
   throw new Error(`end-to-end job did not succeed: ${JSON.stringify(e2e.value)}`);
 }
+// 6. Start-up of a small job, once the runtime above has stopped: no runtime running.
+say('start-up of a 10-row run (npx rowfleet run, no runtime running)…');
+const startup = await measureStartup(3, dir);
 const splitSeconds = (Date.parse(job.splitDoneAt) - Date.parse(job.splitStartedAt)) / 1000;
 const validateSeconds = (Date.parse(job.runningAt) - Date.parse(job.splitStartedAt)) / 1000;
 const q = stats[reportQueueName(rt.stage, e2e.value.token)] ?? { requests: 0, billed: 0, payloadBytes: 0 };
@@ -242,8 +249,9 @@ const floorRate = floor.value / floor.seconds;
 const e2eRate = records / e2e.seconds;
 const at = (iso: string | undefined) => (iso ? Date.parse(iso) : NaN);
 const e2eStart = e2eStarted ?? NaN;
-/** Seconds of each phase of the end-to-end job, from the job's timestamps (those of its manifest). */
-const phases = {
+/** Seconds of each phase of the end-to-end job: from its spans, or (tracing off) from the job's timestamps. */
+const fromSpans = await spanPhases(stateDir, job, e2eStart, e2eStart + e2e.seconds * 1000);
+const phases = fromSpans ?? {
   uploadAndEvent: (at(job.splitStartedAt) - e2eStart) / 1000,
   split: splitSeconds,
   workersAfterSplit: (at(job.finalizingAt) - at(job.splitDoneAt)) / 1000,
@@ -280,8 +288,13 @@ const result = {
   floorCoreSeconds: round1(floorCoreSeconds),
   coreSeconds,
   phaseSeconds: Object.fromEntries(Object.entries(phases).map(([k, v]) => [k, +v.toFixed(2)])),
+  phaseSource: fromSpans ? 'spans' : 'timestamps',
+  // ROWFLEET_TRACING=off npm run bench: tracing's overhead is this run against one with tracing on.
+  tracing: process.env.ROWFLEET_TRACING === 'off' ? 'off' : 'on',
   splitPeakRssMiB: Math.round((memory.upload ?? 0) / MB),
   finalizePeakRssMiB: Math.round((memory.finalize ?? 0) / MB),
+  startupSeconds: startup.seconds,
+  startupRuns: startup.runs,
 };
 const check = (ok: boolean) => (ok ? 'ok' : 'MISSED');
 console.log(`
@@ -296,7 +309,7 @@ Rowfleet benchmark — ${records.toLocaleString('en')} records, ${result.fileMiB
    split phase, e2e run   ${result.splitPhaseMiBs} MiB/s (validate ${result.splitValidateSeconds} s + enqueue, ${result.splitSeconds} s in all)
 2. SQS requests / 1,000   ${result.sqsRequestsPer1000} API requests (${result.sqsBilledPer1000} billed 64 KiB units)   target ≤ 10  ${check(result.sqsRequestsPer1000 <= 10)}
 3. end to end             ${result.e2eRecordsPerSecond} records/s (${result.e2eSeconds} s: upload → zip downloaded, json processor)
-   phases (s)             ${Object.entries(result.phaseSeconds)
+   phases (s, ${result.phaseSource}) ${Object.entries(result.phaseSeconds)
      .map(([k, v]) => `${k} ${v.toFixed(1)}`)
      .join(', ')}
    single-process floor   ${result.floorRecordsPerSecond} records/s (${result.floorSeconds} s)
@@ -305,4 +318,5 @@ Rowfleet benchmark — ${records.toLocaleString('en')} records, ${result.fileMiB
    machine CPU busy       ${result.e2eBusyCoreSeconds ?? 'n/a'} core-s end to end, ${result.floorBusyCoreSeconds ?? 'n/a'} core-s for the floor (${cpus().length} cores; all processes)
 4. peak RSS  split        ${result.splitPeakRssMiB} MiB   target < 300  ${check(result.splitPeakRssMiB < 300)}
              finalize     ${result.finalizePeakRssMiB} MiB   target < 512  ${check(result.finalizePeakRssMiB < 512)}
+5. start-up               ${result.startupSeconds} s median of ${result.startupRuns.join(', ')} (npx rowfleet run, 10 rows, spawn → receivedAt)   target ≤ 1.5  ${check(result.startupSeconds <= 1.5)}
 ${JSON.stringify(result)}`);

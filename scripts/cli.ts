@@ -1,12 +1,9 @@
 import { Command, InvalidArgumentError, Option } from 'commander';
 import { existsSync } from 'node:fs';
 import { getSite, getStage, loadConfig } from '../config/index.ts';
-import { ApiTokens } from '../core/intake/tokens.ts';
-import { listProcessors, processorNames } from '../core/processors/index.ts';
+import { processorNames } from '../core/processors/names.ts';
 import { limiterName, ratePerSecond } from '../core/processors/settings.ts';
-import { attachRuntime, type AttachOptions, type AttachedRuntime } from '../local/attach.ts';
-import { runDev } from './dev.ts';
-import { mailList, mailPreview, mailSend } from './mail.ts';
+import type { AttachOptions, AttachedApi, AttachedRuntime } from '../local/attach.ts';
 import {
   ApiError,
   checkFile,
@@ -18,9 +15,8 @@ import {
   type ResubmitStart,
 } from './run-job.ts';
 import { formatCheck } from './check-summary.ts';
-import { loadtest } from './loadtest.ts';
-import { smoke } from './smoke.ts';
-import { formatDoctor, runDoctor } from './doctor.ts';
+// A command loads what it runs when it runs (below, `await import`): every command used to load every other's
+// modules (the AWS SDK clients among them) before doing anything.
 
 /** 0 for SUCCEEDED or PARTIAL, 2 for REJECTED, 1 otherwise. */
 function exitCode(state: string): number {
@@ -50,7 +46,22 @@ const program = new Command()
  */
 async function withRuntime<T>(
   o: AttachOptions,
-  fn: (rt: AttachedRuntime, reattach: () => Promise<string>) => Promise<T>,
+  fn: (rt: AttachedApi, reattach: () => Promise<string>) => Promise<T>,
+): Promise<T> {
+  const { attachApi } = await import('../local/attach.ts');
+  return withAttached(o, attachApi, fn);
+}
+
+/** {@link withRuntime}, with the runtime's resources addressed from this process too (the AWS SDK clients). */
+async function withPipeline<T>(o: AttachOptions, fn: (rt: AttachedRuntime) => Promise<T>): Promise<T> {
+  const { attachRuntime } = await import('../local/attach.ts');
+  return withAttached(o, attachRuntime, fn);
+}
+
+async function withAttached<R extends AttachedApi, T>(
+  o: AttachOptions,
+  attachRuntime: (o: AttachOptions) => Promise<R>,
+  fn: (rt: R, reattach: () => Promise<string>) => Promise<T>,
 ): Promise<T> {
   let rt = await attachRuntime(o);
   const reattach = async () => {
@@ -187,6 +198,7 @@ const loadtestCommand = program
   .addOption(new Option('--processor <name>', 'row processor').choices(processorNames()).default('json'));
 jobOptions(loadtestCommand).action(async (o: JobFlags & { records: number; site: string }) => {
   getSite(o.site);
+  const { loadtest } = await import('./loadtest.ts');
   await withRuntime(o, async (rt) => {
     const request = {
       concurrency: o.concurrency,
@@ -454,6 +466,40 @@ program
   );
 
 program
+  .command('trace')
+  .description(
+    "through the API (GET /jobs/{token}/timeline): where a job's time went — its phases in seconds, one line per worker with its chunk attempts as a bar",
+  )
+  .argument('<token>', 'the job')
+  .requiredOption('--site <id>', 'the site the job belongs to')
+  .option('--width <n>', 'columns of the bars', positiveInt, 60)
+  .addOption(stateDirOption())
+  .addOption(endpointOption())
+  .option('--json', 'print the timeline as JSON')
+  .action(
+    async (
+      jobToken: string,
+      o: { site: string; width: number; stateDir: string; endpoint?: string; json?: boolean },
+    ) => {
+      getSite(o.site);
+      await withRuntime(o, async (rt) => {
+        try {
+          const { fetchTimeline, formatTimeline } = await import('./trace.ts');
+          const tl = await fetchTimeline(
+            { apiUrl: rt.apiUrl, apiToken: await rt.tokenFor(o.site) },
+            jobToken,
+          );
+          process.stdout.write(o.json ? JSON.stringify(tl) + '\n' : formatTimeline(tl, o.width));
+        } catch (err) {
+          if (!(err instanceof ApiError)) throw err;
+          process.stderr.write(`rowfleet: trace of ${jobToken}: ${err.code}: ${err.message}\n`);
+          process.exitCode = 1;
+        }
+      });
+    },
+  );
+
+program
   .command('sites')
   .description('list the configured sites')
   .option('--json', 'as a JSON array')
@@ -479,6 +525,7 @@ program
   .option('--json', 'as a JSON array')
   .action(async (o: { json?: boolean }) => {
     const stage = getStage('local');
+    const { listProcessors } = await import('../core/processors/index.ts');
     // Each user's file is inspected in a process of its own: a broken one is listed with its error, not fatal.
     const listed = (await listProcessors(stage.name)).map(({ name, processor: p, source, error }) =>
       p
@@ -527,6 +574,7 @@ program
   .addOption(stallOption())
   .option('--json', 'print the steps as one JSON object as the last line of stdout')
   .action(async (o: { api: string; token: string; out: string; stallTimeout: number; json?: boolean }) => {
+    const { smoke } = await import('./smoke.ts');
     const steps = await smoke(o.api, o.token, o.out, o.stallTimeout);
     const ok = steps.length > 0 && steps.every((s) => s.ok);
     if (o.json) process.stdout.write(JSON.stringify({ ok, steps }) + '\n');
@@ -546,6 +594,7 @@ program
   .requiredOption('--stage <name>', 'the stage to deploy (dev, stg, prod)')
   .option('--json', 'print the checks as one JSON object as the last line of stdout')
   .action(async (o: { stage: string; json?: boolean }) => {
+    const { formatDoctor, runDoctor } = await import('./doctor.ts');
     const checks = await runDoctor(o.stage);
     const ok = checks.every((c) => c.status !== 'fail');
     if (o.json) process.stdout.write(JSON.stringify({ ok, stage: o.stage, checks }) + '\n');
@@ -564,10 +613,11 @@ token
   .action(async (o: { site: string; table?: string; stateDir: string; endpoint?: string }) => {
     getSite(o.site);
     if (o.table) {
+      const { ApiTokens } = await import('../core/intake/tokens.ts');
       process.stdout.write((await new ApiTokens(o.table).issue(o.site, 'cli')) + '\n');
       return;
     }
-    const token = await withRuntime(o, (rt) => rt.issueToken(o.site));
+    const token = await withPipeline(o, (rt) => rt.issueToken(o.site));
     process.stdout.write(token + '\n');
   });
 
@@ -583,7 +633,7 @@ mail
   .addOption(endpointOption())
   .option('--json', 'print one JSON summary as the last line of stdout')
   .action(async (o: { site: string; day?: string; stateDir: string; endpoint?: string; json?: boolean }) => {
-    process.exitCode = await mailSend(o);
+    process.exitCode = await (await import('./mail.ts')).mailSend(o);
   });
 mail
   .command('preview')
@@ -603,7 +653,7 @@ mail
       stateDir: string;
       endpoint?: string;
     }) => {
-      process.exitCode = await mailPreview(o);
+      process.exitCode = await (await import('./mail.ts')).mailPreview(o);
     },
   );
 
@@ -614,7 +664,7 @@ mail
   .addOption(stateDirOption())
   .option('--json', 'one JSON array: {to, subject, messageId, token, n, sentAt} per mail')
   .action(async (o: { token?: string; stateDir: string; json?: boolean }) => {
-    process.exitCode = await mailList(o);
+    process.exitCode = await (await import('./mail.ts')).mailList(o);
   });
 
 program
@@ -627,7 +677,7 @@ program
   .option('--send-now', "also fire every site's usage-mail schedule once at start")
   .addOption(maxWorkersOption())
   .action(async (o: { stateDir: string; endpoint?: string; sendNow?: boolean; maxWorkers?: number }) => {
-    await runDev(o);
+    await (await import('./dev.ts')).runDev(o);
   });
 
 try {

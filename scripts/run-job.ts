@@ -60,6 +60,8 @@ export interface RunSummary {
   site: string;
   state: string;
   rows: { total: number; succeeded: number; failed: number; rejected: number };
+  /** When the API took the job (its view's `receivedAt`): how long a command took to get a job in, from outside. */
+  receivedAt?: string;
   zip?: string;
   error?: { code: string; message: string };
   seconds: number;
@@ -312,6 +314,7 @@ export async function followJob(o: FollowOptions, started: JobView, t0 = Date.no
     site: view.site,
     state: view.state,
     rows: view.rows,
+    receivedAt: view.receivedAt,
     error: {
       code: 'NO_PROGRESS',
       message:
@@ -337,6 +340,7 @@ export async function followJob(o: FollowOptions, started: JobView, t0 = Date.no
       site: view.site,
       state: view.state,
       rows: view.rows,
+      receivedAt: view.receivedAt,
       seconds: 0,
       ...(view.error ? { error: { code: view.error.code, message: view.error.message } } : {}),
     };

@@ -134,13 +134,16 @@ export class Objects {
   }
 
   /**
-   * A multipart upload fed through `write` with backpressure; memory stays at about partSize × queueSize.
+   * A multipart upload fed through `write` with backpressure; memory stays at about partSize × (queueSize + 1).
    */
   multipart(
     key: string,
     contentType: string,
-    /** Parts uploaded at once (each holds up to 8 MiB in memory): 1 for a second stream beside another. */
-    queueSize = 4,
+    /**
+     * Parts uploaded at once (each holds up to 8 MiB in memory): 1 for a second stream beside another. Two by
+     * default, not four: a million-record finalize writes its zip here at its memory peak.
+     */
+    queueSize = 2,
   ): {
     write: (b: Buffer) => Promise<void>;
     /** Completes the upload; the object's ETag. */

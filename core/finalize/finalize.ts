@@ -24,9 +24,18 @@ import { expiresAt, type Job, type JobError } from '../jobs/store.ts';
 import { recordJobUsage, usageStoreOf } from '../usage/store.ts';
 import { RETRIED_CODES } from '../stop/rules.ts';
 import { haltStopped, stoppedError, uncountedRecords } from './stopped.ts';
-import { namesTakenElsewhere } from './entry-names.ts';
+import { namesTakenElsewhere, type NamesTakenElsewhere } from './entry-names.ts';
 import { withRecordText } from './record-text.ts';
 import { earlierSheet, EarlierOutputs, LatestValues, PartOutputs, resultsCsv } from './results-sheet.ts';
+import {
+  ATTR,
+  currentTraceparent,
+  endJobSpan,
+  endWithError,
+  jobAttrs,
+  startSpan,
+  type Span,
+} from '../shared/trace.ts';
 
 const HEAD_PROBE = 64 * 1024;
 const PREFETCH = 4;
@@ -56,6 +65,8 @@ export async function finalizeJob(
   requestId: string = randomUUID(),
   /** The attempt the request is for (a late request of an attempt before finalizes nothing); any when absent. */
   attempt?: number,
+  /** The requester's span (the worker's chunk that completed the count, or the split): the finalize links to it. */
+  traceparent?: string,
 ): Promise<FinalizeResult> {
   const log = jobLogger(site, token);
   const started = new Date();
@@ -74,9 +85,14 @@ export async function finalizeJob(
     }
     return { state: 'SKIPPED' };
   }
+  const span = startSpan(deps.tracing, 'rowfleet.finalize', currentTraceparent(job), jobAttrs(job), {
+    startTime: started,
+    links: [traceparent],
+  });
   try {
-    return await buildAndFinish(deps, job, started, log);
+    return await buildAndFinish(deps, job, started, log, span);
   } catch (err) {
+    endWithError(span, err);
     // Let the redelivered request (or the reaper) finalize again now, not after the lease runs out.
     await deps.jobs.releaseFinalize(site, token, started).catch(() => undefined);
     throw err;
@@ -88,6 +104,7 @@ async function buildAndFinish(
   job: Job,
   started: Date,
   log: Log,
+  span: Span,
 ): Promise<FinalizeResult> {
   const { site, token } = job;
   // A retry's attempt (core/jobs/attempts.ts): its own parts, merged over what the attempts before left.
@@ -108,18 +125,7 @@ async function buildAndFinish(
     const text = (await deps.objects.bytes(keys.rejected(site, token))).toString('utf8');
     for (const line of text.split('\n')) if (line) failures.push(JSON.parse(line) as RecordFailure);
   }
-  const metas = await pMap(
-    chunkIds,
-    async (c) => {
-      const key = partKey(c);
-      let head = await deps.objects.bytes(key, { start: 0, end: HEAD_PROBE - 1 });
-      const end = PART_META_OFFSET + partMetaLength(head);
-      if (head.length < end)
-        head = Buffer.concat([head, await deps.objects.bytes(key, { start: head.length, end: end - 1 })]);
-      return decodeJson<PartMeta>(head.subarray(PART_META_OFFSET, end));
-    },
-    { concurrency: PART_METAS_IN_FLIGHT },
-  );
+  const { metas, elsewhere } = await readMetas(deps, chunkIds, partKey);
   for (const m of metas) failures.push(...m.failures);
   // A stopped attempt's records no counted chunk holds: reported by their effect claims, or never processed.
   const uncounted = halted
@@ -137,8 +143,8 @@ async function buildAndFinish(
   if (problem?.code === 'COUNTS_DISAGREE') {
     log.error('finalize: the counts disagree; the job fails', { ...counts, error: problem.message });
   }
-  // Records whose outputs take a name a record of an earlier chunk took: failed, their entries left out.
-  const elsewhere = namesTakenElsewhere(metas);
+  // Records whose outputs take a name a record of an earlier chunk took (found in readMetas): failed, their
+  // entries left out.
   if (elsewhere.failures.length > 0) {
     failures.push(...(await withRecordText(deps, job, elsewhere.failures)));
     const k = elsewhere.failures.length;
@@ -151,6 +157,7 @@ async function buildAndFinish(
   const resultKey = keys.result(site, token, attempt);
   const finishedAt = new Date().toISOString();
   const attempts = earlier ? endedAttempt(job, state, counts, finishedAt) : undefined;
+  const zipping = startSpan(deps.tracing, 'rowfleet.zip', span.spanContext(), jobAttrs(job));
   const upload = deps.objects.multipart(resultKey, 'application/zip');
   // Every entry carries the job's receipt time (the workers stamped theirs the same way).
   const zip = new ZipWriter(upload.write, dosDateTime(new Date(job.receivedAt)));
@@ -216,6 +223,8 @@ async function buildAndFinish(
   }
   const written = await zip.finish();
   await upload.done();
+  zipping.setAttributes({ 'rowfleet.entries': written.entries, 'rowfleet.result_bytes': written.bytes });
+  zipping.end();
 
   // errors.csv's rows for the API (GET /jobs/{token}/errors), values as they are.
   if (failures.length > 0) {
@@ -268,6 +277,17 @@ async function buildAndFinish(
     FinalizeDuration: Date.now() - started.getTime(),
     [OUTCOME_METRIC[state]]: 1,
   });
+  span.setAttributes({
+    [ATTR.outcome]: state,
+    [ATTR.succeeded]: counts.succeeded,
+    [ATTR.failed]: counts.failed,
+    [ATTR.rejected]: counts.rejected,
+    'rowfleet.gave_up_chunks': job.gaveUpChunks?.size ?? 0,
+    'rowfleet.error_rows': failures.length,
+  });
+  span.end();
+  // The job (or its retry attempt) ends here: its span, chosen at upload, is emitted by the finalize that ended it.
+  if (finished) endJobSpan(deps.tracing, finished, state, new Date());
   log.info('job finalized', {
     state,
     ...counts,
@@ -277,6 +297,33 @@ async function buildAndFinish(
     ms: Date.now() - started.getTime(),
   });
   return { state, resultKey, counts };
+}
+
+/**
+ * The meta of every part (one short range read each, a few at once), in chunk order, and the records whose outputs
+ * take a name a record of an earlier chunk took. The metas come back without their entry names: those are a
+ * million records' hashes (~33 MB of strings at 1M records), needed by this check only, and the metas are kept
+ * until the finalize ends.
+ */
+async function readMetas(
+  deps: PipelineDeps,
+  chunkIds: readonly number[],
+  partKey: (chunk: number) => string,
+): Promise<{ metas: PartMeta[]; elsewhere: NamesTakenElsewhere }> {
+  const metas = await pMap(
+    chunkIds,
+    async (c) => {
+      const key = partKey(c);
+      let head = await deps.objects.bytes(key, { start: 0, end: HEAD_PROBE - 1 });
+      const end = PART_META_OFFSET + partMetaLength(head);
+      if (head.length < end)
+        head = Buffer.concat([head, await deps.objects.bytes(key, { start: head.length, end: end - 1 })]);
+      return decodeJson<PartMeta>(head.subarray(PART_META_OFFSET, end));
+    },
+    { concurrency: PART_METAS_IN_FLIGHT },
+  );
+  const elsewhere = namesTakenElsewhere(metas);
+  return { metas: metas.map(({ names: _names, ...meta }) => meta), elsewhere };
 }
 
 /**
@@ -378,7 +425,7 @@ export function manifest(job: Job, state: string, counts: RowCounts, finalizingA
     processor: job.processor,
     ...(job.retryOf ? { retryOf: job.retryOf } : {}),
     ...(job.stop ? { stop: job.stop } : {}),
-    ...(job.attempts ? { attempts: job.attempts.map(({ before: _before, ...a }) => a) } : {}),
+    ...(job.attempts ? { attempts: job.attempts.map(({ before: _before, trace: _trace, ...a }) => a) } : {}),
     header: job.header,
     counts,
     timings: {

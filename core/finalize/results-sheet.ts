@@ -4,7 +4,7 @@ import { parse as csvParse } from 'csv-parse';
 import { createInflateRaw } from 'node:zlib';
 import type { PipelineDeps } from '../deps.ts';
 import type { Job } from '../jobs/store.ts';
-import { eachNamedRecord, NAME_HASH_CHARS, splitPart, type RecordFailure } from '../messages/part.ts';
+import { NAME_HASH_CHARS, splitPart, type RecordFailure } from '../messages/part.ts';
 import { decodeToUtf8 } from '../source/decode.ts';
 import { scanRangeBatches, scanRecordBatches } from '../source/scan.ts';
 import type { RangeStart } from '../source/csv.ts';
@@ -16,6 +16,9 @@ import { csvTextLine } from '../source/write.ts';
 import { LOCAL_HEADER_SIZE } from '../messages/zip.ts';
 import { errorMessage } from '../shared/errors.ts';
 import { jobLogger } from '../shared/log.ts';
+import type { RecordStatus } from './wire.ts';
+// The wire shapes are defined Node-free in ./wire.ts (the console reads them); their names stay importable here.
+export type { RecordStatus };
 
 /**
  * `results.csv`: the user's own sheet back, every record in its original order with its original columns, then
@@ -34,8 +37,6 @@ export const RESULT_COLUMNS = [
   'rowfleet_message',
   'rowfleet_output',
 ] as const;
-
-export type RecordStatus = 'succeeded' | 'failed' | 'rejected' | 'in_doubt' | 'cancelled' | 'stopped_early';
 
 /** The split's record-level rejections (core/source/scan.ts): the record was never run. */
 const REJECTED_CODES: ReadonlySet<string> = new Set(['COLUMN_COUNT', 'NUL_BYTE']);
@@ -60,11 +61,13 @@ export function resultsEncoding(job: Pick<Job, 'encoding'>): 'cp932' | 'utf-8-bo
 /**
  * The outputs of succeeded records, part by part in record order: the entry names of each record's outputs (from
  * the part's meta and its entries' local headers), or, where an output says what the side effect answered (a
- * JSON object with a `messageId`, as the mail processor's), that answer. Asked with increasing record numbers.
+ * JSON object with a `messageId`, as the mail processor's), that answer. Asked with increasing record numbers, it
+ * reads each part's names and entries with a cursor, record by record: no map or string per record of a part
+ * (at 1M records those were promoted to the old space part after part and grew the heap).
  */
 export class PartOutputs {
   private at = 0;
-  private current: { first: number; last: number; outputs: Map<number, string> } | undefined;
+  private current: PartCursor | undefined;
   private readonly ahead: Promise<Buffer>[] = [];
 
   constructor(
@@ -82,43 +85,77 @@ export class PartOutputs {
     return this.ahead.shift();
   }
 
-  async of(n: number): Promise<string> {
+  /** Record `n`'s outputs; a string at once while the part read last holds `n` (a promise only for the next part). */
+  of(n: number): string | Promise<string> {
+    const c = this.current;
+    if (c && c.last >= n) return n >= c.first ? c.outputsOf(n) : '';
+    return this.load(n);
+  }
+
+  private async load(n: number): Promise<string> {
     while (!this.current || this.current.last < n) {
       const p = this.next();
       if (!p) return '';
       const { meta, entries } = splitPart(await p);
       if (meta.first === undefined || meta.records === undefined) continue;
-      this.current = {
-        first: meta.first,
-        last: meta.first + meta.records - 1,
-        outputs: outputsOf(meta.names, entries),
-      };
+      this.current = new PartCursor(meta.first, meta.first + meta.records - 1, meta.names ?? '', entries);
     }
-    return n >= this.current.first ? (this.current.outputs.get(n) ?? '') : '';
+    return n >= this.current.first ? this.current.outputsOf(n) : '';
   }
 }
 
-/** Each record's outputs as results.csv shows them, from a part's `names` and its entries in order. */
-function outputsOf(names: string | undefined, entries: Buffer): Map<number, string> {
-  const out = new Map<number, string>();
-  let o = 0;
-  eachNamedRecord(names, (n, _line, from, to) => {
-    const count = Math.ceil((to - from) / NAME_HASH_CHARS);
+/** One part's {@link PartMeta.names} and entries, read forward as records are asked in increasing order. */
+class PartCursor {
+  /** Where the next record's "n:line:hashes" begins in `names`. */
+  private at = 0;
+  /** Where the next record's first entry begins in `entries`. */
+  private o = 0;
+
+  constructor(
+    readonly first: number,
+    readonly last: number,
+    private readonly names: string,
+    private readonly entries: Buffer,
+  ) {}
+
+  /** Record `n`'s outputs as results.csv shows them; '' when the part lists no outputs for it. */
+  outputsOf(n: number): string {
+    const names = this.names;
+    while (this.at < names.length) {
+      let end = names.indexOf(' ', this.at);
+      if (end < 0) end = names.length;
+      const c1 = names.indexOf(':', this.at);
+      const c2 = names.indexOf(':', c1 + 1);
+      if (c1 < 0 || c1 > end || c2 < 0 || c2 > end) throw new Error(`part names: no "n:line:" at ${this.at}`);
+      const r = Number(names.slice(this.at, c1));
+      if (r > n) return '';
+      this.at = end + 1;
+      const shown = this.take(Math.ceil((end - c2 - 1) / NAME_HASH_CHARS), r === n);
+      if (r === n) return shown;
+    }
+    return '';
+  }
+
+  /** Moves past a record's `count` entries; what they show when `show`. */
+  private take(count: number, show: boolean): string {
+    const entries = this.entries;
     let shown = '';
-    for (let i = 0; i < count && o + LOCAL_HEADER_SIZE <= entries.length; i++) {
+    for (let i = 0; i < count && this.o + LOCAL_HEADER_SIZE <= entries.length; i++) {
+      const o = this.o;
       const nameLen = entries.readUInt16LE(o + 26);
       const extraLen = entries.readUInt16LE(o + 28);
       const csize = entries.readUInt32LE(o + 18);
-      const method = entries.readUInt16LE(o + 8);
-      const name = entries.toString('utf8', o + LOCAL_HEADER_SIZE, o + LOCAL_HEADER_SIZE + nameLen);
       const dataAt = o + LOCAL_HEADER_SIZE + nameLen + extraLen;
-      if (i > 0) shown += ' ';
-      shown += (method === 0 && answerOf(entries.subarray(dataAt, dataAt + csize))) || name;
-      o = dataAt + csize;
+      if (show) {
+        const method = entries.readUInt16LE(o + 8);
+        const name = entries.toString('utf8', o + LOCAL_HEADER_SIZE, o + LOCAL_HEADER_SIZE + nameLen);
+        if (i > 0) shown += ' ';
+        shown += (method === 0 && answerOf(entries.subarray(dataAt, dataAt + csize))) || name;
+      }
+      this.o = dataAt + csize;
     }
-    out.set(n, shown);
-  });
-  return out;
+    return shown;
+  }
 }
 
 /** What a side effect answered, when an output says it: a small JSON object's `messageId`. */
@@ -312,6 +349,11 @@ export async function* resultsCsv(
     return bytes;
   };
   const opts = { maxRecordBytes: deps.limits.maxRecordBytes, withFields: true };
+  // A succeeded record's outputs: from the sheet before when an attempt before ran it, else from its part.
+  const outputOf = (n: number): string | Promise<string> => {
+    if (!before) return outputs.of(n);
+    return before.of(n).then((o) => o ?? outputs.of(n));
+  };
   try {
     const utf8 = decodeToUtf8(await deps.objects.stream(job.sourceKey));
     for await (const batch of scanRecordBatches(utf8, opts)) {
@@ -321,9 +363,12 @@ export async function* resultsCsv(
           fields = [...ev.header, ...RESULT_COLUMNS];
         } else {
           const failure = failures.get(ev.n);
+          // Awaited only when the next part is read (or a sheet before is): no promise per record.
+          let output = failure ? '' : outputOf(ev.n);
+          if (typeof output !== 'string') output = await output;
+          const resubmitted = values ? await values.of(ev.n) : undefined;
           const own =
-            (await values?.of(ev.n)) ??
-            (ev.kind === 'record' ? (ev.fields ?? []) : rawFields(ev.raw, delimiter));
+            resubmitted ?? (ev.kind === 'record' ? (ev.fields ?? []) : rawFields(ev.raw, delimiter));
           // A rejected record's fields fill the file's columns; any beyond them stay in its message.
           const cells = own.length === width ? own : Array.from({ length: width }, (_, i) => own[i] ?? '');
           const extra =
@@ -335,7 +380,7 @@ export async function* resultsCsv(
             statusOf(failure?.code),
             failure?.code ?? '',
             failure ? `${failure.message}${extra}` : '',
-            failure ? '' : ((await before?.of(ev.n)) ?? (await outputs.of(ev.n))),
+            output,
           ];
         }
         text += csvTextLine(fields, csv);
@@ -356,7 +401,9 @@ export async function* resultsCsv(
     if (last < 0) text += csvTextLine([...(job.header ?? []), ...RESULT_COLUMNS], csv);
     for (let n = Math.max(1, last + 1); n <= (job.totalRecords ?? 0); n++) {
       const failure = failures.get(n);
-      const own = (await values?.of(n)) ?? [];
+      let output = failure ? '' : outputOf(n);
+      if (typeof output !== 'string') output = await output;
+      const own = (values ? await values.of(n) : undefined) ?? [];
       text += csvTextLine(
         [
           ...Array.from({ length: width }, (_, i) => own[i] ?? ''),
@@ -365,7 +412,7 @@ export async function* resultsCsv(
           statusOf(failure?.code),
           failure?.code ?? '',
           failure?.message ?? '',
-          failure ? '' : ((await before?.of(n)) ?? (await outputs.of(n))),
+          output,
         ],
         csv,
       );

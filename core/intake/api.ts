@@ -1,7 +1,7 @@
 import { loadConfig } from '../../config/index.ts';
 import { BadRequestError, NotFoundError } from '../shared/errors.ts';
 import { jobCounts, type Job, type ListedJob } from '../jobs/store.ts';
-import { attemptsOf, RETRYABLE_FROM, type AttemptSummary } from '../jobs/attempts.ts';
+import { attemptsOf, RETRYABLE_FROM } from '../jobs/attempts.ts';
 import { isJobToken, keys, newJobToken, parseSourceKey } from '../jobs/keys.ts';
 import { jobLogger, logger } from '../shared/log.ts';
 import type { PipelineDeps } from '../deps.ts';
@@ -11,36 +11,10 @@ import { isTerminal } from '../jobs/states.ts';
 import { grantWorkers, isGrantPassRequest } from '../budget/grant-workers.ts';
 import { parseJobRequest, type JobRequest } from './request.ts';
 import { echoed } from '../shared/own.ts';
-
-export interface JobView {
-  readonly token: string;
-  readonly site: string;
-  readonly state: Job['state'];
-  readonly fileName?: string;
-  readonly office?: string;
-  readonly processor: string;
-  readonly encoding?: string;
-  readonly rows: { total: number; succeeded: number; failed: number; rejected: number };
-  readonly progress: { done: number; total?: number; chunksDone: number; totalChunks?: number };
-  readonly error?: Job['error'];
-  readonly download?: { url: string; expiresInSeconds: number; bytes?: number };
-  /**
-   * A job waiting for or running workers (the single-job view only): the workers it holds in the stage's budget,
-   * how many it should have, and its place in the queue while it has none (1 = next).
-   */
-  readonly workers?: { held: number; target: number; position?: number; queued: number };
-  readonly receivedAt: string;
-  readonly finishedAt?: string;
-  /** The job whose failed records this job re-runs (jobs made by an older POST /jobs/{token}/retry). */
-  readonly retryOf?: string;
-  /**
-   * The job's attempts, oldest first: its first run, then one per retry (POST /jobs/{token}/retry), each with
-   * its state, the records it ran and (once ended) how many of them succeeded and failed.
-   */
-  readonly attempts: readonly AttemptSummary[];
-  /** Records a retry may run now: 0 while an attempt runs or when none failed in a way a retry runs again. */
-  readonly retryable: number;
-}
+import { newJobTraceparent } from '../shared/trace.ts';
+import type { JobView } from './wire.ts';
+// The wire shapes are defined Node-free in ./wire.ts (the console reads them); their names stay importable here.
+export type { JobView };
 
 export const DOWNLOAD_URL_SECONDS = 3600;
 
@@ -66,7 +40,7 @@ export async function jobView(deps: PipelineDeps, job: ListedJob): Promise<JobVi
     receivedAt: job.receivedAt,
     finishedAt: job.finishedAt,
     ...(job.retryOf ? { retryOf: job.retryOf } : {}),
-    attempts: attemptsOf(job).map(({ before: _before, ...a }) => a),
+    attempts: attemptsOf(job).map(({ before: _before, trace: _trace, ...a }) => a),
     retryable: retryableNow(job),
   };
   if (job.resultKey && isTerminal(job.state)) {
@@ -146,6 +120,8 @@ export async function createJob(
       sourceKey,
       receivedAt: new Date().toISOString(),
       options: r.options,
+      // The job's trace starts here: every later span of the job, in any process, hangs from this context.
+      trace: newJobTraceparent(),
       ...extra,
     },
     deps.limits.retentionDays,

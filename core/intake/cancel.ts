@@ -9,6 +9,7 @@ import { publishMetrics } from '../shared/metrics.ts';
 import { recordJobUsage, usageStoreOf } from '../usage/store.ts';
 import { jobView, type JobView } from './api.ts';
 import { echoed } from '../shared/own.ts';
+import { endJobSpan } from '../shared/trace.ts';
 
 export interface CancelAnswer {
   /** 200: the job is CANCELLED (now, or before: a cancel is idempotent); 202: the cancel is taking effect. */
@@ -69,6 +70,7 @@ async function cancelOnce(deps: PipelineDeps, job: Job): Promise<CancelAnswer | 
     });
     if (!ended) return undefined;
     jobLogger(site, token).info('job cancelled before its split planned it');
+    endJobSpan(deps.tracing, ended, 'CANCELLED', now);
     publishMetrics(deps.env.stage, { JobsCancelled: 1 });
     await recordJobUsage(usageStoreOf(deps), ended);
     await deps.notifier?.jobFinished(ended, 'CANCELLED', { total: 0, succeeded: 0, failed: 0, rejected: 0 });

@@ -5,7 +5,7 @@ import { processorInfo } from '../processors/index.ts';
 import { templateOf } from '../processors/mail.ts';
 import { limiterName, ratePerSecond, workerRecordsPerSecond } from '../processors/settings.ts';
 import { simulatedCostMs, simulationOf } from '../processors/simulate.ts';
-import { neededColumns, PREVIEW_TOKEN, RecordError, type RowPreview } from '../processors/types.ts';
+import { neededColumns, PREVIEW_TOKEN, RecordError } from '../processors/types.ts';
 import { errorMessage } from '../shared/errors.ts';
 import { jobLogger } from '../shared/log.ts';
 import { isUtf8Upload } from '../split/source-copy.ts';
@@ -13,53 +13,14 @@ import { checkFile, type FileCheck } from '../split/split.ts';
 import { refuseTooLarge, validated, type ValidatedRequest } from './api.ts';
 import { estimateRun, type Estimate } from './estimate.ts';
 import { parseJobRequest } from './request.ts';
+import type { CheckAnswer, CheckProblem, SampleOutput } from './wire.ts';
+// The wire shapes are defined Node-free in ./wire.ts (the console reads them); their names stay importable here.
+export type { CheckAnswer, CheckProblem, SampleOutput };
 
 /** Records whose output the check renders (the first accepted ones). */
 export const CHECK_SAMPLES = 3;
 /** Rejected records the check lists (all are counted). */
 export const CHECK_REJECTED_SHOWN = 20;
-
-/** What a sample record would produce: its preview, or the record's refusal (its code, as errors.csv would say). */
-export type SampleOutput =
-  RowPreview | { readonly kind: 'error'; readonly code: string; readonly message: string };
-
-/** A file-level problem: the run would be refused up front (`422`, REJECTED) with this code. */
-export interface CheckProblem {
-  readonly code: string;
-  readonly message: string;
-  readonly line?: number;
-  /** PROCESSOR_FIELDS_MISSING: the header columns the processor needs and the file lacks. */
-  readonly columns?: readonly string[];
-}
-
-/** The answer of POST /jobs?check=true (docs/check.md). */
-export interface CheckAnswer {
-  readonly check: true;
-  readonly site: string;
-  readonly processor: string;
-  /** The template the run would fill (processors that take one). */
-  readonly template?: string;
-  readonly fileName?: string;
-  /** As the job view names it (core/source/decode.ts); absent when the file was refused before it was known. */
-  readonly encoding?: string;
-  readonly delimiter: string;
-  readonly header: readonly string[];
-  /** Numbered records, rejected ones included (up to where the file was refused, for a refused file). */
-  readonly records: number;
-  /** Records the run would process (not rejected by the split). */
-  readonly valid: number;
-  /** False when the run would be refused up front: `problems` says why. */
-  readonly ok: boolean;
-  readonly problems: readonly CheckProblem[];
-  readonly rejected: {
-    readonly count: number;
-    readonly first: readonly { record: number; line: number; code: string; message: string }[];
-  };
-  readonly needs: { readonly columns: readonly string[]; readonly missing: readonly string[] };
-  /** The first accepted records' outputs, as the run would produce them; empty when `ok` is false. */
-  readonly samples: readonly { record: number; line: number; output: SampleOutput }[];
-  readonly estimate: Estimate;
-}
 
 /**
  * POST /jobs?check=true: the same request as POST /jobs (its options checked by the same rules: 400, 413, 503

@@ -7,16 +7,9 @@ import { BadRequestError, NotFoundError } from '../shared/errors.ts';
 import { ERRORS_PAGE_DEFAULT, errorsPageQuery, queryInput } from './query.ts';
 import { parseOrBadRequest } from './request.ts';
 import { echoed } from '../shared/own.ts';
-
-/** GET /jobs/{token}/errors: a page of the job's errors.csv rows. */
-export interface ErrorPage {
-  readonly token: string;
-  /** Rows of the job's errors.csv (failed, rejected and never processed records). */
-  readonly total: number;
-  readonly offset: number;
-  readonly limit: number;
-  readonly errors: readonly ErrorRow[];
-}
+import type { ErrorPage } from './wire.ts';
+// The wire shapes are defined Node-free in ./wire.ts (the console reads them); their names stay importable here.
+export type { ErrorPage };
 
 /**
  * The rows of a finished job's errors.csv from `offset`, at most `limit` (1..100), in the file's order (by record),

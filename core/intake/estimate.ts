@@ -1,4 +1,7 @@
 import type { RegionPrices } from '../../config/prices.ts';
+import type { CostLine, Estimate, Service } from './wire.ts';
+// The wire shapes are defined Node-free in ./wire.ts (the console reads them); their names stay importable here.
+export type { CostLine, Estimate, Service };
 
 /**
  * The check's estimate of a run (POST /jobs?check=true): how long its records take and what the run costs at AWS
@@ -70,28 +73,6 @@ export interface EstimateInput {
   readonly prices: RegionPrices;
   readonly pricesAsOf: string;
   readonly jpyPerUsd: number;
-}
-
-export type Service = 'fargate' | 'lambda' | 'sqs' | 'dynamodb' | 's3' | 'ses';
-
-export interface CostLine {
-  readonly service: Service;
-  readonly usd: number;
-  /** How the figure was reached, e.g. "2 tasks × 0.5 vCPU, 1 GB × 60 s". */
-  readonly basis: string;
-}
-
-export interface Estimate {
-  readonly workers: number;
-  readonly workersNow: number;
-  /** From the first worker's start to the last record (a wait for the budget not counted). */
-  readonly seconds: number;
-  readonly region: string;
-  readonly usd: number;
-  readonly jpy: number;
-  readonly jpyPerUsd: number;
-  readonly pricesAsOf: string;
-  readonly breakdown: readonly CostLine[];
 }
 
 /** USD to 6 decimals, JPY to 2, seconds to 0.1: what a person reads; the sums are of the rounded lines. */

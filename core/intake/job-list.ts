@@ -3,16 +3,12 @@ import type { PipelineDeps } from '../deps.ts';
 import { isJobToken } from '../jobs/keys.ts';
 import type { JobPosition } from '../jobs/store.ts';
 import { BadRequestError } from '../shared/errors.ts';
-import { jobView, type JobView } from './api.ts';
+import { jobView } from './api.ts';
 import { JOBS_PAGE_DEFAULT, jobsPageQuery, queryInput } from './query.ts';
 import { parseOrBadRequest } from './request.ts';
-
-/** GET /jobs: one page of the site's jobs, newest first, and the cursor of the next page when there is one. */
-export interface JobsPage {
-  readonly jobs: JobView[];
-  /** Pass as `?cursor=` for the older jobs; absent on the last page. */
-  readonly next?: string;
-}
+import type { JobsPage } from './wire.ts';
+// The wire shapes are defined Node-free in ./wire.ts (the console reads them); their names stay importable here.
+export type { JobsPage };
 
 /** What a cursor holds: the site it was given to, and the position of the last job of its page. */
 const cursorSchema = z.strictObject({

@@ -11,6 +11,7 @@ import { queueChunks } from '../split/split.ts';
 import { askForWorkers, grantWorkers } from '../budget/grant-workers.ts';
 import { jobLogger } from '../shared/log.ts';
 import { echoed } from '../shared/own.ts';
+import { attemptTraceparent } from '../shared/trace.ts';
 
 /**
  * POST /jobs/{token}/retry (and `rowfleet retry`): the next attempt of a finished job (core/jobs/attempts.ts), of
@@ -127,7 +128,12 @@ export async function launchAttempt(deps: PipelineDeps, job: Job, plan: AttemptP
   const { site, token } = job;
   const from = currentAttempt(job);
   const attempt = from + 1;
-  const { chunks, runs } = plan;
+  const { runs } = plan;
+  // The attempt joins the job's trace: its own span (a child of the job span) that its chunks link to.
+  const trace = attemptTraceparent(job.trace);
+  const chunks = plan.chunks.map(({ traceparent: _first, ...c }) =>
+    trace ? { ...c, traceparent: trace } : c,
+  );
   const at = new Date().toISOString();
   const before = { succeeded: job.succeeded, failed: plan.failed };
   const next: AttemptSummary = {
@@ -136,6 +142,7 @@ export async function launchAttempt(deps: PipelineDeps, job: Job, plan: AttemptP
     records: runs.length,
     startedAt: at,
     before,
+    ...(trace ? { trace } : {}),
     ...(plan.resubmit ? { resubmit: plan.resubmit } : {}),
   };
   const queueName = reportQueueName(deps.env.stage, token, attempt);

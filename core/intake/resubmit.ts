@@ -1,6 +1,6 @@
 import { randomUUID } from 'node:crypto';
 import { BadRequestError, NotFoundError } from '../shared/errors.ts';
-import { getJobView, type JobView } from './api.ts';
+import { getJobView } from './api.ts';
 import { isJobToken, keys } from '../jobs/keys.ts';
 import type { PipelineDeps } from '../deps.ts';
 import { isTerminal } from '../jobs/states.ts';
@@ -12,12 +12,15 @@ import { decodeToUtf8 } from '../source/decode.ts';
 import { readRange, scanRecordBatches, type BoundaryEvent } from '../source/scan.ts';
 import { recordErrors } from '../source/csv.ts';
 import { csvRecord, unguardCell } from '../source/write.ts';
-import { rawFields, RESULT_COLUMNS, statusOf, type RecordStatus } from '../finalize/results-sheet.ts';
+import { rawFields, RESULT_COLUMNS, statusOf } from '../finalize/results-sheet.ts';
 import { processorInfo } from '../processors/index.ts';
-import { chunkRecordsByCost } from '../processors/settings.ts';
+import { chunkLimits, jobSizesByCost } from '../chunking/size.ts';
 import { EffectClaims, type EffectClaim } from '../effects/claims.ts';
 import { attemptRunning, launchAttempt } from './rerun-failed.ts';
 import { echoed } from '../shared/own.ts';
+import type { NotRun, ResubmitAnswer } from './wire.ts';
+// The wire shapes are defined Node-free in ./wire.ts (the console reads them); their names stay importable here.
+export type { NotRun, ResubmitAnswer };
 
 /**
  * POST /jobs/{token}/resubmit (and `rowfleet resubmit`): the user's corrected sheet back. The body is the job's
@@ -28,26 +31,6 @@ import { echoed } from '../shared/own.ts';
  * that succeeded, are IN_DOUBT, or whose effect claim says their side effect happened or may have (DONE, CLAIMED)
  * never run again: the answer lists them with the reason. Rows of the job the file leaves out are not run.
  */
-
-/** A record of the file that is not run, and why. */
-export interface NotRun {
-  readonly record: number;
-  /** Its status in the job's latest results.csv. */
-  readonly status: RecordStatus;
-  readonly reason: string;
-}
-
-/** The answer (202): the attempt started, how many records it runs, those it does not run, and the job. */
-export interface ResubmitAnswer {
-  readonly token: string;
-  readonly attempt: number;
-  /** Records the attempt accounts for: those it runs, and rows the split's record rules reject (rejected in it). */
-  readonly run: number;
-  /** The first {@link NOT_RUN_LISTED} records not run, by record number. */
-  readonly notRun: readonly NotRun[];
-  readonly notRunCount: number;
-  readonly job: JobView;
-}
 
 /** errors.csv's own columns (core/messages/part.ts errorsCsv): its record column is `record`, its values `raw`. */
 export const ERRORS_COLUMNS = ['line', 'record', 'code', 'message', 'raw'] as const;
@@ -430,22 +413,10 @@ async function writeSource(
 
 /** Records per chunk: enough chunks for the job's workers, a slow processor's chunks by its cost (as the split). */
 async function recordsPerChunk(deps: PipelineDeps, job: Job, records: number): Promise<number> {
-  const processor = await processorInfo(job.processor, deps.env.stage);
-  const stage = { name: deps.env.stage, limits: deps.limits, timings: deps.timings };
-  const byCost = chunkRecordsByCost(processor, job.options, stage, CHUNKS_PER_WORKER);
   const workers = Math.max(
     1,
     job.workers ?? deps.limits.defaultWorkersPerJob ?? deps.limits.maxWorkersPerJob,
   );
-  return Math.max(
-    1,
-    Math.min(
-      deps.limits.chunkMaxRecords,
-      byCost?.chunk ?? Infinity,
-      Math.ceil(records / (workers * CHUNKS_PER_WORKER)),
-    ),
-  );
+  const l = chunkLimits(deps.limits, await jobSizesByCost(deps, job), records, workers);
+  return Math.max(1, Math.min(l.maxRecords, l.targetRecords));
 }
-
-/** Chunks per worker, as the split plans them. */
-const CHUNKS_PER_WORKER = 4;

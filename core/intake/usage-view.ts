@@ -2,32 +2,14 @@ import { getSite, getStage } from '../../config/index.ts';
 import type { PipelineDeps } from '../deps.ts';
 import { BadRequestError } from '../shared/errors.ts';
 import { daysBetween, nextSendAt, reportedDay, withOffset } from '../usage/days.ts';
-import { periodUsage, type PeriodUsage } from '../usage/mail-content.ts';
+import { periodUsage } from '../usage/mail-content.ts';
 import { prepareUsageMail } from '../usage/mail.ts';
 import { addUsage, NO_USAGE, usageStoreOf, type UsageFigures } from '../usage/store.ts';
 import { queryInput, USAGE_MAX_DAYS, usageQuery } from './query.ts';
 import { parseOrBadRequest } from './request.ts';
-
-/** GET /usage: the site's usage per day and office, and the usage mail its schedule sends next. */
-export interface UsageAnswer {
-  readonly site: { readonly id: string; readonly name: string; readonly timeZone: string };
-  readonly from: string;
-  readonly to: string;
-  /** Every day of the period, oldest first (days without jobs have zero figures). */
-  readonly days: readonly (PeriodUsage & { readonly day: string })[];
-  /** The whole period. */
-  readonly total: PeriodUsage;
-  readonly nextMail: {
-    /** The day it reports (the day before the one it is sent on, in the site's time zone). */
-    readonly day: string;
-    /** When the site's schedule sends it, ISO 8601 with the time zone's offset. */
-    readonly sendAt: string;
-    /** Active recipients (the operators' BCC is not shown). */
-    readonly to: readonly string[];
-    readonly subject: string;
-    readonly text: string;
-  };
-}
+import type { UsageAnswer } from './wire.ts';
+// The wire shapes are defined Node-free in ./wire.ts (the console reads them); their names stay importable here.
+export type { UsageAnswer };
 
 /**
  * The usage of the caller's site (the site comes from the authorizer only) from `from` to `to` (YYYY-MM-DD in the

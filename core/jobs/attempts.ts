@@ -1,5 +1,8 @@
 import { type TableRef, updateIf } from '../shared/dynamo.ts';
 import type { JobState } from './states.ts';
+import type { AttemptSummary } from './wire.ts';
+// The wire shapes are defined Node-free in ./wire.ts (the console reads them); their names stay importable here.
+export type { AttemptSummary };
 
 /**
  * Attempts of a job. A job's first run is its attempt 1; a retry (POST /jobs/{token}/retry) is another attempt of
@@ -11,26 +14,6 @@ import type { JobState } from './states.ts';
  * over every attempt); its chunk bookkeeping (totalChunks, chunksDone, the chunk sets, the queue) is the current
  * attempt's, reset by that write; parts, results and the finalize lease are per attempt (keys.ts, lease.ts).
  */
-export interface AttemptSummary {
-  /** 1 for the job's first run, then 2, 3, … */
-  readonly n: number;
-  /** The attempt's state while it is the job's current one (QUEUED … FINALIZING), then how it ended. */
-  readonly state: JobState;
-  /** Records the attempt runs (the first: every record the split accepted). */
-  readonly records: number;
-  /** Of those, how many succeeded and how many did not (known once the attempt ended). */
-  readonly succeeded?: number;
-  readonly failed?: number;
-  readonly startedAt: string;
-  readonly endedAt?: string;
-  /** The job's counts when the attempt started (what it counted is added to them). */
-  readonly before?: { readonly succeeded: number; readonly failed: number };
-  /**
-   * The attempt runs a resubmitted file (core/intake/resubmit.ts): the id of its objects (keys.resubmit), whose
-   * records run with the values the file gave them. Absent: a retry's attempt (the job's own values).
-   */
-  readonly resubmit?: string;
-}
 
 /** The states a job may be retried from: finished with a zip (its failures listed, the records a retry may run). */
 export const RETRYABLE_FROM: readonly JobState[] = ['SUCCEEDED', 'PARTIAL', 'FAILED', 'CANCELLED'];

@@ -20,12 +20,9 @@ import {
 import { beginFinalize, releaseFinalize } from './lease.ts';
 import { allowedFrom, isTerminal, type JobState, type RowCounts } from './states.ts';
 import { cancelUnplanned, recordStop, type JobStop } from '../stop/rules.ts';
-
-export interface JobError {
-  readonly code: string;
-  readonly message: string;
-  readonly line?: number;
-}
+import type { JobError } from './wire.ts';
+// The wire shapes are defined Node-free in ./wire.ts (the console reads them); their names stay importable here.
+export type { JobError };
 
 /** The job record, one DynamoDB item in the site's partition. */
 export interface Job {
@@ -96,6 +93,11 @@ export interface Job {
   readonly stop?: JobStop;
   /** Lines of the job's errors.csv (known once it is finalized; GET /jobs/{token}/errors pages through them). */
   readonly errorRows?: number;
+  /**
+   * The job's trace context (W3C traceparent): its trace id and the id of its job span, chosen when the job was
+   * created; every span of the job hangs from it (core/shared/trace.ts). Absent on jobs older than tracing.
+   */
+  readonly trace?: string;
 }
 
 /** A job as a listing reads it (the jobs-by-time index): the fields config/job-list.ts projects, no heavier. */

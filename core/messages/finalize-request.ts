@@ -2,6 +2,7 @@ import { z } from 'zod';
 import { siteId } from '../../config/schema.ts';
 import type { PipelineDeps } from '../deps.ts';
 import { isJobToken } from '../jobs/keys.ts';
+import { TRACEPARENT_RE } from '../shared/trace.ts';
 
 /** The message a finalize request carries (finalize queue): the worker or split that completes a job sends it. */
 export const finalizeRequestSchema = z.object({
@@ -9,6 +10,8 @@ export const finalizeRequestSchema = z.object({
   token: z.string().refine(isJobToken, 'a job token (UUID)'),
   /** The attempt whose last chunk was counted (core/jobs/attempts.ts); absent: the job's current attempt. */
   attempt: z.number().int().min(1).optional(),
+  /** The sender's span (W3C traceparent): the finalize span links to it. Absent from older senders. */
+  traceparent: z.string().regex(TRACEPARENT_RE).optional(),
 });
 
 export type FinalizeRequest = z.infer<typeof finalizeRequestSchema>;

@@ -1,6 +1,9 @@
 import { hash } from 'node:crypto';
 import { csvText, neutraliseCell } from '../source/write.ts';
 import type { RecordErrorCode } from '../shared/errors.ts';
+import type { ErrorRow } from './wire.ts';
+// The wire shapes are defined Node-free in ./wire.ts (the console reads them); their names stay importable here.
+export type { ErrorRow };
 
 /** One line of errors.csv. */
 export interface RecordFailure {
@@ -130,15 +133,6 @@ export function errorsCsv(failures: readonly RecordFailure[]): Buffer {
 }
 
 const byRecord = (failures: readonly RecordFailure[]) => [...failures].sort((a, b) => a.n - b.n);
-
-/** One row of errors.csv as the API answers it (GET /jobs/{token}/errors): the values as they are, not neutralised. */
-export interface ErrorRow {
-  readonly line: number;
-  readonly record: number;
-  readonly code: string;
-  readonly message: string;
-  readonly raw: string;
-}
 
 /** errors.csv's rows as JSON lines, in the same order (by record), for the API: one {@link ErrorRow} a line. */
 export function errorRowsJsonl(failures: readonly RecordFailure[]): Buffer {

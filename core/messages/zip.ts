@@ -418,13 +418,16 @@ export class ZipWriter {
   /** Writes the central directory and the end records (ZIP64 ones when needed). */
   async finish(): Promise<{ bytes: number; entries: number }> {
     this.slabs.push(this.slab.subarray(0, this.slabUsed));
+    this.slab = Buffer.alloc(0);
+    this.slabUsed = 0;
     const cdOffset = this.offset;
     let cdSize = 0;
-    for (const s of this.slabs) {
+    // Each slab let go once written (the upload holds its copy): a million entries' directory (~60 MB) is not
+    // kept whole until the last slab is written.
+    for (let s = this.slabs.shift(); s; s = this.slabs.shift()) {
       cdSize += s.length;
       await this.write(s);
     }
-    this.slabs.length = 0;
     this.offset += cdSize;
     const needZip64 = this.count >= U16_MAX || cdOffset >= U32_MAX || cdSize >= U32_MAX;
     if (needZip64) {

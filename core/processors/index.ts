@@ -6,6 +6,7 @@ import { mailProcessor } from './mail.ts';
 import { reportProcessor } from './report.ts';
 import { PROCESSOR_NAME, type RowProcessor } from './types.ts';
 import { echoed } from '../shared/own.ts';
+import { BUILT_IN_NAMES, processorNames } from './names.ts';
 import {
   buildErrorFile,
   builtDir,
@@ -19,7 +20,6 @@ import {
   ProcessorBrokenError,
   sourceName,
   usersDir,
-  usersNames,
   type Inspected,
 } from './users.ts';
 
@@ -27,20 +27,19 @@ export type { RowProcessor, RowInput, RowContext, RowOutput, RateLimit } from '.
 export { RecordError, DEFAULT_CONCURRENCY, DEFAULT_TIMEOUT_MS, PROCESSOR_NAME } from './types.ts';
 export { PROCESSOR_BROKEN, ProcessorBrokenError } from './users.ts';
 
-export const DEFAULT_PROCESSOR = 'report';
+export { DEFAULT_PROCESSOR, processorNames } from './names.ts';
 
 const BUILT_IN = new Map<string, RowProcessor>(
   [jsonProcessor, reportProcessor, mailProcessor].map((p) => [p.name, p]),
 );
+if ([...BUILT_IN.keys()].join() !== BUILT_IN_NAMES.join())
+  throw new Error(
+    `names.ts lists the built-in processors ${BUILT_IN_NAMES.join()}, not ${[...BUILT_IN.keys()].join()}`,
+  );
 
 /** A user's module as a processor: its default export (or `processor`), checked, named after its file. */
 export function processorOf(mod: Record<string, unknown>, file: string, name: string): RowProcessor {
   return checkedProcessor(mod, file, name, [...BUILT_IN.keys()]);
-}
-
-/** Built-in processors first, then users' (`processors/`, broken ones included), as far as this process can list them. */
-export function processorNames(): string[] {
-  return [...BUILT_IN.keys(), ...usersNames().filter((n) => !BUILT_IN.has(n))];
 }
 
 /**

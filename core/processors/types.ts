@@ -1,4 +1,7 @@
 import type { StageConfig } from '../../config/index.ts';
+import type { PreviewEntry, RowPreview } from './wire.ts';
+// The wire shapes are defined Node-free in ./wire.ts (the console reads them); their names stay importable here.
+export type { PreviewEntry, RowPreview };
 
 /** What a processor sees of one record. */
 export interface RowInput {
@@ -33,29 +36,6 @@ export interface RowOutput {
 
 /** What a processor's `preview` sees of a record's job: no token yet (see {@link PREVIEW_TOKEN}), no signal. */
 export type PreviewContext = Pick<RowContext, 'site' | 'token' | 'header' | 'options'>;
-
-/** One zip entry as a preview shows it. */
-export interface PreviewEntry {
-  readonly name: string;
-  readonly contentType: string;
-  readonly text: string;
-}
-
-/**
- * What a record would produce, shown before the job runs (the check, POST /jobs?check=true): the mail it would
- * send, the zip entries it would write, or nothing shown (a processor without a side-effect-free preview).
- */
-export type RowPreview =
-  | {
-      readonly kind: 'mail';
-      readonly from: string;
-      readonly to: string;
-      readonly subject: string;
-      readonly text: string;
-      readonly html: string;
-    }
-  | { readonly kind: 'entries'; readonly entries: readonly PreviewEntry[] }
-  | { readonly kind: 'none'; readonly reason: string };
 
 /** The token a preview's context carries: the check creates no job, so there is none yet. */
 export const PREVIEW_TOKEN = 'check';

@@ -10,6 +10,8 @@ import { keys, reportQueueName } from '../jobs/keys.ts';
 import { currentAttempt } from '../jobs/attempts.ts';
 import { askForWorkers, grantWorkers, publishQueueFigures } from '../budget/grant-workers.ts';
 import { jobKey } from '../budget/policy.ts';
+import { endJobSpan } from '../shared/trace.ts';
+import { publishBacklog } from './backlog.ts';
 
 /** What one pass of the reaper did. */
 export interface ReapReport {
@@ -104,6 +106,8 @@ export async function reap(deps: PipelineDeps, o: ReapOptions = {}): Promise<Rea
       failed: r.failed,
     });
   await publishQueueFigures(deps);
+  // Each site's backlog, from the jobs in flight listed at the pass's start.
+  publishBacklog(deps, active, now.getTime());
 
   // Tasks and queues of jobs that are not running any more.
   const running = new Set(active.filter((j) => j.state === 'RUNNING').map((j) => j.token));
@@ -166,7 +170,10 @@ async function expire(deps: PipelineDeps, job: Job, now: Date): Promise<boolean>
     finishedAt: now.toISOString(),
     expiresAt: expiresAt(deps.limits.retentionDays, now.getTime()),
   });
-  if (done) jobLogger(job.site, job.token).info('reaper: presigned job never uploaded; EXPIRED');
+  if (done) {
+    jobLogger(job.site, job.token).info('reaper: presigned job never uploaded; EXPIRED');
+    endJobSpan(deps.tracing, done, 'EXPIRED', now);
+  }
   return done !== undefined;
 }
 

@@ -46,6 +46,12 @@ export const METRICS = {
   OldestQueuedWait: MetricUnit.Milliseconds,
   /** How long a job waited for its first worker (dimensions stage and site). */
   QueueWait: MetricUnit.Milliseconds,
+  /** Records not yet processed over a site's jobs in flight, at each reaper pass (dimensions stage and site). */
+  BacklogRecords: MetricUnit.Count,
+  /** A site's jobs waiting for their first worker, at each reaper pass (dimensions stage and site). */
+  BacklogJobsWaiting: MetricUnit.Count,
+  /** How long a site's longest-waiting job has waited for a worker so far (dimensions stage and site). */
+  BacklogOldestWait: MetricUnit.Milliseconds,
   /** Finalizes the reaper asked for again (lost request, or a finalize that died). */
   FinalizesRequeued: MetricUnit.Count,
   /** Worker tasks the reaper stopped because their job had ended. */

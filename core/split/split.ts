@@ -17,22 +17,16 @@ import { Utf8SourceCopy } from './source-copy.ts';
 import { workerCount } from './worker-count.ts';
 import { processorInfo } from '../processors/index.ts';
 import { missingColumns } from '../processors/types.ts';
-import { simulatedCostMs, simulationOf } from '../processors/simulate.ts';
-import { chunkRecordsByCost } from '../processors/settings.ts';
-
-/** The pieces the split cuts while validating (joined into chunks afterwards). */
-const SUB_CHUNK_BYTES = 64 * 1024;
-const SUB_CHUNK_RECORDS = 1000;
-/** Enough chunks per worker that a slow or killed worker's share is picked up by the others. */
-export const CHUNKS_PER_WORKER = 4;
-
-/**
- * The records a chunk aims at: CHUNKS_PER_WORKER chunks per worker (before the caps of the stage and of the
- * processor's cost). Exported for scripts/simulate, which sizes chunks as the split does.
- */
-export function chunkTargetRecords(records: number, workers: number): number {
-  return Math.max(1, Math.ceil(records / Math.max(1, workers * CHUNKS_PER_WORKER)));
-}
+import { chunkLimits, jobSizesByCost, pieceLimits } from '../chunking/size.ts';
+import {
+  ATTR,
+  currentTraceparent,
+  endJobSpan,
+  endWithError,
+  jobAttrs,
+  startSpan,
+  traceparentOf,
+} from '../shared/trace.ts';
 
 export interface SplitResult {
   readonly state: 'QUEUED' | 'RUNNING' | 'REJECTED' | 'SKIPPED';
@@ -101,11 +95,26 @@ export async function splitJob(
     jobLogger(site, token).info('split skipped: job is not waiting to be split, or another split has it');
     return { state: 'SKIPPED' };
   }
+  const span = startSpan(deps.tracing, 'rowfleet.split', currentTraceparent(job), jobAttrs(job), {
+    startTime: started,
+  });
   try {
     const file = await validateWholeFile(deps, job);
-    if ('rejection' in file) return await rejectFile(deps, job, file, started);
-    return await startWork(deps, job, file, started, opts.workers);
+    const r =
+      'rejection' in file
+        ? await rejectFile(deps, job, file, started)
+        : await startWork(deps, job, file, started, opts.workers, traceparentOf(span));
+    span.setAttributes({
+      [ATTR.outcome]: r.state,
+      [ATTR.records]: r.records ?? 0,
+      [ATTR.chunks]: r.chunks ?? 0,
+      [ATTR.workers]: r.workers ?? 0,
+      'rowfleet.source_bytes': job.sourceBytes ?? 0,
+    });
+    span.end();
+    return r;
   } catch (err) {
+    endWithError(span, err);
     // Let the redelivered event (or a retry) split again now, not after the claim runs out.
     await deps.jobs.releaseSplit(site, token, new Date(started)).catch(() => undefined);
     throw err;
@@ -200,7 +209,7 @@ async function readRecords(
   o: { readonly missing: 'reject' | 'report'; readonly samples?: number } = { missing: 'reject' },
 ): Promise<void> {
   let chunker: Chunker | undefined;
-  const byCost = await chunkSizeByCost(deps, job);
+  const byCost = await jobSizesByCost(deps, job);
   const { needs } = await processorInfo(job.processor, deps.env.stage);
   const samples = o.samples ?? 0;
   const scan = { maxRecordBytes: deps.limits.maxRecordBytes, withFields: samples > 0 };
@@ -212,10 +221,7 @@ async function readRecords(
           throw fieldsMissingError(job.processor, into.missing);
         into.header = ev.header;
         into.delimiter = ev.delimiter;
-        chunker = new Chunker(job.site, job.token, '', ev, {
-          maxBytes: Math.min(SUB_CHUNK_BYTES, deps.limits.chunkMaxBytes),
-          maxRecords: Math.min(SUB_CHUNK_RECORDS, deps.limits.chunkMaxRecords, byCost?.piece ?? Infinity),
-        });
+        chunker = new Chunker(job.site, job.token, '', ev, pieceLimits(deps.limits, byCost));
         continue;
       }
       into.records = ev.n;
@@ -271,6 +277,7 @@ async function rejectFile(
     expiresAt: expiresAt(deps.limits.retentionDays),
   });
   if (finished) {
+    endJobSpan(deps.tracing, finished, 'REJECTED', new Date(finished.finishedAt ?? Date.now()));
     await recordJobUsage(usageStoreOf(deps), finished);
     await deps.notifier?.jobFinished(finished, 'REJECTED', {
       total: 0,
@@ -298,10 +305,16 @@ async function startWork(
   file: ValidatedFile,
   started: number,
   requestedWorkers: number | undefined,
+  /** The split's span: a finalize it asks for links to it. */
+  traceparent: string | undefined,
 ): Promise<SplitResult> {
   const { site, token } = job;
   const log = jobLogger(site, token);
-  const { workers, chunks } = await planWork(deps, job, file, requestedWorkers);
+  const planned = await planWork(deps, job, file, requestedWorkers);
+  const { workers } = planned;
+  // Each chunk carries the job's context: every attempt at it is a span linked to the job span.
+  const jobTrace = currentTraceparent(job);
+  const chunks = jobTrace ? planned.chunks.map((c) => ({ ...c, traceparent: jobTrace })) : planned.chunks;
   const queueName = chunks.length > 0 ? reportQueueName(deps.env.stage, token) : undefined;
   const recorded = await deps.jobs.recordSplit(site, token, {
     header: file.header,
@@ -346,7 +359,7 @@ async function startWork(
   }
   // A job stopped (cancelled) while its split planned it asks for no workers: its finalize ends it at once.
   const wantsWorkers = chunks.length > 0 && !next.stop;
-  if (!wantsWorkers) await requestFinalize(deps, { site, token });
+  if (!wantsWorkers) await requestFinalize(deps, { site, token, ...(traceparent ? { traceparent } : {}) });
   else await askForWorkers(deps, next);
   const pass = wantsWorkers ? await grantWorkers(deps, 'split') : undefined;
   const granted = pass?.granted.find((g) => g.site === site && g.token === token)?.count ?? 0;
@@ -386,26 +399,9 @@ async function planWork(
 ): Promise<{ workers: number; chunks: ChunkMessage[] }> {
   const valid = file.records - file.rejected.length;
   const workers = workerCount(valid, deps.limits, requestedWorkers);
-  const byCost = await chunkSizeByCost(deps, job);
-  const chunks = mergeChunks(file.pieces, {
-    targetRecords: chunkTargetRecords(valid, workers),
-    maxBytes: deps.limits.chunkMaxBytes,
-    maxRecords: Math.min(deps.limits.chunkMaxRecords, byCost?.chunk ?? Infinity),
-  });
+  const byCost = await jobSizesByCost(deps, job);
+  const chunks = mergeChunks(file.pieces, chunkLimits(deps.limits, byCost, valid, workers));
   return { workers, chunks };
-}
-
-/** A slow processor's chunk sizes (core/processors/settings.ts), with the job's simulated delay counted in. */
-async function chunkSizeByCost(deps: Pick<PipelineDeps, 'env' | 'limits' | 'timings'>, job: JobToRead) {
-  const sim = simulationOf(job.options);
-  const processor = await processorInfo(job.processor, deps.env.stage);
-  const stage = { name: deps.env.stage, limits: deps.limits, timings: deps.timings };
-  return chunkRecordsByCost(
-    sim ? { ...processor, costMs: simulatedCostMs(processor, sim) } : processor,
-    job.options,
-    stage,
-    CHUNKS_PER_WORKER,
-  );
 }
 
 /**

@@ -1,19 +1,9 @@
 import type { SiteConfig } from '../../config/index.ts';
 import { addUsage, NO_OFFICE, NO_USAGE, type OfficeUsage, type UsageFigures } from './store.ts';
 import { japaneseDate, japaneseMonth } from './days.ts';
-
-/** One line of the mail's table: an office and its figures. */
-export interface OfficeLine {
-  readonly id: string;
-  readonly name: string;
-  readonly figures: UsageFigures;
-}
-
-/** Figures of a period (a day or a month): per office, and the site's total. */
-export interface PeriodUsage {
-  readonly offices: readonly OfficeLine[];
-  readonly total: UsageFigures;
-}
+import type { OfficeLine, PeriodUsage } from './wire.ts';
+// The wire shapes are defined Node-free in ./wire.ts (the console reads them); their names stay importable here.
+export type { OfficeLine, PeriodUsage };
 
 /** Everything one site's usage mail says. Built only from that site's configuration and partition. */
 export interface UsageReport {

@@ -6,18 +6,9 @@ import { attemptsOf, currentAttempt } from '../jobs/attempts.ts';
 import { sitePk, updateIf } from '../shared/dynamo.ts';
 import { jobLogger } from '../shared/log.ts';
 import { localDay } from './days.ts';
-
-/** Usage of a site: what the daily mail reports, per office and in total. */
-export interface UsageFigures {
-  /** Jobs that ended (SUCCEEDED, PARTIAL, FAILED or REJECTED). */
-  readonly jobs: number;
-  /** Records processed successfully. */
-  readonly rows: number;
-  /** Records that failed in a processor or were rejected at the split. */
-  readonly failedRows: number;
-  /** Jobs whose whole file was rejected (counted in `jobs`, with no records). */
-  readonly rejectedJobs: number;
-}
+import type { UsageFigures } from './wire.ts';
+// The wire shapes are defined Node-free in ./wire.ts (the console reads them); their names stay importable here.
+export type { UsageFigures };
 
 export const NO_USAGE: UsageFigures = { jobs: 0, rows: 0, failedRows: 0, rejectedJobs: 0 };
 

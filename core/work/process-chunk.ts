@@ -90,6 +90,11 @@ export async function processChunk(
   records: readonly [number, number, string[]][],
   processor: RowProcessor,
   run: ChunkRun = {},
+  /**
+   * Called once no record of the chunk waits for a slot any more (the last has started, or the chunk stopped
+   * early): from then on the chunk only frees slots, and the worker may take its next chunk.
+   */
+  onStarted?: () => void,
 ): Promise<ProcessedChunk> {
   const { claims, limiter, signal: stop } = run;
   if (processor.sideEffects && !claims)
@@ -233,6 +238,7 @@ export async function processChunk(
     }
     track(i, retried(row, result, ctx));
   }
+  onStarted?.();
   if (inFlight > 0) await new Promise<void>((r) => (drained = r));
   if (stop?.aborted) throw new ChunkStoppedError('the worker is stopping');
   if (broken) throw broken.error;

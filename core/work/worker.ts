@@ -18,9 +18,22 @@ import { ChunkStoppedError, processChunk, type ChunkRun } from './process-chunk.
 import { EffectClaims } from '../effects/claims.ts';
 import { RateLimiter } from './rate-limiter.ts';
 import { RecordSlots } from './slots.ts';
-import { CHUNKS_IN_HAND, limiterName, ratePerSecond, recordConcurrency } from '../processors/settings.ts';
+import { limiterName, ratePerSecond, recordConcurrency } from '../processors/settings.ts';
+import { CHUNKS_IN_HAND } from '../chunking/size.ts';
 import { leaveStoppedJob, stopJob, stopOnFailureRate } from '../stop/stop.ts';
 import { isMissingQueue } from '../aws/queues.ts';
+import {
+  ATTR,
+  currentTraceparent,
+  jobAttrs,
+  NO_SPAN,
+  SpanKind,
+  startSpan,
+  traceparentOf,
+  type ChunkOutcome,
+  type Span,
+  type SpanContext,
+} from '../shared/trace.ts';
 
 /**
  * Attempts at a chunk before it counts as a poison chunk: its records are then recorded as failed with the
@@ -45,6 +58,8 @@ export interface WorkerOptions {
    * worker takes no more.
    */
   readonly abortRecords?: AbortSignal;
+  /** This worker's id in its job's trace (its lane in the timeline). @default `pid-<process id>` */
+  readonly workerId?: string;
 }
 
 export interface WorkerSummary {
@@ -77,6 +92,9 @@ interface Worker {
   readonly tally: { chunks: number; duplicates: number; records: number };
   /** The split's rejected record numbers, read once (only when it rejected any). */
   rejected?: Promise<ReadonlySet<number>>;
+  readonly workerId: string;
+  /** The worker's start span: each chunk attempt's span is its child (and links to the job's span). */
+  readonly lane: SpanContext;
 }
 
 /**
@@ -111,6 +129,16 @@ export async function runWorker(deps: PipelineDeps, options: WorkerOptions): Pro
     return { chunks: 0, duplicates: 0, records: 0, reason: 'stopped' };
   }
   const rate = ratePerSecond(processor, getStage(deps.env.stage));
+  const workerId = o.workerId ?? `pid-${process.pid}`;
+  // From the process's start to the processor loaded, before the first receive: what a worker costs to start.
+  const started = startSpan(
+    deps.tracing,
+    'rowfleet.worker.start',
+    currentTraceparent(job),
+    jobAttrs(job, { [ATTR.workerId]: workerId, 'rowfleet.processor': job.processor }),
+    { startTime: performance.timeOrigin },
+  );
+  started.end();
   const w: Worker = {
     deps,
     job,
@@ -129,6 +157,8 @@ export async function runWorker(deps: PipelineDeps, options: WorkerOptions): Pro
     visibilitySeconds: o.visibilitySeconds,
     log,
     tally: { chunks: 0, duplicates: 0, records: 0 },
+    workerId,
+    lane: started.spanContext(),
   };
   const summary = (reason: WorkerSummary['reason']): WorkerSummary => ({
     ...w.tally,
@@ -142,6 +172,9 @@ export async function runWorker(deps: PipelineDeps, options: WorkerOptions): Pro
   return summary(reason);
 }
 
+/** Most chunks a worker holds at all, those whose records have all started but are not settled yet included. */
+const MAX_CHUNKS_HELD = 2 * CHUNKS_IN_HAND;
+
 /** How often a worker asks the budget whether its job's share shrank (at most, between chunks). */
 const BUDGET_CHECK_MS = 2000;
 
@@ -154,20 +187,32 @@ async function workThrough(
   let idle = 0;
   let idleSince = Date.now();
   let checkedBudget = Date.now();
-  // Chunks in hand, worked on at once. A chunk done makes room for the next at once (no waiting for the other):
-  // a worker with free slots pulls work, so chunks spread over the workers as they free up.
+  // Chunks in hand, worked on at once, until settled. A chunk makes room for the next as soon as its last record
+  // has started (`starting` below), not when it is settled: the next one is received and read while the chunk's
+  // last records run and its part is written, so the slots do not stand idle between chunks. A worker with free
+  // slots pulls work, so chunks spread over the workers as they free up.
   const inHand = new Set<Promise<void>>();
+  /** Chunks of which some record has not started yet: at most CHUNKS_IN_HAND. */
+  const starting = new Set<Promise<void>>();
   const hold = (m: Message) => {
-    const p: Promise<void> = handleMessage(w, m)
+    let started!: () => void;
+    const s: Promise<void> = new Promise<void>((r) => (started = r)).finally(() => starting.delete(s));
+    starting.add(s);
+    const p: Promise<void> = handleMessage(w, m, started)
       // A chunk whose settling failed (storage down) stays on the queue; the worker goes on.
       .catch((error: unknown) => log.error('chunk not settled; it will come back', { error: error as Error }))
-      .finally(() => inHand.delete(p));
+      .finally(() => {
+        started();
+        inHand.delete(p);
+      });
     inHand.add(p);
   };
   try {
     while (!o.signal?.aborted && !o.abortRecords?.aborted) {
-      if (inHand.size >= CHUNKS_IN_HAND) {
-        await Promise.race(inHand);
+      // Bounded twice: by the chunks still starting records, and (chunks ending slowly: a part write that hangs)
+      // by all the chunks in hand.
+      if (starting.size >= CHUNKS_IN_HAND || inHand.size >= MAX_CHUNKS_HELD) {
+        await Promise.race(starting.size >= CHUNKS_IN_HAND ? starting : inHand);
         continue;
       }
       // Room for another chunk: first, does the job still have this worker's place? When its share shrank
@@ -201,8 +246,8 @@ async function workThrough(
       }
       if (o.signal?.aborted) break;
       if (inHand.size > 0) {
-        // Nothing new, but work in hand: not idle.
-        await Promise.race(inHand);
+        // Nothing new, but work in hand: not idle. Asked again once a chunk in hand has moved on.
+        await Promise.race(starting.size > 0 ? starting : inHand);
         continue;
       }
       const now = await deps.jobs.get(o.site, o.token, false);
@@ -269,7 +314,7 @@ export function isOwnChunk(
  * MAX_CHUNK_ATTEMPTS, gives it up — and settles it. A failed attempt is released with a short backoff; the
  * last failure records the chunk's records as failed (a poison chunk), so the job ends PARTIAL, never stuck.
  */
-async function handleMessage(w: Worker, m: Message): Promise<void> {
+async function handleMessage(w: Worker, m: Message, started: () => void): Promise<void> {
   const { deps, job, log } = w;
   const heartbeat = setInterval(
     () => {
@@ -280,7 +325,11 @@ async function handleMessage(w: Worker, m: Message): Promise<void> {
     Math.max(1000, (w.visibilitySeconds * 1000) / 3),
   );
   const attempt = Number(m.Attributes?.ApproximateReceiveCount ?? '1');
+  const received = Date.now();
   let msg: ChunkMessage | undefined;
+  // One span per attempt at a chunk (never per record): a child of the worker's lane, linked to the job's span.
+  let span: Span = NO_SPAN;
+  const ended = (outcome: ChunkOutcome) => span.setAttribute(ATTR.outcome, outcome);
   try {
     msg = decodeChunk(m.Body ?? '');
     if (!isOwnChunk(msg, job)) {
@@ -292,24 +341,41 @@ async function handleMessage(w: Worker, m: Message): Promise<void> {
       });
       return;
     }
+    span = startSpan(
+      deps.tracing,
+      'rowfleet.chunk',
+      w.lane,
+      jobAttrs(job, {
+        [ATTR.chunk]: msg.chunk,
+        [ATTR.records]: msg.records,
+        [ATTR.workerId]: w.workerId,
+        [ATTR.receiveCount]: attempt,
+      }),
+      {
+        kind: SpanKind.CONSUMER,
+        startTime: received,
+        links: [msg.traceparent ?? currentTraceparent(job)],
+      },
+    );
     const t0 = Date.now();
     if (attempt > MAX_CHUNK_ATTEMPTS) {
       // The attempts before this one crashed their worker (they never reached the catch below).
       const reason = `gave up after ${MAX_CHUNK_ATTEMPTS} attempts that ended their worker`;
       const given = await failedChunk(deps, job, msg, reason, 'CHUNK_FAILED', w.run.claims);
-      await settleChunk(w, m, msg, given, t0, true);
+      await settleChunk(w, m, msg, given, t0, true, span);
       return;
     }
     w.rejected ??= splitRejected(job, deps.objects);
     const rows = await chunkRecords(job, msg, deps.objects, deps.limits.maxRecordBytes, await w.rejected);
     const sim = simulationOf(job.options);
-    const done = await processChunk(job, msg, rows, sim ? simulated(w.processor, sim) : w.processor, w.run);
+    const processor = sim ? simulated(w.processor, sim) : w.processor;
+    const done = await processChunk(job, msg, rows, processor, w.run, started);
     if (done.succeeded + done.failed !== rows.length) {
       throw new Error(
         `chunk ${msg.chunk}: ${done.succeeded} succeeded + ${done.failed} failed, for ${rows.length} records`,
       );
     }
-    await settleChunk(w, m, msg, done, t0, false);
+    await settleChunk(w, m, msg, done, t0, false, span);
   } catch (err) {
     // Stryker disable next-line ConditionalExpression,LogicalOperator: a foreign message returned before anything could throw, so here msg is undefined or its own; either way the message is left for the DLQ
     if (!msg || !isOwnChunk(msg, job)) {
@@ -323,12 +389,13 @@ async function handleMessage(w: Worker, m: Message): Promise<void> {
         error: err,
       });
       const given = await failedChunk(deps, job, msg, errorMessage(err), 'SOURCE_CHANGED', w.run.claims);
-      await settleChunk(w, m, msg, given, Date.now(), true);
+      await settleChunk(w, m, msg, given, Date.now(), true, span);
       return;
     }
     if (err instanceof ChunkStoppedError) {
       // Not the chunk's fault: visible again at once for another worker, whatever its attempts so far.
       log.warn('worker stopping: chunk given back', { chunk: msg.chunk });
+      ended('released');
       // A queue already deleted (the job was stopped early) has nothing to give back to.
       await deps.queues
         .extendVisibility(w.queueUrl, m.ReceiptHandle!, 0)
@@ -338,6 +405,8 @@ async function handleMessage(w: Worker, m: Message): Promise<void> {
     if (attempt < MAX_CHUNK_ATTEMPTS) {
       // Released with a short backoff; another attempt (here or in another worker) follows.
       log.warn('chunk failed; it will be retried', { chunk: msg.chunk, attempt, error: err as Error });
+      ended('retried');
+      span.setAttribute('rowfleet.error', errorMessage(err).slice(0, 300));
       await deps.queues.extendVisibility(
         w.queueUrl,
         m.ReceiptHandle!,
@@ -351,9 +420,10 @@ async function handleMessage(w: Worker, m: Message): Promise<void> {
       error: err as Error,
     });
     const given = await failedChunk(deps, job, msg, errorMessage(err), 'CHUNK_FAILED', w.run.claims);
-    await settleChunk(w, m, msg, given, Date.now(), true);
+    await settleChunk(w, m, msg, given, Date.now(), true, span);
   } finally {
     clearInterval(heartbeat);
+    span.end();
   }
 }
 
@@ -368,13 +438,20 @@ async function settleChunk(
   done: ProcessedChunk,
   t0: number,
   giveUp: boolean,
+  span: Span,
 ): Promise<void> {
   const { deps, job } = w;
+  span.setAttributes({
+    [ATTR.outcome]: giveUp ? 'gaveUp' : 'done',
+    [ATTR.succeeded]: done.succeeded,
+    [ATTR.failed]: done.failed,
+  });
   const { site, token } = job;
   // A give-up must never replace the part of a chunk an earlier attempt stored and counted (its answer
   // may have been lost on the way back): then the chunk is done and only its message is left.
   if (giveUp && (await deps.jobs.isChunkCounted(site, token, msg.chunk))) {
     w.tally.duplicates++;
+    span.setAttribute(ATTR.outcome, 'duplicate');
     await deps.queues.delete(w.queueUrl, m.ReceiptHandle!);
     return;
   }
@@ -395,8 +472,13 @@ async function settleChunk(
       RecordsFailed: done.failed,
       ChunkLatency: Date.now() - t0,
     });
-  } else w.tally.duplicates++;
-  if (counted.complete) await requestFinalize(deps, { site, token, attempt });
+  } else {
+    w.tally.duplicates++;
+    span.setAttribute(ATTR.outcome, 'duplicate');
+  }
+  const traceparent = traceparentOf(span);
+  if (counted.complete)
+    await requestFinalize(deps, { site, token, attempt, ...(traceparent ? { traceparent } : {}) });
   else if (counted.totals) await stopOnFailureRate(deps, job, counted.totals);
   await deps.queues.delete(w.queueUrl, m.ReceiptHandle!);
 }

@@ -16,7 +16,7 @@ export function createFinalizeHandler(deps: PipelineDeps) {
   const finalize = async (record: SQSRecord) => {
     const req = parseFinalizeRequest(record.body);
     try {
-      await finalizeJob(deps, req.site, req.token, requestId, req.attempt);
+      await finalizeJob(deps, req.site, req.token, requestId, req.attempt, req.traceparent);
     } catch (err) {
       logger.error('finalize failed', {
         messageId: record.messageId,

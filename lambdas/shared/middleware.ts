@@ -5,6 +5,15 @@ import { logMetrics } from '@aws-lambda-powertools/metrics/middleware';
 import type { Context } from 'aws-lambda';
 import { logger } from '../../core/shared/log.ts';
 import { metrics } from '../../core/shared/metrics.ts';
+import { flushTracing } from '../../core/aws/tracing.ts';
+
+/**
+ * The invocation's spans are exported before it returns: after that the sandbox may freeze and the batch
+ * processor's timer would not run. Bounded, so a slow trace endpoint never holds a request up for long.
+ */
+const flushSpans = async (request: { context: Context }) => {
+  await flushTracing(Math.min(2000, Math.max(0, request.context.getRemainingTimeInMillis() - 500)));
+};
 
 /**
  * The stack every Rowfleet function runs in (middy 6: the line that runs on Node 20 and 22): Powertools'
@@ -17,6 +26,7 @@ export function lambda<TEvent, TResult>(
   return middy<TEvent, TResult, Error, Context>()
     .use(injectLambdaContext(logger, { resetKeys: true }))
     .use(logMetrics(metrics, { captureColdStartMetric: true }))
+    .use({ after: flushSpans, onError: flushSpans })
     .handler(handler);
 }
 

@@ -3,13 +3,15 @@ import { getJobView } from '../../core/intake/api.ts';
 import { jobsPage } from '../../core/intake/job-list.ts';
 import { errorsPage } from '../../core/intake/error-rows.ts';
 import { usageView } from '../../core/intake/usage-view.ts';
+import { timelineView } from '../../core/intake/timeline.ts';
 import { resultsDownload } from '../../core/intake/results-download.ts';
 import { depsFromEnv, type PipelineDeps } from '../../core/deps.ts';
 import { callerSite, httpApi, json } from '../shared/http.ts';
 
 /**
  * Status Lambda, the API's reads: GET /health, GET /jobs, GET /jobs/{token}, GET /jobs/{token}/errors,
- * GET /jobs/{token}/results (a download URL of the latest results.csv), GET /usage —
+ * GET /jobs/{token}/timeline (the local runtime's span store), GET /jobs/{token}/results (a download URL of the
+ * latest results.csv), GET /usage —
  * only ever the caller's site.
  */
 export function createStatusHandler(deps: PipelineDeps) {
@@ -39,6 +41,12 @@ export function createStatusHandler(deps: PipelineDeps) {
           200,
           await errorsPage(deps, callerSite(e), e.pathParameters?.token ?? '', e.queryStringParameters),
         ),
+    },
+    {
+      method: 'GET',
+      path: '/jobs/{token}/timeline',
+      handler: async (e: APIGatewayProxyEvent) =>
+        json(200, await timelineView(deps, callerSite(e), e.pathParameters?.token ?? '')),
     },
     {
       method: 'GET',

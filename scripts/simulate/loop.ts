@@ -6,7 +6,7 @@
  * as core/split/split.ts sizes them), the finalize (stops the job's workers when the last chunk is counted).
  */
 import { jobKey } from '../../core/budget/policy.ts';
-import { chunkTargetRecords } from '../../core/split/split.ts';
+import { chunkTargetRecords } from '../../core/chunking/size.ts';
 import { workerCount } from '../../core/split/worker-count.ts';
 import { Events } from './events.ts';
 import { largeJobRunning, Metrics, type Result } from './metrics.ts';

@@ -57,6 +57,20 @@ const missingCheck: CheckResult = {
   rejected: { count: 0, first: [] },
   needs: { columns: ['email', 'name', 'plan'], missing: ['plan'] },
   samples: [],
+  estimate: {
+    workers: 2,
+    workersNow: 2,
+    seconds: 95,
+    region: 'ap-northeast-1',
+    usd: 0.0123,
+    jpy: 1.85,
+    jpyPerUsd: 150.5,
+    pricesAsOf: '2026-11-01',
+    breakdown: [
+      { service: 'fargate', usd: 0.0071, basis: '2 tasks × 95 s, 0.25 vCPU, 0.5 GB' },
+      { service: 'ses', usd: 0.05, basis: '495 mails' },
+    ],
+  },
 };
 
 const okCheck: CheckResult = {
@@ -76,20 +90,6 @@ const okCheck: CheckResult = {
   },
   needs: { columns: ['email', 'name', 'plan'], missing: [] },
   samples: [1, 2, 3].map(mailSample),
-  estimate: {
-    workers: 2,
-    workersNow: 2,
-    seconds: 95,
-    region: 'ap-northeast-1',
-    usd: 0.0123,
-    jpy: 1.85,
-    jpyPerUsd: 150.5,
-    pricesAsOf: '2026-11-01',
-    breakdown: [
-      { service: 'Fargate', usd: 0.0071, basis: '2 tasks × 95 s, 0.25 vCPU, 0.5 GB' },
-      { service: 'SES', usd: 0.05, basis: '495 mails' },
-    ],
-  },
 };
 
 function jobView(over: Partial<JobView> = {}): JobView {

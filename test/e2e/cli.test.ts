@@ -91,6 +91,8 @@ describe('CLI: rowfleet run', { timeout: 120_000 }, () => {
       encoding: 'utf-8',
       processor: 'json',
       counts: { total: 4, succeeded: 4, failed: 0, rejected: 0 },
+      // The summary says when the job was taken, as its view (and so its manifest) does.
+      timings: { receivedAt: r.summary!.receivedAt },
     });
     expect(zip.get('errors.csv')).toBe('\ufeffline,record,code,message,raw\r\n');
   });

@@ -53,6 +53,8 @@ export interface RunJson {
   site: string;
   state: string;
   rows: { total: number; succeeded: number; failed: number; rejected: number };
+  /** When the API took the job (ISO 8601). */
+  receivedAt?: string;
   zip?: string;
   error?: { code: string; message: string };
 }

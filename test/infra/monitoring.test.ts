@@ -262,6 +262,20 @@ describe('Stack: Rowfleet-dev monitoring', () => {
       expect(alarm.Properties.AlarmActions).toEqual([{ Ref: expect.stringMatching(/^MonitoringJobsTopic/) }]);
     });
 
+    it("alarms per site when one of its jobs waits for a worker longer than the budget's wait alarm", () => {
+      // Prepare
+      const sites = loadConfig().sites.map((s) => s.id);
+
+      // Act, Assess: one alarm per configured site, on the reaper's backlog figure of that site
+      for (const site of sites) {
+        const name = `rowfleet-dev-worker-wait-${site}`;
+        const alarm = alarmNamed(template, name);
+        expect(alarmMetric(alarm)).toMatchObject({ namespace: 'Rowfleet', name: 'BacklogOldestWait' });
+        expect(JSON.stringify(alarm.Properties)).toContain(`"Value":"${site}"`);
+        expect(alarm.Properties.AlarmDescription).toContain('RUNBOOK.md#jobs-waiting-for-workers');
+      }
+    });
+
     it('sends worker tasks of this cluster that stop non-zero or fail to start to the ops topic', () => {
       template.hasResourceProperties('AWS::Events::Rule', {
         EventPattern: {

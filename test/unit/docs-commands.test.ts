@@ -24,6 +24,7 @@ const RUN_BY: Readonly<Record<string, { readonly file: string; readonly shows: R
   retry: { file: 'test/e2e/cli-commands.test.ts', shows: /'retry',/ },
   sites: { file: 'test/e2e/cli.test.ts', shows: /rowfleet\(\['sites'/ },
   check: { file: 'test/e2e/check-cli.test.ts', shows: /rowfleet\(\[\s*'check',/ },
+  trace: { file: 'test/e2e/trace.test.ts', shows: /rowfleet\(\[\s*'trace',/ },
   resubmit: { file: 'test/e2e/resubmit-cli.test.ts', shows: /rowfleet\(\[\s*'resubmit',/ },
   results: { file: 'test/e2e/resubmit-cli.test.ts', shows: /rowfleet\(\['results',/ },
   'token create': { file: 'test/e2e/cli-commands.test.ts', shows: /'token',\s*'create'/ },

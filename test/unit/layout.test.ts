@@ -33,7 +33,7 @@ const CORE_LAYERS: readonly (readonly string[])[] = [
   ['shared'],
   ['aws'],
   ['source', 'messages', 'jobs', 'stop'],
-  ['usage', 'processors', 'effects', 'budget'],
+  ['usage', 'processors', 'effects', 'budget', 'chunking'],
   STAGES,
   ['intake'],
   ['.'], // core/deps.ts: the composition root

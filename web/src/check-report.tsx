@@ -1,5 +1,5 @@
 import { ApiError } from './api.ts';
-import { ErrorBox, Facts } from './components.tsx';
+import { CodeCell, ErrorBox, Facts, NumCell, Table } from './components.tsx';
 import { CheckEstimateView, CheckSamples } from './check-samples.tsx';
 import type { CheckState } from './check.ts';
 import { useI18n } from './i18n.ts';
@@ -87,7 +87,7 @@ function CheckBody({ r }: { r: CheckResult }) {
       />
       {r.rejected.first.length > 0 ? <RejectedTable r={r} /> : null}
       <CheckSamples samples={r.samples} />
-      {r.estimate ? <CheckEstimateView e={r.estimate} /> : null}
+      <CheckEstimateView e={r.estimate} />
     </>
   );
 }
@@ -138,39 +138,23 @@ function RejectedTable({ r }: { r: CheckResult }) {
   const i = useI18n();
   const { t } = i;
   return (
-    <div class="table-wrap">
-      <table class="errors responsive" data-testid="check-rejected-table">
-        <caption>
-          {t('check.rejectedCaption', {
-            shown: i.number(r.rejected.first.length),
-            count: i.number(r.rejected.count),
-          })}
-        </caption>
-        <thead>
-          <tr>
-            <th scope="col">{t('errors.record')}</th>
-            <th scope="col">{t('errors.line')}</th>
-            <th scope="col">{t('errors.code')}</th>
-            <th scope="col">{t('errors.message')}</th>
-          </tr>
-        </thead>
-        <tbody>
-          {r.rejected.first.map((x) => (
-            <tr key={x.record}>
-              <td data-label={t('errors.record')} class="num">
-                {x.record}
-              </td>
-              <td data-label={t('errors.line')} class="num">
-                {x.line}
-              </td>
-              <td data-label={t('errors.code')}>
-                <code>{x.code}</code>
-              </td>
-              <td data-label={t('errors.message')}>{x.message}</td>
-            </tr>
-          ))}
-        </tbody>
-      </table>
-    </div>
+    <Table
+      class="errors responsive"
+      testId="check-rejected-table"
+      headings={['errors.record', 'errors.line', 'errors.code', 'errors.message']}
+      caption={t('check.rejectedCaption', {
+        shown: i.number(r.rejected.first.length),
+        count: i.number(r.rejected.count),
+      })}
+    >
+      {r.rejected.first.map((x) => (
+        <tr key={x.record}>
+          <NumCell label={t('errors.record')}>{x.record}</NumCell>
+          <NumCell label={t('errors.line')}>{x.line}</NumCell>
+          <CodeCell label={t('errors.code')}>{x.code}</CodeCell>
+          <td data-label={t('errors.message')}>{x.message}</td>
+        </tr>
+      ))}
+    </Table>
   );
 }

@@ -1,4 +1,4 @@
-import { Facts } from './components.tsx';
+import { Facts, NumCell, Table } from './components.tsx';
 import { useI18n } from './i18n.ts';
 import { PreviewFrame } from './preview-frame.tsx';
 import type { CheckEstimate, CheckSample } from './types.ts';
@@ -104,35 +104,24 @@ export function CheckEstimateView({ e }: { e: CheckEstimate }) {
           ],
         ]}
       />
-      <div class="table-wrap">
-        <table class="responsive" data-testid="estimate-breakdown">
-          <caption>
-            {t('check.breakdownCaption', {
-              region: e.region,
-              asOf: e.pricesAsOf,
-              rate: i.number(e.jpyPerUsd, 2),
-            })}
-          </caption>
-          <thead>
-            <tr>
-              <th scope="col">{t('check.service')}</th>
-              <th scope="col">{t('check.usd')}</th>
-              <th scope="col">{t('check.basis')}</th>
-            </tr>
-          </thead>
-          <tbody>
-            {e.breakdown.map((b) => (
-              <tr key={b.service}>
-                <td data-label={t('check.service')}>{b.service}</td>
-                <td data-label={t('check.usd')} class="num">
-                  {usd(b.usd)}
-                </td>
-                <td data-label={t('check.basis')}>{b.basis}</td>
-              </tr>
-            ))}
-          </tbody>
-        </table>
-      </div>
+      <Table
+        class="responsive"
+        testId="estimate-breakdown"
+        headings={['check.service', 'check.usd', 'check.basis']}
+        caption={t('check.breakdownCaption', {
+          region: e.region,
+          asOf: e.pricesAsOf,
+          rate: i.number(e.jpyPerUsd, 2),
+        })}
+      >
+        {e.breakdown.map((b) => (
+          <tr key={b.service}>
+            <td data-label={t('check.service')}>{b.service}</td>
+            <NumCell label={t('check.usd')}>{usd(b.usd)}</NumCell>
+            <td data-label={t('check.basis')}>{b.basis}</td>
+          </tr>
+        ))}
+      </Table>
     </section>
   );
 }

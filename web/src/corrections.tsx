@@ -1,6 +1,7 @@
 import { useState } from 'preact/hooks';
 import { ApiError } from './api.ts';
-import { ErrorBox } from './components.tsx';
+import { CodeCell, ErrorBox, Field, FileInput, NumCell, Table } from './components.tsx';
+import { useAction } from './hooks.ts';
 import { useI18n } from './i18n.ts';
 import { useSession } from './session.ts';
 import { isFinished, type JobView, type ResubmitResult } from './types.ts';
@@ -42,27 +43,25 @@ export function Corrections({ view, onChanged }: { view: JobView; onChanged: () 
 function ResultsDownload({ token }: { token: string }) {
   const { t } = useI18n();
   const { api } = useSession();
-  const [busy, setBusy] = useState(false);
-  const [error, setError] = useState<Error>();
-  const download = async () => {
-    setBusy(true);
-    setError(undefined);
-    try {
+  const { busy, error, run } = useAction<'download'>();
+  const download = () =>
+    run('download', async () => {
       const link = await api.resultsLink(token);
       // A navigation, not a fetch: the presigned link's answer names the file, and connect-src does not govern it.
       const a = document.createElement('a');
       a.href = link.url;
       a.download = link.fileName;
       a.click();
-    } catch (err) {
-      setError(err as Error);
-    } finally {
-      setBusy(false);
-    }
-  };
+    });
   return (
     <div class="field">
-      <button type="button" class="primary" disabled={busy} onClick={download} data-testid="download-results">
+      <button
+        type="button"
+        class="primary"
+        disabled={busy !== undefined}
+        onClick={download}
+        data-testid="download-results"
+      >
         {t('results.download')}
       </button>
       {error ? <ErrorBox title={t('results.downloadFailed')} error={error} /> : null}
@@ -80,37 +79,28 @@ function CorrectionsUpload({
   const { t } = useI18n();
   const { api } = useSession();
   const [file, setFile] = useState<File>();
-  const [busy, setBusy] = useState(false);
-  const [error, setError] = useState<Error>();
+  const { busy, error, run } = useAction<'send'>();
   const send = async (e: Event) => {
     e.preventDefault();
     if (!file) return;
-    setBusy(true);
-    setError(undefined);
-    try {
-      onAccepted(await api.resubmit(token, file));
-    } catch (err) {
-      setError(err as Error);
-    } finally {
-      setBusy(false);
-    }
+    await run('send', async () => onAccepted(await api.resubmit(token, file)));
   };
   return (
     <form class="form corrections" onSubmit={send} noValidate>
-      <div class="field">
-        <label for="corrections-file">{t('results.correctionsFile')}</label>
-        <input
+      <Field
+        id="corrections-file"
+        label={t('results.correctionsFile')}
+        help={t('results.correctionsHelp')}
+        helpId="corrections-help"
+      >
+        <FileInput
           id="corrections-file"
-          type="file"
           accept=".csv,text/csv"
-          aria-describedby="corrections-help"
-          onChange={(e) => setFile(e.currentTarget.files?.[0])}
+          describedBy="corrections-help"
+          onFile={setFile}
         />
-        <p id="corrections-help" class="help">
-          {t('results.correctionsHelp')}
-        </p>
-      </div>
-      <button type="submit" disabled={!file || busy} data-testid="resubmit">
+      </Field>
+      <button type="submit" disabled={!file || busy !== undefined} data-testid="resubmit">
         {busy ? t('results.sending') : t('results.upload')}
       </button>
       {error ? <ResubmitError error={error} /> : null}
@@ -128,36 +118,23 @@ function ResubmitAnswer({ r }: { r: ResubmitResult }) {
         {t('results.started', { attempt: r.attempt, run: i.number(r.run), notRun: i.number(r.notRunCount) })}
       </p>
       {r.notRun.length > 0 ? (
-        <div class="table-wrap">
-          <table class="responsive" data-testid="not-run-table">
-            <caption>
-              {t('results.notRunCaption', {
-                shown: i.number(r.notRun.length),
-                count: i.number(r.notRunCount),
-              })}
-            </caption>
-            <thead>
-              <tr>
-                <th scope="col">{t('errors.record')}</th>
-                <th scope="col">{t('results.status')}</th>
-                <th scope="col">{t('results.reason')}</th>
-              </tr>
-            </thead>
-            <tbody>
-              {r.notRun.map((n) => (
-                <tr key={n.record}>
-                  <td data-label={t('errors.record')} class="num">
-                    {n.record}
-                  </td>
-                  <td data-label={t('results.status')}>
-                    <code>{n.status}</code>
-                  </td>
-                  <td data-label={t('results.reason')}>{n.reason}</td>
-                </tr>
-              ))}
-            </tbody>
-          </table>
-        </div>
+        <Table
+          class="responsive"
+          testId="not-run-table"
+          headings={['errors.record', 'results.status', 'results.reason']}
+          caption={t('results.notRunCaption', {
+            shown: i.number(r.notRun.length),
+            count: i.number(r.notRunCount),
+          })}
+        >
+          {r.notRun.map((n) => (
+            <tr key={n.record}>
+              <NumCell label={t('errors.record')}>{n.record}</NumCell>
+              <CodeCell label={t('results.status')}>{n.status}</CodeCell>
+              <td data-label={t('results.reason')}>{n.reason}</td>
+            </tr>
+          ))}
+        </Table>
       ) : null}
     </div>
   );

@@ -1,4 +1,5 @@
 import { useState } from 'preact/hooks';
+import { FileInput } from './components.tsx';
 import { useI18n } from './i18n.ts';
 
 /** The drop zone and the file input: a file dropped or chosen. */
@@ -33,12 +34,11 @@ export function FilePicker({
       <label for="file" class="sr-only">
         {t('upload.choose')}
       </label>
-      <input
+      <FileInput
         id="file"
-        type="file"
         accept=".csv,.tsv,.txt,text/csv,text/tab-separated-values,text/plain"
-        aria-describedby="file-chosen"
-        onChange={(e) => onPick(e.currentTarget.files?.[0])}
+        describedBy="file-chosen"
+        onFile={onPick}
       />
       <p id="file-chosen" class="help" aria-live="polite">
         {file ? t('upload.selected', { name: file.name, size: i.bytes(file.size) }) : t('upload.none')}

@@ -56,3 +56,24 @@ export function usePoll<T>(
 
   return { ...state, reload: () => setTick((t) => t + 1) };
 }
+
+/**
+ * Actions the user starts from a button (cancel, retry, download, send, load more): which one runs now (its button
+ * disabled, its label saying so) and the error of the last one, cleared when the next starts.
+ */
+export function useAction<K extends string>() {
+  const [busy, setBusy] = useState<K>();
+  const [error, setError] = useState<Error>();
+  const run = async (kind: K, act: () => Promise<void>) => {
+    setBusy(kind);
+    setError(undefined);
+    try {
+      await act();
+    } catch (err) {
+      setError(err as Error);
+    } finally {
+      setBusy(undefined);
+    }
+  };
+  return { busy, error, run };
+}

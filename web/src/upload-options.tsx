@@ -1,4 +1,5 @@
 import { useEffect, useState } from 'preact/hooks';
+import { Field, NumberField } from './components.tsx';
 import { MESSAGES, useI18n, type MessageKey } from './i18n.ts';
 import { useSession } from './session.ts';
 import { settings } from './settings.ts';
@@ -6,8 +7,8 @@ import type { JobOptions } from './types.ts';
 
 const num = (v: string): number | undefined => (v.trim() === '' ? undefined : Number(v));
 
-type Field = 'processor' | 'template' | 'office' | 'workers' | 'maxFailureRate' | 'delay' | 'errorRate';
-export type OptionValues = Readonly<Record<Field, string>>;
+type OptionField = 'processor' | 'template' | 'office' | 'workers' | 'maxFailureRate' | 'delay' | 'errorRate';
+export type OptionValues = Readonly<Record<OptionField, string>>;
 
 /** The job options as typed; `options` is what is sent (empty fields left out). */
 export function useOptionValues() {
@@ -29,12 +30,12 @@ export function useOptionValues() {
     simulateDelayMs: num(values.delay),
     simulateErrorRate: num(values.errorRate),
   };
-  return { values, options, set: (f: Field, v: string) => setValues((o) => ({ ...o, [f]: v })) };
+  return { values, options, set: (f: OptionField, v: string) => setValues((o) => ({ ...o, [f]: v })) };
 }
 
 interface FieldsProps {
   readonly values: OptionValues;
-  readonly set: (f: Field, v: string) => void;
+  readonly set: (f: OptionField, v: string) => void;
 }
 
 /** Processor, template, office, and "More options": the fields of a job request. */
@@ -55,8 +56,7 @@ export function OptionFields({ values, set }: FieldsProps) {
 
   return (
     <>
-      <div class="field">
-        <label for="processor">{t('upload.processor')}</label>
+      <Field id="processor" label={t('upload.processor')}>
         <select
           id="processor"
           value={values.processor}
@@ -71,9 +71,8 @@ export function OptionFields({ values, set }: FieldsProps) {
             );
           })}
         </select>
-      </div>
-      <div class="field">
-        <label for="template">{t('upload.template')}</label>
+      </Field>
+      <Field id="template" label={t('upload.template')} help={t('upload.templateHelp')}>
         <input
           id="template"
           autocomplete="off"
@@ -81,12 +80,8 @@ export function OptionFields({ values, set }: FieldsProps) {
           value={values.template}
           onInput={(e) => set('template', e.currentTarget.value)}
         />
-        <p id="template-help" class="help">
-          {t('upload.templateHelp')}
-        </p>
-      </div>
-      <div class="field">
-        <label for="office">{t('upload.office')}</label>
+      </Field>
+      <Field id="office" label={t('upload.office')} help={t('upload.officeHelp')}>
         <input
           id="office"
           list="offices"
@@ -100,70 +95,44 @@ export function OptionFields({ values, set }: FieldsProps) {
             <option key={o} value={o} />
           ))}
         </datalist>
-        <p id="office-help" class="help">
-          {t('upload.officeHelp')}
-        </p>
-      </div>
+      </Field>
       <details class="advanced">
         <summary>{t('upload.advanced')}</summary>
-        <NumberField id="workers" label="upload.workers" min={1} step={1} {...bind(values, set, 'workers')} />
-        <NumberField
-          id="max-failure-rate"
-          label="upload.maxFailureRate"
-          min={0}
-          max={1}
-          step={0.01}
-          {...bind(values, set, 'maxFailureRate')}
-        />
-        <NumberField
-          id="delay"
-          label="upload.delay"
-          min={0}
-          max={60000}
-          step={1}
-          {...bind(values, set, 'delay')}
-        />
-        <NumberField
-          id="error-rate"
-          label="upload.errorRate"
-          min={0}
-          max={1}
-          step={0.01}
-          {...bind(values, set, 'errorRate')}
-        />
+        {ADVANCED.map((f) => (
+          <NumberField
+            key={f.id}
+            id={f.id}
+            label={t(f.label)}
+            min={f.min}
+            max={f.max}
+            step={f.step}
+            value={values[f.field]}
+            onValue={(v) => set(f.field, v)}
+          />
+        ))}
       </details>
     </>
   );
 }
 
-const bind = (values: OptionValues, set: FieldsProps['set'], f: Field) => ({
-  value: values[f],
-  onValue: (v: string) => set(f, v),
-});
-
-function NumberField(p: {
+/** "More options": the number fields, in the order shown. */
+const ADVANCED: readonly {
   id: string;
   label: MessageKey;
+  field: OptionField;
   min: number;
   max?: number;
   step: number;
-  value: string;
-  onValue: (v: string) => void;
-}) {
-  const { t } = useI18n();
-  return (
-    <div class="field">
-      <label for={p.id}>{t(p.label)}</label>
-      <input
-        id={p.id}
-        type="number"
-        min={p.min}
-        max={p.max}
-        step={p.step}
-        inputMode={Number.isInteger(p.step) ? 'numeric' : 'decimal'}
-        value={p.value}
-        onInput={(e) => p.onValue(e.currentTarget.value)}
-      />
-    </div>
-  );
-}
+}[] = [
+  { id: 'workers', label: 'upload.workers', field: 'workers', min: 1, step: 1 },
+  {
+    id: 'max-failure-rate',
+    label: 'upload.maxFailureRate',
+    field: 'maxFailureRate',
+    min: 0,
+    max: 1,
+    step: 0.01,
+  },
+  { id: 'delay', label: 'upload.delay', field: 'delay', min: 0, max: 60000, step: 1 },
+  { id: 'error-rate', label: 'upload.errorRate', field: 'errorRate', min: 0, max: 1, step: 0.01 },
+];

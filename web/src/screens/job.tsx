@@ -1,13 +1,14 @@
 import { useEffect, useState } from 'preact/hooks';
 import { ApiError } from '../api.ts';
-import { ErrorBox, Facts, Screen, StateBadge } from '../components.tsx';
+import { CodeCell, ErrorBox, Facts, NumCell, Screen, StateBadge, Table } from '../components.tsx';
 import { Corrections } from '../corrections.tsx';
-import { usePoll } from '../hooks.ts';
+import { useAction, usePoll } from '../hooks.ts';
 import { useI18n } from '../i18n.ts';
 import { href } from '../router.ts';
 import { useSession } from '../session.ts';
 import { useSpeed } from '../speed.ts';
 import { isFinished, type JobView } from '../types.ts';
+import { JobTimeline } from '../timeline.tsx';
 
 const POLL_MS = 1000;
 const ERRORS_PAGE = 20;
@@ -153,6 +154,7 @@ function JobBody({
         </section>
       </div>
       {(view.attempts?.length ?? 0) > 1 ? <Attempts view={view} /> : null}
+      <JobTimeline token={view.token} live={!done} />
       {done && problems > 0 ? <ErrorRows token={view.token} /> : null}
     </>
   );
@@ -166,46 +168,35 @@ function Attempts({ view }: { view: JobView }) {
   return (
     <section class="card" aria-labelledby="attempts-title">
       <h2 id="attempts-title">{t('detail.attempts')}</h2>
-      <div class="table-wrap">
-        <table class="responsive" data-testid="attempts-table">
-          <thead>
-            <tr>
-              <th scope="col">{t('detail.attempt')}</th>
-              <th scope="col">{t('jobs.state')}</th>
-              <th scope="col">{t('detail.attemptRecords')}</th>
-              <th scope="col">{t('detail.succeeded')}</th>
-              <th scope="col">{t('detail.failed')}</th>
-              <th scope="col">{t('detail.attemptStarted')}</th>
-              <th scope="col">{t('detail.attemptEnded')}</th>
-            </tr>
-          </thead>
-          <tbody>
-            {(view.attempts ?? []).map((a) => (
-              <tr key={a.n} data-testid={`attempt-${a.n}`}>
-                <td data-label={t('detail.attempt')} class="num">
-                  {a.n}
-                </td>
-                <td data-label={t('jobs.state')}>
-                  <StateBadge state={a.state} />
-                </td>
-                <td data-label={t('detail.attemptRecords')} class="num">
-                  {i.number(a.records)}
-                </td>
-                <td data-label={t('detail.succeeded')} class="num">
-                  {n(a.succeeded)}
-                </td>
-                <td data-label={t('detail.failed')} class="num">
-                  {n(a.failed)}
-                </td>
-                <td data-label={t('detail.attemptStarted')}>{i.dateTime(a.startedAt)}</td>
-                <td data-label={t('detail.attemptEnded')}>
-                  {a.endedAt ? i.dateTime(a.endedAt) : t('common.none')}
-                </td>
-              </tr>
-            ))}
-          </tbody>
-        </table>
-      </div>
+      <Table
+        class="responsive"
+        testId="attempts-table"
+        headings={[
+          'detail.attempt',
+          'jobs.state',
+          'detail.attemptRecords',
+          'detail.succeeded',
+          'detail.failed',
+          'detail.attemptStarted',
+          'detail.attemptEnded',
+        ]}
+      >
+        {(view.attempts ?? []).map((a) => (
+          <tr key={a.n} data-testid={`attempt-${a.n}`}>
+            <NumCell label={t('detail.attempt')}>{a.n}</NumCell>
+            <td data-label={t('jobs.state')}>
+              <StateBadge state={a.state} />
+            </td>
+            <NumCell label={t('detail.attemptRecords')}>{i.number(a.records)}</NumCell>
+            <NumCell label={t('detail.succeeded')}>{n(a.succeeded)}</NumCell>
+            <NumCell label={t('detail.failed')}>{n(a.failed)}</NumCell>
+            <td data-label={t('detail.attemptStarted')}>{i.dateTime(a.startedAt)}</td>
+            <td data-label={t('detail.attemptEnded')}>
+              {a.endedAt ? i.dateTime(a.endedAt) : t('common.none')}
+            </td>
+          </tr>
+        ))}
+      </Table>
     </section>
   );
 }
@@ -219,36 +210,21 @@ function Actions({ view, onChanged }: { view: JobView; onChanged: () => void }) 
   const { t } = i;
   const { api } = useSession();
   const [confirming, setConfirming] = useState(false);
-  const [busy, setBusy] = useState<'cancel' | 'retry'>();
-  const [error, setError] = useState<Error>();
+  const { busy, error, run } = useAction<'cancel' | 'retry'>();
   const done = isFinished(view.state);
 
-  const cancel = async () => {
-    setBusy('cancel');
-    setError(undefined);
-    try {
+  const cancel = () =>
+    run('cancel', async () => {
       await api.cancelJob(view.token);
       setConfirming(false);
       onChanged();
-    } catch (err) {
-      setError(err as Error);
-    } finally {
-      setBusy(undefined);
-    }
-  };
-  const retry = async () => {
-    setBusy('retry');
-    setError(undefined);
-    try {
+    });
+  const retry = () =>
+    run('retry', async () => {
       // The same job: its next attempt shows here.
       await api.retryJob(view.token);
       onChanged();
-    } catch (err) {
-      setError(err as Error);
-    } finally {
-      setBusy(undefined);
-    }
-  };
+    });
 
   return (
     <div class="actions">
@@ -312,45 +288,28 @@ function ErrorRows({ token }: { token: string }) {
       {!page.data && !page.error ? <p role="status">{t('common.loading')}</p> : null}
       {page.data && rows.length === 0 ? <p>{t('detail.errorsNone')}</p> : null}
       {rows.length > 0 ? (
-        <div class="table-wrap">
-          <table class="errors responsive" data-testid="errors-table">
-            <caption>
-              {t('detail.errorsRange', {
-                from: i.number(offset + 1),
-                to: i.number(offset + rows.length),
-                total: i.number(totalRows),
-              })}
-            </caption>
-            <thead>
-              <tr>
-                <th scope="col">{t('errors.line')}</th>
-                <th scope="col">{t('errors.record')}</th>
-                <th scope="col">{t('errors.code')}</th>
-                <th scope="col">{t('errors.message')}</th>
-                <th scope="col">{t('errors.raw')}</th>
-              </tr>
-            </thead>
-            <tbody>
-              {rows.map((r) => (
-                <tr key={`${r.record}:${r.line}`}>
-                  <td data-label={t('errors.line')} class="num">
-                    {r.line}
-                  </td>
-                  <td data-label={t('errors.record')} class="num">
-                    {r.record}
-                  </td>
-                  <td data-label={t('errors.code')}>
-                    <code>{r.code}</code>
-                  </td>
-                  <td data-label={t('errors.message')}>{r.message}</td>
-                  <td data-label={t('errors.raw')}>
-                    <code class="raw">{r.raw}</code>
-                  </td>
-                </tr>
-              ))}
-            </tbody>
-          </table>
-        </div>
+        <Table
+          class="errors responsive"
+          testId="errors-table"
+          headings={['errors.line', 'errors.record', 'errors.code', 'errors.message', 'errors.raw']}
+          caption={t('detail.errorsRange', {
+            from: i.number(offset + 1),
+            to: i.number(offset + rows.length),
+            total: i.number(totalRows),
+          })}
+        >
+          {rows.map((r) => (
+            <tr key={`${r.record}:${r.line}`}>
+              <NumCell label={t('errors.line')}>{r.line}</NumCell>
+              <NumCell label={t('errors.record')}>{r.record}</NumCell>
+              <CodeCell label={t('errors.code')}>{r.code}</CodeCell>
+              <td data-label={t('errors.message')}>{r.message}</td>
+              <td data-label={t('errors.raw')}>
+                <code class="raw">{r.raw}</code>
+              </td>
+            </tr>
+          ))}
+        </Table>
       ) : null}
       {totalRows > ERRORS_PAGE ? (
         <div class="pager">

@@ -1,6 +1,6 @@
 import { useEffect, useState } from 'preact/hooks';
-import { ErrorBox, Screen, StateBadge } from '../components.tsx';
-import { usePoll } from '../hooks.ts';
+import { ErrorBox, NumCell, Screen, StateBadge, Table } from '../components.tsx';
+import { useAction, usePoll } from '../hooks.ts';
 import { useI18n } from '../i18n.ts';
 import { href } from '../router.ts';
 import { useSession } from '../session.ts';
@@ -26,8 +26,7 @@ export function Jobs() {
   const { api, noteSite } = useSession();
   const page = usePoll((signal) => api.listJobsPage(undefined, signal), POLL_MS, 'jobs');
   const [older, setOlder] = useState<Older | undefined>();
-  const [loadingOlder, setLoadingOlder] = useState(false);
-  const [olderError, setOlderError] = useState<Error | undefined>();
+  const { busy: loadingOlder, error: olderError, run } = useAction<'older'>();
   const firstPage = page.data?.jobs;
   const shown = new Set(firstPage?.map((j) => j.token));
   const rows = firstPage
@@ -37,16 +36,10 @@ export function Jobs() {
   const next = older ? older.next : page.data?.next;
   const loadOlder = async () => {
     if (!next || !firstPage) return;
-    setLoadingOlder(true);
-    setOlderError(undefined);
-    try {
+    await run('older', async () => {
       const r = await api.listJobsPage(next);
       setOlder({ jobs: [...(older?.jobs ?? firstPage), ...r.jobs], next: r.next });
-    } catch (err) {
-      setOlderError(err as Error);
-    } finally {
-      setLoadingOlder(false);
-    }
+    });
   };
   const speed = useSpeed();
   const first = jobs.data?.[0];
@@ -60,61 +53,51 @@ export function Jobs() {
       {!jobs.data && !jobs.error ? <p role="status">{t('common.loading')}</p> : null}
       {jobs.data && jobs.data.length === 0 ? <p>{t('jobs.empty')}</p> : null}
       {jobs.data && jobs.data.length > 0 ? (
-        <div class="table-wrap">
-          <table class="jobs responsive" data-testid="jobs-table">
-            <caption>
+        <Table
+          class="jobs responsive"
+          testId="jobs-table"
+          headings={['jobs.file', 'jobs.state', 'jobs.records', 'jobs.rate', 'jobs.eta', 'jobs.received']}
+          caption={
+            <>
               {t('jobs.caption')}{' '}
               {jobs.at ? <span class="muted">{t('jobs.updated', { time: i.time(jobs.at) })}</span> : null}
-            </caption>
-            <thead>
-              <tr>
-                <th scope="col">{t('jobs.file')}</th>
-                <th scope="col">{t('jobs.state')}</th>
-                <th scope="col">{t('jobs.records')}</th>
-                <th scope="col">{t('jobs.rate')}</th>
-                <th scope="col">{t('jobs.eta')}</th>
-                <th scope="col">{t('jobs.received')}</th>
+            </>
+          }
+        >
+          {jobs.data.map((j) => {
+            const s = speed(j, jobs.at);
+            const total = j.progress.total;
+            return (
+              <tr key={j.token} data-token={j.token} data-state={j.state}>
+                <th scope="row">
+                  <a href={href({ name: 'job', token: j.token })}>{j.fileName || t('jobs.unnamed')}</a>
+                </th>
+                <td data-label={t('jobs.state')}>
+                  <StateBadge state={j.state} />
+                </td>
+                <td data-label={t('jobs.records')} class="num" data-testid="records">
+                  {j.state === 'REJECTED'
+                    ? t('common.none')
+                    : `${i.number(j.progress.done)} / ${total === undefined ? '?' : i.number(total)}`}
+                </td>
+                <NumCell label={t('jobs.rate')}>
+                  {s.rate === undefined ? t('common.none') : t('common.perSecond', { n: i.number(s.rate) })}
+                </NumCell>
+                <NumCell label={t('jobs.eta')}>
+                  {s.etaSeconds === undefined ? t('common.none') : i.duration(s.etaSeconds)}
+                </NumCell>
+                <td data-label={t('jobs.received')}>{i.dateTime(j.receivedAt)}</td>
               </tr>
-            </thead>
-            <tbody>
-              {jobs.data.map((j) => {
-                const s = speed(j, jobs.at);
-                const total = j.progress.total;
-                return (
-                  <tr key={j.token} data-token={j.token} data-state={j.state}>
-                    <th scope="row">
-                      <a href={href({ name: 'job', token: j.token })}>{j.fileName || t('jobs.unnamed')}</a>
-                    </th>
-                    <td data-label={t('jobs.state')}>
-                      <StateBadge state={j.state} />
-                    </td>
-                    <td data-label={t('jobs.records')} class="num" data-testid="records">
-                      {j.state === 'REJECTED'
-                        ? t('common.none')
-                        : `${i.number(j.progress.done)} / ${total === undefined ? '?' : i.number(total)}`}
-                    </td>
-                    <td data-label={t('jobs.rate')} class="num">
-                      {s.rate === undefined
-                        ? t('common.none')
-                        : t('common.perSecond', { n: i.number(s.rate) })}
-                    </td>
-                    <td data-label={t('jobs.eta')} class="num">
-                      {s.etaSeconds === undefined ? t('common.none') : i.duration(s.etaSeconds)}
-                    </td>
-                    <td data-label={t('jobs.received')}>{i.dateTime(j.receivedAt)}</td>
-                  </tr>
-                );
-              })}
-            </tbody>
-          </table>
-        </div>
+            );
+          })}
+        </Table>
       ) : null}
       {olderError ? <ErrorBox title={t('common.error')} error={olderError} /> : null}
       {jobs.data && next ? (
         <p>
           <button
             type="button"
-            disabled={loadingOlder}
+            disabled={loadingOlder !== undefined}
             onClick={() => void loadOlder()}
             data-testid="jobs-more"
           >

@@ -1,5 +1,5 @@
 import { useState } from 'preact/hooks';
-import { ErrorBox, Screen, StateBadge } from '../components.tsx';
+import { ErrorBox, NumberField, Screen, StateBadge } from '../components.tsx';
 import { usePoll } from '../hooks.ts';
 import { useI18n } from '../i18n.ts';
 import { href } from '../router.ts';
@@ -44,19 +44,15 @@ export function LoadTest() {
     <Screen title={t('loadtest.title')}>
       <p>{t('loadtest.intro')}</p>
       <div class="card form">
-        <div class="field">
-          <label for="lt-delay">{t('loadtest.delay')}</label>
-          <input
-            id="lt-delay"
-            type="number"
-            min={0}
-            max={60000}
-            step={1}
-            inputMode="numeric"
-            value={delay}
-            onInput={(e) => setDelay(e.currentTarget.value)}
-          />
-        </div>
+        <NumberField
+          id="lt-delay"
+          label={t('loadtest.delay')}
+          min={0}
+          max={60000}
+          step={1}
+          value={delay}
+          onValue={setDelay}
+        />
         <div class="field switch-field">
           <input
             id="lt-errors"

@@ -1,6 +1,6 @@
 import { useState } from 'preact/hooks';
 import { Api, ApiError } from '../api.ts';
-import { ErrorBox, Screen } from '../components.tsx';
+import { ErrorBox, Field, Screen } from '../components.tsx';
 import { useI18n } from '../i18n.ts';
 import { apiBase } from '../settings.ts';
 
@@ -42,8 +42,7 @@ export function SignIn({ onSignedIn, notice }: { onSignedIn: (token: string) => 
       ) : null}
       <p>{t('signin.intro')}</p>
       <form class="card form" onSubmit={submit} noValidate>
-        <div class="field">
-          <label for="token">{t('signin.token')}</label>
+        <Field id="token" label={t('signin.token')} help={t('signin.tokenHelp')}>
           <input
             id="token"
             name="token"
@@ -54,10 +53,7 @@ export function SignIn({ onSignedIn, notice }: { onSignedIn: (token: string) => 
             value={token}
             onInput={(e) => setToken(e.currentTarget.value)}
           />
-          <p id="token-help" class="help">
-            {t('signin.tokenHelp')}
-          </p>
-        </div>
+        </Field>
         <button type="submit" class="primary" disabled={busy}>
           {busy ? t('signin.checking') : t('signin.submit')}
         </button>

@@ -1,5 +1,5 @@
 import { useState } from 'preact/hooks';
-import { ErrorBox, Facts, Screen } from '../components.tsx';
+import { ErrorBox, Facts, Screen, Table } from '../components.tsx';
 import { usePoll } from '../hooks.ts';
 import { useI18n } from '../i18n.ts';
 import { useSession } from '../session.ts';
@@ -68,37 +68,21 @@ export function Usage() {
       {!data && !usage.error ? <p role="status">{t('common.loading')}</p> : null}
       {data ? (
         <>
-          <div class="table-wrap card">
-            <table class="usage" data-testid="usage-table">
-              <caption>
-                {t('usage.caption', { from: data.from, to: data.to, zone: data.site.timeZone })}
-              </caption>
-              <thead>
-                <tr>
-                  <th scope="col">{t('usage.day')}</th>
-                  <th scope="col">{t('usage.office')}</th>
-                  <th scope="col">{t('usage.jobs')}</th>
-                  <th scope="col">{t('usage.rows')}</th>
-                  <th scope="col">{t('usage.failedRows')}</th>
-                  <th scope="col">{t('usage.rejectedJobs')}</th>
-                </tr>
-              </thead>
-              <tbody>
-                {data.days
-                  .filter((d) => d.total.jobs > 0)
-                  .flatMap((d) =>
-                    d.offices
-                      .filter((o) => o.figures.jobs > 0)
-                      .map((o) => (
-                        <tr key={`${d.day}:${o.id}`} data-day={d.day} data-office={o.id}>
-                          <th scope="row">{d.day}</th>
-                          <td>{o.name}</td>
-                          {cells(o.figures)}
-                        </tr>
-                      )),
-                  )}
-              </tbody>
-              <tfoot>
+          <Table
+            class="usage"
+            testId="usage-table"
+            wrapClass="table-wrap card"
+            headings={[
+              'usage.day',
+              'usage.office',
+              'usage.jobs',
+              'usage.rows',
+              'usage.failedRows',
+              'usage.rejectedJobs',
+            ]}
+            caption={t('usage.caption', { from: data.from, to: data.to, zone: data.site.timeZone })}
+            foot={
+              <>
                 {data.total.offices.map((o) => (
                   <tr key={`total:${o.id}`}>
                     <th scope="row">{t('usage.periodTotal')}</th>
@@ -111,9 +95,23 @@ export function Usage() {
                   <td>{t('usage.total')}</td>
                   {cells(data.total.total)}
                 </tr>
-              </tfoot>
-            </table>
-          </div>
+              </>
+            }
+          >
+            {data.days
+              .filter((d) => d.total.jobs > 0)
+              .flatMap((d) =>
+                d.offices
+                  .filter((o) => o.figures.jobs > 0)
+                  .map((o) => (
+                    <tr key={`${d.day}:${o.id}`} data-day={d.day} data-office={o.id}>
+                      <th scope="row">{d.day}</th>
+                      <td>{o.name}</td>
+                      {cells(o.figures)}
+                    </tr>
+                  )),
+              )}
+          </Table>
           <section class="card" aria-labelledby="mail-title">
             <h2 id="mail-title">{t('usage.nextMail')}</h2>
             <p>{t('usage.mailDay', { day: data.nextMail.day, sendAt: i.dateTime(data.nextMail.sendAt) })}</p>

@@ -69,6 +69,55 @@ describe('Worker: many records in flight', () => {
     expect(job!.succeeded).toBe(200);
   }, 60_000);
 
+  it("takes its next chunk once every record of one has started, while that chunk's last records still run", async () => {
+    // Prepare: 60 records × 200 ms, 4 in flight, chunks of 15 (four per worker), two in hand: a chunk's last
+    // records run 200 ms after its last one started
+    const launcher = new RecordingLauncher();
+    const base = testDeps(aws, { launcher });
+    const deps = { ...base, timings: { ...base.timings, chunkTargetSeconds: 2 } };
+    const view = await startDirectJob(deps, 'kashima', Buffer.from(csvOf(60)), {
+      processor: 'json',
+      workers: 1,
+      concurrency: 4,
+      simulateDelayMs: 200,
+    });
+    const events: string[] = [];
+    const watched = withAdapters(deps, {
+      queues: {
+        around: {
+          receive: async (call) => {
+            const ms = (await call()) as Message[];
+            for (const m of ms) events.push(`received ${decodeChunk(m.Body ?? '').chunk}`);
+            return ms;
+          },
+        },
+      },
+      jobs: {
+        around: {
+          countChunk: async (call, ...args) => {
+            events.push(`counted ${String(args[2])}`);
+            return call();
+          },
+        },
+      },
+    });
+
+    // Act
+    const summary = await runWorker(watched, {
+      site: 'kashima',
+      token: view.token,
+      waitSeconds: 0,
+      idlePolls: 3,
+    });
+
+    // Assess: the third chunk came before either of the first two was done (it used to wait for one of them)
+    const job = await deps.jobs.get('kashima', view.token);
+    expect(job!.totalChunks).toBe(4);
+    expect(summary).toMatchObject({ chunks: 4, duplicates: 0, records: 60 });
+    expect(events.slice(0, 3)).toEqual(['received 0', 'received 1', 'received 2']);
+    expect(job!.succeeded).toBe(60);
+  }, 60_000);
+
   it("gives a stopped worker's chunk back, and a given-up chunk keeps what its claims know (mail)", async () => {
     // Prepare: one chunk of 40 rows, 300 ms each, 8 in flight
     const launcher = new RecordingLauncher();

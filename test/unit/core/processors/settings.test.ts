@@ -1,14 +1,9 @@
 import { describe, expect, it } from 'vitest';
-import { getStage } from '../../../../config/index.ts';
-import { chunkRecordsByCost, recordConcurrency } from '../../../../core/processors/settings.ts';
+import { recordConcurrency } from '../../../../core/processors/settings.ts';
 import { RateLimiter } from '../../../../core/work/rate-limiter.ts';
 import { RecordSlots } from '../../../../core/work/slots.ts';
 import { DEFAULT_CONCURRENCY } from '../../../../core/processors/types.ts';
-import { mailProcessor } from '../../../../core/processors/mail.ts';
-import { jsonProcessor } from '../../../../core/processors/json.ts';
-import { simulated } from '../../../../core/processors/simulate.ts';
 
-const local = getStage('local');
 const limits = { maxRecordConcurrency: 200 };
 
 describe('Function: recordConcurrency', () => {
@@ -18,38 +13,6 @@ describe('Function: recordConcurrency', () => {
     expect(recordConcurrency({}, undefined, limits)).toBe(DEFAULT_CONCURRENCY);
     expect(recordConcurrency({ concurrency: 32 }, { concurrency: '5000' }, limits)).toBe(200);
     expect(recordConcurrency({ concurrency: 32 }, { concurrency: 'x' }, limits)).toBe(32);
-  });
-});
-
-describe('Function: chunkRecordsByCost', () => {
-  it('leaves a CPU-bound processor to size-based chunks', () => {
-    expect(chunkRecordsByCost(jsonProcessor, {}, local, 4)).toBeUndefined();
-  });
-
-  it("cuts a slow processor's chunks to about chunkTargetSeconds of work at its concurrency", () => {
-    // Prepare: 100 ms per record, 200 in flight per worker, two chunks in hand: 1,000 records/s per chunk
-    const slow = simulated(jsonProcessor, { delayMs: 100, errorRate: 0 });
-
-    // Act
-    const sized = chunkRecordsByCost(slow, {}, local, 4);
-    const narrow = chunkRecordsByCost(slow, { concurrency: '10' }, local, 4);
-
-    // Assess
-    const perChunkPerSecond = (200 * 1000) / 100 / 2;
-    expect(sized).toEqual({
-      chunk: local.timings.chunkTargetSeconds * perChunkPerSecond,
-      piece: (local.timings.chunkTargetSeconds * perChunkPerSecond) / 4,
-    });
-    expect(narrow!.chunk).toBe(local.timings.chunkTargetSeconds * ((10 * 1000) / 100 / 2));
-  });
-
-  it("holds a rate-limited processor's chunks to its share of the stage's rate", () => {
-    // Act: mail at the local stage's 200/s
-    const sized = chunkRecordsByCost(mailProcessor, {}, local, 4)!;
-
-    // Assess
-    expect(sized.chunk).toBeLessThanOrEqual(Math.floor((local.timings.chunkTargetSeconds * 200) / 2));
-    expect(sized.chunk).toBeGreaterThan(0);
   });
 });
 

@@ -21,6 +21,17 @@ const result = (ok: boolean): CheckResult => ({
   rejected: { count: 0, first: [] },
   needs: { columns: ['email'], missing: [] },
   samples: [],
+  estimate: {
+    workers: 1,
+    workersNow: 1,
+    seconds: 3,
+    region: 'ap-northeast-1',
+    usd: 0.001,
+    jpy: 0.15,
+    jpyPerUsd: 150,
+    pricesAsOf: '2026-11-01',
+    breakdown: [],
+  },
 });
 
 describe('Function: mayRun', () => {

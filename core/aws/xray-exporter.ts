@@ -1,0 +1,112 @@
+import { createHash, createHmac } from 'node:crypto';
+import { gzipSync } from 'node:zlib';
+import { DynamoDBClient } from '@aws-sdk/client-dynamodb';
+import { ExportResultCode, type ExportResult } from '@opentelemetry/core';
+import { ProtobufTraceSerializer } from '@opentelemetry/otlp-transformer';
+import type { ReadableSpan, SpanExporter } from '@opentelemetry/sdk-trace-base';
+import { SignatureV4 } from '@smithy/signature-v4';
+import type { AwsCredentialIdentityProvider, SourceData } from '@smithy/types';
+import { logger } from '../shared/log.ts';
+
+/**
+ * Spans to the region's X-Ray OTLP endpoint (`https://xray.<region>.amazonaws.com/v1/traces`, CloudWatch
+ * Transaction Search): OTLP/HTTP protobuf, gzip, signed with SigV4 for the service `xray` — authorized as
+ * `xray:PutTraceSegments`, which the stack grants to the functions and the worker task role that emit spans.
+ * Direct from our own SDK: no ADOT layer (it hot-patches CommonJS handlers; ours are ESM bundles) and no collector
+ * sidecar. A failed export is logged and dropped: tracing never fails a job.
+ */
+export class XrayOtlpExporter implements SpanExporter {
+  private readonly url: URL;
+  private readonly signer: SignatureV4;
+  private readonly pending = new Set<Promise<unknown>>();
+
+  constructor(
+    region: string,
+    o: { readonly endpoint?: string; readonly credentials?: AwsCredentialIdentityProvider } = {},
+  ) {
+    this.url = new URL(o.endpoint ?? `https://xray.${region}.amazonaws.com/v1/traces`);
+    this.signer = new SignatureV4({
+      service: 'xray',
+      region,
+      // The SDK's default chain (the Lambda's or the task role's credentials), resolved as any client does.
+      credentials: o.credentials ?? new DynamoDBClient({ region }).config.credentials,
+      sha256: Sha256,
+    });
+  }
+
+  export(spans: ReadableSpan[], done: (r: ExportResult) => void): void {
+    const p = this.send(spans).then(
+      () => done({ code: ExportResultCode.SUCCESS }),
+      (error: unknown) => {
+        logger.warn('trace export failed; spans dropped', { spans: spans.length, error: error as Error });
+        done({ code: ExportResultCode.FAILED, error: error as Error });
+      },
+    );
+    this.pending.add(p);
+    void p.finally(() => this.pending.delete(p));
+  }
+
+  private async send(spans: ReadableSpan[]): Promise<void> {
+    const raw = ProtobufTraceSerializer.serializeRequest(spans);
+    if (!raw) throw new Error('spans could not be serialized');
+    // Signed after compressing: the signature covers the bytes sent.
+    const body = gzipSync(raw);
+    const signed = await this.signer.sign({
+      method: 'POST',
+      protocol: this.url.protocol,
+      hostname: this.url.hostname,
+      ...(this.url.port ? { port: Number(this.url.port) } : {}),
+      path: this.url.pathname,
+      query: {},
+      headers: {
+        host: this.url.host,
+        'content-type': 'application/x-protobuf',
+        'content-encoding': 'gzip',
+      },
+      body,
+    });
+    const r = await fetch(this.url, {
+      method: 'POST',
+      headers: signed.headers,
+      body,
+      signal: AbortSignal.timeout(5000),
+    });
+    if (!r.ok) throw new Error(`${this.url.host} answered ${r.status}: ${(await r.text()).slice(0, 300)}`);
+    const answer = ProtobufTraceSerializer.deserializeResponse(new Uint8Array(await r.arrayBuffer()));
+    const rejected = Number(answer.partialSuccess?.rejectedSpans ?? 0);
+    if (rejected > 0)
+      logger.warn('trace export: spans rejected', { rejected, message: answer.partialSuccess?.errorMessage });
+  }
+
+  async forceFlush(): Promise<void> {
+    await Promise.all(this.pending);
+  }
+
+  async shutdown(): Promise<void> {
+    await this.forceFlush();
+  }
+}
+
+/** node:crypto in the shape @smithy/signature-v4 takes (a hash, or an HMAC when given a key). */
+class Sha256 {
+  private readonly h;
+  constructor(secret?: SourceData) {
+    this.h = secret === undefined ? createHash('sha256') : createHmac('sha256', bytes(secret));
+  }
+  update(data: SourceData): void {
+    this.h.update(bytes(data));
+  }
+  digest(): Promise<Uint8Array> {
+    return Promise.resolve(new Uint8Array(this.h.digest()));
+  }
+  reset(): void {
+    throw new Error('not supported');
+  }
+}
+
+const bytes = (d: SourceData): string | Uint8Array =>
+  typeof d === 'string'
+    ? d
+    : ArrayBuffer.isView(d)
+      ? new Uint8Array(d.buffer, d.byteOffset, d.byteLength)
+      : new Uint8Array(d);

@@ -1,0 +1,24 @@
+import { join } from 'node:path';
+import { fileURLToPath } from 'node:url';
+
+/** The directory of the command bundle this code runs from (scripts/command-bundle.mjs defines it), if it does. */
+declare const __ROWFLEET_COMMAND_BUNDLE__: string | undefined;
+
+const TSX = import.meta.resolve('tsx');
+
+/** The local runtime's own processes, by their name in the command bundle (scripts/command-bundle.mjs). */
+const SOURCES = {
+  daemon: fileURLToPath(new URL('./daemon.ts', import.meta.url)),
+  'emulator-host': fileURLToPath(new URL('./emulator-host.ts', import.meta.url)),
+} as const;
+
+/**
+ * How to start one of the local runtime's processes: from the command bundle when this process runs from it (no
+ * TypeScript compiled at start; the bundle was built from these very sources, each entry alike), else from its
+ * source through tsx (tests, `npm run bench`, anything run from the sources).
+ */
+export function runtimeProcess(name: keyof typeof SOURCES): { file: string; execArgv: string[] } {
+  if (typeof __ROWFLEET_COMMAND_BUNDLE__ === 'string')
+    return { file: join(__ROWFLEET_COMMAND_BUNDLE__, `${name}.mjs`), execArgv: [] };
+  return { file: SOURCES[name], execArgv: ['--import', TSX] };
+}

@@ -1,0 +1,103 @@
+import { execFileSync } from 'node:child_process';
+import { mkdtempSync, readFileSync, rmSync, statSync, utimesSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { pathToFileURL } from 'node:url';
+import { afterAll, describe, expect, it } from 'vitest';
+import {
+  buildBundle,
+  bundleDir,
+  commandBundle,
+  COMMAND_ENTRIES,
+  currentBundle,
+} from '../../../scripts/command-bundle.mjs';
+
+const dir = mkdtempSync(join(tmpdir(), 'rowfleet-bundle-'));
+afterAll(() => rmSync(dir, { recursive: true, force: true }));
+
+/** A project of two sources: main.ts prints what value.ts exports, and value.ts's own import.meta.url. */
+function project(name: string): { root: string; outDir: string; value: string } {
+  const root = join(dir, name);
+  execFileSync('mkdir', ['-p', root]);
+  writeFileSync(
+    join(root, 'main.ts'),
+    "import { value, where } from './value.ts';\nconsole.log(value, where);\n",
+  );
+  const value = join(root, 'value.ts');
+  writeFileSync(value, "export const value: string = 'one';\nexport const where = import.meta.url;\n");
+  return { root, outDir: join(root, 'out'), value };
+}
+
+const run = (file: string) => execFileSync(process.execPath, [file], { encoding: 'utf8' }).trim();
+
+describe('command bundle (scripts/command-bundle.mjs)', () => {
+  it('never runs a stale bundle: a source changed with its size and modification time kept is rebuilt', async () => {
+    // Prepare
+    const p = project('stale');
+    const o = { root: p.root, entries: { main: 'main.ts' }, outDir: p.outDir };
+    const before = run((await commandBundle(o))!.main!);
+    const { mtime, size } = statSync(p.value);
+
+    // Act
+    writeFileSync(p.value, readFileSync(p.value, 'utf8').replace("'one'", "'two'"));
+    utimesSync(p.value, mtime, mtime);
+    const stale = currentBundle(o);
+    const second = await commandBundle(o);
+
+    // Assess
+    expect(statSync(p.value).size).toBe(size);
+    expect(before).toMatch(/^one /);
+    expect(stale).toBeUndefined();
+    expect(run(second!.main!)).toMatch(/^two /);
+  });
+
+  it('is taken as it is while nothing changed, and keeps each source its own import.meta.url', async () => {
+    // Prepare
+    const p = project('current');
+    const o = { root: p.root, entries: { main: 'main.ts' }, outDir: p.outDir };
+
+    // Act
+    const built = await buildBundle(o);
+    const current = currentBundle(o);
+
+    // Assess
+    expect(current).toEqual(built);
+    expect(run(built.main!)).toBe(`one ${pathToFileURL(p.value).href}`);
+  });
+
+  it("is not taken for another checkout's: the repository's place is part of what it was built from", async () => {
+    // Prepare
+    const a = project('place-a');
+    const b = project('place-b');
+    await buildBundle({ root: a.root, entries: { main: 'main.ts' }, outDir: a.outDir });
+
+    // Act
+    const elsewhere = currentBundle({ root: b.root, entries: { main: 'main.ts' }, outDir: a.outDir });
+
+    // Assess
+    expect(elsewhere).toBeUndefined();
+  });
+
+  it("is built from every source of the command's processes: a change to any of them is seen", async () => {
+    // Prepare
+    const expected = [
+      ...Object.values(COMMAND_ENTRIES),
+      'local/runtime.ts',
+      'local/emulators/index.ts',
+      'core/intake/api.ts',
+      'core/split/split.ts',
+      'config/index.ts',
+      'tsconfig.json',
+    ];
+
+    // Act
+    const built = await commandBundle();
+    const manifest = JSON.parse(readFileSync(join(bundleDir(), 'manifest.json'), 'utf8')) as {
+      inputs: Record<string, string>;
+    };
+
+    // Assess
+    expect(built).toBeDefined();
+    expect(Object.keys(manifest.inputs)).toEqual(expect.arrayContaining(expected));
+  });
+});
