@@ -59,3 +59,14 @@ export function localResourceNames(stage: string) {
     jobsTopic: `rowfleet-${stage}-job-outcomes`,
   };
 }
+
+/**
+ * Process environment a function runs with beyond its resources', the same on AWS (lib/rowfleet-function.ts) and
+ * in the local runtime's function processes (local/functions.ts). The finalize streams a million-record job's zip
+ * and results.csv through buffers of a few hundred KiB: glibc's default keeps such freed blocks in its arenas
+ * (the finalize's RSS grew ~250 MiB beyond the V8 heap and ArrayBuffers at 1M records), while above this
+ * threshold they are mmapped and handed back when freed (docs/performance.md, finalize memory).
+ */
+export const FUNCTION_PROCESS_ENV: Readonly<Record<string, Readonly<Record<string, string>>>> = {
+  finalize: { MALLOC_MMAP_THRESHOLD_: '131072' },
+};

@@ -54,6 +54,8 @@ export interface RowfleetFunctionProps {
   readonly afterBundling?: (inputDir: string, outputDir: string) => string[];
   /** esbuild `define`s: global identifiers replaced by JSON values in the bundle. @default none */
   readonly define?: Readonly<Record<string, string>>;
+  /** Process settings of the function's runtime (config/names.ts FUNCTION_PROCESS_ENV). @default none */
+  readonly processEnv?: Readonly<Record<string, string>>;
 }
 
 /**
@@ -136,6 +138,7 @@ export class RowfleetFunction extends NodejsFunction {
         NODE_OPTIONS: '--enable-source-maps',
         POWERTOOLS_SERVICE_NAME,
         POWERTOOLS_METRICS_NAMESPACE: METRIC_NAMESPACE,
+        ...props.processEnv,
       },
       bundling: {
         format: OutputFormat.ESM,

@@ -6,7 +6,7 @@ import { derivedTimings, type SiteConfig, type StageConfig } from '../config/ind
 import { workerBudgetOf } from '../config/budget.ts';
 import { RowfleetApi } from './api.ts';
 import { Monitoring } from './monitoring.ts';
-import { KEY_PREFIXES } from '../config/names.ts';
+import { FUNCTION_PROCESS_ENV, KEY_PREFIXES } from '../config/names.ts';
 import { RowfleetFunction } from './rowfleet-function.ts';
 import { Schedules } from './schedules.ts';
 import { Storage } from './storage.ts';
@@ -109,6 +109,7 @@ export class RowfleetStack extends Stack {
         logRetention,
         logRemovalPolicy,
         logGroupName: `/rowfleet/${stage}/lambda/${name}`,
+        processEnv: FUNCTION_PROCESS_ENV[name],
         ...extra,
       });
 

@@ -1,6 +1,7 @@
 import { fork, type ChildProcess } from 'node:child_process';
 import { dirname } from 'node:path';
 import { fileURLToPath } from 'node:url';
+import { FUNCTION_PROCESS_ENV } from '../config/names.ts';
 import { depsFromEnv } from '../core/deps.ts';
 import { createFinalizeHandler } from '../lambdas/finalize/handler.ts';
 import { createStatusHandler } from '../lambdas/status/handler.ts';
@@ -85,6 +86,7 @@ export class IsolatedFunction {
           execArgv: ['--import', TSX],
           env: {
             ...process.env,
+            ...FUNCTION_PROCESS_ENV[name],
             ROWFLEET_FUNCTION: name,
             ROWFLEET_STATE_DIR: stateDir,
           },

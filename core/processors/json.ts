@@ -1,10 +1,4 @@
-import {
-  entriesPreview,
-  type RowContext,
-  type RowInput,
-  type RowOutput,
-  type RowProcessor,
-} from './types.ts';
+import { pureProcessor, type RowContext, type RowInput, type RowOutput } from './types.ts';
 
 const keyCache = new WeakMap<readonly string[], string[]>();
 
@@ -31,12 +25,8 @@ function jsonOf(row: RowInput, ctx: Pick<RowContext, 'site' | 'token' | 'header'
  * (`--simulate-delay-ms`), a pure wait with nothing behind it, which may run as wide as the stage allows
  * (the default `limits.maxRecordConcurrency`).
  */
-export const jsonProcessor = {
-  name: 'json',
-  description: 'rows/<n>.json: each record as a JSON object keyed by header name',
-  concurrency: 200,
-  process: jsonOf,
-  /** Pure: its preview is its output. */
-  preview: (row: RowInput, ctx: Pick<RowContext, 'site' | 'token' | 'header'>) =>
-    entriesPreview(jsonOf(row, ctx)),
-} satisfies RowProcessor;
+export const jsonProcessor = pureProcessor(
+  'json',
+  'rows/<n>.json: each record as a JSON object keyed by header name',
+  jsonOf,
+);

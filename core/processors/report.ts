@@ -1,10 +1,4 @@
-import {
-  entriesPreview,
-  type RowContext,
-  type RowInput,
-  type RowOutput,
-  type RowProcessor,
-} from './types.ts';
+import { pureProcessor, type RowContext, type RowInput, type RowOutput } from './types.ts';
 
 const ESC: Record<string, string> = { '&': '&amp;', '<': '&lt;', '>': '&gt;', '"': '&quot;', "'": '&#39;' };
 const escapeHtml = (s: string) => s.replace(/[&<>"']/g, (c) => ESC[c]!);
@@ -31,12 +25,8 @@ ${rows}
  * `reports/<n>.html`: a readable one-page report of the record (the default processor). Synchronous and
  * CPU-bound, like `json` (its concurrency only binds under a simulated delay).
  */
-export const reportProcessor = {
-  name: 'report',
-  description: 'reports/<n>.html: a readable HTML page per record',
-  concurrency: 200,
-  process: reportOf,
-  /** Pure: its preview is its output. */
-  preview: (row: RowInput, ctx: Pick<RowContext, 'site' | 'token' | 'header'>) =>
-    entriesPreview(reportOf(row, ctx)),
-} satisfies RowProcessor;
+export const reportProcessor = pureProcessor(
+  'report',
+  'reports/<n>.html: a readable HTML page per record',
+  reportOf,
+);

@@ -208,3 +208,22 @@ export class RecordError extends Error {
     Object.defineProperty(this, RECORD_ERROR, { value: true });
   }
 }
+
+/**
+ * A built-in processor whose record's outputs are a pure function of the record (`json`, `report`): CPU-bound
+ * and synchronous, so its concurrency binds only under a simulated delay; its preview is its output.
+ */
+export function pureProcessor(
+  name: string,
+  description: string,
+  outputsOf: (row: RowInput, ctx: Pick<RowContext, 'site' | 'token' | 'header'>) => RowOutput[],
+) {
+  return {
+    name,
+    description,
+    concurrency: 200,
+    process: outputsOf,
+    preview: (row: RowInput, ctx: Pick<RowContext, 'site' | 'token' | 'header'>) =>
+      entriesPreview(outputsOf(row, ctx)),
+  } satisfies RowProcessor;
+}

@@ -591,6 +591,15 @@ export async function* scanRecordBatches(
   opts: ScanOptions,
 ): AsyncGenerator<BoundaryEvent[]> {
   const scanner = new BoundaryScanner(opts);
+  yield* scanThrough(scanner, input);
+  scanner.finish();
+}
+
+/** Feeds `input` through `scanner`, yielding each piece's events, then those of the end. */
+async function* scanThrough(
+  scanner: BoundaryScanner,
+  input: AsyncIterable<Buffer | string>,
+): AsyncGenerator<BoundaryEvent[]> {
   for await (const piece of input) {
     const out: BoundaryEvent[] = [];
     scanner.push(typeof piece === 'string' ? Buffer.from(piece, 'utf8') : piece, out);
@@ -599,7 +608,6 @@ export async function* scanRecordBatches(
   const out: BoundaryEvent[] = [];
   scanner.end(out);
   if (out.length > 0) yield out;
-  scanner.finish();
 }
 
 /**
@@ -610,15 +618,10 @@ export async function* scanRangeBatches(
   input: AsyncIterable<Buffer | string>,
   start: RangeStart,
 ): AsyncGenerator<BoundaryEvent[]> {
-  const scanner = new BoundaryScanner({ maxRecordBytes: start.maxRecordBytes, withFields: true }, start);
-  for await (const piece of input) {
-    const out: BoundaryEvent[] = [];
-    scanner.push(typeof piece === 'string' ? Buffer.from(piece, 'utf8') : piece, out);
-    if (out.length > 0) yield out;
-  }
-  const out: BoundaryEvent[] = [];
-  scanner.end(out);
-  if (out.length > 0) yield out;
+  yield* scanThrough(
+    new BoundaryScanner({ maxRecordBytes: start.maxRecordBytes, withFields: true }, start),
+    input,
+  );
 }
 
 /** {@link scanRecordBatches}, one event at a time. */

@@ -40,12 +40,14 @@ describe('Stack: Rowfleet-dev', () => {
   afterAll(() => s.cleanup());
 
   describe('IAM scoping', () => {
-    it("limits the worker task role to the stage report queues, its parts and a job's sources, the table's partitions it uses, finalize and grant requests, and bulk mail", () => {
+    it("limits the worker task role to the stage report queues, its parts and a job's sources, the table's partitions it uses, finalize and grant requests, bulk mail, and span export", () => {
       // Act
       const statements = statementsOf(template, 'WorkersTaskDefinitionTaskRole');
 
       // Assess
       expect(statements).toEqual([
+        // Spans of the chunk attempts (OTLP to X-Ray): no resource-level permission exists for it.
+        { Sid: 'TraceExport', Effect: 'Allow', Action: 'xray:PutTraceSegments', Resource: '*' },
         {
           Sid: 'JobQueues',
           Effect: 'Allow',
