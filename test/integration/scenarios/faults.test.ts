@@ -687,12 +687,15 @@ const CASES: readonly FaultCase[] = [
       // call so the invocations interleave differently each time
       const deliveries = CHAOS ? rng.int(2, 4) : 2;
       let zips = 0;
+      let sheets = 0;
       const finalStates: string[] = [];
       const finalizeDeps = withAdapters(jittered(s.deps, rng, 15), {
         objects: {
           around: {
             multipart: (call, key) => {
-              if (key.startsWith('results/')) zips++;
+              // The zip, and results.csv beside it (its own upload: GET /jobs/{token}/results).
+              if (key.startsWith('results/') && key.endsWith('.zip')) zips++;
+              if (key.startsWith('results/') && key.endsWith('/results.csv')) sheets++;
               return call();
             },
           },
@@ -717,6 +720,7 @@ const CASES: readonly FaultCase[] = [
             [run.job.state, ...Array.from({ length: deliveries - 1 }, () => 'SKIPPED')].sort(),
           );
           expect(zips, `${why}: zip uploads`).toBe(1);
+          expect(sheets, `${why}: results.csv uploads`).toBe(1);
           expect(finalStates, `${why}: final state changes`).toEqual([run.job.state]);
           expect(
             s.launcher.stops.filter((x) => x.token === run.token),
