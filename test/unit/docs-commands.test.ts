@@ -29,8 +29,8 @@ const RUN_BY: Readonly<Record<string, { readonly file: string; readonly shows: R
   results: { file: 'test/e2e/resubmit-cli.test.ts', shows: /rowfleet\(\['results',/ },
   'token create': { file: 'test/e2e/cli-commands.test.ts', shows: /'token',\s*'create'/ },
   'mail list': { file: 'test/e2e/mail-kill.test.ts', shows: /'mail',\s*'list'/ },
-  'mail send': { file: 'test/e2e/mail-cli.test.ts', shows: /'mail',\s*'send'/ },
-  'mail preview': { file: 'test/e2e/mail-cli.test.ts', shows: /'mail',\s*'preview'/ },
+  'mail send': { file: 'test/e2e/mail-cli.test.ts', shows: /mailCli\('send'/ },
+  'mail preview': { file: 'test/e2e/mail-cli.test.ts', shows: /mailCli\('preview'/ },
   // The post-deploy and pre-deploy checks need a deployed stage and AWS credentials: their functions run.
   smoke: { file: 'test/e2e/local-api.test.ts', shows: /await smoke\(/ },
   doctor: { file: 'test/unit/scripts/doctor.test.ts', shows: /await runDoctor\(/ },
