@@ -3,7 +3,7 @@ import { ErrorBox } from './components.tsx';
 import { usePoll } from './hooks.ts';
 import { useI18n, type I18n, type Lang } from './i18n.ts';
 import { useSession } from './session.ts';
-import type { Timeline } from './timeline-types.ts';
+import type { Timeline } from './types.ts';
 
 /**
  * The job page's timeline (GET /jobs/{token}/timeline, issue 22): the phases on top (split, queue wait, workers,

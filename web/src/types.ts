@@ -13,6 +13,7 @@ export const isFinished = isTerminal;
 
 export type { AttemptSummary as AttemptView } from '../../core/jobs/wire.ts';
 export type { ErrorRow } from '../../core/messages/wire.ts';
+export type { Timeline, TimelineBar, TimelineLane, TimelinePhase } from '../../core/shared/wire.ts';
 export type { OfficeLine, PeriodUsage, UsageFigures } from '../../core/usage/wire.ts';
 export type {
   CheckAnswer as CheckResult,

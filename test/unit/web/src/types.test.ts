@@ -7,9 +7,7 @@
 import { readdirSync, readFileSync } from 'node:fs';
 import { dirname, join, relative, resolve } from 'node:path';
 import ts from 'typescript';
-import { describe, expect, expectTypeOf, it } from 'vitest';
-import type { Timeline as CoreTimeline } from '../../../../core/shared/timeline.ts';
-import type { Timeline } from '../../../../web/src/timeline-types.ts';
+import { describe, expect, it } from 'vitest';
 import { REPO_ROOT } from '../../../helpers/cli.ts';
 
 const CORE = join(REPO_ROOT, 'core');
@@ -36,6 +34,10 @@ function importsOf(file: string): string[] {
 
 /** The console's names for what core answers: each must be declared in a core wire module. */
 const CORE_ANSWERS = [
+  'Timeline',
+  'TimelineBar',
+  'TimelineLane',
+  'TimelinePhase',
   'AttemptView',
   'CheckEstimate',
   'CheckOutput',
@@ -63,6 +65,7 @@ describe('Wire types: the console reads core’s own types', () => {
       'jobs/wire.ts',
       'messages/wire.ts',
       'processors/wire.ts',
+      'shared/wire.ts',
       'usage/wire.ts',
     ]);
   });
@@ -97,9 +100,5 @@ describe('Wire types: the console reads core’s own types', () => {
       (name) => `${name}: ${declaredIn.get(name) ?? 'not exported'}`,
     );
     expect(notFromCore).toEqual([]);
-  });
-
-  it("reads a job's timeline as core builds it", () => {
-    expectTypeOf<CoreTimeline>().toExtend<Timeline>();
   });
 });
