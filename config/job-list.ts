@@ -10,7 +10,7 @@ export const JOBS_BY_TIME_INDEX = {
   name: 'jobs-by-time',
   partitionKey: 'pk',
   sortKey: 'receivedAt',
-  /** The job's fields the listing's view (core/intake/api.ts jobView) reads, besides the keys. */
+  /** The job's fields the listing's view (core/intake/operations.ts jobView) reads, besides the keys. */
   projected: [
     'token',
     'site',

@@ -4,7 +4,7 @@ import type * as logs from 'aws-cdk-lib/aws-logs';
 import { Construct } from 'constructs';
 import { derivedTimings, type SiteConfig, type StageConfig } from '../config/index.ts';
 import { workerBudgetOf } from '../config/budget.ts';
-import { RowfleetApi } from './api.ts';
+import { RowfleetApi } from './rest-api.ts';
 import { Monitoring } from './monitoring.ts';
 import { FUNCTION_PROCESS_ENV, KEY_PREFIXES } from '../config/names.ts';
 import { RowfleetFunction } from './rowfleet-function.ts';

@@ -5,7 +5,7 @@ import { join, resolve } from 'node:path';
 import { availableParallelism } from 'node:os';
 import type { APIGatewayProxyEvent, APIGatewayProxyResult, SQSBatchResponse, SQSEvent } from 'aws-lambda';
 import { getStage, loadConfig } from '../config/index.ts';
-import { API_ROUTES } from '../config/api.ts';
+import { API_ROUTES } from '../config/routes.ts';
 import { localResourceNames } from '../config/names.ts';
 import { ApiTokens } from '../core/intake/tokens.ts';
 import { asAwsRole } from '../core/aws/aws-calls.ts';
@@ -23,7 +23,7 @@ import {
 } from '../core/usage/mail.ts';
 import { createUsageMailHandler } from '../lambdas/usage-mail/handler.ts';
 import { localContext } from '../lambdas/shared/middleware.ts';
-import { LocalApi } from './api.ts';
+import { LocalApi } from './api-gateway.ts';
 import { consoleAssets } from '../web/build.ts';
 import { CONSOLE_PATH, serveConsole } from '../web/server.ts';
 import { ControlServer } from './control.ts';
@@ -414,7 +414,7 @@ export class LocalRuntime {
 
 /**
  * The local API Gateway in front of the upload and status functions, with the authorizer's token check; the
- * console's routes (config/api.ts) are served by web/server.ts serveConsole from the console built for the stage
+ * console's routes (config/routes.ts) are served by web/server.ts serveConsole from the console built for the stage
  * (web/build.ts consoleAssets: rebuilt when a source changed), with the same headers the console function sends
  * on AWS, the embedded S3 (where presigned uploads go) allowed in its Content-Security-Policy.
  */

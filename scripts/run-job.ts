@@ -4,7 +4,7 @@ import { basename, join, resolve } from 'node:path';
 import { Readable } from 'node:stream';
 import { pipeline } from 'node:stream/promises';
 import cliProgress from 'cli-progress';
-import type { JobView } from '../core/intake/api.ts';
+import type { JobView } from '../core/intake/operations.ts';
 import type { CheckAnswer } from '../core/intake/check.ts';
 import type { JobRequest } from '../core/intake/request.ts';
 import { isTerminal } from '../core/jobs/states.ts';

@@ -7,7 +7,7 @@ import { BadRequestError, NotFoundError } from '../shared/errors.ts';
 import { jobLogger } from '../shared/log.ts';
 import { publishMetrics } from '../shared/metrics.ts';
 import { recordJobUsage, usageStoreOf } from '../usage/store.ts';
-import { jobView, type JobView } from './api.ts';
+import { jobView, type JobView } from './operations.ts';
 import { echoed } from '../shared/own.ts';
 import { endJobSpan } from '../shared/trace.ts';
 

@@ -10,7 +10,7 @@ import { errorMessage } from '../shared/errors.ts';
 import { jobLogger } from '../shared/log.ts';
 import { isUtf8Upload } from '../split/source-copy.ts';
 import { checkFile, type FileCheck } from '../split/split.ts';
-import { refuseTooLarge, validated, type ValidatedRequest } from './api.ts';
+import { refuseTooLarge, validated, type ValidatedRequest } from './operations.ts';
 import { estimateRun, type Estimate } from './estimate.ts';
 import { parseJobRequest } from './request.ts';
 import type { CheckAnswer, CheckProblem, SampleOutput } from './wire.ts';

@@ -3,7 +3,7 @@ import type { PipelineDeps } from '../deps.ts';
 import { isJobToken } from '../jobs/keys.ts';
 import type { JobPosition } from '../jobs/store.ts';
 import { BadRequestError } from '../shared/errors.ts';
-import { jobView } from './api.ts';
+import { jobView } from './operations.ts';
 import { JOBS_PAGE_DEFAULT, jobsPageQuery, queryInput } from './query.ts';
 import { parseOrBadRequest } from './request.ts';
 import type { JobsPage } from './wire.ts';

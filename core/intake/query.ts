@@ -49,7 +49,7 @@ export const USAGE_MAX_DAYS = 366;
 /** GET /usage?from=YYYY-MM-DD&to=YYYY-MM-DD: both days included, in the site's time zone. */
 export const usageQuery = z.strictObject({ from: day, to: day });
 
-/** The query schemas by the name a route of config/api.ts gives (`query`). */
+/** The query schemas by the name a route of config/routes.ts gives (`query`). */
 export const QUERY_SCHEMAS = {
   errorsPage: errorsPageQuery,
   jobsPage: jobsPageQuery,

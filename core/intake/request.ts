@@ -14,7 +14,7 @@ const processorName = z
  * of `POST /uploads`, the options of `rowfleet run`. The one description of its shape: the upload handler and
  * the local API parse with it, the CLI sends it, and the API Gateway model of `POST /uploads` is generated from
  * it (`npm run gen:api-models`; test/infra checks the generated model is current). Rules that depend on the
- * site or the deployment (its offices, the processors installed) are checked after it, in intake/api.ts.
+ * site or the deployment (its offices, the processors installed) are checked after it, in intake/operations.ts.
  */
 export const jobRequestSchema = z.strictObject({
   /** The uploaded file's name, kept for the job view and the manifest. */
@@ -107,14 +107,14 @@ export function jobRequestJsonSchema(): Record<string, unknown> {
   return z.toJSONSchema(jobRequestSchema, { target: 'draft-04' }) as Record<string, unknown>;
 }
 
-/** What lib/api.ts needs of the request schemas (written to lib/api-models.json by `npm run gen:api-models`). */
+/** What lib/rest-api.ts needs of the request schemas (written to lib/api-models.json by `npm run gen:api-models`). */
 export function apiModels() {
   return {
     /** Body model of POST /uploads (JSON Schema draft 4). */
     jobRequest: jobRequestJsonSchema(),
     /** Query parameters of POST /jobs (all optional): the job request's keys and `check`. */
     jobRequestQuery: [...Object.keys(jobRequestSchema.shape), CHECK_KEY].sort(),
-    /** Query parameters of the GET routes (config/api.ts `query`), each with whether it is required. */
+    /** Query parameters of the GET routes (config/routes.ts `query`), each with whether it is required. */
     queries: Object.fromEntries(
       Object.entries(QUERY_SCHEMAS).map(([name, schema]) => [name, queryParameters(schema)]),
     ),

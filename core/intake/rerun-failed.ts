@@ -1,5 +1,5 @@
 import { BadRequestError, NotFoundError } from '../shared/errors.ts';
-import { getJobView, type JobView } from './api.ts';
+import { getJobView, type JobView } from './operations.ts';
 import { isJobToken, keys, reportQueueName } from '../jobs/keys.ts';
 import type { PipelineDeps } from '../deps.ts';
 import { isTerminal } from '../jobs/states.ts';

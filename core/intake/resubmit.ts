@@ -1,6 +1,6 @@
 import { randomUUID } from 'node:crypto';
 import { BadRequestError, NotFoundError } from '../shared/errors.ts';
-import { getJobView } from './api.ts';
+import { getJobView } from './operations.ts';
 import { isJobToken, keys } from '../jobs/keys.ts';
 import type { PipelineDeps } from '../deps.ts';
 import { isTerminal } from '../jobs/states.ts';

@@ -4,7 +4,7 @@ import type { PipelineDeps } from '../deps.ts';
 import { currentAttempt } from '../jobs/attempts.ts';
 import { resultsEncoding } from '../finalize/results-sheet.ts';
 import { echoed } from '../shared/own.ts';
-import { DOWNLOAD_URL_SECONDS } from './api.ts';
+import { DOWNLOAD_URL_SECONDS } from './operations.ts';
 
 /** GET /jobs/{token}/results: where to download the job's latest results.csv. */
 export interface ResultsDownload {

@@ -1,4 +1,4 @@
-import { BINARY_MEDIA_TYPES, isBinaryMediaType } from '../../config/api.ts';
+import { BINARY_MEDIA_TYPES, isBinaryMediaType } from '../../config/routes.ts';
 import { BadRequestError } from '../shared/errors.ts';
 
 /** What the upload route knows of a request's body: its Content-Type and the body as API Gateway passed it. */
@@ -16,7 +16,7 @@ function header(headers: RawUploadBody['headers'], name: string): string | undef
 
 /**
  * The CSV of `POST /jobs` as the bytes the caller sent, or a 415. API Gateway (REST) passes a body whose
- * Content-Type is one of the API's binary media types (config/api.ts) base64-encoded and unchanged; any other
+ * Content-Type is one of the API's binary media types (config/routes.ts) base64-encoded and unchanged; any other
  * body reaches the function as a UTF-8 string, already decoded: a CP932 file is then U+FFFD where its Japanese
  * was, and no job may be built from it. So the upload takes those types only, and a non-empty body that did
  * not arrive base64-encoded (whatever its declared type) is refused too. The local API passes bodies by the

@@ -10,7 +10,7 @@ import type { ErrorRow } from '../messages/wire.ts';
 import type { RowPreview } from '../processors/wire.ts';
 import type { PeriodUsage } from '../usage/wire.ts';
 
-/** GET /jobs/{token} (core/intake/api.ts jobView); GET /jobs answers a page of them. */
+/** GET /jobs/{token} (core/intake/operations.ts jobView); GET /jobs answers a page of them. */
 export interface JobView {
   readonly token: string;
   readonly site: string;

@@ -1,5 +1,5 @@
 import type { APIGatewayProxyEvent, Context } from 'aws-lambda';
-import { getJobView } from '../../core/intake/api.ts';
+import { getJobView } from '../../core/intake/operations.ts';
 import { jobsPage } from '../../core/intake/job-list.ts';
 import { errorsPage } from '../../core/intake/error-rows.ts';
 import { usageView } from '../../core/intake/usage-view.ts';

@@ -1,6 +1,6 @@
 import { BatchProcessor, EventType, processPartialResponse } from '@aws-lambda-powertools/batch';
 import type { APIGatewayProxyEvent, APIGatewayProxyResult, Context, SQSEvent, SQSRecord } from 'aws-lambda';
-import { onUploadEvent, startDirectJob, startPresignedJob } from '../../core/intake/api.ts';
+import { onUploadEvent, startDirectJob, startPresignedJob } from '../../core/intake/operations.ts';
 import { directJobQuery, jobRequestFromJsonBody } from '../../core/intake/request.ts';
 import { checkDirectJob } from '../../core/intake/check.ts';
 import { cancelJob } from '../../core/intake/cancel.ts';

@@ -10,7 +10,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { parse } from 'csv-parse/sync';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import type { JobView } from '../../core/intake/api.ts';
+import type { JobView } from '../../core/intake/operations.ts';
 import { reportQueueName } from '../../core/jobs/keys.ts';
 import { isTerminal } from '../../core/jobs/states.ts';
 import { LocalRuntime } from '../../local/runtime.ts';

@@ -12,7 +12,7 @@ import { SubscribeCommand } from '@aws-sdk/client-sns';
 import { CreateQueueCommand, GetQueueAttributesCommand, ReceiveMessageCommand } from '@aws-sdk/client-sqs';
 import { afterAll, beforeAll, describe, expect, it, vi } from 'vitest';
 import { snsClient, sqsClient } from '../../core/aws/clients.ts';
-import type { JobView } from '../../core/intake/api.ts';
+import type { JobView } from '../../core/intake/operations.ts';
 import { MIN_FAILURE_SAMPLE } from '../../core/stop/rules.ts';
 import { isTerminal } from '../../core/jobs/states.ts';
 import { LocalRuntime } from '../../local/runtime.ts';

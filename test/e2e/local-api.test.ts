@@ -4,7 +4,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { getStage } from '../../config/index.ts';
-import type { JobView } from '../../core/intake/api.ts';
+import type { JobView } from '../../core/intake/operations.ts';
 import { reportQueueName } from '../../core/jobs/keys.ts';
 import { isTerminal } from '../../core/jobs/states.ts';
 import { ZipWriter } from '../../core/messages/zip.ts';

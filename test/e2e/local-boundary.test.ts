@@ -11,7 +11,7 @@ import { describe, expect, it } from 'vitest';
 import { DynamoDBClient, PutItemCommand } from '@aws-sdk/client-dynamodb';
 import { ListObjectsV2Command, S3Client } from '@aws-sdk/client-s3';
 import { localResourceNames } from '../../config/names.ts';
-import type { JobView } from '../../core/intake/api.ts';
+import type { JobView } from '../../core/intake/operations.ts';
 import { readOwner } from '../../local/ownership.ts';
 import { writeSampleCsv } from '../../scripts/gen-data.ts';
 import { rowfleet, rowfleetStarter, runArgs } from '../helpers/cli.ts';

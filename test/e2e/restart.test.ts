@@ -7,7 +7,7 @@
 import { readFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { describe, expect, it } from 'vitest';
-import type { JobView } from '../../core/intake/api.ts';
+import type { JobView } from '../../core/intake/operations.ts';
 import { isTerminal } from '../../core/jobs/states.ts';
 import { readOwner } from '../../local/ownership.ts';
 import { writeSampleCsv } from '../../scripts/gen-data.ts';

@@ -6,7 +6,7 @@ import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it, vi } from 'vitest';
-import type { JobView } from '../../core/intake/api.ts';
+import type { JobView } from '../../core/intake/operations.ts';
 import { isTerminal } from '../../core/jobs/states.ts';
 import type { Timeline } from '../../core/shared/timeline.ts';
 import { readSpans } from '../../core/shared/trace-file.ts';

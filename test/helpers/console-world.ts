@@ -4,7 +4,7 @@ import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { afterAll, beforeAll, expect } from 'vitest';
 import type { Browser, BrowserContext, Page } from 'playwright-core';
-import type { JobView } from '../../core/intake/api.ts';
+import type { JobView } from '../../core/intake/operations.ts';
 import { isTerminal } from '../../core/jobs/states.ts';
 import { LocalRuntime } from '../../local/runtime.ts';
 import { axeViolations, launchChromium, watchPage } from './browser.ts';

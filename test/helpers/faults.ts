@@ -13,7 +13,7 @@ import { sqsClient } from '../../core/aws/clients.ts';
 import { decodeChunk, type ChunkMessage } from '../../core/messages/chunk.ts';
 import { finalizeJob, type FinalizeResult } from '../../core/finalize/finalize.ts';
 import type { Job } from '../../core/jobs/store.ts';
-import { startDirectJob } from '../../core/intake/api.ts';
+import { startDirectJob } from '../../core/intake/operations.ts';
 import {
   LaunchFailedError,
   type LaunchRequest,

@@ -1,7 +1,7 @@
 /** Runs whole jobs through the core pipeline in this process: split, workers, finalize (each finalize delivered twice). */
 import { finalizeJob } from '../../core/finalize/finalize.ts';
 import type { Job } from '../../core/jobs/store.ts';
-import { startDirectJob } from '../../core/intake/api.ts';
+import { startDirectJob } from '../../core/intake/operations.ts';
 import type { PipelineDeps } from '../../core/deps.ts';
 import { runWorker } from '../../core/work/worker.ts';
 import type { RecordingLauncher } from './aws.ts';

@@ -30,7 +30,7 @@ import {
 import { EcsTaskLauncher } from '../../core/aws/ecs-launcher.ts';
 import type { TaskInfo } from '../../core/aws/task-launcher.ts';
 import { reportQueueName } from '../../core/jobs/keys.ts';
-import type { JobView } from '../../core/intake/api.ts';
+import type { JobView } from '../../core/intake/operations.ts';
 import { isTerminal } from '../../core/jobs/states.ts';
 import { reap } from '../../core/reaper/reaper.ts';
 import { LocalRuntime } from '../../local/runtime.ts';

@@ -3,7 +3,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import type { APIGatewayProxyEvent, APIGatewayProxyResult } from 'aws-lambda';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { API_ROUTES, type ApiRouteSpec } from '../../config/api.ts';
+import { API_ROUTES, type ApiRouteSpec } from '../../config/routes.ts';
 import type { PipelineDeps } from '../../core/deps.ts';
 import { createConsoleHandler } from '../../lambdas/console/handler.ts';
 import { localContext } from '../../lambdas/shared/middleware.ts';
@@ -12,7 +12,7 @@ import { createUploadHandler } from '../../lambdas/upload/handler.ts';
 import { buildConsole } from '../../web/build.ts';
 
 /**
- * config/api.ts is the one route table: API Gateway's methods and the local API are built from it. Each function's
+ * config/routes.ts is the one route table: API Gateway's methods and the local API are built from it. Each function's
  * own router must answer exactly the routes the table gives it (and no other), or a route would reach a function
  * that answers "No route". Probed without a site in the request context: a route the router knows answers 401
  * (the site is asked for first), /health 200, the console its files; one it does not know answers 404.
@@ -52,7 +52,7 @@ function eventFor(route: ApiRouteSpec): APIGatewayProxyEvent {
   } as unknown as APIGatewayProxyEvent;
 }
 
-describe('Routes: config/api.ts and the functions that serve them', () => {
+describe('Routes: config/routes.ts and the functions that serve them', () => {
   const cases = (Object.keys(functions) as (keyof typeof functions)[]).flatMap((fn) =>
     API_ROUTES.map((route) => [fn, `${route.method} ${route.path}`, route] as const),
   );

@@ -1,7 +1,7 @@
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { Match, type Template } from 'aws-cdk-lib/assertions';
 import { getStage, loadConfig } from '../../config/index.ts';
-import { API_ROUTES } from '../../config/api.ts';
+import { API_ROUTES } from '../../config/routes.ts';
 import { LAMBDA_RUNTIME } from '../../config/node.ts';
 import { JOBS_BY_TIME_INDEX } from '../../config/job-list.ts';
 import { tableDefinition } from '../../core/jobs/table.ts';

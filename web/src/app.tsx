@@ -1,5 +1,5 @@
 import { useEffect, useMemo, useRef, useState } from 'preact/hooks';
-import { Api } from './api.ts';
+import { Api } from './client.ts';
 import { I18nContext, initialLang, makeI18n, rememberLang, type Lang, type MessageKey } from './i18n.ts';
 import { href, useRoute, type Route } from './router.ts';
 import { SessionContext, forgetToken, saveToken, savedToken, type Session } from './session.ts';

@@ -1,4 +1,4 @@
-import { ApiError } from './api.ts';
+import { ApiError } from './client.ts';
 import { CodeCell, ErrorBox, Facts, NumCell, Table } from './components.tsx';
 import { CheckEstimateView, CheckSamples } from './check-samples.tsx';
 import type { CheckState } from './check.ts';

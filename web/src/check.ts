@@ -1,5 +1,5 @@
 import { useRef, useState } from 'preact/hooks';
-import { ApiError } from './api.ts';
+import { ApiError } from './client.ts';
 import { checkKey, type CheckState } from './check-rules.ts';
 import { useSession } from './session.ts';
 import { settings } from './settings.ts';

@@ -1,5 +1,5 @@
 import type { ComponentChildren } from 'preact';
-import { ApiError } from './api.ts';
+import { ApiError } from './client.ts';
 import { useI18n, type MessageKey } from './i18n.ts';
 import type { JobState } from './types.ts';
 

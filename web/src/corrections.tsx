@@ -1,5 +1,5 @@
 import { useState } from 'preact/hooks';
-import { ApiError } from './api.ts';
+import { ApiError } from './client.ts';
 import { CodeCell, ErrorBox, Field, FileInput, NumCell, Table } from './components.tsx';
 import { useAction } from './hooks.ts';
 import { useI18n } from './i18n.ts';

@@ -1,5 +1,5 @@
 import { useEffect, useRef, useState } from 'preact/hooks';
-import { ApiError } from './api.ts';
+import { ApiError } from './client.ts';
 
 export interface Loaded<T> {
   readonly data?: T;

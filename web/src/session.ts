@@ -1,6 +1,6 @@
 import { createContext } from 'preact';
 import { useContext } from 'preact/hooks';
-import type { Api } from './api.ts';
+import type { Api } from './client.ts';
 
 export interface Session {
   readonly api: Api;

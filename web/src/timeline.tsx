@@ -1,4 +1,4 @@
-import { ApiError } from './api.ts';
+import { ApiError } from './client.ts';
 import { ErrorBox } from './components.tsx';
 import { usePoll } from './hooks.ts';
 import { useI18n, type I18n, type Lang } from './i18n.ts';

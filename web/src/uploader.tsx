@@ -1,5 +1,5 @@
 import { useRef, useState } from 'preact/hooks';
-import { ApiError } from './api.ts';
+import { ApiError } from './client.ts';
 import { ErrorBox } from './components.tsx';
 import { useI18n } from './i18n.ts';
 import { href } from './router.ts';

@@ -6,7 +6,7 @@
  */
 import { describe, expect, it } from 'vitest';
 import { getSite } from '../../../config/index.ts';
-import { startDirectJob } from '../../../core/intake/api.ts';
+import { startDirectJob } from '../../../core/intake/operations.ts';
 import { finalizeJob } from '../../../core/finalize/finalize.ts';
 import { runLaunchedWorkers } from '../../helpers/pipeline-jobs.ts';
 import { RECORD_HEADER } from '../../../core/processors/mail.ts';

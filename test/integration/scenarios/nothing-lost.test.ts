@@ -6,7 +6,7 @@
  */
 import { beforeAll, describe, expect, it } from 'vitest';
 import { finalizeJob } from '../../../core/finalize/finalize.ts';
-import { startDirectJob, startPresignedJob, splitUploaded } from '../../../core/intake/api.ts';
+import { startDirectJob, startPresignedJob, splitUploaded } from '../../../core/intake/operations.ts';
 import { keys, reportQueueName } from '../../../core/jobs/keys.ts';
 import type { PipelineDeps } from '../../../core/deps.ts';
 import { LaunchFailedError, type LaunchRequest } from '../../../core/aws/task-launcher.ts';

@@ -5,7 +5,7 @@ import type { SQSEvent } from 'aws-lambda';
 import { decodeChunk } from '../../../core/messages/chunk.ts';
 import { NotFoundError } from '../../../core/shared/errors.ts';
 import { finalizeJob } from '../../../core/finalize/finalize.ts';
-import { getJobView, startDirectJob, startPresignedJob } from '../../../core/intake/api.ts';
+import { getJobView, startDirectJob, startPresignedJob } from '../../../core/intake/operations.ts';
 import { jobsPage } from '../../../core/intake/job-list.ts';
 import { keys, reportQueueName } from '../../../core/jobs/keys.ts';
 import type { PipelineDeps } from '../../../core/deps.ts';

@@ -10,7 +10,7 @@ import { createStatusHandler } from '../../../lambdas/status/handler.ts';
 import { localContext } from '../../../lambdas/shared/middleware.ts';
 import { ApiTokens } from '../../../core/intake/tokens.ts';
 import { keys, newJobToken, reportQueueName } from '../../../core/jobs/keys.ts';
-import { startDirectJob } from '../../../core/intake/api.ts';
+import { startDirectJob } from '../../../core/intake/operations.ts';
 import { runWorker } from '../../../core/work/worker.ts';
 import type { Job } from '../../../core/jobs/store.ts';
 import type { PipelineDeps } from '../../../core/deps.ts';

@@ -84,7 +84,7 @@ describe('command bundle (scripts/command-bundle.mjs)', () => {
       ...Object.values(COMMAND_ENTRIES),
       'local/runtime.ts',
       'local/emulators/index.ts',
-      'core/intake/api.ts',
+      'core/intake/operations.ts',
       'core/split/split.ts',
       'config/index.ts',
       'tsconfig.json',

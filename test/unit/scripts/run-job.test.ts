@@ -4,7 +4,7 @@ import type { AddressInfo } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { describe, expect, it } from 'vitest';
-import type { JobView } from '../../../core/intake/api.ts';
+import type { JobView } from '../../../core/intake/operations.ts';
 import { followJob, stallCause } from '../../../scripts/run-job.ts';
 
 const view = (over: Partial<JobView> = {}): JobView => ({

@@ -1,5 +1,5 @@
 import { useEffect, useState } from 'preact/hooks';
-import { ApiError } from '../api.ts';
+import { ApiError } from '../client.ts';
 import { CodeCell, ErrorBox, Facts, NumCell, Screen, StateBadge, Table } from '../components.tsx';
 import { Corrections } from '../corrections.tsx';
 import { useAction, usePoll } from '../hooks.ts';

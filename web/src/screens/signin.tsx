@@ -1,5 +1,5 @@
 import { useState } from 'preact/hooks';
-import { Api, ApiError } from '../api.ts';
+import { Api, ApiError } from '../client.ts';
 import { ErrorBox, Field, Screen } from '../components.tsx';
 import { useI18n } from '../i18n.ts';
 import { apiBase } from '../settings.ts';

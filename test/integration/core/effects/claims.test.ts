@@ -14,7 +14,7 @@ import { keys, newJobToken } from '../../../../core/jobs/keys.ts';
 import { splitPart } from '../../../../core/messages/part.ts';
 import type { PipelineDeps } from '../../../../core/deps.ts';
 import { finalizeJob } from '../../../../core/finalize/finalize.ts';
-import { startDirectJob } from '../../../../core/intake/api.ts';
+import { startDirectJob } from '../../../../core/intake/operations.ts';
 import { EffectClaims, KEPT_OUTPUT_BYTES } from '../../../../core/effects/claims.ts';
 import { failedChunk } from '../../../../core/work/chunk-part.ts';
 import { processChunk } from '../../../../core/work/process-chunk.ts';

@@ -5,7 +5,7 @@
  */
 import { beforeAll, describe, expect, it } from 'vitest';
 import { finalizeJob } from '../../../../core/finalize/finalize.ts';
-import { startDirectJob } from '../../../../core/intake/api.ts';
+import { startDirectJob } from '../../../../core/intake/operations.ts';
 import { keys } from '../../../../core/jobs/keys.ts';
 import type { ChunkMessage } from '../../../../core/messages/chunk.ts';
 import { splitPart } from '../../../../core/messages/part.ts';

@@ -3,7 +3,7 @@ import { BatchWriteCommand, QueryCommand } from '@aws-sdk/lib-dynamodb';
 import type { APIGatewayProxyEvent } from 'aws-lambda';
 import { beforeAll, describe, expect, it } from 'vitest';
 import { dynamoClient } from '../../../../core/aws/clients.ts';
-import type { JobView } from '../../../../core/intake/api.ts';
+import type { JobView } from '../../../../core/intake/operations.ts';
 import { encodeCursor } from '../../../../core/intake/job-list.ts';
 import { keys, newJobToken } from '../../../../core/jobs/keys.ts';
 import { JobStore, jobKey } from '../../../../core/jobs/store.ts';

@@ -9,7 +9,7 @@ import { GetQueueAttributesCommand } from '@aws-sdk/client-sqs';
 import { describe, expect, it, vi } from 'vitest';
 import { sqsClient } from '../../../../core/aws/clients.ts';
 import { finalizeJob } from '../../../../core/finalize/finalize.ts';
-import { getJobView, startDirectJob } from '../../../../core/intake/api.ts';
+import { getJobView, startDirectJob } from '../../../../core/intake/operations.ts';
 import { cancelJob } from '../../../../core/intake/cancel.ts';
 import { errorsPage } from '../../../../core/intake/error-rows.ts';
 import { retryFailedRecords } from '../../../../core/intake/rerun-failed.ts';

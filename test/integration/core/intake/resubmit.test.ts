@@ -8,7 +8,7 @@
 import iconv from 'iconv-lite';
 import { parse } from 'csv-parse/sync';
 import { describe, expect, it, vi } from 'vitest';
-import { getJobView, startDirectJob } from '../../../../core/intake/api.ts';
+import { getJobView, startDirectJob } from '../../../../core/intake/operations.ts';
 import { cancelJob } from '../../../../core/intake/cancel.ts';
 import { retryFailedRecords } from '../../../../core/intake/rerun-failed.ts';
 import { resubmitRecords } from '../../../../core/intake/resubmit.ts';

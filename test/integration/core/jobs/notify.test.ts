@@ -3,7 +3,7 @@ import { CreateQueueCommand, GetQueueAttributesCommand, ReceiveMessageCommand } 
 import { beforeAll, describe, expect, it } from 'vitest';
 import { snsClient, sqsClient } from '../../../../core/aws/clients.ts';
 import { JobNotifier } from '../../../../core/jobs/notify.ts';
-import { startDirectJob } from '../../../../core/intake/api.ts';
+import { startDirectJob } from '../../../../core/intake/operations.ts';
 import { RecordingLauncher, testDeps, useTestAws } from '../../../helpers/aws.ts';
 import { csvOf, runJobs } from '../../../helpers/pipeline-jobs.ts';
 

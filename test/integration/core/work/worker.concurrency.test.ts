@@ -5,7 +5,7 @@
  */
 import { describe, expect, it } from 'vitest';
 import type { Message } from '@aws-sdk/client-sqs';
-import { startDirectJob } from '../../../../core/intake/api.ts';
+import { startDirectJob } from '../../../../core/intake/operations.ts';
 import { finalizeJob } from '../../../../core/finalize/finalize.ts';
 import { decodeChunk } from '../../../../core/messages/chunk.ts';
 import { MAX_CHUNK_ATTEMPTS, runWorker } from '../../../../core/work/worker.ts';

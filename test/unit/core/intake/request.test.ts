@@ -9,7 +9,7 @@ import {
 } from '../../../../core/intake/request.ts';
 import { BadRequestError, NotFoundError } from '../../../../core/shared/errors.ts';
 import { z } from 'zod';
-import { getJobView, validated } from '../../../../core/intake/api.ts';
+import { getJobView, validated } from '../../../../core/intake/operations.ts';
 import { cancelJob } from '../../../../core/intake/cancel.ts';
 import { loadProcessor } from '../../../../core/processors/index.ts';
 import type { PipelineDeps } from '../../../../core/deps.ts';

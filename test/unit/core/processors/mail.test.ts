@@ -11,7 +11,7 @@ import { RecordError, type RowContext } from '../../../../core/processors/types.
 import type { MailSender, OutgoingMail } from '../../../../core/usage/ses-sender.ts';
 import type { ChunkMessage } from '../../../../core/messages/chunk.ts';
 import { splitPart } from '../../../../core/messages/part.ts';
-import { validated } from '../../../../core/intake/api.ts';
+import { validated } from '../../../../core/intake/operations.ts';
 import type { EffectClaim } from '../../../../core/effects/claims.ts';
 import { processChunk } from '../../../../core/work/process-chunk.ts';
 import { RUNNING_JOB } from '../../../helpers/running-job.ts';

@@ -3,7 +3,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { describe, expect, expectTypeOf, it } from 'vitest';
 import { getStage } from '../../../../config/index.ts';
-import type { JobView } from '../../../../core/intake/api.ts';
+import type { JobView } from '../../../../core/intake/operations.ts';
 import { DEFAULT_PROCESSOR, processorNames } from '../../../../core/processors/index.ts';
 import { SAMPLE_HEADER, sampleRecords, writeSampleCsv } from '../../../../scripts/gen-data.ts';
 import { consoleSettings } from '../../../../web/build.ts';

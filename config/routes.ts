@@ -1,5 +1,5 @@
 /**
- * The REST API's routes, once: lib/api.ts builds API Gateway's resources and methods from them, the local
+ * The REST API's routes, once: lib/rest-api.ts builds API Gateway's resources and methods from them, the local
  * runtime its local API, and test/infra checks that each function's router answers exactly its routes.
  */
 export interface ApiRouteSpec {

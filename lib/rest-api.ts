@@ -4,7 +4,7 @@ import * as apigw from 'aws-cdk-lib/aws-apigateway';
 import type * as lambda from 'aws-cdk-lib/aws-lambda';
 import * as logs from 'aws-cdk-lib/aws-logs';
 import { Construct } from 'constructs';
-import { API_ROUTES, BINARY_MEDIA_TYPES } from '../config/api.ts';
+import { API_ROUTES, BINARY_MEDIA_TYPES } from '../config/routes.ts';
 import { resourceNames } from '../config/names.ts';
 import { acknowledge, acknowledgeFindings } from './nag.ts';
 import { projectPath } from './paths.ts';
@@ -132,7 +132,7 @@ export class RowfleetApi extends Construct {
     const jobQuery = Object.fromEntries(
       API_MODELS.jobRequestQuery.map((name) => [`method.request.querystring.${name}`, false]),
     );
-    // Every route of config/api.ts, with its path parameters required and its job request's model.
+    // Every route of config/routes.ts, with its path parameters required and its job request's model.
     const methods = API_ROUTES.map((route) => {
       const resource = this.api.root.resourceForPath(route.path);
       const pathParams = [...route.path.matchAll(/\{(\w+)\}/g)].map((m) => m[1]!);

@@ -2,7 +2,7 @@ import { createServer, type IncomingMessage, type Server, type ServerResponse } 
 import type { AddressInfo } from 'node:net';
 import { randomUUID } from 'node:crypto';
 import type { APIGatewayProxyEvent, APIGatewayProxyResult } from 'aws-lambda';
-import { isBinaryMediaType } from '../config/api.ts';
+import { isBinaryMediaType } from '../config/routes.ts';
 
 /** API Gateway's own payload limit: bodies above it never reach a Lambda. */
 const API_GATEWAY_MAX_BODY = 10 * 1024 * 1024;
