@@ -1,5 +1,4 @@
 import iconv from 'iconv-lite';
-import { parse } from 'csv-parse/sync';
 import { parse as csvParse } from 'csv-parse';
 import { createInflateRaw } from 'node:zlib';
 import type { PipelineDeps } from '../deps.ts';
@@ -14,6 +13,16 @@ import { attemptsOf, currentAttempt } from '../jobs/attempts.ts';
 import { keys, type ResubmitFile } from '../jobs/keys.ts';
 import { csvTextLine } from '../source/write.ts';
 import { LOCAL_HEADER_SIZE } from '../messages/zip.ts';
+import {
+  encodeSheetText,
+  RESULT_COLUMNS,
+  rawFields,
+  resultsEncoding,
+  SHEET_BATCH_CHARS,
+  sheetRowText,
+  shownOutputs,
+  statusOf,
+} from '../messages/results-row.ts';
 import { errorMessage } from '../shared/errors.ts';
 import { jobLogger } from '../shared/log.ts';
 import type { RecordStatus } from './wire.ts';
@@ -28,35 +37,8 @@ export type { RecordStatus };
  * more than one part and one batch of rows are in memory whatever the job's size.
  */
 
-/** The columns results.csv adds after the file's own. */
-export const RESULT_COLUMNS = [
-  'rowfleet_record',
-  'rowfleet_line',
-  'rowfleet_status',
-  'rowfleet_code',
-  'rowfleet_message',
-  'rowfleet_output',
-] as const;
-
-/** The split's record-level rejections (core/source/scan.ts): the record was never run. */
-const REJECTED_CODES: ReadonlySet<string> = new Set(['COLUMN_COUNT', 'NUL_BYTE']);
-const STATUS_OF_CODE: Readonly<Record<string, RecordStatus>> = {
-  IN_DOUBT: 'in_doubt',
-  CANCELLED: 'cancelled',
-  STOPPED_EARLY: 'stopped_early',
-};
-
-/** A record's status from its errors.csv code (none: it succeeded). */
-export function statusOf(code: string | undefined): RecordStatus {
-  if (code === undefined) return 'succeeded';
-  if (REJECTED_CODES.has(code)) return 'rejected';
-  return Object.hasOwn(STATUS_OF_CODE, code) ? STATUS_OF_CODE[code]! : 'failed';
-}
-
-/** What results.csv's encoding is: the upload's when it was CP932, UTF-8 with a BOM otherwise (Excel reads both). */
-export function resultsEncoding(job: Pick<Job, 'encoding'>): 'cp932' | 'utf-8-bom' {
-  return job.encoding === 'cp932' ? 'cp932' : 'utf-8-bom';
-}
+// The row's rules are core/messages/results-row.ts's (the workers write their records' rows with them).
+export { RESULT_COLUMNS, rawFields, resultsEncoding, statusOf };
 
 /**
  * The outputs of succeeded records, part by part in record order: the entry names of each record's outputs (from
@@ -138,37 +120,9 @@ class PartCursor {
 
   /** Moves past a record's `count` entries; what they show when `show`. */
   private take(count: number, show: boolean): string {
-    const entries = this.entries;
-    let shown = '';
-    for (let i = 0; i < count && this.o + LOCAL_HEADER_SIZE <= entries.length; i++) {
-      const o = this.o;
-      const nameLen = entries.readUInt16LE(o + 26);
-      const extraLen = entries.readUInt16LE(o + 28);
-      const csize = entries.readUInt32LE(o + 18);
-      const dataAt = o + LOCAL_HEADER_SIZE + nameLen + extraLen;
-      if (show) {
-        const method = entries.readUInt16LE(o + 8);
-        const name = entries.toString('utf8', o + LOCAL_HEADER_SIZE, o + LOCAL_HEADER_SIZE + nameLen);
-        if (i > 0) shown += ' ';
-        shown += (method === 0 && answerOf(entries.subarray(dataAt, dataAt + csize))) || name;
-      }
-      this.o = dataAt + csize;
-    }
-    return shown;
-  }
-}
-
-/** What a side effect answered, when an output says it: a small JSON object's `messageId`. */
-function answerOf(data: Buffer): string | undefined {
-  if (data.length > 4096 || data[0] !== 0x7b) return undefined;
-  // Most outputs say no answer (a json row): without the key's text, and without a backslash that could spell it
-  // in escapes, there is none — decided without parsing a million of them.
-  if (data.indexOf('"messageId"') < 0 && data.indexOf(0x5c) < 0) return undefined;
-  try {
-    const v = (JSON.parse(data.toString('utf8')) as { messageId?: unknown }).messageId;
-    return typeof v === 'string' ? v : undefined;
-  } catch {
-    return undefined;
+    const { shown, next } = shownOutputs(this.entries, this.o, count);
+    this.o = next;
+    return show ? shown : '';
   }
 }
 
@@ -316,9 +270,6 @@ async function* numberedRows(
   }
 }
 
-/** Rows of text written at once (then encoded): small, so a batch dies young (measured: 256 K chars cost ~30 MiB more peak RSS). */
-const BATCH_CHARS = 32 * 1024;
-
 /**
  * results.csv as a stream of encoded bytes: the header (the file's columns, then {@link RESULT_COLUMNS}), then
  * every record of the job's validated source in order. `failures` holds each record's latest failure (errors.csv's
@@ -336,8 +287,7 @@ export async function* resultsCsv(
   const encoding = resultsEncoding(job);
   const delimiter = job.delimiter ?? ',';
   const width = job.header?.length ?? 0;
-  const encode = (text: string) =>
-    encoding === 'cp932' ? iconv.encode(text, 'cp932') : Buffer.from(text, 'utf8');
+  const encode = (text: string) => encodeSheetText(text, encoding);
   const csv = { delimiter, guard: true };
   // The rows written since the last flush, as text (a row's text is its cells' CSV at once: no arrays kept).
   let text = '';
@@ -358,9 +308,8 @@ export async function* resultsCsv(
     const utf8 = decodeToUtf8(await deps.objects.stream(job.sourceKey));
     for await (const batch of scanRecordBatches(utf8, opts)) {
       for (const ev of batch) {
-        let fields: string[];
         if (ev.kind === 'header') {
-          fields = [...ev.header, ...RESULT_COLUMNS];
+          text += csvTextLine([...ev.header, ...RESULT_COLUMNS], csv);
         } else {
           const failure = failures.get(ev.n);
           // Awaited only when the next part is read (or a sheet before is): no promise per record.
@@ -369,23 +318,21 @@ export async function* resultsCsv(
           const resubmitted = values ? await values.of(ev.n) : undefined;
           const own =
             resubmitted ?? (ev.kind === 'record' ? (ev.fields ?? []) : rawFields(ev.raw, delimiter));
-          // A rejected record's fields fill the file's columns; any beyond them stay in its message.
-          const cells = own.length === width ? own : Array.from({ length: width }, (_, i) => own[i] ?? '');
-          const extra =
-            own.length > width ? ` The record as read: ${ev.kind === 'rejected' ? ev.raw : ''}` : '';
-          fields = [
-            ...cells,
-            String(ev.n),
-            String(ev.line),
-            statusOf(failure?.code),
-            failure?.code ?? '',
-            failure ? `${failure.message}${extra}` : '',
-            output,
-          ];
+          text += sheetRowText(
+            own,
+            width,
+            {
+              n: ev.n,
+              line: ev.line,
+              failure,
+              rejectedRaw: ev.kind === 'rejected' ? ev.raw : undefined,
+              output,
+            },
+            delimiter,
+          );
         }
-        text += csvTextLine(fields, csv);
         last = ev.kind === 'header' ? 0 : ev.n;
-        if (text.length >= BATCH_CHARS) yield flush();
+        if (text.length >= SHEET_BATCH_CHARS) yield flush();
       }
     }
   } catch (err) {
@@ -416,17 +363,8 @@ export async function* resultsCsv(
         ],
         csv,
       );
-      if (text.length >= BATCH_CHARS) yield flush();
+      if (text.length >= SHEET_BATCH_CHARS) yield flush();
     }
   }
   if (text.length > 0) yield flush();
-}
-
-/** A rejected record's fields, from its raw text (as the one CSV writer wrote it), read leniently. */
-export function rawFields(raw: string, delimiter: string): string[] {
-  try {
-    return (parse(raw, { delimiter, relax_column_count: true, relax_quotes: true }) as string[][])[0] ?? [];
-  } catch {
-    return [raw];
-  }
 }

@@ -38,6 +38,16 @@ export interface PartMeta {
    * {@link nameHash} per output; records separated by a space. Absent in parts written before it existed.
    */
   readonly names?: string;
+  /**
+   * The part's rows of results.csv (core/messages/results-row.ts), written by the worker that had the records in
+   * hand: one row for every numbered record of the chunk's range — the split's rejections included — in record
+   * order, in the sheet's encoding, as the last `bytes` bytes of the part (after the entries). The finalize copies
+   * them as they are instead of reading the source again. Absent (the finalize then reads the source as before):
+   * parts written before it existed, a retry's or a resubmission's parts, and given-up chunks' parts. A finalize
+   * older than this field fails on a part that has it (its entries do not end where it expects), loudly, and the
+   * finalize is tried again by the code deployed with it.
+   */
+  readonly sheet?: { readonly bytes: number };
 }
 
 /** Characters of a {@link nameHash}. */
@@ -95,12 +105,14 @@ const MAGIC = Buffer.from('RFP3');
 /** Bytes before the meta JSON; the meta's length is the u32 at offset 4. */
 export const PART_META_OFFSET = 8;
 
-export function encodePart(meta: PartMeta, entries: Buffer): Buffer {
-  const m = Buffer.from(JSON.stringify(meta), 'utf8');
+/** A part object; `sheet` (its results.csv rows) goes last, and its length into the meta. */
+export function encodePart(meta: PartMeta, entries: Buffer, sheet?: Buffer): Buffer {
+  const full = sheet ? { ...meta, sheet: { bytes: sheet.length } } : meta;
+  const m = Buffer.from(JSON.stringify(full), 'utf8');
   const head = Buffer.allocUnsafe(PART_META_OFFSET);
   MAGIC.copy(head, 0);
   head.writeUInt32LE(m.length, 4);
-  return Buffer.concat([head, m, entries]);
+  return Buffer.concat(sheet ? [head, m, entries, sheet] : [head, m, entries]);
 }
 
 export function partMetaLength(head: Buffer): number {
@@ -109,12 +121,16 @@ export function partMetaLength(head: Buffer): number {
   return head.readUInt32LE(4);
 }
 
-/** A whole part object: its meta and its zip entries. */
-export function splitPart(part: Buffer): { meta: PartMeta; entries: Buffer } {
+/** A whole part object: its meta, its zip entries and its results.csv rows (when it has them). */
+export function splitPart(part: Buffer): { meta: PartMeta; entries: Buffer; sheet?: Buffer } {
   const metaEnd = PART_META_OFFSET + partMetaLength(part);
+  const meta = decodeJson<PartMeta>(part.subarray(PART_META_OFFSET, metaEnd));
+  const sheetAt = part.length - (meta.sheet?.bytes ?? 0);
+  if (sheetAt < metaEnd) throw new Error('part: its results.csv rows are cut short');
   return {
-    meta: decodeJson<PartMeta>(part.subarray(PART_META_OFFSET, metaEnd)),
-    entries: part.subarray(metaEnd),
+    meta,
+    entries: part.subarray(metaEnd, sheetAt),
+    ...(meta.sheet ? { sheet: part.subarray(sheetAt) } : {}),
   };
 }
 

@@ -69,6 +69,8 @@ export function chunkPart(
   succeeded: number,
   failures: RecordFailure[],
   entries?: ChunkEntries,
+  /** Its rows of results.csv (core/work/sheet-rows.ts), when it carries them. */
+  sheet?: Buffer,
 ): ProcessedChunk {
   const meta = {
     v: 3 as const,
@@ -85,7 +87,7 @@ export function chunkPart(
     ...(entries?.summary ? { names: entries.summary } : {}),
   };
   return {
-    part: encodePart(meta, entries?.entries.bytes() ?? Buffer.alloc(0)),
+    part: encodePart(meta, entries?.entries.bytes() ?? Buffer.alloc(0), sheet),
     succeeded,
     failed: failures.length,
   };

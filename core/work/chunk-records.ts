@@ -1,6 +1,7 @@
 /** A chunk's records read back from its byte range of the source, checked against what the split saw. */
 import { NUMBERED_COLUMNS, rangeNumbers, runsRecord, type ChunkMessage } from '../messages/chunk.ts';
 import { readRange } from '../source/scan.ts';
+import type { RejectedRecord } from '../source/csv.ts';
 import type { Objects } from '../aws/objects.ts';
 import { SourceChangedError } from '../shared/errors.ts';
 import { keys } from '../jobs/keys.ts';
@@ -23,6 +24,8 @@ export async function splitRejected(job: Job, objects: Objects): Promise<Readonl
  * (412), a record one side accepts and the other rejects — throw {@link SourceChangedError}: the chunk fails
  * loudly, and no record is ever dropped. A short read, or another record count, is a read that went wrong: an
  * error retried like any other (the chunk's records end CHUNK_FAILED if it never reads right).
+ * The range's rejected records (as read: number, line, code, message, text) go into `rejectedOut` when given:
+ * their rows of results.csv are the chunk's too.
  */
 export async function chunkRecords(
   job: Job,
@@ -30,6 +33,7 @@ export async function chunkRecords(
   objects: Objects,
   maxRecordBytes: number,
   rejected: ReadonlySet<number>,
+  rejectedOut?: RejectedRecord[],
 ): Promise<[number, number, string[]][]> {
   const bytes =
     msg.end > msg.start
@@ -61,6 +65,8 @@ export async function chunkRecords(
       throw new SourceChangedError(
         `chunk ${msg.chunk}: record ${e.n} (line ${e.line}) was ${rejected.has(e.n) ? 'rejected' : 'accepted'} by the split and ${e.kind === 'record' ? 'accepted' : 'rejected'} here`,
       );
+    } else if (e.kind === 'rejected') {
+      rejectedOut?.push({ n: e.n, line: e.line, code: e.code, message: e.message, raw: e.raw });
     }
   }
   return records;

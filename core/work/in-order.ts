@@ -3,7 +3,9 @@ import type { LocalEntries } from '../messages/zip.ts';
 import type { RecordFailure } from '../messages/part.ts';
 import type { RowOutput } from '../processors/types.ts';
 import { recordToRaw } from '../source/csv.ts';
+import { shownOutputs } from '../messages/results-row.ts';
 import { ChunkEntries, ZIP_ENTRY_NAME } from './chunk-part.ts';
+import type { SheetRows } from './sheet-rows.ts';
 
 /** What a record's result is. */
 export type Done =
@@ -25,6 +27,8 @@ export class InOrder {
     entries: LocalEntries,
     private readonly records: readonly [number, number, string[]][],
     private readonly delimiter: string | undefined,
+    /** The chunk's rows of results.csv, when its part carries them: each record's row as it goes in. */
+    readonly sheet?: SheetRows,
   ) {
     this.named = new ChunkEntries(entries);
   }
@@ -58,10 +62,18 @@ export class InOrder {
   }
 
   private addOk(i: number, outputs: readonly RowOutput[]): void {
-    const [n, line] = this.records[i]!;
+    const [n, line, fields] = this.records[i]!;
+    const sheet = this.sheet;
+    // Where the record's entries begin: its row shows what they hold (names, or a side effect's answer).
+    const at = sheet && outputs.length > 0 ? this.named.entries.bytes().length : 0;
     const problem = this.named.add(n, line, outputs);
-    if (problem) this.fail(i, { code: ZIP_ENTRY_NAME, message: problem });
-    else this.succeeded++;
+    if (problem) return this.fail(i, { code: ZIP_ENTRY_NAME, message: problem });
+    this.succeeded++;
+    if (sheet) {
+      const output =
+        outputs.length > 0 ? shownOutputs(this.named.entries.bytes(), at, outputs.length).shown : '';
+      sheet.add(fields, { n, line, output });
+    }
   }
 
   private apply(i: number, done: Done): void {
@@ -71,6 +83,7 @@ export class InOrder {
 
   private fail(i: number, done: { readonly code: string; readonly message: string }): void {
     const [n, line, fields] = this.records[i]!;
+    this.sheet?.add(fields, { n, line, failure: done, output: '' });
     this.failures.push({
       n,
       line,

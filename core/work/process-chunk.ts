@@ -23,6 +23,8 @@ import { RecordSlots } from './slots.ts';
 import { chunkPart, type ProcessedChunk } from './chunk-part.ts';
 import { InOrder, type Done } from './in-order.ts';
 import { RecordContext, type JobSide } from './record-context.ts';
+import { SheetRows, writesSheetRows } from './sheet-rows.ts';
+import type { RejectedRecord } from '../source/csv.ts';
 
 /** A record the processor fails on is tried this many times (with a short backoff) before it counts as failed. */
 export const RECORD_ATTEMPTS = 3;
@@ -95,6 +97,8 @@ export async function processChunk(
    * early): from then on the chunk only frees slots, and the worker may take its next chunk.
    */
   onStarted?: () => void,
+  /** The range's records the split rejected (chunkRecords' `rejectedOut`): given, the part carries its sheet rows. */
+  rejected?: readonly RejectedRecord[],
 ): Promise<ProcessedChunk> {
   const { claims, limiter, signal: stop } = run;
   if (processor.sideEffects && !claims)
@@ -102,7 +106,8 @@ export async function processChunk(
   if (processor.rateLimit && !limiter)
     throw new Error(`processor ${processor.name} is rate-limited: it runs only with its limiter`);
   const entries = new LocalEntries(dosDateTime(new Date(job.receivedAt)));
-  const out = new InOrder(entries, records, job.delimiter);
+  const sheet = writesSheetRows(msg, records.length, rejected) ? new SheetRows(job, rejected) : undefined;
+  const out = new InOrder(entries, records, job.delimiter, sheet);
   const side: JobSide = {
     site: job.site,
     token: job.token,
@@ -242,5 +247,5 @@ export async function processChunk(
   if (inFlight > 0) await new Promise<void>((r) => (drained = r));
   if (stop?.aborted) throw new ChunkStoppedError('the worker is stopping');
   if (broken) throw broken.error;
-  return chunkPart(job, msg, out.succeeded, out.failures, out.named);
+  return chunkPart(job, msg, out.succeeded, out.failures, out.named, sheet?.bytes());
 }

@@ -13,6 +13,7 @@ import { simulated, simulationOf } from '../processors/simulate.ts';
 import type { Job } from '../jobs/store.ts';
 import { requestGrantPass } from '../budget/grant-workers.ts';
 import { chunkRecords, splitRejected } from './chunk-records.ts';
+import type { RejectedRecord } from '../source/csv.ts';
 import { failedChunk, type ProcessedChunk } from './chunk-part.ts';
 import { ChunkStoppedError, processChunk, type ChunkRun } from './process-chunk.ts';
 import { EffectClaims } from '../effects/claims.ts';
@@ -366,10 +367,18 @@ async function handleMessage(w: Worker, m: Message, started: () => void): Promis
       return;
     }
     w.rejected ??= splitRejected(job, deps.objects);
-    const rows = await chunkRecords(job, msg, deps.objects, deps.limits.maxRecordBytes, await w.rejected);
+    const rejected: RejectedRecord[] = [];
+    const rows = await chunkRecords(
+      job,
+      msg,
+      deps.objects,
+      deps.limits.maxRecordBytes,
+      await w.rejected,
+      rejected,
+    );
     const sim = simulationOf(job.options);
     const processor = sim ? simulated(w.processor, sim) : w.processor;
-    const done = await processChunk(job, msg, rows, processor, w.run, started);
+    const done = await processChunk(job, msg, rows, processor, w.run, started, rejected);
     if (done.succeeded + done.failed !== rows.length) {
       throw new Error(
         `chunk ${msg.chunk}: ${done.succeeded} succeeded + ${done.failed} failed, for ${rows.length} records`,
