@@ -27,6 +27,7 @@ import { haltStopped, stoppedError, uncountedRecords } from './stopped.ts';
 import { namesTakenElsewhere, type NamesTakenElsewhere } from './entry-names.ts';
 import { withRecordText } from './record-text.ts';
 import { earlierSheet, EarlierOutputs, LatestValues, PartOutputs, resultsCsv } from './results-sheet.ts';
+import { PartsSheet, sheetFromParts } from './sheet-from-parts.ts';
 import {
   ATTR,
   currentTraceparent,
@@ -121,9 +122,11 @@ async function buildAndFinish(
   // Pass 1: the meta of every part (one short range read each), so errors.csv comes before the rows.
   const failures: RecordFailure[] = [...(earlier?.kept ?? [])];
   // The split's rejections are in the kept rows of the attempts before (they are never run again).
+  const splitRejections: RecordFailure[] = [];
   if (job.rejected && !earlier) {
     const text = (await deps.objects.bytes(keys.rejected(site, token))).toString('utf8');
-    for (const line of text.split('\n')) if (line) failures.push(JSON.parse(line) as RecordFailure);
+    for (const line of text.split('\n')) if (line) splitRejections.push(JSON.parse(line) as RecordFailure);
+    failures.push(...splitRejections);
   }
   const { metas, elsewhere } = await readMetas(deps, chunkIds, partKey);
   for (const m of metas) failures.push(...m.failures);
@@ -157,7 +160,16 @@ async function buildAndFinish(
   const resultKey = keys.result(site, token, attempt);
   const finishedAt = new Date().toISOString();
   const attempts = earlier ? endedAttempt(job, state, counts, finishedAt) : undefined;
+  // results.csv from the workers' rows where the parts hold every record's latest row (sheet-from-parts.ts);
+  // from the source read again otherwise.
+  const fromParts =
+    !earlier &&
+    !halted &&
+    !problem &&
+    elsewhere.failures.length === 0 &&
+    sheetFromParts(metas, splitRejections, counts.total);
   const zipping = startSpan(deps.tracing, 'rowfleet.zip', span.spanContext(), jobAttrs(job));
+  zipping.setAttribute('rowfleet.sheet_from_parts', fromParts);
   const upload = deps.objects.multipart(resultKey, 'application/zip');
   // Every entry carries the job's receipt time (the workers stamped theirs the same way).
   const zip = new ZipWriter(upload.write, dosDateTime(new Date(job.receivedAt)));
@@ -170,56 +182,58 @@ async function buildAndFinish(
   // Every record that succeeded in an attempt before, then this attempt's.
   const copiedEarlier = earlier ? await copyEarlierEntries(deps, earlier, zip) : undefined;
 
-  // Pass 2: copy each part's prebuilt entries into the zip, in chunk order, a few parts read ahead
-  // (a part is one chunk's output, a few MB at most, so memory stays bounded).
-  const fetchPart = (c: number) => deps.objects.bytes(partKey(c));
-  const ahead: Promise<Buffer>[] = chunkIds.slice(0, PREFETCH).map(fetchPart);
-  // By position in chunkIds, never by chunk number: a stopped job's counted chunks may have gaps.
-  for (const [i, c] of chunkIds.entries()) {
-    const part = await ahead.shift()!;
-    const next = chunkIds[i + PREFETCH];
-    if (next !== undefined) ahead.push(fetchPart(next));
-    await zip.addPrebuilt(splitPart(part).entries, elsewhere.skip.get(c));
-  }
-  if (uncounted) await zip.addPrebuilt(uncounted.entries);
-  // The user's sheet back, last (streamed): every record in order with its latest outcome, its parts read again.
-  const latest = new Map<number, RecordFailure>();
-  for (const f of failures) latest.set(f.n, f);
-  const outputs = new PartOutputs(chunkIds, fetchPart);
-  // Records an attempt before ran keep the outputs its results.csv showed.
-  const before =
-    earlier && copiedEarlier?.resultsAt !== undefined
-      ? new EarlierOutputs(
-          await earlierSheet(deps, job, earlier.zipKey, copiedEarlier.resultsAt),
-          earlier.runs,
-        )
-      : undefined;
-  // Records a resubmission ran show the values they ran with.
-  const values = await LatestValues.open(deps, job);
-  // results.csv is also its own object beside the zip (GET /jobs/{token}/results), from the same stream.
+  // results.csv is also its own object beside the zip (GET /jobs/{token}/results).
   const sheetKey = keys.resultsSheet(site, token, attempt);
   // One part in flight: the zip's upload beside it holds its own (the finalize's memory bound).
   const sheet = deps.objects.multipart(sheetKey, 'text/csv', 1);
-  let sheetBytes = 0;
-  async function* teed(rows: AsyncIterable<Buffer>): AsyncGenerator<Buffer> {
-    for await (const b of rows) {
-      await sheet.write(b);
-      sheetBytes += b.length;
-      yield b;
-    }
-  }
+  let sheetBytes: number;
+  const fetchPart = (c: number) => deps.objects.bytes(partKey(c));
   try {
-    await zip.addStream(
-      FINALIZE_ENTRIES.results,
-      teed(resultsCsv(deps, job, latest, outputs, before, values)),
-    );
-    await sheet.done();
+    // Pass 2: copy each part's prebuilt entries into the zip, in chunk order, a few parts read ahead
+    // (a part is one chunk's output, a few MB at most, so memory stays bounded); its rows of results.csv go to
+    // the sheet's own object meanwhile.
+    const rows = fromParts ? new PartsSheet(job, splitRejections, sheet.write) : undefined;
+    await rows?.begin();
+    const ahead: Promise<Buffer>[] = chunkIds.slice(0, PREFETCH).map(fetchPart);
+    // By position in chunkIds, never by chunk number: a stopped job's counted chunks may have gaps.
+    for (const [i, c] of chunkIds.entries()) {
+      const part = splitPart(await ahead.shift()!);
+      const next = chunkIds[i + PREFETCH];
+      if (next !== undefined) ahead.push(fetchPart(next));
+      await zip.addPrebuilt(part.entries, elsewhere.skip.get(c));
+      if (rows) {
+        // Read again since its meta was: a part is only ever overwritten by a delivery of the same chunk.
+        if (!part.sheet) throw new Error(`part of chunk ${c}: its results.csv rows are gone`);
+        await rows.part(part.meta, part.sheet);
+      }
+    }
+    if (uncounted) await zip.addPrebuilt(uncounted.entries);
+    if (rows) {
+      await rows.end();
+      await sheet.done();
+      sheetBytes = rows.bytes;
+      // The zip's entry is the object's bytes, read back as they were written.
+      await zip.addStream(
+        FINALIZE_ENTRIES.results,
+        (await deps.objects.stream(sheetKey)) as AsyncIterable<Buffer>,
+      );
+    } else {
+      sheetBytes = await sheetFromSource(
+        deps,
+        job,
+        zip,
+        sheet.write,
+        failures,
+        chunkIds,
+        fetchPart,
+        earlier,
+        copiedEarlier,
+      );
+      await sheet.done();
+    }
   } catch (err) {
     await sheet.abort();
     throw err;
-  } finally {
-    await before?.close();
-    await values?.close();
   }
   const written = await zip.finish();
   await upload.done();
@@ -297,6 +311,56 @@ async function buildAndFinish(
     ms: Date.now() - started.getTime(),
   });
   return { state, resultKey, counts };
+}
+
+/**
+ * results.csv from the job's source read again (results-sheet.ts resultsCsv), written to `write` and streamed into
+ * the zip: every record in order with its latest outcome, its outputs from its part (read again) or from the
+ * sheet of the attempt before, its values from a resubmission that gave it others. For every sheet
+ * {@link sheetFromParts} does not make. Its bytes.
+ */
+async function sheetFromSource(
+  deps: Pick<PipelineDeps, 'objects' | 'limits'>,
+  job: Job,
+  zip: ZipWriter,
+  write: (b: Buffer) => Promise<void>,
+  failures: readonly RecordFailure[],
+  chunkIds: readonly number[],
+  fetchPart: (chunk: number) => Promise<Buffer>,
+  earlier: EarlierResults | undefined,
+  copiedEarlier: { resultsAt?: number } | undefined,
+): Promise<number> {
+  const latest = new Map<number, RecordFailure>();
+  for (const f of failures) latest.set(f.n, f);
+  const outputs = new PartOutputs(chunkIds, fetchPart);
+  // Records an attempt before ran keep the outputs its results.csv showed.
+  const before =
+    earlier && copiedEarlier?.resultsAt !== undefined
+      ? new EarlierOutputs(
+          await earlierSheet(deps, job, earlier.zipKey, copiedEarlier.resultsAt),
+          earlier.runs,
+        )
+      : undefined;
+  // Records a resubmission ran show the values they ran with.
+  const values = await LatestValues.open(deps, job);
+  let bytes = 0;
+  async function* teed(rows: AsyncIterable<Buffer>): AsyncGenerator<Buffer> {
+    for await (const b of rows) {
+      await write(b);
+      bytes += b.length;
+      yield b;
+    }
+  }
+  try {
+    await zip.addStream(
+      FINALIZE_ENTRIES.results,
+      teed(resultsCsv(deps, job, latest, outputs, before, values)),
+    );
+  } finally {
+    await before?.close();
+    await values?.close();
+  }
+  return bytes;
 }
 
 /**

@@ -131,7 +131,7 @@ class PartCursor {
  * decoded and parsed as a stream: each record's number and output.
  */
 export async function earlierSheet(
-  deps: PipelineDeps,
+  deps: Pick<PipelineDeps, 'objects'>,
   job: Job,
   zipKey: string,
   offset: number,
@@ -196,7 +196,10 @@ export class LatestValues {
   private constructor(private readonly sources: ValueSource[]) {}
 
   /** The values of the job's resubmitted attempts up to its current one; undefined when none was resubmitted. */
-  static async open(deps: PipelineDeps, job: Job): Promise<LatestValues | undefined> {
+  static async open(
+    deps: Pick<PipelineDeps, 'objects' | 'limits'>,
+    job: Job,
+  ): Promise<LatestValues | undefined> {
     const { site, token } = job;
     const resubmitted = attemptsOf(job)
       .filter((a) => a.resubmit !== undefined && a.n <= currentAttempt(job))
@@ -276,7 +279,7 @@ async function* numberedRows(
  * rows); a record not in it succeeded, its outputs from `outputs`.
  */
 export async function* resultsCsv(
-  deps: PipelineDeps,
+  deps: Pick<PipelineDeps, 'objects' | 'limits'>,
   job: Job,
   failures: ReadonlyMap<number, RecordFailure>,
   outputs: PartOutputs,
