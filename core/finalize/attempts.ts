@@ -24,7 +24,10 @@ export interface EarlierResults {
 export const OWN_ENTRIES: ReadonlySet<string> = new Set(Object.values(FINALIZE_ENTRIES));
 
 /** What the attempts before this one left; undefined for a job's first attempt. */
-export async function earlierResults(deps: PipelineDeps, job: Job): Promise<EarlierResults | undefined> {
+export async function earlierResults(
+  deps: Pick<PipelineDeps, 'objects'>,
+  job: Job,
+): Promise<EarlierResults | undefined> {
   const attempt = currentAttempt(job);
   if (attempt === 1) return undefined;
   const { site, token } = job;
@@ -62,7 +65,7 @@ export async function earlierResults(deps: PipelineDeps, job: Job): Promise<Earl
  * begins (the outputs of the records it ran are read from it).
  */
 export async function copyEarlierEntries(
-  deps: PipelineDeps,
+  deps: Pick<PipelineDeps, 'objects'>,
   earlier: EarlierResults,
   zip: ZipWriter,
 ): Promise<{ copied: number; resultsAt?: number }> {
@@ -83,7 +86,7 @@ export async function copyEarlierEntries(
 }
 
 /** The lines of a JSON-lines object; none when it does not exist, unless it is `required`. */
-async function lines(deps: PipelineDeps, key: string, required = false): Promise<string[]> {
+async function lines(deps: Pick<PipelineDeps, 'objects'>, key: string, required = false): Promise<string[]> {
   if (!required && (await deps.objects.size(key)) === undefined) return [];
   return (await deps.objects.bytes(key)).toString('utf8').split('\n').filter(Boolean);
 }

@@ -370,7 +370,7 @@ async function sheetFromSource(
  * until the finalize ends.
  */
 async function readMetas(
-  deps: PipelineDeps,
+  deps: Pick<PipelineDeps, 'objects'>,
   chunkIds: readonly number[],
   partKey: (chunk: number) => string,
 ): Promise<{ metas: PartMeta[]; elsewhere: NamesTakenElsewhere }> {

@@ -14,7 +14,7 @@ import { jobLogger } from '../shared/log.ts';
  * keep what they had (line 0, no text) rather than not being listed at all.
  */
 export async function withRecordText(
-  deps: PipelineDeps,
+  deps: Pick<PipelineDeps, 'objects' | 'limits'>,
   job: Job,
   failures: readonly RecordFailure[],
 ): Promise<RecordFailure[]> {

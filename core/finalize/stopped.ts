@@ -27,7 +27,7 @@ export interface StoppedFinalize {
  * stopped — they leave at once, see fargate-worker/main.ts), and the chunks counted before the stop are read.
  */
 export async function haltStopped(
-  deps: PipelineDeps,
+  deps: Pick<PipelineDeps, 'queues' | 'launcher' | 'jobs'>,
   job: Job & { stop: JobStop },
 ): Promise<StoppedFinalize> {
   const { site, token } = job;
@@ -80,7 +80,7 @@ export interface UncountedRecords {
  * with at most 64 KiB kept.
  */
 export async function uncountedRecords(
-  deps: PipelineDeps,
+  deps: Pick<PipelineDeps, 'env' | 'limits' | 'objects'>,
   job: Job,
   stop: JobStop,
   metas: readonly PartMeta[],

@@ -101,7 +101,7 @@ export function chunkPart(
  * CHUNK_FAILED, which `rowfleet retry` would run again.
  */
 export async function failedChunk(
-  deps: PipelineDeps,
+  deps: Pick<PipelineDeps, 'objects' | 'limits'>,
   job: Job,
   msg: ChunkMessage,
   error: string,
