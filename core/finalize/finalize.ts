@@ -27,7 +27,8 @@ import { haltStopped, stoppedError, uncountedRecords } from './stopped.ts';
 import { namesTakenElsewhere, type NamesTakenElsewhere } from './entry-names.ts';
 import { withRecordText } from './record-text.ts';
 import { earlierSheet, EarlierOutputs, LatestValues, PartOutputs, resultsCsv } from './results-sheet.ts';
-import { PartsSheet, sheetFromParts } from './sheet-from-parts.ts';
+import { chunkPlan, chunkRange, PartsSheet, sheetFromParts, type SheetPiece } from './sheet-from-parts.ts';
+import type { ChunkMessage } from '../messages/chunk.ts';
 import {
   ATTR,
   currentTraceparent,
@@ -162,12 +163,11 @@ async function buildAndFinish(
   const attempts = earlier ? endedAttempt(job, state, counts, finishedAt) : undefined;
   // results.csv from the workers' rows where the parts hold every record's latest row (sheet-from-parts.ts);
   // from the source read again otherwise.
-  const fromParts =
-    !earlier &&
-    !halted &&
-    !problem &&
-    elsewhere.failures.length === 0 &&
-    sheetFromParts(metas, splitRejections, counts.total);
+  const pieces =
+    !earlier && !problem && elsewhere.failures.length === 0
+      ? await sheetPieces(deps, job, metas, chunkIds, halted !== undefined)
+      : undefined;
+  const fromParts = pieces !== undefined && sheetFromParts(pieces.pieces, splitRejections, counts.total);
   const zipping = startSpan(deps.tracing, 'rowfleet.zip', span.spanContext(), jobAttrs(job));
   zipping.setAttribute('rowfleet.sheet_from_parts', fromParts);
   const upload = deps.objects.multipart(resultKey, 'application/zip');
@@ -194,9 +194,20 @@ async function buildAndFinish(
     // the sheet's own object meanwhile.
     const rows = fromParts ? new PartsSheet(job, splitRejections, sheet.write) : undefined;
     await rows?.begin();
+    // A stopped job's chunks no part was counted for: their rows from their ranges of the source, in chunk order.
+    const unread = fromParts ? [...pieces.unread] : [];
+    const latest = new Map<number, RecordFailure>();
+    if (unread.length > 0) for (const f of failures) latest.set(f.n, f);
+    const unreadBefore = async (c: number) => {
+      while (rows && unread[0] && unread[0].chunk < c) {
+        const msg = unread.shift()!;
+        await rows.source(msg, await chunkRange(deps, job, msg), latest);
+      }
+    };
     const ahead: Promise<Buffer>[] = chunkIds.slice(0, PREFETCH).map(fetchPart);
     // By position in chunkIds, never by chunk number: a stopped job's counted chunks may have gaps.
     for (const [i, c] of chunkIds.entries()) {
+      await unreadBefore(c);
       const part = splitPart(await ahead.shift()!);
       const next = chunkIds[i + PREFETCH];
       if (next !== undefined) ahead.push(fetchPart(next));
@@ -209,6 +220,7 @@ async function buildAndFinish(
     }
     if (uncounted) await zip.addPrebuilt(uncounted.entries);
     if (rows) {
+      await unreadBefore(Infinity);
       await rows.end();
       await sheet.done();
       sheetBytes = rows.bytes;
@@ -311,6 +323,44 @@ async function buildAndFinish(
     ms: Date.now() - started.getTime(),
   });
   return { state, resultKey, counts };
+}
+
+/**
+ * What results.csv is made of when it can be made without reading the whole source (sheet-from-parts.ts): the
+ * counted parts' ranges in chunk order and, for a stopped job, the chunks of the split's plan no part was counted
+ * for (`unread`: their ranges are read). Undefined when a stopped job has no plan (split before it was kept) or its
+ * source is gone (the sheet from the source then lists its records without their values, as it always did).
+ */
+async function sheetPieces(
+  deps: Pick<PipelineDeps, 'objects'>,
+  job: Job,
+  metas: readonly PartMeta[],
+  chunkIds: readonly number[],
+  stopped: boolean,
+): Promise<{ pieces: SheetPiece[]; unread: ChunkMessage[] } | undefined> {
+  const piece = (m: PartMeta): SheetPiece => ({
+    first: m.first,
+    records: m.records,
+    rows: m.sheet !== undefined,
+  });
+  if (!stopped) return { pieces: metas.map(piece), unread: [] };
+  const plan = await chunkPlan(deps, job);
+  const anyChunk = plan?.values().next().value;
+  if (!plan || (anyChunk && (await deps.objects.size(anyChunk.key)) === undefined)) return undefined;
+  // metas are in chunkIds' order.
+  const counted = new Map(chunkIds.map((c, i) => [c, metas[i]!]));
+  const pieces: SheetPiece[] = [];
+  const unread: ChunkMessage[] = [];
+  for (let c = 0; c < (job.totalChunks ?? 0); c++) {
+    const m = counted.get(c);
+    const msg = plan.get(c);
+    if (m) pieces.push(piece(m));
+    else if (msg) {
+      pieces.push({ first: msg.n, records: msg.records, rows: true });
+      unread.push(msg);
+    } else return undefined;
+  }
+  return { pieces, unread };
 }
 
 /**

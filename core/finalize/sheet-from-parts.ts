@@ -1,5 +1,10 @@
 import type { Job } from '../jobs/store.ts';
+import type { PipelineDeps } from '../deps.ts';
+import { keys } from '../jobs/keys.ts';
+import { decodeChunk, type ChunkMessage } from '../messages/chunk.ts';
 import type { PartMeta, RecordFailure } from '../messages/part.ts';
+import type { RecordEvent } from '../source/csv.ts';
+import { readRange } from '../source/scan.ts';
 import { csvTextLine } from '../source/write.ts';
 import {
   encodeSheetText,
@@ -13,28 +18,84 @@ import {
 /**
  * results.csv from the rows the workers wrote into their parts (core/work/sheet-rows.ts, PartMeta.sheet): the
  * header, then each part's rows as they are, in chunk order, with the rows of the records the split rejected that
- * no chunk's range holds (a run of rejections only is never a chunk) between them. The source is not read again.
+ * no chunk's range holds (a run of rejections only is never a chunk) between them. The source is not read again,
+ * except, for a job stopped early, the ranges of the chunks no part was counted for (their records' values: read
+ * as the workers read them, with the split's chunk plan).
  *
- * It is how a job's first, whole attempt gets its sheet: every record in a part with its rows or rejected by the
- * split, each failure the part's own. Anything else — a retry's or a resubmission's attempt (merged with the sheet
- * before), a job stopped early (records no part holds), records refused at finalize for their entry names,
- * counts that disagree, a part written before parts had rows (a job in flight when this was deployed) or a
- * given-up chunk's part — takes the sheet from the source as before (results-sheet.ts resultsCsv), the same bytes.
+ * It is how a job's first attempt gets its sheet: every record in a counted part with its rows, in a chunk of the
+ * plan no part was counted for (a stopped job), or rejected by the split, each failure the part's own. Anything
+ * else — a retry's or a resubmission's attempt (merged with the sheet before), records refused at finalize for
+ * their entry names, counts that disagree, a part written before parts had rows (a job in flight when this was
+ * deployed) or a given-up chunk's part — takes the sheet from the source as before (results-sheet.ts
+ * resultsCsv), the same bytes.
  */
+export interface SheetPiece {
+  /** The piece's range of records: a part's (PartMeta.first, records), or a chunk of the plan's (n, records). */
+  readonly first?: number;
+  readonly records?: number;
+  /** Whether its rows are at hand: a part with rows, or a chunk of the plan (its range read from the source). */
+  readonly rows: boolean;
+}
+
+/** Whether `pieces` (in order) and the split's rejections hold every record 1..total once, each piece with rows. */
 export function sheetFromParts(
-  metas: readonly Pick<PartMeta, 'first' | 'records' | 'sheet'>[],
+  pieces: readonly SheetPiece[],
   rejected: readonly Pick<RecordFailure, 'n'>[],
   total: number,
 ): boolean {
   const isRejected = new Set(rejected.map((f) => f.n));
   let next = 1;
-  for (const m of metas) {
-    if (!m.sheet || m.first === undefined || m.records === undefined || m.first < next) return false;
+  for (const m of pieces) {
+    if (!m.rows || m.first === undefined || m.records === undefined || m.first < next) return false;
     for (; next < m.first; next++) if (!isRejected.has(next)) return false;
     next = m.first + m.records;
   }
   for (; next <= total; next++) if (!isRejected.has(next)) return false;
   return next === total + 1;
+}
+
+/** The split's chunk plan by chunk number; undefined when the job has none (split before it was kept). */
+export async function chunkPlan(
+  deps: Pick<PipelineDeps, 'objects'>,
+  job: Pick<Job, 'site' | 'token'>,
+): Promise<Map<number, ChunkMessage> | undefined> {
+  const key = keys.chunkPlan(job.site, job.token);
+  if ((await deps.objects.size(key)) === undefined) return undefined;
+  const plan = new Map<number, ChunkMessage>();
+  for (const l of (await deps.objects.bytes(key)).toString('utf8').split('\n')) {
+    if (!l) continue;
+    const msg = decodeChunk(l);
+    plan.set(msg.chunk, msg);
+  }
+  return plan;
+}
+
+/**
+ * A chunk's numbered records read from its range of the source (pinned to the version the split validated), as a
+ * worker reads them (core/work/chunk-records.ts): for the rows of a chunk no part was counted for.
+ */
+export async function chunkRange(
+  deps: Pick<PipelineDeps, 'objects' | 'limits'>,
+  job: Pick<Job, 'header' | 'delimiter'>,
+  msg: ChunkMessage,
+): Promise<RecordEvent[]> {
+  const bytes =
+    msg.end > msg.start
+      ? await deps.objects.bytes(msg.key, { start: msg.start, end: msg.end - 1 }, msg.etag)
+      : Buffer.alloc(0);
+  const events = readRange(bytes, {
+    header: job.header ?? [],
+    delimiter: job.delimiter ?? ',',
+    n: msg.n,
+    line: msg.line,
+    maxRecordBytes: deps.limits.maxRecordBytes,
+  }).filter((e) => e.kind !== 'header');
+  if (events.length !== msg.records || events[0]?.n !== msg.n) {
+    throw new Error(
+      `chunk ${msg.chunk}: expected ${msg.records} records from ${msg.n}, read ${events.length} from ${events[0]?.n}`,
+    );
+  }
+  return events;
 }
 
 /**
@@ -84,6 +145,36 @@ export class PartsSheet {
     const last = first + (meta.records ?? 0) - 1;
     while (this.rejected[this.r] && this.rejected[this.r]!.n <= last) this.r++;
     await this.put(rows);
+  }
+
+  /**
+   * The rows of a chunk no part was counted for (a stopped job's), from its records as read (`events`): each with
+   * its latest failure from `failures` (none: its effect claim says it was done; its outputs are not shown).
+   */
+  async source(
+    msg: Pick<ChunkMessage, 'n' | 'records'>,
+    events: readonly RecordEvent[],
+    failures: ReadonlyMap<number, RecordFailure>,
+  ): Promise<void> {
+    await this.rejectedBelow(msg.n);
+    const last = msg.n + msg.records - 1;
+    while (this.rejected[this.r] && this.rejected[this.r]!.n <= last) this.r++;
+    const rows = new SheetBytes(this.encoding);
+    for (const ev of events) {
+      if (ev.kind === 'header') continue;
+      const rejectedRaw = ev.kind === 'rejected' ? ev.raw : undefined;
+      const own = ev.kind === 'record' ? ev.fields : rawFields(ev.raw, this.delimiter);
+      const failure = failures.get(ev.n);
+      rows.add(
+        sheetRowText(
+          own,
+          this.width,
+          { n: ev.n, line: ev.line, failure, rejectedRaw, output: '' },
+          this.delimiter,
+        ),
+      );
+    }
+    await this.put(rows.bytes());
   }
 
   /** The rejected records after the last part. */

@@ -3,7 +3,7 @@
  * byte the sheet the finalize wrote by reading the job's source again (results-sheet.ts resultsCsv): the same job
  * story — split rejections inside a chunk and a chunk's worth of them between chunks, failures, a record in doubt,
  * a guarded cell, quotes and line breaks, a resubmission cancelled and one run, a job cancelled before it ran and
- * then retried — is run once as the finalize does it and once with every sheet taken from the source, in CP932 and UTF-8,
+ * then retried, one cancelled after its first chunk — is run once as the finalize does it and once with every sheet taken from the source, in CP932 and UTF-8,
  * and each attempt's sheets (the object beside the zip and the zip's entry) are compared.
  */
 import iconv from 'iconv-lite';
@@ -19,6 +19,9 @@ import { RecordingLauncher, testDeps, useTestAws } from '../../../helpers/aws.ts
 import { readZip } from '../../../helpers/zip.ts';
 import { parseResultsCsv } from '../../../helpers/results-csv.ts';
 import { runAttempt } from '../../../helpers/pipeline-jobs.ts';
+import { JobStore } from '../../../../core/jobs/store.ts';
+import { runWorker } from '../../../../core/work/worker.ts';
+import { finalizeJob } from '../../../../core/finalize/finalize.ts';
 
 /** `source`: every finalize takes its sheet from the source; `used`: what sheetFromParts answered, in order. */
 const mode = vi.hoisted(() => ({ source: false, used: [] as boolean[] }));
@@ -62,13 +65,13 @@ const SITE = 'sakai';
 type Deps = ReturnType<typeof testDeps>;
 
 /**
- * 15 records of `id,name,email` in chunks of 3: 3 and 8 have no address, 4–6 a field too many (a chunk of
+ * 15 records (or more, plain) of `id,name,email` in chunks of 3: 3 and 8 have no address, 4–6 a field too many (a chunk of
  * rejections only: no chunk holds them), 14 too (inside a chunk), 10's name is a formula, 11 is in doubt (claimed by
  * a worker that died), 12's name has quotes and a line break, 9's a character CP932 has not.
  */
-function sheetFile(encoding: 'cp932' | 'utf-8'): Buffer {
+function sheetFile(encoding: 'cp932' | 'utf-8', records = 15): Buffer {
   const lines = ['id,name,email'];
-  for (let n = 1; n <= 15; n++) {
+  for (let n = 1; n <= records; n++) {
     const name =
       n === 10 ? '=SUM(1)' : n === 12 ? '"顧客 ""12""\r\n二行目"' : n === 9 ? '顧客 9 😀' : `顧客 ${n}`;
     const email = n === 3 || n === 8 ? 'none' : `c${n}@example.jp`;
@@ -137,6 +140,26 @@ async function story(uploaded: 'cp932' | 'utf-8', sheetEncoding: 'cp932' | 'utf-
   from = launcher.launches.length;
   await retryFailedRecords(deps, SITE, other.token);
   sheets.push(await sheetsOf(deps, await runAttempt(deps, launcher, SITE, other.token, from)));
+  // A third, cancelled after its worker's first chunk was counted: counted parts and chunks never run, in turn
+  const stopWorker = new AbortController();
+  const jobs = new (class extends JobStore {
+    override async countChunk(...args: Parameters<JobStore['countChunk']>) {
+      const r = await super.countChunk(...args);
+      stopWorker.abort();
+      return r;
+    }
+  })(aws.table);
+  const stopping = { ...deps, jobs };
+  const third = await startDirectJob(stopping, SITE, sheetFile(uploaded, 90), {
+    processor: 'mailer',
+    workers: 1,
+  });
+  await runWorker(stopping, { site: SITE, token: third.token, waitSeconds: 0, signal: stopWorker.signal });
+  const ran = (await deps.jobs.get(SITE, third.token))!;
+  expect([ran.chunksDone > 0, ran.chunksDone < ran.totalChunks!]).toEqual([true, true]);
+  await cancelJob(stopping, SITE, third.token);
+  await finalizeJob(stopping, SITE, third.token);
+  sheets.push(await sheetsOf(deps, (await deps.jobs.get(SITE, third.token))!));
   return sheets;
 }
 
@@ -156,16 +179,17 @@ describe('Function: sheetFromParts', () => {
       mode.used = [];
       const fromParts = await story(uploaded, sheetEncoding);
 
-      // Assess: the first attempt took its sheet from the parts (the others, stopped or merged over an attempt
-      // before, never ask: theirs is the source's), and every sheet is the same bytes both ways (beside the zip
-      // and in it)
-      expect(mode.used).toEqual([true]);
+      // Assess: the first attempts took their sheet from the parts (and the stopped ones the ranges of the chunks
+      // never counted; the attempts merged over one before never ask: theirs is the source's), and every sheet is
+      // the same bytes both ways (beside the zip and in it)
+      expect(mode.used).toEqual([true, true, true]);
       expect(fromParts.map((s) => s.state)).toEqual([
         'PARTIAL',
         'CANCELLED',
         'PARTIAL',
         'CANCELLED',
         'PARTIAL',
+        'CANCELLED',
       ]);
       for (const [i, s] of fromParts.entries()) {
         expect(s.beside.equals(s.inZip)).toBe(true);
