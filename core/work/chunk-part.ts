@@ -11,6 +11,9 @@ import { echoed } from '../shared/own.ts';
 import type { Job } from '../jobs/store.ts';
 import { claimOutcome, type EffectClaims } from '../effects/claims.ts';
 import { chunkRecords, splitRejected } from './chunk-records.ts';
+import { SheetRows, writesSheetRows } from './sheet-rows.ts';
+import { shownOutputs } from '../messages/results-row.ts';
+import type { RejectedRecord } from '../source/csv.ts';
 
 /** A chunk's result: its part object (zip entries, counts, failures) and its counts. */
 export interface ProcessedChunk {
@@ -109,10 +112,13 @@ export async function failedChunk(
   claims?: Pick<EffectClaims, 'get'>,
 ): Promise<ProcessedChunk> {
   let failures: RecordFailure[];
+  // The records as read, when the range reads: the part's rows of results.csv are written from them.
+  let rows: [number, number, string[]][] | undefined;
+  const rangeRejected: RejectedRecord[] = [];
   const rejected = await splitRejected(job, deps.objects);
   try {
     if (code === 'SOURCE_CHANGED') throw new SourceChangedError(error);
-    const rows = await chunkRecords(job, msg, deps.objects, deps.limits.maxRecordBytes, rejected);
+    rows = await chunkRecords(job, msg, deps.objects, deps.limits.maxRecordBytes, rejected, rangeRejected);
     failures = rows.map(([n, line, fields]) => ({
       n,
       line,
@@ -122,7 +128,8 @@ export async function failedChunk(
     }));
   } catch {
     // The range itself cannot be read (or is not the split's): the numbers are known, the lines only for the
-    // first record.
+    // first record (and the part has no rows: the finalize reads the source for them).
+    rows = undefined;
     failures = [];
     // A resubmitted range runs exactly its `run` (the split's rejections included, corrected).
     const numbers = msg.numbered
@@ -133,7 +140,14 @@ export async function failedChunk(
     for (const n of numbers)
       failures.push({ n, line: n === msg.n ? msg.line : 0, code, message: error, raw: '' });
   }
-  if (!claims) return chunkPart(job, msg, 0, failures);
+  const sheet =
+    rows && writesSheetRows(msg, rows.length, rangeRejected) ? new SheetRows(job, rangeRejected) : undefined;
+  // failures[i] is rows[i]'s whenever there is a sheet.
+  const fieldsOf = (i: number) => rows![i]![2];
+  if (!claims) {
+    failures.forEach((f, i) => sheet?.add(fieldsOf(i), { n: f.n, line: f.line, failure: f, output: '' }));
+    return chunkPart(job, msg, 0, failures, undefined, sheet?.bytes());
+  }
   const found = await pMap(failures, (f) => claims.get(job.site, job.token, f.n), {
     concurrency: CLAIM_READS_IN_FLIGHT,
   });
@@ -141,16 +155,23 @@ export async function failedChunk(
   const named = new ChunkEntries(entries);
   const left: RecordFailure[] = [];
   let succeeded = 0;
+  const fail = (i: number, f: RecordFailure) => {
+    left.push(f);
+    sheet?.add(fieldsOf(i), { n: f.n, line: f.line, failure: f, output: '' });
+  };
   failures.forEach((f, i) => {
     const r = claimOutcome(found[i]);
-    if (!r) left.push(f);
+    if (!r) fail(i, f);
     else if ('outputs' in r) {
+      const at = entries.bytes().length;
       const problem = named.add(f.n, f.line, r.outputs);
-      if (problem) left.push({ ...f, code: ZIP_ENTRY_NAME, message: problem });
-      else succeeded++;
-    } else left.push({ ...f, code: r.code, message: r.message });
+      if (problem) return fail(i, { ...f, code: ZIP_ENTRY_NAME, message: problem });
+      succeeded++;
+      const output = r.outputs.length > 0 ? shownOutputs(entries.bytes(), at, r.outputs.length).shown : '';
+      sheet?.add(fieldsOf(i), { n: f.n, line: f.line, output });
+    } else fail(i, { ...f, code: r.code, message: r.message });
   });
-  return chunkPart(job, msg, succeeded, left, named);
+  return chunkPart(job, msg, succeeded, left, named, sheet?.bytes());
 }
 
 /** Claims read at once when a chunk with side effects is given up. */

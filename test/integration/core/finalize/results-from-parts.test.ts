@@ -3,7 +3,7 @@
  * byte the sheet the finalize wrote by reading the job's source again (results-sheet.ts resultsCsv): the same job
  * story — split rejections inside a chunk and a chunk's worth of them between chunks, failures, a record in doubt,
  * a guarded cell, quotes and line breaks, a resubmission cancelled and one run, a job cancelled before it ran and
- * then retried, one cancelled after its first chunk — is run once as the finalize does it and once with every sheet taken from the source, in CP932 and UTF-8,
+ * then retried, one cancelled after its first chunk, one whose chunks were all given up — is run once as the finalize does it and once with every sheet taken from the source, in CP932 and UTF-8,
  * and each attempt's sheets (the object beside the zip and the zip's entry) are compared.
  */
 import iconv from 'iconv-lite';
@@ -18,9 +18,11 @@ import type { Job } from '../../../../core/jobs/store.ts';
 import { RecordingLauncher, testDeps, useTestAws } from '../../../helpers/aws.ts';
 import { readZip } from '../../../helpers/zip.ts';
 import { parseResultsCsv } from '../../../helpers/results-csv.ts';
-import { runAttempt } from '../../../helpers/pipeline-jobs.ts';
+import { drainFinalizeRequests, runAttempt } from '../../../helpers/pipeline-jobs.ts';
+import type { Message } from '@aws-sdk/client-sqs';
+import { withAdapters } from '../../../helpers/faults.ts';
 import { JobStore } from '../../../../core/jobs/store.ts';
-import { runWorker } from '../../../../core/work/worker.ts';
+import { MAX_CHUNK_ATTEMPTS, runWorker } from '../../../../core/work/worker.ts';
 import { finalizeJob } from '../../../../core/finalize/finalize.ts';
 
 /** `source`: every finalize takes its sheet from the source; `used`: what sheetFromParts answered, in order. */
@@ -160,6 +162,27 @@ async function story(uploaded: 'cp932' | 'utf-8', sheetEncoding: 'cp932' | 'utf-
   await cancelJob(stopping, SITE, third.token);
   await finalizeJob(stopping, SITE, third.token);
   sheets.push(await sheetsOf(deps, (await deps.jobs.get(SITE, third.token))!));
+  // A fourth whose every chunk is given up (each receive past its attempts): 2's claim done, 7's failed
+  const fourth = await startDirectJob(deps, SITE, sheetFile(uploaded), { processor: 'mailer', workers: 1 });
+  const claims = new EffectClaims(aws.table, 14);
+  for (const n of [2, 7]) await claims.claim(SITE, fourth.token, n, `c${n}`, 'host/7');
+  await claims.done(SITE, fourth.token, 2, 'c2', [{ name: 'mails/2.json', data: '{"messageId":"m-2"}' }]);
+  await claims.failed(SITE, fourth.token, 7, 'c7', 'BAD_ADDRESS', 'refused before');
+  const lastAttempt = withAdapters(deps, {
+    queues: {
+      around: {
+        receive: async (call) =>
+          ((await call()) as Message[]).map((m) => ({
+            ...m,
+            Attributes: { ...m.Attributes, ApproximateReceiveCount: String(MAX_CHUNK_ATTEMPTS + 1) },
+          })),
+      },
+    },
+  });
+  await runWorker(lastAttempt, { site: SITE, token: fourth.token, waitSeconds: 0, idlePolls: 2 });
+  await drainFinalizeRequests(deps);
+  await finalizeJob(deps, SITE, fourth.token);
+  sheets.push(await sheetsOf(deps, (await deps.jobs.get(SITE, fourth.token))!));
   return sheets;
 }
 
@@ -182,7 +205,7 @@ describe('Function: sheetFromParts', () => {
       // Assess: the first attempts took their sheet from the parts (and the stopped ones the ranges of the chunks
       // never counted; the attempts merged over one before never ask: theirs is the source's), and every sheet is
       // the same bytes both ways (beside the zip and in it)
-      expect(mode.used).toEqual([true, true, true]);
+      expect(mode.used).toEqual([true, true, true, true]);
       expect(fromParts.map((s) => s.state)).toEqual([
         'PARTIAL',
         'CANCELLED',
@@ -190,6 +213,16 @@ describe('Function: sheetFromParts', () => {
         'CANCELLED',
         'PARTIAL',
         'CANCELLED',
+        'PARTIAL',
+      ]);
+      expect(parseResultsCsv(fromParts[6]!.beside, sheetEncoding).rows.map((r) => r.code)).toEqual([
+        'CHUNK_FAILED',
+        '',
+        'CHUNK_FAILED',
+        ...['COLUMN_COUNT', 'COLUMN_COUNT', 'COLUMN_COUNT', 'BAD_ADDRESS'],
+        ...Array.from({ length: 6 }, () => 'CHUNK_FAILED'),
+        'COLUMN_COUNT',
+        'CHUNK_FAILED',
       ]);
       for (const [i, s] of fromParts.entries()) {
         expect(s.beside.equals(s.inZip)).toBe(true);
