@@ -26,7 +26,7 @@ import {
  * plan no part was counted for (a stopped job), or rejected by the split, each failure the part's own. Anything
  * else — a retry's or a resubmission's attempt (merged with the sheet before), records refused at finalize for
  * their entry names, counts that disagree, a part written before parts had rows (a job in flight when this was
- * deployed) or a given-up chunk's part — takes the sheet from the source as before (results-sheet.ts
+ * deployed) or a given-up chunk's part whose range could not be read — takes the sheet from the source as before (results-sheet.ts
  * resultsCsv), the same bytes.
  */
 export interface SheetPiece {

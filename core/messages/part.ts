@@ -43,7 +43,8 @@ export interface PartMeta {
    * hand: one row for every numbered record of the chunk's range — the split's rejections included — in record
    * order, in the sheet's encoding, as the last `bytes` bytes of the part (after the entries). The finalize copies
    * them as they are instead of reading the source again. Absent (the finalize then reads the source as before):
-   * parts written before it existed, a retry's or a resubmission's parts, and given-up chunks' parts. A finalize
+   * parts written before it existed, a retry's or a resubmission's parts, and given-up chunks' parts whose range
+   * could not be read. A finalize
    * older than this field fails on a part that has it (its entries do not end where it expects), loudly, and the
    * finalize is tried again by the code deployed with it.
    */
