@@ -1,14 +1,13 @@
 import type { PipelineDeps } from '../deps.ts';
-import { isJobToken } from '../jobs/keys.ts';
 import { isTerminal } from '../jobs/states.ts';
 import { expiresAt, type Job } from '../jobs/store.ts';
 import { stopJob } from '../stop/stop.ts';
-import { BadRequestError, NotFoundError } from '../shared/errors.ts';
+import { BadRequestError } from '../shared/errors.ts';
 import { jobLogger } from '../shared/log.ts';
 import { publishMetrics } from '../shared/metrics.ts';
 import { recordJobUsage, usageStoreOf } from '../usage/store.ts';
 import { jobView, type JobView } from './operations.ts';
-import { echoed } from '../shared/own.ts';
+import { siteJob } from './site-job.ts';
 import { endJobSpan } from '../shared/trace.ts';
 
 export interface CancelAnswer {
@@ -36,10 +35,8 @@ const ATTEMPTS = 3;
  * - Another site's job, or no such job: 404.
  */
 export async function cancelJob(deps: PipelineDeps, site: string, token: string): Promise<CancelAnswer> {
-  if (!isJobToken(token)) throw new NotFoundError(`No job ${echoed(token)}.`);
   for (let attempt = 1; ; attempt++) {
-    const job = await deps.jobs.get(site, token);
-    if (!job) throw new NotFoundError(`No job ${echoed(token)}.`);
+    const job = await siteJob(deps, site, token);
     const answer = await cancelOnce(deps, job);
     if (answer) return answer;
     if (attempt >= ATTEMPTS) throw new Error(`job ${token}: its state kept changing during the cancel`);

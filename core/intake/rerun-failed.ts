@@ -1,6 +1,6 @@
-import { BadRequestError, NotFoundError } from '../shared/errors.ts';
+import { BadRequestError } from '../shared/errors.ts';
 import { getJobView, type JobView } from './operations.ts';
-import { isJobToken, keys, reportQueueName } from '../jobs/keys.ts';
+import { keys, reportQueueName } from '../jobs/keys.ts';
 import type { PipelineDeps } from '../deps.ts';
 import { isTerminal } from '../jobs/states.ts';
 import { asRanges, decodeChunk, rangeNumbers, type ChunkMessage } from '../messages/chunk.ts';
@@ -10,8 +10,8 @@ import type { Job } from '../jobs/store.ts';
 import { queueChunks } from '../split/split.ts';
 import { askForWorkers, grantWorkers } from '../budget/grant-workers.ts';
 import { jobLogger } from '../shared/log.ts';
-import { echoed } from '../shared/own.ts';
 import { attemptTraceparent } from '../shared/trace.ts';
+import { siteJob } from './site-job.ts';
 
 /**
  * POST /jobs/{token}/retry (and `rowfleet retry`): the next attempt of a finished job (core/jobs/attempts.ts), of
@@ -25,9 +25,7 @@ import { attemptTraceparent } from '../shared/trace.ts';
  * 409 NOTHING_TO_RETRY.
  */
 export async function retryFailedRecords(deps: PipelineDeps, site: string, token: string): Promise<JobView> {
-  if (!isJobToken(token)) throw new NotFoundError(`No job ${echoed(token)}.`);
-  const job = await deps.jobs.get(site, token);
-  if (!job) throw new NotFoundError(`No job ${echoed(token)}.`);
+  const job = await siteJob(deps, site, token);
   if (!isTerminal(job.state)) throw attemptRunning(job);
   // A retry re-reads the split's ranges: the values of the job's file. A record a resubmission gave other values
   // must not run with the old ones (an address the user corrected): sending the sheet back runs the failed records

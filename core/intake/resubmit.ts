@@ -1,7 +1,7 @@
 import { randomUUID } from 'node:crypto';
-import { BadRequestError, NotFoundError } from '../shared/errors.ts';
+import { BadRequestError } from '../shared/errors.ts';
 import { getJobView } from './operations.ts';
-import { isJobToken, keys } from '../jobs/keys.ts';
+import { keys } from '../jobs/keys.ts';
 import type { PipelineDeps } from '../deps.ts';
 import { isTerminal } from '../jobs/states.ts';
 import { asRanges, type ChunkMessage } from '../messages/chunk.ts';
@@ -19,6 +19,7 @@ import { EffectClaims, type EffectClaim } from '../effects/claims.ts';
 import { attemptRunning, launchAttempt } from './rerun-failed.ts';
 import { echoed } from '../shared/own.ts';
 import type { NotRun, ResubmitAnswer } from './wire.ts';
+import { siteJob } from './site-job.ts';
 // The wire shapes are defined Node-free in ./wire.ts (the console reads them); their names stay importable here.
 export type { NotRun, ResubmitAnswer };
 
@@ -62,9 +63,7 @@ export async function resubmitRecords(
   token: string,
   body: Buffer,
 ): Promise<ResubmitAnswer> {
-  if (!isJobToken(token)) throw new NotFoundError(`No job ${echoed(token)}.`);
-  const job = await deps.jobs.get(site, token);
-  if (!job) throw new NotFoundError(`No job ${echoed(token)}.`);
+  const job = await siteJob(deps, site, token);
   if (!isTerminal(job.state)) throw attemptRunning(job);
   if (!RETRYABLE_FROM.includes(job.state) || !job.resultKey) {
     throw new BadRequestError(
