@@ -6,7 +6,7 @@ import { publishMetrics, publishSiteMetrics } from '../shared/metrics.ts';
 import { launchWorkers } from './launch.ts';
 import { demandOfJob, queueStats, type Grant } from './plan.ts';
 import type { PassReport } from './store.ts';
-import { currentTraceparent, jobAttrs, startSpan } from '../shared/trace.ts';
+import { startJobSpan } from '../shared/trace.ts';
 
 /** The body of a grant-pass request on the upload-events queue (the upload function runs the pass). */
 export const GRANT_PASS_REQUEST = { rowfleet: 'grant-pass' } as const;
@@ -102,15 +102,9 @@ async function startIfQueued(deps: PipelineDeps, g: Grant): Promise<boolean> {
   if (running) {
     jobLogger(g.site, g.token).info('workers granted; job running', { workers: g.count });
     // The wait for workers, QUEUED → RUNNING, recorded by the one granter whose move won.
-    const waited = startSpan(
-      deps.tracing,
-      'rowfleet.queued',
-      currentTraceparent(running),
-      jobAttrs(running),
-      {
-        startTime: new Date(running.queuedAt ?? running.receivedAt),
-      },
-    );
+    const waited = startJobSpan(deps.tracing, 'rowfleet.queued', running, {
+      startTime: new Date(running.queuedAt ?? running.receivedAt),
+    });
     waited.setAttribute('rowfleet.workers_granted', g.count);
     waited.end(new Date(running.runningAt ?? Date.now()));
   }

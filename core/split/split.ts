@@ -23,8 +23,7 @@ import {
   currentTraceparent,
   endJobSpan,
   endWithError,
-  jobAttrs,
-  startSpan,
+  startJobSpan,
   traceparentOf,
 } from '../shared/trace.ts';
 
@@ -95,9 +94,7 @@ export async function splitJob(
     jobLogger(site, token).info('split skipped: job is not waiting to be split, or another split has it');
     return { state: 'SKIPPED' };
   }
-  const span = startSpan(deps.tracing, 'rowfleet.split', currentTraceparent(job), jobAttrs(job), {
-    startTime: started,
-  });
+  const span = startJobSpan(deps.tracing, 'rowfleet.split', job, { startTime: started });
   try {
     const file = await validateWholeFile(deps, job);
     const r =
