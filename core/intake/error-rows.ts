@@ -19,7 +19,7 @@ export type { ErrorPage };
  * retry's attempt runs, the rows of the attempt before are served.
  */
 export async function errorsPage(
-  deps: PipelineDeps,
+  deps: Pick<PipelineDeps, 'jobs' | 'objects'>,
   site: string,
   token: string,
   query: Readonly<Record<string, string | undefined>> | null,

@@ -25,7 +25,7 @@ export interface ResultsDownload {
  * that has none yet (still in its first run, rejected, or finalized before the sheet was kept apart) is a 409.
  */
 export async function resultsDownload(
-  deps: PipelineDeps,
+  deps: Pick<PipelineDeps, 'jobs' | 'objects'>,
   site: string,
   token: string,
 ): Promise<ResultsDownload> {

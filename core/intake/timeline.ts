@@ -9,7 +9,11 @@ import { siteJob } from './site-job.ts';
  * only spans naming that site). On AWS the spans are in CloudWatch (Transaction Search / X-Ray), not readable here:
  * 404 TIMELINE_NOT_LOCAL names the job's trace id to look up there.
  */
-export async function timelineView(deps: PipelineDeps, site: string, token: string): Promise<Timeline> {
+export async function timelineView(
+  deps: Pick<PipelineDeps, 'jobs' | 'traces'>,
+  site: string,
+  token: string,
+): Promise<Timeline> {
   const job = await siteJob(deps, site, token);
   if (!deps.traces) {
     const traceId = /^00-([0-9a-f]{32})-/.exec(job.trace ?? '')?.[1];
