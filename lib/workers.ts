@@ -14,6 +14,7 @@ import { KEY_PREFIXES, reportQueuePrefix, resourceNames, TABLE_PARTITIONS } from
 import { acknowledge, acknowledgeFindings, arnFinding, escapeRegExp } from './nag.ts';
 import { PROJECT_ROOT } from './paths.ts';
 import { TRACE_EXPORT_ACK, TRACE_EXPORT_STATEMENT } from './tracing.ts';
+import { ENV } from '../config/env.ts';
 
 /** The worker's container name; RunTask overrides address it (WORKER_CONTAINER_NAME). */
 export const WORKER_CONTAINER_NAME = 'worker';
@@ -190,32 +191,32 @@ export class Workers extends Construct {
         mode: ecs.AwsLogDriverMode.NON_BLOCKING,
       }),
       environment: {
-        STAGE: props.stage,
-        BUCKET_NAME: props.bucket.bucketName,
-        TABLE_NAME: props.table.tableName,
-        FINALIZE_QUEUE_URL: props.finalizeQueue.queueUrl,
-        GRANT_REQUESTS_QUEUE_URL: props.grantRequestsQueue.queueUrl,
-        DLQ_ARN: props.deadLetterQueue.queueArn,
+        [ENV.stage]: props.stage,
+        [ENV.bucket]: props.bucket.bucketName,
+        [ENV.table]: props.table.tableName,
+        [ENV.finalizeQueueUrl]: props.finalizeQueue.queueUrl,
+        [ENV.grantRequestsQueueUrl]: props.grantRequestsQueue.queueUrl,
+        [ENV.dlqArn]: props.deadLetterQueue.queueArn,
         POWERTOOLS_SERVICE_NAME,
         POWERTOOLS_METRICS_NAMESPACE: METRIC_NAMESPACE,
         // Worker-start and chunk-attempt spans to X-Ray's OTLP endpoint (core/aws/tracing.ts).
-        ROWFLEET_TRACING: 'otlp',
+        [ENV.tracing]: 'otlp',
       },
     });
 
     this.grantWorkerAccess(props);
 
     this.launcherEnv = {
-      CLUSTER_ARN: this.cluster.clusterArn,
-      TASK_DEFINITION_ARN: this.taskDefinition.taskDefinitionArn,
-      WORKER_CONTAINER_NAME,
-      WORKER_SUBNET_IDS: (isPrivate ? this.vpc.isolatedSubnets : this.vpc.publicSubnets)
+      [ENV.cluster]: this.cluster.clusterArn,
+      [ENV.taskDefinition]: this.taskDefinition.taskDefinitionArn,
+      [ENV.workerContainer]: WORKER_CONTAINER_NAME,
+      [ENV.workerSubnets]: (isPrivate ? this.vpc.isolatedSubnets : this.vpc.publicSubnets)
         .map((s) => s.subnetId)
         .join(','),
-      WORKER_SECURITY_GROUP_IDS: this.securityGroup.securityGroupId,
+      [ENV.workerSecurityGroups]: this.securityGroup.securityGroupId,
       // Public subnets map no address on launch: a public task asks for its own (it pulls its image through the
       // internet gateway); a private one reaches everything through the endpoints.
-      WORKER_ASSIGN_PUBLIC_IP: isPrivate ? 'DISABLED' : 'ENABLED',
+      [ENV.workerAssignPublicIp]: isPrivate ? 'DISABLED' : 'ENABLED',
     };
 
     acknowledge(this.taskDefinition, {
