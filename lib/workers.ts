@@ -354,36 +354,37 @@ export class Workers extends Construct {
   }
 
   /** RunTask of this task definition on this cluster, tagging the tasks, and passing its two roles. */
-  grantRun(grantee: iam.IGrantable): void {
+  grantRun(grantee: iam.IGrantable): iam.Grant {
     const stack = Stack.of(this);
     const family = stack.formatArn({
       service: 'ecs',
       resource: 'task-definition',
       resourceName: `${this.taskDefinition.family}:*`,
     });
-    iam.Grant.addToPrincipal({
+    const run = iam.Grant.addToPrincipal({
       grantee,
       actions: ['ecs:RunTask'],
       resourceArns: [family],
       conditions: { ArnEquals: { 'ecs:cluster': this.cluster.clusterArn } },
     });
-    iam.Grant.addToPrincipal({
+    const tag = iam.Grant.addToPrincipal({
       grantee,
       actions: ['ecs:TagResource'],
       resourceArns: [this.taskArns()],
       conditions: { StringEquals: { 'ecs:CreateAction': 'RunTask' } },
     });
-    iam.Grant.addToPrincipal({
+    const passRoles = iam.Grant.addToPrincipal({
       grantee,
       actions: ['iam:PassRole'],
       resourceArns: [this.taskDefinition.taskRole.roleArn, this.taskDefinition.obtainExecutionRole().roleArn],
       conditions: { StringEquals: { 'iam:PassedToService': 'ecs-tasks.amazonaws.com' } },
     });
+    return run.combine(tag).combine(passRoles);
   }
 
   /** DescribeTasks (with tags) on this cluster's tasks only: the reaper lists the tasks of every job. */
-  grantDescribe(grantee: iam.IGrantable): void {
-    iam.Grant.addToPrincipal({
+  grantDescribe(grantee: iam.IGrantable): iam.Grant {
+    return iam.Grant.addToPrincipal({
       grantee,
       actions: ['ecs:DescribeTasks'],
       resourceArns: [this.taskArns()],
@@ -392,20 +393,21 @@ export class Workers extends Construct {
   }
 
   /** ListTasks and StopTask on this cluster only. */
-  grantStop(grantee: iam.IGrantable): void {
+  grantStop(grantee: iam.IGrantable): iam.Grant {
     // ListTasks has no task resource: it is scoped by the ecs:cluster condition key.
-    iam.Grant.addToPrincipal({
+    const list = iam.Grant.addToPrincipal({
       grantee,
       actions: ['ecs:ListTasks'],
       resourceArns: ['*'],
       conditions: { ArnEquals: { 'ecs:cluster': this.cluster.clusterArn } },
     });
-    iam.Grant.addToPrincipal({
+    const stop = iam.Grant.addToPrincipal({
       grantee,
       actions: ['ecs:StopTask'],
       resourceArns: [this.taskArns()],
       conditions: { ArnEquals: { 'ecs:cluster': this.cluster.clusterArn } },
     });
+    return list.combine(stop);
   }
 
   private taskArns(): string {
