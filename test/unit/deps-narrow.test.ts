@@ -64,7 +64,7 @@ function coreUses(): string[] {
     .flatMap((f) => wholeBagUses(`core/${f}`, readFileSync(join(REPO_ROOT, 'core', f), 'utf8')));
 }
 
-describe('The dependency bag', () => {
+describe('Property: no step of core/ takes the whole dependency bag', () => {
   it('is taken whole by no step of core/: each takes Pick<PipelineDeps, …> of what it uses', () => {
     // Act
     const uses = coreUses().filter(
