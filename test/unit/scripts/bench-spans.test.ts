@@ -51,7 +51,13 @@ describe('the bench’s --tracing and its phases', () => {
     const stateDir = await newDir('rowfleet-bench-spans-');
     const fromTimestamps = {
       source: 'timestamps',
-      seconds: { uploadAndEvent: 1, split: 1.5, workersAfterSplit: 7.5, finalize: 4, download: 1 },
+      seconds: {
+        uploadAndEvent: 1,
+        split: 1.5,
+        workersAfterSplit: 7.5,
+        finalizeToFinishedAt: 4,
+        zipAndDownload: 1,
+      },
     };
     expect(await jobPhases(stateDir, job, t0, t0 + 15_000, 'file')).toEqual(fromTimestamps);
     // Spans left in the store do not count for a run that had tracing off.
