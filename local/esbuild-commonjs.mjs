@@ -1,4 +1,4 @@
-// An esbuild plugin for the local bundles (scripts/command-bundle.mjs: the command, the runtime, the emulator host;
+// An esbuild plugin for the local bundles (cli/command-bundle.mjs: the command, the runtime, the emulator host;
 // local/launcher.ts: the worker), which import their packages from node_modules at run time. Plain JavaScript: the
 // command's bundler runs before any TypeScript loader.
 import { existsSync, readFileSync } from 'node:fs';

@@ -150,7 +150,7 @@ export class LocalTaskLauncher implements TaskLauncher {
         env: {
           ...process.env,
           POWERTOOLS_LOG_LEVEL: 'INFO',
-          // V8's compiled code of the bundle and its packages, kept between worker starts (scripts/rowfleet.mjs).
+          // V8's compiled code of the bundle and its packages, kept between worker starts (cli/rowfleet.mjs).
           NODE_COMPILE_CACHE: process.env.NODE_COMPILE_CACHE || join(dirname(BUNDLE), 'compile-cache'),
           ROWFLEET_PROCESSORS_BUILT: processors,
           ...workerEnv(req),

@@ -33,7 +33,7 @@ const RUN_BY: Readonly<Record<string, { readonly file: string; readonly shows: R
   'mail preview': { file: 'test/e2e/mail-cli.test.ts', shows: /mailCli\('preview'/ },
   // The post-deploy and pre-deploy checks need a deployed stage and AWS credentials: their functions run.
   smoke: { file: 'test/e2e/local-api.test.ts', shows: /await smoke\(/ },
-  doctor: { file: 'test/unit/scripts/doctor.test.ts', shows: /await runDoctor\(/ },
+  doctor: { file: 'test/unit/cli/doctor.test.ts', shows: /await runDoctor\(/ },
 };
 
 const THE_TWO_COMMANDS = 'npm ci && npx rowfleet run samples/clients.csv --site sakai\nnpm test\n';
@@ -190,7 +190,7 @@ describe('Function: rowfleetCommands', () => {
       ['mail', 'send'],
       ['--site', '--day', '--json'],
     ],
-    ['node scripts/rowfleet.mjs run a.csv --site x && npm test', ['run'], ['--site']],
+    ['node cli/rowfleet.mjs run a.csv --site x && npm test', ['run'], ['--site']],
     ['npx rowfleet retry <token> --site <id> [--json]', ['retry'], ['--site', '--json']],
     ['npx rowfleet mail send|preview', ['mail', 'send|preview'], []],
   ])('%s', (line, words, options) => {

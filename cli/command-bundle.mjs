@@ -4,7 +4,7 @@
 //
 // Built by esbuild (which tsx brings anyway) into node_modules/.cache/rowfleet/commands.<target>/ on first use, and
 // again whenever an input changed. Plain JavaScript that runs before any TypeScript loader
-// (scripts/rowfleet.mjs). A bundle is taken only when every one of its inputs (each project file esbuild read, the
+// (cli/rowfleet.mjs). A bundle is taken only when every one of its inputs (each project file esbuild read, the
 // build recipe, esbuild's version, the repository's place) hashes as it did at build time: a stale bundle never runs,
 // whatever the files' modification times say (a checkout, a copy that keeps times, a clock change).
 import { createHash } from 'node:crypto';
@@ -31,7 +31,7 @@ const DEPLOYED_MAJOR = require('../config/node.json').deployedMajor;
 
 /** The processes built, by output name: what each runs. */
 export const COMMAND_ENTRIES = {
-  cli: 'scripts/cli.ts',
+  cli: 'cli/cli.ts',
   daemon: 'local/daemon.ts',
   'emulator-host': 'local/emulator-host.ts',
 };

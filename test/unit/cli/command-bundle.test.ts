@@ -10,7 +10,7 @@ import {
   commandBundle,
   COMMAND_ENTRIES,
   currentBundle,
-} from '../../../scripts/command-bundle.mjs';
+} from '../../../cli/command-bundle.mjs';
 
 const dir = mkdtempSync(join(tmpdir(), 'rowfleet-bundle-'));
 afterAll(() => rmSync(dir, { recursive: true, force: true }));
@@ -30,7 +30,7 @@ function project(name: string): { root: string; outDir: string; value: string } 
 
 const run = (file: string) => execFileSync(process.execPath, [file], { encoding: 'utf8' }).trim();
 
-describe('command bundle (scripts/command-bundle.mjs)', () => {
+describe('command bundle (cli/command-bundle.mjs)', () => {
   it('never runs a stale bundle: a source changed with its size and modification time kept is rebuilt', async () => {
     // Prepare
     const p = project('stale');

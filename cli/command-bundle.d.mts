@@ -1,4 +1,4 @@
-/** Types of scripts/command-bundle.mjs (plain JavaScript: it runs before any TypeScript loader). */
+/** Types of cli/command-bundle.mjs (plain JavaScript: it runs before any TypeScript loader). */
 export interface BundleOptions {
   readonly root?: string;
   readonly entries?: Record<string, string>;

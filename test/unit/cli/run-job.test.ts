@@ -5,7 +5,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { describe, expect, it } from 'vitest';
 import type { JobView } from '../../../core/intake/operations.ts';
-import { followJob, stallCause } from '../../../scripts/run-job.ts';
+import { followJob, stallCause } from '../../../cli/run-job.ts';
 
 const view = (over: Partial<JobView> = {}): JobView => ({
   token: '00000000-0000-4000-8000-000000000000',
