@@ -80,11 +80,13 @@ const docs = DOC_PATHS.map(readDoc);
 const shown = docs.flatMap((d) => commandLines(d).map((line): Shown => ({ doc: d.path, line })));
 /** Every command of the CLI (`''`, `'run'`, `'mail send'`, …) with its `--help` text, read from the CLI itself. */
 async function cliCommands(): Promise<Map<string, string>> {
-  const pkg = JSON.parse(readFileSync(join(REPO_ROOT, 'package.json'), 'utf8')) as {
+  // The bin npx runs: the `cli/` workspace's (test/unit/cli/package.test.ts).
+  const pkg = JSON.parse(readFileSync(join(REPO_ROOT, 'cli', 'package.json'), 'utf8')) as {
     bin: { rowfleet: string };
   };
   const dump = pathToFileURL(join(REPO_ROOT, 'test/helpers/cli-help-dump.mjs')).href;
-  const { stdout } = await execFileAsync(process.execPath, ['--import', dump, pkg.bin.rowfleet], {
+  const bin = join('cli', pkg.bin.rowfleet);
+  const { stdout } = await execFileAsync(process.execPath, ['--import', dump, bin], {
     cwd: REPO_ROOT,
     env: { ...process.env, CI: 'true' },
   });
