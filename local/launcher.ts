@@ -25,6 +25,7 @@ import {
   type TaskInfo,
   type TaskLauncher,
 } from '../core/aws/task-launcher.ts';
+import { ENV } from '../config/env.ts';
 
 const ROOT = fileURLToPath(new URL('..', import.meta.url));
 const WORKER_ENTRY = join(ROOT, 'fargate-worker', 'main.ts');
@@ -176,7 +177,7 @@ export class LocalTaskLauncher implements TaskLauncher {
           POWERTOOLS_LOG_LEVEL: 'INFO',
           // V8's compiled code of the bundle and its packages, kept between worker starts (cli/rowfleet.mjs).
           NODE_COMPILE_CACHE: process.env.NODE_COMPILE_CACHE || join(dirname(BUNDLE), 'compile-cache'),
-          ROWFLEET_PROCESSORS_BUILT: processors,
+          [ENV.processorsBuilt]: processors,
           ...workerEnv(req),
         },
         stdio: ['ignore', out, out],

@@ -37,6 +37,7 @@ import { measureStartup } from './bench-startup.ts';
 import { fetchEmulatorPage } from '../local/emulator-gate.ts';
 import { ownCoreSeconds, processCoreSeconds, startCpuCount } from './bench-cpu.ts';
 import { spanPhases } from './bench-spans.ts';
+import { ENV } from '../config/env.ts';
 
 // Other scenarios live in their own modules: `npm run bench -- --scenario io|mail|startup` (default: split, below).
 const scenario = parseArgs({ options: { scenario: { type: 'string' } }, strict: false }).values.scenario;
@@ -290,7 +291,7 @@ const result = {
   phaseSeconds: Object.fromEntries(Object.entries(phases).map(([k, v]) => [k, +v.toFixed(2)])),
   phaseSource: fromSpans ? 'spans' : 'timestamps',
   // ROWFLEET_TRACING=off npm run bench: tracing's overhead is this run against one with tracing on.
-  tracing: process.env.ROWFLEET_TRACING === 'off' ? 'off' : 'on',
+  tracing: process.env[ENV.tracing] === 'off' ? 'off' : 'on',
   splitPeakRssMiB: Math.round((memory.upload ?? 0) / MB),
   finalizePeakRssMiB: Math.round((memory.finalize ?? 0) / MB),
   startupSeconds: startup.seconds,

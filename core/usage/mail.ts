@@ -20,6 +20,7 @@ import {
 import { publishSiteMetrics } from '../shared/metrics.ts';
 import { UsageStore } from './store.ts';
 import { monthRange, monthToReport, reportedDay } from './days.ts';
+import { ENV } from '../../config/env.ts';
 
 /**
  * The input each site's EventBridge Scheduler schedule sends (lib/schedules.ts addSiteSchedules, and the local
@@ -52,8 +53,8 @@ export interface UsageMailDeps {
 
 /** The usage-mail function's dependencies from STAGE and TABLE_NAME (counters and markers are in the job table). */
 export function usageMailDepsFromEnv(env: NodeJS.ProcessEnv = process.env): UsageMailDeps {
-  const stage = requireEnv('STAGE', env);
-  const table = requireEnv('TABLE_NAME', env);
+  const stage = requireEnv(ENV.stage, env);
+  const table = requireEnv(ENV.table, env);
   return {
     stage,
     from: getStage(stage).mail.from,
