@@ -3,8 +3,10 @@ export interface BundleOptions {
   readonly root?: string;
   readonly entries?: Record<string, string>;
   readonly outDir?: string;
+  readonly selfContained?: readonly string[];
 }
 export declare const COMMAND_ENTRIES: Record<string, string>;
+export declare const SELF_CONTAINED: readonly string[];
 export declare function currentBundle(o?: BundleOptions): Record<string, string> | undefined;
 export declare function buildBundle(o?: BundleOptions): Promise<Record<string, string>>;
 export declare function commandBundle(o?: BundleOptions): Promise<Record<string, string> | undefined>;
