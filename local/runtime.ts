@@ -57,6 +57,11 @@ export interface RuntimeOptions {
   readonly heldStateDir?: () => Promise<void>;
   /** The embedded emulators, started already by the caller under that lock. @default started here */
   readonly emulators?: Promise<EmulatorHost>;
+  /**
+   * Spans of every process of the runtime (functions, workers) to the state directory's span store, or none (the
+   * bench's `--tracing off` measures tracing's cost that way). @default `off` if ROWFLEET_TRACING=off, else `file`
+   */
+  readonly tracing?: 'file' | 'off';
 }
 
 /** The AWS endpoints every process of the runtime addresses (the SDK clients follow AWS_ENDPOINT_URL_*). */
@@ -119,9 +124,9 @@ async function prepareAws(
     // Local workers share this machine's cores: a job that names no number gets at most one per core (core/deps.ts).
     [ENV.defaultWorkersPerJob]: process.env[ENV.defaultWorkersPerJob] || String(availableParallelism()),
     // Every process of the runtime (functions, workers) writes its spans to the state directory's span store
-    // (core/shared/trace-file.ts), which GET /jobs/{token}/timeline reads. ROWFLEET_TRACING=off switches it off
-    // (the bench measures tracing's cost that way).
-    [ENV.tracing]: process.env[ENV.tracing] === 'off' ? 'off' : 'file',
+    // (core/shared/trace-file.ts), which GET /jobs/{token}/timeline reads, unless `tracing: 'off'` (or
+    // ROWFLEET_TRACING=off in the environment that starts it) switches it off.
+    [ENV.tracing]: o.tracing ?? (process.env[ENV.tracing] === 'off' ? 'off' : 'file'),
     [ENV.traceDir]: join(stateDir, 'traces'),
   };
   return { host, endpoints, env };

@@ -16,7 +16,10 @@ export const finalizeRequestSchema = z.object({
 
 export type FinalizeRequest = z.infer<typeof finalizeRequestSchema>;
 
-export async function requestFinalize(deps: PipelineDeps, req: FinalizeRequest): Promise<void> {
+export async function requestFinalize(
+  deps: Pick<PipelineDeps, 'env' | 'queues'>,
+  req: FinalizeRequest,
+): Promise<void> {
   await deps.queues.sendOne(deps.env.finalizeQueueUrl, JSON.stringify(req), req.site, req.token);
 }
 

@@ -73,16 +73,20 @@ export interface MailTotals {
 
 export type UsageMailStatus = 'sent' | 'skipped' | 'failed';
 
-export interface UsageMailResult {
+/** Which mail: one site's usage mail of one day, whom it goes to and what it says (the marker keeps it). */
+export interface UsageMailSummary {
   readonly site: string;
   readonly day: string;
-  readonly status: UsageMailStatus;
-  /** SES's message id (for `skipped`: the id of the mail sent before, when there was one). */
-  readonly messageId?: string;
   readonly to: readonly string[];
   readonly bcc: readonly string[];
   readonly subject: string;
   readonly totals: MailTotals;
+}
+
+export interface UsageMailResult extends UsageMailSummary {
+  readonly status: UsageMailStatus;
+  /** SES's message id (for `skipped`: the id of the mail sent before, when there was one). */
+  readonly messageId?: string;
   /** Why it was skipped or failed. */
   readonly reason?: string;
 }
@@ -97,16 +101,10 @@ export function mailLogger(site: string, day: string, base = logger): Log {
 
 export type MailMarkerStatus = 'SENDING' | 'SENT' | 'FAILED' | 'RELEASED';
 
-export interface MailMarker {
-  readonly site: string;
-  readonly day: string;
+export interface MailMarker extends UsageMailSummary {
   readonly status: MailMarkerStatus;
   readonly claimId: string;
   readonly claimedAt: string;
-  readonly to: readonly string[];
-  readonly bcc: readonly string[];
-  readonly subject: string;
-  readonly totals: MailTotals;
   readonly messageId?: string;
   readonly sentAt?: string;
   readonly error?: string;
@@ -126,10 +124,7 @@ export class MailMarkers {
   ) {}
 
   /** Claims the site's mail of `day`; the claim id, or undefined when it is already claimed. */
-  async claim(
-    m: Omit<MailMarker, 'status' | 'claimId' | 'claimedAt'>,
-    now: Date = new Date(),
-  ): Promise<string | undefined> {
+  async claim(m: UsageMailSummary, now: Date = new Date()): Promise<string | undefined> {
     const claimId = randomUUID();
     const item: MailMarker = { ...m, status: 'SENDING', claimId, claimedAt: now.toISOString() };
     const claimed = await unlessConditionFails(() =>
@@ -244,7 +239,14 @@ export async function sendUsageMail(
   const log = mailLogger(site.id, day);
   const { report, mail } = await prepareUsageMail(deps, site, day);
   const totals = totalsOf(report);
-  const result = { site: site.id, day, to: mail.to, bcc: mail.bcc, subject: mail.subject, totals };
+  const result: UsageMailSummary = {
+    site: site.id,
+    day,
+    to: mail.to,
+    bcc: mail.bcc,
+    subject: mail.subject,
+    totals,
+  };
   if (mail.to.length === 0) {
     log.warn('usage mail not sent: the site has no active recipient');
     return { ...result, status: 'skipped', reason: 'NO_ACTIVE_RECIPIENTS' };

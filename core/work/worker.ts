@@ -1,6 +1,7 @@
 import { setTimeout as sleep } from 'node:timers/promises';
 import type { Message } from '@aws-sdk/client-sqs';
 import { attemptOf, decodeChunk, type ChunkMessage } from '../messages/chunk.ts';
+import { readPartMeta } from '../messages/part.ts';
 import { BadRequestError, errorMessage, SourceChangedError } from '../shared/errors.ts';
 import { jobLogger, type Log } from '../shared/log.ts';
 import { publishMetrics } from '../shared/metrics.ts';
@@ -461,15 +462,19 @@ async function settleChunk(
   const key = giveUp
     ? keys.gaveUpPart(site, token, msg.chunk, attempt)
     : keys.part(site, token, msg.chunk, attempt);
-  await deps.objects.put(key, done.part);
-  const counted = await deps.jobs.countChunk(site, token, msg.chunk, done, giveUp, attempt);
+  // The first delivery to store the chunk's part is the chunk's answer: SQS may deliver a chunk twice, even at
+  // the same time, and a processor's outcomes can differ from one delivery to the next (an API that answered once
+  // and timed out once). A later delivery never replaces a stored part (the count may already be its figures);
+  // it counts the stored part's figures instead, so the count and the part the finalize reads always agree.
+  const counts = (await deps.objects.putNew(key, done.part)) ? done : await readPartMeta(deps.objects, key);
+  const counted = await deps.jobs.countChunk(site, token, msg.chunk, counts, giveUp, attempt);
   if (counted.counted) {
     w.tally.chunks++;
-    w.tally.records += done.succeeded + done.failed;
+    w.tally.records += counts.succeeded + counts.failed;
     publishMetrics(deps.env.stage, {
       ChunksProcessed: 1,
-      RecordsProcessed: done.succeeded,
-      RecordsFailed: done.failed,
+      RecordsProcessed: counts.succeeded,
+      RecordsFailed: counts.failed,
       ChunkLatency: Date.now() - t0,
     });
   } else {

@@ -1,4 +1,4 @@
-import { readdirSync, readFileSync, statSync } from 'node:fs';
+import { existsSync, readdirSync, readFileSync } from 'node:fs';
 import { join, relative } from 'node:path';
 import { describe, expect, it } from 'vitest';
 import { ENV } from '../../../config/env.ts';
@@ -7,19 +7,12 @@ import { REPO_ROOT } from '../../helpers/cli.ts';
 /** The folders whose code sets or reads Rowfleet's environment (tests and docs may name the variables freely). */
 const SOURCES = ['config', 'core', 'lambdas', 'fargate-worker', 'local', 'lib', 'bin', 'cli', 'scripts'];
 
-function* files(dir: string): Generator<string> {
-  let names: string[];
-  try {
-    names = readdirSync(dir);
-  } catch {
-    return;
-  }
-  for (const name of names) {
-    const path = join(dir, name);
-    if (name === 'node_modules' || name === 'cdk.out') continue;
-    if (statSync(path).isDirectory()) yield* files(path);
-    else if (/\.(ts|tsx|mjs|js)$/.test(name)) yield path;
-  }
+/** The code files below `dir` (none when it does not exist). */
+function files(dir: string): string[] {
+  if (!existsSync(dir)) return [];
+  return readdirSync(dir, { recursive: true, encoding: 'utf8' })
+    .filter((f) => /\.(ts|tsx|mjs|js)$/.test(f) && !/(^|\/)(node_modules|cdk\.out)\//.test(f))
+    .map((f) => join(dir, f));
 }
 
 /** Strings that are a variable's name by coincidence, each with its reason. */
