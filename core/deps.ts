@@ -14,6 +14,7 @@ import { JobNotifier } from './jobs/notify.ts';
 import type { Tracing } from './shared/trace.ts';
 import { fileTraceStore, type TraceStore } from './shared/trace-file.ts';
 import { tracingFromEnv } from './aws/tracing.ts';
+import { ENV } from '../config/env.ts';
 
 /** Everything the pipeline's steps use, injected: the handlers, the worker and tests build one. */
 export interface PipelineDeps {
@@ -60,12 +61,12 @@ export interface DepsConfig {
 export function fromEnv(env: NodeJS.ProcessEnv = process.env): DepsConfig {
   const resources = resourceEnv(env);
   // `rowfleet dev|run --max-workers N` sets this for the local runtime; the stages' budgets are in config/.
-  const maxWorkers = intEnv('ROWFLEET_MAX_WORKERS', 0, env);
+  const maxWorkers = intEnv(ENV.maxWorkers, 0, env);
   // The local runtime sets this to the machine's cores (config/schema.ts `defaultWorkersPerJob`).
-  const defaultWorkers = intEnv('ROWFLEET_DEFAULT_WORKERS_PER_JOB', 0, env);
-  const topic = env.JOBS_TOPIC_ARN;
+  const defaultWorkers = intEnv(ENV.defaultWorkersPerJob, 0, env);
+  const topic = env[ENV.jobsTopicArn];
   const tracing = tracingFromEnv(env);
-  const traceDir = env.ROWFLEET_TRACE_DIR;
+  const traceDir = env[ENV.traceDir];
   return {
     env: resources,
     ...(tracing ? { tracing } : {}),

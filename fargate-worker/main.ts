@@ -8,9 +8,10 @@ import { requireEnv } from '../core/shared/env.ts';
 import { jobLogger } from '../core/shared/log.ts';
 import { runWorker } from '../core/work/worker.ts';
 import { hostname } from 'node:os';
+import { ENV } from '../config/env.ts';
 
-const site = requireEnv('SITE');
-const token = requireEnv('JOB_TOKEN');
+const site = requireEnv(ENV.site);
+const token = requireEnv(ENV.jobToken);
 const log = jobLogger(site, token);
 const stop = new AbortController();
 const abortRecords = new AbortController();
@@ -32,7 +33,7 @@ for (const signal of ['SIGTERM', 'SIGINT'] as const) {
   process.on(signal, () => {
     log.info(`${signal}: finishing the chunks in hand, then exiting`);
     stop.abort();
-    const { workerAbortRecordsSeconds } = derivedTimings(getStage(requireEnv('STAGE')).timings);
+    const { workerAbortRecordsSeconds } = derivedTimings(getStage(requireEnv(ENV.stage)).timings);
     setTimeout(
       () => abortRecords.abort(new Error(`${signal}: the stop cannot wait longer`)),
       workerAbortRecordsSeconds * 1000,

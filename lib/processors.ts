@@ -12,6 +12,7 @@ import {
 import { join } from 'node:path';
 import type { Inspected } from '../config/processors.ts';
 import { PROJECT_ROOT, projectPath } from './paths.ts';
+import { ENV } from '../config/env.ts';
 
 /** Synth-time manifests, cached on disk by the processors' contents, the stage and the sources they are read with. */
 const CACHE = projectPath('node_modules/.cache/rowfleet/manifests');
@@ -42,7 +43,7 @@ function cacheKey(dir: string, stage: string): string {
  * so the API on AWS never imports a user's module either.
  */
 export function processorManifests(stage: string): Record<string, Inspected> {
-  const dir = process.env.ROWFLEET_PROCESSORS_DIR || projectPath('processors');
+  const dir = process.env[ENV.processorsDir] || projectPath('processors');
   const cached = join(CACHE, `${cacheKey(dir, stage)}.json`);
   if (existsSync(cached)) return JSON.parse(readFileSync(cached, 'utf8')) as Record<string, Inspected>;
   const r = spawnSync(
@@ -51,7 +52,7 @@ export function processorManifests(stage: string): Record<string, Inspected> {
     {
       cwd: PROJECT_ROOT,
       encoding: 'utf8',
-      env: { ...process.env, ROWFLEET_PROCESSORS_DIR: dir, POWERTOOLS_LOG_LEVEL: 'SILENT' },
+      env: { ...process.env, [ENV.processorsDir]: dir, POWERTOOLS_LOG_LEVEL: 'SILENT' },
     },
   );
   if (r.status !== 0)

@@ -158,28 +158,31 @@ export class RowfleetApi extends Construct {
       return { route, method: resource.addMethod(route.method, integrations[route.function], options) };
     });
 
-    this.api.addGatewayResponse('Unauthorized', {
-      type: apigw.ResponseType.UNAUTHORIZED,
-      templates: {
-        'application/json': errorBody('UNAUTHENTICATED', '"A bearer token bound to a site is required."'),
-      },
-    });
-    this.api.addGatewayResponse('AccessDenied', {
-      type: apigw.ResponseType.ACCESS_DENIED,
-      templates: { 'application/json': errorBody('FORBIDDEN', '$context.error.messageString') },
-    });
-    this.api.addGatewayResponse('BadRequestBody', {
-      type: apigw.ResponseType.BAD_REQUEST_BODY,
-      templates: { 'application/json': errorBody('INVALID_REQUEST', '$context.error.messageString') },
-    });
-    this.api.addGatewayResponse('BadRequestParameters', {
-      type: apigw.ResponseType.BAD_REQUEST_PARAMETERS,
-      templates: { 'application/json': errorBody('INVALID_REQUEST', '$context.error.messageString') },
-    });
-    this.api.addGatewayResponse('Throttled', {
-      type: apigw.ResponseType.THROTTLED,
-      templates: { 'application/json': errorBody('THROTTLED', '"Too many requests; retry later."') },
-    });
+    // API Gateway's own refusals answer in the API's error shape: [id, type, code, message (a VTL expression)].
+    const refusals: readonly [string, apigw.ResponseType, string, string][] = [
+      [
+        'Unauthorized',
+        apigw.ResponseType.UNAUTHORIZED,
+        'UNAUTHENTICATED',
+        '"A bearer token bound to a site is required."',
+      ],
+      ['AccessDenied', apigw.ResponseType.ACCESS_DENIED, 'FORBIDDEN', '$context.error.messageString'],
+      [
+        'BadRequestBody',
+        apigw.ResponseType.BAD_REQUEST_BODY,
+        'INVALID_REQUEST',
+        '$context.error.messageString',
+      ],
+      [
+        'BadRequestParameters',
+        apigw.ResponseType.BAD_REQUEST_PARAMETERS,
+        'INVALID_REQUEST',
+        '$context.error.messageString',
+      ],
+      ['Throttled', apigw.ResponseType.THROTTLED, 'THROTTLED', '"Too many requests; retry later."'],
+    ];
+    for (const [id, type, code, message] of refusals)
+      this.api.addGatewayResponse(id, { type, templates: { 'application/json': errorBody(code, message) } });
 
     acknowledge(
       this.api,

@@ -19,6 +19,7 @@ import { reportQueuePrefix, TABLE_PARTITIONS } from '../config/names.ts';
 import { DEPLOYED_NODE_MAJOR, LAMBDA_RUNTIME, NODE_TARGET } from '../config/node.ts';
 import type { Workers } from './workers.ts';
 import { TRACE_EXPORT_ACK, TRACE_EXPORT_STATEMENT } from './tracing.ts';
+import { ENV } from '../config/env.ts';
 
 /** The functions' Lambda runtime: the Node the project deploys on (config/node.ts), by its fixed name. */
 export const DEPLOYED_RUNTIME: lambda.Runtime = (() => {
@@ -173,7 +174,7 @@ export class RowfleetFunction extends NodejsFunction {
 
   /** STAGE: the stage name (no permission). */
   bindStage(stage: string): this {
-    this.addEnvironment('STAGE', stage);
+    this.addEnvironment(ENV.stage, stage);
     return this;
   }
 
@@ -210,7 +211,7 @@ export class RowfleetFunction extends NodejsFunction {
         new iam.PolicyStatement({ actions: ['s3:ListBucket'], resources: [bucket.bucketArn] }),
       );
     }
-    this.addEnvironment('BUCKET_NAME', bucket.bucketName);
+    this.addEnvironment(ENV.bucket, bucket.bucketName);
     const patterns = [...new Set(grants.flatMap(([, keys]) => keys.map(pattern)))];
     acknowledgeFindings(this.role!, {
       rule: 'AwsSolutions-IAM5',
@@ -237,7 +238,7 @@ export class RowfleetFunction extends NodejsFunction {
         },
       }),
     );
-    this.addEnvironment('TABLE_NAME', table.tableName);
+    this.addEnvironment(ENV.table, table.tableName);
     return this;
   }
 
@@ -250,7 +251,7 @@ export class RowfleetFunction extends NodejsFunction {
     this.addToRolePolicy(
       new iam.PolicyStatement({ actions: ['kms:GenerateDataKey', 'kms:Decrypt'], resources: [key.keyArn] }),
     );
-    this.addEnvironment('JOBS_TOPIC_ARN', topic.topicArn);
+    this.addEnvironment(ENV.jobsTopicArn, topic.topicArn);
     return this;
   }
 
@@ -300,7 +301,7 @@ export class RowfleetFunction extends NodejsFunction {
    */
   bindFinalizeQueue(queue: sqs.IQueue, options: { readonly send: boolean }): this {
     if (options.send) this.grantSend(queue);
-    this.addEnvironment('FINALIZE_QUEUE_URL', queue.queueUrl);
+    this.addEnvironment(ENV.finalizeQueueUrl, queue.queueUrl);
     return this;
   }
 
@@ -310,7 +311,7 @@ export class RowfleetFunction extends NodejsFunction {
    */
   bindGrantRequests(queue: sqs.IQueue): this {
     this.grantSend(queue);
-    this.addEnvironment('GRANT_REQUESTS_QUEUE_URL', queue.queueUrl);
+    this.addEnvironment(ENV.grantRequestsQueueUrl, queue.queueUrl);
     return this;
   }
 
@@ -342,7 +343,7 @@ export class RowfleetFunction extends NodejsFunction {
 
   /** DLQ_ARN: only written into the redrive policy of the job queues the code creates (no permission needed). */
   bindDeadLetterQueue(dlq: sqs.IQueue): this {
-    this.addEnvironment('DLQ_ARN', dlq.queueArn);
+    this.addEnvironment(ENV.dlqArn, dlq.queueArn);
     return this;
   }
 
@@ -364,7 +365,7 @@ export class RowfleetFunction extends NodejsFunction {
    */
   emitTraces(): this {
     this.addToRolePolicy(TRACE_EXPORT_STATEMENT());
-    this.addEnvironment('ROWFLEET_TRACING', 'otlp');
+    this.addEnvironment(ENV.tracing, 'otlp');
     acknowledgeFindings(this.role!, TRACE_EXPORT_ACK);
     return this;
   }

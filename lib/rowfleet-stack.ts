@@ -12,6 +12,7 @@ import { Schedules } from './schedules.ts';
 import { Storage } from './storage.ts';
 import { Workers } from './workers.ts';
 import { processorManifests } from './processors.ts';
+import { ENV } from '../config/env.ts';
 
 export interface RowfleetStackProps extends StackProps {
   readonly stage: StageConfig;
@@ -256,7 +257,7 @@ export class RowfleetStack extends Stack {
         `node --import tsx "${inputDir}/web/build.ts" --stage ${stage} --out "${outputDir}/console"`,
       ],
     });
-    consoleFn.addEnvironment('UPLOAD_ORIGIN', `https://${bucket.bucketRegionalDomainName}`);
+    consoleFn.addEnvironment(ENV.consoleUploadOrigin, `https://${bucket.bucketRegionalDomainName}`);
 
     this.functions = { upload, status, finalize, authorizer, usageMail, reaper, console: consoleFn };
 

@@ -14,6 +14,7 @@ import { KEY_PREFIXES, reportQueuePrefix, resourceNames, TABLE_PARTITIONS } from
 import { acknowledge, acknowledgeFindings, arnFinding, escapeRegExp } from './nag.ts';
 import { PROJECT_ROOT } from './paths.ts';
 import { TRACE_EXPORT_ACK, TRACE_EXPORT_STATEMENT } from './tracing.ts';
+import { ENV } from '../config/env.ts';
 
 /** The worker's container name; RunTask overrides address it (WORKER_CONTAINER_NAME). */
 export const WORKER_CONTAINER_NAME = 'worker';
@@ -190,32 +191,32 @@ export class Workers extends Construct {
         mode: ecs.AwsLogDriverMode.NON_BLOCKING,
       }),
       environment: {
-        STAGE: props.stage,
-        BUCKET_NAME: props.bucket.bucketName,
-        TABLE_NAME: props.table.tableName,
-        FINALIZE_QUEUE_URL: props.finalizeQueue.queueUrl,
-        GRANT_REQUESTS_QUEUE_URL: props.grantRequestsQueue.queueUrl,
-        DLQ_ARN: props.deadLetterQueue.queueArn,
+        [ENV.stage]: props.stage,
+        [ENV.bucket]: props.bucket.bucketName,
+        [ENV.table]: props.table.tableName,
+        [ENV.finalizeQueueUrl]: props.finalizeQueue.queueUrl,
+        [ENV.grantRequestsQueueUrl]: props.grantRequestsQueue.queueUrl,
+        [ENV.dlqArn]: props.deadLetterQueue.queueArn,
         POWERTOOLS_SERVICE_NAME,
         POWERTOOLS_METRICS_NAMESPACE: METRIC_NAMESPACE,
         // Worker-start and chunk-attempt spans to X-Ray's OTLP endpoint (core/aws/tracing.ts).
-        ROWFLEET_TRACING: 'otlp',
+        [ENV.tracing]: 'otlp',
       },
     });
 
     this.grantWorkerAccess(props);
 
     this.launcherEnv = {
-      CLUSTER_ARN: this.cluster.clusterArn,
-      TASK_DEFINITION_ARN: this.taskDefinition.taskDefinitionArn,
-      WORKER_CONTAINER_NAME,
-      WORKER_SUBNET_IDS: (isPrivate ? this.vpc.isolatedSubnets : this.vpc.publicSubnets)
+      [ENV.cluster]: this.cluster.clusterArn,
+      [ENV.taskDefinition]: this.taskDefinition.taskDefinitionArn,
+      [ENV.workerContainer]: WORKER_CONTAINER_NAME,
+      [ENV.workerSubnets]: (isPrivate ? this.vpc.isolatedSubnets : this.vpc.publicSubnets)
         .map((s) => s.subnetId)
         .join(','),
-      WORKER_SECURITY_GROUP_IDS: this.securityGroup.securityGroupId,
+      [ENV.workerSecurityGroups]: this.securityGroup.securityGroupId,
       // Public subnets map no address on launch: a public task asks for its own (it pulls its image through the
       // internet gateway); a private one reaches everything through the endpoints.
-      WORKER_ASSIGN_PUBLIC_IP: isPrivate ? 'DISABLED' : 'ENABLED',
+      [ENV.workerAssignPublicIp]: isPrivate ? 'DISABLED' : 'ENABLED',
     };
 
     acknowledge(this.taskDefinition, {
@@ -353,36 +354,37 @@ export class Workers extends Construct {
   }
 
   /** RunTask of this task definition on this cluster, tagging the tasks, and passing its two roles. */
-  grantRun(grantee: iam.IGrantable): void {
+  grantRun(grantee: iam.IGrantable): iam.Grant {
     const stack = Stack.of(this);
     const family = stack.formatArn({
       service: 'ecs',
       resource: 'task-definition',
       resourceName: `${this.taskDefinition.family}:*`,
     });
-    iam.Grant.addToPrincipal({
+    const run = iam.Grant.addToPrincipal({
       grantee,
       actions: ['ecs:RunTask'],
       resourceArns: [family],
       conditions: { ArnEquals: { 'ecs:cluster': this.cluster.clusterArn } },
     });
-    iam.Grant.addToPrincipal({
+    const tag = iam.Grant.addToPrincipal({
       grantee,
       actions: ['ecs:TagResource'],
       resourceArns: [this.taskArns()],
       conditions: { StringEquals: { 'ecs:CreateAction': 'RunTask' } },
     });
-    iam.Grant.addToPrincipal({
+    const passRoles = iam.Grant.addToPrincipal({
       grantee,
       actions: ['iam:PassRole'],
       resourceArns: [this.taskDefinition.taskRole.roleArn, this.taskDefinition.obtainExecutionRole().roleArn],
       conditions: { StringEquals: { 'iam:PassedToService': 'ecs-tasks.amazonaws.com' } },
     });
+    return run.combine(tag).combine(passRoles);
   }
 
   /** DescribeTasks (with tags) on this cluster's tasks only: the reaper lists the tasks of every job. */
-  grantDescribe(grantee: iam.IGrantable): void {
-    iam.Grant.addToPrincipal({
+  grantDescribe(grantee: iam.IGrantable): iam.Grant {
+    return iam.Grant.addToPrincipal({
       grantee,
       actions: ['ecs:DescribeTasks'],
       resourceArns: [this.taskArns()],
@@ -391,20 +393,21 @@ export class Workers extends Construct {
   }
 
   /** ListTasks and StopTask on this cluster only. */
-  grantStop(grantee: iam.IGrantable): void {
+  grantStop(grantee: iam.IGrantable): iam.Grant {
     // ListTasks has no task resource: it is scoped by the ecs:cluster condition key.
-    iam.Grant.addToPrincipal({
+    const list = iam.Grant.addToPrincipal({
       grantee,
       actions: ['ecs:ListTasks'],
       resourceArns: ['*'],
       conditions: { ArnEquals: { 'ecs:cluster': this.cluster.clusterArn } },
     });
-    iam.Grant.addToPrincipal({
+    const stop = iam.Grant.addToPrincipal({
       grantee,
       actions: ['ecs:StopTask'],
       resourceArns: [this.taskArns()],
       conditions: { ArnEquals: { 'ecs:cluster': this.cluster.clusterArn } },
     });
+    return list.combine(stop);
   }
 
   private taskArns(): string {

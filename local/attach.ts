@@ -17,6 +17,7 @@ import { ownerAlive, privateStateDir, readOwner, sameProcess, type RuntimeOwner 
 import { CONSOLE_PATH } from '../core/intake/console.ts';
 import { getStage } from '../config/index.ts';
 import { runtimeProcess } from './entries.ts';
+import { ENV } from '../config/env.ts';
 
 /**
  * The attached runtime's pipeline side (the SDK clients, the handlers: most of what a command loads), loaded while
@@ -98,7 +99,7 @@ async function attachLink(
   const stateDir = resolve(o.stateDir);
   // `--max-workers N`: the budget of a runtime this command starts (its spawn env) and of this command's deps.
   const budgetEnv: Record<string, string> =
-    o.maxWorkers !== undefined ? { ROWFLEET_MAX_WORKERS: String(o.maxWorkers) } : {};
+    o.maxWorkers !== undefined ? { [ENV.maxWorkers]: String(o.maxWorkers) } : {};
   privateStateDir(stateDir);
   const deadline = Date.now() + START_TIMEOUT_MS;
   let started = false;
@@ -114,7 +115,7 @@ async function attachLink(
       if (pipeline) void loadAttached();
       const link = await connect(owner).catch(() => undefined);
       if (link) {
-        const theirs = owner.env.ROWFLEET_MAX_WORKERS;
+        const theirs = owner.env[ENV.maxWorkers];
         if (!started && o.maxWorkers !== undefined && theirs !== String(o.maxWorkers)) {
           process.stderr.write(
             `rowfleet: the local runtime of ${stateDir} is already running with ${theirs ?? 'the configured'} ` +

@@ -19,6 +19,7 @@ import { control, type AttachedApi, type AttachedRuntime } from './attach.ts';
 import type { RuntimeOwner } from './ownership.ts';
 import { setLocalAwsDefaults } from './resources.ts';
 import { mailViewerUrl } from './emulator-gate.ts';
+import { ENV } from '../config/env.ts';
 
 /** Workers are the runtime's child processes: an attached command launches them through it. */
 class RuntimeLauncher implements TaskLauncher {
@@ -55,7 +56,7 @@ export function attached(
   )
     resetClients();
   // The SDK clients and the usage mail's deps still read the environment (the runtime's endpoints, credentials).
-  Object.assign(process.env, owner.env, { ROWFLEET_RUNTIME_INSTANCE: owner.instance });
+  Object.assign(process.env, owner.env, { [ENV.runtimeInstance]: owner.instance });
   // The runtime's own budget wins over this command's `--max-workers` (which applies to a runtime it starts).
   const config = fromEnv({ ...process.env, ...budgetEnv, ...owner.env });
   const deps = buildDeps(config, new RuntimeLauncher(owner));

@@ -14,12 +14,11 @@
  * browser: they take the runtime's viewer key (derived from the secret), as `?key=` (which sets a cookie for the
  * page's own requests), the `x-rowfleet-key` header or that cookie.
  */
-import { createHash, createHmac, randomBytes, timingSafeEqual } from 'node:crypto';
+import { createHmac, randomBytes, timingSafeEqual } from 'node:crypto';
 import { readFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import type { IncomingMessage, RequestListener, Server, ServerResponse } from 'node:http';
-import { SignatureV4 } from '@smithy/signature-v4';
-import type { SourceData } from '@smithy/types';
+import { sigV4Signer } from '../core/aws/sigv4.ts';
 import type { AddressInfo } from 'node:net';
 
 export interface EmulatorCredentials {
@@ -80,30 +79,6 @@ export function loopbackHost(host: string | undefined, port: number): boolean {
   return LOOPBACK_NAMES.has(host.slice(0, at).toLowerCase()) && host.slice(at + 1) === String(port);
 }
 
-/** node:crypto in the shape @smithy/signature-v4 takes (a hash, or an HMAC when given a key). */
-class Sha256 {
-  private readonly h;
-  constructor(secret?: SourceData) {
-    this.h = secret === undefined ? createHash('sha256') : createHmac('sha256', bytes(secret));
-  }
-  update(data: SourceData): void {
-    this.h.update(bytes(data));
-  }
-  digest(): Promise<Uint8Array> {
-    return Promise.resolve(new Uint8Array(this.h.digest()));
-  }
-  reset(): void {
-    throw new Error('not supported');
-  }
-}
-
-const bytes = (d: SourceData): string | Uint8Array =>
-  typeof d === 'string'
-    ? d
-    : ArrayBuffer.isView(d)
-      ? new Uint8Array(d.buffer, d.byteOffset, d.byteLength)
-      : new Uint8Array(d);
-
 const same = (a: string, b: string) =>
   a.length === b.length && timingSafeEqual(Buffer.from(a), Buffer.from(b));
 
@@ -139,11 +114,10 @@ function queryOf(params: URLSearchParams, drop: ReadonlySet<string>): Record<str
 }
 
 const signer = (c: EmulatorCredentials, region: string, service: string) =>
-  new SignatureV4({
+  sigV4Signer({
     credentials: { accessKeyId: c.accessKeyId, secretAccessKey: c.secretAccessKey },
     region,
     service,
-    sha256: Sha256,
     // S3 signs the path as sent; the other services escape it once more (as the SDK's signer does).
     uriEscapePath: service !== 's3',
     applyChecksum: false,

@@ -3,10 +3,11 @@
  * core, beside the handlers and the workers. Talks to its parent over IPC.
  */
 import { startEmulators, type EmulatorOptions } from './emulators/index.ts';
+import { ENV } from '../config/env.ts';
 
 // The emulators' data (objects, queues, tables, mails) is this user's only: files 0600, directories 0700.
 process.umask(0o077);
-const options = JSON.parse(process.env.ROWFLEET_EMULATOR_OPTIONS ?? '{}') as EmulatorOptions;
+const options = JSON.parse(process.env[ENV.emulatorOptions] ?? '{}') as EmulatorOptions;
 const emulators = await startEmulators(options);
 let stopping = false;
 const stop = async () => {

@@ -4,6 +4,7 @@ import { localResourceNames } from '../config/names.ts';
 import { stateDirCredentials, type EmulatorCredentials } from './emulator-gate.ts';
 import { runtimeProcess } from './entries.ts';
 import type { EmulatorOptions } from './emulators/index.ts';
+import { ENV } from '../config/env.ts';
 
 /** The embedded emulators' process, the endpoints it answers on and the only credentials it takes. */
 export interface EmulatorHost {
@@ -31,7 +32,7 @@ export async function startEmulatorHost(stateDir: string, stage: string): Promis
   const host = runtimeProcess('emulator-host');
   const child = fork(host.file, [], {
     execArgv: host.execArgv,
-    env: { ...process.env, ROWFLEET_EMULATOR_OPTIONS: JSON.stringify(options) },
+    env: { ...process.env, [ENV.emulatorOptions]: JSON.stringify(options) },
     stdio: ['ignore', 'inherit', 'inherit', 'ipc'],
     // Its own process group: a terminal's Ctrl-C reaches only the CLI, which stops the emulators in order (state
     // saved). If the CLI dies, the host still stops on its own when the IPC channel closes.

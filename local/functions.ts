@@ -10,6 +10,7 @@ import type { Context } from 'aws-lambda';
 import { localContext } from '../lambdas/shared/middleware.ts';
 import { LocalTaskLauncher } from './launcher.ts';
 import { asAwsRole } from '../core/aws/aws-calls.ts';
+import { ENV } from '../config/env.ts';
 
 /** The local runtime's functions: the real handler factories, each given deps built from the environment. */
 export const FUNCTIONS = {
@@ -87,8 +88,8 @@ export class IsolatedFunction {
           env: {
             ...process.env,
             ...FUNCTION_PROCESS_ENV[name],
-            ROWFLEET_FUNCTION: name,
-            ROWFLEET_STATE_DIR: stateDir,
+            [ENV.functionName]: name,
+            [ENV.stateDir]: stateDir,
           },
           stdio: ['ignore', 'inherit', 'inherit', 'ipc'],
         });

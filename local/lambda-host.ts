@@ -1,12 +1,13 @@
 /** Child-process entry of an isolated local function (see IsolatedFunction). */
 import { errorMessage } from '../core/shared/errors.ts';
 import { FUNCTIONS, inProcess, localLauncher, type FunctionName } from './functions.ts';
+import { ENV } from '../config/env.ts';
 
-const name = process.env.ROWFLEET_FUNCTION as FunctionName;
+const name = process.env[ENV.functionName] as FunctionName;
 if (!(name in FUNCTIONS)) throw new Error(`unknown function ${name}`);
 const invoke = inProcess(
   name,
-  localLauncher(process.env.ROWFLEET_STATE_DIR ?? '.rowfleet', process.env.ROWFLEET_RUNTIME_INSTANCE),
+  localLauncher(process.env[ENV.stateDir] ?? '.rowfleet', process.env[ENV.runtimeInstance]),
 );
 const maxRss = () => process.resourceUsage().maxRSS * 1024;
 

@@ -34,6 +34,7 @@ import { mailViewerUrl } from './emulator-gate.ts';
 import { startEmulatorHost, type EmulatorHost } from './emulator-process.ts';
 import { acquireStateDir, privateStateDir, processStart, removeOwner, writeOwner } from './ownership.ts';
 import { ensureResources, setLocalAwsDefaults, type StageResources } from './resources.ts';
+import { ENV } from '../config/env.ts';
 
 export interface RuntimeOptions {
   /** Local state (objects, queues, DynamoDB, API tokens, worker logs). */
@@ -56,6 +57,11 @@ export interface RuntimeOptions {
   readonly heldStateDir?: () => Promise<void>;
   /** The embedded emulators, started already by the caller under that lock. @default started here */
   readonly emulators?: Promise<EmulatorHost>;
+  /**
+   * Spans of every process of the runtime (functions, workers) to the state directory's span store, or none (the
+   * bench's `--tracing off` measures tracing's cost that way). @default `off` if ROWFLEET_TRACING=off, else `file`
+   */
+  readonly tracing?: 'file' | 'off';
 }
 
 /** The AWS endpoints every process of the runtime addresses (the SDK clients follow AWS_ENDPOINT_URL_*). */
@@ -104,25 +110,24 @@ async function prepareAws(
   const env = {
     ...endpointEnv(endpoints, o.endpoint),
     ...credentials,
-    STAGE: stage,
-    BUCKET_NAME: names.bucket,
-    TABLE_NAME: names.table,
-    FINALIZE_QUEUE_URL: resources.finalizeQueueUrl,
-    JOBS_TOPIC_ARN: resources.jobsTopicArn,
-    DLQ_ARN: resources.dlqArn,
-    UPLOAD_EVENTS_URL: resources.uploadEventsUrl,
+    [ENV.stage]: stage,
+    [ENV.bucket]: names.bucket,
+    [ENV.table]: names.table,
+    [ENV.finalizeQueueUrl]: resources.finalizeQueueUrl,
+    [ENV.jobsTopicArn]: resources.jobsTopicArn,
+    [ENV.dlqArn]: resources.dlqArn,
+    [ENV.uploadEventsUrl]: resources.uploadEventsUrl,
     // Workers that leave and finalizes that end a job ask the upload function for a granter pass there.
-    GRANT_REQUESTS_QUEUE_URL: resources.uploadEventsUrl,
+    [ENV.grantRequestsQueueUrl]: resources.uploadEventsUrl,
     // `--max-workers N` of the command that started the runtime: its worker budget (core/deps.ts).
-    ...(process.env.ROWFLEET_MAX_WORKERS ? { ROWFLEET_MAX_WORKERS: process.env.ROWFLEET_MAX_WORKERS } : {}),
+    ...(process.env[ENV.maxWorkers] ? { [ENV.maxWorkers]: process.env[ENV.maxWorkers] } : {}),
     // Local workers share this machine's cores: a job that names no number gets at most one per core (core/deps.ts).
-    ROWFLEET_DEFAULT_WORKERS_PER_JOB:
-      process.env.ROWFLEET_DEFAULT_WORKERS_PER_JOB || String(availableParallelism()),
+    [ENV.defaultWorkersPerJob]: process.env[ENV.defaultWorkersPerJob] || String(availableParallelism()),
     // Every process of the runtime (functions, workers) writes its spans to the state directory's span store
-    // (core/shared/trace-file.ts), which GET /jobs/{token}/timeline reads. ROWFLEET_TRACING=off switches it off
-    // (the bench measures tracing's cost that way).
-    ROWFLEET_TRACING: process.env.ROWFLEET_TRACING === 'off' ? 'off' : 'file',
-    ROWFLEET_TRACE_DIR: join(stateDir, 'traces'),
+    // (core/shared/trace-file.ts), which GET /jobs/{token}/timeline reads, unless `tracing: 'off'` (or
+    // ROWFLEET_TRACING=off in the environment that starts it) switches it off.
+    [ENV.tracing]: o.tracing ?? (process.env[ENV.tracing] === 'off' ? 'off' : 'file'),
+    [ENV.traceDir]: join(stateDir, 'traces'),
   };
   return { host, endpoints, env };
 }
@@ -195,7 +200,7 @@ export class LocalRuntime {
     try {
       const aws = await prepareAws(o, stage, stateDir);
       host = aws.host;
-      const runtimeEnv = { ...aws.env, ROWFLEET_RUNTIME_INSTANCE: instance };
+      const runtimeEnv = { ...aws.env, [ENV.runtimeInstance]: instance };
       // The functions run in this process, the SDK clients and the usage mail's deps still read the environment.
       Object.assign(process.env, runtimeEnv);
       const launcher = localLauncher(stateDir, instance);
@@ -312,10 +317,10 @@ export class LocalRuntime {
   private wireEvents(fn: (name: FunctionName) => Invoke, env: Record<string, string>, reaperSeconds: number) {
     const finalize = fn('finalize') as (e: SQSEvent) => Promise<SQSBatchResponse>;
     const upload = fn('upload') as (e: SQSEvent) => Promise<unknown>;
-    this.sources.poll(env.FINALIZE_QUEUE_URL!, async (e) =>
+    this.sources.poll(env[ENV.finalizeQueueUrl]!, async (e) =>
       (await finalize(e)).batchItemFailures.map((f) => f.itemIdentifier),
     );
-    this.sources.poll(env.UPLOAD_EVENTS_URL!, async (e) => {
+    this.sources.poll(env[ENV.uploadEventsUrl]!, async (e) => {
       await upload(e);
       return [];
     });

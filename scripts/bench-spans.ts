@@ -1,19 +1,68 @@
 /**
- * The bench's phases from the pipeline's own records (issue 22): the end-to-end job's spans in the local span store.
- * Tracing's own cost is measured by running the bench with ROWFLEET_TRACING=off and without, alternated.
+ * The bench's phases from the pipeline's own records (issue 22): the end-to-end job's spans in the local span store,
+ * or its timestamps when the run had tracing off (`npm run bench -- --tracing off`: tracing's own cost is that run
+ * against one with `--tracing file`, alternated).
  */
 import { join } from 'node:path';
 import { readSpans } from '../core/shared/trace-file.ts';
-import { buildTimeline } from '../core/shared/timeline.ts';
+import { buildTimeline, type TimelineJob } from '../core/shared/timeline.ts';
+
+/** The bench's `--tracing`: the runtime's span store (`file`, as a user's local runtime has it) or none. */
+export type BenchTracing = 'file' | 'off';
+
+export function benchTracing(value: string | undefined): BenchTracing {
+  if (value === undefined || value === 'file') return 'file';
+  if (value === 'off') return 'off';
+  throw new Error(`--tracing must be file or off, not "${value}"`);
+}
+
+/** The job's fields the phases are read from (core/jobs/store.ts Job). */
+export interface PhaseJob extends TimelineJob {
+  readonly splitStartedAt?: string;
+  readonly splitDoneAt?: string;
+  readonly finalizingAt?: string;
+}
+
+/**
+ * The end-to-end job's phases in seconds and where they come from: its spans when tracing was on and the job's
+ * split and finalize spans are there, else its timestamps. Those are coarser: the queue wait is inside the workers'
+ * time, and the finalize stamps `finishedAt` (the manifest in the zip carries it) before it writes the zip, so the
+ * zip is counted with the download.
+ */
+export async function jobPhases(
+  stateDir: string,
+  job: PhaseJob,
+  runStart: number,
+  runEnd: number,
+  tracing: BenchTracing,
+): Promise<{ source: 'spans' | 'timestamps'; seconds: Record<string, number> }> {
+  const fromSpans = tracing === 'off' ? undefined : await spanPhases(stateDir, job, runStart, runEnd);
+  if (fromSpans) {
+    const seconds = Object.fromEntries(Object.entries(fromSpans).map(([k, v]) => [k, +v.toFixed(2)]));
+    return { source: 'spans', seconds };
+  }
+  const at = (iso: string | undefined) => (iso ? Date.parse(iso) : NaN);
+  const s = (ms: number) => +(ms / 1000).toFixed(2);
+  return {
+    source: 'timestamps',
+    seconds: {
+      uploadAndEvent: s(at(job.splitStartedAt) - runStart),
+      split: s(at(job.splitDoneAt) - at(job.splitStartedAt)),
+      workersAfterSplit: s(at(job.finalizingAt) - at(job.splitDoneAt)),
+      finalizeToFinishedAt: s(at(job.finishedAt) - at(job.finalizingAt)),
+      zipAndDownload: s(runEnd - at(job.finishedAt)),
+    },
+  };
+}
 
 /**
  * The end-to-end job's phases in seconds, from its spans: upload and event (the run's start to the split's), split,
  * queue wait, workers (grant to last chunk), finalize, download (the job's end to the run's). Undefined when no span
- * was recorded (ROWFLEET_TRACING=off): the bench then falls back to the job's timestamps.
+ * was recorded, or not the split's and the finalize's.
  */
-export async function spanPhases(
+async function spanPhases(
   stateDir: string,
-  job: { site: string; token: string; state: string; receivedAt: string; finishedAt?: string },
+  job: PhaseJob,
   runStart: number,
   runEnd: number,
 ): Promise<Record<string, number> | undefined> {

@@ -9,7 +9,9 @@
  *  5. the core-seconds the machine was busy (all processes, Linux /proc/stat) during the floor and the end-to-end run,
  *     and the end-to-end run's own per process kind (split, workers, finalize, emulators, runtime: scripts/bench-cpu.ts)
  *     against the floor's process: ownCoreSecondsVsFloor = (split + workers + finalize) ÷ floor.
- * Options: --records N (default 1,000,000), --dir DIR (work directory, default $TMPDIR/rowfleet-bench);
+ * Options: --records N (default 1,000,000), --dir DIR (work directory, default $TMPDIR/rowfleet-bench),
+ * --tracing file|off (the runtime's span store, default file as a user's local runtime has it; off measures
+ * tracing's cost, and the phases then come from the job's timestamps);
  * 6. the start-up of a small job: `npx rowfleet run` of the README's 10-row sample, no runtime running, spawn →
  *    receivedAt, three runs (scripts/bench-startup.ts).
  * --scenario io|mail|startup runs scripts/bench-io.ts, bench-mail.ts or bench-startup.ts instead.
@@ -31,12 +33,12 @@ import { jsonProcessor } from '../core/processors/json.ts';
 import { ZipWriter } from '../core/messages/zip.ts';
 import { LocalRuntime } from '../local/runtime.ts';
 import type { QueueStats } from '../local/emulators/sqs.ts';
-import { writeSampleCsv } from './gen-data.ts';
-import { runJob } from './run-job.ts';
+import { writeSampleCsv } from '../cli/gen-data.ts';
+import { runJob } from '../cli/run-job.ts';
 import { measureStartup } from './bench-startup.ts';
 import { fetchEmulatorPage } from '../local/emulator-gate.ts';
 import { ownCoreSeconds, processCoreSeconds, startCpuCount } from './bench-cpu.ts';
-import { spanPhases } from './bench-spans.ts';
+import { benchTracing, jobPhases } from './bench-spans.ts';
 
 // Other scenarios live in their own modules: `npm run bench -- --scenario io|mail|startup` (default: split, below).
 const scenario = parseArgs({ options: { scenario: { type: 'string' } }, strict: false }).values.scenario;
@@ -50,8 +52,10 @@ const { values } = parseArgs({
     scenario: { type: 'string' },
     records: { type: 'string', default: '1000000' },
     dir: { type: 'string' },
+    tracing: { type: 'string' },
   },
 });
+const tracing = benchTracing(values.tracing);
 const records = Number(values.records);
 const dir = values.dir ?? join(tmpdir(), 'rowfleet-bench');
 const MB = 1024 * 1024;
@@ -197,8 +201,8 @@ const floorCoreSeconds = processCoreSeconds() - floorCpu0;
 // 3b/2/4. End to end through the local API on the embedded runtime, each function in its own process.
 const stateDir = join(dir, 'state');
 rmSync(stateDir, { recursive: true, force: true });
-say('end-to-end run on the embedded runtime…');
-const rt = await LocalRuntime.start({ stateDir, isolateFunctions: true });
+say(`end-to-end run on the embedded runtime (tracing ${tracing})…`);
+const rt = await LocalRuntime.start({ stateDir, isolateFunctions: true, tracing });
 let e2e: Awaited<ReturnType<typeof timed<Awaited<ReturnType<typeof runJob>>>>>;
 let job;
 let stats: Record<string, QueueStats>;
@@ -247,17 +251,9 @@ const ratio = (x: number) => +x.toFixed(2);
 const round1 = (x: number | undefined) => (x === undefined ? undefined : +x.toFixed(1));
 const floorRate = floor.value / floor.seconds;
 const e2eRate = records / e2e.seconds;
-const at = (iso: string | undefined) => (iso ? Date.parse(iso) : NaN);
 const e2eStart = e2eStarted ?? NaN;
-/** Seconds of each phase of the end-to-end job: from its spans, or (tracing off) from the job's timestamps. */
-const fromSpans = await spanPhases(stateDir, job, e2eStart, e2eStart + e2e.seconds * 1000);
-const phases = fromSpans ?? {
-  uploadAndEvent: (at(job.splitStartedAt) - e2eStart) / 1000,
-  split: splitSeconds,
-  workersAfterSplit: (at(job.finalizingAt) - at(job.splitDoneAt)) / 1000,
-  finalize: (at(job.finishedAt) - at(job.finalizingAt)) / 1000,
-  download: (e2eStart + e2e.seconds * 1000 - at(job.finishedAt)) / 1000,
-};
+// Seconds of each phase of the end-to-end job: from its spans, or (tracing off) from the job's timestamps.
+const phases = await jobPhases(stateDir, job, e2eStart, e2eStart + e2e.seconds * 1000, tracing);
 const result = {
   records,
   fileMiB: +(bytes / MB).toFixed(1),
@@ -287,10 +283,10 @@ const result = {
   ownCoreSecondsVsFloor: coreSeconds ? ratio(ownCoreSeconds(coreSeconds) / floorCoreSeconds) : undefined,
   floorCoreSeconds: round1(floorCoreSeconds),
   coreSeconds,
-  phaseSeconds: Object.fromEntries(Object.entries(phases).map(([k, v]) => [k, +v.toFixed(2)])),
-  phaseSource: fromSpans ? 'spans' : 'timestamps',
-  // ROWFLEET_TRACING=off npm run bench: tracing's overhead is this run against one with tracing on.
-  tracing: process.env.ROWFLEET_TRACING === 'off' ? 'off' : 'on',
+  phaseSeconds: phases.seconds,
+  phaseSource: phases.source,
+  // `--tracing off`: tracing's overhead is this run's own core-seconds against a `--tracing file` run's.
+  tracing,
   splitPeakRssMiB: Math.round((memory.upload ?? 0) / MB),
   finalizePeakRssMiB: Math.round((memory.finalize ?? 0) / MB),
   startupSeconds: startup.seconds,

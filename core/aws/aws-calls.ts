@@ -1,6 +1,7 @@
 import { AsyncLocalStorage } from 'node:async_hooks';
 import { appendFileSync, mkdirSync, readFileSync } from 'node:fs';
 import { join } from 'node:path';
+import { ENV } from '../../config/env.ts';
 
 /**
  * Recording of the AWS calls a process makes (test/infra/iam.test.ts): with ROWFLEET_RECORD_AWS_CALLS=<dir>, every
@@ -40,7 +41,7 @@ export function asAwsRole<T>(role: string, fn: () => T): T {
  * local function (ROWFLEET_FUNCTION, local/functions.ts); else `local` (the local runtime itself).
  */
 export function awsRole(env: NodeJS.ProcessEnv = process.env): string {
-  return roleScope.getStore() ?? (env.JOB_TOKEN ? 'worker' : env.ROWFLEET_FUNCTION) ?? 'local';
+  return roleScope.getStore() ?? (env[ENV.jobToken] ? 'worker' : env[ENV.functionName]) ?? 'local';
 }
 
 const recorded = new Set<string>();

@@ -17,6 +17,7 @@ import {
   type TaskLauncher,
 } from './task-launcher.ts';
 import { ecsClient } from './clients.ts';
+import { ENV } from '../../config/env.ts';
 
 export interface EcsLauncherConfig {
   readonly cluster: string;
@@ -29,12 +30,12 @@ export interface EcsLauncherConfig {
 
 export function ecsLauncherConfigFromEnv(env: NodeJS.ProcessEnv = process.env): EcsLauncherConfig {
   return {
-    cluster: requireEnv('CLUSTER_ARN', env),
-    taskDefinition: requireEnv('TASK_DEFINITION_ARN', env),
-    containerName: requireEnv('WORKER_CONTAINER_NAME', env),
-    subnets: requireEnv('WORKER_SUBNET_IDS', env).split(','),
-    securityGroups: requireEnv('WORKER_SECURITY_GROUP_IDS', env).split(','),
-    assignPublicIp: env.WORKER_ASSIGN_PUBLIC_IP === 'ENABLED',
+    cluster: requireEnv(ENV.cluster, env),
+    taskDefinition: requireEnv(ENV.taskDefinition, env),
+    containerName: requireEnv(ENV.workerContainer, env),
+    subnets: requireEnv(ENV.workerSubnets, env).split(','),
+    securityGroups: requireEnv(ENV.workerSecurityGroups, env).split(','),
+    assignPublicIp: env[ENV.workerAssignPublicIp] === 'ENABLED',
   };
 }
 

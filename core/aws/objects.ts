@@ -12,6 +12,7 @@ import { getSignedUrl } from '@aws-sdk/s3-request-presigner';
 import { Upload } from '@aws-sdk/lib-storage';
 import { PassThrough, type Readable } from 'node:stream';
 import { SourceChangedError } from '../shared/errors.ts';
+import { retry } from '../shared/retry.ts';
 import { iamRequests, recordAwsCall } from './aws-calls.ts';
 import { s3Client } from './clients.ts';
 
@@ -24,6 +25,12 @@ export interface ReadOptions {
 function isPreconditionFailed(err: unknown): boolean {
   const e = err as { name?: string; Code?: string; $metadata?: { httpStatusCode?: number } };
   return e.name === 'PreconditionFailed' || e.$metadata?.httpStatusCode === 412;
+}
+
+/** S3's 409 ConditionalRequestConflict: another conditional write to the same key is in progress. */
+function isConditionalConflict(err: unknown): boolean {
+  const e = err as { name?: string; $metadata?: { httpStatusCode?: number } };
+  return e.name === 'ConditionalRequestConflict' || e.$metadata?.httpStatusCode === 409;
 }
 
 /** S3 operations of the pipeline, on one bucket. */
@@ -43,6 +50,33 @@ export class Objects {
       new PutObjectCommand({ Bucket: this.bucket, Key: key, Body: body, ContentType: contentType }),
     );
     return r.ETag;
+  }
+
+  /**
+   * Stores an object only if the key holds none (S3's conditional write, `If-None-Match: *`): true when this call
+   * stored it, false when another writer's object was there first — that one is kept, never replaced. A conflict
+   * with a concurrent conditional write (409) is asked again: the second answer is 200 or 412.
+   */
+  async putNew(key: string, body: Buffer | string, contentType = 'application/octet-stream'): Promise<boolean> {
+    try {
+      await retry(
+        () =>
+          this.s3.send(
+            new PutObjectCommand({
+              Bucket: this.bucket,
+              Key: key,
+              Body: body,
+              ContentType: contentType,
+              IfNoneMatch: '*',
+            }),
+          ),
+        { attempts: 4, delayMs: (n) => 50 * n, retryIf: isConditionalConflict },
+      );
+      return true;
+    } catch (err) {
+      if (isPreconditionFailed(err)) return false;
+      throw err;
+    }
   }
 
   /** The object as a stream of bytes (never buffered whole). */

@@ -1,3 +1,4 @@
+import { ENV } from '../../config/env.ts';
 /** Starts and stops the row workers of one job. ECS on AWS, child processes locally. */
 export interface TaskLauncher {
   /**
@@ -25,7 +26,7 @@ export interface LaunchRequest {
 
 /** Environment a worker needs besides the stage's resources. */
 export function workerEnv(req: LaunchRequest): Record<string, string> {
-  return { SITE: req.site, JOB_TOKEN: req.token };
+  return { [ENV.site]: req.site, [ENV.jobToken]: req.token };
 }
 
 /**

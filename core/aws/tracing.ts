@@ -2,6 +2,7 @@ import { JobFileExporter } from '../shared/trace-file.ts';
 import { Tracing } from '../shared/trace.ts';
 import { XrayOtlpExporter } from './xray-exporter.ts';
 import { recordAwsCall } from './aws-calls.ts';
+import { ENV } from '../../config/env.ts';
 
 /**
  * The process's tracing, from the environment (once per process; every deps built in it shares it):
@@ -12,23 +13,23 @@ import { recordAwsCall } from './aws-calls.ts';
  * - unset or `off` (tests, `npm run bench` with tracing switched off): none — every span is a no-op.
  */
 export function tracingFromEnv(env: NodeJS.ProcessEnv = process.env): Tracing | undefined {
-  const mode = env.ROWFLEET_TRACING ?? 'off';
+  const mode = env[ENV.tracing] ?? 'off';
   if (mode === 'off' || mode === '') return undefined;
-  const key = `${mode}|${env.ROWFLEET_TRACE_DIR ?? ''}|${env.ROWFLEET_TRACING_ENDPOINT ?? ''}`;
+  const key = `${mode}|${env[ENV.traceDir] ?? ''}|${env[ENV.tracingEndpoint] ?? ''}`;
   if (cached?.key === key) return cached.tracing;
   const exporter =
     mode === 'file'
-      ? new JobFileExporter(required(env, 'ROWFLEET_TRACE_DIR'))
+      ? new JobFileExporter(required(env, ENV.traceDir))
       : mode === 'otlp'
         ? new XrayOtlpExporter(required(env, 'AWS_REGION'), {
-            ...(env.ROWFLEET_TRACING_ENDPOINT ? { endpoint: env.ROWFLEET_TRACING_ENDPOINT } : {}),
+            ...(env[ENV.tracingEndpoint] ? { endpoint: env[ENV.tracingEndpoint] } : {}),
           })
         : undefined;
-  if (!exporter) throw new Error(`ROWFLEET_TRACING must be otlp, file or off, not "${mode}"`);
+  if (!exporter) throw new Error(`${ENV.tracing} must be otlp, file or off, not "${mode}"`);
   const kind =
-    env.ROWFLEET_FUNCTION ?? env.AWS_LAMBDA_FUNCTION_NAME ?? (env.JOB_TOKEN ? 'worker' : 'local-runtime');
+    env[ENV.functionName] ?? env.AWS_LAMBDA_FUNCTION_NAME ?? (env[ENV.jobToken] ? 'worker' : 'local-runtime');
   const tracing = new Tracing(exporter, {
-    service: `rowfleet-${env.STAGE ?? 'unknown'}`,
+    service: `rowfleet-${env[ENV.stage] ?? 'unknown'}`,
     processKind: kind,
     // On AWS the process that records a span exports it (OTLP to X-Ray, authorized as xray:PutTraceSegments, which
     // has no resource-level permission): test/infra/iam.test.ts checks that grant against the roles that do.
@@ -47,6 +48,6 @@ export async function flushTracing(ms: number): Promise<void> {
 
 function required(env: NodeJS.ProcessEnv, name: string): string {
   const v = env[name];
-  if (!v) throw new Error(`ROWFLEET_TRACING=${env.ROWFLEET_TRACING} needs ${name}`);
+  if (!v) throw new Error(`${ENV.tracing}=${env[ENV.tracing]} needs ${name}`);
   return v;
 }

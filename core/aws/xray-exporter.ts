@@ -1,12 +1,12 @@
-import { createHash, createHmac } from 'node:crypto';
 import { gzipSync } from 'node:zlib';
 import { DynamoDBClient } from '@aws-sdk/client-dynamodb';
 import { ExportResultCode, type ExportResult } from '@opentelemetry/core';
 import { ProtobufTraceSerializer } from '@opentelemetry/otlp-transformer';
 import type { ReadableSpan, SpanExporter } from '@opentelemetry/sdk-trace-base';
-import { SignatureV4 } from '@smithy/signature-v4';
-import type { AwsCredentialIdentityProvider, SourceData } from '@smithy/types';
+import type { SignatureV4 } from '@smithy/signature-v4';
+import type { AwsCredentialIdentityProvider } from '@smithy/types';
 import { logger } from '../shared/log.ts';
+import { sigV4Signer } from './sigv4.ts';
 
 /**
  * Spans to the region's X-Ray OTLP endpoint (`https://xray.<region>.amazonaws.com/v1/traces`, CloudWatch
@@ -25,12 +25,11 @@ export class XrayOtlpExporter implements SpanExporter {
     o: { readonly endpoint?: string; readonly credentials?: AwsCredentialIdentityProvider } = {},
   ) {
     this.url = new URL(o.endpoint ?? `https://xray.${region}.amazonaws.com/v1/traces`);
-    this.signer = new SignatureV4({
+    this.signer = sigV4Signer({
       service: 'xray',
       region,
       // The SDK's default chain (the Lambda's or the task role's credentials), resolved as any client does.
       credentials: o.credentials ?? new DynamoDBClient({ region }).config.credentials,
-      sha256: Sha256,
     });
   }
 
@@ -86,27 +85,3 @@ export class XrayOtlpExporter implements SpanExporter {
     await this.forceFlush();
   }
 }
-
-/** node:crypto in the shape @smithy/signature-v4 takes (a hash, or an HMAC when given a key). */
-class Sha256 {
-  private readonly h;
-  constructor(secret?: SourceData) {
-    this.h = secret === undefined ? createHash('sha256') : createHmac('sha256', bytes(secret));
-  }
-  update(data: SourceData): void {
-    this.h.update(bytes(data));
-  }
-  digest(): Promise<Uint8Array> {
-    return Promise.resolve(new Uint8Array(this.h.digest()));
-  }
-  reset(): void {
-    throw new Error('not supported');
-  }
-}
-
-const bytes = (d: SourceData): string | Uint8Array =>
-  typeof d === 'string'
-    ? d
-    : ArrayBuffer.isView(d)
-      ? new Uint8Array(d.buffer, d.byteOffset, d.byteLength)
-      : new Uint8Array(d);

@@ -6,7 +6,13 @@ import { publishMetrics, publishSiteMetrics } from '../shared/metrics.ts';
 import { launchWorkers } from './launch.ts';
 import { demandOfJob, queueStats, type Grant } from './plan.ts';
 import type { PassReport } from './store.ts';
-import { currentTraceparent, jobAttrs, startSpan } from '../shared/trace.ts';
+import { startJobSpan } from '../shared/trace.ts';
+
+/** What a granter pass uses: the budget and its grants, the jobs it starts, the launcher of their workers. */
+export type GrantDeps = Pick<
+  PipelineDeps,
+  'budget' | 'env' | 'grants' | 'jobs' | 'launcher' | 'timings' | 'tracing'
+>;
 
 /** The body of a grant-pass request on the upload-events queue (the upload function runs the pass). */
 export const GRANT_PASS_REQUEST = { rowfleet: 'grant-pass' } as const;
@@ -25,7 +31,7 @@ export function isGrantPassRequest(body: string): boolean {
  * ended freed places, and a job waiting in the queue should get them now, not at the reaper's next pass. Without
  * a queue to ask through (a process outside the stage), nothing is asked: the reaper's pass grants anyway.
  */
-export async function requestGrantPass(deps: PipelineDeps): Promise<void> {
+export async function requestGrantPass(deps: Pick<PipelineDeps, 'env' | 'queues'>): Promise<void> {
   const url = deps.env.grantRequestsQueueUrl;
   if (!url) return;
   await deps.queues.sendOne(url, JSON.stringify(GRANT_PASS_REQUEST));
@@ -35,7 +41,7 @@ export async function requestGrantPass(deps: PipelineDeps): Promise<void> {
  * A job's demand for workers, from its record: asked when its split is done, kept current by the reaper (records
  * and chunks left), so that the budget grants it at most what it can use.
  */
-export async function askForWorkers(deps: PipelineDeps, job: Job): Promise<void> {
+export async function askForWorkers(deps: Pick<PipelineDeps, 'grants'>, job: Job): Promise<void> {
   // A stopped job (cancelled, over its failure rate) asks for none: its finalize is coming (core/stop/stop.ts).
   if (job.stop) return;
   const d = demandOfJob(job, job.workers ?? 1);
@@ -56,7 +62,7 @@ export async function askForWorkers(deps: PipelineDeps, job: Job): Promise<void>
  * budget's figures: workers held, jobs queued, and each first grant's wait per site.
  */
 export async function grantWorkers(
-  deps: PipelineDeps,
+  deps: GrantDeps,
   by: 'split' | 'reaper' | 'request',
   now?: () => number,
 ): Promise<PassReport> {
@@ -90,7 +96,7 @@ export async function grantWorkers(
  * Before a grant's workers start: a QUEUED job becomes RUNNING; a job that ended, or a queued one that was stopped
  * (cancelled while it waited), wants none any more.
  */
-async function startIfQueued(deps: PipelineDeps, g: Grant): Promise<boolean> {
+async function startIfQueued(deps: Pick<PipelineDeps, 'jobs' | 'tracing'>, g: Grant): Promise<boolean> {
   const job = await deps.jobs.get(g.site, g.token);
   if (!job || isTerminal(job.state) || job.state === 'FINALIZING') return false;
   if (job.state === 'QUEUED' && job.stop) return false;
@@ -102,15 +108,9 @@ async function startIfQueued(deps: PipelineDeps, g: Grant): Promise<boolean> {
   if (running) {
     jobLogger(g.site, g.token).info('workers granted; job running', { workers: g.count });
     // The wait for workers, QUEUED → RUNNING, recorded by the one granter whose move won.
-    const waited = startSpan(
-      deps.tracing,
-      'rowfleet.queued',
-      currentTraceparent(running),
-      jobAttrs(running),
-      {
-        startTime: new Date(running.queuedAt ?? running.receivedAt),
-      },
-    );
+    const waited = startJobSpan(deps.tracing, 'rowfleet.queued', running, {
+      startTime: new Date(running.queuedAt ?? running.receivedAt),
+    });
     waited.setAttribute('rowfleet.workers_granted', g.count);
     waited.end(new Date(running.runningAt ?? Date.now()));
   }
@@ -119,7 +119,10 @@ async function startIfQueued(deps: PipelineDeps, g: Grant): Promise<boolean> {
 }
 
 /** The reaper's figures of the budget: the oldest wait of a queued job (the alarm's input). */
-export async function publishQueueFigures(deps: PipelineDeps, now = Date.now()): Promise<void> {
+export async function publishQueueFigures(
+  deps: Pick<PipelineDeps, 'env' | 'grants'>,
+  now = Date.now(),
+): Promise<void> {
   const { state, demand } = await deps.grants.read(false);
   const s = queueStats(state, demand, now);
   publishMetrics(deps.env.stage, {

@@ -27,7 +27,7 @@ export function launchBackoffSeconds(
  * until it succeeds or the job leaves RUNNING.
  */
 export async function launchWorkers(
-  deps: PipelineDeps,
+  deps: Pick<PipelineDeps, 'env' | 'jobs' | 'launcher' | 'timings'>,
   job: Pick<Job, 'site' | 'token' | 'launchFailures'>,
   count: number,
   by: 'split' | 'reaper',

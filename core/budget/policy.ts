@@ -1,3 +1,4 @@
+import { BinaryHeap } from '../shared/heap.ts';
 import { own } from '../shared/own.ts';
 
 /**
@@ -135,46 +136,6 @@ function before(a: SiteQueue, b: SiteQueue): boolean {
   return a.site < b.site;
 }
 
-/** A binary heap of the open sites, ordered by {@link before}. */
-class SiteHeap {
-  private readonly items: SiteQueue[] = [];
-
-  get size(): number {
-    return this.items.length;
-  }
-
-  push(s: SiteQueue): void {
-    const a = this.items;
-    a.push(s);
-    for (let i = a.length - 1; i > 0;) {
-      const p = (i - 1) >> 1;
-      if (!before(a[i]!, a[p]!)) break;
-      [a[i], a[p]] = [a[p]!, a[i]!];
-      i = p;
-    }
-  }
-
-  pop(): SiteQueue {
-    const a = this.items;
-    const top = a[0]!;
-    const last = a.pop()!;
-    if (a.length > 0) {
-      a[0] = last;
-      for (let i = 0; ;) {
-        const l = 2 * i + 1;
-        const r = l + 1;
-        let m = i;
-        if (l < a.length && before(a[l]!, a[m]!)) m = l;
-        if (r < a.length && before(a[r]!, a[m]!)) m = r;
-        if (m === i) break;
-        [a[i], a[m]] = [a[m]!, a[i]!];
-        i = m;
-      }
-    }
-    return top;
-  }
-}
-
 /**
  * Computes every job's target: weighted max-min fairness across sites, the oldest job's first unit and then
  * smallest first within a site. Never more than the budget in total, than a site's cap for a site, than a
@@ -200,7 +161,8 @@ export function allocate(
     list.push(j);
     bySite.set(j.site, list);
   }
-  const heap = new SiteHeap();
+  // The open sites, the one to get the next unit first.
+  const heap = new BinaryHeap(before);
   const queues: SiteQueue[] = [];
   for (const [site, jobs] of [...bySite].sort(([a], [b]) => (a < b ? -1 : a > b ? 1 : 0))) {
     const q = new SiteQueue(site, jobs, own(policy.sites, site));
@@ -210,7 +172,7 @@ export function allocate(
   const sequence: string[] = [];
   const limit = opts.extend ? Infinity : policy.maxWorkers;
   while (sequence.length < limit && heap.size > 0) {
-    const q = heap.pop();
+    const q = heap.pop()!;
     const job = q.take();
     const key = jobKey(job.site, job.token);
     sequence.push(key);

@@ -27,7 +27,6 @@ import {
   DeleteCommand,
   GetCommand,
   PutCommand,
-  QueryCommand,
   UpdateCommand,
   type DynamoDBDocumentClient,
 } from '@aws-sdk/lib-dynamodb';
@@ -49,7 +48,13 @@ import {
   type LeaveDecision,
 } from './plan.ts';
 import { LaunchFailedError, type TaskInfo, type TaskLauncher } from '../aws/task-launcher.ts';
-import { isConditionFailure, unlessConditionFails, updateIf, type TableRef } from '../shared/dynamo.ts';
+import {
+  isConditionFailure,
+  queryItems,
+  unlessConditionFails,
+  updateIf,
+  type TableRef,
+} from '../shared/dynamo.ts';
 
 export interface PassOptions {
   readonly launcher: TaskLauncher;
@@ -173,23 +178,15 @@ export class GrantStore {
   async read(consistent = true): Promise<{ state: BudgetState; demand: Demand[] }> {
     let state: BudgetState = EMPTY_BUDGET;
     const demand: Demand[] = [];
-    let start: Record<string, unknown> | undefined;
-    do {
-      const r = await this.ddb.send(
-        new QueryCommand({
-          TableName: this.table,
-          KeyConditionExpression: 'pk = :pk',
-          ExpressionAttributeValues: { ':pk': this.partition },
-          ConsistentRead: consistent,
-          ExclusiveStartKey: start,
-        }),
-      );
-      for (const item of r.Items ?? []) {
-        if (item.sk === BUDGET_SK) state = toState(item);
-        else if (String(item.sk).startsWith(DEMAND_PREFIX)) demand.push(toDemand(item));
-      }
-      start = r.LastEvaluatedKey;
-    } while (start);
+    const items = queryItems(this.ref, {
+      KeyConditionExpression: 'pk = :pk',
+      ExpressionAttributeValues: { ':pk': this.partition },
+      ConsistentRead: consistent,
+    });
+    for await (const item of items) {
+      if (item.sk === BUDGET_SK) state = toState(item);
+      else if (String(item.sk).startsWith(DEMAND_PREFIX)) demand.push(toDemand(item));
+    }
     return { state, demand };
   }
 

@@ -44,6 +44,22 @@ const PREFETCH = 4;
 /** Parts whose meta (failures, counts) is read at once. */
 const PART_METAS_IN_FLIGHT = 8;
 
+/** What a finalize uses of the pipeline's dependencies (the finalize Lambda and the local runtime pass the bag). */
+export type FinalizeDeps = Pick<
+  PipelineDeps,
+  | 'env'
+  | 'grants'
+  | 'jobs'
+  | 'launcher'
+  | 'limits'
+  | 'notifier'
+  | 'objects'
+  | 'queues'
+  | 'timings'
+  | 'tracing'
+  | 'usage'
+>;
+
 export interface FinalizeResult {
   readonly state: 'SUCCEEDED' | 'PARTIAL' | 'FAILED' | 'CANCELLED' | 'SKIPPED';
   readonly resultKey?: string;
@@ -61,7 +77,7 @@ export function leaseHolder(instance: string | undefined, requestId: string): st
  * `requestId` names this invocation in the lease (the Lambda request id on AWS).
  */
 export async function finalizeJob(
-  deps: PipelineDeps,
+  deps: FinalizeDeps,
   site: string,
   token: string,
   requestId: string = randomUUID(),
@@ -102,7 +118,7 @@ export async function finalizeJob(
 }
 
 async function buildAndFinish(
-  deps: PipelineDeps,
+  deps: FinalizeDeps,
   job: Job,
   started: Date,
   log: Log,
@@ -518,7 +534,11 @@ function unaccounted(
 }
 
 /** A job ended: its places in the stage's worker budget go back, and a pass gives them to queued jobs. */
-async function releaseWorkerPlaces(deps: PipelineDeps, site: string, token: string): Promise<void> {
+async function releaseWorkerPlaces(
+  deps: Pick<PipelineDeps, 'env' | 'grants' | 'queues'>,
+  site: string,
+  token: string,
+): Promise<void> {
   if ((await deps.grants.finish(site, token)) > 0) await requestGrantPass(deps);
 }
 

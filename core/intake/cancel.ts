@@ -1,15 +1,20 @@
 import type { PipelineDeps } from '../deps.ts';
-import { isJobToken } from '../jobs/keys.ts';
 import { isTerminal } from '../jobs/states.ts';
 import { expiresAt, type Job } from '../jobs/store.ts';
 import { stopJob } from '../stop/stop.ts';
-import { BadRequestError, NotFoundError } from '../shared/errors.ts';
+import { BadRequestError } from '../shared/errors.ts';
 import { jobLogger } from '../shared/log.ts';
 import { publishMetrics } from '../shared/metrics.ts';
 import { recordJobUsage, usageStoreOf } from '../usage/store.ts';
 import { jobView, type JobView } from './operations.ts';
-import { echoed } from '../shared/own.ts';
+import { siteJob } from './site-job.ts';
 import { endJobSpan } from '../shared/trace.ts';
+
+/** What a cancel uses: the job and its stop, the budget's places, the view answered, and an unsplit job's end. */
+type CancelDeps = Pick<
+  PipelineDeps,
+  'env' | 'grants' | 'jobs' | 'limits' | 'notifier' | 'objects' | 'queues' | 'tracing' | 'usage'
+>;
 
 export interface CancelAnswer {
   /** 200: the job is CANCELLED (now, or before: a cancel is idempotent); 202: the cancel is taking effect. */
@@ -35,11 +40,9 @@ const ATTEMPTS = 3;
  *   failure rate: 409 JOB_FINISHED.
  * - Another site's job, or no such job: 404.
  */
-export async function cancelJob(deps: PipelineDeps, site: string, token: string): Promise<CancelAnswer> {
-  if (!isJobToken(token)) throw new NotFoundError(`No job ${echoed(token)}.`);
+export async function cancelJob(deps: CancelDeps, site: string, token: string): Promise<CancelAnswer> {
   for (let attempt = 1; ; attempt++) {
-    const job = await deps.jobs.get(site, token);
-    if (!job) throw new NotFoundError(`No job ${echoed(token)}.`);
+    const job = await siteJob(deps, site, token);
     const answer = await cancelOnce(deps, job);
     if (answer) return answer;
     if (attempt >= ATTEMPTS) throw new Error(`job ${token}: its state kept changing during the cancel`);
@@ -47,7 +50,7 @@ export async function cancelJob(deps: PipelineDeps, site: string, token: string)
 }
 
 /** One attempt; undefined when the job's state changed under it (read it again). */
-async function cancelOnce(deps: PipelineDeps, job: Job): Promise<CancelAnswer | undefined> {
+async function cancelOnce(deps: CancelDeps, job: Job): Promise<CancelAnswer | undefined> {
   const { site, token } = job;
   if (job.state === 'CANCELLED') return { status: 200, view: await jobView(deps, job) };
   if (job.stop?.reason === 'CANCELLED') return { status: 202, view: await jobView(deps, job) };

@@ -29,7 +29,7 @@ export const CHECK_REJECTED_SHOWN = 20;
  * records' outputs rendered by the processor's side-effect-free preview, and an estimate of the run.
  */
 export async function checkDirectJob(
-  deps: PipelineDeps,
+  deps: Pick<PipelineDeps, 'budget' | 'env' | 'grants' | 'limits' | 'timings'>,
   site: string,
   body: Buffer,
   input: unknown,
@@ -150,7 +150,7 @@ function outputBytes(samples: CheckAnswer['samples']): number {
 }
 
 async function estimateOf(
-  deps: PipelineDeps,
+  deps: Pick<PipelineDeps, 'env' | 'limits' | 'timings'>,
   processor: Info,
   r: ValidatedRequest,
   file: FileCheck,

@@ -1,13 +1,13 @@
 import { createInterface } from 'node:readline';
 import type { PipelineDeps } from '../deps.ts';
-import { isJobToken, keys } from '../jobs/keys.ts';
+import { keys } from '../jobs/keys.ts';
 import { isTerminal } from '../jobs/states.ts';
 import type { ErrorRow } from '../messages/part.ts';
 import { BadRequestError, NotFoundError } from '../shared/errors.ts';
 import { ERRORS_PAGE_DEFAULT, errorsPageQuery, queryInput } from './query.ts';
 import { parseOrBadRequest } from './request.ts';
-import { echoed } from '../shared/own.ts';
 import type { ErrorPage } from './wire.ts';
+import { siteJob } from './site-job.ts';
 // The wire shapes are defined Node-free in ./wire.ts (the console reads them); their names stay importable here.
 export type { ErrorPage };
 
@@ -19,7 +19,7 @@ export type { ErrorPage };
  * retry's attempt runs, the rows of the attempt before are served.
  */
 export async function errorsPage(
-  deps: PipelineDeps,
+  deps: Pick<PipelineDeps, 'jobs' | 'objects'>,
   site: string,
   token: string,
   query: Readonly<Record<string, string | undefined>> | null,
@@ -27,9 +27,7 @@ export async function errorsPage(
   const q = parseOrBadRequest(errorsPageQuery, queryInput(query));
   const limit = q.limit ?? ERRORS_PAGE_DEFAULT;
   const offset = q.offset ?? 0;
-  if (!isJobToken(token)) throw new NotFoundError(`No job ${echoed(token)}.`);
-  const job = await deps.jobs.get(site, token);
-  if (!job) throw new NotFoundError(`No job ${echoed(token)}.`);
+  const job = await siteJob(deps, site, token);
   // While a retry's attempt runs, the rows are those the attempt before left (core/jobs/attempts.ts).
   const finished = isTerminal(job.state) ? job.attempt : job.attempt && job.attempt > 1 ? job.attempt - 1 : 0;
   if (finished === 0) {

@@ -51,7 +51,7 @@ export function decodeCursor(site: string, cursor: string): JobPosition {
 
 /** GET /jobs?limit=&cursor=: one Query of the site's jobs by time (core/jobs/store.ts page), never its history. */
 export async function jobsPage(
-  deps: PipelineDeps,
+  deps: Pick<PipelineDeps, 'jobs' | 'objects'>,
   site: string,
   query: Readonly<Record<string, string | undefined>> | null,
 ): Promise<JobsPage> {

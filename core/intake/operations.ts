@@ -1,25 +1,25 @@
 import { loadConfig } from '../../config/index.ts';
-import { BadRequestError, NotFoundError } from '../shared/errors.ts';
+import { BadRequestError } from '../shared/errors.ts';
 import { jobCounts, type Job, type ListedJob } from '../jobs/store.ts';
 import { attemptsOf, RETRYABLE_FROM } from '../jobs/attempts.ts';
-import { isJobToken, keys, newJobToken, parseSourceKey } from '../jobs/keys.ts';
+import { keys, newJobToken, parseSourceKey } from '../jobs/keys.ts';
 import { jobLogger, logger } from '../shared/log.ts';
 import type { PipelineDeps } from '../deps.ts';
 import { DEFAULT_PROCESSOR, processorInfo } from '../processors/index.ts';
-import { splitJob } from '../split/split.ts';
+import { splitJob, type SplitDeps } from '../split/split.ts';
 import { isTerminal } from '../jobs/states.ts';
 import { grantWorkers, isGrantPassRequest } from '../budget/grant-workers.ts';
 import { parseJobRequest, type JobRequest } from './request.ts';
-import { echoed } from '../shared/own.ts';
 import { newJobTraceparent } from '../shared/trace.ts';
 import type { JobView } from './wire.ts';
+import { siteJob } from './site-job.ts';
 // The wire shapes are defined Node-free in ./wire.ts (the console reads them); their names stay importable here.
 export type { JobView };
 
 export const DOWNLOAD_URL_SECONDS = 3600;
 
 /** A job's view; a listed job (its listing's fields only) is enough. */
-export async function jobView(deps: PipelineDeps, job: ListedJob): Promise<JobView> {
+export async function jobView(deps: Pick<PipelineDeps, 'objects'>, job: ListedJob): Promise<JobView> {
   const rows = jobCounts(job);
   const view: JobView = {
     token: job.token,
@@ -101,7 +101,7 @@ export async function validated(site: string, req: JobRequest): Promise<Validate
 
 /** A new job record (RECEIVED) in the site's partition, for a validated request. */
 export async function createJob(
-  deps: PipelineDeps,
+  deps: Pick<PipelineDeps, 'jobs' | 'limits'>,
   site: string,
   r: ValidatedRequest,
   upload: Job['upload'],
@@ -131,7 +131,7 @@ export async function createJob(
 
 /** POST /jobs: the CSV in the request body (options in `input`, see request.ts); stored, then split inline. */
 export async function startDirectJob(
-  deps: PipelineDeps,
+  deps: SplitDeps,
   site: string,
   body: Buffer,
   input: unknown,
@@ -155,7 +155,11 @@ export function refuseTooLarge(deps: Pick<PipelineDeps, 'limits'>, body: Buffer)
 }
 
 /** POST /uploads: a job waiting for its file, and a presigned POST for exactly its source key. */
-export async function startPresignedJob(deps: PipelineDeps, site: string, input: unknown) {
+export async function startPresignedJob(
+  deps: Pick<PipelineDeps, 'jobs' | 'limits' | 'objects' | 'timings'>,
+  site: string,
+  input: unknown,
+) {
   const r = await validated(site, parseJobRequest(input));
   // The split runs later, on the S3 event: the requested worker count waits in the job's options.
   const { token, sourceKey } = await createJob(deps, site, r, 'presigned', {
@@ -182,7 +186,7 @@ export async function startPresignedJob(deps: PipelineDeps, site: string, input:
  * A message of the upload-events queue: an S3 event notification (a presigned upload arrived: split it) or a
  * grant-pass request (a worker left or a job ended: grant the freed places).
  */
-export async function onUploadEvent(deps: PipelineDeps, body: string): Promise<void> {
+export async function onUploadEvent(deps: SplitDeps, body: string): Promise<void> {
   if (isGrantPassRequest(body)) {
     await grantWorkers(deps, 'request');
     return;
@@ -204,7 +208,7 @@ export function uploadedSourceKeys(body: string): string[] {
 }
 
 /** The S3 event of a presigned upload: split the job whose source key this is (any other key is ignored). */
-export async function splitUploaded(deps: PipelineDeps, key: string) {
+export async function splitUploaded(deps: SplitDeps, key: string) {
   const ids = parseSourceKey(key);
   if (!ids) {
     logger.warn('ignored object outside uploads/<site>/<token>/source.csv', { key });
@@ -219,12 +223,12 @@ export async function splitUploaded(deps: PipelineDeps, key: string) {
   return r;
 }
 
-export async function getJobView(deps: PipelineDeps, site: string, token: string): Promise<JobView> {
-  // Stryker disable next-line ConditionalExpression: a malformed token finds no job in the partition either: the same 404 (the check saves the read)
-  if (!isJobToken(token)) throw new NotFoundError(`No job ${echoed(token)}.`);
-  const job = await deps.jobs.get(site, token);
-  // Another site's token is simply not in this site's partition: 404, never its data.
-  if (!job) throw new NotFoundError(`No job ${echoed(token)}.`);
+export async function getJobView(
+  deps: Pick<PipelineDeps, 'budget' | 'grants' | 'jobs' | 'objects'>,
+  site: string,
+  token: string,
+): Promise<JobView> {
+  const job = await siteJob(deps, site, token);
   const view = await jobView(deps, job);
   if (job.state !== 'QUEUED' && job.state !== 'RUNNING') return view;
   return { ...view, workers: await deps.grants.status(deps.budget, site, token) };

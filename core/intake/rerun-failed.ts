@@ -1,6 +1,6 @@
-import { BadRequestError, NotFoundError } from '../shared/errors.ts';
+import { BadRequestError } from '../shared/errors.ts';
 import { getJobView, type JobView } from './operations.ts';
-import { isJobToken, keys, reportQueueName } from '../jobs/keys.ts';
+import { keys, reportQueueName } from '../jobs/keys.ts';
 import type { PipelineDeps } from '../deps.ts';
 import { isTerminal } from '../jobs/states.ts';
 import { asRanges, decodeChunk, rangeNumbers, type ChunkMessage } from '../messages/chunk.ts';
@@ -8,10 +8,13 @@ import { requestFinalize } from '../messages/finalize-request.ts';
 import { attemptsOf, currentAttempt, RETRYABLE_FROM, type AttemptSummary } from '../jobs/attempts.ts';
 import type { Job } from '../jobs/store.ts';
 import { queueChunks } from '../split/split.ts';
-import { askForWorkers, grantWorkers } from '../budget/grant-workers.ts';
+import { askForWorkers, grantWorkers, type GrantDeps } from '../budget/grant-workers.ts';
 import { jobLogger } from '../shared/log.ts';
-import { echoed } from '../shared/own.ts';
 import { attemptTraceparent } from '../shared/trace.ts';
+import { siteJob } from './site-job.ts';
+
+/** What starting an attempt uses: its records list and chunks, the job, its queue, the grant of its workers. */
+export type AttemptDeps = GrantDeps & Pick<PipelineDeps, 'objects' | 'queues'>;
 
 /**
  * POST /jobs/{token}/retry (and `rowfleet retry`): the next attempt of a finished job (core/jobs/attempts.ts), of
@@ -24,10 +27,8 @@ import { attemptTraceparent } from '../shared/trace.ts';
  * (the first included) the answer is 409 ATTEMPT_RUNNING naming it; a job with nothing a retry may run answers
  * 409 NOTHING_TO_RETRY.
  */
-export async function retryFailedRecords(deps: PipelineDeps, site: string, token: string): Promise<JobView> {
-  if (!isJobToken(token)) throw new NotFoundError(`No job ${echoed(token)}.`);
-  const job = await deps.jobs.get(site, token);
-  if (!job) throw new NotFoundError(`No job ${echoed(token)}.`);
+export async function retryFailedRecords(deps: AttemptDeps, site: string, token: string): Promise<JobView> {
+  const job = await siteJob(deps, site, token);
   if (!isTerminal(job.state)) throw attemptRunning(job);
   // A retry re-reads the split's ranges: the values of the job's file. A record a resubmission gave other values
   // must not run with the old ones (an address the user corrected): sending the sheet back runs the failed records
@@ -84,7 +85,7 @@ export function attemptRunning(job: Job): BadRequestError {
  * attempt QUEUED with nothing to run: its records stay where they were (no effect can repeat), the job does not end
  * by itself (cancel it, then retry). The job as the attempt left it queued.
  */
-export async function startAttempt(deps: PipelineDeps, job: Job, records: readonly number[]): Promise<Job> {
+export async function startAttempt(deps: AttemptDeps, job: Job, records: readonly number[]): Promise<Job> {
   const { site, token } = job;
   const plan = await chunkPlan(deps, job);
   const attempt = currentAttempt(job) + 1;
@@ -124,7 +125,7 @@ export interface AttemptPlan {
  * gets 409 ATTEMPT_RUNNING), then only the winner sends the chunks (see {@link startAttempt}). An attempt with no
  * chunk (every row of a resubmission rejected) asks for its finalize at once. The job as the attempt left it.
  */
-export async function launchAttempt(deps: PipelineDeps, job: Job, plan: AttemptPlan): Promise<Job> {
+export async function launchAttempt(deps: AttemptDeps, job: Job, plan: AttemptPlan): Promise<Job> {
   const { site, token } = job;
   const from = currentAttempt(job);
   const attempt = from + 1;
@@ -187,7 +188,7 @@ export async function launchAttempt(deps: PipelineDeps, job: Job, plan: AttemptP
 }
 
 /** The split's chunk messages of a job (a job split before they were kept cannot be retried). */
-async function chunkPlan(deps: PipelineDeps, job: Job): Promise<ChunkMessage[]> {
+async function chunkPlan(deps: Pick<PipelineDeps, 'objects'>, job: Job): Promise<ChunkMessage[]> {
   const key = keys.chunkPlan(job.site, job.token);
   if ((await deps.objects.size(key)) === undefined) {
     throw new BadRequestError(

@@ -1,7 +1,7 @@
 import { randomUUID } from 'node:crypto';
-import { BadRequestError, NotFoundError } from '../shared/errors.ts';
+import { BadRequestError } from '../shared/errors.ts';
 import { getJobView } from './operations.ts';
-import { isJobToken, keys } from '../jobs/keys.ts';
+import { keys } from '../jobs/keys.ts';
 import type { PipelineDeps } from '../deps.ts';
 import { isTerminal } from '../jobs/states.ts';
 import { asRanges, type ChunkMessage } from '../messages/chunk.ts';
@@ -16,9 +16,10 @@ import { rawFields, RESULT_COLUMNS, statusOf } from '../finalize/results-sheet.t
 import { processorInfo } from '../processors/index.ts';
 import { chunkLimits, jobSizesByCost } from '../chunking/size.ts';
 import { EffectClaims, type EffectClaim } from '../effects/claims.ts';
-import { attemptRunning, launchAttempt } from './rerun-failed.ts';
+import { attemptRunning, launchAttempt, type AttemptDeps } from './rerun-failed.ts';
 import { echoed } from '../shared/own.ts';
 import type { NotRun, ResubmitAnswer } from './wire.ts';
+import { siteJob } from './site-job.ts';
 // The wire shapes are defined Node-free in ./wire.ts (the console reads them); their names stay importable here.
 export type { NotRun, ResubmitAnswer };
 
@@ -57,14 +58,12 @@ interface Layout {
 }
 
 export async function resubmitRecords(
-  deps: PipelineDeps,
+  deps: AttemptDeps & Pick<PipelineDeps, 'limits'>,
   site: string,
   token: string,
   body: Buffer,
 ): Promise<ResubmitAnswer> {
-  if (!isJobToken(token)) throw new NotFoundError(`No job ${echoed(token)}.`);
-  const job = await deps.jobs.get(site, token);
-  if (!job) throw new NotFoundError(`No job ${echoed(token)}.`);
+  const job = await siteJob(deps, site, token);
   if (!isTerminal(job.state)) throw attemptRunning(job);
   if (!RETRYABLE_FROM.includes(job.state) || !job.resultKey) {
     throw new BadRequestError(
@@ -175,7 +174,7 @@ function summary(notRun: readonly NotRun[]): string {
 }
 
 /** The job's latest outcome of each record that did not succeed (its latest errors.csv rows), by record. */
-async function latestFailures(deps: PipelineDeps, job: Job): Promise<Map<number, ErrorRow>> {
+async function latestFailures(deps: Pick<PipelineDeps, 'objects'>, job: Job): Promise<Map<number, ErrorRow>> {
   const out = new Map<number, ErrorRow>();
   const key = keys.errorRows(job.site, job.token, currentAttempt(job));
   if ((await deps.objects.size(key)) === undefined) {
@@ -359,7 +358,7 @@ function rowOf(
  * job's file (NUMBERED_COLUMNS), UTF-8 in the job's delimiter — and its chunk messages over it (`numbered`).
  */
 async function writeSource(
-  deps: PipelineDeps,
+  deps: Pick<PipelineDeps, 'env' | 'limits' | 'objects' | 'timings'>,
   job: Job,
   attempt: number,
   id: string,
@@ -412,7 +411,11 @@ async function writeSource(
 }
 
 /** Records per chunk: enough chunks for the job's workers, a slow processor's chunks by its cost (as the split). */
-async function recordsPerChunk(deps: PipelineDeps, job: Job, records: number): Promise<number> {
+async function recordsPerChunk(
+  deps: Pick<PipelineDeps, 'env' | 'limits' | 'timings'>,
+  job: Job,
+  records: number,
+): Promise<number> {
   const workers = Math.max(
     1,
     job.workers ?? deps.limits.defaultWorkersPerJob ?? deps.limits.maxWorkersPerJob,

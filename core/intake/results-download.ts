@@ -1,10 +1,9 @@
-import { NotFoundError, BadRequestError } from '../shared/errors.ts';
-import { isJobToken } from '../jobs/keys.ts';
+import { BadRequestError } from '../shared/errors.ts';
 import type { PipelineDeps } from '../deps.ts';
 import { currentAttempt } from '../jobs/attempts.ts';
 import { resultsEncoding } from '../finalize/results-sheet.ts';
-import { echoed } from '../shared/own.ts';
 import { DOWNLOAD_URL_SECONDS } from './operations.ts';
+import { siteJob } from './site-job.ts';
 
 /** GET /jobs/{token}/results: where to download the job's latest results.csv. */
 export interface ResultsDownload {
@@ -26,13 +25,11 @@ export interface ResultsDownload {
  * that has none yet (still in its first run, rejected, or finalized before the sheet was kept apart) is a 409.
  */
 export async function resultsDownload(
-  deps: PipelineDeps,
+  deps: Pick<PipelineDeps, 'jobs' | 'objects'>,
   site: string,
   token: string,
 ): Promise<ResultsDownload> {
-  if (!isJobToken(token)) throw new NotFoundError(`No job ${echoed(token)}.`);
-  const job = await deps.jobs.get(site, token);
-  if (!job) throw new NotFoundError(`No job ${echoed(token)}.`);
+  const job = await siteJob(deps, site, token);
   const key = job.resultsSheetKey;
   if (!key) {
     throw new BadRequestError(

@@ -1,8 +1,10 @@
 import type { PipelineDeps } from '../deps.ts';
-import { isJobToken } from '../jobs/keys.ts';
-import { BadRequestError, NotFoundError } from '../shared/errors.ts';
-import { echoed } from '../shared/own.ts';
+import { BadRequestError } from '../shared/errors.ts';
 import { buildTimeline, type Timeline } from '../shared/timeline.ts';
+import { siteJob } from './site-job.ts';
+
+/** What the timeline reads: the job, and the local span store (absent on AWS). */
+type TimelineDeps = Pick<PipelineDeps, 'jobs' | 'traces'>;
 
 /**
  * GET /jobs/{token}/timeline: where the job's time went, from its spans in the local span store — only ever the
@@ -10,10 +12,8 @@ import { buildTimeline, type Timeline } from '../shared/timeline.ts';
  * only spans naming that site). On AWS the spans are in CloudWatch (Transaction Search / X-Ray), not readable here:
  * 404 TIMELINE_NOT_LOCAL names the job's trace id to look up there.
  */
-export async function timelineView(deps: PipelineDeps, site: string, token: string): Promise<Timeline> {
-  if (!isJobToken(token)) throw new NotFoundError(`No job ${echoed(token)}.`);
-  const job = await deps.jobs.get(site, token);
-  if (!job) throw new NotFoundError(`No job ${echoed(token)}.`);
+export async function timelineView(deps: TimelineDeps, site: string, token: string): Promise<Timeline> {
+  const job = await siteJob(deps, site, token);
   if (!deps.traces) {
     const traceId = /^00-([0-9a-f]{32})-/.exec(job.trace ?? '')?.[1];
     throw new BadRequestError(

@@ -7,7 +7,7 @@ import {
 } from '@aws-sdk/lib-dynamodb';
 import { JOBS_BY_TIME_INDEX } from '../../config/job-list.ts';
 import { dynamoClient } from '../aws/clients.ts';
-import { setFields, sitePk, type TableRef, updateIf } from '../shared/dynamo.ts';
+import { queryItems, setFields, sitePk, type TableRef, updateIf } from '../shared/dynamo.ts';
 import { beginAttempt, type AttemptStart, type AttemptSummary } from './attempts.ts';
 import {
   chunkSetNames,
@@ -257,14 +257,7 @@ export class JobStore {
 
   private async queryAll(q: Omit<QueryCommandInput, 'TableName' | 'ExclusiveStartKey'>): Promise<Job[]> {
     const jobs: Job[] = [];
-    let start: Record<string, unknown> | undefined;
-    do {
-      const r = await this.ref.ddb.send(
-        new QueryCommand({ ...q, TableName: this.ref.table, ExclusiveStartKey: start }),
-      );
-      for (const i of r.Items ?? []) jobs.push(toJob(i));
-      start = r.LastEvaluatedKey;
-    } while (start);
+    for await (const i of queryItems(this.ref, q)) jobs.push(toJob(i));
     return jobs;
   }
 

@@ -17,7 +17,7 @@ export const finalizeRequestSchema = z.object({
 export type FinalizeRequest = z.infer<typeof finalizeRequestSchema>;
 
 export async function requestFinalize(
-  deps: Pick<PipelineDeps, 'queues' | 'env'>,
+  deps: Pick<PipelineDeps, 'env' | 'queues'>,
   req: FinalizeRequest,
 ): Promise<void> {
   await deps.queues.sendOne(deps.env.finalizeQueueUrl, JSON.stringify(req), req.site, req.token);

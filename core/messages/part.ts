@@ -1,6 +1,7 @@
 import { hash } from 'node:crypto';
 import { csvText, neutraliseCell } from '../source/write.ts';
 import type { RecordErrorCode } from '../shared/errors.ts';
+import type { Objects } from '../aws/objects.ts';
 import type { ErrorRow } from './wire.ts';
 // The wire shapes are defined Node-free in ./wire.ts (the console reads them); their names stay importable here.
 export type { ErrorRow };
@@ -133,6 +134,18 @@ export function splitPart(part: Buffer): { meta: PartMeta; entries: Buffer; shee
     entries: part.subarray(metaEnd, sheetAt),
     ...(meta.sheet ? { sheet: part.subarray(sheetAt) } : {}),
   };
+}
+
+/** The first bytes read of a part for its meta: most metas fit, a longer one takes a second read. */
+const META_PROBE = 64 * 1024;
+
+/** A stored part's meta, by range reads (its zip entries are not read). */
+export async function readPartMeta(objects: Pick<Objects, 'bytes'>, key: string): Promise<PartMeta> {
+  let head = await objects.bytes(key, { start: 0, end: META_PROBE - 1 });
+  const end = PART_META_OFFSET + partMetaLength(head);
+  if (head.length < end)
+    head = Buffer.concat([head, await objects.bytes(key, { start: head.length, end: end - 1 })]);
+  return decodeJson<PartMeta>(head.subarray(PART_META_OFFSET, end));
 }
 
 export function decodeJson<T>(bytes: Buffer): T {

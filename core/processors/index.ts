@@ -22,6 +22,7 @@ import {
   usersDir,
   type Inspected,
 } from './users.ts';
+import { ENV } from '../../config/env.ts';
 
 export type { RowProcessor, RowInput, RowContext, RowOutput, RateLimit } from './types.ts';
 export { RecordError, DEFAULT_CONCURRENCY, DEFAULT_TIMEOUT_MS, PROCESSOR_NAME } from './types.ts';
@@ -88,7 +89,7 @@ function infoOf(found: Inspected, name: string, stage: string): ProcessorInfo {
  */
 export async function processorInfo(
   name: string,
-  stage = process.env.STAGE || 'local',
+  stage = process.env[ENV.stage] || 'local',
 ): Promise<ProcessorInfo> {
   const builtIn = BUILT_IN.get(name);
   if (builtIn) return builtIn;
@@ -150,7 +151,7 @@ export interface ListedProcessor {
 }
 
 /** Every processor this process can list: built-in ones, then users' (each inspected apart; broken ones flagged). */
-export async function listProcessors(stage = process.env.STAGE || 'local'): Promise<ListedProcessor[]> {
+export async function listProcessors(stage = process.env[ENV.stage] || 'local'): Promise<ListedProcessor[]> {
   return Promise.all(
     processorNames().map(async (name): Promise<ListedProcessor> => {
       const builtIn = BUILT_IN.get(name);

@@ -7,6 +7,7 @@ import { BadRequestError, errorMessage } from '../shared/errors.ts';
 import { z } from 'zod';
 import { PROCESSOR_NAME, type RowProcessor } from './types.ts';
 import type { Inspected, ProcessorManifest } from '../../config/processors.ts';
+import { ENV } from '../../config/env.ts';
 
 export type { Inspected, ProcessorManifest } from '../../config/processors.ts';
 
@@ -42,7 +43,7 @@ export const FROM_SOURCES = import.meta.url.endsWith('.ts');
 
 /** The folder of users' processors: `ROWFLEET_PROCESSORS_DIR`, else `processors/` at the repository root. */
 export function usersDir(): string {
-  return process.env.ROWFLEET_PROCESSORS_DIR || fileURLToPath(new URL('../../processors/', import.meta.url));
+  return process.env[ENV.processorsDir] || fileURLToPath(new URL('../../processors/', import.meta.url));
 }
 
 /**
@@ -50,7 +51,7 @@ export function usersDir(): string {
  * it), else `processors/` beside the bundle (the worker image).
  */
 export function builtDir(): string {
-  return process.env.ROWFLEET_PROCESSORS_BUILT || fileURLToPath(new URL('./processors/', import.meta.url));
+  return process.env[ENV.processorsBuilt] || fileURLToPath(new URL('./processors/', import.meta.url));
 }
 
 /** A built processor (`<name>.mjs`) and, for a file that did not build, its error (`<name>.error.txt`). */
@@ -134,7 +135,7 @@ export type InspectAnswer =
   | { readonly ok: false; readonly error: string; readonly timedOut?: boolean };
 
 /** How long an inspection may take before its process is killed and the processor counts as broken. */
-export const INSPECT_TIMEOUT_MS = Number(process.env.ROWFLEET_INSPECT_TIMEOUT_MS) || 30_000;
+export const INSPECT_TIMEOUT_MS = Number(process.env[ENV.inspectTimeoutMs]) || 30_000;
 
 const INSPECT = fileURLToPath(new URL('./inspect.ts', import.meta.url));
 

@@ -45,7 +45,11 @@ export function backlogBySite(
 }
 
 /** Publishes each site's backlog (dimensions stage and site): the dashboard's backlog graph and its alarms. */
-export function publishBacklog(deps: PipelineDeps, jobs: readonly BacklogJob[], now: number): SiteBacklog[] {
+export function publishBacklog(
+  deps: Pick<PipelineDeps, 'env'>,
+  jobs: readonly BacklogJob[],
+  now: number,
+): SiteBacklog[] {
   const backlog = backlogBySite(
     jobs,
     loadConfig().sites.map((s) => s.id),

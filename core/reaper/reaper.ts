@@ -13,6 +13,12 @@ import { jobKey } from '../budget/policy.ts';
 import { endJobSpan } from '../shared/trace.ts';
 import { publishBacklog } from './backlog.ts';
 
+/** What a reaper pass uses: every job in flight, their queues, leases, grants and workers. */
+export type ReaperDeps = Pick<
+  PipelineDeps,
+  'budget' | 'env' | 'grants' | 'jobs' | 'launcher' | 'limits' | 'objects' | 'queues' | 'timings' | 'tracing'
+>;
+
 /** What one pass of the reaper did. */
 export interface ReapReport {
   /**
@@ -51,7 +57,7 @@ const age = (iso: string | undefined, now: Date) =>
  * replaced by ECS, a worker can die after counting the last chunk, a finalize can die mid-way.
  * Safe to run any time and concurrently with the pipeline: every action is idempotent or guarded.
  */
-export async function reap(deps: PipelineDeps, o: ReapOptions = {}): Promise<ReapReport> {
+export async function reap(deps: ReaperDeps, o: ReapOptions = {}): Promise<ReapReport> {
   const now = o.now ?? new Date();
   const graceSeconds = o.graceSeconds ?? deps.timings.stallGraceSeconds;
   const leaseSeconds = derivedTimings(deps.timings).finalizeLeaseSeconds;
@@ -157,7 +163,11 @@ export async function reap(deps: PipelineDeps, o: ReapOptions = {}): Promise<Rea
  * clean (no queue, no worker was ever made for it), its item kept for the retention period. A file that did
  * arrive is left to its split (its S3 event is on the way).
  */
-async function expire(deps: PipelineDeps, job: Job, now: Date): Promise<boolean> {
+async function expire(
+  deps: Pick<PipelineDeps, 'jobs' | 'limits' | 'objects' | 'timings' | 'tracing'>,
+  job: Job,
+  now: Date,
+): Promise<boolean> {
   const t = deps.timings;
   if (job.upload !== 'presigned' || job.sourceKey !== keys.source(job.site, job.token)) return false;
   if (age(job.receivedAt, now) <= t.uploadFormSeconds + t.uploadExpiryGraceSeconds) return false;
@@ -183,7 +193,7 @@ async function expire(deps: PipelineDeps, job: Job, now: Date): Promise<boolean>
  * instead of waiting the lease out. On AWS nothing is known dead: the lease timeout stays the rule.
  */
 export async function releaseDeadLeases(
-  deps: PipelineDeps,
+  deps: Pick<PipelineDeps, 'env' | 'jobs' | 'queues'>,
   isDead: (holder: string) => boolean,
 ): Promise<{ site: string; token: string }[]> {
   const released: { site: string; token: string }[] = [];

@@ -1,7 +1,9 @@
 import { ConditionalCheckFailedException } from '@aws-sdk/client-dynamodb';
 import {
+  QueryCommand,
   UpdateCommand,
   type DynamoDBDocumentClient,
+  type QueryCommandInput,
   type UpdateCommandInput,
   type UpdateCommandOutput,
 } from '@aws-sdk/lib-dynamodb';
@@ -70,4 +72,22 @@ export function updateIf(
   return unlessConditionFails(() =>
     ref.ddb.send(new UpdateCommand({ ...input, TableName: ref.table, Key: key })),
   );
+}
+
+/**
+ * Every item a Query of `ref`'s table answers, page after page (DynamoDB stops a page at 1 MB and names where the
+ * next one starts). The job store's index reads, the usage counters and the budget partition all read this way.
+ */
+export async function* queryItems(
+  ref: TableRef,
+  input: Omit<QueryCommandInput, 'TableName' | 'ExclusiveStartKey'>,
+): AsyncGenerator<Record<string, unknown>> {
+  let start: Record<string, unknown> | undefined;
+  do {
+    const r = await ref.ddb.send(
+      new QueryCommand({ ...input, TableName: ref.table, ExclusiveStartKey: start }),
+    );
+    yield* r.Items ?? [];
+    start = r.LastEvaluatedKey;
+  } while (start);
 }

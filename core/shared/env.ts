@@ -1,3 +1,4 @@
+import { ENV } from '../../config/env.ts';
 /** Reads a required environment variable once, failing fast with its name. */
 export function requireEnv(name: string, env: NodeJS.ProcessEnv = process.env): string {
   const v = env[name];
@@ -33,14 +34,14 @@ export interface ResourceEnv {
 }
 
 export function resourceEnv(env: NodeJS.ProcessEnv = process.env): ResourceEnv {
-  const instance = env.ROWFLEET_RUNTIME_INSTANCE;
-  const grants = env.GRANT_REQUESTS_QUEUE_URL;
+  const instance = env[ENV.runtimeInstance];
+  const grants = env[ENV.grantRequestsQueueUrl];
   return {
-    stage: requireEnv('STAGE', env),
-    bucket: requireEnv('BUCKET_NAME', env),
-    table: requireEnv('TABLE_NAME', env),
-    finalizeQueueUrl: requireEnv('FINALIZE_QUEUE_URL', env),
-    dlqArn: requireEnv('DLQ_ARN', env),
+    stage: requireEnv(ENV.stage, env),
+    bucket: requireEnv(ENV.bucket, env),
+    table: requireEnv(ENV.table, env),
+    finalizeQueueUrl: requireEnv(ENV.finalizeQueueUrl, env),
+    dlqArn: requireEnv(ENV.dlqArn, env),
     ...(instance ? { instance } : {}),
     ...(grants ? { grantRequestsQueueUrl: grants } : {}),
   };

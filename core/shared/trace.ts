@@ -250,6 +250,20 @@ export function startSpan(
   return tracing ? tracing.start(name, parent, attrs, o) : NO_SPAN;
 }
 
+/**
+ * A step's span of a job (the split, the wait for workers, the finalize, a worker's start): under the context its
+ * current attempt hangs from (a retry's attempt span, else the job span), with the job's attributes and `attrs`.
+ */
+export function startJobSpan(
+  tracing: Tracing | undefined,
+  name: string,
+  job: TracedJob,
+  o: SpanStart & { readonly attrs?: Attributes } = {},
+): Span {
+  const { attrs, ...start } = o;
+  return startSpan(tracing, name, currentTraceparent(job), jobAttrs(job, attrs), start);
+}
+
 /** A span's own context as a traceparent (undefined for a no-op span): what a request it sends carries. */
 export function traceparentOf(span: Span): string | undefined {
   const sc = span.spanContext();

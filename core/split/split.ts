@@ -23,10 +23,29 @@ import {
   currentTraceparent,
   endJobSpan,
   endWithError,
-  jobAttrs,
-  startSpan,
+  startJobSpan,
   traceparentOf,
 } from '../shared/trace.ts';
+
+/**
+ * What a split uses: the job and its file, the sizing limits, its queue and chunks, the grant and launch of its
+ * workers, and for a rejected file the job's end (its usage, its notification, its span).
+ */
+export type SplitDeps = Pick<
+  PipelineDeps,
+  | 'budget'
+  | 'env'
+  | 'grants'
+  | 'jobs'
+  | 'launcher'
+  | 'limits'
+  | 'notifier'
+  | 'objects'
+  | 'queues'
+  | 'timings'
+  | 'tracing'
+  | 'usage'
+>;
 
 export interface SplitResult {
   readonly state: 'QUEUED' | 'RUNNING' | 'REJECTED' | 'SKIPPED';
@@ -77,7 +96,7 @@ interface Reading {
  * a rejected file never gets a queue or a worker), then puts the job to work.
  */
 export async function splitJob(
-  deps: PipelineDeps,
+  deps: SplitDeps,
   site: string,
   token: string,
   opts: {
@@ -95,9 +114,7 @@ export async function splitJob(
     jobLogger(site, token).info('split skipped: job is not waiting to be split, or another split has it');
     return { state: 'SKIPPED' };
   }
-  const span = startSpan(deps.tracing, 'rowfleet.split', currentTraceparent(job), jobAttrs(job), {
-    startTime: started,
-  });
+  const span = startJobSpan(deps.tracing, 'rowfleet.split', job, { startTime: started });
   try {
     const file = await validateWholeFile(deps, job);
     const r =
@@ -127,7 +144,7 @@ export async function splitJob(
  * post to the form lands on the old key, which nothing reads. Direct uploads are stored by the API itself under
  * a key no form names, and are read where they are. Undefined when the job stopped being RECEIVED meanwhile.
  */
-async function claimUpload(deps: PipelineDeps, job: Job): Promise<Job | undefined> {
+async function claimUpload(deps: Pick<PipelineDeps, 'jobs' | 'objects'>, job: Job): Promise<Job | undefined> {
   const upload = keys.source(job.site, job.token);
   if (job.upload !== 'presigned' || job.sourceKey !== upload) return job;
   const moved = keys.movedSource(job.site, job.token);
@@ -146,7 +163,10 @@ async function claimUpload(deps: PipelineDeps, job: Job): Promise<Job | undefine
  * during the same pass. File-level problems come back as a rejection; anything else (storage down) throws.
  * Each range names the source version read (its ETag), which every worker read is pinned to.
  */
-async function validateWholeFile(deps: PipelineDeps, job: Job): Promise<ValidatedFile | RejectedFile> {
+async function validateWholeFile(
+  deps: Pick<PipelineDeps, 'env' | 'limits' | 'objects' | 'timings'>,
+  job: Job,
+): Promise<ValidatedFile | RejectedFile> {
   const info: DecodeInfo = {};
   const copy = new Utf8SourceCopy(deps.objects, job.site, job.token, info);
   try {
@@ -263,7 +283,7 @@ export function fieldsMissingError(processor: string, missing: readonly string[]
 
 /** A rejected file: the job ends REJECTED (counted in the usage, announced), with no queue and no worker. */
 async function rejectFile(
-  deps: PipelineDeps,
+  deps: Pick<PipelineDeps, 'env' | 'jobs' | 'limits' | 'notifier' | 'tracing' | 'usage'>,
   job: Job,
   file: RejectedFile,
   started: number,
@@ -300,7 +320,7 @@ async function rejectFile(
  * counted once).
  */
 async function startWork(
-  deps: PipelineDeps,
+  deps: Omit<SplitDeps, 'notifier' | 'usage'>,
   job: Job,
   file: ValidatedFile,
   started: number,
@@ -409,7 +429,7 @@ async function planWork(
  * on it, in batches of ten. Safe to repeat: a queue is created once by name, and a chunk sent twice is counted once.
  */
 export async function queueChunks(
-  deps: PipelineDeps,
+  deps: Pick<PipelineDeps, 'env' | 'queues' | 'timings'>,
   site: string,
   token: string,
   queueName: string,

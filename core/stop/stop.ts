@@ -11,6 +11,9 @@ import {
 import { jobLogger } from '../shared/log.ts';
 import { publishMetrics } from '../shared/metrics.ts';
 
+/** What a stop uses: the job's stop, its finalize request, the budget's places. */
+type StopDeps = Pick<PipelineDeps, 'env' | 'grants' | 'jobs' | 'queues'>;
+
 /**
  * The stop-early machinery, shared by a cancel and by the failure-rate rule: the stop is recorded once on the job
  * (core/stop/rules.ts), then its finalize is asked for. The finalize takes the job out of QUEUED or RUNNING (nothing
@@ -21,7 +24,7 @@ import { publishMetrics } from '../shared/metrics.ts';
  * finalize request was lost.
  */
 export async function stopJob(
-  deps: PipelineDeps,
+  deps: StopDeps,
   site: string,
   token: string,
   reason: StopReason,
@@ -49,7 +52,7 @@ export async function stopJob(
  * stopped it.
  */
 export async function stopOnFailureRate(
-  deps: PipelineDeps,
+  deps: StopDeps,
   job: Pick<Job, 'site' | 'token' | 'options' | 'stop'>,
   totals: { readonly succeeded: number; readonly failed: number },
 ): Promise<boolean> {
@@ -67,7 +70,10 @@ export async function stopOnFailureRate(
  * A worker starting on a job that was stopped takes nothing: it asks for the job's finalize (the split may have made
  * the job RUNNING after the stop was recorded, when nobody had asked yet) and leaves. True when the job is stopped.
  */
-export async function leaveStoppedJob(deps: PipelineDeps, job: Job): Promise<boolean> {
+export async function leaveStoppedJob(
+  deps: Pick<PipelineDeps, 'env' | 'queues'>,
+  job: Job,
+): Promise<boolean> {
   if (!job.stop) return false;
   if (job.state === 'RUNNING') await requestFinalize(deps, { site: job.site, token: job.token });
   return true;

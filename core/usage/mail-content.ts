@@ -2,6 +2,7 @@ import type { SiteConfig } from '../../config/index.ts';
 import { addUsage, NO_OFFICE, NO_USAGE, type OfficeUsage, type UsageFigures } from './store.ts';
 import { japaneseDate, japaneseMonth } from './days.ts';
 import type { OfficeLine, PeriodUsage } from './wire.ts';
+import type { MailContent } from './ses-sender.ts';
 // The wire shapes are defined Node-free in ./wire.ts (the console reads them); their names stay importable here.
 export type { OfficeLine, PeriodUsage };
 
@@ -13,12 +14,6 @@ export interface UsageReport {
   readonly daily: PeriodUsage;
   /** The month that ended with `day` (only in the mail sent on the 1st). */
   readonly month?: PeriodUsage & { readonly month: string };
-}
-
-export interface RenderedMail {
-  readonly subject: string;
-  readonly text: string;
-  readonly html: string;
 }
 
 /**
@@ -87,7 +82,7 @@ function htmlPeriod(title: string, p: PeriodUsage): string {
 }
 
 /** The usage mail of one site and day: subject, text part and HTML part (Japanese). */
-export function renderUsageMail(report: UsageReport): RenderedMail {
+export function renderUsageMail(report: UsageReport): MailContent {
   const { site, day } = report;
   const date = japaneseDate(day);
   const month = report.month;

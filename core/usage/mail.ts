@@ -20,6 +20,7 @@ import {
 import { publishSiteMetrics } from '../shared/metrics.ts';
 import { UsageStore } from './store.ts';
 import { monthRange, monthToReport, reportedDay } from './days.ts';
+import { ENV } from '../../config/env.ts';
 
 /**
  * The input each site's EventBridge Scheduler schedule sends (lib/schedules.ts addSiteSchedules, and the local
@@ -52,8 +53,8 @@ export interface UsageMailDeps {
 
 /** The usage-mail function's dependencies from STAGE and TABLE_NAME (counters and markers are in the job table). */
 export function usageMailDepsFromEnv(env: NodeJS.ProcessEnv = process.env): UsageMailDeps {
-  const stage = requireEnv('STAGE', env);
-  const table = requireEnv('TABLE_NAME', env);
+  const stage = requireEnv(ENV.stage, env);
+  const table = requireEnv(ENV.table, env);
   return {
     stage,
     from: getStage(stage).mail.from,
@@ -72,16 +73,20 @@ export interface MailTotals {
 
 export type UsageMailStatus = 'sent' | 'skipped' | 'failed';
 
-export interface UsageMailResult {
+/** Which mail: one site's usage mail of one day, whom it goes to and what it says (the marker keeps it). */
+export interface UsageMailSummary {
   readonly site: string;
   readonly day: string;
-  readonly status: UsageMailStatus;
-  /** SES's message id (for `skipped`: the id of the mail sent before, when there was one). */
-  readonly messageId?: string;
   readonly to: readonly string[];
   readonly bcc: readonly string[];
   readonly subject: string;
   readonly totals: MailTotals;
+}
+
+export interface UsageMailResult extends UsageMailSummary {
+  readonly status: UsageMailStatus;
+  /** SES's message id (for `skipped`: the id of the mail sent before, when there was one). */
+  readonly messageId?: string;
   /** Why it was skipped or failed. */
   readonly reason?: string;
 }
@@ -96,16 +101,10 @@ export function mailLogger(site: string, day: string, base = logger): Log {
 
 export type MailMarkerStatus = 'SENDING' | 'SENT' | 'FAILED' | 'RELEASED';
 
-export interface MailMarker {
-  readonly site: string;
-  readonly day: string;
+export interface MailMarker extends UsageMailSummary {
   readonly status: MailMarkerStatus;
   readonly claimId: string;
   readonly claimedAt: string;
-  readonly to: readonly string[];
-  readonly bcc: readonly string[];
-  readonly subject: string;
-  readonly totals: MailTotals;
   readonly messageId?: string;
   readonly sentAt?: string;
   readonly error?: string;
@@ -125,10 +124,7 @@ export class MailMarkers {
   ) {}
 
   /** Claims the site's mail of `day`; the claim id, or undefined when it is already claimed. */
-  async claim(
-    m: Omit<MailMarker, 'status' | 'claimId' | 'claimedAt'>,
-    now: Date = new Date(),
-  ): Promise<string | undefined> {
+  async claim(m: UsageMailSummary, now: Date = new Date()): Promise<string | undefined> {
     const claimId = randomUUID();
     const item: MailMarker = { ...m, status: 'SENDING', claimId, claimedAt: now.toISOString() };
     const claimed = await unlessConditionFails(() =>
@@ -243,7 +239,14 @@ export async function sendUsageMail(
   const log = mailLogger(site.id, day);
   const { report, mail } = await prepareUsageMail(deps, site, day);
   const totals = totalsOf(report);
-  const result = { site: site.id, day, to: mail.to, bcc: mail.bcc, subject: mail.subject, totals };
+  const result: UsageMailSummary = {
+    site: site.id,
+    day,
+    to: mail.to,
+    bcc: mail.bcc,
+    subject: mail.subject,
+    totals,
+  };
   if (mail.to.length === 0) {
     log.warn('usage mail not sent: the site has no active recipient');
     return { ...result, status: 'skipped', reason: 'NO_ACTIVE_RECIPIENTS' };

@@ -3,14 +3,18 @@ import { sesClient } from '../aws/clients.ts';
 import type { Log } from '../shared/log.ts';
 import { retry } from '../shared/retry.ts';
 
-/** One mail as it goes to SES: a text and an HTML part, UTF-8. */
-export interface OutgoingMail {
-  readonly from: string;
-  readonly to: readonly string[];
-  readonly bcc: readonly string[];
+/** What a mail says: its subject, a text part and an HTML part (a template or the usage report renders it). */
+export interface MailContent {
   readonly subject: string;
   readonly text: string;
   readonly html: string;
+}
+
+/** One mail as it goes to SES: its content (UTF-8) and envelope. */
+export interface OutgoingMail extends MailContent {
+  readonly from: string;
+  readonly to: readonly string[];
+  readonly bcc: readonly string[];
   /** SES message tags (name → value), e.g. site and day, for SES event publishing. */
   readonly tags?: Readonly<Record<string, string>>;
   /** Extra headers of the message (e.g. `X-Rowfleet-Record`, which row of which job a bulk mail is for). */

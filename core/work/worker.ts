@@ -1,6 +1,7 @@
 import { setTimeout as sleep } from 'node:timers/promises';
 import type { Message } from '@aws-sdk/client-sqs';
 import { attemptOf, decodeChunk, type ChunkMessage } from '../messages/chunk.ts';
+import { readPartMeta } from '../messages/part.ts';
 import { BadRequestError, errorMessage, SourceChangedError } from '../shared/errors.ts';
 import { jobLogger, type Log } from '../shared/log.ts';
 import { publishMetrics } from '../shared/metrics.ts';
@@ -78,7 +79,7 @@ export interface WorkerSummary {
 
 /** One worker's view of its job while it runs, and its tally. */
 interface Worker {
-  readonly deps: PipelineDeps;
+  readonly deps: WorkerDeps;
   readonly job: Job;
   readonly queueUrl: string;
   readonly processor: RowProcessor;
@@ -98,12 +99,18 @@ interface Worker {
   readonly lane: SpanContext;
 }
 
+/** What a worker uses of the pipeline's dependencies (fargate-worker/main.ts and the local runtime pass the bag). */
+export type WorkerDeps = Pick<
+  PipelineDeps,
+  'env' | 'grants' | 'jobs' | 'limits' | 'objects' | 'queues' | 'timings' | 'tracing'
+>;
+
 /**
  * The row worker: long-polls the job's queue, processes chunks, writes each chunk's part under a
  * deterministic key, counts it once, then deletes the message. The worker whose count completes the
  * job asks for the finalize. Visibility is extended while a chunk is being worked on.
  */
-export async function runWorker(deps: PipelineDeps, options: WorkerOptions): Promise<WorkerSummary> {
+export async function runWorker(deps: WorkerDeps, options: WorkerOptions): Promise<WorkerSummary> {
   const o = {
     waitSeconds: deps.timings.workerWaitSeconds,
     idlePolls: deps.timings.workerIdlePolls,
@@ -470,15 +477,19 @@ async function settleChunk(
   const key = giveUp
     ? keys.gaveUpPart(site, token, msg.chunk, attempt)
     : keys.part(site, token, msg.chunk, attempt);
-  await deps.objects.put(key, done.part);
-  const counted = await deps.jobs.countChunk(site, token, msg.chunk, done, giveUp, attempt);
+  // The first delivery to store the chunk's part is the chunk's answer: SQS may deliver a chunk twice, even at
+  // the same time, and a processor's outcomes can differ from one delivery to the next (an API that answered once
+  // and timed out once). A later delivery never replaces a stored part (the count may already be its figures);
+  // it counts the stored part's figures instead, so the count and the part the finalize reads always agree.
+  const counts = (await deps.objects.putNew(key, done.part)) ? done : await readPartMeta(deps.objects, key);
+  const counted = await deps.jobs.countChunk(site, token, msg.chunk, counts, giveUp, attempt);
   if (counted.counted) {
     w.tally.chunks++;
-    w.tally.records += done.succeeded + done.failed;
+    w.tally.records += counts.succeeded + counts.failed;
     publishMetrics(deps.env.stage, {
       ChunksProcessed: 1,
-      RecordsProcessed: done.succeeded,
-      RecordsFailed: done.failed,
+      RecordsProcessed: counts.succeeded,
+      RecordsFailed: counts.failed,
       ChunkLatency: Date.now() - t0,
     });
   } else {

@@ -2,6 +2,7 @@ import type { APIGatewayAuthorizerResult, APIGatewayRequestAuthorizerEvent, Cont
 import { ApiTokens } from '../../core/intake/tokens.ts';
 import { requireEnv } from '../../core/shared/env.ts';
 import { lambda } from '../shared/middleware.ts';
+import { ENV } from '../../config/env.ts';
 
 /** Lambda REQUEST authorizer: the bearer token decides the site; the site goes into the request context. */
 export function createAuthorizer(tokens: ApiTokens) {
@@ -29,4 +30,4 @@ export function createAuthorizer(tokens: ApiTokens) {
 
 let cached: ReturnType<typeof createAuthorizer> | undefined;
 export const handler = (event: APIGatewayRequestAuthorizerEvent, context: Context) =>
-  (cached ??= createAuthorizer(new ApiTokens(requireEnv('TABLE_NAME'))))(event, context);
+  (cached ??= createAuthorizer(new ApiTokens(requireEnv(ENV.table))))(event, context);

@@ -5,6 +5,7 @@ import type { APIGatewayProxyEvent, APIGatewayProxyResult, Context } from 'aws-l
 import { consoleAnswer, type ConsoleFile } from '../../core/intake/console.ts';
 import { requireEnv } from '../../core/shared/env.ts';
 import { lambda } from '../shared/middleware.ts';
+import { ENV } from '../../config/env.ts';
 
 /**
  * Console Lambda: GET /console and /console/{proxy+} of the REST API — the web console's three files, built for the
@@ -34,7 +35,7 @@ const BUNDLED = join(dirname(fileURLToPath(import.meta.url)), 'console');
 
 let cached: ReturnType<typeof createConsoleHandler> | undefined;
 export const handler = (event: APIGatewayProxyEvent, context: Context) =>
-  (cached ??= createConsoleHandler(process.env.CONSOLE_DIR ?? BUNDLED, requireEnv('UPLOAD_ORIGIN')))(
-    event,
-    context,
-  );
+  (cached ??= createConsoleHandler(
+    process.env[ENV.consoleDir] ?? BUNDLED,
+    requireEnv(ENV.consoleUploadOrigin),
+  ))(event, context);

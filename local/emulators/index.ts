@@ -16,7 +16,7 @@ import {
 } from '../emulator-gate.ts';
 import { FileWriter } from './persistence.ts';
 import { countSqsRequests, QueuePersistence } from './sqs.ts';
-import { objectCreatedEvent, persistentS3Store, servePostUploads } from './s3.ts';
+import { objectCreatedEvent, persistentS3Store, serveConditionalPuts, servePostUploads } from './s3.ts';
 import { startDynamo } from './dynamodb.ts';
 import { startSes } from './ses.ts';
 
@@ -66,6 +66,7 @@ export async function startEmulators(o: EmulatorOptions): Promise<Emulators> {
     stores: { sqsStore, s3Store, snsStore: new SnsStore() },
   });
   servePostUploads(app, s3Store, o.secretAccessKey);
+  serveConditionalPuts(app, s3Store);
   countSqsRequests(app);
   // Nothing is acknowledged before it is on disk: a write to S3 (and the event it raises), a queue change.
   app.addHook('onSend', async (request, _reply, payload) => {

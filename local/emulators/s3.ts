@@ -148,6 +148,37 @@ export function persistentS3Store(
 }
 
 /**
+ * S3's conditional write, which fauxqs 1.9 lacks: a PutObject with `If-None-Match: *` on a key that holds an object,
+ * or that another conditional write is storing at this moment, answers 412 PreconditionFailed and stores nothing
+ * (AWS may answer a concurrent one 409, which core/aws/objects.ts asks again; here the second is told 412 at once).
+ * The check runs after the body is read, right before fauxqs's handler stores it: nothing else runs in between
+ * for the same key, because a key being stored is held until its answer is sent.
+ */
+export function serveConditionalPuts(app: ReturnType<typeof buildApp>, s3Store: S3Store): void {
+  const objects = (s3Store as unknown as { buckets: Map<string, Map<string, unknown>> }).buckets;
+  const storing = new Set<string>();
+  app.addHook('preHandler', async (request, reply) => {
+    if (request.method !== 'PUT' || request.headers['if-none-match'] !== '*') return;
+    const query = request.query as Record<string, unknown>;
+    // UploadPart takes no condition (a part is not an object).
+    if ('partNumber' in query || 'uploadId' in query) return;
+    const { bucket, '*': key } = request.params as { bucket?: string; '*'?: string };
+    if (!bucket || !key) return;
+    const id = `${bucket}/${key}`;
+    if (storing.has(id) || objects.get(bucket)?.has(key))
+      throw new S3Error(
+        'PreconditionFailed',
+        'At least one of the pre-conditions you specified did not hold',
+        412,
+        `/${bucket}/${key}`,
+      );
+    storing.add(id);
+    // Held until the answer is sent, or the connection is gone without one.
+    reply.raw.once('close', () => storing.delete(id));
+  });
+}
+
+/**
  * The embedded bucket's CORS rule for presigned POSTs from a browser: what AWS answers with the stage bucket's rule
  * (POST from the console's origin, any header), for any loopback origin — the console is served by the local API,
  * on a port the emulator does not know when it starts, and nothing but this machine reaches the emulator. Other

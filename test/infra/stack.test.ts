@@ -39,6 +39,33 @@ describe('Stack: Rowfleet-dev', () => {
   });
   afterAll(() => s.cleanup());
 
+  it("answers API Gateway's own refusals in the API's error shape, each with its code", () => {
+    // Act
+    const responses = Object.values(template.findResources('AWS::ApiGateway::GatewayResponse')).map(
+      (r) => r.Properties as { ResponseType: string; ResponseTemplates: Record<string, string> },
+    );
+
+    // Assess: the template is the API's error body once API Gateway's variables are filled in
+    const bodies = Object.fromEntries(
+      responses.map((r) => [
+        r.ResponseType,
+        JSON.parse(
+          r.ResponseTemplates['application/json']!.replace(/\$context\.error\.messageString/g, '"m"').replace(
+            /\$context\.requestId/g,
+            'id',
+          ),
+        ) as { error: { code: string } },
+      ]),
+    );
+    expect(Object.fromEntries(Object.entries(bodies).map(([type, b]) => [type, b.error.code]))).toEqual({
+      UNAUTHORIZED: 'UNAUTHENTICATED',
+      ACCESS_DENIED: 'FORBIDDEN',
+      BAD_REQUEST_BODY: 'INVALID_REQUEST',
+      BAD_REQUEST_PARAMETERS: 'INVALID_REQUEST',
+      THROTTLED: 'THROTTLED',
+    });
+  });
+
   describe('IAM scoping', () => {
     it("limits the worker task role to the stage report queues, its parts and a job's sources, the table's partitions it uses, finalize and grant requests, bulk mail, and span export", () => {
       // Act

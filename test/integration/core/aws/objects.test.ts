@@ -157,6 +157,24 @@ describe('Class: Objects', () => {
     expect(await objects.size('t/missing.bin')).toBeUndefined();
   });
 
+  it('stores with putNew only where no object is: the first writer is kept, concurrent writers too', async () => {
+    // Prepare
+    const objects = new Objects(aws.bucket);
+    const key = `t/${newJobToken()}.part`;
+
+    // Act
+    const first = await objects.putNew(key, 'first');
+    const second = await objects.putNew(key, 'second');
+    const racing = await Promise.all(['a', 'b', 'c', 'd'].map((body) => objects.putNew(`${key}.race`, body)));
+
+    // Assess
+    expect([first, second]).toEqual([true, false]);
+    expect((await objects.bytes(key)).toString()).toBe('first');
+    expect(racing.filter(Boolean)).toHaveLength(1);
+    const winner = ['a', 'b', 'c', 'd'][racing.indexOf(true)];
+    expect((await objects.bytes(`${key}.race`)).toString()).toBe(winner);
+  });
+
   it('streams a multipart upload of several parts that reads back byte-exact', async () => {
     // Prepare: 19 MiB in 1 MiB writes → parts of 8, 8 and 3 MiB
     const objects = new Objects(aws.bucket);

@@ -61,16 +61,10 @@ describe('Function: resultsCsv', () => {
     const sheet = parseResultsCsv(Buffer.concat(chunks), 'utf-8-bom');
 
     // Assess
-    expect(sheet.header).toEqual([
-      'id',
-      'name',
-      'rowfleet_record',
-      'rowfleet_line',
-      'rowfleet_status',
-      'rowfleet_code',
-      'rowfleet_message',
-      'rowfleet_output',
-    ]);
+    // The header line as Excel shows it: the file's columns, then those results.csv adds.
+    expect(sheet.header.join(',')).toBe(
+      'id,name,rowfleet_record,rowfleet_line,rowfleet_status,rowfleet_code,rowfleet_message,rowfleet_output',
+    );
     expect(sheet.rows.map((r) => [r.fields, r.record, r.status, r.code])).toEqual([
       [['', ''], 1, 'succeeded', ''],
       [['', ''], 2, 'failed', 'PROCESSING_FAILED'],

@@ -72,14 +72,7 @@ describe('Function: allowedFrom', () => {
 
     // Assess
     expect(fromTerminal).toEqual([]);
-    expect(all.filter(isTerminal)).toEqual([
-      'SUCCEEDED',
-      'PARTIAL',
-      'FAILED',
-      'REJECTED',
-      'EXPIRED',
-      'CANCELLED',
-    ]);
+    expect(all.filter(isTerminal)).toEqual(TERMINAL_STATES);
     expect([...TERMINAL_STATES].sort()).toEqual([
       'CANCELLED',
       'EXPIRED',

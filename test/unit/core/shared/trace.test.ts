@@ -12,6 +12,7 @@ import {
   jobAttrs,
   newJobTraceparent,
   parseTraceparent,
+  startJobSpan,
   startSpan,
   traceparentOf,
   Tracing,
@@ -109,6 +110,29 @@ describe('Tracing', () => {
     expect(a!.name).toBe('rowfleet.attempt');
     expect(a!.spanContext().spanId).toBe(parseTraceparent(a2)!.spanId);
     expect(a!.parentSpanContext?.spanId).toBe(parseTraceparent(tp)!.spanId);
+  });
+
+  it("hangs a step's span of a job from its current attempt, with the job's attributes and the step's", async () => {
+    // Prepare: a job at its second attempt
+    const { exporter, tracing: t } = tracing();
+    const tp = newJobTraceparent();
+    const a2 = attemptTraceparent(tp)!;
+    const job = { site: SITE, token: TOKEN, trace: tp, attempt: 2, attempts: [{ n: 2, trace: a2 }] };
+
+    // Act
+    startJobSpan(t, 'rowfleet.split', job, { attrs: { [ATTR.workers]: 3 }, startTime: 1000 }).end();
+    await t.flush();
+
+    // Assess
+    const [s] = exporter.getFinishedSpans();
+    expect(s!.parentSpanContext?.spanId).toBe(parseTraceparent(a2)!.spanId);
+    expect(s!.attributes).toMatchObject({
+      [ATTR.site]: SITE,
+      [ATTR.token]: TOKEN,
+      [ATTR.attempt]: 2,
+      [ATTR.workers]: 3,
+    });
+    expect(s!.startTime[0]).toBe(1);
   });
 
   it('records nothing for a job without a context or tracing off, and links given contexts', async () => {
