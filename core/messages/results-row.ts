@@ -117,6 +117,35 @@ export function shownOutputs(entries: Buffer, o: number, count: number): { shown
   return { shown, next: o };
 }
 
+/**
+ * A record's rowfleet_output told from its outputs as the processor gave them, without reading its zip entries back:
+ * the names, when no output may say a side effect's answer ({@link answerOf}'s first checks fail on its bytes, so
+ * the entry shows its name whether stored or deflated) and every name reads back as written (no surrogate: a
+ * lone one would not).
+ * Undefined: ask {@link shownOutputs} (the entries decide).
+ */
+export function shownNames(outputs: readonly { name: string; data: string | Buffer }[]): string | undefined {
+  let shown = '';
+  for (let i = 0; i < outputs.length; i++) {
+    const { name, data } = outputs[i]!;
+    if (mayAnswer(data) || SURROGATE.test(name)) return undefined;
+    shown += i > 0 ? ` ${name}` : name;
+  }
+  return shown;
+}
+
+const SURROGATE = /[\uD800-\uDFFF]/;
+
+/** {@link answerOf}'s first checks on an output's bytes (as UTF-8 when text). */
+function mayAnswer(data: string | Buffer): boolean {
+  // A text's UTF-8 is at least as long as the text; `{` and `\` are one byte, and no other character's UTF-8
+  // holds those bytes.
+  if (data.length > 4096) return false;
+  if (typeof data === 'string')
+    return data.charCodeAt(0) === 0x7b && (data.includes('"messageId"') || data.includes('\\'));
+  return data[0] === 0x7b && (data.indexOf('"messageId"') >= 0 || data.indexOf(0x5c) >= 0);
+}
+
 /** What a side effect answered, when an output says it: a small JSON object's `messageId`. */
 function answerOf(data: Buffer): string | undefined {
   if (data.length > 4096 || data[0] !== 0x7b) return undefined;

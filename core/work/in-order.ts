@@ -3,7 +3,7 @@ import type { LocalEntries } from '../messages/zip.ts';
 import type { RecordFailure } from '../messages/part.ts';
 import type { RowOutput } from '../processors/types.ts';
 import { recordToRaw } from '../source/csv.ts';
-import { shownOutputs } from '../messages/results-row.ts';
+import { shownNames, shownOutputs } from '../messages/results-row.ts';
 import { ChunkEntries, ZIP_ENTRY_NAME } from './chunk-part.ts';
 import type { SheetRows } from './sheet-rows.ts';
 
@@ -64,14 +64,15 @@ export class InOrder {
   private addOk(i: number, outputs: readonly RowOutput[]): void {
     const [n, line, fields] = this.records[i]!;
     const sheet = this.sheet;
-    // Where the record's entries begin: its row shows what they hold (names, or a side effect's answer).
-    const at = sheet && outputs.length > 0 ? this.named.entries.bytes().length : 0;
+    // Its row shows what its entries hold: their names, told from the outputs where they can be (most), else
+    // read from the entries (where a side effect's answer may be), which begin at `at`.
+    const names = sheet ? shownNames(outputs) : '';
+    const at = names === undefined ? this.named.entries.bytes().length : 0;
     const problem = this.named.add(n, line, outputs);
     if (problem) return this.fail(i, { code: ZIP_ENTRY_NAME, message: problem });
     this.succeeded++;
     if (sheet) {
-      const output =
-        outputs.length > 0 ? shownOutputs(this.named.entries.bytes(), at, outputs.length).shown : '';
+      const output = names ?? shownOutputs(this.named.entries.bytes(), at, outputs.length).shown;
       sheet.add(fields, { n, line, output });
     }
   }

@@ -3,7 +3,7 @@
  * byte the sheet the finalize wrote by reading the job's source again (results-sheet.ts resultsCsv): the same job
  * story — split rejections inside a chunk and a chunk's worth of them between chunks, failures, a record in doubt,
  * a guarded cell, quotes and line breaks, a resubmission cancelled and one run, a job cancelled before it ran and
- * then retried, one cancelled after its first chunk, one whose chunks were all given up — is run once as the finalize does it and once with every sheet taken from the source, in CP932 and UTF-8,
+ * then retried, one cancelled after its first chunk, one whose chunks were all given up, one of the json processor — is run once as the finalize does it and once with every sheet taken from the source, in CP932 and UTF-8,
  * and each attempt's sheets (the object beside the zip and the zip's entry) are compared.
  */
 import iconv from 'iconv-lite';
@@ -183,6 +183,10 @@ async function story(uploaded: 'cp932' | 'utf-8', sheetEncoding: 'cp932' | 'utf-
   await drainFinalizeRequests(deps);
   await finalizeJob(deps, SITE, fourth.token);
   sheets.push(await sheetsOf(deps, (await deps.jobs.get(SITE, fourth.token))!));
+  // A fifth with the json processor: its outputs' names, told without reading its entries back
+  from = launcher.launches.length;
+  const plain = await startDirectJob(deps, SITE, sheetFile(uploaded), { processor: 'json' });
+  sheets.push(await sheetsOf(deps, await runAttempt(deps, launcher, SITE, plain.token, from)));
   return sheets;
 }
 
@@ -205,7 +209,7 @@ describe('Function: sheetFromParts', () => {
       // Assess: the first attempts took their sheet from the parts (and the stopped ones the ranges of the chunks
       // never counted; the attempts merged over one before never ask: theirs is the source's), and every sheet is
       // the same bytes both ways (beside the zip and in it)
-      expect(mode.used).toEqual([true, true, true, true]);
+      expect(mode.used).toEqual([true, true, true, true, true]);
       expect(fromParts.map((s) => s.state)).toEqual([
         'PARTIAL',
         'CANCELLED',
@@ -213,6 +217,7 @@ describe('Function: sheetFromParts', () => {
         'CANCELLED',
         'PARTIAL',
         'CANCELLED',
+        'PARTIAL',
         'PARTIAL',
       ]);
       expect(parseResultsCsv(fromParts[6]!.beside, sheetEncoding).rows.map((r) => r.code)).toEqual([
@@ -249,6 +254,7 @@ describe('Function: sheetFromParts', () => {
       ]);
       expect(first.rows[11]!.fields[1]).toBe('顧客 "12"\r\n二行目');
       expect(first.rows[0]!.output).toBe('m-1');
+      expect(parseResultsCsv(fromParts[7]!.beside, sheetEncoding).rows[0]!.output).toMatch(/\.json$/);
     },
   );
 });
