@@ -4,17 +4,15 @@ import { keys, reportQueueName } from '../jobs/keys.ts';
 import type { PipelineDeps } from '../deps.ts';
 import { isTerminal } from '../jobs/states.ts';
 import { asRanges, decodeChunk, rangeNumbers, type ChunkMessage } from '../messages/chunk.ts';
-import { requestFinalize } from '../messages/finalize-request.ts';
 import { attemptsOf, currentAttempt, RETRYABLE_FROM, type AttemptSummary } from '../jobs/attempts.ts';
 import type { Job } from '../jobs/store.ts';
-import { queueChunks } from '../split/split.ts';
-import { askForWorkers, grantWorkers, type GrantDeps } from '../budget/grant-workers.ts';
+import { sendAttempt, type AttemptSendDeps } from '../budget/attempt-send.ts';
 import { jobLogger } from '../shared/log.ts';
 import { attemptTraceparent } from '../shared/trace.ts';
 import { siteJob } from './site-job.ts';
 
 /** What starting an attempt uses: its records list and chunks, the job, its queue, the grant of its workers. */
-export type AttemptDeps = GrantDeps & Pick<PipelineDeps, 'objects' | 'queues'>;
+export type AttemptDeps = AttemptSendDeps;
 
 /**
  * POST /jobs/{token}/retry (and `rowfleet retry`): the next attempt of a finished job (core/jobs/attempts.ts), of
@@ -130,11 +128,10 @@ export async function launchAttempt(deps: AttemptDeps, job: Job, plan: AttemptPl
   const from = currentAttempt(job);
   const attempt = from + 1;
   const { runs } = plan;
-  // The attempt joins the job's trace: its own span (a child of the job span) that its chunks link to.
+  // The attempt joins the job's trace: its own span (a child of the job span) that its chunks link to, put on
+  // them as they are sent (core/budget/attempt-send.ts); they are kept without the split's.
   const trace = attemptTraceparent(job.trace);
-  const chunks = plan.chunks.map(({ traceparent: _first, ...c }) =>
-    trace ? { ...c, traceparent: trace } : c,
-  );
+  const chunks = plan.chunks.map(({ traceparent: _first, ...c }) => c);
   const at = new Date().toISOString();
   const before = { succeeded: job.succeeded, failed: plan.failed };
   const next: AttemptSummary = {
@@ -147,8 +144,14 @@ export async function launchAttempt(deps: AttemptDeps, job: Job, plan: AttemptPl
     ...(plan.resubmit ? { resubmit: plan.resubmit } : {}),
   };
   const queueName = reportQueueName(deps.env.stage, token, attempt);
-  // The attempt's records list first: the same for every caller at this attempt (the finalize reads it).
+  // The attempt's records list first: the same for every caller at this attempt (the finalize reads it). And its
+  // chunk messages, for the reaper to send again if this caller dies before it has sent them all.
   await deps.objects.put(plan.runsKey, runs.join('\n') + '\n', 'application/x-ndjson');
+  await deps.objects.put(
+    keys.attemptChunks(site, token, attempt, plan.resubmit),
+    chunks.map((c) => JSON.stringify(c) + '\n').join(''),
+    'application/x-ndjson',
+  );
   const started = await deps.jobs.beginAttempt(site, token, {
     from,
     fromChunks: job.totalChunks ?? 0,
@@ -168,23 +171,15 @@ export async function launchAttempt(deps: AttemptDeps, job: Job, plan: AttemptPl
       409,
     );
   }
-  if (chunks.length === 0) {
-    // Nothing for a worker (a resubmission whose rows were all rejected): the finalize ends the attempt now.
-    const running = await deps.jobs.transition(site, token, 'RUNNING', { runningAt: at });
-    await requestFinalize(deps, { site, token, attempt });
-    return running ?? started;
-  }
-  // Only the caller whose write started the attempt sends its chunks (see above).
-  await queueChunks(deps, site, token, queueName, chunks);
-  await askForWorkers(deps, started);
-  await grantWorkers(deps, 'split');
+  // Only the caller whose write started the attempt sends it (the reaper sends it again if this one dies first).
+  const sent = await sendAttempt(deps, started, chunks, { grant: 'split' });
   jobLogger(site, token).info('retry: attempt started', {
     attempt,
     records: runs.length,
     chunks: chunks.length,
     ...(plan.resubmit ? { resubmit: plan.resubmit } : {}),
   });
-  return started;
+  return sent;
 }
 
 /** The split's chunk messages of a job (a job split before they were kept cannot be retried). */
