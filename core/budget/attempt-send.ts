@@ -45,7 +45,9 @@ export async function sendAttempt(
   const attempt = currentAttempt(job);
   if (chunks.length === 0) {
     // Nothing for a worker: the finalize ends the attempt now (a second ask finds it RUNNING already).
-    const running = await deps.jobs.transition(site, token, 'RUNNING', { runningAt: new Date().toISOString() });
+    const running = await deps.jobs.transition(site, token, 'RUNNING', {
+      runningAt: new Date().toISOString(),
+    });
     await requestFinalize(deps, { site, token, attempt });
     await deps.jobs.markChunksSent(site, token, attempt, new Date().toISOString());
     return running ?? job;
@@ -78,7 +80,9 @@ export async function resendAttempt(
   if (!job?.chunksPendingSince || (job.state !== 'QUEUED' && job.state !== 'RUNNING') || job.stop) return;
   const attempt = currentAttempt(job);
   const resubmit = attemptsOf(job).at(-1)?.resubmit;
-  const text = (await deps.objects.bytes(keys.attemptChunks(site, token, attempt, resubmit))).toString('utf8');
+  const text = (await deps.objects.bytes(keys.attemptChunks(site, token, attempt, resubmit))).toString(
+    'utf8',
+  );
   const chunks = text
     .split('\n')
     .filter(Boolean)

@@ -76,12 +76,13 @@ export function attemptRunning(job: Job): BadRequestError {
  * (keys.chunkPlan) holding any of them are sent again on the attempt's own queue, each naming the attempt and
  * the records it runs, so the workers read the same byte ranges of the same validated source (same key and ETag)
  * and keep every record's number and line. One conditional write decides which of two concurrent callers starts
- * it (the other gets 409 ATTEMPT_RUNNING); only the winner then sends the attempt's chunks. Two callers must never
- * both send them: two deliveries of one chunk processed at once can store a part whose outcomes are not the ones the
- * chunk was counted with (a record one delivery finished is IN_DOUBT to the other), and the finalize then fails the
- * job COUNTS_DISAGREE (the model-based test found it). A caller that dies between the write and the send leaves the
- * attempt QUEUED with nothing to run: its records stay where they were (no effect can repeat), the job does not end
- * by itself (cancel it, then retry). The job as the attempt left it queued.
+ * it (the other gets 409 ATTEMPT_RUNNING); only the winner then sends the attempt's chunks, so that an attempt is
+ * normally sent once. A caller that dies between the write and its last send (the upload function's timeout, an
+ * OOM) leaves the job marked `chunksPendingSince`: the reaper sends the attempt's kept chunks again once
+ * `attemptSendGraceSeconds` has passed (core/budget/attempt-send.ts), and the attempt runs to its end. Sending
+ * twice is safe: a chunk's part is stored once (S3 If-None-Match) and counted once, even for two deliveries
+ * processed at once, and a record's side effect is claimed once (core/effects/claims.ts). The job as the attempt
+ * left it queued.
  */
 export async function startAttempt(deps: AttemptDeps, job: Job, records: readonly number[]): Promise<Job> {
   const { site, token } = job;
@@ -119,9 +120,11 @@ export interface AttemptPlan {
 
 /**
  * Starts the next attempt of a finished job with `plan` (a retry's or a resubmission's), one at a time: the
- * attempt's records list is written first, then one conditional write starts the attempt (a concurrent caller
- * gets 409 ATTEMPT_RUNNING), then only the winner sends the chunks (see {@link startAttempt}). An attempt with no
- * chunk (every row of a resubmission rejected) asks for its finalize at once. The job as the attempt left it.
+ * attempt's records list and chunk messages are written first, then one conditional write starts the attempt (a
+ * concurrent caller gets 409 ATTEMPT_RUNNING), then only the winner sends the chunks and marks them sent
+ * (sendAttempt, which the reaper runs again for a winner that died first: see {@link startAttempt}). An attempt
+ * with no chunk (every row of a resubmission rejected) asks for its finalize at once. The job as the attempt left
+ * it.
  */
 export async function launchAttempt(deps: AttemptDeps, job: Job, plan: AttemptPlan): Promise<Job> {
   const { site, token } = job;

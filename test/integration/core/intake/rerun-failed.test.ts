@@ -116,8 +116,7 @@ describe('Function: retryFailedRecords', () => {
       [2, 4],
     ]);
     expect(refused).toEqual([expect.objectContaining({ code: 'ATTEMPT_RUNNING', status: 409 })]);
-    // Only the winner sent the attempt's chunks: two deliveries of a chunk processed at once could store a part
-    // that disagrees with the chunk's count.
+    // Only the winner sent the attempt's chunks (a second send is harmless but wasted: see the reaper's below).
     const now = (await deps.jobs.get(SITE, job.token))!;
     const queueUrl = (await deps.queues.queueUrl(now.queueName!))!;
     const attrs = await sqsClient().send(
