@@ -401,6 +401,35 @@ describe('Function: reap (an attempt whose sender died before sending it)', () =
     expect(out.manifest.counts).toMatchObject({ succeeded: 7, failed: 0 });
   });
 
+  it('never lets a late sender of the attempt before mark a later attempt sent: that one is still sent again', async () => {
+    // Prepare: a retry whose caller died before sending its attempt (2)
+    const launcher = new RecordingLauncher();
+    const deps = testDeps(aws, { launcher });
+    const job = await cancelledJob(deps, launcher, 'json', 3);
+    const dying = withAdapters(deps, {
+      queues: {
+        before: (method) => {
+          if (method === 'sendBatch') throw new KilledError('the upload function timed out');
+        },
+      },
+    });
+    await expect(retryFailedRecords(dying, SITE, job.token)).rejects.toBeInstanceOf(KilledError);
+    const from = launcher.launches.length;
+
+    // Act: a sender of attempt 1 marks late, then the reaper passes
+    const late = await deps.jobs.markChunksSent(SITE, job.token, 1, new Date().toISOString());
+    const marked = (await deps.jobs.get(SITE, job.token))!;
+    const report = await reap(deps, { now: pastGrace() });
+    const done = await runAttempt(deps, launcher, SITE, job.token, from);
+
+    // Assess
+    expect(late).toBe(false);
+    expect(marked.chunksPendingSince).toBeDefined();
+    expect(marked.chunksSentAt).toBeUndefined();
+    expect(report.attemptsResent.map((r) => [r.token, r.attempt])).toEqual([[job.token, 2]]);
+    expect(done).toMatchObject({ state: 'SUCCEEDED', succeeded: 3, failed: 0, totalRecords: 3, attempt: 2 });
+  });
+
   it('leaves alone an attempt whose sender is merely slow (not past the grace): its chunks are sent once', async () => {
     // Prepare: a retry whose sends are slow
     const launcher = new RecordingLauncher();
