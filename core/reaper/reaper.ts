@@ -94,7 +94,9 @@ export async function reap(deps: ReaperDeps, o: ReapOptions = {}): Promise<ReapR
     } else if (
       (job.state === 'RUNNING' || job.state === 'QUEUED') &&
       job.chunksPendingSince !== undefined &&
-      age(job.chunksPendingSince, now) > sendGraceSeconds
+      age(job.chunksPendingSince, now) > sendGraceSeconds &&
+      // Every chunk counted: every one was sent (its sender died before the mark); its finalize is next, below.
+      !(job.totalChunks && job.chunksDone >= job.totalChunks)
     ) {
       // A retry's or a resubmission's attempt whose sender died before it had sent every chunk (or asked for the
       // finalize of an attempt with none): nothing else would ever run them. Sent again, the same messages.
