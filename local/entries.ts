@@ -1,12 +1,12 @@
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 
-/** The directory of the command bundle this code runs from (scripts/command-bundle.mjs defines it), if it does. */
+/** The directory of the command bundle this code runs from (cli/command-bundle.mjs defines it), if it does. */
 declare const __ROWFLEET_COMMAND_BUNDLE__: string | undefined;
 
 const TSX = import.meta.resolve('tsx');
 
-/** The local runtime's own processes, by their name in the command bundle (scripts/command-bundle.mjs). */
+/** The local runtime's own processes, by their name in the command bundle (cli/command-bundle.mjs). */
 const SOURCES = {
   daemon: fileURLToPath(new URL('./daemon.ts', import.meta.url)),
   'emulator-host': fileURLToPath(new URL('./emulator-host.ts', import.meta.url)),

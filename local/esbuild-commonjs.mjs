@@ -1,5 +1,6 @@
-// An esbuild plugin for the local bundles (scripts/command-bundle.mjs: the command, the runtime, the emulator host;
-// local/launcher.ts: the worker), which import their packages from node_modules at run time. Plain JavaScript: the
+// An esbuild plugin for the local bundles that import their packages from node_modules at run time
+// (cli/command-bundle.mjs: the command, the runtime, the emulator host; the worker's bundle has its packages in it
+// and takes only the banner, local/launcher.ts). Plain JavaScript: the
 // command's bundler runs before any TypeScript loader.
 import { existsSync, readFileSync } from 'node:fs';
 import { dirname, join, sep } from 'node:path';

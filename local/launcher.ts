@@ -18,7 +18,7 @@ import { NODE_TARGET } from '../config/node.ts';
 import { buildProcessors } from '../fargate-worker/build-processors.ts';
 import { usersDir } from '../core/processors/users.ts';
 import { commandLine } from './ownership.ts';
-import { REQUIRE_BANNER, requireCommonJs } from './esbuild-commonjs.mjs';
+import { REQUIRE_BANNER } from './esbuild-commonjs.mjs';
 import {
   workerEnv,
   type LaunchRequest,
@@ -36,11 +36,22 @@ const WORKER_ENTRY = join(ROOT, 'fargate-worker', 'main.ts');
 const BUNDLE = join(ROOT, 'node_modules', '.cache', 'rowfleet', `fargate-worker.${NODE_TARGET}.mjs`);
 /** What the worker's bundle is built from: users' processors are not in it (see workerProcessors). */
 const SOURCES = ['config', 'core', 'fargate-worker'].map((d) => join(ROOT, d));
-const BUILD_FILES = [join(ROOT, 'local', 'launcher.ts'), join(ROOT, 'local', 'esbuild-commonjs.mjs')];
+/**
+ * What else the bundle is made from: this file (the recipe), and the installed packages, which are in it (`npm ci`
+ * rewrites node_modules/.package-lock.json).
+ */
+const BUILD_FILES = [
+  join(ROOT, 'local', 'launcher.ts'),
+  join(ROOT, 'package-lock.json'),
+  join(ROOT, 'node_modules', '.package-lock.json'),
+];
 
 /**
- * The worker as one ES module, like the container image runs it (esbuild, which tsx brings anyway):
- * a worker process then starts in ~0.2 s instead of compiling TypeScript on every start.
+ * The worker as one ES module with its packages in it, as the container image builds it (fargate-worker/Dockerfile:
+ * esbuild, `--main-fields=module,main`): a worker process starts without compiling TypeScript or resolving the
+ * hundreds of package files the AWS SDK is made of (~0.15 s of CPU against ~0.4 s with the packages loaded from
+ * node_modules and an inline source map parsed at each start; 2026-12-07, issue 22). Its source map is beside it,
+ * read only when a worker runs with `NODE_OPTIONS=--enable-source-maps` (inherited from the runtime).
  * Rebuilt when a source is newer; written to a temporary name and renamed, so concurrent builds are safe.
  */
 export async function workerBundle(): Promise<string> {
@@ -50,29 +61,42 @@ export async function workerBundle(): Promise<string> {
   } catch {
     // not built yet
   }
-  // How it is built counts too (this file, the plugin): a bundle made another way is made again.
-  const recipe = Math.max(...BUILD_FILES.map((f) => statSync(f).mtimeMs));
+  // How it is built counts too (this file, the packages): a bundle made another way, or of other packages, is made
+  // again.
+  const recipe = Math.max(...BUILD_FILES.map(mtimeOf));
   if (built > Math.max(recipe, ...SOURCES.map(newestSource))) return BUNDLE;
   const { build } = await import('esbuild');
   const tmp = `${BUNDLE}.${process.pid}.tmp`;
   mkdirSync(dirname(BUNDLE), { recursive: true });
-  await build({
+  const result = await build({
     entryPoints: [WORKER_ENTRY],
-    outfile: tmp,
+    outfile: BUNDLE,
+    write: false,
     bundle: true,
-    packages: 'external',
+    mainFields: ['module', 'main'],
     platform: 'node',
     format: 'esm',
     target: NODE_TARGET,
-    sourcemap: 'inline',
+    sourcemap: 'linked',
     logLevel: 'error',
-    // The packages whose format Node would guess are required, not imported: a worker starts without the guess
-    // (local/esbuild-commonjs.mjs).
+    // CommonJS packages in the bundle call require() (the image's banner, local/esbuild-commonjs.mjs).
     banner: { js: REQUIRE_BANNER },
-    plugins: [requireCommonJs()],
   });
-  renameSync(tmp, BUNDLE);
+  // The map first, then the bundle (renamed into place): a bundle never names a map that is not there yet.
+  const isMap = (f: { path: string }) => Number(f.path.endsWith('.map'));
+  for (const f of [...result.outputFiles].sort((a, b) => isMap(b) - isMap(a))) {
+    writeFileSync(tmp, f.contents);
+    renameSync(tmp, f.path);
+  }
   return BUNDLE;
+}
+
+function mtimeOf(file: string): number {
+  try {
+    return statSync(file).mtimeMs;
+  } catch {
+    return 0;
+  }
 }
 
 /**
@@ -147,11 +171,11 @@ export class LocalTaskLauncher implements TaskLauncher {
     const processors = await workerProcessors();
     for (let i = 0; i < req.count; i++) {
       const out = openSync(join(this.logDir, `worker-${req.site}-${req.token}.log`), 'a');
-      const child = spawn(process.execPath, ['--enable-source-maps', entry], {
+      const child = spawn(process.execPath, [entry], {
         env: {
           ...process.env,
           POWERTOOLS_LOG_LEVEL: 'INFO',
-          // V8's compiled code of the bundle and its packages, kept between worker starts (scripts/rowfleet.mjs).
+          // V8's compiled code of the bundle and its packages, kept between worker starts (cli/rowfleet.mjs).
           NODE_COMPILE_CACHE: process.env.NODE_COMPILE_CACHE || join(dirname(BUNDLE), 'compile-cache'),
           [ENV.processorsBuilt]: processors,
           ...workerEnv(req),

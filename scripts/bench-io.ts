@@ -18,8 +18,8 @@ import type { Job } from '../core/jobs/store.ts';
 import { jsonProcessor } from '../core/processors/json.ts';
 import { recordConcurrency } from '../core/processors/settings.ts';
 import { LocalRuntime } from '../local/runtime.ts';
-import { writeSampleCsv } from './gen-data.ts';
-import { runJob } from './run-job.ts';
+import { writeSampleCsv } from '../cli/gen-data.ts';
+import { runJob } from '../cli/run-job.ts';
 
 const { values } = parseArgs({
   options: {

@@ -18,8 +18,8 @@ import { getStage } from '../config/index.ts';
 import { LocalRuntime } from '../local/runtime.ts';
 import type { StoredMail } from '../local/emulators/ses.ts';
 import { RECORD_HEADER } from '../core/processors/mail.ts';
-import { writeSampleCsv } from './gen-data.ts';
-import { runJob } from './run-job.ts';
+import { writeSampleCsv } from '../cli/gen-data.ts';
+import { runJob } from '../cli/run-job.ts';
 import { fetchEmulatorPage } from '../local/emulator-gate.ts';
 
 /**

@@ -3,10 +3,10 @@
  * viewer key, AWS's API signed with the runtime's credentials.
  */
 import { appendFileSync, existsSync, mkdirSync, readFileSync } from 'node:fs';
-import type { Server } from 'node:http';
+import { createServer, type RequestListener, type Server } from 'node:http';
+import { createRequire } from 'node:module';
 import { join } from 'node:path';
-import sesModule from 'aws-ses-v2-local';
-import sesStore, { type Email } from 'aws-ses-v2-local/dist/store.js';
+import type { Email } from 'aws-ses-v2-local/dist/store.js';
 import {
   guardServer,
   loopbackHost,
@@ -19,8 +19,19 @@ import {
 
 // aws-ses-v2-local is CommonJS with a default export.
 type SesServer = (config?: { host?: string; port?: number }) => Promise<Server>;
-const sesLocal: SesServer =
-  (sesModule as unknown as { default?: SesServer }).default ?? (sesModule as unknown as SesServer);
+type SesStore = typeof import('aws-ses-v2-local/dist/store.js');
+const requireSes = createRequire(import.meta.url);
+
+/**
+ * aws-ses-v2-local and its store, loaded when the first request comes (express, nodemailer: ~0.3 s of CPU, a third
+ * of the emulators' start, which every command that starts the runtime waited for; most jobs send no mail).
+ */
+async function loadSes(): Promise<{ sesLocal: SesServer; sesStore: SesStore }> {
+  // Required, not imported: the store is the very exports object the emulator's handlers call (persistSesMails
+  // replaces its saveEmail), whatever loader or bundle runs this module.
+  const sesModule = requireSes('aws-ses-v2-local') as { default: SesServer };
+  return { sesLocal: sesModule.default, sesStore: requireSes('aws-ses-v2-local/dist/store.js') as SesStore };
+}
 
 /** A mail the embedded SES took, as kept in the state dir: the emulator's record and when it arrived (ms). */
 export type StoredMail = Email & { readonly atMs?: number };
@@ -30,7 +41,7 @@ export type StoredMail = Email & { readonly atMs?: number };
  * emulator answers, so a mail it acknowledged survives a kill -9) and loads them back on start, so
  * `rowfleet mail list` sees the mails of earlier commands. Returns the close.
  */
-function persistSesMails(dir: string): () => Promise<void> {
+function persistSesMails(sesStore: SesStore, dir: string): () => Promise<void> {
   const file = join(dir, 'ses-mails.ndjson');
   mkdirSync(dir, { recursive: true });
   const store = sesStore.getStoreReadonly();
@@ -55,13 +66,37 @@ function persistSesMails(dir: string): () => Promise<void> {
 /** The embedded SES's own web view and its JSON API (not AWS's): opened with the viewer key. */
 const SES_WEB = new Set(['/', '/store', '/get-emlContent', '/clear-store', '/health-check']);
 
-/** Starts the embedded SES on a free loopback port, its mails kept in `stateDir` when given. */
+/**
+ * Starts the embedded SES on a free loopback port, its mails kept in `stateDir` when given. The port answers at once;
+ * the emulator itself is loaded when the first request comes, which waits for it (loadSes).
+ */
 export async function startSes(
   stateDir: string | undefined,
   credentials: EmulatorCredentials,
 ): Promise<{ readonly server: Server; stop(): Promise<void> }> {
-  const closeMails = stateDir ? persistSesMails(stateDir) : undefined;
-  const ses: Server = await sesLocal({ host: '127.0.0.1', port: 0 });
+  let loaded: Promise<{ listeners: RequestListener[]; closeMails?: () => Promise<void> }> | undefined;
+  const load = () =>
+    (loaded ??= loadSes().then(async ({ sesLocal, sesStore }) => {
+      const closeMails = stateDir ? persistSesMails(sesStore, stateDir) : undefined;
+      // The emulator makes its express app and listens; its app serves this server's requests, its own port
+      // closes at once (nothing knows it).
+      const own: Server = await sesLocal({ host: '127.0.0.1', port: 0 });
+      const listeners = own.listeners('request') as RequestListener[];
+      await new Promise<void>((r) => own.close(() => r()));
+      return { listeners, ...(closeMails ? { closeMails } : {}) };
+    }));
+  const ses = createServer((req, res) => {
+    load().then(
+      ({ listeners }) => {
+        for (const l of listeners) l.call(ses, req, res);
+      },
+      (err: unknown) => {
+        res.writeHead(500, { 'content-type': 'text/plain' });
+        res.end(`the embedded SES could not load: ${String(err)}`);
+      },
+    );
+  });
+  await new Promise<void>((r) => ses.listen(0, '127.0.0.1', () => r()));
   // Node closes an idle keep-alive connection after 5 s: a client sending on it just then gets a reset, and a
   // bulk mail with no answer is IN_DOUBT. Idle connections live a minute here, as on AWS's load balancers.
   ses.keepAliveTimeout = 60_000;
@@ -80,7 +115,8 @@ export async function startSes(
     server: ses,
     async stop() {
       await new Promise<void>((r) => ses.close(() => r()));
-      await closeMails?.();
+      // A load under way finishes first, so the mails' file is let go after the last one was written.
+      if (loaded) await (await loaded.catch(() => undefined))?.closeMails?.();
     },
   };
 }

@@ -12,7 +12,7 @@ import { describe, expect, it } from 'vitest';
 import type { Page } from 'playwright-core';
 import { fetchEmulatorPage } from '../../local/emulator-gate.ts';
 import type { StoredMail } from '../../local/emulators/ses.ts';
-import { listedMails } from '../../scripts/mail.ts';
+import { listedMails } from '../../cli/mail.ts';
 import { translate, type Lang, type MessageKey, type Params } from '../../web/src/messages.ts';
 import { parseResultsCsv } from '../helpers/results-csv.ts';
 import {

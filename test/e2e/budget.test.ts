@@ -11,8 +11,8 @@ import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it, vi } from 'vitest';
 import { getStage } from '../../config/index.ts';
 import { LocalRuntime } from '../../local/runtime.ts';
-import { writeSampleCsv } from '../../scripts/gen-data.ts';
-import { runJob, type RunSummary } from '../../scripts/run-job.ts';
+import { writeSampleCsv } from '../../cli/gen-data.ts';
+import { runJob, type RunSummary } from '../../cli/run-job.ts';
 import { checkZip, expectExactlyOnce } from '../helpers/jepsen.ts';
 import { liveWorkers } from '../helpers/tasks.ts';
 

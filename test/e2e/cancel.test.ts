@@ -14,8 +14,8 @@ import type { JobView } from '../../core/intake/operations.ts';
 import { reportQueueName } from '../../core/jobs/keys.ts';
 import { isTerminal } from '../../core/jobs/states.ts';
 import { LocalRuntime } from '../../local/runtime.ts';
-import { writeSampleCsv } from '../../scripts/gen-data.ts';
-import { startJob } from '../../scripts/run-job.ts';
+import { writeSampleCsv } from '../../cli/gen-data.ts';
+import { startJob } from '../../cli/run-job.ts';
 import { readZip } from '../helpers/zip.ts';
 
 const RECORDS = 100_000;

@@ -1,7 +1,7 @@
 import { readFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { beforeAll, describe, expect, it } from 'vitest';
-import type { ListedMail } from '../../scripts/mail.ts';
+import type { ListedMail } from '../../cli/mail.ts';
 import { lastJsonLine, rowfleet } from '../helpers/cli.ts';
 import { excelCsv, invalidAddress, mailSheet, rowAddress } from '../helpers/mail-sheet.ts';
 import { parseResultsCsv } from '../helpers/results-csv.ts';

@@ -10,7 +10,7 @@ import { isTerminal } from '../../core/jobs/states.ts';
 import { ZipWriter } from '../../core/messages/zip.ts';
 import { LocalRuntime } from '../../local/runtime.ts';
 import { readZipText } from '../helpers/zip.ts';
-import { smoke } from '../../scripts/smoke.ts';
+import { smoke } from '../../cli/smoke.ts';
 
 let dir: string;
 let rt: LocalRuntime;

@@ -13,7 +13,7 @@ import { ListObjectsV2Command, S3Client } from '@aws-sdk/client-s3';
 import { localResourceNames } from '../../config/names.ts';
 import type { JobView } from '../../core/intake/operations.ts';
 import { readOwner } from '../../local/ownership.ts';
-import { writeSampleCsv } from '../../scripts/gen-data.ts';
+import { writeSampleCsv } from '../../cli/gen-data.ts';
 import { rowfleet, rowfleetStarter, runArgs } from '../helpers/cli.ts';
 import { workerPids } from '../helpers/tasks.ts';
 import { tempDirs } from '../helpers/temp.ts';

@@ -6,8 +6,8 @@
 import { readFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { describe, expect, it } from 'vitest';
-import { sampleRecipient, writeSampleCsv } from '../../scripts/gen-data.ts';
-import type { ListedMail } from '../../scripts/mail.ts';
+import { sampleRecipient, writeSampleCsv } from '../../cli/gen-data.ts';
+import type { ListedMail } from '../../cli/mail.ts';
 import { lastJsonLine, rowfleet, runArgs } from '../helpers/cli.ts';
 import { parseErrorsCsv } from '../helpers/jepsen.ts';
 import { readZipText } from '../helpers/zip.ts';

@@ -11,7 +11,7 @@ import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { getStage } from '../../config/index.ts';
 import { LocalRuntime } from '../../local/runtime.ts';
-import { runJob } from '../../scripts/run-job.ts';
+import { runJob } from '../../cli/run-job.ts';
 import { rowfleet } from '../helpers/cli.ts';
 import { parseErrorsCsv } from '../helpers/jepsen.ts';
 import { readZipText } from '../helpers/zip.ts';

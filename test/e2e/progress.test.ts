@@ -4,7 +4,7 @@
  */
 import { join } from 'node:path';
 import { describe, expect, it } from 'vitest';
-import { writeSampleCsv } from '../../scripts/gen-data.ts';
+import { writeSampleCsv } from '../../cli/gen-data.ts';
 import { lastJsonLine, rowfleet, runArgs } from '../helpers/cli.ts';
 import { tempDirs } from '../helpers/temp.ts';
 

@@ -10,7 +10,7 @@ import { describe, expect, it } from 'vitest';
 import type { JobView } from '../../core/intake/operations.ts';
 import { isTerminal } from '../../core/jobs/states.ts';
 import { readOwner } from '../../local/ownership.ts';
-import { writeSampleCsv } from '../../scripts/gen-data.ts';
+import { writeSampleCsv } from '../../cli/gen-data.ts';
 import { REPO_ROOT, rowfleet, rowfleetStarter, runArgs } from '../helpers/cli.ts';
 import { checkZip, expectExactlyOnce } from '../helpers/jepsen.ts';
 import { workerPids } from '../helpers/tasks.ts';

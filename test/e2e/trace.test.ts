@@ -13,8 +13,8 @@ import { readSpans } from '../../core/shared/trace-file.ts';
 import { ATTR } from '../../core/shared/trace.ts';
 import { MAX_CHUNK_ATTEMPTS } from '../../core/work/worker.ts';
 import { LocalRuntime } from '../../local/runtime.ts';
-import { writeSampleCsv } from '../../scripts/gen-data.ts';
-import { startJob } from '../../scripts/run-job.ts';
+import { writeSampleCsv } from '../../cli/gen-data.ts';
+import { startJob } from '../../cli/run-job.ts';
 import { rowfleet } from '../helpers/cli.ts';
 import { workerPids } from '../helpers/tasks.ts';
 

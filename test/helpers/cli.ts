@@ -3,7 +3,7 @@ import { afterAll } from 'vitest';
 import { fileURLToPath } from 'node:url';
 
 export const REPO_ROOT = fileURLToPath(new URL('../../', import.meta.url));
-const ROWFLEET = fileURLToPath(new URL('../../scripts/rowfleet.mjs', import.meta.url));
+const ROWFLEET = fileURLToPath(new URL('../../cli/rowfleet.mjs', import.meta.url));
 
 export interface CliResult {
   readonly code: number | null;
@@ -24,7 +24,7 @@ function cliEnv(): NodeJS.ProcessEnv {
   return env;
 }
 
-/** Runs `node scripts/rowfleet.mjs <args>` as a child process in the repository root. */
+/** Runs `node cli/rowfleet.mjs <args>` as a child process in the repository root. */
 export function rowfleet(args: string[], timeoutMs = 90_000): Promise<CliResult> {
   return new Promise((resolve, reject) => {
     const child = spawn(process.execPath, [ROWFLEET, ...args], {

@@ -35,8 +35,8 @@ import { isTerminal } from '../../core/jobs/states.ts';
 import { reap } from '../../core/reaper/reaper.ts';
 import { LocalRuntime } from '../../local/runtime.ts';
 import { FUNCTION_ENTRIES, type FunctionName } from '../../lib/rowfleet-stack.ts';
-import { writeSampleCsv } from '../../scripts/gen-data.ts';
-import { runJob, startJob } from '../../scripts/run-job.ts';
+import { writeSampleCsv } from '../../cli/gen-data.ts';
+import { runJob, startJob } from '../../cli/run-job.ts';
 import { synthStage, type Synthesized } from '../helpers/synth.ts';
 
 const RECORD_DIR = vi.hoisted(() => {

@@ -33,7 +33,7 @@ const RUN_BY: Readonly<Record<string, { readonly file: string; readonly shows: R
   'mail preview': { file: 'test/e2e/mail-cli.test.ts', shows: /mailCli\('preview'/ },
   // The post-deploy and pre-deploy checks need a deployed stage and AWS credentials: their functions run.
   smoke: { file: 'test/e2e/local-api.test.ts', shows: /await smoke\(/ },
-  doctor: { file: 'test/unit/scripts/doctor.test.ts', shows: /await runDoctor\(/ },
+  doctor: { file: 'test/unit/cli/doctor.test.ts', shows: /await runDoctor\(/ },
 };
 
 const THE_TWO_COMMANDS = 'npm ci && npx rowfleet run samples/clients.csv --site sakai\nnpm test\n';
@@ -80,11 +80,13 @@ const docs = DOC_PATHS.map(readDoc);
 const shown = docs.flatMap((d) => commandLines(d).map((line): Shown => ({ doc: d.path, line })));
 /** Every command of the CLI (`''`, `'run'`, `'mail send'`, …) with its `--help` text, read from the CLI itself. */
 async function cliCommands(): Promise<Map<string, string>> {
-  const pkg = JSON.parse(readFileSync(join(REPO_ROOT, 'package.json'), 'utf8')) as {
+  // The bin npx runs: the `cli/` workspace's (test/unit/cli/package.test.ts).
+  const pkg = JSON.parse(readFileSync(join(REPO_ROOT, 'cli', 'package.json'), 'utf8')) as {
     bin: { rowfleet: string };
   };
   const dump = pathToFileURL(join(REPO_ROOT, 'test/helpers/cli-help-dump.mjs')).href;
-  const { stdout } = await execFileAsync(process.execPath, ['--import', dump, pkg.bin.rowfleet], {
+  const bin = join('cli', pkg.bin.rowfleet);
+  const { stdout } = await execFileAsync(process.execPath, ['--import', dump, bin], {
     cwd: REPO_ROOT,
     env: { ...process.env, CI: 'true' },
   });
@@ -190,7 +192,7 @@ describe('Function: rowfleetCommands', () => {
       ['mail', 'send'],
       ['--site', '--day', '--json'],
     ],
-    ['node scripts/rowfleet.mjs run a.csv --site x && npm test', ['run'], ['--site']],
+    ['node cli/rowfleet.mjs run a.csv --site x && npm test', ['run'], ['--site']],
     ['npx rowfleet retry <token> --site <id> [--json]', ['retry'], ['--site', '--json']],
     ['npx rowfleet mail send|preview', ['mail', 'send|preview'], []],
   ])('%s', (line, words, options) => {

@@ -26,6 +26,10 @@ const TOP_LEVEL: Record<string, readonly string[]> = {
   // Users' row processors: the processor contract in core, their settings in config. (core/processors loads
   // them by name with a dynamic import — the one plugin point, not a dependency of core on them.)
   processors: ['processors', 'core', 'config'],
+  // The shipped `rowfleet` command: it drives the local runtime or a deployed API. lib: `doctor` checks the paths a
+  // deploy builds from (lib/paths.ts); web: `loadtest` sends the console's load-test records (web/src/sample-data.ts).
+  // Nothing imports cli/ but the benchmarks and the tests (scripts/, test/: not checked).
+  cli: ['cli', 'core', 'config', 'local', 'lib', 'web'],
 };
 
 /** core/'s layers, bottom up: a file may import its own folder, its layer's other folders, or anything lower. */

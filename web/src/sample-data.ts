@@ -1,6 +1,6 @@
 /**
  * Load-test records, generated in the browser by the console and in Node by `rowfleet loadtest`
- * (scripts/gen-data.ts imports them): deterministic (xorshift), so runs and benchmarks are comparable. Pure code
+ * (cli/gen-data.ts imports them): deterministic (xorshift), so runs and benchmarks are comparable. Pure code
  * with no Node or DOM API, so it runs in both.
  */
 const SURNAMES = ['山田', '鈴木', '佐藤', '田中', '高橋', '渡辺', '伊藤', '中村', '小林', '加藤'];

@@ -302,9 +302,10 @@ function killable(
     case 'after-put':
       return mortal(deps, life, {
         objects: {
-          put: async (call, key) => {
-            await call();
+          putNew: async (call, key) => {
+            const stored = await call();
             if (partChunk(key) !== undefined && hit()) kill('after-put');
+            return stored;
           },
         },
       });
@@ -653,7 +654,7 @@ const CASES: readonly FaultCase[] = [
             withAdapters(s.deps, {
               objects: {
                 around: {
-                  put: async (call, key) => {
+                  putNew: async (call, key) => {
                     const chunk = partChunk(key);
                     const n = ++calls;
                     if (chunk === undefined || !failing.has(n) || !strikes.allow([chunk])) return call();
@@ -931,9 +932,10 @@ const CASES: readonly FaultCase[] = [
               },
               objects: {
                 around: {
-                  put: async (call, key) => {
-                    await call();
+                  putNew: async (call, key) => {
+                    const stored = await call();
                     if (raced && partChunk(key) === chunk().chunk) giveUpStored();
+                    return stored;
                   },
                 },
               },

@@ -6,7 +6,7 @@ import type { PipelineDeps } from '../../../../core/deps.ts';
 import { timelineView } from '../../../../core/intake/timeline.ts';
 import type { Job } from '../../../../core/jobs/store.ts';
 import { buildTimeline } from '../../../../core/shared/timeline.ts';
-import { formatTimeline } from '../../../../scripts/trace.ts';
+import { formatTimeline } from '../../../../cli/trace.ts';
 import { fileTraceStore, JobFileExporter, traceFile } from '../../../../core/shared/trace-file.ts';
 import {
   ATTR,

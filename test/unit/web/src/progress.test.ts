@@ -5,7 +5,7 @@ import { describe, expect, expectTypeOf, it } from 'vitest';
 import { getStage } from '../../../../config/index.ts';
 import type { JobView } from '../../../../core/intake/operations.ts';
 import { DEFAULT_PROCESSOR, processorNames } from '../../../../core/processors/index.ts';
-import { SAMPLE_HEADER, sampleRecords, writeSampleCsv } from '../../../../scripts/gen-data.ts';
+import { SAMPLE_HEADER, sampleRecords, writeSampleCsv } from '../../../../cli/gen-data.ts';
 import { consoleSettings } from '../../../../web/build.ts';
 import { MESSAGES, translate, type MessageKey } from '../../../../web/src/messages.ts';
 import { addSample, averageRate, estimate, RATE_WINDOW_MS } from '../../../../web/src/progress.ts';

@@ -4,8 +4,8 @@
 // (the optional dependency `npm ci` brings on linux-x64) with the same arguments, and ends as that run ends. Plain JavaScript that
 // runs on Node 20, before any TypeScript loader. Under `npm`/`npx` the node_modules/.bin/node of that package
 // already comes first on the PATH, so this only acts on a direct `node …` with an older Node.
-//   import { onDeployedNode } from './deployed-node.mjs'; await onDeployedNode();   (scripts/rowfleet.mjs)
-//   node scripts/deployed-node.mjs <script.mjs> [args…]                             (npm test: vitest)
+//   import { onDeployedNode } from './deployed-node.mjs'; await onDeployedNode();   (cli/rowfleet.mjs)
+//   node cli/deployed-node.mjs <script.mjs> [args…]                             (npm test: vitest)
 import { spawn } from 'node:child_process';
 import { existsSync } from 'node:fs';
 import { createRequire } from 'node:module';
@@ -85,7 +85,7 @@ function watchParent(pid) {
 if (process.argv[1] && resolve(process.argv[1]) === fileURLToPath(import.meta.url)) {
   const [script, ...args] = process.argv.slice(2);
   if (!script) {
-    process.stderr.write('usage: node scripts/deployed-node.mjs <script> [args…]\n');
+    process.stderr.write('usage: node cli/deployed-node.mjs <script> [args…]\n');
     process.exit(2);
   }
   await onDeployedNode();

@@ -5,7 +5,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { describe, expect, it } from 'vitest';
 import type { JobView } from '../../../core/intake/operations.ts';
-import { followJob, stallCause } from '../../../scripts/run-job.ts';
+import { followJob, pollMs, POLL_MS, stallCause } from '../../../cli/run-job.ts';
 
 const view = (over: Partial<JobView> = {}): JobView => ({
   token: '00000000-0000-4000-8000-000000000000',
@@ -130,5 +130,53 @@ describe('Function: stallCause', () => {
       /stopped making progress/,
     );
     expect(stallCause(view({ state: 'FINALIZING' }))).toMatch(/finalize has not finished/);
+  });
+});
+
+describe('Function: pollMs (how soon a followed job is asked again)', () => {
+  it('asks every 250 ms while records remain, every 50 ms once they are all done or the finalize began', () => {
+    const running = (done: number, total?: number) =>
+      view({
+        state: 'RUNNING',
+        progress: { done, chunksDone: 0, ...(total !== undefined ? { total } : {}) },
+      });
+    expect(pollMs(view())).toBe(POLL_MS.running);
+    expect(pollMs(running(0))).toBe(POLL_MS.running);
+    expect(pollMs(running(99, 100))).toBe(POLL_MS.running);
+    expect(pollMs(running(100, 100))).toBe(POLL_MS.ending);
+    expect(pollMs(view({ state: 'FINALIZING', progress: { done: 100, chunksDone: 10, total: 100 } }))).toBe(
+      POLL_MS.ending,
+    );
+    expect(POLL_MS).toEqual({ running: 250, ending: 50 });
+  });
+
+  it('lets followJob see the end of a finalizing job within the short poll', async () => {
+    // Prepare: a job FINALIZING for 500 ms, then SUCCEEDED (no zip: nothing to download)
+    const started = Date.now();
+    let polls = 0;
+    const api = await serve((_req, res) => {
+      polls++;
+      res.writeHead(200, { 'content-type': 'application/json' });
+      const ended = Date.now() - started > 500;
+      res.end(
+        JSON.stringify(
+          view({
+            state: ended ? 'SUCCEEDED' : 'FINALIZING',
+            progress: { done: 10, chunksDone: 1, total: 10 },
+          }),
+        ),
+      );
+    });
+
+    // Act
+    const summary = await followJob(
+      { apiUrl: api.url, apiToken: 't', outDir: '/nonexistent', progress: false },
+      view({ state: 'FINALIZING', progress: { done: 10, chunksDone: 1, total: 10 } }),
+    );
+    api.server.close();
+
+    // Assess: a poll every 250 ms would have asked at most three times
+    expect(summary.state).toBe('SUCCEEDED');
+    expect(polls).toBeGreaterThan(3);
   });
 });

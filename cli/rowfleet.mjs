@@ -1,6 +1,6 @@
 #!/usr/bin/env node
-// The `rowfleet` command, on the Node the functions deploy on (scripts/deployed-node.mjs runs it again on that one
-// when this Node is older). It runs the CLI from its prebuilt bundle (scripts/command-bundle.mjs: built on first
+// The `rowfleet` command, on the Node the functions deploy on (cli/deployed-node.mjs runs it again on that one
+// when this Node is older). It runs the CLI from its prebuilt bundle (cli/command-bundle.mjs: built on first
 // use and whenever a source changed), so no TypeScript is compiled at start; when the bundle cannot be built (no
 // esbuild, a source that does not build) it runs the TypeScript sources through tsx, as it always could.
 import { pathToFileURL } from 'node:url';

@@ -10,7 +10,8 @@ import {
   commandBundle,
   COMMAND_ENTRIES,
   currentBundle,
-} from '../../../scripts/command-bundle.mjs';
+  SELF_CONTAINED,
+} from '../../../cli/command-bundle.mjs';
 
 const dir = mkdtempSync(join(tmpdir(), 'rowfleet-bundle-'));
 afterAll(() => rmSync(dir, { recursive: true, force: true }));
@@ -30,7 +31,7 @@ function project(name: string): { root: string; outDir: string; value: string } 
 
 const run = (file: string) => execFileSync(process.execPath, [file], { encoding: 'utf8' }).trim();
 
-describe('command bundle (scripts/command-bundle.mjs)', () => {
+describe('command bundle (cli/command-bundle.mjs)', () => {
   it('never runs a stale bundle: a source changed with its size and modification time kept is rebuilt', async () => {
     // Prepare
     const p = project('stale');
@@ -99,5 +100,42 @@ describe('command bundle (scripts/command-bundle.mjs)', () => {
     // Assess
     expect(built).toBeDefined();
     expect(Object.keys(manifest.inputs)).toEqual(expect.arrayContaining(expected));
+  });
+
+  it('builds the runtime with its packages in it (each keeping its own import.meta.url); the rest imports them', async () => {
+    // Prepare: a project whose two entries use one package, `dep`, which names its own file; `own` is self-contained
+    const p = project('self-contained');
+    const dep = join(p.root, 'node_modules', 'dep');
+    execFileSync('mkdir', ['-p', dep]);
+    writeFileSync(
+      join(dep, 'package.json'),
+      JSON.stringify({ name: 'dep', type: 'module', main: 'index.js' }),
+    );
+    writeFileSync(join(dep, 'index.js'), 'export const depWhere = import.meta.url;\n');
+    writeFileSync(join(p.root, 'node_modules', '.package-lock.json'), '{"v":1}');
+    writeFileSync(join(p.root, 'uses.ts'), "import { depWhere } from 'dep';\nconsole.log(depWhere);\n");
+    const o = {
+      root: p.root,
+      entries: { shared: 'uses.ts', own: 'uses.ts' },
+      outDir: p.outDir,
+      selfContained: ['own'],
+    };
+
+    // Act
+    const built = await buildBundle(o);
+    const current = currentBundle(o);
+    writeFileSync(join(p.root, 'node_modules', '.package-lock.json'), '{"v":2}');
+    const afterInstall = currentBundle(o);
+
+    // Assess: the daemon is the one self-contained process; both entries see dep's own file; an install makes the
+    // bundle stale
+    const depUrl = pathToFileURL(join(dep, 'index.js')).href;
+    expect(SELF_CONTAINED).toEqual(['daemon']);
+    expect(readFileSync(built.shared!, 'utf8')).toMatch(/from "dep"/);
+    expect(readFileSync(built.own!, 'utf8')).not.toMatch(/from "dep"/);
+    expect(run(built.own!)).toBe(depUrl);
+    expect(run(built.shared!)).toBe(depUrl);
+    expect(current).toEqual(built);
+    expect(afterInstall).toBeUndefined();
   });
 });

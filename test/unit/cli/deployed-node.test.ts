@@ -7,7 +7,7 @@ import { fileURLToPath } from 'node:url';
 import { afterAll, describe, expect, it } from 'vitest';
 import { DEPLOYED_NODE_MAJOR } from '../../../config/node.ts';
 
-const LAUNCHER = fileURLToPath(new URL('../../../scripts/deployed-node.mjs', import.meta.url));
+const LAUNCHER = fileURLToPath(new URL('../../../cli/deployed-node.mjs', import.meta.url));
 const dir = mkdtempSync(join(tmpdir(), 'rowfleet-node-'));
 /** Prints the Node it runs on, its pid and its arguments, then exits with the code it is given or waits. */
 const SCRIPT = join(dir, 'probe.mjs');
@@ -20,7 +20,7 @@ const major = (version: string) => Number(/^v?(\d+)/.exec(version)![1]);
 
 afterAll(() => rmSync(dir, { recursive: true, force: true }));
 
-/** Starts `node scripts/deployed-node.mjs probe.mjs wait` on this process's Node; resolves with what it printed. */
+/** Starts `node cli/deployed-node.mjs probe.mjs wait` on this process's Node; resolves with what it printed. */
 function startWaiting() {
   const child = spawn(process.execPath, [LAUNCHER, SCRIPT, 'wait'], { stdio: ['ignore', 'pipe', 'inherit'] });
   const printed = new Promise<{ version: string; pid: number }>((resolve) =>
@@ -41,7 +41,7 @@ const gone = (pid: number) => {
   }
 };
 
-describe('Script: scripts/deployed-node.mjs (the launcher of rowfleet and npm test)', () => {
+describe('Script: cli/deployed-node.mjs (the launcher of rowfleet and npm test)', () => {
   it('runs a script on the deployed Node (or newer) with its arguments, and exits with its code', () => {
     // Act
     const run = spawnSync(process.execPath, [LAUNCHER, SCRIPT, '7', 'a b'], { encoding: 'utf8' });

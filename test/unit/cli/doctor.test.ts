@@ -2,7 +2,7 @@ import { GetAccountCommand, GetEmailIdentityCommand, SESv2Client } from '@aws-sd
 import { mockClient } from 'aws-sdk-client-mock';
 import { beforeEach, describe, expect, it } from 'vitest';
 import { getStage } from '../../../config/index.ts';
-import { formatDoctor, runDoctor, type CheckResult, type DoctorDeps } from '../../../scripts/doctor.ts';
+import { formatDoctor, runDoctor, type CheckResult, type DoctorDeps } from '../../../cli/doctor.ts';
 
 const ses = mockClient(SESv2Client);
 
