@@ -34,15 +34,18 @@ export const COMMAND_ENTRIES = {
   cli: 'cli/cli.ts',
   daemon: 'local/daemon.ts',
   'emulator-host': 'local/emulator-host.ts',
+  'lambda-host': 'local/lambda-host.ts',
 };
 
 /**
  * The entries built with their packages in them, each on its own: the background runtime, whose modules (the
  * handlers, the AWS SDK, Powertools, OpenTelemetry) every command that starts it waits for. Loaded from one file they
  * take ~0.2 s of CPU against ~0.43 s resolved file by file from node_modules (2026-12-07, issue 22, start-up). The
- * command itself and the emulator host keep their packages in node_modules (the host patches fauxqs's own files).
+ * same for the host of a function run in a process of its own (`npm run bench`: a Lambda runs its bundle, not
+ * TypeScript compiled as it loads). The command itself and the emulator host keep their packages in node_modules
+ * (the host patches fauxqs's own files).
  */
-export const SELF_CONTAINED = ['daemon'];
+export const SELF_CONTAINED = ['daemon', 'lambda-host'];
 
 /**
  * Packages a self-contained entry still loads from node_modules at run time: esbuild and tsx (a binary of their own,
@@ -54,7 +57,7 @@ const RUN_TIME_PACKAGES = ['esbuild', 'tsx', 'fauxqs', 'dynalite', 'aws-ses-v2-l
  * Changes whenever the way the bundle is made changes (options below, the plugins): a bundle of another recipe is
  * never taken for this one.
  */
-const RECIPE = 'commands-7';
+const RECIPE = 'commands-8';
 
 /**
  * Project files outside the import graph that change how esbuild builds it; the lock files stand for the packages a

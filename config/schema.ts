@@ -204,6 +204,14 @@ export function derivedTimings(t: Timings) {
      * answer before the SIGKILL; their chunks go back to the queue.
      */
     workerAbortRecordsSeconds: Math.max(0, workerStopTimeoutSeconds - 10),
+    /**
+     * A retry's or a resubmission's attempt whose chunks are still not all sent this long after the write that
+     * started it lost its sender: the API call that started it runs in the upload function, which lives no longer
+     * than its timeout (a timeout or an OOM ends it between the write and the last send). The reaper then sends
+     * them again (core/reaper/reaper.ts). The margin spares a sender that is merely slow a second send (which would
+     * be harmless: a chunk sent twice is counted once).
+     */
+    attemptSendGraceSeconds: t.uploadTimeoutSeconds + t.queueMarginSeconds,
   };
 }
 

@@ -29,6 +29,7 @@ export const CUSTOM_METRICS = [
   'JobsStoppedEarly',
   'JobsStalled',
   'FinalizesRequeued',
+  'AttemptsResent',
   'IdleTasksStopped',
   'OrphanQueuesDeleted',
   'BudgetInUse',

@@ -364,6 +364,7 @@ export class Monitoring extends Construct {
       graph('Reaper', [
         sum('JobsStalled'),
         sum('FinalizesRequeued'),
+        sum('AttemptsResent'),
         sum('IdleTasksStopped'),
         sum('OrphanQueuesDeleted'),
       ]),

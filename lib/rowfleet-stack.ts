@@ -231,8 +231,9 @@ export class RowfleetStack extends Stack {
       timeout: Duration.minutes(2),
     })
       .bindStage(stage)
-      // HeadObject of uploads/: a presigned job whose file never came (a 404) expires.
-      .bindBucket(bucket, { read: [KEY_PREFIXES.uploads], missingKeys: true })
+      // HeadObject of uploads/: a presigned job whose file never came (a 404) expires. An attempt whose sender died
+      // before sending it all is sent again from the chunk messages it kept (jobs/…/a<k>/[resubmit-<id>/]chunks.jsonl).
+      .bindBucket(bucket, { read: [KEY_PREFIXES.uploads, jobFile('chunks.jsonl')], missingKeys: true })
       .bindTable(table, {
         actions: ['GetItem', 'Query', 'PutItem', 'UpdateItem', 'DeleteItem'],
         partitions: ['site', 'budget'],
@@ -240,8 +241,15 @@ export class RowfleetStack extends Stack {
       .bindActiveJobsIndex(table)
       .bindFinalizeQueue(finalizeQueue, { send: true })
       .bindDeadLetterQueue(deadLetterQueue)
-      // Orphan job queues: listed with their tags, deleted by URL.
-      .bindReportQueues(stage, ['sqs:ListQueueTags', 'sqs:DeleteQueue'])
+      // Orphan job queues: listed with their tags, deleted by URL. An attempt sent again: its queue created (with its
+      // tags) if its sender died first, its chunks sent (core/budget/attempt-send.ts).
+      .bindReportQueues(stage, [
+        'sqs:ListQueueTags',
+        'sqs:DeleteQueue',
+        'sqs:CreateQueue',
+        'sqs:TagQueue',
+        'sqs:SendMessage',
+      ])
       .bindQueueListing()
       .bindWorkers(this.workers, { launch: true, stop: true, list: true })
       // Queue-wait spans of its granter passes, the job span of a job it expires.

@@ -10,6 +10,7 @@ const TSX = import.meta.resolve('tsx');
 const SOURCES = {
   daemon: fileURLToPath(new URL('./daemon.ts', import.meta.url)),
   'emulator-host': fileURLToPath(new URL('./emulator-host.ts', import.meta.url)),
+  'lambda-host': fileURLToPath(new URL('./lambda-host.ts', import.meta.url)),
 } as const;
 
 /**
@@ -17,7 +18,9 @@ const SOURCES = {
  * TypeScript compiled at start; the bundle was built from these very sources, each entry alike), else from its
  * source through tsx (tests, `npm run bench`, anything run from the sources).
  */
-export function runtimeProcess(name: keyof typeof SOURCES): { file: string; execArgv: string[] } {
+export type RuntimeProcess = keyof typeof SOURCES;
+
+export function runtimeProcess(name: RuntimeProcess): { file: string; execArgv: string[] } {
   if (typeof __ROWFLEET_COMMAND_BUNDLE__ === 'string')
     return { file: join(__ROWFLEET_COMMAND_BUNDLE__, `${name}.mjs`), execArgv: [] };
   return { file: SOURCES[name], execArgv: ['--import', TSX] };

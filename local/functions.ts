@@ -10,6 +10,7 @@ import type { Context } from 'aws-lambda';
 import { localContext } from '../lambdas/shared/middleware.ts';
 import { LocalTaskLauncher } from './launcher.ts';
 import { asAwsRole } from '../core/aws/aws-calls.ts';
+import { runtimeProcess } from './entries.ts';
 import { ENV } from '../config/env.ts';
 
 /** The local runtime's functions: the real handler factories, each given deps built from the environment. */
@@ -36,9 +37,7 @@ export function inProcess(name: FunctionName, launcher: LocalTaskLauncher): Invo
   return (event) => asAwsRole(name, () => handler(event, localContext(`rowfleet-local-${name}`)));
 }
 
-const HOST = fileURLToPath(new URL('./lambda-host.ts', import.meta.url));
 const BUNDLE_HOST = fileURLToPath(new URL('./bundle-host.mjs', import.meta.url));
-const TSX = import.meta.resolve('tsx');
 
 /**
  * A function run from its deployed bytes instead of the sources: the bundle's entry file (a copy of its cdk.out
@@ -74,6 +73,11 @@ export class IsolatedFunction {
     stateDir: string,
     /** Run this bundle (the deployed bytes) instead of the sources of `name`. */
     private readonly bundle?: FunctionBundle,
+    /**
+     * The process that loads the sources' handler: the lambda host of the command bundle (its packages in it, as a
+     * Lambda runs its bundle). @default the command bundle's when this process runs from it, else the source through tsx
+     */
+    host: { readonly file: string; readonly execArgv: readonly string[] } = runtimeProcess('lambda-host'),
   ) {
     this.child = bundle
       ? fork(BUNDLE_HOST, [bundle.entry], {
@@ -83,8 +87,8 @@ export class IsolatedFunction {
           cwd: dirname(bundle.entry),
           stdio: ['ignore', 'inherit', 'inherit', 'ipc'],
         })
-      : fork(HOST, [], {
-          execArgv: ['--import', TSX],
+      : fork(host.file, [], {
+          execArgv: [...host.execArgv],
           env: {
             ...process.env,
             ...FUNCTION_PROCESS_ENV[name],

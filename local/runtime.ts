@@ -44,6 +44,11 @@ export interface RuntimeOptions {
   readonly stage?: string;
   /** Run each function in its own process (as separate Lambda sandboxes) instead of in this one. */
   readonly isolateFunctions?: boolean;
+  /**
+   * With `isolateFunctions`: the bundled lambda host to run them from (cli/command-bundle.mjs `lambda-host`), as a
+   * Lambda runs its bundle. @default local/entries.ts runtimeProcess (the command bundle's, else the source via tsx)
+   */
+  readonly functionHost?: string;
   /** Seconds between reaper passes; 0 turns the reaper off. @default the stage's `reaperIntervalSeconds` */
   readonly reaperSeconds?: number;
   /** Called when the number of commands attached to this runtime changes (local/daemon.ts). */
@@ -206,7 +211,15 @@ export class LocalRuntime {
       const launcher = localLauncher(stateDir, instance);
       const deps = buildDeps(fromEnv(runtimeEnv), launcher);
       const isolated = o.isolateFunctions
-        ? (['upload', 'status', 'finalize'] as const).map((n) => new IsolatedFunction(n, stateDir))
+        ? (['upload', 'status', 'finalize'] as const).map(
+            (n) =>
+              new IsolatedFunction(
+                n,
+                stateDir,
+                undefined,
+                o.functionHost ? { file: o.functionHost, execArgv: [] } : undefined,
+              ),
+          )
         : [];
       await Promise.all(isolated.map((f) => f.ready));
       const fn = (name: FunctionName): Invoke =>

@@ -4,17 +4,15 @@ import { keys, reportQueueName } from '../jobs/keys.ts';
 import type { PipelineDeps } from '../deps.ts';
 import { isTerminal } from '../jobs/states.ts';
 import { asRanges, decodeChunk, rangeNumbers, type ChunkMessage } from '../messages/chunk.ts';
-import { requestFinalize } from '../messages/finalize-request.ts';
 import { attemptsOf, currentAttempt, RETRYABLE_FROM, type AttemptSummary } from '../jobs/attempts.ts';
 import type { Job } from '../jobs/store.ts';
-import { queueChunks } from '../split/split.ts';
-import { askForWorkers, grantWorkers, type GrantDeps } from '../budget/grant-workers.ts';
+import { sendAttempt, type AttemptSendDeps } from '../budget/attempt-send.ts';
 import { jobLogger } from '../shared/log.ts';
 import { attemptTraceparent } from '../shared/trace.ts';
 import { siteJob } from './site-job.ts';
 
 /** What starting an attempt uses: its records list and chunks, the job, its queue, the grant of its workers. */
-export type AttemptDeps = GrantDeps & Pick<PipelineDeps, 'objects' | 'queues'>;
+export type AttemptDeps = AttemptSendDeps;
 
 /**
  * POST /jobs/{token}/retry (and `rowfleet retry`): the next attempt of a finished job (core/jobs/attempts.ts), of
@@ -78,12 +76,13 @@ export function attemptRunning(job: Job): BadRequestError {
  * (keys.chunkPlan) holding any of them are sent again on the attempt's own queue, each naming the attempt and
  * the records it runs, so the workers read the same byte ranges of the same validated source (same key and ETag)
  * and keep every record's number and line. One conditional write decides which of two concurrent callers starts
- * it (the other gets 409 ATTEMPT_RUNNING); only the winner then sends the attempt's chunks. Two callers must never
- * both send them: two deliveries of one chunk processed at once can store a part whose outcomes are not the ones the
- * chunk was counted with (a record one delivery finished is IN_DOUBT to the other), and the finalize then fails the
- * job COUNTS_DISAGREE (the model-based test found it). A caller that dies between the write and the send leaves the
- * attempt QUEUED with nothing to run: its records stay where they were (no effect can repeat), the job does not end
- * by itself (cancel it, then retry). The job as the attempt left it queued.
+ * it (the other gets 409 ATTEMPT_RUNNING); only the winner then sends the attempt's chunks, so that an attempt is
+ * normally sent once. A caller that dies between the write and its last send (the upload function's timeout, an
+ * OOM) leaves the job marked `chunksPendingSince`: the reaper sends the attempt's kept chunks again once
+ * `attemptSendGraceSeconds` has passed (core/budget/attempt-send.ts), and the attempt runs to its end. Sending
+ * twice is safe: a chunk's part is stored once (S3 If-None-Match) and counted once, even for two deliveries
+ * processed at once, and a record's side effect is claimed once (core/effects/claims.ts). The job as the attempt
+ * left it queued.
  */
 export async function startAttempt(deps: AttemptDeps, job: Job, records: readonly number[]): Promise<Job> {
   const { site, token } = job;
@@ -121,20 +120,21 @@ export interface AttemptPlan {
 
 /**
  * Starts the next attempt of a finished job with `plan` (a retry's or a resubmission's), one at a time: the
- * attempt's records list is written first, then one conditional write starts the attempt (a concurrent caller
- * gets 409 ATTEMPT_RUNNING), then only the winner sends the chunks (see {@link startAttempt}). An attempt with no
- * chunk (every row of a resubmission rejected) asks for its finalize at once. The job as the attempt left it.
+ * attempt's records list and chunk messages are written first, then one conditional write starts the attempt (a
+ * concurrent caller gets 409 ATTEMPT_RUNNING), then only the winner sends the chunks and marks them sent
+ * (sendAttempt, which the reaper runs again for a winner that died first: see {@link startAttempt}). An attempt
+ * with no chunk (every row of a resubmission rejected) asks for its finalize at once. The job as the attempt left
+ * it.
  */
 export async function launchAttempt(deps: AttemptDeps, job: Job, plan: AttemptPlan): Promise<Job> {
   const { site, token } = job;
   const from = currentAttempt(job);
   const attempt = from + 1;
   const { runs } = plan;
-  // The attempt joins the job's trace: its own span (a child of the job span) that its chunks link to.
+  // The attempt joins the job's trace: its own span (a child of the job span) that its chunks link to, put on
+  // them as they are sent (core/budget/attempt-send.ts); they are kept without the split's.
   const trace = attemptTraceparent(job.trace);
-  const chunks = plan.chunks.map(({ traceparent: _first, ...c }) =>
-    trace ? { ...c, traceparent: trace } : c,
-  );
+  const chunks = plan.chunks.map(({ traceparent: _first, ...c }) => c);
   const at = new Date().toISOString();
   const before = { succeeded: job.succeeded, failed: plan.failed };
   const next: AttemptSummary = {
@@ -147,8 +147,14 @@ export async function launchAttempt(deps: AttemptDeps, job: Job, plan: AttemptPl
     ...(plan.resubmit ? { resubmit: plan.resubmit } : {}),
   };
   const queueName = reportQueueName(deps.env.stage, token, attempt);
-  // The attempt's records list first: the same for every caller at this attempt (the finalize reads it).
+  // The attempt's records list first: the same for every caller at this attempt (the finalize reads it). And its
+  // chunk messages, for the reaper to send again if this caller dies before it has sent them all.
   await deps.objects.put(plan.runsKey, runs.join('\n') + '\n', 'application/x-ndjson');
+  await deps.objects.put(
+    keys.attemptChunks(site, token, attempt, plan.resubmit),
+    chunks.map((c) => JSON.stringify(c) + '\n').join(''),
+    'application/x-ndjson',
+  );
   const started = await deps.jobs.beginAttempt(site, token, {
     from,
     fromChunks: job.totalChunks ?? 0,
@@ -168,23 +174,15 @@ export async function launchAttempt(deps: AttemptDeps, job: Job, plan: AttemptPl
       409,
     );
   }
-  if (chunks.length === 0) {
-    // Nothing for a worker (a resubmission whose rows were all rejected): the finalize ends the attempt now.
-    const running = await deps.jobs.transition(site, token, 'RUNNING', { runningAt: at });
-    await requestFinalize(deps, { site, token, attempt });
-    return running ?? started;
-  }
-  // Only the caller whose write started the attempt sends its chunks (see above).
-  await queueChunks(deps, site, token, queueName, chunks);
-  await askForWorkers(deps, started);
-  await grantWorkers(deps, 'split');
+  // Only the caller whose write started the attempt sends it (the reaper sends it again if this one dies first).
+  const sent = await sendAttempt(deps, started, chunks, { grant: 'split' });
   jobLogger(site, token).info('retry: attempt started', {
     attempt,
     records: runs.length,
     chunks: chunks.length,
     ...(plan.resubmit ? { resubmit: plan.resubmit } : {}),
   });
-  return started;
+  return sent;
 }
 
 /** The split's chunk messages of a job (a job split before they were kept cannot be retried). */

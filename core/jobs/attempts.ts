@@ -96,7 +96,8 @@ export interface AttemptStart {
  * Starts the next attempt of a finished job (one of RETRYABLE_FROM, at attempt `from`): one conditional write,
  * so of two retries asked at once exactly one starts an attempt. The job goes back to QUEUED (and into the index
  * of jobs in flight) with the new attempt's chunk bookkeeping; its stop, error and finalize lease of the attempt
- * before go. The job item as it is now, or undefined when the job is not finished or another attempt started.
+ * before go. The attempt's chunks are not sent yet: `chunksPendingSince` says so until {@link markChunksSent}
+ * (the reaper sends them again when that takes longer than a caller may live: core/reaper/reaper.ts). The job item as it is now, or undefined when the job is not finished or another attempt started.
  */
 export async function beginAttempt(
   ref: TableRef,
@@ -134,12 +135,13 @@ export async function beginAttempt(
     'lastLaunchAt',
     'nextLaunchAt',
     'lastLaunchError',
+    'chunksSentAt',
     ...sets.map((_, i) => `#c${i}`),
   ];
   const r = await updateIf(ref, key, {
     UpdateExpression:
       'SET #state = :queued, attempt = :next, attempts = :attempts, queueName = :queue, totalChunks = :chunks, ' +
-      'chunksDone = :zero, failed = :failed, queuedAt = :at, active = :active' +
+      'chunksDone = :zero, failed = :failed, queuedAt = :at, active = :active, chunksPendingSince = :at' +
       (s.rejected !== undefined ? ', rejected = :rejected ' : ' ') +
       `REMOVE ${remove.join(', ')}`,
     ConditionExpression:
@@ -163,4 +165,25 @@ export function attemptCondition(attempt: number): {
   return attempt > 1
     ? { expression: 'attempt = :attempt', values: { ':attempt': attempt } }
     : { expression: 'attribute_not_exists(attempt)', values: {} };
+}
+
+/**
+ * Attempt `attempt`'s chunks were all sent (or, for an attempt with none, its finalize asked for): `chunksSentAt`
+ * set and `chunksPendingSince` gone, so the reaper leaves the attempt to its workers. Conditional on the attempt:
+ * a sender late for an attempt before never marks a later one, whose chunks may still be unsent. False when the
+ * job is at another attempt (or gone).
+ */
+export async function markChunksSent(
+  ref: TableRef,
+  key: Record<string, string>,
+  attempt: number,
+  at: string,
+): Promise<boolean> {
+  const own = attemptCondition(attempt);
+  const r = await updateIf(ref, key, {
+    UpdateExpression: 'SET chunksSentAt = :at REMOVE chunksPendingSince',
+    ConditionExpression: `attribute_exists(pk) AND ${own.expression}`,
+    ExpressionAttributeValues: { ...own.values, ':at': at },
+  });
+  return r !== undefined;
 }

@@ -30,7 +30,7 @@ export function reportQueueName(stage: string, token: string, attempt = 1): stri
 const attemptDir = (attempt: number | undefined) => (attempt && attempt > 1 ? `a${attempt}/` : '');
 
 /** The objects of a resubmitted file (keys.resubmit). */
-export type ResubmitFile = 'source.csv' | 'runs.jsonl' | 'rejected.jsonl';
+export type ResubmitFile = 'source.csv' | 'runs.jsonl' | 'rejected.jsonl' | 'chunks.jsonl';
 
 /** S3 keys. The site is the first path element after the area, so one prefix holds one tenant's data. */
 export const keys = {
@@ -56,12 +56,24 @@ export const keys = {
    * A resubmitted file's objects (core/intake/resubmit.ts), under the attempt's directory and the resubmission's
    * own id (two resubmissions racing for one attempt never write each other's): the records it runs with their
    * corrected values (`source.csv`, UTF-8, each record led by its number and line), the numbers it runs
-   * (`runs.jsonl`) and the rows the split's record rules reject (`rejected.jsonl`, their outcome in the attempt).
+   * (`runs.jsonl`), the rows the split's record rules reject (`rejected.jsonl`, their outcome in the attempt) and
+   * its chunk messages (`chunks.jsonl`, keys.attemptChunks).
    */
   resubmit: (site: string, token: string, attempt: number, id: string, file: ResubmitFile) =>
     `jobs/${site}/${token}/${attemptDir(attempt)}resubmit-${id}/${file}`,
   /** The split's chunk messages as JSON lines: a retry's attempt re-sends the ones holding its records. */
   chunkPlan: (site: string, token: string) => `jobs/${site}/${token}/chunks.jsonl`,
+  /**
+   * The chunk messages a retry's or a resubmission's attempt sends (JSON lines, without a traceparent: the attempt's
+   * own is put on at each send), written before the write that starts it, so that the reaper can send them again
+   * when the caller that started it died before it had sent them all (core/budget/attempt-send.ts). Beside the
+   * attempt's records list: a resubmission's under its own id, like its runs.jsonl. Attempts 2, 3, … only (the
+   * first attempt's are the split's, keys.chunkPlan).
+   */
+  attemptChunks: (site: string, token: string, attempt: number, resubmit?: string): string =>
+    resubmit
+      ? keys.resubmit(site, token, attempt, resubmit, 'chunks.jsonl')
+      : `jobs/${site}/${token}/${attemptDir(attempt)}chunks.jsonl`,
   part: (site: string, token: string, chunk: number, attempt?: number) =>
     `jobs/${site}/${token}/${attemptDir(attempt)}parts/${String(chunk).padStart(7, '0')}.part`,
   /** A chunk's part when it was given up on: never the same object as a processed chunk's part. */

@@ -8,7 +8,7 @@ import {
 import { JOBS_BY_TIME_INDEX } from '../../config/job-list.ts';
 import { dynamoClient } from '../aws/clients.ts';
 import { queryItems, setFields, sitePk, type TableRef, updateIf } from '../shared/dynamo.ts';
-import { beginAttempt, type AttemptStart, type AttemptSummary } from './attempts.ts';
+import { beginAttempt, markChunksSent, type AttemptStart, type AttemptSummary } from './attempts.ts';
 import {
   chunkSetNames,
   countChunk,
@@ -79,6 +79,13 @@ export interface Job {
   readonly attempt?: number;
   /** The job's attempts, oldest first (kept once a retry started a second one). */
   readonly attempts?: readonly AttemptSummary[];
+  /**
+   * A retry's or a resubmission's attempt whose chunks are not all sent yet: when its write started it (attempts.ts
+   * beginAttempt). Gone once they are ({@link chunksSentAt}); the reaper sends them again when it stays too long.
+   */
+  readonly chunksPendingSince?: string;
+  /** When the current attempt's chunks were all sent (attempts 2, 3, …; the split's first attempt keeps none). */
+  readonly chunksSentAt?: string;
   /** Records a retry may run now (known once an attempt is finalized; 0 while one runs). */
   readonly retryable?: number;
   /** Failed launches in a row (0 after one that started every task). */
@@ -414,6 +421,11 @@ export class JobStore {
       fromChunkSets: chunkSetNames(fromChunks),
     });
     return item ? toJob(item) : undefined;
+  }
+
+  /** Attempt `attempt`'s chunks were all sent (attempts.ts); false when the job is at another attempt. */
+  markChunksSent(site: string, token: string, attempt: number, at: string): Promise<boolean> {
+    return markChunksSent(this.ref, jobKey(site, token), attempt, at);
   }
 
   /** The chunks counted so far, ascending (chunk-count.ts). */

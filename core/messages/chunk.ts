@@ -1,4 +1,6 @@
 import type { RecordPosition } from '../source/csv.ts';
+import type { PipelineDeps } from '../deps.ts';
+import { batchBodies } from '../aws/queues.ts';
 
 /**
  * One queue message: a claim check for a run of records — a byte range of the job's UTF-8 source in S3,
@@ -211,4 +213,29 @@ export function mergeChunks(subs: readonly ChunkMessage[], o: MergeLimits): Chun
   }
   if (cur) out.push(cur);
   return out;
+}
+
+/**
+ * Creates a job's queue (the job's first run, or a retry's attempt: each has its own) and sends its chunk messages
+ * on it, in batches of ten. Safe to repeat: a queue is created once by name, and a chunk sent twice is counted once (its part is stored once: core/work/worker.ts settleChunk).
+ */
+export async function queueChunks(
+  deps: Pick<PipelineDeps, 'env' | 'queues' | 'timings'>,
+  site: string,
+  token: string,
+  queueName: string,
+  chunks: readonly ChunkMessage[],
+): Promise<void> {
+  const queueUrl = await deps.queues.createJobQueue({
+    name: queueName,
+    site,
+    token,
+    dlqArn: deps.env.dlqArn,
+    timings: deps.timings,
+  });
+  await Promise.all(
+    batchBodies(chunks.map((c) => JSON.stringify(c))).map((b) =>
+      deps.queues.sendBatch(queueUrl, site, token, b),
+    ),
+  );
 }

@@ -9,6 +9,8 @@ import { isTerminal } from '../jobs/states.ts';
 import { keys, reportQueueName } from '../jobs/keys.ts';
 import { currentAttempt } from '../jobs/attempts.ts';
 import { askForWorkers, grantWorkers, publishQueueFigures } from '../budget/grant-workers.ts';
+import { resendAttempt } from '../budget/attempt-send.ts';
+import { errorMessage } from '../shared/errors.ts';
 import { jobKey } from '../budget/policy.ts';
 import { endJobSpan } from '../shared/trace.ts';
 import { publishBacklog } from './backlog.ts';
@@ -32,6 +34,11 @@ export interface ReapReport {
   readonly stalled: { site: string; token: string }[];
   /** Presigned jobs whose file never came before the form expired (plus a grace): EXPIRED. */
   readonly expired: { site: string; token: string }[];
+  /**
+   * Attempts (a retry's, a resubmission's) whose chunks were still not all sent past the grace (their sender died
+   * between the write that started them and its last send): sent again, `chunks` of them.
+   */
+  readonly attemptsResent: { site: string; token: string; attempt: number; chunks: number }[];
   /** Jobs whose every chunk was counted but whose finalize was never asked for (or died): asked again. */
   readonly finalizeRequested: { site: string; token: string }[];
   /** Worker tasks still running for jobs that are no longer running. */
@@ -46,6 +53,11 @@ export interface ReapOptions {
    * @default the stage's `stallGraceSeconds`
    */
   readonly graceSeconds?: number;
+  /**
+   * An attempt whose chunks are not all sent this long after it started lost its sender, and is sent again.
+   * @default the stage's derived `attemptSendGraceSeconds`
+   */
+  readonly sendGraceSeconds?: number;
   readonly now?: Date;
 }
 
@@ -60,12 +72,15 @@ const age = (iso: string | undefined, now: Date) =>
 export async function reap(deps: ReaperDeps, o: ReapOptions = {}): Promise<ReapReport> {
   const now = o.now ?? new Date();
   const graceSeconds = o.graceSeconds ?? deps.timings.stallGraceSeconds;
-  const leaseSeconds = derivedTimings(deps.timings).finalizeLeaseSeconds;
+  const derived = derivedTimings(deps.timings);
+  const leaseSeconds = derived.finalizeLeaseSeconds;
+  const sendGraceSeconds = o.sendGraceSeconds ?? derived.attemptSendGraceSeconds;
   const active = await deps.jobs.listActive();
   const listedAt = Date.now();
   const tasks = await deps.launcher.list();
 
   const finalizeRequested: ReapReport['finalizeRequested'] = [];
+  const attemptsResent: ReapReport['attemptsResent'] = [];
   const expired: ReapReport['expired'] = [];
   for (const job of active) {
     const log = jobLogger(job.site, job.token);
@@ -76,6 +91,26 @@ export async function reap(deps: ReaperDeps, o: ReapOptions = {}): Promise<ReapR
       log.warn('reaper: the job was stopped and is still queued or running; asking for its finalize');
       await requestFinalize(deps, { site: job.site, token: job.token });
       finalizeRequested.push({ site: job.site, token: job.token });
+    } else if (
+      (job.state === 'RUNNING' || job.state === 'QUEUED') &&
+      job.chunksPendingSince !== undefined &&
+      age(job.chunksPendingSince, now) > sendGraceSeconds &&
+      // Every chunk counted: every one was sent (its sender died before the mark); its finalize is next, below.
+      !(job.totalChunks && job.chunksDone >= job.totalChunks)
+    ) {
+      // A retry's or a resubmission's attempt whose sender died before it had sent every chunk (or asked for the
+      // finalize of an attempt with none): nothing else would ever run them. Sent again, the same messages.
+      log.warn('reaper: an attempt was started but its chunks were never all sent; sending them again', {
+        attempt: currentAttempt(job),
+        pendingSince: job.chunksPendingSince,
+      });
+      try {
+        const resent = await resendAttempt(deps, job.site, job.token);
+        if (resent) attemptsResent.push({ site: job.site, token: job.token, ...resent });
+      } catch (err) {
+        // One job's failure never stops the pass: the next pass tries again.
+        log.error('reaper: sending an attempt again failed', { error: errorMessage(err) });
+      }
     } else if (
       job.state === 'RUNNING' &&
       job.totalChunks !== undefined &&
@@ -143,6 +178,7 @@ export async function reap(deps: ReaperDeps, o: ReapOptions = {}): Promise<ReapR
     placesReclaimed: reclaimed.released,
     stalled,
     expired,
+    attemptsResent,
     finalizeRequested,
     tasksStopped,
     queuesDeleted,
@@ -151,6 +187,7 @@ export async function reap(deps: ReaperDeps, o: ReapOptions = {}): Promise<ReapR
     JobsStalled: stalled.length,
     JobsExpired: expired.length,
     FinalizesRequeued: finalizeRequested.length,
+    AttemptsResent: attemptsResent.length,
     IdleTasksStopped: tasksStopped,
     OrphanQueuesDeleted: queuesDeleted,
   });

@@ -54,6 +54,8 @@ export const METRICS = {
   BacklogOldestWait: MetricUnit.Milliseconds,
   /** Finalizes the reaper asked for again (lost request, or a finalize that died). */
   FinalizesRequeued: MetricUnit.Count,
+  /** Attempts (retries, resubmissions) the reaper sent again because their sender died before sending them all. */
+  AttemptsResent: MetricUnit.Count,
   /** Worker tasks the reaper stopped because their job had ended. */
   IdleTasksStopped: MetricUnit.Count,
   /** Job queues the reaper deleted because their job had ended or is gone. */

@@ -1,4 +1,4 @@
-import { Chunker, mergeChunks, type ChunkMessage } from '../messages/chunk.ts';
+import { Chunker, mergeChunks, queueChunks, type ChunkMessage } from '../messages/chunk.ts';
 import type { RejectedRecord } from '../source/csv.ts';
 import { scanRecordBatches } from '../source/scan.ts';
 import { decodeToUtf8, type DecodeInfo } from '../source/decode.ts';
@@ -8,7 +8,6 @@ import { publishMetrics } from '../shared/metrics.ts';
 import { keys, reportQueueName } from '../jobs/keys.ts';
 import type { PipelineDeps } from '../deps.ts';
 import { requestFinalize } from '../messages/finalize-request.ts';
-import { batchBodies } from '../aws/queues.ts';
 import { expiresAt, type Job, type JobError } from '../jobs/store.ts';
 import { recordJobUsage, usageStoreOf } from '../usage/store.ts';
 import { askForWorkers, grantWorkers } from '../budget/grant-workers.ts';
@@ -422,31 +421,6 @@ async function planWork(
   const byCost = await jobSizesByCost(deps, job);
   const chunks = mergeChunks(file.pieces, chunkLimits(deps.limits, byCost, valid, workers));
   return { workers, chunks };
-}
-
-/**
- * Creates a job's queue (the job's first run, or a retry's attempt: each has its own) and sends its chunk messages
- * on it, in batches of ten. Safe to repeat: a queue is created once by name, and a chunk sent twice is counted once.
- */
-export async function queueChunks(
-  deps: Pick<PipelineDeps, 'env' | 'queues' | 'timings'>,
-  site: string,
-  token: string,
-  queueName: string,
-  chunks: readonly ChunkMessage[],
-): Promise<void> {
-  const queueUrl = await deps.queues.createJobQueue({
-    name: queueName,
-    site,
-    token,
-    dlqArn: deps.env.dlqArn,
-    timings: deps.timings,
-  });
-  await Promise.all(
-    batchBodies(chunks.map((c) => JSON.stringify(c))).map((b) =>
-      deps.queues.sendBatch(queueUrl, site, token, b),
-    ),
-  );
 }
 
 /** What the split would find in a file and plan for it, found without doing any of it (see {@link checkFile}). */

@@ -127,10 +127,10 @@ describe('command bundle (cli/command-bundle.mjs)', () => {
     writeFileSync(join(p.root, 'node_modules', '.package-lock.json'), '{"v":2}');
     const afterInstall = currentBundle(o);
 
-    // Assess: the daemon is the one self-contained process; both entries see dep's own file; an install makes the
+    // Assess: the daemon and the lambda host are the self-contained processes; both entries see dep's own file; an install makes the
     // bundle stale
     const depUrl = pathToFileURL(join(dep, 'index.js')).href;
-    expect(SELF_CONTAINED).toEqual(['daemon']);
+    expect(SELF_CONTAINED).toEqual(['daemon', 'lambda-host']);
     expect(readFileSync(built.shared!, 'utf8')).toMatch(/from "dep"/);
     expect(readFileSync(built.own!, 'utf8')).not.toMatch(/from "dep"/);
     expect(run(built.own!)).toBe(depUrl);

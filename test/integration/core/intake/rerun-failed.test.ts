@@ -7,6 +7,7 @@
 import { parse } from 'csv-parse/sync';
 import { GetQueueAttributesCommand } from '@aws-sdk/client-sqs';
 import { describe, expect, it, vi } from 'vitest';
+import { derivedTimings } from '../../../../config/index.ts';
 import { sqsClient } from '../../../../core/aws/clients.ts';
 import { finalizeJob } from '../../../../core/finalize/finalize.ts';
 import { getJobView, startDirectJob } from '../../../../core/intake/operations.ts';
@@ -17,7 +18,8 @@ import { EffectClaims } from '../../../../core/effects/claims.ts';
 import { reportQueueName } from '../../../../core/jobs/keys.ts';
 import { reap } from '../../../../core/reaper/reaper.ts';
 import type { RowInput, RowProcessor } from '../../../../core/processors/index.ts';
-import { RecordingLauncher, TEST_STAGE, testDeps, useTestAws } from '../../../helpers/aws.ts';
+import { RecordingLauncher, TEST_STAGE, TEST_TIMINGS, testDeps, useTestAws } from '../../../helpers/aws.ts';
+import { KilledError, withAdapters } from '../../../helpers/faults.ts';
 import { csvOf, runAttempt, runJobs } from '../../../helpers/pipeline-jobs.ts';
 import { readZip } from '../../../helpers/zip.ts';
 import { parseResultsCsv } from '../../../helpers/results-csv.ts';
@@ -114,8 +116,7 @@ describe('Function: retryFailedRecords', () => {
       [2, 4],
     ]);
     expect(refused).toEqual([expect.objectContaining({ code: 'ATTEMPT_RUNNING', status: 409 })]);
-    // Only the winner sent the attempt's chunks: two deliveries of a chunk processed at once could store a part
-    // that disagrees with the chunk's count.
+    // Only the winner sent the attempt's chunks (a second send is harmless but wasted: see the reaper's below).
     const now = (await deps.jobs.get(SITE, job.token))!;
     const queueUrl = (await deps.queues.queueUrl(now.queueName!))!;
     const attrs = await sqsClient().send(
@@ -320,5 +321,166 @@ describe('Function: retryFailedRecords', () => {
     await expect(retryFailedRecords(deps, 'sakai', clean!.token)).rejects.toMatchObject({
       code: 'NOT_FOUND',
     });
+  });
+});
+
+/** Messages waiting on the job's current attempt's queue. */
+async function queued(deps: Deps, token: string): Promise<number> {
+  const job = (await deps.jobs.get(SITE, token))!;
+  const queueUrl = (await deps.queues.queueUrl(job.queueName!))!;
+  const attrs = await sqsClient().send(
+    new GetQueueAttributesCommand({ QueueUrl: queueUrl, AttributeNames: ['ApproximateNumberOfMessages'] }),
+  );
+  return Number(attrs.Attributes?.ApproximateNumberOfMessages);
+}
+
+/** The deps of an API call whose sends of chunk messages wait until the test lets them go (a slow sender). */
+function slowSender(deps: Deps) {
+  let go!: () => void;
+  let reached!: () => void;
+  const gate = new Promise<void>((r) => (go = r));
+  const sending = new Promise<void>((r) => (reached = r));
+  const slow = withAdapters(deps, {
+    queues: {
+      around: {
+        sendBatch: async (call) => {
+          reached();
+          await gate;
+          return call();
+        },
+      },
+    },
+  });
+  return { deps: slow, sending, go };
+}
+
+/** The stage's grace for an attempt's sender, and a clock just past it. */
+const SEND_GRACE = derivedTimings(TEST_TIMINGS).attemptSendGraceSeconds;
+const pastGrace = () => new Date(Date.now() + (SEND_GRACE + 1) * 1000);
+
+describe('Function: reap (an attempt whose sender died before sending it)', () => {
+  it('sends again the chunks of an attempt whose caller died right after the write that started it, and every record runs once', async () => {
+    // Prepare: a job with side effects whose records never ran (cancelled while queued); the retry's caller dies
+    // (the upload function times out) at its first send of the attempt's chunks, after the write that started it
+    const launcher = new RecordingLauncher();
+    const deps = testDeps(aws, { launcher });
+    probes.failing = new Set();
+    const job = await cancelledJob(deps, launcher, 'probe', 7);
+    probes.calls.clear();
+    const dying = withAdapters(deps, {
+      queues: {
+        before: (method) => {
+          if (method === 'sendBatch') throw new KilledError('the upload function timed out');
+        },
+      },
+    });
+    await expect(retryFailedRecords(dying, SITE, job.token)).rejects.toBeInstanceOf(KilledError);
+    const stuck = (await deps.jobs.get(SITE, job.token))!;
+    const from = launcher.launches.length;
+
+    // Act
+    const report = await reap(deps, { now: pastGrace() });
+    const done = await runAttempt(deps, launcher, SITE, job.token, from);
+    const out = await results(deps, done.resultKey!);
+
+    // Assess
+    expect(stuck).toMatchObject({ state: 'QUEUED', attempt: 2, chunksDone: 0 });
+    expect(stuck.chunksPendingSince).toBeDefined();
+    expect(report.attemptsResent).toEqual([
+      { site: SITE, token: job.token, attempt: 2, chunks: stuck.totalChunks },
+    ]);
+    expect(done).toMatchObject({ state: 'SUCCEEDED', succeeded: 7, failed: 0, totalRecords: 7, attempt: 2 });
+    expect(done.succeeded + done.failed + (done.rejected ?? 0)).toBe(done.totalRecords);
+    expect(done.chunksPendingSince).toBeUndefined();
+    expect(done.chunksSentAt).toBeDefined();
+    expect([...probes.calls.entries()].sort((a, b) => a[0] - b[0])).toEqual(
+      [1, 2, 3, 4, 5, 6, 7].map((n) => [n, 1]),
+    );
+    expect(out.rows.map((r) => r.name).sort()).toEqual([1, 2, 3, 4, 5, 6, 7].map((n) => `rows/${n}.json`));
+    expect(out.errors).toEqual([]);
+    expect(out.manifest.counts).toMatchObject({ succeeded: 7, failed: 0 });
+  });
+
+  it('never lets a late sender of the attempt before mark a later attempt sent: that one is still sent again', async () => {
+    // Prepare: a retry whose caller died before sending its attempt (2)
+    const launcher = new RecordingLauncher();
+    const deps = testDeps(aws, { launcher });
+    const job = await cancelledJob(deps, launcher, 'json', 3);
+    const dying = withAdapters(deps, {
+      queues: {
+        before: (method) => {
+          if (method === 'sendBatch') throw new KilledError('the upload function timed out');
+        },
+      },
+    });
+    await expect(retryFailedRecords(dying, SITE, job.token)).rejects.toBeInstanceOf(KilledError);
+    const from = launcher.launches.length;
+
+    // Act: a sender of attempt 1 marks late, then the reaper passes
+    const late = await deps.jobs.markChunksSent(SITE, job.token, 1, new Date().toISOString());
+    const marked = (await deps.jobs.get(SITE, job.token))!;
+    const report = await reap(deps, { now: pastGrace() });
+    const done = await runAttempt(deps, launcher, SITE, job.token, from);
+
+    // Assess
+    expect(late).toBe(false);
+    expect(marked.chunksPendingSince).toBeDefined();
+    expect(marked.chunksSentAt).toBeUndefined();
+    expect(report.attemptsResent.map((r) => [r.token, r.attempt])).toEqual([[job.token, 2]]);
+    expect(done).toMatchObject({ state: 'SUCCEEDED', succeeded: 3, failed: 0, totalRecords: 3, attempt: 2 });
+  });
+
+  it('leaves alone an attempt whose sender is merely slow (not past the grace): its chunks are sent once', async () => {
+    // Prepare: a retry whose sends are slow
+    const launcher = new RecordingLauncher();
+    const deps = testDeps(aws, { launcher });
+    const job = await cancelledJob(deps, launcher, 'json', 5);
+    const slow = slowSender(deps);
+    const from = launcher.launches.length;
+    const retry = retryFailedRecords(slow.deps, SITE, job.token);
+    await slow.sending;
+
+    // Act: the reaper passes while the sender is still sending, then the sender finishes
+    const report = await reap(deps, { now: new Date(Date.now() + (SEND_GRACE - 5) * 1000) });
+    slow.go();
+    await retry;
+    const sent = await queued(deps, job.token);
+    const done = await runAttempt(deps, launcher, SITE, job.token, from);
+
+    // Assess
+    expect(report.attemptsResent).toEqual([]);
+    expect(sent).toBe(done.totalChunks);
+    expect(done).toMatchObject({ state: 'SUCCEEDED', succeeded: 5, failed: 0, totalRecords: 5, attempt: 2 });
+  });
+
+  it('ends with the counts agreeing when the reaper sends again an attempt its slow sender then sends too', async () => {
+    // Prepare: a retry of a job with side effects whose sender is held past the grace
+    const launcher = new RecordingLauncher();
+    const deps = testDeps(aws, { launcher });
+    probes.failing = new Set();
+    const job = await cancelledJob(deps, launcher, 'probe', 6);
+    probes.calls.clear();
+    const slow = slowSender(deps);
+    const from = launcher.launches.length;
+    const retry = retryFailedRecords(slow.deps, SITE, job.token);
+    await slow.sending;
+
+    // Act: the reaper sends the attempt again, then the slow sender sends it too
+    const report = await reap(deps, { now: pastGrace() });
+    slow.go();
+    await retry;
+    const sent = await queued(deps, job.token);
+    const done = await runAttempt(deps, launcher, SITE, job.token, from);
+    const out = await results(deps, done.resultKey!);
+
+    // Assess: every chunk twice on the queue, every record once in the outcome
+    expect(report.attemptsResent).toEqual([
+      { site: SITE, token: job.token, attempt: 2, chunks: done.totalChunks },
+    ]);
+    expect(sent).toBe(2 * done.totalChunks!);
+    expect(done).toMatchObject({ state: 'SUCCEEDED', succeeded: 6, failed: 0, totalRecords: 6, attempt: 2 });
+    expect([...probes.calls.values()].every((c) => c === 1)).toBe(true);
+    expect(out.rows.map((r) => r.name).sort()).toEqual([1, 2, 3, 4, 5, 6].map((n) => `rows/${n}.json`));
+    expect(out.errors).toEqual([]);
   });
 });

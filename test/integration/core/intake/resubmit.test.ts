@@ -17,7 +17,10 @@ import { EffectClaims } from '../../../../core/effects/claims.ts';
 import { neutraliseCell } from '../../../../core/source/write.ts';
 import type { RowInput, RowProcessor } from '../../../../core/processors/index.ts';
 import type { Job } from '../../../../core/jobs/store.ts';
-import { RecordingLauncher, testDeps, useTestAws } from '../../../helpers/aws.ts';
+import { derivedTimings } from '../../../../config/index.ts';
+import { reap } from '../../../../core/reaper/reaper.ts';
+import { RecordingLauncher, TEST_TIMINGS, testDeps, useTestAws } from '../../../helpers/aws.ts';
+import { KilledError, withAdapters } from '../../../helpers/faults.ts';
 import { readZip } from '../../../helpers/zip.ts';
 import { parseResultsCsv } from '../../../helpers/results-csv.ts';
 import { runAttempt } from '../../../helpers/pipeline-jobs.ts';
@@ -327,5 +330,94 @@ describe('Function: resubmitRecords', () => {
         excelCsv([sheet.header, row(sheet.rows[2]!)], 'utf-8-bom'),
       ),
     ).rejects.toMatchObject({ code: 'NOT_FOUND' });
+  });
+});
+
+/** A job of mailFile's 12 records cancelled while queued (every record CANCELLED): its errors.csv, header first. */
+async function cancelledErrors(deps: Deps, launcher: RecordingLauncher) {
+  const view = await startDirectJob(deps, SITE, mailFile('utf-8'), { processor: 'mailer' });
+  await cancelJob(deps, SITE, view.token);
+  const cancelled = await runAttempt(deps, launcher, SITE, view.token, 0);
+  expect(cancelled).toMatchObject({ state: 'CANCELLED', failed: 11, rejected: 1 });
+  const zip = await readZip(await deps.objects.bytes(cancelled.resultKey!));
+  const [header, ...rows] = parse(zip.find((e) => e.name === 'errors.csv')!.data.toString('utf8'), {
+    bom: true,
+  }) as string[][];
+  return { token: view.token, header: header!, rows };
+}
+
+/** A clock just past the stage's grace for an attempt's sender. */
+const pastGrace = () =>
+  new Date(Date.now() + (derivedTimings(TEST_TIMINGS).attemptSendGraceSeconds + 1) * 1000);
+
+describe('Function: reap (a resubmission whose sender died before sending it)', () => {
+  it("sends again the resubmission's own chunks, with the corrected values, when its caller died at the first send", async () => {
+    // Prepare: the errors.csv of a cancelled job, 3 and 8 corrected; the caller dies at its first chunk send
+    const launcher = new RecordingLauncher();
+    const deps = testDeps(aws, { launcher });
+    ledger.sent.clear();
+    const job = await cancelledErrors(deps, launcher);
+    const edited = job.rows.map((r) => {
+      const n = Number(r[1]);
+      const raw = n === 3 || n === 8 ? `${n},顧客 ${n},fixed${n}@example.jp` : r[4]!;
+      return [r[0]!, r[1]!, r[2]!, r[3]!, raw];
+    });
+    const dying = withAdapters(deps, {
+      queues: {
+        before: (method) => {
+          if (method === 'sendBatch') throw new KilledError('the upload function ran out of memory');
+        },
+      },
+    });
+    const body = excelCsv([job.header, ...edited], 'utf-8-bom');
+    await expect(resubmitRecords(dying, SITE, job.token, body)).rejects.toBeInstanceOf(KilledError);
+    const from = launcher.launches.length;
+
+    // Act
+    const report = await reap(deps, { now: pastGrace() });
+    const done = await runAttempt(deps, launcher, SITE, job.token, from);
+    const after = parseResultsCsv(await latestSheet(deps, done), 'utf-8-bom');
+
+    // Assess
+    expect(report.attemptsResent).toEqual([
+      { site: SITE, token: job.token, attempt: 2, chunks: done.totalChunks },
+    ]);
+    expect(done).toMatchObject({ state: 'PARTIAL', succeeded: 11, failed: 0, rejected: 1, attempt: 2 });
+    expect(done.succeeded + done.failed + (done.rejected ?? 0)).toBe(done.totalRecords);
+    expect([...ledger.sent.values()].every((k) => k === 1)).toBe(true);
+    expect([...ledger.sent.keys()].sort((a, b) => a - b)).toEqual([1, 2, 3, 4, 6, 7, 8, 9, 10, 11, 12]);
+    expect(after.rows[7]).toMatchObject({
+      record: 8,
+      status: 'succeeded',
+      fields: ['8', '顧客 8', 'fixed8@example.jp'],
+    });
+  });
+
+  it('asks again for the finalize of a resubmission with no chunk (every row rejected) whose caller died at once', async () => {
+    // Prepare: every row's raw loses a field (all rejected: no chunk); the caller dies right after the write
+    const launcher = new RecordingLauncher();
+    const deps = testDeps(aws, { launcher });
+    const job = await cancelledErrors(deps, launcher);
+    const edited = job.rows.map((r) => [r[0]!, r[1]!, r[2]!, r[3]!, `${r[1]},only two`]);
+    const dying = withAdapters(deps, {
+      jobs: {
+        before: (method) => {
+          if (method === 'transition') throw new KilledError('the upload function timed out');
+        },
+      },
+    });
+    const body = excelCsv([job.header, ...edited], 'utf-8-bom');
+    await expect(resubmitRecords(dying, SITE, job.token, body)).rejects.toBeInstanceOf(KilledError);
+    const stuck = (await deps.jobs.get(SITE, job.token))!;
+
+    // Act
+    const report = await reap(deps, { now: pastGrace() });
+    const done = await runAttempt(deps, launcher, SITE, job.token, launcher.launches.length);
+
+    // Assess
+    expect(stuck).toMatchObject({ state: 'QUEUED', attempt: 2, totalChunks: 0 });
+    expect(report.attemptsResent).toEqual([{ site: SITE, token: job.token, attempt: 2, chunks: 0 }]);
+    expect(done).toMatchObject({ succeeded: 0, failed: 0, rejected: 12, totalRecords: 12, attempt: 2 });
+    expect(done.finishedAt).toBeDefined();
   });
 });
