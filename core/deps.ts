@@ -40,6 +40,26 @@ export interface PipelineDeps {
 }
 
 /**
+ * What the entry point of a stage (the split, the finalize) hands on to its steps: every store, queue, launcher and
+ * setting, but not the local span store (read by the timeline only). Each step below an entry point takes the Pick of
+ * it that it uses (test/unit/deps-narrow.test.ts).
+ */
+export type StageDeps = Pick<
+  PipelineDeps,
+  | 'env'
+  | 'grants'
+  | 'jobs'
+  | 'launcher'
+  | 'limits'
+  | 'notifier'
+  | 'objects'
+  | 'queues'
+  | 'timings'
+  | 'tracing'
+  | 'usage'
+>;
+
+/**
  * What the pipeline's dependencies are built from: the resources the stack (or the local runtime) made and the
  * local runtime's overrides of the stage's worker numbers.
  */

@@ -37,6 +37,13 @@ export async function requestGrantPass(deps: Pick<PipelineDeps, 'env' | 'queues'
   await deps.queues.sendOne(url, JSON.stringify(GRANT_PASS_REQUEST));
 }
 
+type ReleaseDeps = Pick<PipelineDeps, 'env' | 'grants' | 'queues'>;
+
+/** A job ended: its places in the stage's worker budget go back, and a pass gives them to queued jobs. */
+export async function releaseJobPlaces(deps: ReleaseDeps, site: string, token: string): Promise<void> {
+  if ((await deps.grants.finish(site, token)) > 0) await requestGrantPass(deps);
+}
+
 /**
  * A job's demand for workers, from its record: asked when its split is done, kept current by the reaper (records
  * and chunks left), so that the budget grants it at most what it can use.

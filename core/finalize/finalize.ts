@@ -1,16 +1,14 @@
 import pMap from 'p-map';
 import { derivedTimings } from '../../config/index.ts';
-import { requestGrantPass } from '../budget/grant-workers.ts';
+import { releaseJobPlaces } from '../budget/grant-workers.ts';
 import { jobLogger, type Log } from '../shared/log.ts';
 import { publishMetrics } from '../shared/metrics.ts';
 import { keys } from '../jobs/keys.ts';
-import type { PipelineDeps } from '../deps.ts';
+import type { PipelineDeps, StageDeps } from '../deps.ts';
 import {
-  decodeJson,
   errorRowsJsonl,
   errorsCsv,
-  PART_META_OFFSET,
-  partMetaLength,
+  readPartMeta,
   splitPart,
   type PartMeta,
   type RecordFailure,
@@ -39,26 +37,12 @@ import {
   type Span,
 } from '../shared/trace.ts';
 
-const HEAD_PROBE = 64 * 1024;
 const PREFETCH = 4;
 /** Parts whose meta (failures, counts) is read at once. */
 const PART_METAS_IN_FLIGHT = 8;
 
 /** What a finalize uses of the pipeline's dependencies (the finalize Lambda and the local runtime pass the bag). */
-export type FinalizeDeps = Pick<
-  PipelineDeps,
-  | 'env'
-  | 'grants'
-  | 'jobs'
-  | 'launcher'
-  | 'limits'
-  | 'notifier'
-  | 'objects'
-  | 'queues'
-  | 'timings'
-  | 'tracing'
-  | 'usage'
->;
+export type FinalizeDeps = StageDeps;
 
 export interface FinalizeResult {
   readonly state: 'SUCCEEDED' | 'PARTIAL' | 'FAILED' | 'CANCELLED' | 'SKIPPED';
@@ -99,7 +83,7 @@ export async function finalizeJob(
     const finished = await deps.jobs.get(site, token);
     if (finished && isTerminal(finished.state)) {
       await recordJobUsage(usageStoreOf(deps), finished);
-      await releaseWorkerPlaces(deps, site, token);
+      await releaseJobPlaces(deps, site, token);
     }
     return { state: 'SKIPPED' };
   }
@@ -309,7 +293,7 @@ async function buildAndFinish(
   const queueUrl = job.queueName ? await deps.queues.queueUrl(job.queueName) : undefined;
   if (queueUrl) await deps.queues.deleteQueue(queueUrl);
   const stopped = await deps.launcher.stop(site, token);
-  await releaseWorkerPlaces(deps, site, token);
+  await releaseJobPlaces(deps, site, token);
   // The parts are in the zip now; the source stays (for retries) until the bucket's lifecycle expires it.
   // Both variants: a losing delivery may have left the other one behind (and a stopped job's uncounted chunks theirs).
   await deps.objects.deleteMany(
@@ -440,18 +424,9 @@ async function readMetas(
   chunkIds: readonly number[],
   partKey: (chunk: number) => string,
 ): Promise<{ metas: PartMeta[]; elsewhere: NamesTakenElsewhere }> {
-  const metas = await pMap(
-    chunkIds,
-    async (c) => {
-      const key = partKey(c);
-      let head = await deps.objects.bytes(key, { start: 0, end: HEAD_PROBE - 1 });
-      const end = PART_META_OFFSET + partMetaLength(head);
-      if (head.length < end)
-        head = Buffer.concat([head, await deps.objects.bytes(key, { start: head.length, end: end - 1 })]);
-      return decodeJson<PartMeta>(head.subarray(PART_META_OFFSET, end));
-    },
-    { concurrency: PART_METAS_IN_FLIGHT },
-  );
+  const metas = await pMap(chunkIds, (c) => readPartMeta(deps.objects, partKey(c)), {
+    concurrency: PART_METAS_IN_FLIGHT,
+  });
   const elsewhere = namesTakenElsewhere(metas);
   return { metas: metas.map(({ names: _names, ...meta }) => meta), elsewhere };
 }
@@ -531,15 +506,6 @@ function unaccounted(
   const missing: number[] = [];
   for (let n = 1; n <= total; n++) if (!seen[n] && (!runs || runs.has(n))) missing.push(n);
   return missing;
-}
-
-/** A job ended: its places in the stage's worker budget go back, and a pass gives them to queued jobs. */
-async function releaseWorkerPlaces(
-  deps: Pick<PipelineDeps, 'env' | 'grants' | 'queues'>,
-  site: string,
-  token: string,
-): Promise<void> {
-  if ((await deps.grants.finish(site, token)) > 0) await requestGrantPass(deps);
 }
 
 const OUTCOME_METRIC = {

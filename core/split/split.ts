@@ -6,7 +6,7 @@ import { FileRejectedError } from '../shared/errors.ts';
 import { jobLogger } from '../shared/log.ts';
 import { publishMetrics } from '../shared/metrics.ts';
 import { keys, reportQueueName } from '../jobs/keys.ts';
-import type { PipelineDeps } from '../deps.ts';
+import type { PipelineDeps, StageDeps } from '../deps.ts';
 import { requestFinalize } from '../messages/finalize-request.ts';
 import { expiresAt, type Job, type JobError } from '../jobs/store.ts';
 import { recordJobUsage, usageStoreOf } from '../usage/store.ts';
@@ -30,21 +30,7 @@ import {
  * What a split uses: the job and its file, the sizing limits, its queue and chunks, the grant and launch of its
  * workers, and for a rejected file the job's end (its usage, its notification, its span).
  */
-export type SplitDeps = Pick<
-  PipelineDeps,
-  | 'budget'
-  | 'env'
-  | 'grants'
-  | 'jobs'
-  | 'launcher'
-  | 'limits'
-  | 'notifier'
-  | 'objects'
-  | 'queues'
-  | 'timings'
-  | 'tracing'
-  | 'usage'
->;
+export type SplitDeps = StageDeps & Pick<PipelineDeps, 'budget'>;
 
 export interface SplitResult {
   readonly state: 'QUEUED' | 'RUNNING' | 'REJECTED' | 'SKIPPED';
