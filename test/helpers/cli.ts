@@ -1,6 +1,7 @@
 import { spawn, type ChildProcess } from 'node:child_process';
 import { afterAll } from 'vitest';
 import { fileURLToPath } from 'node:url';
+import type { RunSummary } from '../../cli/run-job.ts';
 
 export const REPO_ROOT = fileURLToPath(new URL('../../', import.meta.url));
 const ROWFLEET = fileURLToPath(new URL('../../cli/rowfleet.mjs', import.meta.url));
@@ -48,16 +49,8 @@ export function rowfleet(args: string[], timeoutMs = 90_000): Promise<CliResult>
   });
 }
 
-export interface RunJson {
-  token: string;
-  site: string;
-  state: string;
-  rows: { total: number; succeeded: number; failed: number; rejected: number };
-  /** When the API took the job (ISO 8601). */
-  receivedAt?: string;
-  zip?: string;
-  error?: { code: string; message: string };
-}
+/** What `rowfleet run --json` prints: the command's summary without its timing. */
+export type RunJson = Omit<RunSummary, 'seconds'>;
 
 /** The JSON summary `rowfleet run --json` prints as the last line of stdout. */
 export function lastJsonLine(stdout: string): RunJson {

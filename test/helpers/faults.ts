@@ -7,7 +7,7 @@
  */
 import { createHash, randomInt } from 'node:crypto';
 import { setTimeout as sleep } from 'node:timers/promises';
-import { CreateQueueCommand } from '@aws-sdk/client-sqs';
+import { CreateQueueCommand, type Message } from '@aws-sdk/client-sqs';
 import { loadConfig } from '../../config/index.ts';
 import { sqsClient } from '../../core/aws/clients.ts';
 import { decodeChunk, type ChunkMessage } from '../../core/messages/chunk.ts';
@@ -25,7 +25,7 @@ import { reap } from '../../core/reaper/reaper.ts';
 import { isTerminal } from '../../core/jobs/states.ts';
 import { addDays, localDay } from '../../core/usage/days.ts';
 import { NO_USAGE, usageStoreOf, type UsageFigures } from '../../core/usage/store.ts';
-import { runWorker, type WorkerSummary } from '../../core/work/worker.ts';
+import { MAX_CHUNK_ATTEMPTS, runWorker, type WorkerSummary } from '../../core/work/worker.ts';
 
 // ---------------------------------------------------------------------------------------------------------
 // Seeds
@@ -150,6 +150,22 @@ export function withAdapters(
     objects: o.objects ? intercept(deps.objects, o.objects) : deps.objects,
     queues: o.queues ? intercept(deps.queues, o.queues) : deps.queues,
     jobs: o.jobs ? intercept(deps.jobs, o.jobs) : deps.jobs,
+  };
+}
+
+/** The deps with every chunk received as past its last attempt (the worker gives each chunk up). */
+export function pastLastAttempt<D extends PipelineDeps>(deps: D): D {
+  return {
+    ...deps,
+    queues: intercept(deps.queues, {
+      around: {
+        receive: async (call) =>
+          ((await call()) as Message[]).map((m) => ({
+            ...m,
+            Attributes: { ...m.Attributes, ApproximateReceiveCount: String(MAX_CHUNK_ATTEMPTS + 1) },
+          })),
+      },
+    }),
   };
 }
 

@@ -4,7 +4,6 @@
  * and the outcome, and the give-up of a chunk never repeat an effect or count a record twice.
  */
 import { setTimeout as sleep } from 'node:timers/promises';
-import type { Message } from '@aws-sdk/client-sqs';
 import { GetCommand } from '@aws-sdk/lib-dynamodb';
 import { describe, expect, it } from 'vitest';
 import { dynamoClient } from '../../../../core/aws/clients.ts';
@@ -20,9 +19,9 @@ import { failedChunk } from '../../../../core/work/chunk-part.ts';
 import { processChunk } from '../../../../core/work/process-chunk.ts';
 import { RecordError, type RowProcessor } from '../../../../core/processors/types.ts';
 import { RecordSlots } from '../../../../core/work/slots.ts';
-import { MAX_CHUNK_ATTEMPTS, runWorker } from '../../../../core/work/worker.ts';
+import { runWorker } from '../../../../core/work/worker.ts';
 import { testDeps, useTestAws } from '../../../helpers/aws.ts';
-import { InjectedFault, withAdapters } from '../../../helpers/faults.ts';
+import { InjectedFault, pastLastAttempt } from '../../../helpers/faults.ts';
 import { parseErrorsCsv } from '../../../helpers/jepsen.ts';
 import { readZipText } from '../../../helpers/zip.ts';
 
@@ -360,17 +359,7 @@ describe('Scenario: side effects at most once', () => {
     await claims.failed('marifu', t, 3, 'c3', 'MAIL_INVALID_ADDRESS', 'not an address; not sent');
     await claims.release('marifu', t, 5, 'c5');
     // Every receive of the chunk is past its attempts: the worker gives it up
-    const lastAttempt = withAdapters(deps, {
-      queues: {
-        around: {
-          receive: async (call) =>
-            ((await call()) as Message[]).map((m) => ({
-              ...m,
-              Attributes: { ...m.Attributes, ApproximateReceiveCount: String(MAX_CHUNK_ATTEMPTS + 1) },
-            })),
-        },
-      },
-    });
+    const lastAttempt = pastLastAttempt(deps);
 
     // Act
     const worker = await runWorker(lastAttempt, { site: 'marifu', token: t, waitSeconds: 0, idlePolls: 2 });

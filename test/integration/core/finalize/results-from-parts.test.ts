@@ -19,10 +19,9 @@ import { RecordingLauncher, testDeps, useTestAws } from '../../../helpers/aws.ts
 import { readZip } from '../../../helpers/zip.ts';
 import { parseResultsCsv } from '../../../helpers/results-csv.ts';
 import { drainFinalizeRequests, runAttempt } from '../../../helpers/pipeline-jobs.ts';
-import type { Message } from '@aws-sdk/client-sqs';
-import { withAdapters } from '../../../helpers/faults.ts';
+import { pastLastAttempt } from '../../../helpers/faults.ts';
 import { JobStore } from '../../../../core/jobs/store.ts';
-import { MAX_CHUNK_ATTEMPTS, runWorker } from '../../../../core/work/worker.ts';
+import { runWorker } from '../../../../core/work/worker.ts';
 import { finalizeJob } from '../../../../core/finalize/finalize.ts';
 
 /** `source`: every finalize takes its sheet from the source; `used`: what sheetFromParts answered, in order. */
@@ -168,17 +167,7 @@ async function story(uploaded: 'cp932' | 'utf-8', sheetEncoding: 'cp932' | 'utf-
   for (const n of [2, 7]) await claims.claim(SITE, fourth.token, n, `c${n}`, 'host/7');
   await claims.done(SITE, fourth.token, 2, 'c2', [{ name: 'mails/2.json', data: '{"messageId":"m-2"}' }]);
   await claims.failed(SITE, fourth.token, 7, 'c7', 'BAD_ADDRESS', 'refused before');
-  const lastAttempt = withAdapters(deps, {
-    queues: {
-      around: {
-        receive: async (call) =>
-          ((await call()) as Message[]).map((m) => ({
-            ...m,
-            Attributes: { ...m.Attributes, ApproximateReceiveCount: String(MAX_CHUNK_ATTEMPTS + 1) },
-          })),
-      },
-    },
-  });
+  const lastAttempt = pastLastAttempt(deps);
   await runWorker(lastAttempt, { site: SITE, token: fourth.token, waitSeconds: 0, idlePolls: 2 });
   await drainFinalizeRequests(deps);
   await finalizeJob(deps, SITE, fourth.token);

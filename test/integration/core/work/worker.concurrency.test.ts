@@ -8,10 +8,10 @@ import type { Message } from '@aws-sdk/client-sqs';
 import { startDirectJob } from '../../../../core/intake/operations.ts';
 import { finalizeJob } from '../../../../core/finalize/finalize.ts';
 import { decodeChunk } from '../../../../core/messages/chunk.ts';
-import { MAX_CHUNK_ATTEMPTS, runWorker } from '../../../../core/work/worker.ts';
+import { runWorker } from '../../../../core/work/worker.ts';
 import { RECORD_HEADER } from '../../../../core/processors/mail.ts';
 import { RecordingLauncher, testDeps, useTestAws } from '../../../helpers/aws.ts';
-import { withAdapters } from '../../../helpers/faults.ts';
+import { pastLastAttempt, withAdapters } from '../../../helpers/faults.ts';
 import { parseErrorsCsv } from '../../../helpers/jepsen.ts';
 import { csvOf } from '../../../helpers/pipeline-jobs.ts';
 import { readZipText } from '../../../helpers/zip.ts';
@@ -145,17 +145,7 @@ describe('Worker: many records in flight', () => {
       visibilitySeconds: 30,
       abortRecords: stop.signal,
     });
-    const lastAttempt = withAdapters(deps, {
-      queues: {
-        around: {
-          receive: async (call) =>
-            ((await call()) as Message[]).map((m) => ({
-              ...m,
-              Attributes: { ...m.Attributes, ApproximateReceiveCount: String(MAX_CHUNK_ATTEMPTS + 1) },
-            })),
-        },
-      },
-    });
+    const lastAttempt = pastLastAttempt(deps);
     const gaveUp = await runWorker(lastAttempt, {
       site: 'marifu',
       token: view.token,
