@@ -57,7 +57,11 @@ export class Objects {
    * stored it, false when another writer's object was there first — that one is kept, never replaced. A conflict
    * with a concurrent conditional write (409) is asked again: the second answer is 200 or 412.
    */
-  async putNew(key: string, body: Buffer | string, contentType = 'application/octet-stream'): Promise<boolean> {
+  async putNew(
+    key: string,
+    body: Buffer | string,
+    contentType = 'application/octet-stream',
+  ): Promise<boolean> {
     try {
       await retry(
         () =>
