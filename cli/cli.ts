@@ -12,7 +12,9 @@ import {
   resubmitJob,
   retryJob,
   runJob,
+  type FollowOptions,
   type ResubmitStart,
+  type RunSummary,
 } from './run-job.ts';
 import { formatCheck } from './check-summary.ts';
 // A command loads what it runs when it runs (below, `await import`): every command used to load every other's
@@ -283,6 +285,84 @@ program
     },
   );
 
+/**
+ * Runs `fn` with the API of the state directory's runtime as the site's caller (a command about one job). An API
+ * refusal (another site's or an unknown job, nothing there yet) prints its code and message and exits 1.
+ */
+async function withJobApi(
+  verb: string,
+  jobToken: string,
+  o: AttachOptions & { site: string },
+  fn: (api: { apiUrl: string; apiToken: string }) => Promise<void>,
+): Promise<void> {
+  getSite(o.site);
+  await withRuntime(o, async (rt) => {
+    try {
+      await fn({ apiUrl: rt.apiUrl, apiToken: await rt.tokenFor(o.site) });
+    } catch (err) {
+      if (!(err instanceof ApiError)) throw err;
+      process.stderr.write(`rowfleet: ${verb} of ${jobToken}: ${err.code}: ${err.message}\n`);
+      process.exitCode = 1;
+    }
+  });
+}
+
+/** The options of a command that starts a job's next attempt and follows it (`retry`, `resubmit`). */
+interface AttemptCommandOptions {
+  site: string;
+  out: string;
+  stallTimeout: number;
+  stateDir: string;
+  endpoint?: string;
+  json?: boolean;
+}
+
+/**
+ * Starts a job's next attempt through the API (`start`, given how to follow a job), follows it to its end and
+ * prints its summary: one JSON line with `--json` (plus `extra()`), else a sentence. An API refusal (nothing to run,
+ * another site's or an unknown job, an attempt running…) prints its code and message and exits 1.
+ */
+async function runAttempt(
+  verb: 'retry' | 'resubmit',
+  jobToken: string,
+  o: AttemptCommandOptions,
+  start: (follow: FollowOptions) => Promise<RunSummary & { attempt: number }>,
+  extra: () => Record<string, unknown> = () => ({}),
+): Promise<void> {
+  getSite(o.site);
+  await withRuntime(o, async (rt, reattach) => {
+    let summary;
+    try {
+      summary = await start({
+        apiUrl: rt.apiUrl,
+        apiToken: await rt.tokenFor(o.site),
+        outDir: o.out,
+        progress: true,
+        stallSeconds: o.stallTimeout,
+        reconnect: reattach,
+      });
+    } catch (err) {
+      if (!(err instanceof ApiError)) throw err;
+      const error = { code: err.code, message: err.message };
+      if (o.json) process.stdout.write(JSON.stringify({ state: 'FAILED', token: jobToken, error }) + '\n');
+      else process.stderr.write(`rowfleet: ${verb} of ${jobToken}: ${error.code}: ${error.message}\n`);
+      process.exitCode = 1;
+      return;
+    }
+    const { seconds, ...out } = summary;
+    if (o.json) process.stdout.write(JSON.stringify({ ...out, ...extra() }) + '\n');
+    else {
+      const r = summary.rows;
+      const rejected = verb === 'resubmit' ? `, ${r.rejected} rejected` : '';
+      process.stdout.write(
+        `${verb} of ${jobToken} (attempt ${summary.attempt}): ${summary.state}, ${r.total} records — ${r.succeeded} succeeded, ${r.failed} failed${rejected} (${seconds.toFixed(1)} s)\n` +
+          (summary.zip ? `zip: ${summary.zip}\n` : ''),
+      );
+    }
+    process.exitCode = exitCode(summary.state);
+  });
+}
+
 program
   .command('retry')
   .description(
@@ -295,55 +375,8 @@ program
   .addOption(stateDirOption())
   .addOption(endpointOption())
   .option('--json', 'print one JSON summary as the last line of stdout')
-  .action(
-    async (
-      jobToken: string,
-      o: {
-        site: string;
-        out: string;
-        stallTimeout: number;
-        stateDir: string;
-        endpoint?: string;
-        json?: boolean;
-      },
-    ) => {
-      getSite(o.site);
-      await withRuntime(o, async (rt, reattach) => {
-        let summary;
-        try {
-          summary = await retryJob(
-            {
-              apiUrl: rt.apiUrl,
-              apiToken: await rt.tokenFor(o.site),
-              outDir: o.out,
-              progress: true,
-              stallSeconds: o.stallTimeout,
-              reconnect: reattach,
-            },
-            jobToken,
-          );
-        } catch (err) {
-          if (!(err instanceof ApiError)) throw err;
-          // The API refused (nothing to retry, another site's or an unknown job): its code and message.
-          const error = { code: err.code, message: err.message };
-          if (o.json)
-            process.stdout.write(JSON.stringify({ state: 'FAILED', token: jobToken, error }) + '\n');
-          else process.stderr.write(`rowfleet: retry of ${jobToken}: ${error.code}: ${error.message}\n`);
-          process.exitCode = 1;
-          return;
-        }
-        const { seconds, ...out } = summary;
-        if (o.json) process.stdout.write(JSON.stringify(out) + '\n');
-        else {
-          const r = summary.rows;
-          process.stdout.write(
-            `retry of ${jobToken} (attempt ${summary.attempt}): ${summary.state}, ${r.total} records — ${r.succeeded} succeeded, ${r.failed} failed (${seconds.toFixed(1)} s)\n` +
-              (summary.zip ? `zip: ${summary.zip}\n` : ''),
-          );
-        }
-        process.exitCode = exitCode(summary.state);
-      });
-    },
+  .action((jobToken: string, o: AttemptCommandOptions) =>
+    runAttempt('retry', jobToken, o, (follow) => retryJob(follow, jobToken)),
   );
 
 program
@@ -359,73 +392,28 @@ program
   .addOption(stateDirOption())
   .addOption(endpointOption())
   .option('--json', 'print one JSON summary as the last line of stdout')
-  .action(
-    async (
-      jobToken: string,
-      file: string,
-      o: {
-        site: string;
-        out: string;
-        stallTimeout: number;
-        stateDir: string;
-        endpoint?: string;
-        json?: boolean;
-      },
-    ) => {
-      getSite(o.site);
-      if (!existsSync(file)) throw new InvalidArgumentError(`no file ${file}`);
-      await withRuntime(o, async (rt, reattach) => {
-        let summary;
-        let answer: ResubmitStart | undefined;
-        try {
-          summary = await resubmitJob(
-            {
-              apiUrl: rt.apiUrl,
-              apiToken: await rt.tokenFor(o.site),
-              outDir: o.out,
-              progress: true,
-              stallSeconds: o.stallTimeout,
-              reconnect: reattach,
-            },
-            jobToken,
-            file,
-            (a) => {
-              answer = a;
-              if (o.json) return;
-              // What runs and what does not, before the attempt is followed.
-              process.stderr.write(
-                `attempt ${a.attempt} of ${jobToken}: ${a.run} records run again, ${a.notRunCount} not run\n` +
-                  a.notRun.map((r) => `  record ${r.record} (${r.status}): ${r.reason}\n`).join('') +
-                  (a.notRunCount > a.notRun.length
-                    ? `  … and ${a.notRunCount - a.notRun.length} more\n`
-                    : ''),
-              );
-            },
+  .action(async (jobToken: string, file: string, o: AttemptCommandOptions) => {
+    getSite(o.site);
+    if (!existsSync(file)) throw new InvalidArgumentError(`no file ${file}`);
+    let answer: ResubmitStart | undefined;
+    await runAttempt(
+      'resubmit',
+      jobToken,
+      o,
+      (follow) =>
+        resubmitJob(follow, jobToken, file, (a) => {
+          answer = a;
+          if (o.json) return;
+          // What runs and what does not, before the attempt is followed.
+          process.stderr.write(
+            `attempt ${a.attempt} of ${jobToken}: ${a.run} records run again, ${a.notRunCount} not run\n` +
+              a.notRun.map((r) => `  record ${r.record} (${r.status}): ${r.reason}\n`).join('') +
+              (a.notRunCount > a.notRun.length ? `  … and ${a.notRunCount - a.notRun.length} more\n` : ''),
           );
-        } catch (err) {
-          if (!(err instanceof ApiError)) throw err;
-          // The API refused (a changed header, unknown records, an attempt running, nothing to run): its code and message.
-          const error = { code: err.code, message: err.message };
-          if (o.json)
-            process.stdout.write(JSON.stringify({ state: 'FAILED', token: jobToken, error }) + '\n');
-          else process.stderr.write(`rowfleet: resubmit of ${jobToken}: ${error.code}: ${error.message}\n`);
-          process.exitCode = 1;
-          return;
-        }
-        const { seconds, ...out } = summary;
-        const notRun = { run: answer?.run, notRun: answer?.notRun, notRunCount: answer?.notRunCount };
-        if (o.json) process.stdout.write(JSON.stringify({ ...out, ...notRun }) + '\n');
-        else {
-          const r = summary.rows;
-          process.stdout.write(
-            `resubmit of ${jobToken} (attempt ${summary.attempt}): ${summary.state}, ${r.total} records — ${r.succeeded} succeeded, ${r.failed} failed, ${r.rejected} rejected (${seconds.toFixed(1)} s)\n` +
-              (summary.zip ? `zip: ${summary.zip}\n` : ''),
-          );
-        }
-        process.exitCode = exitCode(summary.state);
-      });
-    },
-  );
+        }),
+      () => ({ run: answer?.run, notRun: answer?.notRun, notRunCount: answer?.notRunCount }),
+    );
+  });
 
 program
   .command('results')
@@ -443,24 +431,13 @@ program
       jobToken: string,
       o: { site: string; output?: string; stateDir: string; endpoint?: string; json?: boolean },
     ) => {
-      getSite(o.site);
-      await withRuntime(o, async (rt) => {
-        try {
-          const r = await downloadResults(
-            { apiUrl: rt.apiUrl, apiToken: await rt.tokenFor(o.site) },
-            jobToken,
-            o.output,
+      await withJobApi('results', jobToken, o, async (api) => {
+        const r = await downloadResults(api, jobToken, o.output);
+        if (o.json) process.stdout.write(JSON.stringify(r) + '\n');
+        else
+          process.stdout.write(
+            `results.csv of ${jobToken} (attempt ${r.attempt}, ${r.encoding}): ${r.file}\n`,
           );
-          if (o.json) process.stdout.write(JSON.stringify(r) + '\n');
-          else
-            process.stdout.write(
-              `results.csv of ${jobToken} (attempt ${r.attempt}, ${r.encoding}): ${r.file}\n`,
-            );
-        } catch (err) {
-          if (!(err instanceof ApiError)) throw err;
-          process.stderr.write(`rowfleet: results of ${jobToken}: ${err.code}: ${err.message}\n`);
-          process.exitCode = 1;
-        }
       });
     },
   );
@@ -481,20 +458,10 @@ program
       jobToken: string,
       o: { site: string; width: number; stateDir: string; endpoint?: string; json?: boolean },
     ) => {
-      getSite(o.site);
-      await withRuntime(o, async (rt) => {
-        try {
-          const { fetchTimeline, formatTimeline } = await import('./trace.ts');
-          const tl = await fetchTimeline(
-            { apiUrl: rt.apiUrl, apiToken: await rt.tokenFor(o.site) },
-            jobToken,
-          );
-          process.stdout.write(o.json ? JSON.stringify(tl) + '\n' : formatTimeline(tl, o.width));
-        } catch (err) {
-          if (!(err instanceof ApiError)) throw err;
-          process.stderr.write(`rowfleet: trace of ${jobToken}: ${err.code}: ${err.message}\n`);
-          process.exitCode = 1;
-        }
+      await withJobApi('trace', jobToken, o, async (api) => {
+        const { fetchTimeline, formatTimeline } = await import('./trace.ts');
+        const tl = await fetchTimeline(api, jobToken);
+        process.stdout.write(o.json ? JSON.stringify(tl) + '\n' : formatTimeline(tl, o.width));
       });
     },
   );

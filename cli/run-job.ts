@@ -34,7 +34,7 @@ export interface RunOptions {
   readonly reconnect?: () => Promise<string>;
 }
 
-type FollowOptions = Pick<
+export type FollowOptions = Pick<
   RunOptions,
   'apiUrl' | 'apiToken' | 'outDir' | 'progress' | 'stallSeconds' | 'reconnect'
 >;
