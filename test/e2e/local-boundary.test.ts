@@ -141,14 +141,22 @@ describe('Scenario: the state directory and the emulators of a running runtime',
 
 describe('Scenario: rowfleet run --json while its runtime is killed', { timeout: 300_000 }, () => {
   it('follows the job through the restart to its end and prints its token and figures', async () => {
-    // Prepare: a job slow enough to be running when the runtime is killed
+    // Prepare: a job slow enough to be seen running when the runtime is killed: one record at a time per worker,
+    // 2 ms each, about 4 s of work (many records in flight finished it between two polls of the test)
     const dir = await newDir('rowfleet-run-restart-');
     const stateDir = join(dir, 'state');
     const file = join(dir, 'jobs.csv');
     const records = 4000;
     await writeSampleCsv(file, records);
     const run = start(
-      runArgs(file, { processor: 'json', workers: 2, delayMs: 1, stateDir, out: join(dir, 'out') }),
+      runArgs(file, {
+        processor: 'json',
+        workers: 2,
+        concurrency: 1,
+        delayMs: 2,
+        stateDir,
+        out: join(dir, 'out'),
+      }),
     );
     const running = await until('the job to run', 120_000, async () => {
       const owner = readOwner(stateDir);
@@ -159,6 +167,9 @@ describe('Scenario: rowfleet run --json while its runtime is killed', { timeout:
       const body = (await res?.json().catch(() => undefined)) as JobView[] | { jobs: JobView[] } | undefined;
       const v = body ? (Array.isArray(body) ? body : body.jobs)[0] : undefined;
       return v?.state === 'RUNNING' && v.progress.done > 0 ? v : undefined;
+    }).catch((err: unknown) => {
+      // What the command said, so a run that never got its job in tells why.
+      throw new Error(`${(err as Error).message}; rowfleet run said: ${run.out.stderr.slice(-2000)}`);
     });
 
     // Act
