@@ -52,5 +52,3 @@ export const ENV = {
   emulatorOptions: 'ROWFLEET_EMULATOR_OPTIONS',
   uploadEventsUrl: 'UPLOAD_EVENTS_URL',
 } as const;
-
-export type EnvName = (typeof ENV)[keyof typeof ENV];

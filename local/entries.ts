@@ -18,9 +18,7 @@ const SOURCES = {
  * TypeScript compiled at start; the bundle was built from these very sources, each entry alike), else from its
  * source through tsx (tests, `npm run bench`, anything run from the sources).
  */
-export type RuntimeProcess = keyof typeof SOURCES;
-
-export function runtimeProcess(name: RuntimeProcess): { file: string; execArgv: string[] } {
+export function runtimeProcess(name: keyof typeof SOURCES): { file: string; execArgv: string[] } {
   if (typeof __ROWFLEET_COMMAND_BUNDLE__ === 'string')
     return { file: join(__ROWFLEET_COMMAND_BUNDLE__, `${name}.mjs`), execArgv: [] };
   return { file: SOURCES[name], execArgv: ['--import', TSX] };
