@@ -15,7 +15,7 @@ import {
 } from '../messages/part.ts';
 import { randomUUID } from 'node:crypto';
 import { countsAgree, isTerminal, outcome, type RowCounts } from '../jobs/states.ts';
-import { dosDateTime, FINALIZE_ENTRIES, ZipWriter } from '../messages/zip.ts';
+import { DeflatedEntry, dosDateTime, FINALIZE_ENTRIES, ZipWriter } from '../messages/zip.ts';
 import { copyEarlierEntries, earlierResults, type EarlierResults } from './attempts.ts';
 import { attemptsOf, currentAttempt, endedAttempt } from '../jobs/attempts.ts';
 import { expiresAt, type Job, type JobError } from '../jobs/store.ts';
@@ -187,12 +187,20 @@ async function buildAndFinish(
   // One part in flight: the zip's upload beside it holds its own (the finalize's memory bound).
   const sheet = deps.objects.multipart(sheetKey, 'text/csv', 1);
   let sheetBytes: number;
+  // From the parts, its bytes are deflated for the zip as they are written (the zip's entry comes last, after every
+  // record's): the object is never read back.
+  const deflated = fromParts ? new DeflatedEntry() : undefined;
   const fetchPart = (c: number) => deps.objects.bytes(partKey(c));
   try {
     // Pass 2: copy each part's prebuilt entries into the zip, in chunk order, a few parts read ahead
     // (a part is one chunk's output, a few MB at most, so memory stays bounded); its rows of results.csv go to
     // the sheet's own object meanwhile.
-    const rows = fromParts ? new PartsSheet(job, splitRejections, sheet.write) : undefined;
+    const rows = deflated
+      ? new PartsSheet(job, splitRejections, async (b) => {
+          await sheet.write(b);
+          await deflated.write(b);
+        })
+      : undefined;
     await rows?.begin();
     // A stopped job's chunks no part was counted for: their rows from their ranges of the source, in chunk order.
     const unread = fromParts ? [...pieces.unread] : [];
@@ -219,16 +227,13 @@ async function buildAndFinish(
       }
     }
     if (uncounted) await zip.addPrebuilt(uncounted.entries);
-    if (rows) {
+    if (rows && deflated) {
       await unreadBefore(Infinity);
       await rows.end();
+      await deflated.end();
       await sheet.done();
       sheetBytes = rows.bytes;
-      // The zip's entry is the object's bytes, read back as they were written.
-      await zip.addStream(
-        FINALIZE_ENTRIES.results,
-        (await deps.objects.stream(sheetKey)) as AsyncIterable<Buffer>,
-      );
+      await zip.addDeflated(FINALIZE_ENTRIES.results, deflated);
     } else {
       sheetBytes = await sheetFromSource(
         deps,
@@ -244,6 +249,7 @@ async function buildAndFinish(
       await sheet.done();
     }
   } catch (err) {
+    deflated?.destroy();
     await sheet.abort();
     throw err;
   }
