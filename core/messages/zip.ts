@@ -517,13 +517,15 @@ export class DeflatedEntry {
     this.deflate.on('error', (err: Error) => (this.failed = err));
   }
 
-  /** Adds data (deflated on zlib's threads; waits when zlib is behind). */
+  /** Adds data (deflated on zlib's threads): once it resolves, `b` is consumed, and its buffer may be used again. */
   async write(b: Buffer): Promise<void> {
     if (this.failed) throw this.failed;
     if (b.length === 0) return;
     this.crc = crc32(b, this.crc);
     this.usize += b.length;
-    if (!this.deflate.write(b)) await once(this.deflate, 'drain');
+    await new Promise<void>((resolve, reject) =>
+      this.deflate.write(b, (err) => (err ? reject(err) : resolve())),
+    );
   }
 
   /** No more data: waits for the last deflated bytes. */
