@@ -1,4 +1,5 @@
-import type { S3Client } from '@aws-sdk/client-s3';
+import { S3Client } from '@aws-sdk/client-s3';
+import { Readable } from 'node:stream';
 import { describe, expect, it } from 'vitest';
 import { Objects } from '../../../../core/aws/objects.ts';
 
@@ -91,5 +92,38 @@ describe('Method: Objects.multipart (parts filled in buffers used again)', () =>
     expect(s3.calls).toContain('AbortMultipartUpload');
     expect(s3.calls).not.toContain('CompleteMultipartUpload');
     expect(s3.calls.filter((c) => c.startsWith('UploadPart')).length).toBeLessThan(10);
+  });
+});
+
+describe('Method: Objects.multipart (signing)', () => {
+  it("signs its parts' requests without hashing their bodies (UNSIGNED-PAYLOAD), other requests as before", async () => {
+    // Prepare: a client whose requests are answered here, their signed headers kept
+    const seen: Record<string, string>[] = [];
+    const s3 = new S3Client({
+      region: 'ap-northeast-1',
+      credentials: { accessKeyId: 'AKIDEXAMPLE', secretAccessKey: 'secret' },
+      requestHandler: {
+        handle: (request: { headers: Record<string, string> }) => {
+          seen.push(request.headers);
+          return Promise.resolve({
+            response: { statusCode: 200, headers: { etag: '"e"' }, body: Readable.from([]) },
+          });
+        },
+      },
+    });
+    const objects = new Objects('b', s3);
+
+    // Act
+    const upload = objects.multipart('k', 'text/csv');
+    await upload.write(Buffer.from('a,b\r\n'));
+    await upload.done();
+    await objects.put('other', 'x');
+
+    // Assess
+    expect(seen.map((h) => h['x-amz-content-sha256'])).toEqual([
+      'UNSIGNED-PAYLOAD',
+      '2d711642b726b04401627ca9fbac32f5c8530fb1903cc4db02258717921a4881',
+    ]);
+    expect(seen[0]!.authorization).toContain('x-amz-content-sha256');
   });
 });
