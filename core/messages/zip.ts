@@ -352,14 +352,16 @@ export class ZipWriter {
       const end = o + LOCAL_HEADER_SIZE + nameLen + extraLen + csize;
       if (end > bytes.length) throw new Error(`prebuilt zip entries: entry at byte ${o} is cut short`);
       // The name's bytes go from the local header to the central record as they are (never decoded).
-      this.recordCentral(
-        bytes.readUInt32LE(o + 14),
-        csize,
-        bytes.readUInt32LE(o + 22),
-        bytes.readUInt16LE(o + 8),
-        bytes.subarray(o + LOCAL_HEADER_SIZE, o + LOCAL_HEADER_SIZE + nameLen),
-        this.offset + o,
-      );
+      if (this.offset + o < U32_MAX) this.centralFromLocal(bytes, o, nameLen, this.offset + o);
+      else
+        this.recordCentral(
+          bytes.readUInt32LE(o + 14),
+          csize,
+          bytes.readUInt32LE(o + 22),
+          bytes.readUInt16LE(o + 8),
+          bytes.subarray(o + LOCAL_HEADER_SIZE, o + LOCAL_HEADER_SIZE + nameLen),
+          this.offset + o,
+        );
       o = end;
       n++;
     }
@@ -398,6 +400,40 @@ export class ZipWriter {
     }
     await flush(o);
     return n;
+  }
+
+  /**
+   * {@link recordCentral} for a prebuilt entry below 4 GiB, the same bytes: its method, CRC, sizes, name length
+   * and name copied byte by byte from its local header at `o` (they are laid out alike), the rest written. A
+   * million entries: no buffer view and no native copy per entry.
+   */
+  private centralFromLocal(bytes: Buffer, o: number, nameLen: number, offset: number): void {
+    const size = 46 + nameLen;
+    if (this.slabUsed + size > this.slab.length) {
+      this.slabs.push(this.slab.subarray(0, this.slabUsed));
+      this.slab = Buffer.allocUnsafe(Math.max(SLAB, size));
+      this.slabUsed = 0;
+    }
+    const b = this.slab;
+    const c = this.slabUsed;
+    b.writeUInt32LE(CENTRAL_SIG, c);
+    b.writeUInt16LE((3 << 8) | 45, c + 4);
+    b.writeUInt16LE(20, c + 6);
+    b.writeUInt16LE(UTF8_FLAG, c + 8);
+    // Method (2), then after the stamp CRC, sizes and name length (14): at 8 and 14 of the local header.
+    b[c + 10] = bytes[o + 8]!;
+    b[c + 11] = bytes[o + 9]!;
+    b.writeUInt16LE(this.stamp.time, c + 12);
+    b.writeUInt16LE(this.stamp.date, c + 14);
+    for (let k = 0; k < 14; k++) b[c + 16 + k] = bytes[o + 14 + k]!;
+    b.writeUInt32LE(0, c + 30); // extra and comment lengths
+    b.writeUInt32LE(0, c + 34); // disk and internal attributes
+    b.writeUInt32LE((0o100644 << 16) >>> 0, c + 38);
+    b.writeUInt32LE(offset, c + 42);
+    const from = o + LOCAL_HEADER_SIZE;
+    for (let k = 0; k < nameLen; k++) b[c + 46 + k] = bytes[from + k]!;
+    this.slabUsed += size;
+    this.count++;
   }
 
   private recordCentral(

@@ -158,6 +158,37 @@ describe('Class: ZipWriter', () => {
     expect(entries[52]!.data.toString()).toBe('line,record\r\n');
   });
 
+  it('writes the same archive from prebuilt entries as from the same entries added in memory', async () => {
+    // Prepare: deflated and stored entries, ASCII and UTF-8 names, one stamp for both archives
+    const stamp = { time: 0x6b2f, date: 0x5b87 };
+    const names = Array.from({ length: 300 }, (_, i) => (i % 7 === 0 ? `行/${i}.txt` : `rows/${i}.json`));
+
+    // Act
+    const inMemory = Buffer.concat(
+      await (async () => {
+        const parts: Buffer[] = [];
+        const zip = new ZipWriter(async (b) => void parts.push(Buffer.from(b)), stamp);
+        for (const [i, name] of names.entries()) await zip.addEntry(name, content(i));
+        await zip.finish();
+        return parts;
+      })(),
+    );
+    const prebuilt = Buffer.concat(
+      await (async () => {
+        const parts: Buffer[] = [];
+        const zip = new ZipWriter(async (b) => void parts.push(Buffer.from(b)), stamp);
+        const built = names.map((name, i) => buildLocalEntry(name, content(i), stamp).bytes);
+        await zip.addPrebuilt(Buffer.concat(built.slice(0, 5)));
+        await zip.addPrebuilt(Buffer.concat(built), new Set([0, 1, 2, 3, 4]));
+        await zip.finish();
+        return parts;
+      })(),
+    );
+
+    // Assess: the first entries are in the first call only (the second leaves them out)
+    expect(prebuilt.equals(inMemory)).toBe(true);
+  });
+
   it('refuses prebuilt bytes that are cut short or are not local entries', async () => {
     // Prepare
     const built = buildLocalEntry('rows/1.json', Buffer.from('{"x":1}'));
