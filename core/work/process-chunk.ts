@@ -3,6 +3,7 @@
  * into the part. Reading the range is chunk-records.ts, the record order in-order.ts, the part chunk-part.ts.
  */
 import { randomUUID } from 'node:crypto';
+import { getMaxListeners, setMaxListeners } from 'node:events';
 import { hostname } from 'node:os';
 import { setTimeout as sleep } from 'node:timers/promises';
 import type { ChunkMessage } from '../messages/chunk.ts';
@@ -117,6 +118,10 @@ export async function processChunk(
     stop,
   };
   const slots = run.slots ?? new RecordSlots(processor.concurrency ?? DEFAULT_CONCURRENCY);
+  // Each record in flight that asks for its signal listens to the worker's stop signal until it settles: up to the
+  // slots' bound at once, by design, which Node would otherwise report as a listener leak (its default is 10).
+  if (stop && getMaxListeners(stop) !== 0 && getMaxListeners(stop) < slots.size + 1)
+    setMaxListeners(slots.size + 1, stop);
   const direct = !processor.sideEffects && !processor.rateLimit;
   const claimId = randomUUID();
   const claimedBy = run.claimedBy ?? WORKER_ID;

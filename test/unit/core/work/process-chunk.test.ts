@@ -1,3 +1,4 @@
+import { defaultMaxListeners, setMaxListeners } from 'node:events';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { describe, expect, it } from 'vitest';
 import type { ChunkMessage } from '../../../../core/messages/chunk.ts';
@@ -221,6 +222,30 @@ describe('Function: processChunk (concurrency)', () => {
     expect(Date.now() - t0).toBeLessThan(5000);
     expect(seen.calls.size).toBe(10);
     expect(seen.ctx.every((c) => c.signal.aborted)).toBe(true);
+  });
+
+  it("listens to the worker's stop signal once per record in flight without Node's listener-leak warning", async () => {
+    // Prepare: 60 records in flight at once, each listening to its signal (the job's stop signal behind it)
+    const { msg, records } = chunkOf(60);
+    const { processor, seen } = waiting(() => 20);
+    const stop = new AbortController();
+    // Node's default for a signal in a worker process (the test runner lifts it for its own signals)
+    setMaxListeners(defaultMaxListeners, stop.signal);
+    const warnings: Error[] = [];
+    const onWarning = (w: Error) => warnings.push(w);
+    process.on('warning', onWarning);
+
+    // Act
+    try {
+      await processChunk(job, msg, records, processor, { slots: new RecordSlots(60), signal: stop.signal });
+      await sleep(10); // warnings are emitted on the next tick
+    } finally {
+      process.off('warning', onWarning);
+    }
+
+    // Assess
+    expect(seen.peak).toBe(60);
+    expect(warnings.filter((w) => w.name === 'MaxListenersExceededWarning')).toEqual([]);
   });
 
   it('keeps the simulated delay and error rate working on any processor, concurrently', async () => {
