@@ -103,6 +103,23 @@ describe('Function: processChunk (concurrency)', () => {
     expect([da.succeeded, db.succeeded]).toEqual([30, 30]);
   });
 
+  it('lets the worker take its next chunk once the records left to start fit in the slots, not after the last has started', async () => {
+    // Prepare: 50 records, 10 slots; each record waits 20 ms
+    const { msg, records } = chunkOf(50);
+    const { processor, seen } = waiting(() => 20);
+    const calledAt: number[] = [];
+
+    // Act
+    const done = await processChunk(job, msg, records, processor, { slots: new RecordSlots(10) }, () =>
+      calledAt.push(seen.calls.size),
+    );
+
+    // Assess: called once, when 40 had started — the next chunk is read while the last 10 start, so no slot
+    // stands idle waiting for it
+    expect(calledAt).toEqual([40]);
+    expect(done.succeeded).toBe(50);
+  });
+
   it('runs a synchronous processor in one turn: no promise, no microtask per record', async () => {
     // Prepare: a microtask queued before the chunk starts must not run before its last record
     const { msg, records } = chunkOf(500);
