@@ -96,7 +96,7 @@ export async function processChunk(
   /**
    * Called once the chunk's records left to start fit in the slots (or it stopped early): the worker may take its
    * next chunk now. Its message, read and parse take a round trip or three; asked only once the last record had
-   * started, they left the slots freed meanwhile idle at every chunk's end (6 % of a slow job's running time).
+   * started, they left the slots freed meanwhile idle at every chunk's end.
    */
   onStarted?: () => void,
   /** The range's records the split rejected (chunkRecords' `rejectedOut`): given, the part carries its sheet rows. */
