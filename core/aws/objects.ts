@@ -249,8 +249,12 @@ function unsignedPayload<C extends PutObjectCommand | UploadPartCommand>(command
   return command;
 }
 
-/** Bytes of a multipart upload's parts (but its last). */
-const PART_SIZE = 8 * 1024 * 1024;
+/**
+ * Bytes of a multipart upload's parts (but its last): the zip, results.csv, the split's UTF-8 copy. The cost
+ * estimate (core/intake/estimate.ts) counts requests with it.
+ */
+export const MULTIPART_PART_BYTES = 8 * 1024 * 1024;
+const PART_SIZE = MULTIPART_PART_BYTES;
 
 /**
  * A multipart upload as lib-storage's Upload makes one (the same requests: one PutObject when it all fits in a part,
