@@ -5,6 +5,7 @@ import { jobLogger, type Log } from '../shared/log.ts';
 import { publishMetrics } from '../shared/metrics.ts';
 import { keys } from '../jobs/keys.ts';
 import type { PipelineDeps, StageDeps } from '../deps.ts';
+import type { Objects } from '../aws/objects.ts';
 import {
   errorRowsJsonl,
   errorsCsv,
@@ -347,7 +348,7 @@ const PART_BUFFER = 4 * 1024 * 1024;
 class PartBuffers {
   private readonly free: Buffer[] = [];
 
-  constructor(private readonly objects: Pick<PipelineDeps['objects'], 'stream'>) {}
+  constructor(private readonly objects: Pick<Objects, 'stream'>) {}
 
   /** The part's bytes, valid until `release` (then its buffer holds another part). */
   async read(key: string): Promise<{ bytes: Buffer; release: () => void }> {
