@@ -41,15 +41,17 @@ export class ChunkEntries {
 
   /** Adds record `n`'s outputs, or answers why they cannot go into the zip (then nothing is added). */
   add(n: number, line: number, outputs: readonly RowOutput[]): string | undefined {
-    const names = new Set<string>();
+    // A record's own names are checked against each other only when it has several (a set per record is
+    // measurable at a million records of one output each).
+    const names = outputs.length > 1 ? new Set<string>() : undefined;
     for (const o of outputs) {
       const problem =
         entryNameProblem(o.name) ??
-        (this.taken.has(o.name) || names.has(o.name)
+        (this.taken.has(o.name) || names?.has(o.name)
           ? 'an earlier record of the chunk took the name'
           : undefined);
       if (problem) return `output "${echoed(o.name)}" cannot be an entry of the zip: ${problem}`;
-      names.add(o.name);
+      names?.add(o.name);
     }
     if (outputs.length === 0) return undefined;
     let hashes = '';

@@ -34,7 +34,10 @@ export class SheetRows {
   /** Record `o.n`'s row, with the values it ran with (after the rejected records before it). */
   add(fields: readonly string[], o: SheetOutcome): void {
     this.upTo(o.n);
-    this.out.add(sheetRowText(fields, this.width, o, this.delimiter));
+    this.out.add(
+      plainRowText(fields, this.width, o, this.delimiter) ??
+        sheetRowText(fields, this.width, o, this.delimiter),
+    );
   }
 
   private upTo(n: number): void {
@@ -69,4 +72,48 @@ export function writesSheetRows(
   rejected: readonly RejectedRecord[] | undefined,
 ): rejected is readonly RejectedRecord[] {
   return !msg.run && !msg.numbered && rejected !== undefined && records + rejected.length === msg.records;
+}
+
+/**
+ * A succeeded record's row as {@link sheetRowText} writes it, when no cell needs quoting or the formula guard (most
+ * rows of most files): its cells joined as they are, without the writer's two tests per cell. Undefined: some cell
+ * does (or the delimiter is not one character), and the writer decides. test/unit/core/work/sheet-rows.test.ts
+ * holds the two alike.
+ */
+export function plainRowText(
+  fields: readonly string[],
+  width: number,
+  o: SheetOutcome,
+  delimiter: string,
+): string | undefined {
+  if (o.failure || fields.length !== width || delimiter.length !== 1) return undefined;
+  const d = delimiter.charCodeAt(0);
+  let text = '';
+  for (let i = 0; i < width; i++) {
+    const v = fields[i]!;
+    if (!plainCell(v, d)) return undefined;
+    text += i > 0 ? delimiter + v : v;
+  }
+  if (!plainCell(o.output, d)) return undefined;
+  // The record and line numbers are digits; the status is a word; code and message are empty.
+  const sep = width > 0 ? delimiter : '';
+  return `${text}${sep}${o.n}${delimiter}${o.line}${delimiter}succeeded${delimiter}${delimiter}${delimiter}${o.output}\r\n`;
+}
+
+/**
+ * Whether the CSV writer (core/source/write.ts) with the formula guard writes `v` as it is: no character it quotes
+ * (a quote, the delimiter `d`, CR, LF, a leading U+FEFF), no first character the guard may prefix (an
+ * apostrophe, `=`, `+`, `-`, `@`, a tab).
+ */
+function plainCell(v: string, d: number): boolean {
+  const len = v.length;
+  if (len === 0) return true;
+  const c0 = v.charCodeAt(0);
+  if (c0 === 0x27 || c0 === 0x3d || c0 === 0x2b || c0 === 0x2d || c0 === 0x40 || c0 === 0x09 || c0 === 0xfeff)
+    return false;
+  for (let i = 0; i < len; i++) {
+    const c = v.charCodeAt(i);
+    if (c === 0x22 || c === d || c === 0x0d || c === 0x0a) return false;
+  }
+  return true;
 }
