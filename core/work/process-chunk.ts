@@ -25,6 +25,7 @@ import { InOrder, type Done } from './in-order.ts';
 import { RecordContext, type JobSide } from './record-context.ts';
 import { SheetRows, writesSheetRows } from './sheet-rows.ts';
 import type { RejectedRecord } from '../source/csv.ts';
+import type { SourceLines } from './chunk-records.ts';
 
 /** A record the processor fails on is tried this many times (with a short backoff) before it counts as failed. */
 export const RECORD_ATTEMPTS = 3;
@@ -89,7 +90,8 @@ const backoff = (attempt: number) => RECORD_RETRY_BASE_MS * 2 ** (attempt - 1);
 export async function processChunk(
   job: Job,
   msg: ChunkMessage,
-  records: readonly [number, number, string[]][],
+  /** chunkRecords' answer (`lines`: where the records are in the range, for the sheet rows). */
+  records: readonly [number, number, string[]][] & { readonly lines?: SourceLines },
   processor: RowProcessor,
   run: ChunkRun = {},
   /**
@@ -106,7 +108,9 @@ export async function processChunk(
   if (processor.rateLimit && !limiter)
     throw new Error(`processor ${processor.name} is rate-limited: it runs only with its limiter`);
   const entries = new LocalEntries(dosDateTime(new Date(job.receivedAt)));
-  const sheet = writesSheetRows(msg, records.length, rejected) ? new SheetRows(job, rejected) : undefined;
+  const sheet = writesSheetRows(msg, records.length, rejected)
+    ? new SheetRows(job, rejected, records.lines)
+    : undefined;
   const out = new InOrder(entries, records, job.delimiter, sheet);
   const side: JobSide = {
     site: job.site,
