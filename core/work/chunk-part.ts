@@ -67,6 +67,13 @@ export class ChunkEntries {
 
 export const ZIP_ENTRY_NAME: RecordErrorCode = 'ZIP_ENTRY_NAME';
 
+/**
+ * Room kept in front of a chunk's zip entries for its part's head and meta (encodePart writes them there): the
+ * meta's `names` take ~35 bytes a record of one output (`<n>:<line>:<hash>`). A meta that does not fit (many
+ * failures, many outputs a record) is written into a new buffer with the entries copied after it.
+ */
+export const partHeadroom = (records: number): number => 4096 + 40 * records;
+
 /** A chunk's part object: its meta (site, token, counts, failures) and its prebuilt zip entries. */
 export function chunkPart(
   job: Job,
@@ -92,7 +99,7 @@ export function chunkPart(
     ...(entries?.summary ? { names: entries.summary } : {}),
   };
   return {
-    part: encodePart(meta, entries?.entries.bytes() ?? Buffer.alloc(0), sheet),
+    part: encodePart(meta, entries?.entries ?? Buffer.alloc(0), sheet),
     succeeded,
     failed: failures.length,
   };

@@ -20,7 +20,7 @@ import type { Job } from '../jobs/store.ts';
 import { claimOutcome, type EffectClaims } from '../effects/claims.ts';
 import { MIN_WINDOW_MS, type RateLimiter } from './rate-limiter.ts';
 import { RecordSlots } from './slots.ts';
-import { chunkPart, type ProcessedChunk } from './chunk-part.ts';
+import { chunkPart, partHeadroom, type ProcessedChunk } from './chunk-part.ts';
 import { InOrder, type Done } from './in-order.ts';
 import { RecordContext, type JobSide } from './record-context.ts';
 import { SheetRows, writesSheetRows } from './sheet-rows.ts';
@@ -107,7 +107,7 @@ export async function processChunk(
     throw new Error(`processor ${processor.name} has side effects: it runs only with claims (effects.ts)`);
   if (processor.rateLimit && !limiter)
     throw new Error(`processor ${processor.name} is rate-limited: it runs only with its limiter`);
-  const entries = new LocalEntries(dosDateTime(new Date(job.receivedAt)));
+  const entries = new LocalEntries(dosDateTime(new Date(job.receivedAt)), partHeadroom(records.length));
   const sheet = writesSheetRows(msg, records.length, rejected)
     ? new SheetRows(job, rejected, records.lines)
     : undefined;
