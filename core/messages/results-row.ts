@@ -144,9 +144,27 @@ function mayAnswer(data: string | Buffer): boolean {
   // A text's UTF-8 is at least as long as the text; `{`, `\` and `u` are one byte, and no other character's UTF-8
   // holds those bytes.
   if (data.length > 4096) return false;
-  if (typeof data === 'string')
-    return data.charCodeAt(0) === 0x7b && (data.includes('"messageId"') || data.includes(UNICODE_ESCAPE));
+  if (typeof data === 'string') return data.charCodeAt(0) === 0x7b && textMayAnswer(data);
   return data[0] === 0x7b && (data.indexOf('"messageId"') >= 0 || data.indexOf(UNICODE_ESCAPE) >= 0);
+}
+
+/**
+ * Whether JSON text holds the key's text (`"messageId"`) or a `\u` escape, in one pass (two `includes` over a
+ * million json rows of non-ASCII text cost several times as much): an escape's second character is skipped, so
+ * an escaped backslash before a `u` is not taken for one, nor an escaped quote for a key's opening quote — no key
+ * starts there.
+ */
+function textMayAnswer(text: string): boolean {
+  const n = text.length;
+  for (let i = 1; i < n; i++) {
+    const c = text.charCodeAt(i);
+    if (c === 0x5c) {
+      if (text.charCodeAt(i + 1) === 0x75) return true;
+      i++;
+    } else if (c === 0x22 && text.charCodeAt(i + 1) === 0x6d && text.startsWith('messageId"', i + 1))
+      return true;
+  }
+  return false;
 }
 
 /** What a side effect answered, when an output says it: a small JSON object's `messageId`. */

@@ -25,7 +25,11 @@ describe('Function: shownOutputs / shownNames', () => {
         // Small enough to be stored, not deflated (a deflated entry shows its name).
         fc.dictionary(
           fc.constantFrom('messageId', 'note', 'id', 'a"b', 'x\\y'),
-          fc.string({ maxLength: 6 }),
+          fc.oneof(
+            fc.string({ maxLength: 6 }),
+            // Text that looks like the key or an escape once written as JSON
+            fc.constantFrom('\\u0041', '"messageId"', 'messageId', '\\', '\\"', '\\\\u'),
+          ),
           {
             maxKeys: 3,
           },
@@ -33,7 +37,7 @@ describe('Function: shownOutputs / shownNames', () => {
         fc.array(fc.boolean(), { minLength: 1, maxLength: 5 }),
         (value, escape) => {
           const data = escapedJson(value, escape);
-          expect(Buffer.byteLength(data)).toBeLessThan(256);
+          fc.pre(Buffer.byteLength(data) < 256);
           // An empty answer shows the name.
           const expected = value.messageId || 'out/1.json';
           expect(shownFromEntry('out/1.json', data)).toBe(expected);
