@@ -203,20 +203,10 @@ export class LocalEntries {
     const nameLen = this.buf.write(name, o + LOCAL_HEADER_SIZE, 'utf8');
     const at = o + LOCAL_HEADER_SIZE + nameLen;
     const usize = typeof data === 'string' ? this.buf.write(data, at, 'utf8') : data.copy(this.buf, at);
-    // A small entry (most: a json row) is stored as written, its CRC taken of the text (the same UTF-8, lone
-    // surrogates replaced alike) without a view of the buffer per entry.
-    if (usize < COMPRESS_MIN) {
-      checkEntry(name, nameLen, usize, usize);
-      const crc = crc32(typeof data === 'string' ? data : this.buf.subarray(at, at + usize));
-      writeLocalHeader(this.buf, o, { name, crc, csize: usize, usize, method: 0 }, nameLen, this.stamp);
-      this.used = at + usize;
-      this.count++;
-      return;
-    }
     const raw = this.buf.subarray(at, at + usize);
     const crc = crc32(raw);
     // Deflated when that makes it smaller (compressed() decides); the deflated bytes replace the raw ones in place.
-    const { method, body } = compressed(raw);
+    const { method, body } = usize >= COMPRESS_MIN ? compressed(raw) : { method: 0 as const, body: raw };
     checkEntry(name, nameLen, usize, body.length);
     if (body !== raw) body.copy(this.buf, at);
     writeLocalHeader(this.buf, o, { name, crc, csize: body.length, usize, method }, nameLen, this.stamp);
