@@ -3,6 +3,7 @@
  * into the part. Reading the range is chunk-records.ts, the record order in-order.ts, the part chunk-part.ts.
  */
 import { randomUUID } from 'node:crypto';
+import { getMaxListeners, setMaxListeners } from 'node:events';
 import { hostname } from 'node:os';
 import { setTimeout as sleep } from 'node:timers/promises';
 import type { ChunkMessage } from '../messages/chunk.ts';
@@ -95,8 +96,9 @@ export async function processChunk(
   processor: RowProcessor,
   run: ChunkRun = {},
   /**
-   * Called once no record of the chunk waits for a slot any more (the last has started, or the chunk stopped
-   * early): from then on the chunk only frees slots, and the worker may take its next chunk.
+   * Called once the chunk's records left to start fit in the slots (or it stopped early): the worker may take its
+   * next chunk now. Its message, read and parse take a round trip or three; asked only once the last record had
+   * started, they left the slots freed meanwhile idle at every chunk's end.
    */
   onStarted?: () => void,
   /** The range's records the split rejected (chunkRecords' `rejectedOut`): given, the part carries its sheet rows. */
@@ -121,6 +123,10 @@ export async function processChunk(
     stop,
   };
   const slots = run.slots ?? new RecordSlots(processor.concurrency ?? DEFAULT_CONCURRENCY);
+  // Each record in flight that asks for its signal listens to the worker's stop signal until it settles: up to the
+  // slots' bound at once, by design, which Node would otherwise report as a listener leak (its default is 10).
+  if (stop && getMaxListeners(stop) !== 0 && getMaxListeners(stop) < slots.size + 1)
+    setMaxListeners(slots.size + 1, stop);
   const direct = !processor.sideEffects && !processor.rateLimit;
   const claimId = randomUUID();
   const claimedBy = run.claimedBy ?? WORKER_ID;
@@ -219,7 +225,12 @@ export async function processChunk(
     }
   };
 
+  let announced = false;
   for (let i = 0; i < records.length; i++) {
+    if (!announced && records.length - i <= slots.size) {
+      announced = true;
+      onStarted?.();
+    }
     if (!slots.tryTake()) await slots.take();
     if (stop?.aborted || broken) {
       slots.give();
@@ -247,7 +258,7 @@ export async function processChunk(
     }
     track(i, retried(row, result, ctx));
   }
-  onStarted?.();
+  if (!announced) onStarted?.();
   if (inFlight > 0) await new Promise<void>((r) => (drained = r));
   if (stop?.aborted) throw new ChunkStoppedError('the worker is stopping');
   if (broken) throw broken.error;

@@ -19,6 +19,17 @@ import { fetchEmulatorPage } from '../../../../local/emulator-gate.ts';
 
 const aws = useTestAws();
 
+/** The rows of the job mailed so far, as the SES emulator holds them (one per mail, by its record header). */
+async function mailedRows(token: string): Promise<number[]> {
+  const store = (await (await fetchEmulatorPage(`${aws.emulators.endpoints.ses}/store`)).json()) as {
+    emails: { headers?: { name: string; value: string }[] }[];
+  };
+  return store.emails
+    .map((m) => m.headers?.find((h) => h.name === RECORD_HEADER)?.value ?? '')
+    .filter((k) => k.includes(token))
+    .map((k) => Number(k.split('#')[2]));
+}
+
 describe('Worker: many records in flight', () => {
   it('keeps each chunk hidden while its records run (heartbeat): every chunk is received once', async () => {
     // Prepare: 200 records × 200 ms, 4 in flight: chunks of 50-75 records take 5 s or more, visibility is 2 s
@@ -134,9 +145,15 @@ describe('Worker: many records in flight', () => {
       simulateDelayMs: 300,
     });
     const stop = new AbortController();
-    setTimeout(() => stop.abort(new Error('stop now')), 1000);
+    // Stopped once 8 rows were mailed (about 1 s), not at a fixed time: a loaded machine may send its first later.
+    const watching = (async () => {
+      while (!stop.signal.aborted) {
+        if ((await mailedRows(view.token)).length >= 8) stop.abort(new Error('stop now'));
+        else await new Promise((r) => setTimeout(r, 50));
+      }
+    })();
 
-    // Act: a worker stopped after 1 s; then its chunk comes to a worker as a last attempt (given up)
+    // Act: a worker stopped after 8 rows were mailed; then its chunk comes to a worker as a last attempt (given up)
     const stopped = await runWorker(deps, {
       site: 'marifu',
       token: view.token,
@@ -153,6 +170,8 @@ describe('Worker: many records in flight', () => {
       idlePolls: 3,
       visibilitySeconds: 30,
     });
+    if (!stop.signal.aborted) stop.abort(new Error('the worker ended before the stop')); // fails below
+    await watching;
     const finished = await finalizeJob(deps, 'marifu', view.token);
 
     // Assess: some rows were sent before the stop, none after; each sent row is a success, the rest failed
@@ -162,13 +181,7 @@ describe('Worker: many records in flight', () => {
     const job = (await deps.jobs.get('marifu', view.token))!;
     const zip = await readZipText(await deps.objects.bytes(job.resultKey!));
     const errors = parseErrorsCsv(zip.get('errors.csv')!);
-    const store = (await (await fetchEmulatorPage(`${aws.emulators.endpoints.ses}/store`)).json()) as {
-      emails: { headers?: { name: string; value: string }[] }[];
-    };
-    const mailed = store.emails
-      .map((m) => m.headers?.find((h) => h.name === RECORD_HEADER)?.value ?? '')
-      .filter((k) => k.includes(view.token))
-      .map((k) => Number(k.split('#')[2]));
+    const mailed = await mailedRows(view.token);
     const sent = [...zip.keys()].filter((k) => k.startsWith('mail/')).map((k) => Number(/\d+/.exec(k)![0]));
     expect(finished.state).toBe('PARTIAL');
     expect(mailed.length).toBeGreaterThan(0);

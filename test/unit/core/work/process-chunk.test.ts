@@ -1,3 +1,4 @@
+import { defaultMaxListeners, setMaxListeners } from 'node:events';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { describe, expect, it } from 'vitest';
 import type { ChunkMessage } from '../../../../core/messages/chunk.ts';
@@ -100,6 +101,23 @@ describe('Function: processChunk (concurrency)', () => {
     expect(slots.peak).toBe(6);
     expect(slots.inUse).toBe(0);
     expect([da.succeeded, db.succeeded]).toEqual([30, 30]);
+  });
+
+  it('lets the worker take its next chunk once the records left to start fit in the slots, not after the last has started', async () => {
+    // Prepare: 50 records, 10 slots; each record waits 20 ms
+    const { msg, records } = chunkOf(50);
+    const { processor, seen } = waiting(() => 20);
+    const calledAt: number[] = [];
+
+    // Act
+    const done = await processChunk(job, msg, records, processor, { slots: new RecordSlots(10) }, () =>
+      calledAt.push(seen.calls.size),
+    );
+
+    // Assess: called once, when 40 had started — the next chunk is read while the last 10 start, so no slot
+    // stands idle waiting for it
+    expect(calledAt).toEqual([40]);
+    expect(done.succeeded).toBe(50);
   });
 
   it('runs a synchronous processor in one turn: no promise, no microtask per record', async () => {
@@ -221,6 +239,30 @@ describe('Function: processChunk (concurrency)', () => {
     expect(Date.now() - t0).toBeLessThan(5000);
     expect(seen.calls.size).toBe(10);
     expect(seen.ctx.every((c) => c.signal.aborted)).toBe(true);
+  });
+
+  it("listens to the worker's stop signal once per record in flight without Node's listener-leak warning", async () => {
+    // Prepare: 60 records in flight at once, each listening to its signal (the job's stop signal behind it)
+    const { msg, records } = chunkOf(60);
+    const { processor, seen } = waiting(() => 20);
+    const stop = new AbortController();
+    // Node's default for a signal in a worker process (the test runner lifts it for its own signals)
+    setMaxListeners(defaultMaxListeners, stop.signal);
+    const warnings: Error[] = [];
+    const onWarning = (w: Error) => warnings.push(w);
+    process.on('warning', onWarning);
+
+    // Act
+    try {
+      await processChunk(job, msg, records, processor, { slots: new RecordSlots(60), signal: stop.signal });
+      await sleep(10); // warnings are emitted on the next tick
+    } finally {
+      process.off('warning', onWarning);
+    }
+
+    // Assess
+    expect(seen.peak).toBe(60);
+    expect(warnings.filter((w) => w.name === 'MaxListenersExceededWarning')).toEqual([]);
   });
 
   it('keeps the simulated delay and error rate working on any processor, concurrently', async () => {
