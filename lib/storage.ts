@@ -176,7 +176,7 @@ export class Storage extends Construct {
   /**
    * The data key's use for a role that reads or writes the data bucket (nothing with SSE-S3). S3 calls KMS with the
    * caller's credentials: no SDK call of ours names KMS, yet GetObject needs kms:Decrypt and PutObject
-   * kms:GenerateDataKey (multipart uploads, which the finalize's zip and lib-storage use, kms:Decrypt too). Only
+   * kms:GenerateDataKey (multipart uploads, which the finalize's zip and the split's UTF-8 copy use, kms:Decrypt too). Only
    * through S3 in this region and for this bucket (the encryption context of a Bucket Key is the bucket's ARN;
    * of an object without one, the object's). Additive to the bucket grants of lib/rowfleet-function.ts bindBucket
    * and lib/workers.ts: those say which keys, this says the key of the encryption.

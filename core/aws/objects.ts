@@ -1,16 +1,19 @@
 import {
+  AbortMultipartUploadCommand,
+  CompleteMultipartUploadCommand,
   CopyObjectCommand,
+  CreateMultipartUploadCommand,
   DeleteObjectCommand,
   DeleteObjectsCommand,
   GetObjectCommand,
   HeadObjectCommand,
   PutObjectCommand,
+  UploadPartCommand,
   type S3Client,
 } from '@aws-sdk/client-s3';
 import { createPresignedPost, type PresignedPost } from '@aws-sdk/s3-presigned-post';
 import { getSignedUrl } from '@aws-sdk/s3-request-presigner';
-import { Upload } from '@aws-sdk/lib-storage';
-import { PassThrough, type Readable } from 'node:stream';
+import type { Readable } from 'node:stream';
 import { SourceChangedError } from '../shared/errors.ts';
 import { retry } from '../shared/retry.ts';
 import { iamRequests, recordAwsCall } from './aws-calls.ts';
@@ -172,7 +175,8 @@ export class Objects {
   }
 
   /**
-   * A multipart upload fed through `write` with backpressure; memory stays at about partSize × (queueSize + 1).
+   * A multipart upload fed through `write` with backpressure; memory stays at partSize × (queueSize + 1).
+   * The parts are filled in buffers used again from part to part (see {@link PartsUpload}).
    */
   multipart(
     key: string,
@@ -188,28 +192,8 @@ export class Objects {
     done: () => Promise<string | undefined>;
     abort: () => Promise<void>;
   } {
-    const body = new PassThrough({ highWaterMark: 4 * 1024 * 1024 });
-    const upload = new Upload({
-      client: this.s3,
-      params: { Bucket: this.bucket, Key: key, Body: body, ContentType: contentType },
-      partSize: 8 * 1024 * 1024,
-      queueSize,
-      leavePartsOnError: false,
-    });
-    const finished = upload.done();
-    finished.catch(() => body.destroy());
-    return {
-      write: (b) => (body.write(b) ? Promise.resolve() : new Promise((r) => body.once('drain', r))),
-      done: async () => {
-        body.end();
-        return (await finished).ETag;
-      },
-      abort: async () => {
-        await upload.abort();
-        body.destroy();
-        await finished.catch(() => undefined);
-      },
-    };
+    const upload = new PartsUpload(this.s3, this.bucket, key, contentType, queueSize);
+    return { write: (b) => upload.write(b), done: () => upload.done(), abort: () => upload.abort() };
   }
 
   presignGet(key: string, expiresIn = 3600, fileName?: string): Promise<string> {
@@ -239,5 +223,201 @@ export class Objects {
       Fields: { 'Content-Type': 'text/csv' },
       Expires: expiresIn,
     });
+  }
+}
+
+/**
+ * A request whose body is not hashed into its signature (`x-amz-content-sha256: UNSIGNED-PAYLOAD`, which S3 takes
+ * for header-signed requests): the SDK would otherwise SHA-256 every byte of an upload's parts before sending them
+ * (a million-record zip and results.csv: ~400 MB, ~0.5 core-second). The bytes travel over TLS to S3, which is what
+ * keeps them whole; the signature still covers the method, key, upload and headers.
+ */
+function unsignedPayload<C extends PutObjectCommand | UploadPartCommand>(command: C): C {
+  // The command's own stack typed as the build step sees it (the union of the two commands' stacks has no callable add).
+  type Handler = (args: { request: unknown }) => Promise<unknown>;
+  const stack = command.middlewareStack as unknown as {
+    add(middleware: (next: Handler) => Handler, options: { step: 'build'; name: string }): void;
+  };
+  stack.add(
+    (next) => (args) => {
+      const request = args.request as { headers?: Record<string, string> };
+      if (request.headers) request.headers['x-amz-content-sha256'] = 'UNSIGNED-PAYLOAD';
+      return next(args);
+    },
+    { step: 'build', name: 'rowfleetUnsignedPayload' },
+  );
+  return command;
+}
+
+/**
+ * Bytes of a multipart upload's parts (but its last): the zip, results.csv, the split's UTF-8 copy. The cost
+ * estimate (core/intake/estimate.ts) counts requests with it.
+ */
+export const MULTIPART_PART_BYTES = 8 * 1024 * 1024;
+const PART_SIZE = MULTIPART_PART_BYTES;
+
+/**
+ * A multipart upload as lib-storage's Upload makes one (the same requests: one PutObject when it all fits in a part,
+ * else CreateMultipartUpload, parts of {@link PART_SIZE} but the last, CompleteMultipartUpload; aborted when a part
+ * fails), but each part filled in a buffer of a few kept for the upload's life: lib-storage joined every part
+ * anew (Buffer.concat), and a finalize's zip and results.csv, hundreds of MB of such buffers that live long enough
+ * to be promoted, are what made V8 run a full GC every few parts (external memory counts towards its old
+ * generation's limit).
+ */
+class PartsUpload {
+  /** Buffers whose part is sent: the next ones to fill. */
+  private readonly free: Buffer[] = [];
+  private buffers = 0;
+  /** Waiting for a buffer to come back from a part being sent. */
+  private waiting: (() => void) | undefined;
+  private buf: Buffer | undefined;
+  private used = 0;
+  private partNumber = 0;
+  private uploadId: Promise<string> | undefined;
+  private readonly sending = new Set<Promise<void>>();
+  private readonly parts: { PartNumber: number; ETag: string }[] = [];
+  private failed: unknown;
+  private finished = false;
+
+  constructor(
+    private readonly s3: S3Client,
+    private readonly bucket: string,
+    private readonly key: string,
+    private readonly contentType: string,
+    private readonly queueSize: number,
+  ) {}
+
+  async write(b: Buffer): Promise<void> {
+    try {
+      await this.fill(b);
+    } catch (err) {
+      // A part that failed ends the upload, its parts removed (as lib-storage's does): the caller may not abort.
+      if (this.failed) await this.abort().catch(() => undefined);
+      throw err;
+    }
+  }
+
+  private async fill(b: Buffer): Promise<void> {
+    let o = 0;
+    while (o < b.length) {
+      this.check();
+      // A full part is sent once more bytes come (as lib-storage does): the last part is never empty.
+      if (this.buf && this.used === PART_SIZE) this.send();
+      this.buf ??= await this.nextBuffer();
+      const n = b.copy(this.buf, this.used, o);
+      this.used += n;
+      o += n;
+    }
+  }
+
+  async done(): Promise<string | undefined> {
+    if (this.finished) throw new Error(`multipart upload of ${this.key}: done() twice`);
+    this.finished = true;
+    try {
+      if (this.failed) throw this.failed;
+      if (this.partNumber === 0) {
+        const r = await this.s3.send(
+          unsignedPayload(
+            new PutObjectCommand({
+              Bucket: this.bucket,
+              Key: this.key,
+              Body: (this.buf ?? Buffer.alloc(0)).subarray(0, this.used),
+              ContentType: this.contentType,
+            }),
+          ),
+        );
+        return r.ETag;
+      }
+      if (this.buf) this.send();
+      while (this.sending.size > 0) await Promise.all(this.sending);
+      if (this.failed) throw this.failed;
+      const r = await this.s3.send(
+        new CompleteMultipartUploadCommand({
+          Bucket: this.bucket,
+          Key: this.key,
+          UploadId: await this.uploadId!,
+          MultipartUpload: { Parts: [...this.parts].sort((a, b) => a.PartNumber - b.PartNumber) },
+        }),
+      );
+      return r.ETag;
+    } catch (err) {
+      await this.abort().catch(() => undefined);
+      throw err;
+    } finally {
+      this.free.length = 0;
+      this.buf = undefined;
+    }
+  }
+
+  async abort(): Promise<void> {
+    this.failed ??= new Error(`multipart upload of ${this.key} aborted`);
+    this.waiting?.();
+    await Promise.allSettled(this.sending);
+    const id = await this.uploadId?.catch(() => undefined);
+    this.uploadId = undefined;
+    if (id)
+      await this.s3.send(
+        new AbortMultipartUploadCommand({ Bucket: this.bucket, Key: this.key, UploadId: id }),
+      );
+  }
+
+  private check(): void {
+    if (this.failed) throw this.failed;
+    if (this.finished) throw new Error(`multipart upload of ${this.key}: written after done()`);
+  }
+
+  /** A buffer to fill: a new one while fewer than queueSize + 1 exist, else the next one a sent part gives back. */
+  private async nextBuffer(): Promise<Buffer> {
+    for (;;) {
+      const b = this.free.pop();
+      if (b) return b;
+      if (this.buffers <= this.queueSize) {
+        this.buffers++;
+        return Buffer.allocUnsafe(PART_SIZE);
+      }
+      await new Promise<void>((r) => (this.waiting = r));
+      this.waiting = undefined;
+      this.check();
+    }
+  }
+
+  /** Sends the filled buffer as the next part; the buffer comes back to {@link free} once S3 has it. */
+  private send(): void {
+    const buf = this.buf!;
+    const body = buf.subarray(0, this.used);
+    const PartNumber = ++this.partNumber;
+    this.buf = undefined;
+    this.used = 0;
+    this.uploadId ??= this.s3
+      .send(
+        new CreateMultipartUploadCommand({
+          Bucket: this.bucket,
+          Key: this.key,
+          ContentType: this.contentType,
+        }),
+      )
+      .then((r) => {
+        if (!r.UploadId) throw new Error(`CreateMultipartUpload of ${this.key}: no UploadId`);
+        return r.UploadId;
+      });
+    const sent = (async () => {
+      const UploadId = await this.uploadId!;
+      const r = await this.s3.send(
+        unsignedPayload(
+          new UploadPartCommand({ Bucket: this.bucket, Key: this.key, UploadId, PartNumber, Body: body }),
+        ),
+      );
+      if (!r.ETag) throw new Error(`UploadPart ${PartNumber} of ${this.key}: no ETag`);
+      this.parts.push({ PartNumber, ETag: r.ETag });
+    })()
+      .catch((err: unknown) => {
+        this.failed ??= err;
+      })
+      .finally(() => {
+        this.sending.delete(sent);
+        this.free.push(buf);
+        this.waiting?.();
+      });
+    this.sending.add(sent);
   }
 }

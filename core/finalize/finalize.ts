@@ -15,7 +15,7 @@ import {
 } from '../messages/part.ts';
 import { randomUUID } from 'node:crypto';
 import { countsAgree, isTerminal, outcome, type RowCounts } from '../jobs/states.ts';
-import { dosDateTime, FINALIZE_ENTRIES, ZipWriter } from '../messages/zip.ts';
+import { DeflatedEntry, dosDateTime, FINALIZE_ENTRIES, ZipWriter } from '../messages/zip.ts';
 import { copyEarlierEntries, earlierResults, type EarlierResults } from './attempts.ts';
 import { attemptsOf, currentAttempt, endedAttempt } from '../jobs/attempts.ts';
 import { expiresAt, type Job, type JobError } from '../jobs/store.ts';
@@ -187,12 +187,20 @@ async function buildAndFinish(
   // One part in flight: the zip's upload beside it holds its own (the finalize's memory bound).
   const sheet = deps.objects.multipart(sheetKey, 'text/csv', 1);
   let sheetBytes: number;
+  // From the parts, its bytes are deflated for the zip as they are written (the zip's entry comes last, after every
+  // record's): the object is never read back.
+  const deflated = fromParts ? new DeflatedEntry() : undefined;
   const fetchPart = (c: number) => deps.objects.bytes(partKey(c));
   try {
     // Pass 2: copy each part's prebuilt entries into the zip, in chunk order, a few parts read ahead
     // (a part is one chunk's output, a few MB at most, so memory stays bounded); its rows of results.csv go to
     // the sheet's own object meanwhile.
-    const rows = fromParts ? new PartsSheet(job, splitRejections, sheet.write) : undefined;
+    const rows = deflated
+      ? new PartsSheet(job, splitRejections, async (b) => {
+          await sheet.write(b);
+          await deflated.write(b);
+        })
+      : undefined;
     await rows?.begin();
     // A stopped job's chunks no part was counted for: their rows from their ranges of the source, in chunk order.
     const unread = fromParts ? [...pieces.unread] : [];
@@ -204,31 +212,33 @@ async function buildAndFinish(
         await rows.source(msg, await chunkRange(deps, job, msg), latest);
       }
     };
-    const ahead: Promise<Buffer>[] = chunkIds.slice(0, PREFETCH).map(fetchPart);
+    const buffers = new PartBuffers(deps.objects);
+    const readPart = (c: number) => buffers.read(partKey(c));
+    const ahead = chunkIds.slice(0, PREFETCH).map(readPart);
     // By position in chunkIds, never by chunk number: a stopped job's counted chunks may have gaps.
     for (const [i, c] of chunkIds.entries()) {
       await unreadBefore(c);
-      const part = splitPart(await ahead.shift()!);
+      const read = await ahead.shift()!;
+      const part = splitPart(read.bytes);
       const next = chunkIds[i + PREFETCH];
-      if (next !== undefined) ahead.push(fetchPart(next));
+      if (next !== undefined) ahead.push(readPart(next));
       await zip.addPrebuilt(part.entries, elsewhere.skip.get(c));
       if (rows) {
         // Read again since its meta was: a part is only ever overwritten by a delivery of the same chunk.
         if (!part.sheet) throw new Error(`part of chunk ${c}: its results.csv rows are gone`);
         await rows.part(part.meta, part.sheet);
       }
+      // Its bytes are copied (the uploads) or consumed (the sheet's deflate) by now.
+      read.release();
     }
     if (uncounted) await zip.addPrebuilt(uncounted.entries);
-    if (rows) {
+    if (rows && deflated) {
       await unreadBefore(Infinity);
       await rows.end();
+      await deflated.end();
       await sheet.done();
       sheetBytes = rows.bytes;
-      // The zip's entry is the object's bytes, read back as they were written.
-      await zip.addStream(
-        FINALIZE_ENTRIES.results,
-        (await deps.objects.stream(sheetKey)) as AsyncIterable<Buffer>,
-      );
+      await zip.addDeflated(FINALIZE_ENTRIES.results, deflated);
     } else {
       sheetBytes = await sheetFromSource(
         deps,
@@ -244,6 +254,7 @@ async function buildAndFinish(
       await sheet.done();
     }
   } catch (err) {
+    deflated?.destroy();
     await sheet.abort();
     throw err;
   }
@@ -323,6 +334,37 @@ async function buildAndFinish(
     ms: Date.now() - started.getTime(),
   });
   return { state, resultKey, counts };
+}
+
+/** The bytes a part buffer starts with (a part is a few MB: it grows to the largest part read). */
+const PART_BUFFER = 4 * 1024 * 1024;
+
+/**
+ * Parts read into buffers used again from part to part (a few: those read ahead), instead of a buffer joined anew
+ * for each: a million records' parts are hundreds of MB, and V8 counts every MB of buffers allocated towards its
+ * next full GC.
+ */
+class PartBuffers {
+  private readonly free: Buffer[] = [];
+
+  constructor(private readonly objects: Pick<PipelineDeps['objects'], 'stream'>) {}
+
+  /** The part's bytes, valid until `release` (then its buffer holds another part). */
+  async read(key: string): Promise<{ bytes: Buffer; release: () => void }> {
+    let buf = this.free.pop() ?? Buffer.allocUnsafe(PART_BUFFER);
+    let used = 0;
+    for await (const c of await this.objects.stream(key)) {
+      const chunk = c as Buffer;
+      if (used + chunk.length > buf.length) {
+        const bigger = Buffer.allocUnsafe(Math.max(buf.length * 2, used + chunk.length));
+        buf.copy(bigger, 0, 0, used);
+        buf = bigger;
+      }
+      used += chunk.copy(buf, used);
+    }
+    const held = buf;
+    return { bytes: held.subarray(0, used), release: () => void this.free.push(held) };
+  }
 }
 
 /**

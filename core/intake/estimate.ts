@@ -1,4 +1,5 @@
 import type { RegionPrices } from '../../config/prices.ts';
+import { MULTIPART_PART_BYTES } from '../aws/objects.ts';
 import type { CostLine, Estimate, Service } from './wire.ts';
 // The wire shapes are defined Node-free in ./wire.ts (the console reads them); their names stay importable here.
 export type { CostLine, Estimate, Service };
@@ -31,8 +32,6 @@ export const SPLIT_BYTES_PER_SECOND = 50 * 1024 * 1024;
 export const FINALIZE_RECORDS_PER_SECOND = 200_000;
 /** A grant pass (upload function, one per worker leaving and one per finalize). */
 export const GRANT_PASS_SECONDS = 0.2;
-/** S3 multipart part size of the UTF-8 copy and the zip (lib-storage's default). */
-export const MULTIPART_PART_BYTES = 5 * 1024 * 1024;
 /** The rate limiter's windows: max(50 ms, 1 s ÷ rate) (core/work/rate-limiter.ts), one write per worker and window. */
 export const RATE_WINDOW_MIN_SECONDS = 0.05;
 

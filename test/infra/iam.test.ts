@@ -61,9 +61,9 @@ const STAGE = 'dev';
  */
 const UNUSED_BY_DESIGN: Record<string, string> = {
   'upload s3:AbortMultipartUpload':
-    'The UTF-8 copy of a source is a multipart upload (lib-storage), aborted only when the copy fails part-way.',
+    'The UTF-8 copy of a source is a multipart upload (Objects.multipart), aborted only when the copy fails part-way.',
   'finalize s3:AbortMultipartUpload':
-    'The zip and the large JSONL files are multipart uploads (lib-storage), aborted only when one fails part-way.',
+    'The zip and the large JSONL files are multipart uploads (Objects.multipart), aborted only when one fails part-way.',
   'reaper sqs:CreateQueue':
     "An attempt whose sender died before its last send is sent again (core/budget/attempt-send.ts): its queue is created if the sender died first; no e2e run kills a retry's caller.",
   'reaper sqs:TagQueue':

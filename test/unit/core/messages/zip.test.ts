@@ -4,7 +4,13 @@ import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { buildLocalEntry, copyLocalEntries, LocalEntries, ZipWriter } from '../../../../core/messages/zip.ts';
+import {
+  buildLocalEntry,
+  copyLocalEntries,
+  DeflatedEntry,
+  LocalEntries,
+  ZipWriter,
+} from '../../../../core/messages/zip.ts';
 import { readZip } from '../../../helpers/zip.ts';
 
 const ENTRIES = 70_000;
@@ -152,6 +158,37 @@ describe('Class: ZipWriter', () => {
     expect(entries[52]!.data.toString()).toBe('line,record\r\n');
   });
 
+  it('writes the same archive from prebuilt entries as from the same entries added in memory', async () => {
+    // Prepare: deflated and stored entries, ASCII and UTF-8 names, one stamp for both archives
+    const stamp = { time: 0x6b2f, date: 0x5b87 };
+    const names = Array.from({ length: 300 }, (_, i) => (i % 7 === 0 ? `行/${i}.txt` : `rows/${i}.json`));
+
+    // Act
+    const inMemory = Buffer.concat(
+      await (async () => {
+        const parts: Buffer[] = [];
+        const zip = new ZipWriter(async (b) => void parts.push(Buffer.from(b)), stamp);
+        for (const [i, name] of names.entries()) await zip.addEntry(name, content(i));
+        await zip.finish();
+        return parts;
+      })(),
+    );
+    const prebuilt = Buffer.concat(
+      await (async () => {
+        const parts: Buffer[] = [];
+        const zip = new ZipWriter(async (b) => void parts.push(Buffer.from(b)), stamp);
+        const built = names.map((name, i) => buildLocalEntry(name, content(i), stamp).bytes);
+        await zip.addPrebuilt(Buffer.concat(built.slice(0, 5)));
+        await zip.addPrebuilt(Buffer.concat(built), new Set([0, 1, 2, 3, 4]));
+        await zip.finish();
+        return parts;
+      })(),
+    );
+
+    // Assess: the first entries are in the first call only (the second leaves them out)
+    expect(prebuilt.equals(inMemory)).toBe(true);
+  });
+
   it('refuses prebuilt bytes that are cut short or are not local entries', async () => {
     // Prepare
     const built = buildLocalEntry('rows/1.json', Buffer.from('{"x":1}'));
@@ -239,5 +276,35 @@ describe('Method: ZipWriter.addStream (an entry streamed last, sizes in a data d
     expect(python).toMatchObject({ count: 3, bad: null });
     expect((await readZip(copied)).map((e) => e.name)).toEqual(['a.json', 'b.json']);
     expect(notSkipped).toBeInstanceOf(Error);
+  });
+});
+
+describe('Method: ZipWriter.addDeflated (an entry deflated while the entries before it were written)', () => {
+  it('writes the bytes addStream writes for the same data, however the data was cut', async () => {
+    // Prepare: 3 MB of rows, streamed in one cut and deflated beforehand in another
+    const rows = Buffer.from(
+      Array.from({ length: 30_000 }, (_, i) => `${i},山田,${'x'.repeat(i % 97)}\r\n`).join(''),
+      'utf8',
+    );
+    async function* stream() {
+      for (let i = 0; i < rows.length; i += 65_536) yield rows.subarray(i, i + 65_536);
+    }
+
+    // Act
+    const streamed = await writeZip(async (zip) => {
+      await zip.addEntry('a.json', '{"a":1}');
+      await zip.addStream('results.csv', stream());
+    });
+    const deflated = await writeZip(async (zip) => {
+      const entry = new DeflatedEntry();
+      for (let i = 0; i < rows.length; i += 1_000) await entry.write(rows.subarray(i, i + 1_000));
+      await zip.addEntry('a.json', '{"a":1}');
+      await entry.end();
+      await zip.addDeflated('results.csv', entry);
+    });
+
+    // Assess
+    expect(deflated.equals(streamed)).toBe(true);
+    expect((await readZip(deflated)).map((e) => e.data.equals(rows))).toEqual([false, true]);
   });
 });
