@@ -3,6 +3,7 @@ import { csvText, neutraliseCell } from '../source/write.ts';
 import type { RecordErrorCode } from '../shared/errors.ts';
 import type { Objects } from '../aws/objects.ts';
 import type { ErrorRow } from './wire.ts';
+import { LocalEntries } from './zip.ts';
 // The wire shapes are defined Node-free in ./wire.ts (the console reads them); their names stay importable here.
 export type { ErrorRow };
 
@@ -107,14 +108,27 @@ const MAGIC = Buffer.from('RFP3');
 /** Bytes before the meta JSON; the meta's length is the u32 at offset 4. */
 export const PART_META_OFFSET = 8;
 
-/** A part object; `sheet` (its results.csv rows) goes last, and its length into the meta. */
-export function encodePart(meta: PartMeta, entries: Buffer, sheet?: Buffer): Buffer {
+/**
+ * A part object; `sheet` (its results.csv rows) goes last, and its length into the meta. Entries built with
+ * room in front ({@link LocalEntries.framed}) get the head and meta written there: the part is not copied whole.
+ */
+export function encodePart(meta: PartMeta, entries: Buffer | LocalEntries, sheet?: Buffer): Buffer {
   const full = sheet ? { ...meta, sheet: { bytes: sheet.length } } : meta;
-  const m = Buffer.from(JSON.stringify(full), 'utf8');
-  const head = Buffer.allocUnsafe(PART_META_OFFSET);
-  MAGIC.copy(head, 0);
-  head.writeUInt32LE(m.length, 4);
-  return Buffer.concat(sheet ? [head, m, entries, sheet] : [head, m, entries]);
+  // Well-formed JSON (no lone surrogate): its length in UTF-8 is what write() writes.
+  const json = JSON.stringify(full);
+  const metaLength = Buffer.byteLength(json, 'utf8');
+  const front = PART_META_OFFSET + metaLength;
+  const writeFront = (b: Buffer, at: number) => {
+    MAGIC.copy(b, at);
+    b.writeUInt32LE(metaLength, at + 4);
+    b.write(json, at + PART_META_OFFSET, metaLength, 'utf8');
+  };
+  if (entries instanceof LocalEntries) return entries.framed(front, writeFront, sheet);
+  const out = Buffer.allocUnsafe(front + entries.length + (sheet?.length ?? 0));
+  writeFront(out, 0);
+  entries.copy(out, front);
+  sheet?.copy(out, front + entries.length);
+  return out;
 }
 
 export function partMetaLength(head: Buffer): number {

@@ -169,11 +169,21 @@ function writeLocalHeader(
  * The result can be appended to an archive as it is ({@link ZipWriter.addPrebuilt}).
  */
 export class LocalEntries {
-  private buf = Buffer.allocUnsafe(256 * 1024);
-  private used = 0;
+  private buf: Buffer;
+  /** Where the entries begin in `buf`: the room kept in front of them ({@link framed}). */
+  private readonly start: number;
+  private used: number;
   count = 0;
 
-  constructor(private readonly stamp = FIXED_STAMP) {}
+  constructor(
+    private readonly stamp = FIXED_STAMP,
+    /** Bytes kept free before the entries, for what goes in front of them ({@link framed}). */
+    headroom = 0,
+  ) {
+    this.start = headroom;
+    this.used = headroom;
+    this.buf = Buffer.allocUnsafe(headroom + 256 * 1024);
+  }
 
   private reserve(n: number): void {
     if (this.used + n <= this.buf.length) return;
@@ -206,7 +216,28 @@ export class LocalEntries {
 
   /** The entries built so far (a view, valid until the next add). */
   bytes(): Buffer {
-    return this.buf.subarray(0, this.used);
+    return this.buf.subarray(this.start, this.used);
+  }
+
+  /**
+   * The entries with `front` bytes before them (written by `writeFront` at the offset it is given) and `after`
+   * after them, as one buffer: built in place when the front fits the headroom — the entries (megabytes for a
+   * chunk) are not copied again — else copied into a new one. The last use: nothing is added after.
+   */
+  framed(front: number, writeFront: (b: Buffer, at: number) => void, after?: Buffer): Buffer {
+    const tail = after?.length ?? 0;
+    if (front > this.start) {
+      const out = Buffer.allocUnsafe(front + this.used - this.start + tail);
+      writeFront(out, 0);
+      const at = front + this.buf.copy(out, front, this.start, this.used);
+      after?.copy(out, at);
+      return out;
+    }
+    this.reserve(tail);
+    after?.copy(this.buf, this.used);
+    const from = this.start - front;
+    writeFront(this.buf, from);
+    return this.buf.subarray(from, this.used + tail);
   }
 }
 

@@ -41,15 +41,17 @@ export class ChunkEntries {
 
   /** Adds record `n`'s outputs, or answers why they cannot go into the zip (then nothing is added). */
   add(n: number, line: number, outputs: readonly RowOutput[]): string | undefined {
-    const names = new Set<string>();
+    // A record's own names are checked against each other only when it has several (a set per record is
+    // measurable at a million records of one output each).
+    const names = outputs.length > 1 ? new Set<string>() : undefined;
     for (const o of outputs) {
       const problem =
         entryNameProblem(o.name) ??
-        (this.taken.has(o.name) || names.has(o.name)
+        (this.taken.has(o.name) || names?.has(o.name)
           ? 'an earlier record of the chunk took the name'
           : undefined);
       if (problem) return `output "${echoed(o.name)}" cannot be an entry of the zip: ${problem}`;
-      names.add(o.name);
+      names?.add(o.name);
     }
     if (outputs.length === 0) return undefined;
     let hashes = '';
@@ -64,6 +66,13 @@ export class ChunkEntries {
 }
 
 export const ZIP_ENTRY_NAME: RecordErrorCode = 'ZIP_ENTRY_NAME';
+
+/**
+ * Room kept in front of a chunk's zip entries for its part's head and meta (encodePart writes them there): the
+ * meta's `names` take ~35 bytes a record of one output (`<n>:<line>:<hash>`). A meta that does not fit (many
+ * failures, many outputs a record) is written into a new buffer with the entries copied after it.
+ */
+export const partHeadroom = (records: number): number => 4096 + 40 * records;
 
 /** A chunk's part object: its meta (site, token, counts, failures) and its prebuilt zip entries. */
 export function chunkPart(
@@ -90,7 +99,7 @@ export function chunkPart(
     ...(entries?.summary ? { names: entries.summary } : {}),
   };
   return {
-    part: encodePart(meta, entries?.entries.bytes() ?? Buffer.alloc(0), sheet),
+    part: encodePart(meta, entries?.entries ?? Buffer.alloc(0), sheet),
     succeeded,
     failed: failures.length,
   };

@@ -17,6 +17,23 @@ export async function splitRejected(job: Job, objects: Objects): Promise<Readonl
 }
 
 /**
+ * Where a chunk's records are in the bytes of its range: record `i`'s text (without its line ending) is
+ * `bytes[starts[i], ends[i])` — from the end of the record before it, so a blank line skipped before it is in it.
+ * The sheet rows copy a plain record's bytes from there (sheet-rows.ts).
+ */
+export interface SourceLines {
+  readonly bytes: Buffer;
+  readonly starts: number[];
+  readonly ends: number[];
+}
+
+/** A chunk's records as read (number, line, fields), with where they are in the range when it read them. */
+export type ChunkRows = [number, number, string[]][] & { lines?: SourceLines };
+
+const CR = 0x0d;
+const LF = 0x0a;
+
+/**
  * Reads a chunk's records from its byte range of the source (same parser and rules as the split), pinned to the
  * version the split validated (S3 If-Match on the ETag the chunk names). Every numbered record of the range is
  * accounted for: the accepted ones are returned (of a retry's attempt, only those it runs: the message's `run`), and the rejected ones must be exactly those the split rejected
@@ -34,7 +51,7 @@ export async function chunkRecords(
   maxRecordBytes: number,
   rejected: ReadonlySet<number>,
   rejectedOut?: RejectedRecord[],
-): Promise<[number, number, string[]][]> {
+): Promise<ChunkRows> {
   const bytes =
     msg.end > msg.start
       ? await objects.bytes(msg.key, { start: msg.start, end: msg.end - 1 }, msg.etag)
@@ -56,11 +73,24 @@ export async function chunkRecords(
       `chunk ${msg.chunk}: expected ${msg.records} records from ${msg.n}, read ${numbered.length} from ${numbered[0]?.n}`,
     );
   }
-  const records: [number, number, string[]][] = [];
+  const records: ChunkRows = [];
+  const lines: SourceLines = { bytes, starts: [], ends: [] };
+  // Not enumerable: the records compare and print as the plain list they are.
+  Object.defineProperty(records, 'lines', { value: lines });
+  let prev = 0;
   for (const e of numbered) {
+    const from = prev;
+    prev = e.end;
     if (e.kind === 'record' && !rejected.has(e.n)) {
       // A retry's attempt reads its range whole (same numbers, same lines) and runs only its own records.
-      if (runsRecord(msg, e.n)) records.push([e.n, e.line, e.fields]);
+      if (runsRecord(msg, e.n)) {
+        records.push([e.n, e.line, e.fields]);
+        let to = e.end;
+        if (to > from && bytes[to - 1] === LF) to--;
+        if (to > from && bytes[to - 1] === CR) to--;
+        lines.starts.push(from);
+        lines.ends.push(to);
+      }
     } else if (e.kind === 'record' || !rejected.has(e.n)) {
       throw new SourceChangedError(
         `chunk ${msg.chunk}: record ${e.n} (line ${e.line}) was ${rejected.has(e.n) ? 'rejected' : 'accepted'} by the split and ${e.kind === 'record' ? 'accepted' : 'rejected'} here`,

@@ -73,7 +73,7 @@ export class InOrder {
     this.succeeded++;
     if (sheet) {
       const output = names ?? shownOutputs(this.named.entries.bytes(), at, outputs.length).shown;
-      sheet.add(fields, { n, line, output });
+      sheet.add(fields, { n, line, output }, i);
     }
   }
 

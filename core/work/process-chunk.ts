@@ -21,11 +21,12 @@ import type { Job } from '../jobs/store.ts';
 import { claimOutcome, type EffectClaims } from '../effects/claims.ts';
 import { MIN_WINDOW_MS, type RateLimiter } from './rate-limiter.ts';
 import { RecordSlots } from './slots.ts';
-import { chunkPart, type ProcessedChunk } from './chunk-part.ts';
+import { chunkPart, partHeadroom, type ProcessedChunk } from './chunk-part.ts';
 import { InOrder, type Done } from './in-order.ts';
 import { RecordContext, type JobSide } from './record-context.ts';
 import { SheetRows, writesSheetRows } from './sheet-rows.ts';
 import type { RejectedRecord } from '../source/csv.ts';
+import type { SourceLines } from './chunk-records.ts';
 
 /** A record the processor fails on is tried this many times (with a short backoff) before it counts as failed. */
 export const RECORD_ATTEMPTS = 3;
@@ -90,7 +91,8 @@ const backoff = (attempt: number) => RECORD_RETRY_BASE_MS * 2 ** (attempt - 1);
 export async function processChunk(
   job: Job,
   msg: ChunkMessage,
-  records: readonly [number, number, string[]][],
+  /** chunkRecords' answer (`lines`: where the records are in the range, for the sheet rows). */
+  records: readonly [number, number, string[]][] & { readonly lines?: SourceLines },
   processor: RowProcessor,
   run: ChunkRun = {},
   /**
@@ -107,8 +109,10 @@ export async function processChunk(
     throw new Error(`processor ${processor.name} has side effects: it runs only with claims (effects.ts)`);
   if (processor.rateLimit && !limiter)
     throw new Error(`processor ${processor.name} is rate-limited: it runs only with its limiter`);
-  const entries = new LocalEntries(dosDateTime(new Date(job.receivedAt)));
-  const sheet = writesSheetRows(msg, records.length, rejected) ? new SheetRows(job, rejected) : undefined;
+  const entries = new LocalEntries(dosDateTime(new Date(job.receivedAt)), partHeadroom(records.length));
+  const sheet = writesSheetRows(msg, records.length, rejected)
+    ? new SheetRows(job, rejected, records.lines)
+    : undefined;
   const out = new InOrder(entries, records, job.delimiter, sheet);
   const side: JobSide = {
     site: job.site,

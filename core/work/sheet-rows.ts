@@ -9,38 +9,93 @@ import {
 } from '../messages/results-row.ts';
 import type { RejectedRecord } from '../source/csv.ts';
 import type { Job } from '../jobs/store.ts';
+import type { SourceLines } from './chunk-records.ts';
 
 /**
  * The rows of every numbered record of a chunk's range, in record order: each record run (its values, outcome and
  * outputs) and each record the split rejected (its fields as read, its rejection), as core/messages/results-row.ts
- * writes them — the same bytes the finalize wrote when it read the whole source again.
+ * writes them — the same bytes the finalize wrote when it read the whole source again. In a UTF-8 sheet, a
+ * succeeded record whose cells need no quoting and no formula guard has its text copied from the range's bytes
+ * (`lines`, chunkRecords'), as the writer would have written it.
  */
 export class SheetRows {
-  private readonly out: SheetBytes;
+  /** A CP932 sheet's rows, encoded a batch of text at a time. */
+  private readonly text: SheetBytes | undefined;
+  /** A UTF-8 sheet's rows, written in place. */
+  private buf = Buffer.allocUnsafe(0);
+  private used = 0;
   private readonly width: number;
   private readonly delimiter: string;
+  /** The delimiter's byte, when a plain record's bytes can be copied (-1: never). */
+  private readonly d: number;
+  /** What a succeeded row says after its record and line numbers and before its output. */
+  private readonly succeeded: string;
   /** The next of `rejected` not written yet. */
   private r = 0;
 
   constructor(
     job: Pick<Job, 'encoding' | 'header' | 'delimiter'>,
     private readonly rejected: readonly RejectedRecord[],
+    /** Where the records are in the range's bytes: given, plain records are copied from there. */
+    private readonly lines?: SourceLines,
   ) {
-    this.out = new SheetBytes(resultsEncoding(job));
+    const encoding = resultsEncoding(job);
+    this.text = encoding === 'cp932' ? new SheetBytes(encoding) : undefined;
     this.width = job.header?.length ?? 0;
     this.delimiter = job.delimiter ?? ',';
+    const d = this.delimiter.charCodeAt(0);
+    this.d = this.delimiter.length === 1 && d < 0x80 && !this.text && lines ? d : -1;
+    const t = this.delimiter;
+    this.succeeded = `${t}succeeded${t}${t}${t}`;
   }
 
-  /** Record `o.n`'s row, with the values it ran with (after the rejected records before it). */
-  add(fields: readonly string[], o: SheetOutcome): void {
+  /**
+   * Record `o.n`'s row, with the values it ran with (after the rejected records before it); `i`: its index in
+   * the chunk's records (and `lines`).
+   */
+  add(fields: readonly string[], o: SheetOutcome, i?: number): void {
     this.upTo(o.n);
-    this.out.add(sheetRowText(fields, this.width, o, this.delimiter));
+    if (i !== undefined && this.d >= 0 && !o.failure && this.copied(i, o)) return;
+    this.add1(
+      plainRowText(fields, this.width, o, this.delimiter) ??
+        sheetRowText(fields, this.width, o, this.delimiter),
+    );
+  }
+
+  /** A succeeded record's row from its bytes in the range, when they are what the writer would write. */
+  private copied(i: number, o: SheetOutcome): boolean {
+    const { bytes, starts, ends } = this.lines!;
+    const from = starts[i];
+    const to = ends[i];
+    if (from === undefined || to === undefined || !plainLine(bytes, from, to, this.d, this.width))
+      return false;
+    if (!plainCell(o.output, this.d)) return false;
+    const t = this.delimiter;
+    const tail = `${t}${o.n}${t}${o.line}${this.succeeded}${o.output}\r\n`;
+    this.reserve(to - from + tail.length * 3);
+    this.used += bytes.copy(this.buf, this.used, from, to);
+    this.used += this.buf.write(tail, this.used, 'utf8');
+    return true;
+  }
+
+  private add1(rowText: string): void {
+    if (this.text) return this.text.add(rowText);
+    // A row's UTF-8 takes at most 3 bytes a UTF-16 unit (a row ends with CRLF: no pair is split between rows).
+    this.reserve(rowText.length * 3);
+    this.used += this.buf.write(rowText, this.used, 'utf8');
+  }
+
+  private reserve(n: number): void {
+    if (this.used + n <= this.buf.length) return;
+    const next = Buffer.allocUnsafe(Math.max(this.buf.length * 2, this.used + n, 64 * 1024));
+    this.buf.copy(next, 0, 0, this.used);
+    this.buf = next;
   }
 
   private upTo(n: number): void {
     const rejected = this.rejected;
     for (let f = rejected[this.r]; f && f.n < n; f = rejected[++this.r]) {
-      this.out.add(
+      this.add1(
         sheetRowText(
           rawFields(f.raw, this.delimiter),
           this.width,
@@ -54,8 +109,34 @@ export class SheetRows {
   /** The rows, encoded (the rejected records after the last one run included). */
   bytes(): Buffer {
     this.upTo(Infinity);
-    return this.out.bytes();
+    return this.text ? this.text.bytes() : this.buf.subarray(0, this.used);
   }
+}
+
+/**
+ * Whether a record's bytes `b[from, to)` are its `width` cells as the CSV writer with the formula guard writes
+ * them: unquoted (no quote, no CR or LF: a blank line before it is not copied), `width - 1` delimiters `d`, no cell
+ * starting with a character the guard may prefix (an apostrophe, `=`, `+`, `-`, `@`, a tab) or with U+FEFF. Its
+ * fields were read from these bytes, split at the delimiters (core/source/scan.ts), so they are the same text.
+ */
+function plainLine(b: Buffer, from: number, to: number, d: number, width: number): boolean {
+  let cells = 1;
+  let cellStart = true;
+  for (let i = from; i < to; i++) {
+    const c = b[i]!;
+    if (c === d) {
+      cells++;
+      cellStart = true;
+      continue;
+    }
+    if (c === 0x22 || c === 0x0d || c === 0x0a) return false;
+    if (cellStart) {
+      if (c === 0x27 || c === 0x3d || c === 0x2b || c === 0x2d || c === 0x40 || c === 0x09) return false;
+      if (c === 0xef && b[i + 1] === 0xbb && b[i + 2] === 0xbf) return false;
+      cellStart = false;
+    }
+  }
+  return cells === width;
 }
 
 /**
@@ -69,4 +150,48 @@ export function writesSheetRows(
   rejected: readonly RejectedRecord[] | undefined,
 ): rejected is readonly RejectedRecord[] {
   return !msg.run && !msg.numbered && rejected !== undefined && records + rejected.length === msg.records;
+}
+
+/**
+ * A succeeded record's row as {@link sheetRowText} writes it, when no cell needs quoting or the formula guard (most
+ * rows of most files): its cells joined as they are, without the writer's two tests per cell. Undefined: some cell
+ * does (or the delimiter is not one character), and the writer decides. test/unit/core/work/sheet-rows.test.ts
+ * holds the two alike.
+ */
+export function plainRowText(
+  fields: readonly string[],
+  width: number,
+  o: SheetOutcome,
+  delimiter: string,
+): string | undefined {
+  if (o.failure || fields.length !== width || delimiter.length !== 1) return undefined;
+  const d = delimiter.charCodeAt(0);
+  let text = '';
+  for (let i = 0; i < width; i++) {
+    const v = fields[i]!;
+    if (!plainCell(v, d)) return undefined;
+    text += i > 0 ? delimiter + v : v;
+  }
+  if (!plainCell(o.output, d)) return undefined;
+  // The record and line numbers are digits; the status is a word; code and message are empty.
+  const sep = width > 0 ? delimiter : '';
+  return `${text}${sep}${o.n}${delimiter}${o.line}${delimiter}succeeded${delimiter}${delimiter}${delimiter}${o.output}\r\n`;
+}
+
+/**
+ * Whether the CSV writer (core/source/write.ts) with the formula guard writes `v` as it is: no character it quotes
+ * (a quote, the delimiter `d`, CR, LF, a leading U+FEFF), no first character the guard may prefix (an
+ * apostrophe, `=`, `+`, `-`, `@`, a tab).
+ */
+function plainCell(v: string, d: number): boolean {
+  const len = v.length;
+  if (len === 0) return true;
+  const c0 = v.charCodeAt(0);
+  if (c0 === 0x27 || c0 === 0x3d || c0 === 0x2b || c0 === 0x2d || c0 === 0x40 || c0 === 0x09 || c0 === 0xfeff)
+    return false;
+  for (let i = 0; i < len; i++) {
+    const c = v.charCodeAt(i);
+    if (c === 0x22 || c === d || c === 0x0d || c === 0x0a) return false;
+  }
+  return true;
 }

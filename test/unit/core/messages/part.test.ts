@@ -11,7 +11,7 @@ import {
   type PartMeta,
   type RecordFailure,
 } from '../../../../core/messages/part.ts';
-import { buildLocalEntry } from '../../../../core/messages/zip.ts';
+import { buildLocalEntry, LocalEntries } from '../../../../core/messages/zip.ts';
 import { readRecordBatches } from '../../../../core/source/csv.ts';
 import { decodeToUtf8 } from '../../../../core/source/decode.ts';
 
@@ -153,5 +153,42 @@ describe('Function: encodePart', () => {
     const metaEnd = PART_META_OFFSET + partMetaLength(part.subarray(0, PART_META_OFFSET));
     expect(decodeJson<PartMeta>(part.subarray(PART_META_OFFSET, metaEnd))).toEqual(meta);
     expect(() => partMetaLength(Buffer.from('NOPE0000'))).toThrow(/not a Rowfleet part/);
+  });
+
+  it('writes the same part from entries built with room in front, whether the meta fits the room or not', () => {
+    // Prepare: entries with no room, little room, and room enough for the meta (a name with non-ASCII text in it)
+    const meta: PartMeta = {
+      v: 3,
+      site: 'sakai',
+      token: '0f8fad5b-d9cb-469f-a165-70867728950e',
+      chunk: 1,
+      succeeded: 2,
+      failed: 1,
+      entries: 2,
+      failures: [failure(3, '山田,"x"', 'boom 😀')],
+      names: '1:2:AAAAAAAAAAAAAAAA 2:3:BBBBBBBBBBBBBBBB',
+    };
+    const sheet = Buffer.from('1,山田,1,2,succeeded,,,rows/1.json\r\n', 'utf8');
+    const built = (headroom: number) => {
+      const entries = new LocalEntries(undefined, headroom);
+      entries.add('rows/1.json', '{"氏名":"山田"}');
+      entries.add('rows/2.json', 'x'.repeat(300));
+      return entries;
+    };
+    const plain = encodePart(meta, Buffer.from(built(0).bytes()), sheet);
+
+    for (const headroom of [0, 16, 4096]) {
+      // Act
+      const part = encodePart(meta, built(headroom), sheet);
+
+      // Assess
+      expect(part.equals(plain)).toBe(true);
+      const split = splitPart(part);
+      expect(split.meta).toEqual({ ...meta, sheet: { bytes: sheet.length } });
+      expect(split.entries.equals(built(0).bytes())).toBe(true);
+      expect(split.sheet?.equals(sheet)).toBe(true);
+    }
+    // Without a sheet too
+    expect(encodePart(meta, built(4096)).equals(encodePart(meta, Buffer.from(built(0).bytes())))).toBe(true);
   });
 });

@@ -1,0 +1,39 @@
+import fc from 'fast-check';
+import { describe, expect, it } from 'vitest';
+import { jsonString } from '../../../../core/processors/json.ts';
+
+/** Characters JSON escapes (quote, backslash, controls, lone surrogates) and ones it leaves (paired, U+2028, DEL). */
+const unit = fc.oneof(
+  {
+    arbitrary: fc.constantFrom(
+      '"',
+      '\\',
+      '\n',
+      '\u0000',
+      '\u001f',
+      '\ud800',
+      '\udfff',
+      '😀',
+      '\u2028',
+      '\u007f',
+      '山',
+    ),
+    weight: 1,
+  },
+  { arbitrary: fc.string({ unit: 'binary', minLength: 1, maxLength: 1 }), weight: 1 },
+  { arbitrary: fc.constantFrom('a', '1', ' ', '-', 'é'), weight: 4 },
+);
+
+describe('Function: jsonString', () => {
+  it('is JSON.stringify of any string, surrogates and controls included', () => {
+    fc.assert(
+      fc.property(fc.string({ unit, maxLength: 12 }), (v) => {
+        expect(jsonString(v)).toBe(JSON.stringify(v));
+      }),
+      { numRuns: 5000 },
+    );
+    // Lone surrogates, unpaired in either order
+    for (const v of ['\ud800', 'a\udc00', '\udc00\ud800', '\ud83d\ude00'])
+      expect(jsonString(v)).toBe(JSON.stringify(v));
+  });
+});
