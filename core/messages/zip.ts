@@ -440,13 +440,8 @@ export class ZipWriter {
    */
   private centralFromLocal(bytes: Buffer, o: number, nameLen: number, offset: number): void {
     const size = 46 + nameLen;
-    if (this.slabUsed + size > this.slab.length) {
-      this.slabs.push(this.slab.subarray(0, this.slabUsed));
-      this.slab = Buffer.allocUnsafe(Math.max(SLAB, size));
-      this.slabUsed = 0;
-    }
+    const c = this.centralRoom(size);
     const b = this.slab;
-    const c = this.slabUsed;
     b.writeUInt32LE(CENTRAL_SIG, c);
     b.writeUInt16LE((3 << 8) | 45, c + 4);
     b.writeUInt16LE(20, c + 6);
@@ -467,6 +462,16 @@ export class ZipWriter {
     this.count++;
   }
 
+  /** Room for a central record of `size` bytes in the current slab (a new one when it is full): its offset there. */
+  private centralRoom(size: number): number {
+    if (this.slabUsed + size > this.slab.length) {
+      this.slabs.push(this.slab.subarray(0, this.slabUsed));
+      this.slab = Buffer.allocUnsafe(Math.max(SLAB, size));
+      this.slabUsed = 0;
+    }
+    return this.slabUsed;
+  }
+
   private recordCentral(
     crc: number,
     csize: number,
@@ -479,13 +484,8 @@ export class ZipWriter {
     const nameLen = name.length;
     const zip64 = offset >= U32_MAX;
     const size = 46 + nameLen + (zip64 ? 12 : 0);
-    if (this.slabUsed + size > this.slab.length) {
-      this.slabs.push(this.slab.subarray(0, this.slabUsed));
-      this.slab = Buffer.allocUnsafe(Math.max(SLAB, size));
-      this.slabUsed = 0;
-    }
+    const o = this.centralRoom(size);
     const b = this.slab;
-    const o = this.slabUsed;
     b.writeUInt32LE(CENTRAL_SIG, o);
     b.writeUInt16LE((3 << 8) | 45, o + 4);
     b.writeUInt16LE(zip64 ? 45 : 20, o + 6);
