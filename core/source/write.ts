@@ -48,6 +48,57 @@ export function unguardCell(value: string): string {
   return WAS_GUARDED.test(value) ? value.slice(1) : value;
 }
 
+/*
+ * The writer's two rules (the guard's above, the quoting's below), tested without a regular expression, for the rows
+ * written a million at a time (core/work/sheet-rows.ts): a cell or a record's bytes that they pass is written
+ * as it is. Conservative (any leading apostrophe fails); test/unit/core/work/sheet-rows.test.ts holds them to
+ * the writer.
+ */
+
+/**
+ * Whether the CSV writer here ({@link csvLine}) with the formula guard writes `v` as it is: no character it quotes
+ * (a quote, the delimiter `d`, CR, LF, a leading U+FEFF), no first character the guard may prefix (an
+ * apostrophe, `=`, `+`, `-`, `@`, a tab).
+ */
+export function plainCell(v: string, d: number): boolean {
+  const len = v.length;
+  if (len === 0) return true;
+  const c0 = v.charCodeAt(0);
+  if (c0 === 0x27 || c0 === 0x3d || c0 === 0x2b || c0 === 0x2d || c0 === 0x40 || c0 === 0x09 || c0 === 0xfeff)
+    return false;
+  for (let i = 0; i < len; i++) {
+    const c = v.charCodeAt(i);
+    if (c === 0x22 || c === d || c === 0x0d || c === 0x0a) return false;
+  }
+  return true;
+}
+
+/**
+ * Whether a record's bytes `b[from, to)` are its `width` cells as the CSV writer with the formula guard writes
+ * them: unquoted (no quote, no CR or LF: a blank line before it is not copied), `width - 1` delimiters `d`, no cell
+ * starting with a character the guard may prefix (an apostrophe, `=`, `+`, `-`, `@`, a tab) or with U+FEFF. Its
+ * fields were read from these bytes, split at the delimiters (core/source/scan.ts), so they are the same text.
+ */
+export function plainLine(b: Buffer, from: number, to: number, d: number, width: number): boolean {
+  let cells = 1;
+  let cellStart = true;
+  for (let i = from; i < to; i++) {
+    const c = b[i]!;
+    if (c === d) {
+      cells++;
+      cellStart = true;
+      continue;
+    }
+    if (c === 0x22 || c === 0x0d || c === 0x0a) return false;
+    if (cellStart) {
+      if (c === 0x27 || c === 0x3d || c === 0x2b || c === 0x2d || c === 0x40 || c === 0x09) return false;
+      if (c === 0xef && b[i + 1] === 0xbb && b[i + 2] === 0xbf) return false;
+      cellStart = false;
+    }
+  }
+  return cells === width;
+}
+
 /** Per one-character delimiter: what makes a cell quoted (csv-stringify's rule with {@link ALSO_QUOTED}). */
 const quotedBy = new Map<string, RegExp>();
 

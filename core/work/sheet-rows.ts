@@ -8,6 +8,7 @@ import {
   type SheetOutcome,
 } from '../messages/results-row.ts';
 import type { RejectedRecord } from '../source/csv.ts';
+import { plainCell, plainLine } from '../source/write.ts';
 import type { Job } from '../jobs/store.ts';
 import type { SourceLines } from './chunk-records.ts';
 
@@ -114,32 +115,6 @@ export class SheetRows {
 }
 
 /**
- * Whether a record's bytes `b[from, to)` are its `width` cells as the CSV writer with the formula guard writes
- * them: unquoted (no quote, no CR or LF: a blank line before it is not copied), `width - 1` delimiters `d`, no cell
- * starting with a character the guard may prefix (an apostrophe, `=`, `+`, `-`, `@`, a tab) or with U+FEFF. Its
- * fields were read from these bytes, split at the delimiters (core/source/scan.ts), so they are the same text.
- */
-function plainLine(b: Buffer, from: number, to: number, d: number, width: number): boolean {
-  let cells = 1;
-  let cellStart = true;
-  for (let i = from; i < to; i++) {
-    const c = b[i]!;
-    if (c === d) {
-      cells++;
-      cellStart = true;
-      continue;
-    }
-    if (c === 0x22 || c === 0x0d || c === 0x0a) return false;
-    if (cellStart) {
-      if (c === 0x27 || c === 0x3d || c === 0x2b || c === 0x2d || c === 0x40 || c === 0x09) return false;
-      if (c === 0xef && b[i + 1] === 0xbb && b[i + 2] === 0xbf) return false;
-      cellStart = false;
-    }
-  }
-  return cells === width;
-}
-
-/**
  * Whether a chunk's part carries its rows of results.csv: a first run's chunk whose every numbered record is at
  * hand (`records` run + `rejected`). A retry's or a resubmission's part holds only the records its attempt runs,
  * merged with the sheet before by the finalize, which reads the source for those (as it did for every job).
@@ -176,22 +151,4 @@ export function plainRowText(
   // The record and line numbers are digits; the status is a word; code and message are empty.
   const sep = width > 0 ? delimiter : '';
   return `${text}${sep}${o.n}${delimiter}${o.line}${delimiter}succeeded${delimiter}${delimiter}${delimiter}${o.output}\r\n`;
-}
-
-/**
- * Whether the CSV writer (core/source/write.ts) with the formula guard writes `v` as it is: no character it quotes
- * (a quote, the delimiter `d`, CR, LF, a leading U+FEFF), no first character the guard may prefix (an
- * apostrophe, `=`, `+`, `-`, `@`, a tab).
- */
-function plainCell(v: string, d: number): boolean {
-  const len = v.length;
-  if (len === 0) return true;
-  const c0 = v.charCodeAt(0);
-  if (c0 === 0x27 || c0 === 0x3d || c0 === 0x2b || c0 === 0x2d || c0 === 0x40 || c0 === 0x09 || c0 === 0xfeff)
-    return false;
-  for (let i = 0; i < len; i++) {
-    const c = v.charCodeAt(i);
-    if (c === 0x22 || c === d || c === 0x0d || c === 0x0a) return false;
-  }
-  return true;
 }
