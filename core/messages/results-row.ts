@@ -96,6 +96,15 @@ export function sheetRowText(
 }
 
 /**
+ * A succeeded record's columns after its own cells, as {@link sheetRowText} writes them when the output needs no
+ * quoting and no guard (record and line numbers, the status, empty code and message, the output), with the row's
+ * end: for the rows written without the CSV writer (core/work/sheet-rows.ts), so the layout is spelled here only.
+ */
+export function succeededTail(n: number, line: number, output: string, d: string): string {
+  return `${n}${d}${line}${d}${statusOf(undefined)}${d}${d}${d}${output}\r\n`;
+}
+
+/**
  * The rowfleet_output of a record whose `count` zip entries start at byte `o` of `entries` (local entries as
  * core/messages/zip.ts writes them): each entry's name, or, where a stored (not deflated) output says what the side
  * effect answered (a JSON object with a `messageId`, as the mail processor's), that answer; space-separated.

@@ -5,6 +5,7 @@ import {
   resultsEncoding,
   SheetBytes,
   sheetRowText,
+  succeededTail,
   type SheetOutcome,
 } from '../messages/results-row.ts';
 import type { RejectedRecord } from '../source/csv.ts';
@@ -29,8 +30,6 @@ export class SheetRows {
   private readonly delimiter: string;
   /** The delimiter's byte, when a plain record's bytes can be copied (-1: never). */
   private readonly d: number;
-  /** What a succeeded row says after its record and line numbers and before its output. */
-  private readonly succeeded: string;
   /** The next of `rejected` not written yet. */
   private r = 0;
 
@@ -46,8 +45,6 @@ export class SheetRows {
     this.delimiter = job.delimiter ?? ',';
     const d = this.delimiter.charCodeAt(0);
     this.d = this.delimiter.length === 1 && d < 0x80 && !this.text && lines ? d : -1;
-    const t = this.delimiter;
-    this.succeeded = `${t}succeeded${t}${t}${t}`;
   }
 
   /**
@@ -71,8 +68,7 @@ export class SheetRows {
     if (from === undefined || to === undefined || !plainLine(bytes, from, to, this.d, this.width))
       return false;
     if (!plainCell(o.output, this.d)) return false;
-    const t = this.delimiter;
-    const tail = `${t}${o.n}${t}${o.line}${this.succeeded}${o.output}\r\n`;
+    const tail = this.delimiter + succeededTail(o.n, o.line, o.output, this.delimiter);
     this.reserve(to - from + tail.length * 3);
     this.used += bytes.copy(this.buf, this.used, from, to);
     this.used += this.buf.write(tail, this.used, 'utf8');
@@ -150,5 +146,5 @@ export function plainRowText(
   if (!plainCell(o.output, d)) return undefined;
   // The record and line numbers are digits; the status is a word; code and message are empty.
   const sep = width > 0 ? delimiter : '';
-  return `${text}${sep}${o.n}${delimiter}${o.line}${delimiter}succeeded${delimiter}${delimiter}${delimiter}${o.output}\r\n`;
+  return `${text}${sep}${succeededTail(o.n, o.line, o.output, delimiter)}`;
 }
