@@ -160,8 +160,9 @@ async function buildAndFinish(
     problem ??
     (halted && uncounted ? stoppedError(halted.stop, job.succeeded + job.failed, uncounted) : undefined);
   const resultKey = keys.result(site, token, attempt);
-  const finishedAt = new Date().toISOString();
-  const attempts = earlier ? endedAttempt(job, state, counts, finishedAt) : undefined;
+  // The manifest is the zip's first entry: its attempts end when the results are assembled. The job item's end
+  // (finishedAt, the attempt's endedAt) is the moment its state becomes final, after the zip is written.
+  const manifestAttempts = earlier ? endedAttempt(job, state, counts, new Date().toISOString()) : undefined;
   // results.csv from the workers' rows where the parts hold every record's latest row (sheet-from-parts.ts);
   // from the source read again otherwise.
   const pieces =
@@ -176,8 +177,16 @@ async function buildAndFinish(
   const zip = new ZipWriter(upload.write, dosDateTime(new Date(job.receivedAt)));
   await zip.addEntry(
     FINALIZE_ENTRIES.manifest,
-    JSON.stringify(manifest({ ...job, ...(attempts ? { attempts } : {}) }, state, counts, started), null, 2) +
-      '\n',
+    JSON.stringify(
+      manifest(
+        { ...job, ...(manifestAttempts ? { attempts: manifestAttempts } : {}) },
+        state,
+        counts,
+        started,
+      ),
+      null,
+      2,
+    ) + '\n',
   );
   await zip.addEntry(FINALIZE_ENTRIES.errors, errorsCsv(failures));
   // Every record that succeeded in an attempt before, then this attempt's.
@@ -281,6 +290,8 @@ async function buildAndFinish(
     );
   }
 
+  const finishedAt = new Date().toISOString();
+  const attempts = earlier ? endedAttempt(job, state, counts, finishedAt) : undefined;
   const finished = await deps.jobs.transition(site, token, state, {
     ...(error ? { error } : {}),
     // A stopped job's uncounted records count by their claims, or as failed; records refused at finalize for
