@@ -17,6 +17,7 @@ import { getStage } from '../config/index.ts';
 import type { Job } from '../core/jobs/store.ts';
 import { jsonProcessor } from '../core/processors/json.ts';
 import { recordConcurrency } from '../core/processors/settings.ts';
+import { prepareWorkers } from '../local/launcher.ts';
 import { LocalRuntime } from '../local/runtime.ts';
 import { writeSampleCsv } from '../cli/gen-data.ts';
 import { runJob } from '../cli/run-job.ts';
@@ -43,6 +44,8 @@ const file = join(dir, `records-${records}.csv`);
 await writeSampleCsv(file, records);
 const stateDir = join(dir, 'state');
 rmSync(stateDir, { recursive: true, force: true });
+// The workers' code built first, as a deploy builds the image before any job (a no-op when nothing changed).
+await prepareWorkers();
 const rt = await LocalRuntime.start({ stateDir });
 const limits = getStage(rt.stage).limits;
 const concurrency = recordConcurrency(

@@ -31,6 +31,7 @@ import { Chunker } from '../core/messages/chunk.ts';
 import { reportQueueName } from '../core/jobs/keys.ts';
 import { jsonProcessor } from '../core/processors/json.ts';
 import { ZipWriter } from '../core/messages/zip.ts';
+import { prepareWorkers } from '../local/launcher.ts';
 import { LocalRuntime } from '../local/runtime.ts';
 import type { QueueStats } from '../local/emulators/sqs.ts';
 import { writeSampleCsv } from '../cli/gen-data.ts';
@@ -206,6 +207,8 @@ say(`end-to-end run on the embedded runtime (tracing ${tracing})…`);
 // The functions run from the command bundle's lambda host (their packages in one file), as a Lambda runs its bundle:
 // compiling TypeScript at each function's start (tsx) is not the pipeline's cost.
 const functionHost = (await commandBundle())?.['lambda-host'];
+// The workers' code built first, as a deploy builds the image before any job (a no-op when nothing changed).
+await prepareWorkers();
 const rt = await LocalRuntime.start({
   stateDir,
   isolateFunctions: true,

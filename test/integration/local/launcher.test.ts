@@ -3,10 +3,10 @@
  * is part of every job's time): nothing of node_modules is resolved when a worker starts, and no source map is parsed
  * unless asked for.
  */
-import { existsSync, readFileSync } from 'node:fs';
+import { existsSync, readFileSync, statSync, utimesSync } from 'node:fs';
 import { isBuiltin } from 'node:module';
 import { describe, expect, it } from 'vitest';
-import { workerBundle } from '../../../local/launcher.ts';
+import { prepareWorkers, workerBundle } from '../../../local/launcher.ts';
 
 describe('Local launcher: the worker bundle (local/launcher.ts)', () => {
   it('imports nothing but Node built-ins at its start, its source map beside it', async () => {
@@ -18,5 +18,19 @@ describe('Local launcher: the worker bundle (local/launcher.ts)', () => {
     expect(code).not.toContain('sourceMappingURL=data:');
     expect(code.trimEnd().endsWith(`sourceMappingURL=${bundle.split('/').pop()}.map`)).toBe(true);
     expect(existsSync(`${bundle}.map`)).toBe(true);
+  }, 120_000);
+
+  it('is built again by prepareWorkers() when it is older than its sources, and a launch at the same time gets it', async () => {
+    // Prepare: a bundle older than every source, as after an update.
+    const bundle = await workerBundle();
+    utimesSync(bundle, new Date(0), new Date(0));
+
+    // Act: a benchmark's preparation and a launch at the same time.
+    const [, again] = await Promise.all([prepareWorkers(), workerBundle()]);
+
+    // Assess
+    expect(again).toBe(bundle);
+    expect(statSync(bundle).mtimeMs).toBeGreaterThan(Date.now() - 120_000);
+    expect(readFileSync(bundle, 'utf8')).toContain('sourceMappingURL=');
   }, 120_000);
 });
