@@ -58,7 +58,8 @@ export class Objects {
   /**
    * Stores an object only if the key holds none (S3's conditional write, `If-None-Match: *`): true when this call
    * stored it, false when another writer's object was there first — that one is kept, never replaced. A conflict
-   * with a concurrent conditional write (409) is asked again: the second answer is 200 or 412.
+   * with a concurrent conditional write (409) is asked again: the second answer is 200 or 412. Its body is not
+   * hashed into the signature (a worker's parts: a million records' are ~300 MB; see {@link unsignedPayload}).
    */
   async putNew(
     key: string,
@@ -69,13 +70,15 @@ export class Objects {
       await retry(
         () =>
           this.s3.send(
-            new PutObjectCommand({
-              Bucket: this.bucket,
-              Key: key,
-              Body: body,
-              ContentType: contentType,
-              IfNoneMatch: '*',
-            }),
+            unsignedPayload(
+              new PutObjectCommand({
+                Bucket: this.bucket,
+                Key: key,
+                Body: body,
+                ContentType: contentType,
+                IfNoneMatch: '*',
+              }),
+            ),
           ),
         { attempts: 4, delayMs: (n) => 50 * n, retryIf: isConditionalConflict },
       );

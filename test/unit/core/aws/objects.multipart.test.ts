@@ -96,7 +96,7 @@ describe('Method: Objects.multipart (parts filled in buffers used again)', () =>
 });
 
 describe('Method: Objects.multipart (signing)', () => {
-  it("signs its parts' requests without hashing their bodies (UNSIGNED-PAYLOAD), other requests as before", async () => {
+  it("signs its parts' requests and a worker's part (putNew) without hashing their bodies (UNSIGNED-PAYLOAD), other requests as before", async () => {
     // Prepare: a client whose requests are answered here, their signed headers kept
     const seen: Record<string, string>[] = [];
     const s3 = new S3Client({
@@ -117,13 +117,16 @@ describe('Method: Objects.multipart (signing)', () => {
     const upload = objects.multipart('k', 'text/csv');
     await upload.write(Buffer.from('a,b\r\n'));
     await upload.done();
+    await objects.putNew('part', Buffer.from('part bytes'));
     await objects.put('other', 'x');
 
     // Assess
     expect(seen.map((h) => h['x-amz-content-sha256'])).toEqual([
       'UNSIGNED-PAYLOAD',
+      'UNSIGNED-PAYLOAD',
       '2d711642b726b04401627ca9fbac32f5c8530fb1903cc4db02258717921a4881',
     ]);
     expect(seen[0]!.authorization).toContain('x-amz-content-sha256');
+    expect(seen[1]!['if-none-match']).toBe('*');
   });
 });
