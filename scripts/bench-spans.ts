@@ -26,8 +26,7 @@ export interface PhaseJob extends TimelineJob {
 /**
  * The end-to-end job's phases in seconds and where they come from: its spans when tracing was on and the job's
  * split and finalize spans are there, else its timestamps. Those are coarser: the queue wait is inside the workers'
- * time, and the finalize stamps `finishedAt` (the manifest in the zip carries it) before it writes the zip, so the
- * zip is counted with the download.
+ * time, and the finalize's runs to its state change (`finishedAt`, after the zip is written), not to its end.
  */
 export async function jobPhases(
   stateDir: string,
@@ -49,8 +48,8 @@ export async function jobPhases(
       uploadAndEvent: s(at(job.splitStartedAt) - runStart),
       split: s(at(job.splitDoneAt) - at(job.splitStartedAt)),
       workersAfterSplit: s(at(job.finalizingAt) - at(job.splitDoneAt)),
-      finalizeToFinishedAt: s(at(job.finishedAt) - at(job.finalizingAt)),
-      zipAndDownload: s(runEnd - at(job.finishedAt)),
+      finalize: s(at(job.finishedAt) - at(job.finalizingAt)),
+      download: s(runEnd - at(job.finishedAt)),
     },
   };
 }

@@ -55,8 +55,8 @@ describe('the bench’s --tracing and its phases', () => {
         uploadAndEvent: 1,
         split: 1.5,
         workersAfterSplit: 7.5,
-        finalizeToFinishedAt: 4,
-        zipAndDownload: 1,
+        finalize: 4,
+        download: 1,
       },
     };
     expect(await jobPhases(stateDir, job, t0, t0 + 15_000, 'file')).toEqual(fromTimestamps);
