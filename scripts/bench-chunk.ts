@@ -6,26 +6,26 @@
  * order, so a change to the workers' code can be timed and its parts checked byte for byte against the code before.
  *
  *   node --import tsx scripts/bench-chunk.ts [--records 200000] [--rounds 1] [--dir /tmp/rowfleet-bench]
+ *     [--against out/bench-against]
  *
  * `--rounds R` runs every chunk R times (the hash is of the first round; µs per record of each round: the first
- * includes V8's warm-up, as a worker's first chunks do).
+ * includes V8's warm-up, as a worker's first chunks do). `--against DIR` also runs another copy of the code (DIR
+ * holds its core/ and config/, e.g. `mkdir -p out/bench-against && git archive main core config | tar -x -C out/bench-against`),
+ * chunk by chunk in turn with this one (which goes first alternates), in the same process: on a shared machine
+ * the two runs' figures move together, where two processes' differ by ±25 %.
  */
 import { createHash } from 'node:crypto';
 import { createReadStream, existsSync, readFileSync } from 'node:fs';
 import { mkdir } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
-import { join } from 'node:path';
+import { join, resolve } from 'node:path';
 import { parseArgs } from 'node:util';
 import { getStage } from '../config/index.ts';
 import { writeSampleCsv } from '../cli/gen-data.ts';
 import { decodeToUtf8 } from '../core/source/decode.ts';
 import { scanRecordBatches } from '../core/source/scan.ts';
 import { Chunker, type ChunkMessage } from '../core/messages/chunk.ts';
-import { jsonProcessor } from '../core/processors/json.ts';
 import { recordConcurrency } from '../core/processors/settings.ts';
-import { chunkRecords } from '../core/work/chunk-records.ts';
-import { processChunk } from '../core/work/process-chunk.ts';
-import { RecordSlots } from '../core/work/slots.ts';
 import type { Objects } from '../core/aws/objects.ts';
 import type { Job } from '../core/jobs/store.ts';
 import type { RejectedRecord } from '../core/source/csv.ts';
@@ -35,6 +35,7 @@ const { values } = parseArgs({
     records: { type: 'string', default: '200000' },
     rounds: { type: 'string', default: '1' },
     dir: { type: 'string' },
+    against: { type: 'string' },
   },
 });
 const records = Number(values.records);
@@ -90,38 +91,74 @@ const objects = {
   bytes: (_key: string, r: { start: number; end: number }) =>
     Promise.resolve(bytes.subarray(r.start, r.end + 1)),
 } as unknown as Objects;
-// As a worker runs them: one set of slots for its chunks, and its stop signal.
-const run = {
-  slots: new RecordSlots(recordConcurrency(jsonProcessor, {}, limits)),
-  signal: new AbortController().signal,
-};
 
-const hash = createHash('sha256');
-const usPerRecord: number[] = [];
-let done = 0;
-for (let round = 0; round < rounds; round++) {
+/** One copy of the code under test: its processChunk, chunkRecords and json processor, and its figures. */
+async function codeAt(root: string) {
+  const { processChunk } = (await import(
+    `${root}/core/work/process-chunk.ts`
+  )) as typeof import('../core/work/process-chunk.ts');
+  const { chunkRecords } = (await import(
+    `${root}/core/work/chunk-records.ts`
+  )) as typeof import('../core/work/chunk-records.ts');
+  const { jsonProcessor } = (await import(
+    `${root}/core/processors/json.ts`
+  )) as typeof import('../core/processors/json.ts');
+  const { RecordSlots } = (await import(
+    `${root}/core/work/slots.ts`
+  )) as typeof import('../core/work/slots.ts');
+  // As a worker runs them: one set of slots for its chunks, and its stop signal.
+  const run = {
+    slots: new RecordSlots(recordConcurrency(jsonProcessor, {}, limits)),
+    signal: new AbortController().signal,
+  };
   let cpu = 0;
-  done = 0;
-  for (const msg of msgs) {
-    const rejected: RejectedRecord[] = [];
-    const rows = await chunkRecords(job, msg, objects, limits.maxRecordBytes, new Set(), rejected);
-    const t = process.cpuUsage();
-    const { part, succeeded, failed } = await processChunk(
-      job,
-      msg,
-      rows,
-      jsonProcessor,
-      run,
-      undefined,
-      rejected,
-    );
-    const d = process.cpuUsage(t);
-    cpu += d.user + d.system;
-    done += succeeded + failed;
-    if (round === 0) hash.update(part);
-  }
-  usPerRecord.push(Number((cpu / done).toFixed(3)));
+  let done = 0;
+  const hash = createHash('sha256');
+  return {
+    async chunk(msg: ChunkMessage, hashed: boolean) {
+      const rejected: RejectedRecord[] = [];
+      const rows = await chunkRecords(job, msg, objects, limits.maxRecordBytes, new Set(), rejected);
+      const t = process.cpuUsage();
+      const { part, succeeded, failed } = await processChunk(
+        job,
+        msg,
+        rows,
+        jsonProcessor,
+        run,
+        undefined,
+        rejected,
+      );
+      const d = process.cpuUsage(t);
+      cpu += d.user + d.system;
+      done += succeeded + failed;
+      if (hashed) hash.update(part);
+    },
+    /** µs per record since the last call. */
+    round() {
+      const us = Number((cpu / done).toFixed(3));
+      cpu = done = 0;
+      return us;
+    },
+    sha256: () => hash.digest('hex'),
+  };
 }
+
+const here = join(import.meta.dirname, '..');
+const codes = [await codeAt(here), ...(values.against ? [await codeAt(resolve(values.against))] : [])];
+const usPerRecord: number[][] = codes.map(() => []);
+for (let round = 0; round < rounds; round++) {
+  for (const [c, msg] of msgs.entries()) {
+    for (let k = 0; k < codes.length; k++)
+      await codes[(c + round + k) % codes.length]!.chunk(msg, round === 0);
+  }
+  codes.forEach((code, k) => usPerRecord[k]!.push(code.round()));
+}
+const figures = (k: number) => ({ usPerRecord: usPerRecord[k], partsSha256: codes[k]!.sha256() });
 process.stdout.write(
-  JSON.stringify({ records: done, chunks: msgs.length, usPerRecord, partsSha256: hash.digest('hex') }) + '\n',
+  JSON.stringify({
+    records: msgs.reduce((s, m) => s + m.records, 0),
+    chunks: msgs.length,
+    ...figures(0),
+    ...(values.against ? { against: figures(1) } : {}),
+  }) + '\n',
 );
