@@ -55,7 +55,7 @@ const BUILD_FILES = [
  * Rebuilt when a source is newer; written to a temporary name and renamed, so concurrent builds are safe.
  */
 export function workerBundle(): Promise<string> {
-  // One build at a time in a process: the runtime's start (LocalTaskLauncher.prepare) and a launch share it.
+  // One build at a time in a process: a benchmark's preparation (prepareWorkers) and a launch share it.
   building ??= buildWorkerBundle().finally(() => (building = undefined));
   return building;
 }

@@ -26,7 +26,7 @@ export interface PhaseJob extends TimelineJob {
 /**
  * The end-to-end job's phases in seconds and where they come from: its spans when tracing was on and the job's
  * split and finalize spans are there, else its timestamps. Those are coarser: the queue wait is inside the workers'
- * time, and the finalize's runs to its state change (`finishedAt`, after the zip is written), not to its end.
+ * time, and the finalize's phase runs to its state change (`finishedAt`, after the zip is written), not to its end.
  */
 export async function jobPhases(
   stateDir: string,
