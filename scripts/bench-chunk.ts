@@ -12,7 +12,8 @@
  * includes V8's warm-up, as a worker's first chunks do). `--against DIR` also runs another copy of the code (DIR
  * holds its core/ and config/, e.g. `mkdir -p out/bench-against && git archive main core config | tar -x -C out/bench-against`),
  * chunk by chunk in turn with this one (which goes first alternates), in the same process: on a shared machine
- * the two runs' figures move together, where two processes' differ by ±25 %.
+ * the two runs' figures move together, where two processes' differ by ±25 %. An A/A run (DIR a copy of this
+ * code) read this copy's CPU at 1.02 of DIR's, three runs alike: a ratio closer to 1 than that is no difference.
  */
 import { createHash } from 'node:crypto';
 import { createReadStream, existsSync, readFileSync } from 'node:fs';
