@@ -63,6 +63,14 @@ export function nameHash(name: string): string {
   return hash('sha256', name, 'base64').slice(0, NAME_HASH_CHARS);
 }
 
+/** Writes {@link nameHash}(name) at `b[at]` (room for it checked by the caller); its length. */
+export function writeNameHash(b: Buffer, at: number, name: string): number {
+  // Base64 is ASCII: its characters are its bytes, copied without a sliced string kept until the part is written.
+  const h = hash('sha256', name, 'base64');
+  for (let k = 0; k < NAME_HASH_CHARS; k++) b[at + k] = h.charCodeAt(k);
+  return NAME_HASH_CHARS;
+}
+
 /** A succeeded record's outputs as {@link PartMeta.names} lists them. */
 export interface NamedRecord {
   readonly n: number;

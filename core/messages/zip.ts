@@ -1,5 +1,6 @@
 import { once } from 'node:events';
 import { crc32, createDeflateRaw, deflateRawSync } from 'node:zlib';
+import { writeUtf8 } from '../shared/bytes.ts';
 
 /**
  * A streaming ZIP writer with ZIP64 support, built for archives of a million small entries.
@@ -138,28 +139,32 @@ export function buildLocalEntry(name: string, data: Buffer, stamp = FIXED_STAMP)
   checkEntry(name, nameLen, data.length, body.length);
   const meta: EntryMeta = { name, crc: crc32(data), csize: body.length, usize: data.length, method };
   const bytes = Buffer.allocUnsafe(LOCAL_HEADER_SIZE + nameLen + body.length);
-  writeLocalHeader(bytes, 0, meta, nameLen, stamp);
+  writeLocalHeader(bytes, 0, method, meta.crc, meta.csize, meta.usize, nameLen, stamp);
   bytes.write(name, LOCAL_HEADER_SIZE, nameLen, 'utf8');
   body.copy(bytes, LOCAL_HEADER_SIZE + nameLen);
   return { bytes, meta };
 }
 
+/** A local header (its fields as arguments: no object per entry of a million). */
 function writeLocalHeader(
   b: Buffer,
   o: number,
-  m: EntryMeta,
+  method: 0 | 8,
+  crc: number,
+  csize: number,
+  usize: number,
   nameLen: number,
   stamp: { time: number; date: number },
 ): void {
   b.writeUInt32LE(LOCAL_SIG, o);
   b.writeUInt16LE(20, o + 4);
   b.writeUInt16LE(UTF8_FLAG, o + 6);
-  b.writeUInt16LE(m.method, o + 8);
+  b.writeUInt16LE(method, o + 8);
   b.writeUInt16LE(stamp.time, o + 10);
   b.writeUInt16LE(stamp.date, o + 12);
-  b.writeUInt32LE(m.crc >>> 0, o + 14);
-  b.writeUInt32LE(m.csize, o + 18);
-  b.writeUInt32LE(m.usize, o + 22);
+  b.writeUInt32LE(crc >>> 0, o + 14);
+  b.writeUInt32LE(csize, o + 18);
+  b.writeUInt32LE(usize, o + 22);
   b.writeUInt16LE(nameLen, o + 26);
   b.writeUInt16LE(0, o + 28);
 }
@@ -199,18 +204,25 @@ export class LocalEntries {
     const usizeMax =
       typeof data === 'string' ? (big ? Buffer.byteLength(data, 'utf8') : data.length * 3) : data.length;
     this.reserve(LOCAL_HEADER_SIZE + name.length * 3 + usizeMax);
+    const buf = this.buf;
     const o = this.used;
-    const nameLen = this.buf.write(name, o + LOCAL_HEADER_SIZE, 'utf8');
+    const nameLen = writeUtf8(buf, name, o + LOCAL_HEADER_SIZE);
     const at = o + LOCAL_HEADER_SIZE + nameLen;
-    const usize = typeof data === 'string' ? this.buf.write(data, at, 'utf8') : data.copy(this.buf, at);
-    const raw = this.buf.subarray(at, at + usize);
+    const usize = typeof data === 'string' ? writeUtf8(buf, data, at) : data.copy(buf, at);
+    const raw = buf.subarray(at, at + usize);
     const crc = crc32(raw);
+    let method: 0 | 8 = 0;
+    let csize = usize;
     // Deflated when that makes it smaller (compressed() decides); the deflated bytes replace the raw ones in place.
-    const { method, body } = usize >= COMPRESS_MIN ? compressed(raw) : { method: 0 as const, body: raw };
-    checkEntry(name, nameLen, usize, body.length);
-    if (body !== raw) body.copy(this.buf, at);
-    writeLocalHeader(this.buf, o, { name, crc, csize: body.length, usize, method }, nameLen, this.stamp);
-    this.used = at + body.length;
+    if (usize >= COMPRESS_MIN) {
+      const c = compressed(raw);
+      if (c.body !== raw) c.body.copy(buf, at);
+      method = c.method;
+      csize = c.body.length;
+    }
+    checkEntry(name, nameLen, usize, csize);
+    writeLocalHeader(buf, o, method, crc, csize, usize, nameLen, this.stamp);
+    this.used = at + csize;
     this.count++;
   }
 
@@ -285,7 +297,7 @@ export class ZipWriter {
     checkEntry(name, nameBytes.length, 0, 0);
     const offset = this.offset;
     const head = Buffer.alloc(LOCAL_HEADER_SIZE + nameBytes.length);
-    writeLocalHeader(head, 0, { name, crc: 0, csize: 0, usize: 0, method: 8 }, nameBytes.length, this.stamp);
+    writeLocalHeader(head, 0, 8, 0, 0, 0, nameBytes.length, this.stamp);
     head.writeUInt16LE(UTF8_FLAG | DESCRIPTOR_FLAG, 6);
     nameBytes.copy(head, LOCAL_HEADER_SIZE);
     this.offset += head.length;

@@ -5,7 +5,8 @@ import { recordToRaw } from '../source/csv.ts';
 import { SourceChangedError, type RecordErrorCode } from '../shared/errors.ts';
 import type { PipelineDeps } from '../deps.ts';
 import type { RowOutput } from '../processors/types.ts';
-import { encodePart, nameHash, type RecordFailure } from '../messages/part.ts';
+import { encodePart, NAME_HASH_CHARS, writeNameHash, type RecordFailure } from '../messages/part.ts';
+import { writeUint } from '../shared/bytes.ts';
 import { dosDateTime, entryNameProblem, LocalEntries } from '../messages/zip.ts';
 import { echoed } from '../shared/own.ts';
 import type { Job } from '../jobs/store.ts';
@@ -29,18 +30,23 @@ export interface ProcessedChunk {
  */
 export class ChunkEntries {
   private readonly taken = new Set<string>();
-  /** The part meta's `names`: what the finalize checks across chunks. */
-  private names = '';
+  /**
+   * The part meta's `names` (what the finalize checks across chunks), as ASCII bytes: a string built record by
+   * record was a rope of several strings a record, all kept until the part is written — old-space garbage.
+   */
+  private names = Buffer.allocUnsafe(0);
+  private namesUsed = 0;
 
   constructor(readonly entries: LocalEntries) {}
 
   /** The names of the entries added, as the part's meta keeps them (PartMeta.names). */
   get summary(): string | undefined {
-    return this.names || undefined;
+    return this.namesUsed > 0 ? this.names.toString('latin1', 0, this.namesUsed) : undefined;
   }
 
   /** Adds record `n`'s outputs, or answers why they cannot go into the zip (then nothing is added). */
   add(n: number, line: number, outputs: readonly RowOutput[]): string | undefined {
+    if (outputs.length === 1) return this.addOne(n, line, outputs[0]!);
     // A record's own names are checked against each other only when it has several (a set per record is
     // measurable at a million records of one output each).
     const names = outputs.length > 1 ? new Set<string>() : undefined;
@@ -54,16 +60,55 @@ export class ChunkEntries {
       names?.add(o.name);
     }
     if (outputs.length === 0) return undefined;
-    let hashes = '';
+    let at = this.named(n, line, outputs.length);
     for (const o of outputs) {
       this.entries.add(o.name, o.data);
       this.taken.add(o.name);
-      hashes += nameHash(o.name);
+      at += writeNameHash(this.names, at, o.name);
     }
-    this.names += `${this.names ? ' ' : ''}${n}:${line}:${hashes}`;
+    this.namesUsed = at;
     return undefined;
   }
+
+  /**
+   * {@link add} for a record of one output (most records of most processors): the same checks and bytes, with
+   * one lookup in `taken` — adding its name leaves the set as it was when an earlier record took it.
+   */
+  private addOne(n: number, line: number, o: RowOutput): string | undefined {
+    const name = o.name;
+    let problem = entryNameProblem(name);
+    if (problem === undefined) {
+      const before = this.taken.size;
+      if (this.taken.add(name).size === before) problem = 'an earlier record of the chunk took the name';
+    }
+    if (problem) return `output "${echoed(name)}" cannot be an entry of the zip: ${problem}`;
+    this.entries.add(name, o.data);
+    const at = this.named(n, line, 1);
+    this.namesUsed = at + writeNameHash(this.names, at, name);
+    return undefined;
+  }
+
+  /** Writes a record's `<n>:<line>:` into `names` (after a space but for the first), with room for its hashes. */
+  private named(n: number, line: number, outputs: number): number {
+    const room = this.namesUsed + 1 + 2 * NUMBER_ROOM + 2 + outputs * NAME_HASH_CHARS;
+    if (room > this.names.length) {
+      const next = Buffer.allocUnsafe(Math.max(room, this.names.length * 2, 16 * 1024));
+      this.names.copy(next, 0, 0, this.namesUsed);
+      this.names = next;
+    }
+    const b = this.names;
+    let at = this.namesUsed;
+    if (at > 0) b[at++] = 0x20;
+    at += writeUint(b, n, at);
+    b[at++] = 0x3a;
+    at += writeUint(b, line, at);
+    b[at++] = 0x3a;
+    return at;
+  }
 }
+
+/** The most characters `String(v)` takes for a number (`-1.2345678901234567e-300`). */
+const NUMBER_ROOM = 24;
 
 export const ZIP_ENTRY_NAME: RecordErrorCode = 'ZIP_ENTRY_NAME';
 
@@ -84,6 +129,7 @@ export function chunkPart(
   /** Its rows of results.csv (core/work/sheet-rows.ts), when it carries them. */
   sheet?: Buffer,
 ): ProcessedChunk {
+  const names = entries?.summary;
   const meta = {
     v: 3 as const,
     site: job.site,
@@ -96,7 +142,7 @@ export function chunkPart(
     failed: failures.length,
     entries: entries?.entries.count ?? 0,
     failures,
-    ...(entries?.summary ? { names: entries.summary } : {}),
+    ...(names ? { names } : {}),
   };
   return {
     part: encodePart(meta, entries?.entries ?? Buffer.alloc(0), sheet),

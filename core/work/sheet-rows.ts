@@ -5,11 +5,13 @@ import {
   resultsEncoding,
   SheetBytes,
   sheetRowText,
+  statusOf,
   succeededTail,
   type SheetOutcome,
 } from '../messages/results-row.ts';
 import type { RejectedRecord } from '../source/csv.ts';
 import { plainCell, plainLine } from '../source/write.ts';
+import { writeUint, writeUtf8 } from '../shared/bytes.ts';
 import type { Job } from '../jobs/store.ts';
 import type { SourceLines } from './chunk-records.ts';
 
@@ -67,11 +69,29 @@ export class SheetRows {
     const to = ends[i];
     if (from === undefined || to === undefined || !plainLine(bytes, from, to, this.d, this.width))
       return false;
-    if (!plainCell(o.output, this.d)) return false;
-    const tail = this.delimiter + succeededTail(o.n, o.line, o.output, this.delimiter);
-    this.reserve(to - from + tail.length * 3);
-    this.used += bytes.copy(this.buf, this.used, from, to);
-    this.used += this.buf.write(tail, this.used, 'utf8');
+    const output = o.output;
+    if (!plainCell(output, this.d)) return false;
+    // The record's bytes, then `<d>` and succeededTail's text, written byte by byte (the delimiter is one ASCII
+    // byte here): no string per row.
+    this.reserve(to - from + TAIL_ROOM + output.length * 3);
+    const buf = this.buf;
+    const d = this.d;
+    let at = this.used;
+    if (to - from <= SHORT_LINE) for (let k = from; k < to; k++) buf[at++] = bytes[k]!;
+    else at += bytes.copy(buf, at, from, to);
+    buf[at++] = d;
+    at += writeUint(buf, o.n, at);
+    buf[at++] = d;
+    at += writeUint(buf, o.line, at);
+    buf[at++] = d;
+    for (let k = 0; k < SUCCEEDED.length; k++) buf[at++] = SUCCEEDED[k]!;
+    buf[at++] = d;
+    buf[at++] = d;
+    buf[at++] = d;
+    at += writeUtf8(buf, output, at);
+    buf[at++] = 0x0d;
+    buf[at++] = 0x0a;
+    this.used = at;
     return true;
   }
 
@@ -109,6 +129,13 @@ export class SheetRows {
     return this.text ? this.text.bytes() : this.buf.subarray(0, this.used);
   }
 }
+
+/** {@link succeededTail}'s status, as bytes. */
+const SUCCEEDED = Buffer.from(statusOf(undefined), 'latin1');
+/** Room for a copied row's tail but its output: the delimiters, the two numbers, the status, CRLF. */
+const TAIL_ROOM = 64;
+/** A record's bytes up to this long are copied in JS (a native copy's call costs more). */
+const SHORT_LINE = 256;
 
 /**
  * Whether a chunk's part carries its rows of results.csv: a first run's chunk whose every numbered record is at

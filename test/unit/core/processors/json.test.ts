@@ -1,6 +1,6 @@
 import fc from 'fast-check';
 import { describe, expect, it } from 'vitest';
-import { jsonString } from '../../../../core/processors/json.ts';
+import { jsonString, jsonText } from '../../../../core/processors/json.ts';
 
 /** Characters JSON escapes (quote, backslash, controls, lone surrogates) and ones it leaves (paired, U+2028, DEL). */
 const unit = fc.oneof(
@@ -35,5 +35,22 @@ describe('Function: jsonString', () => {
     // Lone surrogates, unpaired in either order
     for (const v of ['\ud800', 'a\udc00', '\udc00\ud800', '\ud83d\ude00'])
       expect(jsonString(v)).toBe(JSON.stringify(v));
+  });
+});
+
+describe('Function: jsonText', () => {
+  it("is the record's keys and values as JSON.stringify writes them, in header order, a missing value empty", () => {
+    fc.assert(
+      fc.property(
+        fc.uniqueArray(fc.string({ unit, maxLength: 4 }), { maxLength: 4 }),
+        fc.array(fc.string({ unit, maxLength: 8 }), { maxLength: 5 }),
+        (header, fields) => {
+          const expected = `{${header.map((h, i) => `${JSON.stringify(h)}:${JSON.stringify(fields[i] ?? '')}`).join(',')}}`;
+          expect(jsonText(header, fields)).toBe(expected);
+        },
+      ),
+      { numRuns: 3000 },
+    );
+    expect(jsonText(['__proto__', 'a'], ['x'])).toBe('{"__proto__":"x","a":""}');
   });
 });

@@ -118,7 +118,10 @@ describe('Class: SheetRows', () => {
     await fc.assert(
       fc.asyncProperty(
         fc.integer({ min: 1, max: 4 }).chain((width) => fc.tuple(fc.constant(width), rangeText(width))),
-        fc.array(fc.constantFrom('ok', 'failed', 'guarded', 'quoted'), { minLength: 8, maxLength: 8 }),
+        fc.array(fc.constantFrom('ok', 'failed', 'guarded', 'quoted', 'wide'), {
+          minLength: 8,
+          maxLength: 8,
+        }),
         async ([width, text], outcomes) => {
           const job: Job = { ...RUNNING_JOB, header: Array.from({ length: width }, (_, i) => `c${i}`) };
           const { records, rejected } = await readChunk(job, Buffer.from(text, 'utf8'));
@@ -132,7 +135,14 @@ describe('Class: SheetRows', () => {
                 : {
                     n,
                     line,
-                    output: kind === 'guarded' ? '=out' : kind === 'quoted' ? 'a,b' : `rows/${n}.json`,
+                    output:
+                      kind === 'guarded'
+                        ? '=out'
+                        : kind === 'quoted'
+                          ? 'a,b'
+                          : kind === 'wide'
+                            ? `出力/${n}.json`
+                            : `rows/${n}.json`,
                   };
             fast.add(fields, o, i);
             slow.add(fields, o);
@@ -155,6 +165,17 @@ describe('Class: SheetRows', () => {
       '1,山田,1,1,succeeded,,,rows/1.json\r\n' +
         'other,text,2,3,succeeded,,,rows/2.json\r\n' +
         'other,text,3,4,succeeded,,,rows/3.json\r\n',
+    );
+  });
+
+  it('copies a long plain record (past the bytes copied one by one) as it copies a short one', async () => {
+    const job: Job = { ...RUNNING_JOB, header: ['id', 'name'] };
+    const long = '山'.repeat(200);
+    const { records, rejected } = await readChunk(job, Buffer.from(`1,${long}\r\n2,b\r\n`, 'utf8'));
+    const sheet = new SheetRows(job, rejected, records.lines);
+    records.forEach(([n, line], i) => sheet.add(['other', 'text'], { n, line, output: `rows/${n}.json` }, i));
+    expect(sheet.bytes().toString('utf8')).toBe(
+      `1,${long},1,1,succeeded,,,rows/1.json\r\n2,b,2,2,succeeded,,,rows/2.json\r\n`,
     );
   });
 });
