@@ -5,13 +5,13 @@ import {
   resultsEncoding,
   SheetBytes,
   sheetRowText,
-  statusOf,
   succeededTail,
+  SUCCEEDED_TAIL_ROOM,
+  writeSucceededTail,
   type SheetOutcome,
 } from '../messages/results-row.ts';
 import type { RejectedRecord } from '../source/csv.ts';
 import { plainCell, plainLine } from '../source/write.ts';
-import { writeUint, writeUtf8 } from '../shared/bytes.ts';
 import type { Job } from '../jobs/store.ts';
 import type { SourceLines } from './chunk-records.ts';
 
@@ -71,27 +71,14 @@ export class SheetRows {
       return false;
     const output = o.output;
     if (!plainCell(output, this.d)) return false;
-    // The record's bytes, then `<d>` and succeededTail's text, written byte by byte (the delimiter is one ASCII
-    // byte here): no string per row.
-    this.reserve(to - from + TAIL_ROOM + output.length * 3);
+    // The record's bytes, then `<d>` and succeededTail's text as bytes (the delimiter is one ASCII byte here): no
+    // string per row.
+    this.reserve(to - from + SUCCEEDED_TAIL_ROOM + output.length * 3);
     const buf = this.buf;
-    const d = this.d;
     let at = this.used;
     if (to - from <= SHORT_LINE) for (let k = from; k < to; k++) buf[at++] = bytes[k]!;
     else at += bytes.copy(buf, at, from, to);
-    buf[at++] = d;
-    at += writeUint(buf, o.n, at);
-    buf[at++] = d;
-    at += writeUint(buf, o.line, at);
-    buf[at++] = d;
-    for (let k = 0; k < SUCCEEDED.length; k++) buf[at++] = SUCCEEDED[k]!;
-    buf[at++] = d;
-    buf[at++] = d;
-    buf[at++] = d;
-    at += writeUtf8(buf, output, at);
-    buf[at++] = 0x0d;
-    buf[at++] = 0x0a;
-    this.used = at;
+    this.used = at + writeSucceededTail(buf, at, o.n, o.line, output, this.d);
     return true;
   }
 
@@ -130,10 +117,6 @@ export class SheetRows {
   }
 }
 
-/** {@link succeededTail}'s status, as bytes. */
-const SUCCEEDED = Buffer.from(statusOf(undefined), 'latin1');
-/** Room for a copied row's tail but its output: the delimiters, the two numbers, the status, CRLF. */
-const TAIL_ROOM = 64;
 /** A record's bytes up to this long are copied in JS (a native copy's call costs more). */
 const SHORT_LINE = 256;
 

@@ -1,6 +1,12 @@
 import fc from 'fast-check';
 import { describe, expect, it } from 'vitest';
-import { shownNames, shownOutputs } from '../../../../core/messages/results-row.ts';
+import {
+  shownNames,
+  shownOutputs,
+  SUCCEEDED_TAIL_ROOM,
+  succeededTail,
+  writeSucceededTail,
+} from '../../../../core/messages/results-row.ts';
 import { LocalEntries } from '../../../../core/messages/zip.ts';
 
 /** A JSON object's text with each of its letters, at random, written as a `\uXXXX` escape. */
@@ -55,5 +61,31 @@ describe('Function: shownOutputs / shownNames', () => {
     expect(data).toContain('\\"');
     expect(shownNames([{ name: 'rows/1.json', data }])).toBe('rows/1.json');
     expect(shownNames([{ name: 'rows/1.json', data: '{"id":"\\u0031"}' }])).toBeUndefined();
+  });
+});
+
+describe('Function: writeSucceededTail', () => {
+  it("writes a delimiter and succeededTail's text as UTF-8, within the room it asks for", () => {
+    fc.assert(
+      fc.property(
+        fc.nat(),
+        fc.nat(),
+        fc.string({ unit: 'binary', maxLength: 80 }),
+        fc.constantFrom(',', ';', '\t', '|'),
+        fc.nat({ max: 7 }),
+        (n, line, output, d, at) => {
+          // Prepare: a buffer of exactly the room, after `at` bytes of something else
+          const b = Buffer.alloc(at + SUCCEEDED_TAIL_ROOM + 3 * output.length, 0xee);
+
+          // Act
+          const written = writeSucceededTail(b, at, n, line, output, d.charCodeAt(0));
+
+          // Assess
+          const expected = Buffer.from(d + succeededTail(n, line, output, d), 'utf8');
+          expect(b.subarray(at, at + written).equals(expected)).toBe(true);
+          expect(b.subarray(0, at).every((x) => x === 0xee)).toBe(true);
+        },
+      ),
+    );
   });
 });
