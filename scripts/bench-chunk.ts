@@ -5,7 +5,7 @@
  * (process.cpuUsage around processChunk only, GC threads included) and the sha256 of every part's bytes in chunk
  * order, so a change to the workers' code can be timed and its parts checked byte for byte against the code before.
  *
- *   node --import tsx scripts/bench-chunk.ts [--records 200000] [--rounds 1] [--dir /tmp/rowfleet-bench]
+ *   node --import tsx scripts/bench-chunk.ts [--records 200000] [--rounds 1] [--dir $TMPDIR/rowfleet-bench]
  *     [--against out/bench-against]
  *
  * `--rounds R` runs every chunk R times (the hash is of the first round; µs per record of each round: the first
