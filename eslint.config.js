@@ -31,4 +31,9 @@ export default tseslint.config(
       ],
     },
   },
+  {
+    // CommonJS files (config/node-http.cjs, taken into the bundles by esbuild's alias).
+    files: ['**/*.cjs'],
+    languageOptions: { sourceType: 'commonjs', globals: { module: 'writable', require: 'readonly' } },
+  },
 );

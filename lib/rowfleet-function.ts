@@ -16,7 +16,7 @@ import { PROJECT_ROOT, projectPath } from './paths.ts';
 import { acknowledge, acknowledgeFindings, arnFinding, escapeRegExp } from './nag.ts';
 import { JOBS_BY_TIME_INDEX } from '../config/job-list.ts';
 import { reportQueuePrefix, TABLE_PARTITIONS } from '../config/names.ts';
-import { DEPLOYED_NODE_MAJOR, LAMBDA_RUNTIME, NODE_TARGET } from '../config/node.ts';
+import { DEPLOYED_NODE_MAJOR, LAMBDA_RUNTIME, NODE_HTTP_ALIAS, NODE_TARGET } from '../config/node.ts';
 import type { Workers } from './workers.ts';
 import { TRACE_EXPORT_ACK, TRACE_EXPORT_STATEMENT } from './tracing.ts';
 import { ENV } from '../config/env.ts';
@@ -144,6 +144,9 @@ export class RowfleetFunction extends NodejsFunction {
       bundling: {
         format: OutputFormat.ESM,
         banner: ESM_REQUIRE_BANNER,
+        // `node:http` without its ES module facade (config/node-http.cjs); paths from the project root, where the
+        // local bundling runs esbuild.
+        esbuildArgs: { '--alias': Object.entries(NODE_HTTP_ALIAS).map(([k, v]) => `${k}=${v}`) },
         mainFields: ['module', 'main'],
         target: NODE_TARGET,
         minify: true,

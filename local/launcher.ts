@@ -14,7 +14,7 @@ import { createHash } from 'node:crypto';
 import { dirname, join, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { newestSource } from '../web/build.ts';
-import { NODE_TARGET } from '../config/node.ts';
+import { NODE_HTTP_ALIAS, NODE_TARGET } from '../config/node.ts';
 import { buildProcessors } from '../fargate-worker/build-processors.ts';
 import { usersDir } from '../core/processors/users.ts';
 import { commandLine } from './ownership.ts';
@@ -89,6 +89,8 @@ async function buildWorkerBundle(): Promise<string> {
     logLevel: 'error',
     // CommonJS packages in the bundle call require() (the image's banner, local/esbuild-commonjs.mjs).
     banner: { js: REQUIRE_BANNER },
+    // `node:http` without its ES module facade, as the image takes it (config/node-http.cjs).
+    alias: Object.fromEntries(Object.entries(NODE_HTTP_ALIAS).map(([k, v]) => [k, join(ROOT, v)])),
   });
   // The map first, then the bundle (renamed into place): a bundle never names a map that is not there yet.
   const isMap = (f: { path: string }) => Number(f.path.endsWith('.map'));

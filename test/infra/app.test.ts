@@ -7,7 +7,7 @@ import { getStage, loadConfig } from '../../config/index.ts';
 import { keys, reportQueueName } from '../../core/jobs/keys.ts';
 import { deployableStages, resolveStage, stageEnvironment } from '../../lib/app.ts';
 import { KEY_PREFIXES, reportQueuePrefix } from '../../config/names.ts';
-import { DEPLOYED_NODE_MAJOR, NODE_TARGET } from '../../config/node.ts';
+import { DEPLOYED_NODE_MAJOR, NODE_HTTP_ALIAS, NODE_TARGET } from '../../config/node.ts';
 import { projectPath } from '../../lib/paths.ts';
 import { WORKER_IMAGE_EXCLUDE } from '../../lib/workers.ts';
 
@@ -96,6 +96,10 @@ describe('Stack: app entry and shared names', () => {
         `FROM node:${DEPLOYED_NODE_MAJOR}-slim`,
       ]);
       expect(dockerfile.match(/--target=\S+/g)).toEqual([`--target=${NODE_TARGET}`]);
+      // The aliases the functions and the local worker are bundled with (config/node.ts), spelled as flags here.
+      expect(dockerfile.match(/--alias:\S+/g)).toEqual(
+        Object.entries(NODE_HTTP_ALIAS).map(([k, v]) => `--alias:${k}=${v}`),
+      );
       expect(dockerfile).toMatch(/^RUN npm ci /m);
       expect(dockerfile).toMatch(/^USER node$/m);
       expect(dockerfile).toMatch(/^CMD \["node", "worker\.mjs"\]$/m);

@@ -62,6 +62,13 @@ function importedPackages(code: string): string[] {
   return [...out].sort();
 }
 
+/** The modules a bundle imports with a static ES `import` (what Node links, and builds a facade for, before it runs). */
+function esImportsOf(code: string): string[] {
+  return [...code.matchAll(/(?:^|[;}\s])import\s*(?:[\w$*{][^'"]*?\bfrom\s*)?["']([^"']+)["']/g)].map(
+    (m) => m[1]!,
+  );
+}
+
 /**
  * Packages the AWS SDK asks for inside a try/catch, only for SigV4a signing (multi-Region access points), which no
  * call of ours uses: not in the lock file, so neither the build stage nor the image has them, and esbuild leaves
@@ -292,6 +299,8 @@ describe('Deployed bytes: the synthesized bundles and the worker image run a job
     expect(importedPackages(bundle).filter((m) => !isBuiltin(m))).toEqual(SDK_OPTIONAL);
     for (const pkg of SDK_OPTIONAL) expect(existsSync(projectPath(`node_modules/${pkg}`))).toBe(false);
     expect(importedPackages(bundle)).toContain('node:module'); // the banner's createRequire
+    // node:http is taken without its ES module facade, which would load undici at every start (config/node-http.cjs).
+    expect(esImportsOf(bundle).filter((m) => m === 'http' || m === 'node:http')).toEqual([]);
     expect(reachableNodeModules(image.appDir)).toEqual([]);
     expect(image.command).toEqual([DEPLOYED_NODE, 'worker.mjs']);
     expect(image.substituted).toEqual([
@@ -330,6 +339,13 @@ describe('Deployed bytes: the synthesized bundles and the worker image run a job
     // Assess
     expect(out.trim()).toMatch(new RegExp(`^v${DEPLOYED_NODE_MAJOR}\\.`));
     expect(loaded).toEqual(others);
+    for (const name of Object.keys(FUNCTION_ENTRIES) as FunctionName[]) {
+      const imports = esImportsOf(readFileSync(join(bundleDir(s, name), 'index.mjs'), 'utf8'));
+      expect(
+        imports.filter((m) => m === 'http' || m === 'node:http'),
+        name,
+      ).toEqual([]);
+    }
     for (const dir of copies) expect(reachableNodeModules(dir)).toEqual([]);
   });
 

@@ -15,6 +15,8 @@ describe('Local launcher: the worker bundle (local/launcher.ts)', () => {
     const imported = [...code.matchAll(/^import\s[^'"]*?from\s*["']([^"']+)["']/gm)].map((m) => m[1]!);
     expect(imported.length).toBeGreaterThan(0);
     expect(imported.filter((s) => !isBuiltin(s))).toEqual([]);
+    // node:http without its ES module facade, as the image takes it (config/node-http.cjs): no undici at start.
+    expect(imported.filter((s) => s === 'http' || s === 'node:http')).toEqual([]);
     expect(code).not.toContain('sourceMappingURL=data:');
     expect(code.trimEnd().endsWith(`sourceMappingURL=${bundle.split('/').pop()}.map`)).toBe(true);
     expect(existsSync(`${bundle}.map`)).toBe(true);
