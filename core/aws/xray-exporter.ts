@@ -1,3 +1,5 @@
+import { request as httpRequest } from 'node:http';
+import { request as httpsRequest } from 'node:https';
 import { gzipSync } from 'node:zlib';
 import { DynamoDBClient } from '@aws-sdk/client-dynamodb';
 import { ExportResultCode, type ExportResult } from '@opentelemetry/core';
@@ -19,11 +21,18 @@ export class XrayOtlpExporter implements SpanExporter {
   private readonly url: URL;
   private readonly signer: SignatureV4;
   private readonly pending = new Set<Promise<unknown>>();
+  private readonly timeoutMs: number;
 
   constructor(
     region: string,
-    o: { readonly endpoint?: string; readonly credentials?: AwsCredentialIdentityProvider } = {},
+    o: {
+      readonly endpoint?: string;
+      readonly credentials?: AwsCredentialIdentityProvider;
+      /** How long an export may take, from its request to its answer's last byte. @default 5000 */
+      readonly timeoutMs?: number;
+    } = {},
   ) {
+    this.timeoutMs = o.timeoutMs ?? 5000;
     this.url = new URL(o.endpoint ?? `https://xray.${region}.amazonaws.com/v1/traces`);
     this.signer = sigV4Signer({
       service: 'xray',
@@ -64,14 +73,10 @@ export class XrayOtlpExporter implements SpanExporter {
       },
       body,
     });
-    const r = await fetch(this.url, {
-      method: 'POST',
-      headers: signed.headers,
-      body,
-      signal: AbortSignal.timeout(5000),
-    });
-    if (!r.ok) throw new Error(`${this.url.host} answered ${r.status}: ${(await r.text()).slice(0, 300)}`);
-    const answer = ProtobufTraceSerializer.deserializeResponse(new Uint8Array(await r.arrayBuffer()));
+    const r = await post(this.url, signed.headers, body, this.timeoutMs);
+    if (r.status < 200 || r.status > 299)
+      throw new Error(`${this.url.host} answered ${r.status}: ${r.body.toString('utf8').slice(0, 300)}`);
+    const answer = ProtobufTraceSerializer.deserializeResponse(new Uint8Array(r.body));
     const rejected = Number(answer.partialSuccess?.rejectedSpans ?? 0);
     if (rejected > 0)
       logger.warn('trace export: spans rejected', { rejected, message: answer.partialSuccess?.errorMessage });
@@ -84,4 +89,40 @@ export class XrayOtlpExporter implements SpanExporter {
   async shutdown(): Promise<void> {
     await this.forceFlush();
   }
+}
+
+/**
+ * POSTs `body` through node:http(s), not `fetch`: fetch is undici, which a function would load for its first export
+ * (~35 ms at a cold start on Node 24; config/node-http.cjs keeps the SDK from loading it at start).
+ */
+function post(
+  url: URL,
+  headers: Record<string, string>,
+  body: Buffer,
+  timeoutMs: number,
+): Promise<{ status: number; body: Buffer }> {
+  return new Promise((resolve, reject) => {
+    const req = (url.protocol === 'https:' ? httpsRequest : httpRequest)(
+      url,
+      { method: 'POST', headers },
+      (res) => {
+        const chunks: Buffer[] = [];
+        res.on('data', (c: Buffer) => chunks.push(c));
+        res.on('error', reject);
+        res.on('end', () => {
+          clearTimeout(timer);
+          resolve({ status: res.statusCode ?? 0, body: Buffer.concat(chunks) });
+        });
+      },
+    );
+    const timer = setTimeout(
+      () => req.destroy(new Error(`${url.host}: no answer within ${timeoutMs} ms`)),
+      timeoutMs,
+    );
+    req.on('error', (err) => {
+      clearTimeout(timer);
+      reject(err);
+    });
+    req.end(body);
+  });
 }

@@ -76,4 +76,38 @@ describe('XrayOtlpExporter', () => {
     expect(r.code).toBe(ExportResultCode.FAILED);
     expect(String(r.error)).toContain('403');
   });
+
+  it('sends through node:http(s), never fetch (undici, ~35 ms at a cold start), and gives up on a silent endpoint', async () => {
+    // Prepare: fetch watched; an endpoint that takes the request and never answers
+    const fetchSpy = vi.spyOn(globalThis, 'fetch');
+    const ok = await endpoint(200);
+    const silent = createServer(() => undefined);
+    await new Promise<void>((r) => silent.listen(0, '127.0.0.1', r));
+    servers.push({
+      close: () => {
+        silent.closeAllConnections();
+        silent.close();
+      },
+    });
+    const silentUrl = `http://127.0.0.1:${(silent.address() as AddressInfo).port}/v1/traces`;
+
+    // Act
+    const sent = await exportAll(
+      new XrayOtlpExporter('ap-northeast-1', { endpoint: ok.url, credentials }),
+      await spans(),
+    );
+    const t0 = Date.now();
+    const waited = await exportAll(
+      new XrayOtlpExporter('ap-northeast-1', { endpoint: silentUrl, credentials, timeoutMs: 200 }),
+      await spans(),
+    );
+
+    // Assess
+    expect(sent.code).toBe(ExportResultCode.SUCCESS);
+    expect(fetchSpy).not.toHaveBeenCalled();
+    expect(waited.code).toBe(ExportResultCode.FAILED);
+    expect(String(waited.error)).toContain('no answer within 200 ms');
+    expect(Date.now() - t0).toBeLessThan(5000);
+    fetchSpy.mockRestore();
+  });
 });
