@@ -140,8 +140,8 @@ for (const f of [file, cp932File]) for await (const _ of createReadStream(f));
 
 // 1a/1b. The anchors — read + UTF-8 decode (TextDecoder), read + iconv-lite's CP932 decode alone, to strings — and
 // the split's validation pass on the same bytes, UTF-8 and CP932: three rounds, each anchor beside its pass, the
-// median seconds of each. One round read the UTF-8 ratio anywhere in 0.24–0.65 on this shared machine (the pass ran
-// once, its code still cold, against an anchor of native code); the median of three alternated is what the figure is.
+// median seconds of each. One round read the UTF-8 ratio anywhere in 0.24–0.65 on this shared machine, the anchor
+// itself 300–720 MiB/s from round to round; the median of three alternated is what the figure is.
 say("read + decode anchors and the split's validation pass (UTF-8, CP932), three rounds…");
 const ROUNDS = 3;
 type Timed = Awaited<ReturnType<typeof timed<number>>>;

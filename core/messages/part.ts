@@ -65,8 +65,8 @@ export function nameHash(name: string): string {
 
 /** Writes {@link nameHash}(name) at `b[at]` (room for it checked by the caller); its length. */
 export function writeNameHash(b: Buffer, at: number, name: string): number {
-  // Base64 is ASCII: its characters are its bytes, copied without a sliced string kept until the part is written.
-  const h = hash('sha256', name, 'base64');
+  // Base64 is ASCII: its characters are its bytes, copied (no string kept until the part is written).
+  const h = nameHash(name);
   for (let k = 0; k < NAME_HASH_CHARS; k++) b[at + k] = h.charCodeAt(k);
   return NAME_HASH_CHARS;
 }

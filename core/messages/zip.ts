@@ -1,6 +1,6 @@
 import { once } from 'node:events';
 import { crc32, createDeflateRaw, deflateRawSync } from 'node:zlib';
-import { writeUtf8 } from '../shared/bytes.ts';
+import { withRoom, writeUtf8 } from '../shared/bytes.ts';
 
 /**
  * A streaming ZIP writer with ZIP64 support, built for archives of a million small entries.
@@ -191,10 +191,7 @@ export class LocalEntries {
   }
 
   private reserve(n: number): void {
-    if (this.used + n <= this.buf.length) return;
-    const next = Buffer.allocUnsafe(Math.max(this.buf.length * 2, this.used + n));
-    this.buf.copy(next, 0, 0, this.used);
-    this.buf = next;
+    this.buf = withRoom(this.buf, this.used, n);
   }
 
   add(name: string, data: string | Buffer): void {

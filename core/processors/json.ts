@@ -13,22 +13,17 @@ function keyPrefixes(header: readonly string[]): { keys: string[]; quoted: strin
   return k;
 }
 
-/** Whether `JSON.stringify(v)` is `v` in quotes: nothing in it needs an escape (paired surrogates are left to it). */
+/**
+ * Whether `JSON.stringify(v)` is `v` in quotes: nothing in it needs an escape (a quote, a backslash, a control
+ * character, a surrogate — paired ones too, left to JSON.stringify), which most values are; a JSON.stringify call
+ * per value was most of a json row's cost.
+ */
 function plainJson(v: string): boolean {
   for (let i = 0; i < v.length; i++) {
     const c = v.charCodeAt(i);
     if (c < 0x20 || c === 0x22 || c === 0x5c || (c >= 0xd800 && c <= 0xdfff)) return false;
   }
   return true;
-}
-
-/**
- * `JSON.stringify(v)` for a string: the text quoted as it is when nothing in it needs an escape (a quote, a
- * backslash, a control character, a surrogate — paired ones too, left to JSON.stringify), which most values are;
- * a JSON.stringify call per value was most of a json row's cost.
- */
-export function jsonString(v: string): string {
-  return plainJson(v) ? `"${v}"` : JSON.stringify(v);
 }
 
 /** The json processor's text for a record: `{"<key>":"<value>",…}`, the values as JSON.stringify writes them. */

@@ -21,6 +21,17 @@ export function writeUtf8(b: Buffer, s: string, at: number): number {
   return b.write(s, at, 'utf8');
 }
 
+/**
+ * A buffer with room for `n` more bytes after its first `used`: `b` itself when it has it, else a new one (at least
+ * twice as large, and `min`) holding `b`'s first `used` bytes. The growth of every buffer built a record at a time.
+ */
+export function withRoom(b: Buffer, used: number, n: number, min = 0): Buffer {
+  if (used + n <= b.length) return b;
+  const next = Buffer.allocUnsafe(Math.max(b.length * 2, used + n, min));
+  b.copy(next, 0, 0, used);
+  return next;
+}
+
 /** `b.write(String(v), at, 'latin1')` for a safe integer ≥ 0 (a record's number or line); the bytes written. */
 export function writeUint(b: Buffer, v: number, at: number): number {
   if (!(Number.isSafeInteger(v) && v >= 0)) return b.write(String(v), at, 'latin1');

@@ -6,7 +6,7 @@ import { SourceChangedError, type RecordErrorCode } from '../shared/errors.ts';
 import type { PipelineDeps } from '../deps.ts';
 import type { RowOutput } from '../processors/types.ts';
 import { encodePart, NAME_HASH_CHARS, writeNameHash, type RecordFailure } from '../messages/part.ts';
-import { writeUint } from '../shared/bytes.ts';
+import { withRoom, writeUint } from '../shared/bytes.ts';
 import { dosDateTime, entryNameProblem, LocalEntries } from '../messages/zip.ts';
 import { echoed } from '../shared/own.ts';
 import type { Job } from '../jobs/store.ts';
@@ -34,7 +34,7 @@ export class ChunkEntries {
    * The part meta's `names` (what the finalize checks across chunks), as ASCII bytes: a string built record by
    * record was a rope of several strings a record, all kept until the part is written — old-space garbage.
    */
-  private names = Buffer.allocUnsafe(0);
+  private names: Buffer = Buffer.allocUnsafe(0);
   private namesUsed = 0;
 
   constructor(readonly entries: LocalEntries) {}
@@ -90,12 +90,8 @@ export class ChunkEntries {
 
   /** Writes a record's `<n>:<line>:` into `names` (after a space but for the first), with room for its hashes. */
   private named(n: number, line: number, outputs: number): number {
-    const room = this.namesUsed + 1 + 2 * NUMBER_ROOM + 2 + outputs * NAME_HASH_CHARS;
-    if (room > this.names.length) {
-      const next = Buffer.allocUnsafe(Math.max(room, this.names.length * 2, 16 * 1024));
-      this.names.copy(next, 0, 0, this.namesUsed);
-      this.names = next;
-    }
+    const room = 1 + 2 * NUMBER_ROOM + 2 + outputs * NAME_HASH_CHARS;
+    this.names = withRoom(this.names, this.namesUsed, room, 16 * 1024);
     const b = this.names;
     let at = this.namesUsed;
     if (at > 0) b[at++] = 0x20;

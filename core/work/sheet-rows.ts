@@ -12,6 +12,7 @@ import {
 } from '../messages/results-row.ts';
 import type { RejectedRecord } from '../source/csv.ts';
 import { plainCell, plainLine } from '../source/write.ts';
+import { withRoom } from '../shared/bytes.ts';
 import type { Job } from '../jobs/store.ts';
 import type { SourceLines } from './chunk-records.ts';
 
@@ -26,7 +27,7 @@ export class SheetRows {
   /** A CP932 sheet's rows, encoded a batch of text at a time. */
   private readonly text: SheetBytes | undefined;
   /** A UTF-8 sheet's rows, written in place. */
-  private buf = Buffer.allocUnsafe(0);
+  private buf: Buffer = Buffer.allocUnsafe(0);
   private used = 0;
   private readonly width: number;
   private readonly delimiter: string;
@@ -90,10 +91,7 @@ export class SheetRows {
   }
 
   private reserve(n: number): void {
-    if (this.used + n <= this.buf.length) return;
-    const next = Buffer.allocUnsafe(Math.max(this.buf.length * 2, this.used + n, 64 * 1024));
-    this.buf.copy(next, 0, 0, this.used);
-    this.buf = next;
+    this.buf = withRoom(this.buf, this.used, n, 64 * 1024);
   }
 
   private upTo(n: number): void {

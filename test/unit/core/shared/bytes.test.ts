@@ -1,6 +1,6 @@
 import fc from 'fast-check';
 import { describe, expect, it } from 'vitest';
-import { writeUint, writeUtf8 } from '../../../../core/shared/bytes.ts';
+import { withRoom, writeUint, writeUtf8 } from '../../../../core/shared/bytes.ts';
 
 /** `write(b, v, at)` and `expected(v)` write the same bytes at the same place and answer their length. */
 function sameAs(write: (b: Buffer, at: number) => number, expected: Buffer): void {
@@ -38,6 +38,33 @@ describe('Function: writeUint', () => {
     fc.assert(
       fc.property(v, (x) => sameAs((b, at) => writeUint(b, x, at), Buffer.from(String(x), 'latin1'))),
       { numRuns: 2000 },
+    );
+  });
+});
+
+describe('Function: withRoom', () => {
+  it('answers the same buffer when it has the room, else a larger one holding its first bytes', () => {
+    fc.assert(
+      fc.property(
+        fc.uint8Array({ maxLength: 64 }),
+        fc.nat({ max: 64 }),
+        fc.nat({ max: 200 }),
+        fc.nat({ max: 300 }),
+        (bytes, cut, n, min) => {
+          // Prepare
+          const b = Buffer.from(bytes);
+          const used = Math.min(cut, b.length);
+
+          // Act
+          const r = withRoom(b, used, n, min);
+
+          // Assess
+          expect(r.length - used).toBeGreaterThanOrEqual(n);
+          expect(r.subarray(0, used).equals(b.subarray(0, used))).toBe(true);
+          if (used + n <= b.length) expect(r).toBe(b);
+          else expect(r.length).toBeGreaterThanOrEqual(Math.max(2 * b.length, min));
+        },
+      ),
     );
   });
 });
