@@ -222,8 +222,10 @@ const fileSha256 = async (path: string) => {
 // 3a. Single-process floors: decode → parse → json processor → zip, one process, with the readers the pipeline
 // uses (the split's decoder, the scanner with fields as the workers read their ranges). The floor writes what the job
 // writes: the zip's manifest, errors.csv, one entry per record and results.csv (deflated, last), and results.csv
-// beside it, its rows made by the workers' row writer (core/work/sheet-rows.ts) in batches as a worker makes a
-// chunk's. The entries-only floor (the zip's entries, nothing else) is the one every figure until 2026-12-07 used.
+// beside it, its rows made by the workers' row writer (core/work/sheet-rows.ts) a batch at a time as a worker makes
+// a chunk's, a plain row copied from the record's bytes as theirs are (the file decoded whole first, so each record's
+// bytes are at hand). The entries-only floor (the zip's entries, nothing else) is the one every figure until
+// 2026-12-07 used.
 /** One floor run: the records done and this process's core-seconds for them. */
 async function floorRun(sameOutputs: boolean): Promise<{ n: number; coreSeconds: number }> {
   const cpu0 = processCoreSeconds();
@@ -237,16 +239,30 @@ async function floorRun(sameOutputs: boolean): Promise<{ n: number; coreSeconds:
     if (!sheetOut!.write(b)) await once(sheetOut!, 'drain');
     await deflated!.write(b);
   };
+  // With the job's outputs: the decoded file whole, fed to the scanner a piece at a time (its offsets are the whole's).
+  let input: AsyncIterable<Buffer> = decodeToUtf8(createReadStream(file));
+  let whole: Buffer | undefined;
+  if (sameOutputs) {
+    const pieces: Buffer[] = [];
+    for await (const c of input) pieces.push(c);
+    const all = (whole = Buffer.concat(pieces));
+    input = (async function* () {
+      for (let at = 0; at < all.length; at += 1 << 20) yield all.subarray(at, at + (1 << 20));
+    })();
+  }
   let header: string[] = [];
   let n = 0;
-  for await (const batch of scanRecordBatches(decodeToUtf8(createReadStream(file)), {
+  let prevEnd = 0;
+  for await (const batch of scanRecordBatches(input, {
     maxRecordBytes: getStage('local').limits.maxRecordBytes,
     withFields: true,
   })) {
     let rows: SheetRows | undefined;
+    const lines = { bytes: whole ?? Buffer.alloc(0), starts: [] as number[], ends: [] as number[] };
     for (const e of batch) {
       if (e.kind === 'header') {
         header = e.header;
+        prevEnd = e.end;
         if (sameOutputs) {
           await zip.addEntry(FINALIZE_ENTRIES.manifest, JSON.stringify({ records }, null, 2) + '\n');
           await zip.addEntry(FINALIZE_ENTRIES.errors, errorsCsv([]));
@@ -265,12 +281,23 @@ async function floorRun(sameOutputs: boolean): Promise<{ n: number; coreSeconds:
           { site: 'bench', token: 'floor', header },
         );
         for (const o of outputs) await zip.addEntry(o.name, o.data);
-        if (sameOutputs) {
-          rows ??= new SheetRows({ header, delimiter: ',', encoding: 'utf-8' }, []);
-          rows.add(fields, { n: e.n, line: e.line, output: shownNames(outputs) ?? '' });
+        if (whole) {
+          // The record's bytes without its line ending, as chunkRecords finds them (core/work/chunk-records.ts).
+          let to = e.end;
+          if (to > prevEnd && whole[to - 1] === 0x0a) to--;
+          if (to > prevEnd && whole[to - 1] === 0x0d) to--;
+          lines.starts.push(prevEnd);
+          lines.ends.push(to);
+          rows ??= new SheetRows({ header, delimiter: ',', encoding: 'utf-8' }, [], lines);
+          rows.add(
+            fields,
+            { n: e.n, line: e.line, output: shownNames(outputs) ?? '' },
+            lines.starts.length - 1,
+          );
         }
+        prevEnd = e.end;
         n++;
-      }
+      } else prevEnd = e.end;
     }
     if (rows) await sheetWrite(rows.bytes());
   }
