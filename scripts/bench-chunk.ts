@@ -107,10 +107,15 @@ async function codeAt(root: string) {
   const { RecordSlots } = (await import(
     `${root}/core/work/slots.ts`
   )) as typeof import('../core/work/slots.ts');
-  // As a worker runs them: one set of slots for its chunks, and its stop signal.
+  const parts = (await import(`${root}/core/work/chunk-part.ts`)) as Partial<
+    typeof import('../core/work/chunk-part.ts')
+  >;
+  // As a worker runs them: one set of slots for its chunks, its stop signal, and its parts' sizes so far (where the
+  // copy has them).
   const run = {
     slots: new RecordSlots(recordConcurrency(jsonProcessor, {}, limits)),
     signal: new AbortController().signal,
+    ...(parts.PartSizes ? { sizes: new parts.PartSizes() } : {}),
   };
   let cpu = 0;
   let done = 0;

@@ -184,10 +184,15 @@ export class LocalEntries {
     private readonly stamp = FIXED_STAMP,
     /** Bytes kept free before the entries, for what goes in front of them ({@link framed}). */
     headroom = 0,
+    /**
+     * Room made at once after the headroom: for the entries, and what {@link framed} puts after them. Each growth
+     * copies what the buffer holds. @default 256 KiB
+     */
+    room = 256 * 1024,
   ) {
     this.start = headroom;
     this.used = headroom;
-    this.buf = Buffer.allocUnsafe(headroom + 256 * 1024);
+    this.buf = Buffer.allocUnsafe(headroom + room);
   }
 
   private reserve(n: number): void {

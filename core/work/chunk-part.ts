@@ -115,6 +115,33 @@ export const ZIP_ENTRY_NAME: RecordErrorCode = 'ZIP_ENTRY_NAME';
  */
 export const partHeadroom = (records: number): number => 4096 + 40 * records;
 
+/**
+ * What a worker's parts have taken a record so far (zip entries, results.csv rows): a chunk's buffers are made that
+ * large at once (1/8 more), so they are not grown as its records come out. Each growth copies what a buffer holds,
+ * and a part's rows appended after its entries grew the entries' buffer once more: at 200,000 `json` records, 5.1 MiB
+ * copied a chunk of 10,000 (scripts/bench-chunk.ts, docs/performance.md).
+ */
+export class PartSizes {
+  private records = 0;
+  private entries = 0;
+  private rows = 0;
+
+  /** Bytes to make room for at once, for `records` records' entries and rows; undefined before any part. */
+  room(records: number): { entries: number; rows: number } | undefined {
+    if (this.records === 0) return undefined;
+    const per = (bytes: number) => Math.ceil(((bytes / this.records) * records * 9) / 8);
+    return { entries: per(this.entries), rows: per(this.rows) };
+  }
+
+  /** A part's records, its entries' bytes and its rows' bytes. */
+  add(records: number, entries: number, rows: number): void {
+    if (records <= 0) return;
+    this.records += records;
+    this.entries += entries;
+    this.rows += rows;
+  }
+}
+
 /** A chunk's part object: its meta (site, token, counts, failures) and its prebuilt zip entries. */
 export function chunkPart(
   job: Job,

@@ -21,7 +21,7 @@ import type { Job } from '../jobs/store.ts';
 import { claimOutcome, type EffectClaims } from '../effects/claims.ts';
 import { MIN_WINDOW_MS, type RateLimiter } from './rate-limiter.ts';
 import { RecordSlots } from './slots.ts';
-import { chunkPart, partHeadroom, type ProcessedChunk } from './chunk-part.ts';
+import { chunkPart, partHeadroom, type PartSizes, type ProcessedChunk } from './chunk-part.ts';
 import { InOrder, type Done } from './in-order.ts';
 import { RecordContext, type JobSide } from './record-context.ts';
 import { SheetRows, writesSheetRows } from './sheet-rows.ts';
@@ -52,6 +52,8 @@ export interface ChunkRun {
   readonly signal?: AbortSignal;
   /** Who claims records (side effects): kept with each claim. @default this process */
   readonly claimedBy?: string;
+  /** The worker's part sizes so far: a chunk's buffers are made as large at once. @default grown as needed */
+  readonly sizes?: PartSizes;
 }
 
 /** A processor's answer as a promise, a synchronous throw included. */
@@ -109,10 +111,15 @@ export async function processChunk(
     throw new Error(`processor ${processor.name} has side effects: it runs only with claims (effects.ts)`);
   if (processor.rateLimit && !limiter)
     throw new Error(`processor ${processor.name} is rate-limited: it runs only with its limiter`);
-  const entries = new LocalEntries(dosDateTime(new Date(job.receivedAt)), partHeadroom(records.length));
-  const sheet = writesSheetRows(msg, records.length, rejected)
-    ? new SheetRows(job, rejected, records.lines)
-    : undefined;
+  const writesRows = writesSheetRows(msg, records.length, rejected);
+  const room = run.sizes?.room(records.length);
+  // The rows are copied after the entries when the part is framed: the entries' buffer has room for both.
+  const entries = new LocalEntries(
+    dosDateTime(new Date(job.receivedAt)),
+    partHeadroom(records.length),
+    room && room.entries + (writesRows ? room.rows : 0),
+  );
+  const sheet = writesRows ? new SheetRows(job, rejected, records.lines, room?.rows) : undefined;
   const out = new InOrder(entries, records, job.delimiter, sheet);
   const side: JobSide = {
     site: job.site,
@@ -262,5 +269,7 @@ export async function processChunk(
   if (inFlight > 0) await new Promise<void>((r) => (drained = r));
   if (stop?.aborted) throw new ChunkStoppedError('the worker is stopping');
   if (broken) throw broken.error;
-  return chunkPart(job, msg, out.succeeded, out.failures, out.named, sheet?.bytes());
+  const rows = sheet?.bytes();
+  run.sizes?.add(records.length, entries.bytes().length, rows?.length ?? 0);
+  return chunkPart(job, msg, out.succeeded, out.failures, out.named, rows);
 }

@@ -41,9 +41,12 @@ export class SheetRows {
     private readonly rejected: readonly RejectedRecord[],
     /** Where the records are in the range's bytes: given, plain records are copied from there. */
     private readonly lines?: SourceLines,
+    /** Bytes to make room for at once (a UTF-8 sheet's): each growth copies the rows so far. */
+    room = 0,
   ) {
     const encoding = resultsEncoding(job);
     this.text = encoding === 'cp932' ? new SheetBytes(encoding) : undefined;
+    if (!this.text && room > 0) this.buf = Buffer.allocUnsafe(room);
     this.width = job.header?.length ?? 0;
     this.delimiter = job.delimiter ?? ',';
     const d = this.delimiter.charCodeAt(0);

@@ -15,7 +15,7 @@ import type { Job } from '../jobs/store.ts';
 import { requestGrantPass } from '../budget/grant-workers.ts';
 import { chunkRecords, splitRejected } from './chunk-records.ts';
 import type { RejectedRecord } from '../source/csv.ts';
-import { failedChunk, type ProcessedChunk } from './chunk-part.ts';
+import { failedChunk, PartSizes, type ProcessedChunk } from './chunk-part.ts';
 import { ChunkStoppedError, processChunk, type ChunkRun } from './process-chunk.ts';
 import { EffectClaims } from '../effects/claims.ts';
 import { RateLimiter } from './rate-limiter.ts';
@@ -161,6 +161,7 @@ export async function runWorker(deps: WorkerDeps, options: WorkerOptions): Promi
         ? { limiter: new RateLimiter(deps.env.table, limiterName(processor), rate) }
         : {}),
       signal: o.abortRecords,
+      sizes: new PartSizes(),
     },
     visibilitySeconds: o.visibilitySeconds,
     log,
