@@ -9,6 +9,9 @@ import type { Objects } from '../aws/objects.ts';
 import {
   errorRowsJsonl,
   errorsCsv,
+  META_PROBE,
+  PART_META_OFFSET,
+  partHeadroom,
   readPartMeta,
   splitPart,
   type PartMeta,
@@ -130,7 +133,7 @@ async function buildAndFinish(
     for (const line of text.split('\n')) if (line) splitRejections.push(JSON.parse(line) as RecordFailure);
     failures.push(...splitRejections);
   }
-  const { metas, elsewhere } = await readMetas(deps, chunkIds, partKey);
+  const { metas, elsewhere } = await readMetas(deps, chunkIds, partKey, metaProbe(job));
   for (const m of metas) failures.push(...m.failures);
   // A stopped attempt's records no counted chunk holds: reported by their effect claims, or never processed.
   const uncounted = halted
@@ -477,12 +480,23 @@ async function readMetas(
   deps: Pick<PipelineDeps, 'objects'>,
   chunkIds: readonly number[],
   partKey: (chunk: number) => string,
+  probe: number,
 ): Promise<{ metas: PartMeta[]; elsewhere: NamesTakenElsewhere }> {
-  const metas = await pMap(chunkIds, (c) => readPartMeta(deps.objects, partKey(c)), {
+  const metas = await pMap(chunkIds, (c) => readPartMeta(deps.objects, partKey(c), probe), {
     concurrency: PART_METAS_IN_FLIGHT,
   });
   const elsewhere = namesTakenElsewhere(metas);
   return { metas: metas.map(({ names: _names, ...meta }) => meta), elsewhere };
+}
+
+/**
+ * The bytes a part's meta is first read with: the room its worker kept for it (partHeadroom) at a
+ * quarter more records than the job's chunks hold on average (the split makes them about equal), so a part of a
+ * large job is not read twice for its meta (at 1M records a meta's names are ~330 KB).
+ */
+function metaProbe(job: Pick<Job, 'totalRecords' | 'totalChunks'>): number {
+  const perChunk = job.totalChunks ? (job.totalRecords ?? 0) / job.totalChunks : 0;
+  return Math.max(META_PROBE, PART_META_OFFSET + partHeadroom(Math.ceil(perChunk * 1.25)));
 }
 
 /**

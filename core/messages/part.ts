@@ -158,12 +158,27 @@ export function splitPart(part: Buffer): { meta: PartMeta; entries: Buffer; shee
   };
 }
 
-/** The first bytes read of a part for its meta: most metas fit, a longer one takes a second read. */
-const META_PROBE = 64 * 1024;
+/**
+ * Room kept in front of a chunk's zip entries for its part's head and meta (encodePart writes them there): the
+ * meta's `names` take ~35 bytes a record of one output (`<n>:<line>:<hash>`). A meta that does not fit (many
+ * failures, many outputs a record) is written into a new buffer with the entries copied after it.
+ */
+export const partHeadroom = (records: number): number => 4096 + 40 * records;
 
-/** A stored part's meta, by range reads (its zip entries are not read). */
-export async function readPartMeta(objects: Pick<Objects, 'bytes'>, key: string): Promise<PartMeta> {
-  let head = await objects.bytes(key, { start: 0, end: META_PROBE - 1 });
+/** The first bytes read of a part for its meta: a small job's metas fit, a longer one takes a second read. */
+export const META_PROBE = 64 * 1024;
+
+/**
+ * A stored part's meta, by range reads (its zip entries are not read): its first `probe` bytes, then the rest of
+ * the meta when it is longer (a part's names take ~35 bytes a record: a reader that knows the chunk's size asks for
+ * as much at once).
+ */
+export async function readPartMeta(
+  objects: Pick<Objects, 'bytes'>,
+  key: string,
+  probe = META_PROBE,
+): Promise<PartMeta> {
+  let head = await objects.bytes(key, { start: 0, end: Math.max(probe, PART_META_OFFSET) - 1 });
   const end = PART_META_OFFSET + partMetaLength(head);
   if (head.length < end)
     head = Buffer.concat([head, await objects.bytes(key, { start: head.length, end: end - 1 })]);

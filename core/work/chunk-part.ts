@@ -109,13 +109,6 @@ const NUMBER_ROOM = 24;
 export const ZIP_ENTRY_NAME: RecordErrorCode = 'ZIP_ENTRY_NAME';
 
 /**
- * Room kept in front of a chunk's zip entries for its part's head and meta (encodePart writes them there): the
- * meta's `names` take ~35 bytes a record of one output (`<n>:<line>:<hash>`). A meta that does not fit (many
- * failures, many outputs a record) is written into a new buffer with the entries copied after it.
- */
-export const partHeadroom = (records: number): number => 4096 + 40 * records;
-
-/**
  * What a worker's parts have taken a record so far (zip entries, results.csv rows): a chunk's buffers are made that
  * large at once (1/8 more), so they are not grown as its records come out. Each growth copies what a buffer holds,
  * and a part's rows appended after its entries grew the entries' buffer once more: at 200,000 `json` records, 5.1 MiB

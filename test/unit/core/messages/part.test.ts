@@ -4,9 +4,12 @@ import {
   decodeJson,
   encodePart,
   errorsCsv,
+  META_PROBE,
   neutraliseCell,
   PART_META_OFFSET,
+  partHeadroom,
   partMetaLength,
+  readPartMeta,
   splitPart,
   type PartMeta,
   type RecordFailure,
@@ -190,5 +193,43 @@ describe('Function: encodePart', () => {
     }
     // Without a sheet too
     expect(encodePart(meta, built(4096)).equals(encodePart(meta, Buffer.from(built(0).bytes())))).toBe(true);
+  });
+});
+
+describe('Function: readPartMeta', () => {
+  it('reads a meta that fits its probe at once, and a longer one with a second read, to the same meta', async () => {
+    // Prepare: a part of 10,000 records' names (~330 KB of meta), as a large job's chunk has
+    const records = 10_000;
+    const names = Array.from({ length: records }, (_, i) => `${900_001 + i}:${900_002 + i}:ABCDEFGHIJKLMNOP`);
+    const meta: PartMeta = {
+      v: 3,
+      site: 'sakai',
+      token: '0f8fad5b-d9cb-469f-a165-70867728950e',
+      chunk: 7,
+      succeeded: records,
+      failed: 0,
+      entries: records,
+      failures: [],
+      names: names.join(' '),
+    };
+    const part = encodePart(meta, Buffer.alloc(200_000, 1));
+    const reads: number[] = [];
+    const objects = {
+      bytes: (_key: string, range?: { start?: number; end?: number }) => {
+        reads.push((range?.end ?? part.length - 1) - (range?.start ?? 0) + 1);
+        return Promise.resolve(part.subarray(range?.start ?? 0, (range?.end ?? part.length - 1) + 1));
+      },
+    };
+
+    // Act
+    const probed = await readPartMeta(objects, 'k', PART_META_OFFSET + partHeadroom(records));
+    const probedReads = reads.splice(0);
+    const small = await readPartMeta(objects, 'k');
+
+    // Assess: the room a worker keeps for the meta is a probe that holds it
+    expect(probed).toEqual(meta);
+    expect(probedReads).toHaveLength(1);
+    expect(small).toEqual(meta);
+    expect(reads).toEqual([META_PROBE, partMetaLength(part) + PART_META_OFFSET - META_PROBE]);
   });
 });
