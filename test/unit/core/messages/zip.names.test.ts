@@ -1,12 +1,11 @@
 import { describe, expect, it } from 'vitest';
-import type { ChunkMessage } from '../../../../core/messages/chunk.ts';
 import { splitPart } from '../../../../core/messages/part.ts';
 import { entryNameProblem, FINALIZE_ENTRIES, ZipWriter } from '../../../../core/messages/zip.ts';
 import { namesTakenElsewhere } from '../../../../core/finalize/entry-names.ts';
 import { processChunk } from '../../../../core/work/process-chunk.ts';
 import type { RowProcessor } from '../../../../core/processors/types.ts';
 import { readZip } from '../../../helpers/zip.ts';
-import { RUNNING_JOB } from '../../../helpers/running-job.ts';
+import { RUNNING_JOB, runningChunk } from '../../../helpers/running-job.ts';
 
 const job = RUNNING_JOB;
 
@@ -29,29 +28,8 @@ const NAMES: string[][] = [
   ['ok/15.json', 'sub/15.txt'],
 ];
 
-function chunk(
-  count = NAMES.length,
-  first = 1,
-  number = 0,
-): { msg: ChunkMessage; records: [number, number, string[]][] } {
-  const records = Array.from(
-    { length: count },
-    (_, i) => [first + i, first + i + 1, [String(first + i), 'x']] as [number, number, string[]],
-  );
-  const msg: ChunkMessage = {
-    v: 2,
-    site: 'sakai',
-    token: job.token,
-    chunk: number,
-    key: job.sourceKey,
-    start: 0,
-    end: 1,
-    n: first,
-    line: first + 1,
-    records: count,
-  };
-  return { msg, records };
-}
+const chunk = (count = NAMES.length, first = 1, number = 0) =>
+  runningChunk(count, first, { chunk: number, second: () => 'x' });
 
 /** The zip of prebuilt entries, as [name, text]. */
 async function zipOf(parts: [Buffer, ReadonlySet<number> | undefined][]): Promise<[string, string][]> {

@@ -1,11 +1,10 @@
 import fc from 'fast-check';
 import { describe, expect, it } from 'vitest';
-import type { ChunkMessage } from '../../../../core/messages/chunk.ts';
 import { splitPart } from '../../../../core/messages/part.ts';
 import { PartSizes } from '../../../../core/work/chunk-part.ts';
 import { processChunk } from '../../../../core/work/process-chunk.ts';
 import type { RowProcessor } from '../../../../core/processors/types.ts';
-import { RUNNING_JOB } from '../../../helpers/running-job.ts';
+import { RUNNING_JOB, runningChunk } from '../../../helpers/running-job.ts';
 
 const job = RUNNING_JOB;
 
@@ -25,28 +24,6 @@ describe('Class: PartSizes', () => {
     expect(sizes.room(20)).toEqual({ entries: 2250, rows: 900 });
   });
 });
-
-/** A chunk of `count` records of two fields each, from record `first`, with its rows of results.csv. */
-function chunkOf(count: number, first: number): { msg: ChunkMessage; records: [number, number, string[]][] } {
-  const records = Array.from(
-    { length: count },
-    (_, i) =>
-      [first + i, first + i + 1, [String(first + i), `name ${first + i}`]] as [number, number, string[]],
-  );
-  const msg: ChunkMessage = {
-    v: 2,
-    site: job.site,
-    token: job.token,
-    chunk: 0,
-    key: job.sourceKey,
-    start: 0,
-    end: 1,
-    n: first,
-    line: first + 1,
-    records: count,
-  };
-  return { msg, records };
-}
 
 describe('Function: processChunk (buffers made from the sizes so far)', () => {
   it('builds the same part whatever room its buffers were made with', async () => {
@@ -72,7 +49,7 @@ describe('Function: processChunk (buffers made from the sizes so far)', () => {
               return [{ name: `out/${row.n}.txt`, data: (wide ? 'あ' : 'a').repeat(length) }];
             },
           };
-          const { msg, records } = chunkOf(count, 1);
+          const { msg, records } = runningChunk(count);
           const sizes = new PartSizes();
           if (before) sizes.add(...before);
 

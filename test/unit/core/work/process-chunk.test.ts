@@ -1,7 +1,6 @@
 import { defaultMaxListeners, setMaxListeners } from 'node:events';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { describe, expect, it } from 'vitest';
-import type { ChunkMessage } from '../../../../core/messages/chunk.ts';
 import { splitPart } from '../../../../core/messages/part.ts';
 import { ChunkStoppedError, processChunk, type ChunkRun } from '../../../../core/work/process-chunk.ts';
 import { RecordError, type RowContext, type RowProcessor } from '../../../../core/processors/types.ts';
@@ -10,31 +9,12 @@ import { RecordSlots } from '../../../../core/work/slots.ts';
 import type { ClaimResult, EffectClaim } from '../../../../core/effects/claims.ts';
 import { ZipWriter } from '../../../../core/messages/zip.ts';
 import { readZip } from '../../../helpers/zip.ts';
-import { RUNNING_JOB } from '../../../helpers/running-job.ts';
+import { RUNNING_JOB, runningChunk } from '../../../helpers/running-job.ts';
 
 const job = RUNNING_JOB;
 const TOKEN = job.token;
 
-function chunkOf(count: number, first = 1): { msg: ChunkMessage; records: [number, number, string[]][] } {
-  const records = Array.from(
-    { length: count },
-    (_, i) =>
-      [first + i, first + i + 1, [String(first + i), `name ${first + i}`]] as [number, number, string[]],
-  );
-  const msg: ChunkMessage = {
-    v: 2,
-    site: 'sakai',
-    token: TOKEN,
-    chunk: 0,
-    key: job.sourceKey,
-    start: 0,
-    end: 1,
-    n: first,
-    line: first + 1,
-    records: count,
-  };
-  return { msg, records };
-}
+const chunkOf = (count: number, first = 1) => runningChunk(count, first);
 
 /** The part's zip entries as [name, text], in the part's order. */
 async function entriesOf(part: Buffer): Promise<[string, string][]> {
