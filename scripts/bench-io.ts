@@ -2,7 +2,8 @@
  * `npm run bench -- --scenario io`: a job of slow records on the embedded runtime — 10,000 records, 100 ms of
  * simulated waiting each, 2 workers, the `json` processor at its declared concurrency. Prints, measured in one run:
  *  1. end-to-end records/s (upload → zip downloaded), target ≥ 1,000, and its ratio to the ideal
- *     workers × concurrency ÷ delay (`ioVsIdeal`, target ≥ 0.8), with the seconds of each phase of the job;
+ *     workers × concurrency ÷ delay (`ioVsIdeal`, target ≥ 0.8), with the seconds of each phase of the job and
+ *     its critical path from its spans against what the 0.8 target leaves (`criticalPathSeconds`);
  *  2. the job's running time, as its manifest's timings give it (running → finalizing), target ≤ 10 s;
  *  3. how progress moves: the longest time the records done stood still while the job ran (polled every 250 ms).
  * The last stdout line is the figures as JSON. Options: --records N, --delay-ms MS, --workers N, --concurrency N,

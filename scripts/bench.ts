@@ -8,7 +8,9 @@
  *  4. peak RSS of the split and of the finalize (each function runs in its own process here),
  *  5. the core-seconds the machine was busy (all processes, Linux /proc/stat) during the floor and the end-to-end run,
  *     and the end-to-end run's own per process kind (split, workers, finalize, emulators, runtime: scripts/bench-cpu.ts)
- *     against the floor's process: ownCoreSecondsVsFloor = (split + workers + finalize) ÷ floor.
+ *     against the floor's process: ownCoreSecondsVsFloor = (split + workers + finalize) ÷ the floor that writes the
+ *     job's outputs (results.csv included, checked byte for byte: floorSheetSameAsJob), and
+ *     ownCoreSecondsVsEntriesFloor against a floor of the zip's entries only (every figure until 2026-12-07).
  * Options: --records N (default 1,000,000), --dir DIR (work directory, default $TMPDIR/rowfleet-bench),
  * --tracing file|off (the runtime's span store, default file as a user's local runtime has it; off measures
  * tracing's cost, and the phases then come from the job's timestamps);
