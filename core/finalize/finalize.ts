@@ -29,7 +29,7 @@ import { haltStopped, stoppedError, uncountedRecords } from './stopped.ts';
 import { namesTakenElsewhere, type NamesTakenElsewhere } from './entry-names.ts';
 import { withRecordText } from './record-text.ts';
 import { earlierSheet, EarlierOutputs, LatestValues, PartOutputs, resultsCsv } from './results-sheet.ts';
-import { chunkPlan, chunkRange, PartsSheet, sheetFromParts, type SheetPiece } from './sheet-from-parts.ts';
+import { chunkPlan, chunkRanges, PartsSheet, sheetFromParts, type SheetPiece } from './sheet-from-parts.ts';
 import type { ChunkMessage } from '../messages/chunk.ts';
 import {
   ATTR,
@@ -219,10 +219,15 @@ async function buildAndFinish(
     const unread = fromParts ? [...pieces.unread] : [];
     const latest = new Map<number, RecordFailure>();
     if (unread.length > 0) for (const f of failures) latest.set(f.n, f);
+    // Their ranges in the same order, a few read ahead.
+    const ranges =
+      unread.length > 0 ? chunkRanges(deps, job, [...unread])[Symbol.asyncIterator]() : undefined;
     const unreadBefore = async (c: number) => {
-      while (rows && unread[0] && unread[0].chunk < c) {
+      while (rows && ranges && unread[0] && unread[0].chunk < c) {
         const msg = unread.shift()!;
-        await rows.source(msg, await chunkRange(deps, job, msg), latest);
+        const range = await ranges.next();
+        if (range.done) throw new Error(`chunk ${msg.chunk}: its range was not read`);
+        await rows.source(msg, range.value, latest);
       }
     };
     const buffers = new PartBuffers(deps.objects);

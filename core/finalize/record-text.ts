@@ -6,7 +6,7 @@ import { decodeToUtf8 } from '../source/decode.ts';
 import { scanRecordBatches } from '../source/scan.ts';
 import { errorMessage } from '../shared/errors.ts';
 import { jobLogger } from '../shared/log.ts';
-import { chunkPlan, chunkRange } from './sheet-from-parts.ts';
+import { chunkPlan, chunkRanges } from './sheet-from-parts.ts';
 import type { ChunkMessage } from '../messages/chunk.ts';
 
 /**
@@ -68,8 +68,8 @@ async function fromChunks(
   }
   if (i < ns.length) return false;
   const found = new Map<number, RecordFailure>();
-  for (const m of chunks) {
-    for (const ev of await chunkRange(deps, job, m)) {
+  for await (const events of chunkRanges(deps, job, chunks)) {
+    for (const ev of events) {
       const f = ev.kind === 'record' ? byN.get(ev.n) : undefined;
       if (f && ev.kind === 'record')
         found.set(ev.n, { ...f, line: ev.line, raw: recordToRaw(ev.fields, job.delimiter) });
