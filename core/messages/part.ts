@@ -94,10 +94,27 @@ export function eachNamedRecord(
     const c1 = names.indexOf(':', at);
     const c2 = names.indexOf(':', c1 + 1);
     if (c1 < 0 || c1 > end || c2 < 0 || c2 > end) throw new Error(`part names: no "n:line:" at ${at}`);
-    each(Number(names.slice(at, c1)), Number(names.slice(c1 + 1, c2)), c2 + 1, end);
+    each(numberAt(names, at, c1), numberAt(names, c1 + 1, c2), c2 + 1, end);
     at = end + 1;
   }
 }
+
+/**
+ * `Number(s.slice(from, to))` without the slice when the text is digits (as writeUint writes a record's number and
+ * line): two strings a record were a million short-lived strings in the finalize's pass over a 1M-record job.
+ */
+function numberAt(s: string, from: number, to: number): number {
+  let v = 0;
+  for (let i = from; i < to; i++) {
+    const d = s.charCodeAt(i) - 0x30;
+    if (d < 0 || d > 9 || v > MAX_DIGITS_VALUE) return Number(s.slice(from, to));
+    v = v * 10 + d;
+  }
+  return v;
+}
+
+/** Above this, one more digit may leave the integers a double holds exactly: Number() reads it. */
+const MAX_DIGITS_VALUE = (Number.MAX_SAFE_INTEGER - 9) / 10;
 
 /** {@link PartMeta.names}, read back. */
 export function namedRecords(names: string | undefined): NamedRecord[] {

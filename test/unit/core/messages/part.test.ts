@@ -1,7 +1,11 @@
 import { parse } from 'csv-parse/sync';
 import { describe, expect, it } from 'vitest';
+import fc from 'fast-check';
 import {
   decodeJson,
+  eachNamedRecord,
+  namedRecords,
+  NAME_HASH_CHARS,
   encodePart,
   errorsCsv,
   META_PROBE,
@@ -231,5 +235,45 @@ describe('Function: readPartMeta', () => {
     expect(probedReads).toHaveLength(1);
     expect(small).toEqual(meta);
     expect(reads).toEqual([META_PROBE, partMetaLength(part) + PART_META_OFFSET - META_PROBE]);
+  });
+});
+
+describe('Function: eachNamedRecord', () => {
+  /** What eachNamedRecord hands out, as namedRecords' shape. */
+  const inPlace = (names: string) => {
+    const out: { n: number; line: number; hashes: string[] }[] = [];
+    eachNamedRecord(names, (n, line, from, to) => {
+      const hashes: string[] = [];
+      for (let h = from; h < to; h += NAME_HASH_CHARS) hashes.push(names.slice(h, h + NAME_HASH_CHARS));
+      out.push({ n, line, hashes });
+    });
+    return out;
+  };
+  const hash = fc.stringMatching(/^[A-Za-z0-9+/]{16}$/);
+  // As the worker writes them (writeUint: a safe integer's digits, String(v) for anything else).
+  const number = fc.oneof(
+    fc.nat(),
+    fc.constantFrom(0, 9, 10, 99, Number.MAX_SAFE_INTEGER, Number.MAX_SAFE_INTEGER + 2, 1e21, 1.5),
+  );
+  const record = fc.record({
+    n: number,
+    line: number,
+    hashes: fc.array(hash, { minLength: 1, maxLength: 3 }),
+  });
+
+  it('reads what namedRecords reads, record for record, whatever the numbers', () => {
+    fc.assert(
+      fc.property(fc.array(record, { minLength: 1, maxLength: 20 }), (records) => {
+        const names = records.map((r) => `${r.n}:${r.line}:${r.hashes.join('')}`).join(' ');
+        const read = inPlace(names);
+        expect(read).toEqual(namedRecords(names));
+        expect(read).toEqual(records);
+      }),
+    );
+  });
+
+  it('reads nothing from no names, and refuses a record without its "n:line:"', () => {
+    expect(inPlace('')).toEqual([]);
+    expect(() => inPlace('12:3:AAAAAAAAAAAAAAAA 13AAAAAAAAAAAAAAAA')).toThrow(/no "n:line:"/);
   });
 });
