@@ -10,7 +10,7 @@ import type { Context } from 'aws-lambda';
 import { localContext } from '../lambdas/shared/middleware.ts';
 import { LocalTaskLauncher } from './launcher.ts';
 import { asAwsRole } from '../core/aws/aws-calls.ts';
-import { runtimeProcess } from './entries.ts';
+import { compileCacheEnv, runtimeProcess } from './entries.ts';
 import { ENV } from '../config/env.ts';
 
 /** The local runtime's functions: the real handler factories, each given deps built from the environment. */
@@ -91,6 +91,7 @@ export class IsolatedFunction {
           execArgv: [...host.execArgv],
           env: {
             ...process.env,
+            ...compileCacheEnv(),
             ...FUNCTION_PROCESS_ENV[name],
             [ENV.functionName]: name,
             [ENV.stateDir]: stateDir,

@@ -26,6 +26,7 @@ import {
   type TaskLauncher,
 } from '../core/aws/task-launcher.ts';
 import { ENV } from '../config/env.ts';
+import { compileCacheEnv } from './entries.ts';
 
 const ROOT = fileURLToPath(new URL('..', import.meta.url));
 const WORKER_ENTRY = join(ROOT, 'fargate-worker', 'main.ts');
@@ -195,8 +196,8 @@ export class LocalTaskLauncher implements TaskLauncher {
         env: {
           ...process.env,
           POWERTOOLS_LOG_LEVEL: 'INFO',
-          // V8's compiled code of the bundle and its packages, kept between worker starts (cli/rowfleet.mjs).
-          NODE_COMPILE_CACHE: process.env.NODE_COMPILE_CACHE || join(dirname(BUNDLE), 'compile-cache'),
+          // V8's compiled code of the bundle and its packages, kept between worker starts.
+          ...compileCacheEnv(),
           [ENV.processorsBuilt]: processors,
           ...workerEnv(req),
         },
