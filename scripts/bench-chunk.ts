@@ -28,7 +28,7 @@ import { scanRecordBatches } from '../core/source/scan.ts';
 import { Chunker, type ChunkMessage } from '../core/messages/chunk.ts';
 import { recordConcurrency } from '../core/processors/settings.ts';
 import type { Objects } from '../core/aws/objects.ts';
-import type { Job } from '../core/jobs/store.ts';
+import { NAME_HASH, type Job } from '../core/jobs/store.ts';
 import type { RejectedRecord } from '../core/source/csv.ts';
 
 const { values } = parseArgs({
@@ -87,6 +87,8 @@ const job: Job = {
   succeeded: 0,
   failed: 0,
   receivedAt: '2026-01-02T03:04:05.000Z',
+  // As JobStore.create makes a job: its entry names hashed with the current hash.
+  nameHash: NAME_HASH,
 };
 const objects = {
   bytes: (_key: string, r: { start: number; end: number }) =>

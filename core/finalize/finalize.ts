@@ -12,6 +12,7 @@ import {
   META_PROBE,
   PART_META_OFFSET,
   partHeadroom,
+  namesRehashed,
   readPartMeta,
   splitPart,
   type PartMeta,
@@ -19,10 +20,10 @@ import {
 } from '../messages/part.ts';
 import { randomUUID } from 'node:crypto';
 import { countsAgree, isTerminal, outcome, type RowCounts } from '../jobs/states.ts';
-import { DeflatedEntry, dosDateTime, FINALIZE_ENTRIES, ZipWriter } from '../messages/zip.ts';
+import { DeflatedEntry, dosDateTime, FINALIZE_ENTRIES, localEntryNames, ZipWriter } from '../messages/zip.ts';
 import { copyEarlierEntries, earlierResults, type EarlierResults } from './attempts.ts';
 import { attemptsOf, currentAttempt, endedAttempt } from '../jobs/attempts.ts';
-import { expiresAt, type Job, type JobError } from '../jobs/store.ts';
+import { expiresAt, type Job, type JobError, type NameHashKind } from '../jobs/store.ts';
 import { recordJobUsage, usageStoreOf } from '../usage/store.ts';
 import { RETRIED_CODES } from '../stop/rules.ts';
 import { haltStopped, stoppedError, uncountedRecords } from './stopped.ts';
@@ -133,7 +134,7 @@ async function buildAndFinish(
     for (const line of text.split('\n')) if (line) splitRejections.push(JSON.parse(line) as RecordFailure);
     failures.push(...splitRejections);
   }
-  const { metas, elsewhere } = await readMetas(deps, chunkIds, partKey, metaProbe(job));
+  const { metas, elsewhere } = await readMetas(deps, chunkIds, partKey, metaProbe(job), job.nameHash);
   for (const m of metas) failures.push(...m.failures);
   // A stopped attempt's records no counted chunk holds: reported by their effect claims, or never processed.
   const uncounted = halted
@@ -486,10 +487,21 @@ async function readMetas(
   chunkIds: readonly number[],
   partKey: (chunk: number) => string,
   probe: number,
+  /** The job's name hash (Job.nameHash). */
+  nameHash: NameHashKind | undefined,
 ): Promise<{ metas: PartMeta[]; elsewhere: NamesTakenElsewhere }> {
-  const metas = await pMap(chunkIds, (c) => readPartMeta(deps.objects, partKey(c), probe), {
-    concurrency: PART_METAS_IN_FLIGHT,
-  });
+  const metas = await pMap(
+    chunkIds,
+    async (c) => {
+      const meta = await readPartMeta(deps.objects, partKey(c), probe);
+      if (!meta.names || meta.nameHash === nameHash) return meta;
+      // Hashed otherwise than its job's names (a worker from before a deploy that changed the hash): hashed again
+      // from its own entries' names, the part read whole, so the check compares like with like.
+      const { entries } = splitPart(await deps.objects.bytes(partKey(c)));
+      return { ...meta, names: namesRehashed(meta.names, localEntryNames(entries), nameHash), nameHash };
+    },
+    { concurrency: PART_METAS_IN_FLIGHT },
+  );
   const elsewhere = namesTakenElsewhere(metas);
   return { metas: metas.map(({ names: _names, ...meta }) => meta), elsewhere };
 }

@@ -25,6 +25,17 @@ import type { JobError } from './wire.ts';
 export type { JobError };
 
 /** The job record, one DynamoDB item in the site's partition. */
+/**
+ * The hash of a job's zip entry names (Job.nameHash, fixed when the job is created, and PartMeta.nameHash;
+ * computed in core/messages/part.ts): MurmurHash3 x86_128 of the name's UTF-16 code units (core/shared/murmur3.ts),
+ * in JavaScript with no object per name. Absent: SHA-256, as jobs created before it have theirs, so every part of a
+ * job is hashed alike whichever workers write them. At 1M records the one-shot SHA-256 took 0.65 s of a worker's
+ * 11.6 s busy (its CPU profile). The names need no secrecy, only few collisions (96 bits), and a name is only
+ * compared with the names of its own job.
+ */
+export const NAME_HASH = 'murmur3';
+export type NameHashKind = typeof NAME_HASH;
+
 export interface Job {
   readonly site: string;
   readonly token: string;
@@ -71,6 +82,12 @@ export interface Job {
   readonly expiresAt?: number;
   /** The site's office the job was run for (usage figures are kept per office); the API always sets it. */
   readonly office?: string;
+  /**
+   * How its workers hash its zip entry names for the finalize's check across chunks (core/messages/part.ts
+   * NAME_HASH): set when the job is created, so every part of a job is hashed alike whichever workers write it.
+   * Absent: SHA-256 (jobs created before it).
+   */
+  readonly nameHash?: NameHashKind;
   /** Options for the row processor (e.g. simulated delay), passed to the workers. */
   readonly options?: Record<string, string>;
   /** The job whose failed records this job re-runs (jobs of an older `rowfleet retry`, which made new jobs). */
@@ -189,6 +206,7 @@ export class JobStore {
   ): Promise<Job> {
     const item: Job = {
       expiresAt: expiresAt(retentionDays, Date.parse(job.receivedAt)),
+      nameHash: NAME_HASH,
       ...job,
       state: 'RECEIVED',
       chunksDone: 0,

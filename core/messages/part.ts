@@ -1,4 +1,6 @@
 import { hash } from 'node:crypto';
+import { murmur3x86_128of96 } from '../shared/murmur3.ts';
+import { NAME_HASH, type NameHashKind } from '../jobs/store.ts';
 import { csvText, neutraliseCell } from '../source/write.ts';
 import type { RecordErrorCode } from '../shared/errors.ts';
 import type { Objects } from '../aws/objects.ts';
@@ -40,6 +42,8 @@ export interface PartMeta {
    * {@link nameHash} per output; records separated by a space. Absent in parts written before it existed.
    */
   readonly names?: string;
+  /** How `names` were hashed ({@link NAME_HASH}); absent: SHA-256 (parts of jobs created before it, or older workers). */
+  readonly nameHash?: NameHashKind;
   /**
    * The part's rows of results.csv (core/messages/results-row.ts), written by the worker that had the records in
    * hand: one row for every numbered record of the chunk's range — the split's rejections included — in record
@@ -56,19 +60,47 @@ export interface PartMeta {
 /** Characters of a {@link nameHash}. */
 export const NAME_HASH_CHARS = 16;
 
-/** An entry name as the part's meta keeps it: 96 bits of its SHA-256, base64 (16 characters whatever its length). */
-export function nameHash(name: string): string {
-  // One call per zip entry (a million for a million records): the one-shot hash costs no Hash object, and the
-  // first 16 base64 characters of the whole digest are exactly the base64 of its first 12 bytes.
+/** An entry name as the part's meta keeps it: 96 bits of its hash, base64 (16 characters whatever its length). */
+export function nameHash(name: string, kind?: NameHashKind): string {
+  if (kind === NAME_HASH) {
+    const b = Buffer.allocUnsafe(NAME_HASH_CHARS);
+    writeNameHash(b, 0, name, kind);
+    return b.toString('latin1');
+  }
+  // The one-shot hash costs no Hash object, and the first 16 base64 characters of the whole digest are exactly
+  // the base64 of its first 12 bytes.
   return hash('sha256', name, 'base64').slice(0, NAME_HASH_CHARS);
 }
 
-/** Writes {@link nameHash}(name) at `b[at]` (room for it checked by the caller); its length. */
-export function writeNameHash(b: Buffer, at: number, name: string): number {
+const BASE64 = Buffer.from('ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/', 'latin1');
+const WORDS = new Uint32Array(3);
+
+/** Writes {@link nameHash}(name, kind) at `b[at]` (room for it checked by the caller); its length. */
+export function writeNameHash(b: Buffer, at: number, name: string, kind?: NameHashKind): number {
+  if (kind === NAME_HASH) {
+    murmur3x86_128of96(name, WORDS);
+    // The 12 bytes h1 h2 h3 (big-endian) as base64: four characters for each 24 bits, no string made.
+    const w1 = WORDS[0]!;
+    const w2 = WORDS[1]!;
+    const w3 = WORDS[2]!;
+    sextets(b, at, w1 >>> 8);
+    sextets(b, at + 4, ((w1 & 0xff) << 16) | (w2 >>> 16));
+    sextets(b, at + 8, ((w2 & 0xffff) << 8) | (w3 >>> 24));
+    sextets(b, at + 12, w3 & 0xffffff);
+    return NAME_HASH_CHARS;
+  }
   // Base64 is ASCII: its characters are its bytes, copied (no string kept until the part is written).
   const h = nameHash(name);
   for (let k = 0; k < NAME_HASH_CHARS; k++) b[at + k] = h.charCodeAt(k);
   return NAME_HASH_CHARS;
+}
+
+/** 24 bits as four base64 characters at `b[at]`. */
+function sextets(b: Buffer, at: number, v: number): void {
+  b[at] = BASE64[v >>> 18]!;
+  b[at + 1] = BASE64[(v >>> 12) & 63]!;
+  b[at + 2] = BASE64[(v >>> 6) & 63]!;
+  b[at + 3] = BASE64[v & 63]!;
 }
 
 /** A succeeded record's outputs as {@link PartMeta.names} lists them. */
@@ -115,6 +147,28 @@ function numberAt(s: string, from: number, to: number): number {
 
 /** Above this, one more digit may leave the integers a double holds exactly: Number() reads it. */
 const MAX_DIGITS_VALUE = (Number.MAX_SAFE_INTEGER - 9) / 10;
+
+/**
+ * {@link PartMeta.names} hashed with `kind` from the names of the part's own entries (`entryNames`, in entry order:
+ * a record's outputs are its next entries). For a part whose worker hashed otherwise than its job: one started from
+ * the image before a deploy that changed the hash, working for a job created after it.
+ */
+export function namesRehashed(names: string, entryNames: readonly string[], kind?: NameHashKind): string {
+  const out: string[] = [];
+  let e = 0;
+  eachNamedRecord(names, (n, line, from, to) => {
+    const count = Math.ceil((to - from) / NAME_HASH_CHARS);
+    let hashes = '';
+    for (let k = 0; k < count; k++) {
+      const name = entryNames[e++];
+      if (name === undefined)
+        throw new Error(`part names: record ${n} has more outputs than the part has entries`);
+      hashes += nameHash(name, kind);
+    }
+    out.push(`${n}:${line}:${hashes}`);
+  });
+  return out.join(' ');
+}
 
 /** {@link PartMeta.names}, read back. */
 export function namedRecords(names: string | undefined): NamedRecord[] {

@@ -132,6 +132,22 @@ function compressed(raw: Buffer): { method: 0 | 8; body: Buffer } {
   return deflated.length < raw.length ? { method: 8, body: deflated } : { method: 0, body: raw };
 }
 
+/** The names of prebuilt local entries ({@link LocalEntries}' bytes), in order, as their headers give them (UTF-8). */
+export function localEntryNames(bytes: Buffer): string[] {
+  const names: string[] = [];
+  for (let o = 0; o < bytes.length;) {
+    if (o + LOCAL_HEADER_SIZE > bytes.length || bytes.readUInt32LE(o) !== LOCAL_SIG)
+      throw new Error(`prebuilt zip entries: no local header at byte ${o}`);
+    const nameLen = bytes.readUInt16LE(o + 26);
+    const at = o + LOCAL_HEADER_SIZE;
+    o = at + nameLen + bytes.readUInt16LE(o + 28) + bytes.readUInt32LE(o + 18);
+    if (o > bytes.length)
+      throw new Error(`prebuilt zip entries: entry at byte ${at - LOCAL_HEADER_SIZE} is cut short`);
+    names.push(bytes.toString('utf8', at, at + nameLen));
+  }
+  return names;
+}
+
 /** Builds one local entry (header + data). Position-independent, so it can be built before its offset is known. */
 export function buildLocalEntry(name: string, data: Buffer, stamp = FIXED_STAMP): LocalEntry {
   const nameLen = Buffer.byteLength(name, 'utf8');

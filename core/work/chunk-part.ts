@@ -9,7 +9,7 @@ import { encodePart, NAME_HASH_CHARS, writeNameHash, type RecordFailure } from '
 import { withRoom, writeUint } from '../shared/bytes.ts';
 import { dosDateTime, entryNameProblem, LocalEntries } from '../messages/zip.ts';
 import { echoed } from '../shared/own.ts';
-import type { Job } from '../jobs/store.ts';
+import type { Job, NameHashKind } from '../jobs/store.ts';
 import { claimOutcome, type EffectClaims } from '../effects/claims.ts';
 import { chunkRecords, splitRejected } from './chunk-records.ts';
 import { SheetRows, writesSheetRows } from './sheet-rows.ts';
@@ -37,7 +37,11 @@ export class ChunkEntries {
   private names: Buffer = Buffer.allocUnsafe(0);
   private namesUsed = 0;
 
-  constructor(readonly entries: LocalEntries) {}
+  constructor(
+    readonly entries: LocalEntries,
+    /** The job's name hash (Job.nameHash). */
+    readonly nameHash?: NameHashKind,
+  ) {}
 
   /** The names of the entries added, as the part's meta keeps them (PartMeta.names). */
   get summary(): string | undefined {
@@ -64,7 +68,7 @@ export class ChunkEntries {
     for (const o of outputs) {
       this.entries.add(o.name, o.data);
       this.taken.add(o.name);
-      at += writeNameHash(this.names, at, o.name);
+      at += writeNameHash(this.names, at, o.name, this.nameHash);
     }
     this.namesUsed = at;
     return undefined;
@@ -84,7 +88,7 @@ export class ChunkEntries {
     if (problem) return `output "${echoed(name)}" cannot be an entry of the zip: ${problem}`;
     this.entries.add(name, o.data);
     const at = this.named(n, line, 1);
-    this.namesUsed = at + writeNameHash(this.names, at, name);
+    this.namesUsed = at + writeNameHash(this.names, at, name, this.nameHash);
     return undefined;
   }
 
@@ -158,7 +162,7 @@ export function chunkPart(
     failed: failures.length,
     entries: entries?.entries.count ?? 0,
     failures,
-    ...(names ? { names } : {}),
+    ...(names ? { names, ...(entries?.nameHash ? { nameHash: entries.nameHash } : {}) } : {}),
   };
   return {
     part: encodePart(meta, entries?.entries ?? Buffer.alloc(0), sheet),
@@ -223,7 +227,7 @@ export async function failedChunk(
     concurrency: CLAIM_READS_IN_FLIGHT,
   });
   const entries = new LocalEntries(dosDateTime(new Date(job.receivedAt)));
-  const named = new ChunkEntries(entries);
+  const named = new ChunkEntries(entries, job.nameHash);
   const left: RecordFailure[] = [];
   let succeeded = 0;
   const fail = (i: number, f: RecordFailure) => {

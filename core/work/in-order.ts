@@ -6,6 +6,7 @@ import { recordToRaw } from '../source/csv.ts';
 import { shownNames, shownOutputs } from '../messages/results-row.ts';
 import { ChunkEntries, ZIP_ENTRY_NAME } from './chunk-part.ts';
 import type { SheetRows } from './sheet-rows.ts';
+import type { NameHashKind } from '../jobs/store.ts';
 
 /** What a record's result is. */
 export type Done =
@@ -29,8 +30,10 @@ export class InOrder {
     private readonly delimiter: string | undefined,
     /** The chunk's rows of results.csv, when its part carries them: each record's row as it goes in. */
     readonly sheet?: SheetRows,
+    /** The job's name hash (Job.nameHash). */
+    nameHash?: NameHashKind,
   ) {
-    this.named = new ChunkEntries(entries);
+    this.named = new ChunkEntries(entries, nameHash);
   }
 
   /** Record `i` succeeded with `outputs`. */

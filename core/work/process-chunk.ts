@@ -121,7 +121,7 @@ export async function processChunk(
     room && room.entries + (writesRows ? room.rows : 0),
   );
   const sheet = writesRows ? new SheetRows(job, rejected, records.lines, room?.rows) : undefined;
-  const out = new InOrder(entries, records, job.delimiter, sheet);
+  const out = new InOrder(entries, records, job.delimiter, sheet, job.nameHash);
   const side: JobSide = {
     site: job.site,
     token: job.token,

@@ -2,7 +2,9 @@ import fc from 'fast-check';
 import { describe, expect, it } from 'vitest';
 import { ChunkEntries } from '../../../../core/work/chunk-part.ts';
 import { entryNameProblem, LocalEntries } from '../../../../core/messages/zip.ts';
-import { nameHash } from '../../../../core/messages/part.ts';
+import { nameHash, namesRehashed } from '../../../../core/messages/part.ts';
+import { localEntryNames } from '../../../../core/messages/zip.ts';
+import { NAME_HASH, type NameHashKind } from '../../../../core/jobs/store.ts';
 import type { RowOutput } from '../../../../core/processors/types.ts';
 
 /**
@@ -12,7 +14,10 @@ import type { RowOutput } from '../../../../core/processors/types.ts';
 class ModelEntries {
   private readonly taken = new Set<string>();
   names = '';
-  constructor(readonly entries: LocalEntries) {}
+  constructor(
+    readonly entries: LocalEntries,
+    private readonly kind?: NameHashKind,
+  ) {}
 
   add(n: number, line: number, outputs: readonly RowOutput[]): string | undefined {
     const own = new Set<string>();
@@ -30,7 +35,7 @@ class ModelEntries {
     for (const o of outputs) {
       this.entries.add(o.name, o.data);
       this.taken.add(o.name);
-      hashes += nameHash(o.name);
+      hashes += nameHash(o.name, this.kind);
     }
     this.names += `${this.names ? ' ' : ''}${n}:${line}:${hashes}`;
     return undefined;
@@ -58,9 +63,10 @@ describe('Class: ChunkEntries', () => {
       fc.property(
         fc.array(fc.array(output, { maxLength: 3 }), { maxLength: 12 }),
         fc.nat({ max: 1e9 }),
-        (records, first) => {
-          const entries = new ChunkEntries(new LocalEntries());
-          const model = new ModelEntries(new LocalEntries());
+        fc.constantFrom(undefined, NAME_HASH),
+        (records, first, kind) => {
+          const entries = new ChunkEntries(new LocalEntries(), kind);
+          const model = new ModelEntries(new LocalEntries(), kind);
           records.forEach((outputs, i) => {
             if (outputs.length === 1) one++;
             // Same answer (the echoed name of a plain pool name is the name).
@@ -76,5 +82,35 @@ describe('Class: ChunkEntries', () => {
     );
     // Records of one output (the own path) were among them.
     expect(one).toBeGreaterThan(1000);
+  });
+
+  it("names a job's entries with its hash, and a part hashed otherwise reads the same once hashed again from its entries", () => {
+    fc.assert(
+      fc.property(fc.array(fc.array(output, { maxLength: 3 }), { maxLength: 12 }), (records) => {
+        const older = new ChunkEntries(new LocalEntries());
+        const current = new ChunkEntries(new LocalEntries(), NAME_HASH);
+        records.forEach((outputs, i) => {
+          expect(current.add(i + 1, i + 2, outputs)).toBe(older.add(i + 1, i + 2, outputs));
+        });
+        const entries = older.entries.bytes();
+        expect(localEntryNames(entries)).toEqual(localEntryNames(current.entries.bytes()));
+        if (older.summary === undefined) {
+          expect(current.summary).toBeUndefined();
+          return;
+        }
+        // Not the same hashes (SHA-256 against MurmurHash3), the same records.
+        expect(current.summary).not.toBe(older.summary);
+        expect(namesRehashed(older.summary, localEntryNames(entries), NAME_HASH)).toBe(current.summary);
+        expect(namesRehashed(current.summary!, localEntryNames(entries))).toBe(older.summary);
+      }),
+      { numRuns: 300 },
+    );
+  });
+
+  it('is MurmurHash3 for a job that says so: 16 base64 characters, unlike SHA-256 and alike for the same name', () => {
+    expect(nameHash('rows/1.json', NAME_HASH)).toMatch(/^[A-Za-z0-9+/]{16}$/);
+    expect(nameHash('rows/1.json', NAME_HASH)).toBe(nameHash('rows/1.json', NAME_HASH));
+    expect(nameHash('rows/1.json', NAME_HASH)).not.toBe(nameHash('rows/1.json'));
+    expect(nameHash('rows/1.json', NAME_HASH)).not.toBe(nameHash('rows/2.json', NAME_HASH));
   });
 });
