@@ -24,7 +24,6 @@ import type { JobError } from './wire.ts';
 // The wire shapes are defined Node-free in ./wire.ts (the console reads them); their names stay importable here.
 export type { JobError };
 
-/** The job record, one DynamoDB item in the site's partition. */
 /**
  * The hash of a job's zip entry names (Job.nameHash, fixed when the job is created, and PartMeta.nameHash;
  * computed in core/messages/part.ts): MurmurHash3 x86_128 of the name's UTF-16 code units (core/shared/murmur3.ts),
@@ -36,6 +35,7 @@ export type { JobError };
 export const NAME_HASH = 'murmur3';
 export type NameHashKind = typeof NAME_HASH;
 
+/** The job record, one DynamoDB item in the site's partition. */
 export interface Job {
   readonly site: string;
   readonly token: string;

@@ -5,7 +5,7 @@
  * million records) and must cost no object, string or buffer per name. The JavaScript packages on npm answer a hex
  * string, and hash `charCodeAt(i) & 0xff` (two names that differ only above Latin-1 would collide). Held to one of
  * them (murmurhash3js, on the same bytes as a binary string) by test/unit/core/shared/murmur3.test.ts; the figures
- * are in the README ("Written here").
+ * are in docs/DESIGN.md ("Written here, not taken from a library").
  */
 
 const C1 = 0x239b961b;
