@@ -17,6 +17,7 @@ import type { RowProcessor } from '../../../../core/processors/types.ts';
 import { runWorker } from '../../../../core/work/worker.ts';
 import { RecordingLauncher, testDeps, useTestAws } from '../../../helpers/aws.ts';
 import { readZip } from '../../../helpers/zip.ts';
+import { drainFinalizeRequests } from '../../../helpers/pipeline-jobs.ts';
 
 const aws = useTestAws();
 let launcher: RecordingLauncher;
@@ -96,15 +97,7 @@ describe('Function: finalizeJob (entry names across chunks)', () => {
       await deps.objects.put(partKey, redone.part, 'application/octet-stream');
 
       // Act
-      for (;;) {
-        const msgs = await deps.queues.receive(deps.env.finalizeQueueUrl, { max: 10, waitSeconds: 0 });
-        if (msgs.length === 0) break;
-        for (const m of msgs) {
-          const r = JSON.parse(m.Body!) as { site: string; token: string };
-          await finalizeJob(deps, r.site, r.token);
-          await deps.queues.delete(deps.env.finalizeQueueUrl, m.ReceiptHandle!);
-        }
-      }
+      for (const r of await drainFinalizeRequests(deps)) await finalizeJob(deps, r.site, r.token);
 
       // Assess
       const done = (await deps.jobs.get('sakai', view.token))!;
