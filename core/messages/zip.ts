@@ -132,18 +132,32 @@ function compressed(raw: Buffer): { method: 0 | 8; body: Buffer } {
   return deflated.length < raw.length ? { method: 8, body: deflated } : { method: 0, body: raw };
 }
 
-/** The names of prebuilt local entries ({@link LocalEntries}' bytes), in order, as their headers give them (UTF-8). */
+/**
+ * Where the prebuilt local entry at byte `o` of `bytes` ends (as {@link LocalEntries} or {@link buildLocalEntry}
+ * write them); throws when no local header starts there or the entry is cut short.
+ */
+function localEntryEnd(bytes: Buffer, o: number): number {
+  if (o + LOCAL_HEADER_SIZE > bytes.length || bytes.readUInt32LE(o) !== LOCAL_SIG)
+    throw new Error(`prebuilt zip entries: no local header at byte ${o}`);
+  const end =
+    o +
+    LOCAL_HEADER_SIZE +
+    bytes.readUInt16LE(o + 26) +
+    bytes.readUInt16LE(o + 28) +
+    bytes.readUInt32LE(o + 18);
+  if (end > bytes.length) throw new Error(`prebuilt zip entries: entry at byte ${o} is cut short`);
+  return end;
+}
+
+/** The names of prebuilt local entries, in order, as their headers give them (UTF-8). */
 export function localEntryNames(bytes: Buffer): string[] {
   const names: string[] = [];
   for (let o = 0; o < bytes.length;) {
-    if (o + LOCAL_HEADER_SIZE > bytes.length || bytes.readUInt32LE(o) !== LOCAL_SIG)
-      throw new Error(`prebuilt zip entries: no local header at byte ${o}`);
-    const nameLen = bytes.readUInt16LE(o + 26);
-    const at = o + LOCAL_HEADER_SIZE;
-    o = at + nameLen + bytes.readUInt16LE(o + 28) + bytes.readUInt32LE(o + 18);
-    if (o > bytes.length)
-      throw new Error(`prebuilt zip entries: entry at byte ${at - LOCAL_HEADER_SIZE} is cut short`);
-    names.push(bytes.toString('utf8', at, at + nameLen));
+    const end = localEntryEnd(bytes, o);
+    names.push(
+      bytes.toString('utf8', o + LOCAL_HEADER_SIZE, o + LOCAL_HEADER_SIZE + bytes.readUInt16LE(o + 26)),
+    );
+    o = end;
   }
   return names;
 }
@@ -404,14 +418,9 @@ export class ZipWriter {
     let o = 0;
     let n = 0;
     while (o < bytes.length) {
-      if (o + LOCAL_HEADER_SIZE > bytes.length || bytes.readUInt32LE(o) !== LOCAL_SIG) {
-        throw new Error(`prebuilt zip entries: no local header at byte ${o}`);
-      }
+      const end = localEntryEnd(bytes, o);
       const nameLen = bytes.readUInt16LE(o + 26);
-      const extraLen = bytes.readUInt16LE(o + 28);
       const csize = bytes.readUInt32LE(o + 18);
-      const end = o + LOCAL_HEADER_SIZE + nameLen + extraLen + csize;
-      if (end > bytes.length) throw new Error(`prebuilt zip entries: entry at byte ${o} is cut short`);
       // The name's bytes go from the local header to the central record as they are (never decoded).
       if (this.offset + o < U32_MAX) this.centralFromLocal(bytes, o, nameLen, this.offset + o);
       else
@@ -442,15 +451,7 @@ export class ZipWriter {
       run = -1;
     };
     while (o < bytes.length) {
-      if (o + LOCAL_HEADER_SIZE > bytes.length || bytes.readUInt32LE(o) !== LOCAL_SIG) {
-        throw new Error(`prebuilt zip entries: no local header at byte ${o}`);
-      }
-      const end =
-        o +
-        LOCAL_HEADER_SIZE +
-        bytes.readUInt16LE(o + 26) +
-        bytes.readUInt16LE(o + 28) +
-        bytes.readUInt32LE(o + 18);
+      const end = localEntryEnd(bytes, o);
       if (skip.has(i)) await flush(o);
       else {
         if (run === -1) run = o;
