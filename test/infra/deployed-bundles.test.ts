@@ -26,6 +26,7 @@ import { EventSources } from '../../local/event-sources.ts';
 import { IsolatedFunction } from '../../local/functions.ts';
 import { ensureResources, type StageResources } from '../../local/resources.ts';
 import { EcsEmulator } from '../helpers/ecs-emulator.ts';
+import { httpEsImportsOf } from '../helpers/es-imports.ts';
 import { buildWorkerImage, DEPLOYED_NODE, type WorkerImage } from '../helpers/worker-image.ts';
 import { bundleDir, synthStage, type Synthesized } from '../helpers/synth.ts';
 
@@ -60,13 +61,6 @@ function importedPackages(code: string): string[] {
     if (/^(node:)?(@[a-z0-9][\w.-]*\/)?[a-z0-9][\w.-]*(\/[\w./-]*)?$/.test(spec)) out.add(spec);
   }
   return [...out].sort();
-}
-
-/** The modules a bundle imports with a static ES `import` (what Node links, and builds a facade for, before it runs). */
-function esImportsOf(code: string): string[] {
-  return [...code.matchAll(/(?:^|[;}\s])import\s*(?:[\w$*{][^'"]*?\bfrom\s*)?["']([^"']+)["']/g)].map(
-    (m) => m[1]!,
-  );
 }
 
 /**
@@ -300,7 +294,7 @@ describe('Deployed bytes: the synthesized bundles and the worker image run a job
     for (const pkg of SDK_OPTIONAL) expect(existsSync(projectPath(`node_modules/${pkg}`))).toBe(false);
     expect(importedPackages(bundle)).toContain('node:module'); // the banner's createRequire
     // node:http is taken without its ES module facade, which would load undici at every start (config/node-http.cjs).
-    expect(esImportsOf(bundle).filter((m) => m === 'http' || m === 'node:http')).toEqual([]);
+    expect(httpEsImportsOf(bundle)).toEqual([]);
     expect(reachableNodeModules(image.appDir)).toEqual([]);
     expect(image.command).toEqual([DEPLOYED_NODE, 'worker.mjs']);
     expect(image.substituted).toEqual([
@@ -340,11 +334,7 @@ describe('Deployed bytes: the synthesized bundles and the worker image run a job
     expect(out.trim()).toMatch(new RegExp(`^v${DEPLOYED_NODE_MAJOR}\\.`));
     expect(loaded).toEqual(others);
     for (const name of Object.keys(FUNCTION_ENTRIES) as FunctionName[]) {
-      const imports = esImportsOf(readFileSync(join(bundleDir(s, name), 'index.mjs'), 'utf8'));
-      expect(
-        imports.filter((m) => m === 'http' || m === 'node:http'),
-        name,
-      ).toEqual([]);
+      expect(httpEsImportsOf(readFileSync(join(bundleDir(s, name), 'index.mjs'), 'utf8')), name).toEqual([]);
     }
     for (const dir of copies) expect(reachableNodeModules(dir)).toEqual([]);
   });

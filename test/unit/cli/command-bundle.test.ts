@@ -1,7 +1,7 @@
 import { execFileSync } from 'node:child_process';
-import { mkdtempSync, readFileSync, rmSync, statSync, utimesSync, writeFileSync } from 'node:fs';
+import { existsSync, mkdtempSync, readFileSync, rmSync, statSync, utimesSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
-import { join } from 'node:path';
+import { dirname, join } from 'node:path';
 import { pathToFileURL } from 'node:url';
 import { afterAll, describe, expect, it } from 'vitest';
 import {
@@ -12,6 +12,7 @@ import {
   currentBundle,
   SELF_CONTAINED,
 } from '../../../cli/command-bundle.mjs';
+import { httpEsImportsOf } from '../../helpers/es-imports.ts';
 
 const dir = mkdtempSync(join(tmpdir(), 'rowfleet-bundle-'));
 afterAll(() => rmSync(dir, { recursive: true, force: true }));
@@ -100,6 +101,22 @@ describe('command bundle (cli/command-bundle.mjs)', () => {
     // Assess
     expect(built).toBeDefined();
     expect(Object.keys(manifest.inputs)).toEqual(expect.arrayContaining(expected));
+  });
+
+  it("takes node:http without its ES module facade in every file of the command's processes", async () => {
+    // Act: the entries and every chunk they import, statically or lazily (older builds' chunks stay a while)
+    const built = (await commandBundle())!;
+    const files = new Set(Object.keys(COMMAND_ENTRIES).map((n) => built[n]!));
+    for (const f of files) {
+      for (const m of readFileSync(f, 'utf8').matchAll(/["'](\.\.?\/[^"']+\.mjs)["']/g)) {
+        const chunk = join(dirname(f), m[1]!);
+        if (chunk.startsWith(join(bundleDir(), 'chunks')) && existsSync(chunk)) files.add(chunk);
+      }
+    }
+
+    // Assess: the facade would load undici at the start of the command and of the runtime
+    expect(files.size).toBeGreaterThan(Object.keys(COMMAND_ENTRIES).length);
+    for (const f of files) expect(httpEsImportsOf(readFileSync(f, 'utf8')), f).toEqual([]);
   });
 
   it('builds the runtime with its packages in it (each keeping its own import.meta.url); the rest imports them', async () => {
