@@ -17,8 +17,8 @@ export const NODE_TARGET = `node${DEPLOYED_NODE_MAJOR}`;
 export const LAMBDA_RUNTIME = `nodejs${DEPLOYED_NODE_MAJOR}.x`;
 
 /**
- * esbuild's `alias` of every bundle that ships (and of the local worker's and the command bundle's): `node:http` (and `http`) taken from
- * config/node-http.cjs, so that no bundle imports it as an ES module (why: that file). Paths from the project root; in
- * node.json, which cli/command-bundle.mjs reads before any TypeScript loader is up.
+ * esbuild's `alias` of every bundle that ships, of the local worker's and of the command bundle's: `node:http` (and
+ * `http`) taken from config/node-http.cjs, so that no bundle imports it as an ES module (why: that file). Paths from
+ * the project root; in node.json, which cli/command-bundle.mjs reads before any TypeScript loader is up.
  */
 export const NODE_HTTP_ALIAS: Readonly<Record<string, string>> = node.httpAlias;
