@@ -27,6 +27,7 @@ import { IsolatedFunction } from '../../local/functions.ts';
 import { ensureResources, type StageResources } from '../../local/resources.ts';
 import { EcsEmulator } from '../helpers/ecs-emulator.ts';
 import { httpEsImportsOf } from '../helpers/es-imports.ts';
+import { until } from '../helpers/wait.ts';
 import { buildWorkerImage, DEPLOYED_NODE, type WorkerImage } from '../helpers/worker-image.ts';
 import { bundleDir, synthStage, type Synthesized } from '../helpers/synth.ts';
 
@@ -383,8 +384,14 @@ describe('Deployed bytes: the synthesized bundles and the worker image run a job
       });
     }
     expect(ecs.tasks.length).toBeGreaterThan(0);
-    // The finalize stopped the job's workers through ECS (ListTasks by startedBy, then StopTask of each)
-    expect(ecs.calls).toContainEqual({
+    // The finalize stops the job's workers through ECS (ListTasks by startedBy, then StopTask of each), after the
+    // job's state is final (finishedAt): looked for until it has, not at the moment the view shows the end.
+    const listed = await until("the finalize listing the job's tasks", 10_000, () =>
+      ecs.calls.find(
+        (c) => c.operation === 'ListTasks' && (c.input as { startedBy?: string }).startedBy === token,
+      ),
+    );
+    expect(listed).toEqual({
       operation: 'ListTasks',
       input: expect.objectContaining({ startedBy: token, desiredStatus: 'RUNNING' }),
     });
